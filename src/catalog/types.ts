@@ -1,0 +1,108 @@
+// Shared data model of the catalog. Everything that protocol layers (DIDL-Lite,
+// ContentDirectory, HTTP delivery) and storage layers (scanner, tape, staging)
+// exchange about a library object is described here.
+//
+// Rule: an object's ID and URL never depend on where its bytes live. Where the
+// bytes are is the `location` field and nothing else.
+
+export type MediaKind = 'audio' | 'video' | 'image';
+
+/** Bytes on primary disk. */
+export interface DiskLocation {
+  path: string; // absolute path of the file
+  size: number;
+  mtime: number; // ms since epoch
+}
+
+/** Bytes on a tape cartridge (see DESIGN.md §5). */
+export interface TapeLocation {
+  label: string; // cartridge barcode, e.g. TD0001L9
+  tapeFile: number; // tape file number holding the tar stream
+  block: number; // logical block address of the block holding the first data byte
+  offset: number; // byte offset of the first data byte within that block
+  size: number;
+  sha256: string;
+  blockSize: number;
+}
+
+/** A half-open byte range [start, end). */
+export interface ByteRange {
+  start: number;
+  end: number;
+}
+
+/** Parts of an archived file kept on disk so probing and playback start never wait for tape. */
+export interface StubLocation {
+  path: string; // file holding the stub ranges back to back, in order
+  ranges: ByteRange[]; // ranges of the original file, sorted, non-overlapping
+}
+
+export interface Location {
+  disk?: DiskLocation;
+  tape?: TapeLocation;
+  stub?: StubLocation;
+}
+
+/** Technical description of an item's single resource. */
+export interface Resource {
+  mime: string;
+  size: number;
+  duration?: number; // seconds (float)
+  bitrate?: number; // BYTES per second, as UPnP res@bitrate wants
+  sampleFrequency?: number; // Hz
+  nrAudioChannels?: number;
+  bitsPerSample?: number;
+  width?: number;
+  height?: number;
+  dlnaProfile?: string; // DLNA.ORG_PN value, when one applies
+  container?: string; // e.g. 'mp4', 'mkv', 'mp3', 'flac', 'jpeg'
+  videoCodec?: string;
+  audioCodec?: string;
+}
+
+/** Descriptive metadata of an item (DIDL-Lite dc:/upnp: properties). */
+export interface ItemMeta {
+  artist?: string;
+  albumArtist?: string;
+  album?: string;
+  genre?: string;
+  creator?: string;
+  date?: string; // ISO 8601: YYYY, YYYY-MM-DD or full date-time
+  trackNumber?: number;
+  discNumber?: number;
+  description?: string;
+}
+
+/** What the media prober returns for one file. */
+export interface ProbeResult {
+  kind: MediaKind;
+  upnpClass: string; // object.item.audioItem.musicTrack, object.item.videoItem.movie, object.item.imageItem.photo
+  title: string;
+  meta: ItemMeta;
+  res: Resource;
+}
+
+export interface CatalogObject {
+  id: string;
+  parentId: string; // '-1' for the root container
+  container: boolean;
+  upnpClass: string;
+  title: string;
+  /** Containers: number of children (kept by the catalog). */
+  childCount?: number;
+  /** Containers: whether Search is allowed below it. */
+  searchable?: boolean;
+  /** Items that appear in a virtual container are references: refId is the canonical item's ID. */
+  refId?: string;
+  /** Items: */
+  kind?: MediaKind;
+  meta?: ItemMeta;
+  res?: Resource;
+  location?: Location;
+  /** Items: path relative to its media root (stable identity, survives tier moves). */
+  relPath?: string;
+  /** Last time this object (or, for containers, its child list) changed: a counter, see ContainerUpdateIDs. */
+  updateId?: number;
+}
+
+export const ROOT_ID = '0';
