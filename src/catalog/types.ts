@@ -99,8 +99,16 @@ export interface CatalogObject {
   meta?: ItemMeta;
   res?: Resource;
   location?: Location;
-  /** Items: path relative to its media root (stable identity, survives tier moves). */
+  /** Items: absolute path the file had when scanned (its identity: survives tier moves). */
+  origPath?: string;
+  /** Items: the configured media directory the file was found under. */
+  mediaRoot?: string;
+  /** Items: path relative to mediaRoot. */
   relPath?: string;
+  /** Items: file modification time (ms) when scanned. */
+  mtime?: number;
+  /** Containers: sort key of this container inside its parent (catalog-internal). */
+  sortKey?: string;
   /** Last time this object (or, for containers, its child list) changed: a counter, see ContainerUpdateIDs. */
   updateId?: number;
 }

@@ -1,0 +1,397 @@
+// The catalog: one object store for the whole library, over a KVStore.
+//
+// Key spaces (see DESIGN.md §4; sorted keys make paging cheap):
+//   o/<id>                               object JSON (canonical items and containers)
+//   c/<containerId>\0<sortKey>\0<childId> child index in default order (containers first,
+//                                        then natural order), values empty
+//   p/<origPath>                         scanner map: {id, size, mtime, gen}
+//   meta/systemUpdateId, meta/uuid, meta/schemaVersion, meta/scanGen
+//
+// Browse pages come from a per-container ordinal list of child IDs built once
+// from the c/ index (a key-only range scan) and cached until the container
+// changes, so StartingIndex is an array index, never a scan per page.
+// Every change goes through apply(): one awaited, atomic batch that moves an
+// item, its references, the container counts and the update IDs together.
+
+import { EventEmitter } from 'node:events';
+import type { BatchOp, KVStore } from './store.js';
+import { prefixRange } from './store.js';
+import type { CatalogObject, Location } from './types.js';
+import { ROOT_ID } from './types.js';
+import type { ContainerDef, Placement } from './layout.js';
+import { FIXED, FIXED_BY_ID, parseRefId, placements } from './layout.js';
+
+export const SCHEMA_VERSION = '1';
+const SEP = '\u0000';
+const O = 'o/';
+const C = 'c/';
+const P = 'p/';
+
+export interface PathEntry {
+  id: string;
+  size: number;
+  mtime: number;
+  gen: number;
+  /** Disk copy removed after archiving: a missing file is not a deleted item. */
+  archived?: boolean;
+}
+
+export interface ChangeEvent {
+  systemUpdateId: number;
+  /** [containerId, updateId] for every container whose children changed. */
+  containers: [string, number][];
+}
+
+export interface ApplyInput {
+  upserts?: CatalogObject[];
+  removes?: string[];
+  /** Extra raw ops to commit in the same batch (e.g. scanner path entries). */
+  extraOps?: BatchOp[];
+}
+
+const childKey = (p: { containerId: string; sortKey: string; childId: string }) => C + p.containerId + SEP + p.sortKey + SEP + p.childId;
+
+function containerObject(def: ContainerDef, updateId: number): CatalogObject {
+  return {
+    id: def.id,
+    parentId: def.parentId,
+    container: true,
+    upnpClass: def.upnpClass,
+    title: def.title,
+    childCount: 0,
+    searchable: true,
+    sortKey: def.sortKey,
+    updateId,
+  };
+}
+
+interface ListCacheEntry {
+  updateId: number;
+  ids: string[];
+}
+
+/** Minimal LRU on a Map's insertion order. */
+class Lru<K, V> {
+  private m = new Map<K, V>();
+  constructor(private max: number) {}
+  get(k: K): V | undefined {
+    const v = this.m.get(k);
+    if (v !== undefined) {
+      this.m.delete(k);
+      this.m.set(k, v);
+    }
+    return v;
+  }
+  set(k: K, v: V): void {
+    this.m.delete(k);
+    this.m.set(k, v);
+    while (this.m.size > this.max) this.m.delete(this.m.keys().next().value as K);
+  }
+  delete(k: K): void {
+    this.m.delete(k);
+  }
+  clear(): void {
+    this.m.clear();
+  }
+}
+
+export class Catalog extends EventEmitter {
+  private sysUpdateId = 0;
+  private lists = new Lru<string, ListCacheEntry>(64);
+  private writing: Promise<unknown> = Promise.resolve();
+  private itemCache: CatalogObject[] | undefined;
+  private containerCache: CatalogObject[] | undefined;
+
+  constructor(readonly store: KVStore) {
+    super();
+  }
+
+  async open(): Promise<void> {
+    await this.store.open();
+    const schema = await this.store.get('meta/schemaVersion');
+    if (schema !== undefined && schema !== SCHEMA_VERSION) {
+      throw new Error(`catalog schema version ${schema} is not supported by this Tapedeck (expects ${SCHEMA_VERSION}); rescan into a new data directory`);
+    }
+    this.sysUpdateId = Number(await this.store.get('meta/systemUpdateId')) || 0;
+    const existing = await this.store.getMany(FIXED.map((c) => O + c.id));
+    const ops: BatchOp[] = [];
+    FIXED.forEach((def, i) => {
+      if (existing[i] !== undefined) return;
+      ops.push({ type: 'put', key: O + def.id, value: JSON.stringify(containerObject(def, this.sysUpdateId)) });
+      if (def.parentId !== '-1') ops.push({ type: 'put', key: childKey({ containerId: def.parentId, sortKey: def.sortKey, childId: def.id }), value: '' });
+    });
+    if (ops.length) {
+      // Fixed containers count their fixed children.
+      const counts = new Map<string, number>();
+      for (const def of FIXED) if (def.parentId !== '-1') counts.set(def.parentId, (counts.get(def.parentId) ?? 0) + 1);
+      for (const op of ops) {
+        if (op.type !== 'put' || !op.key.startsWith(O)) continue;
+        const obj = JSON.parse(op.value) as CatalogObject;
+        obj.childCount = counts.get(obj.id) ?? 0;
+        op.value = JSON.stringify(obj);
+      }
+      ops.push({ type: 'put', key: 'meta/schemaVersion', value: SCHEMA_VERSION });
+      await this.store.batch(ops);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.writing;
+    await this.store.close();
+  }
+
+  get systemUpdateId(): number {
+    return this.sysUpdateId;
+  }
+
+  async getMeta(key: string): Promise<string | undefined> {
+    return this.store.get('meta/' + key);
+  }
+  async setMeta(key: string, value: string): Promise<void> {
+    await this.store.batch([{ type: 'put', key: 'meta/' + key, value }]);
+  }
+
+  private async getRaw(id: string): Promise<CatalogObject | undefined> {
+    const v = await this.store.get(O + id);
+    return v === undefined ? undefined : (JSON.parse(v) as CatalogObject);
+  }
+
+  /** Any object by ID, references included. */
+  async get(id: string): Promise<CatalogObject | undefined> {
+    const ref = parseRefId(id);
+    if (!ref) return this.getRaw(id);
+    const item = await this.getRaw(ref.itemId);
+    if (!item || item.container) return undefined;
+    if (!placements(item).placements.some((p) => p.childId === id)) return undefined;
+    return { ...item, id, parentId: ref.containerId, refId: item.id };
+  }
+
+  private async resolveMany(ids: string[]): Promise<CatalogObject[]> {
+    const canon = ids.map((id) => parseRefId(id)?.itemId ?? id);
+    const raw = await this.store.getMany(canon.map((id) => O + id));
+    const out: CatalogObject[] = [];
+    raw.forEach((v, i) => {
+      if (v === undefined) return;
+      const obj = JSON.parse(v) as CatalogObject;
+      if (canon[i] !== ids[i]) out.push({ ...obj, id: ids[i], parentId: parseRefId(ids[i])!.containerId, refId: obj.id });
+      else out.push(obj);
+    });
+    return out;
+  }
+
+  /** Child IDs of a container in default order (cached ordinal list). */
+  async childIds(containerId: string): Promise<string[]> {
+    const container = await this.getRaw(containerId);
+    if (!container?.container) return [];
+    const cached = this.lists.get(containerId);
+    if (cached && cached.updateId === container.updateId) return cached.ids;
+    const ids: string[] = [];
+    for await (const k of this.store.keys(prefixRange(C + containerId + SEP))) ids.push(k.slice(k.lastIndexOf(SEP) + 1));
+    this.lists.set(containerId, { updateId: container.updateId ?? 0, ids });
+    return ids;
+  }
+
+  /** A page of children in default order. */
+  async children(containerId: string, start: number, count: number): Promise<{ objects: CatalogObject[]; total: number }> {
+    const ids = await this.childIds(containerId);
+    const end = count > 0 ? Math.min(ids.length, start + count) : ids.length;
+    const page = start < ids.length ? ids.slice(start, end) : [];
+    return { objects: await this.resolveMany(page), total: ids.length };
+  }
+
+  /** Every child object of a container (for non-default sort orders). */
+  async allChildren(containerId: string): Promise<CatalogObject[]> {
+    return this.resolveMany(await this.childIds(containerId));
+  }
+
+  /** Every canonical item (cached until the next change; Search runs over it). */
+  async items(): Promise<CatalogObject[]> {
+    if (this.itemCache) return this.itemCache;
+    const out: CatalogObject[] = [];
+    for await (const [, v] of this.store.entries(prefixRange(O + 'i'))) out.push(JSON.parse(v) as CatalogObject);
+    this.itemCache = out;
+    return out;
+  }
+
+  /** Every container (cached until the next change). */
+  async containers(): Promise<CatalogObject[]> {
+    if (this.containerCache) return this.containerCache;
+    const out: CatalogObject[] = [];
+    for await (const [, v] of this.store.entries({ gte: O, lt: O + 'i' })) out.push(JSON.parse(v) as CatalogObject);
+    for await (const [, v] of this.store.entries({ gt: O + 'i\uffff', lt: O + '\uffff' })) out.push(JSON.parse(v) as CatalogObject);
+    this.containerCache = out;
+    return out;
+  }
+
+  /** Parent of every container. */
+  async containerParentMap(): Promise<Map<string, string>> {
+    return new Map((await this.containers()).map((c) => [c.id, c.parentId]));
+  }
+
+  async getPath(path: string): Promise<PathEntry | undefined> {
+    const v = await this.store.get(P + path);
+    return v === undefined ? undefined : (JSON.parse(v) as PathEntry);
+  }
+  pathOp(path: string, entry: PathEntry | undefined): BatchOp {
+    return entry ? { type: 'put', key: P + path, value: JSON.stringify(entry) } : { type: 'del', key: P + path };
+  }
+  async *paths(): AsyncIterable<[string, PathEntry]> {
+    for await (const [k, v] of this.store.entries(prefixRange(P))) yield [k.slice(P.length), JSON.parse(v) as PathEntry];
+  }
+
+  /** Counts of canonical items by kind. */
+  async totals(): Promise<{ items: number; audio: number; video: number; image: number; containers: number }> {
+    const items = await this.items();
+    const t = { items: items.length, audio: 0, video: 0, image: 0, containers: (await this.containerParentMap()).size };
+    for (const i of items) if (i.kind) t[i.kind]++;
+    return t;
+  }
+
+  /** Changes an item's location, and nothing else, in one batch. */
+  async setLocation(id: string, location: Location, extraOps: BatchOp[] = []): Promise<void> {
+    await this.serialize(async () => {
+      const item = await this.getRaw(id);
+      if (!item || item.container) throw new Error(`no such item: ${id}`);
+      item.location = location;
+      await this.store.batch([{ type: 'put', key: O + id, value: JSON.stringify(item) }, ...extraOps]);
+      this.itemCache = undefined;
+    });
+  }
+
+  private serialize<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.writing.then(fn, fn);
+    this.writing = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * Upserts and removes canonical items with all their references, container
+   * counts, container creation/removal and update IDs, in one atomic batch.
+   */
+  apply(input: ApplyInput): Promise<ChangeEvent | undefined> {
+    return this.serialize(() => this.applyNow(input));
+  }
+
+  private async applyNow({ upserts = [], removes = [], extraOps = [] }: ApplyInput): Promise<ChangeEvent | undefined> {
+    const ids = [...upserts.map((o) => o.id), ...removes];
+    const olds = await this.store.getMany(ids.map((id) => O + id));
+    const ops: BatchOp[] = [...extraOps];
+    const delta = new Map<string, number>();
+    const defs = new Map<string, ContainerDef>();
+    const bump = (cid: string, d: number) => delta.set(cid, (delta.get(cid) ?? 0) + d);
+    const changed = new Set<string>();
+
+    const diff = (oldP: Placement[], newP: Placement[]) => {
+      const oldKeys = new Map(oldP.map((p) => [childKey(p), p]));
+      const newKeys = new Map(newP.map((p) => [childKey(p), p]));
+      for (const [k, p] of oldKeys) {
+        if (newKeys.has(k)) continue;
+        ops.push({ type: 'del', key: k });
+        bump(p.containerId, -1);
+      }
+      for (const [k, p] of newKeys) {
+        if (oldKeys.has(k)) continue;
+        ops.push({ type: 'put', key: k, value: '' });
+        bump(p.containerId, +1);
+      }
+    };
+
+    upserts.forEach((item, i) => {
+      if (item.container || !item.id.startsWith('i')) throw new Error(`apply() takes canonical items only, got ${item.id}`);
+      const oldJson = olds[i];
+      const old = oldJson === undefined ? undefined : (JSON.parse(oldJson) as CatalogObject);
+      const np = placements(item);
+      for (const c of np.containers) defs.set(c.id, c);
+      const canonical = np.placements[0];
+      item.parentId = canonical.containerId;
+      diff(old ? placements(old).placements : [], np.placements);
+      const json = JSON.stringify(item);
+      if (json !== oldJson) {
+        ops.push({ type: 'put', key: O + item.id, value: json });
+        // Metadata changes show in every container the item appears in.
+        for (const p of np.placements) changed.add(p.containerId);
+      }
+    });
+    removes.forEach((id, j) => {
+      const oldJson = olds[upserts.length + j];
+      if (oldJson === undefined) return;
+      const old = JSON.parse(oldJson) as CatalogObject;
+      diff(placements(old).placements, []);
+      ops.push({ type: 'del', key: O + id });
+    });
+
+    if (ops.length === extraOps.length) {
+      if (extraOps.length) await this.store.batch(extraOps);
+      return undefined;
+    }
+
+    // Containers: apply count deltas, create what is new, drop non-fixed empties,
+    // and propagate creations/removals to parents until nothing changes.
+    const newUpdateId = this.sysUpdateId + 1;
+    const loaded = new Map<string, CatalogObject | null>();
+    const load = async (cid: string): Promise<CatalogObject | null> => {
+      if (loaded.has(cid)) return loaded.get(cid)!;
+      const o = (await this.getRaw(cid)) ?? null;
+      loaded.set(cid, o);
+      return o;
+    };
+    for (const cid of delta.keys()) changed.add(cid);
+    let pending = [...delta.keys()];
+    while (pending.length) {
+      const next: string[] = [];
+      for (const cid of pending) {
+        const d = delta.get(cid) ?? 0;
+        delta.delete(cid);
+        let obj = await load(cid);
+        if (!obj) {
+          if (d <= 0) continue;
+          const def = defs.get(cid) ?? FIXED_BY_ID.get(cid);
+          if (!def) throw new Error(`catalog: no definition for container ${cid}`);
+          obj = containerObject(def, newUpdateId);
+          loaded.set(cid, obj);
+          ops.push({ type: 'put', key: childKey({ containerId: def.parentId, sortKey: def.sortKey, childId: cid }), value: '' });
+          bump(def.parentId, +1);
+          next.push(def.parentId);
+          changed.add(def.parentId);
+        }
+        obj.childCount = (obj.childCount ?? 0) + d;
+        obj.updateId = newUpdateId;
+        if (obj.childCount <= 0 && !FIXED_BY_ID.has(cid)) {
+          ops.push({ type: 'del', key: O + cid });
+          ops.push({ type: 'del', key: childKey({ containerId: obj.parentId, sortKey: obj.sortKey ?? '', childId: cid }) });
+          loaded.set(cid, null);
+          bump(obj.parentId, -1);
+          next.push(obj.parentId);
+          changed.add(obj.parentId);
+          changed.delete(cid);
+        } else {
+          ops.push({ type: 'put', key: O + cid, value: JSON.stringify(obj) });
+        }
+      }
+      pending = [...new Set(next)].filter((c) => delta.has(c));
+    }
+    // Containers whose members changed metadata only: bump their update IDs.
+    for (const cid of changed) {
+      if (loaded.has(cid)) continue;
+      const obj = await load(cid);
+      if (!obj) continue;
+      obj.updateId = newUpdateId;
+      ops.push({ type: 'put', key: O + cid, value: JSON.stringify(obj) });
+    }
+    ops.push({ type: 'put', key: 'meta/systemUpdateId', value: String(newUpdateId) });
+    await this.store.batch(ops);
+    this.sysUpdateId = newUpdateId;
+    this.itemCache = undefined;
+    this.containerCache = undefined;
+    const containers: [string, number][] = [];
+    for (const cid of changed) {
+      this.lists.delete(cid);
+      if (loaded.get(cid) !== null) containers.push([cid, newUpdateId]);
+    }
+    const ev: ChangeEvent = { systemUpdateId: newUpdateId, containers };
+    this.emit('change', ev);
+    return ev;
+  }
+}
+
+export { ROOT_ID };

@@ -1,0 +1,194 @@
+// The library layout a TV user expects (MiniDLNA-style):
+//
+//   0 (root)
+//   ├─ music      Music: All Tracks, Artists → Albums → tracks, Albums, Genres
+//   ├─ video      Video: All Video plus the folder tree of video
+//   ├─ pictures   Pictures: All Pictures, By Date (year → month)
+//   └─ folders    Folders: the file-system tree of every media directory
+//
+// Every item has exactly one canonical object (ID `i…`) whose parent is its
+// folder container (`F…`). Everywhere else it appears as a reference whose ID is
+// `<containerId>$<itemId>` and whose refID is the canonical ID; references are
+// not stored, they are derived from the item (see placements()). All IDs are
+// derived from stable identities (original path, artist/album/genre names,
+// dates), never from where the bytes are now.
+
+import { createHash } from 'node:crypto';
+import { basename, dirname, relative, sep } from 'node:path';
+import type { CatalogObject } from './types.js';
+import { ROOT_ID } from './types.js';
+import { naturalSortKey } from '../upnp/sort.js';
+
+export const REF_SEP = '$';
+
+export interface ContainerDef {
+  id: string;
+  parentId: string;
+  title: string;
+  upnpClass: string;
+  /** Sort key inside the parent (default order). */
+  sortKey: string;
+  /** Fixed containers exist even when empty. */
+  fixed?: boolean;
+}
+
+export interface Placement {
+  containerId: string;
+  sortKey: string;
+  /** ID of the child entry: the canonical ID or a reference ID. */
+  childId: string;
+}
+
+const STORAGE_FOLDER = 'object.container.storageFolder';
+
+export const FIXED: ContainerDef[] = [
+  { id: ROOT_ID, parentId: '-1', title: 'root', upnpClass: STORAGE_FOLDER, sortKey: '', fixed: true },
+  { id: 'music', parentId: ROOT_ID, title: 'Music', upnpClass: STORAGE_FOLDER, sortKey: '\u000101', fixed: true },
+  { id: 'video', parentId: ROOT_ID, title: 'Video', upnpClass: STORAGE_FOLDER, sortKey: '\u000102', fixed: true },
+  { id: 'pictures', parentId: ROOT_ID, title: 'Pictures', upnpClass: STORAGE_FOLDER, sortKey: '\u000103', fixed: true },
+  { id: 'folders', parentId: ROOT_ID, title: 'Folders', upnpClass: STORAGE_FOLDER, sortKey: '\u000104', fixed: true },
+  { id: 'music/all', parentId: 'music', title: 'All Tracks', upnpClass: STORAGE_FOLDER, sortKey: '\u000101', fixed: true },
+  { id: 'music/artists', parentId: 'music', title: 'Artists', upnpClass: STORAGE_FOLDER, sortKey: '\u000102', fixed: true },
+  { id: 'music/albums', parentId: 'music', title: 'Albums', upnpClass: STORAGE_FOLDER, sortKey: '\u000103', fixed: true },
+  { id: 'music/genres', parentId: 'music', title: 'Genres', upnpClass: STORAGE_FOLDER, sortKey: '\u000104', fixed: true },
+  { id: 'video/all', parentId: 'video', title: 'All Video', upnpClass: STORAGE_FOLDER, sortKey: '\u000101', fixed: true },
+  { id: 'pictures/all', parentId: 'pictures', title: 'All Pictures', upnpClass: STORAGE_FOLDER, sortKey: '\u000101', fixed: true },
+  { id: 'pictures/date', parentId: 'pictures', title: 'By Date', upnpClass: STORAGE_FOLDER, sortKey: '\u000102', fixed: true },
+];
+
+export const FIXED_BY_ID = new Map(FIXED.map((c) => [c.id, c]));
+
+/** Short, URL- and XML-safe hash of a stable identity. */
+export function shortHash(s: string, len = 13): string {
+  const b = createHash('sha1').update(s).digest();
+  const alphabet = 'abcdefghijklmnopqrstuvwxyz234567';
+  let out = '';
+  let bits = 0;
+  let acc = 0;
+  for (const byte of b) {
+    acc = (acc << 8) | byte;
+    bits += 8;
+    while (bits >= 5 && out.length < len) {
+      out += alphabet[(acc >>> (bits - 5)) & 31];
+      bits -= 5;
+    }
+    acc &= 0xff;
+    if (out.length >= len) break;
+  }
+  return out;
+}
+
+export function itemIdForPath(origPath: string): string {
+  return 'i' + shortHash(origPath);
+}
+
+export function refId(containerId: string, itemId: string): string {
+  return containerId + REF_SEP + itemId;
+}
+
+/** Splits a reference ID into container and canonical item ID, or undefined for other IDs. */
+export function parseRefId(id: string): { containerId: string; itemId: string } | undefined {
+  const i = id.lastIndexOf(REF_SEP);
+  if (i <= 0) return undefined;
+  const itemId = id.slice(i + 1);
+  if (!itemId.startsWith('i')) return undefined;
+  return { containerId: id.slice(0, i), itemId };
+}
+
+const pad = (n: number | undefined, w: number) => String(Math.max(0, Math.min(n ?? 0, 10 ** w - 1))).padStart(w, '0');
+const containerKey = (title: string) => '0' + naturalSortKey(title);
+const itemKey = (s: string) => '1' + s;
+const titleKey = (o: CatalogObject) => naturalSortKey(o.title);
+
+function folderContainers(item: CatalogObject, idPrefix: string, topParent: string): { leaf: string; chain: ContainerDef[] } {
+  // Chain from the media root down to the item's directory.
+  const root = item.mediaRoot!;
+  const dir = dirname(item.origPath!);
+  const rel = relative(root, dir);
+  const parts = rel === '' ? [] : rel.split(sep);
+  const chain: ContainerDef[] = [];
+  let parentId = topParent;
+  let path = root;
+  const rootTitle = basename(root) || root;
+  const rootId = idPrefix + shortHash(root);
+  chain.push({ id: rootId, parentId, title: rootTitle, upnpClass: STORAGE_FOLDER, sortKey: containerKey(rootTitle) + '\u0000' + root });
+  parentId = rootId;
+  for (const part of parts) {
+    path = path + sep + part;
+    const id = idPrefix + shortHash(path);
+    chain.push({ id, parentId, title: part, upnpClass: STORAGE_FOLDER, sortKey: containerKey(part) });
+    parentId = id;
+  }
+  return { leaf: parentId, chain };
+}
+
+export function artistOf(item: CatalogObject): string {
+  return item.meta?.albumArtist || item.meta?.artist || 'Unknown Artist';
+}
+export function albumOf(item: CatalogObject): string {
+  return item.meta?.album || 'Unknown Album';
+}
+
+/** Canonical parent of an item: its folder in the Folders tree. */
+export function canonicalParent(item: CatalogObject): string {
+  return folderContainers(item, 'F', 'folders').leaf;
+}
+
+/**
+ * Where an item appears: its canonical entry plus every reference, and the
+ * containers those placements need (each with its own parent and sort key).
+ */
+export function placements(item: CatalogObject): { placements: Placement[]; containers: ContainerDef[] } {
+  const out: Placement[] = [];
+  const containers: ContainerDef[] = [];
+  const folders = folderContainers(item, 'F', 'folders');
+  containers.push(...folders.chain);
+  const nameKey = titleKey(item);
+  out.push({ containerId: folders.leaf, sortKey: itemKey(nameKey), childId: item.id });
+  const ref = (containerId: string, sortKey: string) => out.push({ containerId, sortKey: itemKey(sortKey), childId: refId(containerId, item.id) });
+
+  if (item.kind === 'audio') {
+    const artist = artistOf(item);
+    const album = albumOf(item);
+    const m = item.meta ?? {};
+    const trackKey = pad(m.discNumber, 3) + pad(m.trackNumber, 5) + nameKey;
+    ref('music/all', nameKey);
+    const artistId = 'music/artists/' + shortHash('artist\u0000' + artist.toLowerCase(), 10);
+    const artistAlbumId = artistId + '/' + shortHash('album\u0000' + album.toLowerCase(), 10);
+    containers.push(
+      { id: artistId, parentId: 'music/artists', title: artist, upnpClass: 'object.container.person.musicArtist', sortKey: containerKey(artist) },
+      { id: artistAlbumId, parentId: artistId, title: album, upnpClass: 'object.container.album.musicAlbum', sortKey: containerKey(album) },
+    );
+    ref(artistAlbumId, trackKey);
+    const albumId = 'music/albums/' + shortHash('album\u0000' + artist.toLowerCase() + '\u0000' + album.toLowerCase(), 10);
+    containers.push({ id: albumId, parentId: 'music/albums', title: album, upnpClass: 'object.container.album.musicAlbum', sortKey: containerKey(album) + '\u0000' + naturalSortKey(artist) });
+    ref(albumId, trackKey);
+    if (m.genre) {
+      const genreId = 'music/genres/' + shortHash('genre\u0000' + m.genre.toLowerCase(), 10);
+      containers.push({ id: genreId, parentId: 'music/genres', title: m.genre, upnpClass: 'object.container.genre.musicGenre', sortKey: containerKey(m.genre) });
+      ref(genreId, naturalSortKey(artist) + '\u0000' + naturalSortKey(album) + '\u0000' + trackKey);
+    }
+  } else if (item.kind === 'video') {
+    ref('video/all', nameKey);
+    const vf = folderContainers(item, 'V', 'video');
+    containers.push(...vf.chain);
+    ref(vf.leaf, nameKey);
+  } else if (item.kind === 'image') {
+    const date = item.meta?.date ?? '';
+    ref('pictures/all', date + '\u0000' + nameKey);
+    const m = /^(\d{4})-(\d{2})/.exec(date) ?? /^(\d{4})/.exec(date);
+    if (m) {
+      const year = m[1];
+      const yearId = 'pictures/date/' + year;
+      containers.push({ id: yearId, parentId: 'pictures/date', title: year, upnpClass: 'object.container.album.photoAlbum', sortKey: containerKey(year) });
+      let leaf = yearId;
+      if (m[2]) {
+        const ym = `${year}-${m[2]}`;
+        leaf = 'pictures/date/' + ym;
+        containers.push({ id: leaf, parentId: yearId, title: ym, upnpClass: 'object.container.album.photoAlbum', sortKey: containerKey(ym) });
+      }
+      ref(leaf, date + '\u0000' + nameKey);
+    }
+  }
+  return { placements: out, containers };
+}

@@ -1,0 +1,257 @@
+// Configuration: one table of settings is the single source of truth for the
+// config file keys, the command-line flags, the environment variables, the
+// defaults and the README's reference (test/config.test.ts checks the README
+// against this table).
+//
+// Precedence: built-in defaults < config file < environment < flags.
+// Config file: `key = value` lines, `#` comments, list settings may repeat.
+
+import { existsSync, readFileSync } from 'node:fs';
+import { homedir, hostname } from 'node:os';
+import { join, resolve } from 'node:path';
+
+export type SettingType = 'string' | 'int' | 'number' | 'bool' | 'list' | 'enum';
+
+export interface Setting {
+  key: string; // config file key
+  flag: string; // long flag without dashes
+  type: SettingType;
+  default: string; // as documented (human-readable)
+  description: string;
+  values?: string[]; // enum values
+  min?: number;
+  max?: number;
+  arg?: string; // flag argument name
+}
+
+export const SETTINGS: Setting[] = [
+  { key: 'media_dir', flag: 'media', type: 'list', arg: 'DIR', default: '(none: a demo library under the data directory)', description: 'Media directory to serve; repeat for several.' },
+  { key: 'data_dir', flag: 'data', type: 'string', arg: 'DIR', default: '$STATE_DIRECTORY, else ~/.local/share/tapedeck', description: 'Where the catalog, the device UUID and the demo library live.' },
+  { key: 'port', flag: 'port', type: 'int', arg: 'N', min: 0, max: 65535, default: '8210', description: 'HTTP port for descriptions, control, events and media (0 picks a free port).' },
+  { key: 'friendly_name', flag: 'name', type: 'string', arg: 'NAME', default: 'Tapedeck on <hostname>', description: 'Name shown on TVs and control points.' },
+  { key: 'interface', flag: 'interface', type: 'list', arg: 'NAME', default: 'every up, non-loopback IPv4 interface that can multicast', description: 'Network interface to serve on (SSDP and HTTP); repeat for several.' },
+  { key: 'allow', flag: 'allow', type: 'list', arg: 'CIDR', default: 'loopback, private (10/8, 172.16/12, 192.168/16, fc00::/7) and link-local ranges', description: 'Client subnets allowed to use the server; others get 403. Repeat for several.' },
+  { key: 'log_level', flag: 'log-level', type: 'enum', arg: 'LEVEL', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info', description: 'Log level; debug adds a request log.' },
+  { key: 'scan_on_start', flag: 'scan-on-start', type: 'bool', default: 'true', description: 'Scan the media directories when the server starts (incremental).' },
+  { key: 'ssdp', flag: 'ssdp', type: 'bool', default: 'true', description: 'Announce the server with SSDP (off: reachable only by its URL).' },
+  { key: 'ssdp_interval', flag: 'ssdp-interval', type: 'int', arg: 'SECONDS', min: 5, max: 1700, default: '600', description: 'Re-advertisement period; max-age is 1800 s.' },
+  { key: 'scan_concurrency', flag: 'scan-concurrency', type: 'int', arg: 'N', min: 1, max: 64, default: '4', description: 'Files whose metadata is read in parallel during a scan.' },
+  { key: 'ffprobe', flag: 'ffprobe', type: 'string', arg: 'PATH', default: 'ffprobe from PATH when present', description: 'ffprobe used for richer video metadata; "off" disables it.' },
+];
+
+export interface Config {
+  mediaDirs: string[];
+  dataDir: string;
+  port: number;
+  friendlyName: string;
+  interfaces: string[]; // empty = default interfaces
+  allow: string[]; // empty = default subnets
+  logLevel: string;
+  scanOnStart: boolean;
+  ssdp: boolean;
+  ssdpInterval: number;
+  scanConcurrency: number;
+  ffprobe: string | undefined; // undefined = auto, 'off' = never
+  configFile?: string;
+  /** true when no media directory was configured (demo library). */
+  demo: boolean;
+}
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+const BY_KEY = new Map(SETTINGS.map((s) => [s.key, s]));
+const BY_FLAG = new Map(SETTINGS.map((s) => [s.flag, s]));
+
+export const DEFAULT_CONFIG_FILE = '/etc/tapedeck/tapedeck.conf';
+
+function closest(word: string, options: string[]): string | undefined {
+  let best: string | undefined;
+  let bestD = Infinity;
+  for (const o of options) {
+    const d = editDistance(word, o);
+    if (d < bestD) {
+      bestD = d;
+      best = o;
+    }
+  }
+  return bestD <= Math.max(2, Math.floor(word.length / 3)) ? best : undefined;
+}
+
+function editDistance(a: string, b: string): number {
+  const dp = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = dp[0];
+    dp[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = dp[j];
+      dp[j] = Math.min(dp[j] + 1, dp[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = tmp;
+    }
+  }
+  return dp[b.length];
+}
+
+type Raw = Map<string, string[]>;
+
+/** Validates one value of a setting; returns the normalised string. */
+function check(s: Setting, value: string, where: string): string {
+  const v = value.trim();
+  const bad = (why: string) => new ConfigError(`${where}: bad value for ${s.key}: ${JSON.stringify(value)} (${why})`);
+  switch (s.type) {
+    case 'int': {
+      if (!/^-?\d+$/.test(v)) throw bad('expected a whole number');
+      const n = Number(v);
+      if ((s.min !== undefined && n < s.min) || (s.max !== undefined && n > s.max)) throw bad(`expected ${s.min}..${s.max}`);
+      return v;
+    }
+    case 'number': {
+      const n = Number(v);
+      if (v === '' || !Number.isFinite(n)) throw bad('expected a number');
+      if ((s.min !== undefined && n < s.min) || (s.max !== undefined && n > s.max)) throw bad(`expected ${s.min}..${s.max}`);
+      return v;
+    }
+    case 'bool': {
+      const l = v.toLowerCase();
+      if (['true', 'yes', 'on', '1'].includes(l)) return 'true';
+      if (['false', 'no', 'off', '0'].includes(l)) return 'false';
+      throw bad('expected true or false');
+    }
+    case 'enum':
+      if (!s.values!.includes(v)) throw bad(`expected one of ${s.values!.join(', ')}`);
+      return v;
+    default:
+      if (v === '') throw bad('empty');
+      return v;
+  }
+}
+
+/** Parses a config file's text. Errors name the file and line. */
+export function parseConfigText(text: string, file: string): Raw {
+  const raw: Raw = new Map();
+  text.split(/\r?\n/).forEach((line, i) => {
+    const where = `${file}:${i + 1}`;
+    const t = line.replace(/^\uFEFF/, '').trim();
+    if (t === '' || t.startsWith('#') || t.startsWith(';')) return;
+    const eq = t.indexOf('=');
+    if (eq < 0) throw new ConfigError(`${where}: expected "key = value", got ${JSON.stringify(t)}`);
+    const key = t.slice(0, eq).trim();
+    let value = t.slice(eq + 1).trim();
+    if (/^".*"$/.test(value)) value = value.slice(1, -1);
+    const s = BY_KEY.get(key);
+    if (!s) {
+      const hint = closest(key, [...BY_KEY.keys()]);
+      throw new ConfigError(`${where}: unknown setting "${key}"${hint ? ` (did you mean "${hint}"?)` : ''}`);
+    }
+    const v = check(s, value, where);
+    if (s.type === 'list') raw.set(key, [...(raw.get(key) ?? []), v]);
+    else if (raw.has(key)) throw new ConfigError(`${where}: ${key} is set twice`);
+    else raw.set(key, [v]);
+  });
+  return raw;
+}
+
+function envName(s: Setting): string {
+  return 'TAPEDECK_' + s.key.toUpperCase();
+}
+
+export function envVarOf(s: Setting): string {
+  return envName(s);
+}
+
+/** Settings from the environment: TAPEDECK_<KEY>; lists are separated by commas. */
+function fromEnv(env: NodeJS.ProcessEnv): Raw {
+  const raw: Raw = new Map();
+  for (const s of SETTINGS) {
+    const v = env[envName(s)];
+    if (v === undefined || v === '') continue;
+    const where = `environment ${envName(s)}`;
+    raw.set(s.key, s.type === 'list' ? v.split(',').map((x) => check(s, x, where)) : [check(s, v, where)]);
+  }
+  return raw;
+}
+
+/** Flag values as commander parsed them: { media: [...], port: '8200', ... } keyed by camelCased flag. */
+export type FlagValues = Record<string, unknown>;
+
+const camel = (flag: string) => flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+
+function fromFlags(flags: FlagValues): Raw {
+  const raw: Raw = new Map();
+  for (const s of SETTINGS) {
+    const v = flags[camel(s.flag)];
+    if (v === undefined) continue;
+    const where = `--${s.flag}`;
+    if (s.type === 'list') raw.set(s.key, (v as string[]).map((x) => check(s, String(x), where)));
+    else if (s.type === 'bool') raw.set(s.key, [check(s, String(v), where)]);
+    else raw.set(s.key, [check(s, String(v), where)]);
+  }
+  return raw;
+}
+
+export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.STATE_DIRECTORY) return env.STATE_DIRECTORY.split(':')[0];
+  const base = env.XDG_DATA_HOME || join(homedir(), '.local', 'share');
+  return join(base, 'tapedeck');
+}
+
+export interface LoadOptions {
+  flags?: FlagValues;
+  env?: NodeJS.ProcessEnv;
+  /** Explicit config file (from --config or TAPEDECK_CONFIG); a missing one is an error. */
+  configFile?: string;
+}
+
+export function loadConfig(opts: LoadOptions = {}): Config {
+  const env = opts.env ?? process.env;
+  const flags = opts.flags ?? {};
+  let file = (flags.config as string | undefined) ?? opts.configFile ?? env.TAPEDECK_CONFIG;
+  let fileRaw: Raw = new Map();
+  if (file) {
+    file = resolve(file);
+    if (!existsSync(file)) throw new ConfigError(`config file ${file} does not exist`);
+  } else if (existsSync(DEFAULT_CONFIG_FILE)) {
+    file = DEFAULT_CONFIG_FILE;
+  }
+  if (file) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new ConfigError(`cannot read config file ${file}: ${(err as Error).message}`);
+    }
+    fileRaw = parseConfigText(text, file);
+  }
+  const merged: Raw = new Map([...fileRaw, ...fromEnv(env), ...fromFlags(flags)]);
+  const one = (key: string) => merged.get(key)?.[0];
+  const list = (key: string) => merged.get(key) ?? [];
+  const mediaDirs = list('media_dir').map((d) => resolve(d));
+  for (const d of mediaDirs) {
+    if (!existsSync(d)) throw new ConfigError(`media directory ${d} does not exist`);
+  }
+  const ff = one('ffprobe');
+  return {
+    mediaDirs,
+    dataDir: resolve(one('data_dir') ?? defaultDataDir(env)),
+    port: Number(one('port') ?? 8210),
+    friendlyName: one('friendly_name') ?? `Tapedeck on ${hostname()}`,
+    interfaces: list('interface'),
+    allow: list('allow'),
+    logLevel: one('log_level') ?? 'info',
+    scanOnStart: (one('scan_on_start') ?? 'true') === 'true',
+    ssdp: (one('ssdp') ?? 'true') === 'true',
+    ssdpInterval: Number(one('ssdp_interval') ?? 600),
+    scanConcurrency: Number(one('scan_concurrency') ?? 4),
+    ffprobe: ff,
+    configFile: file,
+    demo: mediaDirs.length === 0,
+  };
+}
+
+export function settingByFlag(flag: string): Setting | undefined {
+  return BY_FLAG.get(flag);
+}

@@ -1,0 +1,194 @@
+// Library scanner: walks the media directories, reads metadata of new or changed
+// files and writes the catalog in awaited batches.
+//
+// Incremental: every file's (size, mtime) is kept under p/<path>; an unchanged
+// file is not read again. Deleted files are found by a mark-and-sweep with a
+// scan generation number stored in those entries, so memory stays bounded
+// whatever the library size (no set of every path seen is kept).
+
+import { opendir, stat } from 'node:fs/promises';
+import { join, relative, resolve } from 'node:path';
+import type { BatchOp } from '../catalog/store.js';
+import type { Catalog, PathEntry } from '../catalog/catalog.js';
+import type { CatalogObject, ProbeResult } from '../catalog/types.js';
+import { itemIdForPath } from '../catalog/layout.js';
+import { mediaTypeOf } from '../media/mediatypes.js';
+import { probe as defaultProbe } from '../media/probe.js';
+
+export interface ScanProgress {
+  seen: number; // media files found so far
+  probed: number; // files whose metadata was read
+  unchanged: number;
+  removed: number;
+  failed: number;
+  elapsedMs: number;
+  rate: number; // files per second
+  done: boolean;
+}
+
+export interface ScanOptions {
+  roots: string[];
+  probe?: (path: string) => Promise<ProbeResult | undefined>;
+  batchSize?: number;
+  concurrency?: number;
+  onProgress?: (p: ScanProgress) => void;
+  progressIntervalMs?: number;
+  log?: { warn(obj: object, msg?: string): void; debug?(obj: object, msg?: string): void };
+  signal?: AbortSignal;
+}
+
+interface Found {
+  path: string;
+  root: string;
+  size: number;
+  mtime: number;
+}
+
+/** Depth-first walk yielding media files; hidden entries and symlinks are skipped. */
+async function* walk(root: string, log?: ScanOptions['log']): AsyncGenerator<Found> {
+  const stack = [root];
+  while (stack.length) {
+    const dir = stack.pop()!;
+    let handle;
+    try {
+      handle = await opendir(dir, { bufferSize: 256 });
+    } catch (err) {
+      log?.warn({ dir, err: (err as Error).message }, 'cannot read directory');
+      continue;
+    }
+    const subdirs: string[] = [];
+    for await (const ent of handle) {
+      if (ent.name.startsWith('.')) continue;
+      const p = join(dir, ent.name);
+      if (ent.isDirectory()) subdirs.push(p);
+      else if (ent.isFile() && mediaTypeOf(p)) {
+        try {
+          const st = await stat(p);
+          yield { path: p, root, size: st.size, mtime: Math.trunc(st.mtimeMs) };
+        } catch {
+          // vanished between readdir and stat
+        }
+      }
+    }
+    subdirs.sort().reverse();
+    stack.push(...subdirs);
+  }
+}
+
+export function itemFromProbe(f: Found, pr: ProbeResult, previous?: CatalogObject): CatalogObject {
+  const item: CatalogObject = {
+    id: itemIdForPath(f.path),
+    parentId: '',
+    container: false,
+    upnpClass: pr.upnpClass,
+    title: pr.title,
+    kind: pr.kind,
+    meta: pr.meta,
+    res: { ...pr.res, size: f.size },
+    location: { disk: { path: f.path, size: f.size, mtime: f.mtime } },
+    origPath: f.path,
+    mediaRoot: f.root,
+    relPath: relative(f.root, f.path),
+    mtime: f.mtime,
+  };
+  // A changed file invalidates any tape copy; an unchanged identity keeps nothing else either.
+  void previous;
+  return item;
+}
+
+export async function scan(catalog: Catalog, opts: ScanOptions): Promise<ScanProgress> {
+  const probe = opts.probe ?? ((p: string) => defaultProbe(p));
+  const batchSize = opts.batchSize ?? 250;
+  const concurrency = Math.max(1, opts.concurrency ?? 4);
+  const roots = [...new Set(opts.roots.map((r) => resolve(r)))];
+  const gen = (Number(await catalog.getMeta('scanGen')) || 0) + 1;
+  const started = Date.now();
+  const progress: ScanProgress = { seen: 0, probed: 0, unchanged: 0, removed: 0, failed: 0, elapsedMs: 0, rate: 0, done: false };
+  let lastReport = 0;
+  const report = (force = false) => {
+    const now = Date.now();
+    progress.elapsedMs = now - started;
+    progress.rate = progress.elapsedMs > 0 ? Math.round((progress.seen * 1000) / progress.elapsedMs) : 0;
+    if (force || now - lastReport >= (opts.progressIntervalMs ?? 500)) {
+      lastReport = now;
+      opts.onProgress?.({ ...progress });
+    }
+  };
+
+  let upserts: CatalogObject[] = [];
+  let extra: BatchOp[] = [];
+  const flush = async () => {
+    if (!upserts.length && !extra.length) return;
+    const u = upserts;
+    const e = extra;
+    upserts = [];
+    extra = [];
+    await catalog.apply({ upserts: u, extraOps: e });
+  };
+
+  // Bounded pool of probes in flight.
+  const inflight = new Set<Promise<void>>();
+  const handle = async (f: Found, prev: PathEntry | undefined) => {
+    let pr: ProbeResult | undefined;
+    try {
+      pr = await probe(f.path);
+    } catch (err) {
+      opts.log?.warn({ path: f.path, err: (err as Error).message }, 'cannot read media file');
+    }
+    if (!pr) {
+      progress.failed++;
+      // Remember it so an unreadable file is not re-read on every scan, but keep no item.
+      extra.push(catalog.pathOp(f.path, { id: '', size: f.size, mtime: f.mtime, gen }));
+      if (prev?.id) await catalog.apply({ removes: [prev.id] });
+      return;
+    }
+    progress.probed++;
+    const item = itemFromProbe(f, pr);
+    upserts.push(item);
+    extra.push(catalog.pathOp(f.path, { id: item.id, size: f.size, mtime: f.mtime, gen }));
+  };
+
+  for (const root of roots) {
+    for await (const f of walk(root, opts.log)) {
+      if (opts.signal?.aborted) throw new Error('scan aborted');
+      progress.seen++;
+      const prev = await catalog.getPath(f.path);
+      if (prev && prev.size === f.size && prev.mtime === f.mtime && !prev.archived) {
+        progress.unchanged++;
+        extra.push(catalog.pathOp(f.path, { ...prev, gen }));
+      } else {
+        const p = handle(f, prev).finally(() => inflight.delete(p));
+        inflight.add(p);
+        if (inflight.size >= concurrency) await Promise.race(inflight);
+      }
+      if (upserts.length + extra.length >= batchSize) {
+        await Promise.all(inflight);
+        await flush();
+      }
+      report();
+    }
+  }
+  await Promise.all(inflight);
+  await flush();
+
+  // Sweep: entries not seen in this generation are deleted files (unless the
+  // disk copy was removed on purpose because the item lives on tape).
+  let removes: string[] = [];
+  let dels: BatchOp[] = [];
+  for await (const [path, entry] of catalog.paths()) {
+    if (entry.gen === gen || entry.archived) continue;
+    if (entry.id) removes.push(entry.id);
+    dels.push(catalog.pathOp(path, undefined));
+    progress.removed++;
+    if (dels.length >= batchSize) {
+      await catalog.apply({ removes, extraOps: dels });
+      removes = [];
+      dels = [];
+    }
+  }
+  if (dels.length) await catalog.apply({ removes, extraOps: dels });
+  await catalog.setMeta('scanGen', String(gen));
+  progress.done = true;
+  report(true);
+  return progress;
+}

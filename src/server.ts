@@ -1,0 +1,314 @@
+// `tapedeck serve`: wires the catalog, the scanner and the protocol layers
+// (HTTP delivery, SOAP control, GENA, SSDP) into one server and runs it until
+// stopped. Shutdown is ordered: byebye, then HTTP, then the catalog.
+
+import { mkdir } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { randomUUID } from 'node:crypto';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Koa from 'koa';
+import { Router } from '@koa/router';
+import { Catalog, type ChangeEvent } from './catalog/catalog.js';
+import { LevelStore } from './catalog/store.js';
+import type { Config } from './config.js';
+import type { Logger } from './log.js';
+import { scan, type ScanProgress } from './scanner/scanner.js';
+import { createDemoLibrary } from './media/demo.js';
+import { contentFeatures, transferModeFor } from './media/dlna.js';
+import { diskSource, mediaRoutes, type MediaSource } from './http/delivery.js';
+import { allowSubnets } from './http/acl.js';
+import { staticRoutes } from './http/static.js';
+import { ContentDirectory } from './upnp/cds.js';
+import { ConnectionManager, mediaReceiverRegistrar, MSR_TYPE } from './upnp/cms.js';
+import { soapRoutes } from './upnp/soap.js';
+import { EventService } from './upnp/gena.js';
+import { loadDescriptions } from './upnp/description.js';
+import { defaultClientRegistry } from './upnp/clients.js';
+import { SsdpServer } from './upnp/ssdp.js';
+import { DEFAULT_ALLOWED_SUBNETS, defaultInterfaces, resolveInterfaces, type NetIface } from './util/net.js';
+
+export const VERSION = '0.1.0';
+export const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+export const DEVICES_DIR = join(REPO_ROOT, 'devices');
+
+export interface ServerStatus {
+  scanning: boolean;
+  lastScan?: ScanProgress;
+  activeStreams: number;
+}
+
+export class TapedeckServer {
+  catalog!: Catalog;
+  uuid = '';
+  interfaces: NetIface[] = [];
+  port = 0;
+  readonly status: ServerStatus = { scanning: false, activeStreams: 0 };
+  private http: Server[] = [];
+  private sockets = new Set<Socket>();
+  private ssdp?: SsdpServer;
+  private events: EventService[] = [];
+  private scanning?: Promise<ScanProgress | undefined>;
+  private stopped = false;
+  private abort = new AbortController();
+  mediaDirs: string[] = [];
+
+  constructor(
+    readonly config: Config,
+    readonly log: Logger,
+  ) {}
+
+  /** Resolves once the initial scan (if any) has finished. */
+  get ready(): Promise<ScanProgress | undefined> {
+    return this.scanning ?? Promise.resolve(undefined);
+  }
+
+  async start(): Promise<void> {
+    const cfg = this.config;
+    // Interfaces first: a bad --interface is a config error, reported before anything starts.
+    this.interfaces = cfg.interfaces.length ? resolveInterfaces(cfg.interfaces) : defaultInterfaces();
+    if (cfg.ssdp && this.interfaces.length === 0) {
+      this.log.warn('no up, multicast-capable IPv4 interface found: SSDP is off, the server is reachable on loopback only');
+    }
+    await mkdir(cfg.dataDir, { recursive: true });
+    this.catalog = new Catalog(new LevelStore(join(cfg.dataDir, 'catalog')));
+    await this.catalog.open();
+    this.uuid = (await this.catalog.getMeta('uuid')) ?? '';
+    if (!this.uuid) {
+      this.uuid = randomUUID();
+      await this.catalog.setMeta('uuid', this.uuid);
+    }
+    this.mediaDirs = cfg.mediaDirs;
+    if (cfg.demo) {
+      const demoDir = join(cfg.dataDir, 'demo');
+      await createDemoLibrary(demoDir);
+      this.mediaDirs = [demoDir];
+      this.log.info({ dir: demoDir }, 'no media directory configured: serving the demo library');
+    }
+
+    const app = this.buildApp();
+    await this.listen(app);
+    const urls = this.urls();
+    this.log.info({ urls, interfaces: this.interfaces.map((i) => `${i.name} ${i.address}`), uuid: this.uuid }, `serving "${cfg.friendlyName}" at ${urls.join(' ')}`);
+
+    if (cfg.ssdp && this.interfaces.length) {
+      this.ssdp = new SsdpServer({
+        uuid: this.uuid,
+        interfaces: this.interfaces.map((i) => ({ name: i.name, address: i.address })),
+        port: this.port,
+        descriptionPath: '/description.xml',
+        serverHeader: `Linux UPnP/1.0 DLNADOC/1.50 Tapedeck/${VERSION}`,
+        advertiseInterval: cfg.ssdpInterval * 1000,
+        targets: [
+          'upnp:rootdevice',
+          `uuid:${this.uuid}`,
+          'urn:schemas-upnp-org:device:MediaServer:1',
+          'urn:schemas-upnp-org:service:ContentDirectory:1',
+          'urn:schemas-upnp-org:service:ConnectionManager:1',
+          MSR_TYPE,
+        ],
+        log: this.log,
+      });
+      await this.ssdp.start();
+    }
+
+    if (cfg.scanOnStart) this.scanning = this.rescan();
+    else this.logLibrary();
+  }
+
+  /** Runs an incremental scan (one at a time). */
+  async rescan(): Promise<ScanProgress | undefined> {
+    if (this.status.scanning) return this.scanning;
+    this.status.scanning = true;
+    try {
+      const result = await scan(this.catalog, {
+        roots: this.mediaDirs,
+        concurrency: this.config.scanConcurrency,
+        log: this.log,
+        signal: this.abort.signal,
+        onProgress: (p) => {
+          this.status.lastScan = p;
+          if (!p.done) this.log.debug({ scan: p }, 'scan progress');
+        },
+      });
+      this.status.lastScan = result;
+      this.log.info({ scan: result }, `scan done: ${result.seen} files, ${result.probed} read, ${result.removed} removed in ${result.elapsedMs} ms`);
+      await this.logLibrary();
+      return result;
+    } catch (err) {
+      if (!this.stopped) this.log.error({ err: (err as Error).message }, 'scan failed');
+      return undefined;
+    } finally {
+      this.status.scanning = false;
+    }
+  }
+
+  private async logLibrary(): Promise<void> {
+    const t = await this.catalog.totals();
+    this.log.info({ library: t }, `library: ${t.items} items (${t.audio} audio, ${t.video} video, ${t.image} images)`);
+  }
+
+  urls(): string[] {
+    const addrs = this.interfaces.length ? this.interfaces.map((i) => i.address) : ['127.0.0.1'];
+    return addrs.map((a) => `http://${a}:${this.port}/`);
+  }
+
+  private resolveMedia = async (name: string): Promise<MediaSource | undefined> => {
+    const obj = await this.catalog.get(name);
+    if (!obj || obj.container || !obj.res) return undefined;
+    const res = obj.res;
+    const disk = obj.location?.disk;
+    if (!disk) return undefined;
+    return diskSource(disk.path, disk.size, disk.mtime, res.mime, contentFeatures(res), transferModeFor(res));
+  };
+
+  private buildApp(): Koa {
+    const cfg = this.config;
+    const app = new Koa();
+    app.proxy = false;
+    app.silent = true;
+    app.on('error', (err: Error & { code?: string }) => {
+      if (err.code === 'EPIPE' || err.code === 'ECONNRESET' || err.code === 'ERR_STREAM_PREMATURE_CLOSE') return;
+      this.log.warn({ err: err.message }, 'http error');
+    });
+    app.use(async (ctx, next) => {
+      const t0 = Date.now();
+      try {
+        await next();
+      } finally {
+        this.log.debug({ method: ctx.method, url: ctx.url, status: ctx.status, remote: ctx.req.socket.remoteAddress, ms: Date.now() - t0, ua: ctx.get('user-agent') }, 'request');
+      }
+    });
+    app.use(allowSubnets(cfg.allow.length ? cfg.allow : DEFAULT_ALLOWED_SUBNETS));
+    app.use(async (ctx, next) => {
+      ctx.set('Server', `Linux UPnP/1.0 DLNADOC/1.50 Tapedeck/${VERSION}`);
+      await next();
+    });
+
+    const router = new Router();
+    const descriptions = loadDescriptions(DEVICES_DIR);
+    const clients = defaultClientRegistry();
+    const baseUrlOf = (ctx: Koa.Context) => {
+      const s = ctx.req.socket;
+      const addr = (s.localAddress ?? '127.0.0.1').replace(/^::ffff:/, '');
+      const host = addr.includes(':') ? `[${addr}]` : addr;
+      return `http://${host}:${s.localPort}`;
+    };
+
+    router.get('/description.xml', (ctx) => {
+      const client = clients.detect(ctx.headers, ctx.req.socket.remoteAddress);
+      ctx.type = 'text/xml; charset="utf-8"';
+      ctx.body = descriptions.deviceDescription({
+        friendlyName: cfg.friendlyName,
+        uuid: this.uuid,
+        serialNumber: this.uuid.slice(0, 8),
+        modelNumber: VERSION,
+        presentationURL: `${baseUrlOf(ctx as unknown as Koa.Context)}/`,
+        client,
+      });
+    });
+    for (const [path, name] of [
+      ['/upnp/cds.xml', 'cds'],
+      ['/upnp/cms.xml', 'cms'],
+      ['/upnp/msr.xml', 'msr'],
+    ] as const) {
+      router.get(path, (ctx) => {
+        ctx.type = 'text/xml; charset="utf-8"';
+        ctx.body = descriptions.scpd(name);
+      });
+    }
+
+    const cds = new ContentDirectory(this.catalog);
+    const cms = new ConnectionManager(this.catalog);
+    const soapOpts = { detectClient: (h: Record<string, string | string[] | undefined>, remote?: string) => clients.detect(h, remote), baseUrlOf };
+    soapRoutes(router, '/upnp/control/cds', cds.service(), soapOpts);
+    soapRoutes(router, '/upnp/control/cms', cms.service(), soapOpts);
+    soapRoutes(router, '/upnp/control/msr', mediaReceiverRegistrar(), soapOpts);
+
+    const cdsEvents = new EventService({
+      serviceId: 'urn:upnp-org:serviceId:ContentDirectory',
+      source: { variables: () => ({ SystemUpdateID: String(this.catalog.systemUpdateId), ContainerUpdateIDs: '' }) },
+      log: this.log,
+    });
+    let sourceInfo = '';
+    const cmsEvents = new EventService({
+      serviceId: 'urn:upnp-org:serviceId:ConnectionManager',
+      source: { variables: () => ({ SourceProtocolInfo: sourceInfo, SinkProtocolInfo: '', CurrentConnectionIDs: '0' }) },
+      log: this.log,
+    });
+    const msrEvents = new EventService({
+      serviceId: 'urn:microsoft.com:serviceId:X_MS_MediaReceiverRegistrar',
+      source: { variables: () => ({ AuthorizationGrantedUpdateID: '0', AuthorizationDeniedUpdateID: '0', ValidationSucceededUpdateID: '0', ValidationRevokedUpdateID: '0' }) },
+      log: this.log,
+    });
+    this.events = [cdsEvents, cmsEvents, msrEvents];
+    cdsEvents.routes(router, '/upnp/event/cds');
+    cmsEvents.routes(router, '/upnp/event/cms');
+    msrEvents.routes(router, '/upnp/event/msr');
+    const refreshSourceInfo = async () => {
+      sourceInfo = await cms.sourceProtocolInfo();
+    };
+    void refreshSourceInfo();
+    this.catalog.on('change', (ev: ChangeEvent) => {
+      cdsEvents.notify({
+        SystemUpdateID: String(ev.systemUpdateId),
+        ContainerUpdateIDs: ev.containers.map(([id, n]) => `${id},${n}`).join(','),
+      });
+      void refreshSourceInfo().then(() => cmsEvents.notify({ SourceProtocolInfo: sourceInfo }));
+    });
+
+    mediaRoutes(router, this.resolveMedia, {
+      onStream: () => {
+        /* counted by the status page in a later step */
+      },
+    });
+    staticRoutes(router, { devicesDir: DEVICES_DIR, server: this });
+
+    app.use(router.routes());
+    app.use(router.allowedMethods());
+    return app;
+  }
+
+  private async listen(app: Koa): Promise<void> {
+    const handler = app.callback();
+    const addrs = [...new Set(['127.0.0.1', ...this.interfaces.map((i) => i.address)])];
+    let port = this.config.port;
+    for (const addr of addrs) {
+      const srv = createServer({ keepAliveTimeout: 15_000 }, handler);
+      srv.on('connection', (s) => {
+        this.sockets.add(s);
+        s.once('close', () => this.sockets.delete(s));
+      });
+      await new Promise<void>((resolve, reject) => {
+        srv.once('error', (err: NodeJS.ErrnoException) => {
+          reject(err.code === 'EADDRINUSE' ? new Error(`port ${port} is already in use on ${addr} (set another with --port)`) : err);
+        });
+        srv.listen(port, addr, () => resolve());
+      });
+      port = (srv.address() as AddressInfo).port;
+      this.http.push(srv);
+    }
+    this.port = port;
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.log.info('shutting down');
+    // 1. Say goodbye while the network is still up.
+    await this.ssdp?.stop().catch((err: Error) => this.log.warn({ err: err.message }, 'ssdp stop failed'));
+    // 2. Stop accepting requests; give open responses a moment, then close sockets.
+    await Promise.all(this.events.map((e) => e.close()));
+    const closed = Promise.all(this.http.map((s) => new Promise<void>((r) => s.close(() => r()))));
+    for (const s of this.sockets) if (!(s as Socket & { _httpMessage?: unknown })._httpMessage) s.destroy();
+    const timer = setTimeout(() => this.sockets.forEach((s) => s.destroy()), 2000);
+    await closed;
+    clearTimeout(timer);
+    // 3. Stop a running scan, then close the catalog.
+    this.abort.abort();
+    await this.scanning?.catch(() => undefined);
+    await this.catalog?.close();
+    this.log.info('stopped');
+  }
+}

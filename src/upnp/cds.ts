@@ -1,0 +1,236 @@
+// ContentDirectory:1 service: Browse, Search, capabilities and update IDs over
+// the catalog. Transport (SOAP parsing, faults) lives in soap.ts, XML of the
+// results in didl.ts, the criteria grammars in search.ts and sort.ts.
+
+import type { Catalog } from '../catalog/catalog.js';
+import type { CatalogObject } from '../catalog/types.js';
+import { ROOT_ID } from '../catalog/types.js';
+import { placements } from '../catalog/layout.js';
+import { protocolInfo } from '../media/dlna.js';
+import { didl } from './didl.js';
+import { SEARCH_CAPABILITIES, SORT_CAPABILITIES } from './properties.js';
+import { compileSearch, parseSearch, searchHints, SearchError } from './search.js';
+import { compileSort, parseSort, SortError } from './sort.js';
+import type { SoapContext, SoapService } from './soap.js';
+import type { ViewKey } from './clients.js';
+import { resolveContainerAlias, samsungFeatureList } from './clients.js';
+import { UpnpError } from './soap.js';
+
+export const CDS_TYPE = 'urn:schemas-upnp-org:service:ContentDirectory:1';
+
+type Out = [string, string | number][];
+
+function ui4(args: Record<string, string>, name: string, dflt?: number): number {
+  const raw = args[name];
+  if (raw === undefined || raw.trim() === '') {
+    if (dflt !== undefined) return dflt;
+    throw new UpnpError(402, `missing argument ${name}`);
+  }
+  const t = raw.trim();
+  if (!/^\d+$/.test(t) || Number(t) > 0xffffffff) throw new UpnpError(402, `${name} must be an unsigned 32-bit integer, got ${JSON.stringify(raw)}`);
+  return Number(t);
+}
+
+function required(args: Record<string, string>, name: string): string {
+  const v = args[name];
+  if (v === undefined) throw new UpnpError(402, `missing argument ${name}`);
+  return v;
+}
+
+function sortOf(criteria: string) {
+  try {
+    return parseSort(criteria);
+  } catch (err) {
+    if (err instanceof SortError) throw new UpnpError(709, err.message);
+    throw err;
+  }
+}
+
+/** Small cache of sorted ID lists for non-default Browse orders. */
+class SortedCache {
+  private m = new Map<string, string[]>();
+  get(k: string) {
+    return this.m.get(k);
+  }
+  set(k: string, v: string[]) {
+    this.m.set(k, v);
+    if (this.m.size > 32) this.m.delete(this.m.keys().next().value as string);
+  }
+}
+
+/** Our container for each view key that client profiles refer to (devices/clients). */
+export const VIEWS: Partial<Record<ViewKey, string>> = {
+  root: ROOT_ID,
+  music: 'music',
+  'music.all': 'music/all',
+  'music.genres': 'music/genres',
+  'music.artists': 'music/artists',
+  'music.albums': 'music/albums',
+  'music.folders': 'folders',
+  video: 'video',
+  'video.all': 'video/all',
+  'video.folders': 'video',
+  image: 'pictures',
+  'image.all': 'pictures/all',
+  'image.date': 'pictures/date',
+  'image.folders': 'folders',
+};
+
+export class ContentDirectory {
+  private sorted = new SortedCache();
+  readonly bookmarks = new Map<string, number>();
+
+  constructor(private catalog: Catalog) {}
+
+  private mapId(id: string, ctx: SoapContext): string {
+    return resolveContainerAlias(ctx.client, id, VIEWS);
+  }
+
+  private render(objects: CatalogObject[], filter: string, ctx: SoapContext): string {
+    return didl(objects, { baseUrl: ctx.baseUrl, filter, protocolInfo, client: ctx.client });
+  }
+
+  async browse(args: Record<string, string>, ctx: SoapContext): Promise<Out> {
+    const objectId = this.mapId(required(args, 'ObjectID'), ctx);
+    const flag = required(args, 'BrowseFlag');
+    const filter = args.Filter ?? '*';
+    const start = ui4(args, 'StartingIndex', 0);
+    const count = ui4(args, 'RequestedCount', 0);
+    const ignoreSort = Boolean(ctx.client?.quirks.ignoreSortCriteria);
+    const sortCriteria = ignoreSort ? '' : (args.SortCriteria ?? '');
+    const keys = sortOf(sortCriteria);
+    if (flag !== 'BrowseMetadata' && flag !== 'BrowseDirectChildren') throw new UpnpError(402, `BrowseFlag must be BrowseMetadata or BrowseDirectChildren, got ${JSON.stringify(flag)}`);
+    const obj = await this.catalog.get(objectId);
+    if (!obj) throw new UpnpError(701, `no such object: ${objectId}`);
+    if (flag === 'BrowseMetadata') {
+      return [
+        ['Result', this.render([obj], filter, ctx)],
+        ['NumberReturned', 1],
+        ['TotalMatches', 1],
+        ['UpdateID', obj.container ? (obj.updateId ?? this.catalog.systemUpdateId) : this.catalog.systemUpdateId],
+      ];
+    }
+    if (!obj.container) throw new UpnpError(710, `not a container: ${objectId}`);
+    let page: CatalogObject[];
+    let total: number;
+    if (keys.length === 0) {
+      const r = await this.catalog.children(objectId, start, count);
+      page = r.objects;
+      total = r.total;
+    } else {
+      const cacheKey = `${objectId}\u0000${sortCriteria}\u0000${obj.updateId ?? 0}`;
+      let ids = this.sorted.get(cacheKey);
+      let all: CatalogObject[] | undefined;
+      if (!ids) {
+        all = await this.catalog.allChildren(objectId);
+        all.sort(compileSort(keys));
+        ids = all.map((o) => o.id);
+        this.sorted.set(cacheKey, ids);
+      }
+      total = ids.length;
+      const end = count > 0 ? Math.min(total, start + count) : total;
+      if (all) page = all.slice(start, end);
+      else page = (await Promise.all(ids.slice(start, end).map((id) => this.catalog.get(id)))).filter((o): o is CatalogObject => !!o);
+    }
+    return [
+      ['Result', this.render(page, filter, ctx)],
+      ['NumberReturned', page.length],
+      ['TotalMatches', total],
+      ['UpdateID', obj.updateId ?? this.catalog.systemUpdateId],
+    ];
+  }
+
+  async search(args: Record<string, string>, ctx: SoapContext): Promise<Out> {
+    const containerId = this.mapId(required(args, 'ContainerID'), ctx);
+    const criteria = required(args, 'SearchCriteria');
+    const filter = args.Filter ?? '*';
+    const start = ui4(args, 'StartingIndex', 0);
+    const count = ui4(args, 'RequestedCount', 0);
+    const keys = sortOf(ctx.client?.quirks.ignoreSortCriteria ? '' : (args.SortCriteria ?? ''));
+    let match: (o: CatalogObject) => boolean;
+    let classPrefixes: string[] | undefined;
+    try {
+      match = compileSearch(criteria);
+      classPrefixes = criteria.trim() === '*' ? undefined : searchHints(parseSearch(criteria)).classPrefixes;
+    } catch (err) {
+      if (err instanceof SearchError) throw new UpnpError(708, err.message);
+      throw err;
+    }
+    const container = await this.catalog.get(containerId);
+    if (!container) throw new UpnpError(710, `no such container: ${containerId}`);
+    if (!container.container) throw new UpnpError(710, `not a container: ${containerId}`);
+
+    const wantItems = !classPrefixes || classPrefixes.some((p) => 'object.item'.startsWith(p) || p.startsWith('object.item'));
+    const wantContainers = !classPrefixes || classPrefixes.some((p) => 'object.container'.startsWith(p) || p.startsWith('object.container'));
+    const results: CatalogObject[] = [];
+    const inSubtree = containerId === ROOT_ID ? undefined : await this.subtree(containerId);
+
+    if (wantItems) {
+      for (const item of await this.catalog.items()) {
+        if (classPrefixes && !classPrefixes.some((p) => item.upnpClass.startsWith(p))) continue;
+        if (!match(item)) continue;
+        if (!inSubtree) {
+          results.push(item);
+          continue;
+        }
+        // Inside a subtree an item is returned once, under the first of its placements there.
+        const p = placements(item).placements.find((pl) => inSubtree.has(pl.containerId));
+        if (!p) continue;
+        results.push(p.childId === item.id ? item : { ...item, id: p.childId, parentId: p.containerId, refId: item.id });
+      }
+    }
+    if (wantContainers) {
+      for (const c of await this.catalog.containers()) {
+        if (c.id === containerId || c.id === ROOT_ID) continue;
+        if (inSubtree && !inSubtree.has(c.id)) continue;
+        if (match(c)) results.push(c);
+      }
+    }
+    results.sort(compileSort(keys));
+    const end = count > 0 ? Math.min(results.length, start + count) : results.length;
+    const page = start < results.length ? results.slice(start, end) : [];
+    return [
+      ['Result', this.render(page, filter, ctx)],
+      ['NumberReturned', page.length],
+      ['TotalMatches', results.length],
+      ['UpdateID', container.updateId ?? this.catalog.systemUpdateId],
+    ];
+  }
+
+  /** IDs of a container and every container below it. */
+  private async subtree(rootId: string): Promise<Set<string>> {
+    const parents = await this.catalog.containerParentMap();
+    const kids = new Map<string, string[]>();
+    for (const [id, parent] of parents) {
+      const l = kids.get(parent);
+      if (l) l.push(id);
+      else kids.set(parent, [id]);
+    }
+    const out = new Set<string>([rootId]);
+    const stack = [rootId];
+    while (stack.length) for (const k of kids.get(stack.pop()!) ?? []) if (!out.has(k)) (out.add(k), stack.push(k));
+    return out;
+  }
+
+  service(): SoapService {
+    return {
+      serviceType: CDS_TYPE,
+      actions: {
+        Browse: (a, ctx) => this.browse(a, ctx),
+        Search: (a, ctx) => this.search(a, ctx),
+        GetSearchCapabilities: async () => [['SearchCaps', SEARCH_CAPABILITIES]],
+        GetSortCapabilities: async () => [['SortCaps', SORT_CAPABILITIES]],
+        GetSystemUpdateID: async () => [['Id', this.catalog.systemUpdateId]],
+        X_GetFeatureList: async (_a, ctx) => [['FeatureList', samsungFeatureList(ctx.client, VIEWS)]],
+        X_SetBookmark: async (a) => {
+          const id = required(a, 'ObjectID');
+          const pos = Number(a.PosSecond ?? '0');
+          if (!Number.isFinite(pos) || pos < 0) throw new UpnpError(402, 'PosSecond must be a non-negative number');
+          if (!(await this.catalog.get(id))) throw new UpnpError(701, `no such object: ${id}`);
+          this.bookmarks.set(id, pos);
+          return [];
+        },
+      },
+    };
+  }
+}

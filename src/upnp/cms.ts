@@ -1,0 +1,64 @@
+// ConnectionManager:1 (source side) and Microsoft's X_MS_MediaReceiverRegistrar:1.
+import type { Catalog } from '../catalog/catalog.js';
+import { protocolInfo } from '../media/dlna.js';
+import type { SoapService } from './soap.js';
+import { UpnpError } from './soap.js';
+
+export const CMS_TYPE = 'urn:schemas-upnp-org:service:ConnectionManager:1';
+export const MSR_TYPE = 'urn:microsoft.com:service:X_MS_MediaReceiverRegistrar:1';
+
+export class ConnectionManager {
+  private cache: { updateId: number; value: string } | undefined;
+
+  constructor(private catalog: Catalog) {}
+
+  /** Source protocolInfo: every distinct protocolInfo the library actually holds. */
+  async sourceProtocolInfo(): Promise<string> {
+    const updateId = this.catalog.systemUpdateId;
+    if (this.cache?.updateId === updateId) return this.cache.value;
+    const seen = new Set<string>();
+    for (const item of await this.catalog.items()) if (item.res) seen.add(protocolInfo(item.res));
+    const value = [...seen].sort().join(',');
+    this.cache = { updateId, value };
+    return value;
+  }
+
+  service(): SoapService {
+    return {
+      serviceType: CMS_TYPE,
+      actions: {
+        GetProtocolInfo: async () => [
+          ['Source', await this.sourceProtocolInfo()],
+          ['Sink', ''],
+        ],
+        GetCurrentConnectionIDs: async () => [['ConnectionIDs', '0']],
+        GetCurrentConnectionInfo: async (a) => {
+          const id = a.ConnectionID;
+          if (id === undefined) throw new UpnpError(402, 'missing argument ConnectionID');
+          if (id.trim() !== '0') throw new UpnpError(706, `no such connection: ${id}`);
+          return [
+            ['RcsID', -1],
+            ['AVTransportID', -1],
+            ['ProtocolInfo', ''],
+            ['PeerConnectionManager', ''],
+            ['PeerConnectionID', -1],
+            ['Direction', 'Output'],
+            ['Status', 'OK'],
+          ];
+        },
+      },
+    };
+  }
+}
+
+/** Xbox 360 / Windows Media Player ask this before browsing; every device is authorised. */
+export function mediaReceiverRegistrar(): SoapService {
+  return {
+    serviceType: MSR_TYPE,
+    actions: {
+      IsAuthorized: async () => [['Result', 1]],
+      IsValidated: async () => [['Result', 1]],
+      RegisterDevice: async () => [['RegistrationRespMsg', '']],
+    },
+  };
+}

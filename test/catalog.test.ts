@@ -1,0 +1,217 @@
+import test from 'ava';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Catalog, type ChangeEvent } from '../src/catalog/catalog.js';
+import { LevelStore, MemoryStore, type KVStore } from '../src/catalog/store.js';
+import { itemIdForPath, parseRefId } from '../src/catalog/layout.js';
+import type { CatalogObject, MediaKind } from '../src/catalog/types.js';
+
+const dirs: string[] = [];
+test.after.always(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+const ROOT = '/media/lib';
+function item(rel: string, kind: MediaKind, meta: CatalogObject['meta'] = {}, title?: string): CatalogObject {
+  const path = `${ROOT}/${rel}`;
+  const cls = { audio: 'object.item.audioItem.musicTrack', video: 'object.item.videoItem.movie', image: 'object.item.imageItem.photo' }[kind];
+  return {
+    id: itemIdForPath(path),
+    parentId: '',
+    container: false,
+    upnpClass: cls,
+    title: title ?? rel.split('/').pop()!.replace(/\.\w+$/, ''),
+    kind,
+    meta,
+    res: { mime: kind === 'audio' ? 'audio/mpeg' : kind === 'video' ? 'video/mp4' : 'image/jpeg', size: 1000 },
+    location: { disk: { path, size: 1000, mtime: 1 } },
+    origPath: path,
+    mediaRoot: ROOT,
+    relPath: rel,
+  };
+}
+
+const stores: [string, () => KVStore][] = [
+  ['memory', () => new MemoryStore()],
+  [
+    'level',
+    () => {
+      const d = mkdtempSync(join(tmpdir(), 'tapedeck-cat-'));
+      dirs.push(d);
+      return new LevelStore(join(d, 'db'));
+    },
+  ],
+];
+
+const titles = (objs: CatalogObject[]) => objs.map((o) => o.title);
+
+for (const [name, make] of stores) {
+  const open = async () => {
+    const c = new Catalog(make());
+    await c.open();
+    return c;
+  };
+
+  test(`${name}: a new catalog has the fixed layout`, async (t) => {
+    const c = await open();
+    t.deepEqual(titles((await c.children('0', 0, 0)).objects), ['Music', 'Video', 'Pictures', 'Folders']);
+    t.deepEqual(titles((await c.children('music', 0, 0)).objects), ['All Tracks', 'Artists', 'Albums', 'Genres']);
+    t.deepEqual(titles((await c.children('pictures', 0, 0)).objects), ['All Pictures', 'By Date']);
+    t.is((await c.get('0'))!.childCount, 4);
+    t.is((await c.get('0'))!.parentId, '-1');
+    await c.close();
+  });
+
+  test(`${name}: music lands in all tracks, artist → album in track order, albums and genres`, async (t) => {
+    const c = await open();
+    const tracks = [
+      item('A/X/02 b.mp3', 'audio', { artist: 'Abba', album: 'Gold', trackNumber: 2, genre: 'Pop' }, 'Zebra'),
+      item('A/X/01 a.mp3', 'audio', { artist: 'Abba', album: 'Gold', trackNumber: 1, genre: 'Pop' }, 'Yak'),
+      item('A/X/10 c.mp3', 'audio', { artist: 'Abba', album: 'Gold', trackNumber: 10, genre: 'Pop' }, 'Ant'),
+      item('B/y.mp3', 'audio', { artist: 'Beatles', album: 'Help', trackNumber: 1, genre: 'Rock' }, 'Help!'),
+    ];
+    const ev = await c.apply({ upserts: tracks });
+    t.truthy(ev);
+    t.is((await c.get('music/all'))!.childCount, 4);
+    t.deepEqual(titles((await c.children('music/all', 0, 0)).objects), ['Ant', 'Help!', 'Yak', 'Zebra']);
+    const artists = (await c.children('music/artists', 0, 0)).objects;
+    t.deepEqual(titles(artists), ['Abba', 'Beatles']);
+    t.is(artists[0].upnpClass, 'object.container.person.musicArtist');
+    const albums = (await c.children(artists[0].id, 0, 0)).objects;
+    t.deepEqual(titles(albums), ['Gold']);
+    const inAlbum = (await c.children(albums[0].id, 0, 0)).objects;
+    t.deepEqual(titles(inAlbum), ['Yak', 'Zebra', 'Ant'], 'track order, numerically');
+    for (const o of inAlbum) {
+      t.is(o.parentId, albums[0].id);
+      t.truthy(o.refId);
+      t.is(parseRefId(o.id)!.itemId, o.refId);
+      // a reference resolves on its own (BrowseMetadata)
+      t.deepEqual(await c.get(o.id), o);
+    }
+    t.deepEqual(titles((await c.children('music/albums', 0, 0)).objects), ['Gold', 'Help']);
+    t.deepEqual(titles((await c.children('music/genres', 0, 0)).objects), ['Pop', 'Rock']);
+    // canonical items live in the folder tree
+    const lib = (await c.children('folders', 0, 0)).objects;
+    t.deepEqual(titles(lib), ['lib']);
+    t.deepEqual(titles((await c.children(lib[0].id, 0, 0)).objects), ['A', 'B']);
+    const canon = await c.get(tracks[0].id);
+    t.is(canon!.refId, undefined);
+    t.not(canon!.parentId, '');
+    await c.close();
+  });
+
+  test(`${name}: a forged reference ID is not an object`, async (t) => {
+    const c = await open();
+    const a = item('v.mp4', 'video');
+    await c.apply({ upserts: [a] });
+    t.truthy(await c.get(`video/all$${a.id}`));
+    t.is(await c.get(`music/all$${a.id}`), undefined);
+    t.is(await c.get(`video/all$inope`), undefined);
+    t.is(await c.get('no-such'), undefined);
+    await c.close();
+  });
+
+  test(`${name}: pictures by date year → month, video folder tree`, async (t) => {
+    const c = await open();
+    await c.apply({
+      upserts: [
+        item('p/1.jpg', 'image', { date: '2021-05-03T10:00:00' }),
+        item('p/2.jpg', 'image', { date: '2021-07-01' }),
+        item('p/3.jpg', 'image', { date: '2023-01-09' }),
+        item('films/old/m.mp4', 'video'),
+      ],
+    });
+    const years = (await c.children('pictures/date', 0, 0)).objects;
+    t.deepEqual(titles(years), ['2021', '2023']);
+    t.deepEqual(titles((await c.children(years[0].id, 0, 0)).objects), ['2021-05', '2021-07']);
+    const video = (await c.children('video', 0, 0)).objects;
+    t.deepEqual(titles(video), ['All Video', 'lib']);
+    const films = (await c.children(video[1].id, 0, 0)).objects;
+    t.deepEqual(titles(films), ['films']);
+    await c.close();
+  });
+
+  test(`${name}: removing items removes their references and empty containers; update IDs move`, async (t) => {
+    const c = await open();
+    const events: ChangeEvent[] = [];
+    c.on('change', (e: ChangeEvent) => events.push(e));
+    const a = item('A/a.mp3', 'audio', { artist: 'Solo', album: 'One', genre: 'Jazz' });
+    const b = item('A/b.mp3', 'audio', { artist: 'Duo', album: 'Two' });
+    await c.apply({ upserts: [a, b] });
+    const before = c.systemUpdateId;
+    await c.apply({ removes: [a.id] });
+    t.is(c.systemUpdateId, before + 1);
+    t.deepEqual(titles((await c.children('music/artists', 0, 0)).objects), ['Duo']);
+    t.is((await c.get('music/genres'))!.childCount, 0);
+    t.is((await c.get('music/all'))!.childCount, 1);
+    const last = events.at(-1)!;
+    t.is(last.systemUpdateId, c.systemUpdateId);
+    const changed = new Map(last.containers);
+    t.true(changed.has('music/all'));
+    t.true(changed.has('music/artists'));
+    t.is(await c.get(a.id), undefined);
+    await c.apply({ removes: [b.id] });
+    t.is((await c.children('folders', 0, 0)).total, 0, 'empty folders disappear');
+    await c.close();
+  });
+
+  test(`${name}: re-applying an unchanged item changes nothing`, async (t) => {
+    const c = await open();
+    const a = item('x.mp3', 'audio', { artist: 'S' });
+    await c.apply({ upserts: [a] });
+    const id = c.systemUpdateId;
+    t.is(await c.apply({ upserts: [structuredClone(a)] }), undefined);
+    t.is(c.systemUpdateId, id);
+    await c.close();
+  });
+
+  test(`${name}: metadata change moves the item between views in one batch`, async (t) => {
+    const c = await open();
+    const a = item('x.mp3', 'audio', { artist: 'Old', album: 'Al' });
+    await c.apply({ upserts: [a] });
+    await c.apply({ upserts: [{ ...a, meta: { artist: 'New', album: 'Al' } }] });
+    t.deepEqual(titles((await c.children('music/artists', 0, 0)).objects), ['New']);
+    t.is((await c.get('music/all'))!.childCount, 1);
+    await c.close();
+  });
+
+  test(`${name}: paging a 20,000-child container returns exact slices`, async (t) => {
+    const c = await open();
+    const items: CatalogObject[] = [];
+    for (let i = 0; i < 20000; i++) items.push(item(`big/f${i}.mp4`, 'video', {}, `Movie ${i}`));
+    for (let i = 0; i < items.length; i += 2000) await c.apply({ upserts: items.slice(i, i + 2000) });
+    const all = await c.children('video/all', 0, 0);
+    t.is(all.total, 20000);
+    t.is(all.objects.length, 20000);
+    for (const start of [0, 1, 9999, 19950, 19999, 20000, 25000]) {
+      const p = await c.children('video/all', start, 50);
+      t.is(p.total, 20000);
+      t.deepEqual(
+        p.objects.map((o) => o.id),
+        all.objects.slice(start, start + 50).map((o) => o.id),
+      );
+    }
+    // natural order: Movie 2 before Movie 10
+    const order = all.objects.map((o) => o.title);
+    t.true(order.indexOf('Movie 2') < order.indexOf('Movie 10'));
+    await c.close();
+  });
+}
+
+test('level: catalog survives a reopen with the same IDs and update ID', async (t) => {
+  const d = mkdtempSync(join(tmpdir(), 'tapedeck-cat-'));
+  dirs.push(d);
+  const c = new Catalog(new LevelStore(join(d, 'db')));
+  await c.open();
+  await c.apply({ upserts: [item('a.mp3', 'audio', { artist: 'Z' })] });
+  const ids = (await c.children('music/all', 0, 0)).objects.map((o) => o.id);
+  const sys = c.systemUpdateId;
+  await c.close();
+  const c2 = new Catalog(new LevelStore(join(d, 'db')));
+  await c2.open();
+  t.deepEqual(
+    (await c2.children('music/all', 0, 0)).objects.map((o) => o.id),
+    ids,
+  );
+  t.is(c2.systemUpdateId, sys);
+  await c2.close();
+});
