@@ -1,0 +1,316 @@
+// HTTP media delivery: `GET|HEAD /media/<id>` (optionally `/media/<id>.<ext>`, the extension
+// only helps clients that guess types from URLs). Koa has no Range support, so this module
+// implements byte ranges, conditional requests and the DLNA transport headers itself.
+//
+// Safety: the ID taken from the URL is only ever used as a catalog key (through the
+// resolver); it is never joined to a path. IDs with characters outside a conservative
+// alphabet are refused before the resolver sees them.
+//
+// Streaming: bodies are streamed in large chunks and never buffered whole. When the client
+// goes away the source stream is destroyed at once (which closes the file handle) and the
+// AbortSignal given to `open` fires, so a tape source can cancel its stager request.
+
+import { createReadStream } from 'node:fs';
+import { open as openFile } from 'node:fs/promises';
+import { Transform, pipeline, type TransformCallback } from 'node:stream';
+import type { Context } from 'koa';
+import type { Router } from '@koa/router';
+import { parseRange, contentRange, unsatisfiedRange } from './range.js';
+
+export type TransferMode = 'Streaming' | 'Interactive';
+
+/** What the server resolves an object ID to. */
+export interface MediaSource {
+  size: number;
+  /** ms since epoch */
+  mtime: number;
+  mime: string;
+  /** DLNA 4th protocolInfo field, e.g. `DLNA.ORG_PN=MP3;DLNA.ORG_OP=01;...` */
+  contentFeatures: string;
+  /** Transfer mode announced when the client does not name one. */
+  transferMode: TransferMode;
+  tier: 'disk' | 'tape';
+  /**
+   * Bytes [start, end] (end inclusive). May reject before any byte is sent; an error with a
+   * numeric `status` (and optional `headers`, e.g. `{ 'Retry-After': '120' }`) becomes that
+   * HTTP answer, as Koa does for http-errors. `signal` fires when the client is gone.
+   */
+  open(start: number, end: number, signal: AbortSignal): Promise<NodeJS.ReadableStream> | NodeJS.ReadableStream;
+}
+
+export type Resolver = (id: string) => Promise<MediaSource | undefined>;
+
+export interface StreamEvent {
+  id: string;
+  tier: 'disk' | 'tape';
+  /** Bytes handed to the HTTP response. */
+  bytes: number;
+  /** True when the response did not complete (client disconnected or source failed). */
+  aborted: boolean;
+}
+
+export interface MediaRouteOptions {
+  /** Called once per streamed body (GET 200/206), when the response is over. */
+  onStream?(ev: StreamEvent): void;
+}
+
+/** Read chunk size of disk streams (also the high-water mark of the pipe to the socket). */
+export const CHUNK_SIZE = 512 * 1024;
+
+/** Characters an object ID may contain in a media URL; no `/`, `\`, `%` or controls. */
+const ID_RE = /^[A-Za-z0-9_~$@!+=:.-]{1,256}$/;
+const EXT_RE = /^[A-Za-z0-9]{1,8}$/;
+
+export function isValidMediaId(id: string): boolean {
+  return ID_RE.test(id) && id !== '.' && id !== '..';
+}
+
+/** A source reading a file on disk. */
+export function diskSource(
+  path: string,
+  size: number,
+  mtime: number,
+  mime: string,
+  contentFeatures: string,
+  transferMode: TransferMode = 'Streaming',
+): MediaSource {
+  return {
+    size,
+    mtime,
+    mime,
+    contentFeatures,
+    transferMode,
+    tier: 'disk',
+    async open(start, end, signal) {
+      signal.throwIfAborted();
+      // Opening first (rather than letting the stream open lazily) surfaces ENOENT/EACCES
+      // before any header is sent, so the client gets a proper status instead of a reset.
+      const fh = await openFile(path, 'r');
+      if (signal.aborted) {
+        await fh.close().catch(() => {});
+        throw signal.reason;
+      }
+      const stream = createReadStream('', { fd: fh, start, end, highWaterMark: CHUNK_SIZE, autoClose: true });
+      const onAbort = () => stream.destroy();
+      signal.addEventListener('abort', onAbort, { once: true });
+      stream.once('close', () => signal.removeEventListener('abort', onAbort));
+      return stream;
+    },
+  };
+}
+
+/** Passes exactly `expected` bytes through; fails if the source ends short or runs long. */
+class LengthGuard extends Transform {
+  count = 0;
+  constructor(private readonly expected: number) {
+    super({ readableHighWaterMark: CHUNK_SIZE, writableHighWaterMark: CHUNK_SIZE });
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.count += chunk.length;
+    if (this.count > this.expected) cb(new Error(`media source produced more than the ${this.expected} bytes asked for`));
+    else cb(null, chunk);
+  }
+  override _flush(cb: TransformCallback): void {
+    if (this.count !== this.expected) cb(new Error(`media source ended after ${this.count} of ${this.expected} bytes`));
+    else cb();
+  }
+}
+
+// ---- validators -------------------------------------------------------------------------
+
+export function etagOf(size: number, mtime: number): string {
+  return `"${size.toString(16)}-${Math.floor(mtime).toString(16)}"`;
+}
+
+/** Entity tags of an If-Match / If-None-Match value; `*` is returned as ['*']. */
+function etagList(value: string): string[] {
+  if (value.trim() === '*') return ['*'];
+  return value.match(/(?:W\/)?"[^"]*"/g) ?? [];
+}
+
+const opaque = (tag: string) => (tag.startsWith('W/') ? tag.slice(2) : tag);
+
+function httpDateSeconds(value: string): number | undefined {
+  const ms = Date.parse(value);
+  return Number.isFinite(ms) ? Math.floor(ms / 1000) : undefined;
+}
+
+type Precondition = 'ok' | 'not-modified' | 'failed';
+
+/** RFC 9110 §13.2.2 evaluation order for GET/HEAD. */
+function evaluatePreconditions(ctx: Context, etag: string, lastModSec: number): Precondition {
+  const ifMatch = ctx.headers['if-match'];
+  if (typeof ifMatch === 'string') {
+    const tags = etagList(ifMatch);
+    if (!(tags[0] === '*' || tags.includes(etag))) return 'failed'; // strong comparison
+  } else {
+    const ius = ctx.headers['if-unmodified-since'];
+    if (typeof ius === 'string') {
+      const t = httpDateSeconds(ius);
+      if (t !== undefined && lastModSec > t) return 'failed';
+    }
+  }
+  const inm = ctx.headers['if-none-match'];
+  if (typeof inm === 'string') {
+    const tags = etagList(inm);
+    if (tags[0] === '*' || tags.some((t) => opaque(t) === etag)) return 'not-modified'; // weak comparison
+  } else {
+    const ims = ctx.headers['if-modified-since'];
+    if (typeof ims === 'string') {
+      const t = httpDateSeconds(ims);
+      if (t !== undefined && lastModSec <= t) return 'not-modified';
+    }
+  }
+  return 'ok';
+}
+
+/** If-Range: the range applies only when the validator still matches (strong comparison). */
+function ifRangeHolds(ctx: Context, etag: string, lastModSec: number): boolean {
+  const v = ctx.headers['if-range'];
+  if (typeof v !== 'string') return true;
+  const s = v.trim();
+  if (s.startsWith('"') || s.startsWith('W/')) return s === etag;
+  const t = httpDateSeconds(s);
+  return t !== undefined && t === lastModSec;
+}
+
+const TRANSFER_MODES: Record<string, string> = {
+  streaming: 'Streaming',
+  interactive: 'Interactive',
+  background: 'Background',
+};
+
+// ---- the route --------------------------------------------------------------------------
+
+async function lookup(resolve: Resolver, name: string): Promise<{ id: string; src: MediaSource } | undefined> {
+  if (isValidMediaId(name)) {
+    const src = await resolve(name);
+    if (src) return { id: name, src };
+  }
+  // `<id>.<ext>`: try again without the extension.
+  const dot = name.lastIndexOf('.');
+  if (dot > 0 && EXT_RE.test(name.slice(dot + 1))) {
+    const id = name.slice(0, dot);
+    if (isValidMediaId(id)) {
+      const src = await resolve(id);
+      if (src) return { id, src };
+    }
+  }
+  return undefined;
+}
+
+async function serve(ctx: Context, resolve: Resolver, opts: MediaRouteOptions): Promise<void> {
+  const name = String((ctx as Context & { params?: Record<string, string> }).params?.name ?? '');
+  const found = await lookup(resolve, name);
+  if (!found) {
+    ctx.status = 404;
+    ctx.body = 'Not Found';
+    return;
+  }
+  const { id, src } = found;
+  const { size } = src;
+  const lastModSec = Math.floor(src.mtime / 1000);
+  const etag = etagOf(size, src.mtime);
+
+  ctx.set('Accept-Ranges', 'bytes');
+  ctx.set('ETag', etag);
+  ctx.set('Last-Modified', new Date(lastModSec * 1000).toUTCString());
+  const asked = ctx.headers['transfermode.dlna.org'];
+  const mode = typeof asked === 'string' ? TRANSFER_MODES[asked.trim().toLowerCase()] : undefined;
+  ctx.set('transferMode.dlna.org', mode ?? src.transferMode);
+  if (ctx.headers['getcontentfeatures.dlna.org']?.toString().trim() === '1') {
+    ctx.set('contentFeatures.dlna.org', src.contentFeatures);
+  }
+
+  const pre = evaluatePreconditions(ctx, etag, lastModSec);
+  if (pre === 'not-modified') {
+    ctx.status = 304;
+    return;
+  }
+  if (pre === 'failed') {
+    ctx.status = 412;
+    ctx.body = 'Precondition Failed';
+    return;
+  }
+
+  let range = parseRange(ctx.headers.range, size);
+  if ((range.kind === 'range' || range.kind === 'unsatisfiable') && !ifRangeHolds(ctx, etag, lastModSec)) {
+    range = { kind: 'none' };
+  }
+  if (range.kind === 'unsatisfiable') {
+    ctx.status = 416;
+    ctx.set('Content-Range', unsatisfiedRange(size));
+    ctx.body = 'Range Not Satisfiable';
+    return;
+  }
+
+  let start = 0;
+  let end = size - 1;
+  if (range.kind === 'range') {
+    ({ start, end } = range);
+    ctx.status = 206;
+    ctx.set('Content-Range', contentRange(start, end, size));
+  } else {
+    ctx.status = 200;
+  }
+  const length = end - start + 1;
+  // Set verbatim: ctx.type would append a charset to text/* types.
+  ctx.set('Content-Type', src.mime);
+  ctx.set('Content-Length', String(length));
+
+  // HEAD: same headers, no body and no open (Koa sends the explicit status and length).
+  if (ctx.method === 'HEAD') return;
+  if (length === 0) {
+    ctx.body = Buffer.alloc(0);
+    return;
+  }
+
+  const res = ctx.res;
+  const abort = new AbortController();
+  const onClose = () => {
+    if (!res.writableFinished) abort.abort(new Error('client disconnected'));
+  };
+  res.once('close', onClose);
+
+  let source: NodeJS.ReadableStream;
+  try {
+    source = await src.open(start, end, abort.signal);
+  } catch (err) {
+    res.off('close', onClose);
+    if (abort.signal.aborted) {
+      ctx.respond = false; // nobody is listening any more
+      return;
+    }
+    throw err; // Koa maps err.status / ENOENT; headers set above are reset by its onerror
+  }
+  if (abort.signal.aborted) {
+    destroyQuietly(source);
+    ctx.respond = false;
+    return;
+  }
+
+  const guard = new LengthGuard(length);
+  pipeline(source, guard, () => {
+    /* errors end the response through the guard; nothing else to do */
+  });
+  res.once('close', () => {
+    // Koa destroys the body stream (the guard) on close, and pipeline() then destroys the
+    // source; make sure of it even if Koa's behaviour changes.
+    if (!res.writableFinished) {
+      guard.destroy();
+      destroyQuietly(source);
+    }
+    opts.onStream?.({ id, tier: src.tier, bytes: guard.count, aborted: !res.writableFinished });
+  });
+  ctx.body = guard;
+}
+
+function destroyQuietly(s: NodeJS.ReadableStream): void {
+  const d = s as NodeJS.ReadableStream & { destroy?: (err?: Error) => void };
+  if (typeof d.destroy === 'function') d.destroy();
+}
+
+/** Registers `GET|HEAD /media/:id` and `/media/:id.:ext` on `router`. */
+export function mediaRoutes(router: Router, resolve: Resolver, opts: MediaRouteOptions = {}): void {
+  router.get('/media/:name', (ctx) => serve(ctx as unknown as Context, resolve, opts));
+}
