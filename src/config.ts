@@ -195,7 +195,7 @@ function fromFlags(flags: FlagValues): Raw {
 
 export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
   if (env.STATE_DIRECTORY) return env.STATE_DIRECTORY.split(':')[0];
-  const base = env.XDG_DATA_HOME || join(homedir(), '.local', 'share');
+  const base = env.XDG_DATA_HOME || join(env.HOME || homedir(), '.local', 'share');
   return join(base, 'tapedeck');
 }
 

@@ -2,6 +2,7 @@
 // (HTTP delivery, SOAP control, GENA, SSDP) into one server and runs it until
 // stopped. Shutdown is ordered: byebye, then HTTP, then the catalog.
 
+import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -30,7 +31,15 @@ import { SsdpServer } from './upnp/ssdp.js';
 import { DEFAULT_ALLOWED_SUBNETS, defaultInterfaces, resolveInterfaces, type NetIface } from './util/net.js';
 
 export const VERSION = '0.1.0';
-export const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+/** The folder holding package.json (the checkout, or the install prefix when built into dist/). */
+export const REPO_ROOT = findUp(dirname(fileURLToPath(import.meta.url)));
+
+function findUp(dir: string): string {
+  for (let d = dir; ; d = dirname(d)) {
+    if (existsSync(join(d, 'package.json'))) return d;
+    if (dirname(d) === d) return join(dirname(fileURLToPath(import.meta.url)), '..');
+  }
+}
 export const DEVICES_DIR = join(REPO_ROOT, 'devices');
 
 export interface ServerStatus {

@@ -1,0 +1,90 @@
+import test from 'ava';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ConfigError, loadConfig, parseConfigText, SETTINGS, envVarOf } from '../src/config.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'tapedeck-cfg-'));
+test.after.always(() => rmSync(dir, { recursive: true, force: true }));
+const noEnv = {} as NodeJS.ProcessEnv;
+
+function file(name: string, text: string): string {
+  const p = join(dir, name);
+  writeFileSync(p, text);
+  return p;
+}
+
+test('defaults without any configuration', (t) => {
+  const c = loadConfig({ env: { HOME: '/home/x' } as NodeJS.ProcessEnv, flags: {} });
+  t.is(c.port, 8210);
+  t.deepEqual(c.mediaDirs, []);
+  t.true(c.demo);
+  t.is(c.dataDir, '/home/x/.local/share/tapedeck');
+  t.true(c.ssdp);
+  t.regex(c.friendlyName, /^Tapedeck on /);
+});
+
+test('systemd StateDirectory becomes the data directory', (t) => {
+  const c = loadConfig({ env: { STATE_DIRECTORY: '/var/lib/tapedeck' } as NodeJS.ProcessEnv });
+  t.is(c.dataDir, '/var/lib/tapedeck');
+});
+
+test('file < environment < flags, lists repeat', (t) => {
+  const f = file('a.conf', `# comment\nport = 9000\nmedia_dir = ${dir}\nmedia_dir = ${dir}\nfriendly_name = "From File"\ninterface = eth7\n`);
+  const fromFile = loadConfig({ flags: { config: f }, env: noEnv });
+  t.is(fromFile.port, 9000);
+  t.deepEqual(fromFile.mediaDirs, [dir, dir]);
+  t.is(fromFile.friendlyName, 'From File');
+  t.deepEqual(fromFile.interfaces, ['eth7']);
+  t.false(fromFile.demo);
+  const fromEnv = loadConfig({ flags: { config: f }, env: { TAPEDECK_PORT: '9100' } as NodeJS.ProcessEnv });
+  t.is(fromEnv.port, 9100);
+  const fromFlags = loadConfig({ flags: { config: f, port: '9200', name: 'Flag', ssdp: false }, env: { TAPEDECK_PORT: '9100' } as NodeJS.ProcessEnv });
+  t.is(fromFlags.port, 9200);
+  t.is(fromFlags.friendlyName, 'Flag');
+  t.false(fromFlags.ssdp);
+});
+
+test('unknown key: file, line and a suggestion', (t) => {
+  const f = file('b.conf', 'port = 1\n\nprot = 2\n');
+  const err = t.throws(() => loadConfig({ flags: { config: f }, env: noEnv }), { instanceOf: ConfigError });
+  t.is(err!.message, `${f}:3: unknown setting "prot" (did you mean "port"?)`);
+});
+
+test('bad values name the file and line', (t) => {
+  for (const [text, re] of [
+    ['port = 70000', /:1: bad value for port: "70000" \(expected 0\.\.65535\)/],
+    ['port = eighty', /:1: bad value for port.*whole number/],
+    ['log_level = loud', /:1: bad value for log_level.*one of fatal, error/],
+    ['ssdp = maybe', /:1: bad value for ssdp.*true or false/],
+    ['just words', /:1: expected "key = value"/],
+    ['port = 1\nport = 2', /:2: port is set twice/],
+  ] as const) {
+    const f = file('c.conf', text);
+    const err = t.throws(() => loadConfig({ flags: { config: f }, env: noEnv }), { instanceOf: ConfigError });
+    t.regex(err!.message, re);
+    t.true(err!.message.startsWith(f), 'names the file');
+  }
+});
+
+test('a missing config file or media directory is a clear error', (t) => {
+  t.throws(() => loadConfig({ flags: { config: join(dir, 'nope.conf') }, env: noEnv }), { message: /config file .*nope\.conf does not exist/ });
+  t.throws(() => loadConfig({ flags: { media: ['/definitely/not/here'] }, env: noEnv }), { message: /media directory \/definitely\/not\/here does not exist/ });
+  t.throws(() => loadConfig({ flags: { port: '-3' }, env: noEnv }), { message: /--port: bad value for port/ });
+  t.throws(() => loadConfig({ env: { TAPEDECK_PORT: 'x' } as NodeJS.ProcessEnv }), { message: /environment TAPEDECK_PORT: bad value/ });
+});
+
+test('parseConfigText ignores comments, blank lines and a BOM', (t) => {
+  const raw = parseConfigText('\uFEFF# x\n; y\n\n  port = 5  \n', 'f');
+  t.deepEqual(raw.get('port'), ['5']);
+});
+
+test('README documents every setting with its flag, key and env variable', (t) => {
+  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+  for (const s of SETTINGS) {
+    const row = readme.split('\n').find((l) => l.startsWith('|') && l.includes(`\`${s.key}\``));
+    t.truthy(row, `README row for ${s.key}`);
+    t.true(row!.includes(`--${s.flag}`), `README names --${s.flag}`);
+    t.true(row!.includes(envVarOf(s)), `README names ${envVarOf(s)}`);
+  }
+});
