@@ -100,8 +100,15 @@ function describe(src: string, pos: number): string {
   return `at offset ${pos} (near "${snippet}${pos + 24 < src.length ? '…' : ''}")`;
 }
 
+function indexOrEnd(s: string, ch: string, from: number): number {
+  const k = s.indexOf(ch, from);
+  return k < 0 ? s.length : k;
+}
+
 class Lexer {
   private i = 0;
+  private nextQuote = -1;
+  private nextBackslash = -1;
   constructor(private readonly src: string) {}
 
   fail(message: string, pos: number): never {
@@ -145,11 +152,12 @@ class Lexer {
     let out = '';
     let chunk = i;
     for (;;) {
-      // Jump to the next quote or backslash (indexOf keeps long plain strings linear and fast).
-      let q = s.indexOf('"', i);
-      let b = s.indexOf('\\', i);
-      if (q < 0) q = n;
-      if (b < 0) b = n;
+      // Jump to the next quote or backslash. The positions are memoised across calls so a
+      // criteria with many strings (or many escapes) is still scanned in linear time.
+      if (this.nextQuote < i) this.nextQuote = indexOrEnd(s, '"', i);
+      if (this.nextBackslash < i) this.nextBackslash = indexOrEnd(s, '\\', i);
+      const q = this.nextQuote;
+      const b = this.nextBackslash;
       if (q === n && b === n) this.fail('unterminated string', start);
       if (q < b) {
         out += s.slice(chunk, q);
@@ -219,12 +227,9 @@ export function parseSearch(criteria: string): SearchExpr {
     if (depth > MAX_SEARCH_DEPTH) {
       lex.fail(`expression nested too deeply (more than ${MAX_SEARCH_DEPTH} and/or levels)`, op.pos);
     }
-    // Flatten: `a and b and c` is one node. Nodes on the stacks are fresh, so mutate in place.
-    let node: { type: 'and' | 'or'; args: SearchExpr[] };
-    if (l.type === kind) node = l as typeof node;
-    else node = { type: kind, args: [l] };
-    if (r.type === kind) for (const x of r.args) node.args.push(x);
-    else node.args.push(r);
+    // Binary while parsing (O(1) per operator); flatten() makes chains n-ary at the end.
+    // depth already counts a same-operator chain as one level, as it will be after flattening.
+    const node: SearchExpr = { type: kind, args: [l, r] };
     operands.push(node);
     depths.push(depth);
   };
@@ -272,11 +277,31 @@ export function parseSearch(criteria: string): SearchExpr {
           if (ops[ops.length - 1].kind === 'lp') lex.fail(`unbalanced '(' (never closed)`, ops[ops.length - 1].pos);
           reduce();
         }
-        return operands[0];
+        return flatten(operands[0]);
       }
       lex.fail(`expected 'and', 'or', ')' or the end but found ${showTok(t)}`, t.pos);
     }
   }
+}
+
+/**
+ * Turns chains of one operator (`a and b and c`, however parenthesised) into one n-ary
+ * node, keeping operand order. Iterative along a chain, recursive only where the operator
+ * changes, which the depth limit bounds.
+ */
+function flatten(e: SearchExpr): SearchExpr {
+  if (e.type !== 'and' && e.type !== 'or') return e;
+  const args: SearchExpr[] = [];
+  const stack: SearchExpr[] = [e];
+  while (stack.length) {
+    const x = stack.pop()!;
+    if (x.type === e.type) {
+      for (let k = x.args.length - 1; k >= 0; k--) stack.push(x.args[k]);
+    } else {
+      args.push(flatten(x));
+    }
+  }
+  return { type: e.type, args };
 }
 
 function parseRel(lex: Lexer, propTok: Tok): SearchExpr {
