@@ -1,0 +1,455 @@
+// UPnP eventing (GENA, UDA 1.0 §4) for one service: SUBSCRIBE / renewal / UNSUBSCRIBE
+// handling and NOTIFY delivery to subscribers' callback URLs.
+//
+// Delivery model, per subscription:
+// - The initial event (SEQ 0) carries every evented variable, read from the EventSource
+//   when it is sent, which is after the SUBSCRIBE response has gone out (a control point
+//   must know the SID before the first NOTIFY arrives).
+// - notify() merges changes into the subscription's pending set; at most one NOTIFY is in
+//   flight per subscription (so SEQ order is delivery order) and two NOTIFYs are at least
+//   `moderationMs` apart. Changes made meanwhile coalesce: the next NOTIFY carries the latest
+//   value of each changed variable (or a combined value, see `combine`).
+// - A NOTIFY that fails (network error, timeout, non-2xx) is retried with its variables
+//   folded into the next one; after `maxFailures` consecutive failures, or a 412 from the
+//   subscriber (it no longer knows the SID), the subscription is dropped.
+// - Expired subscriptions are dropped by a periodic sweep and checked lazily everywhere.
+//
+// Request forgery: a SUBSCRIBE makes us send requests to a URL of the caller's choice. By
+// default a CALLBACK URL is accepted only when its host is an IP literal equal to the
+// subscriber's own TCP peer address, so nobody can aim our NOTIFYs at a third host.
+
+import { randomUUID } from 'node:crypto';
+import http from 'node:http';
+import { isIPv4, isIPv6 } from 'node:net';
+import type { Context } from 'koa';
+import type { Router } from '@koa/router';
+import { escText, XML_DECL } from '../util/xml.js';
+
+/** Current values of all evented variables of a service. */
+export interface EventSource {
+  variables(): Record<string, string>;
+}
+
+export interface GenaLogger {
+  debug(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+}
+
+export interface EventServiceOptions {
+  serviceId: string;
+  source: EventSource;
+  /** Minimum interval between two NOTIFYs of one subscription (ms). Default 200. */
+  moderationMs?: number;
+  /** Longest subscription granted (s); `Second-infinite` gets this. Default 1800. */
+  maxTimeout?: number;
+  /** Granted when the subscriber names no (valid) TIMEOUT (s). Default 1800, capped to maxTimeout. */
+  defaultTimeout?: number;
+  /**
+   * Decides whether a CALLBACK host may be used. `callbackHost` is the URL's hostname as
+   * parsed (IPv6 in brackets), `remoteIp` the subscriber's TCP peer address. Default:
+   * the host must be an IP literal equal to the peer address.
+   */
+  allowCallback?(callbackHost: string, remoteIp: string): boolean;
+  log?: GenaLogger;
+  /** Sends NOTIFYs with this instead of node:http (tests, instrumentation). */
+  fetch?: typeof fetch;
+  /** Time allowed for one NOTIFY round trip (ms). Default 5000. */
+  notifyTimeoutMs?: number;
+  /** Consecutive failed NOTIFYs after which a subscription is dropped. Default 3. */
+  maxFailures?: number;
+  /** Most subscriptions held at once; further SUBSCRIBEs get 503. Default 512. */
+  maxSubscriptions?: number;
+  /**
+   * How to coalesce a variable changed several times within one moderation interval;
+   * default: the latest value wins. E.g. `{ ContainerUpdateIDs: combineContainerUpdateIds }`.
+   */
+  combine?: Record<string, (pending: string, incoming: string) => string>;
+}
+
+/** The SEQ after `seq`: 32-bit counter that wraps from 4294967295 to 1 (0 is the initial event only). */
+export function nextSeq(seq: number): number {
+  return seq >= 0xffffffff ? 1 : seq + 1;
+}
+
+/**
+ * Merges two ContentDirectory ContainerUpdateIDs values ("id,updateId,id,updateId,...")
+ * so that a moderated event still names every container changed since the last one.
+ */
+export function combineContainerUpdateIds(pending: string, incoming: string): string {
+  const map = new Map<string, string>();
+  for (const v of [pending, incoming]) {
+    const parts = v === '' ? [] : v.split(',');
+    for (let i = 0; i + 1 < parts.length; i += 2) {
+      map.delete(parts[i]); // re-insert so the order follows the latest change
+      map.set(parts[i], parts[i + 1]);
+    }
+  }
+  return [...map].map(([id, n]) => `${id},${n}`).join(',');
+}
+
+/** Canonical text of an IP literal (IPv4-mapped IPv6 as IPv4); undefined for anything else. */
+export function canonicalIp(s: string): string | undefined {
+  const h = s.trim().replace(/^\[(.*)\]$/, '$1').replace(/%.*$/, '').toLowerCase();
+  if (isIPv4(h)) return h;
+  if (!isIPv6(h)) return undefined;
+  const host = new URL(`http://[${h}]/`).hostname.slice(1, -1); // WHATWG canonical form
+  const m = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(host);
+  if (m) {
+    const hi = Number.parseInt(m[1], 16);
+    const lo = Number.parseInt(m[2], 16);
+    return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
+  }
+  return host;
+}
+
+function defaultAllowCallback(callbackHost: string, remoteIp: string): boolean {
+  const a = canonicalIp(callbackHost);
+  return a !== undefined && a === canonicalIp(remoteIp);
+}
+
+/** The http: URLs of a CALLBACK header (`<url1><url2>...`), in order. */
+export function parseCallbacks(header: string): URL[] {
+  const out: URL[] = [];
+  for (const m of header.matchAll(/<([^<>]*)>/g)) {
+    try {
+      const u = new URL(m[1].trim());
+      if (u.protocol === 'http:' && u.hostname !== '' && u.username === '' && u.password === '') out.push(u);
+    } catch {
+      // not a URL: skip
+    }
+  }
+  return out;
+}
+
+/** Seconds asked for by a TIMEOUT header: a number, 'infinite', or undefined when absent/invalid. */
+function parseTimeout(header: string | undefined): number | 'infinite' | undefined {
+  if (header === undefined) return undefined;
+  const m = /^\s*Second-(\d{1,10}|infinite)\s*$/i.exec(header);
+  if (!m) return undefined;
+  return m[1].toLowerCase() === 'infinite' ? 'infinite' : Number(m[1]);
+}
+
+const VAR_NAME = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
+
+/** The NOTIFY body for a set of variables. */
+export function propertySet(vars: Record<string, string>): string {
+  let props = '';
+  for (const [name, value] of Object.entries(vars)) {
+    if (!VAR_NAME.test(name)) continue;
+    props += `<e:property><${name}>${escText(value)}</${name}></e:property>`;
+  }
+  return `${XML_DECL}\n<e:propertyset xmlns:e="urn:schemas-upnp-org:event-1-0">${props}</e:propertyset>`;
+}
+
+interface Subscription {
+  sid: string;
+  callback: URL;
+  remote: string;
+  timeoutS: number;
+  expiresAt: number; // ms since epoch
+  seq: number; // SEQ of the next NOTIFY
+  /** False until the initial event's snapshot is taken; changes before that are in it anyway. */
+  ready: boolean;
+  pending: Map<string, string>;
+  timer?: NodeJS.Timeout;
+  sending: boolean;
+  lastSentAt: number;
+  failures: number;
+  dropped: boolean;
+}
+
+type Header = string | string[] | undefined;
+const one = (h: Header): string | undefined => (Array.isArray(h) ? h.join(', ') : h);
+
+export class EventService {
+  readonly serviceId: string;
+  private readonly source: EventSource;
+  private readonly moderationMs: number;
+  private readonly maxTimeout: number;
+  private readonly defaultTimeout: number;
+  private readonly allowCallback: (callbackHost: string, remoteIp: string) => boolean;
+  private readonly log?: GenaLogger;
+  private readonly fetchFn?: typeof fetch;
+  private readonly notifyTimeoutMs: number;
+  private readonly maxFailures: number;
+  private readonly maxSubscriptions: number;
+  private readonly combine: Record<string, (pending: string, incoming: string) => string>;
+
+  private readonly subs = new Map<string, Subscription>();
+  private readonly inflight = new Set<Promise<void>>();
+  private readonly abort = new AbortController();
+  private readonly sweepTimer: NodeJS.Timeout;
+  private closed = false;
+
+  constructor(opts: EventServiceOptions) {
+    this.serviceId = opts.serviceId;
+    this.source = opts.source;
+    this.moderationMs = Math.max(0, opts.moderationMs ?? 200);
+    this.maxTimeout = Math.max(1, Math.floor(opts.maxTimeout ?? 1800));
+    this.defaultTimeout = Math.min(this.maxTimeout, Math.max(1, Math.floor(opts.defaultTimeout ?? 1800)));
+    this.allowCallback = opts.allowCallback ?? defaultAllowCallback;
+    this.log = opts.log;
+    this.fetchFn = opts.fetch;
+    this.notifyTimeoutMs = opts.notifyTimeoutMs ?? 5000;
+    this.maxFailures = Math.max(1, opts.maxFailures ?? 3);
+    this.maxSubscriptions = opts.maxSubscriptions ?? 512;
+    this.combine = opts.combine ?? {};
+    const every = Math.min(60_000, this.maxTimeout * 1000);
+    this.sweepTimer = setInterval(() => this.sweep(), every);
+    this.sweepTimer.unref();
+  }
+
+  /** Number of live subscriptions (expired ones are swept first). */
+  get size(): number {
+    this.sweep();
+    return this.subs.size;
+  }
+
+  /** Registers SUBSCRIBE and UNSUBSCRIBE on `path` (e.g. '/upnp/event/cds'). */
+  routes(router: Router, path: string): void {
+    router.register(path, ['SUBSCRIBE'], (ctx) => this.onSubscribe(ctx as unknown as Context));
+    router.register(path, ['UNSUBSCRIBE'], (ctx) => this.onUnsubscribe(ctx as unknown as Context));
+  }
+
+  /** Queues changed variables for every subscriber (coalesced and moderated per subscription). */
+  notify(changed: Record<string, string>): void {
+    if (this.closed) return;
+    this.sweep();
+    const entries = Object.entries(changed);
+    if (entries.length === 0) return;
+    for (const sub of this.subs.values()) {
+      if (!sub.ready) continue; // its initial event will read the current values
+      for (const [name, value] of entries) this.merge(sub, name, String(value));
+      this.kick(sub);
+    }
+  }
+
+  /** Stops timers, aborts NOTIFYs in flight and forgets every subscription. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.sweepTimer);
+    for (const sub of this.subs.values()) this.drop(sub, 'service closed');
+    this.abort.abort(new Error('event service closed'));
+    await Promise.allSettled([...this.inflight]);
+  }
+
+  // ---- HTTP side -------------------------------------------------------------------------
+
+  private reply(ctx: Context, status: number, headers: Record<string, string> = {}): void {
+    ctx.status = status;
+    for (const [k, v] of Object.entries(headers)) ctx.set(k, v);
+    ctx.body = ''; // not null: Koa turns a null body into 204
+    ctx.remove('Content-Type');
+  }
+
+  private grant(asked: number | 'infinite' | undefined): number {
+    if (asked === undefined) return this.defaultTimeout;
+    if (asked === 'infinite') return this.maxTimeout;
+    return Math.min(this.maxTimeout, Math.max(1, asked));
+  }
+
+  private onSubscribe(ctx: Context): void {
+    if (this.closed) return this.reply(ctx, 503);
+    const sidHeader = one(ctx.headers['sid']);
+    const cbHeader = one(ctx.headers['callback']);
+    const ntHeader = one(ctx.headers['nt']);
+    const asked = parseTimeout(one(ctx.headers['timeout']));
+
+    if (sidHeader !== undefined) {
+      // Renewal: SID only.
+      if (cbHeader !== undefined || ntHeader !== undefined) return this.reply(ctx, 400);
+      const sub = this.live(sidHeader.trim());
+      if (!sub) return this.reply(ctx, 412);
+      sub.timeoutS = this.grant(asked);
+      sub.expiresAt = Date.now() + sub.timeoutS * 1000;
+      this.log?.debug({ service: this.serviceId, sid: sub.sid, timeout: sub.timeoutS }, 'gena renew');
+      return this.reply(ctx, 200, { SID: sub.sid, TIMEOUT: `Second-${sub.timeoutS}` });
+    }
+
+    if (ntHeader?.trim() !== 'upnp:event') return this.reply(ctx, 412);
+    const remote = ctx.req.socket.remoteAddress ?? '';
+    const urls = cbHeader === undefined ? [] : parseCallbacks(cbHeader);
+    const callback = urls.find((u) => this.allowCallback(u.hostname, remote));
+    if (!callback) {
+      if (urls.length > 0) {
+        this.log?.warn({ service: this.serviceId, remote, callback: cbHeader }, 'gena: CALLBACK host is not the subscriber, refused');
+      }
+      return this.reply(ctx, 412);
+    }
+    this.sweep();
+    if (this.subs.size >= this.maxSubscriptions) return this.reply(ctx, 503);
+
+    const timeoutS = this.grant(asked);
+    const sub: Subscription = {
+      sid: `uuid:${randomUUID()}`,
+      callback,
+      remote,
+      timeoutS,
+      expiresAt: Date.now() + timeoutS * 1000,
+      seq: 0,
+      ready: false,
+      pending: new Map(),
+      sending: false,
+      lastSentAt: 0,
+      failures: 0,
+      dropped: false,
+    };
+    this.subs.set(sub.sid, sub);
+    this.log?.debug({ service: this.serviceId, sid: sub.sid, callback: callback.href, timeout: timeoutS }, 'gena subscribe');
+
+    // The initial event goes out once the response has been written.
+    const res = ctx.res;
+    res.once('close', () => {
+      if (!res.writableFinished) this.drop(sub, 'subscriber left before the SUBSCRIBE response');
+    });
+    res.once('finish', () => {
+      setImmediate(() => this.sendInitial(sub));
+    });
+    this.reply(ctx, 200, { SID: sub.sid, TIMEOUT: `Second-${timeoutS}` });
+  }
+
+  private onUnsubscribe(ctx: Context): void {
+    const sidHeader = one(ctx.headers['sid']);
+    if (sidHeader !== undefined && (ctx.headers['callback'] !== undefined || ctx.headers['nt'] !== undefined)) {
+      return this.reply(ctx, 400);
+    }
+    const sub = sidHeader === undefined ? undefined : this.live(sidHeader.trim());
+    if (!sub) return this.reply(ctx, 412);
+    this.drop(sub, 'unsubscribed');
+    this.reply(ctx, 200);
+  }
+
+  // ---- subscriptions ---------------------------------------------------------------------
+
+  /** The subscription if it exists and has not expired (expired ones are dropped). */
+  private live(sid: string): Subscription | undefined {
+    const sub = this.subs.get(sid);
+    if (!sub) return undefined;
+    if (sub.expiresAt <= Date.now()) {
+      this.drop(sub, 'expired');
+      return undefined;
+    }
+    return sub;
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    for (const sub of this.subs.values()) if (sub.expiresAt <= now) this.drop(sub, 'expired');
+  }
+
+  private drop(sub: Subscription, why: string): void {
+    if (sub.dropped) return;
+    sub.dropped = true;
+    if (sub.timer) clearTimeout(sub.timer);
+    sub.timer = undefined;
+    sub.pending.clear();
+    this.subs.delete(sub.sid);
+    this.log?.debug({ service: this.serviceId, sid: sub.sid, why }, 'gena drop');
+  }
+
+  private merge(sub: Subscription, name: string, value: string): void {
+    const prev = sub.pending.get(name);
+    const combine = this.combine[name];
+    sub.pending.set(name, prev !== undefined && combine ? combine(prev, value) : value);
+  }
+
+  // ---- delivery --------------------------------------------------------------------------
+
+  private sendInitial(sub: Subscription): void {
+    if (sub.dropped || this.closed) return;
+    let vars: Record<string, string>;
+    try {
+      vars = this.source.variables();
+    } catch (err) {
+      this.log?.warn({ service: this.serviceId, err: (err as Error).message }, 'gena: reading evented variables failed');
+      vars = {};
+    }
+    sub.ready = true;
+    sub.pending.clear();
+    for (const [name, value] of Object.entries(vars)) sub.pending.set(name, String(value));
+    this.flush(sub);
+  }
+
+  /** Schedules the next NOTIFY of `sub` if it has pending changes and none is in flight or queued. */
+  private kick(sub: Subscription, minDelay = 0): void {
+    if (sub.dropped || this.closed || sub.sending || sub.timer || sub.pending.size === 0) return;
+    const delay = Math.max(minDelay, sub.lastSentAt + this.moderationMs - Date.now(), 0);
+    sub.timer = setTimeout(() => {
+      sub.timer = undefined;
+      this.flush(sub);
+    }, delay);
+  }
+
+  private flush(sub: Subscription): void {
+    if (sub.dropped || this.closed || sub.sending || sub.pending.size === 0) return;
+    if (sub.expiresAt <= Date.now()) return this.drop(sub, 'expired');
+    const vars = Object.fromEntries(sub.pending);
+    sub.pending.clear();
+    const seq = sub.seq;
+    sub.seq = nextSeq(seq);
+    sub.sending = true;
+    sub.lastSentAt = Date.now();
+    const p = this.deliver(sub, seq, vars).finally(() => this.inflight.delete(p));
+    this.inflight.add(p);
+  }
+
+  private async deliver(sub: Subscription, seq: number, vars: Record<string, string>): Promise<void> {
+    let status = 0;
+    let error: string | undefined;
+    try {
+      status = await this.send(sub.callback, sub.sid, seq, propertySet(vars));
+    } catch (err) {
+      error = (err as Error).message;
+    }
+    sub.sending = false;
+    if (sub.dropped || this.closed) return;
+    if (status >= 200 && status < 300) {
+      sub.failures = 0;
+      this.log?.debug({ service: this.serviceId, sid: sub.sid, seq, vars: Object.keys(vars) }, 'gena notify');
+      this.kick(sub);
+      return;
+    }
+    if (status === 412) return this.drop(sub, 'subscriber answered 412 (unknown SID)');
+    sub.failures++;
+    this.log?.warn(
+      { service: this.serviceId, sid: sub.sid, callback: sub.callback.href, seq, status: status || undefined, err: error, failures: sub.failures },
+      'gena: NOTIFY failed',
+    );
+    if (sub.failures >= this.maxFailures) return this.drop(sub, `${sub.failures} NOTIFYs failed`);
+    // Fold the undelivered values back in, newer changes winning, and retry later.
+    for (const [name, value] of Object.entries(vars)) if (!sub.pending.has(name)) sub.pending.set(name, value);
+    this.kick(sub, Math.max(this.moderationMs, 500 * sub.failures));
+  }
+
+  /** Sends one NOTIFY; resolves with the HTTP status. */
+  private async send(url: URL, sid: string, seq: number, body: string): Promise<number> {
+    const headers: Record<string, string> = {
+      'CONTENT-TYPE': 'text/xml; charset="utf-8"',
+      NT: 'upnp:event',
+      NTS: 'upnp:propchange',
+      SID: sid,
+      SEQ: String(seq),
+    };
+    const signal = AbortSignal.any([this.abort.signal, AbortSignal.timeout(this.notifyTimeoutMs)]);
+    if (this.fetchFn) {
+      const res = await this.fetchFn(url, { method: 'NOTIFY', headers, body, signal });
+      await res.arrayBuffer().catch(() => undefined);
+      return res.status;
+    }
+    const payload = Buffer.from(body, 'utf8');
+    return new Promise<number>((resolve, reject) => {
+      const req = http.request(
+        url,
+        { method: 'NOTIFY', headers: { ...headers, 'CONTENT-LENGTH': String(payload.length) }, agent: false, signal },
+        (res) => {
+          res.resume(); // the body does not matter
+          res.once('end', () => resolve(res.statusCode ?? 0));
+          res.once('error', reject);
+        },
+      );
+      req.once('error', reject);
+      req.end(payload);
+    });
+  }
+}

@@ -1,0 +1,529 @@
+import test from 'ava';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import Koa from 'koa';
+import { Router } from '@koa/router';
+import { parseStringPromise } from 'xml2js';
+import {
+  EventService,
+  nextSeq,
+  combineContainerUpdateIds,
+  canonicalIp,
+  parseCallbacks,
+  propertySet,
+  type EventServiceOptions,
+} from '../src/upnp/gena.js';
+
+// ---- harness -----------------------------------------------------------------------------
+
+interface Received {
+  method: string;
+  url: string;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+  at: number;
+}
+
+/** A subscriber's callback server on 127.0.0.1 that records every request. */
+async function callbackServer(status = 200): Promise<{ url: string; port: number; got: Received[]; close(): Promise<void> }> {
+  const got: Received[] = [];
+  const srv = http.createServer((req, res) => {
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (c: string) => (body += c));
+    req.on('end', () => {
+      got.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body, at: Date.now() });
+      res.statusCode = status;
+      res.end();
+    });
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const port = (srv.address() as AddressInfo).port;
+  return {
+    url: `http://127.0.0.1:${port}/cb`,
+    port,
+    got,
+    close: async () => {
+      srv.closeAllConnections();
+      await new Promise((r) => srv.close(r));
+    },
+  };
+}
+
+interface Publisher {
+  svc: EventService;
+  vars: Record<string, string>;
+  port: number;
+  close(): Promise<void>;
+}
+
+/** A Koa app exposing one EventService at /evt on 127.0.0.1. */
+async function publisher(opts: Partial<EventServiceOptions> = {}): Promise<Publisher> {
+  const vars: Record<string, string> = { SystemUpdateID: '7', ContainerUpdateIDs: '', Odd: 'a<b>&"c"' };
+  const svc = new EventService({
+    serviceId: 'urn:upnp-org:serviceId:ContentDirectory',
+    source: { variables: () => ({ ...vars }) },
+    moderationMs: 100,
+    ...opts,
+  });
+  const app = new Koa();
+  app.silent = true;
+  const router = new Router();
+  svc.routes(router, '/evt');
+  app.use(router.routes());
+  const srv = http.createServer(app.callback());
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  return {
+    svc,
+    vars,
+    port: (srv.address() as AddressInfo).port,
+    close: async () => {
+      await svc.close();
+      srv.closeAllConnections();
+      await new Promise((r) => srv.close(r));
+    },
+  };
+}
+
+interface Reply {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}
+
+function call(port: number, method: string, headers: Record<string, string>, path = '/evt'): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, path, method, headers, agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+    });
+    req.on('error', reject);
+    req.setTimeout(10_000, () => req.destroy(new Error('timeout')));
+    req.end();
+  });
+}
+
+const subscribe = (port: number, callback: string, extra: Record<string, string> = {}) =>
+  call(port, 'SUBSCRIBE', { CALLBACK: `<${callback}>`, NT: 'upnp:event', TIMEOUT: 'Second-1800', ...extra });
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function waitFor(cond: () => boolean, ms = 5000): Promise<boolean> {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    if (cond()) return true;
+    await sleep(10);
+  }
+  return cond();
+}
+
+async function props(body: string): Promise<Record<string, string>> {
+  const doc = await parseStringPromise(body, { explicitArray: true });
+  const set = doc['e:propertyset'];
+  const out: Record<string, string> = {};
+  for (const p of set['e:property'] ?? []) {
+    for (const [k, v] of Object.entries(p)) {
+      const first = (v as unknown[])[0];
+      out[k] = typeof first === 'string' ? first : '';
+    }
+  }
+  return out;
+}
+
+// ---- subscribe and initial event --------------------------------------------------------
+
+test('SUBSCRIBE: 200 with SID and TIMEOUT and an empty body, then the initial NOTIFY (SEQ 0, all variables)', async (t) => {
+  const cb = await callbackServer();
+  const pub = await publisher();
+  try {
+    const r = await subscribe(pub.port, cb.url);
+    t.is(r.status, 200, 'not 204');
+    t.regex(String(r.headers['sid']), /^uuid:[0-9a-f-]{36}$/);
+    t.is(r.headers['timeout'], 'Second-1800');
+    t.is(r.body, '');
+    t.is(r.headers['content-length'], '0');
+    t.true(await waitFor(() => cb.got.length === 1));
+    const n = cb.got[0];
+    t.is(n.method, 'NOTIFY');
+    t.is(n.url, '/cb');
+    t.is(n.headers['content-type'], 'text/xml; charset="utf-8"');
+    t.is(n.headers['nt'], 'upnp:event');
+    t.is(n.headers['nts'], 'upnp:propchange');
+    t.is(n.headers['sid'], r.headers['sid']);
+    t.is(n.headers['seq'], '0');
+    t.deepEqual(await props(n.body), { SystemUpdateID: '7', ContainerUpdateIDs: '', Odd: 'a<b>&"c"' });
+    t.true(n.body.includes('xmlns:e="urn:schemas-upnp-org:event-1-0"'));
+    t.is(pub.svc.size, 1);
+  } finally {
+    await pub.close();
+    await cb.close();
+  }
+});
+
+test('the initial event reflects changes made before it was sent', async (t) => {
+  const cb = await callbackServer();
+  const pub = await publisher();
+  try {
+    const r = await subscribe(pub.port, cb.url);
+    t.is(r.status, 200);
+    // changed while the initial NOTIFY may still be pending
+    pub.vars.SystemUpdateID = '8';
+    pub.svc.notify({ SystemUpdateID: '8' });
+    t.true(await waitFor(() => cb.got.length >= 1));
+    await sleep(300);
+    const last = cb.got[cb.got.length - 1];
+    t.is((await props(last.body)).SystemUpdateID, '8');
+    t.deepEqual(
+      cb.got.map((g) => g.headers['seq']),
+      cb.got.map((_, i) => String(i)),
+    );
+  } finally {
+    await pub.close();
+    await cb.close();
+  }
+});
+
+// ---- moderation and SEQ ------------------------------------------------------------------
+
+test('moderation: three notify() calls in quick succession give one NOTIFY with the latest values', async (t) => {
+  const cb = await callbackServer();
+  const pub = await publisher({ moderationMs: 150 });
+  try {
+    const r = await subscribe(pub.port, cb.url);
+    t.true(await waitFor(() => cb.got.length === 1));
+    pub.svc.notify({ SystemUpdateID: '10' });
+    pub.svc.notify({ SystemUpdateID: '11', ContainerUpdateIDs: 'a,1' });
+    pub.svc.notify({ SystemUpdateID: '12' });
+    t.true(await waitFor(() => cb.got.length === 2));
+    await sleep(400); // nothing else may follow
+    t.is(cb.got.length, 2);
+    const ev = cb.got[1];
+    t.is(ev.headers['seq'], '1');
+    t.is(ev.headers['sid'], r.headers['sid']);
+    t.deepEqual(await props(ev.body), { SystemUpdateID: '12', ContainerUpdateIDs: 'a,1' }, 'only changed variables, latest values');
+    t.true(ev.at - cb.got[0].at >= 150 - 15, 'respects the moderation interval after the initial event');
+
+    // SEQ keeps counting
+    pub.svc.notify({ SystemUpdateID: '13' });
+    t.true(await waitFor(() => cb.got.length === 3));
+    pub.svc.notify({ SystemUpdateID: '14' });
+    t.true(await waitFor(() => cb.got.length === 4));
+    t.deepEqual(
+      cb.got.map((g) => g.headers['seq']),
+      ['0', '1', '2', '3'],
+    );
+    t.is((await props(cb.got[3].body)).SystemUpdateID, '14');
+  } finally {
+    await pub.close();
+    await cb.close();
+  }
+});
+
+test('combine option merges ContainerUpdateIDs within a moderation interval', async (t) => {
+  const cb = await callbackServer();
+  const pub = await publisher({ combine: { ContainerUpdateIDs: combineContainerUpdateIds } });
+  try {
+    await subscribe(pub.port, cb.url);
+    t.true(await waitFor(() => cb.got.length === 1));
+    pub.svc.notify({ ContainerUpdateIDs: 'a,1,b,1' });
+    pub.svc.notify({ ContainerUpdateIDs: 'a,2' });
+    t.true(await waitFor(() => cb.got.length === 2));
+    t.is((await props(cb.got[1].body)).ContainerUpdateIDs, 'b,1,a,2');
+  } finally {
+    await pub.close();
+    await cb.close();
+  }
+});
+
+test('every subscriber gets its own SID and SEQ', async (t) => {
+  const cb1 = await callbackServer();
+  const cb2 = await callbackServer();
+  const pub = await publisher();
+  try {
+    const r1 = await subscribe(pub.port, cb1.url);
+    t.true(await waitFor(() => cb1.got.length === 1));
+    pub.svc.notify({ SystemUpdateID: '20' });
+    t.true(await waitFor(() => cb1.got.length === 2));
+    const r2 = await subscribe(pub.port, cb2.url);
+    t.not(r1.headers['sid'], r2.headers['sid']);
+    t.true(await waitFor(() => cb2.got.length === 1));
+    t.is(cb2.got[0].headers['seq'], '0');
+    t.is(cb2.got[0].headers['sid'], r2.headers['sid']);
+    t.is((await props(cb2.got[0].body)).SystemUpdateID, '7', 'the source is what counts for the initial event');
+  } finally {
+    await pub.close();
+    await cb1.close();
+    await cb2.close();
+  }
+});
+
+test('SEQ wraps from 4294967295 to 1', (t) => {
+  t.is(nextSeq(0), 1);
+  t.is(nextSeq(41), 42);
+  t.is(nextSeq(4294967294), 4294967295);
+  t.is(nextSeq(4294967295), 1);
+});
+
+// ---- renewal, unsubscribe, expiry --------------------------------------------------------
+
+test('renewal: SID alone gives 200 with a new TIMEOUT (capped); unknown SID is 412', async (t) => {
+  const cb = await callbackServer();
+  const pub = await publisher({ maxTimeout: 3600 });
+  try {
+    const r = await subscribe(pub.port, cb.url, { TIMEOUT: 'Second-300' });
+    t.is(r.headers['timeout'], 'Second-300');
+    const sid = String(r.headers['sid']);
+    const renew = await call(pub.port, 'SUBSCRIBE', { SID: sid, TIMEOUT: 'Second-600' });
+    t.is(renew.status, 200);
+    t.is(renew.headers['sid'], sid);
+    t.is(renew.headers['timeout'], 'Second-600');
+    t.is(renew.body, '');
+    const big = await call(pub.port, 'SUBSCRIBE', { SID: sid, TIMEOUT: 'Second-999999' });
+    t.is(big.headers['timeout'], 'Second-3600');
+    const inf = await call(pub.port, 'SUBSCRIBE', { SID: sid, TIMEOUT: 'Second-infinite' });
+    t.is(inf.headers['timeout'], 'Second-3600');
+    const unknown = await call(pub.port, 'SUBSCRIBE', { SID: 'uuid:00000000-0000-0000-0000-000000000000', TIMEOUT: 'Second-600' });
+    t.is(unknown.status, 412);
+  } finally {
+    await pub.close();
+    await cb.close();
+  }
+});
+
+test('TIMEOUT: default when absent or malformed, infinite capped to maxTimeout', async (t) => {
+  const cb = await callbackServer();
+  const pub = await publisher({ maxTimeout: 900, defaultTimeout: 120 });
+  try {
+    const none = await call(pub.port, 'SUBSCRIBE', { CALLBACK: `<${cb.url}>`, NT: 'upnp:event' });
+    t.is(none.headers['timeout'], 'Second-120');
+    const junk = await subscribe(pub.port, cb.url, { TIMEOUT: 'Minute-5' });
+    t.is(junk.headers['timeout'], 'Second-120');
+    const inf = await subscribe(pub.port, cb.url, { TIMEOUT: 'Second-infinite' });
+    t.is(inf.headers['timeout'], 'Second-900');
+  } finally {
+    await pub.close();
+    await cb.close();
+  }
+});
+
+test('UNSUBSCRIBE: 200, then no more events; again or unknown: 412', async (t) => {
+  const cb = await callbackServer();
+  const pub = await publisher();
+  try {
+    const r = await subscribe(pub.port, cb.url);
+    const sid = String(r.headers['sid']);
+    t.true(await waitFor(() => cb.got.length === 1));
+    const un = await call(pub.port, 'UNSUBSCRIBE', { SID: sid });
+    t.is(un.status, 200);
+    t.is(un.body, '');
+    t.is(pub.svc.size, 0);
+    pub.svc.notify({ SystemUpdateID: '99' });
+    await sleep(300);
+    t.is(cb.got.length, 1, 'no NOTIFY after UNSUBSCRIBE');
+    t.is((await call(pub.port, 'UNSUBSCRIBE', { SID: sid })).status, 412);
+    t.is((await call(pub.port, 'UNSUBSCRIBE', {})).status, 412);
+    t.is((await call(pub.port, 'SUBSCRIBE', { SID: sid })).status, 412, 'renewal after unsubscribe');
+  } finally {
+    await pub.close();
+    await cb.close();
+  }
+});
+
+test('expiry: a subscription that is not renewed stops receiving events', async (t) => {
+  const cb = await callbackServer();
+  const pub = await publisher({ maxTimeout: 1 });
+  try {
+    const r = await subscribe(pub.port, cb.url, { TIMEOUT: 'Second-1800' });
+    t.is(r.headers['timeout'], 'Second-1');
+    t.true(await waitFor(() => cb.got.length === 1));
+    await sleep(1150);
+    pub.svc.notify({ SystemUpdateID: '50' });
+    await sleep(300);
+    t.is(cb.got.length, 1, 'no NOTIFY to an expired subscription');
+    t.is(pub.svc.size, 0);
+    t.is((await call(pub.port, 'SUBSCRIBE', { SID: String(r.headers['sid']) })).status, 412);
+  } finally {
+    await pub.close();
+    await cb.close();
+  }
+});
+
+// ---- request validation ------------------------------------------------------------------
+
+test('bad SUBSCRIBE / UNSUBSCRIBE headers: 400 or 412', async (t) => {
+  const cb = await callbackServer();
+  const pub = await publisher();
+  try {
+    const ok = await subscribe(pub.port, cb.url);
+    const sid = String(ok.headers['sid']);
+    const cases: Array<[string, Record<string, string>, number]> = [
+      ['SUBSCRIBE', { NT: 'upnp:event' }, 412], // no CALLBACK
+      ['SUBSCRIBE', { CALLBACK: `<${cb.url}>` }, 412], // no NT
+      ['SUBSCRIBE', { CALLBACK: `<${cb.url}>`, NT: 'ssdp:all' }, 412], // wrong NT
+      ['SUBSCRIBE', { CALLBACK: cb.url, NT: 'upnp:event' }, 412], // no angle brackets
+      ['SUBSCRIBE', { CALLBACK: '<not a url>', NT: 'upnp:event' }, 412],
+      ['SUBSCRIBE', { CALLBACK: `<${cb.url.replace('http:', 'https:')}>`, NT: 'upnp:event' }, 412],
+      ['SUBSCRIBE', { CALLBACK: '<>', NT: 'upnp:event' }, 412],
+      ['SUBSCRIBE', { SID: sid, NT: 'upnp:event' }, 400], // renewal with NT
+      ['SUBSCRIBE', { SID: sid, CALLBACK: `<${cb.url}>` }, 400], // renewal with CALLBACK
+      ['UNSUBSCRIBE', { SID: sid, NT: 'upnp:event' }, 400],
+      ['UNSUBSCRIBE', { SID: sid, CALLBACK: `<${cb.url}>` }, 400],
+      ['UNSUBSCRIBE', { SID: 'uuid:nope' }, 412],
+    ];
+    for (const [method, headers, status] of cases) {
+      const r = await call(pub.port, method, headers);
+      t.is(r.status, status, `${method} ${JSON.stringify(headers)}`);
+      t.is(r.body, '');
+    }
+    t.is(pub.svc.size, 1, 'only the valid subscription exists');
+  } finally {
+    await pub.close();
+    await cb.close();
+  }
+});
+
+// ---- request forgery protection ----------------------------------------------------------
+
+test('a CALLBACK on another host than the subscriber is refused (412) and nothing is sent', async (t) => {
+  const sent: string[] = [];
+  const spyFetch: typeof fetch = async (input, init) => {
+    sent.push(String(input));
+    return fetch(input, init);
+  };
+  const cb = await callbackServer();
+  const pub = await publisher({ fetch: spyFetch });
+  try {
+    for (const forged of [
+      `http://127.0.0.2:${cb.port}/cb`, // another address
+      `http://localhost:${cb.port}/cb`, // a hostname, not the peer's address
+      `http://[::1]:${cb.port}/cb`,
+      `http://169.254.169.254/latest/meta-data/`,
+    ]) {
+      const r = await subscribe(pub.port, forged);
+      t.is(r.status, 412, forged);
+      t.is(r.headers['sid'], undefined);
+    }
+    pub.svc.notify({ SystemUpdateID: '1' });
+    await sleep(300);
+    t.deepEqual(sent, [], 'no request was sent anywhere');
+    t.is(cb.got.length, 0);
+    t.is(pub.svc.size, 0);
+
+    // Among several URLs the one on the subscriber's own address is used.
+    const r = await call(pub.port, 'SUBSCRIBE', { CALLBACK: `<http://10.9.9.9:1/x><${cb.url}>`, NT: 'upnp:event' });
+    t.is(r.status, 200);
+    t.true(await waitFor(() => cb.got.length === 1));
+    t.deepEqual(sent, [cb.url], 'the injected fetch carried the NOTIFY');
+  } finally {
+    await pub.close();
+    await cb.close();
+  }
+});
+
+test('allowCallback can widen the policy', async (t) => {
+  const cb = await callbackServer();
+  const seen: Array<[string, string]> = [];
+  const pub = await publisher({
+    allowCallback: (host, remote) => {
+      seen.push([host, remote]);
+      return host === 'localhost';
+    },
+  });
+  try {
+    const r = await subscribe(pub.port, `http://localhost:${cb.port}/cb`);
+    t.is(r.status, 200);
+    t.deepEqual(seen, [['localhost', '127.0.0.1']]);
+    t.true(await waitFor(() => cb.got.length === 1));
+  } finally {
+    await pub.close();
+    await cb.close();
+  }
+});
+
+test('canonicalIp / parseCallbacks', (t) => {
+  t.is(canonicalIp('127.0.0.1'), '127.0.0.1');
+  t.is(canonicalIp('::ffff:127.0.0.1'), '127.0.0.1');
+  t.is(canonicalIp('[::ffff:7f00:1]'), '127.0.0.1');
+  t.is(canonicalIp('[0:0:0:0:0:0:0:1]'), '::1');
+  t.is(canonicalIp('FE80::1%eth0'), 'fe80::1');
+  t.is(canonicalIp('localhost'), undefined);
+  t.is(canonicalIp(''), undefined);
+  t.deepEqual(
+    parseCallbacks('<http://1.2.3.4:5/a> <https://x/> <ftp://y/> <junk><http://u:p@1.2.3.4/><http://[::1]:80/b>').map((u) => u.href),
+    ['http://1.2.3.4:5/a', 'http://[::1]/b'],
+  );
+  t.deepEqual(parseCallbacks(''), []);
+});
+
+// ---- failing subscribers -----------------------------------------------------------------
+
+test('a callback that keeps failing is dropped', async (t) => {
+  const cb = await callbackServer(500);
+  const pub = await publisher({ maxFailures: 2, moderationMs: 20 });
+  try {
+    const r = await subscribe(pub.port, cb.url);
+    t.is(r.status, 200);
+    t.true(await waitFor(() => pub.svc.size === 0, 5000), 'dropped after repeated failures');
+    t.is(cb.got.length, 2);
+    t.deepEqual(await props(cb.got[1].body), await props(cb.got[0].body), 'the retry carries the undelivered values');
+    pub.svc.notify({ SystemUpdateID: '3' });
+    await sleep(200);
+    t.is(cb.got.length, 2);
+  } finally {
+    await pub.close();
+    await cb.close();
+  }
+});
+
+test('a callback that answers 412 is dropped at once', async (t) => {
+  const cb = await callbackServer(412);
+  const pub = await publisher({ maxFailures: 5 });
+  try {
+    await subscribe(pub.port, cb.url);
+    t.true(await waitFor(() => pub.svc.size === 0, 5000));
+    t.is(cb.got.length, 1);
+  } finally {
+    await pub.close();
+    await cb.close();
+  }
+});
+
+test('an unreachable callback is dropped after retries', async (t) => {
+  const cb = await callbackServer();
+  const deadUrl = cb.url;
+  await cb.close(); // nothing listens there any more
+  const pub = await publisher({ maxFailures: 2, moderationMs: 20, notifyTimeoutMs: 1000 });
+  try {
+    t.is((await subscribe(pub.port, deadUrl)).status, 200);
+    t.true(await waitFor(() => pub.svc.size === 0, 5000));
+  } finally {
+    await pub.close();
+  }
+});
+
+// ---- lifecycle ---------------------------------------------------------------------------
+
+test('close(): no further events, SUBSCRIBE answers 503', async (t) => {
+  const cb = await callbackServer();
+  const pub = await publisher();
+  try {
+    await subscribe(pub.port, cb.url);
+    t.true(await waitFor(() => cb.got.length === 1));
+    await pub.svc.close();
+    pub.svc.notify({ SystemUpdateID: '77' });
+    await sleep(250);
+    t.is(cb.got.length, 1);
+    t.is((await subscribe(pub.port, cb.url)).status, 503);
+  } finally {
+    await pub.close();
+    await cb.close();
+  }
+});
+
+test('propertySet escapes values and skips names that are not XML names', async (t) => {
+  const body = propertySet({ A: '<x>&amp;', 'bad name': 'x', B: 'ok\u0001' });
+  t.false(body.includes('bad name'));
+  t.deepEqual(await props(body), { A: '<x>&amp;', B: 'ok' });
+});
