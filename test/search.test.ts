@@ -159,6 +159,7 @@ test('getProperty maps UPnP names onto catalog fields', (t) => {
   t.is(getProperty(track1, 'upnp:genre'), 'Electronic');
   t.is(getProperty(track1, 'upnp:originalTrackNumber'), 3);
   t.is(getProperty(track1, 'res'), '/media/t1');
+  t.is(getProperty(ref1, 'res'), '/media/t1', 'a reference points at its target');
   t.is(getProperty(album, 'res'), undefined);
   t.is(getProperty(track1, 'res@size'), 5_000_000);
   t.is(getProperty(track1, 'res@duration'), 212.5);
@@ -447,7 +448,9 @@ test('searchHints gives the classes an expression requires', (t) => {
   t.deepEqual(h('upnp:class derivedfrom "object.item" and upnp:class derivedfrom "object.item.audioItem"'), ['object.item.audioItem'], 'AND keeps the narrower');
   t.deepEqual(h('upnp:class derivedfrom "object.item.audioItem" and upnp:class derivedfrom "object.item.videoItem"'), [], 'contradiction: nothing matches');
   t.deepEqual(h('upnp:class derivedfrom "object.item.audioItem" and (upnp:class = "object.item.audioItem.musicTrack" or upnp:class = "object.item.videoItem")'), ['object.item.audioItem.musicTrack']);
-  t.deepEqual(h('upnp:class derivedfrom "object.vendor.thing"'), ['object.vendor.thing'], 'unknown classes pass through');
+  t.deepEqual(h('upnp:class derivedfrom "object.vendor.thing"'), ['object'], 'non-standard classes widen to their standard ancestor');
+  t.deepEqual(h('upnp:class = "OBJECT.ITEM.AUDIOITEM.MyTrack"'), ['object.item.audioItem'], 'whose case is known');
+  t.deepEqual(h('upnp:class derivedfrom "vendor.thing"'), ['vendor.thing'], 'outside the standard tree: as given');
   t.is(h('*'), undefined);
   t.is(h('dc:title contains "x"'), undefined);
   t.is(h('upnp:class != "object.item.audioItem"'), undefined);

@@ -92,9 +92,10 @@ const DEFS: PropertyDef[] = [
   { name: 'upnp:genre', type: 'string', sortable: true, get: (o) => str(o.meta?.genre) },
   { name: 'upnp:originalTrackNumber', type: 'number', sortable: true, get: (o) => num(o.meta?.trackNumber) },
   { name: 'upnp:originalDiscNumber', type: 'number', sortable: true, get: (o) => num(o.meta?.discNumber) },
-  // The host-independent part of the resource URL (the DIDL writer prefixes scheme://host:port).
-  // In practice clients only ask `res exists true`.
-  { name: 'res', type: 'string', sortable: false, get: (o) => (o.res ? `/media/${encodeURIComponent(o.id)}` : undefined) },
+  // The host-independent start of the resource URL: the DIDL writer emits
+  // scheme://host:port/media/<id>.<ext> (a reference uses its target's id). In practice
+  // clients only ask `res exists true`; `res contains "/media/<id>"` works too.
+  { name: 'res', type: 'string', sortable: false, get: (o) => (o.res ? `/media/${encodeURIComponent(o.refId ?? o.id)}` : undefined) },
   { name: 'res@protocolInfo', type: 'string', sortable: false, get: protocolInfoOf },
   { name: 'res@size', type: 'number', sortable: true, get: (o) => num(o.res?.size) },
   // Seconds. Search constants may be written as H+:MM:SS[.F+] (the DIDL form) or as seconds.

@@ -590,18 +590,24 @@ const KNOWN_CLASSES = [
 ];
 const CANONICAL_CLASS = new Map(KNOWN_CLASSES.map((c) => [c.toLowerCase(), c]));
 
-/** Canonical spelling of a class constant: the longest known prefix takes its standard case. */
-function canonicalClass(value: string): string {
+/**
+ * The hint for a class constant: its longest prefix (on a dot boundary) that is a standard
+ * class, in canonical spelling. Catalog indexes compare class names case-sensitively while
+ * matching is case-insensitive, so a non-standard tail (whose proper case is unknown) is
+ * dropped: the hint gets broader, never wrong. A constant that does not start with a
+ * standard class is returned as given (trailing dots removed).
+ */
+function classHintOf(value: string): string {
   let c = value;
   while (c.endsWith('.')) c = c.slice(0, -1);
   const lc = c.toLowerCase();
   let cut = lc.length;
-  for (;;) {
+  while (cut > 0) {
     const known = CANONICAL_CLASS.get(lc.slice(0, cut));
-    if (known) return known + c.slice(cut);
+    if (known) return known;
     cut = lc.lastIndexOf('.', cut - 1);
-    if (cut <= 0) return c;
   }
+  return c;
 }
 
 function derives(cls: string, prefix: string): boolean {
@@ -632,7 +638,7 @@ function intersect(a: string[], b: string[]): string[] {
 function classHint(e: SearchExpr): string[] | undefined {
   switch (e.type) {
     case 'rel':
-      if (e.prop === 'upnp:class' && (e.op === 'derivedfrom' || e.op === '=')) return [canonicalClass(e.value)];
+      if (e.prop === 'upnp:class' && (e.op === 'derivedfrom' || e.op === '=')) return [classHintOf(e.value)];
       return undefined;
     case 'and': {
       let acc: string[] | undefined;
@@ -660,7 +666,8 @@ function classHint(e: SearchExpr): string[] | undefined {
  * What the expression tells about candidates, so the catalog can use a class index
  * instead of testing every object. classPrefixes: every object the expression can match
  * has a upnp:class equal to, or derived (on a dot boundary) from, one of these prefixes;
- * spelled canonically (`object.item.audioItem`) even when the client wrote another case.
+ * spelled canonically (`object.item.audioItem`) even when the client wrote another case
+ * (non-standard class names are cut back to their standard ancestor, see classHintOf).
  * An empty array means nothing can match. classPrefixes is undefined when the expression
  * does not constrain the class (e.g. '*', `dc:title contains "x"`, `upnp:class != "..."`).
  * The hint only narrows: the compiled predicate must still be applied to the candidates.
