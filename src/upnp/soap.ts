@@ -292,7 +292,6 @@ export function readBody(stream: Readable, limit: number, timeoutMs = 10_000): P
     const onError = (e: Error) => finish(e);
     const onClose = () => finish(new BodyAbortedError());
     const timer = setTimeout(() => finish(new BodyTimeoutError(timeoutMs)), timeoutMs);
-    timer.unref?.();
     stream.on('data', onData);
     stream.on('end', onEnd);
     stream.on('error', onError);
