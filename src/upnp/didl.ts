@@ -19,8 +19,12 @@
 //     month YYYY-MM-01, which TVs parse; anything that is not ISO 8601 is left out.
 
 import type { CatalogObject, Resource } from '../catalog/types.js';
+import { formatDuration } from '../media/dlna.js';
 import { escAttr, escText } from '../util/xml.js';
 import type { ClientProfile } from './clients.js';
+
+/** res@duration form H+:MM:SS.mmm (shared with src/media/dlna.ts). */
+export { formatDuration };
 
 export const DIDL_NS = 'urn:schemas-upnp-org:metadata-1-0/DIDL-Lite/';
 export const DC_NS = 'http://purl.org/dc/elements/1.1/';
@@ -141,21 +145,6 @@ function wants(f: DidlFilter): Wants {
 
 // ---------------------------------------------------------------------------
 // Value formatting
-
-/**
- * Duration as DIDL-Lite res@duration wants it: H+:MM:SS.mmm. (src/media/dlna.ts may
- * grow the shared copy; this one is local until then.)
- */
-export function formatDuration(seconds: number): string {
-  if (!Number.isFinite(seconds) || seconds < 0) seconds = 0;
-  const totalMs = Math.round(seconds * 1000);
-  const ms = totalMs % 1000;
-  const totalS = (totalMs - ms) / 1000;
-  const s = totalS % 60;
-  const m = ((totalS - s) / 60) % 60;
-  const h = Math.floor(totalS / 3600);
-  return `${h}:${m < 10 ? '0' : ''}${m}:${s < 10 ? '0' : ''}${s}.${ms < 10 ? '00' : ms < 100 ? '0' : ''}${ms}`;
-}
 
 const ISO_DATE = /^(\d{4})(?:-(\d{2})(?:-(\d{2})(T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?)?)?$/;
 
