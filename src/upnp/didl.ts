@@ -77,8 +77,11 @@ export function parseFilter(filter: string | undefined): DidlFilter {
   }
   // An empty Filter means "no optional properties", not "everything".
   const f: DidlFilter = { all, names };
-  if (filterCache.size >= 64) filterCache.delete(filterCache.keys().next().value as string);
-  filterCache.set(key, f);
+  if (key.length <= 1024) {
+    // Clients send the same few filters over and over; odd huge ones are not kept.
+    if (filterCache.size >= 64) filterCache.delete(filterCache.keys().next().value as string);
+    filterCache.set(key, f);
+  }
   return f;
 }
 
