@@ -23,8 +23,8 @@ import { allowSubnets } from './http/acl.js';
 import { staticRoutes } from './http/static.js';
 import { ContentDirectory } from './upnp/cds.js';
 import { ConnectionManager, mediaReceiverRegistrar, MSR_TYPE } from './upnp/cms.js';
-import { soapRoutes } from './upnp/soap.js';
-import { EventService } from './upnp/gena.js';
+import { requestBaseUrl, soapRoutes } from './upnp/soap.js';
+import { combineContainerUpdateIds, EventService } from './upnp/gena.js';
 import { loadDescriptions } from './upnp/description.js';
 import { defaultClientRegistry } from './upnp/clients.js';
 import { SsdpServer } from './upnp/ssdp.js';
@@ -198,24 +198,19 @@ export class TapedeckServer {
     const router = new Router();
     const descriptions = loadDescriptions(DEVICES_DIR);
     const clients = defaultClientRegistry();
-    const baseUrlOf = (ctx: Koa.Context) => {
-      const s = ctx.req.socket;
-      const addr = (s.localAddress ?? '127.0.0.1').replace(/^::ffff:/, '');
-      const host = addr.includes(':') ? `[${addr}]` : addr;
-      return `http://${host}:${s.localPort}`;
-    };
-
     router.get('/description.xml', (ctx) => {
       const client = clients.detect(ctx.headers, ctx.req.socket.remoteAddress);
       ctx.type = 'text/xml; charset="utf-8"';
-      ctx.body = descriptions.deviceDescription({
-        friendlyName: cfg.friendlyName,
-        uuid: this.uuid,
-        serialNumber: this.uuid.slice(0, 8),
-        modelNumber: VERSION,
-        presentationURL: `${baseUrlOf(ctx as unknown as Koa.Context)}/`,
+      ctx.body = descriptions.deviceDescription(
+        {
+          friendlyName: cfg.friendlyName,
+          uuid: this.uuid,
+          serialNumber: this.uuid.slice(0, 8),
+          modelNumber: VERSION,
+          baseUrl: requestBaseUrl(ctx as unknown as Koa.Context),
+        },
         client,
-      });
+      );
     });
     for (const [path, name] of [
       ['/upnp/cds.xml', 'cds'],
@@ -230,7 +225,7 @@ export class TapedeckServer {
 
     const cds = new ContentDirectory(this.catalog);
     const cms = new ConnectionManager(this.catalog);
-    const soapOpts = { detectClient: (h: Record<string, string | string[] | undefined>, remote?: string) => clients.detect(h, remote), baseUrlOf };
+    const soapOpts = { detectClient: (h: Record<string, string | string[] | undefined>, remote?: string) => clients.detect(h, remote), logger: this.log };
     soapRoutes(router, '/upnp/control/cds', cds.service(), soapOpts);
     soapRoutes(router, '/upnp/control/cms', cms.service(), soapOpts);
     soapRoutes(router, '/upnp/control/msr', mediaReceiverRegistrar(), soapOpts);
@@ -238,6 +233,8 @@ export class TapedeckServer {
     const cdsEvents = new EventService({
       serviceId: 'urn:upnp-org:serviceId:ContentDirectory',
       source: { variables: () => ({ SystemUpdateID: String(this.catalog.systemUpdateId), ContainerUpdateIDs: '' }) },
+      // every container changed since the last event must be named, not just the latest batch's
+      combine: { ContainerUpdateIDs: combineContainerUpdateIds },
       log: this.log,
     });
     let sourceInfo = '';

@@ -83,7 +83,7 @@ for (const [name, make] of stores) {
     for (const o of inAlbum) {
       t.is(o.parentId, albums[0].id);
       t.truthy(o.refId);
-      t.is(parseRefId(o.id)!.itemId, o.refId);
+      t.is(parseRefId(o.id)!.itemId, o.refId!);
       // a reference resolves on its own (BrowseMetadata)
       t.deepEqual(await c.get(o.id), o);
     }

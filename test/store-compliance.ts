@@ -1,6 +1,6 @@
 // One contract, every KVStore implementation (in the style of abstract-level's
 // compliance suite): test/store.test.ts runs it against MemoryStore and LevelStore.
-import type { TestFn } from 'ava';
+import type { ExecutionContext, TestFn } from 'ava';
 import type { KVStore } from '../src/catalog/store.js';
 import { prefixRange } from '../src/catalog/store.js';
 
@@ -11,7 +11,7 @@ async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
 }
 
 export function runStoreSuite(test: TestFn, name: string, make: () => Promise<KVStore>): void {
-  const t = (title: string, fn: (s: KVStore, a: Parameters<Parameters<TestFn>[1]>[0]) => Promise<void>) =>
+  const t = (title: string, fn: (s: KVStore, a: ExecutionContext) => Promise<void>) =>
     test(`${name}: ${title}`, async (a) => {
       const s = await make();
       await s.open();

@@ -9,7 +9,7 @@ import { placements } from '../catalog/layout.js';
 import { protocolInfo } from '../media/dlna.js';
 import { didl } from './didl.js';
 import { SEARCH_CAPABILITIES, SORT_CAPABILITIES } from './properties.js';
-import { compileSearch, parseSearch, searchHints, SearchError } from './search.js';
+import { compileSearchExpr, parseSearch, searchHints, SearchError } from './search.js';
 import { compileSort, parseSort, SortError } from './sort.js';
 import type { SoapContext, SoapService } from './soap.js';
 import type { ViewKey } from './clients.js';
@@ -87,7 +87,7 @@ export class ContentDirectory {
   }
 
   private render(objects: CatalogObject[], filter: string, ctx: SoapContext): string {
-    return didl(objects, { baseUrl: ctx.baseUrl, filter, protocolInfo, client: ctx.client });
+    return didl(objects, { baseUrl: ctx.baseUrl, filter, protocolInfo, client: ctx.client, bookmark: (o) => this.bookmarks.get(o.refId ?? o.id) });
   }
 
   async browse(args: Record<string, string>, ctx: SoapContext): Promise<Out> {
@@ -150,8 +150,9 @@ export class ContentDirectory {
     let match: (o: CatalogObject) => boolean;
     let classPrefixes: string[] | undefined;
     try {
-      match = compileSearch(criteria);
-      classPrefixes = criteria.trim() === '*' ? undefined : searchHints(parseSearch(criteria)).classPrefixes;
+      const expr = parseSearch(criteria);
+      match = compileSearchExpr(expr);
+      classPrefixes = searchHints(expr).classPrefixes;
     } catch (err) {
       if (err instanceof SearchError) throw new UpnpError(708, err.message);
       throw err;
@@ -227,7 +228,8 @@ export class ContentDirectory {
           const pos = Number(a.PosSecond ?? '0');
           if (!Number.isFinite(pos) || pos < 0) throw new UpnpError(402, 'PosSecond must be a non-negative number');
           if (!(await this.catalog.get(id))) throw new UpnpError(701, `no such object: ${id}`);
-          this.bookmarks.set(id, pos);
+          const obj = await this.catalog.get(id);
+          this.bookmarks.set(obj?.refId ?? id, pos);
           return [];
         },
       },

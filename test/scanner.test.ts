@@ -1,0 +1,137 @@
+import test from 'ava';
+import { mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync, unlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import { Catalog } from '../src/catalog/catalog.js';
+import { MemoryStore } from '../src/catalog/store.js';
+import type { ProbeResult } from '../src/catalog/types.js';
+import { scan } from '../src/scanner/scanner.js';
+
+const dirs: string[] = [];
+test.after.always(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+function lib(files: Record<string, string>): string {
+  const root = mkdtempSync(join(tmpdir(), 'tapedeck-scan-'));
+  dirs.push(root);
+  for (const [rel, body] of Object.entries(files)) {
+    mkdirSync(join(root, rel, '..'), { recursive: true });
+    writeFileSync(join(root, rel), body);
+  }
+  return root;
+}
+
+/** A probe that records calls and reads "tags" from the file body (artist|album|track). */
+function fakeProbe() {
+  const calls: string[] = [];
+  const probe = async (p: string): Promise<ProbeResult | undefined> => {
+    calls.push(p);
+    if (p.includes('broken')) throw new Error('corrupt');
+    const { readFileSync } = await import('node:fs');
+    const [artist, album, track] = readFileSync(p, 'utf8').split('|');
+    return {
+      kind: 'audio',
+      upnpClass: 'object.item.audioItem.musicTrack',
+      title: basename(p).replace(/\.\w+$/, ''),
+      meta: { artist, album, trackNumber: Number(track) || undefined },
+      res: { mime: 'audio/mpeg', size: 0 },
+    };
+  };
+  return { calls, probe };
+}
+
+test('scan adds media, skips hidden and non-media files, and rescans incrementally', async (t) => {
+  const root = lib({
+    'a/1.mp3': 'A|X|1',
+    'a/2.mp3': 'A|X|2',
+    'b/3.mp3': 'B|Y|1',
+    'notes.txt': 'not media',
+    '.hidden/4.mp3': 'H|H|1',
+  });
+  const c = new Catalog(new MemoryStore());
+  await c.open();
+  const f = fakeProbe();
+  const r1 = await scan(c, { roots: [root], probe: f.probe });
+  t.is(r1.seen, 3);
+  t.is(r1.probed, 3);
+  t.is(f.calls.length, 3);
+  t.is((await c.get('music/all'))!.childCount, 3);
+  const sys1 = c.systemUpdateId;
+
+  // unchanged: nothing is read again and nothing changes
+  const r2 = await scan(c, { roots: [root], probe: f.probe });
+  t.is(r2.unchanged, 3);
+  t.is(f.calls.length, 3);
+  t.is(c.systemUpdateId, sys1);
+
+  // changed file is read again; deleted file leaves; new file arrives
+  writeFileSync(join(root, 'a/1.mp3'), 'A|Z|1');
+  utimesSync(join(root, 'a/1.mp3'), new Date(), new Date(Date.now() + 5000));
+  unlinkSync(join(root, 'b/3.mp3'));
+  writeFileSync(join(root, 'a/5.mp3'), 'A|X|5');
+  const r3 = await scan(c, { roots: [root], probe: f.probe });
+  t.is(r3.probed, 2);
+  t.is(r3.removed, 1);
+  t.true(c.systemUpdateId > sys1);
+  const artists = (await c.children('music/artists', 0, 0)).objects.map((o) => o.title);
+  t.deepEqual(artists, ['A']);
+  t.is((await c.get('music/all'))!.childCount, 3);
+  t.is((await c.children('music/albums', 0, 0)).total, 2);
+  await c.close();
+});
+
+test('IDs are stable across a rescan into a fresh catalog', async (t) => {
+  const root = lib({ 'x/1.mp3': 'A|X|1', 'y/2.mp3': 'B|Y|1' });
+  const ids = async () => {
+    const c = new Catalog(new MemoryStore());
+    await c.open();
+    await scan(c, { roots: [root], probe: fakeProbe().probe });
+    const out = (await c.items()).map((i) => i.id).sort();
+    await c.close();
+    return out;
+  };
+  t.deepEqual(await ids(), await ids());
+});
+
+test('an unreadable file is reported, not fatal, and not retried while unchanged', async (t) => {
+  const root = lib({ 'broken.mp3': 'x', 'ok.mp3': 'A|B|1' });
+  const c = new Catalog(new MemoryStore());
+  await c.open();
+  const f = fakeProbe();
+  const warnings: object[] = [];
+  const r = await scan(c, { roots: [root], probe: f.probe, log: { warn: (o) => warnings.push(o) } });
+  t.is(r.failed, 1);
+  t.is(r.probed, 1);
+  t.is(warnings.length, 1);
+  await scan(c, { roots: [root], probe: f.probe });
+  t.is(f.calls.filter((p) => p.includes('broken')).length, 1);
+  await c.close();
+});
+
+test('a media directory dropped from the configuration leaves the catalog', async (t) => {
+  const a = lib({ '1.mp3': 'A|X|1' });
+  const b = lib({ '2.mp3': 'B|Y|1' });
+  const c = new Catalog(new MemoryStore());
+  await c.open();
+  await scan(c, { roots: [a, b], probe: fakeProbe().probe });
+  t.is((await c.items()).length, 2);
+  const r = await scan(c, { roots: [a], probe: fakeProbe().probe });
+  t.is(r.removed, 1);
+  t.is((await c.items()).length, 1);
+  await c.close();
+});
+
+test('progress is reported and ends with done', async (t) => {
+  const files: Record<string, string> = {};
+  for (let i = 0; i < 300; i++) files[`d${i % 7}/${i}.mp3`] = `A${i % 5}|X|${i}`;
+  const root = lib(files);
+  const c = new Catalog(new MemoryStore());
+  await c.open();
+  const seen: number[] = [];
+  const r = await scan(c, { roots: [root], probe: fakeProbe().probe, batchSize: 50, progressIntervalMs: 0, onProgress: (p) => seen.push(p.seen) });
+  t.is(r.seen, 300);
+  t.true(r.done);
+  t.true(seen.length > 1);
+  t.is(seen.at(-1), 300);
+  t.is((await c.get('music/all'))!.childCount, 300);
+  await c.close();
+});
