@@ -857,7 +857,7 @@ export class VirtualDrive implements TapeDrive {
 
   /** Run a drive operation in the drive's queue with a loaded, ready cartridge. */
   private op<T>(fn: (c: VirtualCartridge) => Promise<T>, opts: { endWrite?: boolean } = {}): Promise<T> {
-    this.lib.assertOpen();
+    if (this.lib.closed) return Promise.reject(new TapeError('CLOSED', `virtual library ${this.lib.dir} is closed`, { drive: this.index }));
     return this.queue.run(async () => {
       this.lib.assertOpen();
       const c = this.cartridge;
