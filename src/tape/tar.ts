@@ -31,8 +31,7 @@ export function encodeFileHeader(h: TarFileHeader): Buffer {
   const mtime = Math.max(0, Math.floor(h.mtime));
   const parts: Buffer[] = [];
   if (needsPax(h.path, h.size)) {
-    let records = paxRecord('path', h.path);
-    if (h.size > USTAR_MAX_SIZE) records += paxRecord('size', String(h.size));
+    const records = paxRecords(h);
     const data = Buffer.from(records, 'utf8');
     const base = asciiName(h.path.split('/').pop() ?? 'file');
     parts.push(
@@ -55,9 +54,14 @@ export function encodeFileHeader(h: TarFileHeader): Buffer {
 /** Length of encodeFileHeader(h) without building it. */
 export function fileHeaderLength(h: { path: string; size: number }): number {
   if (!needsPax(h.path, h.size)) return TAR_BLOCK;
-  let records = paxRecord('path', h.path);
-  if (h.size > USTAR_MAX_SIZE) records += paxRecord('size', String(h.size));
+  const records = paxRecords(h);
   return TAR_BLOCK + paddedSize(Buffer.byteLength(records)) + TAR_BLOCK;
+}
+
+function paxRecords(h: { path: string; size: number }): string {
+  let records = needsPax(h.path, 0) ? paxRecord('path', h.path) : '';
+  if (h.size > USTAR_MAX_SIZE) records += paxRecord('size', String(h.size));
+  return records;
 }
 
 /** The end-of-archive marker: two zero blocks. */
