@@ -1,0 +1,412 @@
+// Media metadata extraction for the scanner.
+//
+// probe(path) → ProbeResult (kind, UPnP class, title, descriptive metadata,
+// resource description incl. DLNA profile) or undefined for files that are not
+// media (by extension), empty or not readable. It never throws: whatever
+// cannot be read from a damaged file is left out and the rest is returned.
+//
+// - audio: music-metadata (tags, duration from headers; never a full scan),
+//   plus the ISO BMFF reader for the AAC profile of .m4a files;
+// - images: image-size (first 512 KB) and exifr (DateTimeOriginal), falling
+//   back to the file's mtime for the date;
+// - video: ffprobe when available (JSON, with a timeout), else the built-in
+//   container readers (MP4/MOV, Matroska/WebM, AVI) and, for ASF/WMV,
+//   music-metadata's ASF header parser.
+
+import { execFile } from 'node:child_process';
+import { constants as fsConstants } from 'node:fs';
+import { access, stat } from 'node:fs/promises';
+import { basename, delimiter, extname, join } from 'node:path';
+import exifr from 'exifr';
+import { imageSize } from 'image-size';
+import { parseFile } from 'music-metadata';
+import type { ItemMeta, MediaKind, ProbeResult, Resource } from '../catalog/types.js';
+import { readAvi } from './avi.js';
+import { dlnaProfile } from './dlna.js';
+import { readEbml } from './ebml.js';
+import { type ContainerInfo, RandomReader, withReader } from './filereader.js';
+import { readIsoBmff } from './isobmff.js';
+import { containerOf, extensionOf, formatCodec, h264LevelName, mediaTypeOf } from './mediatypes.js';
+
+export interface ProbeOptions {
+  /** Path of the ffprobe binary; false disables it; default: look it up on PATH. */
+  ffprobe?: string | false;
+  /** ffprobe time limit in ms (default 15000). */
+  ffprobeTimeoutMs?: number;
+}
+
+export const UPNP_CLASS: Record<MediaKind, string> = {
+  audio: 'object.item.audioItem.musicTrack',
+  video: 'object.item.videoItem.movie',
+  image: 'object.item.imageItem.photo',
+};
+
+/** Title for files without tags: the file name without extension, trimmed. */
+export function titleFromFileName(path: string): string {
+  const name = basename(path);
+  const ext = extname(name);
+  let t = (ext && ext.length < name.length ? name.slice(0, -ext.length) : name).trim();
+  // Names like "My_Holiday_Video" read better with spaces; leave names that already have spaces alone.
+  if (!t.includes(' ') && /[^_]_+[^_]/.test(t)) t = t.replace(/_+/g, ' ').trim();
+  return t || name;
+}
+
+export async function probe(path: string, opts: ProbeOptions = {}): Promise<ProbeResult | undefined> {
+  const type = mediaTypeOf(path);
+  if (!type) return undefined;
+  let size: number;
+  let mtime: number;
+  try {
+    const st = await stat(path);
+    if (!st.isFile() || st.size === 0) return undefined;
+    size = st.size;
+    mtime = st.mtimeMs;
+  } catch {
+    return undefined;
+  }
+  const result: ProbeResult = {
+    kind: type.kind,
+    upnpClass: UPNP_CLASS[type.kind],
+    title: titleFromFileName(path),
+    meta: {},
+    res: { mime: type.mime, size },
+  };
+  const container = containerOf(path);
+  if (container) result.res.container = container;
+  try {
+    if (type.kind === 'audio') await probeAudio(path, result);
+    else if (type.kind === 'image') await probeImage(path, result, mtime);
+    else await probeVideo(path, result, opts);
+  } catch {
+    // Keep what is known: a damaged file still gets an entry with name, MIME and size.
+  }
+  try {
+    const pn = dlnaProfile(result.res);
+    if (pn) result.res.dlnaProfile = pn;
+  } catch {
+    // dlnaProfile is pure; never let it take a probe down.
+  }
+  return result;
+}
+
+// --- audio ----------------------------------------------------------------------
+
+/** music-metadata's codec description → FFmpeg codec name. */
+export function audioCodecName(codec: string | undefined, bitsPerSample?: number): string | undefined {
+  if (!codec) return undefined;
+  const c = codec.trim();
+  if (/^MPEG[- ]?[12](\.5)? Layer 3$/i.test(c)) return 'mp3';
+  if (/^MPEG[- ]?[12](\.5)? Layer 2$/i.test(c)) return 'mp2';
+  if (/^MPEG[- ]?[12](\.5)? Layer 1$/i.test(c)) return 'mp1';
+  if (/AAC/i.test(c)) return 'aac';
+  if (/^FLAC$/i.test(c)) return 'flac';
+  if (/^ALAC$/i.test(c)) return 'alac';
+  if (/^PCM$/i.test(c)) return bitsPerSample === 8 ? 'pcm_u8' : `pcm_s${bitsPerSample ?? 16}le`;
+  if (/vorbis/i.test(c)) return 'vorbis';
+  if (/opus/i.test(c)) return 'opus';
+  if (/windows media audio/i.test(c) || /^wma/i.test(c)) {
+    if (/lossless/i.test(c)) return 'wmalossless';
+    if (/pro/i.test(c)) return 'wmapro';
+    if (/voice/i.test(c)) return 'wmavoice';
+    return 'wmav2';
+  }
+  if (/^(AC-?3|ATSC A\/52)/i.test(c)) return 'ac3';
+  if (/E-?AC-?3/i.test(c)) return 'eac3';
+  return c.toLowerCase().replace(/\s+/g, '_');
+}
+
+function cleanString(s: unknown): string | undefined {
+  if (typeof s !== 'string') return undefined;
+  const t = s.replace(/\0+$/g, '').trim();
+  return t || undefined;
+}
+
+/** Leading date of a tag value → 'YYYY', 'YYYY-MM' or 'YYYY-MM-DD'. */
+export function normaliseTagDate(s: string | undefined, year?: number): string | undefined {
+  const m = s ? /^\s*(\d{4})(?:[-/.](\d{1,2})(?:[-/.](\d{1,2}))?)?/.exec(s) : null;
+  if (m && Number(m[1]) > 0) {
+    const mm = m[2] ? Number(m[2]) : 0;
+    const dd = m[3] ? Number(m[3]) : 0;
+    if (mm >= 1 && mm <= 12) {
+      const ym = `${m[1]}-${String(mm).padStart(2, '0')}`;
+      return dd >= 1 && dd <= 31 ? `${ym}-${String(dd).padStart(2, '0')}` : ym;
+    }
+    return m[1];
+  }
+  if (year && year > 0 && year < 10000) return String(year).padStart(4, '0');
+  return undefined;
+}
+
+async function probeAudio(path: string, out: ProbeResult): Promise<void> {
+  // duration: false → header-derived duration (Xing/VBRI/STREAMINFO/mvhd, or CBR size estimate), no full scan.
+  const mm = await parseFile(path, { duration: false, skipCovers: true });
+  const { common, format } = mm;
+  const meta: ItemMeta = out.meta;
+  const title = cleanString(common.title);
+  if (title) out.title = title;
+  const artist = cleanString(common.artist) ?? cleanString(common.artists?.[0]);
+  if (artist) meta.artist = artist;
+  const albumArtist = cleanString(common.albumartist);
+  if (albumArtist) meta.albumArtist = albumArtist;
+  const album = cleanString(common.album);
+  if (album) meta.album = album;
+  const genre = cleanString(common.genre?.[0]);
+  if (genre) meta.genre = genre;
+  const date = normaliseTagDate(cleanString(common.date) ?? cleanString(common.originaldate), common.year);
+  if (date) meta.date = date;
+  if (common.track?.no && common.track.no > 0) meta.trackNumber = common.track.no;
+  if (common.disk?.no && common.disk.no > 0) meta.discNumber = common.disk.no;
+  const creator = artist ?? albumArtist;
+  if (creator) meta.creator = creator;
+
+  const res = out.res;
+  if (format.duration && Number.isFinite(format.duration) && format.duration > 0) res.duration = format.duration;
+  if (format.sampleRate) res.sampleFrequency = format.sampleRate;
+  if (format.numberOfChannels) res.nrAudioChannels = format.numberOfChannels;
+  if (format.bitsPerSample && format.lossless) res.bitsPerSample = format.bitsPerSample;
+  if (format.bitrate && Number.isFinite(format.bitrate) && format.bitrate > 0) res.bitrate = Math.round(format.bitrate / 8);
+  else if (res.duration) res.bitrate = Math.round(res.size / res.duration);
+  const codec = audioCodecName(format.codec, format.bitsPerSample);
+  if (codec) res.audioCodec = codec;
+  if (res.container === 'mp4') {
+    // music-metadata does not tell AAC-LC from HE-AAC; the sample description does.
+    try {
+      const info = await withReader(path, readIsoBmff);
+      if (info?.audioCodec) res.audioCodec = info.audioCodec;
+      if (!res.duration && info?.duration) res.duration = info.duration;
+    } catch {
+      // keep music-metadata's view
+    }
+  }
+}
+
+// --- images ---------------------------------------------------------------------
+
+const EXIF_DATE = /^(\d{4}):(\d{2}):(\d{2})[ T](\d{2}):(\d{2}):(\d{2})/;
+
+/** EXIF 'YYYY:MM:DD HH:MM:SS' (+ optional '+HH:MM' offset) → ISO 8601; undefined for blank/zero dates. */
+export function exifDateToIso(value: unknown, offset?: unknown): string | undefined {
+  if (value instanceof Date) return Number.isNaN(value.getTime()) ? undefined : value.toISOString().replace(/\.\d{3}Z$/, 'Z');
+  if (typeof value !== 'string') return undefined;
+  const m = EXIF_DATE.exec(value.trim());
+  if (!m) return undefined;
+  const [, y, mo, d, h, mi, s] = m;
+  if (Number(y) === 0 || Number(mo) < 1 || Number(mo) > 12 || Number(d) < 1 || Number(d) > 31) return undefined;
+  if (Number(h) > 23 || Number(mi) > 59 || Number(s) > 60) return undefined;
+  let iso = `${y}-${mo}-${d}T${h}:${mi}:${s}`;
+  if (typeof offset === 'string' && /^[+-]\d{2}:\d{2}$/.test(offset.trim())) iso += offset.trim();
+  return iso;
+}
+
+function isoFromMtime(ms: number): string {
+  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+const IMAGE_HEAD = 512 * 1024;
+const IMAGE_HEAD_MAX = 4 * 1024 * 1024;
+
+async function imageDimensions(path: string): Promise<{ width: number; height: number } | undefined> {
+  return withReader(path, async (r) => {
+    for (const len of [IMAGE_HEAD, IMAGE_HEAD_MAX]) {
+      const buf = await r.read(0, len);
+      try {
+        const s = imageSize(buf);
+        if (s.width > 0 && s.height > 0) return { width: s.width, height: s.height };
+        return undefined;
+      } catch {
+        if (buf.length < len) return undefined; // whole file seen: not decodable
+      }
+    }
+    return undefined;
+  });
+}
+
+async function probeImage(path: string, out: ProbeResult, mtime: number): Promise<void> {
+  try {
+    const dims = await imageDimensions(path);
+    if (dims) {
+      out.res.width = dims.width;
+      out.res.height = dims.height;
+    }
+  } catch {
+    // unreadable header: no dimensions
+  }
+  let date: string | undefined;
+  if (['jpg', 'jpeg', 'jpe', 'tif', 'tiff', 'png', 'heic', 'heif', 'avif', 'webp'].includes(extensionOf(path))) {
+    try {
+      const tags = await exifr.parse(path, {
+        pick: ['DateTimeOriginal', 'CreateDate', 'ModifyDate', 'OffsetTimeOriginal', 'Artist', 'ImageDescription'],
+        reviveValues: false,
+        translateValues: false,
+        xmp: false,
+        icc: false,
+        iptc: false,
+        jfif: false,
+        ihdr: false,
+      });
+      if (tags) {
+        date =
+          exifDateToIso(tags.DateTimeOriginal, tags.OffsetTimeOriginal) ?? exifDateToIso(tags.CreateDate) ?? exifDateToIso(tags.ModifyDate);
+        const artist = cleanString(tags.Artist);
+        if (artist) out.meta.creator = artist;
+        const description = cleanString(tags.ImageDescription);
+        if (description) out.meta.description = description;
+      }
+    } catch {
+      // no or broken EXIF
+    }
+  }
+  out.meta.date = date ?? isoFromMtime(mtime);
+}
+
+// --- video ----------------------------------------------------------------------
+
+let ffprobeOnPath: Promise<string | undefined> | undefined;
+
+/** Absolute path of `ffprobe` on PATH (looked up once per process). */
+export function findFfprobe(): Promise<string | undefined> {
+  ffprobeOnPath ??= (async () => {
+    for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+      if (!dir) continue;
+      const p = join(dir, process.platform === 'win32' ? 'ffprobe.exe' : 'ffprobe');
+      try {
+        await access(p, fsConstants.X_OK);
+        return p;
+      } catch {
+        // not here
+      }
+    }
+    return undefined;
+  })();
+  return ffprobeOnPath;
+}
+
+interface FfStream {
+  codec_type?: string;
+  codec_name?: string;
+  profile?: string;
+  level?: number;
+  width?: number;
+  height?: number;
+  sample_rate?: string;
+  channels?: number;
+  bits_per_sample?: number;
+  bits_per_raw_sample?: string;
+  disposition?: { attached_pic?: number };
+}
+
+interface FfProbeJson {
+  streams?: FfStream[];
+  format?: { duration?: string; bit_rate?: string; format_name?: string };
+}
+
+function runFfprobe(bin: string, path: string, timeoutMs: number): Promise<FfProbeJson> {
+  return new Promise((resolve, reject) => {
+    execFile(
+      bin,
+      ['-v', 'error', '-print_format', 'json', '-show_format', '-show_streams', '--', path],
+      { timeout: timeoutMs, maxBuffer: 8 * 1024 * 1024, killSignal: 'SIGKILL', windowsHide: true },
+      (err, stdout) => {
+        if (err) return reject(err);
+        try {
+          resolve(JSON.parse(stdout) as FfProbeJson);
+        } catch (e) {
+          reject(e);
+        }
+      },
+    );
+  });
+}
+
+function ffProfile(codec: string, profile: string | undefined): string | undefined {
+  if (!profile || profile === 'unknown') return undefined;
+  const p = profile.toLowerCase().replace(/ profile$/, '');
+  if (codec === 'aac') {
+    if (p === 'he-aacv2') return 'hev2';
+    if (p === 'he-aac') return 'he';
+    return p; // lc, main, ltp, ssr
+  }
+  return p;
+}
+
+function ffLevel(codec: string, level: number | undefined): string | undefined {
+  if (level === undefined || level <= 0) return undefined;
+  if (codec === 'h264') return h264LevelName(level);
+  if (codec === 'hevc') return String(level / 30);
+  return undefined;
+}
+
+/** ffprobe JSON → ContainerInfo (exported for tests). */
+export function fromFfprobe(j: FfProbeJson, container: string): ContainerInfo {
+  const out: ContainerInfo = { container };
+  const streams = j.streams ?? [];
+  const v = streams.find((s) => s.codec_type === 'video' && !s.disposition?.attached_pic);
+  const a = streams.find((s) => s.codec_type === 'audio');
+  const dur = Number(j.format?.duration);
+  if (Number.isFinite(dur) && dur > 0) out.duration = dur;
+  if (v?.codec_name) {
+    out.videoCodec = formatCodec({ name: v.codec_name, profile: ffProfile(v.codec_name, v.profile), level: ffLevel(v.codec_name, v.level) });
+    if (v.width && v.height) {
+      out.width = v.width;
+      out.height = v.height;
+    }
+  }
+  if (a?.codec_name) {
+    out.audioCodec = formatCodec({ name: a.codec_name, profile: ffProfile(a.codec_name, a.profile) });
+    const sr = Number(a.sample_rate);
+    if (sr > 0) out.sampleRate = sr;
+    if (a.channels) out.channels = a.channels;
+    const bits = a.bits_per_sample || Number(a.bits_per_raw_sample) || 0;
+    if (bits > 0 && a.codec_name.startsWith('pcm')) out.bitsPerSample = bits;
+  }
+  return out;
+}
+
+async function builtInVideo(path: string): Promise<ContainerInfo | undefined> {
+  const ext = extensionOf(path);
+  if (['asf', 'wmv'].includes(ext)) {
+    const mm = await parseFile(path, { duration: false, skipCovers: true });
+    return { container: 'asf', duration: mm.format.duration, audioCodec: audioCodecName(mm.format.codec), sampleRate: mm.format.sampleRate, channels: mm.format.numberOfChannels };
+  }
+  return withReader(path, async (r: RandomReader) => (await readIsoBmff(r)) ?? (await readEbml(r)) ?? (await readAvi(r)));
+}
+
+async function probeVideo(path: string, out: ProbeResult, opts: ProbeOptions): Promise<void> {
+  const res: Resource = out.res;
+  let info: ContainerInfo | undefined;
+  const bin = opts.ffprobe === false ? undefined : (opts.ffprobe ?? (await findFfprobe()));
+  let bitrate: number | undefined;
+  if (bin) {
+    try {
+      const j = await runFfprobe(bin, path, opts.ffprobeTimeoutMs ?? 15_000);
+      info = fromFfprobe(j, res.container ?? 'unknown');
+      const br = Number(j.format?.bit_rate);
+      if (Number.isFinite(br) && br > 0) bitrate = Math.round(br / 8);
+    } catch {
+      info = undefined; // fall back to the built-in readers
+    }
+  }
+  if (!info || (!info.duration && !info.videoCodec)) {
+    try {
+      info = (await builtInVideo(path)) ?? info;
+    } catch {
+      // unreadable container: keep what we have
+    }
+  }
+  if (!info) return;
+  if (info.duration && Number.isFinite(info.duration) && info.duration > 0) res.duration = info.duration;
+  if (info.width && info.height) {
+    res.width = info.width;
+    res.height = info.height;
+  }
+  if (info.videoCodec) res.videoCodec = info.videoCodec;
+  if (info.audioCodec) res.audioCodec = info.audioCodec;
+  if (info.sampleRate) res.sampleFrequency = info.sampleRate;
+  if (info.channels) res.nrAudioChannels = info.channels;
+  if (info.bitsPerSample) res.bitsPerSample = info.bitsPerSample;
+  if (info.container && info.container !== 'unknown' && ['mp4', 'mov', '3gp', 'mkv', 'webm', 'avi', 'asf'].includes(info.container)) {
+    res.container = info.container;
+  }
+  if (bitrate) res.bitrate = bitrate;
+  else if (res.duration) res.bitrate = Math.round(res.size / res.duration);
+}
