@@ -216,7 +216,9 @@ function videoProfile(res: Resource): string | undefined {
       if (res.width === 1280 && res.height === 720 && levelAtMost(v.level, 3.1)) return 'AVC_MP4_MP_HD_720p_AAC';
       return undefined;
     }
-    if (v.profile === 'high' && stereoAac && fits(res, 1920, 1080) && levelAtMost(v.level, 4)) return 'AVC_MP4_HP_HD_AAC';
+    // High profile: only for the usual HD frame sizes (the profile's resolution list; SD-sized High streams get no PN).
+    const hdSize = (res.height === 1080 && (res.width === 1920 || res.width === 1440)) || (res.height === 720 && res.width === 1280);
+    if (v.profile === 'high' && stereoAac && hdSize && levelAtMost(v.level, 4)) return 'AVC_MP4_HP_HD_AAC';
     return undefined;
   }
 
