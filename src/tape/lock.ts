@@ -12,14 +12,14 @@ export class Mutex {
   /** Run `fn` once every earlier caller has finished (whether it succeeded or not). */
   run<T>(fn: () => Promise<T>): Promise<T> {
     this.held++;
-    const result = this.tail.then(fn);
-    const done = result.then(
+    // `finally` runs before the caller sees the result, so `busy` is accurate when it resumes
+    const result = this.tail.then(fn).finally(() => {
+      this.held--;
+    });
+    this.tail = result.then(
       () => undefined,
       () => undefined,
     );
-    this.tail = done.then(() => {
-      this.held--;
-    });
     return result;
   }
 }

@@ -130,7 +130,7 @@ export class ScsiTapeLibrary implements TapeLibrary {
   /** @internal */ lastStatus: MtxStatus | undefined;
   /** @internal */ offline = new Set<string>();
   /** @internal */ closed = false;
-  private readonly pendingMounts = new Map<string, Promise<ScsiDrive>>();
+  private readonly pendingMounts = new Map<string, Promise<TapeDrive>>();
 
   constructor(opts: ScsiLibraryOptions) {
     if (!opts.changer) throw new TapeError('INVALID', 'changer device is required');
@@ -172,10 +172,17 @@ export class ScsiTapeLibrary implements TapeLibrary {
     return this;
   }
 
-  async mount(label: string, opts: { drive?: number } = {}): Promise<TapeDrive> {
-    this.assertOpen();
+  mount(label: string, opts: { drive?: number } = {}): Promise<TapeDrive> {
+    if (this.closed) return Promise.reject(new TapeError('CLOSED', 'tape library is closed'));
+    // registered before any await so concurrent mounts of one label share one load
     const pending = this.pendingMounts.get(label);
     if (pending) return pending;
+    const p = this.doMount(label, opts).finally(() => this.pendingMounts.delete(label));
+    this.pendingMounts.set(label, p);
+    return p;
+  }
+
+  private async doMount(label: string, opts: { drive?: number }): Promise<ScsiDrive> {
     const inv = await this.changer.inventory();
     const loaded = inv.drives.find((d) => d.label === label);
     if (loaded) {
@@ -197,18 +204,13 @@ export class ScsiTapeLibrary implements TapeLibrary {
     const drive = target;
     const full = inv.drives.find((x) => x.drive === drive.element)?.full ?? false;
     drive.reserved = true;
-    const p = (async () => {
-      try {
-        if (full) await this.changer.unload(drive.index);
-        await this.changer.load(label, drive.index);
-        return drive;
-      } finally {
-        drive.reserved = false;
-        this.pendingMounts.delete(label);
-      }
-    })();
-    this.pendingMounts.set(label, p);
-    return p;
+    try {
+      if (full) await this.changer.unload(drive.index);
+      await this.changer.load(label, drive.index);
+      return drive;
+    } finally {
+      drive.reserved = false;
+    }
   }
 
   stats(): TapeStats {
