@@ -107,6 +107,7 @@ async function scanCommand(flags: FlagValues & { json?: boolean }): Promise<void
   const result = await scan(catalog, {
     roots,
     concurrency: cfg.scanConcurrency,
+    ffprobe: cfg.ffprobe,
     log,
     onProgress: (p) => progressLine(`scanning: ${p.seen} files, ${p.probed} read, ${p.unchanged} unchanged, ${p.rate} files/s`),
   });

@@ -13,7 +13,7 @@ import Koa from 'koa';
 import { Router } from '@koa/router';
 import { Catalog, type ChangeEvent } from './catalog/catalog.js';
 import { LevelStore } from './catalog/store.js';
-import type { Config } from './config.js';
+import { ConfigError, type Config } from './config.js';
 import type { Logger } from './log.js';
 import { scan, type ScanProgress } from './scanner/scanner.js';
 import { createDemoLibrary } from './media/demo.js';
@@ -76,7 +76,11 @@ export class TapedeckServer {
   async start(): Promise<void> {
     const cfg = this.config;
     // Interfaces first: a bad --interface is a config error, reported before anything starts.
-    this.interfaces = cfg.interfaces.length ? resolveInterfaces(cfg.interfaces) : defaultInterfaces();
+    try {
+      this.interfaces = cfg.interfaces.length ? resolveInterfaces(cfg.interfaces) : defaultInterfaces();
+    } catch (err) {
+      throw new ConfigError((err as Error).message);
+    }
     if (cfg.ssdp && this.interfaces.length === 0) {
       this.log.warn('no up, multicast-capable IPv4 interface found: SSDP is off, the server is reachable on loopback only');
     }
@@ -134,6 +138,7 @@ export class TapedeckServer {
       const result = await scan(this.catalog, {
         roots: this.mediaDirs,
         concurrency: this.config.scanConcurrency,
+        ffprobe: this.config.ffprobe,
         log: this.log,
         signal: this.abort.signal,
         onProgress: (p) => {

@@ -29,6 +29,8 @@ export interface ScanProgress {
 export interface ScanOptions {
   roots: string[];
   probe?: (path: string) => Promise<ProbeResult | undefined>;
+  /** ffprobe binary for the default prober: a path, 'off', or undefined to look it up on PATH. */
+  ffprobe?: string;
   batchSize?: number;
   concurrency?: number;
   onProgress?: (p: ScanProgress) => void;
@@ -97,7 +99,8 @@ export function itemFromProbe(f: Found, pr: ProbeResult, previous?: CatalogObjec
 }
 
 export async function scan(catalog: Catalog, opts: ScanOptions): Promise<ScanProgress> {
-  const probe = opts.probe ?? ((p: string) => defaultProbe(p));
+  const ffprobe = opts.ffprobe === 'off' ? false : opts.ffprobe;
+  const probe = opts.probe ?? ((p: string) => defaultProbe(p, { ffprobe }));
   const batchSize = opts.batchSize ?? 250;
   const concurrency = Math.max(1, opts.concurrency ?? 4);
   const roots = [...new Set(opts.roots.map((r) => resolve(r)))];

@@ -1,0 +1,59 @@
+// The command line as scripts use it: exit codes, messages, --json.
+import test from 'ava';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createDemoLibrary } from '../src/media/demo.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'tapedeck-cli-'));
+test.after.always(() => rmSync(dir, { recursive: true, force: true }));
+
+function tapedeck(...args: string[]) {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, TAPEDECK_CONFIG: '' } });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+test('a bad config file: clear message with file and line, exit 2, no stack trace', (t) => {
+  const conf = join(dir, 'bad.conf');
+  writeFileSync(conf, 'port = 8200\nfriendly_nme = x\n');
+  const r = tapedeck('serve', '--config', conf, '--data', join(dir, 'd1'));
+  t.is(r.code, 2);
+  t.is(r.err.trim(), `tapedeck: ${conf}:2: unknown setting "friendly_nme" (did you mean "friendly_name"?)`);
+  t.notRegex(r.err, /at .*\.ts:\d+/);
+});
+
+test('bad flags and values: exit 2 with a message', (t) => {
+  const bad = tapedeck('serve', '--port', 'x', '--data', join(dir, 'd2'));
+  t.is(bad.code, 2);
+  t.regex(bad.err, /--port: bad value for port/);
+  const unknown = tapedeck('serve', '--frobnicate');
+  t.is(unknown.code, 2);
+  t.regex(unknown.err, /unknown option '--frobnicate'/);
+  const iface = tapedeck('serve', '--interface', 'nosuch0', '--data', join(dir, 'd3'), '--no-scan-on-start');
+  t.is(iface.code, 2);
+  t.regex(iface.err, /nosuch0/);
+});
+
+test('scan --json scans a library and reports totals; a second scan reads nothing', async (t) => {
+  const media = join(dir, 'media');
+  await createDemoLibrary(media);
+  const data = join(dir, 'scan-data');
+  const first = tapedeck('scan', '--media', media, '--data', data, '--json');
+  t.is(first.code, 0, first.err);
+  const j = JSON.parse(first.out);
+  t.true(j.scan.probed > 10);
+  t.is(j.library.items, j.scan.probed);
+  t.true(j.library.audio > 0 && j.library.image > 0 && j.library.video > 0);
+  const second = JSON.parse(tapedeck('scan', '--media', media, '--data', data, '--json').out);
+  t.is(second.scan.probed, 0);
+  t.is(second.scan.unchanged, j.scan.seen);
+});
+
+test('config prints the effective configuration', (t) => {
+  const r = tapedeck('config', '--port', '9999', '--name', 'X', '--data', join(dir, 'd4'));
+  t.is(r.code, 0);
+  const c = JSON.parse(r.out);
+  t.is(c.port, 9999);
+  t.is(c.friendlyName, 'X');
+});
