@@ -115,8 +115,14 @@ test.after.always(async () => {
   await lab?.down();
 });
 
+if (why) {
+  test('interface flag lab test', (t) => {
+    t.log(`SKIPPED the netns-lab test of defaultInterfaces: ${why}`);
+    t.pass();
+  });
+}
+
 (lab ? test : test.skip)('lab: defaultInterfaces keeps up multicast links; resolveInterfaces explains misses', async (t) => {
-  if (why) return t.pass();
   t.timeout(60_000);
   await lab!.up();
   const noMcast = await lab!.addLink(1, '10.92.1');
