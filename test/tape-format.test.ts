@@ -325,9 +325,11 @@ for (const format of ['gnu', 'pax', 'ustar'] as const) {
   });
 }
 
-test('docking something that is not a tar answers FORMAT', async (t) => {
+test('docking something that is not a tar answers FORMAT; a blank tape scans empty', async (t) => {
   const h = await setup(4096);
   try {
+    t.deepEqual(await scanTape(h.drive), { label: 'TD0001L9', tapeFiles: 0, indexes: [], entries: [], unindexed: [] });
+    await t.throwsAsync(dockForeignTar(h.drive), { instanceOf: TapeError, message: /is empty/ });
     await h.drive.writeBlocks(Buffer.alloc(4096, 0x41));
     await h.drive.writeFilemarks(1);
     await t.throwsAsync(dockForeignTar(h.drive), { instanceOf: TapeError, message: /no valid tar header/ });
@@ -412,4 +414,17 @@ test('tar headers: pax for long, non-ASCII and huge members; decode round trip',
   const bad = Buffer.from(plain);
   bad[10] = bad[10]! ^ 1;
   t.is(decodeHeader(bad), undefined, 'checksum mismatch is not a header');
+});
+
+test('openTapeLibrary opens the virtual backend from a config object', async (t) => {
+  const { openTapeLibrary } = await import('../src/tape/index.js');
+  const dir = await mkdtemp(join(tmpdir(), 'tapedeck-open-'));
+  try {
+    const lib = await openTapeLibrary({ backend: 'virtual', dir, cartridges: 1, blockSize: 4096, capacityBytes: 1 << 20, timeScale: 0 });
+    t.is(lib.kind, 'virtual');
+    t.deepEqual((await lib.changer.find('TD0001L9')).where, 'slot');
+    await lib.close();
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { mkdtemp, rm, readFile, open } from 'node:fs/promises';
+import { mkdtemp, rm, readFile, open, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { VirtualTapeLibrary } from '../src/tape/virtual.js';
@@ -427,4 +427,34 @@ test('closed library refuses operations', async (t) => {
   await h.done();
   const err = await t.throwsAsync(d.tell(), { instanceOf: TapeError });
   t.is(err?.code, 'CLOSED');
+});
+
+test('reopen: a damaged cartridge in a drive does not stop the library; it can be unloaded', async (t) => {
+  const dir = await tempDir();
+  try {
+    const lib = await VirtualTapeLibrary.open(dir, { blockSize: 4096, capacityBytes: 1 << 20, cartridges: 2, slots: 4, timeScale: 0 });
+    await lib.mount('TD0002L9');
+    await lib.close();
+    const fh = await open(join(dir, 'cartridges', 'TD0002L9.tape'), 'r+');
+    await fh.write(Buffer.from('GARBAGE'), 0, 7, 0);
+    await fh.close();
+    const lib2 = await VirtualTapeLibrary.open(dir, { timeScale: 0 });
+    const st = await lib2.drives[0]!.status();
+    t.true(st.loaded);
+    t.false(st.ready);
+    const err = await t.throwsAsync(lib2.drives[0]!.readBlocks(1), { instanceOf: TapeError });
+    t.is(err?.code, 'MEDIUM_ERROR');
+    t.regex(err!.message, /TD0002L9 cannot be read/);
+    t.is(await lib2.changer.unload(0), 2);
+    await lib2.close();
+    // a broken library.json is reported, not a crash
+    await writeFile(join(dir, 'library.json'), '{"format":"something else"}');
+    const e2 = await t.throwsAsync(VirtualTapeLibrary.open(dir, { timeScale: 0 }), { instanceOf: TapeError });
+    t.is(e2?.code, 'FORMAT');
+    // and the failed open released the directory
+    await writeFile(join(dir, 'library.json'), 'not json');
+    await t.throwsAsync(VirtualTapeLibrary.open(dir, { timeScale: 0 }), { instanceOf: TapeError, message: /not valid JSON/ });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });

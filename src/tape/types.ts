@@ -157,7 +157,8 @@ export interface ReadResult {
 
 /**
  * One tape drive. All methods except `status` throw TapeError('NO_MEDIUM') when
- * no cartridge is loaded.
+ * no cartridge is loaded. Loading and unloading are changer operations
+ * (`changer.load`, `changer.unload`: an unloaded cartridge has to go to a slot).
  */
 export interface TapeDrive {
   readonly name: string;

@@ -643,6 +643,8 @@ export class VirtualDrive implements TapeDrive {
   /** @internal */ cartridge: VirtualCartridge | null = null;
   /** Data written since the last filemark (the tape file is still open). */
   private dirty = false;
+  /** Why the cartridge in the drive could not be opened. */
+  private attachError: string | undefined;
 
   constructor(
     private readonly lib: VirtualTapeLibrary,
@@ -656,17 +658,30 @@ export class VirtualDrive implements TapeDrive {
     this.position = state.position;
   }
 
-  /** @internal After reopening a library: cartridges that were in drives are ready again. */
+  /**
+   * @internal After reopening a library: cartridges that were in drives are ready
+   * again. One that cannot be opened stays in the drive, not ready (it can be unloaded).
+   */
   async reopen(): Promise<void> {
     if (this.cartridgeLabel === null) return;
     const saved = this.position;
-    await this.attach(this.cartridgeLabel);
-    this.position = Math.min(saved, this.cartridge!.eod);
+    try {
+      await this.attach(this.cartridgeLabel);
+      this.position = Math.min(saved, this.cartridge!.eod);
+    } catch (err) {
+      this.cartridge = null;
+      this.ready = false;
+      this.attachError = err instanceof Error ? err.message : String(err);
+    }
   }
 
   /** @internal */
   async attach(label: string): Promise<void> {
-    this.cartridge = await this.lib.openCartridgeFile(label, true);
+    this.attachError = undefined;
+    this.cartridge = await this.lib.openCartridgeFile(label, true).catch((err: unknown) => {
+      this.attachError = err instanceof Error ? err.message : String(err);
+      throw err;
+    });
     this.position = 0;
     this.dirty = false;
     this.ready = true;
@@ -861,7 +876,12 @@ export class VirtualDrive implements TapeDrive {
     return this.queue.run(async () => {
       this.lib.assertOpen();
       const c = this.cartridge;
-      if (this.cartridgeLabel === null || !c) throw this.err('NO_MEDIUM', `${this.name}: no cartridge loaded`);
+      if (this.cartridgeLabel === null) throw this.err('NO_MEDIUM', `${this.name}: no cartridge loaded`);
+      if (!c) {
+        throw this.attachError !== undefined
+          ? this.err('MEDIUM_ERROR', `${this.name}: cartridge ${this.cartridgeLabel} cannot be read: ${this.attachError}`)
+          : this.err('BUSY', `${this.name}: cartridge not ready`);
+      }
       if (!this.ready) throw this.err('BUSY', `${this.name}: cartridge not ready`);
       if (opts.endWrite !== false) await this.endWrite();
       return fn(c);
