@@ -520,8 +520,8 @@ class BlockWriter {
   }
 
   private async flush(n: number): Promise<void> {
-    const chunk = this.buf.subarray(0, n);
-    await this.drive.writeBlocks(Buffer.from(chunk));
+    // the buffer is not touched again until the drive has taken the data
+    await this.drive.writeBlocks(this.buf.subarray(0, n));
     this.buf.copy(this.buf, 0, n, this.fill);
     this.fill -= n;
     this.flushed += n;
