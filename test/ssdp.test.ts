@@ -398,6 +398,34 @@ withLab('lab: two links: NOTIFY and replies carry the address of their own link,
   t.is(notifies(cli, 'ssdp:byebye').filter((l) => l.from === b.srvIp).length, 10);
 });
 
+withLab('lab: a searcher outside every served subnet is answered on the route\'s link, or not at all', async (t, procs) => {
+  const net = '10.91.7';
+  const ip = async (side: 'srv' | 'cli', ...args: string[]) => {
+    const r = await lab!.exec(side, 'ip', args, { timeoutMs: 10_000 });
+    if (r.code !== 0) throw new Error(`ip ${args.join(' ')}: ${r.stderr}`);
+  };
+  await ip('cli', 'addr', 'add', `${net}.2/32`, 'dev', lab!.cliIf);
+  await ip('srv', 'route', 'add', `${net}.0/24`, 'dev', lab!.srvIf);
+  try {
+    const cli = await startClient(procs, []);
+    const srv = await startServer(procs, [main()]);
+    await search(cli, { id: 'routed', from: `${net}.2`, st: 'ssdp:all', mx: 1 });
+    await sleep(1400);
+    const got = responses(cli, 'routed');
+    t.is(got.length, 5);
+    for (const r of got) t.is(r.headers!.LOCATION, location(lab!.srvIp));
+    // now the route back leaves by link B, which this server does not serve
+    await ip('srv', 'route', 'replace', `${net}.0/24`, 'dev', link2.srvIf);
+    await search(cli, { id: 'unserved', from: `${net}.2`, st: 'ssdp:all', mx: 1 });
+    await sleep(1400);
+    t.is(responses(cli, 'unserved').length, 0);
+    t.regex(srv.stderr(), /M-SEARCH from a host not reachable through a served interface/, 'ignored for that reason');
+  } finally {
+    await ip('srv', 'route', 'del', `${net}.0/24`).catch(() => undefined);
+    await ip('cli', 'addr', 'del', `${net}.2/32`, 'dev', lab!.cliIf).catch(() => undefined);
+  }
+});
+
 withLab('negative control: plain node-ssdp on two links duplicates replies, ignores MX, crosses links, loses byebye', async (t, procs) => {
   const a = main();
   const b = link2;

@@ -83,6 +83,8 @@ const BYEBYE_SPACING_MS = 50;
 const COPY_WINDOW_MS = 2000;
 /** Cap on scheduled replies, so a flood of searches cannot make us a packet amplifier. */
 const MAX_PENDING_REPLIES = 1000;
+/** Bound on remembered datagrams (copy detection) under a flood. */
+const MAX_SEEN = 4096;
 
 const noopLog: SsdpLogger = { info() {}, debug() {}, warn() {} };
 
@@ -209,6 +211,7 @@ export function searchResponse(r: { st: string; usn: string }, c: MessageContext
 interface NodeSsdpInternals {
   sockets: Record<string, Socket> | null;
   _createSockets(): void;
+  _stop(): void;
   _send(msg: Buffer, host: string, port: number, cb: (err?: Error | null) => void): void;
   _send(msg: Buffer, cb: (err?: Error | null) => void): void;
 }
@@ -226,8 +229,6 @@ class InterfaceTransport extends nodeSsdp.Server {
   /** node-ssdp's own advertisement loop is replaced by SsdpServer's. */
   _initAdLoop(): void {}
 
-  _stopAdLoop(): void {}
-
   get internals(): NodeSsdpInternals {
     return this as unknown as NodeSsdpInternals;
   }
@@ -238,7 +239,6 @@ interface Link {
   address: string;
   netmask: string;
   transport: InterfaceTransport;
-  socket: Socket;
   ctx: MessageContext;
 }
 
@@ -272,9 +272,14 @@ export class SsdpServer {
     if (!Number.isInteger(opts.port) || opts.port < 1 || opts.port > 65535) {
       throw new Error(`SsdpServer: invalid HTTP port ${opts.port}`);
     }
-    this.opts = opts;
+    const seen = new Set<string>();
+    const interfaces = opts.interfaces.filter((i) => {
+      const k = `${i.name}\n${i.address}`;
+      return seen.has(k) ? false : (seen.add(k), true);
+    });
+    this.opts = { ...opts, interfaces };
     this.log = opts.log ?? noopLog;
-    this.maxAge = positive(opts.maxAge, 1800, 'maxAge');
+    this.maxAge = Math.max(1, Math.round(positive(opts.maxAge, 1800, 'maxAge')));
     this.advertiseInterval = positive(opts.advertiseInterval, (this.maxAge * 1000) / 4, 'advertiseInterval');
     this.bursts = Math.max(1, Math.floor(positive(opts.initialBursts, 3, 'initialBursts')));
     this.server = opts.serverHeader ?? `${os.type()}/${os.release()} UPnP/1.0 Tapedeck`;
@@ -354,12 +359,37 @@ export class SsdpServer {
       customLogger: (fmt: string, ...args: unknown[]) => this.log.debug({ iface: name, args }, `node-ssdp: ${fmt}`),
     };
     const transport = new InterfaceTransport(options);
-    const sockets = () => transport.internals.sockets ?? {};
     try {
       transport.internals._createSockets();
     } catch (err) {
       throw new Error(`SSDP: no usable IPv4 address on interface "${name}": ${(err as Error).message}`);
     }
+    try {
+      await this.bindTransport(transport, name, address);
+    } catch (err) {
+      await closeTransport(transport);
+      throw err;
+    }
+    const link: Link = {
+      name,
+      address,
+      netmask,
+      transport,
+      ctx: {
+        location: `http://${address}:${this.opts.port}${this.path()}`,
+        maxAge: this.maxAge,
+        server: this.server,
+        bootId: this.bootId,
+        configId: this.configId,
+      },
+    };
+    transport.onSearch = (headers, raw, rinfo) => void this.onSearch(transport, headers, raw, rinfo);
+    return link;
+  }
+
+  /** Binds the transport's socket for `address` (dropping its others) and pins multicast to it. */
+  private async bindTransport(transport: InterfaceTransport, name: string, address: string): Promise<void> {
+    const sockets = () => transport.internals.sockets ?? {};
     // node-ssdp opens one socket per IPv4 address of the interface; keep the configured one
     for (const [addr, sock] of Object.entries(sockets())) {
       if (addr === address) continue;
@@ -383,22 +413,6 @@ export class SsdpServer {
     });
     // node-ssdp never sets IP_MULTICAST_IF: without this every NOTIFY leaves by the multicast route
     socket.setMulticastInterface(address);
-    const link: Link = {
-      name,
-      address,
-      netmask,
-      transport,
-      socket,
-      ctx: {
-        location: `http://${address}:${this.opts.port}${this.path()}`,
-        maxAge: this.maxAge,
-        server: this.server,
-        bootId: this.bootId,
-        configId: this.configId,
-      },
-    };
-    transport.onSearch = (headers, raw, rinfo) => void this.onSearch(transport, headers, raw, rinfo);
-    return link;
   }
 
   private path(): string {
@@ -409,18 +423,7 @@ export class SsdpServer {
   private async closeLinks(): Promise<void> {
     const links = this.links;
     this.links = [];
-    await Promise.all(
-      links.map(async ({ transport }) => {
-        const socks = Object.values(transport.internals.sockets ?? {});
-        const closed = socks.map((s) => new Promise<void>((r) => s.once('close', () => r())));
-        try {
-          transport.stop(); // closes the sockets (node-ssdp's own byebye list is empty)
-        } catch (err) {
-          this.log.warn({ err }, 'SSDP: closing node-ssdp transport failed');
-        }
-        await withTimeout(Promise.all(closed), 2000);
-      }),
-    );
+    await Promise.all(links.map((l) => closeTransport(l.transport)));
   }
 
   private later(ms: number, fn: () => void): void {
@@ -465,13 +468,18 @@ export class SsdpServer {
    */
   private isCopy(from: InterfaceTransport, raw: string, rinfo: RemoteInfo): boolean {
     const now = Date.now();
-    for (const [k, v] of this.seen) if (now - v.at > COPY_WINDOW_MS) this.seen.delete(k);
+    // entries are kept in arrival order: drop expired ones from the front
+    for (const [k, v] of this.seen) {
+      if (now - v.at <= COPY_WINDOW_MS && this.seen.size < MAX_SEEN) break;
+      this.seen.delete(k);
+    }
     const key = `${rinfo.address}:${rinfo.port}\n${raw}`;
     const entry = this.seen.get(key);
     if (entry && !entry.by.has(from)) {
       entry.by.add(from);
       return true;
     }
+    this.seen.delete(key);
     this.seen.set(key, { at: now, by: new Set([from]) });
     return false;
   }
@@ -518,6 +526,18 @@ export class SsdpServer {
       });
     }
   }
+}
+
+/** Closes a transport's sockets and waits for them (node-ssdp's own byebye list is empty). */
+async function closeTransport(transport: InterfaceTransport): Promise<void> {
+  const socks = Object.values(transport.internals.sockets ?? {});
+  const closed = socks.map((s) => new Promise<void>((r) => s.once('close', () => r())));
+  try {
+    transport.internals._stop(); // unlike stop(), also closes sockets of a transport that never started
+  } catch {
+    // a socket was already closed
+  }
+  await withTimeout(Promise.all(closed), 2000);
 }
 
 function positive(v: number | undefined, dflt: number, what: string): number {
