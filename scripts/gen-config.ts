@@ -1,0 +1,128 @@
+// Generates systemd/tapedeck.conf, the commented default configuration that the
+// installer puts at /etc/tapedeck/tapedeck.conf, from the settings table in
+// src/config.ts, so the file can never drift from what the server accepts
+// (test/install.test.ts checks the committed file against this output).
+//
+//   npx tsx scripts/gen-config.ts           rewrite systemd/tapedeck.conf
+//   npx tsx scripts/gen-config.ts --check   exit 1 when it is out of date
+//   npx tsx scripts/gen-config.ts --stdout  print it
+
+import { readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { DEFAULT_CONFIG_FILE, SETTINGS, type Setting } from '../src/config.js';
+
+export const CONFIG_PATH = join(dirname(fileURLToPath(import.meta.url)), '..', 'systemd', 'tapedeck.conf');
+
+/**
+ * Example values for settings whose documented default is prose rather than a
+ * value (e.g. "every up interface"). Each must be accepted by the parser, so
+ * uncommenting a line never produces an invalid file.
+ */
+const EXAMPLES: Record<string, string> = {
+  media_dir: '/srv/media',
+  data_dir: '/var/lib/tapedeck',
+  friendly_name: 'Tapedeck on nas',
+  interface: 'eth0',
+  allow: '192.168.1.0/24',
+  ffprobe: '/usr/bin/ffprobe',
+};
+
+/** True when the documented default is itself a valid value for the setting. */
+function literalDefault(s: Setting): boolean {
+  const d = s.default.trim();
+  switch (s.type) {
+    case 'int':
+      return /^-?\d+$/.test(d);
+    case 'number':
+      return d !== '' && Number.isFinite(Number(d));
+    case 'bool':
+      return ['true', 'false'].includes(d);
+    case 'enum':
+      return (s.values ?? []).includes(d);
+    default:
+      return false;
+  }
+}
+
+/** The value shown on a setting's commented-out line. */
+export function exampleValue(s: Setting): string {
+  if (literalDefault(s)) return s.default.trim();
+  if (EXAMPLES[s.key] !== undefined) return EXAMPLES[s.key];
+  if (s.type === 'enum' && s.values?.length) return s.values[0];
+  if (s.type === 'bool') return 'true';
+  if ((s.type === 'int' || s.type === 'number') && s.min !== undefined) return String(s.min);
+  // A placeholder that still parses (non-empty string); the comment above it explains it.
+  return s.arg ?? 'VALUE';
+}
+
+/** Wraps prose into "# "-prefixed lines of at most `width` characters. */
+function comment(text: string, width = 78): string[] {
+  const out: string[] = [];
+  let line = '#';
+  for (const word of text.split(/\s+/).filter(Boolean)) {
+    if (line.length > 1 && line.length + 1 + word.length > width) {
+      out.push(line);
+      line = '#';
+    }
+    line += ' ' + word;
+  }
+  if (line.length > 1) out.push(line);
+  return out;
+}
+
+const HEADER = `\
+# ${DEFAULT_CONFIG_FILE}: Tapedeck configuration
+#
+# One "key = value" per line; lines starting with # are comments. Settings
+# marked (list) may be given on several lines, one value each.
+# Every setting is listed below, commented out, with its default: remove the
+# leading "#" and edit the value to change it. Command-line flags and
+# TAPEDECK_<KEY> environment variables override this file.
+#
+# The service runs as user "tapedeck": media directories must be readable by
+# it (for example through a group it is in: see systemd/README.md).
+# Check the effective settings:  tapedeck config --config ${DEFAULT_CONFIG_FILE}
+# Apply them:                    systemctl restart tapedeck
+#
+# Generated from the settings table (src/config.ts) by scripts/gen-config.ts.
+# The installer never overwrites a copy you have edited.
+`;
+
+export function renderDefaultConfig(settings: readonly Setting[] = SETTINGS): string {
+  const blocks = settings.map((s) => {
+    const lines = comment(s.description + (s.type === 'list' ? ' (list)' : ''));
+    if (s.type === 'enum' && s.values?.length) lines.push(...comment(`One of: ${s.values.join(', ')}.`));
+    else if ((s.type === 'int' || s.type === 'number') && (s.min !== undefined || s.max !== undefined)) {
+      lines.push(`# Range: ${s.min ?? '-inf'}..${s.max ?? 'inf'}.`);
+    }
+    lines.push(...comment(`Default: ${s.default}`));
+    lines.push(`#${s.key} = ${exampleValue(s)}`);
+    return lines.join('\n');
+  });
+  return HEADER + '\n' + blocks.join('\n\n') + '\n';
+}
+
+function main(argv: string[]): number {
+  const text = renderDefaultConfig();
+  if (argv.includes('--stdout')) {
+    process.stdout.write(text);
+    return 0;
+  }
+  if (argv.includes('--check')) {
+    let current = '';
+    try {
+      current = readFileSync(CONFIG_PATH, 'utf8');
+    } catch {
+      /* missing counts as out of date */
+    }
+    if (current === text) return 0;
+    process.stderr.write(`${CONFIG_PATH} is out of date: run npx tsx scripts/gen-config.ts\n`);
+    return 1;
+  }
+  writeFileSync(CONFIG_PATH, text);
+  process.stdout.write(`wrote ${CONFIG_PATH}\n`);
+  return 0;
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) process.exitCode = main(process.argv.slice(2));
