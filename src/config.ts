@@ -10,7 +10,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { homedir, hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 
-export type SettingType = 'string' | 'int' | 'number' | 'bool' | 'list' | 'enum';
+export type SettingType = 'string' | 'int' | 'number' | 'bool' | 'list' | 'enum' | 'size';
 
 export interface Setting {
   key: string; // config file key
@@ -37,7 +37,37 @@ export const SETTINGS: Setting[] = [
   { key: 'ssdp_interval', flag: 'ssdp-interval', type: 'int', arg: 'SECONDS', min: 5, max: 1700, default: '600', description: 'Re-advertisement period; max-age is 1800 s.' },
   { key: 'scan_concurrency', flag: 'scan-concurrency', type: 'int', arg: 'N', min: 1, max: 64, default: '4', description: 'Files whose metadata is read in parallel during a scan.' },
   { key: 'ffprobe', flag: 'ffprobe', type: 'string', arg: 'PATH', default: 'ffprobe from PATH when present', description: 'ffprobe used for richer video metadata; "off" disables it.' },
+  // Tape tier
+  { key: 'tape_backend', flag: 'tape-backend', type: 'enum', arg: 'KIND', values: ['virtual', 'scsi', 'none'], default: 'virtual', description: 'Tape library: the virtual library, a real SCSI library (mt-st + mtx), or none.' },
+  { key: 'tape_dir', flag: 'tape-dir', type: 'string', arg: 'DIR', default: '<data_dir>/vtl', description: 'Virtual tape library directory (cartridge files, slots, drives).' },
+  { key: 'tape_time_scale', flag: 'tape-time-scale', type: 'number', arg: 'X', min: 0, max: 1000, default: '0.02', description: 'Virtual library time factor: 1 = real LTO timing, 0.02 = a cold mount of ~80 s takes ~1.6 s, 0 = instant.' },
+  { key: 'tape_generation', flag: 'tape-generation', type: 'enum', arg: 'GEN', values: ['LTO-9', 'LTO-8'], default: 'LTO-9', description: 'Virtual library drive/media generation (timing preset and label suffix).' },
+  { key: 'tape_drives', flag: 'tape-drives', type: 'int', arg: 'N', min: 1, max: 64, default: '2', description: 'Virtual library: number of drives (set when the library is created).' },
+  { key: 'tape_slots', flag: 'tape-slots', type: 'int', arg: 'N', min: 1, max: 10000, default: '16', description: 'Virtual library: storage slots (set when the library is created).' },
+  { key: 'tape_block_size', flag: 'tape-block-size', type: 'size', arg: 'BYTES', min: 4096, max: 16777216, default: '256K', description: 'Virtual library: block size of new cartridges (multiple of 512).' },
+  { key: 'tape_capacity', flag: 'tape-capacity', type: 'size', arg: 'BYTES', min: 1048576, default: '1G', description: 'Virtual library: capacity of new cartridges (LTO-9 is 18T).' },
+  { key: 'tape_changer', flag: 'tape-changer', type: 'string', arg: 'DEV', default: '(none)', description: 'SCSI backend: changer device for mtx, e.g. /dev/sg3.' },
+  { key: 'tape_device', flag: 'tape-device', type: 'list', arg: 'DEV', default: '(none)', description: 'SCSI backend: tape drive device, e.g. /dev/nst0; repeat in changer drive order.' },
+  { key: 'head_stub_seconds', flag: 'head-stub-seconds', type: 'int', arg: 'S', min: 0, max: 86400, default: '120', description: 'Head stub kept on disk for archived media: this many seconds of playback at the item\'s bitrate (plus the regions players probe).' },
+  { key: 'head_stub_min', flag: 'head-stub-min', type: 'size', arg: 'BYTES', min: 0, default: '4M', description: 'Smallest head stub (used when the bitrate is unknown).' },
+  { key: 'cache_dir', flag: 'cache-dir', type: 'string', arg: 'DIR', default: '$CACHE_DIRECTORY, else <data_dir>/cache', description: 'Staging cache of bytes read from tape.' },
+  { key: 'cache_size', flag: 'cache-size', type: 'size', arg: 'BYTES', min: 16777216, default: '2G', description: 'Staging cache cap; least recently used segments are evicted (pinned items never).' },
+  { key: 'stager', flag: 'stager', type: 'string', arg: 'MODE', default: 'spawn', description: '"spawn": the server starts and supervises its staging worker; a socket path: connect to an external stager (tapedeck-stager.service).' },
+  { key: 'admission_timeout', flag: 'admission-timeout', type: 'int', arg: 'SECONDS', min: 1, max: 3600, default: '180', description: 'Longest a tape request waits for a drive before it gets 503 with Retry-After.' },
+  { key: 'drive_idle_unload', flag: 'drive-idle-unload', type: 'int', arg: 'SECONDS', min: 0, max: 86400, default: '300', description: 'Unload a cartridge whose drive has been idle this long (0 = never).' },
 ];
+
+const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, kb: 1000, kib: 1024, m: 1024 ** 2, mb: 1000 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gb: 1000 ** 3, gib: 1024 ** 3, t: 1024 ** 4, tb: 1000 ** 4, tib: 1024 ** 4 };
+
+/** "256K", "1G", "2GiB", "500MB", "1048576" → bytes (K/M/G/T alone are binary). */
+export function parseSize(s: string): number | undefined {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(s);
+  if (!m) return undefined;
+  const unit = SIZE_UNITS[m[2].toLowerCase()];
+  if (unit === undefined) return undefined;
+  const n = Math.round(Number(m[1]) * unit);
+  return Number.isSafeInteger(n) ? n : undefined;
+}
 
 export interface Config {
   mediaDirs: string[];
@@ -52,6 +82,26 @@ export interface Config {
   ssdpInterval: number;
   scanConcurrency: number;
   ffprobe: string | undefined; // undefined = auto, 'off' = never
+  tape: {
+    backend: 'virtual' | 'scsi' | 'none';
+    dir: string;
+    timeScale: number;
+    generation: 'LTO-9' | 'LTO-8';
+    drives: number;
+    slots: number;
+    blockSize: number;
+    capacity: number;
+    changer?: string;
+    devices: string[];
+  };
+  headStubSeconds: number;
+  headStubMin: number;
+  cacheDir: string;
+  cacheSize: number;
+  /** 'spawn' or the path of an external stager's socket. */
+  stager: string;
+  admissionTimeout: number;
+  driveIdleUnload: number;
   configFile?: string;
   /** true when no media directory was configured (demo library). */
   demo: boolean;
@@ -114,6 +164,12 @@ function check(s: Setting, value: string, where: string): string {
       if (v === '' || !Number.isFinite(n)) throw bad('expected a number');
       if ((s.min !== undefined && n < s.min) || (s.max !== undefined && n > s.max)) throw bad(`expected ${s.min}..${s.max}`);
       return v;
+    }
+    case 'size': {
+      const n = parseSize(v);
+      if (n === undefined) throw bad('expected a size in bytes, e.g. 262144, 256K, 4M, 2G');
+      if ((s.min !== undefined && n < s.min) || (s.max !== undefined && n > s.max)) throw bad(`expected ${s.min}..${s.max ?? 'any'} bytes`);
+      return String(n);
     }
     case 'bool': {
       const l = v.toLowerCase();
@@ -234,9 +290,15 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     if (!existsSync(d)) throw new ConfigError(`media directory ${d} does not exist`);
   }
   const ff = one('ffprobe');
+  const dataDir = resolve(one('data_dir') ?? defaultDataDir(env));
+  const blockSize = Number(one('tape_block_size') ?? 262144);
+  if (blockSize % 512 !== 0) throw new ConfigError(`tape_block_size ${blockSize} is not a multiple of 512`);
+  const backend = (one('tape_backend') ?? 'virtual') as Config['tape']['backend'];
+  const devices = list('tape_device');
+  if (backend === 'scsi' && (devices.length === 0 || !one('tape_changer'))) throw new ConfigError('tape_backend = scsi needs tape_changer and at least one tape_device');
   return {
     mediaDirs,
-    dataDir: resolve(one('data_dir') ?? defaultDataDir(env)),
+    dataDir,
     port: Number(one('port') ?? 8210),
     friendlyName: one('friendly_name') ?? `Tapedeck on ${hostname()}`,
     interfaces: list('interface'),
@@ -247,6 +309,25 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     ssdpInterval: Number(one('ssdp_interval') ?? 600),
     scanConcurrency: Number(one('scan_concurrency') ?? 4),
     ffprobe: ff,
+    tape: {
+      backend,
+      dir: resolve(one('tape_dir') ?? join(dataDir, 'vtl')),
+      timeScale: Number(one('tape_time_scale') ?? 0.02),
+      generation: (one('tape_generation') ?? 'LTO-9') as Config['tape']['generation'],
+      drives: Number(one('tape_drives') ?? 2),
+      slots: Number(one('tape_slots') ?? 16),
+      blockSize,
+      capacity: Number(one('tape_capacity') ?? 1024 ** 3),
+      changer: one('tape_changer'),
+      devices,
+    },
+    headStubSeconds: Number(one('head_stub_seconds') ?? 120),
+    headStubMin: Number(one('head_stub_min') ?? 4 * 1024 ** 2),
+    cacheDir: resolve(one('cache_dir') ?? (env.CACHE_DIRECTORY ? env.CACHE_DIRECTORY.split(':')[0] : join(dataDir, 'cache'))),
+    cacheSize: Number(one('cache_size') ?? 2 * 1024 ** 3),
+    stager: one('stager') ?? 'spawn',
+    admissionTimeout: Number(one('admission_timeout') ?? 180),
+    driveIdleUnload: Number(one('drive_idle_unload') ?? 300),
     configFile: file,
     demo: mediaDirs.length === 0,
   };

@@ -88,3 +88,19 @@ test('README documents every setting with its flag, key and env variable', (t) =
     t.true(row!.includes(envVarOf(s)), `README names ${envVarOf(s)}`);
   }
 });
+
+test('tape and staging settings: sizes with units, derived directories, scsi needs devices', (t) => {
+  const c = loadConfig({ flags: { data: '/srv/td', tapeBlockSize: '512K', cacheSize: '3G', tapeTimeScale: '0' }, env: noEnv });
+  t.is(c.tape.blockSize, 512 * 1024);
+  t.is(c.cacheSize, 3 * 1024 ** 3);
+  t.is(c.tape.timeScale, 0);
+  t.is(c.tape.dir, '/srv/td/vtl');
+  t.is(c.cacheDir, '/srv/td/cache');
+  t.is(c.tape.backend, 'virtual');
+  t.is(loadConfig({ env: { CACHE_DIRECTORY: '/var/cache/tapedeck' } as NodeJS.ProcessEnv }).cacheDir, '/var/cache/tapedeck');
+  t.throws(() => loadConfig({ flags: { tapeBlockSize: '1000' }, env: noEnv }), { message: /tape_block_size|expected 4096/ });
+  t.throws(() => loadConfig({ flags: { tapeBlockSize: '5000' }, env: noEnv }), { message: /not a multiple of 512/ });
+  t.throws(() => loadConfig({ flags: { cacheSize: 'lots' }, env: noEnv }), { message: /--cache-size: bad value for cache_size: "lots" \(expected a size/ });
+  t.throws(() => loadConfig({ flags: { tapeBackend: 'scsi' }, env: noEnv }), { message: /needs tape_changer/ });
+  t.throws(() => loadConfig({ flags: { tapeTimeScale: '-1' }, env: noEnv }), { message: /tape_time_scale/ });
+});
