@@ -278,6 +278,19 @@ test('audio: m4a gets the AAC profile from the sample description', async (t) =>
   t.is(r?.res.dlnaProfile, 'AAC_ISO_320');
 });
 
+test('audio: Ogg Vorbis and Opus: tags from the head, duration from the last page', async (t) => {
+  const vorbis = await probe(join(FIXTURES, 'tone.ogg'), NO_FFPROBE);
+  t.is(vorbis?.title, 'Ogg Tone');
+  t.like(vorbis?.meta, { artist: 'Fixture Artist', genre: 'Test' });
+  t.like(vorbis?.res, { mime: 'audio/ogg', container: 'ogg', audioCodec: 'vorbis', sampleFrequency: 44100 });
+  t.true(Math.abs(vorbis!.res.duration! - 1.5) < 0.01, String(vorbis?.res.duration));
+  const opus = await probe(join(FIXTURES, 'tone.opus'), NO_FFPROBE);
+  t.is(opus?.title, 'Opus Tone');
+  t.like(opus?.res, { mime: 'audio/ogg', audioCodec: 'opus' });
+  t.true(Math.abs(opus!.res.duration! - 1.5) < 0.01, String(opus?.res.duration)); // pre-skip removed
+  t.is(opus?.res.dlnaProfile, undefined);
+});
+
 test('video: real MP4 (moov at the end) with the built-in reader', async (t) => {
   const r = await probe(join(FIXTURES, 'clip-720p.mp4'), NO_FFPROBE);
   t.like(r?.res, {

@@ -14,12 +14,12 @@
 //   music-metadata's ASF header parser.
 
 import { execFile } from 'node:child_process';
-import { constants as fsConstants } from 'node:fs';
+import { createReadStream, constants as fsConstants } from 'node:fs';
 import { access, stat } from 'node:fs/promises';
 import { basename, delimiter, extname, join } from 'node:path';
 import exifr from 'exifr';
 import { imageSize } from 'image-size';
-import { parseFile } from 'music-metadata';
+import { type IAudioMetadata, parseFile, parseStream } from 'music-metadata';
 import type { ItemMeta, MediaKind, ProbeResult, Resource } from '../catalog/types.js';
 import { readAvi } from './avi.js';
 import { dlnaProfile } from './dlna.js';
@@ -137,9 +137,52 @@ export function normaliseTagDate(s: string | undefined, year?: number): string |
   return undefined;
 }
 
+const OGG_HEAD = 256 * 1024;
+const OGG_TAIL = 64 * 1024;
+
+/**
+ * Ogg: music-metadata walks every page of the file, so it only gets the head
+ * (identification and comment headers live in the first pages); the duration
+ * comes from the granule position of the last page (see oggDuration).
+ */
+async function parseOggHead(path: string, size: number): Promise<IAudioMetadata> {
+  const stream = createReadStream(path, { start: 0, end: Math.min(size, OGG_HEAD) - 1 });
+  try {
+    return await parseStream(stream, { mimeType: 'audio/ogg', size }, { duration: false, skipCovers: true });
+  } finally {
+    stream.destroy();
+  }
+}
+
+/** Duration of an Ogg stream from its last page's granule position (Opus: 48 kHz minus pre-skip). */
+export async function oggDuration(path: string, sampleRate: number | undefined, opus: boolean): Promise<number | undefined> {
+  return withReader(path, async (r) => {
+    const tail = await r.read(Math.max(0, r.size - OGG_TAIL), OGG_TAIL);
+    let granule: bigint | undefined;
+    for (let i = tail.lastIndexOf('OggS'); i >= 0; i = i > 0 ? tail.lastIndexOf('OggS', i - 1) : -1) {
+      if (i + 14 > tail.length || tail[i + 4] !== 0) continue; // stream structure version 0
+      const g = tail.readBigInt64LE(i + 6);
+      if (g > 0n) {
+        granule = g;
+        break;
+      }
+    }
+    if (granule === undefined) return undefined;
+    if (opus) {
+      const head = await r.read(0, 4096);
+      const at = head.indexOf('OpusHead');
+      const preSkip = at >= 0 && at + 12 <= head.length ? head.readUInt16LE(at + 10) : 0;
+      const d = Number(granule - BigInt(preSkip)) / 48000;
+      return d > 0 ? d : undefined;
+    }
+    return sampleRate ? Number(granule) / sampleRate : undefined;
+  });
+}
+
 async function probeAudio(path: string, out: ProbeResult): Promise<void> {
   // duration: false → header-derived duration (Xing/VBRI/STREAMINFO/mvhd, or CBR size estimate), no full scan.
-  const mm = await parseFile(path, { duration: false, skipCovers: true });
+  const ogg = out.res.container === 'ogg';
+  const mm = ogg ? await parseOggHead(path, out.res.size) : await parseFile(path, { duration: false, skipCovers: true });
   const { common, format } = mm;
   const meta: ItemMeta = out.meta;
   const title = cleanString(common.title);
@@ -168,6 +211,17 @@ async function probeAudio(path: string, out: ProbeResult): Promise<void> {
   else if (res.duration) res.bitrate = Math.round(res.size / res.duration);
   const codec = audioCodecName(format.codec, format.bitsPerSample);
   if (codec) res.audioCodec = codec;
+  if (ogg && !res.duration) {
+    try {
+      const d = await oggDuration(path, format.sampleRate, codec === 'opus');
+      if (d) {
+        res.duration = d;
+        if (!res.bitrate) res.bitrate = Math.round(res.size / d);
+      }
+    } catch {
+      // no duration then
+    }
+  }
   if (res.container === 'mp4') {
     // music-metadata does not tell AAC-LC from HE-AAC; the sample description does.
     try {
