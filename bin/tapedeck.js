@@ -7,10 +7,12 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const built = join(root, 'dist', 'src', 'cli.js');
+let cli;
 if (existsSync(built)) {
-  await import(pathToFileURL(built).href);
+  cli = await import(pathToFileURL(built).href);
 } else {
   const { register } = await import('tsx/esm/api');
   register();
-  await import(pathToFileURL(join(root, 'src', 'cli.ts')).href);
+  cli = await import(pathToFileURL(join(root, 'src', 'cli.ts')).href);
 }
+cli.main();

@@ -4,6 +4,8 @@
 
 import { Command, Option } from 'commander';
 import { join } from 'node:path';
+import { realpathSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
 import { mkdir } from 'node:fs/promises';
 import { ConfigError, loadConfig, SETTINGS, type Config, type FlagValues } from './config.js';
 import { createLogger } from './log.js';
@@ -12,6 +14,8 @@ import { Catalog } from './catalog/catalog.js';
 import { LevelStore } from './catalog/store.js';
 import { scan } from './scanner/scanner.js';
 import { createDemoLibrary } from './media/demo.js';
+import { registerTapeCommands } from './archive/cli.js';
+import { registerStagerCommand } from './staging/cli.js';
 
 /** Exit codes: 0 ok, 1 runtime failure, 2 bad usage or configuration. */
 export const EXIT_FAILURE = 1;
@@ -20,7 +24,7 @@ export const EXIT_USAGE = 2;
 const collect = (v: string, prev: string[] | undefined) => [...(prev ?? []), v];
 
 /** Adds the flags of the named settings (all when omitted) to a command. */
-function addSettingFlags(cmd: Command, keys?: string[]): Command {
+export function addSettingFlags(cmd: Command, keys?: string[]): Command {
   cmd.option('--config <FILE>', 'config file (default /etc/tapedeck/tapedeck.conf when it exists; env TAPEDECK_CONFIG)');
   for (const s of SETTINGS) {
     if (keys && !keys.includes(s.key)) continue;
@@ -34,7 +38,7 @@ function addSettingFlags(cmd: Command, keys?: string[]): Command {
   return cmd;
 }
 
-function fail(err: unknown): never {
+export function fail(err: unknown): never {
   if (err instanceof ConfigError) {
     process.stderr.write(`tapedeck: ${err.message}\n`);
     process.exit(EXIT_USAGE);
@@ -43,7 +47,7 @@ function fail(err: unknown): never {
   process.exit(EXIT_FAILURE);
 }
 
-function config(flags: FlagValues): Config {
+export function config(flags: FlagValues): Config {
   try {
     return loadConfig({ flags });
   } catch (err) {
@@ -83,7 +87,7 @@ async function serve(flags: FlagValues): Promise<void> {
 }
 
 /** One updating status line on a terminal; plain lines otherwise. */
-function progressLine(text: string, final = false): void {
+export function progressLine(text: string, final = false): void {
   if (process.stderr.isTTY) process.stderr.write(`\r\x1b[K${text}${final ? '\n' : ''}`);
   else if (final) process.stderr.write(text + '\n');
 }
@@ -135,9 +139,16 @@ export function buildCli(): Command {
   addSettingFlags(program.command('config').description('print the effective configuration as JSON and exit')).action((opts: FlagValues) => {
     process.stdout.write(JSON.stringify(config(opts), null, 2) + '\n');
   });
+  registerTapeCommands(program);
+  registerStagerCommand(program);
   return program;
 }
 
-buildCli()
-  .parseAsync(process.argv)
-  .catch((err) => fail(err));
+export function main(argv = process.argv): void {
+  buildCli()
+    .parseAsync(argv)
+    .catch((err) => fail(err));
+}
+
+// Run when executed directly (launchers that import this module call main() themselves).
+if (process.argv[1] && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href) main();
