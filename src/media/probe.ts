@@ -182,7 +182,8 @@ export async function oggDuration(path: string, sampleRate: number | undefined, 
 async function probeAudio(path: string, out: ProbeResult): Promise<void> {
   // duration: false → header-derived duration (Xing/VBRI/STREAMINFO/mvhd, or CBR size estimate), no full scan.
   const ogg = out.res.container === 'ogg';
-  const mm = ogg ? await parseOggHead(path, out.res.size) : await parseFile(path, { duration: false, skipCovers: true });
+  // mkvUseIndex: Matroska audio (.mka/.weba) jumps through the SeekHead instead of walking every cluster.
+  const mm = ogg ? await parseOggHead(path, out.res.size) : await parseFile(path, { duration: false, skipCovers: true, mkvUseIndex: true });
   const { common, format } = mm;
   const meta: ItemMeta = out.meta;
   const title = cleanString(common.title);
