@@ -432,6 +432,20 @@ test('non-media, missing, empty and directory paths give undefined', async (t) =
   t.is(await probe(join(tmp, 'bad/folder.mp3')), undefined);
 });
 
+test('.ts: MPEG transport streams are video, TypeScript sources are not media', async (t) => {
+  t.is(await probe(await put('ts/index.ts', Buffer.from("export const x: number = 1;\n".repeat(50))), NO_FFPROBE), undefined);
+  const packet = (pid: number) => Buffer.concat([u8(0x47, (pid >> 8) & 0x1f, pid & 0xff, 0x10), Buffer.alloc(184, 0xff)]);
+  const ts = Buffer.concat(Array.from({ length: 10 }, (_, i) => packet(i % 2 ? 0x100 : 0)));
+  const r = await probe(await put('ts/capture.ts', ts), NO_FFPROBE);
+  t.is(r?.kind, 'video');
+  t.is(r?.res.mime, 'video/mpeg');
+  t.is(r?.res.container, 'mpegts');
+  // 192-byte packets (4-byte timestamp first) in .m2ts
+  const m2ts = Buffer.concat(Array.from({ length: 10 }, () => Buffer.concat([zeros(4), packet(0)])));
+  const r2 = await probe(await put('ts/capture.m2ts', m2ts), NO_FFPROBE);
+  t.is(r2?.res.mime, 'video/vnd.dlna.mpeg-tts');
+});
+
 test('garbage with a media extension: name, MIME and size, nothing invented', async (t) => {
   const junk = Buffer.from('this is not an mp3 file at all. '.repeat(2048));
   for (const name of ['bad/junk.mp3', 'bad/junk.mp4', 'bad/junk.mkv', 'bad/junk.avi', 'bad/junk.jpg', 'bad/junk.flac', 'bad/junk.m4a']) {

@@ -64,6 +64,8 @@ export async function probe(path: string, opts: ProbeOptions = {}): Promise<Prob
   } catch {
     return undefined;
   }
+  // ".ts" is also TypeScript: only take MPEG transport streams (sync byte every 188/192 bytes).
+  if (['ts', 'm2ts', 'mts'].includes(extensionOf(path)) && !(await looksLikeTransportStream(path))) return undefined;
   const result: ProbeResult = {
     kind: type.kind,
     upnpClass: UPNP_CLASS[type.kind],
@@ -87,6 +89,24 @@ export async function probe(path: string, opts: ProbeOptions = {}): Promise<Prob
     // dlnaProfile is pure; never let it take a probe down.
   }
   return result;
+}
+
+/** True when 0x47 sync bytes repeat at a 188- or 192-byte (timestamped) packet pitch near the file start. */
+async function looksLikeTransportStream(path: string): Promise<boolean> {
+  try {
+    const head = await withReader(path, (r) => r.read(0, 192 * 8));
+    for (const [pitch, first] of [
+      [188, 0],
+      [192, 4],
+    ]) {
+      let packets = 0;
+      for (let i = first; i < head.length && head[i] === 0x47; i += pitch) packets++;
+      if (packets >= Math.min(4, Math.floor((head.length - first) / pitch)) && packets > 0) return true;
+    }
+    return false;
+  } catch {
+    return false;
+  }
 }
 
 // --- audio ----------------------------------------------------------------------
