@@ -69,8 +69,8 @@ test('device description: golden, parses, carries the required UDA/DLNA fields',
   t.is(dev.modelURL, undefined);
   const icons = dev.iconList[0].icon.map((i: Record<string, string[]>) => [i.mimetype[0], i.width[0], i.height[0], i.depth[0], i.url[0]]);
   t.deepEqual(icons, [
-    ['image/png', '48', '48', '24', '/icons/icon-48.png'],
-    ['image/png', '120', '120', '24', '/icons/icon-120.png'],
+    ['image/png', '48', '48', '32', '/icons/icon-48.png'],
+    ['image/png', '120', '120', '32', '/icons/icon-120.png'],
     ['image/jpeg', '48', '48', '24', '/icons/icon-48.jpg'],
     ['image/jpeg', '120', '120', '24', '/icons/icon-120.jpg'],
   ]);
