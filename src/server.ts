@@ -27,7 +27,7 @@ import { requestBaseUrl, soapRoutes } from './upnp/soap.js';
 import { combineContainerUpdateIds, EventService } from './upnp/gena.js';
 import { loadDescriptions } from './upnp/description.js';
 import { defaultClientRegistry } from './upnp/clients.js';
-import { SsdpServer } from './upnp/ssdp.js';
+import { DEFAULT_TARGETS, SsdpServer } from './upnp/ssdp.js';
 import { DEFAULT_ALLOWED_SUBNETS, defaultInterfaces, resolveInterfaces, type NetIface } from './util/net.js';
 
 export const VERSION = '0.1.0';
@@ -113,14 +113,7 @@ export class TapedeckServer {
         descriptionPath: '/description.xml',
         serverHeader: `Linux UPnP/1.0 DLNADOC/1.50 Tapedeck/${VERSION}`,
         advertiseInterval: cfg.ssdpInterval * 1000,
-        targets: [
-          'upnp:rootdevice',
-          `uuid:${this.uuid}`,
-          'urn:schemas-upnp-org:device:MediaServer:1',
-          'urn:schemas-upnp-org:service:ContentDirectory:1',
-          'urn:schemas-upnp-org:service:ConnectionManager:1',
-          MSR_TYPE,
-        ],
+        targets: [...DEFAULT_TARGETS, MSR_TYPE],
         log: this.log,
       });
       await this.ssdp.start();
