@@ -1,0 +1,659 @@
+// Benchmark of Tapedeck's core against MiniDLNA, measured in the same run:
+//
+//   npm run bench [-- --quick] [-- --help]        (also ./run bench)
+//
+// Workloads (the same on both servers, one generated library):
+//   scan     cold scan of N small tagged FLAC files in one folder (files/s)
+//   browse   BrowseDirectChildren of the N-child "all tracks" container, RequestedCount 50,
+//            random StartingIndex (req/s, p50/p90/p99), plus first-1k / last-1k buckets
+//   search   two criteria both servers understand, RequestedCount 50 (req/s, latency)
+//   memory   server RSS after browse and search, N items in the catalog
+//   stream   full single-stream GET of one large file (bytes/s, median of repeats)
+//
+// One JSON document goes to stdout and to bench/results/latest.json; progress goes to
+// stderr. Both servers send SSDP, so they run only inside the netns lab (see
+// servers.ts); without it only Tapedeck runs (loopback, SSDP off) and the JSON says so.
+
+import { cpus, freemem, loadavg, totalmem, tmpdir } from 'node:os';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { ensureBigFile, ensureLibrary, searchQueries, warmFiles, type Library, type SearchQuery } from './library.js';
+import { findMinidlna, type MinidlnaInfo } from './minidlna.js';
+import { pickHost, startClient, startMinidlna, startTapedeck, type Client, type Host, type RunningServer, type ServerName } from './servers.js';
+import { median, ratio, round, summarize, type LatencySummary } from './stats.js';
+import type { SoapLoadResult } from './client.js';
+
+const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
+
+const log = (s: string) => process.stderr.write(`[bench] ${s}\n`);
+
+// ---------------------------------------------------------------------------------------
+// options
+
+interface Options {
+  quick: boolean;
+  files: number;
+  bigBytes: number;
+  concurrency: number;
+  requestedCount: number;
+  browseWarmup: number;
+  browseRequests: number;
+  bucketRequests: number;
+  searchWarmup: number;
+  searchRequests: number;
+  rounds: number;
+  scanRounds: number;
+  streamRepeats: number;
+  minidlna: boolean;
+  install: boolean;
+  cpuProfileDir?: string;
+  out: string;
+  keep: boolean;
+}
+
+const HELP = `Usage: npm run bench -- [options]
+
+  --quick               small sizes for a smoke run (2,000 files, 64 MiB stream, short runs)
+  --files N             library size (default 20000; quick 2000)
+  --big-mib N           size of the streamed file in MiB (default 1024; quick 64)
+  --concurrency N       concurrent Browse/Search requests (default 4)
+  --browse-requests N   measured random Browse requests per server (default 3000; quick 300)
+  --bucket-requests N   Browse requests per StartingIndex bucket (default 500; quick 100)
+  --search-requests N   measured requests per search query per server (default 300; quick 60)
+  --rounds N            measurements are split into N rounds alternating the servers (default 3; quick 1)
+  --scan-rounds N       cold scans per server, median reported (default 2; quick 1)
+  --stream-repeats N    full GETs per server after one warm-up, median reported (default 3; quick 2)
+  --no-minidlna         run Tapedeck only
+  --no-install          do not try to install MiniDLNA when it is missing
+  --cpu-profile DIR     write V8 CPU profiles of the Tapedeck servers into DIR
+  --out FILE            where to write the JSON too (default bench/results/latest.json)
+  --keep                keep the servers' data directories (path printed at the end)
+`;
+
+function parseOptions(argv: string[]): Options {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      quick: { type: 'boolean', default: false },
+      files: { type: 'string' },
+      'big-mib': { type: 'string' },
+      concurrency: { type: 'string' },
+      'browse-requests': { type: 'string' },
+      'bucket-requests': { type: 'string' },
+      'search-requests': { type: 'string' },
+      rounds: { type: 'string' },
+      'scan-rounds': { type: 'string' },
+      'stream-repeats': { type: 'string' },
+      'no-minidlna': { type: 'boolean', default: false },
+      'no-install': { type: 'boolean', default: false },
+      'cpu-profile': { type: 'string' },
+      out: { type: 'string' },
+      keep: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  if (values.help) {
+    process.stdout.write(HELP);
+    process.exit(0);
+  }
+  const q = values.quick;
+  const int = (name: string, v: string | undefined, dflt: number, min: number, max: number) => {
+    if (v === undefined) return dflt;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`--${name} must be an integer in ${min}..${max}, got ${JSON.stringify(v)}`);
+    return n;
+  };
+  const files = int('files', values.files, q ? 2000 : 20000, 100, 1_000_000);
+  return {
+    quick: q,
+    files,
+    bigBytes: int('big-mib', values['big-mib'], q ? 64 : 1024, 1, 4000) * 1024 * 1024,
+    concurrency: int('concurrency', values.concurrency, 4, 1, 256),
+    requestedCount: 50,
+    browseWarmup: q ? 50 : 200,
+    browseRequests: int('browse-requests', values['browse-requests'], q ? 300 : 3000, 10, 1_000_000),
+    bucketRequests: int('bucket-requests', values['bucket-requests'], q ? 100 : 500, 10, 1_000_000),
+    searchWarmup: q ? 5 : 20,
+    searchRequests: int('search-requests', values['search-requests'], q ? 60 : 300, 5, 1_000_000),
+    rounds: int('rounds', values.rounds, q ? 1 : 3, 1, 20),
+    scanRounds: int('scan-rounds', values['scan-rounds'], q ? 1 : 2, 1, 10),
+    streamRepeats: int('stream-repeats', values['stream-repeats'], q ? 2 : 3, 1, 20),
+    minidlna: !values['no-minidlna'],
+    install: !values['no-install'],
+    cpuProfileDir: values['cpu-profile'] ? resolve(values['cpu-profile']) : undefined,
+    out: resolve(values.out ?? join(BENCH_DIR, 'results', 'latest.json')),
+    keep: values.keep,
+  };
+}
+
+class UsageError extends Error {}
+
+// ---------------------------------------------------------------------------------------
+// measurement helpers
+
+interface LoadRun {
+  requests: number;
+  ok: number;
+  errors: number;
+  errorSamples: string[];
+  elapsedMs: number;
+  latenciesMs: number[];
+  starts: number[];
+}
+
+function mergeRuns(runs: LoadRun[]): LoadRun {
+  return {
+    requests: runs.reduce((a, r) => a + r.requests, 0),
+    ok: runs.reduce((a, r) => a + r.ok, 0),
+    errors: runs.reduce((a, r) => a + r.errors, 0),
+    errorSamples: runs.flatMap((r) => r.errorSamples).slice(0, 5),
+    elapsedMs: runs.reduce((a, r) => a + r.elapsedMs, 0),
+    latenciesMs: runs.flatMap((r) => r.latenciesMs),
+    starts: runs.flatMap((r) => r.starts),
+  };
+}
+
+interface LoadSummary {
+  requests: number;
+  errors: number;
+  errorSamples?: string[];
+  reqPerSec: number;
+  latency: LatencySummary;
+}
+
+function loadSummary(r: LoadRun): LoadSummary {
+  return {
+    requests: r.requests,
+    errors: r.errors,
+    ...(r.errors ? { errorSamples: r.errorSamples } : {}),
+    // failed requests do not count as served
+    reqPerSec: round((r.ok * 1000) / r.elapsedMs, 1),
+    latency: summarize(r.latenciesMs.filter(Number.isFinite)),
+  };
+}
+
+async function soapLoad(client: Client, server: RunningServer, job: Record<string, unknown>, requests: number): Promise<LoadRun> {
+  const r = await client.call<SoapLoadResult>('soap-load', { url: server.controlUrl, ...job, requests, timeoutMs: 30_000 }, Math.max(120_000, requests * 30_000));
+  return { requests, ...r };
+}
+
+function browseJob(server: RunningServer, o: Options, seed: number, startMin: number, startMax: number, expectTotal: number) {
+  return {
+    action: 'Browse',
+    args: { ObjectID: server.allMusicId, BrowseFlag: 'BrowseDirectChildren', Filter: '*', StartingIndex: 0, RequestedCount: o.requestedCount, SortCriteria: '' },
+    startMin,
+    startMax,
+    seed,
+    concurrency: o.concurrency,
+    expectTotal,
+  };
+}
+
+function searchJob(q: SearchQuery, o: Options) {
+  return {
+    action: 'Search',
+    args: { ContainerID: '0', SearchCriteria: q.criteria, Filter: '*', StartingIndex: 0, RequestedCount: o.requestedCount, SortCriteria: '' },
+    concurrency: o.concurrency,
+    expectTotal: q.expected,
+  };
+}
+
+/** Runs fn for each server in an order that alternates with the round, so slow drifts in machine load hit both. */
+async function alternate<T>(servers: RunningServer[], roundNo: number, fn: (s: RunningServer) => Promise<T>): Promise<Map<ServerName, T>> {
+  const order = roundNo % 2 === 0 ? servers : [...servers].reverse();
+  const out = new Map<ServerName, T>();
+  for (const s of order) out.set(s.name, await fn(s));
+  return out;
+}
+
+function mb(bytesPerSec: number): number {
+  return round(bytesPerSec / 1e6, 1);
+}
+
+const load = () => loadavg().map((x) => round(x, 2));
+
+// ---------------------------------------------------------------------------------------
+// phases
+
+interface ScanResult {
+  runs: { ms: number; wallMs: number; files: number; basis: string }[];
+  medianMs: number;
+  filesPerSec: number;
+}
+
+interface ServerDetails {
+  scan?: ScanResult;
+  memoryAfterScan?: { rssMB: number; peakRssMB: number };
+  browse?: {
+    random: LoadSummary & { startRange: [number, number] };
+    first1k: LoadSummary & { startRange: [number, number] };
+    last1k: LoadSummary & { startRange: [number, number] };
+    /** p50 of the last-1k bucket over p50 of the first-1k bucket. */
+    offsetSlowdownP50: number;
+  };
+  search?: Record<string, LoadSummary & { criteria: string; expectedMatches: number }>;
+  memory?: { rssMB: number; peakRssMB: number };
+  stream?: { bytes: number; runsMBps: number[]; medianMBps: number; verified: boolean; client: string };
+}
+
+async function startServer(name: ServerName, host: Host, o: Options, md: MinidlnaInfo, mediaDirs: string[], work: string, tag: string, port: number, files: number): Promise<RunningServer> {
+  const timeoutMs = Math.max(120_000, files * 30);
+  if (name === 'tapedeck') {
+    return startTapedeck(host, { mediaDirs, dataDir: join(work, `tapedeck-${tag}`), port, timeoutMs, cpuProfileDir: o.cpuProfileDir });
+  }
+  return startMinidlna(host, { binary: md.binary!, mediaDirs, dbDir: join(work, `minidlna-${tag}`), port, timeoutMs });
+}
+
+const PORTS: Record<ServerName, number> = { tapedeck: 8210, minidlna: 8200 };
+
+interface Context {
+  o: Options;
+  host: Host;
+  md: MinidlnaInfo;
+  names: ServerName[];
+  work: string;
+  client?: Client;
+  running: RunningServer[];
+  details: Record<ServerName, ServerDetails>;
+  notes: string[];
+}
+
+async function stopAll(ctx: Context): Promise<void> {
+  const rs = ctx.running;
+  ctx.running = [];
+  await Promise.all(rs.map((s) => s.stop()));
+}
+
+/** Cold scans (fresh data dir each), alternating the order; the last round's servers stay up. */
+async function scanPhase(ctx: Context, lib: Library): Promise<RunningServer[]> {
+  const { o, names } = ctx;
+  const runs = new Map<ServerName, ScanResult['runs']>(names.map((n) => [n, []]));
+  let last: RunningServer[] = [];
+  for (let r = 0; r < o.scanRounds; r++) {
+    const order = r % 2 === 0 ? names : [...names].reverse();
+    const keep = r === o.scanRounds - 1;
+    for (const name of order) {
+      log(`scan round ${r + 1}/${o.scanRounds}: ${name} scanning ${lib.count} files (cold catalog; load ${load().join(' ')})`);
+      const s = await startServer(name, ctx.host, o, ctx.md, [lib.dir], ctx.work, `lib${r}`, PORTS[name], lib.count);
+      ctx.running.push(s);
+      runs.get(name)!.push({ ms: Math.round(s.scan.ms), wallMs: Math.round(s.scan.wallMs), files: s.scan.files, basis: s.scan.basis });
+      log(`  ${name}: ${s.scan.files} files in ${(s.scan.ms / 1000).toFixed(2)} s = ${Math.round((s.scan.files * 1000) / s.scan.ms)} files/s`);
+      if (s.scan.files !== lib.count) ctx.notes.push(`${name} scan round ${r + 1} reported ${s.scan.files} files, expected ${lib.count}`);
+      if (keep) last.push(s);
+      else {
+        ctx.running = ctx.running.filter((x) => x !== s);
+        await s.stop();
+      }
+    }
+  }
+  for (const name of names) {
+    const rs = runs.get(name)!;
+    const med = median(rs.map((x) => x.ms));
+    ctx.details[name].scan = { runs: rs, medianMs: Math.round(med), filesPerSec: round((lib.count * 1000) / med, 1) };
+  }
+  last = names.map((n) => last.find((s) => s.name === n)!);
+  for (const s of last) {
+    const m = s.memory();
+    if (m) ctx.details[s.name].memoryAfterScan = m;
+  }
+  return last;
+}
+
+/**
+ * Browse of the all-tracks container until TotalMatches is `expected` (at most twice:
+ * MiniDLNA 1.3.0 answers its very first query after a scan with TotalMatches 0).
+ */
+async function browseUntil(ctx: Context, s: RunningServer, count: number, expected: number): Promise<string> {
+  for (let attempt = 1; ; attempt++) {
+    const r = await ctx.client!.call<{ status: number; body: string }>(
+      'soap-call',
+      { url: s.controlUrl, action: 'Browse', args: { ObjectID: s.allMusicId, BrowseFlag: 'BrowseDirectChildren', Filter: '*', StartingIndex: 0, RequestedCount: count, SortCriteria: '' } },
+      60_000,
+    );
+    const total = Number(/<TotalMatches>(\d+)<\/TotalMatches>/.exec(r.body)?.[1] ?? NaN);
+    if (r.status === 200 && total === expected) return r.body;
+    if (attempt >= 2) throw new Error(`${s.name}: Browse of ${s.allMusicId} answered HTTP ${r.status} with TotalMatches ${total}, expected ${expected}: ${r.body.slice(0, 300)}`);
+  }
+}
+
+async function verifyLibrary(ctx: Context, servers: RunningServer[], lib: Library): Promise<void> {
+  for (const s of servers) await browseUntil(ctx, s, 1, lib.count);
+}
+
+async function browsePhase(ctx: Context, servers: RunningServer[], lib: Library): Promise<void> {
+  const { o, client } = ctx;
+  const total = lib.count;
+  const maxStart = total - o.requestedCount;
+  log(`browse warm-up: ${o.browseWarmup} requests each`);
+  for (const s of servers) await soapLoad(client!, s, browseJob(s, o, 7, 0, maxStart, total), o.browseWarmup);
+  const per = Math.ceil(o.browseRequests / o.rounds);
+  const random = new Map<ServerName, LoadRun[]>(servers.map((s) => [s.name, []]));
+  for (let r = 0; r < o.rounds; r++) {
+    log(`browse round ${r + 1}/${o.rounds}: ${per} requests each, StartingIndex uniform in [0, ${maxStart}], concurrency ${o.concurrency} (load ${load().join(' ')})`);
+    const res = await alternate(servers, r, (s) => soapLoad(client!, s, browseJob(s, o, 1000 + r, 0, maxStart, total), per));
+    for (const [n, run] of res) {
+      random.get(n)!.push(run);
+      log(`  ${n}: ${round((run.ok * 1000) / run.elapsedMs, 1)} req/s, ${run.errors} errors`);
+    }
+  }
+  const first: [number, number] = [0, Math.min(999, maxStart)];
+  const last: [number, number] = [Math.max(0, maxStart - 999), maxStart];
+  const buckets = new Map<ServerName, { first?: LoadRun; last?: LoadRun }>(servers.map((s) => [s.name, {}]));
+  for (const [i, [key, range]] of ([['first', first], ['last', last]] as const).entries()) {
+    log(`browse bucket ${key} 1k (StartingIndex ${range[0]}..${range[1]}): ${o.bucketRequests} requests each`);
+    const res = await alternate(servers, i, (s) => soapLoad(client!, s, browseJob(s, o, 2000 + i, range[0], range[1], total), o.bucketRequests));
+    for (const [n, run] of res) buckets.get(n)![key] = run;
+  }
+  for (const s of servers) {
+    const b = buckets.get(s.name)!;
+    const f = { ...loadSummary(b.first!), startRange: first };
+    const l = { ...loadSummary(b.last!), startRange: last };
+    ctx.details[s.name].browse = {
+      random: { ...loadSummary(mergeRuns(random.get(s.name)!)), startRange: [0, maxStart] },
+      first1k: f,
+      last1k: l,
+      offsetSlowdownP50: round(l.latency.p50Ms / f.latency.p50Ms, 2),
+    };
+  }
+}
+
+async function searchPhase(ctx: Context, servers: RunningServer[], queries: SearchQuery[]): Promise<void> {
+  const { o, client } = ctx;
+  const per = Math.ceil(o.searchRequests / o.rounds);
+  for (const q of queries) {
+    log(`search "${q.criteria}" (${q.expected} matches): warm-up ${o.searchWarmup}, then ${per * o.rounds} requests each`);
+    for (const s of servers) await soapLoad(client!, s, searchJob(q, o), o.searchWarmup);
+    const runs = new Map<ServerName, LoadRun[]>(servers.map((s) => [s.name, []]));
+    for (let r = 0; r < o.rounds; r++) {
+      const res = await alternate(servers, r, (s) => soapLoad(client!, s, searchJob(q, o), per));
+      for (const [n, run] of res) runs.get(n)!.push(run);
+    }
+    for (const s of servers) {
+      const sum = loadSummary(mergeRuns(runs.get(s.name)!));
+      log(`  ${s.name}: ${sum.reqPerSec} req/s, p99 ${sum.latency.p99Ms} ms, ${sum.errors} errors`);
+      (ctx.details[s.name].search ??= {})[q.name] = { ...sum, criteria: q.criteria, expectedMatches: q.expected };
+    }
+  }
+}
+
+async function resourceUrl(ctx: Context, s: RunningServer): Promise<string> {
+  const body = await browseUntil(ctx, s, 5, 1);
+  const url = /&gt;(https?:\/\/[^&<]+)&lt;\/res&gt;/.exec(body)?.[1];
+  if (!url) throw new Error(`${s.name}: no resource URL in ${body.slice(0, 300)}`);
+  return url;
+}
+
+async function curlGet(ctx: Context, url: string, timeoutMs: number): Promise<{ status: number; bytes: number; seconds: number }> {
+  const r = await ctx.host.execClient('curl', ['-sS', '-o', '/dev/null', '-m', String(Math.ceil(timeoutMs / 1000)), '-w', '%{http_code} %{size_download} %{time_total}', url], timeoutMs + 5000);
+  const [status, bytes, seconds] = r.stdout.trim().split(/\s+/).map(Number);
+  if (r.code !== 0) throw new Error(`curl ${url} failed (exit ${r.code}): ${r.stderr.trim()}`);
+  return { status, bytes, seconds };
+}
+
+async function streamPhase(ctx: Context, bigDir: string, bytes: number, sha256: string, haveCurl: boolean): Promise<void> {
+  const { o, host } = ctx;
+  const servers: RunningServer[] = [];
+  for (const name of ctx.names) {
+    log(`stream: starting ${name} on the ${(bytes / 2 ** 20).toFixed(0)} MiB file`);
+    const s = await startServer(name, host, o, ctx.md, [bigDir], ctx.work, 'big', PORTS[name] + 1, 1);
+    ctx.running.push(s);
+    servers.push(s);
+  }
+  const timeoutMs = Math.max(60_000, Math.ceil(bytes / 5e6)); // at least 5 MB/s
+  const urls = new Map<ServerName, string>();
+  const verified = new Map<ServerName, boolean>();
+  for (const s of servers) {
+    const url = await resourceUrl(ctx, s);
+    urls.set(s.name, url);
+    // warm-up GET (page cache, connection paths) that also checks the bytes
+    if (haveCurl) {
+      const r = await host.execClient('sh', ['-c', `curl -sS -m ${Math.ceil(timeoutMs / 1000)} "$1" | sha256sum`, 'sh', url], timeoutMs + 5000);
+      const ok = r.stdout.trim().startsWith(sha256);
+      verified.set(s.name, ok);
+      if (!ok) ctx.notes.push(`${s.name}: streamed bytes do not match the file (sha256 ${r.stdout.trim().slice(0, 16)}…, ${r.stderr.trim()})`);
+    } else {
+      const r = await ctx.client!.call<{ status: number; bytes: number }>('get', { url, timeoutMs }, timeoutMs + 5000);
+      verified.set(s.name, r.status === 200 && r.bytes === bytes);
+    }
+  }
+  const runs = new Map<ServerName, number[]>(servers.map((s) => [s.name, []]));
+  for (let r = 0; r < o.streamRepeats; r++) {
+    const res = await alternate(servers, r, async (s) => {
+      const url = urls.get(s.name)!;
+      if (haveCurl) {
+        const g = await curlGet(ctx, url, timeoutMs);
+        if (g.status !== 200 || g.bytes !== bytes) throw new Error(`${s.name}: GET ${url} gave HTTP ${g.status} with ${g.bytes} bytes, expected ${bytes}`);
+        return g.bytes / g.seconds;
+      }
+      const g = await ctx.client!.call<{ status: number; bytes: number; ms: number }>('get', { url, timeoutMs }, timeoutMs + 5000);
+      if (g.status !== 200 || g.bytes !== bytes) throw new Error(`${s.name}: GET ${url} gave HTTP ${g.status} with ${g.bytes} bytes, expected ${bytes}`);
+      return (g.bytes * 1000) / g.ms;
+    });
+    for (const [n, bps] of res) {
+      runs.get(n)!.push(bps);
+      log(`  stream ${r + 1}/${o.streamRepeats} ${n}: ${mb(bps)} MB/s`);
+    }
+  }
+  for (const s of servers) {
+    const rs = runs.get(s.name)!;
+    ctx.details[s.name].stream = { bytes, runsMBps: rs.map(mb), medianMBps: mb(median(rs)), verified: verified.get(s.name) ?? false, client: haveCurl ? 'curl' : 'node http' };
+  }
+  await stopAll(ctx);
+}
+
+// ---------------------------------------------------------------------------------------
+// report
+
+interface Metric {
+  description: string;
+  unit: string;
+  ours: number | null;
+  minidlna: number | null;
+  /** ours / minidlna */
+  ratio: number | null;
+  target: string;
+  met: boolean | null;
+}
+
+function metric(description: string, unit: string, ours: number | undefined, theirs: number | undefined, target: string, check: (ours: number, ratio: number | null) => boolean | null): Metric {
+  const r = ratio(ours, theirs);
+  return {
+    description,
+    unit,
+    ours: ours ?? null,
+    minidlna: theirs ?? null,
+    ratio: r,
+    target,
+    met: ours === undefined ? null : check(ours, r),
+  };
+}
+
+function buildMetrics(d: Record<ServerName, ServerDetails>, queries: SearchQuery[]): Record<string, Metric> {
+  const t = d.tapedeck;
+  const m = d.minidlna;
+  const atLeast = (x: number) => (_o: number, r: number | null) => (r === null ? null : r >= x);
+  const atMost = (x: number) => (_o: number, r: number | null) => (r === null ? null : r <= x);
+  const metrics: Record<string, Metric> = {
+    browseThroughput: metric('Browse, RequestedCount 50, random StartingIndex over the whole container', 'req/s', t.browse?.random.reqPerSec, m.browse?.random.reqPerSec, 'ratio >= 1.5', atLeast(1.5)),
+    browseP99: metric('Browse p99 latency (same load)', 'ms', t.browse?.random.latency.p99Ms, m.browse?.random.latency.p99Ms, 'ratio <= 1.0 (no worse)', atMost(1.0)),
+    browseOffsetSlowdown: metric(
+      'Browse p50 latency, last 1k StartingIndex over first 1k (paging must not slow down with the offset)',
+      'x',
+      t.browse?.offsetSlowdownP50,
+      m.browse?.offsetSlowdownP50,
+      'ours <= 1.25',
+      (ours) => ours <= 1.25,
+    ),
+  };
+  // Search: every query must reach the target; the headline is the weakest query.
+  const perQuery = queries.map((q) => ({ name: q.name, ours: t.search?.[q.name]?.reqPerSec, theirs: m.search?.[q.name]?.reqPerSec }));
+  const ratios = perQuery.map((p) => ratio(p.ours, p.theirs));
+  const weakest = ratios.every((r) => r !== null) && ratios.length ? ratios.indexOf(Math.min(...(ratios as number[]))) : -1;
+  const pick = weakest >= 0 ? perQuery[weakest] : perQuery[0];
+  metrics.searchThroughput = {
+    ...metric(`Search, RequestedCount 50, weakest of ${queries.length} queries (${pick?.name})`, 'req/s', pick?.ours, pick?.theirs, 'ratio >= 10 for every query', atLeast(10)),
+  };
+  for (const p of perQuery) metrics[`search.${p.name}`] = metric(`Search ${p.name}`, 'req/s', p.ours, p.theirs, 'ratio >= 10', atLeast(10));
+  metrics.scanRate = metric('Cold scan of the generated library', 'files/s', t.scan?.filesPerSec, m.scan?.filesPerSec, 'ratio >= 1.0 (no slower)', atLeast(1.0));
+  metrics.streamThroughput = metric('Single-stream HTTP GET of the large file (median)', 'MB/s', t.stream?.medianMBps, m.stream?.medianMBps, 'ratio >= 0.8', atLeast(0.8));
+  metrics.memoryRss = metric('Server RSS after Browse and Search, library in the catalog', 'MB', t.memory?.rssMB, m.memory?.rssMB, 'ours < 80 MB', (ours) => ours < 80);
+  return metrics;
+}
+
+function table(metrics: Record<string, Metric>): string {
+  const rows = Object.entries(metrics).map(([k, v]) => [
+    k,
+    v.ours === null ? '-' : `${v.ours} ${v.unit}`,
+    v.minidlna === null ? '-' : `${v.minidlna} ${v.unit}`,
+    v.ratio === null ? '-' : `${v.ratio}`,
+    v.target,
+    v.met === null ? 'n/a' : v.met ? 'met' : 'MISSED',
+  ]);
+  const head = ['metric', 'tapedeck', 'minidlna', 'ratio', 'target', ''];
+  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (r: string[]) => r.map((c, i) => c.padEnd(w[i])).join('  ');
+  return [line(head), ...rows.map(line)].join('\n');
+}
+
+// ---------------------------------------------------------------------------------------
+
+async function main(): Promise<number> {
+  let o: Options;
+  try {
+    o = parseOptions(process.argv.slice(2));
+  } catch (err) {
+    process.stderr.write(`bench: ${(err as Error).message}\n\n${HELP}`);
+    return 2;
+  }
+  const startedAt = new Date();
+  const loadStart = load();
+  const host = pickHost();
+  log(`${o.quick ? 'quick' : 'full'} run: ${o.files} files, ${(o.bigBytes / 2 ** 20).toFixed(0)} MiB stream; ${host.description}`);
+
+  let md: MinidlnaInfo;
+  if (!o.minidlna) md = { absent: 'disabled with --no-minidlna' };
+  else if (!host.allowsMinidlna) md = { absent: `not run: ${host.description}; MiniDLNA always sends SSDP` };
+  else md = await findMinidlna({ install: o.install, log });
+  if (md.absent) log(`MiniDLNA absent (${md.absent}): measuring Tapedeck only`);
+  else log(`MiniDLNA ${md.version} at ${md.binary}${md.installedNow ? ' (installed now)' : ''}`);
+  const names: ServerName[] = md.absent ? ['tapedeck'] : ['minidlna', 'tapedeck'];
+
+  const lib = await ensureLibrary(o.files, log);
+  const big = await ensureBigFile(o.bigBytes, log);
+  log(`library: ${lib.count} files, ${(lib.bytes / 1e6).toFixed(1)} MB in ${lib.dir}${lib.generatedMs ? ` (generated in ${(lib.generatedMs / 1000).toFixed(1)} s)` : ' (cached)'}`);
+  await warmFiles(lib.dir);
+  const queries = searchQueries(lib.tracks);
+
+  const haveCurl = (await host.execClient('curl', ['--version'], 10_000).catch(() => undefined))?.code === 0;
+  const work = await mkdtemp(join(tmpdir(), 'tapedeck-bench-run-'));
+  const ctx: Context = { o, host, md, names, work, running: [], details: { tapedeck: {}, minidlna: {} }, notes: [] };
+  if (o.cpuProfileDir) await mkdir(o.cpuProfileDir, { recursive: true });
+
+  let failure: Error | undefined;
+  // Ctrl-C or a kill: stop what we started (servers by PID, their forked children too) and remove the lab.
+  let interrupted = false;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (interrupted) process.exit(130);
+    interrupted = true;
+    log(`${sig}: stopping the servers and removing the lab`);
+    void (async () => {
+      await ctx.client?.close().catch(() => undefined);
+      await stopAll(ctx).catch(() => undefined);
+      await host.down().catch(() => undefined);
+      if (!o.keep) await rm(work, { recursive: true, force: true }).catch(() => undefined);
+      process.exit(130);
+    })();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    await host.up();
+    ctx.client = await startClient(host);
+    const servers = await scanPhase(ctx, lib);
+    await verifyLibrary(ctx, servers, lib);
+    await browsePhase(ctx, servers, lib);
+    await searchPhase(ctx, servers, queries);
+    for (const s of servers) {
+      const m = s.memory();
+      if (m) ctx.details[s.name].memory = m;
+      log(`memory ${s.name}: RSS ${m?.rssMB} MB (peak ${m?.peakRssMB} MB)`);
+    }
+    await stopAll(ctx);
+    await streamPhase(ctx, big.dir, big.bytes, big.sha256, haveCurl);
+  } catch (err) {
+    failure = err as Error;
+    log(`FAILED: ${failure.message}`);
+  } finally {
+    await ctx.client?.close().catch(() => undefined);
+    await stopAll(ctx).catch(() => undefined);
+    await host.down().catch((err: Error) => log(`lab teardown: ${err.message}`));
+    if (!o.keep) await rm(work, { recursive: true, force: true });
+  }
+
+  const metrics = buildMetrics(ctx.details, queries);
+  const evaluated = Object.values(metrics).filter((m) => m.met !== null);
+  const report = {
+    benchmark: 'tapedeck-core-vs-minidlna',
+    schema: 1,
+    mode: o.quick ? 'quick' : 'full',
+    complete: !failure,
+    ...(failure ? { error: failure.message } : {}),
+    startedAt: startedAt.toISOString(),
+    durationS: round((Date.now() - startedAt.getTime()) / 1000, 1),
+    environment: {
+      node: process.version,
+      platform: `${process.platform} ${process.arch}`,
+      cpus: cpus().length,
+      cpuModel: cpus()[0]?.model ?? 'unknown',
+      memTotalMB: Math.round(totalmem() / 1e6),
+      memFreeMB: Math.round(freemem() / 1e6),
+      loadavgStart: loadStart,
+      loadavgEnd: load(),
+      network: host.description,
+      minidlna: md.absent ? 'absent' : md.version,
+      ...(md.absent ? { minidlnaAbsentReason: md.absent } : { minidlnaBinary: md.binary }),
+      streamClient: haveCurl ? 'curl (client namespace)' : 'node http',
+    },
+    parameters: {
+      files: o.files,
+      libraryBytes: lib.bytes,
+      streamFileBytes: big.bytes,
+      requestedCount: o.requestedCount,
+      concurrency: o.concurrency,
+      browse: { warmup: o.browseWarmup, requests: Math.ceil(o.browseRequests / o.rounds) * o.rounds, bucketRequests: o.bucketRequests, container: { tapedeck: 'music/all', minidlna: '1$4' } },
+      search: { warmup: o.searchWarmup, requestsPerQuery: Math.ceil(o.searchRequests / o.rounds) * o.rounds, containerId: '0', queries: queries.map((q) => ({ name: q.name, criteria: q.criteria, expectedMatches: q.expected })) },
+      rounds: o.rounds,
+      scanRounds: o.scanRounds,
+      streamRepeats: o.streamRepeats,
+    },
+    metrics,
+    summary: {
+      evaluated: evaluated.length,
+      met: evaluated.filter((m) => m.met).length,
+      missed: Object.entries(metrics)
+        .filter(([, m]) => m.met === false)
+        .map(([k]) => k),
+    },
+    notes: ctx.notes,
+    details: names.reduce((acc, n) => ({ ...acc, [n]: ctx.details[n] }), {} as Record<string, ServerDetails>),
+  };
+  const json = JSON.stringify(report, null, 2);
+  await mkdir(dirname(o.out), { recursive: true });
+  await writeFile(o.out, json + '\n');
+  process.stdout.write(json + '\n');
+  process.stderr.write('\n' + table(metrics) + '\n\n');
+  log(`JSON written to ${o.out}${o.keep ? `; data directories kept in ${work}` : ''}`);
+  return failure ? 1 : 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: Error) => {
+    process.stderr.write(`bench: ${err.stack ?? err.message}\n`);
+    process.exit(1);
+  },
+);

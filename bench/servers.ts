@@ -1,0 +1,355 @@
+// Where and how the benchmark runs the two servers and its client.
+//
+// Both servers send SSDP multicast, so they run only inside the private netns lab
+// (test/helpers/lab.ts), each pinned to the lab's server interface; the load
+// generator runs in the lab's client namespace. Without the lab (not root, no
+// iproute2) only Tapedeck runs, with SSDP off and bound to loopback, and MiniDLNA
+// (which cannot turn SSDP off) is skipped.
+//
+// Every process is started by this module and stopped by PID: SIGTERM, then SIGKILL
+// after a grace period; MiniDLNA's scanner (a forked child) is found through
+// /proc/<pid>/task/<pid>/children.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { createLab, jsonLines, labAvailable, REPO_ROOT, run, type ExecResult, type JsonLineProcess } from '../test/helpers/lab.js';
+
+export interface Host {
+  kind: 'lab' | 'loopback';
+  description: string;
+  serverIp: string;
+  serverIface: string;
+  /** Extra `tapedeck serve` flags for this host (loopback: no SSDP). */
+  tapedeckArgs: string[];
+  /** Whether MiniDLNA may run here (it always sends SSDP). */
+  allowsMinidlna: boolean;
+  up(): Promise<void>;
+  spawnServer(cmd: string, args: string[]): ChildProcess;
+  spawnClient(): ChildProcess;
+  execClient(cmd: string, args: string[], timeoutMs: number): Promise<ExecResult>;
+  /** Stops everything this host started (by PID) and removes the lab. */
+  down(): Promise<void>;
+}
+
+const CLIENT_SCRIPT = 'bench/client.ts';
+
+export function labHost(): Host {
+  const lab = createLab('tdbnch', '10.98.0');
+  return {
+    kind: 'lab',
+    description: `netns lab ${lab.prefix} (server ${lab.srvIf} ${lab.srvIp}, client ${lab.cliIf} ${lab.cliIp})`,
+    serverIp: lab.srvIp,
+    serverIface: lab.srvIf,
+    tapedeckArgs: [],
+    allowsMinidlna: true,
+    up: () => lab.up(),
+    spawnServer: (cmd, args) => lab.spawnSrv(cmd, args),
+    spawnClient: () => lab.spawnNode('cli', CLIENT_SCRIPT),
+    execClient: (cmd, args, timeoutMs) => lab.execCli(cmd, args, { timeoutMs }),
+    down: () => lab.down(),
+  };
+}
+
+export function loopbackHost(reason: string): Host {
+  const children = new Set<ChildProcess>();
+  const track = (c: ChildProcess) => {
+    children.add(c);
+    c.on('exit', () => children.delete(c));
+    c.on('error', () => children.delete(c));
+    return c;
+  };
+  return {
+    kind: 'loopback',
+    description: `loopback only, Tapedeck with SSDP off (${reason})`,
+    serverIp: '127.0.0.1',
+    serverIface: 'lo',
+    tapedeckArgs: ['--no-ssdp'],
+    allowsMinidlna: false,
+    up: async () => {},
+    spawnServer: (cmd, args) => track(spawn(cmd, args, { cwd: REPO_ROOT, stdio: 'pipe' })),
+    spawnClient: () => track(spawn(process.execPath, ['--import', 'tsx', CLIENT_SCRIPT], { cwd: REPO_ROOT, stdio: 'pipe' })),
+    execClient: (cmd, args, timeoutMs) => run(cmd, args, { timeoutMs }),
+    down: async () => {
+      await Promise.all([...children].map((c) => stopPid(c, 5000)));
+    },
+  };
+}
+
+/** The lab when it can run here, else loopback (and why). */
+export function pickHost(): Host {
+  const why = labAvailable();
+  return why ? loopbackHost(why) : labHost();
+}
+
+// ---------------------------------------------------------------------------------------
+// processes
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Direct children of a process (Linux). */
+export function childPids(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
+      .trim()
+      .split(/\s+/)
+      .filter(Boolean)
+      .map(Number);
+  } catch {
+    return [];
+  }
+}
+
+export function descendants(pid: number): number[] {
+  const out: number[] = [];
+  const stack = [pid];
+  while (stack.length) for (const c of childPids(stack.pop()!)) (out.push(c), stack.push(c));
+  return out;
+}
+
+/** SIGTERM, then SIGKILL after graceMs; resolves when the process has exited. */
+export function stopPid(child: ChildProcess, graceMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return resolve();
+    const pid = child.pid;
+    const kids = descendants(pid);
+    const timer = setTimeout(() => {
+      for (const p of [pid, ...kids]) {
+        try {
+          if (alive(p)) process.kill(p, 'SIGKILL');
+        } catch {
+          // gone
+        }
+      }
+    }, graceMs);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      // a forked helper (MiniDLNA's scanner) must not outlive its parent
+      for (const p of kids) {
+        try {
+          if (alive(p)) process.kill(p, 'SIGKILL');
+        } catch {
+          // gone
+        }
+      }
+      resolve();
+    });
+    try {
+      process.kill(pid, 'SIGTERM');
+    } catch {
+      resolve();
+    }
+  });
+}
+
+export interface Memory {
+  rssMB: number;
+  peakRssMB: number;
+}
+
+/** VmRSS and VmHWM of a process, in MB (10^6 bytes). */
+export function memoryOf(pid: number): Memory | undefined {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
+    return { rssMB: Math.round((kb('VmRSS') * 1024) / 1e4) / 100, peakRssMB: Math.round((kb('VmHWM') * 1024) / 1e4) / 100 };
+  } catch {
+    return undefined;
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// servers
+
+export type ServerName = 'tapedeck' | 'minidlna';
+
+export interface ScanTiming {
+  /** Time of the scan as the benchmark uses it (see `basis`). */
+  ms: number;
+  basis: string;
+  /** From spawning the process to the end of the scan, as seen from outside. */
+  wallMs: number;
+  files: number;
+}
+
+export interface RunningServer {
+  name: ServerName;
+  pid: number;
+  controlUrl: string;
+  /** The container holding every track, in default order. */
+  allMusicId: string;
+  scan: ScanTiming;
+  memory(): Memory | undefined;
+  stop(): Promise<void>;
+  /** Last lines of its log, for error messages. */
+  logTail(): string;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export interface TapedeckOptions {
+  mediaDirs: string[];
+  dataDir: string;
+  port: number;
+  timeoutMs: number;
+  /** Write a V8 CPU profile of the server into this folder when it stops. */
+  cpuProfileDir?: string;
+}
+
+export async function startTapedeck(host: Host, o: TapedeckOptions): Promise<RunningServer> {
+  await mkdir(o.dataDir, { recursive: true });
+  const nodeArgs = ['--import', 'tsx'];
+  if (o.cpuProfileDir) nodeArgs.push('--cpu-prof', '--cpu-prof-dir', o.cpuProfileDir);
+  const args = [
+    ...nodeArgs,
+    'src/cli.ts',
+    'serve',
+    '--data',
+    o.dataDir,
+    ...o.mediaDirs.flatMap((d) => ['--media', d]),
+    '--interface',
+    host.serverIface,
+    '--port',
+    String(o.port),
+    '--name',
+    'Tapedeck bench',
+    ...host.tapedeckArgs,
+  ];
+  const t0 = performance.now();
+  const child = host.spawnServer(process.execPath, args);
+  const proc: JsonLineProcess<Record<string, any>> = jsonLines(child);
+  const tail = () => [...proc.lines.slice(-5).map((l) => JSON.stringify(l)), proc.stderr().slice(-1500)].join('\n');
+  let wallMs = 0;
+  const done = proc.waitFor((l) => l.scan?.done === true, o.timeoutMs, 'Tapedeck "scan done"').then((l) => {
+    wallMs = performance.now() - t0;
+    return l;
+  });
+  const exited = proc.exited(o.timeoutMs + 1000).then((code) => {
+    throw new Error(`Tapedeck exited (code ${code}) before its scan finished:\n${tail()}`);
+  });
+  let line: Record<string, any>;
+  try {
+    line = await Promise.race([done, exited]);
+    await proc.waitFor((l) => typeof l.msg === 'string' && l.msg.startsWith('library:'), 30_000, 'Tapedeck library line');
+  } catch (err) {
+    await stopPid(child, 2000);
+    throw err;
+  }
+  exited.catch(() => undefined);
+  return {
+    name: 'tapedeck',
+    pid: child.pid!,
+    controlUrl: `http://${host.serverIp}:${o.port}/upnp/control/cds`,
+    allMusicId: 'music/all',
+    scan: { ms: line.scan.elapsedMs, basis: 'scanner elapsedMs (walk + metadata + catalog writes; excludes Node start-up)', wallMs, files: line.scan.seen },
+    memory: () => memoryOf(child.pid!),
+    stop: () => stopPid(child, 15_000),
+    logTail: tail,
+  };
+}
+
+export interface MinidlnaOptions {
+  binary: string;
+  mediaDirs: string[];
+  dbDir: string;
+  port: number;
+  timeoutMs: number;
+}
+
+export async function startMinidlna(host: Host, o: MinidlnaOptions): Promise<RunningServer> {
+  if (!host.allowsMinidlna) throw new Error('MiniDLNA sends SSDP and may only run inside the netns lab');
+  await mkdir(o.dbDir, { recursive: true });
+  const conf = join(o.dbDir, 'minidlna.conf');
+  const logFile = join(o.dbDir, 'minidlna.log');
+  await writeFile(
+    conf,
+    [
+      ...o.mediaDirs.map((d) => `media_dir=A,${d}`),
+      `db_dir=${o.dbDir}`,
+      `log_dir=${o.dbDir}`,
+      `port=${o.port}`,
+      'friendly_name=MiniDLNA bench',
+      `network_interface=${host.serverIface}`,
+      'inotify=no',
+      'notify_interval=900',
+      '',
+    ].join('\n'),
+  );
+  const t0 = performance.now();
+  // -S: stay in the foreground (no daemon fork), so the PID we hold is the server's.
+  const child = host.spawnServer(o.binary, ['-S', '-f', conf, '-P', join(o.dbDir, 'minidlna.pid')]);
+  let out = '';
+  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+  const readLog = () => readFile(logFile, 'utf8').catch(() => '');
+  let tail = '';
+  const logTail = () => (tail + '\n' + out).trim().split('\n').slice(-12).join('\n');
+  const deadline = t0 + o.timeoutMs;
+  let files = NaN;
+  try {
+    for (;;) {
+      await sleep(50);
+      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`MiniDLNA exited (${child.exitCode ?? child.signalCode}) before its scan finished`);
+      const log = await readLog();
+      tail = log;
+      const m = /Scanning .* finished \((\d+) files\)/.exec(log);
+      // the scan is over when the log says so and the forked scanner has exited
+      if (m && childPids(child.pid!).length === 0) {
+        files = Number(m[1]);
+        break;
+      }
+      if (performance.now() > deadline) throw new Error(`MiniDLNA did not finish its scan within ${o.timeoutMs} ms`);
+    }
+  } catch (err) {
+    await stopPid(child, 2000);
+    throw new Error(`${(err as Error).message}\n${logTail()}`);
+  }
+  const wallMs = performance.now() - t0;
+  return {
+    name: 'minidlna',
+    pid: child.pid!,
+    controlUrl: `http://${host.serverIp}:${o.port}/ctl/ContentDir`,
+    allMusicId: '1$4',
+    scan: { ms: wallMs, basis: 'from process start until its log reports the scan finished and the forked scanner has exited (50 ms polling)', wallMs, files },
+    memory: () => memoryOf(child.pid!),
+    stop: () => stopPid(child, 10_000),
+    logTail,
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+// the client process
+
+export interface Client {
+  call<T = any>(cmd: string, job: Record<string, unknown>, timeoutMs: number): Promise<T>;
+  close(): Promise<void>;
+}
+
+export async function startClient(host: Host): Promise<Client> {
+  const child = host.spawnClient();
+  const proc = jsonLines<Record<string, any>>(child);
+  await proc.waitFor((l) => l.ready === true, 60_000, 'bench client ready');
+  let seq = 0;
+  return {
+    async call(cmd, job, timeoutMs) {
+      const id = ++seq;
+      proc.send({ ...job, id, cmd });
+      const r = await proc.waitFor((l) => l.id === id, timeoutMs, `client ${cmd} #${id}`);
+      if (r.error) throw new Error(`client ${cmd}: ${r.error}`);
+      return r.result;
+    },
+    async close() {
+      proc.send({ cmd: 'exit' });
+      await proc.exited(5000).catch(() => stopPid(child, 1000));
+    },
+  };
+}
