@@ -10,50 +10,63 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DEFAULT_CONFIG_FILE, SETTINGS, type Setting } from '../src/config.js';
+import { DEFAULT_CONFIG_FILE, parseConfigText, SETTINGS, type Setting } from '../src/config.js';
 
 export const CONFIG_PATH = join(dirname(fileURLToPath(import.meta.url)), '..', 'systemd', 'tapedeck.conf');
 
 /**
  * Example values for settings whose documented default is prose rather than a
- * value (e.g. "every up interface"). Each must be accepted by the parser, so
- * uncommenting a line never produces an invalid file.
+ * value (e.g. "every up interface"), chosen for the installed service.
  */
-const EXAMPLES: Record<string, string> = {
+export const EXAMPLES: Record<string, string> = {
   media_dir: '/srv/media',
   data_dir: '/var/lib/tapedeck',
   friendly_name: 'Tapedeck on nas',
   interface: 'eth0',
   allow: '192.168.1.0/24',
   ffprobe: '/usr/bin/ffprobe',
+  tape_dir: '/var/lib/tapedeck/vtl',
+  cache_dir: '/var/cache/tapedeck',
 };
 
-/** True when the documented default is itself a valid value for the setting. */
-function literalDefault(s: Setting): boolean {
-  const d = s.default.trim();
-  switch (s.type) {
-    case 'int':
-      return /^-?\d+$/.test(d);
-    case 'number':
-      return d !== '' && Number.isFinite(Number(d));
-    case 'bool':
-      return ['true', 'false'].includes(d);
-    case 'enum':
-      return (s.values ?? []).includes(d);
-    default:
-      return false;
+/** What a setting means for the installed service (systemd units), printed under its description. */
+export const SERVICE_NOTES: Record<string, string> = {
+  data_dir: 'Under systemd the default is /var/lib/tapedeck; another directory needs ReadWritePaths= in a drop-in (systemd/README.md).',
+  tape_backend: 'scsi needs the external stager (tapedeck-stager.service and the stager setting below): the server itself has no access to devices.',
+  cache_dir: 'Under systemd the default is /var/cache/tapedeck.',
+  stager: 'With tapedeck-stager.service enabled: stager = /run/tapedeck/stager.sock',
+};
+
+/** True when `value` is accepted for the setting by the real config parser. */
+function parses(s: Setting, value: string): boolean {
+  try {
+    parseConfigText(`${s.key} = ${value}`, 'example');
+    return true;
+  } catch {
+    return false;
   }
 }
 
-/** The value shown on a setting's commented-out line. */
+/** The value shown on a setting's commented-out line: always one the parser accepts. */
 export function exampleValue(s: Setting): string {
-  if (literalDefault(s)) return s.default.trim();
-  if (EXAMPLES[s.key] !== undefined) return EXAMPLES[s.key];
-  if (s.type === 'enum' && s.values?.length) return s.values[0];
-  if (s.type === 'bool') return 'true';
-  if ((s.type === 'int' || s.type === 'number') && s.min !== undefined) return String(s.min);
-  // A placeholder that still parses (non-empty string); the comment above it explains it.
-  return s.arg ?? 'VALUE';
+  const d = s.default.trim();
+  const candidates: string[] = [];
+  if (s.type === 'string' || s.type === 'list') {
+    // A prose default ("(none)", "every ...") would parse as a string: only plain words count.
+    if (EXAMPLES[s.key] !== undefined) candidates.push(EXAMPLES[s.key]);
+    if (/^[A-Za-z0-9._\/:@+-]+$/.test(d)) candidates.push(d);
+    const eg = /e\.g\. ([^\s,;]+)/.exec(s.description);
+    if (eg) candidates.push(eg[1].replace(/[.)]+$/, ''));
+  } else {
+    candidates.push(d);
+    if (EXAMPLES[s.key] !== undefined) candidates.push(EXAMPLES[s.key]);
+    if (s.type === 'enum' && s.values?.length) candidates.push(s.values[0]);
+    if (s.type === 'bool') candidates.push('true');
+    if (s.min !== undefined) candidates.push(String(s.min));
+    candidates.push('0', '1');
+  }
+  candidates.push(s.arg ?? 'VALUE');
+  return candidates.find((c) => parses(s, c)) ?? candidates[0];
 }
 
 /** Wraps prose into "# "-prefixed lines of at most `width` characters. */
@@ -97,6 +110,7 @@ export function renderDefaultConfig(settings: readonly Setting[] = SETTINGS): st
       lines.push(`# Range: ${s.min ?? '-inf'}..${s.max ?? 'inf'}.`);
     }
     lines.push(...comment(`Default: ${s.default}`));
+    if (SERVICE_NOTES[s.key]) lines.push(...comment(SERVICE_NOTES[s.key]));
     lines.push(`#${s.key} = ${exampleValue(s)}`);
     return lines.join('\n');
   });

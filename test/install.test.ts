@@ -3,7 +3,7 @@
 // --destdir, which also turns off users, directories and systemctl).
 // Dependencies are copied from the checkout's node_modules (offline, fast).
 import test from 'ava';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -95,6 +95,45 @@ test.serial('the installed launcher runs the CLI with only the production depend
   const cfg = JSON.parse(c.out) as { port: number; configFile: string };
   t.is(cfg.port, 8299);
   t.is(cfg.configFile, join(D, 'etc/tapedeck/tapedeck.conf'));
+});
+
+test.serial('the installed server starts from the installed tree alone and stops cleanly (loopback, no SSDP)', async (t) => {
+  // Catches resources looked up relative to the sources rather than the installed tree.
+  const data = tempDir('data');
+  const media = join(data, 'media');
+  mkdirSync(media);
+  const child = spawn(join(D, 'opt/tapedeck/bin/tapedeck'), ['serve', '--config', join(D, 'etc/tapedeck/tapedeck.conf'), '--data', join(data, 'state'), '--media', media, '--port', '0', '--interface', 'lo', '--no-ssdp'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, TAPEDECK_CONFIG: '' },
+  });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  try {
+    const url = await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no "serving" line within 20 s:\n${out}`)), 20_000);
+      const look = () => {
+        const m = /"urls":\["(http:\/\/127\.0\.0\.1:\d+\/)"/.exec(out);
+        if (m) {
+          clearTimeout(timer);
+          resolve(m[1]);
+        }
+      };
+      child.stdout.on('data', look);
+      void exited.then((code) => {
+        clearTimeout(timer);
+        reject(new Error(`the installed server exited (${code}) before serving:\n${out}`));
+      });
+    });
+    const res = await fetch(url + 'description.xml');
+    t.is(res.status, 200);
+    t.regex(await res.text(), /urn:schemas-upnp-org:device:MediaServer:1/);
+  } finally {
+    child.kill('SIGTERM');
+  }
+  t.is(await exited, 0, out);
+  t.regex(out, /"msg":"stopped"/);
 });
 
 test.serial('a second run keeps an edited config, refreshes an untouched one, and is otherwise idempotent', (t) => {
