@@ -40,6 +40,25 @@ export interface MediaSource {
 
 export type Resolver = (id: string) => Promise<MediaSource | undefined>;
 
+/** A body that started streaming (for status pages and metrics). */
+export interface StreamStart {
+  id: string;
+  tier: 'disk' | 'tape';
+  /** First and last byte (inclusive) of the body, and the resource size. */
+  start: number;
+  end: number;
+  size: number;
+  /** TCP peer address of the client. */
+  remote: string;
+  userAgent?: string;
+  /** ms since epoch when the body started. */
+  startedAt: number;
+  /** Time `open()` took (ms): what a client waited for the source before the first byte. */
+  openMs: number;
+  /** Bytes handed to the HTTP response so far. */
+  bytes(): number;
+}
+
 export interface StreamEvent {
   id: string;
   tier: 'disk' | 'tape';
@@ -47,11 +66,15 @@ export interface StreamEvent {
   bytes: number;
   /** True when the response did not complete (client disconnected or source failed). */
   aborted: boolean;
+  /** The object given to onStreamStart for this body. */
+  stream?: StreamStart;
 }
 
 export interface MediaRouteOptions {
   /** Called once per streamed body (GET 200/206), when the response is over. */
   onStream?(ev: StreamEvent): void;
+  /** Called once per streamed body when its source is open and bytes start to flow. Errors thrown are ignored. */
+  onStreamStart?(s: StreamStart): void;
 }
 
 /** Read chunk size of disk streams (also the high-water mark of the pipe to the socket). */
@@ -209,6 +232,7 @@ async function serve(ctx: Context, resolve: Resolver, opts: MediaRouteOptions): 
   }
   const { id, src } = found;
   const { size } = src;
+  ctx.state.tier = src.tier; // for request metrics by tier
   const lastModSec = Math.floor(src.mtime / 1000);
   const etag = etagOf(size, src.mtime);
 
@@ -273,6 +297,7 @@ async function serve(ctx: Context, resolve: Resolver, opts: MediaRouteOptions): 
   res.once('close', onClose);
 
   let source: NodeJS.ReadableStream;
+  const openedAt = Date.now();
   try {
     source = await src.open(start, end, abort.signal);
   } catch (err) {
@@ -293,6 +318,24 @@ async function serve(ctx: Context, resolve: Resolver, opts: MediaRouteOptions): 
   pipeline(source, guard, () => {
     /* errors end the response through the guard; nothing else to do */
   });
+  const now = Date.now();
+  const started: StreamStart = {
+    id,
+    tier: src.tier,
+    start,
+    end,
+    size,
+    remote: ctx.req.socket.remoteAddress ?? '',
+    userAgent: ctx.get('user-agent') || undefined,
+    startedAt: now,
+    openMs: now - openedAt,
+    bytes: () => guard.count,
+  };
+  try {
+    opts.onStreamStart?.(started);
+  } catch {
+    // an observer must not break delivery
+  }
   res.once('close', () => {
     // Koa destroys the body stream (the guard) on close, and pipeline() then destroys the
     // source; make sure of it even if Koa's behaviour changes.
@@ -300,7 +343,7 @@ async function serve(ctx: Context, resolve: Resolver, opts: MediaRouteOptions): 
       guard.destroy();
       destroyQuietly(source);
     }
-    opts.onStream?.({ id, tier: src.tier, bytes: guard.count, aborted: !res.writableFinished });
+    opts.onStream?.({ id, tier: src.tier, bytes: guard.count, aborted: !res.writableFinished, stream: started });
   });
   ctx.body = guard;
 }

@@ -329,6 +329,13 @@ export interface SoapRouteOptions {
   bodyTimeoutMs?: number;
   detectClient?: (headers: IncomingHttpHeaders, remoteAddress: string) => ClientProfile;
   logger?: SoapLogger;
+  /**
+   * Called once per request answered with a SOAP envelope (response or fault; not for the
+   * plain HTTP errors 400/405/408/413/415): the service type, the action name (`unknown`
+   * when it is not one of this service's actions, so labels stay bounded), the UPnP fault
+   * code or undefined on success, and the time spent in ms. Errors thrown are ignored.
+   */
+  onAction?(service: string, action: string, faultCode: number | undefined, ms: number): void;
 }
 
 const consoleLogger: SoapLogger = {
@@ -389,6 +396,15 @@ export function soapRoutes(router: Router, path: string, service: SoapService, o
   const actions = new Map(Object.entries(service.actions));
 
   router.all(path, async (ctx: Context) => {
+    const t0 = performance.now();
+    const report = (name: string | undefined, code: number | undefined) => {
+      if (!opts.onAction) return;
+      try {
+        opts.onAction(service.serviceType, name !== undefined && actions.has(name) ? name : 'unknown', code, performance.now() - t0);
+      } catch {
+        // an observer must not break the control URL
+      }
+    };
     if (ctx.method !== 'POST') {
       ctx.set('Allow', 'POST');
       return sendPlain(ctx, 405, 'Method Not Allowed: SOAP control URLs take POST');
@@ -437,28 +453,42 @@ export function soapRoutes(router: Router, path: string, service: SoapService, o
       req = await parseSoapRequest(text, ctx.req.headers['soapaction']);
     } catch (e) {
       if (e instanceof SoapParseError) return sendPlain(ctx, 400, `Bad Request: ${e.message}`);
-      if (e instanceof UpnpError) return sendFault(ctx, e.code, e.message);
+      const headerAction = parseSoapAction(ctx.req.headers['soapaction'])?.action;
+      if (e instanceof UpnpError) {
+        report(headerAction, e.code);
+        return sendFault(ctx, e.code, e.message);
+      }
       log.error({ err: e }, 'SOAP request parsing failed unexpectedly');
+      report(headerAction, 501);
       return sendFault(ctx, 501);
     }
 
     if (!serviceMatches(req.serviceType, service.serviceType)) {
+      report(undefined, 401);
       return sendFault(ctx, 401, `Invalid Action: this control URL serves ${service.serviceType}, not ${req.serviceType}`);
     }
     const handler = actions.get(req.action);
-    if (!handler) return sendFault(ctx, 401, `Invalid Action: ${req.action}`);
+    if (!handler) {
+      report(undefined, 401);
+      return sendFault(ctx, 401, `Invalid Action: ${req.action}`);
+    }
 
     let out: SoapOut;
     try {
       out = await handler(req.args, soapCtx);
     } catch (e) {
-      if (e instanceof UpnpError) return sendFault(ctx, e.code, e.message);
+      if (e instanceof UpnpError) {
+        report(req.action, e.code);
+        return sendFault(ctx, e.code, e.message);
+      }
       log.error({ err: e, action: req.action, serviceType: service.serviceType }, `SOAP action ${req.action} failed`);
+      report(req.action, 501);
       return sendFault(ctx, 501);
     }
     ctx.status = 200;
     ctx.set('EXT', '');
     ctx.set('Content-Type', XML_CONTENT_TYPE);
     ctx.body = soapResponse(service.serviceType, req.action, out);
+    report(req.action, undefined);
   });
 }
