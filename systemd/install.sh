@@ -173,6 +173,8 @@ uninstall() {
     while IFS= read -r f; do
       case $f in /*) ;; *) continue ;; esac
       case $f in "$PREFIX"/*) continue ;; esac
+      # The command link: only when it is still ours.
+      if [ "$f" = "$BINDIR/tapedeck" ] && [ "$(readlink "$D$f" 2>/dev/null || true)" != "$PREFIX/bin/tapedeck" ]; then continue; fi
       if [ -L "$D$f" ] || [ -f "$D$f" ]; then
         rm -f "$D$f"
         removed=$((removed + 1))
@@ -182,7 +184,7 @@ uninstall() {
   else
     for f in "$BINDIR/tapedeck" "$UNIT_DIR/tapedeck.service" "$UNIT_DIR/tapedeck-stager.service" \
       "$SYSUSERS_FILE" "$TMPFILES_FILE" "$MODULES_FILE"; do
-      if [ "$f" = "$BINDIR/tapedeck" ] && [ -e "$D$f" ] && [ ! -L "$D$f" ]; then continue; fi
+      if [ "$f" = "$BINDIR/tapedeck" ] && [ "$(readlink "$D$f" 2>/dev/null || true)" != "$PREFIX/bin/tapedeck" ]; then continue; fi
       if [ -L "$D$f" ] || [ -f "$D$f" ]; then rm -f "$D$f"; removed=$((removed + 1)); say "removed $D$f"; fi
     done
   fi
@@ -255,8 +257,12 @@ if [ ! -f "$CLI_JS" ]; then
 elif [ -d "$SRC/src" ] && [ -n "$(find "$SRC/src" "$SRC/tsconfig.json" -newer "$CLI_JS" \( -name '*.ts' -o -name tsconfig.json \) -print 2>/dev/null | head -n 1)" ]; then
   needs_build=yes
 fi
+if [ "$needs_build" = yes ] && [ "$BUILD" = no ]; then
+  [ -f "$CLI_JS" ] || die "dist/ is missing and --no-build was given"
+  note "warning: dist/ is older than the sources; using it as it is (--no-build)"
+  needs_build=no
+fi
 if [ "$needs_build" = yes ]; then
-  [ "$BUILD" = auto ] || die "dist/ is missing or outdated and --no-build was given"
   [ -d "$SRC/src" ] || die "dist/ is missing and there are no sources to build it from"
   have npm || die "building needs npm (apt install npm), or install from a release tarball that contains dist/"
   if [ ! -x "$SRC/node_modules/.bin/tsc" ]; then
@@ -472,7 +478,7 @@ fi
 
 if [ "$SYSTEMD_RUNNING" = no ]; then
   say "systemd is not running here (no /run/systemd/system): not enabling or starting the service."
-  say "Start it by hand:  runuser -u tapedeck -- env STATE_DIRECTORY=$STATE_DIR $BINDIR/tapedeck serve --config $CONF_FILE"
+  say "Start it by hand:  runuser -u tapedeck -- env STATE_DIRECTORY=$STATE_DIR CACHE_DIRECTORY=$CACHE_DIR $BINDIR/tapedeck serve --config $CONF_FILE"
   exit 0
 fi
 systemctl daemon-reload

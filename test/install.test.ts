@@ -227,7 +227,18 @@ test('the installer refuses a prefix it does not own and bad options, and delete
     t.regex(r.out, /not installed by this script/);
     t.is(readFileSync(join(foreign, 'precious'), 'utf8'), 'keep me');
   }
-  let r = install(d, '--prefix', '/usr');
+  // A `tapedeck` command that is not our link survives install and uninstall.
+  mkdirSync(join(d, 'usr/local/bin'), { recursive: true });
+  writeFileSync(join(d, 'usr/local/bin/tapedeck'), '#!/bin/sh\necho mine\n');
+  let r = install(d, '--no-start', '--no-build');
+  t.is(r.status, 0, r.out);
+  t.regex(r.out, /exists and is not a link: left alone/);
+  r = install(d, '--uninstall');
+  t.is(r.status, 0, r.out);
+  t.is(readFileSync(join(d, 'usr/local/bin/tapedeck'), 'utf8'), '#!/bin/sh\necho mine\n');
+  t.false(existsSync(join(d, 'opt/tapedeck')));
+
+  r = install(d, '--prefix', '/usr');
   t.not(r.status, 0);
   t.regex(r.out, /directory of its own/);
   r = install(d, '--prefix', 'relative/path');
