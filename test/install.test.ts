@@ -216,6 +216,27 @@ test('--prefix moves the tree and the units follow it', (t) => {
   t.false(existsSync(join(d, 'usr/bin/tapedeck')));
 });
 
+test('a release tarball installs with nothing but node: no build, no npm', (t) => {
+  const d = tempDir('release');
+  const mk = run('sh', [join(SD, 'release.sh'), '--out', d, '--no-build']);
+  t.is(mk.status, 0, mk.out);
+  const tarball = mk.out.trim().split('\n').at(-1)!;
+  t.regex(tarball, new RegExp(`/tapedeck-${VERSION.replaceAll('.', '\\.')}-linux-${process.arch}\\.tar\\.gz$`));
+  t.is(run('tar', ['-C', d, '-xzf', tarball]).status, 0);
+  const tree = join(d, `tapedeck-${VERSION}-linux-${process.arch}`);
+  t.false(existsSync(join(tree, 'src')), 'no sources in the tarball');
+  t.false(existsSync(join(tree, 'node_modules/typescript')), 'no build tools in the tarball');
+  t.true(existsSync(join(tree, 'systemd/install.sh')));
+  const dest = join(d, 'root');
+  const r = spawnSync('sh', [join(tree, 'systemd/install.sh'), '--destdir', dest, '--no-start'], { encoding: 'utf8', timeout: 120_000 });
+  const out = `${r.stdout}${r.stderr}`;
+  t.is(r.status, 0, out);
+  t.notRegex(out, /building|npm ci/, 'neither a build nor npm');
+  t.regex(out, /copied \d+ production packages/);
+  const v = run(join(dest, 'opt/tapedeck/bin/tapedeck'), ['--version']);
+  t.is(v.out.trim(), VERSION, v.out);
+});
+
 test('the installer refuses a prefix it does not own and bad options, and deletes nothing', (t) => {
   const d = tempDir('refuse');
   const foreign = join(d, 'opt/other');
