@@ -109,7 +109,14 @@ test.serial('the installed server starts from the installed tree alone and stops
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const exited = new Promise<number | null>((resolve) => {
+    child.once('exit', (code) => resolve(code));
+    // e.g. ENOENT when the install before failed: report it instead of crashing the worker
+    child.once('error', (err) => {
+      out += `\ncannot run the installed launcher: ${err.message}`;
+      resolve(null);
+    });
+  });
   try {
     const url = await new Promise<string>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`no "serving" line within 20 s:\n${out}`)), 20_000);
