@@ -1,9 +1,8 @@
-// Icons from devices/icons and the presentation page (a read-only status page).
+// Icons from devices/icons. The presentation page (status page) lives in status.ts.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Router } from '@koa/router';
-import { escText } from '../util/xml.js';
-import type { TapedeckServer } from '../server.js';
+import { serverStatusProvider, statusRoutes, type ServerLike } from './status.js';
 
 const ICONS: Record<string, string> = {
   'icon-48.png': 'image/png',
@@ -12,7 +11,7 @@ const ICONS: Record<string, string> = {
   'icon-120.jpg': 'image/jpeg',
 };
 
-export function staticRoutes(router: Router, opts: { devicesDir: string; server: TapedeckServer }): void {
+export function staticRoutes(router: Router, opts: { devicesDir: string; server?: ServerLike }): void {
   const icons = new Map<string, Buffer>();
   for (const name of Object.keys(ICONS)) {
     try {
@@ -29,29 +28,7 @@ export function staticRoutes(router: Router, opts: { devicesDir: string; server:
     ctx.body = body;
   });
 
-  router.get('/status.json', async (ctx) => {
-    ctx.body = await statusOf(opts.server);
-  });
-  router.get('/', async (ctx) => {
-    const s = await statusOf(opts.server);
-    ctx.type = 'text/html; charset=utf-8';
-    ctx.body = `<!doctype html><html><head><meta charset="utf-8"><title>${escText(s.name)}</title></head><body>
-<h1>${escText(s.name)}</h1>
-<p>Tapedeck ${escText(s.version)} · ${s.library.items} items (${s.library.audio} audio, ${s.library.video} video, ${s.library.image} images) · SystemUpdateID ${s.systemUpdateId}</p>
-<p>${s.scanning ? 'Scanning…' : 'Idle'}</p></body></html>`;
-  });
-}
-
-export async function statusOf(server: TapedeckServer) {
-  return {
-    name: server.config.friendlyName,
-    version: (await import('../server.js')).VERSION,
-    uuid: server.uuid,
-    systemUpdateId: server.catalog.systemUpdateId,
-    library: await server.catalog.totals(),
-    scanning: server.status.scanning,
-    lastScan: server.status.lastScan,
-    mediaDirs: server.mediaDirs,
-    interfaces: server.interfaces.map((i) => ({ name: i.name, address: i.address })),
-  };
+  // Until the server wires statusRoutes itself (with the tape tier, streams and metrics),
+  // passing the server here serves the status page over its own data.
+  if (opts.server) statusRoutes(router, serverStatusProvider(opts.server));
 }

@@ -1,0 +1,302 @@
+// The status page in a real browser: Debian's chromium (headless) driven by playwright-core,
+// against a Koa app on 127.0.0.1 serving statusRoutes over a fake provider. Checks that the
+// page renders the library, the tape library, jobs, streams and cache; that it updates in
+// place when the data changes (no reload: a marker on window survives and the document is
+// fetched once); that it loads nothing from other origins and logs no errors (a CSP
+// violation would); and takes a screenshot whose pixels show the library and tape sections.
+//
+// Skips (with the reason in the log) when playwright-core or /usr/bin/chromium is missing.
+
+import test from 'ava';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Koa from 'koa';
+import { Router } from '@koa/router';
+import jpeg from 'jpeg-js';
+import { allowSubnets } from '../src/http/acl.js';
+import { staticRoutes } from '../src/http/static.js';
+import {
+  statusRoutes,
+  type ActiveStream,
+  type CacheStatus,
+  type JobStatus,
+  type LibraryStatus,
+  type StatusProvider,
+  type TapeStatus,
+} from '../src/http/status.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const DEVICES_DIR = new URL('../devices', import.meta.url).pathname;
+const GiB = 1024 ** 3;
+
+type PlaywrightCore = typeof import('playwright-core');
+let pw: PlaywrightCore | undefined;
+let why: string | undefined;
+try {
+  pw = await import('playwright-core');
+} catch (err) {
+  why = `playwright-core is not installed (${(err as Error).message.split('\n')[0]})`;
+}
+if (!why && !existsSync(CHROMIUM)) why = `${CHROMIUM} is missing (apt-get install chromium)`;
+
+if (why) {
+  test('status page in a browser', (t) => {
+    t.log(`SKIPPED the browser test of the status page: ${why}`);
+    t.pass();
+  });
+}
+
+// ---- the fake library the page shows ----------------------------------------------------
+
+const NOW = Date.now();
+
+function library(): LibraryStatus {
+  const cells = [
+    { class: 'audio', tier: 'disk' as const, items: 120, bytes: 120 * 8e6 },
+    { class: 'audio', tier: 'both' as const, items: 30, bytes: 30 * 8e6 },
+    { class: 'audio', tier: 'tape' as const, items: 400, bytes: 400 * 8e6 },
+    { class: 'video', tier: 'disk' as const, items: 12, bytes: 12 * 4 * GiB },
+    { class: 'video', tier: 'both' as const, items: 3, bytes: 3 * 4 * GiB },
+    { class: 'video', tier: 'tape' as const, items: 85, bytes: 85 * 4 * GiB },
+    { class: 'image', tier: 'disk' as const, items: 900, bytes: 900 * 3e6 },
+    { class: 'image', tier: 'tape' as const, items: 2000, bytes: 2000 * 3e6 },
+  ];
+  const lib: LibraryStatus = { items: 0, bytes: 0, byClass: {}, byTier: {}, cells };
+  for (const c of cells) {
+    lib.items += c.items;
+    lib.bytes += c.bytes;
+    lib.byClass[c.class] = (lib.byClass[c.class] ?? 0) + c.items;
+    lib.byTier[c.tier] = (lib.byTier[c.tier] ?? 0) + c.items;
+  }
+  return lib;
+}
+
+const state = {
+  tape: {
+    kind: 'virtual',
+    drives: [
+      { index: 0, name: 'drive0', state: 'reading', label: 'TD0003L9', generation: 'LTO-9', activity: 'recall job 7', position: 123456 },
+      { index: 1, name: 'drive1', state: 'empty', generation: 'LTO-9' },
+    ],
+    slots: [
+      { slot: 1, label: 'TD0001L9', full: true },
+      { slot: 2, label: 'TD0002L9', full: true },
+      { slot: 3, full: false }, // TD0003L9 is in drive 0
+      { slot: 4, label: 'TD0004L9', full: true },
+      { slot: 5, full: false },
+      { slot: 6, full: false },
+      { slot: 7, importExport: true, full: false },
+    ],
+    offlineNeeded: [{ label: 'TD0042L9', items: 3, reason: 'recall job 8 waits for it', since: NOW - 10 * 60_000 }],
+    offline: ['TD0042L9'],
+    counters: { mounts: 14, unloads: 13, locates: 52, bytesRead: 512 * GiB, bytesWritten: 2048 * GiB, readErrors: 0 },
+  } as TapeStatus,
+  jobs: [
+    { id: '7', kind: 'recall', state: 'running', label: 'TD0003L9', description: '12 items to disk', progress: { done: 3.2 * GiB, total: 8 * GiB, unit: 'bytes' }, startedAt: NOW - 5 * 60_000 },
+    { id: '8', kind: 'recall', state: 'queued', label: 'TD0042L9', description: '3 items', progress: { done: 0, total: 3, unit: 'items' } },
+    { id: '6', kind: 'archive', state: 'done', label: 'TD0004L9', progress: { done: 250, total: 250, unit: 'items' }, startedAt: NOW - 3600_000, finishedAt: NOW - 1800_000 },
+  ] as JobStatus[],
+  streams: [
+    { id: 'i42', title: 'Big Buck Bunny (2008).mkv', tier: 'tape', remote: '192.168.1.23', client: 'VLC/3.0.18 LibVLC/3.0.18', start: 0, end: 4 * GiB - 1, size: 4 * GiB, bytes: 600e6, startedAt: NOW - 90_000, rate: 6_600_000 },
+  ] as ActiveStream[],
+  cache: { usedBytes: 37 * GiB, capacityBytes: 100 * GiB, hits: 900, misses: 100, evictions: 12, segments: 1480 } as CacheStatus,
+  tapeFails: false,
+};
+
+const provider: StatusProvider = {
+  server: () => ({ name: 'Living-room NAS', version: '0.1.0', uuid: 'b3c1', urls: ['http://127.0.0.1:8200/'], startedAt: NOW - 3 * 3600_000, scanning: false, lastScan: { seen: 3550, probed: 3550, unchanged: 0, removed: 0, failed: 2, elapsedMs: 41_000, rate: 86, done: true } }),
+  library: async () => library(),
+  tape: async () => {
+    if (state.tapeFails) throw new Error('stager socket closed');
+    return state.tape;
+  },
+  stager: () => ({ state: 'running', pid: 4242, restarts: 1, queued: 2 }),
+  jobs: () => state.jobs,
+  streams: () => state.streams,
+  cache: () => state.cache,
+};
+
+// ---- server -----------------------------------------------------------------------------
+
+let base = '';
+let server: http.Server | undefined;
+let pageLoads = 0;
+const shotDir = mkdtempSync(join(tmpdir(), 'tapedeck-browser-'));
+
+test.before(async () => {
+  if (why) return;
+  const app = new Koa();
+  app.use(async (ctx, next) => {
+    if (ctx.path === '/') pageLoads++;
+    await next();
+  });
+  app.use(allowSubnets(['127.0.0.0/8']));
+  const router = new Router();
+  staticRoutes(router, { devicesDir: DEVICES_DIR });
+  statusRoutes(router, provider, { pollMs: 500 });
+  app.use(router.routes());
+  server = http.createServer(app.callback());
+  await new Promise<void>((r) => server!.listen(0, '127.0.0.1', () => r()));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+
+test.after.always(async () => {
+  await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
+  if (process.env.TAPEDECK_KEEP_SCREENSHOTS) console.log(`screenshots kept in ${shotDir}`);
+  else rmSync(shotDir, { recursive: true, force: true });
+});
+
+/** Mean and standard deviation of the luminance of a JPEG. */
+function luminance(buf: Buffer): { width: number; height: number; mean: number; sd: number; dark: number } {
+  const img = jpeg.decode(buf, { useTArray: true });
+  let sum = 0;
+  let sq = 0;
+  let dark = 0;
+  const n = img.width * img.height;
+  for (let i = 0; i < n; i++) {
+    const y = 0.2126 * img.data[i * 4] + 0.7152 * img.data[i * 4 + 1] + 0.0722 * img.data[i * 4 + 2];
+    sum += y;
+    sq += y * y;
+    if (y < 128) dark++;
+  }
+  const mean = sum / n;
+  return { width: img.width, height: img.height, mean, sd: Math.sqrt(Math.max(0, sq / n - mean * mean)), dark: dark / n };
+}
+
+(why ? test.skip : test.serial)('status page renders, updates in place and screenshots well in chromium', async (t) => {
+  t.timeout(90_000);
+  const userDataDir = mkdtempSync(join(tmpdir(), 'tapedeck-chromium-'));
+  const context = await pw!.chromium.launchPersistentContext(userDataDir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    viewport: { width: 1280, height: 900 },
+    colorScheme: 'light',
+    timeout: 60_000,
+  });
+  try {
+    const page = await context.newPage();
+    const problems: string[] = [];
+    const foreign: string[] = [];
+    page.on('console', (m) => {
+      if (m.type() === 'error' || m.type() === 'warning') problems.push(`console ${m.type()}: ${m.text()}`);
+    });
+    page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+    page.on('request', (r) => {
+      if (!r.url().startsWith(base + '/') && !r.url().startsWith('data:')) foreign.push(r.url());
+    });
+
+    const resp = await page.goto(base + '/', { waitUntil: 'load' });
+    t.is(resp?.status(), 200);
+    await page.waitForSelector('#library table');
+    t.is(await page.title(), 'Living-room NAS');
+
+    // Library: totals by class and tier.
+    const lib = await page.locator('#library').innerText();
+    t.regex(lib, /3,550\s+items/);
+    t.regex(lib, /Audio\s+120\s+30\s+400\s+550/);
+    t.regex(lib, /Video\s+12\s+3\s+85\s+100/);
+    t.regex(lib, /Image\s+900\s+0\s+2,000\s+2,900/);
+    t.regex(lib, /All items\s+1,032\s+33\s+2,485\s+3,550/);
+
+    // Tape library: drives, loaded cartridge, slots, the offline cartridge that is needed.
+    const tape = await page.locator('#tape').innerText();
+    t.regex(tape, /Drive 0\s+reading\s+TD0003L9/);
+    t.regex(tape, /Drive 1\s+empty\s+no cartridge/);
+    t.regex(tape, /1 cartridge needed but offline/);
+    t.regex(tape, /TD0042L9 — needed by 3 items — recall job 8 waits for it/);
+    t.regex(tape, /Slots · 3 of 6 full/);
+    t.regex(tape, /I\/E 7/);
+    t.regex(tape, /mounts 14 · locates 52 · read 512 GiB/);
+    t.regex(tape, /Stager worker:\s+running pid 4242 · 1 restart · 2 queued/);
+    t.is(await page.locator('#tape .drive').count(), 2);
+    t.is(await page.locator('#tape .slot').count(), 7);
+
+    // Jobs, streams, cache.
+    const jobs = await page.locator('#jobs').innerText();
+    t.regex(jobs, /recall\s+#7\s+running\s+40% · 3\.20 GiB of 8\.00 GiB/);
+    t.regex(jobs, /recall\s+#8\s+queued/);
+    t.regex(jobs, /archive\s+#6\s+done\s+100% · 250 of 250/);
+    const streams = await page.locator('#streams').innerText();
+    t.regex(streams, /Big Buck Bunny \(2008\)\.mkv\s+Tape\s+192\.168\.1\.23/);
+    t.regex(streams, /1 min [3-5]\d s/); // started 90 s before the fake data was made
+    const cache = await page.locator('#cache').innerText();
+    t.regex(cache, /90\.0%\s+hit ratio/);
+    t.regex(cache, /37\.0 GiB of 100 GiB used \(37%\)/);
+
+    // The section boxes are laid out and visible.
+    for (const id of ['#library', '#tape', '#jobs', '#streams', '#cache']) {
+      const box = await page.locator(id).boundingBox();
+      t.truthy(box, `${id} has a box`);
+      t.true(box!.width > 300 && box!.height > 60, `${id} is ${box?.width}x${box?.height}`);
+      t.true(await page.locator(id).isVisible());
+    }
+
+    writeFileSync(join(shotDir, 'status-initial.png'), await page.screenshot({ fullPage: true, type: 'png' }));
+
+    // Change the data: the page follows without reloading.
+    await page.evaluate(() => {
+      (window as unknown as { __marker: string }).__marker = 'still here';
+    });
+    const loadsBefore = pageLoads;
+    state.jobs[0] = { ...state.jobs[0], progress: { done: 6 * GiB, total: 8 * GiB, unit: 'bytes' } };
+    state.tape = {
+      ...state.tape,
+      drives: [state.tape.drives[0], { index: 1, name: 'drive1', state: 'loading', label: 'TD0042L9', generation: 'LTO-9', activity: 'recall job 8' }],
+      offlineNeeded: [],
+      offline: [],
+    };
+    state.streams = [
+      ...state.streams,
+      { id: 'i7', title: 'Concert.mp4', tier: 'disk', remote: '192.168.1.40', client: 'Samsung TV', start: 1000, end: 1999, size: 5000, bytes: 1000, startedAt: NOW - 5000 },
+    ];
+    state.cache = { ...state.cache, hits: 1900 };
+    await page.waitForFunction(() => document.querySelector('#jobs')?.textContent?.includes('75%'), undefined, { timeout: 10_000 });
+    await page.waitForFunction(() => document.querySelector('#streams')?.textContent?.includes('Concert.mp4'), undefined, { timeout: 10_000 });
+    t.regex(await page.locator('#tape').innerText(), /Drive 1\s+loading\s+TD0042L9/);
+    t.false((await page.locator('#tape').innerText()).includes('needed but offline'));
+    t.regex(await page.locator('#cache').innerText(), /95\.0%\s+hit ratio/);
+    t.is(await page.locator('#streams tbody tr').count(), 2);
+    t.is(await page.evaluate(() => (window as unknown as { __marker?: string }).__marker), 'still here');
+    t.is(await page.evaluate(() => performance.getEntriesByType('navigation').length), 1);
+    t.is(pageLoads, loadsBefore, 'the document was not fetched again');
+
+    // A section whose source fails says so; the others keep rendering.
+    state.tapeFails = true;
+    await page.waitForFunction(() => document.querySelector('#tape .err')?.textContent?.includes('stager socket closed'), undefined, { timeout: 10_000 });
+    t.regex(await page.locator('#tape').innerText(), /Tape status unavailable: stager socket closed/);
+    t.false((await page.locator('#tape').innerText()).includes('No tape library is configured'), 'a failing tape library is not reported as absent');
+    t.regex(await page.locator('#library').innerText(), /3,550\s+items/);
+    state.tapeFails = false;
+    await page.waitForSelector('#tape .drive', { timeout: 10_000 });
+
+    // Screenshots: the full page (PNG, kept for people) and JPEGs whose pixels are checked.
+    const png = await page.screenshot({ fullPage: true, type: 'png' });
+    writeFileSync(join(shotDir, 'status.png'), png);
+    t.deepEqual([...png.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a], 'a PNG');
+    t.is(png.readUInt32BE(16), 1280, 'PNG width is the viewport width');
+    t.true(png.readUInt32BE(20) >= 900, 'PNG height covers at least the viewport');
+    t.true(png.length > 30_000, `a real rendering, not a blank page (${png.length} bytes)`);
+
+    const whole = luminance(await page.screenshot({ fullPage: true, type: 'jpeg', quality: 90 }));
+    t.true(whole.sd > 12, `the page is not uniform (luminance sd ${whole.sd.toFixed(1)})`);
+    for (const id of ['#library', '#tape']) {
+      const shot = await page.locator(id).screenshot({ type: 'jpeg', quality: 90 });
+      writeFileSync(join(shotDir, `${id.slice(1)}.jpg`), shot);
+      const l = luminance(shot);
+      t.true(l.width > 300 && l.height > 100, `${id} screenshot is ${l.width}x${l.height}`);
+      t.true(l.mean > 150, `${id}: light card background (mean ${l.mean.toFixed(0)})`);
+      t.true(l.dark > 0.01 && l.dark < 0.5, `${id}: text drawn on it (${(l.dark * 100).toFixed(1)}% dark pixels)`);
+    }
+
+    t.deepEqual(foreign, [], 'no request leaves the server');
+    t.deepEqual(problems, [], 'no console errors (CSP violations would show here)');
+    t.log(`screenshots in ${shotDir} (set TAPEDECK_KEEP_SCREENSHOTS=1 to keep them)`);
+  } finally {
+    await context.close();
+    rmSync(userDataDir, { recursive: true, force: true });
+  }
+});
