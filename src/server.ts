@@ -2,13 +2,11 @@
 // (HTTP delivery, SOAP control, GENA, SSDP) into one server and runs it until
 // stopped. Shutdown is ordered: byebye, then HTTP, then the catalog.
 
-import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import Koa from 'koa';
 import { Router } from '@koa/router';
 import { Catalog, type ChangeEvent } from './catalog/catalog.js';
@@ -28,19 +26,11 @@ import { combineContainerUpdateIds, EventService } from './upnp/gena.js';
 import { loadDescriptions } from './upnp/description.js';
 import { defaultClientRegistry } from './upnp/clients.js';
 import { DEFAULT_TARGETS, SsdpServer } from './upnp/ssdp.js';
+import { DEVICES_DIR, REPO_ROOT } from './util/paths.js';
 import { DEFAULT_ALLOWED_SUBNETS, defaultInterfaces, resolveInterfaces, type NetIface } from './util/net.js';
 
 export const VERSION = '0.1.0';
-/** The folder holding package.json (the checkout, or the install prefix when built into dist/). */
-export const REPO_ROOT = findUp(dirname(fileURLToPath(import.meta.url)));
-
-function findUp(dir: string): string {
-  for (let d = dir; ; d = dirname(d)) {
-    if (existsSync(join(d, 'package.json'))) return d;
-    if (dirname(d) === d) return join(dirname(fileURLToPath(import.meta.url)), '..');
-  }
-}
-export const DEVICES_DIR = join(REPO_ROOT, 'devices');
+export { REPO_ROOT, DEVICES_DIR };
 
 export interface ServerStatus {
   scanning: boolean;

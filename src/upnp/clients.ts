@@ -14,10 +14,10 @@
 // uses it when a later request from that address matches nothing.
 
 import { readdirSync, readFileSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { basename, join } from 'node:path';
 import type { IncomingHttpHeaders } from 'node:http';
 import { attrs } from '../util/xml.js';
+import { DEVICES_DIR } from '../util/paths.js';
 
 export type HeaderBag = IncomingHttpHeaders | Record<string, string | string[] | undefined>;
 
@@ -330,9 +330,9 @@ export class ClientRegistry {
   }
 }
 
-/** devices/clients of this source tree (two levels up from src/upnp). */
+/** devices/clients beside package.json (in a checkout and in an installed tree alike). */
 export function defaultClientsDir(): string {
-  return resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'devices', 'clients');
+  return join(DEVICES_DIR, 'clients');
 }
 
 let defaultRegistry: ClientRegistry | undefined;
