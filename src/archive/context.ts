@@ -1,0 +1,132 @@
+// What a running job works with: the catalog, the tape library (interface only),
+// its own durable record and progress reporting.
+
+import type { Catalog } from '../catalog/catalog.js';
+import type { BatchOp } from '../catalog/store.js';
+import type { Config } from '../config.js';
+import type { Logger } from '../log.js';
+import type { TapeLibrary } from '../tape/types.js';
+import type { JobBatch, JobItem, JobRecord, JobStore } from './jobs.js';
+import type { PoolStore } from './pool.js';
+import type { DriveManager, MemberReaderOptions } from './tapeio.js';
+import type { StubOptions } from './stubs.js';
+
+export class Interrupted extends Error {
+  constructor() {
+    super('job interrupted (service stopping); it resumes on the next start');
+    this.name = 'Interrupted';
+  }
+}
+
+export interface JobTuning {
+  /** Largest tar written in one go (default 8 GiB): disk space is freed batch by batch. */
+  maxBatchBytes: number;
+  maxBatchItems: number;
+  reader: MemberReaderOptions;
+  /** Bytes per drive write (default 4 MiB). */
+  writeChunkBytes: number;
+}
+
+export const DEFAULT_TUNING: JobTuning = {
+  maxBatchBytes: 8 * 1024 ** 3,
+  maxBatchItems: 2000,
+  reader: {},
+  writeChunkBytes: 4 << 20,
+};
+
+export class JobContext {
+  private lastEmit = 0;
+  private lastSave = 0;
+  /** Job writes are chained so a late progress write never overwrites a newer record. */
+  private writes: Promise<void> = Promise.resolve();
+  /** Items that ended failed, with the code of the first failure. */
+  failures: { id: string; note: string; code: string }[] = [];
+
+  constructor(
+    readonly job: JobRecord,
+    readonly catalog: Catalog,
+    readonly library: TapeLibrary,
+    readonly config: Config,
+    readonly log: Logger,
+    readonly jobs: JobStore,
+    readonly pool: PoolStore,
+    readonly drives: DriveManager,
+    readonly stubOpts: StubOptions,
+    readonly tuning: JobTuning,
+    readonly signal: AbortSignal,
+    private readonly emit: (job: JobRecord) => void,
+    readonly noteNeeded: (label: string) => void,
+  ) {}
+
+  /** Wait for pending progress writes. */
+  async flush(): Promise<void> {
+    await this.writes;
+  }
+
+  /** Throws Interrupted when the service is stopping (at phase boundaries). */
+  checkpoint(): void {
+    if (this.signal.aborted) throw new Interrupted();
+  }
+
+  /** Persist the job record together with other ops (one batch), and tell listeners. */
+  async save(ops: BatchOp[] = []): Promise<void> {
+    this.job.updated = new Date().toISOString();
+    const batch = [...ops, this.jobs.jobOp(this.job)];
+    const w = this.writes.then(() => this.jobs.write(batch));
+    this.writes = w.catch(() => undefined);
+    await w;
+    this.lastSave = Date.now();
+    this.lastEmit = this.lastSave;
+    this.emit(this.job);
+  }
+
+  async saveItem(item: JobItem, ops: BatchOp[] = []): Promise<void> {
+    await this.save([this.jobs.itemOp(this.job.id, item), ...ops]);
+  }
+
+  async saveBatch(batch: JobBatch, ops: BatchOp[] = []): Promise<void> {
+    await this.save([this.jobs.batchOp(this.job.id, batch), ...ops]);
+  }
+
+  itemOp(item: JobItem): BatchOp {
+    return this.jobs.itemOp(this.job.id, item);
+  }
+
+  activity(text: string): void {
+    this.job.activity = text;
+    this.tell(true);
+  }
+
+  /** Count bytes of work done; listeners hear about it at most 5 times a second. */
+  addBytes(n: number): void {
+    this.job.progress.bytesDone += n;
+    this.tell();
+  }
+
+  itemDone(): void {
+    this.job.progress.itemsDone++;
+    this.tell();
+  }
+
+  private tell(force = false): void {
+    const now = Date.now();
+    if (!force && now - this.lastEmit < 200) return;
+    this.lastEmit = now;
+    this.emit(this.job);
+    // Progress is persisted now and then; phases are persisted when they change.
+    if (now - this.lastSave > 2000) {
+      this.lastSave = now;
+      const batch = [this.jobs.jobOp(this.job)];
+      this.writes = this.writes
+        .then(() => this.jobs.write(batch))
+        .catch((err: Error) => this.log.warn({ job: this.job.id, err: err.message }, 'cannot save job progress'));
+    }
+  }
+
+  fail(item: JobItem, note: string, code = 'FAILED'): void {
+    item.phase = 'failed';
+    item.note = note;
+    this.failures.push({ id: item.id, note, code });
+    this.log.warn({ job: this.job.id, item: item.id, note }, `${this.job.kind}: item failed`);
+  }
+}

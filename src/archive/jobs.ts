@@ -1,0 +1,151 @@
+// Durable job records in the catalog's KV store (write-ahead log of the tape tier).
+//
+//   j/<jobId>                 JobRecord (summary, state, progress)
+//   ji/<jobId>/<seq>          JobItem: one catalog item of the job and its phase
+//   jb/<jobId>/<n>            JobBatch: one tar written by an archive job (cartridge, index)
+//
+// Job IDs sort by creation time. Every phase change of an item is written
+// before the step that depends on it (and, where the catalog changes, in the
+// same batch as the catalog change), so a restart knows exactly what to do.
+
+import { randomBytes } from 'node:crypto';
+import type { BatchOp, KVStore } from '../catalog/store.js';
+import { prefixRange } from '../catalog/store.js';
+import type { IndexEntry } from '../tape/format.js';
+import type { ArchiveErrorCode } from './errors.js';
+
+export type JobKind = 'archive' | 'recall' | 'import';
+export type JobState = 'queued' | 'running' | 'done' | 'failed';
+
+export interface JobProgress {
+  /** Archive: bytes written + bytes read back; recall: bytes restored; import: bytes of members read. */
+  bytesDone: number;
+  bytesTotal: number;
+  itemsDone: number;
+  itemsTotal: number;
+}
+
+export interface JobOptions {
+  /** Archive: keep the disk copy (the item then lives on disk and tape). */
+  keepDisk?: boolean;
+  /** Tape label: add a cartridge holding foreign data to the pool anyway. */
+  force?: boolean;
+}
+
+export interface JobRecord {
+  id: string;
+  kind: JobKind;
+  state: JobState;
+  /** As submitted: object IDs, container IDs, paths (archive, recall) or labels (import). */
+  targets: string[];
+  opts: JobOptions;
+  created: string;
+  updated: string;
+  started?: string;
+  finished?: string;
+  /** What the job is doing now, for people (e.g. "writing TD0001L9"). */
+  activity?: string;
+  progress: JobProgress;
+  /** Runs started: 1 for a job that never crashed. */
+  attempts: number;
+  reason?: string;
+  code?: ArchiveErrorCode;
+  /** Summary of the outcome (counts, cartridges used...). */
+  result?: Record<string, unknown>;
+}
+
+export type ArchivePhase = 'pending' | 'batched' | 'committed' | 'done' | 'skipped' | 'failed';
+export type RecallPhase = 'pending' | 'restoring' | 'verified' | 'renamed' | 'committed' | 'done' | 'skipped' | 'failed';
+export type ItemPhase = ArchivePhase | RecallPhase;
+
+export interface JobItem {
+  seq: number;
+  /** Canonical catalog item ID. */
+  id: string;
+  phase: ItemPhase;
+  size?: number;
+  /** Archive: batch the item was written in; recall: cartridge it is read from. */
+  batch?: number;
+  label?: string;
+  /** Archive: source file and its size/mtime when the job took it. */
+  src?: string;
+  srcSize?: number;
+  srcMtime?: number;
+  /** Recall: temp file being written and final path. */
+  tmp?: string;
+  dest?: string;
+  /** Recall: the file at dest was already there with the right bytes (not ours to delete). */
+  adopted?: boolean;
+  /** Why the item was skipped or failed. */
+  note?: string;
+}
+
+export type BatchPhase = 'planned' | 'writing' | 'written' | 'verified' | 'done';
+
+export interface JobBatch {
+  n: number;
+  label: string;
+  phase: BatchPhase;
+  /** Item seqs in member order. */
+  items: number[];
+  /** Tape file number at end of data when writing started (the tar's tape file). */
+  tapeFile?: number;
+  /** Index entries once written (the archive's meta member first). */
+  entries?: IndexEntry[];
+}
+
+const J = 'j/';
+const JI = 'ji/';
+const JB = 'jb/';
+const pad = (n: number) => String(n).padStart(8, '0');
+
+let lastMs = 0;
+/** Sortable by creation time: 9 base-36 digits of milliseconds, then random. */
+export function newJobId(now = Date.now()): string {
+  const ms = Math.max(now, lastMs + 1);
+  lastMs = ms;
+  return ms.toString(36).padStart(9, '0') + randomBytes(3).toString('hex');
+}
+
+export const isTerminal = (s: JobState) => s === 'done' || s === 'failed';
+
+export class JobStore {
+  constructor(private readonly store: KVStore) {}
+
+  jobOp(job: JobRecord): BatchOp {
+    return { type: 'put', key: J + job.id, value: JSON.stringify(job) };
+  }
+  itemOp(jobId: string, item: JobItem): BatchOp {
+    return { type: 'put', key: `${JI}${jobId}/${pad(item.seq)}`, value: JSON.stringify(item) };
+  }
+  batchOp(jobId: string, batch: JobBatch): BatchOp {
+    return { type: 'put', key: `${JB}${jobId}/${pad(batch.n)}`, value: JSON.stringify(batch) };
+  }
+
+  async get(id: string): Promise<JobRecord | undefined> {
+    const v = await this.store.get(J + id);
+    return v === undefined ? undefined : (JSON.parse(v) as JobRecord);
+  }
+
+  async list(): Promise<JobRecord[]> {
+    const out: JobRecord[] = [];
+    for await (const [, v] of this.store.entries(prefixRange(J))) out.push(JSON.parse(v) as JobRecord);
+    return out;
+  }
+
+  async items(jobId: string): Promise<JobItem[]> {
+    const out: JobItem[] = [];
+    for await (const [, v] of this.store.entries(prefixRange(`${JI}${jobId}/`))) out.push(JSON.parse(v) as JobItem);
+    return out;
+  }
+
+  async batches(jobId: string): Promise<JobBatch[]> {
+    const out: JobBatch[] = [];
+    for await (const [, v] of this.store.entries(prefixRange(`${JB}${jobId}/`))) out.push(JSON.parse(v) as JobBatch);
+    return out;
+  }
+
+  async write(ops: BatchOp[]): Promise<void> {
+    await this.store.batch(ops);
+  }
+}

@@ -1,0 +1,39 @@
+// The configured tape library: cfg.tape → openTapeLibrary's options.
+
+import { join } from 'node:path';
+import type { Config } from '../config.js';
+import { openTapeLibrary, type TapeLibraryConfig } from '../tape/index.js';
+import type { TapeLibrary } from '../tape/types.js';
+import { ArchiveError } from './errors.js';
+
+/** Options for openTapeLibrary from the configuration; undefined when tape_backend = none. */
+export function tapeLibraryConfig(cfg: Config): TapeLibraryConfig | undefined {
+  const t = cfg.tape;
+  if (t.backend === 'none') return undefined;
+  if (t.backend === 'scsi') {
+    return { backend: 'scsi', changer: t.changer!, drives: t.devices.map((device) => ({ device })), blockSize: t.blockSize, statePath: join(cfg.dataDir, 'tape-state.json') };
+  }
+  return {
+    backend: 'virtual',
+    dir: t.dir,
+    slots: t.slots,
+    drives: t.drives,
+    generation: t.generation,
+    blockSize: t.blockSize,
+    capacityBytes: t.capacity,
+    timeScale: t.timeScale,
+  };
+}
+
+/** Open the configured library; NO_LIBRARY when tape_backend = none, BUSY when another process holds it. */
+export async function openConfiguredLibrary(cfg: Config): Promise<TapeLibrary> {
+  const lc = tapeLibraryConfig(cfg);
+  if (!lc) throw new ArchiveError('NO_LIBRARY', 'no tape library is configured (tape_backend = none)');
+  try {
+    return await openTapeLibrary(lc);
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    if (code === 'BUSY') throw new ArchiveError('BUSY', `cannot open the tape library: ${(err as Error).message}`, { cause: err });
+    throw err;
+  }
+}

@@ -1,0 +1,500 @@
+// ArchiveService: archive, recall and import as durable jobs over the catalog
+// and a TapeLibrary (local, or a proxy to the staging worker: only the
+// interface is used), plus the operator's cartridge commands. Transport-agnostic:
+// the CLI calls it directly, the server exposes it on the control socket.
+//
+// One job runs at a time (tape drives are few and jobs stream); cartridge
+// commands (label, export) wait for the running job. Emits 'job' with a copy of
+// the JobRecord on every state change and at most 5 times a second while a job
+// makes progress.
+
+import { EventEmitter } from 'node:events';
+import { readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Catalog } from '../catalog/catalog.js';
+import type { Config } from '../config.js';
+import type { Logger } from '../log.js';
+import { readIndex, writeArchive } from '../tape/format.js';
+import { LABEL_RE, isTapeError, type TapeLibrary } from '../tape/types.js';
+import { cleanupArchive, runArchive } from './archive-job.js';
+import { DEFAULT_TUNING, Interrupted, JobContext, type JobTuning } from './context.js';
+import { ArchiveError, errorCode, messageOf, type ArchiveErrorCode } from './errors.js';
+import { runImport } from './import-job.js';
+import { isTerminal, JobStore, newJobId, type JobItem, type JobKind, type JobOptions, type JobRecord } from './jobs.js';
+import { LABEL_MEMBER, labelMember, PoolStore, type CartridgeRecord } from './pool.js';
+import { cleanupRecall, runRecall } from './recall-job.js';
+import { stubPath, type StubOptions } from './stubs.js';
+import { DriveManager } from './tapeio.js';
+import { resolveTargets } from './targets.js';
+
+/** A job interrupted this many times (crash loop) is failed instead of resumed. */
+export const MAX_ATTEMPTS = 5;
+
+export interface ArchiveServiceOptions {
+  catalog: Catalog;
+  library: TapeLibrary;
+  config: Config;
+  log: Logger;
+  tuning?: Partial<JobTuning>;
+}
+
+export interface DriveInfo {
+  index: number;
+  name: string;
+  loaded: boolean;
+  label?: string;
+  ready: boolean;
+  online: boolean;
+  block?: number;
+}
+
+export interface CartridgeInfo {
+  label: string;
+  where: 'slot' | 'drive' | 'ie' | 'offline' | 'unknown';
+  slot?: number;
+  drive?: number;
+  /** Labelled by Tapedeck: archives may be appended. */
+  pool: boolean;
+  blockSize?: number;
+  capacityBytes?: number;
+  usedBytes?: number;
+  freeBytes?: number;
+  full?: boolean;
+  /** Catalog items with a copy on this cartridge, and their bytes. */
+  items: number;
+  bytes: number;
+  /** Offline and wanted by a request. */
+  needed: boolean;
+}
+
+export interface TapeStatus {
+  backend: TapeLibrary['kind'];
+  drives: DriveInfo[];
+  slots: { slot: number; label?: string; importExport: boolean }[];
+  cartridges: CartridgeInfo[];
+  offline: string[];
+  needed: string[];
+  pool: { cartridges: number; freeBytes: number };
+}
+
+export interface LabelResult {
+  label: string;
+  /** A new (virtual) cartridge was created. */
+  created: boolean;
+  /** A label archive was written (the cartridge was blank). */
+  written: boolean;
+  pool: true;
+  freeBytes?: number;
+}
+
+type Runner = (ctx: JobContext) => Promise<Record<string, unknown>>;
+const RUNNERS: Record<JobKind, Runner> = { archive: runArchive, recall: runRecall, import: runImport };
+const CLEANUPS: Partial<Record<JobKind, (ctx: JobContext) => Promise<void>>> = { archive: cleanupArchive, recall: cleanupRecall };
+
+export class ArchiveService extends EventEmitter {
+  readonly catalog: Catalog;
+  readonly library: TapeLibrary;
+  readonly config: Config;
+  readonly log: Logger;
+  readonly jobs: JobStore;
+  readonly pool: PoolStore;
+  readonly drives: DriveManager;
+  readonly tuning: JobTuning;
+  private readonly needed = new Set<string>();
+  private exclusive: Promise<unknown> = Promise.resolve();
+  private readonly running = new Map<string, Promise<JobRecord>>();
+  private abort = new AbortController();
+  private stopped = true;
+  private loop: Promise<void> | undefined;
+  private wake: (() => void) | undefined;
+
+  constructor(opts: ArchiveServiceOptions) {
+    super();
+    this.catalog = opts.catalog;
+    this.library = opts.library;
+    this.config = opts.config;
+    this.log = opts.log;
+    this.jobs = new JobStore(opts.catalog.store);
+    this.pool = new PoolStore(opts.catalog.store);
+    this.drives = new DriveManager(opts.library);
+    this.tuning = { ...DEFAULT_TUNING, ...(opts.tuning ?? {}) };
+  }
+
+  get stubOptions(): StubOptions {
+    return { headSeconds: this.config.headStubSeconds, headMin: this.config.headStubMin };
+  }
+
+  // --- jobs -------------------------------------------------------------------------
+
+  /** Validate and queue a job. Unknown IDs, paths or labels: ArchiveError NOT_FOUND (nothing queued). */
+  async submit(kind: JobKind, targets: string[], opts: JobOptions = {}): Promise<JobRecord> {
+    if (!['archive', 'recall', 'import'].includes(kind)) throw new ArchiveError('INVALID', `unknown job kind ${String(kind)}`);
+    const items: JobItem[] = [];
+    if (kind === 'import') {
+      if (!Array.isArray(targets) || targets.length === 0) throw new ArchiveError('INVALID', 'name the cartridge(s) to import');
+      for (const label of targets) await this.drives.where(String(label));
+    } else {
+      const ids = await resolveTargets(this.catalog, targets);
+      for (const id of ids) {
+        const obj = await this.catalog.get(id);
+        const size = kind === 'archive' ? obj?.location?.disk?.size ?? obj?.res?.size : obj?.location?.tape?.size ?? obj?.res?.size;
+        items.push({ seq: items.length, id, phase: 'pending', ...(size !== undefined ? { size } : {}) });
+      }
+    }
+    const now = new Date().toISOString();
+    const job: JobRecord = {
+      id: newJobId(),
+      kind,
+      state: 'queued',
+      targets: targets.map(String),
+      opts: { ...(opts.keepDisk ? { keepDisk: true } : {}) },
+      created: now,
+      updated: now,
+      progress: { bytesDone: 0, bytesTotal: items.reduce((n, i) => n + (i.size ?? 0), 0) * (kind === 'archive' ? 2 : 1), itemsDone: 0, itemsTotal: kind === 'import' ? targets.length : items.length },
+      attempts: 0,
+    };
+    await this.jobs.write([this.jobs.jobOp(job), ...items.map((i) => this.jobs.itemOp(job.id, i))]);
+    this.emit('job', clone(job));
+    this.wake?.();
+    return job;
+  }
+
+  /** Run a job to its end (or until the service stops). Concurrent calls share one run. */
+  run(id: string): Promise<JobRecord> {
+    const existing = this.running.get(id);
+    if (existing) return existing;
+    const p = this.serial(() => this.execute(id)).finally(() => this.running.delete(id));
+    this.running.set(id, p);
+    return p;
+  }
+
+  async get(id: string): Promise<JobRecord | undefined> {
+    return this.jobs.get(id);
+  }
+
+  async list(): Promise<JobRecord[]> {
+    return this.jobs.list();
+  }
+
+  async items(id: string): Promise<JobItem[]> {
+    return this.jobs.items(id);
+  }
+
+  /** Finish or fail every interrupted job, and clean leftovers (temp stub files, orphan stubs). */
+  async resume(): Promise<void> {
+    await this.cleanLeftovers();
+    for (const job of await this.list()) {
+      if (job.state !== 'running') continue;
+      this.log.info({ job: job.id, kind: job.kind }, 'resuming interrupted job');
+      await this.run(job.id);
+    }
+  }
+
+  /** Background runner (server): resume, then run queued jobs one at a time until stop(). */
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    if (this.abort.signal.aborted) this.abort = new AbortController();
+    this.loop = this.runLoop();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.abort.abort();
+    this.wake?.();
+    await this.loop;
+    await Promise.allSettled([...this.running.values()]);
+    this.loop = undefined;
+  }
+
+  private async runLoop(): Promise<void> {
+    try {
+      await this.resume();
+    } catch (err) {
+      this.log.error({ err: messageOf(err) }, 'cannot resume interrupted jobs');
+    }
+    while (!this.stopped) {
+      const next = (await this.list().catch(() => [] as JobRecord[])).find((j) => j.state === 'queued');
+      if (next) {
+        await this.run(next.id).catch((err: unknown) => this.log.error({ job: next.id, err: messageOf(err) }, 'job runner error'));
+        continue;
+      }
+      await new Promise<void>((resolve) => {
+        this.wake = resolve;
+      });
+      this.wake = undefined;
+    }
+  }
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const p = this.exclusive.then(fn, fn);
+    this.exclusive = p.catch(() => undefined);
+    return p;
+  }
+
+  private async execute(id: string): Promise<JobRecord> {
+    const job = await this.jobs.get(id);
+    if (!job) throw new ArchiveError('NOT_FOUND', `no job ${id}`);
+    if (isTerminal(job.state)) return job;
+    job.state = 'running';
+    job.attempts = (job.attempts ?? 0) + 1;
+    job.started ??= new Date().toISOString();
+    const ctx = new JobContext(
+      job,
+      this.catalog,
+      this.library,
+      this.config,
+      this.log,
+      this.jobs,
+      this.pool,
+      this.drives,
+      this.stubOptions,
+      this.tuning,
+      this.abort.signal,
+      (j) => this.emit('job', clone(j)),
+      (label) => this.noteNeeded(label),
+    );
+    try {
+      if (job.attempts > MAX_ATTEMPTS) throw new ArchiveError('FAILED', `interrupted ${job.attempts - 1} times; giving up`);
+      await ctx.save();
+      const result = await RUNNERS[job.kind](ctx);
+      await ctx.flush();
+      job.result = result;
+      if (ctx.failures.length) {
+        const first = ctx.failures[0];
+        job.state = 'failed';
+        job.code = first.code as ArchiveErrorCode;
+        job.reason = `${ctx.failures.length} of ${job.progress.itemsTotal} item(s) failed: ${first.id}: ${first.note}`;
+      } else {
+        job.state = 'done';
+        job.progress.bytesDone = job.progress.bytesTotal;
+      }
+    } catch (err) {
+      await ctx.flush();
+      if (err instanceof Interrupted || (this.abort.signal.aborted && !(err instanceof ArchiveError))) {
+        job.activity = 'interrupted; resumes on the next start';
+        await ctx.save();
+        return clone(job);
+      }
+      this.log.warn({ job: job.id, kind: job.kind, err: messageOf(err) }, 'job failed');
+      try {
+        await CLEANUPS[job.kind]?.(ctx);
+      } catch (e) {
+        this.log.error({ job: job.id, err: messageOf(e) }, 'cleanup after a failed job failed');
+      }
+      job.state = 'failed';
+      job.code = errorCode(err);
+      job.reason = messageOf(err);
+    }
+    delete job.activity;
+    job.finished = new Date().toISOString();
+    await ctx.save();
+    return clone(job);
+  }
+
+  private async cleanLeftovers(): Promise<void> {
+    const dir = join(this.config.dataDir, 'stubs');
+    let names: string[];
+    try {
+      names = await readdir(dir);
+    } catch {
+      return;
+    }
+    for (const name of names) {
+      const path = join(dir, name);
+      if (name.endsWith('.tmp')) {
+        await rm(path, { force: true });
+        continue;
+      }
+      if (!name.endsWith('.stub')) continue;
+      const id = name.slice(0, -5);
+      const obj = await this.catalog.get(id);
+      // A running archive job rewrites the stubs it has not committed yet.
+      if (obj?.location?.stub?.path !== path && path === stubPath(this.config.dataDir, id)) await rm(path, { force: true });
+    }
+  }
+
+  // --- cartridges ---------------------------------------------------------------------
+
+  /** A request wanted this offline cartridge (shown by `tape ls`). */
+  noteNeeded(label: string): void {
+    this.needed.add(label);
+  }
+
+  async tapeStatus(): Promise<TapeStatus> {
+    const inv = await this.library.changer.inventory();
+    const recs = new Map((await this.pool.list()).map((r) => [r.label, r]));
+    const driveStatus = await Promise.all(this.library.drives.map((d) => d.status()));
+    const usage = new Map<string, { items: number; bytes: number }>();
+    for (const item of await this.catalog.items()) {
+      const t = item.location?.tape;
+      if (!t) continue;
+      const u = usage.get(t.label) ?? { items: 0, bytes: 0 };
+      u.items++;
+      u.bytes += t.size;
+      usage.set(t.label, u);
+    }
+    const offline = new Set(inv.offline ?? []);
+    for (const l of [...this.needed]) if (!offline.has(l)) this.needed.delete(l);
+    const carts = new Map<string, CartridgeInfo>();
+    const add = (label: string, where: CartridgeInfo['where'], extra: Partial<CartridgeInfo> = {}) => {
+      const rec = recs.get(label);
+      const u = usage.get(label) ?? { items: 0, bytes: 0 };
+      const info: CartridgeInfo = { label, where, pool: rec?.pool === true, items: u.items, bytes: u.bytes, needed: this.needed.has(label), ...extra };
+      if (rec?.blockSize !== undefined) info.blockSize = rec.blockSize;
+      if (rec?.capacityBytes !== undefined) info.capacityBytes = rec.capacityBytes;
+      if (rec?.usedBytes !== undefined) info.usedBytes = rec.usedBytes;
+      if (rec?.remainingBytes !== undefined) info.freeBytes = rec.remainingBytes;
+      if (rec?.full) info.full = true;
+      carts.set(label, info);
+    };
+    for (const s of inv.slots) if (s.full && s.label) add(s.label, 'slot', { slot: s.slot });
+    for (const s of inv.ie) if (s.full && s.label) add(s.label, 'ie', { slot: s.slot });
+    for (const d of inv.drives) {
+      if (!d.full || !d.label) continue;
+      add(d.label, 'drive', { drive: d.drive, ...(d.sourceSlot !== undefined ? { slot: d.sourceSlot } : {}) });
+      const st = driveStatus[d.drive];
+      const info = carts.get(d.label)!;
+      if (st?.blockSize) info.blockSize = st.blockSize;
+      if (st?.capacityBytes !== undefined) info.capacityBytes = st.capacityBytes;
+      if (st?.remainingBytes !== undefined && st.capacityBytes !== undefined) {
+        info.freeBytes = st.remainingBytes;
+        info.usedBytes = st.capacityBytes - st.remainingBytes;
+      }
+    }
+    for (const l of offline) add(l, 'offline');
+    for (const l of recs.keys()) if (!carts.has(l)) add(l, 'unknown');
+    const cartridges = [...carts.values()].sort((a, b) => a.label.localeCompare(b.label));
+    const poolCarts = cartridges.filter((c) => c.pool && c.where !== 'offline' && c.where !== 'unknown' && !c.full);
+    return {
+      backend: this.library.kind,
+      drives: driveStatus.map((s) => {
+        const d: DriveInfo = { index: s.index, name: s.name, loaded: s.loaded, ready: s.ready, online: s.online };
+        if (s.label) d.label = s.label;
+        if (s.position) d.block = s.position.block;
+        return d;
+      }),
+      slots: [...inv.slots, ...inv.ie].map((s) => ({ slot: s.slot, importExport: s.importExport, ...(s.label ? { label: s.label } : {}) })),
+      cartridges,
+      offline: [...offline].sort(),
+      needed: [...this.needed].sort(),
+      pool: { cartridges: poolCarts.length, freeBytes: poolCarts.reduce((n, c) => n + (c.freeBytes ?? 0), 0) },
+    };
+  }
+
+  /**
+   * Add cartridges to the archive pool. A blank cartridge gets a label archive;
+   * one already labelled by Tapedeck is just registered; one holding other data
+   * is refused unless `force`. The virtual library creates unknown labels (and,
+   * with no label given, the next free TDnnnnLg).
+   */
+  label(labels: string[], opts: { force?: boolean } = {}): Promise<LabelResult[]> {
+    return this.serial(async () => {
+      const virt = this.library as TapeLibrary & { createCartridge?: (label: string) => Promise<void> };
+      const canCreate = typeof virt.createCartridge === 'function';
+      let list = labels;
+      if (list.length === 0) {
+        if (!canCreate) throw new ArchiveError('INVALID', 'name the cartridge(s) to label');
+        list = [await this.nextLabel()];
+      }
+      const out: LabelResult[] = [];
+      for (const label of list) {
+        if (!LABEL_RE.test(label)) throw new ArchiveError('INVALID', `invalid cartridge label "${label}" (expected six letters/digits and the media id, e.g. TD0001L9)`);
+        let created = false;
+        try {
+          await this.drives.where(label);
+        } catch (err) {
+          if (!(err instanceof ArchiveError && err.code === 'NOT_FOUND') || !canCreate) throw err;
+          try {
+            await virt.createCartridge!.call(this.library, label);
+          } catch (e) {
+            if (isTapeError(e, 'FULL')) throw new ArchiveError('NO_ROOM', `no free slot for a new cartridge ${label}`, { label });
+            throw e;
+          }
+          created = true;
+        }
+        const drive = await this.drives.mount(label);
+        await drive.seekToEod();
+        let written = false;
+        if ((await drive.tell()) === 0) {
+          await writeArchive(drive, [labelMember(label)], { label });
+          written = true;
+        } else {
+          let ours = false;
+          try {
+            ours = (await readIndex(drive, 1)).entries.some((e) => e.path === LABEL_MEMBER);
+          } catch (err) {
+            if (!isTapeError(err)) throw err;
+          }
+          if (!ours && !opts.force) {
+            throw new ArchiveError('INVALID', `${label} holds data not written by Tapedeck: catalog it with \`tapedeck tape import ${label}\`, or add it to the archive pool anyway with --force (archives are then appended after that data)`, { label });
+          }
+        }
+        const st = await drive.status();
+        const prev = await this.pool.get(label);
+        const rec: CartridgeRecord = { ...(prev ?? {}), label, pool: true, labelled: prev?.labelled ?? new Date().toISOString(), full: false, updated: '' };
+        if (st.blockSize) rec.blockSize = st.blockSize;
+        if (st.capacityBytes !== undefined) rec.capacityBytes = st.capacityBytes;
+        if (st.remainingBytes !== undefined) {
+          rec.remainingBytes = st.remainingBytes;
+          if (st.capacityBytes !== undefined) rec.usedBytes = st.capacityBytes - st.remainingBytes;
+        }
+        if (rec.remainingBytes === 0) rec.full = true;
+        await this.pool.put(rec);
+        const r: LabelResult = { label, created, written, pool: true };
+        if (rec.remainingBytes !== undefined) r.freeBytes = rec.remainingBytes;
+        out.push(r);
+      }
+      return out;
+    });
+  }
+
+  private async nextLabel(): Promise<string> {
+    const inv = await this.library.changer.inventory();
+    const known = new Set<string>([...(inv.offline ?? []), ...(await this.pool.list()).map((r) => r.label)]);
+    for (const s of [...inv.slots, ...inv.ie, ...inv.drives]) if (s.label) known.add(s.label);
+    const virt = this.library as TapeLibrary & { labels?: () => Promise<string[]> };
+    if (typeof virt.labels === 'function') for (const l of await virt.labels.call(this.library)) known.add(l);
+    const suffix = `L${this.config.tape.generation.slice(4)}`;
+    for (let n = 1; n < 10000; n++) {
+      const l = `TD${String(n).padStart(4, '0')}${suffix}`;
+      if (!known.has(l)) return l;
+    }
+    throw new ArchiveError('INVALID', 'no free TDnnnn label left');
+  }
+
+  /** Move a cartridge out of the library (unloading it first). */
+  exportCartridge(label: string): Promise<{ label: string; offline: true }> {
+    return this.serial(async () => {
+      const w = await this.drives.where(label);
+      if (w.where === 'offline') throw new ArchiveError('INVALID', `${label} is already offline`, { label });
+      if (w.where === 'drive') await this.library.changer.unload(w.drive);
+      try {
+        await this.library.changer.exportCartridge(label);
+      } catch (err) {
+        if (isTapeError(err, 'FULL')) throw new ArchiveError('BUSY', `cannot export ${label}: ${messageOf(err)}`, { label, cause: err });
+        throw err;
+      }
+      return { label, offline: true as const };
+    });
+  }
+
+  /** A pool cartridge that is online and not full, labelling a new one when there is none (virtual library). */
+  async ensurePool(): Promise<string> {
+    for (const rec of await this.pool.list()) {
+      if (!rec.pool || rec.full) continue;
+      try {
+        const w = await this.drives.where(rec.label);
+        if (w.where !== 'offline') return rec.label;
+      } catch {
+        // unknown to the library
+      }
+    }
+    const [r] = await this.label([]);
+    return r.label;
+  }
+}
+
+function clone<T>(v: T): T {
+  return JSON.parse(JSON.stringify(v)) as T;
+}

@@ -1,0 +1,95 @@
+// Archive and recall through ArchiveService: locations, stubs, scanner interplay,
+// reuse of verified copies, recall ordering, tape import, bad inputs.
+import test from 'ava';
+import { readFile, stat, access } from 'node:fs/promises';
+import { join } from 'node:path';
+import { scan } from '../src/scanner/scanner.js';
+import { ArchiveError } from '../src/archive/errors.js';
+import { stubPath } from '../src/archive/stubs.js';
+import { fakeProbe, itemAt, makeLab, readThroughCatalog, sha256 } from './fixtures/archive/setup.js';
+
+const exists = (p: string) => access(p).then(() => true, () => false);
+
+test('archive moves items to verified tape copies with head stubs; recall brings them back unchanged', async (t) => {
+  const lab = await makeLab();
+  t.teardown(() => lab.cleanup());
+  const job = await lab.service.submit('archive', [lab.media]);
+  t.is(job.state, 'queued');
+  t.is(job.progress.itemsTotal, lab.files.size);
+  const done = await lab.service.run(job.id);
+  t.is(done.state, 'done', done.reason);
+  t.is(done.progress.itemsDone, lab.files.size);
+  t.deepEqual(done.result?.cartridges, ['TD0001L9']);
+  for (const [path, content] of lab.files) {
+    const item = await itemAt(lab.catalog, path);
+    const loc = item.location!;
+    t.falsy(loc.disk, path);
+    t.truthy(loc.tape, path);
+    t.is(loc.tape!.sha256, sha256(content));
+    t.is(loc.stub!.path, stubPath(lab.data, item.id));
+    t.false(await exists(path), `${path} removed`);
+    t.true((await lab.catalog.getPath(path))!.archived);
+    t.true((await readThroughCatalog(lab, item)).equals(content), path);
+  }
+  // A rescan does not drop archived items.
+  await scan(lab.catalog, { roots: [lab.media], probe: fakeProbe });
+  t.is((await lab.catalog.items()).length, lab.files.size);
+
+  const rec = await lab.service.submit('recall', ['folders']);
+  const back = await lab.service.run(rec.id);
+  t.is(back.state, 'done', back.reason);
+  for (const [path, content] of lab.files) {
+    const item = await itemAt(lab.catalog, path);
+    t.is(item.location!.disk!.path, path);
+    t.truthy(item.location!.tape, 'tape copy kept');
+    t.falsy(item.location!.stub);
+    t.false(await exists(stubPath(lab.data, item.id)));
+    t.true((await readFile(path)).equals(content));
+    const st = await stat(path);
+    t.is(Math.trunc(st.mtimeMs), item.mtime, 'original mtime restored');
+    const pe = (await lab.catalog.getPath(path))!;
+    t.false(pe.archived);
+    t.is(pe.size, content.length);
+    t.is(pe.mtime, Math.trunc(st.mtimeMs));
+  }
+  // The next scan finds every file unchanged.
+  const s = await scan(lab.catalog, { roots: [lab.media], probe: fakeProbe });
+  t.is(s.unchanged, lab.files.size);
+  t.is(s.probed, 0);
+});
+
+test('archive --keep keeps the disk copy; a second archive of unchanged files writes nothing', async (t) => {
+  const lab = await makeLab();
+  t.teardown(() => lab.cleanup());
+  const [path, content] = [...lab.files][0];
+  const item = await itemAt(lab.catalog, path);
+  const j1 = await lab.service.run((await lab.service.submit('archive', [item.id], { keepDisk: true })).id);
+  t.is(j1.state, 'done', j1.reason);
+  const kept = await itemAt(lab.catalog, path);
+  t.truthy(kept.location!.disk);
+  t.truthy(kept.location!.tape);
+  t.true((await readFile(path)).equals(content));
+  const written = lab.library.stats().bytesWritten;
+  const j2 = await lab.service.run((await lab.service.submit('archive', [item.id])).id);
+  t.is(j2.state, 'done', j2.reason);
+  t.is(j2.result?.reused, 1);
+  t.is(lab.library.stats().bytesWritten, written, 'no tape write for a verified copy');
+  const after = await itemAt(lab.catalog, path);
+  t.falsy(after.location!.disk);
+  t.deepEqual(after.location!.tape, kept.location!.tape);
+  t.truthy(after.location!.stub);
+});
+
+test('bad input: unknown IDs and paths are refused before anything is queued', async (t) => {
+  const lab = await makeLab({ memory: true });
+  t.teardown(() => lab.cleanup());
+  const e1 = await t.throwsAsync(() => lab.service.submit('archive', ['inosuchitem']));
+  t.true(e1 instanceof ArchiveError);
+  t.is((e1 as ArchiveError).code, 'NOT_FOUND');
+  t.is((e1 as ArchiveError).exitCode, 2);
+  const e2 = await t.throwsAsync(() => lab.service.submit('recall', [join(lab.media, 'nope.mp3')]));
+  t.is((e2 as ArchiveError).code, 'NOT_FOUND');
+  const e3 = await t.throwsAsync(() => lab.service.submit('import', ['ZZ9999L9']));
+  t.is((e3 as ArchiveError).code, 'NOT_FOUND');
+  t.deepEqual(await lab.service.list(), []);
+});
