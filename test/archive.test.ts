@@ -46,7 +46,7 @@ test('archive moves items to verified tape copies with head stubs; recall brings
     t.false(await exists(stubPath(lab.data, item.id)));
     t.true((await readFile(path)).equals(content));
     const st = await stat(path);
-    t.is(Math.trunc(st.mtimeMs), item.mtime, 'original mtime restored');
+    t.is(Math.trunc(st.mtimeMs), item.mtime!, 'original mtime restored');
     const pe = (await lab.catalog.getPath(path))!;
     t.false(pe.archived);
     t.is(pe.size, content.length);

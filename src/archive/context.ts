@@ -23,7 +23,7 @@ export interface JobTuning {
   maxBatchBytes: number;
   maxBatchItems: number;
   reader: MemberReaderOptions;
-  /** Bytes per drive write (default 4 MiB). */
+  /** Bytes per drive write (default 1 MiB). */
   writeChunkBytes: number;
 }
 
@@ -31,7 +31,7 @@ export const DEFAULT_TUNING: JobTuning = {
   maxBatchBytes: 8 * 1024 ** 3,
   maxBatchItems: 2000,
   reader: {},
-  writeChunkBytes: 4 << 20,
+  writeChunkBytes: 1 << 20,
 };
 
 export class JobContext {

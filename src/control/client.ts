@@ -1,0 +1,118 @@
+// Control socket client (used by the CLI when a server holds the catalog).
+
+import { request } from 'node:http';
+import type { ArchiveErrorCode } from '../archive/errors.js';
+import { ArchiveError, EXIT_CODES } from '../archive/errors.js';
+import { isTerminal, type JobItem, type JobKind, type JobOptions, type JobRecord } from '../archive/jobs.js';
+import type { LabelResult, TapeStatus } from '../archive/service.js';
+import type { ErrorBody } from './protocol.js';
+
+export class ControlClient {
+  constructor(readonly socketPath: string) {}
+
+  request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+      const req = request(
+        { socketPath: this.socketPath, method, path, headers: data ? { 'content-type': 'application/json', 'content-length': data.length } : {} },
+        (res) => {
+          const parts: Buffer[] = [];
+          res.on('data', (c: Buffer) => parts.push(c));
+          res.on('error', reject);
+          res.on('end', () => {
+            const text = Buffer.concat(parts).toString('utf8');
+            let json: unknown;
+            try {
+              json = text ? JSON.parse(text) : undefined;
+            } catch {
+              reject(new ArchiveError('FAILED', `control socket: bad answer to ${method} ${path} (HTTP ${res.statusCode})`));
+              return;
+            }
+            if ((res.statusCode ?? 500) >= 400) reject(toError(json, res.statusCode));
+            else resolve(json as T);
+          });
+        },
+      );
+      req.on('error', (err) => reject(new ArchiveError('BUSY', `cannot reach the server's control socket ${this.socketPath}: ${err.message}`, { cause: err })));
+      req.end(data);
+    });
+  }
+
+  ping(): Promise<{ service: string; protocol: number; pid: number }> {
+    return this.request('GET', '/v1/ping');
+  }
+  submit(kind: JobKind, targets: string[], opts: JobOptions = {}): Promise<JobRecord> {
+    return this.request('POST', '/v1/jobs', { kind, targets, opts });
+  }
+  list(): Promise<JobRecord[]> {
+    return this.request('GET', '/v1/jobs');
+  }
+  get(id: string): Promise<JobRecord> {
+    return this.request('GET', `/v1/jobs/${encodeURIComponent(id)}`);
+  }
+  items(id: string): Promise<JobItem[]> {
+    return this.request('GET', `/v1/jobs/${encodeURIComponent(id)}/items`);
+  }
+  tapeStatus(): Promise<TapeStatus> {
+    return this.request('GET', '/v1/tape');
+  }
+  label(labels: string[], opts: { force?: boolean } = {}): Promise<LabelResult[]> {
+    return this.request('POST', '/v1/tape/label', { labels, force: opts.force === true });
+  }
+  exportCartridge(label: string): Promise<{ label: string; offline: true }> {
+    return this.request('POST', '/v1/tape/export', { label });
+  }
+
+  /** Follow a job until it is done or failed; onJob hears every update. */
+  watch(id: string, onJob: (j: JobRecord) => void, signal?: AbortSignal): Promise<JobRecord> {
+    return new Promise<JobRecord>((resolve, reject) => {
+      let last: JobRecord | undefined;
+      const req = request({ socketPath: this.socketPath, method: 'GET', path: `/v1/jobs/${encodeURIComponent(id)}/watch`, signal }, (res) => {
+        if ((res.statusCode ?? 500) >= 400) {
+          const parts: Buffer[] = [];
+          res.on('data', (c: Buffer) => parts.push(c));
+          res.on('end', () => {
+            let j: unknown;
+            try {
+              j = JSON.parse(Buffer.concat(parts).toString('utf8'));
+            } catch {
+              j = undefined;
+            }
+            reject(toError(j, res.statusCode));
+          });
+          return;
+        }
+        let buf = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          buf += chunk;
+          let nl;
+          while ((nl = buf.indexOf('\n')) >= 0) {
+            const line = buf.slice(0, nl);
+            buf = buf.slice(nl + 1);
+            if (!line.trim()) continue;
+            try {
+              last = JSON.parse(line) as JobRecord;
+            } catch {
+              continue;
+            }
+            onJob(last);
+          }
+        });
+        res.on('end', () => {
+          if (last && isTerminal(last.state)) resolve(last);
+          else reject(new ArchiveError('FAILED', `the server stopped reporting job ${id} before it ended${last ? ` (${last.state})` : ''}`));
+        });
+        res.on('error', reject);
+      });
+      req.on('error', (err) => reject(signal?.aborted ? err : new ArchiveError('BUSY', `cannot reach the server's control socket ${this.socketPath}: ${err.message}`, { cause: err })));
+      req.end();
+    });
+  }
+}
+
+function toError(body: unknown, status: number | undefined): ArchiveError {
+  const e = (body as ErrorBody | undefined)?.error;
+  if (e && typeof e.message === 'string') return new ArchiveError(e.code in EXIT_CODES ? (e.code as ArchiveErrorCode) : 'FAILED', e.message);
+  return new ArchiveError('FAILED', `control socket answered HTTP ${status}`);
+}
