@@ -144,6 +144,7 @@ test.before(async () => {
 });
 
 test.after.always(async () => {
+  server?.closeAllConnections();
   await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
   if (process.env.TAPEDECK_KEEP_SCREENSHOTS) console.log(`screenshots kept in ${shotDir}`);
   else rmSync(shotDir, { recursive: true, force: true });
