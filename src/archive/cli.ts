@@ -27,7 +27,7 @@ import { addSettingFlags, config as loadCliConfig } from '../cli.js';
 import type { Config, FlagValues } from '../config.js';
 import { Catalog } from '../catalog/catalog.js';
 import { LevelStore } from '../catalog/store.js';
-import { createLogger } from '../log.js';
+import { pino } from 'pino';
 import type { TapeLibrary } from '../tape/types.js';
 import { ControlClient } from '../control/client.js';
 import { SOCKET_NAME } from '../control/protocol.js';
@@ -193,7 +193,8 @@ export async function openBackend(cfg: Config): Promise<Backend> {
     await catalog.close().catch(() => undefined);
     throw err;
   }
-  const log = createLogger(cfg.logLevel === 'info' ? 'warn' : cfg.logLevel);
+  // Logs go to stderr (stdout carries --json results); the default level only shows errors.
+  const log = pino({ name: 'tapedeck', level: cfg.logLevel === 'info' ? 'error' : cfg.logLevel }, pino.destination(2));
   return new DirectBackend(new ArchiveService({ catalog, library, config: cfg, log }), catalog, library);
 }
 

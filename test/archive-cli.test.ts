@@ -1,0 +1,53 @@
+// The tape-tier CLI in direct mode (no server): results, --json and exit codes
+// (0 ok, 2 bad input, 3 resource problem).
+import test from 'ava';
+import type { JobRecord } from '../src/archive/jobs.js';
+import { makeLab, runCli } from './fixtures/archive/setup.js';
+
+test('archive, jobs, tape ls and bad input through the CLI', async (t) => {
+  const lab = await makeLab();
+  t.teardown(() => lab.cleanup());
+  await lab.close();
+  const common = ['--data', lab.data, '--json'];
+  const bad = await runCli(['archive', 'inosuchitem', ...common]);
+  t.is(bad.code, 2);
+  t.is(bad.err.trim(), 'tapedeck: unknown object ID: inosuchitem');
+  const badLabel = await runCli(['tape', 'label', 'x', ...common]);
+  t.is(badLabel.code, 2);
+  t.regex(badLabel.err, /invalid cartridge label "x"/);
+  const unknownLabel = await runCli(['tape', 'import', 'ZZ0001L9', ...common]);
+  t.is(unknownLabel.code, 2);
+  t.regex(unknownLabel.err, /unknown cartridge ZZ0001L9/);
+
+  const arch = await runCli(['archive', `${lab.media}/Video`, '--keep', ...common]);
+  t.is(arch.code, 0, arch.err);
+  const job = JSON.parse(arch.out) as JobRecord;
+  t.is(job.state, 'done');
+  t.is(job.result!.archived, 2);
+  t.deepEqual(job.opts, { keepDisk: true });
+
+  const show = await runCli(['jobs', job.id, '--items', ...common]);
+  t.is(show.code, 0, show.err);
+  const shown = JSON.parse(show.out);
+  t.is(shown.id, job.id);
+  t.deepEqual(shown.items.map((i: { phase: string }) => i.phase), ['done', 'done']);
+  const human = await runCli(['tape', 'ls', '--data', lab.data]);
+  t.is(human.code, 0, human.err);
+  t.regex(human.out, /TD0001L9\s+(drive \d|slot \d+)\s+yes/);
+  t.regex(human.out, /archive pool: 1 cartridge/);
+  const noJob = await runCli(['jobs', 'nope', ...common]);
+  t.is(noJob.code, 2);
+});
+
+test('resource problems exit 3: no room, no tape library', async (t) => {
+  const lab = await makeLab({ capacity: 1 << 20, files: [['Video/Big.mkv', 1_200_000]] });
+  t.teardown(() => lab.cleanup());
+  await lab.close();
+  const full = await runCli(['archive', lab.media, '--data', lab.data, '--json']);
+  t.is(full.code, 3, full.err);
+  t.regex(full.err, /archive failed: .*do not fit on any cartridge/);
+  t.is(JSON.parse(full.out).code, 'NO_ROOM');
+  const none = await runCli(['tape', 'ls', '--data', lab.data, '--tape-backend', 'none']);
+  t.is(none.code, 3);
+  t.regex(none.err, /no tape library is configured/);
+});

@@ -1,0 +1,100 @@
+// Control socket: while a server (here: this test process) holds the catalog,
+// the CLI sends its commands over <data>/control.sock and shows the same
+// results, progress and exit codes as in direct mode.
+import test from 'ava';
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { startControlServer } from '../src/control/server.js';
+import { ControlClient } from '../src/control/client.js';
+import { ArchiveError } from '../src/archive/errors.js';
+import type { JobRecord } from '../src/archive/jobs.js';
+import { itemAt, makeLab, runCli } from './fixtures/archive/setup.js';
+
+test('the CLI goes through the control socket when the catalog is held by a server', async (t) => {
+  const lab = await makeLab();
+  t.teardown(() => lab.cleanup());
+  const socketPath = join(lab.data, 'control.sock');
+  const ctl = await startControlServer({ socketPath, archive: lab.service });
+  lab.service.start();
+  t.teardown(async () => {
+    await ctl.close();
+    await lab.service.stop();
+  });
+  t.is((await stat(socketPath)).mode & 0o777, 0o600);
+  const common = ['--data', lab.data, '--json'];
+
+  const music = join(lab.media, 'Music');
+  const [arch, ls, bad] = await Promise.all([
+    runCli(['archive', music, ...common]),
+    runCli(['tape', 'ls', ...common]),
+    runCli(['archive', 'inosuchitem', ...common]),
+  ]);
+  t.is(arch.code, 0, arch.err);
+  const job = JSON.parse(arch.out) as JobRecord;
+  t.is(job.state, 'done');
+  t.is(job.kind, 'archive');
+  for (const path of lab.files.keys()) {
+    const item = await itemAt(lab.catalog, path);
+    t.is(!!item.location!.tape, path.startsWith(music + '/'), path);
+  }
+  t.is(ls.code, 0, ls.err);
+  const status = JSON.parse(ls.out);
+  t.is(status.backend, 'virtual');
+  t.true(status.cartridges.some((c: { label: string; pool: boolean }) => c.label === 'TD0001L9' && c.pool));
+  t.is(bad.code, 2);
+  t.regex(bad.err, /unknown object ID: inosuchitem/);
+
+  const jobs = await runCli(['jobs', ...common]);
+  t.is(jobs.code, 0, jobs.err);
+  t.deepEqual((JSON.parse(jobs.out) as JobRecord[]).map((j) => j.id), [job.id]);
+
+  // Resource problems keep their exit code over the socket.
+  const exp = await runCli(['tape', 'export', 'TD0001L9', ...common]);
+  t.is(exp.code, 0, exp.err);
+  const rec = await runCli(['recall', music, ...common]);
+  t.is(rec.code, 3, rec.err);
+  t.regex(rec.err, /TD0001L9 is offline/);
+  t.is(JSON.parse(rec.out).code, 'OFFLINE');
+  const imp = await runCli(['tape', 'import', 'TD0001L9', ...common]);
+  t.is(imp.code, 0, imp.err);
+  const rec2 = await runCli(['recall', music, ...common]);
+  t.is(rec2.code, 0, rec2.err);
+  t.is(JSON.parse(rec2.out).result.recalled, 4);
+});
+
+test('the client: job progress streams as NDJSON until the job ends; errors keep their codes', async (t) => {
+  const lab = await makeLab({ memory: true });
+  t.teardown(() => lab.cleanup());
+  const socketPath = join(lab.data, 'control.sock');
+  const ctl = await startControlServer({ socketPath, archive: lab.service });
+  lab.service.start();
+  t.teardown(async () => {
+    await ctl.close();
+    await lab.service.stop();
+  });
+  const client = new ControlClient(socketPath);
+  t.is((await client.ping()).protocol, 1);
+  const job = await client.submit('archive', [lab.media]);
+  const seen: JobRecord[] = [];
+  const done = await client.watch(job.id, (j) => seen.push(j));
+  t.is(done.state, 'done');
+  t.true(seen.length >= 2);
+  t.is(seen[seen.length - 1].state, 'done');
+  // A finished job: one record, then the stream ends.
+  const again: JobRecord[] = [];
+  t.is((await client.watch(job.id, (j) => again.push(j))).state, 'done');
+  t.is(again.length, 1);
+  const items = await client.items(job.id);
+  t.is(items.length, lab.files.size);
+  t.true(items.every((i) => i.phase === 'done'));
+  const e1 = await t.throwsAsync(() => client.get('nope'));
+  t.is((e1 as ArchiveError).code, 'NOT_FOUND');
+  const e2 = await t.throwsAsync(() => client.submit('recall', ['/no/such/file.mp3']));
+  t.is((e2 as ArchiveError).exitCode, 2);
+  const e3 = await t.throwsAsync(() => client.request('POST', '/v1/jobs', { kind: 'archive', targets: 'x' }));
+  t.is((e3 as ArchiveError).code, 'INVALID');
+  const e4 = await t.throwsAsync(() => client.label(['bad']));
+  t.is((e4 as ArchiveError).code, 'INVALID');
+  // A second server on the same socket is refused; a stale socket file is replaced.
+  await t.throwsAsync(() => startControlServer({ socketPath, archive: lab.service }), { message: /in use/ });
+});
