@@ -1,0 +1,183 @@
+// A TapeLibrary that lives in the staging worker, used by the server's archive
+// and recall jobs (the server never touches tape itself). Every call is one
+// request over the worker socket; block data travels as the binary part of a
+// frame. In the worker, a job's drive use goes through the drive scheduler at
+// the lowest priority: `mount` (or the first moving operation on a drive)
+// reserves the drive for the job; the reservation ends with `release()`, when
+// the job has not used the drive for a while (worker tuning jobIdleReleaseMs),
+// or when the connection goes.
+//
+// Errors come back as TapeError with the tape layer's codes, so code written
+// against a local library behaves the same (admission timeouts arrive as BUSY,
+// a lost worker as IO; `details.stagerCode` keeps the stager's own code).
+
+import {
+  TapeError,
+  emptyCounters,
+  type CartridgeWhere,
+  type DriveStatus,
+  type Inventory,
+  type ReadResult,
+  type TapeChanger,
+  type TapeDrive,
+  type TapeErrorCode,
+  type TapeLibrary,
+  type TapeStats,
+} from '../tape/types.js';
+import { StagerError, type LibOp } from './protocol.js';
+
+const TAPE_CODES = new Set<TapeErrorCode>(['NO_MEDIUM', 'OFFLINE', 'EOM', 'NOT_FOUND', 'BUSY', 'MEDIUM_ERROR', 'BAD_POSITION', 'FULL', 'FORMAT', 'INCOMPATIBLE', 'INVALID', 'IO', 'CLOSED']);
+
+export interface LibraryTransport {
+  call(op: LibOp, drive: number | undefined, args: unknown[], data?: Buffer): Promise<{ value: unknown; data?: Buffer }>;
+  /** Drives as the worker announced them (or as configured before the first connection). */
+  driveList(): { name: string; index: number }[];
+  kind(): 'virtual' | 'scsi';
+}
+
+function toTapeError(err: unknown): unknown {
+  if (!(err instanceof StagerError)) return err;
+  const code = err.code as TapeErrorCode;
+  const mapped: TapeErrorCode = TAPE_CODES.has(code) ? code : err.code === 'ADMISSION_TIMEOUT' ? 'BUSY' : err.code === 'CANCELLED' ? 'IO' : 'IO';
+  const info: ConstructorParameters<typeof TapeError>[2] = { details: { ...(err.details ?? {}), stagerCode: err.code } };
+  if (err.label !== undefined) info.label = err.label;
+  if (err.drive !== undefined) info.drive = err.drive;
+  if (err.block !== undefined) info.block = err.block;
+  return new TapeError(mapped, err.message, info);
+}
+
+class RemoteDrive implements TapeDrive {
+  constructor(
+    private readonly lib: RemoteTapeLibrary,
+    readonly index: number,
+    readonly name: string,
+  ) {}
+  private call<T>(op: LibOp, args: unknown[] = [], data?: Buffer) {
+    return this.lib.invoke<T>(op, this.index, args, data);
+  }
+  async status(): Promise<DriveStatus> {
+    return (await this.call<DriveStatus>('drive.status')).value;
+  }
+  async tell(): Promise<number> {
+    return (await this.call<number>('drive.tell')).value;
+  }
+  async rewind(): Promise<void> {
+    await this.call('drive.rewind');
+  }
+  async locate(block: number): Promise<void> {
+    await this.call('drive.locate', [block]);
+  }
+  async spaceFilemarks(count: number): Promise<void> {
+    await this.call('drive.spaceFilemarks', [count]);
+  }
+  async seekToEod(): Promise<void> {
+    await this.call('drive.seekToEod');
+  }
+  async readBlocks(maxBlocks: number): Promise<ReadResult> {
+    const r = await this.call<{ mark?: 'filemark' | 'eod' }>('drive.readBlocks', [maxBlocks]);
+    const out: ReadResult = { data: r.data ?? Buffer.alloc(0) };
+    if (r.value?.mark) out.mark = r.value.mark;
+    return out;
+  }
+  async readBlock(): Promise<Buffer | 'filemark' | 'eod'> {
+    const r = await this.call<{ mark?: 'filemark' | 'eod' }>('drive.readBlock');
+    if (r.value?.mark) return r.value.mark;
+    return r.data ?? Buffer.alloc(0);
+  }
+  async writeBlocks(data: Buffer): Promise<void> {
+    if (!Buffer.isBuffer(data)) throw new TapeError('INVALID', 'writeBlocks needs a Buffer');
+    await this.call('drive.writeBlocks', [], data);
+  }
+  async writeFilemarks(count = 1): Promise<void> {
+    await this.call('drive.writeFilemarks', [count]);
+  }
+}
+
+class RemoteChanger implements TapeChanger {
+  constructor(private readonly lib: RemoteTapeLibrary) {}
+  async inventory(): Promise<Inventory> {
+    return (await this.lib.invoke<Inventory>('changer.inventory', undefined, [])).value;
+  }
+  async find(label: string): Promise<CartridgeWhere> {
+    return (await this.lib.invoke<CartridgeWhere>('changer.find', undefined, [label])).value;
+  }
+  async load(source: number | string, drive: number): Promise<void> {
+    await this.lib.invoke('changer.load', undefined, [source, drive]);
+  }
+  async unload(drive: number, slot?: number): Promise<number> {
+    return (await this.lib.invoke<number>('changer.unload', undefined, [drive, slot ?? null])).value;
+  }
+  async exportCartridge(label: string): Promise<void> {
+    await this.lib.invoke('changer.exportCartridge', undefined, [label]);
+  }
+  async importCartridge(label: string, slot?: number): Promise<number> {
+    return (await this.lib.invoke<number>('changer.importCartridge', undefined, [label, slot ?? null])).value;
+  }
+}
+
+export class RemoteTapeLibrary implements TapeLibrary {
+  readonly changer: TapeChanger;
+  private driveObjs: RemoteDrive[] = [];
+  private lastStats: TapeStats = { ...emptyCounters(), seconds: {} };
+
+  constructor(private readonly transport: LibraryTransport) {
+    this.changer = new RemoteChanger(this);
+  }
+
+  get kind(): 'virtual' | 'scsi' {
+    return this.transport.kind();
+  }
+
+  get drives(): readonly TapeDrive[] {
+    const list = this.transport.driveList();
+    if (list.length !== this.driveObjs.length || list.some((d, i) => this.driveObjs[i]?.name !== d.name)) {
+      this.driveObjs = list.map((d) => new RemoteDrive(this, d.index, d.name));
+    }
+    return this.driveObjs;
+  }
+
+  /** @internal */
+  async invoke<T>(op: LibOp, drive: number | undefined, args: unknown[], data?: Buffer): Promise<{ value: T; data?: Buffer }> {
+    let r;
+    try {
+      r = await this.transport.call(op, drive, args, data);
+    } catch (err) {
+      const v = (err as { value?: { stats?: TapeStats } }).value;
+      if (v?.stats) this.lastStats = v.stats;
+      throw toTapeError(err);
+    }
+    const v = r.value as { v?: T; stats?: TapeStats } | undefined;
+    if (v?.stats) this.lastStats = v.stats;
+    const out: { value: T; data?: Buffer } = { value: v?.v as T };
+    if (r.data) out.data = r.data;
+    return out;
+  }
+
+  async mount(label: string, opts: { drive?: number } = {}): Promise<TapeDrive> {
+    const r = await this.invoke<{ drive: number }>('mount', undefined, [label, opts.drive === undefined ? {} : { drive: opts.drive }]);
+    const d = this.drives[r.value.drive];
+    if (!d) throw new TapeError('IO', `the stager mounted ${label} in unknown drive ${r.value.drive}`);
+    return d;
+  }
+
+  /** Gives back the job's reservation of one drive (or all of them). */
+  async release(drive?: number): Promise<void> {
+    await this.invoke('release', drive, []);
+  }
+
+  /** Last known counters of the worker's library (refreshed by every call). */
+  stats(): TapeStats {
+    return { ...this.lastStats, seconds: { ...this.lastStats.seconds } };
+  }
+
+  async refreshStats(): Promise<TapeStats> {
+    const r = await this.invoke<TapeStats>('stats', undefined, []);
+    if (r.value) this.lastStats = r.value;
+    return this.stats();
+  }
+
+  /** Releases this client's drive reservations; the library itself stays open in the worker. */
+  async close(): Promise<void> {
+    await this.release().catch(() => undefined);
+  }
+}

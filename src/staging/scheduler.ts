@@ -1,0 +1,530 @@
+// Drive scheduling and admission inside the staging worker (DESIGN.md §7).
+//
+// Drives are reserved resources: whoever uses a drive holds a lease on it, and
+// nobody else touches it meanwhile. A request asks for a lease on a drive that
+// holds cartridge `label` (the scheduler mounts it when needed) or on one
+// particular drive as it is (archive/recall jobs).
+//
+// Queue order: priority first (interactive, then prefetch, then jobs); within a
+// priority, requests for the same cartridge are served in block order and
+// cartridges in order of their oldest request. When a drive frees up, a waiting
+// request that needs the cartridge it holds is served before any request that
+// would swap it (within the same priority; a higher priority may swap out a
+// cartridge only lower priorities want). A request whose cartridge is in a busy
+// drive waits for that drive. A request that finds no drive within its
+// admission timeout is rejected with ADMISSION_TIMEOUT (→ 503 + Retry-After);
+// one for an exported cartridge is rejected at once with OFFLINE, and the
+// cartridge is remembered as "needed" for the operator.
+//
+// An idle drive (no lease for `idleUnloadMs`) is unloaded unless a waiting
+// request wants its cartridge.
+
+import { EventEmitter } from 'node:events';
+import { isTapeError, type TapeDrive, type TapeLibrary } from '../tape/types.js';
+import { PRIORITY_RANK, StagerError, type Priority } from './protocol.js';
+import type { WorkerLog } from './log.js';
+
+export interface AcquireRequest {
+  /** Cartridge the lease must come with (mounted when needed). */
+  label?: string;
+  /** One particular drive (jobs operating a drive directly). */
+  drive?: number;
+  /** Block the request will start reading at (orders requests for one cartridge). */
+  block?: number;
+  priority: Priority;
+  signal?: AbortSignal;
+  /** Who asks (status display), e.g. "item 42" or "job". */
+  owner?: string;
+  /** Admission timeout for this request (ms); default: the scheduler's. */
+  timeoutMs?: number;
+}
+
+export interface DriveLease {
+  readonly index: number;
+  readonly drive: TapeDrive;
+  readonly priority: Priority;
+  readonly owner: string;
+  /** Label loaded when the lease was granted (undefined: empty drive). */
+  readonly label: string | undefined;
+  readonly released: boolean;
+  release(): void;
+}
+
+export interface SchedulerOptions {
+  /** Default admission timeout (ms). */
+  admissionTimeoutMs: number;
+  /** Unload a cartridge whose drive has been idle this long (ms); 0 = never. */
+  idleUnloadMs: number;
+  /** Retry-After (s) announced with admission timeouts. */
+  retryAfter?: number;
+  /** Retry-After (s) announced for offline cartridges. */
+  offlineRetryAfter?: number;
+  log?: WorkerLog;
+  now?: () => number;
+}
+
+export interface SchedulerCounters {
+  admissions: number;
+  queued: number;
+  admissionTimeouts: number;
+  rejectedOffline: number;
+  cancelledWaits: number;
+  mounts: number;
+  unloads: number;
+  idleUnloads: number;
+  swaps: number;
+  mountErrors: number;
+}
+
+interface DriveSlot {
+  index: number;
+  drive: TapeDrive;
+  label: string | null;
+  lease: Lease | null;
+  /** Mount/unload in progress outside a lease (idle unload). */
+  busyOp: 'unload' | null;
+  idleTimer: NodeJS.Timeout | undefined;
+  idleSince: number;
+}
+
+interface Waiter {
+  seq: number;
+  req: AcquireRequest;
+  rank: number;
+  enqueuedAt: number;
+  resolve(l: DriveLease): void;
+  reject(err: unknown): void;
+  timer: NodeJS.Timeout | undefined;
+  onAbort: (() => void) | undefined;
+}
+
+class Lease implements DriveLease {
+  released = false;
+  constructor(
+    private readonly sched: DriveScheduler,
+    private readonly slot: DriveSlot,
+    readonly priority: Priority,
+    readonly owner: string,
+    readonly label: string | undefined,
+  ) {}
+  get index(): number {
+    return this.slot.index;
+  }
+  get drive(): TapeDrive {
+    return this.slot.drive;
+  }
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.sched.releaseSlot(this.slot, this);
+  }
+}
+
+export interface QueueEntry {
+  label?: string;
+  drive?: number;
+  block?: number;
+  priority: Priority;
+  owner: string;
+  waitedMs: number;
+}
+
+export interface DriveInfo {
+  index: number;
+  name: string;
+  label: string | null;
+  busy: boolean;
+  priority?: Priority;
+  owner?: string;
+  idleMs?: number;
+}
+
+export interface NeededCartridge {
+  label: string;
+  since: number;
+  requests: number;
+  lastItem?: string;
+}
+
+/**
+ * Events: 'mount' {drive,label,swapped?}, 'unload' {drive,label,idle}, 'admit' {drive,label,priority,owner,block,waitedMs},
+ * 'needed' (list changed), 'timeout' {label,priority}.
+ */
+export class DriveScheduler extends EventEmitter {
+  readonly counters: SchedulerCounters = {
+    admissions: 0,
+    queued: 0,
+    admissionTimeouts: 0,
+    rejectedOffline: 0,
+    cancelledWaits: 0,
+    mounts: 0,
+    unloads: 0,
+    idleUnloads: 0,
+    swaps: 0,
+    mountErrors: 0,
+  };
+  private readonly slots: DriveSlot[];
+  private waiters: Waiter[] = [];
+  private seq = 0;
+  private readonly needed = new Map<string, NeededCartridge>();
+  private closed = false;
+  private readonly log: WorkerLog | undefined;
+  private readonly now: () => number;
+
+  private constructor(
+    readonly lib: TapeLibrary,
+    readonly opts: SchedulerOptions,
+  ) {
+    super();
+    this.log = opts.log;
+    this.now = opts.now ?? Date.now;
+    this.slots = lib.drives.map((drive) => ({ index: drive.index, drive, label: null, lease: null, busyOp: null, idleTimer: undefined, idleSince: this.now() }));
+  }
+
+  /** A scheduler over `lib`'s drives, knowing what each holds. */
+  static async create(lib: TapeLibrary, opts: SchedulerOptions): Promise<DriveScheduler> {
+    const s = new DriveScheduler(lib, opts);
+    for (const slot of s.slots) {
+      await s.refreshSlot(slot);
+      s.armIdle(slot);
+    }
+    return s;
+  }
+
+  /**
+   * A lease on a drive (holding `req.label` when given). Rejects with OFFLINE at once for an
+   * exported cartridge, NOT_FOUND for an unknown one, ADMISSION_TIMEOUT when no drive was
+   * free in time, CANCELLED when `req.signal` fires while waiting.
+   */
+  async acquire(req: AcquireRequest): Promise<DriveLease> {
+    if (this.closed) throw new StagerError({ code: 'CLOSED', message: 'the stager is shutting down', retryAfter: 5 });
+    req.signal?.throwIfAborted();
+    if (req.drive !== undefined && !this.slots[req.drive]) {
+      throw new StagerError({ code: 'NOT_FOUND', message: `no drive ${req.drive} (library has ${this.slots.length})`, drive: req.drive });
+    }
+    const seq = this.seq++; // arrival order, before any await
+    const enqueuedAt = this.now();
+    if (req.label !== undefined) await this.checkAvailable(req.label, req.owner);
+    if (this.closed) throw new StagerError({ code: 'CLOSED', message: 'the stager is shutting down', retryAfter: 5 });
+    req.signal?.throwIfAborted();
+    return new Promise<DriveLease>((resolve, reject) => {
+      const w: Waiter = {
+        seq,
+        req,
+        rank: PRIORITY_RANK[req.priority],
+        enqueuedAt,
+        resolve,
+        reject,
+        timer: undefined,
+        onAbort: undefined,
+      };
+      this.waiters.push(w);
+      this.dispatch();
+      if (!this.waiters.includes(w)) return; // admitted at once
+      this.counters.queued++;
+      const timeout = req.timeoutMs ?? this.opts.admissionTimeoutMs;
+      if (Number.isFinite(timeout)) {
+        w.timer = setTimeout(() => {
+          if (!this.removeWaiter(w)) return;
+          this.counters.admissionTimeouts++;
+          this.emit('timeout', { label: req.label, priority: req.priority, owner: req.owner });
+          this.log?.warn({ label: req.label, priority: req.priority, owner: req.owner, waitedMs: timeout }, 'no drive became free in time');
+          reject(
+            new StagerError({
+              code: 'ADMISSION_TIMEOUT',
+              message: `no tape drive became free within ${Math.round(timeout / 1000)} s${req.label ? ` for cartridge ${req.label}` : ''}`,
+              retryAfter: this.opts.retryAfter ?? 30,
+              ...(req.label ? { label: req.label } : {}),
+            }),
+          );
+        }, timeout);
+      }
+      if (req.signal) {
+        w.onAbort = () => {
+          if (!this.removeWaiter(w)) return;
+          this.counters.cancelledWaits++;
+          reject(new StagerError({ code: 'CANCELLED', message: 'request cancelled while waiting for a drive' }));
+        };
+        req.signal.addEventListener('abort', w.onAbort, { once: true });
+      }
+    });
+  }
+
+  /** Drives, what they hold and who uses them. */
+  drives(): DriveInfo[] {
+    const t = this.now();
+    return this.slots.map((s) => {
+      const d: DriveInfo = { index: s.index, name: s.drive.name, label: s.label, busy: s.lease !== null || s.busyOp !== null };
+      if (s.lease) {
+        d.priority = s.lease.priority;
+        d.owner = s.lease.owner;
+      } else if (s.busyOp) d.owner = s.busyOp;
+      else d.idleMs = t - s.idleSince;
+      return d;
+    });
+  }
+
+  queue(): QueueEntry[] {
+    const t = this.now();
+    return this.ordered().map((w) => {
+      const q: QueueEntry = { priority: w.req.priority, owner: w.req.owner ?? '', waitedMs: t - w.enqueuedAt };
+      if (w.req.label !== undefined) q.label = w.req.label;
+      if (w.req.drive !== undefined) q.drive = w.req.drive;
+      if (w.req.block !== undefined) q.block = w.req.block;
+      return q;
+    });
+  }
+
+  /** Offline cartridges that requests needed (the operator has to import them). */
+  neededCartridges(): NeededCartridge[] {
+    return [...this.needed.values()].sort((a, b) => a.since - b.since);
+  }
+
+  /** Label currently loaded in drive `i` as far as the scheduler knows. */
+  labelIn(i: number): string | null {
+    return this.slots[i]?.label ?? null;
+  }
+
+  /** Rejects every waiter and stops idle timers; leases still held stay valid until released. */
+  close(): void {
+    this.closed = true;
+    for (const s of this.slots) if (s.idleTimer) clearTimeout(s.idleTimer);
+    const ws = this.waiters;
+    this.waiters = [];
+    for (const w of ws) {
+      this.cleanupWaiter(w);
+      w.reject(new StagerError({ code: 'CLOSED', message: 'the stager is shutting down', retryAfter: 5 }));
+    }
+  }
+
+  // ---- internals -----------------------------------------------------------------------------
+
+  /** @internal called by Lease.release */
+  releaseSlot(slot: DriveSlot, lease: Lease): void {
+    if (slot.lease !== lease) return;
+    slot.lease = null;
+    slot.idleSince = this.now();
+    // a job may have loaded or unloaded cartridges through its lease: learn what the drive holds
+    const after = lease.priority === 'job' ? this.refreshSlot(slot) : Promise.resolve();
+    void after.then(() => {
+      this.armIdle(slot);
+      this.dispatch();
+    });
+  }
+
+  private async checkAvailable(label: string, owner?: string): Promise<void> {
+    if (this.slots.some((s) => s.label === label)) return;
+    let where;
+    try {
+      where = await this.lib.changer.find(label);
+    } catch (err) {
+      if (isTapeError(err, 'NOT_FOUND')) {
+        throw new StagerError({ code: 'NOT_FOUND', message: `cartridge ${label} is not known to the tape library`, label });
+      }
+      throw err;
+    }
+    if (where.where === 'offline') {
+      this.counters.rejectedOffline++;
+      const n = this.needed.get(label);
+      if (n) {
+        n.requests++;
+        if (owner) n.lastItem = owner;
+      } else {
+        this.needed.set(label, { label, since: this.now(), requests: 1, ...(owner ? { lastItem: owner } : {}) });
+        this.log?.warn({ label, owner }, `cartridge ${label} needed: it is offline (exported); import it to serve this item`);
+      }
+      this.emit('needed', this.neededCartridges());
+      throw new StagerError({
+        code: 'OFFLINE',
+        message: `cartridge ${label} is offline (exported from the library); the operator has to import it`,
+        label,
+        retryAfter: this.opts.offlineRetryAfter ?? 3600,
+      });
+    }
+    if (this.needed.delete(label)) this.emit('needed', this.neededCartridges());
+  }
+
+  private async refreshSlot(slot: DriveSlot): Promise<void> {
+    try {
+      const st = await slot.drive.status();
+      slot.label = st.loaded ? (st.label ?? null) : null;
+    } catch (err) {
+      this.log?.warn({ drive: slot.index, err: (err as Error).message }, 'cannot read drive status');
+    }
+  }
+
+  private removeWaiter(w: Waiter): boolean {
+    const i = this.waiters.indexOf(w);
+    if (i < 0) return false;
+    this.waiters.splice(i, 1);
+    this.cleanupWaiter(w);
+    return true;
+  }
+
+  private cleanupWaiter(w: Waiter): void {
+    if (w.timer) clearTimeout(w.timer);
+    if (w.onAbort) w.req.signal?.removeEventListener('abort', w.onAbort);
+  }
+
+  /** Waiters in service order (see the header). */
+  private ordered(): Waiter[] {
+    const out: Waiter[] = [];
+    for (let rank = 0; rank <= 2; rank++) {
+      const group = this.waiters.filter((w) => w.rank === rank);
+      const byLabel = new Map<string, Waiter[]>();
+      for (const w of group) {
+        const k = w.req.label ?? `\0${w.seq}`;
+        const list = byLabel.get(k);
+        if (list) list.push(w);
+        else byLabel.set(k, [w]);
+      }
+      const lists = [...byLabel.values()];
+      for (const l of lists) l.sort((a, b) => (a.req.block ?? 0) - (b.req.block ?? 0) || a.seq - b.seq);
+      lists.sort((a, b) => Math.min(...a.map((w) => w.seq)) - Math.min(...b.map((w) => w.seq)));
+      for (const l of lists) out.push(...l);
+    }
+    return out;
+  }
+
+  private isFree(s: DriveSlot): boolean {
+    return s.lease === null && s.busyOp === null;
+  }
+
+  /**
+   * Assigns free drives to waiters, as many as possible: priority class by class; within a
+   * class, first requests whose cartridge is already in a free drive (no mount), then mounts.
+   */
+  private dispatch(): void {
+    if (this.closed) return;
+    for (;;) {
+      if (this.waiters.length === 0 || !this.slots.some((s) => this.isFree(s))) return;
+      const order = this.ordered();
+      let granted = false;
+      for (let rank = 0; rank <= 2 && !granted; rank++) {
+        const group = order.filter((w) => w.rank === rank);
+        for (const pick of [(w: Waiter) => this.slotWithoutMount(w), (w: Waiter) => this.slotForMount(w)]) {
+          for (const w of group) {
+            const slot = pick(w);
+            if (slot) {
+              this.grant(w, slot);
+              granted = true;
+              break;
+            }
+          }
+          if (granted) break;
+        }
+      }
+      if (!granted) return;
+    }
+  }
+
+  private slotWithoutMount(w: Waiter): DriveSlot | undefined {
+    const { label, drive } = w.req;
+    if (drive !== undefined) {
+      const s = this.slots[drive]!;
+      if (!this.isFree(s)) return undefined;
+      return label === undefined || s.label === label ? s : undefined;
+    }
+    if (label === undefined) return this.slots.find((s) => this.isFree(s) && s.label === null) ?? this.slots.find((s) => this.isFree(s));
+    return this.slots.find((s) => this.isFree(s) && s.label === label);
+  }
+
+  private slotForMount(w: Waiter): DriveSlot | undefined {
+    const { label, drive } = w.req;
+    if (label === undefined) return undefined;
+    // the cartridge is in a busy drive: wait for that drive
+    if (this.slots.some((s) => s.label === label && !this.isFree(s))) return undefined;
+    const wanted = (l: string | null) => l !== null && this.waiters.some((o) => o !== w && o.req.label === l && o.rank <= w.rank);
+    const candidates = drive !== undefined ? [this.slots[drive]!] : this.slots;
+    const free = candidates.filter((s) => this.isFree(s));
+    return (
+      free.find((s) => s.label === null) ??
+      // least recently used first among the swappable ones
+      free.filter((s) => !wanted(s.label)).sort((a, b) => a.idleSince - b.idleSince)[0]
+    );
+  }
+
+  private grant(w: Waiter, slot: DriveSlot): void {
+    this.removeWaiter(w);
+    if (slot.idleTimer) clearTimeout(slot.idleTimer);
+    slot.idleTimer = undefined;
+    const owner = w.req.owner ?? w.req.priority;
+    const label = w.req.label;
+    const lease = new Lease(this, slot, w.req.priority, owner, label ?? slot.label ?? undefined);
+    slot.lease = lease;
+    this.counters.admissions++;
+    const waitedMs = this.now() - w.enqueuedAt;
+    this.emit('admit', { drive: slot.index, label: label ?? slot.label, priority: w.req.priority, owner, block: w.req.block, waitedMs });
+    if (label === undefined || slot.label === label) {
+      w.resolve(lease);
+      return;
+    }
+    const previous = slot.label;
+    void (async () => {
+      try {
+        if (previous !== null) {
+          this.counters.swaps++;
+          this.counters.unloads++;
+        }
+        slot.label = null;
+        await this.lib.mount(label, { drive: slot.index });
+        slot.label = label;
+        this.counters.mounts++;
+        this.emit('mount', { drive: slot.index, label, ...(previous ? { swapped: previous } : {}) });
+        this.log?.info({ drive: slot.index, label, swapped: previous ?? undefined }, `mounted ${label} in drive ${slot.index}`);
+        if (w.req.signal?.aborted) {
+          lease.release();
+          w.reject(new StagerError({ code: 'CANCELLED', message: 'request cancelled while its cartridge was being mounted' }));
+          return;
+        }
+        w.resolve(lease);
+      } catch (err) {
+        this.counters.mountErrors++;
+        await this.refreshSlot(slot);
+        lease.release();
+        if (isTapeError(err, 'OFFLINE')) {
+          try {
+            await this.checkAvailable(label, w.req.owner);
+          } catch (e) {
+            w.reject(e);
+            return;
+          }
+        }
+        this.log?.error({ drive: slot.index, label, err: (err as Error).message }, `cannot mount ${label}`);
+        w.reject(err);
+      }
+    })();
+  }
+
+  private armIdle(slot: DriveSlot): void {
+    if (slot.idleTimer) clearTimeout(slot.idleTimer);
+    slot.idleTimer = undefined;
+    const ms = this.opts.idleUnloadMs;
+    if (!(ms > 0) || this.closed || slot.label === null || !this.isFree(slot)) return;
+    slot.idleTimer = setTimeout(() => void this.idleUnload(slot), ms);
+    slot.idleTimer.unref();
+  }
+
+  private async idleUnload(slot: DriveSlot): Promise<void> {
+    slot.idleTimer = undefined;
+    if (this.closed || !this.isFree(slot) || slot.label === null) return;
+    if (this.waiters.some((w) => w.req.label === slot.label)) return;
+    const label = slot.label;
+    slot.busyOp = 'unload';
+    try {
+      await this.lib.changer.unload(slot.index);
+      slot.label = null;
+      this.counters.unloads++;
+      this.counters.idleUnloads++;
+      this.emit('unload', { drive: slot.index, label, idle: true });
+      this.log?.info({ drive: slot.index, label }, `unloaded ${label} from idle drive ${slot.index}`);
+    } catch (err) {
+      this.log?.warn({ drive: slot.index, label, err: (err as Error).message }, 'idle unload failed');
+      await this.refreshSlot(slot);
+    } finally {
+      slot.busyOp = null;
+      slot.idleSince = this.now();
+      this.dispatch();
+    }
+  }
+}

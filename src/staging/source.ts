@@ -1,0 +1,454 @@
+// MediaSource of an archived item (server side): bytes come from the head stub
+// on disk when it covers them, otherwise from staging cache segments that the
+// worker fills from tape and announces as they land. One HTTP response can
+// switch between the two any number of times (stub → tape → tail stub).
+//
+// Stub first: the response starts at once from disk, and the tape part that
+// follows is requested right away so the drive mounts and positions in the
+// background. A range that lies wholly in the stub triggers a prefetch of the
+// first byte the stub does not have.
+// Tape first: open() waits until the first byte is in the cache, so admission
+// failures still become a proper HTTP status (503 + Retry-After, 502 ...).
+// After the first byte, a failure ends the response early (the delivery layer's
+// length guard then cuts the connection: never a wrong byte).
+
+import { constants as FS } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import type { CatalogObject, ByteRange, StubLocation, TapeLocation } from '../catalog/types.js';
+import type { MediaSource } from '../http/delivery.js';
+import { contentFeatures, transferModeFor } from '../media/dlna.js';
+import { segmentFile } from './cache.js';
+import type { Connection } from './connection.js';
+import { StagerError, type ItemRef, type Priority, type SegMessage } from './protocol.js';
+
+/** Read chunk size towards the client (as disk delivery). */
+const CHUNK = 512 * 1024;
+
+/** What source.ts needs from the client (kept narrow for testing). */
+export interface SourceHost {
+  /** The current connection, waiting up to `ms` for one. */
+  connection(ms: number): Promise<Connection>;
+  readonly cacheDir: string;
+  /** Time to wait for a worker connection before answering 503. */
+  readonly connectWaitMs: number;
+  /** Fire-and-forget prefetch of the segment holding `offset`. */
+  prefetch(item: ItemRef, offset: number): void;
+  /** Known offline cartridge (recently answered OFFLINE), with the error to repeat. */
+  offline(label: string): StagerError | undefined;
+  noteError(err: StagerError, item: ItemRef): void;
+  count(name: string, n?: number): void;
+}
+
+export interface Piece {
+  kind: 'stub' | 'tape';
+  start: number;
+  end: number; // exclusive
+  /** Stub pieces: offset in the stub file. */
+  fileOffset?: number;
+}
+
+/** Splits [start, end) into stub and tape pieces. Stub ranges must be sorted and disjoint. */
+export function splitRange(start: number, end: number, stub: readonly ByteRange[] | undefined): Piece[] {
+  const out: Piece[] = [];
+  let pos = start;
+  let fileAt = 0;
+  for (const r of stub ?? []) {
+    const len = r.end - r.start;
+    if (r.end <= pos) {
+      fileAt += len;
+      continue;
+    }
+    if (r.start >= end) break;
+    if (r.start > pos) {
+      out.push({ kind: 'tape', start: pos, end: r.start });
+      pos = r.start;
+    }
+    const e = Math.min(end, r.end);
+    out.push({ kind: 'stub', start: pos, end: e, fileOffset: fileAt + (pos - r.start) });
+    pos = e;
+    fileAt += len;
+    if (pos >= end) break;
+  }
+  if (pos < end) out.push({ kind: 'tape', start: pos, end });
+  return out;
+}
+
+/** First offset ≥ from that the stub does not cover (or undefined). */
+export function firstUncovered(from: number, size: number, stub: readonly ByteRange[] | undefined): number | undefined {
+  let pos = from;
+  for (const r of stub ?? []) {
+    if (r.end <= pos) continue;
+    if (r.start > pos) return pos;
+    pos = r.end;
+  }
+  return pos < size ? pos : undefined;
+}
+
+function validStub(stub: StubLocation | undefined, size: number): boolean {
+  if (!stub || typeof stub.path !== 'string' || !Array.isArray(stub.ranges)) return false;
+  let prev = 0;
+  for (const r of stub.ranges) {
+    if (!Number.isSafeInteger(r.start) || !Number.isSafeInteger(r.end) || r.start < prev || r.end <= r.start || r.end > size) return false;
+    prev = r.end;
+  }
+  return true;
+}
+
+/** HTTP-facing error for a stager failure (status, Retry-After, a message that may be shown). */
+export function httpError(err: unknown): Error & { status: number; expose: boolean; headers?: Record<string, string> } {
+  const e = err as StagerError;
+  const code = e?.code;
+  let status = 500;
+  let retry: number | undefined;
+  switch (code) {
+    case 'ADMISSION_TIMEOUT':
+    case 'CACHE_FULL':
+    case 'WORKER_DOWN':
+    case 'CLOSED':
+    case 'BUSY':
+      status = 503;
+      retry = e.retryAfter ?? 30;
+      break;
+    case 'OFFLINE':
+      status = 503;
+      retry = e.retryAfter ?? 3600;
+      break;
+    case 'MEDIUM_ERROR':
+    case 'FORMAT':
+    case 'NOT_FOUND':
+    case 'IO':
+    case 'BAD_POSITION':
+      status = 502;
+      break;
+  }
+  const out = new Error(e?.message ?? String(err)) as Error & { status: number; expose: boolean; headers?: Record<string, string>; code?: string };
+  out.status = status;
+  out.expose = status !== 500;
+  if (code) out.code = code;
+  if (retry !== undefined) out.headers = { 'Retry-After': String(Math.max(1, Math.round(retry))) };
+  return out;
+}
+
+/** The MediaSource of an archived item; undefined when the item is not on tape. */
+export function tapeItemSource(host: SourceHost, item: CatalogObject): MediaSource | undefined {
+  const res = item.res;
+  const tape = item.location?.tape;
+  if (!res || !tape) return undefined;
+  const size = res.size;
+  const stub = item.location?.stub && validStub(item.location.stub, size) ? item.location.stub : undefined;
+  const ref: ItemRef = { id: item.id, tape };
+  return {
+    size,
+    mtime: item.mtime ?? item.location?.disk?.mtime ?? 0,
+    mime: res.mime,
+    contentFeatures: contentFeatures(res),
+    transferMode: transferModeFor(res),
+    tier: 'tape',
+    async open(start, endInclusive, signal) {
+      signal.throwIfAborted();
+      const pieces = splitRange(start, endInclusive + 1, stub?.ranges);
+      const needsTape = pieces.some((p) => p.kind === 'tape');
+      if (needsTape) {
+        const off = host.offline(tape.label);
+        if (off) {
+          host.count('rejected503');
+          throw httpError(off);
+        }
+      }
+      const stream = new ItemStream(host, ref, tape, pieces, stub?.path, signal);
+      if (pieces[0]!.kind === 'stub') {
+        await stream.openStub();
+        if (!needsTape) {
+          const next = firstUncovered(start, size, stub?.ranges) ?? firstUncovered(0, size, stub?.ranges);
+          if (next !== undefined) host.prefetch(ref, next);
+        } else stream.startTapeEarly();
+        return stream;
+      }
+      try {
+        await stream.firstTapeByte();
+      } catch (err) {
+        stream.destroy();
+        if (signal.aborted) throw err;
+        const h = httpError(err);
+        if (h.status === 503) host.count('rejected503');
+        throw h;
+      }
+      return stream;
+    },
+  };
+}
+
+// ---- one read request towards the worker -----------------------------------------------------------
+
+class TapeRead {
+  readonly segs = new Map<number, SegMessage>();
+  error: StagerError | undefined;
+  done = false;
+  private waiters = new Set<() => void>();
+  private id = 0;
+  private conn: Connection | undefined;
+  private closed = false;
+  acked = 0;
+
+  constructor(
+    private readonly host: SourceHost,
+    readonly ref: ItemRef,
+    readonly start: number,
+    readonly end: number,
+    readonly priority: Priority,
+  ) {}
+
+  async begin(): Promise<void> {
+    let conn: Connection;
+    try {
+      conn = await this.host.connection(this.host.connectWaitMs);
+    } catch (err) {
+      this.fail(err as StagerError);
+      return;
+    }
+    if (this.closed) return;
+    this.conn = conn;
+    this.acked = this.start;
+    this.id = conn.read(this.ref, this.start, this.end, this.priority, {
+      onSeg: (m) => {
+        if (m.file !== segmentFile(this.ref.id, m.seg)) {
+          this.fail(new StagerError({ code: 'PROTOCOL', message: `the worker named an unexpected segment file ${JSON.stringify(m.file)}` }));
+          return;
+        }
+        const prev = this.segs.get(m.seg);
+        if (!prev || m.valid >= prev.valid) this.segs.set(m.seg, m);
+        this.wake();
+      },
+      onDone: () => {
+        this.done = true;
+        this.wake();
+      },
+      onError: (err) => this.fail(err),
+    });
+  }
+
+  get segmentSize(): number {
+    return this.conn?.hello?.segmentSize ?? 0;
+  }
+
+  /** Waits until byte `pos` of the item is in the cache; returns its segment message. */
+  async until(pos: number, signal: AbortSignal): Promise<SegMessage> {
+    for (;;) {
+      if (this.error) throw this.error;
+      signal.throwIfAborted();
+      const S = this.segmentSize;
+      if (S > 0) {
+        const seg = Math.floor(pos / S);
+        const m = this.segs.get(seg);
+        if (m && m.valid > pos - seg * S) return m;
+        if (this.done && !m) throw new StagerError({ code: 'INTERNAL', message: `the worker finished without segment ${seg}` });
+      }
+      await new Promise<void>((resolve) => {
+        const f = () => {
+          signal.removeEventListener('abort', f);
+          this.waiters.delete(f);
+          resolve();
+        };
+        this.waiters.add(f);
+        signal.addEventListener('abort', f, { once: true });
+      });
+    }
+  }
+
+  ack(consumed: number): void {
+    if (consumed <= this.acked || !this.conn) return;
+    this.acked = consumed;
+    this.conn.ack(this.id, consumed);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.conn) this.conn.cancel(this.id);
+    this.wake();
+  }
+
+  private fail(err: StagerError): void {
+    if (this.error) return;
+    this.error = err;
+    this.host.noteError(err, this.ref);
+    this.wake();
+  }
+
+  private wake(): void {
+    const w = [...this.waiters];
+    this.waiters.clear();
+    for (const f of w) f();
+  }
+}
+
+// ---- the response body ----------------------------------------------------------------------------
+
+class ItemStream extends Readable {
+  private readonly ac = new AbortController();
+  private readonly reads = new Map<Piece, TapeRead>();
+  private stubFh: FileHandle | undefined;
+  private segFh: { seg: number; fh: FileHandle } | undefined;
+  private readonly gen: AsyncGenerator<Buffer>;
+  private pumping = false;
+  private readonly onClientAbort: () => void;
+
+  constructor(
+    private readonly host: SourceHost,
+    private readonly ref: ItemRef,
+    private readonly tape: TapeLocation,
+    private readonly pieces: Piece[],
+    private readonly stubPath: string | undefined,
+    private readonly clientSignal: AbortSignal,
+  ) {
+    super({ highWaterMark: CHUNK });
+    this.gen = this.generate();
+    this.onClientAbort = () => this.destroy();
+    clientSignal.addEventListener('abort', this.onClientAbort, { once: true });
+  }
+
+  async openStub(): Promise<void> {
+    if (!this.stubPath) throw new Error('no stub file');
+    this.stubFh = await open(this.stubPath, FS.O_RDONLY | FS.O_NOFOLLOW);
+  }
+
+  /** Requests the first tape piece now, so the drive gets ready while the stub is served. */
+  startTapeEarly(): void {
+    const p = this.pieces.find((x) => x.kind === 'tape');
+    if (p) this.readFor(p);
+  }
+
+  /** Resolves once the first byte (a tape piece first) is in the cache. */
+  async firstTapeByte(): Promise<void> {
+    const p = this.pieces[0]!;
+    const r = this.readFor(p);
+    await r.until(p.start, this.signal());
+  }
+
+  private signal(): AbortSignal {
+    return AbortSignal.any([this.ac.signal, this.clientSignal]);
+  }
+
+  private readFor(p: Piece): TapeRead {
+    let r = this.reads.get(p);
+    if (!r) {
+      r = new TapeRead(this.host, this.ref, p.start, p.end, 'interactive');
+      this.reads.set(p, r);
+      void r.begin();
+    }
+    return r;
+  }
+
+  override _read(): void {
+    if (this.pumping) return;
+    this.pumping = true;
+    void this.pump();
+  }
+
+  private async pump(): Promise<void> {
+    try {
+      for (;;) {
+        const r = await this.gen.next();
+        if (this.destroyed) return;
+        if (r.done) {
+          this.push(null);
+          return;
+        }
+        this.host.count('bytesServed', r.value.length);
+        if (!this.push(r.value)) break;
+      }
+    } catch (err) {
+      if (!this.destroyed) {
+        this.host.count('streamErrors');
+        this.destroy(err as Error);
+      }
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  private async *generate(): AsyncGenerator<Buffer> {
+    const signal = this.signal();
+    for (let i = 0; i < this.pieces.length; i++) {
+      const p = this.pieces[i]!;
+      if (p.kind === 'stub') {
+        // the tape piece after this stub piece: get the drive ready now
+        const next = this.pieces.slice(i + 1).find((x) => x.kind === 'tape');
+        if (next) this.readFor(next);
+        if (!this.stubFh) await this.openStub();
+        let at = p.fileOffset!;
+        let left = p.end - p.start;
+        while (left > 0) {
+          signal.throwIfAborted();
+          const n = Math.min(CHUNK, left);
+          const buf = Buffer.allocUnsafe(n);
+          const { bytesRead } = await this.stubFh!.read(buf, 0, n, at);
+          if (bytesRead <= 0) throw new Error(`head stub ${this.stubPath} is shorter than its catalog entry`);
+          at += bytesRead;
+          left -= bytesRead;
+          this.host.count('stubBytesServed', bytesRead);
+          yield bytesRead === n ? buf : buf.subarray(0, bytesRead);
+        }
+        continue;
+      }
+      const r = this.readFor(p);
+      let pos = p.start;
+      while (pos < p.end) {
+        const m = await r.until(pos, signal);
+        const S = r.segmentSize;
+        const segStart = m.seg * S;
+        const within = pos - segStart;
+        const n = Math.min(CHUNK, m.valid - within, p.end - pos);
+        const fh = await this.segmentHandle(m.seg);
+        const buf = Buffer.allocUnsafe(n);
+        let got = 0;
+        while (got < n) {
+          const { bytesRead } = await fh.read(buf, got, n - got, within + got);
+          if (bytesRead <= 0) throw new StagerError({ code: 'INTERNAL', message: `cache segment ${m.file} is shorter than announced` });
+          got += bytesRead;
+        }
+        pos += n;
+        this.host.count('tapeBytesServed', n);
+        if (pos >= segStart + m.len || pos >= p.end) {
+          await this.closeSegment();
+          r.ack(pos);
+        }
+        yield buf;
+      }
+      r.close();
+      this.reads.delete(p);
+    }
+  }
+
+  private async segmentHandle(seg: number): Promise<FileHandle> {
+    if (this.segFh?.seg === seg) return this.segFh.fh;
+    await this.closeSegment();
+    const fh = await open(join(this.host.cacheDir, segmentFile(this.ref.id, seg)), FS.O_RDONLY | FS.O_NOFOLLOW);
+    this.segFh = { seg, fh };
+    return fh;
+  }
+
+  private async closeSegment(): Promise<void> {
+    const s = this.segFh;
+    this.segFh = undefined;
+    await s?.fh.close().catch(() => undefined);
+  }
+
+  override _destroy(err: Error | null, cb: (error?: Error | null) => void): void {
+    this.ac.abort();
+    this.clientSignal.removeEventListener('abort', this.onClientAbort);
+    for (const r of this.reads.values()) r.close();
+    this.reads.clear();
+    const stub = this.stubFh;
+    this.stubFh = undefined;
+    void Promise.all([stub?.close().catch(() => undefined), this.closeSegment()]).finally(() => cb(err));
+    void this.gen.return(undefined).catch(() => undefined);
+  }
+
+  /** For logs: the cartridge this stream reads. */
+  get label(): string {
+    return this.tape.label;
+  }
+}

@@ -1,0 +1,218 @@
+import test from 'ava';
+import { join } from 'node:path';
+import { VirtualTapeLibrary } from '../src/tape/virtual.js';
+import { DriveScheduler, type DriveLease } from '../src/staging/scheduler.js';
+import { StagerError, type Priority } from '../src/staging/protocol.js';
+import { tempDir, removeDir } from './fixtures/staging/harness.js';
+
+const LABELS = ['TD0001L9', 'TD0002L9', 'TD0003L9', 'TD0004L9', 'TD0005L9', 'TD0006L9'];
+const [A, B, C, D, E] = LABELS as [string, string, string, string, string];
+
+async function setup(drives = 1, opts: { admissionTimeoutMs?: number; idleUnloadMs?: number } = {}) {
+  const dir = await tempDir('tapedeck-sched-');
+  const lib = await VirtualTapeLibrary.open(join(dir, 'vtl'), { drives, slots: 10, cartridges: LABELS, blockSize: 4096, capacityBytes: 4 << 20, timeScale: 0 });
+  const s = await DriveScheduler.create(lib, { admissionTimeoutMs: opts.admissionTimeoutMs ?? 5000, idleUnloadMs: opts.idleUnloadMs ?? 0 });
+  const admits: { label: string | null; priority: Priority; block?: number; drive: number }[] = [];
+  s.on('admit', (e) => admits.push(e));
+  let busy = 0;
+  let maxBusy = 0;
+  /** acquire and count concurrent leases */
+  const take = async (req: Parameters<DriveScheduler['acquire']>[0]): Promise<DriveLease> => {
+    const l = await s.acquire(req);
+    busy++;
+    maxBusy = Math.max(maxBusy, busy);
+    const rel = l.release.bind(l);
+    (l as { release: () => void }).release = () => {
+      if (!l.released) busy--;
+      rel();
+    };
+    return l;
+  };
+  return {
+    lib,
+    s,
+    admits,
+    take,
+    maxBusy: () => maxBusy,
+    async done() {
+      s.close();
+      await lib.close();
+      await removeDir(dir);
+    },
+  };
+}
+
+const tick = (ms = 5) => new Promise((r) => setTimeout(r, ms));
+
+test('queue order: priority classes first; same cartridge by block; a loaded cartridge is used rather than swapped', async (t) => {
+  const h = await setup(1);
+  try {
+    const hold = await h.take({ label: A, priority: 'interactive', block: 0 });
+    t.is(h.s.labelIn(0), A);
+    const order: string[] = [];
+    const want = (name: string, label: string, priority: Priority, block: number) =>
+      h.take({ label, priority, block, owner: name }).then(async (l) => {
+        order.push(name);
+        t.is(h.s.labelIn(l.index), label, `${name} got a drive holding ${label}`);
+        await tick(2);
+        l.release();
+      });
+    const all = [
+      want('j1', B, 'job', 0),
+      want('p1', C, 'prefetch', 10),
+      want('i1', D, 'interactive', 500),
+      want('i2', A, 'interactive', 300),
+      want('i3', D, 'interactive', 100),
+      want('p2', A, 'prefetch', 5),
+      want('i4', E, 'interactive', 0),
+    ];
+    await tick();
+    t.is(h.s.queue().length, 7);
+    t.deepEqual(
+      h.s.queue().map((q) => q.owner),
+      ['i3', 'i1', 'i2', 'i4', 'p1', 'p2', 'j1'],
+      'waiting list: interactive, prefetch, jobs; D in block order; cartridges by their oldest request',
+    );
+    const mountsBefore = h.s.counters.mounts;
+    hold.release();
+    await Promise.all(all);
+    t.deepEqual(order, ['i2', 'i3', 'i1', 'i4', 'p1', 'p2', 'j1']);
+    t.is(h.s.counters.mounts - mountsBefore, 5, 'D, E, C, A, B: one mount each, A reused by i2 without one');
+    t.is(h.maxBusy(), 1, 'never more leases than drives');
+    t.is(h.lib.stats().mounts, 6);
+    t.is(h.s.counters.admissions, 8);
+    t.is(h.s.counters.queued, 7);
+  } finally {
+    await h.done();
+  }
+});
+
+test('1 drive, 5 cartridges at once: served one at a time in order, the rest get ADMISSION_TIMEOUT with Retry-After', async (t) => {
+  const h = await setup(1, { admissionTimeoutMs: 500 });
+  try {
+    const results = await Promise.all(
+      [A, B, C, D, E].map((label, i) =>
+        h.take({ label, priority: 'interactive', owner: `r${i}` }).then(
+          async (l) => {
+            await new Promise((r) => setTimeout(r, 200)); // reading
+            l.release();
+            return { i, ok: true as const };
+          },
+          (err: StagerError) => ({ i, ok: false as const, err }),
+        ),
+      ),
+    );
+    const ok = results.filter((r) => r.ok).map((r) => r.i);
+    const failed = results.filter((r) => !r.ok);
+    t.true(ok.length >= 1 && failed.length >= 1, `some served (${ok}), some refused`);
+    t.deepEqual(ok, ok.map((_, k) => k), 'the served ones are the oldest, in order');
+    for (const f of failed) {
+      const err = (f as { err: StagerError }).err;
+      t.is(err.code, 'ADMISSION_TIMEOUT');
+      t.true((err.retryAfter ?? 0) > 0);
+      t.regex(err.message, /no tape drive became free/);
+    }
+    t.is(h.maxBusy(), 1);
+    t.is(h.lib.stats().mounts, ok.length, 'one mount per served cartridge, none for refused ones');
+    t.is(h.s.counters.admissionTimeouts, failed.length);
+    t.is(h.s.queue().length, 0);
+  } finally {
+    await h.done();
+  }
+});
+
+test('a request whose cartridge is in a busy drive waits for that drive; another cartridge takes the free one', async (t) => {
+  const h = await setup(2);
+  try {
+    const a1 = await h.take({ label: A, priority: 'interactive' });
+    let a2: DriveLease | undefined;
+    const p = h.take({ label: A, priority: 'interactive' }).then((l) => (a2 = l));
+    const b = await h.take({ label: B, priority: 'prefetch' });
+    t.not(b.index, a1.index);
+    await tick();
+    t.is(a2, undefined, 'A is not mounted twice');
+    a1.release();
+    await p;
+    t.is(a2!.index, a1.index);
+    t.is(h.lib.stats().mounts, 2);
+    a2!.release();
+    b.release();
+  } finally {
+    await h.done();
+  }
+});
+
+test('offline cartridge: rejected at once and remembered as needed until it is back', async (t) => {
+  const h = await setup(1);
+  try {
+    await h.lib.changer.exportCartridge(C);
+    const needed: unknown[] = [];
+    h.s.on('needed', (l) => needed.push(l));
+    const t0 = Date.now();
+    const err = await t.throwsAsync(h.s.acquire({ label: C, priority: 'interactive', owner: 'item 7' }));
+    t.true(Date.now() - t0 < 1000);
+    t.is((err as StagerError).code, 'OFFLINE');
+    t.regex(err!.message, /TD0003L9 is offline/);
+    t.is((err as StagerError).label, C);
+    t.true(((err as StagerError).retryAfter ?? 0) > 0);
+    await t.throwsAsync(h.s.acquire({ label: C, priority: 'prefetch', owner: 'item 8' }));
+    t.like(h.s.neededCartridges()[0], { label: C, requests: 2, lastItem: 'item 8' });
+    t.is(h.s.counters.rejectedOffline, 2);
+    t.is(h.lib.stats().mounts, 0);
+    await h.lib.changer.importCartridge(C);
+    const l = await h.s.acquire({ label: C, priority: 'interactive' });
+    l.release();
+    t.deepEqual(h.s.neededCartridges(), []);
+    t.true(needed.length >= 2);
+    await t.throwsAsync(h.s.acquire({ label: 'XX9999L9', priority: 'interactive' }), { message: /not known/ });
+  } finally {
+    await h.done();
+  }
+});
+
+test('idle drives are unloaded after the configured time, not while a request wants the cartridge', async (t) => {
+  const h = await setup(1, { idleUnloadMs: 60 });
+  try {
+    const l = await h.s.acquire({ label: A, priority: 'interactive' });
+    await tick(120);
+    t.is(h.s.labelIn(0), A, 'not unloaded while leased');
+    l.release();
+    await tick(30);
+    t.is(h.s.labelIn(0), A, 'not before the idle time');
+    await tick(150);
+    t.is(h.s.labelIn(0), null);
+    t.is(h.s.counters.idleUnloads, 1);
+    t.is(h.lib.stats().unloads, 1);
+    const inv = await h.lib.changer.inventory();
+    t.false(inv.drives[0]!.full);
+  } finally {
+    await h.done();
+  }
+});
+
+test('a cancelled waiter leaves the queue; job leases on a named drive wait for playback', async (t) => {
+  const h = await setup(1);
+  try {
+    const l = await h.s.acquire({ label: A, priority: 'interactive' });
+    const ac = new AbortController();
+    const p = h.s.acquire({ label: B, priority: 'interactive', signal: ac.signal });
+    let job: DriveLease | undefined;
+    const j = h.s.acquire({ drive: 0, priority: 'job', owner: 'job' }).then((x) => (job = x));
+    await tick();
+    t.is(h.s.queue().length, 2);
+    ac.abort();
+    await t.throwsAsync(p, { message: /cancelled/ });
+    t.is(h.s.queue().length, 1);
+    t.is(job, undefined);
+    l.release();
+    await j;
+    t.is(job!.index, 0);
+    t.is(job!.label, A, 'a job lease takes the drive as it is');
+    t.is(h.s.drives()[0]!.owner, 'job');
+    job!.release();
+    await tick();
+    t.false(h.s.drives()[0]!.busy);
+  } finally {
+    await h.done();
+  }
+});
