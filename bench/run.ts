@@ -21,7 +21,8 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ensureBigFile, ensureLibrary, searchQueries, warmFiles, type Library, type SearchQuery } from './library.js';
 import { findMinidlna, type MinidlnaInfo } from './minidlna.js';
-import { pickHost, startClient, startMinidlna, startTapedeck, type Client, type Host, type RunningServer, type ServerName } from './servers.js';
+import { pickHost, startClient, startMinidlna, startTapedeck, TSX_RUNTIME, type Client, type Host, type RunningServer, type ServerName, type TapedeckRuntime } from './servers.js';
+import { buildCompiled } from './build.js';
 import { median, ratio, round, summarize, type LatencySummary } from './stats.js';
 import type { SoapLoadResult } from './client.js';
 
@@ -48,6 +49,7 @@ interface Options {
   streamRepeats: number;
   minidlna: boolean;
   install: boolean;
+  runtime: 'compiled' | 'tsx';
   cpuProfileDir?: string;
   out: string;
   keep: boolean;
@@ -65,6 +67,8 @@ const HELP = `Usage: npm run bench -- [options]
   --rounds N            measurements are split into N rounds alternating the servers (default 3; quick 1)
   --scan-rounds N       cold scans per server, median reported (default 2; quick 1)
   --stream-repeats N    full GETs per server after one warm-up, median reported (default 3; quick 2)
+  --runtime R           how Tapedeck runs: compiled (JavaScript built from src/, as deployed; default)
+                        or tsx (the TypeScript sources, as in development)
   --no-minidlna         run Tapedeck only
   --no-install          do not try to install MiniDLNA when it is missing
   --cpu-profile DIR     write V8 CPU profiles of the Tapedeck servers into DIR
@@ -86,6 +90,7 @@ function parseOptions(argv: string[]): Options {
       rounds: { type: 'string' },
       'scan-rounds': { type: 'string' },
       'stream-repeats': { type: 'string' },
+      runtime: { type: 'string' },
       'no-minidlna': { type: 'boolean', default: false },
       'no-install': { type: 'boolean', default: false },
       'cpu-profile': { type: 'string' },
@@ -107,6 +112,8 @@ function parseOptions(argv: string[]): Options {
     if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`--${name} must be an integer in ${min}..${max}, got ${JSON.stringify(v)}`);
     return n;
   };
+  const runtime = values.runtime ?? 'compiled';
+  if (runtime !== 'compiled' && runtime !== 'tsx') throw new UsageError(`--runtime must be compiled or tsx, got ${JSON.stringify(runtime)}`);
   const files = int('files', values.files, q ? 2000 : 20000, 100, 1_000_000);
   return {
     quick: q,
@@ -124,6 +131,7 @@ function parseOptions(argv: string[]): Options {
     streamRepeats: int('stream-repeats', values['stream-repeats'], q ? 2 : 3, 1, 20),
     minidlna: !values['no-minidlna'],
     install: !values['no-install'],
+    runtime,
     cpuProfileDir: values['cpu-profile'] ? resolve(values['cpu-profile']) : undefined,
     out: resolve(values.out ?? join(BENCH_DIR, 'results', 'latest.json')),
     keep: values.keep,
@@ -237,15 +245,16 @@ interface ServerDetails {
   };
   search?: Record<string, LoadSummary & { criteria: string; expectedMatches: number }>;
   memory?: { rssMB: number; peakRssMB: number };
+  restarted?: { incrementalRescanMs?: number; rssAtStartMB: number; rssAfterLoadMB: number; peakRssMB: number; load: string };
   stream?: { bytes: number; runsMBps: number[]; medianMBps: number; verified: boolean; client: string };
 }
 
-async function startServer(name: ServerName, host: Host, o: Options, md: MinidlnaInfo, mediaDirs: string[], work: string, tag: string, port: number, files: number): Promise<RunningServer> {
+async function startServer(ctx: Context, name: ServerName, host: Host, o: Options, md: MinidlnaInfo, mediaDirs: string[], work: string, tag: string, port: number, files: number, restart = false): Promise<RunningServer> {
   const timeoutMs = Math.max(120_000, files * 30);
   if (name === 'tapedeck') {
-    return startTapedeck(host, { mediaDirs, dataDir: join(work, `tapedeck-${tag}`), port, timeoutMs, cpuProfileDir: o.cpuProfileDir });
+    return startTapedeck(host, { runtime: ctx.runtime, mediaDirs, dataDir: join(work, `tapedeck-${tag}`), port, timeoutMs, cpuProfileDir: o.cpuProfileDir });
   }
-  return startMinidlna(host, { binary: md.binary!, mediaDirs, dbDir: join(work, `minidlna-${tag}`), port, timeoutMs });
+  return startMinidlna(host, { binary: md.binary!, mediaDirs, dbDir: join(work, `minidlna-${tag}`), port, timeoutMs, expectScan: !restart });
 }
 
 const PORTS: Record<ServerName, number> = { tapedeck: 8210, minidlna: 8200 };
@@ -255,6 +264,7 @@ interface Context {
   host: Host;
   md: MinidlnaInfo;
   names: ServerName[];
+  runtime: TapedeckRuntime;
   work: string;
   client?: Client;
   running: RunningServer[];
@@ -278,7 +288,7 @@ async function scanPhase(ctx: Context, lib: Library): Promise<RunningServer[]> {
     const keep = r === o.scanRounds - 1;
     for (const name of order) {
       log(`scan round ${r + 1}/${o.scanRounds}: ${name} scanning ${lib.count} files (cold catalog; load ${load().join(' ')})`);
-      const s = await startServer(name, ctx.host, o, ctx.md, [lib.dir], ctx.work, `lib${r}`, PORTS[name], lib.count);
+      const s = await startServer(ctx, name, ctx.host, o, ctx.md, [lib.dir], ctx.work, `lib${r}`, PORTS[name], lib.count);
       ctx.running.push(s);
       runs.get(name)!.push({ ms: Math.round(s.scan.ms), wallMs: Math.round(s.scan.wallMs), files: s.scan.files, basis: s.scan.basis });
       log(`  ${name}: ${s.scan.files} files in ${(s.scan.ms / 1000).toFixed(2)} s = ${Math.round((s.scan.files * 1000) / s.scan.ms)} files/s`);
@@ -380,6 +390,41 @@ async function searchPhase(ctx: Context, servers: RunningServer[], queries: Sear
   }
 }
 
+/**
+ * Steady state: both servers restarted on their existing catalogs (Tapedeck rescans
+ * incrementally, MiniDLNA does not rescan), a shorter Browse and Search load, then RSS
+ * again. Tells scan leftovers apart from what the server needs to serve the library.
+ */
+async function restartPhase(ctx: Context, lib: Library, queries: SearchQuery[]): Promise<void> {
+  const { o, client } = ctx;
+  const tag = `lib${o.scanRounds - 1}`;
+  const servers: RunningServer[] = [];
+  for (const name of ctx.names) {
+    log(`restart: ${name} on its existing catalog`);
+    const s = await startServer(ctx, name, ctx.host, o, ctx.md, [lib.dir], ctx.work, tag, PORTS[name], lib.count, true);
+    ctx.running.push(s);
+    servers.push(s);
+  }
+  await verifyLibrary(ctx, servers, lib);
+  const maxStart = lib.count - o.requestedCount;
+  const n = Math.max(50, Math.ceil(o.browseRequests / 6));
+  for (const s of servers) {
+    const at = s.memory();
+    await soapLoad(client!, s, browseJob(s, o, 3000, 0, maxStart, lib.count), n);
+    for (const q of queries) await soapLoad(client!, s, searchJob(q, o), Math.max(10, Math.ceil(o.searchRequests / 6)));
+    const after = s.memory();
+    ctx.details[s.name].restarted = {
+      ...(s.name === 'tapedeck' ? { incrementalRescanMs: Math.round(s.scan.ms) } : {}),
+      rssAtStartMB: at?.rssMB ?? NaN,
+      rssAfterLoadMB: after?.rssMB ?? NaN,
+      peakRssMB: after?.peakRssMB ?? NaN,
+      load: `${n} Browse + ${Math.max(10, Math.ceil(o.searchRequests / 6))} per search query`,
+    };
+    log(`  ${s.name}: RSS ${at?.rssMB} MB at start, ${after?.rssMB} MB after load`);
+  }
+  await stopAll(ctx);
+}
+
 async function resourceUrl(ctx: Context, s: RunningServer): Promise<string> {
   const body = await browseUntil(ctx, s, 5, 1);
   const url = /&gt;(https?:\/\/[^&<]+)&lt;\/res&gt;/.exec(body)?.[1];
@@ -399,7 +444,7 @@ async function streamPhase(ctx: Context, bigDir: string, bytes: number, sha256: 
   const servers: RunningServer[] = [];
   for (const name of ctx.names) {
     log(`stream: starting ${name} on the ${(bytes / 2 ** 20).toFixed(0)} MiB file`);
-    const s = await startServer(name, host, o, ctx.md, [bigDir], ctx.work, 'big', PORTS[name] + 1, 1);
+    const s = await startServer(ctx, name, host, o, ctx.md, [bigDir], ctx.work, 'big', PORTS[name] + 1, 1);
     ctx.running.push(s);
     servers.push(s);
   }
@@ -548,9 +593,18 @@ async function main(): Promise<number> {
   await warmFiles(lib.dir);
   const queries = searchQueries(lib.tracks);
 
+  let runtime = TSX_RUNTIME;
+  let buildInfo: { ms: number; diagnostics?: string } | undefined;
+  if (o.runtime === 'compiled') {
+    const b = await buildCompiled(log);
+    runtime = { name: 'compiled', nodeArgs: [], script: b.cli };
+    buildInfo = { ms: b.ms, ...(b.diagnostics ? { diagnostics: b.diagnostics } : {}) };
+    if (b.diagnostics) log(`tsc reported errors (JavaScript was emitted anyway): ${b.diagnostics.split('\n')[0]}`);
+  }
+
   const haveCurl = (await host.execClient('curl', ['--version'], 10_000).catch(() => undefined))?.code === 0;
   const work = await mkdtemp(join(tmpdir(), 'tapedeck-bench-run-'));
-  const ctx: Context = { o, host, md, names, work, running: [], details: { tapedeck: {}, minidlna: {} }, notes: [] };
+  const ctx: Context = { o, host, md, names, runtime, work, running: [], details: { tapedeck: {}, minidlna: {} }, notes: [] };
   if (o.cpuProfileDir) await mkdir(o.cpuProfileDir, { recursive: true });
 
   let failure: Error | undefined;
@@ -583,6 +637,7 @@ async function main(): Promise<number> {
       log(`memory ${s.name}: RSS ${m?.rssMB} MB (peak ${m?.peakRssMB} MB)`);
     }
     await stopAll(ctx);
+    await restartPhase(ctx, lib, queries);
     await streamPhase(ctx, big.dir, big.bytes, big.sha256, haveCurl);
   } catch (err) {
     failure = err as Error;
@@ -614,6 +669,8 @@ async function main(): Promise<number> {
       loadavgStart: loadStart,
       loadavgEnd: load(),
       network: host.description,
+      tapedeckRuntime: runtime.name === 'compiled' ? `compiled JavaScript (node ${runtime.script.replace(process.cwd() + '/', '')})` : 'TypeScript through tsx (node --import tsx src/cli.ts)',
+      ...(buildInfo ? { build: buildInfo } : {}),
       minidlna: md.absent ? 'absent' : md.version,
       ...(md.absent ? { minidlnaAbsentReason: md.absent } : { minidlnaBinary: md.binary }),
       streamClient: haveCurl ? 'curl (client namespace)' : 'node http',

@@ -196,7 +196,17 @@ export interface RunningServer {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** How Tapedeck is started: compiled JavaScript (as deployed) or the TypeScript sources through tsx. */
+export interface TapedeckRuntime {
+  name: 'compiled' | 'tsx';
+  nodeArgs: string[];
+  script: string;
+}
+
+export const TSX_RUNTIME: TapedeckRuntime = { name: 'tsx', nodeArgs: ['--import', 'tsx'], script: 'src/cli.ts' };
+
 export interface TapedeckOptions {
+  runtime: TapedeckRuntime;
   mediaDirs: string[];
   dataDir: string;
   port: number;
@@ -207,11 +217,11 @@ export interface TapedeckOptions {
 
 export async function startTapedeck(host: Host, o: TapedeckOptions): Promise<RunningServer> {
   await mkdir(o.dataDir, { recursive: true });
-  const nodeArgs = ['--import', 'tsx'];
+  const nodeArgs = [...o.runtime.nodeArgs];
   if (o.cpuProfileDir) nodeArgs.push('--cpu-prof', '--cpu-prof-dir', o.cpuProfileDir);
   const args = [
     ...nodeArgs,
-    'src/cli.ts',
+    o.runtime.script,
     'serve',
     '--data',
     o.dataDir,
@@ -263,6 +273,11 @@ export interface MinidlnaOptions {
   dbDir: string;
   port: number;
   timeoutMs: number;
+  /**
+   * false: a restart on an existing database, where MiniDLNA does not scan; ready once
+   * its log says HTTP is listening.
+   */
+  expectScan?: boolean;
 }
 
 export async function startMinidlna(host: Host, o: MinidlnaOptions): Promise<RunningServer> {
@@ -284,30 +299,35 @@ export async function startMinidlna(host: Host, o: MinidlnaOptions): Promise<Run
       '',
     ].join('\n'),
   );
+  // the log is appended to across restarts: only what this process writes counts
+  const logStart = (await readFile(logFile).catch(() => Buffer.alloc(0))).length;
   const t0 = performance.now();
   // -S: stay in the foreground (no daemon fork), so the PID we hold is the server's.
   const child = host.spawnServer(o.binary, ['-S', '-f', conf, '-P', join(o.dbDir, 'minidlna.pid')]);
   let out = '';
   child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
-  const readLog = () => readFile(logFile, 'utf8').catch(() => '');
+  const readLog = async () => (await readFile(logFile).catch(() => Buffer.alloc(0))).subarray(logStart).toString('utf8');
   let tail = '';
   const logTail = () => (tail + '\n' + out).trim().split('\n').slice(-12).join('\n');
   const deadline = t0 + o.timeoutMs;
+  const expectScan = o.expectScan ?? true;
   let files = NaN;
   try {
     for (;;) {
       await sleep(50);
-      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`MiniDLNA exited (${child.exitCode ?? child.signalCode}) before its scan finished`);
+      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`MiniDLNA exited (${child.exitCode ?? child.signalCode}) before it was ready`);
       const log = await readLog();
       tail = log;
-      const m = /Scanning .* finished \((\d+) files\)/.exec(log);
-      // the scan is over when the log says so and the forked scanner has exited
-      if (m && childPids(child.pid!).length === 0) {
-        files = Number(m[1]);
-        break;
-      }
-      if (performance.now() > deadline) throw new Error(`MiniDLNA did not finish its scan within ${o.timeoutMs} ms`);
+      if (expectScan) {
+        const m = /Scanning .* finished \((\d+) files\)/.exec(log);
+        // the scan is over when the log says so and the forked scanner has exited
+        if (m && childPids(child.pid!).length === 0) {
+          files = Number(m[1]);
+          break;
+        }
+      } else if (/HTTP listening on port/.test(log) && childPids(child.pid!).length === 0) break;
+      if (performance.now() > deadline) throw new Error(`MiniDLNA was not ready (${expectScan ? 'scan finished' : 'HTTP listening'}) within ${o.timeoutMs} ms`);
     }
   } catch (err) {
     await stopPid(child, 2000);
