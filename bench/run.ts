@@ -673,7 +673,7 @@ async function main(): Promise<number> {
       ...(buildInfo ? { build: buildInfo } : {}),
       minidlna: md.absent ? 'absent' : md.version,
       ...(md.absent ? { minidlnaAbsentReason: md.absent } : { minidlnaBinary: md.binary }),
-      streamClient: haveCurl ? 'curl (client namespace)' : 'node http',
+      streamClient: haveCurl ? (host.kind === 'lab' ? 'curl in the client namespace' : 'curl') : 'node http',
     },
     parameters: {
       files: o.files,
