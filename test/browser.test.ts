@@ -5,12 +5,16 @@
 // fetched once); that it loads nothing from other origins and logs no errors (a CSP
 // violation would); and takes a screenshot whose pixels show the library and tape sections.
 //
-// Skips (with the reason in the log) when playwright-core or /usr/bin/chromium is missing.
+// A second test runs the real server (`tapedeck serve`, demo library) on the netns lab's
+// server host and chromium on its client host, as a TV-side operator would open the page.
+//
+// Skips (with the reason in the log) when playwright-core or /usr/bin/chromium is missing,
+// and the lab test also when the netns lab cannot run (not root, no iproute2).
 
 import test from 'ava';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Koa from 'koa';
@@ -26,7 +30,9 @@ import {
   type LibraryStatus,
   type StatusProvider,
   type TapeStatus,
+  type StatusSnapshot,
 } from '../src/http/status.js';
+import { createLab, jsonLines, labAvailable } from './helpers/lab.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const DEVICES_DIR = new URL('../devices', import.meta.url).pathname;
@@ -299,5 +305,93 @@ function luminance(buf: Buffer): { width: number; height: number; mean: number; 
   } finally {
     await context.close();
     rmSync(userDataDir, { recursive: true, force: true });
+  }
+});
+
+// ---- the real server in the netns lab, chromium on the client host -------------------------------
+
+const labWhy = why ?? labAvailable();
+const lab = labWhy ? undefined : createLab('tdbrw', '10.95.0');
+const labDir = mkdtempSync(join(tmpdir(), 'tapedeck-browser-lab-'));
+test.before(async () => {
+  await lab?.up();
+});
+test.after.always(async () => {
+  await lab?.down();
+  rmSync(labDir, { recursive: true, force: true });
+});
+
+if (labWhy && !why) {
+  test('status page of the real server in the lab', (t) => {
+    t.log(`SKIPPED the lab browser test: ${labWhy}`);
+    t.pass();
+  });
+}
+
+(lab ? test.serial : test.skip)('real server in the lab: chromium on the client host renders its status page', async (t) => {
+  t.timeout(90_000);
+  const conf = join(labDir, 'empty.conf');
+  writeFileSync(conf, '');
+  // chromium runs on the lab's client host; playwright talks to it over inherited pipes
+  const wrapper = join(labDir, 'chromium-in-lab');
+  writeFileSync(wrapper, `#!/bin/sh\nexec ip netns exec ${lab!.cliNs} ${CHROMIUM} "$@"\n`);
+  chmodSync(wrapper, 0o755);
+  const srv = jsonLines<Record<string, any>>(
+    lab!.spawnNode('srv', 'src/cli.ts', ['serve', '--config', conf, '--data', join(labDir, 'data'), '--interface', lab!.srvIf, '--port', '0', '--no-ssdp', '--name', 'Lab NAS']),
+  );
+  const userDataDir = mkdtempSync(join(labDir, 'profile-'));
+  let context: Awaited<ReturnType<PlaywrightCore['chromium']['launchPersistentContext']>> | undefined;
+  try {
+    const ready = await srv.waitFor((l) => typeof l.msg === 'string' && l.msg.startsWith('library:'), 60_000, 'library line');
+    const url = (srv.lines.find((l) => Array.isArray(l.urls))!.urls as string[])[0];
+    t.true(url.startsWith(`http://${lab!.srvIp}:`), url);
+
+    context = await pw!.chromium.launchPersistentContext(userDataDir, {
+      executablePath: wrapper,
+      headless: true,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      viewport: { width: 1280, height: 900 },
+      timeout: 60_000,
+    });
+    const page = await context.newPage();
+    const problems: string[] = [];
+    page.on('console', (m) => {
+      if (m.type() === 'error') problems.push(m.text());
+    });
+    page.on('pageerror', (e) => problems.push(e.message));
+    const resp = await page.goto(url, { waitUntil: 'load' });
+    t.is(resp?.status(), 200);
+    await page.waitForSelector('#library table');
+    t.is(await page.title(), 'Lab NAS');
+
+    // what the page shows is what the server says
+    const snap = (await page.evaluate(() => fetch('status.json').then((r) => r.json()))) as StatusSnapshot;
+    t.is(snap.library!.items, ready.library.items);
+    t.true(snap.library!.items > 0);
+    const items = snap.library!.items.toLocaleString('en-US');
+    t.regex(await page.locator('#library').innerText(), new RegExp(`${items}\\s+items[\\s\\S]*All items\\s+${items}\\s+0\\s+0\\s+${items}`));
+    t.true(await page.locator('#tape').isVisible());
+    t.true((await page.locator('#tape .body').innerText()).trim().length > 0, 'the tape section says something (a library, or that there is none)');
+    t.regex(await page.locator('#server').innerText(), /Tapedeck 0\.1\.0/);
+
+    // it keeps polling the real server without reloading
+    await page.evaluate(() => {
+      (window as unknown as { __marker: number }).__marker = 42;
+    });
+    const first = await page.getAttribute('body', 'data-generated');
+    await page.waitForFunction((f) => document.body.getAttribute('data-generated') !== f, first, { timeout: 15_000 });
+    t.is(await page.evaluate(() => (window as unknown as { __marker?: number }).__marker), 42);
+    t.regex(await page.locator('#live').innerText(), /^live$/);
+
+    const png = await page.screenshot({ fullPage: true, type: 'png' });
+    writeFileSync(join(shotDir, 'lab-status.png'), png);
+    t.is(png.readUInt32BE(16), 1280);
+    const lib = await page.locator('#library').boundingBox();
+    t.true(!!lib && lib.width > 300 && lib.height > 100);
+    t.deepEqual(problems, []);
+  } finally {
+    await context?.close().catch(() => undefined);
+    srv.child.kill('SIGTERM');
+    await srv.exited(15_000).catch(() => srv.child.kill('SIGKILL'));
   }
 });

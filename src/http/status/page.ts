@@ -47,6 +47,8 @@ tfoot td{font-weight:650;border-bottom:0}
 .s-running,.s-reading,.s-writing,.s-locating,.s-loading,.s-unloading{color:var(--acc)}
 .s-ready,.s-done{color:var(--ok)}.s-failed,.s-error,.s-offline,.s-down{color:var(--warn)}
 .s-queued,.s-empty,.s-cancelled{color:var(--mut)}
+.s-starting,.s-restarting,.s-waiting{color:var(--tape)}
+.tablewrap{overflow-x:auto}
 .mono{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:13px}
 .muted{color:var(--mut)}
 .empty{color:var(--mut);margin:4px 0}
@@ -143,7 +145,7 @@ const JS = String.raw`
     t.appendChild(h('thead', '', row(head, true)));
     t.appendChild(h('tbody', '', rows));
     if (foot) t.appendChild(h('tfoot', '', foot));
-    return t;
+    return h('div', 'tablewrap', t);
   }
   function kpi(n, label, cls) { return h('div', 'kpi ' + (cls || ''), [h('span', 'n', n), h('span', 'l', label)]); }
   function ago(ms) { return snap && ms ? dur((snap.generatedAt - ms) / 1000) : '\u2013'; }
@@ -357,7 +359,7 @@ const JS = String.raw`
     var btn = document.getElementById('rescan');
     btn.hidden = s.actions.indexOf('rescan') < 0;
     var d = new Date(s.generatedAt);
-    document.getElementById('updated').textContent = 'updated ' + d.toLocaleTimeString();
+    document.getElementById('updated').textContent = '\u00b7 updated ' + d.toLocaleTimeString();
     document.body.setAttribute('data-generated', String(s.generatedAt));
   }
   function setLive(ok, why) {
