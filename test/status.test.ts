@@ -131,6 +131,16 @@ test('libraryStatus counts items and bytes by class and tier from the catalog', 
     { class: 'video', tier: 'both', items: 1, bytes: 5000 },
   ]);
   t.is(lib.systemUpdateId, c.systemUpdateId);
+  t.deepEqual(await libraryStatus(c), lib, 'unchanged catalog, same totals');
+  // a tier move (the disk copy of a.mp3 dropped after archiving) shows at once
+  const a = item('a.mp3', 'audio', {}, 100);
+  await c.setLocation(a.id, { tape: tape(100) });
+  const moved = await libraryStatus(c);
+  t.deepEqual(moved.byTier, { disk: 1, tape: 3, both: 1 });
+  t.deepEqual(moved.cells.slice(0, 2), [
+    { class: 'audio', tier: 'disk', items: 1, bytes: 200 },
+    { class: 'audio', tier: 'tape', items: 2, bytes: 400 },
+  ]);
   await c.close();
 });
 

@@ -195,9 +195,15 @@ export interface StatusSnapshot {
 
 // ---- library totals ---------------------------------------------------------------------
 
+// The catalog hands out the same item array until something changes, so the totals of
+// one array are computed once however often the page polls.
+const libraryCache = new WeakMap<readonly unknown[], LibraryStatus>();
+
 /** Items and bytes by class and tier, from the catalog's (cached) item list. */
 export async function libraryStatus(catalog: Catalog): Promise<LibraryStatus> {
   const items = await catalog.items();
+  const hit = libraryCache.get(items);
+  if (hit) return { ...hit, systemUpdateId: catalog.systemUpdateId };
   const cells = new Map<string, LibraryCell>();
   const out: LibraryStatus = { items: items.length, bytes: 0, byClass: {}, byTier: {}, cells: [], systemUpdateId: catalog.systemUpdateId };
   for (const it of items) {
@@ -214,6 +220,7 @@ export async function libraryStatus(catalog: Catalog): Promise<LibraryStatus> {
     out.byTier[tier] = (out.byTier[tier] ?? 0) + 1;
   }
   out.cells = [...cells.values()].sort((a, b) => (a.class + a.tier < b.class + b.tier ? -1 : 1));
+  libraryCache.set(items, out);
   return out;
 }
 
