@@ -19,6 +19,8 @@ import { contentFeatures, transferModeFor } from './media/dlna.js';
 import { diskSource, mediaRoutes, type MediaSource } from './http/delivery.js';
 import { allowSubnets } from './http/acl.js';
 import { staticRoutes } from './http/static.js';
+import { serverStatusProvider, statusRoutes, StreamTracker, type StatusExtras } from './http/status.js';
+import { metricsRoute, ServerMetrics } from './metrics.js';
 import { ContentDirectory } from './upnp/cds.js';
 import { ConnectionManager, mediaReceiverRegistrar, MSR_TYPE } from './upnp/cms.js';
 import { requestBaseUrl, soapRoutes } from './upnp/soap.js';
@@ -35,7 +37,6 @@ export { REPO_ROOT, DEVICES_DIR };
 export interface ServerStatus {
   scanning: boolean;
   lastScan?: ScanProgress;
-  activeStreams: number;
 }
 
 export class TapedeckServer {
@@ -43,7 +44,9 @@ export class TapedeckServer {
   uuid = '';
   interfaces: NetIface[] = [];
   port = 0;
-  readonly status: ServerStatus = { scanning: false, activeStreams: 0 };
+  readonly status: ServerStatus = { scanning: false };
+  tracker?: StreamTracker;
+  metrics?: ServerMetrics;
   private http: Server[] = [];
   private sockets = new Set<Socket>();
   private ssdp?: SsdpServer;
@@ -151,6 +154,11 @@ export class TapedeckServer {
     return addrs.map((a) => `http://${a}:${this.port}/`);
   }
 
+  /** Tape library, stager, jobs and cache parts of the status page (none without a tape tier). */
+  protected statusExtras(): Omit<StatusExtras, 'tracker'> {
+    return {};
+  }
+
   private resolveMedia = async (name: string): Promise<MediaSource | undefined> => {
     const obj = await this.catalog.get(name);
     if (!obj || obj.container || !obj.res) return undefined;
@@ -177,6 +185,12 @@ export class TapedeckServer {
         this.log.debug({ method: ctx.method, url: ctx.url, status: ctx.status, remote: ctx.req.socket.remoteAddress, ms: Date.now() - t0, ua: ctx.get('user-agent') }, 'request');
       }
     });
+    const tracker = new StreamTracker();
+    this.tracker = tracker;
+    const status = serverStatusProvider(this, { tracker, ...this.statusExtras() });
+    const metrics = new ServerMetrics({ version: VERSION, status, streams: tracker });
+    this.metrics = metrics;
+    app.use(metrics.http()); // before the ACL, so refusals are counted too
     app.use(allowSubnets(cfg.allow.length ? cfg.allow : DEFAULT_ALLOWED_SUBNETS));
     app.use(async (ctx, next) => {
       ctx.set('Server', `Linux UPnP/1.0 DLNADOC/1.50 Tapedeck/${VERSION}`);
@@ -213,7 +227,11 @@ export class TapedeckServer {
 
     const cds = new ContentDirectory(this.catalog);
     const cms = new ConnectionManager(this.catalog);
-    const soapOpts = { detectClient: (h: Record<string, string | string[] | undefined>, remote?: string) => clients.detect(h, remote), logger: this.log };
+    const soapOpts = {
+      detectClient: (h: Record<string, string | string[] | undefined>, remote?: string) => clients.detect(h, remote),
+      logger: this.log,
+      onAction: metrics.soapAction,
+    };
     soapRoutes(router, '/upnp/control/cds', cds.service(), soapOpts);
     soapRoutes(router, '/upnp/control/cms', cms.service(), soapOpts);
     soapRoutes(router, '/upnp/control/msr', mediaReceiverRegistrar(), soapOpts);
@@ -252,12 +270,10 @@ export class TapedeckServer {
       void refreshSourceInfo().then(() => cmsEvents.notify({ SourceProtocolInfo: sourceInfo }));
     });
 
-    mediaRoutes(router, this.resolveMedia, {
-      onStream: () => {
-        /* counted by the status page in a later step */
-      },
-    });
-    staticRoutes(router, { devicesDir: DEVICES_DIR, server: this });
+    mediaRoutes(router, this.resolveMedia, tracker.hooks);
+    staticRoutes(router, { devicesDir: DEVICES_DIR });
+    statusRoutes(router, status);
+    metricsRoute(router, metrics.registry);
 
     app.use(router.routes());
     app.use(router.allowedMethods());
