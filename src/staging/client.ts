@@ -181,7 +181,7 @@ export class StagerClient extends EventEmitter implements SourceHost {
   }
 
   /** Remote TapeLibrary for archive/recall jobs (operations run in the worker). */
-  library(): TapeLibrary & { release(drive?: number): Promise<void>; refreshStats(): Promise<unknown> } {
+  library(): RemoteTapeLibrary {
     if (!this.remote) {
       this.remote = new RemoteTapeLibrary({
         call: async (op: LibOp, drive: number | undefined, args: unknown[], data?: Buffer) => {
@@ -429,7 +429,7 @@ export class StagerClient extends EventEmitter implements SourceHost {
           wl.info(line);
           return;
         }
-        const { level, time: _t, msg, pid: _p, ...rest } = o;
+        const { level, time: _t, msg, pid: _p, name: _n, ...rest } = o;
         wl[levelName(Number(level) || 30)](rest, typeof msg === 'string' ? msg : '');
       });
     }

@@ -21,9 +21,9 @@ export function jsonLineLog(level: string, write: (line: string) => void = (l) =
     if (lvl < min) return;
     let line: string;
     try {
-      line = JSON.stringify({ level: lvl, time: Date.now(), ...obj, ...(msg !== undefined ? { msg } : {}) });
+      line = JSON.stringify({ level: lvl, time: new Date().toISOString(), pid: process.pid, name: 'tapedeck-stager', ...obj, ...(msg !== undefined ? { msg } : {}) });
     } catch {
-      line = JSON.stringify({ level: lvl, time: Date.now(), msg: msg ?? '(unserializable log record)' });
+      line = JSON.stringify({ level: lvl, time: new Date().toISOString(), pid: process.pid, name: 'tapedeck-stager', msg: msg ?? '(unserializable log record)' });
     }
     write(line + '\n');
   };

@@ -88,7 +88,9 @@ export type LibOp =
   | 'drive.readBlocks'
   | 'drive.readBlock'
   | 'drive.writeBlocks'
-  | 'drive.writeFilemarks';
+  | 'drive.writeFilemarks'
+  | 'virtual.createCartridge'
+  | 'virtual.labels';
 
 export const LIB_OPS: ReadonlySet<string> = new Set<LibOp>([
   'mount',
@@ -110,6 +112,8 @@ export const LIB_OPS: ReadonlySet<string> = new Set<LibOp>([
   'drive.readBlock',
   'drive.writeBlocks',
   'drive.writeFilemarks',
+  'virtual.createCartridge',
+  'virtual.labels',
 ]);
 
 // ---- client (server process) → worker ---------------------------------------------------

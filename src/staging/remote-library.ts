@@ -160,6 +160,20 @@ export class RemoteTapeLibrary implements TapeLibrary {
     return d;
   }
 
+  /** Virtual library only (undefined otherwise): create a blank cartridge in the worker's library. */
+  get createCartridge(): ((label: string, opts?: { slot?: number; offline?: boolean }) => Promise<void>) | undefined {
+    if (this.kind !== 'virtual') return undefined;
+    return async (label, opts = {}) => {
+      await this.invoke('virtual.createCartridge', undefined, [label, opts]);
+    };
+  }
+
+  /** Virtual library only (undefined otherwise): every cartridge the library knows. */
+  get labels(): (() => Promise<string[]>) | undefined {
+    if (this.kind !== 'virtual') return undefined;
+    return async () => (await this.invoke<string[]>('virtual.labels', undefined, [])).value;
+  }
+
   /** Gives back the job's reservation of one drive (or all of them). */
   async release(drive?: number): Promise<void> {
     await this.invoke('release', drive, []);

@@ -5,6 +5,7 @@
 // socket path. It exits when its connection to the server goes away (spawned
 // mode) or on SIGTERM/SIGINT, releasing the tape library cleanly.
 
+import { chmod } from 'node:fs/promises';
 import { Socket } from 'node:net';
 import { openTapeLibrary } from '../tape/index.js';
 import type { TapeLibrary } from '../tape/types.js';
@@ -58,6 +59,7 @@ async function main(): Promise<void> {
   });
   if (o.listen) {
     await worker.listen(o.listen);
+    await chmod(o.listen, 0o660).catch((err: Error) => log.warn({ err: err.message }, 'cannot chmod the socket'));
     log.info({ socket: o.listen, pid: process.pid }, `staging worker listening on ${o.listen}`);
   } else {
     const sock = new Socket({ fd: 3, readable: true, writable: true });

@@ -1196,6 +1196,20 @@ export class Session {
         const c = a[0] === undefined ? 1 : num(a[0], 'count');
         return { value: await this.withDrive(driveIdx(), (d) => d.writeFilemarks(c)) };
       }
+      case 'virtual.createCartridge':
+      case 'virtual.labels': {
+        const v = lib as TapeLibrary & { createCartridge?: (label: string, o?: object) => Promise<void>; labels?: () => Promise<string[]> };
+        if (m.op === 'virtual.labels') {
+          if (typeof v.labels !== 'function') throw new TapeError('INVALID', 'the tape library cannot list its cartridges');
+          return { value: await v.labels() };
+        }
+        if (typeof v.createCartridge !== 'function') throw new TapeError('INVALID', 'the tape library cannot create cartridges');
+        const o = (a[1] ?? {}) as { slot?: unknown; offline?: unknown };
+        const opts: { slot?: number; offline?: boolean } = {};
+        if (o.slot !== undefined) opts.slot = num(o.slot, 'slot');
+        if (o.offline !== undefined) opts.offline = o.offline === true;
+        return { value: await v.createCartridge(String(a[0]), opts) };
+      }
     }
   }
 

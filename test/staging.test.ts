@@ -1,0 +1,399 @@
+// Archived items served over HTTP through a real (spawned, sandboxed) staging
+// worker and the virtual tape library: byte exactness, streaming, seeks,
+// write-through, coalescing, head stubs, offline cartridges, admission limits,
+// read errors and the remote library of jobs.
+
+import test from 'ava';
+import { Readable } from 'node:stream';
+import { join } from 'node:path';
+import { silentLogger } from '../src/log.js';
+import { StagerClient } from '../src/staging/client.js';
+import { readNeededCartridges } from '../src/staging/worker.js';
+import { readRange, writeArchive } from '../src/tape/format.js';
+import type { TimingPreset } from '../src/tape/timing.js';
+import type { WorkerTuning } from '../src/staging/worker.js';
+import {
+  buildLibrary,
+  fetchMedia,
+  mediaServer,
+  removeDir,
+  rng,
+  sha256,
+  tempDir,
+  testConfig,
+  randomBytes,
+  type ArchivedItem,
+  type ItemSpec,
+} from './fixtures/staging/harness.js';
+
+const KB = 1024;
+const MB = 1024 * 1024;
+/** Quick robot/load/locate so timed tests stay short; the rate is set per test. */
+const QUICK: Partial<TimingPreset> = { robotMove: 0.02, load: 0.02, unload: 0.02, averageLocate: 0.02, locateOverhead: 0.005 };
+
+interface Rig {
+  items: Map<string, ArchivedItem>;
+  client: StagerClient;
+  port: number;
+  dir: string;
+  counters(): Promise<Record<string, number>>;
+  done(): Promise<void>;
+}
+
+async function rig(
+  specs: ItemSpec[],
+  o: { flags?: Record<string, unknown>; tuning?: Partial<WorkerTuning>; timing?: Partial<TimingPreset>; offline?: string[]; drives?: number } = {},
+): Promise<Rig> {
+  const dir = await tempDir();
+  const items = await buildLibrary(dir, specs, { ...(o.offline ? { offline: o.offline } : {}), drives: o.drives ?? 1 });
+  const cfg = testConfig(dir, o.flags ?? {});
+  const client = new StagerClient({
+    config: cfg,
+    log: silentLogger,
+    tuning: { segmentSize: 64 * KB, readAhead: 512 * KB, maxChunk: 256 * KB, ...(o.tuning ?? {}) },
+    ...(o.timing ? { tapeTiming: o.timing } : {}),
+    testHooks: true,
+    backoffMs: [100, 1000],
+  });
+  await client.start();
+  if (!client.connected) throw new Error('the staging worker did not start');
+  const srv = await mediaServer(async (id) => {
+    const it = items.get(id);
+    return it ? client.source(it.obj) : undefined;
+  });
+  return {
+    items,
+    client,
+    port: srv.port,
+    dir,
+    async counters() {
+      const st = await client.status();
+      return st.worker!.counters;
+    },
+    async done() {
+      await srv.close();
+      await client.stop();
+      await removeDir(dir);
+    },
+  };
+}
+
+test('random ranges of archived items are byte-exact; 206/416 as for disk; HEAD needs no tape', async (t) => {
+  const r = await rig([
+    { id: 'big', size: 3 * MB + 12345, label: 'TD0001L9' },
+    { id: 'small', size: 70_001, label: 'TD0001L9' },
+    { id: 'stubbed', size: 2 * MB, label: 'TD0002L9', stub: [{ start: 0, end: 300_000 }, { start: 1_900_000, end: 2 * MB }] },
+    { id: 'one', size: 1, label: 'TD0002L9' },
+  ]);
+  try {
+    // HEAD: from the catalog, no request reaches the worker
+    const before = await r.counters();
+    const head = await fetchMedia(r.port, 'big', { method: 'HEAD' });
+    t.is(head.status, 200);
+    t.is(head.headers['content-length'], String(3 * MB + 12345));
+    t.is(head.headers['accept-ranges'], 'bytes');
+    const afterHead = await r.counters();
+    t.is(afterHead.requests, before.requests);
+    t.is(afterHead.libMounts, 0);
+
+    // full reads against the SHA-256 recorded on tape
+    for (const [id, it] of r.items) {
+      const f = await fetchMedia(r.port, id);
+      t.is(f.status, 200, id);
+      t.is(sha256(f.body), it.sha256, `${id}: full body matches the archived SHA-256`);
+      t.is(it.obj.location!.tape!.sha256, it.sha256);
+    }
+    // many random ranges, all forms
+    const rand = rng(7);
+    const ids = ['big', 'small', 'stubbed'];
+    for (let i = 0; i < 60; i++) {
+      const it = r.items.get(ids[i % ids.length]!)!;
+      const size = it.data.length;
+      const a = Math.floor(rand() * size);
+      const kind = i % 5;
+      let range: string;
+      let start: number;
+      let end: number;
+      if (kind === 0) {
+        range = `bytes=${a}-`;
+        start = a;
+        end = size - 1;
+      } else if (kind === 1) {
+        const n = 1 + Math.floor(rand() * 300_000);
+        range = `bytes=-${n}`;
+        start = Math.max(0, size - n);
+        end = size - 1;
+      } else {
+        const len = kind === 2 ? 1 : Math.floor(rand() * (kind === 3 ? 5000 : 700_000));
+        start = a;
+        end = Math.min(size - 1, a + len);
+        range = `bytes=${start}-${end}`;
+      }
+      const f = await fetchMedia(r.port, it.obj.id, { range });
+      t.is(f.status, 206, range);
+      t.is(f.headers['content-range'], `bytes ${start}-${end}/${size}`);
+      if (!f.body.equals(it.data.subarray(start, end + 1))) t.fail(`${it.obj.id} ${range}: bytes differ`);
+    }
+    const bad = await fetchMedia(r.port, 'small', { range: 'bytes=70001-' });
+    t.is(bad.status, 416);
+    t.is(bad.headers['content-range'], 'bytes */70001');
+    const c = await r.counters();
+    t.true(c.cacheHits > 0, 'repeated ranges come from the cache');
+    t.is(c.readErrors, 0);
+  } finally {
+    await r.done();
+  }
+});
+
+test.serial('the first byte arrives before the portion is read from tape', async (t) => {
+  // 4 MiB at 4 MB/s: about one second of reading after mount and locate
+  const r = await rig([{ id: 'film', size: 4 * MB, label: 'TD0001L9' }], { flags: { tapeTimeScale: '1' }, timing: { ...QUICK, rate: 4e6 } });
+  try {
+    let atFirst: Promise<Record<string, number>> | undefined;
+    const f = await fetchMedia(r.port, 'film', { onFirstByte: () => (atFirst = r.counters()) });
+    t.is(f.status, 200);
+    t.is(sha256(f.body), r.items.get('film')!.sha256);
+    const c = await atFirst!;
+    t.true(c.libBytesRead < 2 * MB, `when the first byte arrived only ${c.libBytesRead} of ${4 * MB} bytes were read from tape`);
+    t.true(f.firstByteMs! < f.totalMs / 2, `first byte after ${f.firstByteMs!.toFixed(0)} ms of ${f.totalMs.toFixed(0)} ms`);
+  } finally {
+    await r.done();
+  }
+});
+
+test('a seek on a loaded cartridge costs exactly one locate and no mount', async (t) => {
+  const r = await rig([{ id: 'movie', size: 8 * MB, label: 'TD0001L9' }]);
+  try {
+    const it = r.items.get('movie')!;
+    const a = await fetchMedia(r.port, 'movie', { range: 'bytes=100000-199999' });
+    t.true(a.body.equals(it.data.subarray(100000, 200000)));
+    const c1 = await r.counters();
+    t.is(c1.libMounts, 1);
+    const b = await fetchMedia(r.port, 'movie', { range: 'bytes=6000000-6099999' });
+    t.true(b.body.equals(it.data.subarray(6000000, 6100000)));
+    const c2 = await r.counters();
+    t.is(c2.libMounts - c1.libMounts, 0, 'no mount');
+    t.is(c2.libLocates - c1.libLocates, 1, 'one locate');
+    t.is(c2.locates - c1.locates, 1);
+    // continuing where the drive stands needs no locate at all
+    const c = await fetchMedia(r.port, 'movie', { range: 'bytes=6160000-6199999' });
+    t.true(c.body.equals(it.data.subarray(6160000, 6200000)));
+    const c3 = await r.counters();
+    t.is(c3.libLocates - c2.libLocates, 0);
+  } finally {
+    await r.done();
+  }
+});
+
+test('write-through: a second play reads no tape', async (t) => {
+  const r = await rig([{ id: 'song', size: 1 * MB + 777, label: 'TD0001L9' }]);
+  try {
+    const it = r.items.get('song')!;
+    const first = await fetchMedia(r.port, 'song');
+    t.is(sha256(first.body), it.sha256);
+    const c1 = await r.counters();
+    t.true(c1.libBytesRead >= it.data.length);
+    const second = await fetchMedia(r.port, 'song');
+    t.is(sha256(second.body), it.sha256);
+    const part = await fetchMedia(r.port, 'song', { range: 'bytes=500000-600000' });
+    t.true(part.body.equals(it.data.subarray(500000, 600001)));
+    const c2 = await r.counters();
+    t.is(c2.libBytesRead - c1.libBytesRead, 0, 'zero tape bytes on the second play');
+    t.is(c2.libBlocksRead - c1.libBlocksRead, 0);
+    t.is(c2.admissions - c1.admissions, 0, 'no drive was even reserved');
+    t.true(c2.cacheHits > c1.cacheHits);
+  } finally {
+    await r.done();
+  }
+});
+
+test.serial('coalescing: two clients wanting the same bytes cause one tape read', async (t) => {
+  const r = await rig([{ id: 'hit', size: 2 * MB, label: 'TD0001L9' }], { flags: { tapeTimeScale: '1' }, timing: { ...QUICK, rate: 20e6 } });
+  try {
+    const it = r.items.get('hit')!;
+    const [a, b] = await Promise.all([fetchMedia(r.port, 'hit'), fetchMedia(r.port, 'hit')]);
+    t.is(sha256(a.body), it.sha256);
+    t.is(sha256(b.body), it.sha256);
+    const c = await r.counters();
+    const bs = it.obj.location!.tape!.blockSize;
+    t.true(c.libBytesRead <= it.data.length + 2 * bs, `tape bytes read ${c.libBytesRead} for an item of ${it.data.length}`);
+    t.is(c.libMounts, 1);
+    t.true(c.coalesced >= 1, 'the second client followed the first one\'s tape read');
+  } finally {
+    await r.done();
+  }
+});
+
+test.serial('head stub: served from disk at once while the drive mounts in the background; seamless hand-off', async (t) => {
+  const H = 256 * KB;
+  const r = await rig([{ id: 'clip', size: 3 * MB, label: 'TD0001L9', stub: [{ start: 0, end: H }, { start: 3 * MB - 64 * KB, end: 3 * MB }] }], {
+    flags: { tapeTimeScale: '1' },
+    timing: { ...QUICK, robotMove: 0.4, load: 0.4, rate: 40e6 },
+  });
+  try {
+    const it = r.items.get('clip')!;
+    // a player probing the start and the tail: both from the stub, no waiting for the robot
+    const probe = await fetchMedia(r.port, 'clip', { range: 'bytes=0-65535' });
+    t.is(probe.status, 206);
+    t.true(probe.body.equals(it.data.subarray(0, 65536)));
+    const tail = await fetchMedia(r.port, 'clip', { range: 'bytes=-1000' });
+    t.true(tail.body.equals(it.data.subarray(3 * MB - 1000)));
+    const c0 = await r.counters();
+    t.is(c0.libMounts, 0, 'the stub answers did not wait for the mount (it takes 0.8 s)');
+    t.true(c0.prefetches >= 1, 'the stub hit asked for the first byte after the stub');
+    // the background prefetch mounts and positions the drive
+    for (let i = 0; i < 100 && (await r.counters()).segmentsWritten === 0; i++) await new Promise((res) => setTimeout(res, 50));
+    const c1 = await r.counters();
+    t.is(c1.libMounts, 1);
+    t.true(c1.segmentsWritten >= 1);
+    // playback from the start: stub bytes, then tape bytes, in one response
+    const play = await fetchMedia(r.port, 'clip');
+    t.is(play.status, 200);
+    t.is(sha256(play.body), it.sha256);
+    const c2 = await r.counters();
+    t.is(c2.libMounts, 1, 'no second mount');
+    t.is(c2.libLocates - c1.libLocates, 0, 'the drive was already positioned after the stub');
+    // a range that straddles the stub's end
+    const mid = await fetchMedia(r.port, 'clip', { range: `bytes=${H - 1000}-${H + 1000}` });
+    t.true(mid.body.equals(it.data.subarray(H - 1000, H + 1001)));
+  } finally {
+    await r.done();
+  }
+});
+
+test('offline cartridge: 503 at once with the reason; the operator sees the cartridge as needed', async (t) => {
+  const r = await rig(
+    [
+      { id: 'gone', size: 1 * MB, label: 'TD0003L9', stub: [{ start: 0, end: 100_000 }] },
+      { id: 'here', size: 100_000, label: 'TD0001L9' },
+    ],
+    { offline: ['TD0003L9'] },
+  );
+  try {
+    const needed: unknown[] = [];
+    r.client.on('needed', (l) => needed.push(l));
+    const t0 = Date.now();
+    const f = await fetchMedia(r.port, 'gone', { range: 'bytes=200000-300000' });
+    t.true(Date.now() - t0 < 2000, 'answered at once');
+    t.is(f.status, 503);
+    t.truthy(f.headers['retry-after']);
+    t.regex(f.body.toString(), /TD0003L9 is offline/);
+    const st = await r.client.status();
+    t.is(st.worker!.needed[0]!.label, 'TD0003L9');
+    t.deepEqual((await readNeededCartridges(join(r.dir, 'cache'))).map((c) => c.label), ['TD0003L9']);
+    t.true(needed.length >= 1);
+    // the part on disk is still served
+    const stub = await fetchMedia(r.port, 'gone', { range: 'bytes=0-99999' });
+    t.is(stub.status, 206);
+    t.true(stub.body.equals(r.items.get('gone')!.data.subarray(0, 100_000)));
+    // other cartridges are unaffected
+    const ok = await fetchMedia(r.port, 'here');
+    t.is(sha256(ok.body), r.items.get('here')!.sha256);
+    t.true(r.client.stats().rejected503 >= 1);
+  } finally {
+    await r.done();
+  }
+});
+
+test.serial('admission: 1 drive, 5 cartridges at once: one mount at a time, 503 with Retry-After past the limit', async (t) => {
+  const specs: ItemSpec[] = [{ id: 'c0', size: 6 * MB, label: 'TD0001L9' }];
+  for (let i = 1; i < 5; i++) specs.push({ id: `c${i}`, size: 200 * KB, label: `TD000${i + 1}L9` });
+  // reading c0 holds the only drive for about 2 s; the admission limit is 1 s
+  const r = await rig(specs, { flags: { tapeTimeScale: '1', admissionTimeout: '1' }, timing: { ...QUICK, rate: 3e6 } });
+  try {
+    const first = fetchMedia(r.port, 'c0');
+    await new Promise((res) => setTimeout(res, 150));
+    const others = await Promise.all([1, 2, 3, 4].map((i) => fetchMedia(r.port, `c${i}`)));
+    for (const o of others) {
+      t.is(o.status, 503);
+      t.truthy(o.headers['retry-after']);
+      t.regex(o.body.toString(), /no tape drive became free/);
+      t.true(o.totalMs >= 900 && o.totalMs < 5000, `answered after ${o.totalMs.toFixed(0)} ms`);
+    }
+    const f = await first;
+    t.is(sha256(f.body), r.items.get('c0')!.sha256);
+    const c = await r.counters();
+    t.is(c.libMounts, 1, 'never more mounts than drives');
+    t.is(c.admissionTimeouts, 4);
+    t.is(r.client.stats().rejected503, 4);
+    // once the drive is free, the next request is served
+    const later = await fetchMedia(r.port, 'c3');
+    t.is(sha256(later.body), r.items.get('c3')!.sha256);
+  } finally {
+    await r.done();
+  }
+});
+
+test('read error: retried and recovered, or a clear error, the item flagged and no hang', async (t) => {
+  const r = await rig([
+    { id: 'ok', size: 1 * MB, label: 'TD0001L9' },
+    { id: 'bad', size: 1 * MB, label: 'TD0001L9' },
+  ]);
+  try {
+    const ok = r.items.get('ok')!;
+    const bad = r.items.get('bad')!;
+    const blockOf = (it: ArchivedItem, pos: number) => {
+      const l = it.obj.location!.tape!;
+      return l.block + Math.floor((l.offset + pos) / l.blockSize);
+    };
+    // one transient error: the retry reads it
+    await r.client.debug('injectReadError', { label: 'TD0001L9', block: blockOf(ok, 300_000), count: 1 });
+    const f1 = await fetchMedia(r.port, 'ok');
+    t.is(sha256(f1.body), ok.sha256);
+    const c1 = await r.counters();
+    t.is(c1.readRetries, 1);
+    t.is(c1.readErrors, 0);
+    // a block that stays unreadable
+    const flagged: unknown[] = [];
+    r.client.on('flagged', (d) => flagged.push(d));
+    await r.client.debug('injectReadError', { label: 'TD0001L9', block: blockOf(bad, 0), count: 50 });
+    const t0 = Date.now();
+    const f2 = await fetchMedia(r.port, 'bad', { range: 'bytes=0-999' });
+    t.true(Date.now() - t0 < 10_000);
+    t.is(f2.status, 502);
+    t.regex(f2.body.toString(), /read error on cartridge TD0001L9 at block \d+ after 2 retries/);
+    const st = await r.client.status();
+    t.is(st.worker!.flagged[0]!.itemId, 'bad');
+    t.is(st.worker!.counters.readErrors, 1);
+    t.is(st.worker!.counters.flaggedItems, 1);
+    t.is(flagged.length, 1);
+    t.is(r.client.stats().readErrors, 1);
+    // the drive is free again and other items still play
+    const f3 = await fetchMedia(r.port, 'ok', { range: 'bytes=10-20' });
+    t.true(f3.body.equals(ok.data.subarray(10, 21)));
+  } finally {
+    await r.done();
+  }
+});
+
+test('remote library: a job archives and reads back through the worker, at job priority', async (t) => {
+  const r = await rig([{ id: 'x', size: 100_000, label: 'TD0001L9' }]);
+  try {
+    const lib = r.client.library();
+    t.is(lib.kind, 'virtual');
+    t.is(lib.drives.length, 1);
+    const data = randomBytes(300_000);
+    const drive = await lib.mount('TD0001L9');
+    const idx = await writeArchive(drive, [{ objectId: 'new1', path: 'new/one.mkv', size: data.length, open: () => Readable.from([data]) }]);
+    const e = idx.entries[0]!;
+    t.is(e.sha256, sha256(data));
+    const chunks: Buffer[] = [];
+    for await (const c of readRange(drive, e, 1000, 250_000)) chunks.push(c);
+    t.true(Buffer.concat(chunks).equals(data.subarray(1000, 250_000)));
+    const st = await r.client.status();
+    t.is(st.worker!.drives[0]!.owner, 'job', 'the job holds the drive');
+    // playback waits for the job's lease, then is served (the job gives the drive back)
+    const play = fetchMedia(r.port, 'x');
+    await new Promise((res) => setTimeout(res, 100));
+    await lib.release();
+    const f = await play;
+    t.is(sha256(f.body), r.items.get('x')!.sha256);
+    t.true(lib.stats().bytesWritten > 0, 'library counters come back with every call');
+    const inv = await lib.changer.inventory();
+    t.is(inv.drives[0]!.label, 'TD0001L9');
+    t.deepEqual(await lib.labels!(), ['TD0001L9']);
+    await t.throwsAsync(lib.mount('ZZ0001L9'), { message: /not known/ });
+  } finally {
+    await r.done();
+  }
+});
