@@ -151,6 +151,7 @@ interface LoadRun {
   elapsedMs: number;
   latenciesMs: number[];
   starts: number[];
+  bytes: number;
 }
 
 function mergeRuns(runs: LoadRun[]): LoadRun {
@@ -162,6 +163,7 @@ function mergeRuns(runs: LoadRun[]): LoadRun {
     elapsedMs: runs.reduce((a, r) => a + r.elapsedMs, 0),
     latenciesMs: runs.flatMap((r) => r.latenciesMs),
     starts: runs.flatMap((r) => r.starts),
+    bytes: runs.reduce((a, r) => a + r.bytes, 0),
   };
 }
 
@@ -170,6 +172,7 @@ interface LoadSummary {
   errors: number;
   errorSamples?: string[];
   reqPerSec: number;
+  meanResponseBytes: number;
   latency: LatencySummary;
 }
 
@@ -180,6 +183,7 @@ function loadSummary(r: LoadRun): LoadSummary {
     ...(r.errors ? { errorSamples: r.errorSamples } : {}),
     // failed requests do not count as served
     reqPerSec: round((r.ok * 1000) / r.elapsedMs, 1),
+    meanResponseBytes: Math.round(r.bytes / (r.requests || 1)),
     latency: summarize(r.latenciesMs.filter(Number.isFinite)),
   };
 }
