@@ -27,7 +27,7 @@ import { ArchiveError } from './errors.js';
 import { faultPoint } from './faults.js';
 import type { JobBatch, JobItem } from './jobs.js';
 import { archiveBytes, metaItemOf, metaMember, META_OBJECT, type CartridgeRecord } from './pool.js';
-import { MemberReader } from './tapeio.js';
+import { MemberReader, prefetch } from './tapeio.js';
 import { computeStubRanges, stubPath, syncDir, writeStub } from './stubs.js';
 
 /** Last verified tape copy of every item ever archived: lets an unchanged file reuse it. */
@@ -307,7 +307,7 @@ class ArchiveRun {
         path: memberPath(obj),
         size: item.srcSize ?? 0,
         mtime: item.srcMtime,
-        open: () => createReadStream(src, { highWaterMark: 1 << 20, signal: ctx.signal }),
+        open: () => createReadStream(src, { highWaterMark: 4 << 20, signal: ctx.signal }),
       });
     }
     members.unshift(metaMember(ctx.job.id, batch.n, objs));
@@ -374,7 +374,7 @@ class ArchiveRun {
     for (const e of entries) {
       ctx.checkpoint();
       const h = createHash('sha256');
-      for await (const chunk of reader.read(e)) {
+      for await (const chunk of prefetch(reader.read(e))) {
         h.update(chunk);
         if (e.objectId !== META_OBJECT) ctx.addBytes(chunk.length);
       }

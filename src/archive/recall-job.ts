@@ -13,7 +13,7 @@
 // archive of the unchanged file writes nothing.
 
 import { createHash } from 'node:crypto';
-import { open, mkdir, rename, rm, stat, utimes } from 'node:fs/promises';
+import { open, mkdir, rename, rm, stat, utimes, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, sep } from 'node:path';
 import type { BatchOp } from '../catalog/store.js';
 import type { CatalogObject, TapeLocation } from '../catalog/types.js';
@@ -23,7 +23,7 @@ import type { JobContext } from './context.js';
 import { ArchiveError } from './errors.js';
 import { faultPoint } from './faults.js';
 import type { JobItem } from './jobs.js';
-import { MemberReader } from './tapeio.js';
+import { MemberReader, prefetch } from './tapeio.js';
 import { hashFile } from './archive-job.js';
 import { stubPath, syncDir } from './stubs.js';
 
@@ -41,6 +41,13 @@ export function destinationOf(obj: CatalogObject, tape: TapeLocation, dataDir: s
     .filter((p) => p !== '' && p !== '.' && p !== '..')
     .join(sep);
   return join(dataDir, 'restored', tape.label, rel || obj.id);
+}
+
+/** A member read into its temp file, not yet synced. */
+interface Fetched {
+  fh: FileHandle;
+  got: number;
+  sha: string;
 }
 
 const tmpOf = (dest: string) => join(dirname(dest), `.${basename(dest)}.tapedeck-recall`);
@@ -112,10 +119,7 @@ class RecallRun {
       const pos = (i: JobItem) => objs.get(i.id)?.location?.tape;
       group.sort((a, b) => (pos(a)?.block ?? 0) - (pos(b)?.block ?? 0) || (pos(a)?.offset ?? 0) - (pos(b)?.offset ?? 0));
       if (key) ctx.activity(`recalling ${group.length} item(s) from ${key}`);
-      for (const item of group) {
-        ctx.checkpoint();
-        await this.step(item);
-      }
+      await this.pipeline(group);
     }
     const count = (p: string) => this.items.filter((i) => i.phase === p).length;
     return { recalled: count('done'), skipped: count('skipped'), failed: count('failed'), cartridges: this.order };
@@ -135,47 +139,113 @@ class RecallRun {
     return m.reader;
   }
 
-  /** Move one item forward until it is done (or failed); every step is idempotent. */
-  private async step(item: JobItem): Promise<void> {
+  /**
+   * Items in block order. The tape part of an item (reading into its temp file)
+   * runs in this loop; the disk part (fsync, verify, rename, commit) is chained
+   * behind it, so the drive reads the next item while the previous one is
+   * being made durable: the drive keeps streaming.
+   */
+  private async pipeline(group: JobItem[]): Promise<void> {
     const { ctx } = this;
-    for (let guard = 0; guard < 8; guard++) {
-      const obj = await ctx.catalog.get(item.id);
-      const tape = obj?.location?.tape;
-      if (!obj || !tape || !item.dest) {
-        if (item.phase === 'committed' || (obj?.location?.disk && item.phase !== 'pending')) {
-          await this.dropStub(item);
-          return;
-        }
-        ctx.fail(item, !obj ? 'no longer in the catalog' : 'no tape copy in the catalog', !obj ? 'NOT_FOUND' : 'FAILED');
-        return this.finish(item);
+    let tail: Promise<void> = Promise.resolve();
+    let failed = false;
+    const after = (item: JobItem, f?: Fetched) => {
+      tail = tail.then(
+        () => this.step(item, f),
+        async (err: unknown) => {
+          await f?.fh.close().catch(() => undefined);
+          throw err;
+        },
+      );
+      tail.catch(() => {
+        failed = true;
+      });
+    };
+    try {
+      for (const item of group) {
+        if (failed) break;
+        ctx.checkpoint();
+        after(item, item.phase === 'pending' || item.phase === 'restoring' ? await this.fetchFor(item) : undefined);
       }
-      switch (item.phase) {
-        case 'pending':
-        case 'restoring':
-          if (!(await this.restore(item, obj, tape))) return this.finish(item);
-          break;
-        case 'verified':
-          await this.place(item, tape);
-          break;
-        case 'renamed':
-          await this.commit(item, obj, tape);
-          break;
-        case 'committed':
-          await this.dropStub(item);
-          return;
-        default:
-          return;
-      }
+    } finally {
+      await tail.catch(() => undefined);
     }
-    throw new ArchiveError('FAILED', `recall of ${item.id} does not make progress (phase ${item.phase})`);
+    await tail;
+  }
+
+  /** The tape part of restoring an item; undefined when there is nothing to read (step() does the rest). */
+  private async fetchFor(item: JobItem): Promise<Fetched | undefined> {
+    const obj = await this.ctx.catalog.get(item.id);
+    const tape = obj?.location?.tape;
+    if (!obj || !tape || !item.dest || obj.location?.disk) return undefined;
+    const ready = await this.prepare(item, tape);
+    if (ready === 'failed') {
+      await this.finish(item);
+      return undefined;
+    }
+    if (ready === 'adopted') return undefined;
+    return this.fetch(item, tape);
+  }
+
+  /** Move one item forward until it is done (or failed); every step is idempotent. */
+  private async step(item: JobItem, fetched?: Fetched): Promise<void> {
+    let f = fetched;
+    try {
+      const { ctx } = this;
+      for (let guard = 0; guard < 8; guard++) {
+        const obj = await ctx.catalog.get(item.id);
+        const tape = obj?.location?.tape;
+        if (!obj || !tape || !item.dest) {
+          if (item.phase === 'committed' || (obj?.location?.disk && item.phase !== 'pending')) {
+            await this.dropStub(item);
+            return;
+          }
+          ctx.fail(item, !obj ? 'no longer in the catalog' : 'no tape copy in the catalog', !obj ? 'NOT_FOUND' : 'FAILED');
+          return await this.finish(item);
+        }
+        switch (item.phase) {
+          case 'pending':
+          case 'restoring': {
+            const taken = f;
+            f = undefined; // restore() owns (and closes) it now
+            if (!(await this.restore(item, obj, tape, taken))) return await this.finish(item);
+            break;
+          }
+          case 'verified':
+            await this.place(item, tape);
+            break;
+          case 'renamed':
+            await this.commit(item, obj, tape);
+            break;
+          case 'committed':
+            await this.dropStub(item);
+            return;
+          default:
+            return;
+        }
+      }
+      throw new ArchiveError('FAILED', `recall of ${item.id} does not make progress (phase ${item.phase})`);
+    } finally {
+      await f?.fh.close().catch(() => undefined);
+    }
   }
 
   /** Tape → temp file, verified. False when the item failed. */
-  private async restore(item: JobItem, obj: CatalogObject, tape: TapeLocation): Promise<boolean> {
+  private async restore(item: JobItem, obj: CatalogObject, tape: TapeLocation, fetched?: Fetched): Promise<boolean> {
+    let f = fetched;
+    if (!f) {
+      const ready = await this.prepare(item, tape);
+      if (ready !== 'fetch') return ready === 'adopted';
+      f = await this.fetch(item, tape);
+    }
+    return this.verifyTemp(item, obj, tape, f);
+  }
+
+  /** Before reading: drop an old temp file; adopt an identical file already at the destination. */
+  private async prepare(item: JobItem, tape: TapeLocation): Promise<'fetch' | 'adopted' | 'failed'> {
     const { ctx } = this;
     const dest = item.dest!;
     if (item.tmp) await rm(item.tmp, { force: true });
-    // Something already at the destination: adopt it only when it is the same file.
     const existing = await stat(dest).catch(() => undefined);
     if (existing) {
       if (existing.isFile() && existing.size === tape.size && (await hashFile(dest)) === tape.sha256) {
@@ -183,22 +253,28 @@ class RecallRun {
         item.phase = 'renamed';
         ctx.addBytes(tape.size);
         await ctx.saveItem(item);
-        return true;
+        return 'adopted';
       }
       ctx.fail(item, `${dest} exists and is a different file; not overwritten`);
-      return false;
+      return 'failed';
     }
     await mkdir(dirname(dest), { recursive: true });
     item.tmp = tmpOf(dest);
     item.phase = 'restoring';
     await ctx.saveItem(item);
+    return 'fetch';
+  }
+
+  /** Read the member into the temp file (not yet synced), hashing it. */
+  private async fetch(item: JobItem, tape: TapeLocation): Promise<Fetched> {
+    const { ctx } = this;
     const reader = await this.reader(tape.label, tape.blockSize);
-    const fh = await open(item.tmp, 'w', 0o644);
+    const fh = await open(item.tmp!, 'w', 0o644);
     const h = createHash('sha256');
     let got = 0;
     try {
       let first = true;
-      for await (const chunk of reader.read(extentOf(tape))) {
+      for await (const chunk of prefetch(reader.read(extentOf(tape)))) {
         h.update(chunk);
         let off = 0;
         while (off < chunk.length) off += (await fh.write(chunk, off, chunk.length - off)).bytesWritten;
@@ -209,24 +285,32 @@ class RecallRun {
           faultPoint('recall:mid-restore');
         }
       }
-      await fh.sync();
     } catch (err) {
       ctx.addBytes(-got);
+      await fh.close().catch(() => undefined);
       throw err;
-    } finally {
-      await fh.close();
     }
-    const sha = h.digest('hex');
-    if (got !== tape.size || sha !== tape.sha256) {
-      await rm(item.tmp, { force: true });
-      ctx.addBytes(-got);
-      ctx.fail(item, `the copy on ${tape.label} does not match its SHA-256 (read ${got} bytes, ${sha}); the item stays archived`, 'VERIFY');
+    return { fh, got, sha: h.digest('hex') };
+  }
+
+  /** Make the temp file durable, check it against the tape copy's SHA-256, restore its mtime. */
+  private async verifyTemp(item: JobItem, obj: CatalogObject, tape: TapeLocation, f: Fetched): Promise<boolean> {
+    const { ctx } = this;
+    try {
+      await f.fh.sync();
+    } finally {
+      await f.fh.close();
+    }
+    if (f.got !== tape.size || f.sha !== tape.sha256) {
+      await rm(item.tmp!, { force: true });
+      ctx.addBytes(-f.got);
+      ctx.fail(item, `the copy on ${tape.label} does not match its SHA-256 (read ${f.got} bytes, ${f.sha}); the item stays archived`, 'VERIFY');
       return false;
     }
     if (obj.mtime !== undefined) {
       // Seconds as a float; half a microsecond more so the float rounding never lands below the millisecond.
       const t = (obj.mtime + 0.0005) / 1000;
-      await utimes(item.tmp, t, t);
+      await utimes(item.tmp!, t, t);
     }
     faultPoint('recall:after-restore');
     item.phase = 'verified';

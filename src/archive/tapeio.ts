@@ -170,3 +170,38 @@ export class MemberReader {
     if (pos !== block) await this.drive.locate(block);
   }
 }
+
+/**
+ * Keep up to `depth` chunks of `src` in flight while the consumer handles the
+ * current one, so the drive keeps streaming while the host writes to disk
+ * (a drive that has to wait stops and repositions: "shoe-shining").
+ */
+export async function* prefetch<T>(src: AsyncIterable<T>, depth = 2): AsyncGenerator<T> {
+  const it = src[Symbol.asyncIterator]();
+  const queue: Promise<IteratorResult<T>>[] = [];
+  let ended = false;
+  const pull = () => {
+    const p = it.next();
+    p.then(
+      (r) => {
+        if (r.done) ended = true;
+      },
+      () => {
+        ended = true;
+      },
+    );
+    queue.push(p);
+  };
+  try {
+    for (let i = 0; i < depth; i++) pull();
+    while (queue.length) {
+      const r = await queue.shift()!;
+      if (r.done) return;
+      if (!ended) pull();
+      yield r.value;
+    }
+  } finally {
+    await Promise.allSettled(queue);
+    await it.return?.(undefined);
+  }
+}
