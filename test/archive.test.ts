@@ -93,3 +93,61 @@ test('bad input: unknown IDs and paths are refused before anything is queued', a
   t.is((e3 as ArchiveError).code, 'NOT_FOUND');
   t.deepEqual(await lab.service.list(), []);
 });
+
+test('targets: item IDs, reference IDs, containers and paths resolve to canonical items', async (t) => {
+  const { resolveTargets } = await import('../src/archive/targets.js');
+  const lab = await makeLab({ memory: true });
+  t.teardown(() => lab.cleanup());
+  const items = await lab.catalog.items();
+  const mp3 = items.find((i) => i.relPath!.endsWith('01 One.mp3'))!;
+  t.deepEqual(await resolveTargets(lab.catalog, [mp3.id]), [mp3.id]);
+  t.deepEqual(await resolveTargets(lab.catalog, [`music/all$${mp3.id}`]), [mp3.id], 'reference ID');
+  t.deepEqual(await resolveTargets(lab.catalog, [mp3.origPath!]), [mp3.id], 'file path');
+  const album = await resolveTargets(lab.catalog, [join(lab.media, 'Music', 'Artist A')]);
+  t.is(album.length, 3, 'directory path');
+  t.deepEqual((await resolveTargets(lab.catalog, [mp3.parentId])).sort(), album.sort(), 'folder container');
+  t.is((await resolveTargets(lab.catalog, ['music'])).length, 4, 'every audio item below Music (references deduplicated)');
+  t.is((await resolveTargets(lab.catalog, ['0'])).length, lab.files.size);
+  t.deepEqual(await resolveTargets(lab.catalog, [mp3.id, mp3.id, `music/all$${mp3.id}`]), [mp3.id]);
+  await t.throwsAsync(() => resolveTargets(lab.catalog, []), { instanceOf: ArchiveError });
+  await t.throwsAsync(() => resolveTargets(lab.catalog, [join(lab.media, 'Nope')]), { message: /unknown path/ });
+});
+
+test('tape status: drives, slots, pool cartridges with used/free space and item counts', async (t) => {
+  const lab = await makeLab({ memory: true, pool: 2 });
+  t.teardown(() => lab.cleanup());
+  t.is((await lab.service.run((await lab.service.submit('archive', [join(lab.media, 'Video')])).id)).state, 'done');
+  const s = await lab.service.tapeStatus();
+  t.is(s.backend, 'virtual');
+  t.is(s.drives.length, 2);
+  const loaded = s.drives.filter((d) => d.loaded).map((d) => d.label).sort();
+  t.deepEqual(loaded, ['TD0001L9', 'TD0002L9']);
+  const byLabel = new Map(s.cartridges.map((c) => [c.label, c]));
+  t.deepEqual([...byLabel.keys()], ['TD0001L9', 'TD0002L9', 'TD0003L9']);
+  const used = s.cartridges.filter((c) => c.items > 0);
+  t.is(used.length, 1);
+  t.is(used[0].items, 2);
+  t.is(used[0].bytes, 450_000);
+  t.true(used[0].usedBytes! > 450_000);
+  t.is(used[0].usedBytes! + used[0].freeBytes!, used[0].capacityBytes!);
+  t.false(byLabel.get('TD0003L9')!.pool, 'never labelled');
+  t.is(s.pool.cartridges, 2);
+  t.deepEqual(s.offline, []);
+});
+
+test('old finished jobs are pruned when jobs are resumed', async (t) => {
+  const { KEEP_FINISHED_JOBS } = await import('../src/archive/service.js');
+  const lab = await makeLab({ memory: true, files: [['a.mp3', 10]] });
+  t.teardown(() => lab.cleanup());
+  const first = await lab.service.submit('archive', [lab.media]);
+  await lab.service.run(first.id);
+  const fake = { ...first, state: 'done' as const };
+  const ops = [];
+  for (let i = 0; i < KEEP_FINISHED_JOBS; i++) ops.push(lab.service.jobs.jobOp({ ...fake, id: `zz${String(i).padStart(6, '0')}` }));
+  await lab.service.jobs.write(ops);
+  await lab.service.resume();
+  const list = await lab.service.list();
+  t.is(list.length, KEEP_FINISHED_JOBS);
+  t.false(list.some((j) => j.id === first.id));
+  t.deepEqual(await lab.service.items(first.id), []);
+});

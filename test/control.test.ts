@@ -44,12 +44,10 @@ test('the CLI goes through the control socket when the catalog is held by a serv
   t.is(bad.code, 2);
   t.regex(bad.err, /unknown object ID: inosuchitem/);
 
-  const jobs = await runCli(['jobs', ...common]);
+  // Resource problems keep their exit code over the socket.
+  const [jobs, exp] = await Promise.all([runCli(['jobs', ...common]), runCli(['tape', 'export', 'TD0001L9', ...common])]);
   t.is(jobs.code, 0, jobs.err);
   t.deepEqual((JSON.parse(jobs.out) as JobRecord[]).map((j) => j.id), [job.id]);
-
-  // Resource problems keep their exit code over the socket.
-  const exp = await runCli(['tape', 'export', 'TD0001L9', ...common]);
   t.is(exp.code, 0, exp.err);
   const rec = await runCli(['recall', music, ...common]);
   t.is(rec.code, 3, rec.err);

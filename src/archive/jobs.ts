@@ -145,6 +145,13 @@ export class JobStore {
     return out;
   }
 
+  /** Delete a job with its items and batches. */
+  async remove(jobId: string): Promise<void> {
+    const ops: BatchOp[] = [{ type: 'del', key: J + jobId }];
+    for (const prefix of [`${JI}${jobId}/`, `${JB}${jobId}/`]) for await (const k of this.store.keys(prefixRange(prefix))) ops.push({ type: 'del', key: k });
+    await this.store.batch(ops);
+  }
+
   async write(ops: BatchOp[]): Promise<void> {
     await this.store.batch(ops);
   }

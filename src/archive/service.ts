@@ -29,6 +29,8 @@ import { resolveTargets } from './targets.js';
 
 /** A job interrupted this many times (crash loop) is failed instead of resumed. */
 export const MAX_ATTEMPTS = 5;
+/** Finished jobs kept (the oldest beyond this are deleted when jobs are resumed). */
+export const KEEP_FINISHED_JOBS = 500;
 
 export interface ArchiveServiceOptions {
   catalog: Catalog;
@@ -180,9 +182,11 @@ export class ArchiveService extends EventEmitter {
     return this.jobs.items(id);
   }
 
-  /** Finish or fail every interrupted job, and clean leftovers (temp stub files, orphan stubs). */
+  /** Finish or fail every interrupted job; clean leftovers (temp stub files, orphan stubs) and old finished jobs. */
   async resume(): Promise<void> {
     await this.cleanLeftovers();
+    const finished = (await this.list()).filter((j) => isTerminal(j.state));
+    for (const j of finished.slice(0, Math.max(0, finished.length - KEEP_FINISHED_JOBS))) await this.jobs.remove(j.id);
     for (const job of await this.list()) {
       if (job.state !== 'running') continue;
       this.log.info({ job: job.id, kind: job.kind }, 'resuming interrupted job');
