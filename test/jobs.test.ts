@@ -10,7 +10,8 @@ import { newJobId, type JobRecord } from '../src/archive/jobs.js';
 import { ArchiveService, MAX_ATTEMPTS } from '../src/archive/service.js';
 import { stubPath } from '../src/archive/stubs.js';
 import { silentLogger } from '../src/log.js';
-import { itemAt, makeLab, readThroughCatalog } from './fixtures/archive/setup.js';
+import { fakeProbe, itemAt, makeLab, readThroughCatalog } from './fixtures/archive/setup.js';
+import { scan } from '../src/scanner/scanner.js';
 
 const exists = (p: string) => access(p).then(() => true, () => false);
 
@@ -112,4 +113,32 @@ test(`a job interrupted more than ${MAX_ATTEMPTS} times is failed instead of res
   t.is(j.state, 'failed');
   t.regex(j.reason!, /interrupted 5 times/);
   for (const [path] of lab.files) t.truthy((await itemAt(lab.catalog, path)).location!.disk);
+});
+
+test.serial('a file changed after its batch was planned is not archived (the catalog describes the old version)', async (t) => {
+  const { writeFileSync, utimesSync } = await import('node:fs');
+  const lab = await makeLab({ memory: true });
+  t.teardown(() => lab.cleanup());
+  t.teardown(() => disarmFaults());
+  const [path] = [...lab.files.keys()];
+  const fresh = Buffer.from('a new version of the file');
+  armFault('archive:planned', {
+    fn: () => {
+      writeFileSync(path, fresh);
+      utimesSync(path, new Date(2030, 0, 1), new Date(2030, 0, 1));
+    },
+  });
+  const job = await lab.service.run((await lab.service.submit('archive', [lab.media])).id);
+  t.is(job.state, 'failed');
+  t.is(job.result!.failed, 1);
+  t.is(job.result!.archived, lab.files.size - 1);
+  t.regex(job.reason!, /changed since it was scanned; rescan/);
+  const item = await itemAt(lab.catalog, path);
+  t.deepEqual(Object.keys(item.location!), ['disk']);
+  t.true((await readFile(path)).equals(fresh));
+  // After a rescan the new version is archived.
+  await scan(lab.catalog, { roots: [lab.media], probe: fakeProbe });
+  const again = await lab.service.run((await lab.service.submit('archive', [path])).id);
+  t.is(again.state, 'done', again.reason);
+  t.true((await readThroughCatalog(lab, await itemAt(lab.catalog, path))).equals(fresh));
 });

@@ -65,9 +65,9 @@ class ArchiveRun {
     for (const b of this.batches) if (b.phase !== 'done') await this.processBatch(b);
     for (const item of this.items) if (item.phase === 'committed') await this.removeDisk(item);
 
-    await this.classify();
     for (;;) {
       ctx.checkpoint();
+      await this.classify();
       const pending = this.items.filter((i) => i.phase === 'pending');
       if (pending.length === 0) break;
       const batch = await this.plan(pending);
@@ -110,6 +110,12 @@ class ArchiveRun {
         st = await stat(loc.disk.path);
       } catch {
         ctx.fail(item, `disk copy ${loc.disk.path} is missing`);
+        await this.finishItem(item);
+        continue;
+      }
+      if (st.size !== loc.disk.size || Math.trunc(st.mtimeMs) !== loc.disk.mtime) {
+        // The catalog describes another version of the file: archive what it describes, or nothing.
+        ctx.fail(item, `${loc.disk.path} changed since it was scanned; rescan, then archive it`);
         await this.finishItem(item);
         continue;
       }
@@ -225,6 +231,17 @@ class ArchiveRun {
       let entries: IndexEntry[] | undefined;
       if (batch.phase === 'writing' && batch.tapeFile !== undefined) entries = await this.findWritten(drive, batch, items);
       if (!entries) {
+        // Files that changed since they were planned go back to be looked at again.
+        const changed = await this.unchangedOnly(batch, items);
+        if (changed) {
+          const keep = new Set(batch.items);
+          items.splice(0, items.length, ...items.filter((i) => keep.has(i.seq)));
+        }
+        if (items.length === 0) {
+          batch.phase = 'done';
+          await ctx.saveBatch(batch);
+          return;
+        }
         await drive.seekToEod();
         let st = await drive.status();
         if (st.position && st.position.blockInFile > 0) {
@@ -271,6 +288,24 @@ class ArchiveRun {
       batch.phase = 'done';
       await ctx.saveBatch(batch);
     }
+  }
+
+  /** Drop items whose source changed since planning from the batch (they are classified again). True when any was dropped. */
+  private async unchangedOnly(batch: JobBatch, items: JobItem[]): Promise<boolean> {
+    const { ctx } = this;
+    const ops = [];
+    for (const item of items) {
+      const st = item.src ? await stat(item.src).catch(() => undefined) : undefined;
+      if (st && st.size === item.srcSize && Math.trunc(st.mtimeMs) === item.srcMtime) continue;
+      item.phase = 'pending';
+      for (const k of ['src', 'srcSize', 'srcMtime', 'batch', 'label'] as const) delete item[k];
+      ops.push(ctx.itemOp(item));
+    }
+    if (ops.length === 0) return false;
+    const dropped = new Set(items.filter((i) => i.phase === 'pending').map((i) => i.seq));
+    batch.items = batch.items.filter((s) => !dropped.has(s));
+    await ctx.saveBatch(batch, ops);
+    return true;
   }
 
   /** After a crash while writing: adopt the archive if it was completed (its index is on tape). */

@@ -33,7 +33,7 @@ import { ControlClient } from '../control/client.js';
 import { SOCKET_NAME } from '../control/protocol.js';
 import { ArchiveError, EXIT_CODES, exitCodeOf, messageOf } from './errors.js';
 import { isTerminal, type JobItem, type JobKind, type JobOptions, type JobRecord } from './jobs.js';
-import { openConfiguredLibrary } from './library.js';
+import { openConfiguredLibrary, unavailableLibrary } from './library.js';
 import { ArchiveService, type LabelResult, type TapeStatus } from './service.js';
 
 export const TAPE_SETTING_KEYS = [
@@ -171,8 +171,12 @@ class ServerBackend implements Backend {
   async close() {}
 }
 
-/** Open the catalog and library here, or fall back to the running server's control socket. */
-export async function openBackend(cfg: Config): Promise<Backend> {
+/**
+ * Open the catalog and library here, or fall back to the running server's
+ * control socket. With `libraryOptional` (job listings) a library that cannot
+ * be opened only fails the commands that need it.
+ */
+export async function openBackend(cfg: Config, opts: { libraryOptional?: boolean } = {}): Promise<Backend> {
   await mkdir(cfg.dataDir, { recursive: true });
   const catalog = new Catalog(new LevelStore(join(cfg.dataDir, 'catalog')));
   try {
@@ -190,8 +194,11 @@ export async function openBackend(cfg: Config): Promise<Backend> {
   try {
     library = await openConfiguredLibrary(cfg);
   } catch (err) {
-    await catalog.close().catch(() => undefined);
-    throw err;
+    if (!opts.libraryOptional) {
+      await catalog.close().catch(() => undefined);
+      throw err;
+    }
+    library = unavailableLibrary(err as Error);
   }
   // Logs go to stderr (stdout carries --json results); the default level only shows errors.
   const log = pino({ name: 'tapedeck', level: cfg.logLevel === 'info' ? 'error' : cfg.logLevel }, pino.destination(2));
@@ -286,11 +293,11 @@ function exitWith(err: unknown): never {
   process.exit(code);
 }
 
-async function withBackend(flags: CommonFlags, fn: (b: Backend, cfg: Config) => Promise<number>): Promise<void> {
+async function withBackend(flags: CommonFlags, fn: (b: Backend, cfg: Config) => Promise<number>, opts: { libraryOptional?: boolean } = {}): Promise<void> {
   const cfg = loadCliConfig(flags);
   let backend: Backend;
   try {
-    backend = await openBackend(cfg);
+    backend = await openBackend(cfg, opts);
   } catch (err) {
     exitWith(err);
   }
@@ -433,6 +440,6 @@ export function registerTapeCommands(program: Command): void {
             out(`${j.id}  ${j.kind.padEnd(7)} ${j.state.padEnd(7)} ${`${j.progress.itemsDone}/${j.progress.itemsTotal}`.padStart(9)} items  ${j.created}${j.reason ? `  ${j.reason}` : ''}`);
           }
         return 0;
-      }),
+      }, { libraryOptional: !flags.resume }),
     );
 }

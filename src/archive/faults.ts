@@ -7,7 +7,8 @@
 //                                         throw: throw a FaultError (in-process tests)
 //   TAPEDECK_FAULT_HIT=<n>                fire on the n-th time a point is reached (default 1)
 //
-// Tests in the same process can arm points with armFault() instead.
+// Tests in the same process can arm points with armFault() instead (throw, or
+// run a callback at that point).
 
 export const FAULT_POINTS = [
   // archive, per batch
@@ -41,8 +42,8 @@ export class FaultError extends Error {
   }
 }
 
-type Mode = 'kill' | 'exit' | 'throw';
-const armed = new Map<string, { mode: Mode; hit: number }>();
+type Mode = 'kill' | 'exit' | 'throw' | 'call';
+const armed = new Map<string, { mode: Mode; hit: number; fn?: () => void }>();
 const hits = new Map<string, number>();
 
 function fromEnv(): void {
@@ -54,9 +55,9 @@ function fromEnv(): void {
 }
 fromEnv();
 
-/** Arm a fault point in this process (tests). */
-export function armFault(point: FaultPoint, opts: { mode?: Mode; hit?: number } = {}): void {
-  armed.set(point, { mode: opts.mode ?? 'throw', hit: opts.hit ?? 1 });
+/** Arm a fault point in this process (tests): throw there, or call `fn` there (mode 'call'). */
+export function armFault(point: FaultPoint, opts: { mode?: Mode; hit?: number; fn?: () => void } = {}): void {
+  armed.set(point, { mode: opts.mode ?? (opts.fn ? 'call' : 'throw'), hit: opts.hit ?? 1, ...(opts.fn ? { fn: opts.fn } : {}) });
   hits.delete(point);
 }
 
@@ -73,6 +74,11 @@ export function faultPoint(point: FaultPoint): void {
   const n = (hits.get(point) ?? 0) + 1;
   hits.set(point, n);
   if (n !== a.hit) return;
+  if (a.mode === 'call') {
+    armed.delete(point);
+    a.fn?.();
+    return;
+  }
   if (a.mode === 'throw') {
     armed.delete(point);
     throw new FaultError(point);

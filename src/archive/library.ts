@@ -3,7 +3,7 @@
 import { join } from 'node:path';
 import type { Config } from '../config.js';
 import { openTapeLibrary, type TapeLibraryConfig } from '../tape/index.js';
-import type { TapeLibrary } from '../tape/types.js';
+import { emptyCounters, type TapeLibrary } from '../tape/types.js';
 import { ArchiveError } from './errors.js';
 
 /** Options for openTapeLibrary from the configuration; undefined when tape_backend = none. */
@@ -36,4 +36,22 @@ export async function openConfiguredLibrary(cfg: Config): Promise<TapeLibrary> {
     if (code === 'BUSY') throw new ArchiveError('BUSY', `cannot open the tape library: ${(err as Error).message}`, { cause: err });
     throw err;
   }
+}
+
+/**
+ * A stand-in when the tape library cannot be opened: everything that needs it
+ * fails with `err`, while job listings still work.
+ */
+export function unavailableLibrary(err: Error): TapeLibrary {
+  const fail = async (): Promise<never> => {
+    throw err;
+  };
+  return {
+    kind: 'virtual',
+    drives: [],
+    changer: { inventory: fail, find: fail, load: fail, unload: fail, exportCartridge: fail, importCartridge: fail },
+    mount: fail,
+    stats: () => ({ ...emptyCounters(), seconds: {} }),
+    close: async () => undefined,
+  };
 }

@@ -120,6 +120,7 @@ export class ArchiveService extends EventEmitter {
     this.pool = new PoolStore(opts.catalog.store);
     this.drives = new DriveManager(opts.library);
     this.tuning = { ...DEFAULT_TUNING, ...(opts.tuning ?? {}) };
+    this.setMaxListeners(100); // one per watching CLI on the control socket
   }
 
   get stubOptions(): StubOptions {
