@@ -28,8 +28,6 @@ export interface JobProgress {
 export interface JobOptions {
   /** Archive: keep the disk copy (the item then lives on disk and tape). */
   keepDisk?: boolean;
-  /** Tape label: add a cartridge holding foreign data to the pool anyway. */
-  force?: boolean;
 }
 
 export interface JobRecord {

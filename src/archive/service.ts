@@ -231,7 +231,19 @@ export class ArchiveService extends EventEmitter {
     }
   }
 
-  private serial<T>(fn: () => Promise<T>): Promise<T> {
+  /**
+   * One tape operation at a time; afterwards drive reservations are given back
+   * when the library is a proxy that keeps them (the staging worker's release()).
+   */
+  private serial<T>(op: () => Promise<T>): Promise<T> {
+    const lib = this.library as TapeLibrary & { release?: () => Promise<void> };
+    const fn = async () => {
+      try {
+        return await op();
+      } finally {
+        if (typeof lib.release === 'function') await lib.release().catch(() => undefined);
+      }
+    };
     const p = this.exclusive.then(fn, fn);
     this.exclusive = p.catch(() => undefined);
     return p;
