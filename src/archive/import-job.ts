@@ -25,7 +25,7 @@ import { isTapeError, type TapeDrive } from '../tape/types.js';
 import { mediaTypeOf } from '../media/mediatypes.js';
 import { titleFromFileName, UPNP_CLASS } from '../media/probe.js';
 import type { JobContext } from './context.js';
-import { ArchiveError, messageOf } from './errors.js';
+import { messageOf } from './errors.js';
 import { faultPoint } from './faults.js';
 import { isMetaPath, LABEL_MEMBER, type ArchiveMeta, type ArchiveMetaItem, type CartridgeRecord, type LabelContent } from './pool.js';
 import { MemberReader } from './tapeio.js';
@@ -292,8 +292,4 @@ function synthetic(label: string, e: IndexEntry, id?: string): NewItem | undefin
     location: { tape: toTapeLocation(e, label) },
   };
   return { object };
-}
-
-export function assertLabel(label: string): void {
-  if (typeof label !== 'string' || label === '') throw new ArchiveError('INVALID', 'a cartridge label is required');
 }
