@@ -285,6 +285,33 @@ export class DriveScheduler extends EventEmitter {
     return this.slots[i]?.label ?? null;
   }
 
+  /** Unloads every drive that is loaded and free now (maintenance, benchmarks). Returns how many. */
+  async unloadIdle(): Promise<number> {
+    let n = 0;
+    for (const slot of this.slots) {
+      if (!this.isFree(slot) || slot.label === null) continue;
+      if (slot.idleTimer) clearTimeout(slot.idleTimer);
+      slot.idleTimer = undefined;
+      const label = slot.label;
+      slot.busyOp = 'unload';
+      try {
+        await this.lib.changer.unload(slot.index);
+        slot.label = null;
+        this.counters.unloads++;
+        this.emit('unload', { drive: slot.index, label, idle: false });
+        n++;
+      } catch (err) {
+        this.log?.warn({ drive: slot.index, label, err: (err as Error).message }, 'unload failed');
+        await this.refreshSlot(slot);
+      } finally {
+        slot.busyOp = null;
+        slot.idleSince = this.now();
+      }
+    }
+    this.dispatch();
+    return n;
+  }
+
   /** Rejects every waiter and stops idle timers; leases still held stay valid until released. */
   close(): void {
     this.closed = true;

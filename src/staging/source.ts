@@ -190,6 +190,8 @@ class TapeRead {
   private id = 0;
   private conn: Connection | undefined;
   private closed = false;
+  /** The first segment's file, opened as soon as the worker created it (off the first byte's path). */
+  private pre: { seg: number; p: Promise<FileHandle | undefined> } | undefined;
   acked = 0;
 
   constructor(
@@ -219,6 +221,11 @@ class TapeRead {
         }
         const prev = this.segs.get(m.seg);
         if (!prev || m.valid >= prev.valid) this.segs.set(m.seg, m);
+        const S = this.segmentSize;
+        if (!this.pre && S > 0 && m.seg === Math.floor(this.start / S)) {
+          const p = open(join(this.host.cacheDir, m.file), FS.O_RDONLY | FS.O_NOFOLLOW).catch(() => undefined);
+          this.pre = { seg: m.seg, p };
+        }
         this.wake();
       },
       onDone: () => {
@@ -263,10 +270,20 @@ class TapeRead {
     this.conn.ack(this.id, consumed);
   }
 
+  /** The pre-opened file of segment `seg`, once (the caller owns it then). */
+  takePreopened(seg: number): Promise<FileHandle | undefined> | undefined {
+    if (!this.pre || this.pre.seg !== seg) return undefined;
+    const p = this.pre.p;
+    this.pre = { seg: -1, p: Promise.resolve(undefined) };
+    return p;
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;
     if (this.conn) this.conn.cancel(this.id);
+    const left = this.takePreopened(this.pre?.seg ?? -1);
+    void left?.then((fh) => fh?.close().catch(() => undefined));
     this.wake();
   }
 
@@ -311,7 +328,12 @@ class ItemStream extends Readable {
 
   async openStub(): Promise<void> {
     if (!this.stubPath) throw new Error('no stub file');
-    this.stubFh = await open(this.stubPath, FS.O_RDONLY | FS.O_NOFOLLOW);
+    const fh = await open(this.stubPath, FS.O_RDONLY | FS.O_NOFOLLOW);
+    if (this.destroyed) {
+      await fh.close().catch(() => undefined);
+      throw new Error('stream closed');
+    }
+    this.stubFh = fh;
   }
 
   /** Requests the first tape piece now, so the drive gets ready while the stub is served. */
@@ -401,7 +423,7 @@ class ItemStream extends Readable {
         const segStart = m.seg * S;
         const within = pos - segStart;
         const n = Math.min(CHUNK, m.valid - within, p.end - pos);
-        const fh = await this.segmentHandle(m.seg);
+        const fh = await this.segmentHandle(m.seg, r);
         const buf = Buffer.allocUnsafe(n);
         let got = 0;
         while (got < n) {
@@ -422,10 +444,14 @@ class ItemStream extends Readable {
     }
   }
 
-  private async segmentHandle(seg: number): Promise<FileHandle> {
+  private async segmentHandle(seg: number, r: TapeRead): Promise<FileHandle> {
     if (this.segFh?.seg === seg) return this.segFh.fh;
     await this.closeSegment();
-    const fh = await open(join(this.host.cacheDir, segmentFile(this.ref.id, seg)), FS.O_RDONLY | FS.O_NOFOLLOW);
+    const fh = (await r.takePreopened(seg)) ?? (await open(join(this.host.cacheDir, segmentFile(this.ref.id, seg)), FS.O_RDONLY | FS.O_NOFOLLOW));
+    if (this.destroyed) {
+      await fh.close().catch(() => undefined);
+      throw new Error('stream closed');
+    }
     this.segFh = { seg, fh };
     return fh;
   }

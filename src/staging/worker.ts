@@ -50,7 +50,7 @@ import {
 export interface WorkerTuning {
   /** Cache segment size in bytes (default 4 MiB). */
   segmentSize: number;
-  /** How far a pass reads ahead of what the server has taken (default 64 MiB, at most a quarter of the cache). */
+  /** How far a pass reads ahead of what the server has taken (default 32 MiB, at most a quarter of the cache). */
   readAhead: number;
   /** Largest single drive read in bytes (default 4 MiB). */
   maxChunk: number;
@@ -66,7 +66,7 @@ export interface WorkerTuning {
 
 export const DEFAULT_TUNING: WorkerTuning = {
   segmentSize: 4 * 1024 * 1024,
-  readAhead: 64 * 1024 * 1024,
+  readAhead: 32 * 1024 * 1024,
   maxChunk: 4 * 1024 * 1024,
   readRetries: 2,
   jobIdleReleaseMs: 10_000,
@@ -190,6 +190,16 @@ interface Pass {
   owner: ReadReq;
   lease: DriveLease;
 }
+
+/** A drive read issued and not yet processed: `n` blocks from block `at`. */
+interface Queued {
+  at: number;
+  n: number;
+  p: Promise<ReadResult>;
+}
+
+/** Reads kept queued in the drive during a pass (2: the drive starts the next one the moment it finishes one). */
+const READ_DEPTH = 2;
 
 // ---- the worker ---------------------------------------------------------------------------------
 
@@ -508,6 +518,7 @@ export class StagingWorker extends EventEmitter {
     if (!req.notify || req.finished) return;
     const prev = req.sent.get(seg);
     if (prev && (prev.complete || (prev.valid >= valid && !complete))) return;
+    if (!prev && valid === 0 && complete) return;
     req.sent.set(seg, { valid, complete });
     const id = req.item.ref.id;
     if (!req.leased.has(seg) && (seg + 1) * this.tuning.segmentSize > req.consumed) {
@@ -581,7 +592,7 @@ export class StagingWorker extends EventEmitter {
     this.counters.passes++;
     const drive = lease.drive;
     let current: Fill | undefined;
-    let inflight: Promise<ReadResult> | undefined;
+    let inflight: Queued[] | undefined;
     try {
       const st = await drive.status();
       if (st.blockSize && st.blockSize !== bs) {
@@ -590,9 +601,27 @@ export class StagingWorker extends EventEmitter {
       if (st.label && st.label !== loc.label) {
         throw new StagerError({ code: 'INTERNAL', message: `drive ${drive.index} holds ${st.label}, expected ${loc.label}`, label: loc.label });
       }
-      if ((await drive.tell()) !== block0) {
-        await drive.locate(block0);
-        this.counters.locates++;
+      // while the tape moves: create the first segment file and tell the readers, so the
+      // server opens it now rather than after the first block arrived
+      const firstSeg = Math.floor(startPos / S);
+      const first = this.claimFill(item, firstSeg, pass, startPos).then((f) => {
+        if (f) for (const r of item.requests) if (f.seg >= r.s0 && f.seg <= r.s1) this.announce(r, f.seg, f.valid, f.len, false);
+        return f;
+      });
+      first.catch(() => undefined);
+      try {
+        if ((await drive.tell()) !== block0) {
+          await drive.locate(block0);
+          this.counters.locates++;
+        }
+      } finally {
+        current = await first.catch(() => undefined);
+      }
+      current = await first;
+      if (!current) {
+        const f = item.fills.get(firstSeg);
+        if (this.cache.has(item.ref.id, firstSeg) || f) return; // someone else has it: follow them
+        throw new StagerError({ code: 'CACHE_FULL', message: 'the staging cache is full (pinned items and segments in use fill it)', retryAfter: 30 });
       }
       const endBlock = loc.block + Math.ceil((loc.offset + loc.size) / bs); // exclusive
       const id = item.ref.id;
@@ -614,7 +643,7 @@ export class StagingWorker extends EventEmitter {
         return this.cache.has(id, seg) || f?.state === 'complete' || f?.finalizing !== undefined || (f?.writer !== undefined && f.writer !== pass);
       };
       /** The next drive read, or undefined when the pass should stop. */
-      const issue = (): { at: number; p: Promise<ReadResult> } | undefined => {
+      const issue = (): Queued | undefined => {
         if (req.ac.signal.aborted || this.closed || nextBlock >= endBlock) return undefined;
         const lim = limit();
         const from = Math.max(0, offsetOf(nextBlock));
@@ -630,27 +659,56 @@ export class StagingWorker extends EventEmitter {
         }
         if (n <= 0) return undefined;
         chunk = Math.min(chunk * 2, maxBlocks);
-        return { at: nextBlock, p: this.readBlocks(drive, nextBlock, n, loc.label) };
+        const q: Queued = { at: nextBlock, n, p: drive.readBlocks(n) };
+        q.p.catch(() => undefined); // handled in order below
+        nextBlock += n;
+        return q;
       };
-      let next = issue();
-      while (next) {
-        const r = await next.p;
-        inflight = undefined;
-        nextBlock = next.at + r.data.length / bs + (r.mark === 'filemark' ? 1 : 0);
-        next = undefined;
+      /** Keeps READ_DEPTH reads queued in the drive, so it streams while this loop writes. */
+      const topUp = () => {
+        while (queue.length < READ_DEPTH) {
+          const q = issue();
+          if (!q) break;
+          queue.push(q);
+        }
+      };
+      /** Waits for the queued reads and forgets them (after a failure their positions are unknown). */
+      const drain = async () => {
+        const qs = queue.splice(0);
+        for (const q of qs) await q.p.catch(() => undefined);
+      };
+      const queue: Queued[] = [];
+      inflight = queue;
+      // the first read alone: its bytes go out before the drive gets more work queued
+      let firstRead = true;
+      const q0 = issue();
+      if (q0) queue.push(q0);
+      while (queue.length) {
+        const head = queue.shift()!;
+        let r: ReadResult;
+        try {
+          r = await head.p;
+        } catch (err) {
+          if (!isTapeError(err, 'MEDIUM_ERROR')) throw err;
+          await drain();
+          r = await this.retryRead(drive, head, err, loc.label);
+          nextBlock = head.at + head.n;
+        }
+        const got = r.data.length / bs + (r.mark === 'filemark' ? 1 : 0);
+        if (got !== head.n) {
+          // a short read: the reads queued behind it started that much earlier than planned
+          for (const q of queue) q.at += got - head.n;
+          nextBlock += got - head.n;
+        }
         if (r.data.length === 0) {
-          if (r.mark) throw new StagerError({ code: 'FORMAT', message: `${loc.label}: ${r.mark} inside item ${id} at block ${nextBlock}`, label: loc.label });
-          next = issue(); // a read may deliver nothing without a reason: read again
-          inflight = next?.p;
+          if (r.mark) throw new StagerError({ code: 'FORMAT', message: `${loc.label}: ${r.mark} inside item ${id} at block ${head.at}`, label: loc.label });
+          topUp(); // a read may deliver nothing without a reason: read again
           continue;
         }
         this.counters.tapeReads++;
         this.counters.tapeBytesRead += r.data.length;
-        // keep the drive busy: ask for the next chunk before writing this one
-        if (!r.mark) {
-          next = issue();
-          inflight = next?.p;
-        }
+        // keep the drive busy: queue the next chunk before writing this one
+        if (!r.mark && !firstRead) topUp();
         let off = skip;
         skip = 0;
         let stop = false;
@@ -685,18 +743,21 @@ export class StagingWorker extends EventEmitter {
         if (r.mark && pos < loc.size && !stop) {
           throw new StagerError({ code: 'FORMAT', message: `${loc.label}: ${r.mark} inside item ${id} (${loc.size - pos} bytes short)`, label: loc.label });
         }
-        if (stop && next) {
-          // the next segment is someone else's: let the read finish, its bytes are not needed
-          await next.p.catch(() => undefined);
-          next = undefined;
-          inflight = undefined;
+        if (stop || r.mark) {
+          // the next segment is someone else's: let queued reads finish, their bytes are not needed
+          await drain();
+          break;
+        }
+        if (firstRead) {
+          firstRead = false;
+          topUp();
         }
         this.touchStats();
       }
       if (current) await this.pauseFill(current);
       current = undefined;
     } catch (err) {
-      if (inflight) await inflight.catch(() => undefined);
+      for (const q of inflight?.splice(0) ?? []) await q.p.catch(() => undefined);
       const w = toWireError(err);
       if (current) {
         const f = current;
@@ -713,30 +774,30 @@ export class StagingWorker extends EventEmitter {
     }
   }
 
-  /** Reads `n` blocks at `at`, retrying a failing block after re-positioning. */
-  private async readBlocks(drive: TapeDrive, at: number, n: number, label: string): Promise<ReadResult> {
-    for (let attempt = 0; ; attempt++) {
+  /**
+   * A queued read failed with a medium error: re-position at the read's first block and try
+   * again, `readRetries` times; then fail with a clear error (the item gets flagged).
+   */
+  private async retryRead(drive: TapeDrive, q: Queued, first: TapeError, label: string): Promise<ReadResult> {
+    let last = first;
+    for (let attempt = 1; attempt <= this.tuning.readRetries; attempt++) {
+      this.counters.readRetries++;
+      this.log.warn({ label, block: last.block ?? q.at, attempt }, 'tape read error: retrying');
       try {
-        return await drive.readBlocks(n);
+        await drive.locate(q.at);
+        return await drive.readBlocks(q.n);
       } catch (err) {
-        if (!isTapeError(err, 'MEDIUM_ERROR') || attempt >= this.tuning.readRetries) {
-          if (isTapeError(err, 'MEDIUM_ERROR')) {
-            this.counters.readErrors++;
-            throw new TapeError('MEDIUM_ERROR', `read error on cartridge ${label} at block ${err.block ?? at} after ${attempt} retries: ${err.message}`, {
-              label,
-              block: err.block ?? at,
-              ...(err.drive !== undefined ? { drive: err.drive } : {}),
-            });
-          }
-          throw err;
-        }
-        this.counters.readRetries++;
-        this.log.warn({ label, block: err.block ?? at, attempt: attempt + 1 }, 'tape read error: retrying');
-        // a partial read may have delivered blocks before the bad one: they were not returned, so
-        // re-read from where this call started
-        await drive.locate(at);
+        if (!isTapeError(err, 'MEDIUM_ERROR')) throw err;
+        last = err;
       }
     }
+    this.counters.readErrors++;
+    const block = last.block ?? q.at;
+    throw new TapeError('MEDIUM_ERROR', `read error on cartridge ${label} at block ${block} after ${this.tuning.readRetries} retries: ${last.message}`, {
+      label,
+      block,
+      ...(last.drive !== undefined ? { drive: last.drive } : {}),
+    });
   }
 
   /**
