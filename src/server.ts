@@ -2,6 +2,7 @@
 // (HTTP delivery, SOAP control, GENA, SSDP) into one server and runs it until
 // stopped. Shutdown is ordered: byebye, then HTTP, then the catalog.
 
+import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -19,6 +20,7 @@ import { contentFeatures, transferModeFor } from './media/dlna.js';
 import { diskSource, mediaRoutes, type MediaSource } from './http/delivery.js';
 import { allowSubnets } from './http/acl.js';
 import { staticRoutes } from './http/static.js';
+import { TapeTier } from './tier.js';
 import { serverStatusProvider, statusRoutes, StreamTracker, type StatusExtras } from './http/status.js';
 import { metricsRoute, ServerMetrics } from './metrics.js';
 import { ContentDirectory } from './upnp/cds.js';
@@ -46,6 +48,7 @@ export class TapedeckServer {
   port = 0;
   readonly status: ServerStatus = { scanning: false };
   tracker?: StreamTracker;
+  tier?: TapeTier;
   metrics?: ServerMetrics;
   private http: Server[] = [];
   private sockets = new Set<Socket>();
@@ -88,9 +91,15 @@ export class TapedeckServer {
     this.mediaDirs = cfg.mediaDirs;
     if (cfg.demo) {
       const demoDir = join(cfg.dataDir, 'demo');
-      await createDemoLibrary(demoDir);
+      // Once part of the demo lives on tape, regenerating it would put those files back on disk.
+      if (!(await this.catalog.getMeta('demoArchived')) || !existsSync(demoDir)) await createDemoLibrary(demoDir);
       this.mediaDirs = [demoDir];
       this.log.info({ dir: demoDir }, 'no media directory configured: serving the demo library');
+    }
+
+    if (cfg.tape.backend !== 'none') {
+      this.tier = new TapeTier(this.catalog, cfg, this.log);
+      await this.tier.start();
     }
 
     const app = this.buildApp();
@@ -112,8 +121,14 @@ export class TapedeckServer {
       await this.ssdp.start();
     }
 
-    if (cfg.scanOnStart) this.scanning = this.rescan();
-    else this.logLibrary();
+    if (cfg.scanOnStart) this.scanning = this.rescan().then(async (r) => {
+      if (cfg.demo && this.tier && !this.stopped) {
+        await this.tier.archiveDemoOnce().catch((err: Error) => this.log.warn({ err: err.message }, 'could not put the demo on tape'));
+        await this.logLibrary();
+      }
+      return r;
+    });
+    else await this.logLibrary();
   }
 
   /** Runs an incremental scan (one at a time). */
@@ -156,7 +171,7 @@ export class TapedeckServer {
 
   /** Tape library, stager, jobs and cache parts of the status page (none without a tape tier). */
   protected statusExtras(): Omit<StatusExtras, 'tracker'> {
-    return {};
+    return this.tier?.statusExtras() ?? {};
   }
 
   private resolveMedia = async (name: string): Promise<MediaSource | undefined> => {
@@ -164,8 +179,12 @@ export class TapedeckServer {
     if (!obj || obj.container || !obj.res) return undefined;
     const res = obj.res;
     const disk = obj.location?.disk;
-    if (!disk) return undefined;
-    return diskSource(disk.path, disk.size, disk.mtime, res.mime, contentFeatures(res), transferModeFor(res));
+    if (disk) return diskSource(disk.path, disk.size, disk.mtime, res.mime, contentFeatures(res), transferModeFor(res));
+    if (obj.location?.tape) {
+      if (!this.tier) throw Object.assign(new Error('this item is on tape and the tape tier is disabled'), { status: 503, expose: true });
+      return this.tier.source(obj);
+    }
+    return undefined;
   };
 
   private buildApp(): Koa {
@@ -315,8 +334,9 @@ export class TapedeckServer {
     const timer = setTimeout(() => this.sockets.forEach((s) => s.destroy()), 2000);
     await closed;
     clearTimeout(timer);
-    // 3. Stop a running scan, then close the catalog.
+    // 3. Stop a running scan and the tape tier (jobs stop at a safe point), then close the catalog.
     this.abort.abort();
+    await this.tier?.stop();
     await this.scanning?.catch(() => undefined);
     await this.catalog?.close();
     this.log.info('stopped');

@@ -1,0 +1,122 @@
+// The tape tier as the server sees it: the supervised staging worker (which owns
+// the tape library), the archive/recall/import jobs (which reach tape only through
+// the worker's remote library), the operator control socket, and the adapters that
+// put their state on the status page and the metrics. The server never touches tape.
+
+import { join } from 'node:path';
+import type { Catalog } from './catalog/catalog.js';
+import type { CatalogObject } from './catalog/types.js';
+import type { Config } from './config.js';
+import type { Logger } from './log.js';
+import type { MediaSource } from './http/delivery.js';
+import type { CacheStatus, JobStatus, StagerStatus as PageStagerStatus, StatusExtras, TapeStatus as PageTapeStatus } from './http/status.js';
+import { ArchiveService, archiveDemo, type JobRecord } from './archive/index.js';
+import { startControlServer, type ControlServer } from './control/index.js';
+import { StagerClient } from './staging/client.js';
+
+/** An error delivery turns into an HTTP status (503 + Retry-After, …). */
+function httpError(status: number, message: string, headers: Record<string, string> = {}): Error {
+  return Object.assign(new Error(message), { status, expose: true, headers });
+}
+
+const ms = (iso?: string) => (iso ? Date.parse(iso) : undefined);
+
+export function jobStatusOf(j: JobRecord): JobStatus {
+  const p = j.progress;
+  const byBytes = p.bytesTotal > 0;
+  return {
+    id: j.id,
+    kind: j.kind,
+    state: j.state,
+    description: j.activity ?? j.targets.slice(0, 3).join(', ') + (j.targets.length > 3 ? ` (+${j.targets.length - 3})` : ''),
+    progress: byBytes ? { done: p.bytesDone, total: p.bytesTotal, unit: 'bytes' } : { done: p.itemsDone, total: p.itemsTotal, unit: 'items' },
+    startedAt: ms(j.started),
+    finishedAt: ms(j.finished),
+    error: j.reason,
+  };
+}
+
+export class TapeTier {
+  readonly stager: StagerClient;
+  readonly archive: ArchiveService;
+  private control?: ControlServer;
+
+  constructor(
+    private readonly catalog: Catalog,
+    private readonly config: Config,
+    private readonly log: Logger,
+  ) {
+    this.stager = new StagerClient({ config, log: log.child({ component: 'stager' }) });
+    this.archive = new ArchiveService({ catalog, library: this.stager.library(), config, log: log.child({ component: 'archive' }) });
+    this.stager.on('needed', (list: { label: string }[]) => {
+      for (const c of list ?? []) this.archive.noteNeeded(c.label);
+    });
+    this.stager.on('flagged', (f: { itemId: string; label: string; message: string }) => this.log.error({ item: f.itemId, label: f.label, err: f.message }, `tape read failed for item ${f.itemId} on ${f.label}`));
+    this.stager.on('restart', (r: { attempt: number; delayMs: number; code?: number; signal?: string }) => this.log.warn(r, 'staging worker exited; restarting'));
+  }
+
+  async start(): Promise<void> {
+    await this.stager.start();
+    this.archive.start();
+    this.control = await startControlServer({ socketPath: join(this.config.dataDir, 'control.sock'), archive: this.archive, log: this.log.child({ component: 'control' }) });
+  }
+
+  /** Puts part of the demo library on the virtual tape, once. */
+  async archiveDemoOnce(): Promise<void> {
+    if (await this.catalog.getMeta('demoArchived')) return;
+    const job = await archiveDemo(this.archive, this.catalog);
+    if (job) {
+      const done = await this.archive.run(job.id);
+      if (done.state !== 'done') throw new Error(`demo archive job ${done.id} ${done.state}: ${done.reason ?? ''}`);
+      this.log.info({ job: done.id, items: done.progress.itemsDone }, `demo: ${done.progress.itemsDone} items moved to the virtual tape library`);
+    }
+    await this.catalog.setMeta('demoArchived', '1');
+  }
+
+  /** Media source of an item whose bytes are only on tape (stub + tape). */
+  source(item: CatalogObject): MediaSource {
+    if (!this.stager.connected && this.stager.mode === 'none') throw httpError(503, 'the tape tier is disabled (tape_backend = none)');
+    return this.stager.source(item);
+  }
+
+  statusExtras(): Omit<StatusExtras, 'tracker'> {
+    return {
+      tape: async (): Promise<PageTapeStatus> => {
+        const t = await this.archive.tapeStatus();
+        const counts = new Map(t.cartridges.map((c) => [c.label, c]));
+        return {
+          kind: t.backend,
+          drives: t.drives.map((d) => ({ index: d.index, name: d.name, state: !d.online ? 'offline' : !d.loaded ? 'empty' : d.ready ? 'ready' : 'loading', label: d.label, position: d.block })),
+          slots: t.slots.map((s) => ({ slot: s.slot, label: s.label, full: !!s.label, importExport: s.importExport })),
+          offlineNeeded: t.needed.map((label) => ({ label, items: counts.get(label)?.items, reason: 'requested while outside the library' })),
+          offline: t.offline,
+          counters: this.stager.stats() as PageTapeStatus['counters'],
+        };
+      },
+      stager: async (): Promise<PageStagerStatus> => {
+        const s = await this.stager.status();
+        return {
+          state: s.connected ? (s.mode === 'socket' ? 'external' : 'running') : s.restarts > 0 ? 'restarting' : 'starting',
+          pid: s.pid,
+          restarts: s.restarts,
+          queued: s.worker?.queue.length,
+          lastError: s.error,
+        };
+      },
+      jobs: async () => (await this.archive.list()).slice(0, 50).map(jobStatusOf),
+      cache: async (): Promise<CacheStatus | undefined> => {
+        const s = await this.stager.status();
+        const c = s.worker?.cache as Record<string, number> | undefined;
+        if (!c) return undefined;
+        const k = s.counters;
+        return { usedBytes: c.used ?? c.usedBytes ?? 0, capacityBytes: c.capacity ?? c.capacityBytes ?? this.config.cacheSize, hits: k.cacheHits ?? 0, misses: k.cacheMisses ?? 0, evictions: k.evictions ?? 0, segments: c.segments };
+      },
+    };
+  }
+
+  async stop(): Promise<void> {
+    await this.control?.close().catch(() => undefined);
+    await this.archive.stop().catch((err: Error) => this.log.warn({ err: err.message }, 'archive stop failed'));
+    await this.stager.stop().catch((err: Error) => this.log.warn({ err: err.message }, 'stager stop failed'));
+  }
+}
