@@ -161,7 +161,7 @@ export class TapedeckServer {
 
   private async logLibrary(): Promise<void> {
     const t = await this.catalog.totals();
-    this.log.info({ library: t }, `library: ${t.items} items (${t.audio} audio, ${t.video} video, ${t.image} images)`);
+    this.log.info({ library: t }, `library: ${t.items} items (${t.audio} audio, ${t.video} video, ${t.image} images; ${t.onTapeOnly} on tape only, ${t.onDiskAndTape} on disk and tape)`);
   }
 
   urls(): string[] {

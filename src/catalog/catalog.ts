@@ -240,10 +240,13 @@ export class Catalog extends EventEmitter {
   }
 
   /** Counts of canonical items by kind. */
-  async totals(): Promise<{ items: number; audio: number; video: number; image: number; containers: number }> {
+  async totals(): Promise<{ items: number; audio: number; video: number; image: number; containers: number; onTapeOnly: number; onDiskAndTape: number }> {
     const items = await this.items();
-    const t = { items: items.length, audio: 0, video: 0, image: 0, containers: (await this.containerParentMap()).size };
-    for (const i of items) if (i.kind) t[i.kind]++;
+    const t = { items: items.length, audio: 0, video: 0, image: 0, containers: (await this.containers()).length, onTapeOnly: 0, onDiskAndTape: 0 };
+    for (const i of items) {
+      if (i.kind) t[i.kind]++;
+      if (i.location?.tape) i.location.disk ? t.onDiskAndTape++ : t.onTapeOnly++;
+    }
     return t;
   }
 
