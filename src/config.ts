@@ -35,7 +35,7 @@ export const SETTINGS: Setting[] = [
   { key: 'scan_on_start', flag: 'scan-on-start', type: 'bool', default: 'true', description: 'Scan the media directories when the server starts (incremental).' },
   { key: 'ssdp', flag: 'ssdp', type: 'bool', default: 'true', description: 'Announce the server with SSDP (off: reachable only by its URL).' },
   { key: 'ssdp_interval', flag: 'ssdp-interval', type: 'int', arg: 'SECONDS', min: 5, max: 1700, default: '600', description: 'Re-advertisement period; max-age is 1800 s.' },
-  { key: 'scan_concurrency', flag: 'scan-concurrency', type: 'int', arg: 'N', min: 1, max: 64, default: '4', description: 'Files whose metadata is read in parallel during a scan.' },
+  { key: 'scan_concurrency', flag: 'scan-concurrency', type: 'int', arg: 'N', min: 1, max: 64, default: '8', description: 'Files whose metadata is read in parallel during a scan.' },
   { key: 'ffprobe', flag: 'ffprobe', type: 'string', arg: 'PATH', default: 'ffprobe from PATH when present', description: 'ffprobe used for richer video metadata; "off" disables it.' },
   // Tape tier
   { key: 'tape_backend', flag: 'tape-backend', type: 'enum', arg: 'KIND', values: ['virtual', 'scsi', 'none'], default: 'virtual', description: 'Tape library: the virtual library, a real SCSI library (mt-st + mtx), or none.' },
@@ -307,7 +307,7 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     scanOnStart: (one('scan_on_start') ?? 'true') === 'true',
     ssdp: (one('ssdp') ?? 'true') === 'true',
     ssdpInterval: Number(one('ssdp_interval') ?? 600),
-    scanConcurrency: Number(one('scan_concurrency') ?? 4),
+    scanConcurrency: Number(one('scan_concurrency') ?? 8),
     ffprobe: ff,
     tape: {
       backend,

@@ -57,6 +57,7 @@ export class TapedeckServer {
   private scanning?: Promise<ScanProgress | undefined>;
   private stopped = false;
   private abort = new AbortController();
+  private refreshSourceInfo?: () => void;
   mediaDirs: string[] = [];
 
   constructor(
@@ -156,6 +157,7 @@ export class TapedeckServer {
       return undefined;
     } finally {
       this.status.scanning = false;
+      this.refreshSourceInfo?.();
     }
   }
 
@@ -277,16 +279,30 @@ export class TapedeckServer {
     cdsEvents.routes(router, '/upnp/event/cds');
     cmsEvents.routes(router, '/upnp/event/cms');
     msrEvents.routes(router, '/upnp/event/msr');
-    const refreshSourceInfo = async () => {
-      sourceInfo = await cms.sourceProtocolInfo();
+    // SourceProtocolInfo reads every item: refresh it at most every few seconds and not
+    // while a scan is writing batches (the scan's end refreshes it once).
+    let refreshTimer: NodeJS.Timeout | undefined;
+    const refreshSourceInfo = () => {
+      if (refreshTimer || this.stopped) return;
+      refreshTimer = setTimeout(async () => {
+        refreshTimer = undefined;
+        if (this.status.scanning) return;
+        const next = await cms.sourceProtocolInfo().catch(() => sourceInfo);
+        if (next !== sourceInfo) {
+          sourceInfo = next;
+          cmsEvents.notify({ SourceProtocolInfo: sourceInfo });
+        }
+      }, 2000);
+      refreshTimer.unref();
     };
-    void refreshSourceInfo();
+    this.refreshSourceInfo = refreshSourceInfo;
+    void cms.sourceProtocolInfo().then((v) => (sourceInfo = v));
     this.catalog.on('change', (ev: ChangeEvent) => {
       cdsEvents.notify({
         SystemUpdateID: String(ev.systemUpdateId),
         ContainerUpdateIDs: ev.containers.map(([id, n]) => `${id},${n}`).join(','),
       });
-      void refreshSourceInfo().then(() => cmsEvents.notify({ SourceProtocolInfo: sourceInfo }));
+      refreshSourceInfo();
     });
 
     mediaRoutes(router, this.resolveMedia, tracker.hooks);

@@ -232,6 +232,9 @@ export class Catalog extends EventEmitter {
     const v = await this.store.get(P + path);
     return v === undefined ? undefined : (JSON.parse(v) as PathEntry);
   }
+  async getPaths(paths: string[]): Promise<(PathEntry | undefined)[]> {
+    return (await this.store.getMany(paths.map((p) => P + p))).map((v) => (v === undefined ? undefined : (JSON.parse(v) as PathEntry)));
+  }
   pathOp(path: string, entry: PathEntry | undefined): BatchOp {
     return entry ? { type: 'put', key: P + path, value: JSON.stringify(entry) } : { type: 'del', key: P + path };
   }

@@ -15,11 +15,11 @@
 
 import { execFile } from 'node:child_process';
 import { createReadStream, constants as fsConstants } from 'node:fs';
-import { access, stat } from 'node:fs/promises';
+import { access, readFile, stat } from 'node:fs/promises';
 import { basename, delimiter, extname, join } from 'node:path';
 import exifr from 'exifr';
 import { imageSize } from 'image-size';
-import { type IAudioMetadata, parseFile, parseStream } from 'music-metadata';
+import { type IAudioMetadata, parseBuffer, parseFile, parseStream } from 'music-metadata';
 import type { ItemMeta, MediaKind, ProbeResult, Resource } from '../catalog/types.js';
 import { readAvi } from './avi.js';
 import { dlnaProfile } from './dlna.js';
@@ -199,11 +199,21 @@ export async function oggDuration(path: string, sampleRate: number | undefined, 
   });
 }
 
+/** Audio files up to this size are parsed from one whole read. */
+const SMALL_AUDIO = 512 * 1024;
+
 async function probeAudio(path: string, out: ProbeResult): Promise<void> {
   // duration: false → header-derived duration (Xing/VBRI/STREAMINFO/mvhd, or CBR size estimate), no full scan.
   const ogg = out.res.container === 'ogg';
   // mkvUseIndex: Matroska audio (.mka/.weba) jumps through the SeekHead instead of walking every cluster.
-  const mm = ogg ? await parseOggHead(path, out.res.size) : await parseFile(path, { duration: false, skipCovers: true, mkvUseIndex: true });
+  const opts = { duration: false, skipCovers: true, mkvUseIndex: true };
+  // A small file is read in one go: music-metadata's file tokenizer issues one read per
+  // field (about ten for a small FLAC), which dominates scanning libraries of short files.
+  const mm = ogg
+    ? await parseOggHead(path, out.res.size)
+    : out.res.size <= SMALL_AUDIO
+      ? await parseBuffer(await readFile(path), { mimeType: out.res.mime, size: out.res.size, path }, opts)
+      : await parseFile(path, opts);
   const { common, format } = mm;
   const meta: ItemMeta = out.meta;
   const title = cleanString(common.title);

@@ -151,11 +151,13 @@ export async function scan(catalog: Catalog, opts: ScanOptions): Promise<ScanPro
     extra.push(catalog.pathOp(f.path, { id: item.id, size: f.size, mtime: f.mtime, gen }));
   };
 
-  for (const root of roots) {
-    for await (const f of walk(root, opts.log)) {
-      if (opts.signal?.aborted) throw new Error('scan aborted');
+  // Files are looked up in the scanner map in chunks (one getMany), not one await per file.
+  const processChunk = async (chunk: Found[]) => {
+    const prevs = await catalog.getPaths(chunk.map((f) => f.path));
+    for (let i = 0; i < chunk.length; i++) {
+      const f = chunk[i];
+      const prev = prevs[i];
       progress.seen++;
-      const prev = await catalog.getPath(f.path);
       if (prev && prev.size === f.size && prev.mtime === f.mtime && !prev.archived) {
         progress.unchanged++;
         extra.push(catalog.pathOp(f.path, { ...prev, gen }));
@@ -170,7 +172,19 @@ export async function scan(catalog: Catalog, opts: ScanOptions): Promise<ScanPro
       }
       report();
     }
+  };
+  let chunk: Found[] = [];
+  for (const root of roots) {
+    for await (const f of walk(root, opts.log)) {
+      if (opts.signal?.aborted) throw new Error('scan aborted');
+      chunk.push(f);
+      if (chunk.length >= 128) {
+        await processChunk(chunk);
+        chunk = [];
+      }
+    }
   }
+  await processChunk(chunk);
   await Promise.all(inflight);
   await flush();
 
