@@ -125,6 +125,11 @@ test.serial('worker killed mid-stream: the response ends cleanly, the worker res
     const again = await fetchMedia(r.port, 'item', { range: 'bytes=1000000-1999999' });
     t.is(again.status, 206);
     t.true(again.body.equals(r.item.data.subarray(1_000_000, 2_000_000)));
+    // segments completed before the crash survived it (the new worker reads no tape for them)
+    const before = (await r.client.status()).worker!.counters.libBytesRead;
+    const cached = await fetchMedia(r.port, 'item', { range: 'bytes=0-65535' });
+    t.true(cached.body.equals(r.item.data.subarray(0, 65536)));
+    t.is((await r.client.status()).worker!.counters.libBytesRead, before, 'served from the cache index that survived the kill');
   } finally {
     await r.done();
   }

@@ -359,8 +359,8 @@ export class DriveScheduler extends EventEmitter {
       } else {
         this.needed.set(label, { label, since: this.now(), requests: 1, ...(owner ? { lastItem: owner } : {}) });
         this.log?.warn({ label, owner }, `cartridge ${label} needed: it is offline (exported); import it to serve this item`);
+        this.emit('needed', this.neededCartridges()); // only when the list changes
       }
-      this.emit('needed', this.neededCartridges());
       throw new StagerError({
         code: 'OFFLINE',
         message: `cartridge ${label} is offline (exported from the library); the operator has to import it`,

@@ -136,7 +136,8 @@ export function tapeItemSource(host: SourceHost, item: CatalogObject): MediaSour
   const res = item.res;
   const tape = item.location?.tape;
   if (!res || !tape) return undefined;
-  const size = res.size;
+  // the tape copy is the truth about which bytes exist (res.size should equal it)
+  const size = tape.size;
   const stub = item.location?.stub && validStub(item.location.stub, size) ? item.location.stub : undefined;
   const ref: ItemRef = { id: item.id, tape };
   return {

@@ -492,13 +492,22 @@ export class StagingWorker extends EventEmitter {
             req.missed.add(seg);
             this.counters.cacheMisses++;
           }
-          // tape: respect the read-ahead window (resume when half of it was consumed)
-          if (req.notify) {
-            while (!req.ac.signal.aborted && seg * S > req.consumed + this.tuning.readAhead / 2) await req.waitChange();
-            if (req.ac.signal.aborted) return;
+          // tape: respect the read-ahead window (resume when half of it was consumed); after any
+          // wait, look at the segment afresh
+          if (req.notify && seg * S > req.consumed + this.tuning.readAhead / 2) {
+            await req.waitChange();
+            continue;
           }
-          await this.waitForRoom(req, len);
-          await this.runPass(req, seg);
+          // announce the pass before the first await, so requests arriving meanwhile follow it
+          const marker = { from: seg, owner: req };
+          item.passes.add(marker);
+          try {
+            await this.waitForRoom(req, len);
+            await this.runPass(req, seg);
+          } finally {
+            item.passes.delete(marker);
+            for (const r of item.requests) r.wake();
+          }
         }
       }
       if (!req.ac.signal.aborted) req.session.send({ t: 'done', id: req.id });
@@ -570,23 +579,12 @@ export class StagingWorker extends EventEmitter {
     const startPos = fromSeg * S + (existing?.valid ?? 0);
     const abs0 = loc.offset + startPos;
     const block0 = loc.block + Math.floor(abs0 / bs);
-    const marker = { from: fromSeg, owner: req };
-    item.passes.add(marker);
-    let lease: DriveLease;
-    try {
-      lease = await this.scheduler.acquire({ label: loc.label, block: block0, priority: req.priority, signal: req.ac.signal, owner: `item ${item.ref.id}` });
-    } catch (err) {
-      item.passes.delete(marker);
-      for (const r of item.requests) r.wake();
-      throw err;
-    }
+    const lease = await this.scheduler.acquire({ label: loc.label, block: block0, priority: req.priority, signal: req.ac.signal, owner: `item ${item.ref.id}` });
     const pass: Pass = { owner: req, lease };
     // someone may have filled the segment while we waited for the drive
     const now = item.fills.get(fromSeg);
     if (this.cache.has(item.ref.id, fromSeg) || (now && (now.state === 'complete' || (now.state === 'writing' && now.writer))) || (now?.valid ?? 0) !== (existing?.valid ?? 0)) {
-      item.passes.delete(marker);
       lease.release();
-      for (const r of item.requests) r.wake();
       return;
     }
     this.counters.passes++;
@@ -767,9 +765,7 @@ export class StagingWorker extends EventEmitter {
       if (w.code === 'MEDIUM_ERROR') this.flag(item.ref, w);
       throw err;
     } finally {
-      item.passes.delete(marker);
       lease.release();
-      for (const r of item.requests) r.wake();
       this.maybeForgetItem(item);
     }
   }
