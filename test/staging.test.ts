@@ -5,6 +5,7 @@
 
 import test from 'ava';
 import { Readable } from 'node:stream';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { silentLogger } from '../src/log.js';
 import { StagerClient } from '../src/staging/client.js';
@@ -257,6 +258,12 @@ test.serial('head stub: served from disk at once while the drive mounts in the b
     // a range that straddles the stub's end
     const mid = await fetchMedia(r.port, 'clip', { range: `bytes=${H - 1000}-${H + 1000}` });
     t.true(mid.body.equals(it.data.subarray(H - 1000, H + 1001)));
+    // a stub file that disappeared (recalled, cleaned up): the bytes come from tape instead
+    await rm(it.obj.location!.stub!.path);
+    const noStub = await fetchMedia(r.port, 'clip', { range: 'bytes=100-200000' });
+    t.is(noStub.status, 206);
+    t.true(noStub.body.equals(it.data.subarray(100, 200001)));
+    t.is(r.client.stats().stubMissing, 1);
   } finally {
     await r.done();
   }
@@ -359,6 +366,7 @@ test('read error: retried and recovered, or a clear error, the item flagged and 
     t.is(st.worker!.counters.flaggedItems, 1);
     t.is(flagged.length, 1);
     t.is(r.client.stats().readErrors, 1);
+    t.is(r.client.stats().readErrorResponses, 1);
     // the drive is free again and other items still play
     const f3 = await fetchMedia(r.port, 'ok', { range: 'bytes=10-20' });
     t.true(f3.body.equals(ok.data.subarray(10, 21)));

@@ -84,7 +84,7 @@ export class StagerClient extends EventEmitter implements SourceHost {
     stubBytesServed: 0,
     tapeBytesServed: 0,
     rejected503: 0,
-    readErrors: 0,
+    readErrorResponses: 0,
     streamErrors: 0,
     restarts: 0,
     reconnects: 0,
@@ -282,7 +282,7 @@ export class StagerClient extends EventEmitter implements SourceHost {
 
   noteError(err: StagerError, item: ItemRef): void {
     if (err.code === 'OFFLINE') this.offlineSeen.set(item.tape.label, { err, at: Date.now() });
-    if (err.code === 'MEDIUM_ERROR') this.local.readErrors!++;
+    if (err.code === 'MEDIUM_ERROR') this.local.readErrorResponses!++;
   }
 
   count(name: string, n = 1): void {
@@ -406,7 +406,7 @@ export class StagerClient extends EventEmitter implements SourceHost {
           throw new Error(`the staging worker exited during startup (${e.signal ?? `code ${e.code}`})`);
         }),
       ]);
-      this.log.info({ pid: hello.pid, sandbox: { permission: cmd.sandbox.permission, netns: cmd.sandbox.netns } }, `staging worker ${hello.pid} ready`);
+      this.log.info({ workerPid: hello.pid, sandbox: { permission: cmd.sandbox.permission, netns: cmd.sandbox.netns } }, `staging worker ${hello.pid} ready`);
       this.setConnection(conn);
     } catch (err) {
       this.log.error({ err: (err as Error).message }, 'staging worker handshake failed');
@@ -456,7 +456,7 @@ export class StagerClient extends EventEmitter implements SourceHost {
         if (hello.cacheDir !== this.cacheDir) {
           this.log.warn({ stager: hello.cacheDir, server: this.cacheDir }, 'the stager uses another cache directory than this server: tape items cannot be served');
         }
-        this.log.info({ socket: path, pid: hello.pid }, `connected to the stager at ${path}`);
+        this.log.info({ socket: path, stagerPid: hello.pid }, `connected to the stager at ${path}`);
         warned = false;
         if (attempt > 0) this.local.reconnects!++;
         this.setConnection(conn);

@@ -145,7 +145,7 @@ export interface SandboxInfo {
   /** Paths the worker may read / write. */
   read: string[];
   write: string[];
-  /** Runs in its own network namespace (no network). */
+  /** Has no network: its own network namespace (unshare), or started without one (systemd PrivateNetwork=yes). */
   netns: boolean;
   /** Why a restriction could not be applied, when one was not. */
   notes: string[];

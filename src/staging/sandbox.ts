@@ -23,7 +23,7 @@ import { createHash } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { existsSync, realpathSync } from 'node:fs';
 import { lstat, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { networkInterfaces, tmpdir } from 'node:os';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { SandboxInfo } from './protocol.js';
@@ -48,22 +48,32 @@ const HERE = dirname(fileURLToPath(import.meta.url));
 
 // ---- network namespace ---------------------------------------------------------------------------
 
-let netnsProbe: { prefix: string[]; note?: string } | undefined;
+let netnsProbe: { prefix: string[]; isolated: boolean; note?: string } | undefined;
 
-/** The command prefix that runs a program without network, or [] with the reason. */
-export function netnsPrefix(): { prefix: string[]; note?: string } {
+/** True when this process sees no network interface but loopback (e.g. systemd PrivateNetwork=yes). */
+function onlyLoopback(): boolean {
+  const ifs = networkInterfaces();
+  return Object.values(ifs).every((list) => (list ?? []).every((a) => a.internal));
+}
+
+/**
+ * The command prefix that runs a program without network. `isolated`: the worker will have no
+ * network (through the prefix, or because this process already has none); otherwise `note` says why.
+ */
+export function netnsPrefix(): { prefix: string[]; isolated: boolean; note?: string } {
   if (netnsProbe) return netnsProbe;
-  if (process.platform !== 'linux') return (netnsProbe = { prefix: [], note: `no network namespaces on ${process.platform}` });
+  if (onlyLoopback()) return (netnsProbe = { prefix: [], isolated: true });
+  if (process.platform !== 'linux') return (netnsProbe = { prefix: [], isolated: false, note: `no network namespaces on ${process.platform}` });
   const unshare = ['/usr/bin/unshare', '/bin/unshare', '/usr/sbin/unshare'].find((p) => existsSync(p));
-  if (!unshare) return (netnsProbe = { prefix: [], note: 'unshare(1) is not installed: the worker keeps the host network (use PrivateNetwork=yes under systemd)' });
+  if (!unshare) return (netnsProbe = { prefix: [], isolated: false, note: 'unshare(1) is not installed: the worker keeps the host network (use PrivateNetwork=yes under systemd)' });
   const tries = process.getuid?.() === 0 ? [['--net']] : [['--net'], ['--map-root-user', '--net']];
   const errors: string[] = [];
   for (const opts of tries) {
     const r = spawnSync(unshare, [...opts, '--', process.execPath, '-e', '0'], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 10_000 });
-    if (r.status === 0) return (netnsProbe = { prefix: [unshare, ...opts, '--'] });
+    if (r.status === 0) return (netnsProbe = { prefix: [unshare, ...opts, '--'], isolated: true });
     errors.push(`unshare ${opts.join(' ')}: ${(r.stderr?.toString() || r.error?.message || `exit ${r.status}`).trim()}`);
   }
-  return (netnsProbe = { prefix: [], note: `cannot create a network namespace (${errors.join('; ')}): the worker keeps the host network (use PrivateNetwork=yes under systemd)` });
+  return (netnsProbe = { prefix: [], isolated: false, note: `cannot create a network namespace (${errors.join('; ')}): the worker keeps the host network (use PrivateNetwork=yes under systemd)` });
 }
 
 // ---- permission model flags ------------------------------------------------------------------------
@@ -224,7 +234,7 @@ export async function workerCommand(paths: SandboxPaths, env: NodeJS.ProcessEnv,
   else notes.push(`this Node (${process.version}) has no permission model`);
   args.push(code.entry);
   let command = process.execPath;
-  const net = sandbox ? netnsPrefix() : { prefix: [] as string[], note: 'sandbox disabled' };
+  const net = sandbox ? netnsPrefix() : { prefix: [] as string[], isolated: false, note: 'sandbox disabled' };
   if (net.note) notes.push(net.note);
   if (net.prefix.length) {
     command = net.prefix[0]!;
@@ -238,7 +248,7 @@ export async function workerCommand(paths: SandboxPaths, env: NodeJS.ProcessEnv,
       permission: sandbox && !!flag,
       read: [...read],
       write: [...write],
-      netns: net.prefix.length > 0,
+      netns: net.isolated,
       notes,
     },
   };

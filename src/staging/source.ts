@@ -13,7 +13,7 @@
 // length guard then cuts the connection: never a wrong byte).
 
 import { constants as FS } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
+import { access, open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { CatalogObject, ByteRange, StubLocation, TapeLocation } from '../catalog/types.js';
@@ -149,7 +149,16 @@ export function tapeItemSource(host: SourceHost, item: CatalogObject): MediaSour
     tier: 'tape',
     async open(start, endInclusive, signal) {
       signal.throwIfAborted();
-      const pieces = splitRange(start, endInclusive + 1, stub?.ranges);
+      let pieces = splitRange(start, endInclusive + 1, stub?.ranges);
+      if (pieces[0]!.kind === 'stub') {
+        try {
+          await access(stub!.path, FS.R_OK);
+        } catch {
+          // the stub file is gone (recalled, cleaned up): everything comes from tape
+          host.count('stubMissing');
+          pieces = [{ kind: 'tape', start, end: endInclusive + 1 }];
+        }
+      }
       const needsTape = pieces.some((p) => p.kind === 'tape');
       if (needsTape) {
         const off = host.offline(tape.label);
