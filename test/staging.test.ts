@@ -208,6 +208,36 @@ test('write-through: a second play reads no tape', async (t) => {
   }
 });
 
+test('pinned items are never evicted: when pins fill the cache, tape requests get 503; unpinned, LRU eviction makes room', async (t) => {
+  const r = await rig(
+    [
+      { id: 'keep', size: 16 * MB - 32 * KB, label: 'TD0001L9' },
+      { id: 'next', size: 1 * MB, label: 'TD0001L9' },
+    ],
+    { flags: { cacheSize: '16M', admissionTimeout: '1' } },
+  );
+  try {
+    await r.client.pin('keep', true);
+    const a = await fetchMedia(r.port, 'keep');
+    t.is(sha256(a.body), r.items.get('keep')!.sha256);
+    const full = await fetchMedia(r.port, 'next');
+    t.is(full.status, 503);
+    t.truthy(full.headers['retry-after']);
+    t.regex(full.body.toString(), /staging cache is full/);
+    let st = await r.client.status();
+    t.is(st.worker!.cache.pinnedItems, 1);
+    t.is(st.worker!.counters.evictions, 0);
+    await r.client.pin('keep', false);
+    const b = await fetchMedia(r.port, 'next');
+    t.is(sha256(b.body), r.items.get('next')!.sha256);
+    st = await r.client.status();
+    t.true(st.worker!.counters.evictions >= 16, 'least recently used segments of the unpinned item made room');
+    t.true((st.worker!.cache.used as number) <= 16 * MB);
+  } finally {
+    await r.done();
+  }
+});
+
 test.serial('coalescing: two clients wanting the same bytes cause one tape read', async (t) => {
   // reading the item takes about a second, so the two requests surely overlap
   const r = await rig([{ id: 'hit', size: 2 * MB, label: 'TD0001L9' }], { flags: { tapeTimeScale: '1' }, timing: { ...QUICK, rate: 2e6 } });

@@ -391,19 +391,24 @@ export class StagingWorker extends EventEmitter {
 
   // ---- read requests --------------------------------------------------------------------------
 
-  /** @internal */
-  startRead(session: Session, m: Extract<ClientMessage, { t: 'read' }>): ReadReq {
+  /** @internal Starts a read request; undefined when it was answered with an error at once. */
+  startRead(session: Session, m: Extract<ClientMessage, { t: 'read' }>): ReadReq | undefined {
     let item = this.items.get(m.item.id);
     if (!item) {
       item = { ref: m.item, fills: new Map(), requests: new Set(), passes: new Set() };
       this.items.set(m.item.id, item);
-    } else if (item.ref.tape.sha256 !== m.item.tape.sha256 || item.ref.tape.label !== m.item.tape.label || item.ref.tape.block !== m.item.tape.block) {
-      // the item moved or changed: forget partial fills of the old content once idle
-      if (![...item.fills.values()].some((f) => f.writer || f.finalizing)) {
-        for (const f of item.fills.values()) void this.dropFill(f);
-        item.fills.clear();
+    } else if (item.ref.tape.sha256 !== m.item.tape.sha256) {
+      // other content under the same ID (re-archived after a change): the old segments must go,
+      // but not while passes still write them
+      if ([...item.fills.values()].some((f) => f.writer || f.finalizing) || item.passes.size > 0) {
+        session.send({ t: 'error', id: m.id, error: { code: 'BUSY', message: `the archived copy of item ${m.item.id} changed while it was being read; retry`, retryAfter: 5 } });
+        return undefined;
       }
+      for (const f of [...item.fills.values()]) void this.dropFill(f);
+      item.fills.clear();
       item.ref = m.item;
+    } else {
+      item.ref = m.item; // same content, maybe another copy: new passes read the location given now
     }
     this.cache.ensureItem(m.item.id, m.item.tape.sha256);
     const req = new ReadReq(session, m.id, item, m.start, m.end, m.priority, m.notify !== false, this.tuning.segmentSize);
@@ -512,8 +517,7 @@ export class StagingWorker extends EventEmitter {
       }
       if (!req.ac.signal.aborted) req.session.send({ t: 'done', id: req.id });
     } catch (err) {
-      if (req.ac.signal.aborted && (err as StagerError)?.code === 'CANCELLED') return;
-      if (req.ac.signal.aborted && !req.session.open) return;
+      if (req.ac.signal.aborted) return; // cancelled by the server, or its connection is gone
       const w = toWireError(err);
       if (w.code === 'INTERNAL') this.log.error({ item: id, err: w.message }, 'read request failed');
       req.session.send({ t: 'error', id: req.id, error: w });
@@ -556,14 +560,15 @@ export class StagingWorker extends EventEmitter {
         throw new StagerError({ code: 'CACHE_FULL', message: 'the staging cache is full (pinned items and segments in use fill it)', retryAfter: 30 });
       }
       await new Promise<void>((resolve) => {
-        const t = setTimeout(done, Math.min(left, 1000));
-        const onAbort = () => done();
-        req.ac.signal.addEventListener('abort', onAbort, { once: true });
-        this.cache.once('space', done);
-        function done() {
+        const done = () => {
           clearTimeout(t);
+          req.ac.signal.removeEventListener('abort', done);
+          this.cache.off('space', done);
           resolve();
-        }
+        };
+        const t = setTimeout(done, Math.min(left, 1000));
+        req.ac.signal.addEventListener('abort', done, { once: true });
+        this.cache.on('space', done);
       });
     }
   }
@@ -1058,7 +1063,7 @@ export class Session {
           return;
         }
         const req = this.w.startRead(this, m);
-        if (req.notify) this.reqs.set(m.id, req);
+        if (req?.notify) this.reqs.set(m.id, req);
         return;
       }
       case 'ack': {
