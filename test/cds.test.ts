@@ -275,3 +275,13 @@ test('ConnectionManager: protocol info from the library, connection IDs', async 
   t.is(info.out.Status, 'OK');
   t.is((await soap(cms(), CMS, 'GetCurrentConnectionInfo', { ConnectionID: 7 })).fault?.code, 706);
 });
+
+test.serial('a repeated search sees a library change at once (result cache follows SystemUpdateID)', async (t) => {
+  const q = { ContainerID: '0', SearchCriteria: 'dc:title contains "zzfresh"', Filter: '*', StartingIndex: 0, RequestedCount: 10, SortCriteria: '' };
+  t.is(Number((await soap(cds(), CDS, 'Search', q)).out.TotalMatches), 0);
+  const fresh = item('new/zzfresh.mp3', 'audio', 'zzfresh one', { artist: 'New' });
+  await catalog.apply({ upserts: [fresh] });
+  t.is(Number((await soap(cds(), CDS, 'Search', q)).out.TotalMatches), 1);
+  await catalog.apply({ removes: [fresh.id] });
+  t.is(Number((await soap(cds(), CDS, 'Search', q)).out.TotalMatches), 0);
+});

@@ -76,8 +76,33 @@ export const VIEWS: Partial<Record<ViewKey, string>> = {
   'image.folders': 'folders',
 };
 
+/** Sorted results of recent searches, valid for one SystemUpdateID. */
+class SearchCache {
+  private m = new Map<string, CatalogObject[]>();
+  private updateId = -1;
+  get(key: string, updateId: number): CatalogObject[] | undefined {
+    if (updateId !== this.updateId) {
+      this.m.clear();
+      this.updateId = updateId;
+      return undefined;
+    }
+    const v = this.m.get(key);
+    if (v) {
+      this.m.delete(key);
+      this.m.set(key, v);
+    }
+    return v;
+  }
+  set(key: string, updateId: number, v: CatalogObject[]): void {
+    if (updateId !== this.updateId) return;
+    this.m.set(key, v);
+    if (this.m.size > 16) this.m.delete(this.m.keys().next().value as string);
+  }
+}
+
 export class ContentDirectory {
   private sorted = new SortedCache();
+  private searches = new SearchCache();
   readonly bookmarks = new Map<string, number>();
 
   constructor(private catalog: Catalog) {}
@@ -146,7 +171,8 @@ export class ContentDirectory {
     const filter = args.Filter ?? '*';
     const start = ui4(args, 'StartingIndex', 0);
     const count = ui4(args, 'RequestedCount', 0);
-    const keys = sortOf(ctx.client?.quirks.ignoreSortCriteria ? '' : (args.SortCriteria ?? ''));
+    const sortText = ctx.client?.quirks.ignoreSortCriteria ? '' : (args.SortCriteria ?? '');
+    const keys = sortOf(sortText);
     let match: (o: CatalogObject) => boolean;
     let classPrefixes: string[] | undefined;
     try {
@@ -161,6 +187,23 @@ export class ContentDirectory {
     if (!container) throw new UpnpError(710, `no such container: ${containerId}`);
     if (!container.container) throw new UpnpError(710, `not a container: ${containerId}`);
 
+    // Clients page through one search with the same criteria: the sorted result list is kept
+    // (a few searches, until the library changes) so later pages cost a slice.
+    const cacheKey = `${containerId}\u0000${criteria}\u0000${sortText}`;
+    const cached = this.searches.get(cacheKey, this.catalog.systemUpdateId);
+    const results = cached ?? (await this.runSearch(containerId, match, classPrefixes, keys));
+    if (!cached) this.searches.set(cacheKey, this.catalog.systemUpdateId, results);
+    const end = count > 0 ? Math.min(results.length, start + count) : results.length;
+    const page = start < results.length ? results.slice(start, end) : [];
+    return [
+      ['Result', this.render(page, filter, ctx)],
+      ['NumberReturned', page.length],
+      ['TotalMatches', results.length],
+      ['UpdateID', container.updateId ?? this.catalog.systemUpdateId],
+    ];
+  }
+
+  private async runSearch(containerId: string, match: (o: CatalogObject) => boolean, classPrefixes: string[] | undefined, keys: ReturnType<typeof parseSort>): Promise<CatalogObject[]> {
     const wantItems = !classPrefixes || classPrefixes.some((p) => 'object.item'.startsWith(p) || p.startsWith('object.item'));
     const wantContainers = !classPrefixes || classPrefixes.some((p) => 'object.container'.startsWith(p) || p.startsWith('object.container'));
     const results: CatalogObject[] = [];
@@ -188,14 +231,7 @@ export class ContentDirectory {
       }
     }
     results.sort(compileSort(keys));
-    const end = count > 0 ? Math.min(results.length, start + count) : results.length;
-    const page = start < results.length ? results.slice(start, end) : [];
-    return [
-      ['Result', this.render(page, filter, ctx)],
-      ['NumberReturned', page.length],
-      ['TotalMatches', results.length],
-      ['UpdateID', container.updateId ?? this.catalog.systemUpdateId],
-    ];
+    return results;
   }
 
   /** IDs of a container and every container below it. */
