@@ -19,11 +19,32 @@ import { launchOptions, OPTIONS_ENV, writablePaths } from './options.js';
 import { workerCommand } from './sandbox.js';
 import { StagingWorker } from './worker.js';
 
+/** The settings the stager uses (its --help lists only these). */
+const STAGER_KEYS = [
+  'data_dir',
+  'log_level',
+  'tape_backend',
+  'tape_dir',
+  'tape_time_scale',
+  'tape_generation',
+  'tape_drives',
+  'tape_slots',
+  'tape_block_size',
+  'tape_capacity',
+  'tape_changer',
+  'tape_device',
+  'cache_dir',
+  'cache_size',
+  'admission_timeout',
+  'drive_idle_unload',
+];
+
 export function registerStagerCommand(program: Command): void {
   addSettingFlags(
     program
       .command('stager')
       .description('run the staging worker (tape library and staging cache) on a unix socket, for servers set up with an external stager (stager = PATH)'),
+    STAGER_KEYS,
   )
     .requiredOption('--socket <PATH>', 'unix socket to listen on; the server connects to it (its `stager` setting)')
     .option('--no-sandbox', "run the worker in this process, without Node's permission model or a private network namespace (debugging)")
