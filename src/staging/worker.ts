@@ -235,6 +235,7 @@ export class StagingWorker extends EventEmitter {
   private servers: Server[] = [];
   private statsTimer: NodeJS.Timeout | undefined;
   private statsDirty = false;
+  private syncChain: Promise<void> = Promise.resolve();
 
   private constructor(
     readonly opts: StagingWorkerOptions,
@@ -848,7 +849,10 @@ export class StagingWorker extends EventEmitter {
     f.fh = undefined;
     f.finalizing = (async () => {
       try {
-        await fh?.datasync();
+        // one sync at a time: syncs must not take every I/O thread from the drive's reads
+        const sync = this.syncChain.then(() => fh?.datasync());
+        this.syncChain = sync.catch(() => undefined);
+        await sync;
         await fh?.close();
         this.cache.commit(f.item.ref.id, f.seg, f.len);
       } catch (err) {
