@@ -22,7 +22,7 @@
 import { createHash } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { existsSync, realpathSync } from 'node:fs';
-import { lstat, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readFile, readdir, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -138,6 +138,21 @@ async function buildBase(): Promise<string> {
   return base;
 }
 
+/** Removes builds of other source versions not used for a day, and abandoned temporary builds. */
+async function pruneBuilds(base: string, keep: string): Promise<void> {
+  const now = Date.now();
+  for (const name of await readdir(base).catch(() => [] as string[])) {
+    if (name === keep) continue;
+    const path = join(base, name);
+    const st = await lstat(path).catch(() => undefined);
+    if (!st) continue;
+    const age = now - st.mtimeMs;
+    if ((name.includes('.tmp-') && age > 10 * 60_000) || (/^[0-9a-f]{20}$/.test(name) && age > 24 * 3600_000)) {
+      await rm(path, { recursive: true, force: true }).catch(() => undefined);
+    }
+  }
+}
+
 /**
  * Transpiles the worker's TypeScript module graph into a private build directory
  * (content-addressed, reused while the sources are unchanged). Returns the entry file.
@@ -155,8 +170,13 @@ async function transpileWorker(entryTs: string): Promise<{ entry: string; root: 
   const id = hash.digest('hex').slice(0, 20);
   const base = await buildBase();
   const root = join(base, id);
+  await pruneBuilds(base, id);
   const entry = join(root, relative(srcRoot, entryTs).replace(/\.ts$/, '.js'));
-  if (existsSync(join(root, '.complete'))) return { entry, root };
+  if (existsSync(join(root, '.complete'))) {
+    const t = new Date();
+    await utimes(root, t, t).catch(() => undefined); // in use: keep it from being pruned
+    return { entry, root };
+  }
   const ts = (await import('typescript')).default;
   const tmp = `${root}.tmp-${process.pid}-${Date.now()}`;
   try {
