@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { mkdir } from 'node:fs/promises';
-import { ConfigError, loadConfig, SETTINGS, type Config, type FlagValues } from './config.js';
+import { ConfigError, loadConfig, SETTINGS, type Config, type FlagValues, type LoadOptions } from './config.js';
 import { createLogger } from './log.js';
 import { TapedeckServer, VERSION } from './server.js';
 import { Catalog } from './catalog/catalog.js';
@@ -47,9 +47,9 @@ export function fail(err: unknown): never {
   process.exit(EXIT_FAILURE);
 }
 
-export function config(flags: FlagValues): Config {
+export function config(flags: FlagValues, opts: Omit<LoadOptions, 'flags'> = {}): Config {
   try {
-    return loadConfig({ flags });
+    return loadConfig({ ...opts, flags });
   } catch (err) {
     fail(err);
   }

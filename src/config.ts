@@ -260,6 +260,8 @@ export interface LoadOptions {
   env?: NodeJS.ProcessEnv;
   /** Explicit config file (from --config or TAPEDECK_CONFIG); a missing one is an error. */
   configFile?: string;
+  /** Check that media directories exist (default true; the stager never reads them and may not see them). */
+  checkMediaDirs?: boolean;
 }
 
 export function loadConfig(opts: LoadOptions = {}): Config {
@@ -286,7 +288,7 @@ export function loadConfig(opts: LoadOptions = {}): Config {
   const one = (key: string) => merged.get(key)?.[0];
   const list = (key: string) => merged.get(key) ?? [];
   const mediaDirs = list('media_dir').map((d) => resolve(d));
-  for (const d of mediaDirs) {
+  for (const d of opts.checkMediaDirs === false ? [] : mediaDirs) {
     if (!existsSync(d)) throw new ConfigError(`media directory ${d} does not exist`);
   }
   const ff = one('ffprobe');

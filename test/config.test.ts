@@ -104,3 +104,8 @@ test('tape and staging settings: sizes with units, derived directories, scsi nee
   t.throws(() => loadConfig({ flags: { tapeBackend: 'scsi' }, env: noEnv }), { message: /needs tape_changer/ });
   t.throws(() => loadConfig({ flags: { tapeTimeScale: '-1' }, env: noEnv }), { message: /tape_time_scale/ });
 });
+
+test('the stager may load a configuration whose media directories it cannot see', (t) => {
+  const c = loadConfig({ flags: { media: ['/hidden/from/stager'] }, env: noEnv, checkMediaDirs: false });
+  t.deepEqual(c.mediaDirs, ['/hidden/from/stager']);
+});

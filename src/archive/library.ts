@@ -1,29 +1,13 @@
 // The configured tape library: cfg.tape → openTapeLibrary's options.
 
-import { join } from 'node:path';
 import type { Config } from '../config.js';
-import { openTapeLibrary, type TapeLibraryConfig } from '../tape/index.js';
+import { openTapeLibrary } from '../tape/index.js';
 import { emptyCounters, type TapeLibrary } from '../tape/types.js';
 import { ArchiveError } from './errors.js';
+import { tapeLibraryConfig } from '../tape/settings.js';
 
 /** Options for openTapeLibrary from the configuration; undefined when tape_backend = none. */
-export function tapeLibraryConfig(cfg: Config): TapeLibraryConfig | undefined {
-  const t = cfg.tape;
-  if (t.backend === 'none') return undefined;
-  if (t.backend === 'scsi') {
-    return { backend: 'scsi', changer: t.changer!, drives: t.devices.map((device) => ({ device })), blockSize: t.blockSize, statePath: join(cfg.dataDir, 'tape-state.json') };
-  }
-  return {
-    backend: 'virtual',
-    dir: t.dir,
-    slots: t.slots,
-    drives: t.drives,
-    generation: t.generation,
-    blockSize: t.blockSize,
-    capacityBytes: t.capacity,
-    timeScale: t.timeScale,
-  };
-}
+export { tapeLibraryConfig };
 
 /** Open the configured library; NO_LIBRARY when tape_backend = none, BUSY when another process holds it. */
 export async function openConfiguredLibrary(cfg: Config): Promise<TapeLibrary> {

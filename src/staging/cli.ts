@@ -76,7 +76,8 @@ async function prepareSocket(path: string): Promise<void> {
 }
 
 async function runStager(flags: FlagValues & { socket: string; sandbox?: boolean }): Promise<void> {
-  const cfg = config(flags);
+  // the stager never reads media directories (its systemd sandbox hides /home)
+  const cfg = config(flags, { checkMediaDirs: false });
   const log = createLogger(cfg.logLevel, 'tapedeck-stager');
   const socket = resolve(flags.socket);
   let o;

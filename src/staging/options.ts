@@ -8,6 +8,7 @@ import type { TapeLibraryConfig } from '../tape/index.js';
 import type { TimingPreset } from '../tape/timing.js';
 import type { SandboxInfo } from './protocol.js';
 import type { WorkerTuning } from './worker.js';
+import { tapeLibraryConfig } from '../tape/settings.js';
 
 export const OPTIONS_ENV = 'TAPEDECK_STAGER_OPTIONS';
 
@@ -34,29 +35,15 @@ export interface LaunchExtras {
 }
 
 /** The tape library the configuration describes (for the worker to open). */
-export function tapeLibraryConfig(cfg: Config, timing?: Partial<TimingPreset>): TapeLibraryConfig {
-  const t = cfg.tape;
-  if (t.backend === 'scsi') {
-    if (!t.changer || t.devices.length === 0) throw new Error('tape_backend = scsi needs tape_changer and tape_device');
-    return { backend: 'scsi', changer: t.changer, drives: t.devices.map((device) => ({ device })), blockSize: t.blockSize, statePath: join(t.dir, 'scsi-state.json') };
-  }
-  if (t.backend === 'none') throw new Error('no tape library is configured (tape_backend = none)');
-  return {
-    backend: 'virtual',
-    dir: t.dir,
-    timeScale: t.timeScale,
-    generation: t.generation,
-    drives: t.drives,
-    slots: t.slots,
-    blockSize: t.blockSize,
-    capacityBytes: t.capacity,
-    ...(timing ? { timing } : {}),
-  };
+function requiredLibraryConfig(cfg: Config, timing?: Partial<TimingPreset>): TapeLibraryConfig {
+  const lc = tapeLibraryConfig(cfg, timing);
+  if (!lc) throw new Error('no tape library is configured (tape_backend = none)');
+  return lc;
 }
 
 export function launchOptions(cfg: Config, extras: LaunchExtras = {}): WorkerLaunchOptions {
   const o: WorkerLaunchOptions = {
-    tape: tapeLibraryConfig(cfg, extras.tapeTiming),
+    tape: requiredLibraryConfig(cfg, extras.tapeTiming),
     cacheDir: cfg.cacheDir,
     cacheSize: cfg.cacheSize,
     admissionTimeoutMs: cfg.admissionTimeout * 1000,
