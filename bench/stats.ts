@@ -49,14 +49,4 @@ export function ratio(ours: number | null | undefined, theirs: number | null | u
   return round(ours / theirs, 3);
 }
 
-/** mulberry32: small deterministic PRNG (the same sequence on every run). */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { prng } from '../src/util/prng.js';

@@ -10,6 +10,7 @@ import {
   searchHints,
   type SearchExpr,
 } from '../src/upnp/search.js';
+import { prng as rng } from '../src/util/prng.js';
 
 // ---------------------------------------------------------------------------------------
 // Fixtures
@@ -639,16 +640,6 @@ test('the depth limit is exact and deep trees within it evaluate correctly', (t)
 // ---------------------------------------------------------------------------------------
 // Property-based checks (fixed seed)
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let x = s;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Tree = { leaf: string; pred: (o: CatalogObject) => boolean } | { op: 'and' | 'or'; l: Tree; r: Tree };
 

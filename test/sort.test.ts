@@ -2,20 +2,11 @@ import test from 'ava';
 import type { CatalogObject } from '../src/catalog/types.js';
 import { SORT_CAPABILITIES } from '../src/upnp/properties.js';
 import { compileSort, defaultCompare, naturalCompare, naturalSortKey, parseSort, SortError } from '../src/upnp/sort.js';
+import { prng as rng } from '../src/util/prng.js';
 
 // ---------------------------------------------------------------------------------------
 // Helpers
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let x = s;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function shuffle<T>(xs: T[], r: () => number): T[] {
   const a = [...xs];

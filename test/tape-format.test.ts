@@ -20,19 +20,10 @@ import {
 } from '../src/tape/format.js';
 import { decodeHeader, encodeFileHeader, parsePax, paxRecord, TAR_BLOCK } from '../src/tape/tar.js';
 import { TapeError, type TapeDrive } from '../src/tape/types.js';
+import { prng as rng } from '../src/util/prng.js';
 
 const run = promisify(execFile);
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function bytes(seed: number, n: number): Buffer {
   const r = rng(seed);

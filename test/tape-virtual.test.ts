@@ -7,6 +7,7 @@ import { ScaledClock, LTO8, LTO9, fullPassSeconds, longitudinalPosition, type Ta
 import { HEADER_SIZE, RECORD_HEADER } from '../src/tape/cartridge.js';
 import { TapeError } from '../src/tape/types.js';
 import { runTapeSuite, patternBlocks, readStructure } from './tape-compliance.js';
+import { prng as rng } from '../src/util/prng.js';
 
 async function tempDir(): Promise<string> {
   return mkdtemp(join(tmpdir(), 'tapedeck-vtl-'));
@@ -41,17 +42,6 @@ runTapeSuite(test, 'virtual', async (o) => {
   };
 });
 
-/** Seeded PRNG (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 async function openLib(opts: Parameters<typeof VirtualTapeLibrary.open>[1] = {}) {
   const dir = await tempDir();
