@@ -459,7 +459,9 @@ withLab('negative control: node-ssdp explicitSocketBind never hears M-SEARCH', a
 const gssdp = lab ? which('gssdp-discover') : undefined;
 if (lab && !gssdp) {
   test('gssdp-discover interop', (t) => {
-    t.log('SKIPPED: gssdp-discover is not installed (Debian package gssdp-tools)');
+    // Debian 12's gssdp-tools ships only gssdp-device-sniffer (a GUI); test/interop.test.ts
+    // covers third-party discovery with a GUPnP/GSSDP control point instead
+    t.log('SKIPPED: gssdp-discover is not on PATH (not in Debian 12; see test/interop.test.ts)');
     t.pass();
   });
 }
