@@ -47,8 +47,19 @@ interface Found {
 }
 
 /** Depth-first walk yielding media files; hidden entries and symlinks are skipped. */
+/** Files of one directory whose stat calls are in flight together (one round trip, not 64). */
+const STAT_BATCH = 64;
+
 async function* walk(root: string, log?: ScanOptions['log']): AsyncGenerator<Found> {
   const stack = [root];
+  const statAll = async (paths: string[]): Promise<Found[]> => {
+    const stats = await Promise.all(paths.map((p) => stat(p).catch(() => undefined))); // undefined: vanished since readdir
+    const out: Found[] = [];
+    stats.forEach((st, i) => {
+      if (st) out.push({ path: paths[i], root, size: st.size, mtime: Math.trunc(st.mtimeMs) });
+    });
+    return out;
+  };
   while (stack.length) {
     const dir = stack.pop()!;
     let handle;
@@ -59,19 +70,20 @@ async function* walk(root: string, log?: ScanOptions['log']): AsyncGenerator<Fou
       continue;
     }
     const subdirs: string[] = [];
+    let files: string[] = [];
     for await (const ent of handle) {
       if (ent.name.startsWith('.')) continue;
       const p = join(dir, ent.name);
       if (ent.isDirectory()) subdirs.push(p);
       else if (ent.isFile() && mediaTypeOf(p)) {
-        try {
-          const st = await stat(p);
-          yield { path: p, root, size: st.size, mtime: Math.trunc(st.mtimeMs) };
-        } catch {
-          // vanished between readdir and stat
+        files.push(p);
+        if (files.length >= STAT_BATCH) {
+          yield* await statAll(files);
+          files = [];
         }
       }
     }
+    yield* await statAll(files);
     subdirs.sort().reverse();
     stack.push(...subdirs);
   }
@@ -120,13 +132,19 @@ export async function scan(catalog: Catalog, opts: ScanOptions): Promise<ScanPro
 
   let upserts: CatalogObject[] = [];
   let extra: BatchOp[] = [];
+  // One batch is written while the next one is gathered: probing never waits for the
+  // catalog unless a second batch is full before the first is committed. A probe adds its
+  // item and its path entry in the same synchronous step, so both land in one batch.
+  let writing: Promise<unknown> = Promise.resolve();
   const flush = async () => {
+    await writing; // rethrows a failed batch
     if (!upserts.length && !extra.length) return;
     const u = upserts;
     const e = extra;
     upserts = [];
     extra = [];
-    await catalog.apply({ upserts: u, extraOps: e });
+    writing = catalog.apply({ upserts: u, extraOps: e });
+    writing.catch(() => undefined); // handled by the next await of `writing`
   };
 
   // Bounded pool of probes in flight.
@@ -166,10 +184,7 @@ export async function scan(catalog: Catalog, opts: ScanOptions): Promise<ScanPro
         inflight.add(p);
         if (inflight.size >= concurrency) await Promise.race(inflight);
       }
-      if (upserts.length + extra.length >= batchSize) {
-        await Promise.all(inflight);
-        await flush();
-      }
+      if (upserts.length + extra.length >= batchSize) await flush();
       report();
     }
   };
@@ -187,6 +202,7 @@ export async function scan(catalog: Catalog, opts: ScanOptions): Promise<ScanPro
   await processChunk(chunk);
   await Promise.all(inflight);
   await flush();
+  await writing;
 
   // Sweep: entries not seen in this generation are deleted files (unless the
   // disk copy was removed on purpose because the item lives on tape).
