@@ -1,16 +1,19 @@
-// Compiles Tapedeck's sources to JavaScript for the benchmark, the way it is deployed
-// (systemd/install.sh runs the compiled dist/src/cli.js), into bench/results/build/
-// (git-ignored) so the shared dist/ of the checkout is left alone. Incremental, so a
-// second run only recompiles what changed.
+// Builds Tapedeck for the benchmark the way it is deployed: the sources compiled to
+// JavaScript in dist/ beside a copy of the launcher bin/tapedeck (what systemd/install.sh
+// puts under PREFIX and the units run), in bench/results/build/ (git-ignored) so the
+// checkout's own dist/ is left alone. Incremental, so a second run only recompiles what
+// changed. The compiled code finds package.json, devices/ and node_modules in the checkout.
 
-import { existsSync, lstatSync } from 'node:fs';
-import { mkdir, rm, symlink, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { chmod, copyFile, mkdir, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { REPO_ROOT, run } from '../test/helpers/lab.js';
 
 export const BUILD_ROOT = join(REPO_ROOT, 'bench', 'results', 'build');
 
 export interface Build {
+  /** The launcher (PREFIX/bin/tapedeck of this build); run it with TAPEDECK_NODE set. */
+  launcher: string;
   cli: string;
   ms: number;
   /** tsc diagnostics (the build still emits JavaScript when some file has type errors). */
@@ -28,7 +31,7 @@ export async function buildCompiled(log: (s: string) => void): Promise<Build> {
       {
         extends: rel(join(REPO_ROOT, 'tsconfig.json')),
         compilerOptions: {
-          outDir: rel(BUILD_ROOT),
+          outDir: rel(join(BUILD_ROOT, 'dist')),
           rootDir: rel(REPO_ROOT),
           sourceMap: true,
           incremental: true,
@@ -43,20 +46,11 @@ export async function buildCompiled(log: (s: string) => void): Promise<Build> {
   log('compiling src/ to JavaScript (bench/results/build)');
   const tsc = join(REPO_ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
   const r = await run(process.execPath, [tsc, '-p', config], { timeoutMs: 300_000 });
-  const cli = join(BUILD_ROOT, 'src', 'cli.js');
+  const cli = join(BUILD_ROOT, 'dist', 'src', 'cli.js');
   if (!existsSync(cli)) throw new Error(`tsc produced no ${cli} (exit ${r.code}): ${(r.stdout + r.stderr).slice(0, 1500)}`);
-  // Code that finds devices/ relative to its own file (two levels up from src/upnp) looks
-  // in build/devices: point that at the checkout's devices/.
-  const devices = join(BUILD_ROOT, 'devices');
-  let linked = false;
-  try {
-    linked = lstatSync(devices).isSymbolicLink();
-  } catch {
-    // absent
-  }
-  if (!linked) {
-    await rm(devices, { recursive: true, force: true });
-    await symlink(join(REPO_ROOT, 'devices'), devices);
-  }
-  return { cli, ms: Date.now() - t0, ...(r.code !== 0 ? { diagnostics: (r.stdout + r.stderr).trim().slice(0, 2000) } : {}) };
+  const launcher = join(BUILD_ROOT, 'bin', 'tapedeck');
+  await mkdir(join(BUILD_ROOT, 'bin'), { recursive: true });
+  await copyFile(join(REPO_ROOT, 'bin', 'tapedeck'), launcher);
+  await chmod(launcher, 0o755);
+  return { launcher, cli, ms: Date.now() - t0, ...(r.code !== 0 ? { diagnostics: (r.stdout + r.stderr).trim().slice(0, 2000) } : {}) };
 }

@@ -21,7 +21,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ensureBigFile, ensureLibrary, searchQueries, warmFiles, type Library, type SearchQuery } from './library.js';
 import { findMinidlna, type MinidlnaInfo } from './minidlna.js';
-import { pickHost, startClient, startMinidlna, startTapedeck, TSX_RUNTIME, type Client, type Host, type RunningServer, type ServerName, type TapedeckRuntime } from './servers.js';
+import { pickHost, startClient, startMinidlna, startTapedeck, launcherRuntime, TSX_RUNTIME, type Client, type Host, type RunningServer, type ServerName, type TapedeckRuntime } from './servers.js';
 import { buildCompiled } from './build.js';
 import { median, ratio, round, summarize, type LatencySummary } from './stats.js';
 import type { SoapLoadResult } from './client.js';
@@ -601,7 +601,7 @@ async function main(): Promise<number> {
   let buildInfo: { ms: number; diagnostics?: string } | undefined;
   if (o.runtime === 'compiled') {
     const b = await buildCompiled(log);
-    runtime = { name: 'compiled', nodeArgs: [], script: b.cli };
+    runtime = launcherRuntime(b.launcher);
     buildInfo = { ms: b.ms, ...(b.diagnostics ? { diagnostics: b.diagnostics } : {}) };
     if (b.diagnostics) log(`tsc reported errors (JavaScript was emitted anyway): ${b.diagnostics.split('\n')[0]}`);
   }
@@ -673,7 +673,7 @@ async function main(): Promise<number> {
       loadavgStart: loadStart,
       loadavgEnd: load(),
       network: host.description,
-      tapedeckRuntime: runtime.name === 'compiled' ? `compiled JavaScript (node ${runtime.script.replace(process.cwd() + '/', '')})` : 'TypeScript through tsx (node --import tsx src/cli.ts)',
+      tapedeckRuntime: runtime.name === 'compiled' ? 'compiled JavaScript through the deployed launcher (bench/results/build/bin/tapedeck, with its Node flags and MALLOC_ARENA_MAX)' : 'TypeScript through tsx (node --import tsx src/cli.ts)',
       ...(buildInfo ? { build: buildInfo } : {}),
       minidlna: md.absent ? 'absent' : md.version,
       ...(md.absent ? { minidlnaAbsentReason: md.absent } : { minidlnaBinary: md.binary }),

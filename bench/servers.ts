@@ -27,7 +27,7 @@ export interface Host {
   /** Whether MiniDLNA may run here (it always sends SSDP). */
   allowsMinidlna: boolean;
   up(): Promise<void>;
-  spawnServer(cmd: string, args: string[]): ChildProcess;
+  spawnServer(cmd: string, args: string[], env?: NodeJS.ProcessEnv): ChildProcess;
   spawnClient(): ChildProcess;
   execClient(cmd: string, args: string[], timeoutMs: number): Promise<ExecResult>;
   /** Stops everything this host started (by PID) and removes the lab. */
@@ -46,7 +46,7 @@ export function labHost(): Host {
     tapedeckArgs: [],
     allowsMinidlna: true,
     up: () => lab.up(),
-    spawnServer: (cmd, args) => lab.spawnSrv(cmd, args),
+    spawnServer: (cmd, args, env) => lab.spawnSrv(cmd, args, { env }),
     spawnClient: () => lab.spawnNode('cli', CLIENT_SCRIPT),
     execClient: (cmd, args, timeoutMs) => lab.execCli(cmd, args, { timeoutMs }),
     down: () => lab.down(),
@@ -69,7 +69,7 @@ export function loopbackHost(reason: string): Host {
     tapedeckArgs: ['--no-ssdp'],
     allowsMinidlna: false,
     up: async () => {},
-    spawnServer: (cmd, args) => track(spawn(cmd, args, { cwd: REPO_ROOT, stdio: 'pipe' })),
+    spawnServer: (cmd, args, env) => track(spawn(cmd, args, { cwd: REPO_ROOT, stdio: 'pipe', env: { ...process.env, ...env } })),
     spawnClient: () => track(spawn(process.execPath, ['--import', 'tsx', CLIENT_SCRIPT], { cwd: REPO_ROOT, stdio: 'pipe' })),
     execClient: (cmd, args, timeoutMs) => run(cmd, args, { timeoutMs }),
     down: async () => {
@@ -196,14 +196,29 @@ export interface RunningServer {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** How Tapedeck is started: compiled JavaScript (as deployed) or the TypeScript sources through tsx. */
+/** How Tapedeck is started: compiled JavaScript through the deployed launcher, or the TypeScript sources through tsx. */
 export interface TapedeckRuntime {
   name: 'compiled' | 'tsx';
-  nodeArgs: string[];
-  script: string;
+  /** `command ...args serve FLAGS` with `env` starts the server with these extra Node flags; the process keeps the command's PID. */
+  command(nodeFlags: string[]): { command: string; args: string[]; env: NodeJS.ProcessEnv };
 }
 
-export const TSX_RUNTIME: TapedeckRuntime = { name: 'tsx', nodeArgs: ['--import', 'tsx'], script: 'src/cli.ts' };
+export const TSX_RUNTIME: TapedeckRuntime = {
+  name: 'tsx',
+  command: (nodeFlags) => ({ command: process.execPath, args: [...nodeFlags, '--import', 'tsx', 'src/cli.ts'], env: {} }),
+};
+
+/** bin/tapedeck of a build, run with this Node.js: its memory flags and MALLOC_ARENA_MAX apply. */
+export function launcherRuntime(launcher: string): TapedeckRuntime {
+  return {
+    name: 'compiled',
+    command: (nodeFlags) => ({
+      command: '/bin/sh',
+      args: [launcher],
+      env: { TAPEDECK_NODE: process.execPath, ...(nodeFlags.length ? { TAPEDECK_NODE_FLAGS: nodeFlags.join(' ') } : {}) },
+    }),
+  };
+}
 
 export interface TapedeckOptions {
   runtime: TapedeckRuntime;
@@ -217,11 +232,9 @@ export interface TapedeckOptions {
 
 export async function startTapedeck(host: Host, o: TapedeckOptions): Promise<RunningServer> {
   await mkdir(o.dataDir, { recursive: true });
-  const nodeArgs = [...o.runtime.nodeArgs];
-  if (o.cpuProfileDir) nodeArgs.push('--cpu-prof', '--cpu-prof-dir', o.cpuProfileDir);
+  const start = o.runtime.command(o.cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${o.cpuProfileDir}`] : []);
   const args = [
-    ...nodeArgs,
-    o.runtime.script,
+    ...start.args,
     'serve',
     '--data',
     o.dataDir,
@@ -235,7 +248,7 @@ export async function startTapedeck(host: Host, o: TapedeckOptions): Promise<Run
     ...host.tapedeckArgs,
   ];
   const t0 = performance.now();
-  const child = host.spawnServer(process.execPath, args);
+  const child = host.spawnServer(start.command, args, start.env);
   const proc: JsonLineProcess<Record<string, any>> = jsonLines(child);
   const tail = () => [...proc.lines.slice(-5).map((l) => JSON.stringify(l)), proc.stderr().slice(-1500)].join('\n');
   let wallMs = 0;
