@@ -24,6 +24,10 @@
 #define CDS "urn:schemas-upnp-org:service:ContentDirectory:1"
 #define CMS "urn:schemas-upnp-org:service:ConnectionManager:1"
 
+/* Set once the main loop is over: disposing the control point drops every resource it knows and
+ * emits the unavailable signals for them, which must not pass for a byebye heard on the network. */
+static gboolean finished = FALSE;
+
 static void say(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
 static void say(const char *fmt, ...) {
   va_list ap;
@@ -109,12 +113,14 @@ static void on_available(GUPnPControlPoint *cp, GUPnPDeviceProxy *proxy, gpointe
 static void on_unavailable(GUPnPControlPoint *cp, GUPnPDeviceProxy *proxy, gpointer user_data) {
   (void)cp;
   (void)user_data;
+  if (finished) return;
   say("unavailable\t%s", gupnp_device_info_get_udn(GUPNP_DEVICE_INFO(proxy)));
 }
 
 static void on_resource_unavailable(GSSDPResourceBrowser *browser, const char *usn, gpointer user_data) {
   (void)browser;
   (void)user_data;
+  if (finished) return;
   say("byebye\t%s", usn);
 }
 
@@ -143,6 +149,7 @@ int main(int argc, char **argv) {
   GMainLoop *loop = g_main_loop_new(NULL, FALSE);
   g_timeout_add_seconds((guint)atoi(argv[2]), quit, loop);
   g_main_loop_run(loop);
+  finished = TRUE;
 
   g_main_loop_unref(loop);
   g_object_unref(cp);
