@@ -90,7 +90,7 @@ export class TapeTier {
           slots: t.slots.map((s) => ({ slot: s.slot, label: s.label, full: !!s.label, importExport: s.importExport })),
           offlineNeeded: t.needed.map((label) => ({ label, items: counts.get(label)?.items, reason: 'requested while outside the library' })),
           offline: t.offline,
-          counters: this.stager.stats() as PageTapeStatus['counters'],
+          counters: tapeCounters(this.stager.stats()),
         };
       },
       stager: async (): Promise<PageStagerStatus> => {
@@ -119,4 +119,18 @@ export class TapeTier {
     await this.archive.stop().catch((err: Error) => this.log.warn({ err: err.message }, 'archive stop failed'));
     await this.stager.stop().catch((err: Error) => this.log.warn({ err: err.message }, 'stager stop failed'));
   }
+}
+
+/**
+ * The tape library's counters as the status page and /metrics show them, from the staging
+ * worker's stats: the worker owns the library, so its `lib*` figures count every operation
+ * (playback, prefetch, and the archive jobs that reach the library through the worker).
+ */
+export function tapeCounters(stats: Record<string, number>): PageTapeStatus['counters'] {
+  const out: NonNullable<PageTapeStatus['counters']> = {};
+  for (const key of ['mounts', 'unloads', 'locates', 'bytesRead', 'bytesWritten', 'readErrors'] as const) {
+    const v = stats['lib' + key[0]!.toUpperCase() + key.slice(1)];
+    if (typeof v === 'number') out[key] = v;
+  }
+  return out;
 }

@@ -28,6 +28,20 @@ export interface JobProgress {
 export interface JobOptions {
   /** Archive: keep the disk copy (the item then lives on disk and tape). */
   keepDisk?: boolean;
+  /**
+   * Archive: head-stub sizes for this job instead of the configured ones (kept in the job
+   * record, so a resumed job cuts the same stubs). Used by the demo, whose files are smaller
+   * than the default stub.
+   */
+  stub?: JobStubOptions;
+}
+
+/** The parts of the stub options a job may set (see archive/stubs.ts). */
+export interface JobStubOptions {
+  headSeconds?: number;
+  headMin?: number;
+  tailBytes?: number;
+  mergeGap?: number;
 }
 
 export interface JobRecord {

@@ -20,7 +20,7 @@ import { cleanupArchive, runArchive } from './archive-job.js';
 import { DEFAULT_TUNING, Interrupted, JobContext, type JobTuning } from './context.js';
 import { ArchiveError, errorCode, messageOf, type ArchiveErrorCode } from './errors.js';
 import { runImport } from './import-job.js';
-import { isTerminal, JobStore, newJobId, type JobItem, type JobKind, type JobOptions, type JobRecord } from './jobs.js';
+import { isTerminal, JobStore, newJobId, type JobItem, type JobKind, type JobOptions, type JobRecord, type JobStubOptions } from './jobs.js';
 import { LABEL_MEMBER, labelMember, PoolStore, type CartridgeRecord } from './pool.js';
 import { cleanupRecall, runRecall } from './recall-job.js';
 import { stubPath, type StubOptions } from './stubs.js';
@@ -150,7 +150,7 @@ export class ArchiveService extends EventEmitter {
       kind,
       state: 'queued',
       targets: targets.map(String),
-      opts: { ...(opts.keepDisk ? { keepDisk: true } : {}) },
+      opts: { ...(opts.keepDisk ? { keepDisk: true } : {}), ...(opts.stub ? { stub: checkStub(opts.stub) } : {}) },
       created: now,
       updated: now,
       progress: { bytesDone: 0, bytesTotal: items.reduce((n, i) => n + (i.size ?? 0), 0) * (kind === 'archive' ? 2 : 1), itemsDone: 0, itemsTotal: kind === 'import' ? targets.length : items.length },
@@ -265,7 +265,7 @@ export class ArchiveService extends EventEmitter {
       this.jobs,
       this.pool,
       this.drives,
-      this.stubOptions,
+      { ...this.stubOptions, ...job.opts.stub },
       this.tuning,
       this.abort.signal,
       (j) => this.emit('job', clone(j)),
@@ -514,4 +514,16 @@ export class ArchiveService extends EventEmitter {
 
 function clone<T>(v: T): T {
   return JSON.parse(JSON.stringify(v)) as T;
+}
+
+/** A job's stub sizes: non-negative finite numbers only. */
+function checkStub(stub: JobStubOptions): JobStubOptions {
+  const out: JobStubOptions = {};
+  for (const key of ['headSeconds', 'headMin', 'tailBytes', 'mergeGap'] as const) {
+    const v = stub[key];
+    if (v === undefined) continue;
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new ArchiveError('INVALID', `stub ${key} must be a non-negative number, got ${JSON.stringify(v)}`);
+    out[key] = v;
+  }
+  return out;
 }

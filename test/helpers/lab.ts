@@ -308,6 +308,14 @@ export function jsonLines<T = Record<string, unknown>>(child: ChildProcess): Jso
           reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what} ${describe()}`));
         }, timeoutMs);
         waiters.add(w);
+        // a process that exits without the line fails the wait at once (after its last output is read)
+        void exitP.then(() =>
+          setTimeout(() => {
+            if (!waiters.delete(w)) return;
+            clearTimeout(timer);
+            reject(new Error(`exited while waiting for ${what} ${describe()}`));
+          }, 200),
+        );
       });
     },
     exited(timeoutMs) {
