@@ -142,6 +142,33 @@ test('a request whose cartridge is in a busy drive waits for that drive; another
   }
 });
 
+test('two requests for a cartridge while it is being mounted: one mount, the second waits for that drive (not the other empty one)', async (t) => {
+  const dir = await tempDir('tapedeck-sched-');
+  // mounts take real (scaled) time, so the second request arrives during the first one's mount
+  const lib = await VirtualTapeLibrary.open(join(dir, 'vtl'), { drives: 2, slots: 10, cartridges: LABELS, blockSize: 4096, capacityBytes: 4 << 20, timeScale: 0.005 });
+  const s = await DriveScheduler.create(lib, { admissionTimeoutMs: 10_000, idleUnloadMs: 0 });
+  t.teardown(async () => {
+    s.close();
+    await lib.close();
+    await removeDir(dir);
+  });
+  const first = s.acquire({ label: A, priority: 'interactive', block: 0, owner: 'first' });
+  await tick(20);
+  t.is(s.labelIn(0), null, 'the mount is still running');
+  const second = s.acquire({ label: A, priority: 'interactive', block: 100, owner: 'second' });
+  await tick(20);
+  t.deepEqual(s.queue().map((q) => q.owner), ['second'], 'the second request waits instead of taking drive 1');
+  const l1 = await first;
+  t.is(s.labelIn(l1.index), A);
+  l1.release();
+  const l2 = await second;
+  t.is(l2.index, l1.index, 'same drive');
+  t.is(s.labelIn(l2.index), A);
+  l2.release();
+  t.is(s.counters.mounts, 1);
+  t.is(s.counters.mountErrors, 0);
+});
+
 test('offline cartridge: rejected at once and remembered as needed until it is back', async (t) => {
   const h = await setup(1);
   try {

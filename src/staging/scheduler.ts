@@ -83,6 +83,8 @@ interface DriveSlot {
   lease: Lease | null;
   /** Mount/unload in progress outside a lease (idle unload). */
   busyOp: 'unload' | null;
+  /** Cartridge being mounted into this drive (label is null until the mount completes). */
+  mounting: string | null;
   idleTimer: NodeJS.Timeout | undefined;
   idleSince: number;
 }
@@ -178,7 +180,7 @@ export class DriveScheduler extends EventEmitter {
     super();
     this.log = opts.log;
     this.now = opts.now ?? Date.now;
-    this.slots = lib.drives.map((drive) => ({ index: drive.index, drive, label: null, lease: null, busyOp: null, idleTimer: undefined, idleSince: this.now() }));
+    this.slots = lib.drives.map((drive) => ({ index: drive.index, drive, label: null, lease: null, busyOp: null, mounting: null, idleTimer: undefined, idleSince: this.now() }));
   }
 
   /** A scheduler over `lib`'s drives, knowing what each holds. */
@@ -459,8 +461,8 @@ export class DriveScheduler extends EventEmitter {
   private slotForMount(w: Waiter): DriveSlot | undefined {
     const { label, drive } = w.req;
     if (label === undefined) return undefined;
-    // the cartridge is in a busy drive: wait for that drive
-    if (this.slots.some((s) => s.label === label && !this.isFree(s))) return undefined;
+    // the cartridge is in a busy drive, or on its way into one: wait for that drive
+    if (this.slots.some((s) => (s.label === label || s.mounting === label) && !this.isFree(s))) return undefined;
     const wanted = (l: string | null) => l !== null && this.waiters.some((o) => o !== w && o.req.label === l && o.rank <= w.rank);
     const candidates = drive !== undefined ? [this.slots[drive]!] : this.slots;
     const free = candidates.filter((s) => this.isFree(s));
@@ -494,7 +496,9 @@ export class DriveScheduler extends EventEmitter {
           this.counters.unloads++;
         }
         slot.label = null;
+        slot.mounting = label;
         await this.lib.mount(label, { drive: slot.index });
+        slot.mounting = null;
         slot.label = label;
         this.counters.mounts++;
         this.emit('mount', { drive: slot.index, label, ...(previous ? { swapped: previous } : {}) });
@@ -506,6 +510,7 @@ export class DriveScheduler extends EventEmitter {
         }
         w.resolve(lease);
       } catch (err) {
+        slot.mounting = null;
         this.counters.mountErrors++;
         await this.refreshSlot(slot);
         lease.release();
