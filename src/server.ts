@@ -305,7 +305,10 @@ export class TapedeckServer {
       refreshSourceInfo();
     });
 
-    mediaRoutes(router, this.resolveMedia, tracker.hooks);
+    mediaRoutes(router, this.resolveMedia, {
+      ...tracker.hooks,
+      lenientTransferMode: (headers, remote) => Boolean(clients.detect(headers, remote)?.quirks.lenientTransferMode),
+    });
     staticRoutes(router, { devicesDir: DEVICES_DIR });
     statusRoutes(router, status);
     metricsRoute(router, metrics.registry);

@@ -35,6 +35,7 @@ sources.set('isong', diskSource(filePath, SIZE, MTIME, 'audio/mpeg', FEATURES));
 sources.set('ibig', diskSource(bigPath, BIG_SIZE, MTIME, 'video/x-matroska', 'DLNA.ORG_OP=01', 'Streaming'));
 sources.set('iempty', diskSource(emptyPath, 0, MTIME, 'audio/mpeg', FEATURES));
 sources.set('isub', diskSource(filePath, 100, MTIME, 'text/srt', '*'));
+sources.set('iphoto', diskSource(filePath, 100, MTIME, 'image/jpeg', '*', 'Interactive'));
 sources.set('ibusy', {
   size: 1000,
   mtime: MTIME,
@@ -82,7 +83,7 @@ test.before(async () => {
       resolvedIds.push(id);
       return sources.get(id);
     },
-    { onStream: (ev) => streamEvents.push(ev) },
+    { onStream: (ev) => streamEvents.push(ev), lenientTransferMode: (h) => h['user-agent'] === 'LenientTV/1.0' },
   );
   app.use(router.routes());
   server = http.createServer(app.callback());
@@ -303,15 +304,33 @@ test('contentFeatures.dlna.org only when asked with getcontentFeatures.dlna.org:
   t.is(zero.headers['contentfeatures.dlna.org'], undefined);
 });
 
-test('transferMode.dlna.org is echoed, else the source default', async (t) => {
-  const i = await request('/media/isong', { method: 'HEAD', headers: { 'transferMode.dlna.org': 'Interactive' } });
-  t.is(i.headers['transfermode.dlna.org'], 'Interactive');
+test('transferMode.dlna.org is echoed when the item supports it, else the source default', async (t) => {
   const b = await request('/media/isong', { method: 'HEAD', headers: { 'transferMode.dlna.org': 'background' } });
+  t.is(b.status, 200);
   t.is(b.headers['transfermode.dlna.org'], 'Background');
+  const s = await request('/media/isong', { method: 'HEAD', headers: { 'transferMode.dlna.org': 'Streaming' } });
+  t.is(s.headers['transfermode.dlna.org'], 'Streaming');
+  const i = await request('/media/iphoto', { method: 'HEAD', headers: { 'transferMode.dlna.org': 'Interactive' } });
+  t.is(i.headers['transfermode.dlna.org'], 'Interactive');
   const junk = await request('/media/isong', { method: 'HEAD', headers: { 'transferMode.dlna.org': 'Bogus' } });
+  t.is(junk.status, 200, 'an unknown value is ignored');
   t.is(junk.headers['transfermode.dlna.org'], 'Streaming');
   const none = await request('/media/isong', { method: 'HEAD' });
   t.is(none.headers['transfermode.dlna.org'], 'Streaming');
+  const photo = await request('/media/iphoto', { method: 'HEAD' });
+  t.is(photo.headers['transfermode.dlna.org'], 'Interactive');
+});
+
+test('a transfer mode the item does not support: 406, unless the client profile is lenient', async (t) => {
+  const interactiveSong = await request('/media/isong', { headers: { 'transferMode.dlna.org': 'Interactive' } });
+  t.is(interactiveSong.status, 406);
+  t.regex(interactiveSong.body.toString(), /transferMode Interactive is not supported/);
+  const streamingPhoto = await request('/media/iphoto', { headers: { 'transferMode.dlna.org': 'Streaming' } });
+  t.is(streamingPhoto.status, 406);
+  const lenient = await request('/media/isong', { headers: { 'transferMode.dlna.org': 'Interactive', 'user-agent': 'LenientTV/1.0' } });
+  t.is(lenient.status, 200);
+  t.is(lenient.headers['transfermode.dlna.org'], 'Interactive');
+  t.is(lenient.body.length, SIZE);
 });
 
 // ---- conditional requests ----------------------------------------------------------------

@@ -71,6 +71,11 @@ export interface StreamEvent {
 }
 
 export interface MediaRouteOptions {
+  /**
+   * Whether the client may get a transfer mode the item does not support (a client-profile
+   * quirk); otherwise such a request gets 406 Not Acceptable, as the DLNA guidelines ask.
+   */
+  lenientTransferMode?(headers: Context['headers'], remote: string | undefined): boolean;
   /** Called once per streamed body (GET 200/206), when the response is over. */
   onStream?(ev: StreamEvent): void;
   /** Called once per streamed body when its source is open and bytes start to flow. Errors thrown are ignored. */
@@ -240,7 +245,14 @@ async function serve(ctx: Context, resolve: Resolver, opts: MediaRouteOptions): 
   ctx.set('ETag', etag);
   ctx.set('Last-Modified', new Date(lastModSec * 1000).toUTCString());
   const asked = ctx.headers['transfermode.dlna.org'];
+  // unknown values are ignored (the item's own mode is used); a known mode the item does not
+  // support (Interactive for audio/video, Streaming for an image) is refused
   const mode = typeof asked === 'string' ? TRANSFER_MODES[asked.trim().toLowerCase()] : undefined;
+  if (mode && mode !== 'Background' && mode !== src.transferMode && !opts.lenientTransferMode?.(ctx.headers, ctx.req.socket.remoteAddress)) {
+    ctx.status = 406;
+    ctx.body = `Not Acceptable: transferMode ${mode} is not supported for this item (${src.transferMode} or Background)`;
+    return;
+  }
   ctx.set('transferMode.dlna.org', mode ?? src.transferMode);
   if (ctx.headers['getcontentfeatures.dlna.org']?.toString().trim() === '1') {
     ctx.set('contentFeatures.dlna.org', src.contentFeatures);
@@ -304,6 +316,7 @@ async function serve(ctx: Context, resolve: Resolver, opts: MediaRouteOptions): 
     res.off('close', onClose);
     if (abort.signal.aborted) {
       ctx.respond = false; // nobody is listening any more
+      ctx.state.clientClosed = true;
       return;
     }
     throw err; // Koa maps err.status / ENOENT; headers set above are reset by its onerror
@@ -311,6 +324,7 @@ async function serve(ctx: Context, resolve: Resolver, opts: MediaRouteOptions): 
   if (abort.signal.aborted) {
     destroyQuietly(source);
     ctx.respond = false;
+    ctx.state.clientClosed = true;
     return;
   }
 

@@ -69,6 +69,8 @@ export interface ClientQuirks {
   containerAliases?: Record<string, ViewKey>;
   /** Client sends a fixed SortCriteria that should not be honoured (or rejected). */
   ignoreSortCriteria?: boolean;
+  /** Client asks for a transferMode.dlna.org the item does not support (Samsung: Interactive for video); serve it instead of 406. */
+  lenientTransferMode?: boolean;
   /** MIME type rewrites applied before building protocolInfo (e.g. video/x-msvideo → video/avi). */
   mimeOverrides?: Record<string, string>;
   /** Extra namespace declarations on the DIDL-Lite root (prefix → URI). */
@@ -111,6 +113,7 @@ const QUIRK_KINDS: Record<keyof ClientQuirks, 'bool' | 'viewMap' | 'stringMap' |
   msRegistrar: 'bool',
   containerAliases: 'viewMap',
   ignoreSortCriteria: 'bool',
+  lenientTransferMode: 'bool',
   mimeOverrides: 'stringMap',
   didlNamespaces: 'stringMap',
   descriptionOverrides: 'description',
