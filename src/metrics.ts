@@ -18,6 +18,7 @@
 import type { Context, Middleware } from 'koa';
 import type { Router } from '@koa/router';
 import type { StatusProvider, StreamTracker, Tier } from './http/status.js';
+import { QUEUE_WAIT_BUCKETS } from './staging/protocol.js';
 
 export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
@@ -379,8 +380,7 @@ export function metricsRoute(router: Router, metrics: Metrics, path = '/metrics'
 // ---------------------------------------------------------------------------
 // The Tapedeck server's metrics
 
-/** Upper bounds (s) for the stager's queue wait: from an idle drive (ms) to a cold mount behind others (many minutes). */
-export const QUEUE_WAIT_BUCKETS: readonly number[] = [0.01, 0.1, 0.5, 1, 5, 15, 30, 60, 120, 300, 600, 1800];
+export { QUEUE_WAIT_BUCKETS };
 /** Upper bounds (s) for a media source's open(): disk is ms, a head stub or cache likewise, a cold tape read minutes. */
 export const MEDIA_OPEN_BUCKETS: readonly number[] = [0.001, 0.005, 0.025, 0.1, 0.5, 1, 5, 15, 30, 60, 120, 300];
 const SOAP_BUCKETS: readonly number[] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
@@ -575,7 +575,7 @@ export class ServerMetrics {
         r.collect(async () => {
           const s = await stager();
           if (!s) return;
-          this.stagerUp.set(s.state === 'running' ? 1 : 0);
+          this.stagerUp.set(s.state === 'running' || s.state === 'external' ? 1 : 0);
           this.stagerRestarts.set(undefined, s.restarts);
           if (s.queued !== undefined) this.stagerQueued.set(s.queued);
           if (s.queueWait) this.stagerQueueWait.setSnapshot(undefined, s.queueWait);
@@ -610,7 +610,8 @@ export class ServerMetrics {
       let status = 0;
       try {
         await next();
-        status = ctx.status;
+        // a client that left before the response began got nothing: nginx's 499 "client closed request"
+        status = ctx.state.clientClosed === true ? 499 : ctx.status;
       } catch (err) {
         status = httpStatusOf(err);
         throw err;

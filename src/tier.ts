@@ -9,6 +9,7 @@ import type { CatalogObject } from './catalog/types.js';
 import type { Config } from './config.js';
 import type { Logger } from './log.js';
 import type { MediaSource } from './http/delivery.js';
+import type { HistogramSnapshot } from './metrics.js';
 import type { CacheStatus, JobStatus, StagerStatus as PageStagerStatus, StatusExtras, TapeStatus as PageTapeStatus } from './http/status.js';
 import { ArchiveService, archiveDemo, type JobRecord } from './archive/index.js';
 import { startControlServer, type ControlServer } from './control/index.js';
@@ -100,6 +101,7 @@ export class TapeTier {
           pid: s.pid,
           restarts: s.restarts,
           queued: s.worker?.queue.length,
+          queueWait: validSnapshot(s.worker?.queueWait),
           lastError: s.error,
         };
       },
@@ -133,4 +135,11 @@ export function tapeCounters(stats: Record<string, number>): PageTapeStatus['cou
     if (typeof v === 'number') out[key] = v;
   }
   return out;
+}
+
+/** The worker's queue-wait histogram, when it has the shape /metrics expects (a worker is another process). */
+function validSnapshot(v: unknown): HistogramSnapshot | undefined {
+  const h = v as HistogramSnapshot | undefined;
+  if (!h || !Array.isArray(h.buckets) || !Array.isArray(h.counts) || h.counts.length !== h.buckets.length + 1) return undefined;
+  return h;
 }

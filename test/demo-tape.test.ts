@@ -91,6 +91,8 @@ test('the demo plays its archived items from the virtual tape library, byte for 
   const metricsAfter = await (await fetch(`${base}metrics`)).text();
   t.true((metric(metricsAfter, 'tapedeck_tape_bytes_read_total') ?? 0) > readBefore, 'playing the archived items read tape');
   t.true((metric(metricsAfter, 'tapedeck_http_response_bytes_total', '{tier="tape"}') ?? 0) >= served, 'served as the tape tier');
+  t.true((metric(metricsAfter, 'tapedeck_stager_queue_wait_seconds_count') ?? 0) > 0, 'tape reads went through admission and their waits are recorded');
+  t.is(metric(metricsAfter, 'tapedeck_stager_up'), 1);
   const status = (await (await fetch(`${base}status.json`)).json()) as { tape: { counters?: { bytesRead?: number; mounts?: number } } };
   t.true((status.tape.counters?.bytesRead ?? 0) > 0, 'the status page shows the tape reads');
   t.true((status.tape.counters?.mounts ?? 0) >= 1);

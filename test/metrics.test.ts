@@ -546,3 +546,44 @@ test('an error thrown past the metrics middleware is counted with its status', a
   t.is(sm.httpRequests.value({ route: 'unmatched', method: 'GET', status: 503, tier: 'none' }), 1);
   t.is(sm.httpRequests.value({ route: 'unmatched', method: 'GET', status: 500, tier: 'none' }), 1);
 });
+
+test('a client that leaves while its media source is still opening is counted as 499, not as the status it never got', async (t) => {
+  const sm = new ServerMetrics();
+  const app = new Koa();
+  app.silent = true;
+  app.use(sm.http());
+  const router = new Router();
+  let opening!: () => void;
+  const opened = new Promise<void>((r) => (opening = r));
+  const slow: MediaSource = {
+    size: 10_000,
+    mtime: 1_700_000_000_000,
+    mime: 'video/mp4',
+    contentFeatures: '*',
+    transferMode: 'Streaming',
+    tier: 'tape',
+    // a cold tape read: nothing until the client gives up
+    open: (_start, _end, signal) =>
+      new Promise((_resolve, reject) => {
+        opening();
+        signal?.addEventListener('abort', () => reject(new Error('aborted')));
+      }),
+  };
+  mediaRoutes(router, async () => slow);
+  app.use(router.routes());
+  const server = http.createServer(app.callback());
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const port = (server.address() as AddressInfo).port;
+  try {
+    const req = http.request({ host: '127.0.0.1', port, path: '/media/islow', headers: { range: 'bytes=100-' }, agent: false });
+    req.on('error', () => {});
+    req.end();
+    await opened;
+    req.destroy();
+    t.true(await waitFor(async () => sm.httpRequests.value({ route: '/media/:name', method: 'GET', status: 499, tier: 'tape' }) === 1, 5000));
+    t.is(sm.httpRequests.value({ route: '/media/:name', method: 'GET', status: 206, tier: 'tape' }), 0);
+  } finally {
+    server.closeAllConnections();
+    await new Promise<void>((r) => server.close(() => r()));
+  }
+});

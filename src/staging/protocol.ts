@@ -29,6 +29,13 @@ export const MAX_FRAME = 80 * 1024 * 1024;
 
 /** Interactive playback before prefetch before archive/recall jobs. */
 export type Priority = 'interactive' | 'prefetch' | 'job';
+
+/**
+ * Upper bounds (s) of the worker's histogram of how long tape reads waited for admission
+ * (status `queueWait`, the server's tapedeck_stager_queue_wait_seconds): from an idle drive
+ * (ms) to a cold mount behind others (many minutes).
+ */
+export const QUEUE_WAIT_BUCKETS: readonly number[] = [0.01, 0.1, 0.5, 1, 5, 15, 30, 60, 120, 300, 600, 1800];
 export const PRIORITY_RANK: Record<Priority, number> = { interactive: 0, prefetch: 1, job: 2 };
 
 /** An archived item as the worker needs it: identity plus where its bytes are. */

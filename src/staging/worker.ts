@@ -35,6 +35,7 @@ import { nullLog, type WorkerLog } from './log.js';
 import {
   FrameDecoder,
   PROTOCOL_VERSION,
+  QUEUE_WAIT_BUCKETS,
   StagerError,
   checkClientMessage,
   encodeFrame,
@@ -235,6 +236,8 @@ export class StagingWorker extends EventEmitter {
   private servers: Server[] = [];
   private statsTimer: NodeJS.Timeout | undefined;
   private statsDirty = false;
+  /** How long tape reads waited for admission (buckets: QUEUE_WAIT_BUCKETS, counts not cumulative). */
+  private readonly queueWait = { buckets: QUEUE_WAIT_BUCKETS, counts: new Array<number>(QUEUE_WAIT_BUCKETS.length + 1).fill(0), sum: 0, count: 0 };
   private syncChain: Promise<void> = Promise.resolve();
 
   private constructor(
@@ -264,6 +267,16 @@ export class StagingWorker extends EventEmitter {
     scheduler.on('unload', (d) => {
       this.broadcast({ t: 'event', name: 'unload', data: d });
       this.touchStats();
+    });
+    scheduler.on('admit', (a: { priority: Priority; waitedMs: number }) => {
+      if (a.priority === 'job') return; // tape reads only: jobs hold drives for whole batches
+      const w = this.queueWait;
+      const sec = a.waitedMs / 1000;
+      let i = 0;
+      while (i < w.buckets.length && sec > w.buckets[i]!) i++;
+      w.counts[i]!++;
+      w.sum += sec;
+      w.count++;
     });
     this.statsTimer = setInterval(() => {
       if (!this.statsDirty) return;
@@ -365,6 +378,7 @@ export class StagingWorker extends EventEmitter {
       needed: this.scheduler.neededCartridges(),
       flagged: [...this.flagged.values()],
       counters: this.stats(),
+      queueWait: { ...this.queueWait, counts: [...this.queueWait.counts] },
       sandbox: this.opts.sandbox,
     };
   }
