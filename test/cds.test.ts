@@ -274,6 +274,9 @@ test('ConnectionManager: protocol info from the library, connection IDs', async 
   t.is(info.out.Direction, 'Output');
   t.is(info.out.Status, 'OK');
   t.is((await soap(cms(), CMS, 'GetCurrentConnectionInfo', { ConnectionID: 7 })).fault?.code, 706);
+  t.is((await soap(cms(), CMS, 'GetCurrentConnectionInfo', { ConnectionID: 'abc' })).fault?.code, 402, 'not an i4');
+  t.is((await soap(cms(), CMS, 'GetCurrentConnectionInfo', { ConnectionID: '99999999999' })).fault?.code, 402, 'out of i4 range');
+  t.is((await soap(cms(), CMS, 'GetCurrentConnectionInfo', { ConnectionID: '-1' })).fault?.code, 706);
 });
 
 test.serial('a repeated search sees a library change at once (result cache follows SystemUpdateID)', async (t) => {

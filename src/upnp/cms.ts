@@ -35,7 +35,9 @@ export class ConnectionManager {
         GetCurrentConnectionInfo: async (a) => {
           const id = a.ConnectionID;
           if (id === undefined) throw new UpnpError(402, 'missing argument ConnectionID');
-          if (id.trim() !== '0') throw new UpnpError(706, `no such connection: ${id}`);
+          // ConnectionID is an i4: anything else is a bad argument, another number an unknown connection
+          if (!/^\s*[-+]?\d{1,10}\s*$/.test(id) || Number(id) > 2 ** 31 - 1 || Number(id) < -(2 ** 31)) throw new UpnpError(402, `ConnectionID must be an i4, got ${JSON.stringify(id)}`);
+          if (Number(id) !== 0) throw new UpnpError(706, `no such connection: ${id}`);
           return [
             ['RcsID', -1],
             ['AVTransportID', -1],
