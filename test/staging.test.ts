@@ -303,11 +303,18 @@ test('offline cartridge: 503 at once with the reason; the operator sees the cart
   const r = await rig(
     [
       { id: 'gone', size: 1 * MB, label: 'TD0003L9', stub: [{ start: 0, end: 100_000 }] },
+      { id: 'gone2', size: 1 * MB, label: 'TD0004L9', stub: [{ start: 0, end: 100_000 }] },
       { id: 'here', size: 100_000, label: 'TD0001L9' },
     ],
-    { offline: ['TD0003L9'] },
+    { offline: ['TD0003L9', 'TD0004L9'] },
   );
   try {
+    // a whole-file GET that starts in the stub, on a cartridge nobody asked for yet: 503 before
+    // any header, not a 200 whose body stops where the stub ends
+    const whole = await fetchMedia(r.port, 'gone2');
+    t.is(whole.status, 503);
+    t.regex(whole.body.toString(), /TD0004L9 is offline/);
+    t.truthy(whole.headers['retry-after']);
     const needed: unknown[] = [];
     r.client.on('needed', (l) => needed.push(l));
     const t0 = Date.now();
@@ -317,8 +324,8 @@ test('offline cartridge: 503 at once with the reason; the operator sees the cart
     t.truthy(f.headers['retry-after']);
     t.regex(f.body.toString(), /TD0003L9 is offline/);
     const st = await r.client.status();
-    t.is(st.worker!.needed[0]!.label, 'TD0003L9');
-    t.deepEqual((await readNeededCartridges(join(r.dir, 'cache'))).map((c) => c.label), ['TD0003L9']);
+    t.deepEqual(st.worker!.needed.map((c) => c.label).sort(), ['TD0003L9', 'TD0004L9']);
+    t.deepEqual((await readNeededCartridges(join(r.dir, 'cache'))).map((c) => c.label).sort(), ['TD0003L9', 'TD0004L9']);
     t.true(needed.length >= 1);
     // the part on disk is still served
     const stub = await fetchMedia(r.port, 'gone', { range: 'bytes=0-99999' });

@@ -71,6 +71,9 @@ const STABLE_MS = 30_000;
  * Events: 'connected' ({pid}), 'disconnected' ({reason}), 'restart' ({attempt, delayMs, code, signal}),
  * 'flagged' (item data), 'needed' (cartridge list), 'event' (any worker event message).
  */
+/** How long a changer answer about a cartridge's whereabouts is trusted (changes made through this server clear it at once). */
+const WHERE_TTL_MS = 5_000;
+
 export class StagerClient extends EventEmitter implements SourceHost {
   readonly cacheDir: string;
   readonly connectWaitMs: number;
@@ -92,6 +95,8 @@ export class StagerClient extends EventEmitter implements SourceHost {
   };
   private workerCounters: Record<string, number> = {};
   private readonly offlineSeen = new Map<string, { err: StagerError; at: number }>();
+  /** Where the changer said a cartridge is (offline or not), for cartridgeOffline(). */
+  private readonly whereSeen = new Map<string, { offline: boolean; at: number }>();
   private readonly prefetched = new Map<string, number>();
   private remote: RemoteTapeLibrary | undefined;
   private lastSandbox: SandboxInfo | undefined;
@@ -186,7 +191,12 @@ export class StagerClient extends EventEmitter implements SourceHost {
       this.remote = new RemoteTapeLibrary({
         call: async (op: LibOp, drive: number | undefined, args: unknown[], data?: Buffer) => {
           const c = await this.connection(this.connectWaitMs);
-          return c.call({ t: 'lib', op, ...(drive !== undefined ? { drive } : {}), args }, data);
+          try {
+            return await c.call({ t: 'lib', op, ...(drive !== undefined ? { drive } : {}), args }, data);
+          } finally {
+            // cartridges moved in or out of the library through this server
+            if (op === 'changer.exportCartridge' || op === 'changer.importCartridge' || op === 'virtual.createCartridge') this.whereSeen.clear();
+          }
         },
         driveList: () => {
           const h = this.conn?.hello;
@@ -268,6 +278,20 @@ export class StagerClient extends EventEmitter implements SourceHost {
       },
       false,
     );
+  }
+
+  async cartridgeOffline(label: string): Promise<boolean> {
+    const seen = this.whereSeen.get(label);
+    if (seen && Date.now() - seen.at < WHERE_TTL_MS) return seen.offline;
+    if (!this.connected) return false; // unknown; the stub is served and the tape part answers for itself
+    let offline = false;
+    try {
+      offline = (await this.library().changer.find(label)).where === 'offline';
+    } catch {
+      return false; // e.g. not known to the library: the read path gives the precise error
+    }
+    this.whereSeen.set(label, { offline, at: Date.now() });
+    return offline;
   }
 
   offline(label: string): StagerError | undefined {

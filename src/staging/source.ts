@@ -37,6 +37,11 @@ export interface SourceHost {
   prefetch(item: ItemRef, offset: number): void;
   /** Known offline cartridge (recently answered OFFLINE), with the error to repeat. */
   offline(label: string): StagerError | undefined;
+  /**
+   * Whether the library says the cartridge is outside it (exported), from a short-lived cache;
+   * false when unknown (e.g. no worker connected), so the head stub is still served at once.
+   */
+  cartridgeOffline(label: string): Promise<boolean>;
   noteError(err: StagerError, item: ItemRef): void;
   count(name: string, n?: number): void;
 }
@@ -166,6 +171,10 @@ export function tapeItemSource(host: SourceHost, item: CatalogObject): MediaSour
           host.count('rejected503');
           throw httpError(off);
         }
+        // A response that starts in the stub would be cut off where the tape part begins: when
+        // the cartridge is exported, ask the worker for the tape part first, so the client gets
+        // its 503 (and the cartridge is noted as needed) before any header is sent.
+        if (pieces[0]!.kind === 'stub' && (await host.cartridgeOffline(tape.label))) pieces = [{ kind: 'tape', start, end: endInclusive + 1 }];
       }
       const stream = new ItemStream(host, ref, tape, pieces, stub?.path, signal);
       if (pieces[0]!.kind === 'stub') {
