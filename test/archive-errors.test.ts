@@ -3,6 +3,8 @@
 import test from 'ava';
 import { readFile } from 'node:fs/promises';
 import { ArchiveError } from '../src/archive/errors.js';
+import { ArchiveService } from '../src/archive/service.js';
+import { silentLogger } from '../src/log.js';
 import { itemAt, makeLab, readThroughCatalog } from './fixtures/archive/setup.js';
 
 test('no room in the archive pool: NO_ROOM (exit 3), items stay on disk', async (t) => {
@@ -61,6 +63,9 @@ test('recall from an offline cartridge: OFFLINE (exit 3), noted as needed; impor
   const after = await lab.service.tapeStatus();
   t.deepEqual(after.needed, ['TD0001L9']);
   t.true(after.cartridges.find((c) => c.label === 'TD0001L9')!.needed);
+  // kept in the catalog store: another service on the same catalog (the next CLI process) sees it
+  const another = new ArchiveService({ catalog: lab.catalog, library: lab.library, config: lab.config, log: silentLogger });
+  t.deepEqual((await another.tapeStatus()).needed, ['TD0001L9']);
   t.falsy((await lab.catalog.get(item.id))!.location!.disk, 'still archived');
   // Archiving never picks an offline cartridge.
   const other = await itemAt(lab.catalog, [...lab.files.keys()][1]);
@@ -73,6 +78,7 @@ test('recall from an offline cartridge: OFFLINE (exit 3), noted as needed; impor
   // Import puts it back into a slot; the recall then works.
   t.is((await lab.service.run((await lab.service.submit('import', ['TD0001L9'])).id)).state, 'done');
   t.deepEqual((await lab.service.tapeStatus()).needed, []);
+  t.deepEqual((await another.tapeStatus()).needed, [], 'and forgotten everywhere once it is back');
   const r = await lab.service.run((await lab.service.submit('recall', [item.id])).id);
   t.is(r.state, 'done', r.reason);
   t.true((await readFile(path)).equals(content));

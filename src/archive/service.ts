@@ -21,6 +21,7 @@ import { DEFAULT_TUNING, Interrupted, JobContext, type JobTuning } from './conte
 import { ArchiveError, errorCode, messageOf, type ArchiveErrorCode } from './errors.js';
 import { runImport } from './import-job.js';
 import { isTerminal, JobStore, newJobId, type JobItem, type JobKind, type JobOptions, type JobRecord, type JobStubOptions } from './jobs.js';
+import { prefixRange } from '../catalog/store.js';
 import { LABEL_MEMBER, labelMember, PoolStore, type CartridgeRecord } from './pool.js';
 import { cleanupRecall, runRecall } from './recall-job.js';
 import { stubPath, type StubOptions } from './stubs.js';
@@ -28,6 +29,9 @@ import { DriveManager } from './tapeio.js';
 import { resolveTargets } from './targets.js';
 
 /** A job interrupted this many times (crash loop) is failed instead of resumed. */
+
+/** Catalog-store keys of the cartridges noted as needed while offline. */
+const NEEDED = 'tn/';
 export const MAX_ATTEMPTS = 5;
 /** Finished jobs kept (the oldest beyond this are deleted when jobs are resumed). */
 export const KEEP_FINISHED_JOBS = 500;
@@ -102,7 +106,9 @@ export class ArchiveService extends EventEmitter {
   readonly pool: PoolStore;
   readonly drives: DriveManager;
   readonly tuning: JobTuning;
+  /** Offline cartridges a request or job wanted; also kept in the catalog store (NEEDED/<label>), so `tape ls` in another process sees them. */
   private readonly needed = new Set<string>();
+  private neededWrites: Promise<unknown> = Promise.resolve();
   private exclusive: Promise<unknown> = Promise.resolve();
   private readonly running = new Map<string, Promise<JobRecord>>();
   private abort = new AbortController();
@@ -209,6 +215,7 @@ export class ArchiveService extends EventEmitter {
     this.wake?.();
     await this.loop;
     await Promise.allSettled([...this.running.values()]);
+    await this.neededWrites;
     this.loop = undefined;
   }
 
@@ -333,9 +340,13 @@ export class ArchiveService extends EventEmitter {
 
   // --- cartridges ---------------------------------------------------------------------
 
-  /** A request wanted this offline cartridge (shown by `tape ls`). */
+  /** A request wanted this offline cartridge (shown by `tape ls`, also from another process). */
   noteNeeded(label: string): void {
+    if (this.needed.has(label)) return;
     this.needed.add(label);
+    this.neededWrites = this.neededWrites
+      .then(() => this.catalog.store.batch([{ type: 'put', key: NEEDED + label, value: new Date().toISOString() }]))
+      .catch((err: Error) => this.log.warn({ label, err: err.message }, 'could not record the needed cartridge'));
   }
 
   async tapeStatus(): Promise<TapeStatus> {
@@ -352,7 +363,11 @@ export class ArchiveService extends EventEmitter {
       usage.set(t.label, u);
     }
     const offline = new Set(inv.offline ?? []);
-    for (const l of [...this.needed]) if (!offline.has(l)) this.needed.delete(l);
+    await this.neededWrites;
+    for await (const k of this.catalog.store.keys(prefixRange(NEEDED))) this.needed.add(k.slice(NEEDED.length));
+    const back = [...this.needed].filter((l) => !offline.has(l)); // imported again (or gone): no longer needed
+    for (const l of back) this.needed.delete(l);
+    if (back.length) await this.catalog.store.batch(back.map((l) => ({ type: 'del' as const, key: NEEDED + l })));
     const carts = new Map<string, CartridgeInfo>();
     const add = (label: string, where: CartridgeInfo['where'], extra: Partial<CartridgeInfo> = {}) => {
       const rec = recs.get(label);
