@@ -148,6 +148,14 @@ function editDistance(a: string, b: string): number {
 
 type Raw = Map<string, string[]>;
 
+/** Where each value of a Raw came from ("FILE:LINE", "--flag", "environment VAR"), for errors found after merging. */
+const ORIGINS = new WeakMap<Raw, Map<string, string[]>>();
+function noteOrigin(raw: Raw, key: string, where: string): void {
+  let m = ORIGINS.get(raw);
+  if (!m) ORIGINS.set(raw, (m = new Map()));
+  m.set(key, [...(m.get(key) ?? []), where]);
+}
+
 /** Validates one value of a setting; returns the normalised string. */
 function check(s: Setting, value: string, where: string): string {
   const v = value.trim();
@@ -161,7 +169,8 @@ function check(s: Setting, value: string, where: string): string {
     }
     case 'number': {
       const n = Number(v);
-      if (v === '' || !Number.isFinite(n)) throw bad('expected a number');
+      // decimal only: Number() would also take 0x10, 0b1, 1_000-like forms people do not mean
+      if (!/^[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$/i.test(v) || !Number.isFinite(n)) throw bad('expected a number');
       if ((s.min !== undefined && n < s.min) || (s.max !== undefined && n > s.max)) throw bad(`expected ${s.min}..${s.max}`);
       return v;
     }
@@ -207,6 +216,7 @@ export function parseConfigText(text: string, file: string): Raw {
     if (s.type === 'list') raw.set(key, [...(raw.get(key) ?? []), v]);
     else if (raw.has(key)) throw new ConfigError(`${where}: ${key} is set twice`);
     else raw.set(key, [v]);
+    noteOrigin(raw, key, where);
   });
   return raw;
 }
@@ -227,6 +237,7 @@ function fromEnv(env: NodeJS.ProcessEnv): Raw {
     if (v === undefined || v === '') continue;
     const where = `environment ${envName(s)}`;
     raw.set(s.key, s.type === 'list' ? v.split(',').map((x) => check(s, x, where)) : [check(s, v, where)]);
+    raw.get(s.key)!.forEach(() => noteOrigin(raw, s.key, where));
   }
   return raw;
 }
@@ -243,8 +254,8 @@ function fromFlags(flags: FlagValues): Raw {
     if (v === undefined) continue;
     const where = `--${s.flag}`;
     if (s.type === 'list') raw.set(s.key, (v as string[]).map((x) => check(s, String(x), where)));
-    else if (s.type === 'bool') raw.set(s.key, [check(s, String(v), where)]);
     else raw.set(s.key, [check(s, String(v), where)]);
+    raw.get(s.key)!.forEach(() => noteOrigin(raw, s.key, where));
   }
   return raw;
 }
@@ -284,20 +295,29 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     }
     fileRaw = parseConfigText(text, file);
   }
-  const merged: Raw = new Map([...fileRaw, ...fromEnv(env), ...fromFlags(flags)]);
+  const sources = [fileRaw, fromEnv(env), fromFlags(flags)];
+  const merged: Raw = new Map(sources.flatMap((r) => [...r]));
   const one = (key: string) => merged.get(key)?.[0];
   const list = (key: string) => merged.get(key) ?? [];
+  /** "FILE:LINE: ", "--flag: " or "environment VAR: " of the value that won, for checks across settings. */
+  const at = (key: string, i = 0) => {
+    const from = [...sources].reverse().find((r) => r.has(key));
+    const where = from && ORIGINS.get(from)?.get(key)?.[i];
+    return where ? `${where}: ` : '';
+  };
   const mediaDirs = list('media_dir').map((d) => resolve(d));
-  for (const d of opts.checkMediaDirs === false ? [] : mediaDirs) {
-    if (!existsSync(d)) throw new ConfigError(`media directory ${d} does not exist`);
+  if (opts.checkMediaDirs !== false) {
+    mediaDirs.forEach((d, i) => {
+      if (!existsSync(d)) throw new ConfigError(`${at('media_dir', i)}media directory ${d} does not exist`);
+    });
   }
   const ff = one('ffprobe');
   const dataDir = resolve(one('data_dir') ?? defaultDataDir(env));
   const blockSize = Number(one('tape_block_size') ?? 262144);
-  if (blockSize % 512 !== 0) throw new ConfigError(`tape_block_size ${blockSize} is not a multiple of 512`);
+  if (blockSize % 512 !== 0) throw new ConfigError(`${at('tape_block_size')}tape_block_size ${blockSize} is not a multiple of 512`);
   const backend = (one('tape_backend') ?? 'virtual') as Config['tape']['backend'];
   const devices = list('tape_device');
-  if (backend === 'scsi' && (devices.length === 0 || !one('tape_changer'))) throw new ConfigError('tape_backend = scsi needs tape_changer and at least one tape_device');
+  if (backend === 'scsi' && (devices.length === 0 || !one('tape_changer'))) throw new ConfigError(`${at('tape_backend')}tape_backend = scsi needs tape_changer and at least one tape_device`);
   return {
     mediaDirs,
     dataDir,

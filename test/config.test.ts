@@ -74,6 +74,26 @@ test('a missing config file or media directory is a clear error', (t) => {
   t.throws(() => loadConfig({ env: { TAPEDECK_PORT: 'x' } as NodeJS.ProcessEnv }), { message: /environment TAPEDECK_PORT: bad value/ });
 });
 
+test('checks across settings still name where the value came from', (t) => {
+  const f = file('x.conf', '# comment\ntape_block_size = 4097K\nmedia_dir = /definitely/not/here\n');
+  t.throws(() => loadConfig({ flags: { config: f }, env: noEnv }), { message: `${f}:3: media directory /definitely/not/here does not exist` });
+  const g = file('y.conf', 'friendly_name = x\ntape_block_size = 5000\n');
+  t.throws(() => loadConfig({ flags: { config: g }, env: noEnv }), { message: `${g}:2: tape_block_size 5000 is not a multiple of 512` });
+  t.throws(() => loadConfig({ flags: { config: g, tapeBlockSize: '6000' }, env: noEnv }), { message: '--tape-block-size: tape_block_size 6000 is not a multiple of 512' }, 'the flag wins, and is named');
+  t.throws(() => loadConfig({ flags: { config: g }, env: { TAPEDECK_TAPE_BLOCK_SIZE: '5000' } as NodeJS.ProcessEnv }), { message: 'environment TAPEDECK_TAPE_BLOCK_SIZE: tape_block_size 5000 is not a multiple of 512' });
+  const h = file('z.conf', 'media_dir = ' + dir + '\nmedia_dir = /not/here/either\n');
+  t.throws(() => loadConfig({ flags: { config: h }, env: noEnv }), { message: `${h}:2: media directory /not/here/either does not exist` }, 'the second of a list');
+  const k = file('k.conf', 'tape_backend = scsi\n');
+  t.throws(() => loadConfig({ flags: { config: k }, env: noEnv }), { message: `${k}:1: tape_backend = scsi needs tape_changer and at least one tape_device` });
+});
+
+test('numbers are decimal: hex and other forms Number() would take are refused', (t) => {
+  for (const v of ['0x10', '0b1', '1_0', 'Infinity', '.']) {
+    t.throws(() => loadConfig({ flags: { tapeTimeScale: v }, env: noEnv }), { message: /--tape-time-scale: bad value for tape_time_scale/ }, v);
+  }
+  for (const [v, n] of [['0.5', 0.5], ['2', 2], ['1e-3', 0.001], ['.25', 0.25]] as const) t.is(loadConfig({ flags: { tapeTimeScale: v }, env: noEnv }).tape.timeScale, n);
+});
+
 test('parseConfigText ignores comments, blank lines and a BOM', (t) => {
   const raw = parseConfigText('\uFEFF# x\n; y\n\n  port = 5  \n', 'f');
   t.deepEqual(raw.get('port'), ['5']);
