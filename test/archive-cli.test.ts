@@ -2,6 +2,7 @@
 // (0 ok, 2 bad input, 3 resource problem).
 import test from 'ava';
 import type { JobRecord } from '../src/archive/jobs.js';
+import { summary } from '../src/archive/cli.js';
 import { makeLab, runCli } from './fixtures/archive/setup.js';
 
 test('archive, jobs, tape ls and bad input through the CLI', async (t) => {
@@ -45,4 +46,36 @@ test('resource problems exit 3: no room, no tape library', async (t) => {
   const none = await runCli(['tape', 'ls', '--data', lab.data, '--tape-backend', 'none']);
   t.is(none.code, 3);
   t.regex(none.err, /no tape library is configured/);
+});
+
+test('the text summary of an import names what it skipped and why', (t) => {
+  const job = {
+    id: 'j1',
+    kind: 'import',
+    state: 'done',
+    targets: ['TD0004L9'],
+    opts: {},
+    created: '',
+    updated: '',
+    attempts: 1,
+    progress: { bytesDone: 0, bytesTotal: 0, itemsDone: 1, itemsTotal: 1 },
+    result: {
+      cartridges: [
+        {
+          label: 'TD0004L9',
+          attached: 0,
+          recreated: 0,
+          docked: 0,
+          unchanged: 0,
+          pool: false,
+          skipped: [{ path: 'demo/Pictures/2019/Checkerboard.jpg', reason: 'disk copy of i123 differs from the tape copies' }],
+        },
+      ],
+    },
+  } as JobRecord;
+  t.is(
+    summary(job),
+    'import j1: done: TD0004L9: 0 located, 0 recreated, 0 docked, 0 unchanged, 1 skipped (1/1 cartridges)\n' +
+      '  skipped TD0004L9 demo/Pictures/2019/Checkerboard.jpg: disk copy of i123 differs from the tape copies',
+  );
 });

@@ -251,14 +251,20 @@ class JobProgress {
   }
 }
 
-function summary(j: JobRecord): string {
+/** One-line (plus skipped lines) outcome of a job for the text output. */
+export function summary(j: JobRecord): string {
   const r = j.result ?? {};
   const p = j.progress;
   if (j.kind === 'archive') return `archive ${j.id}: ${j.state}: ${r.archived ?? 0} archived${r.reused ? ` (${r.reused} reused a verified tape copy)` : ''}, ${r.skipped ?? 0} skipped, ${r.failed ?? 0} failed${Array.isArray(r.cartridges) && r.cartridges.length ? ` on ${r.cartridges.join(', ')}` : ''}`;
   if (j.kind === 'recall') return `recall ${j.id}: ${j.state}: ${r.recalled ?? 0} recalled, ${r.skipped ?? 0} already on disk, ${r.failed ?? 0} failed${Array.isArray(r.cartridges) && r.cartridges.length ? ` from ${r.cartridges.join(', ')}` : ''}`;
-  const carts = (r.cartridges as { label: string; attached: number; recreated: number; docked: number; unchanged: number; pool: boolean }[] | undefined) ?? [];
-  const parts = carts.map((c) => `${c.label}: ${c.attached} located, ${c.recreated} recreated, ${c.docked} docked, ${c.unchanged} unchanged${c.pool ? ' (archive pool)' : ''}`);
-  return `import ${j.id}: ${j.state}${parts.length ? ': ' + parts.join('; ') : ''} (${p.itemsDone}/${p.itemsTotal} cartridges)`;
+  const carts = (r.cartridges as { label: string; attached: number; recreated: number; docked: number; unchanged: number; pool: boolean; skipped?: { path: string; reason: string }[] }[] | undefined) ?? [];
+  const parts = carts.map(
+    (c) =>
+      `${c.label}: ${c.attached} located, ${c.recreated} recreated, ${c.docked} docked, ${c.unchanged} unchanged${c.skipped?.length ? `, ${c.skipped.length} skipped` : ''}${c.pool ? ' (archive pool)' : ''}`,
+  );
+  // what was left out, and why, one line each (--json has the same list)
+  const skipped = carts.flatMap((c) => (c.skipped ?? []).map((x) => `\n  skipped ${c.label} ${x.path}: ${x.reason}`));
+  return `import ${j.id}: ${j.state}${parts.length ? ': ' + parts.join('; ') : ''} (${p.itemsDone}/${p.itemsTotal} cartridges)${skipped.join('')}`;
 }
 
 function renderStatus(s: TapeStatus): string {
