@@ -313,7 +313,7 @@ async function withBackend(flags: CommonFlags, fn: (b: Backend, cfg: Config) => 
     interrupted = true;
     process.stderr.write(
       backend.mode === 'direct'
-        ? '\ntapedeck: stopping at the next safe point; the job resumes with the next tape command or when the server starts\n'
+        ? '\ntapedeck: stopping at the next safe point; the job resumes with the next archive, recall or tape import, with `tapedeck jobs --resume`, or when the server starts\n'
         : '\ntapedeck: no longer watching; the job goes on in the server (see `tapedeck jobs`)\n',
     );
     backend.interrupt().catch(() => undefined);
