@@ -1,7 +1,7 @@
 // Archive and recall through ArchiveService: locations, stubs, scanner interplay,
 // reuse of verified copies, recall ordering, tape import, bad inputs.
 import test from 'ava';
-import { readFile, stat, access } from 'node:fs/promises';
+import { readFile, stat, access, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { scan } from '../src/scanner/scanner.js';
 import { ArchiveError } from '../src/archive/errors.js';
@@ -78,6 +78,42 @@ test('archive --keep keeps the disk copy; a second archive of unchanged files wr
   t.falsy(after.location!.disk);
   t.deepEqual(after.location!.tape, kept.location!.tape);
   t.truthy(after.location!.stub);
+});
+
+test('an item on disk and tape whose disk file disappears stays in the library, served from tape; a deleted disk-only file leaves', async (t) => {
+  const lab = await makeLab();
+  t.teardown(() => lab.cleanup());
+  const [[kept, content], [plain]] = [...lab.files];
+  const item = await itemAt(lab.catalog, kept!);
+  const other = await itemAt(lab.catalog, plain!);
+  t.is((await lab.service.run((await lab.service.submit('archive', [item.id], { keepDisk: true })).id)).state, 'done');
+  await rm(kept!);
+  await rm(plain!);
+  const progress = await scan(lab.catalog, { roots: [lab.media], probe: fakeProbe });
+  t.is(progress.diskCopiesGone, 1);
+  t.is(progress.removed, 1);
+  t.is(await lab.catalog.get(other.id), undefined, 'the disk-only item left the library');
+  const after = await lab.catalog.get(item.id);
+  t.truthy(after, 'the archived item is still there');
+  t.falsy(after!.location!.disk);
+  t.truthy(after!.location!.tape);
+  t.true((await readThroughCatalog(lab, after!)).equals(content!), 'and its bytes come from tape');
+  const again = await scan(lab.catalog, { roots: [lab.media], probe: fakeProbe });
+  t.is(again.removed, 0, 'a later scan leaves it alone');
+  t.truthy(await lab.catalog.get(item.id));
+
+  // the same bytes come back: on disk and tape again, the tape copy is not forgotten
+  await writeFile(kept!, content!);
+  await scan(lab.catalog, { roots: [lab.media], probe: fakeProbe });
+  const back = await lab.catalog.get(item.id);
+  t.is(back!.location!.disk?.path, kept);
+  t.deepEqual(back!.location!.tape, after!.location!.tape);
+  // other bytes at that path: a new version, disk only
+  await writeFile(kept!, Buffer.concat([content!, Buffer.from('changed')]));
+  await scan(lab.catalog, { roots: [lab.media], probe: fakeProbe });
+  const changed = await lab.catalog.get(item.id);
+  t.truthy(changed!.location!.disk);
+  t.falsy(changed!.location!.tape, 'the tape copy is of another version');
 });
 
 test('bad input: unknown IDs and paths are refused before anything is queued', async (t) => {

@@ -28,6 +28,7 @@ import { faultPoint } from './faults.js';
 import type { JobBatch, JobItem } from './jobs.js';
 import { archiveBytes, metaItemOf, metaMember, META_OBJECT, type CartridgeRecord } from './pool.js';
 import { MemberReader, prefetch } from './tapeio.js';
+import { hashFile } from '../util/hash.js';
 import { computeStubRanges, stubPath, syncDir, writeStub } from './stubs.js';
 
 /** Last verified tape copy of every item ever archived: lets an unchanged file reuse it. */
@@ -512,11 +513,3 @@ export function memberPath(obj: CatalogObject): string {
   return [...(root ? [clean(root)] : []), ...parts.map(clean)].join('/');
 }
 
-export async function hashFile(path: string, onBytes?: (n: number) => void): Promise<string> {
-  const h = createHash('sha256');
-  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) {
-    h.update(chunk as Buffer);
-    onBytes?.((chunk as Buffer).length);
-  }
-  return h.digest('hex');
-}

@@ -29,7 +29,7 @@ import { messageOf } from './errors.js';
 import { faultPoint } from './faults.js';
 import { isMetaPath, LABEL_MEMBER, type ArchiveMeta, type ArchiveMetaItem, type CartridgeRecord, type LabelContent } from './pool.js';
 import { MemberReader } from './tapeio.js';
-import { hashFile } from './archive-job.js';
+import { hashFile } from '../util/hash.js';
 
 export interface ImportResult {
   label: string;

@@ -24,7 +24,7 @@ import { ArchiveError } from './errors.js';
 import { faultPoint } from './faults.js';
 import type { JobItem } from './jobs.js';
 import { MemberReader, prefetch } from './tapeio.js';
-import { hashFile } from './archive-job.js';
+import { hashFile } from '../util/hash.js';
 import { stubPath, syncDir } from './stubs.js';
 
 export async function runRecall(ctx: JobContext): Promise<Record<string, unknown>> {

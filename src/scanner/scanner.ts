@@ -14,6 +14,7 @@ import type { CatalogObject, ProbeResult } from '../catalog/types.js';
 import { itemIdForPath } from '../catalog/layout.js';
 import { mediaTypeOf } from '../media/mediatypes.js';
 import { probe as defaultProbe } from '../media/probe.js';
+import { hashFile } from '../util/hash.js';
 
 export interface ScanProgress {
   seen: number; // media files found so far
@@ -21,6 +22,8 @@ export interface ScanProgress {
   unchanged: number;
   removed: number;
   failed: number;
+  /** Items whose disk copy vanished but that stay in the library, served from their tape copy. */
+  diskCopiesGone?: number;
   elapsedMs: number;
   rate: number; // files per second
   done: boolean;
@@ -165,6 +168,12 @@ export async function scan(catalog: Catalog, opts: ScanOptions): Promise<ScanPro
     }
     progress.probed++;
     const item = itemFromProbe(f, pr);
+    if (prev?.archived && prev.id === item.id) {
+      // the file came back where an archived item's disk copy was: when it holds the bytes of
+      // the tape copy, the item lives on disk and tape again (the tape copy is not forgotten)
+      const tape = (await catalog.get(item.id))?.location?.tape;
+      if (tape && tape.size === f.size && (await hashFile(f.path).catch(() => undefined)) === tape.sha256) item.location = { ...item.location, tape };
+    }
     upserts.push(item);
     extra.push(catalog.pathOp(f.path, { id: item.id, size: f.size, mtime: f.mtime, gen }));
   };
@@ -205,11 +214,21 @@ export async function scan(catalog: Catalog, opts: ScanOptions): Promise<ScanPro
   await writing;
 
   // Sweep: entries not seen in this generation are deleted files (unless the
-  // disk copy was removed on purpose because the item lives on tape).
+  // disk copy was removed on purpose because the item lives on tape). An item that
+  // also has a verified tape copy loses only its disk location: it stays in the
+  // library, served from tape, as if it had been archived.
   let removes: string[] = [];
   let dels: BatchOp[] = [];
   for await (const [path, entry] of catalog.paths()) {
     if (entry.gen === gen || entry.archived) continue;
+    const item = entry.id ? await catalog.get(entry.id) : undefined;
+    if (item?.location?.tape) {
+      const { tape, stub } = item.location;
+      await catalog.setLocation(item.id, { tape, ...(stub ? { stub } : {}) }, [catalog.pathOp(path, { ...entry, archived: true })]);
+      opts.log?.warn({ path, id: item.id, label: tape.label }, `disk copy ${path} is gone; the item stays, served from its tape copy on ${tape.label}`);
+      progress.diskCopiesGone = (progress.diskCopiesGone ?? 0) + 1;
+      continue;
+    }
     if (entry.id) removes.push(entry.id);
     dels.push(catalog.pathOp(path, undefined));
     progress.removed++;
