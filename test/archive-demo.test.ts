@@ -1,6 +1,6 @@
 // Demo mode: part of the demo library (the video and the first album) goes to
 // the virtual tape with head stubs; the rest stays on disk.
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { access, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, sep } from 'node:path';
@@ -16,13 +16,13 @@ import { archiveDemo, DEMO_STUB, demoArchiveSet } from '../src/archive/demo.js';
 import { stubFileOk } from '../src/archive/stubs.js';
 import { readThroughCatalog } from './fixtures/archive/setup.js';
 
-test('archiveDemo puts the video and the first album on tape, keeping stubs, and is idempotent', async (t) => {
+/** The demo library scanned into a memory catalog, with a virtual library (no delays) and an archive service. */
+async function demoLab(t: ExecutionContext) {
   const dir = await mkdtemp(join(tmpdir(), 'tapedeck-demo-arch-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const data = join(dir, 'data');
   const demo = join(data, 'demo');
   const { files } = await createDemoLibrary(demo);
-  const contents = new Map(await Promise.all(files.map(async (f) => [f, await readFile(f)] as const)));
   const config = loadConfig({ env: {}, flags: { data, tapeTimeScale: '0', logLevel: 'silent' } });
   const catalog = new Catalog(new MemoryStore());
   await catalog.open();
@@ -30,6 +30,12 @@ test('archiveDemo puts the video and the first album on tape, keeping stubs, and
   const library = await VirtualTapeLibrary.open(config.tape.dir, { timeScale: 0, capacityBytes: config.tape.capacity });
   t.teardown(() => library.close());
   const service = new ArchiveService({ catalog, library, config, log: silentLogger });
+  return { files, catalog, library, service };
+}
+
+test('archiveDemo puts the video and the first album on tape, keeping stubs, and is idempotent', async (t) => {
+  const { files, catalog, library, service } = await demoLab(t);
+  const contents = new Map(await Promise.all(files.map(async (f) => [f, await readFile(f)] as const)));
   const job = await archiveDemo(service, catalog);
   t.is(job?.state, 'done', job?.reason);
   const want = demoArchiveSet();
@@ -57,18 +63,7 @@ test('archiveDemo puts the video and the first album on tape, keeping stubs, and
 });
 
 test('a job keeps its own stub sizes in its record; bad ones are refused before anything is queued', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'tapedeck-demo-arch-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const data = join(dir, 'data');
-  const demo = join(data, 'demo');
-  await createDemoLibrary(demo);
-  const config = loadConfig({ env: {}, flags: { data, tapeTimeScale: '0', logLevel: 'silent' } });
-  const catalog = new Catalog(new MemoryStore());
-  await catalog.open();
-  await scan(catalog, { roots: [demo], ffprobe: 'off' });
-  const library = await VirtualTapeLibrary.open(config.tape.dir, { timeScale: 0, capacityBytes: config.tape.capacity });
-  t.teardown(() => library.close());
-  const service = new ArchiveService({ catalog, library, config, log: silentLogger });
+  const { catalog, service } = await demoLab(t);
   await service.ensurePool();
   const id = (await catalog.items())[0].id;
   for (const bad of [{ headMin: -1 }, { tailBytes: Number.NaN }, { headSeconds: '5' as unknown as number }]) {

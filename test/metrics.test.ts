@@ -292,18 +292,21 @@ function item(rel: string, kind: MediaKind, location: CatalogObject['location'])
 }
 const tapeLoc = { label: 'TD0001L9', tapeFile: 1, block: 10, offset: 0, size: 1000, sha256: 'x', blockSize: 262144 };
 
+/** A 10,000-byte video source on the tape tier, opened by `open`. */
+const tapeSource = (open: MediaSource['open']): MediaSource => ({
+  size: 10_000,
+  mtime: 1_700_000_000_000,
+  mime: 'video/mp4',
+  contentFeatures: '*',
+  transferMode: 'Streaming',
+  tier: 'tape',
+  open,
+});
+
 /** A tape source whose bytes the test releases by hand. */
 class HeldSource {
   stream = new PassThrough();
-  source: MediaSource = {
-    size: 10_000,
-    mtime: 1_700_000_000_000,
-    mime: 'video/mp4',
-    contentFeatures: '*',
-    transferMode: 'Streaming',
-    tier: 'tape',
-    open: () => this.stream,
-  };
+  source: MediaSource = tapeSource(() => this.stream);
 }
 
 async function request(port: number, path: string, init: { method?: string; headers?: Record<string, string>; body?: string } = {}) {
@@ -555,20 +558,14 @@ test('a client that leaves while its media source is still opening is counted as
   const router = new Router();
   let opening!: () => void;
   const opened = new Promise<void>((r) => (opening = r));
-  const slow: MediaSource = {
-    size: 10_000,
-    mtime: 1_700_000_000_000,
-    mime: 'video/mp4',
-    contentFeatures: '*',
-    transferMode: 'Streaming',
-    tier: 'tape',
-    // a cold tape read: nothing until the client gives up
-    open: (_start, _end, signal) =>
+  // a cold tape read: nothing until the client gives up
+  const slow = tapeSource(
+    (_start, _end, signal) =>
       new Promise((_resolve, reject) => {
         opening();
         signal?.addEventListener('abort', () => reject(new Error('aborted')));
       }),
-  };
+  );
   mediaRoutes(router, async () => slow);
   app.use(router.routes());
   const server = http.createServer(app.callback());
