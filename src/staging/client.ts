@@ -67,13 +67,13 @@ export interface StagerStatus {
 
 const STABLE_MS = 30_000;
 
+/** How long a changer answer about a cartridge's whereabouts is trusted (changes made through this server clear it at once). */
+const WHERE_TTL_MS = 5_000;
+
 /**
  * Events: 'connected' ({pid}), 'disconnected' ({reason}), 'restart' ({attempt, delayMs, code, signal}),
  * 'flagged' (item data), 'needed' (cartridge list), 'event' (any worker event message).
  */
-/** How long a changer answer about a cartridge's whereabouts is trusted (changes made through this server clear it at once). */
-const WHERE_TTL_MS = 5_000;
-
 export class StagerClient extends EventEmitter implements SourceHost {
   readonly cacheDir: string;
   readonly connectWaitMs: number;
