@@ -509,3 +509,43 @@ test('EXIF writer output parses with the header the prober expects', (t) => {
   t.is(seg.toString('latin1', 4, 10), 'Exif\0\0');
   t.is(seg.toString('latin1', 10, 12), 'II');
 });
+
+// Hostile sizes: tags and chunks that declare more than the file holds. The files are sparse
+// (a few KB on disk). music-metadata once asked Node for a 4 GB read here, which aborts the
+// whole process, and allocated every declared size.
+const u32le = (n: number) => {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(n);
+  return b;
+};
+
+test('a WAV whose LIST chunk declares 3.75 GB probes without aborting the process', async (t) => {
+  const path = join(tmp, 'hostile.wav');
+  const L = 0xf0000000;
+  const fmt = Buffer.alloc(16);
+  fmt.writeUInt16LE(1, 0); // PCM
+  fmt.writeUInt16LE(1, 2);
+  fmt.writeUInt32LE(44100, 4);
+  fmt.writeUInt32LE(88200, 8);
+  fmt.writeUInt16LE(2, 12);
+  fmt.writeUInt16LE(16, 14);
+  await writeFile(path, Buffer.concat([Buffer.from('RIFF'), u32le(0xfffffff0), Buffer.from('WAVEfmt '), u32le(16), fmt, Buffer.from('LIST'), u32le(L), Buffer.from('INFOINAM'), u32le(L - 12), Buffer.from('x')]));
+  await truncate(path, 52 + L + 1000);
+  const r = await probe(path, { ffprobe: false });
+  t.is(r?.kind, 'audio');
+  t.is(r?.res.mime, 'audio/wav');
+});
+
+test('an MP3 whose ID3v2 frame declares 256 MB is probed without reading it', async (t) => {
+  const path = join(tmp, 'hostile.mp3');
+  const syncsafe = (n: number) => Buffer.from([(n >> 21) & 0x7f, (n >> 14) & 0x7f, (n >> 7) & 0x7f, n & 0x7f]);
+  const frameLen = 0x0fffffe0;
+  const frameSize = Buffer.alloc(4);
+  frameSize.writeUInt32BE(frameLen);
+  await writeFile(path, Buffer.concat([Buffer.from('ID3'), Buffer.from([3, 0, 0]), syncsafe(0x0ffffff0), Buffer.from('TXXX'), frameSize, Buffer.from([0, 0, 0])]));
+  await truncate(path, 300 * 1024 * 1024);
+  const before = process.memoryUsage().arrayBuffers;
+  const r = await probe(path, { ffprobe: false });
+  t.is(r?.kind, 'audio');
+  t.true(process.memoryUsage().arrayBuffers - before < 64 * 1024 * 1024, 'no buffer of the declared size');
+});

@@ -19,7 +19,8 @@ import { access, readFile, stat } from 'node:fs/promises';
 import { basename, delimiter, extname, join } from 'node:path';
 import exifr from 'exifr';
 import { imageSize } from 'image-size';
-import { type IAudioMetadata, parseBuffer, parseFile, parseStream } from 'music-metadata';
+import { type IAudioMetadata, type IOptions, parseBuffer, parseFromTokenizer, parseStream } from 'music-metadata';
+import { fromFile } from 'strtok3';
 import type { ItemMeta, MediaKind, ProbeResult, Resource } from '../catalog/types.js';
 import { readAvi } from './avi.js';
 import { dlnaProfile } from './dlna.js';
@@ -199,6 +200,24 @@ export async function oggDuration(path: string, sampleRate: number | undefined, 
   });
 }
 
+/**
+ * Largest single read music-metadata may ask for. A tag or chunk declaring more than the file
+ * holds, or more than this, ends the parse (what was read so far is kept) instead of allocating
+ * the declared size: a hostile 4 GB sparse WAV once made it ask Node for a 4 GB read, which aborts
+ * the process, and declared sizes of a few hundred MB cost gigabytes of memory.
+ */
+const MAX_TAG_READ = 16 * 1024 * 1024;
+
+/** music-metadata's parseFile, with reads bounded by the file's size and MAX_TAG_READ. */
+async function parseFileBounded(path: string, opts: IOptions): Promise<IAudioMetadata> {
+  const tokenizer = await fromFile(path, { maxBufferSize: MAX_TAG_READ });
+  try {
+    return await parseFromTokenizer(tokenizer, opts);
+  } finally {
+    await tokenizer.close();
+  }
+}
+
 /** Audio files up to this size are parsed from one whole read. */
 const SMALL_AUDIO = 512 * 1024;
 
@@ -213,7 +232,7 @@ async function probeAudio(path: string, out: ProbeResult): Promise<void> {
     ? await parseOggHead(path, out.res.size)
     : out.res.size <= SMALL_AUDIO
       ? await parseBuffer(await readFile(path), { mimeType: out.res.mime, size: out.res.size, path }, opts)
-      : await parseFile(path, opts);
+      : await parseFileBounded(path, opts);
   const { common, format } = mm;
   const meta: ItemMeta = out.meta;
   const title = cleanString(common.title);
@@ -450,7 +469,7 @@ export function fromFfprobe(j: FfProbeJson, container: string): ContainerInfo {
 async function builtInVideo(path: string): Promise<ContainerInfo | undefined> {
   const ext = extensionOf(path);
   if (['asf', 'wmv'].includes(ext)) {
-    const mm = await parseFile(path, { duration: false, skipCovers: true });
+    const mm = await parseFileBounded(path, { duration: false, skipCovers: true });
     return { container: 'asf', duration: mm.format.duration, audioCodec: audioCodecName(mm.format.codec), sampleRate: mm.format.sampleRate, channels: mm.format.numberOfChannels };
   }
   return withReader(path, async (r: RandomReader) => (await readIsoBmff(r)) ?? (await readEbml(r)) ?? (await readAvi(r)));
