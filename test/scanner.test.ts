@@ -120,6 +120,61 @@ test('a media directory dropped from the configuration leaves the catalog', asyn
   await c.close();
 });
 
+test('a media directory that cannot be read (e.g. an unmounted disk) keeps what the catalog holds under it', async (t) => {
+  const a = lib({ '1.mp3': 'A|X|1', 'sub/2.mp3': 'A|X|2' });
+  const b = lib({ '3.mp3': 'B|Y|1' });
+  const c = new Catalog(new MemoryStore());
+  await c.open();
+  await scan(c, { roots: [a, b], probe: fakeProbe().probe });
+  t.is((await c.items()).length, 3);
+  rmSync(a, { recursive: true, force: true });
+  const warnings: string[] = [];
+  const r = await scan(c, { roots: [a, b], probe: fakeProbe().probe, log: { warn: (_o, m) => warnings.push(m ?? '') } });
+  t.is(r.removed, 0, 'nothing swept as deleted');
+  t.is((await c.items()).length, 3);
+  t.true(warnings.some((w) => w.startsWith('cannot read directory')));
+  // once it is back, the next scan sees the files again, unchanged
+  mkdirSync(join(a, 'sub'), { recursive: true });
+  writeFileSync(join(a, '1.mp3'), 'A|X|1');
+  writeFileSync(join(a, 'sub/2.mp3'), 'A|X|2');
+  const back = await scan(c, { roots: [a, b], probe: fakeProbe().probe });
+  t.is(back.removed, 0);
+  t.is((await c.items()).length, 3);
+  await c.close();
+});
+
+test('a media directory inside another one is scanned once, as part of it; container counts stay right', async (t) => {
+  const outer = lib({ 'music/A/1.mp3': 'A|X|1', 'music/A/2.mp3': 'A|X|2', 'music/A/3.mp3': 'A|X|3', 'top.mp3': 'B|Y|1' });
+  const c = new Catalog(new MemoryStore());
+  await c.open();
+  const f = fakeProbe();
+  const warnings: string[] = [];
+  const r = await scan(c, { roots: [outer, join(outer, 'music')], probe: f.probe, log: { warn: (_o, m) => warnings.push(m ?? '') } });
+  t.is(r.seen, 4);
+  t.is(f.calls.length, 4, 'every file read once');
+  t.true(warnings.some((w) => /is inside/.test(w)));
+  t.is((await c.get('music/all'))!.childCount, 4);
+  t.is((await c.childIds('music/all')).length, 4);
+  for (const n of [1, 2, 3]) unlinkSync(join(outer, `music/A/${n}.mp3`));
+  await scan(c, { roots: [outer, join(outer, 'music')], probe: f.probe });
+  t.is((await c.get('music/all'))!.childCount, 1);
+  t.is((await c.childIds('music/all')).length, 1);
+  await c.close();
+});
+
+test('the same item twice in one catalog batch is counted once', async (t) => {
+  const c = new Catalog(new MemoryStore());
+  await c.open();
+  const root = lib({ 'x.mp3': 'A|X|1' });
+  await scan(c, { roots: [root], probe: fakeProbe().probe });
+  const item = (await c.items())[0]!;
+  await c.apply({ upserts: [{ ...item, title: 'one' }, { ...item, title: 'two' }] });
+  t.is((await c.get('music/all'))!.childCount, 1);
+  t.is((await c.childIds('music/all')).length, 1);
+  t.is((await c.get(item.id))!.title, 'two', 'the last copy wins');
+  await c.close();
+});
+
 test('progress is reported and ends with done', async (t) => {
   const files: Record<string, string> = {};
   for (let i = 0; i < 300; i++) files[`d${i % 7}/${i}.mp3`] = `A${i % 5}|X|${i}`;

@@ -278,7 +278,10 @@ export class Catalog extends EventEmitter {
     return this.serialize(() => this.applyNow(input));
   }
 
-  private async applyNow({ upserts = [], removes = [], extraOps = [] }: ApplyInput): Promise<ChangeEvent | undefined> {
+  private async applyNow({ upserts: given = [], removes = [], extraOps = [] }: ApplyInput): Promise<ChangeEvent | undefined> {
+    // one upsert per ID (the last): each is diffed against the stored object, so a second copy
+    // in the same batch would add its references and counts twice
+    const upserts = given.length > 1 ? [...new Map(given.map((o) => [o.id, o])).values()] : given;
     const ids = [...upserts.map((o) => o.id), ...removes];
     const olds = await this.store.getMany(ids.map((id) => O + id));
     const ops: BatchOp[] = [...extraOps];

@@ -7,7 +7,7 @@
 // whatever the library size (no set of every path seen is kept).
 
 import { opendir, stat } from 'node:fs/promises';
-import { join, relative, resolve } from 'node:path';
+import { join, relative, resolve, sep } from 'node:path';
 import type { BatchOp } from '../catalog/store.js';
 import type { Catalog, PathEntry } from '../catalog/catalog.js';
 import type { CatalogObject, ProbeResult } from '../catalog/types.js';
@@ -53,7 +53,11 @@ interface Found {
 /** Files of one directory whose stat calls are in flight together (one round trip, not 64). */
 const STAT_BATCH = 64;
 
-async function* walk(root: string, log?: ScanOptions['log']): AsyncGenerator<Found> {
+/**
+ * Media files under `root`, depth first. Directories that cannot be read are logged and added to
+ * `unreadable`: what the catalog knows under them is kept, not swept as deleted.
+ */
+async function* walk(root: string, unreadable: string[], log?: ScanOptions['log']): AsyncGenerator<Found> {
   const stack = [root];
   const statAll = async (paths: string[]): Promise<Found[]> => {
     const stats = await Promise.all(paths.map((p) => stat(p).catch(() => undefined))); // undefined: vanished since readdir
@@ -65,26 +69,25 @@ async function* walk(root: string, log?: ScanOptions['log']): AsyncGenerator<Fou
   };
   while (stack.length) {
     const dir = stack.pop()!;
-    let handle;
-    try {
-      handle = await opendir(dir, { bufferSize: 256 });
-    } catch (err) {
-      log?.warn({ dir, err: (err as Error).message }, 'cannot read directory');
-      continue;
-    }
     const subdirs: string[] = [];
     let files: string[] = [];
-    for await (const ent of handle) {
-      if (ent.name.startsWith('.')) continue;
-      const p = join(dir, ent.name);
-      if (ent.isDirectory()) subdirs.push(p);
-      else if (ent.isFile() && mediaTypeOf(p)) {
-        files.push(p);
-        if (files.length >= STAT_BATCH) {
-          yield* await statAll(files);
-          files = [];
+    try {
+      const handle = await opendir(dir, { bufferSize: 256 });
+      for await (const ent of handle) {
+        if (ent.name.startsWith('.')) continue;
+        const p = join(dir, ent.name);
+        if (ent.isDirectory()) subdirs.push(p);
+        else if (ent.isFile() && mediaTypeOf(p)) {
+          files.push(p);
+          if (files.length >= STAT_BATCH) {
+            yield* await statAll(files);
+            files = [];
+          }
         }
       }
+    } catch (err) {
+      log?.warn({ dir, err: (err as Error).message }, 'cannot read directory; what the catalog holds under it is kept');
+      unreadable.push(dir);
     }
     yield* await statAll(files);
     subdirs.sort().reverse();
@@ -118,7 +121,14 @@ export async function scan(catalog: Catalog, opts: ScanOptions): Promise<ScanPro
   const probe = opts.probe ?? ((p: string) => defaultProbe(p, { ffprobe }));
   const batchSize = opts.batchSize ?? 250;
   const concurrency = Math.max(1, opts.concurrency ?? 4);
-  const roots = [...new Set(opts.roots.map((r) => resolve(r)))];
+  const unique = [...new Set(opts.roots.map((r) => resolve(r)))];
+  // a root inside another one is walked as part of it (once: a file must not be read twice)
+  const roots = unique.filter((r) => {
+    const outer = unique.find((o) => o !== r && r.startsWith(o.endsWith(sep) ? o : o + sep));
+    if (outer) opts.log?.warn({ root: r, inside: outer }, `media directory ${r} is inside ${outer}; it is scanned once, as part of ${outer}`);
+    return !outer;
+  });
+  const unreadable: string[] = [];
   const gen = (Number(await catalog.getMeta('scanGen')) || 0) + 1;
   const started = Date.now();
   const progress: ScanProgress = { seen: 0, probed: 0, unchanged: 0, removed: 0, failed: 0, elapsedMs: 0, rate: 0, done: false };
@@ -199,7 +209,7 @@ export async function scan(catalog: Catalog, opts: ScanOptions): Promise<ScanPro
   };
   let chunk: Found[] = [];
   for (const root of roots) {
-    for await (const f of walk(root, opts.log)) {
+    for await (const f of walk(root, unreadable, opts.log)) {
       if (opts.signal?.aborted) throw new Error('scan aborted');
       chunk.push(f);
       if (chunk.length >= 128) {
@@ -219,8 +229,10 @@ export async function scan(catalog: Catalog, opts: ScanOptions): Promise<ScanPro
   // library, served from tape, as if it had been archived.
   let removes: string[] = [];
   let dels: BatchOp[] = [];
+  const underUnreadable = (path: string) => unreadable.some((d) => path.startsWith(d.endsWith(sep) ? d : d + sep));
   for await (const [path, entry] of catalog.paths()) {
     if (entry.gen === gen || entry.archived) continue;
+    if (underUnreadable(path)) continue; // not seen because its directory could not be read: not deleted
     const item = entry.id ? await catalog.get(entry.id) : undefined;
     if (item?.location?.tape) {
       const { tape, stub } = item.location;
