@@ -94,7 +94,8 @@ export function progressLine(text: string, final = false): void {
 
 async function scanCommand(flags: FlagValues & { json?: boolean }): Promise<void> {
   const cfg = config(flags);
-  const log = createLogger(cfg.logLevel === 'info' ? 'warn' : cfg.logLevel);
+  // stdout is the result (and --json must be one JSON document): logs go to stderr
+  const log = createLogger(cfg.logLevel === 'info' ? 'warn' : cfg.logLevel, 'tapedeck', { toStderr: true });
   await mkdir(cfg.dataDir, { recursive: true });
   const catalog = new Catalog(new LevelStore(join(cfg.dataDir, 'catalog')));
   try {

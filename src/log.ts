@@ -37,14 +37,14 @@ export function stdoutIsJournal(env: NodeJS.ProcessEnv = process.env, fd = 1): b
   }
 }
 
-export function createLogger(level = 'info', name = 'tapedeck'): Logger {
-  return pino({
-    name,
-    level,
-    base: { pid: process.pid },
-    timestamp: pino.stdTimeFunctions.isoTime,
-    ...(stdoutIsJournal() ? { hooks: { streamWrite: withPriority } } : {}),
-  });
+/**
+ * The server's logger: JSON lines on stdout. `toStderr` for commands whose stdout is their
+ * result (e.g. `scan --json`).
+ */
+export function createLogger(level = 'info', name = 'tapedeck', opts: { toStderr?: boolean } = {}): Logger {
+  const journal = stdoutIsJournal(process.env, opts.toStderr ? 2 : 1);
+  const options = { name, level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime, ...(journal ? { hooks: { streamWrite: withPriority } } : {}) };
+  return opts.toStderr ? pino(options, pino.destination(2)) : pino(options);
 }
 
 /** A logger that writes nothing (tests, library use). */

@@ -48,6 +48,11 @@ test('scan --json scans a library and reports totals; a second scan reads nothin
   const second = JSON.parse(tapedeck('scan', '--media', media, '--data', data, '--json').out);
   t.is(second.scan.probed, 0);
   t.is(second.scan.unchanged, j.scan.seen);
+  // a warning (a media directory inside another) goes to stderr; stdout stays one JSON document
+  const warned = tapedeck('scan', '--media', media, '--media', join(media, 'Music'), '--data', data, '--json');
+  t.is(warned.code, 0, warned.err);
+  t.notThrows(() => JSON.parse(warned.out), warned.out);
+  t.regex(warned.err, /is inside/);
 });
 
 test('config prints the effective configuration', (t) => {

@@ -36,6 +36,7 @@ sources.set('ibig', diskSource(bigPath, BIG_SIZE, MTIME, 'video/x-matroska', 'DL
 sources.set('iempty', diskSource(emptyPath, 0, MTIME, 'audio/mpeg', FEATURES));
 sources.set('isub', diskSource(filePath, 100, MTIME, 'text/srt', '*'));
 sources.set('iphoto', diskSource(filePath, 100, MTIME, 'image/jpeg', '*', 'Interactive'));
+sources.set('igone', diskSource(join(dir, 'deleted-since-the-scan.mp3'), 1000, MTIME, 'audio/mpeg', FEATURES));
 sources.set('ibusy', {
   size: 1000,
   mtime: MTIME,
@@ -381,6 +382,14 @@ test('If-Match that does not match: 412', async (t) => {
 test('unknown id: 404', async (t) => {
   const r = await request('/media/idoesnotexist');
   t.is(r.status, 404);
+});
+
+test('a file deleted since the scan: 404 with a reason, not 500', async (t) => {
+  const r = await request('/media/igone');
+  t.is(r.status, 404);
+  t.regex(r.body.toString(), /file of this item is gone/);
+  const ranged = await request('/media/igone', { headers: { range: 'bytes=10-20' } });
+  t.is(ranged.status, 404);
 });
 
 test('ids that look like paths never reach the resolver and answer 404', async (t) => {

@@ -113,7 +113,11 @@ export function diskSource(
       signal.throwIfAborted();
       // Opening first (rather than letting the stream open lazily) surfaces ENOENT/EACCES
       // before any header is sent, so the client gets a proper status instead of a reset.
-      const fh = await openFile(path, 'r');
+      const fh = await openFile(path, 'r').catch((err: NodeJS.ErrnoException) => {
+        // deleted or moved since the last scan: the item is not there (the next scan drops it)
+        if (err.code === 'ENOENT' || err.code === 'ENOTDIR') throw Object.assign(new Error('Not Found: the file of this item is gone'), { status: 404, expose: true });
+        throw err;
+      });
       if (signal.aborted) {
         await fh.close().catch(() => {});
         throw signal.reason;
@@ -319,7 +323,7 @@ async function serve(ctx: Context, resolve: Resolver, opts: MediaRouteOptions): 
       ctx.state.clientClosed = true;
       return;
     }
-    throw err; // Koa maps err.status / ENOENT; headers set above are reset by its onerror
+    throw err; // Koa answers err.status (500 without one); headers set above are reset by its onerror
   }
   if (abort.signal.aborted) {
     destroyQuietly(source);

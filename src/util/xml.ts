@@ -5,7 +5,8 @@
 
 // eslint-disable-next-line no-control-regex
 const ILLEGAL = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
-const TEXT_SPECIAL = /[&<>]/g;
+// \r too: a parser would turn a literal CR into LF (end-of-line normalisation)
+const TEXT_SPECIAL = /[&<>\r]/g;
 const ATTR_SPECIAL = /[&<>"\r\n\t]/g;
 const ENTITY: Record<string, string> = {
   '&': '&amp;',
