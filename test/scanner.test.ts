@@ -107,6 +107,28 @@ test('an unreadable file is reported, not fatal, and not retried while unchanged
   await c.close();
 });
 
+test('a file that may not be read is not catalogued and is tried again on the next scan', async (t) => {
+  const root = lib({ 'locked.mp3': 'A|X|1' });
+  const c = new Catalog(new MemoryStore());
+  await c.open();
+  let denied = true;
+  const calls: string[] = [];
+  const probe = async (p: string) => {
+    calls.push(p);
+    if (denied) throw Object.assign(new Error(`EACCES: permission denied, access '${p}'`), { code: 'EACCES' });
+    return fakeProbe().probe(p);
+  };
+  const r1 = await scan(c, { roots: [root], probe });
+  t.is(r1.failed, 1);
+  t.is((await c.items()).length, 0, 'no item without readable bytes');
+  denied = false; // the operator fixed the permissions: same size, same mtime
+  const r2 = await scan(c, { roots: [root], probe });
+  t.is(calls.length, 2, 'read again');
+  t.is(r2.probed, 1);
+  t.is((await c.items()).length, 1);
+  await c.close();
+});
+
 test('a media directory dropped from the configuration leaves the catalog', async (t) => {
   const a = lib({ '1.mp3': 'A|X|1' });
   const b = lib({ '2.mp3': 'B|Y|1' });

@@ -34,6 +34,8 @@ export interface PathEntry {
   gen: number;
   /** Disk copy removed after archiving: a missing file is not a deleted item. */
   archived?: boolean;
+  /** The file could not be read (permissions): try again on the next scan. */
+  denied?: boolean;
 }
 
 export interface ChangeEvent {

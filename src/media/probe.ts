@@ -65,6 +65,8 @@ export async function probe(path: string, opts: ProbeOptions = {}): Promise<Prob
   } catch {
     return undefined;
   }
+  // a file we may not read is an error (the scanner retries it), not an item with no metadata
+  await access(path, fsConstants.R_OK);
   // ".ts" is also TypeScript: only take MPEG transport streams (sync byte every 188/192 bytes).
   if (['ts', 'm2ts', 'mts'].includes(extensionOf(path)) && !(await looksLikeTransportStream(path))) return undefined;
   const result: ProbeResult = {

@@ -164,15 +164,18 @@ export async function scan(catalog: Catalog, opts: ScanOptions): Promise<ScanPro
   const inflight = new Set<Promise<void>>();
   const handle = async (f: Found, prev: PathEntry | undefined) => {
     let pr: ProbeResult | undefined;
+    let denied = false;
     try {
       pr = await probe(f.path);
     } catch (err) {
+      denied = ['EACCES', 'EPERM'].includes((err as NodeJS.ErrnoException).code ?? '');
       opts.log?.warn({ path: f.path, err: (err as Error).message }, 'cannot read media file');
     }
     if (!pr) {
       progress.failed++;
-      // Remember it so an unreadable file is not re-read on every scan, but keep no item.
-      extra.push(catalog.pathOp(f.path, { id: '', size: f.size, mtime: f.mtime, gen }));
+      // Remember it so a damaged file is not re-read on every scan, but keep no item. A file we
+      // may not read is tried again next time: fixing its permissions changes neither size nor mtime.
+      extra.push(catalog.pathOp(f.path, { id: '', size: f.size, mtime: f.mtime, gen, ...(denied ? { denied: true } : {}) }));
       if (prev?.id) await catalog.apply({ removes: [prev.id] });
       return;
     }
@@ -195,7 +198,7 @@ export async function scan(catalog: Catalog, opts: ScanOptions): Promise<ScanPro
       const f = chunk[i];
       const prev = prevs[i];
       progress.seen++;
-      if (prev && prev.size === f.size && prev.mtime === f.mtime && !prev.archived) {
+      if (prev && prev.size === f.size && prev.mtime === f.mtime && !prev.archived && !prev.denied) {
         progress.unchanged++;
         extra.push(catalog.pathOp(f.path, { ...prev, gen }));
       } else {
