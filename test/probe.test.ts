@@ -7,7 +7,7 @@ import { writeMjpegAvi } from '../src/media/avi.js';
 import { createDemoLibrary } from '../src/media/demo.js';
 import { Canvas, encodeJpeg, exifApp1 } from '../src/media/imagegen.js';
 import { formatCodec, mediaTypeOf, parseCodec } from '../src/media/mediatypes.js';
-import { exifDateToIso, findFfprobe, normaliseTagDate, probe, titleFromFileName } from '../src/media/probe.js';
+import { dropImplausible, exifDateToIso, findFfprobe, normaliseTagDate, probe, titleFromFileName } from '../src/media/probe.js';
 
 const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), 'fixtures', 'media');
 const NO_FFPROBE = { ffprobe: false } as const;
@@ -548,4 +548,17 @@ test('an MP3 whose ID3v2 frame declares 256 MB is probed without reading it', as
   const r = await probe(path, { ffprobe: false });
   t.is(r?.kind, 'audio');
   t.true(process.memoryUsage().arrayBuffers - before < 64 * 1024 * 1024, 'no buffer of the declared size');
+});
+
+test('values no real media has are dropped, as if the file had not said', (t) => {
+  const r = {
+    kind: 'video' as const,
+    upnpClass: 'object.item.videoItem.movie',
+    title: 'x',
+    meta: { trackNumber: 99_999_999_999, discNumber: 2 },
+    res: { mime: 'video/mp4', size: 1000, duration: 2 ** 64, width: 18446744073709552000, height: 1080, bitrate: Number.NaN, sampleFrequency: 48000, nrAudioChannels: 2 },
+  };
+  dropImplausible(r);
+  t.deepEqual(r.res, { mime: 'video/mp4', size: 1000, height: 1080, sampleFrequency: 48000, nrAudioChannels: 2 });
+  t.deepEqual(r.meta, { discNumber: 2 });
 });

@@ -85,6 +85,7 @@ export async function probe(path: string, opts: ProbeOptions = {}): Promise<Prob
   } catch {
     // Keep what is known: a damaged file still gets an entry with name, MIME and size.
   }
+  dropImplausible(result);
   try {
     const pn = dlnaProfile(result.res);
     if (pn) result.res.dlnaProfile = pn;
@@ -92,6 +93,33 @@ export async function probe(path: string, opts: ProbeOptions = {}): Promise<Prob
     // dlnaProfile is pure; never let it take a probe down.
   }
   return result;
+}
+
+/**
+ * Values a crafted or damaged file can carry that no real media has: they would reach DIDL-Lite
+ * (a 2^64-second duration, an 18-quintillion-pixel width, a track number outside UPnP's i4) and
+ * are dropped, as if the file had not said.
+ */
+const PLAUSIBLE: [keyof Resource, number, number][] = [
+  ['duration', 0, 366 * 24 * 3600], // a year of playback
+  ['bitrate', 1, 1e10], // bytes/s
+  ['sampleFrequency', 1, 10_000_000],
+  ['nrAudioChannels', 1, 255],
+  ['bitsPerSample', 1, 64],
+  ['width', 1, 1 << 20],
+  ['height', 1, 1 << 20],
+];
+
+export function dropImplausible(r: ProbeResult): void {
+  const res = r.res as unknown as Record<string, unknown>;
+  for (const [key, min, max] of PLAUSIBLE) {
+    const v = res[key];
+    if (v !== undefined && !(typeof v === 'number' && Number.isFinite(v) && v >= min && v <= max)) delete res[key];
+  }
+  for (const key of ['trackNumber', 'discNumber'] as const) {
+    const v = r.meta[key];
+    if (v !== undefined && !(Number.isSafeInteger(v) && v >= 1 && v <= 99_999)) delete r.meta[key];
+  }
 }
 
 /** True when 0x47 sync bytes repeat at a 188- or 192-byte (timestamped) packet pitch near the file start. */
