@@ -562,3 +562,14 @@ test('values no real media has are dropped, as if the file had not said', (t) =>
   t.deepEqual(r.res, { mime: 'video/mp4', size: 1000, height: 1080, sampleFrequency: 48000, nrAudioChannels: 2 });
   t.deepEqual(r.meta, { discNumber: 2 });
 });
+
+test('a few bytes of a PNG leave no file handle open', async (t) => {
+  const path = join(tmp, 'stub.png');
+  await writeFile(path, Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d]));
+  const { readdirSync } = await import('node:fs');
+  const fds = () => readdirSync('/proc/self/fd').length;
+  await probe(path, { ffprobe: false }); // warm-up: module-level handles
+  const before = fds();
+  for (let i = 0; i < 5; i++) await probe(path, { ffprobe: false });
+  t.is(fds(), before);
+});

@@ -366,7 +366,9 @@ async function probeImage(path: string, out: ProbeResult, mtime: number): Promis
     // unreadable header: no dimensions
   }
   let date: string | undefined;
-  if (['jpg', 'jpeg', 'jpe', 'tif', 'tiff', 'png', 'heic', 'heif', 'avif', 'webp'].includes(extensionOf(path))) {
+  // (exifr leaves its file handle open when a file is too short to tell its format; no image
+  // that carries EXIF is that small)
+  if (out.res.size >= 64 && ['jpg', 'jpeg', 'jpe', 'tif', 'tiff', 'png', 'heic', 'heif', 'avif', 'webp'].includes(extensionOf(path))) {
     try {
       const tags = await exifr.parse(path, {
         pick: ['DateTimeOriginal', 'CreateDate', 'ModifyDate', 'OffsetTimeOriginal', 'Artist', 'ImageDescription'],
