@@ -563,7 +563,7 @@ test('values no real media has are dropped, as if the file had not said', (t) =>
   t.deepEqual(r.meta, { discNumber: 2 });
 });
 
-test('a few bytes of a PNG leave no file handle open', async (t) => {
+test.serial('a few bytes of a PNG leave no file handle open', async (t) => {
   const path = join(tmp, 'stub.png');
   await writeFile(path, Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d]));
   const { readdirSync } = await import('node:fs');
