@@ -33,6 +33,7 @@ export const SETTINGS: Setting[] = [
   { key: 'allow', flag: 'allow', type: 'list', arg: 'CIDR', default: 'loopback, private (10/8, 172.16/12, 192.168/16, fc00::/7) and link-local ranges', description: 'Client subnets allowed to use the server; others get 403. Repeat for several.' },
   { key: 'log_level', flag: 'log-level', type: 'enum', arg: 'LEVEL', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info', description: 'Log level; debug adds a request log.' },
   { key: 'scan_on_start', flag: 'scan-on-start', type: 'bool', default: 'true', description: 'Scan the media directories when the server starts (incremental).' },
+  { key: 'rescan_interval', flag: 'rescan-interval', type: 'int', arg: 'S', min: 0, max: 604800, default: '900', description: 'Seconds between incremental rescans while the server runs, so new, changed and deleted files show up without a restart (0: only at start).' },
   { key: 'ssdp', flag: 'ssdp', type: 'bool', default: 'true', description: 'Announce the server with SSDP (off: reachable only by its URL).' },
   { key: 'ssdp_interval', flag: 'ssdp-interval', type: 'int', arg: 'SECONDS', min: 5, max: 1700, default: '600', description: 'Re-advertisement period; max-age is 1800 s.' },
   { key: 'scan_concurrency', flag: 'scan-concurrency', type: 'int', arg: 'N', min: 1, max: 64, default: '8', description: 'Files whose metadata is read in parallel during a scan.' },
@@ -78,6 +79,7 @@ export interface Config {
   allow: string[]; // empty = default subnets
   logLevel: string;
   scanOnStart: boolean;
+  rescanInterval: number;
   ssdp: boolean;
   ssdpInterval: number;
   scanConcurrency: number;
@@ -327,6 +329,7 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     allow: list('allow'),
     logLevel: one('log_level') ?? 'info',
     scanOnStart: (one('scan_on_start') ?? 'true') === 'true',
+    rescanInterval: Number(one('rescan_interval') ?? 900),
     ssdp: (one('ssdp') ?? 'true') === 'true',
     ssdpInterval: Number(one('ssdp_interval') ?? 600),
     scanConcurrency: Number(one('scan_concurrency') ?? 8),
