@@ -7,7 +7,7 @@
 // whatever the library size (no set of every path seen is kept).
 
 import { opendir, stat } from 'node:fs/promises';
-import { join, relative, resolve, sep } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import type { BatchOp } from '../catalog/store.js';
 import type { Catalog, PathEntry } from '../catalog/catalog.js';
 import type { CatalogObject, ProbeResult } from '../catalog/types.js';
@@ -15,6 +15,7 @@ import { itemIdForPath } from '../catalog/layout.js';
 import { mediaTypeOf } from '../media/mediatypes.js';
 import { probe as defaultProbe } from '../media/probe.js';
 import { hashFile } from '../util/hash.js';
+import { isInside } from '../util/inside.js';
 
 export interface ScanProgress {
   seen: number; // media files found so far
@@ -49,13 +50,13 @@ interface Found {
   mtime: number;
 }
 
-/** Depth-first walk yielding media files; hidden entries and symlinks are skipped. */
 /** Files of one directory whose stat calls are in flight together (one round trip, not 64). */
 const STAT_BATCH = 64;
 
 /**
- * Media files under `root`, depth first. Directories that cannot be read are logged and added to
- * `unreadable`: what the catalog knows under them is kept, not swept as deleted.
+ * Media files under `root`, depth first; hidden entries and symlinks are skipped. Directories that
+ * cannot be read are logged and added to `unreadable`: what the catalog knows under them is kept,
+ * not swept as deleted.
  */
 async function* walk(root: string, unreadable: string[], log?: ScanOptions['log']): AsyncGenerator<Found> {
   const stack = [root];
@@ -124,7 +125,7 @@ export async function scan(catalog: Catalog, opts: ScanOptions): Promise<ScanPro
   const unique = [...new Set(opts.roots.map((r) => resolve(r)))];
   // a root inside another one is walked as part of it (once: a file must not be read twice)
   const roots = unique.filter((r) => {
-    const outer = unique.find((o) => o !== r && r.startsWith(o.endsWith(sep) ? o : o + sep));
+    const outer = unique.find((o) => o !== r && isInside(o, r));
     if (outer) opts.log?.warn({ root: r, inside: outer }, `media directory ${r} is inside ${outer}; it is scanned once, as part of ${outer}`);
     return !outer;
   });
@@ -232,7 +233,7 @@ export async function scan(catalog: Catalog, opts: ScanOptions): Promise<ScanPro
   // library, served from tape, as if it had been archived.
   let removes: string[] = [];
   let dels: BatchOp[] = [];
-  const underUnreadable = (path: string) => unreadable.some((d) => path.startsWith(d.endsWith(sep) ? d : d + sep));
+  const underUnreadable = (path: string) => unreadable.some((d) => isInside(d, path));
   for await (const [path, entry] of catalog.paths()) {
     if (entry.gen === gen || entry.archived) continue;
     if (underUnreadable(path)) continue; // not seen because its directory could not be read: not deleted

@@ -24,7 +24,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, realpathSync } from 'node:fs';
 import { lstat, mkdir, readFile, readdir, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { networkInterfaces, tmpdir } from 'node:os';
-import { dirname, join, relative, resolve, sep } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { SandboxInfo } from './protocol.js';
 
@@ -272,12 +272,6 @@ export async function workerCommand(paths: SandboxPaths, env: NodeJS.ProcessEnv,
       notes,
     },
   };
-}
-
-/** True when `child` is `dir` or below it. */
-export function isInside(dir: string, child: string): boolean {
-  const rel = relative(dir, child);
-  return rel === '' || (!rel.startsWith('..') && !rel.startsWith(sep) && rel !== '..');
 }
 
 export async function isDirectory(p: string): Promise<boolean> {
