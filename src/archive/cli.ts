@@ -27,7 +27,7 @@ import { addSettingFlags, config as loadCliConfig } from '../cli.js';
 import type { Config, FlagValues } from '../config.js';
 import { Catalog } from '../catalog/catalog.js';
 import { LevelStore } from '../catalog/store.js';
-import { pino } from 'pino';
+import { createLogger } from '../log.js';
 import type { TapeLibrary } from '../tape/types.js';
 import { ControlClient } from '../control/client.js';
 import { SOCKET_NAME } from '../control/protocol.js';
@@ -201,7 +201,7 @@ export async function openBackend(cfg: Config, opts: { libraryOptional?: boolean
     library = unavailableLibrary(err as Error);
   }
   // Logs go to stderr (stdout carries --json results); the default level only shows errors.
-  const log = pino({ name: 'tapedeck', level: cfg.logLevel === 'info' ? 'error' : cfg.logLevel }, pino.destination(2));
+  const log = createLogger(cfg.logLevel === 'info' ? 'error' : cfg.logLevel, 'tapedeck', { toStderr: true });
   return new DirectBackend(new ArchiveService({ catalog, library, config: cfg, log }), catalog, library);
 }
 
