@@ -380,7 +380,6 @@ export function metricsRoute(router: Router, metrics: Metrics, path = '/metrics'
 // ---------------------------------------------------------------------------
 // The Tapedeck server's metrics
 
-export { QUEUE_WAIT_BUCKETS };
 /** Upper bounds (s) for a media source's open(): disk is ms, a head stub or cache likewise, a cold tape read minutes. */
 export const MEDIA_OPEN_BUCKETS: readonly number[] = [0.001, 0.005, 0.025, 0.1, 0.5, 1, 5, 15, 30, 60, 120, 300];
 const SOAP_BUCKETS: readonly number[] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
