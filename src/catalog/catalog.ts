@@ -5,6 +5,8 @@
 //   c/<containerId>\0<sortKey>\0<childId> child index in default order (containers first,
 //                                        then natural order), values empty
 //   p/<origPath>                         scanner map: {id, size, mtime, gen}
+//   b/<itemId>                           resume position (bookmarks.ts): kept across rescans and
+//                                        tier moves, dropped with the item
 //   meta/systemUpdateId, meta/uuid, meta/schemaVersion, meta/scanGen
 //
 // Browse pages come from a per-container ordinal list of child IDs built once
@@ -20,6 +22,7 @@ import type { CatalogObject, Location } from './types.js';
 import { ROOT_ID } from './types.js';
 import type { ContainerDef, Placement } from './layout.js';
 import { FIXED, FIXED_BY_ID, parseRefId, placements } from './layout.js';
+import { Bookmarks, dropBookmarkOp } from './bookmarks.js';
 
 export const SCHEMA_VERSION = '1';
 const SEP = '\u0000';
@@ -103,9 +106,12 @@ export class Catalog extends EventEmitter {
   private writing: Promise<unknown> = Promise.resolve();
   private itemCache: CatalogObject[] | undefined;
   private containerCache: CatalogObject[] | undefined;
+  /** Resume positions per canonical item (X_SetBookmark). */
+  readonly bookmarks: Bookmarks;
 
   constructor(readonly store: KVStore) {
     super();
+    this.bookmarks = new Bookmarks(store);
   }
 
   async open(): Promise<void> {
@@ -328,7 +334,7 @@ export class Catalog extends EventEmitter {
       if (oldJson === undefined) return;
       const old = JSON.parse(oldJson) as CatalogObject;
       diff(placements(old).placements, []);
-      ops.push({ type: 'del', key: O + id });
+      ops.push({ type: 'del', key: O + id }, dropBookmarkOp(id));
     });
 
     if (ops.length === extraOps.length) {

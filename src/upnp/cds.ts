@@ -103,7 +103,6 @@ class SearchCache {
 export class ContentDirectory {
   private sorted = new SortedCache();
   private searches = new SearchCache();
-  readonly bookmarks = new Map<string, number>();
 
   constructor(private catalog: Catalog) {}
 
@@ -111,8 +110,24 @@ export class ContentDirectory {
     return resolveContainerAlias(ctx.client, id, VIEWS);
   }
 
-  private render(objects: CatalogObject[], filter: string, ctx: SoapContext): string {
-    return didl(objects, { baseUrl: ctx.baseUrl, filter, protocolInfo, client: ctx.client, bookmark: (o) => this.bookmarks.get(o.refId ?? o.id) });
+  private async render(objects: CatalogObject[], filter: string, ctx: SoapContext): Promise<string> {
+    // resume positions are read (one getMany per page) only for clients that use them
+    const marks = ctx.client?.quirks.sendsBookmark ? await this.catalog.bookmarks.getMany(objects.filter((o) => !o.container).map((o) => o.refId ?? o.id)) : undefined;
+    return didl(objects, { baseUrl: ctx.baseUrl, filter, protocolInfo, client: ctx.client, bookmark: marks && ((o) => marks.get(o.refId ?? o.id)?.pos) });
+  }
+
+  /** Samsung X_SetBookmark: the resume position of an item, kept in the catalog (0 clears it). */
+  private async setBookmark(args: Record<string, string>): Promise<Out> {
+    const id = required(args, 'ObjectID');
+    const pos = ui4(args, 'PosSecond');
+    // CategoryType and RID are Samsung's own bookkeeping: checked as the SCPD types them, not used
+    if (args.CategoryType !== undefined && args.CategoryType.trim() !== '') ui4(args, 'CategoryType');
+    if (args.RID !== undefined && args.RID.trim() !== '') ui4(args, 'RID');
+    const obj = await this.catalog.get(id);
+    if (!obj) throw new UpnpError(701, `no such object: ${id}`);
+    if (obj.container) throw new UpnpError(402, `ObjectID must name an item, ${id} is a container`);
+    await this.catalog.bookmarks.set(obj.refId ?? obj.id, pos);
+    return [];
   }
 
   async browse(args: Record<string, string>, ctx: SoapContext): Promise<Out> {
@@ -129,7 +144,7 @@ export class ContentDirectory {
     if (!obj) throw new UpnpError(701, `no such object: ${objectId}`);
     if (flag === 'BrowseMetadata') {
       return [
-        ['Result', this.render([obj], filter, ctx)],
+        ['Result', await this.render([obj], filter, ctx)],
         ['NumberReturned', 1],
         ['TotalMatches', 1],
         ['UpdateID', obj.container ? (obj.updateId ?? this.catalog.systemUpdateId) : this.catalog.systemUpdateId],
@@ -158,7 +173,7 @@ export class ContentDirectory {
       else page = (await Promise.all(ids.slice(start, end).map((id) => this.catalog.get(id)))).filter((o): o is CatalogObject => !!o);
     }
     return [
-      ['Result', this.render(page, filter, ctx)],
+      ['Result', await this.render(page, filter, ctx)],
       ['NumberReturned', page.length],
       ['TotalMatches', total],
       ['UpdateID', obj.updateId ?? this.catalog.systemUpdateId],
@@ -196,7 +211,7 @@ export class ContentDirectory {
     const end = count > 0 ? Math.min(results.length, start + count) : results.length;
     const page = start < results.length ? results.slice(start, end) : [];
     return [
-      ['Result', this.render(page, filter, ctx)],
+      ['Result', await this.render(page, filter, ctx)],
       ['NumberReturned', page.length],
       ['TotalMatches', results.length],
       ['UpdateID', container.updateId ?? this.catalog.systemUpdateId],
@@ -259,15 +274,7 @@ export class ContentDirectory {
         GetSortCapabilities: async () => [['SortCaps', SORT_CAPABILITIES]],
         GetSystemUpdateID: async () => [['Id', this.catalog.systemUpdateId]],
         X_GetFeatureList: async (_a, ctx) => [['FeatureList', samsungFeatureList(ctx.client, VIEWS)]],
-        X_SetBookmark: async (a) => {
-          const id = required(a, 'ObjectID');
-          const pos = Number(a.PosSecond ?? '0');
-          if (!Number.isFinite(pos) || pos < 0) throw new UpnpError(402, 'PosSecond must be a non-negative number');
-          if (!(await this.catalog.get(id))) throw new UpnpError(701, `no such object: ${id}`);
-          const obj = await this.catalog.get(id);
-          this.bookmarks.set(obj?.refId ?? id, pos);
-          return [];
-        },
+        X_SetBookmark: (a) => this.setBookmark(a),
       },
     };
   }
