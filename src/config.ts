@@ -22,6 +22,7 @@ export interface Setting {
   min?: number;
   max?: number;
   arg?: string; // flag argument name
+  words?: string[]; // words accepted besides values of `type` (e.g. 'auto' for a number)
 }
 
 export const SETTINGS: Setting[] = [
@@ -49,7 +50,7 @@ export const SETTINGS: Setting[] = [
   { key: 'tape_capacity', flag: 'tape-capacity', type: 'size', arg: 'BYTES', min: 1048576, default: '1G', description: 'Virtual library: capacity of new cartridges (LTO-9 is 18T).' },
   { key: 'tape_changer', flag: 'tape-changer', type: 'string', arg: 'DEV', default: '(none)', description: 'SCSI backend: changer device for mtx, e.g. /dev/sg3.' },
   { key: 'tape_device', flag: 'tape-device', type: 'list', arg: 'DEV', default: '(none)', description: 'SCSI backend: tape drive device, e.g. /dev/nst0; repeat in changer drive order.' },
-  { key: 'head_stub_seconds', flag: 'head-stub-seconds', type: 'int', arg: 'S', min: 0, max: 86400, default: '120', description: 'Head stub kept on disk for archived media: this many seconds of playback at the item\'s bitrate (plus the regions players probe).' },
+  { key: 'head_stub_seconds', flag: 'head-stub-seconds', type: 'int', words: ['auto'], arg: 'S', min: 0, max: 86400, default: 'auto', description: 'Head stub kept on disk for archived media: S seconds of playback at the item\'s bitrate (plus the regions players probe), or auto: the worst time to the first tape byte at real LTO timing of tape_generation (unload, two robot moves, load, locate to the far end) with a 20% margin (209 s on LTO-9, 212 s on LTO-8), so a player never reaches the stub\'s end before tape bytes arrive.' },
   { key: 'head_stub_min', flag: 'head-stub-min', type: 'size', arg: 'BYTES', min: 0, default: '4M', description: 'Smallest head stub (used when the bitrate is unknown).' },
   { key: 'cache_dir', flag: 'cache-dir', type: 'string', arg: 'DIR', default: '$CACHE_DIRECTORY, else <data_dir>/cache', description: 'Staging cache of bytes read from tape.' },
   { key: 'cache_size', flag: 'cache-size', type: 'size', arg: 'BYTES', min: 16777216, default: '2G', description: 'Staging cache cap; least recently used segments are evicted (pinned items never).' },
@@ -96,7 +97,8 @@ export interface Config {
     changer?: string;
     devices: string[];
   };
-  headStubSeconds: number;
+  /** Seconds of playback in a head stub, or 'auto' (resolve with headStubSeconds() in archive/stub-seconds.ts). */
+  headStubSeconds: number | 'auto';
   headStubMin: number;
   cacheDir: string;
   cacheSize: number;
@@ -162,9 +164,10 @@ function noteOrigin(raw: Raw, key: string, where: string): void {
 function check(s: Setting, value: string, where: string): string {
   const v = value.trim();
   const bad = (why: string) => new ConfigError(`${where}: bad value for ${s.key}: ${JSON.stringify(value)} (${why})`);
+  if (s.words?.includes(v.toLowerCase())) return v.toLowerCase();
   switch (s.type) {
     case 'int': {
-      if (!/^-?\d+$/.test(v)) throw bad('expected a whole number');
+      if (!/^-?\d+$/.test(v)) throw bad(`expected a whole number${s.words ? ` or ${s.words.join(', ')}` : ''}`);
       const n = Number(v);
       if ((s.min !== undefined && n < s.min) || (s.max !== undefined && n > s.max)) throw bad(`expected ${s.min}..${s.max}`);
       return v;
@@ -346,7 +349,7 @@ export function loadConfig(opts: LoadOptions = {}): Config {
       changer: one('tape_changer'),
       devices,
     },
-    headStubSeconds: Number(one('head_stub_seconds') ?? 120),
+    headStubSeconds: (one('head_stub_seconds') ?? 'auto') === 'auto' ? 'auto' : Number(one('head_stub_seconds')),
     headStubMin: Number(one('head_stub_min') ?? 4 * 1024 ** 2),
     cacheDir: resolve(one('cache_dir') ?? (env.CACHE_DIRECTORY ? env.CACHE_DIRECTORY.split(':')[0] : join(dataDir, 'cache'))),
     cacheSize: Number(one('cache_size') ?? 2 * 1024 ** 3),

@@ -25,6 +25,7 @@ import { prefixRange } from '../catalog/store.js';
 import { LABEL_MEMBER, labelMember, PoolStore, type CartridgeRecord } from './pool.js';
 import { cleanupRecall, runRecall } from './recall-job.js';
 import { stubPath, type StubOptions } from './stubs.js';
+import { headStubSeconds } from './stub-seconds.js';
 import { DriveManager } from './tapeio.js';
 import { resolveTargets } from './targets.js';
 
@@ -130,7 +131,7 @@ export class ArchiveService extends EventEmitter {
   }
 
   get stubOptions(): StubOptions {
-    return { headSeconds: this.config.headStubSeconds, headMin: this.config.headStubMin };
+    return { headSeconds: headStubSeconds(this.config), headMin: this.config.headStubMin };
   }
 
   // --- jobs -------------------------------------------------------------------------
