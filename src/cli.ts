@@ -16,6 +16,7 @@ import { scan } from './scanner/scanner.js';
 import { createDemoLibrary } from './media/demo.js';
 import { registerTapeCommands } from './archive/cli.js';
 import { registerStagerCommand } from './staging/cli.js';
+import { RELATIVE_PATHS_HELP } from './util/paths.js';
 
 /** Exit codes: 0 ok, 1 runtime failure, 2 bad usage or configuration. */
 export const EXIT_FAILURE = 1;
@@ -123,25 +124,36 @@ async function scanCommand(flags: FlagValues & { json?: boolean }): Promise<void
   else process.stdout.write(`library: ${totals.items} items (${totals.audio} audio, ${totals.video} video, ${totals.image} images)\n`);
 }
 
+/**
+ * After a usage error (unknown option, missing argument), one line naming the command's
+ * --help instead of the whole help text, so the error and its "did you mean" stay on screen.
+ */
+function pointToHelpAfterError(cmd: Command, path: string[] = []): void {
+  const names = cmd.parent ? [...path, cmd.name()] : ['tapedeck'];
+  cmd.showHelpAfterError(`(run '${names.join(' ')} --help' for the list of options)`);
+  for (const sub of cmd.commands) pointToHelpAfterError(sub, names);
+}
+
 export function buildCli(): Command {
   const program = new Command('tapedeck')
     .description('UPnP/DLNA media server for libraries that span disk and tape')
     .version(VERSION)
-    .showHelpAfterError()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) })
     .exitOverride((err) => {
       process.exit(err.exitCode === 0 ? 0 : EXIT_USAGE);
     });
 
-  addSettingFlags(program.command('serve').description('run the media server (scan, SSDP, HTTP)')).action((opts: FlagValues) => serve(opts));
+  addSettingFlags(program.command('serve').description('run the media server (scan, SSDP, HTTP)')).addHelpText('after', RELATIVE_PATHS_HELP).action((opts: FlagValues) => serve(opts));
   addSettingFlags(program.command('scan').description('scan the media directories into the catalog and exit'), ['media_dir', 'data_dir', 'log_level', 'scan_concurrency', 'ffprobe'])
     .option('--json', 'print a machine-readable result')
+    .addHelpText('after', RELATIVE_PATHS_HELP)
     .action((opts: FlagValues & { json?: boolean }) => scanCommand(opts));
   addSettingFlags(program.command('config').description('print the effective configuration as JSON and exit')).action((opts: FlagValues) => {
     process.stdout.write(JSON.stringify(config(opts), null, 2) + '\n');
   });
   registerTapeCommands(program);
   registerStagerCommand(program);
+  pointToHelpAfterError(program);
   return program;
 }
 

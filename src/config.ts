@@ -9,6 +9,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir, hostname } from 'node:os';
 import { join, resolve } from 'node:path';
+import { callerDir } from './util/paths.js';
 
 export type SettingType = 'string' | 'int' | 'number' | 'bool' | 'list' | 'enum' | 'size';
 
@@ -283,10 +284,12 @@ export interface LoadOptions {
 export function loadConfig(opts: LoadOptions = {}): Config {
   const env = opts.env ?? process.env;
   const flags = opts.flags ?? {};
+  // relative paths are relative to where the user ran the command (INIT_CWD under npm)
+  const base = callerDir(env);
   let file = (flags.config as string | undefined) ?? opts.configFile ?? env.TAPEDECK_CONFIG;
   let fileRaw: Raw = new Map();
   if (file) {
-    file = resolve(file);
+    file = resolve(base, file);
     if (!existsSync(file)) throw new ConfigError(`config file ${file} does not exist`);
   } else if (existsSync(DEFAULT_CONFIG_FILE)) {
     file = DEFAULT_CONFIG_FILE;
@@ -310,14 +313,14 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     const where = from && ORIGINS.get(from)?.get(key)?.[i];
     return where ? `${where}: ` : '';
   };
-  const mediaDirs = list('media_dir').map((d) => resolve(d));
+  const mediaDirs = list('media_dir').map((d) => resolve(base, d));
   if (opts.checkMediaDirs !== false) {
     mediaDirs.forEach((d, i) => {
       if (!existsSync(d)) throw new ConfigError(`${at('media_dir', i)}media directory ${d} does not exist`);
     });
   }
   const ff = one('ffprobe');
-  const dataDir = resolve(one('data_dir') ?? defaultDataDir(env));
+  const dataDir = resolve(base, one('data_dir') ?? defaultDataDir(env));
   const blockSize = Number(one('tape_block_size') ?? 262144);
   if (blockSize % 512 !== 0) throw new ConfigError(`${at('tape_block_size')}tape_block_size ${blockSize} is not a multiple of 512`);
   const backend = (one('tape_backend') ?? 'virtual') as Config['tape']['backend'];
@@ -339,7 +342,7 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     ffprobe: ff,
     tape: {
       backend,
-      dir: resolve(one('tape_dir') ?? join(dataDir, 'vtl')),
+      dir: resolve(base, one('tape_dir') ?? join(dataDir, 'vtl')),
       timeScale: Number(one('tape_time_scale') ?? 0.02),
       generation: (one('tape_generation') ?? 'LTO-9') as Config['tape']['generation'],
       drives: Number(one('tape_drives') ?? 2),
@@ -351,7 +354,7 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     },
     headStubSeconds: (one('head_stub_seconds') ?? 'auto') === 'auto' ? 'auto' : Number(one('head_stub_seconds')),
     headStubMin: Number(one('head_stub_min') ?? 4 * 1024 ** 2),
-    cacheDir: resolve(one('cache_dir') ?? (env.CACHE_DIRECTORY ? env.CACHE_DIRECTORY.split(':')[0] : join(dataDir, 'cache'))),
+    cacheDir: resolve(base, one('cache_dir') ?? (env.CACHE_DIRECTORY ? env.CACHE_DIRECTORY.split(':')[0] : join(dataDir, 'cache'))),
     cacheSize: Number(one('cache_size') ?? 2 * 1024 ** 3),
     stager: one('stager') ?? 'spawn',
     admissionTimeout: Number(one('admission_timeout') ?? 180),

@@ -1,16 +1,21 @@
 // The command line as scripts use it: exit codes, messages, --json.
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createDemoLibrary } from '../src/media/demo.js';
+import { normaliseTargets } from '../src/archive/cli.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tapedeck-cli-'));
 test.after.always(() => rmSync(dir, { recursive: true, force: true }));
 
 function tapedeck(...args: string[]) {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, TAPEDECK_CONFIG: '' } });
+  return tapedeckEnv({}, ...args);
+}
+
+function tapedeckEnv(env: NodeJS.ProcessEnv, ...args: string[]) {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, TAPEDECK_CONFIG: '', INIT_CWD: '', ...env } });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
@@ -35,6 +40,17 @@ test('bad flags and values: exit 2 with a message', (t) => {
   t.regex(iface.err, /nosuch0/);
 });
 
+test('an unknown option: the error, the "did you mean" hint and one line pointing to --help, not the whole help', (t) => {
+  const r = tapedeck('serve', '--medai');
+  t.is(r.code, 2);
+  const lines = r.err.trim().split('\n');
+  t.deepEqual(lines, ["error: unknown option '--medai'", '(Did you mean --media?)', "(run 'tapedeck serve --help' for the list of options)"]);
+  const sub = tapedeck('tape', 'ls', '--frob');
+  t.is(sub.code, 2);
+  t.regex(sub.err, /tapedeck tape ls --help/);
+  t.notRegex(sub.err, /Usage:/);
+});
+
 test('scan --json scans a library and reports totals; a second scan reads nothing', async (t) => {
   const media = join(dir, 'media');
   await createDemoLibrary(media);
@@ -53,6 +69,33 @@ test('scan --json scans a library and reports totals; a second scan reads nothin
   t.is(warned.code, 0, warned.err);
   t.notThrows(() => JSON.parse(warned.out), warned.out);
   t.regex(warned.err, /is inside/);
+});
+
+test('relative paths are relative to INIT_CWD under npm (the checkout is the working directory there), else to the working directory', async (t) => {
+  const caller = join(dir, 'caller');
+  await createDemoLibrary(join(caller, 'lib'));
+  // as `cd CALLER && npm --prefix CHECKOUT run tapedeck -- scan --media ./lib --data ./d` runs it
+  const r = tapedeckEnv({ INIT_CWD: caller }, 'scan', '--media', './lib', '--data', './d', '--json');
+  t.is(r.code, 0, r.err);
+  t.true(JSON.parse(r.out).scan.probed > 0);
+  t.true(existsSync(join(caller, 'd', 'catalog')));
+  const cfg = JSON.parse(tapedeckEnv({ INIT_CWD: caller }, 'config', '--media', './lib', '--data', '../x').out);
+  t.deepEqual(cfg.mediaDirs, [join(caller, 'lib')]);
+  t.is(cfg.dataDir, join(dir, 'x'));
+  // without INIT_CWD: the working directory
+  t.is(JSON.parse(tapedeckEnv({}, 'config', '--data', './y').out).dataDir, join(process.cwd(), 'y'));
+  // archive/recall targets
+  const saved = process.env.INIT_CWD;
+  process.env.INIT_CWD = caller;
+  try {
+    t.deepEqual(normaliseTargets(['./lib/a.flac', '../b', 'i123', '/abs']), [join(caller, 'lib/a.flac'), join(dir, 'b'), 'i123', '/abs']);
+  } finally {
+    if (saved === undefined) delete process.env.INIT_CWD;
+    else process.env.INIT_CWD = saved;
+  }
+  t.deepEqual(normaliseTargets(['./c'], '/srv/media'), ['/srv/media/c']);
+  // and the help says so
+  for (const cmd of ['archive', 'recall', 'scan']) t.regex(tapedeck(cmd, '--help').out, /relative[\s\S]*INIT_CWD/, cmd);
 });
 
 test('config prints the effective configuration', (t) => {

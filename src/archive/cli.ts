@@ -28,6 +28,7 @@ import type { Config, FlagValues } from '../config.js';
 import { Catalog } from '../catalog/catalog.js';
 import { LevelStore } from '../catalog/store.js';
 import { createLogger } from '../log.js';
+import { callerDir, RELATIVE_PATHS_HELP } from '../util/paths.js';
 import type { TapeLibrary } from '../tape/types.js';
 import { ControlClient } from '../control/client.js';
 import { SOCKET_NAME } from '../control/protocol.js';
@@ -333,9 +334,12 @@ async function withBackend(flags: CommonFlags, fn: (b: Backend, cfg: Config) => 
   process.exit(interrupted ? 130 : code);
 }
 
-/** Targets as given; paths relative to the working directory ('./x', '../x') become absolute. */
-export function normaliseTargets(targets: string[]): string[] {
-  return targets.map((t) => (t === '.' || t === '..' || t.startsWith('./') || t.startsWith('../') ? resolve(t) : t));
+/**
+ * Targets as given; relative paths ('./x', '../x') become absolute, relative to the directory
+ * the command was typed in (INIT_CWD under `npm run`, else the working directory).
+ */
+export function normaliseTargets(targets: string[], base = callerDir()): string[] {
+  return targets.map((t) => (t === '.' || t === '..' || t.startsWith('./') || t.startsWith('../') ? resolve(base, t) : t));
 }
 
 async function jobCommand(kind: JobKind, targets: string[], flags: CommonFlags & { keep?: boolean }): Promise<void> {
@@ -405,11 +409,12 @@ export function registerTapeCommands(program: Command): void {
 
   command(program, 'archive <targets...>', 'archive items to tape: object IDs, container IDs (everything below) or paths (a file or a directory)')
     .option('--keep', 'keep the disk copy (the item is then on disk and tape)')
+    .addHelpText('after', RELATIVE_PATHS_HELP)
     .action((targets: string[], flags: CommonFlags & { keep?: boolean }) => jobCommand('archive', targets, flags));
 
-  command(program, 'recall <targets...>', 'restore archived items to disk: object IDs, container IDs or paths').action((targets: string[], flags: CommonFlags) =>
-    jobCommand('recall', targets, flags),
-  );
+  command(program, 'recall <targets...>', 'restore archived items to disk: object IDs, container IDs or paths')
+    .addHelpText('after', RELATIVE_PATHS_HELP)
+    .action((targets: string[], flags: CommonFlags) => jobCommand('recall', targets, flags));
 
   command(program, 'jobs [id]', 'list archive/recall/import jobs, or show one')
     .option('--items', 'with one job: also list its items and their phases')
