@@ -17,7 +17,7 @@
 
 import type { Context, Middleware } from 'koa';
 import type { Router } from '@koa/router';
-import type { StatusProvider, StreamTracker, Tier } from './http/status.js';
+import type { HistogramSnapshot, StatusProvider, StreamTracker, Tier } from './server-state.js';
 import { QUEUE_WAIT_BUCKETS } from './staging/protocol.js';
 
 export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
@@ -193,16 +193,6 @@ export class Gauge extends Metric<Num> {
   protected renderSeries(values: string[], s: Num): string {
     return `${this.name}${labelText(this.labelNames, values)} ${formatValue(s.v)}\n`;
   }
-}
-
-/** A histogram's state kept elsewhere, to be mirrored (see Histogram.setSnapshot). */
-export interface HistogramSnapshot {
-  /** Upper bounds of the buckets, increasing, without +Inf. */
-  buckets: readonly number[];
-  /** Observations per bucket, NOT cumulative: buckets.length + 1 entries (the last is above every bound). */
-  counts: readonly number[];
-  sum: number;
-  count: number;
 }
 
 type Hist = { counts: number[]; sum: number; count: number };

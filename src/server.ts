@@ -21,7 +21,8 @@ import { diskSource, mediaRoutes, type MediaSource } from './http/delivery.js';
 import { allowSubnets } from './http/acl.js';
 import { staticRoutes } from './http/static.js';
 import { TapeTier } from './tier.js';
-import { serverStatusProvider, statusRoutes, StreamTracker, type StatusExtras } from './http/status.js';
+import { statusRoutes } from './http/status.js';
+import { serverStatusProvider, StreamTracker, type StatusExtras } from './server-state.js';
 import { metricsRoute, ServerMetrics } from './metrics.js';
 import { ContentDirectory } from './upnp/cds.js';
 import { ConnectionManager, mediaReceiverRegistrar, MSR_TYPE } from './upnp/cms.js';
@@ -31,9 +32,9 @@ import { loadDescriptions } from './upnp/description.js';
 import { defaultClientRegistry } from './upnp/clients.js';
 import { DEFAULT_TARGETS, SsdpServer } from './upnp/ssdp.js';
 import { DEVICES_DIR, REPO_ROOT } from './util/paths.js';
+import { VERSION } from './version.js';
 import { DEFAULT_ALLOWED_SUBNETS, defaultInterfaces, resolveInterfaces, type NetIface } from './util/net.js';
 
-export const VERSION = '0.1.0';
 export { REPO_ROOT, DEVICES_DIR };
 
 export interface ServerStatus {

@@ -22,16 +22,8 @@ import { Router } from '@koa/router';
 import jpeg from 'jpeg-js';
 import { allowSubnets } from '../src/http/acl.js';
 import { staticRoutes } from '../src/http/static.js';
-import {
-  statusRoutes,
-  type ActiveStream,
-  type CacheStatus,
-  type JobStatus,
-  type LibraryStatus,
-  type StatusProvider,
-  type TapeStatus,
-  type StatusSnapshot,
-} from '../src/http/status.js';
+import { statusRoutes } from '../src/http/status.js';
+import type { ActiveStream, CacheStatus, JobStatus, LibraryStatus, StatusProvider, TapeStatus, StatusSnapshot } from '../src/server-state.js';
 import { createLab, jsonLines, labAvailable } from './helpers/lab.js';
 
 const CHROMIUM = '/usr/bin/chromium';

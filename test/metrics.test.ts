@@ -19,7 +19,7 @@ import {
 } from '../src/metrics.js';
 import { allowSubnets } from '../src/http/acl.js';
 import { diskSource, mediaRoutes, type MediaSource } from '../src/http/delivery.js';
-import { libraryStatus, StreamTracker, type StatusProvider } from '../src/http/status.js';
+import { libraryStatus, StreamTracker, type StatusProvider } from '../src/server-state.js';
 import { soapRoutes } from '../src/upnp/soap.js';
 import { ContentDirectory, CDS_TYPE } from '../src/upnp/cds.js';
 import { Catalog } from '../src/catalog/catalog.js';

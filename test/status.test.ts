@@ -8,19 +8,17 @@ import Koa from 'koa';
 import { Router } from '@koa/router';
 import { allowSubnets } from '../src/http/acl.js';
 import { staticRoutes } from '../src/http/static.js';
+import { collectStatus, statusRoutes, type StatusOptions } from '../src/http/status.js';
 import {
-  collectStatus,
   libraryStatus,
   serverStatusProvider,
-  statusRoutes,
   StreamTracker,
   tierOf,
   type JobStatus,
   type ServerLike,
-  type StatusOptions,
   type StatusProvider,
   type StatusSnapshot,
-} from '../src/http/status.js';
+} from '../src/server-state.js';
 import { Metrics, metricsRoute } from '../src/metrics.js';
 import { Catalog } from '../src/catalog/catalog.js';
 import { MemoryStore } from '../src/catalog/store.js';

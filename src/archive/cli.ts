@@ -23,7 +23,7 @@ import cliProgress from 'cli-progress';
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { addSettingFlags, config as loadCliConfig } from '../cli.js';
+import { addSettingFlags, config as loadCliConfig } from '../commands/common.js';
 import type { Config, FlagValues } from '../config.js';
 import { Catalog } from '../catalog/catalog.js';
 import { LevelStore } from '../catalog/store.js';

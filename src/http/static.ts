@@ -2,7 +2,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Router } from '@koa/router';
-import { serverStatusProvider, statusRoutes, type ServerLike } from './status.js';
+import { serverStatusProvider, type ServerLike } from '../server-state.js';
+import { statusRoutes } from './status.js';
 
 const ICONS: Record<string, string> = {
   'icon-48.png': 'image/png',

@@ -11,7 +11,7 @@ import { chmod, rm, stat } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { addSettingFlags, config, fail } from '../cli.js';
+import { addSettingFlags, config, fail } from '../commands/common.js';
 import { createLogger } from '../log.js';
 import type { FlagValues } from '../config.js';
 import { openTapeLibrary } from '../tape/index.js';
