@@ -1,8 +1,8 @@
-// Virtual tape library: the default backend. A directory holds the whole library:
-//
-//   <dir>/library.json              configuration, slot contents, drive contents, exported cartridges
-//   <dir>/cartridges/<LABEL>.tape   one file per cartridge (format: cartridge.ts)
-//   <dir>/lock                      pid of the process that has the library open
+// Virtual tape library: the default backend. A directory holds the whole library (layout and
+// library.json: virtual-persistence.ts); the changer is virtual-changer.ts, the drives
+// virtual-drive.ts. This file is the library itself: open/close, cartridge administration
+// (create, inject read errors, export a tape file), mount, and the state the changer and drives
+// share (slots, offline cartridges, counters, time spent).
 //
 // The configuration (slots, drives, block size, capacity, generation) is fixed
 // when the directory is created; reopening uses the stored one. Time is spent
@@ -11,38 +11,40 @@
 // import/export slot and the (virtual) operator takes it away at once: it is
 // then offline, and using it answers OFFLINE until it is imported again.
 
-import { mkdir, open, readFile, rename, rm, writeFile, readdir, realpath } from 'node:fs/promises';
+import { mkdir, readdir, realpath, rm } from 'node:fs/promises';
 import { createWriteStream } from 'node:fs';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import { VirtualCartridge } from './cartridge.js';
 import { Mutex } from './lock.js';
-import {
-  PRESETS,
-  ScaledClock,
-  locateSeconds,
-  longitudinalPosition,
-  streamSeconds,
-  type TapeClock,
-  type TimingPreset,
-} from './timing.js';
+import { PRESETS, ScaledClock, type TapeClock, type TimingPreset } from './timing.js';
 import {
   LABEL_RE,
   TapeError,
   emptyCounters,
-  labelGeneration,
   type CartridgeWhere,
-  type DriveStatus,
   type Inventory,
   type LtoGeneration,
-  type ReadResult,
   type TapeChanger,
   type TapeCounters,
   type TapeDrive,
   type TapeLibrary,
   type TapeStats,
 } from './types.js';
+import { VirtualChanger } from './virtual-changer.js';
+import { VirtualDrive } from './virtual-drive.js';
+import {
+  acquireLock,
+  cartridgeFile,
+  initialLabels,
+  newLibraryFile,
+  readLibraryFile,
+  validateSizes,
+  writeLibraryFile,
+  type LibraryConfig,
+  type LibraryFile,
+} from './virtual-persistence.js';
 
 export interface VirtualLibraryOptions {
   /** Storage slots (default 16). */
@@ -66,40 +68,6 @@ export interface VirtualLibraryOptions {
   /** Override figures of the generation's timing preset. */
   timing?: Partial<TimingPreset>;
 }
-
-interface LibraryConfig {
-  slots: number;
-  ieSlots: number;
-  drives: number;
-  generation: LtoGeneration;
-  blockSize: number;
-  capacityBytes: number;
-}
-
-interface DriveState {
-  label: string | null;
-  sourceSlot: number | null;
-  position: number;
-}
-
-interface LibraryFile {
-  format: 'tapedeck-virtual-library';
-  version: 1;
-  config: LibraryConfig;
-  /** Index i = slot i+1; null when empty. */
-  slots: (string | null)[];
-  drives: DriveState[];
-  offline: string[];
-}
-
-const DEFAULTS: LibraryConfig = {
-  slots: 16,
-  ieSlots: 1,
-  drives: 2,
-  generation: 'LTO-9',
-  blockSize: 256 * 1024,
-  capacityBytes: 1024 ** 3,
-};
 
 /** Process-wide registry so one directory is not opened twice by this process. */
 const openDirs = new Set<string>();
@@ -145,15 +113,9 @@ export class VirtualTapeLibrary implements TapeLibrary {
     openDirs.add(real);
     try {
       await acquireLock(join(real, 'lock'));
-      let file: LibraryFile;
-      let fresh = false;
-      try {
-        file = parseLibraryFile(await readFile(join(real, 'library.json'), 'utf8'), dir);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-        file = newLibraryFile(opts);
-        fresh = true;
-      }
+      let file = await readLibraryFile(real, dir);
+      const fresh = !file;
+      file ??= newLibraryFile(opts);
       const lib = new VirtualTapeLibrary(dir, real, file, opts);
       if (fresh) {
         await lib.persist();
@@ -356,7 +318,7 @@ export class VirtualTapeLibrary implements TapeLibrary {
 
   /** @internal */
   cartridgePath(label: string): string {
-    return join(this.realDir, 'cartridges', `${label}.tape`);
+    return cartridgeFile(this.realDir, label);
   }
 
   /** @internal */
@@ -467,538 +429,7 @@ export class VirtualTapeLibrary implements TapeLibrary {
         drives: this.drives.map((d) => d.persistState()),
         offline: [...this.offline].sort(),
       };
-      const tmp = join(this.realDir, 'library.json.tmp');
-      await writeFile(tmp, JSON.stringify(file, null, 2) + '\n');
-      await rename(tmp, join(this.realDir, 'library.json'));
+      await writeLibraryFile(this.realDir, file);
     });
-  }
-}
-
-class VirtualChanger implements TapeChanger {
-  constructor(private readonly lib: VirtualTapeLibrary) {}
-
-  async inventory(): Promise<Inventory> {
-    this.lib.assertOpen();
-    return this.lib.inventorySnapshot();
-  }
-
-  async find(label: string): Promise<CartridgeWhere> {
-    this.lib.assertOpen();
-    const w = this.lib.where(label);
-    if (!w) throw new TapeError('NOT_FOUND', `unknown cartridge ${label}`, { label });
-    return w;
-  }
-
-  async load(source: number | string, driveIndex: number): Promise<void> {
-    const lib = this.lib;
-    lib.assertOpen();
-    const drive = lib.driveAt(driveIndex);
-    await drive.queue.run(async () => {
-      lib.assertOpen();
-      if (drive.cartridgeLabel !== null) {
-        if (drive.cartridgeLabel === source) return; // already there
-        throw new TapeError('BUSY', `drive ${driveIndex} is full (${drive.cartridgeLabel})`, {
-          drive: driveIndex,
-          label: drive.cartridgeLabel,
-        });
-      }
-      let label = '';
-      let slot = 0;
-      await lib.robot.run(async () => {
-        ({ label, slot } = this.resolveSource(source));
-        const gen = labelGeneration(label);
-        const driveGen = Number(lib.config.generation.slice(4));
-        if (gen !== undefined && (gen > driveGen || gen < driveGen - 1)) {
-          throw new TapeError('INCOMPATIBLE', `${label} (LTO-${gen} media) cannot be used in an ${lib.config.generation} drive`, {
-            label,
-            drive: driveIndex,
-          });
-        }
-        await lib.spendRobot();
-        lib.setSlot(slot, null);
-        drive.cartridgeLabel = label;
-        drive.sourceSlot = slot;
-        drive.ready = false;
-        await lib.persist();
-      });
-      try {
-        await lib.spend(lib.timing.load, 'load', drive.name);
-        await drive.attach(label);
-        lib.counters.mounts++;
-      } catch (err) {
-        drive.ready = false;
-        throw err;
-      }
-      await lib.persist();
-    });
-  }
-
-  async unload(driveIndex: number, slot?: number): Promise<number> {
-    const lib = this.lib;
-    lib.assertOpen();
-    const drive = lib.driveAt(driveIndex);
-    if (slot !== undefined) lib.assertStorageSlot(slot);
-    return drive.queue.run(async () => {
-      lib.assertOpen();
-      const label = drive.cartridgeLabel;
-      if (label === null) throw new TapeError('NO_MEDIUM', `drive ${driveIndex} is empty`, { drive: driveIndex });
-      if (slot !== undefined && lib.slotContent(slot) !== null) {
-        throw new TapeError('FULL', `slot ${slot} is full (${lib.slotContent(slot)})`, { drive: driveIndex, label });
-      }
-      if (slot === undefined && lib.firstFreeSlot() === undefined) {
-        throw new TapeError('FULL', `no free slot to unload ${label} into`, { drive: driveIndex, label });
-      }
-      await drive.endWrite();
-      drive.ready = false;
-      await lib.spend(lib.timing.unload, 'unload', drive.name);
-      await drive.closeCartridge();
-      drive.position = 0;
-      let dest = 0;
-      await lib.robot.run(async () => {
-        if (slot !== undefined) {
-          if (lib.slotContent(slot) !== null) throw new TapeError('FULL', `slot ${slot} is full`, { drive: driveIndex, label });
-          dest = slot;
-        } else if (drive.sourceSlot !== null && lib.slotContent(drive.sourceSlot) === null) {
-          dest = drive.sourceSlot;
-        } else {
-          const free = lib.firstFreeSlot();
-          if (free === undefined) throw new TapeError('FULL', `no free slot to unload ${label} into`, { drive: driveIndex, label });
-          dest = free;
-        }
-        await lib.spendRobot();
-        lib.setSlot(dest, label);
-        drive.cartridgeLabel = null;
-        drive.sourceSlot = null;
-        lib.counters.unloads++;
-        await lib.persist();
-      });
-      return dest;
-    });
-  }
-
-  async exportCartridge(label: string): Promise<void> {
-    const lib = this.lib;
-    lib.assertOpen();
-    await lib.robot.run(async () => {
-      const w = lib.where(label);
-      if (!w) throw new TapeError('NOT_FOUND', `unknown cartridge ${label}`, { label });
-      if (w.where === 'offline') throw new TapeError('OFFLINE', `${label} is already exported`, { label });
-      if (w.where === 'drive') {
-        throw new TapeError('BUSY', `${label} is in drive ${w.drive}; unload it first`, { label, drive: w.drive });
-      }
-      if (w.where !== 'slot') throw new TapeError('IO', `unexpected location of ${label}`, { label });
-      if (lib.config.ieSlots < 1) throw new TapeError('FULL', 'library has no import/export slot', { label });
-      await lib.spendRobot();
-      lib.setSlot(w.slot, null);
-      lib.setOffline(label, true);
-      await lib.persist();
-    });
-  }
-
-  async importCartridge(label: string, slot?: number): Promise<number> {
-    const lib = this.lib;
-    lib.assertOpen();
-    if (slot !== undefined) lib.assertStorageSlot(slot);
-    return lib.robot.run(async () => {
-      const w = lib.where(label);
-      if (!w) throw new TapeError('NOT_FOUND', `unknown cartridge ${label}`, { label });
-      if (w.where !== 'offline') throw new TapeError('BUSY', `${label} is already in the library`, { label });
-      if (lib.config.ieSlots < 1) throw new TapeError('FULL', 'library has no import/export slot', { label });
-      const dest = slot ?? lib.firstFreeSlot();
-      if (dest === undefined) throw new TapeError('FULL', `no free slot to import ${label} into`, { label });
-      if (lib.slotContent(dest) !== null) throw new TapeError('FULL', `slot ${dest} is full`, { label });
-      await lib.spendRobot();
-      lib.setSlot(dest, label);
-      lib.setOffline(label, false);
-      await lib.persist();
-      return dest;
-    });
-  }
-
-  private resolveSource(source: number | string): { label: string; slot: number } {
-    const lib = this.lib;
-    if (typeof source === 'number') {
-      const label = lib.slotContent(source);
-      if (label === null) throw new TapeError('NOT_FOUND', `slot ${source} is empty`);
-      return { label, slot: source };
-    }
-    const w = lib.where(source);
-    if (!w) throw new TapeError('NOT_FOUND', `unknown cartridge ${source}`, { label: source });
-    if (w.where === 'offline') throw new TapeError('OFFLINE', `cartridge ${source} is offline (exported)`, { label: source });
-    if (w.where === 'drive') throw new TapeError('BUSY', `${source} is in drive ${w.drive}`, { label: source, drive: w.drive });
-    if (w.where !== 'slot') throw new TapeError('IO', `unexpected location of ${source}`, { label: source });
-    return { label: source, slot: w.slot };
-  }
-}
-
-export class VirtualDrive implements TapeDrive {
-  readonly name: string;
-  readonly index: number;
-  /** @internal */ readonly queue = new Mutex();
-  /** @internal */ cartridgeLabel: string | null;
-  /** @internal */ sourceSlot: number | null;
-  /** @internal */ position: number;
-  /** @internal */ ready = false;
-  /** @internal */ reserved = false;
-  /** @internal */ cartridge: VirtualCartridge | null = null;
-  /** Data written since the last filemark (the tape file is still open). */
-  private dirty = false;
-  /** Why the cartridge in the drive could not be opened. */
-  private attachError: string | undefined;
-
-  constructor(
-    private readonly lib: VirtualTapeLibrary,
-    index: number,
-    state: DriveState,
-  ) {
-    this.index = index;
-    this.name = `drive${index}`;
-    this.cartridgeLabel = state.label;
-    this.sourceSlot = state.sourceSlot;
-    this.position = state.position;
-  }
-
-  /**
-   * @internal After reopening a library: cartridges that were in drives are ready
-   * again. One that cannot be opened stays in the drive, not ready (it can be unloaded).
-   */
-  async reopen(): Promise<void> {
-    if (this.cartridgeLabel === null) return;
-    const saved = this.position;
-    try {
-      await this.attach(this.cartridgeLabel);
-      this.position = Math.min(saved, this.cartridge!.eod);
-    } catch (err) {
-      this.cartridge = null;
-      this.ready = false;
-      this.attachError = err instanceof Error ? err.message : String(err);
-    }
-  }
-
-  /** @internal */
-  async attach(label: string): Promise<void> {
-    this.attachError = undefined;
-    this.cartridge = await this.lib.openCartridgeFile(label, true).catch((err: unknown) => {
-      this.attachError = err instanceof Error ? err.message : String(err);
-      throw err;
-    });
-    this.position = 0;
-    this.dirty = false;
-    this.ready = true;
-  }
-
-  /** @internal */
-  async closeCartridge(): Promise<void> {
-    const c = this.cartridge;
-    this.cartridge = null;
-    this.ready = false;
-    if (c) {
-      await c.sync().catch(() => undefined);
-      await c.close();
-    }
-  }
-
-  /** @internal */
-  persistState(): DriveState {
-    return { label: this.cartridgeLabel, sourceSlot: this.sourceSlot, position: this.position };
-  }
-
-  async status(): Promise<DriveStatus> {
-    const c = this.cartridge;
-    const s: DriveStatus = {
-      name: this.name,
-      index: this.index,
-      loaded: this.cartridgeLabel !== null,
-      ready: this.ready && c !== null,
-      online: !this.lib.closed,
-      blockSize: c?.blockSize ?? 0,
-      generation: this.lib.config.generation,
-    };
-    if (this.cartridgeLabel !== null) s.label = this.cartridgeLabel;
-    if (c && this.ready) {
-      const pos = this.position;
-      const fileNumber = c.marksBefore(pos);
-      const start = c.fileStart(fileNumber) ?? 0;
-      s.position = { block: pos, fileNumber, blockInFile: pos - start, bot: pos === 0, eod: pos === c.eod };
-      const gen = labelGeneration(c.label);
-      if (gen !== undefined) s.density = `LTO-${gen}`;
-      s.writeProtected = false;
-      s.capacityBytes = c.capacityBytes;
-      s.remainingBytes = Math.max(0, c.capacityBytes - c.usedBytes());
-    }
-    return s;
-  }
-
-  tell(): Promise<number> {
-    return this.op(async () => this.position, { endWrite: false });
-  }
-
-  rewind(): Promise<void> {
-    return this.op(async (c) => {
-      if (this.position === 0) return;
-      this.lib.counters.rewinds++;
-      await this.moveTo(c, 0, 'rewind');
-    });
-  }
-
-  locate(block: number): Promise<void> {
-    return this.op(async (c) => {
-      if (!Number.isInteger(block) || block < 0) throw this.err('INVALID', `invalid block address ${block}`);
-      if (block === this.position) return;
-      this.lib.counters.locates++;
-      if (block > c.eod) {
-        await this.moveTo(c, c.eod, 'locate');
-        throw this.err('BAD_POSITION', `block ${block} is beyond end of data (${c.eod})`, { block });
-      }
-      await this.moveTo(c, block, 'locate');
-    });
-  }
-
-  spaceFilemarks(count: number): Promise<void> {
-    return this.op(async (c) => {
-      if (!Number.isInteger(count) || count < 0) throw this.err('INVALID', `invalid filemark count ${count}`);
-      if (count === 0) return;
-      const mark = c.markAfter(this.position, count);
-      this.lib.counters.spaces++;
-      if (mark === undefined) {
-        await this.moveTo(c, c.eod, 'space');
-        throw this.err('BAD_POSITION', `end of data reached before ${count} filemark(s)`, { block: c.eod });
-      }
-      await this.moveTo(c, mark + 1, 'space');
-    });
-  }
-
-  seekToEod(): Promise<void> {
-    return this.op(async (c) => {
-      if (this.position === c.eod) return;
-      this.lib.counters.spaces++;
-      await this.moveTo(c, c.eod, 'space');
-    });
-  }
-
-  readBlocks(maxBlocks: number): Promise<ReadResult> {
-    return this.op(async (c) => {
-      if (!Number.isInteger(maxBlocks) || maxBlocks < 1) throw this.err('INVALID', `invalid block count ${maxBlocks}`);
-      const label = c.label;
-      const pos = this.position;
-      let max = maxBlocks;
-      const bad = this.lib.firstInjected(label, pos, max);
-      if (bad === pos && !c.isMark(pos) && pos < c.eod) {
-        this.lib.takeReadError(label, pos);
-        this.lib.counters.readErrors++;
-        throw this.err('MEDIUM_ERROR', `${label}: unrecoverable read error at block ${pos}`, { block: pos });
-      }
-      if (bad !== undefined && bad > pos) max = bad - pos;
-      const run = await c.readRun(pos, max);
-      if (run.count === 0 && run.stop === 'bad') {
-        this.lib.counters.readErrors++;
-        throw this.err('MEDIUM_ERROR', `${label}: block ${pos} fails its self-check`, { block: pos });
-      }
-      this.position = pos + run.count;
-      const bytes = run.count * c.blockSize;
-      this.lib.counters.blocksRead += run.count;
-      this.lib.counters.bytesRead += bytes;
-      if (bytes > 0) await this.lib.spend(streamSeconds(this.lib.timing, bytes), 'read', this.name);
-      const result: ReadResult = { data: run.data };
-      if (run.stop === 'filemark' && run.count < maxBlocks) {
-        this.position++; // the filemark is read
-        result.mark = 'filemark';
-      } else if (run.stop === 'eod' && run.count < maxBlocks) {
-        result.mark = 'eod';
-      }
-      return result;
-    });
-  }
-
-  async readBlock(): Promise<Buffer | 'filemark' | 'eod'> {
-    for (;;) {
-      const r = await this.readBlocks(1);
-      if (r.data.length > 0) return r.data;
-      if (r.mark) return r.mark;
-    }
-  }
-
-  writeBlocks(data: Buffer): Promise<void> {
-    return this.op(
-      async (c) => {
-        if (!Buffer.isBuffer(data) || data.length % c.blockSize !== 0) {
-          throw this.err('INVALID', `write of ${data?.length} bytes is not a multiple of the block size ${c.blockSize}`);
-        }
-        const n = data.length / c.blockSize;
-        if (n === 0) return;
-        const free = c.capacityBytes - c.usedBytes(this.position);
-        const fit = Math.max(0, Math.min(n, Math.floor(free / c.blockSize)));
-        if (fit > 0) {
-          await c.writeData(this.position, fit === n ? data : data.subarray(0, fit * c.blockSize));
-          this.position += fit;
-          this.dirty = true;
-          this.lib.counters.blocksWritten += fit;
-          this.lib.counters.bytesWritten += fit * c.blockSize;
-          await this.lib.spend(streamSeconds(this.lib.timing, fit * c.blockSize), 'write', this.name);
-        }
-        if (fit < n) {
-          throw this.err('EOM', `${c.label}: end of medium (${fit} of ${n} blocks written)`, {
-            block: this.position,
-            details: { blocksWritten: fit },
-          });
-        }
-      },
-      { endWrite: false },
-    );
-  }
-
-  writeFilemarks(count = 1): Promise<void> {
-    return this.op(
-      async (c) => {
-        if (!Number.isInteger(count) || count < 1) throw this.err('INVALID', `invalid filemark count ${count}`);
-        await c.writeMarks(this.position, count);
-        this.position += count;
-        this.dirty = false;
-        this.lib.counters.filemarksWritten += count;
-      },
-      { endWrite: false },
-    );
-  }
-
-  /** @internal End an open tape file with one filemark (see types.ts, "Writing"). */
-  async endWrite(): Promise<void> {
-    const c = this.cartridge;
-    if (!this.dirty || !c) return;
-    await c.writeMarks(this.position, 1);
-    this.position += 1;
-    this.dirty = false;
-    this.lib.counters.filemarksWritten++;
-  }
-
-  /** Run a drive operation in the drive's queue with a loaded, ready cartridge. */
-  private op<T>(fn: (c: VirtualCartridge) => Promise<T>, opts: { endWrite?: boolean } = {}): Promise<T> {
-    if (this.lib.closed) return Promise.reject(new TapeError('CLOSED', `virtual library ${this.lib.dir} is closed`, { drive: this.index }));
-    return this.queue.run(async () => {
-      this.lib.assertOpen();
-      const c = this.cartridge;
-      if (this.cartridgeLabel === null) throw this.err('NO_MEDIUM', `${this.name}: no cartridge loaded`);
-      if (!c) {
-        throw this.attachError !== undefined
-          ? this.err('MEDIUM_ERROR', `${this.name}: cartridge ${this.cartridgeLabel} cannot be read: ${this.attachError}`)
-          : this.err('BUSY', `${this.name}: cartridge not ready`);
-      }
-      if (!this.ready) throw this.err('BUSY', `${this.name}: cartridge not ready`);
-      if (opts.endWrite !== false) await this.endWrite();
-      return fn(c);
-    });
-  }
-
-  private async moveTo(c: VirtualCartridge, addr: number, op: string): Promise<void> {
-    const t = this.lib.timing;
-    const from = longitudinalPosition(this.position, c.blockSize, c.capacityBytes, t.wraps);
-    const to = longitudinalPosition(addr, c.blockSize, c.capacityBytes, t.wraps);
-    const seconds = addr === this.position ? 0 : locateSeconds(t, from, to);
-    this.position = addr;
-    await this.lib.spend(seconds, op, this.name);
-  }
-
-  private err(code: TapeError['code'], message: string, extra: { block?: number; details?: Record<string, unknown> } = {}): TapeError {
-    const info: ConstructorParameters<typeof TapeError>[2] = { drive: this.index, ...extra };
-    if (this.cartridgeLabel !== null) info.label = this.cartridgeLabel;
-    return new TapeError(code, message, info);
-  }
-}
-
-// --- helpers -----------------------------------------------------------------
-
-function validateSizes(blockSize: number, capacityBytes: number): void {
-  if (!Number.isInteger(blockSize) || blockSize < 512 || blockSize % 512 !== 0 || blockSize > 16 * 1024 * 1024) {
-    throw new TapeError('INVALID', `block size must be a multiple of 512 between 512 and 16 MiB, got ${blockSize}`);
-  }
-  if (!Number.isFinite(capacityBytes) || capacityBytes < blockSize) {
-    throw new TapeError('INVALID', `capacity must be at least one block, got ${capacityBytes}`);
-  }
-}
-
-function positiveInt(v: number | undefined, dflt: number, name: string, min = 1): number {
-  const x = v ?? dflt;
-  if (!Number.isInteger(x) || x < min) throw new TapeError('INVALID', `${name} must be an integer ≥ ${min}, got ${v}`);
-  return x;
-}
-
-function newLibraryFile(opts: VirtualLibraryOptions): LibraryFile {
-  const generation = opts.generation ?? DEFAULTS.generation;
-  if (!(generation in PRESETS)) throw new TapeError('INVALID', `unknown generation ${generation}`);
-  const config: LibraryConfig = {
-    slots: positiveInt(opts.slots, DEFAULTS.slots, 'slots'),
-    ieSlots: positiveInt(opts.ieSlots, DEFAULTS.ieSlots, 'ieSlots', 0),
-    drives: positiveInt(opts.drives, DEFAULTS.drives, 'drives'),
-    generation,
-    blockSize: opts.blockSize ?? DEFAULTS.blockSize,
-    capacityBytes: opts.capacityBytes ?? DEFAULTS.capacityBytes,
-  };
-  validateSizes(config.blockSize, config.capacityBytes);
-  return {
-    format: 'tapedeck-virtual-library',
-    version: 1,
-    config,
-    slots: Array.from({ length: config.slots }, () => null),
-    drives: Array.from({ length: config.drives }, () => ({ label: null, sourceSlot: null, position: 0 })),
-    offline: [],
-  };
-}
-
-function initialLabels(spec: number | string[] | undefined, config: LibraryConfig): string[] {
-  if (spec === undefined) return [];
-  if (Array.isArray(spec)) return spec;
-  const n = positiveInt(spec, 0, 'cartridges', 0);
-  if (n > config.slots) throw new TapeError('INVALID', `${n} cartridges do not fit in ${config.slots} slots`);
-  const suffix = `L${config.generation.slice(4)}`;
-  return Array.from({ length: n }, (_, i) => `TD${String(i + 1).padStart(4, '0')}${suffix}`);
-}
-
-function parseLibraryFile(text: string, dir: string): LibraryFile {
-  let o: LibraryFile;
-  try {
-    o = JSON.parse(text) as LibraryFile;
-  } catch (cause) {
-    throw new TapeError('FORMAT', `${dir}/library.json is not valid JSON`, { cause });
-  }
-  const c = o?.config;
-  if (
-    o?.format !== 'tapedeck-virtual-library' ||
-    !c ||
-    !Array.isArray(o.slots) ||
-    !Array.isArray(o.drives) ||
-    !Array.isArray(o.offline) ||
-    o.slots.length !== c.slots ||
-    o.drives.length !== c.drives ||
-    !(c.generation in PRESETS)
-  ) {
-    throw new TapeError('FORMAT', `${dir}/library.json is not a virtual tape library description`);
-  }
-  return o;
-}
-
-async function acquireLock(path: string): Promise<void> {
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      const fh = await open(path, 'wx');
-      await fh.writeFile(String(process.pid));
-      await fh.close();
-      return;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      const pid = Number((await readFile(path, 'utf8').catch(() => '')).trim());
-      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid)) {
-        throw new TapeError('BUSY', `virtual library is in use by process ${pid} (${path})`);
-      }
-      await rm(path, { force: true }); // stale lock
-    }
-  }
-  throw new TapeError('BUSY', `cannot lock ${path}`);
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
