@@ -105,7 +105,8 @@ export interface JobStatus {
   description?: string;
   /** Cartridge the job works on. */
   label?: string;
-  progress?: { done: number; total?: number; unit?: 'bytes' | 'items' };
+  /** done of total (item bytes: each item counts once); an archive also has its write pass in written (done = verified). */
+  progress?: { done: number; total?: number; unit?: 'bytes' | 'items'; written?: number };
   startedAt?: number;
   finishedAt?: number;
   error?: string;

@@ -23,13 +23,14 @@ const ms = (iso?: string) => (iso ? Date.parse(iso) : undefined);
 
 export function jobStatusOf(j: JobRecord): JobStatus {
   const p = j.progress;
-  const byBytes = p.bytesTotal > 0;
+  // item bytes (an import counts cartridges: its "bytes" are index entries)
+  const byBytes = p.bytesTotal > 0 && j.kind !== 'import';
   return {
     id: j.id,
     kind: j.kind,
     state: j.state,
     description: j.activity ?? j.targets.slice(0, 3).join(', ') + (j.targets.length > 3 ? ` (+${j.targets.length - 3})` : ''),
-    progress: byBytes ? { done: p.bytesDone, total: p.bytesTotal, unit: 'bytes' } : { done: p.itemsDone, total: p.itemsTotal, unit: 'items' },
+    progress: byBytes ? { done: p.bytesDone, total: p.bytesTotal, unit: 'bytes', ...(p.bytesWritten !== undefined ? { written: p.bytesWritten } : {}) } : { done: p.itemsDone, total: p.itemsTotal, unit: 'items' },
     startedAt: ms(j.started),
     finishedAt: ms(j.finished),
     error: j.reason,

@@ -33,6 +33,12 @@ test('archive, jobs, tape ls and bad input through the CLI', async (t) => {
   t.is(human.code, 0, human.err);
   t.regex(human.out, /TD0001L9\s+(drive \d|slot \d+)\s+yes/);
   t.regex(human.out, /archive pool: 1 cartridge/);
+  // sizes in binary units, as the config writes them: a 64M cartridge has 64.0 MiB, not "67.1 MB"
+  const label = await runCli(['tape', 'label', 'TD0009L9', '--data', lab.data, '--tape-capacity', '64M']);
+  t.is(label.code, 0, label.err);
+  t.regex(label.out, /TD0009L9: created, labelled; in the archive pool, 6\d\.\d MiB free/);
+  t.regex((await runCli(['tape', 'ls', '--data', lab.data])).out, /TD0009L9 .* \d+(\.\d+)? MiB +\d+/);
+  t.notRegex((await runCli(['tape', 'ls', '--data', lab.data])).out, /\d (KB|MB|GB)\b/);
 });
 
 test('resource problems exit 3: no room, no tape library', async (t) => {

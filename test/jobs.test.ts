@@ -12,6 +12,9 @@ import { stubPath } from '../src/archive/stubs.js';
 import { silentLogger } from '../src/log.js';
 import { fakeProbe, itemAt, makeLab, readThroughCatalog } from './fixtures/archive/setup.js';
 import { scan } from '../src/scanner/scanner.js';
+import { progressBytes } from '../src/archive/cli.js';
+import { formatBytes } from '../src/util/units.js';
+import { jobStatusOf } from '../src/tier.js';
 
 const exists = (p: string) => access(p).then(() => true, () => false);
 
@@ -49,6 +52,38 @@ test('the background runner runs queued jobs in order and reports progress event
   t.is(last.progress.itemsDone, 4);
   t.is(last.progress.bytesDone, last.progress.bytesTotal);
   t.true(last.progress.bytesTotal > 0);
+});
+
+test('job progress counts item bytes once: total = the items\' sizes, the archive\'s write and verify passes apart', async (t) => {
+  const lab = await makeLab({ memory: true });
+  t.teardown(() => lab.cleanup());
+  const itemBytes = [...lab.files.values()].reduce((n, b) => n + b.length, 0);
+  const events: JobRecord[] = [];
+  lab.service.on('job', (j: JobRecord) => events.push(structuredClone(j)));
+  const job = await lab.service.submit('archive', [lab.media]);
+  t.is(job.progress.bytesTotal, itemBytes);
+  const done = await lab.service.run(job.id);
+  t.is(done.state, 'done');
+  t.is(done.progress.bytesTotal, itemBytes);
+  t.is(done.progress.bytesDone, itemBytes);
+  t.is(done.progress.bytesWritten, itemBytes);
+  const mine = events.filter((e) => e.id === job.id);
+  for (const e of mine) {
+    t.true(e.progress.bytesDone <= e.progress.bytesTotal, `done ${e.progress.bytesDone} > total ${e.progress.bytesTotal}`);
+    t.true((e.progress.bytesWritten ?? 0) <= e.progress.bytesTotal, `written ${e.progress.bytesWritten} > total ${e.progress.bytesTotal}`);
+    t.true(e.progress.bytesDone <= (e.progress.bytesWritten ?? 0));
+  }
+  t.true(mine.some((e) => (e.progress.bytesWritten ?? 0) > e.progress.bytesDone), 'the write pass shows before the verify pass');
+  // what people see: item bytes, binary units
+  t.is(progressBytes(done), `${formatBytes(itemBytes)} of ${formatBytes(itemBytes)} written, ${formatBytes(itemBytes)} verified`);
+  const st = jobStatusOf(done);
+  t.deepEqual(st.progress, { done: itemBytes, total: itemBytes, unit: 'bytes', written: itemBytes });
+  // a recall counts each item once too
+  const recall = await lab.service.run((await lab.service.submit('recall', [lab.media])).id);
+  t.is(recall.state, 'done');
+  t.is(recall.progress.bytesTotal, itemBytes);
+  t.is(recall.progress.bytesDone, itemBytes);
+  t.is(progressBytes(recall), `${formatBytes(itemBytes)} of ${formatBytes(itemBytes)}`);
 });
 
 for (const point of FAULT_POINTS.filter((p) => p.startsWith('archive:') || p.startsWith('recall:'))) {

@@ -29,6 +29,7 @@ import type { JobBatch, JobItem } from './jobs.js';
 import { archiveBytes, metaItemOf, metaMember, META_OBJECT, type CartridgeRecord } from './pool.js';
 import { MemberReader, prefetch } from './tapeio.js';
 import { hashFile } from '../util/hash.js';
+import { formatBytes } from '../util/units.js';
 import { computeStubRanges, stubPath, syncDir, writeStub } from './stubs.js';
 
 /** Last verified tape copy of every item ever archived: lets an unchanged file reuse it. */
@@ -58,8 +59,13 @@ class ArchiveRun {
     const { ctx } = this;
     ctx.job.progress.itemsTotal = this.items.length;
     ctx.job.progress.itemsDone = this.items.filter((i) => ['done', 'skipped', 'failed'].includes(i.phase)).length;
-    ctx.job.progress.bytesTotal = 2 * this.items.reduce((n, i) => n + (['skipped', 'failed'].includes(i.phase) ? 0 : i.size ?? 0), 0);
-    ctx.job.progress.bytesDone = 2 * this.items.reduce((n, i) => n + (['done', 'committed'].includes(i.phase) ? i.size ?? 0 : 0), 0);
+    // Item bytes, each item once: done = verified (or committed), written = on tape.
+    const batchPhase = new Map(this.batches.flatMap((b) => b.items.map((s) => [s, b.phase] as const)));
+    const sum = (f: (i: JobItem) => boolean) => this.items.reduce((n, i) => n + (f(i) ? i.size ?? 0 : 0), 0);
+    const verified = (i: JobItem) => ['done', 'committed'].includes(i.phase) || (i.phase === 'batched' && batchPhase.get(i.seq) === 'verified');
+    ctx.job.progress.bytesTotal = sum((i) => !['skipped', 'failed'].includes(i.phase));
+    ctx.job.progress.bytesDone = sum(verified);
+    ctx.job.progress.bytesWritten = sum((i) => verified(i) || (i.phase === 'batched' && batchPhase.get(i.seq) === 'written'));
     await ctx.save();
 
     // Batches left by an earlier attempt first: they may hold verified copies.
@@ -124,21 +130,22 @@ class ArchiveRun {
       item.srcSize = st.size;
       item.srcMtime = Math.trunc(st.mtimeMs);
       if (item.size !== st.size) {
-        ctx.job.progress.bytesTotal += 2 * (st.size - (item.size ?? 0));
+        ctx.job.progress.bytesTotal += st.size - (item.size ?? 0);
         item.size = st.size;
       }
       // A verified copy of the same bytes already on tape: no need to write again.
       const known = loc.tape ?? (await this.history(item.id));
       if (known && known.size === st.size) {
         ctx.activity(`checking ${basename(item.src)} against its tape copy`);
-        if ((await hashFile(item.src, (n) => ctx.addBytes(n))) === known.sha256) {
+        if ((await hashFile(item.src)) === known.sha256) {
+          // already written and verified
+          ctx.addWritten(st.size);
           ctx.addBytes(st.size);
           this.reused++;
           this.used.add(known.label);
           await this.commit(item, obj, known);
           continue;
         }
-        ctx.addBytes(-st.size);
       }
       await ctx.saveItem(item);
     }
@@ -200,7 +207,7 @@ class ArchiveRun {
       if (!fits) {
         if (chosen.length > 0) break;
         // Does not fit on the emptiest cartridge: no cartridge can take it.
-        ctx.fail(item, `${m.size} bytes do not fit on any cartridge of the archive pool (most free: ${best.rec.label}, ${best.free} bytes)`, 'NO_ROOM');
+        ctx.fail(item, `${formatBytes(m.size)} (${m.size} bytes) do not fit on any cartridge of the archive pool (most free: ${best.rec.label}, ${formatBytes(best.free)})`, 'NO_ROOM');
         await this.finishItem(item);
         continue;
       }
@@ -230,7 +237,11 @@ class ArchiveRun {
       ctx.checkpoint();
       const drive = await ctx.drives.mount(batch.label);
       let entries: IndexEntry[] | undefined;
-      if (batch.phase === 'writing' && batch.tapeFile !== undefined) entries = await this.findWritten(drive, batch, items);
+      if (batch.phase === 'writing' && batch.tapeFile !== undefined) {
+        entries = await this.findWritten(drive, batch, items);
+        // written completely before a crash: its items' bytes are on tape
+        if (entries) ctx.addWritten(items.reduce((n, i) => n + (i.size ?? 0), 0));
+      }
       if (!entries) {
         // Files that changed since they were planned go back to be looked at again.
         const changed = await this.unchangedOnly(batch, items);
@@ -348,20 +359,24 @@ class ArchiveRun {
     }
     members.unshift(metaMember(ctx.job.id, batch.n, objs));
     ctx.activity(`writing ${items.length} item(s) to ${batch.label}`);
+    // The tar stream also carries headers, padding and the batch's meta member: count item
+    // bytes only (the stream bytes, capped at the items' total).
+    const itemBytes = items.reduce((n, i) => n + (i.srcSize ?? 0), 0);
     let last = 0;
     try {
       const index = await writeArchive(drive, members, {
         label: batch.label,
         chunkBytes: ctx.tuning.writeChunkBytes,
         onProgress: (bytes) => {
-          ctx.addBytes(bytes - last);
-          last = bytes;
+          const now = Math.min(bytes, itemBytes);
+          ctx.addWritten(now - last);
+          last = now;
           faultPoint('archive:mid-write');
         },
       });
       return index.entries;
     } catch (err) {
-      ctx.addBytes(-last);
+      ctx.addWritten(-last);
       if (!isTapeError(err, 'EOM')) throw err;
       // The cartridge is full: the partial tar has no index and is never referenced.
       ctx.log.warn({ job: ctx.job.id, label: batch.label }, 'archive: cartridge full, choosing another one');
@@ -478,8 +493,8 @@ class ArchiveRun {
 
   private async finishItem(item: JobItem): Promise<void> {
     this.ctx.itemDone();
-    this.ctx.job.progress.bytesTotal -= 2 * (item.size ?? 0);
-    if (this.ctx.job.progress.bytesTotal < this.ctx.job.progress.bytesDone) this.ctx.job.progress.bytesTotal = this.ctx.job.progress.bytesDone;
+    const p = this.ctx.job.progress;
+    p.bytesTotal = Math.max(p.bytesTotal - (item.size ?? 0), p.bytesDone, p.bytesWritten ?? 0);
     await this.ctx.saveItem(item);
   }
 }

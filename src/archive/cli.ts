@@ -29,6 +29,7 @@ import { Catalog } from '../catalog/catalog.js';
 import { LevelStore } from '../catalog/store.js';
 import { createLogger } from '../log.js';
 import { callerDir, RELATIVE_PATHS_HELP } from '../util/paths.js';
+import { formatBytes } from '../util/units.js';
 import type { TapeLibrary } from '../tape/types.js';
 import { ControlClient } from '../control/client.js';
 import { SOCKET_NAME } from '../control/protocol.js';
@@ -208,18 +209,6 @@ export async function openBackend(cfg: Config, opts: { libraryOptional?: boolean
 
 // --- output -----------------------------------------------------------------------------
 
-export function formatBytes(n: number | undefined): string {
-  if (n === undefined) return '-';
-  const units = ['B', 'KB', 'MB', 'GB', 'TB', 'PB'];
-  let v = n;
-  let i = 0;
-  while (Math.abs(v) >= 1000 && i < units.length - 1) {
-    v /= 1000;
-    i++;
-  }
-  return i === 0 ? `${v} B` : `${v.toFixed(v < 10 ? 2 : v < 100 ? 1 : 0)} ${units[i]}`;
-}
-
 const out = (s: string) => process.stdout.write(s + '\n');
 const json = (v: unknown) => process.stdout.write(JSON.stringify(v) + '\n');
 
@@ -232,24 +221,39 @@ class JobProgress {
   update(j: JobRecord): void {
     if (this.quiet || !process.stderr.isTTY) return;
     const p = j.progress;
-    const payload = { kind: j.kind, items: `${p.itemsDone}/${p.itemsTotal} items`, bytes: `${formatBytes(p.bytesDone)}/${formatBytes(p.bytesTotal)}`, activity: j.activity ?? j.state };
+    const payload = { kind: j.kind, items: `${p.itemsDone}/${p.itemsTotal} items`, bytes: progressBytes(j), activity: j.activity ?? j.state };
     if (!this.started) {
       this.bar = new cliProgress.SingleBar(
         { format: '{kind} |{bar}| {percentage}% | {items} | {bytes} | {activity}', stream: process.stderr, hideCursor: true, clearOnComplete: false, etaBuffer: 20 },
         cliProgress.Presets.shades_classic,
       );
-      this.bar.start(Math.max(1, p.bytesTotal), Math.min(p.bytesDone, Math.max(1, p.bytesTotal)), payload);
+      this.bar.start(1000, barValue(j), payload);
       this.started = true;
       return;
     }
-    this.bar!.setTotal(Math.max(1, p.bytesTotal));
-    this.bar!.update(Math.min(p.bytesDone, Math.max(1, p.bytesTotal)), payload);
+    this.bar!.update(barValue(j), payload);
   }
 
   stop(): void {
     this.bar?.stop();
     this.bar = undefined;
   }
+}
+
+/** Per mille of a job's work: an archive's write and verify passes count half each. */
+function barValue(j: JobRecord): number {
+  const p = j.progress;
+  if (!(p.bytesTotal > 0) || j.kind === 'import') return p.itemsTotal > 0 ? Math.round((1000 * p.itemsDone) / p.itemsTotal) : 0;
+  const f = p.bytesWritten !== undefined ? (p.bytesWritten + p.bytesDone) / (2 * p.bytesTotal) : p.bytesDone / p.bytesTotal;
+  return Math.round(1000 * Math.min(1, Math.max(0, f)));
+}
+
+/** "648 KiB of 648 KiB" (item bytes), or for an archive "… written, … verified". */
+export function progressBytes(j: JobRecord): string {
+  const p = j.progress;
+  if (j.kind === 'import') return `${p.bytesDone} of ${p.bytesTotal} index entries`;
+  if (p.bytesWritten !== undefined) return `${formatBytes(p.bytesWritten)} of ${formatBytes(p.bytesTotal)} written, ${formatBytes(p.bytesDone)} verified`;
+  return `${formatBytes(p.bytesDone)} of ${formatBytes(p.bytesTotal)}`;
 }
 
 /** One-line (plus skipped lines) outcome of a job for the text output. */
@@ -433,7 +437,7 @@ export function registerTapeCommands(program: Command): void {
           const items = flags.items ? await b.items(id) : undefined;
           if (flags.json) json(items ? { ...j, items } : j);
           else {
-            out(`${j.id}  ${j.kind}  ${j.state}  ${j.progress.itemsDone}/${j.progress.itemsTotal} items  ${formatBytes(j.progress.bytesDone)}/${formatBytes(j.progress.bytesTotal)}`);
+            out(`${j.id}  ${j.kind}  ${j.state}  ${j.progress.itemsDone}/${j.progress.itemsTotal} items  ${progressBytes(j)}`);
             out(`  targets: ${j.targets.join(' ')}`);
             out(`  created ${j.created}${j.started ? `, started ${j.started}` : ''}${j.finished ? `, finished ${j.finished}` : ''}, attempts ${j.attempts}`);
             if (j.activity) out(`  now: ${j.activity}`);

@@ -97,9 +97,15 @@ export class JobContext {
     this.tell(true);
   }
 
-  /** Count bytes of work done; listeners hear about it at most 5 times a second. */
+  /** Count item bytes done; listeners hear about it at most 5 times a second. */
   addBytes(n: number): void {
     this.job.progress.bytesDone += n;
+    this.tell();
+  }
+
+  /** Archive: count item bytes written to tape (the write pass; addBytes counts the verify pass). */
+  addWritten(n: number): void {
+    this.job.progress.bytesWritten = (this.job.progress.bytesWritten ?? 0) + n;
     this.tell();
   }
 

@@ -18,9 +18,15 @@ export type JobKind = 'archive' | 'recall' | 'import';
 export type JobState = 'queued' | 'running' | 'done' | 'failed';
 
 export interface JobProgress {
-  /** Archive: bytes written + bytes read back; recall: bytes restored; import: bytes of members read. */
+  /**
+   * Item bytes done: archive: written, read back and verified; recall: restored; import:
+   * index entries read. Each item counts once (its size), whatever the passes over it.
+   */
   bytesDone: number;
+  /** Item bytes of the job (archive, recall: the sum of the items' sizes). */
   bytesTotal: number;
+  /** Archive: item bytes written to tape so far (the write pass; bytesDone is the verify pass). */
+  bytesWritten?: number;
   itemsDone: number;
   itemsTotal: number;
 }

@@ -160,7 +160,7 @@ export class ArchiveService extends EventEmitter {
       opts: { ...(opts.keepDisk ? { keepDisk: true } : {}), ...(opts.stub ? { stub: checkStub(opts.stub) } : {}) },
       created: now,
       updated: now,
-      progress: { bytesDone: 0, bytesTotal: items.reduce((n, i) => n + (i.size ?? 0), 0) * (kind === 'archive' ? 2 : 1), itemsDone: 0, itemsTotal: kind === 'import' ? targets.length : items.length },
+      progress: { bytesDone: 0, bytesTotal: items.reduce((n, i) => n + (i.size ?? 0), 0), itemsDone: 0, itemsTotal: kind === 'import' ? targets.length : items.length },
       attempts: 0,
     };
     await this.jobs.write([this.jobs.jobOp(job), ...items.map((i) => this.jobs.itemOp(job.id, i))]);
@@ -293,6 +293,7 @@ export class ArchiveService extends EventEmitter {
       } else {
         job.state = 'done';
         job.progress.bytesDone = job.progress.bytesTotal;
+        if (job.kind === 'archive') job.progress.bytesWritten = job.progress.bytesTotal;
       }
     } catch (err) {
       await ctx.flush();

@@ -290,6 +290,11 @@ const JS = String.raw`
     if (!p) return h('span', 'muted', '\u2013');
     var fmt = p.unit === 'bytes' ? bytes : num;
     if (!(p.total > 0)) return h('span', '', fmt(p.done));
+    if (typeof p.written === 'number') {
+      // archive: written, then read back and verified; each pass over the same item bytes
+      var w = pct(p.written, p.total), d = pct(p.done, p.total);
+      return h('div', 'prog', [bar([['fill', d], ['tape', Math.max(0, w - d)]]), h('span', '', fmt(p.written) + ' of ' + fmt(p.total) + ' written \u00b7 ' + fmt(p.done) + ' verified')]);
+    }
     var v = pct(p.done, p.total);
     return h('div', 'prog', [bar([['fill', v]]), h('span', '', Math.floor(v) + '% \u00b7 ' + fmt(p.done) + ' of ' + fmt(p.total))]);
   }
