@@ -243,3 +243,50 @@ test('a cancelled waiter leaves the queue; job leases on a named drive wait for 
     await h.done();
   }
 });
+
+test('pre-emption: playback blocked by job leases asks one job per blocked request, once; prefetch never does', async (t) => {
+  const h = await setup(2);
+  try {
+    const asks: { drive: number; label: string | null }[] = [];
+    h.s.on('preempt', (e) => asks.push(e));
+    const j0 = await h.take({ label: A, priority: 'job', owner: 'job' });
+    const j1 = await h.take({ label: B, priority: 'job', owner: 'job' });
+    const told: number[] = [];
+    j0.onPreempt(() => told.push(0));
+    j1.onPreempt(() => told.push(1));
+    // prefetch waits like before
+    const pre = h.take({ label: C, priority: 'prefetch', owner: 'prefetch' });
+    await tick();
+    t.deepEqual(asks, [], 'prefetch does not pre-empt');
+    // playback of a cartridge a job holds: that job is asked
+    const p1 = h.take({ label: B, priority: 'interactive', owner: 'play B' });
+    await tick();
+    t.deepEqual(asks.map((a) => a.drive), [1]);
+    t.deepEqual(told, [1]);
+    t.true(j1.preemptAsked);
+    // a second request for the same cartridge asks nobody else; one for another cartridge asks the other job
+    const p2 = h.take({ label: B, priority: 'interactive', owner: 'play B again' });
+    await tick();
+    t.is(asks.length, 1);
+    const p3 = h.take({ label: D, priority: 'interactive', owner: 'play D' });
+    await tick();
+    t.deepEqual(asks.map((a) => a.drive), [1, 0]);
+    t.is(h.s.counters.preemptions, 2);
+    // the jobs give back at their safe point: playback is admitted, prefetch still after it
+    j1.release();
+    const l1 = await p1;
+    t.is(l1.index, 1);
+    l1.release();
+    (await p2).release();
+    j0.release();
+    const l3 = await p3;
+    t.is(h.s.labelIn(l3.index), D);
+    l3.release();
+    (await pre).release();
+    t.deepEqual(h.admits.slice(2).map((a) => a.priority), ['interactive', 'interactive', 'interactive', 'prefetch']);
+    t.is(h.s.counters.admissionTimeouts, 0);
+    t.is(h.s.counters.preemptions, 2, 'no lease asked twice');
+  } finally {
+    await h.done();
+  }
+});

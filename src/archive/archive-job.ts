@@ -46,6 +46,8 @@ class ArchiveRun {
   private readonly bySeq: Map<number, JobItem>;
   private readonly used = new Set<string>();
   private reused = 0;
+  /** The last tar was ended early because playback wants the drive: yield once it is recorded. */
+  private cutShort = false;
 
   constructor(
     private readonly ctx: JobContext,
@@ -273,6 +275,10 @@ class ArchiveRun {
       batch.phase = 'written';
       await ctx.saveBatch(batch, [await this.poolUpdate(drive, batch.label)]);
       faultPoint('archive:written');
+      if (this.cutShort) {
+        this.cutShort = false;
+        await ctx.yieldToPlayback();
+      }
     }
     if (batch.phase === 'written') {
       ctx.checkpoint();
@@ -373,7 +379,10 @@ class ArchiveRun {
           last = now;
           faultPoint('archive:mid-write');
         },
+        // safe point: the end of a tar member (the tar is ended there, the rest waits for another batch)
+        stopAfter: () => ctx.preemptRequested(),
       });
+      if (index.entries.length < members.length) await this.trimBatch(batch, items, index.entries);
       return index.entries;
     } catch (err) {
       ctx.addWritten(-last);
@@ -393,6 +402,25 @@ class ArchiveRun {
       await ctx.saveBatch(batch, ops);
       return undefined;
     }
+  }
+
+  /** The tar was ended early (pre-emption): the items it does not hold go back to pending. */
+  private async trimBatch(batch: JobBatch, items: JobItem[], entries: IndexEntry[]): Promise<void> {
+    const { ctx } = this;
+    const written = new Set(entries.map((e) => e.objectId));
+    const ops: BatchOp[] = [];
+    for (const item of items) {
+      if (written.has(item.id)) continue;
+      item.phase = 'pending';
+      delete item.batch;
+      delete item.label;
+      ops.push(ctx.itemOp(item));
+    }
+    batch.items = batch.items.filter((s) => written.has(this.bySeq.get(s)?.id ?? ''));
+    items.splice(0, items.length, ...items.filter((i) => written.has(i.id)));
+    ctx.log.info({ job: ctx.job.id, label: batch.label, written: items.length, back: ops.length }, 'archive: tar ended early for playback; the other items go to the next batch');
+    this.cutShort = true;
+    await ctx.saveBatch(batch, ops);
   }
 
   private async poolUpdate(drive: TapeDrive, label: string): Promise<BatchOp> {
@@ -417,13 +445,18 @@ class ArchiveRun {
     const { ctx } = this;
     const entries = [...(batch.entries ?? [])].sort((a, b) => a.firstBlock - b.firstBlock || a.offset - b.offset);
     if (entries.length === 0) return;
-    const drive = await ctx.drives.mount(batch.label);
-    const reader = new MemberReader(drive, entries[0].blockSize, batch.label, ctx.tuning.reader);
-    await reader.check();
-    ctx.activity(`verifying ${entries.length} member(s) on ${batch.label}`);
+    const open = async () => {
+      const r = new MemberReader(await ctx.drives.mount(batch.label), entries[0].blockSize, batch.label, ctx.tuning.reader);
+      await r.check();
+      ctx.activity(`verifying ${entries.length} member(s) on ${batch.label}`);
+      return r;
+    };
+    let reader = await open();
     let first = true;
-    for (const e of entries) {
+    for (const [k, e] of entries.entries()) {
       ctx.checkpoint();
+      // safe point between members: playback may take the drive; mount again after it
+      if (k > 0 && (await ctx.yieldToPlayback())) reader = await open();
       const h = createHash('sha256');
       for await (const chunk of prefetch(reader.read(e))) {
         h.update(chunk);

@@ -18,6 +18,12 @@ export class Interrupted extends Error {
   }
 }
 
+/** A library that playback may ask drives back from (the staging worker's RemoteTapeLibrary). */
+interface Preemptible {
+  preemptRequested(): boolean;
+  release(drive?: number): Promise<void>;
+}
+
 export interface JobTuning {
   /** Largest tar written in one go (default 8 GiB): disk space is freed batch by batch. */
   maxBatchBytes: number;
@@ -66,6 +72,26 @@ export class JobContext {
   /** Throws Interrupted when the service is stopping (at phase boundaries). */
   checkpoint(): void {
     if (this.signal.aborted) throw new Interrupted();
+  }
+
+  /** True when playback asked for a drive this job holds (see yieldToPlayback). */
+  preemptRequested(): boolean {
+    const lib = this.library as Partial<Preemptible>;
+    return typeof lib.preemptRequested === 'function' && typeof lib.release === 'function' && lib.preemptRequested();
+  }
+
+  /**
+   * At a safe point (the end of a tar member): when playback asked for the job's drive, give
+   * every drive back and return true; the caller mounts again before its next tape operation
+   * and so queues behind playback (the job's durable phases are untouched: it simply waits).
+   */
+  async yieldToPlayback(): Promise<boolean> {
+    if (!this.preemptRequested()) return false;
+    this.job.preempted = (this.job.preempted ?? 0) + 1;
+    this.log.info({ job: this.job.id, kind: this.job.kind }, `${this.job.kind}: giving the drive to playback; the job resumes when a drive is free`);
+    this.activity('paused: playback needs the drive');
+    await (this.library as unknown as Preemptible).release();
+    return true;
   }
 
   /** Persist the job record together with other ops (one batch), and tell listeners. */

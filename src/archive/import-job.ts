@@ -55,8 +55,10 @@ export async function runImport(ctx: JobContext): Promise<Record<string, unknown
   ctx.job.progress.itemsTotal = ctx.job.targets.length;
   ctx.job.progress.itemsDone = 0;
   await ctx.save();
-  for (const label of ctx.job.targets) {
+  for (const [k, label] of ctx.job.targets.entries()) {
     ctx.checkpoint();
+    // safe point between cartridges: playback may take the drive (importCartridge mounts again)
+    if (k > 0) await ctx.yieldToPlayback();
     results.push(await importCartridge(ctx, label));
     ctx.itemDone();
     await ctx.save();

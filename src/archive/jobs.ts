@@ -70,6 +70,8 @@ export interface JobRecord {
   code?: ArchiveErrorCode;
   /** Summary of the outcome (counts, cartridges used...). */
   result?: Record<string, unknown>;
+  /** Times the job gave its drive to playback at a safe point (pre-emption). */
+  preempted?: number;
 }
 
 export type ArchivePhase = 'pending' | 'batched' | 'committed' | 'done' | 'skipped' | 'failed';

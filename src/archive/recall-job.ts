@@ -133,7 +133,7 @@ class RecallRun {
       await reader.check();
       m = { drive, reader };
       this.mounts.set(label, m);
-      this.order.push(label);
+      if (!this.order.includes(label)) this.order.push(label);
     }
     this.ctx.drives.touch(label);
     return m.reader;
@@ -162,9 +162,11 @@ class RecallRun {
       });
     };
     try {
-      for (const item of group) {
+      for (const [k, item] of group.entries()) {
         if (failed) break;
         ctx.checkpoint();
+        // safe point between members: playback may take the drive; reader() mounts again
+        if (k > 0 && (await ctx.yieldToPlayback())) this.mounts.clear();
         after(item, item.phase === 'pending' || item.phase === 'restoring' ? await this.fetchFor(item) : undefined);
       }
     } finally {

@@ -333,6 +333,10 @@ export class StagerClient extends EventEmitter implements SourceHost {
         this.log.error({ stager: m.data }, `archived item ${String(m.data.itemId)} is unreadable on ${String(m.data.label)}: ${String(m.data.message)}`);
         this.emit('flagged', m.data);
         break;
+      case 'preempt':
+        if (typeof m.data.drive === 'number') this.remote?.notePreempt(m.data.drive);
+        this.log.info({ drive: m.data.drive }, 'playback needs a drive the running job holds: the job gives it back at its next safe point');
+        break;
       case 'needed': {
         const list = (m.data.cartridges ?? []) as { label: string }[];
         if (list.length) this.log.warn({ needed: list.map((c) => c.label) }, `cartridge${list.length > 1 ? 's' : ''} needed: ${list.map((c) => c.label).join(', ')} (offline; import to serve)`);

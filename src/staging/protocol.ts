@@ -181,7 +181,8 @@ export interface SegMessage {
   complete: boolean;
 }
 
-export type WorkerEventName = 'flagged' | 'needed' | 'mount' | 'unload' | 'evict' | 'stats';
+/** 'preempt' {drive} goes only to the connection whose job holds that drive: give it back at the next safe point. */
+export type WorkerEventName = 'flagged' | 'needed' | 'mount' | 'unload' | 'evict' | 'stats' | 'preempt';
 
 export type WorkerMessage =
   | WorkerHello

@@ -7,6 +7,11 @@
 // the job has not used the drive for a while (worker tuning jobIdleReleaseMs),
 // or when the connection goes.
 //
+// Pre-emption: when playback needs a drive a job holds, the worker sends a
+// 'preempt' event to this connection (notePreempt); the job sees
+// preemptRequested() at its next safe point and calls release(), after which
+// its next operation queues for a drive again.
+//
 // Errors come back as TapeError with the tape layer's codes, so code written
 // against a local library behaves the same (admission timeouts arrive as BUSY,
 // a lost worker as IO; `details.stagerCode` keeps the stager's own code).
@@ -119,6 +124,10 @@ export class RemoteTapeLibrary implements TapeLibrary {
   readonly changer: TapeChanger;
   private driveObjs: RemoteDrive[] = [];
   private lastStats: TapeStats = { ...emptyCounters(), seconds: {} };
+  /** Drives playback asked back (pre-emption) since the job last released them. */
+  private readonly preempted = new Set<number>();
+  /** Drive reservations given back because playback asked for them. */
+  preemptionsHonoured = 0;
 
   constructor(private readonly transport: LibraryTransport) {
     this.changer = new RemoteChanger(this);
@@ -176,7 +185,21 @@ export class RemoteTapeLibrary implements TapeLibrary {
 
   /** Gives back the job's reservation of one drive (or all of them). */
   async release(drive?: number): Promise<void> {
+    const asked = drive === undefined ? this.preempted.size > 0 : this.preempted.has(drive);
+    if (drive === undefined) this.preempted.clear();
+    else this.preempted.delete(drive);
     await this.invoke('release', drive, []);
+    if (asked) this.preemptionsHonoured++;
+  }
+
+  /** @internal the worker asks for drive `drive` back (playback pre-empts the job). */
+  notePreempt(drive: number): void {
+    this.preempted.add(drive);
+  }
+
+  /** True when playback asked for a drive this client's job holds: give it back at the next safe point. */
+  preemptRequested(): boolean {
+    return this.preempted.size > 0;
   }
 
   /** Last known counters of the worker's library (refreshed by every call). */

@@ -18,6 +18,13 @@
 //
 // An idle drive (no lease for `idleUnloadMs`) is unloaded unless a waiting
 // request wants its cartridge.
+//
+// Pre-emption: an interactive request that cannot be served because every drive
+// (or the drive holding its cartridge) is leased to a job asks one job lease per
+// blocked request to give its drive back ('preempt' event, lease.onPreempt): the
+// job does so at its next safe point (end of the current tar member) and queues
+// again at job priority, so the interactive request gets the drive long before
+// its admission timeout. A lease is asked at most once; prefetch never pre-empts.
 
 import { EventEmitter } from 'node:events';
 import { isTapeError, type TapeDrive, type TapeLibrary } from '../tape/types.js';
@@ -47,6 +54,10 @@ export interface DriveLease {
   /** Label loaded when the lease was granted (undefined: empty drive). */
   readonly label: string | undefined;
   readonly released: boolean;
+  /** Playback asked for this (job) drive: give it back at the next safe point. */
+  readonly preemptAsked: boolean;
+  /** Called once when playback asks for this lease's drive (job leases). */
+  onPreempt(cb: () => void): void;
   release(): void;
 }
 
@@ -74,6 +85,8 @@ export interface SchedulerCounters {
   idleUnloads: number;
   swaps: number;
   mountErrors: number;
+  /** Job leases asked to give their drive back to playback. */
+  preemptions: number;
 }
 
 interface DriveSlot {
@@ -102,6 +115,8 @@ interface Waiter {
 
 class Lease implements DriveLease {
   released = false;
+  preemptAsked = false;
+  private preemptCb: (() => void) | undefined;
   constructor(
     private readonly sched: DriveScheduler,
     private readonly slot: DriveSlot,
@@ -114,6 +129,17 @@ class Lease implements DriveLease {
   }
   get drive(): TapeDrive {
     return this.slot.drive;
+  }
+  onPreempt(cb: () => void): void {
+    this.preemptCb = cb;
+    if (this.preemptAsked && !this.released) cb();
+  }
+  /** @internal asks the holder (once) to give the drive back. */
+  askPreempt(): boolean {
+    if (this.preemptAsked || this.released) return false;
+    this.preemptAsked = true;
+    this.preemptCb?.();
+    return true;
   }
   release(): void {
     if (this.released) return;
@@ -150,7 +176,7 @@ export interface NeededCartridge {
 
 /**
  * Events: 'mount' {drive,label,swapped?}, 'unload' {drive,label,idle}, 'admit' {drive,label,priority,owner,block,waitedMs},
- * 'needed' (list changed), 'timeout' {label,priority}.
+ * 'needed' (list changed), 'timeout' {label,priority}, 'preempt' {drive,label,owner,for}.
  */
 export class DriveScheduler extends EventEmitter {
   readonly counters: SchedulerCounters = {
@@ -164,6 +190,7 @@ export class DriveScheduler extends EventEmitter {
     idleUnloads: 0,
     swaps: 0,
     mountErrors: 0,
+    preemptions: 0,
   };
   private readonly slots: DriveSlot[];
   private waiters: Waiter[] = [];
@@ -425,6 +452,50 @@ export class DriveScheduler extends EventEmitter {
    */
   private dispatch(): void {
     if (this.closed) return;
+    this.dispatchFree();
+    this.preemptForPlayback();
+  }
+
+  /**
+   * Interactive requests blocked by job leases ask jobs to give drives back (see the header):
+   * the job holding a blocked request's cartridge, else any job lease, one per blocked
+   * request, counting those already asked and drives that are free.
+   */
+  private preemptForPlayback(): void {
+    const blocked = this.waiters.filter((w) => w.rank === 0 && w.req.label !== undefined && w.req.drive === undefined);
+    if (blocked.length === 0) return;
+    const jobSlot = (s: DriveSlot) => s.lease !== null && s.lease.priority === 'job' && !s.lease.released;
+    let need = 0;
+    const labels = new Set<string>();
+    for (const w of blocked) {
+      const label = w.req.label!;
+      if (labels.has(label)) continue;
+      labels.add(label);
+      const holder = this.slots.find((s) => (s.label === label || s.mounting === label) && !this.isFree(s));
+      if (holder) {
+        if (jobSlot(holder)) this.askPreempt(holder, w);
+        continue;
+      }
+      need++;
+    }
+    need -= this.slots.filter((s) => this.isFree(s)).length;
+    need -= this.slots.filter((s) => jobSlot(s) && s.lease!.preemptAsked && !labels.has(s.label ?? '')).length;
+    for (const s of this.slots) {
+      if (need <= 0) break;
+      if (jobSlot(s) && !s.lease!.preemptAsked && this.askPreempt(s, blocked[0]!)) need--;
+    }
+  }
+
+  private askPreempt(slot: DriveSlot, w: Waiter): boolean {
+    const lease = slot.lease!;
+    if (!lease.askPreempt()) return false;
+    this.counters.preemptions++;
+    this.emit('preempt', { drive: slot.index, label: slot.label, owner: lease.owner, for: w.req.owner ?? w.req.label });
+    this.log?.info({ drive: slot.index, label: slot.label, for: w.req.owner, wants: w.req.label }, `playback asks the job on drive ${slot.index} to give it back at its next safe point`);
+    return true;
+  }
+
+  private dispatchFree(): void {
     for (;;) {
       if (this.waiters.length === 0 || !this.slots.some((s) => this.isFree(s))) return;
       const order = this.ordered();

@@ -1156,6 +1156,8 @@ export class Session {
         throw new StagerError({ code: 'CANCELLED', message: 'connection closed' });
       }
       this.jobLeases.set(lease.index, { lease, busy: 0, timer: undefined });
+      // playback wants this drive: tell the job (it gives the drive back at its next safe point)
+      lease.onPreempt(() => this.send({ t: 'event', name: 'preempt', data: { drive: lease.index } }));
       return lease;
     } finally {
       this.jobWaits.delete(ac);

@@ -97,6 +97,11 @@ export interface WriteArchiveOptions {
   onProgress?: (bytes: number) => void;
   /** Creation time recorded in the index (default: now). */
   now?: Date;
+  /**
+   * Asked after each member but the last: true ends the archive there (a shorter tar with
+   * its own index, listing only the members written), e.g. to give the drive to playback.
+   */
+  stopAfter?: () => boolean;
 }
 
 /** Bytes on tape of the tar stream for `members` (excluding its filemark), block-padded. */
@@ -185,6 +190,7 @@ export async function writeArchive(drive: TapeDrive, members: readonly ArchiveMe
         blockSize: bs,
         mtime,
       });
+      if (entries.length < members.length && opts.stopAfter?.()) break;
     }
     await out.write(endOfArchive());
     await out.finish();
