@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import { open, mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { encodeFlac } from '../src/media/flac.js';
+import { encodeFlac } from '../src/demo/flac.js';
 import { prng } from './stats.js';
 
 export const LIBRARY_VERSION = 1;

@@ -9,7 +9,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Canvas, circle, encodeJpeg, encodePng, type RGBA, roundRect, segment, subtract, union } from '../src/media/imagegen.js';
+import { Canvas, circle, encodeJpeg, encodePng, type RGBA, roundRect, segment, subtract, union } from '../src/demo/imagegen.js';
 
 const BODY: RGBA = [43, 47, 54];
 const BODY_LIGHT: RGBA = [66, 72, 82];

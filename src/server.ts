@@ -15,7 +15,7 @@ import { LevelStore } from './catalog/store.js';
 import { ConfigError, type Config } from './config.js';
 import type { Logger } from './log.js';
 import { scan, type ScanProgress } from './scanner/scanner.js';
-import { createDemoLibrary } from './media/demo.js';
+import { createDemoLibrary } from './demo/library.js';
 import { contentFeatures, transferModeFor } from './media/dlna.js';
 import { diskSource, mediaRoutes, type MediaSource } from './http/delivery.js';
 import { allowSubnets } from './http/acl.js';

@@ -10,7 +10,8 @@ import type { Config } from './config.js';
 import type { Logger } from './log.js';
 import type { MediaSource } from './http/delivery.js';
 import type { CacheStatus, HistogramSnapshot, JobStatus, StagerStatus as PageStagerStatus, StatusExtras, TapeStatus as PageTapeStatus } from './server-state.js';
-import { ArchiveService, archiveDemo, type JobRecord } from './archive/index.js';
+import { ArchiveService, type JobRecord } from './archive/index.js';
+import { archiveDemo } from './demo/tape.js';
 import { startControlServer, type ControlServer } from './control/index.js';
 import { StagerClient } from './staging/client.js';
 

@@ -8,11 +8,11 @@ import { Catalog } from '../src/catalog/catalog.js';
 import { MemoryStore } from '../src/catalog/store.js';
 import { loadConfig } from '../src/config.js';
 import { silentLogger } from '../src/log.js';
-import { createDemoLibrary } from '../src/media/demo.js';
+import { createDemoLibrary } from '../src/demo/library.js';
 import { scan } from '../src/scanner/scanner.js';
 import { VirtualTapeLibrary } from '../src/tape/virtual.js';
 import { ArchiveService } from '../src/archive/service.js';
-import { archiveDemo, DEMO_STUB, demoArchiveSet } from '../src/archive/demo.js';
+import { archiveDemo, DEMO_STUB, demoArchiveSet } from '../src/demo/tape.js';
 import { stubFileOk } from '../src/archive/stubs.js';
 import { readThroughCatalog } from './fixtures/archive/setup.js';
 

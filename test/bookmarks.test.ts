@@ -10,7 +10,7 @@ import { Catalog } from '../src/catalog/catalog.js';
 import { MemoryStore } from '../src/catalog/store.js';
 import { itemIdForPath } from '../src/catalog/layout.js';
 import type { CatalogObject } from '../src/catalog/types.js';
-import { createDemoLibrary } from '../src/media/demo.js';
+import { createDemoLibrary } from '../src/demo/library.js';
 import { jsonLines, REPO_ROOT } from './helpers/lab.js';
 import { browse, CDS, soap } from './helpers/upnp-client.js';
 

@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createDemoLibrary } from '../src/media/demo.js';
+import { createDemoLibrary } from '../src/demo/library.js';
 import { normaliseTargets } from '../src/archive/cli.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tapedeck-cli-'));

@@ -7,8 +7,8 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createDemoLibrary } from '../src/media/demo.js';
-import { demoArchiveSet } from '../src/archive/demo.js';
+import { createDemoLibrary } from '../src/demo/library.js';
+import { demoArchiveSet } from '../src/demo/tape.js';
 import { jsonLines, REPO_ROOT } from './helpers/lab.js';
 
 type Line = Record<string, any>;

@@ -5,7 +5,7 @@ import { mkdtemp, readdir, readFile, rm, stat, truncate, unlink, writeFile } fro
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import jpeg from 'jpeg-js';
-import { createDemoLibrary, DEMO_MANIFEST, DEMO_PICTURES, DEMO_TRACKS, DEMO_VIDEOS } from '../src/media/demo.js';
+import { createDemoLibrary, DEMO_MANIFEST, DEMO_PICTURES, DEMO_TRACKS, DEMO_VIDEOS } from '../src/demo/library.js';
 import { findFfprobe, probe } from '../src/media/probe.js';
 
 let tmp: string;

@@ -3,9 +3,9 @@ import { mkdir, mkdtemp, open, readFile, rm, truncate, utimes, writeFile } from 
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { writeMjpegAvi } from '../src/media/avi.js';
-import { createDemoLibrary } from '../src/media/demo.js';
-import { Canvas, encodeJpeg, exifApp1 } from '../src/media/imagegen.js';
+import { writeMjpegAvi } from '../src/demo/avi-writer.js';
+import { createDemoLibrary } from '../src/demo/library.js';
+import { Canvas, encodeJpeg, exifApp1 } from '../src/demo/imagegen.js';
 import { formatCodec, mediaTypeOf, parseCodec } from '../src/media/mediatypes.js';
 import { dropImplausible, exifDateToIso, findFfprobe, normaliseTagDate, probe, titleFromFileName } from '../src/media/probe.js';
 

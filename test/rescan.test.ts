@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createDemoLibrary } from '../src/media/demo.js';
+import { createDemoLibrary } from '../src/demo/library.js';
 import { jsonLines, REPO_ROOT } from './helpers/lab.js';
 
 type Line = Record<string, any>;

@@ -1,7 +1,6 @@
 // Tape tier entry point (archive, recall, import jobs; head stubs; cartridges).
 
 export { ArchiveService, MAX_ATTEMPTS, type ArchiveServiceOptions, type CartridgeInfo, type DriveInfo, type LabelResult, type TapeStatus } from './service.js';
-export { archiveDemo, demoArchiveSet } from './demo.js';
 export { openConfiguredLibrary, tapeLibraryConfig } from './library.js';
 export { ArchiveError, EXIT_CODES, errorCode, exitCodeOf, type ArchiveErrorCode } from './errors.js';
 export { isTerminal, type JobItem, type JobKind, type JobOptions, type JobProgress, type JobRecord, type JobState } from './jobs.js';

@@ -8,7 +8,7 @@ import { createLogger } from '../log.js';
 import { Catalog } from '../catalog/catalog.js';
 import { LevelStore } from '../catalog/store.js';
 import { scan } from '../scanner/scanner.js';
-import { createDemoLibrary } from '../media/demo.js';
+import { createDemoLibrary } from '../demo/library.js';
 import { RELATIVE_PATHS_HELP } from '../util/paths.js';
 import { addSettingFlags, config, fail, progressLine } from './common.js';
 

@@ -10,9 +10,9 @@
 
 import { sep } from 'node:path';
 import type { Catalog } from '../catalog/catalog.js';
-import { DEMO_TRACKS, DEMO_VIDEOS } from '../media/demo.js';
-import type { JobRecord, JobStubOptions } from './jobs.js';
-import type { ArchiveService } from './service.js';
+import type { JobRecord, JobStubOptions } from '../archive/jobs.js';
+import type { ArchiveService } from '../archive/service.js';
+import { DEMO_TRACKS, DEMO_VIDEOS } from './library.js';
 
 /** Demo files that go to tape: relPaths ('/'-separated, relative to the demo directory). */
 export function demoArchiveSet(): Set<string> {

@@ -14,10 +14,10 @@ import { execFile } from 'node:child_process';
 import { mkdir, readFile, rename, rm, stat, utimes, writeFile, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { writeMjpegAvi } from './avi.js';
+import { writeMjpegAvi } from './avi-writer.js';
 import { encodeFlac } from './flac.js';
 import { Canvas, circle, digit, encodeJpeg, encodePng, hsv, type RGBA, rgb, ring, roundRect, unpack } from './imagegen.js';
-import { findFfprobe } from './probe.js';
+import { findFfprobe } from '../media/probe.js';
 
 export const DEMO_VERSION = 1;
 export const DEMO_MANIFEST = '.tapedeck-demo.json';
