@@ -12,7 +12,8 @@ test('archive, jobs, tape ls and bad input through the CLI', async (t) => {
   const common = ['--data', lab.data, '--json'];
   const bad = await runCli(['archive', 'inosuchitem', ...common]);
   t.is(bad.code, 2);
-  t.is(bad.err.trim(), 'tapedeck: unknown object ID: inosuchitem');
+  t.is(bad.err.split('\n')[0], 'tapedeck: unknown object ID: inosuchitem');
+  t.regex(bad.err, /searched the catalog in data directory /);
   const unknownLabel = await runCli(['tape', 'import', 'ZZ0001L9', ...common]);
   t.is(unknownLabel.code, 2);
   t.regex(unknownLabel.err, /unknown cartridge ZZ0001L9/);

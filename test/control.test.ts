@@ -2,7 +2,8 @@
 // the CLI sends its commands over <data>/control.sock and shows the same
 // results, progress and exit codes as in direct mode.
 import test from 'ava';
-import { stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startControlServer } from '../src/control/server.js';
 import { ControlClient } from '../src/control/client.js';
@@ -95,4 +96,44 @@ test('the client: job progress streams as NDJSON until the job ends; errors keep
   t.is((e4 as ArchiveError).code, 'INVALID');
   // A second server on the same socket is refused; a stale socket file is replaced.
   await t.throwsAsync(() => startControlServer({ socketPath, archive: lab.service }), { message: /in use/ });
+});
+
+test.serial('an unknown path names the catalog searched and a running server that uses another one', async (t) => {
+  // registry of running servers in a directory of this test only
+  const runtime = await mkdtemp(join(tmpdir(), 'tapedeck-run-'));
+  const saved = process.env.XDG_RUNTIME_DIR;
+  process.env.XDG_RUNTIME_DIR = runtime;
+  t.teardown(async () => {
+    if (saved === undefined) delete process.env.XDG_RUNTIME_DIR;
+    else process.env.XDG_RUNTIME_DIR = saved;
+    await rm(runtime, { recursive: true, force: true });
+  });
+  const env = { XDG_RUNTIME_DIR: runtime };
+  const lab = await makeLab();
+  t.teardown(() => lab.cleanup());
+  const other = join(lab.dir, 'other-data');
+  // a stale entry (a server killed with -9) is ignored
+  await mkdir(join(runtime, 'tapedeck'), { recursive: true });
+  await writeFile(join(runtime, 'tapedeck', 'stale.json'), JSON.stringify({ pid: 2 ** 22 + 7, dataDir: '/nowhere', socket: '/nowhere/control.sock' }));
+
+  const alone = await runCli(['archive', '/srv/nosuch/clip.mp4', '--data', other], env);
+  t.is(alone.code, 2, alone.err);
+  t.regex(alone.err, /^tapedeck: unknown path: \/srv\/nosuch\/clip\.mp4\n/);
+  t.true(alone.err.includes(`searched the catalog in data directory ${other}\n`), alone.err);
+  t.regex(alone.err, /no running server found/);
+  t.notRegex(alone.err, /nowhere/);
+
+  const ctl = await startControlServer({ socketPath: join(lab.data, 'control.sock'), archive: lab.service });
+  t.teardown(() => ctl.close());
+  const elsewhere = await runCli(['recall', '/srv/nosuch/clip.mp4', '--data', other], env);
+  t.is(elsewhere.code, 2, elsewhere.err);
+  t.true(elsewhere.err.includes(`searched the catalog in data directory ${other}\n`), elsewhere.err);
+  t.true(elsewhere.err.includes(`a running server (pid ${process.pid}) uses another catalog, in ${lab.data}: add --data ${lab.data}`), elsewhere.err);
+  const viaServer = await runCli(['archive', 'inosuchitem', '--data', lab.data], env);
+  t.is(viaServer.code, 2, viaServer.err);
+  t.regex(viaServer.err, /^tapedeck: unknown object ID: inosuchitem\n/);
+  t.true(viaServer.err.includes(`searched the catalog in data directory ${lab.data} (held by the running server)`), viaServer.err);
+  t.regex(viaServer.err, /no other running server found/);
+  await ctl.close();
+  t.deepEqual(await readdir(join(runtime, 'tapedeck')), [], 'closing removes the entry (and the reader removed the stale one)');
 });

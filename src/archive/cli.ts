@@ -33,6 +33,7 @@ import { formatBytes } from '../util/units.js';
 import type { TapeLibrary } from '../tape/types.js';
 import { ControlClient } from '../control/client.js';
 import { SOCKET_NAME } from '../control/protocol.js';
+import { catalogHint } from '../control/registry.js';
 import { ArchiveError, EXIT_CODES, exitCodeOf, messageOf } from './errors.js';
 import { isTerminal, type JobItem, type JobKind, type JobOptions, type JobRecord } from './jobs.js';
 import { openConfiguredLibrary, unavailableLibrary } from './library.js';
@@ -346,12 +347,25 @@ export function normaliseTargets(targets: string[], base = callerDir()): string[
   return targets.map((t) => (t === '.' || t === '..' || t.startsWith('./') || t.startsWith('../') ? resolve(base, t) : t));
 }
 
+/**
+ * An unknown path or object ID: say which catalog was searched (which data directory, opened
+ * here or through the server holding it) and whether a running server uses another one.
+ */
+async function withCatalogHint<T>(b: Backend, cfg: Config, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (!(err instanceof ArchiveError) || err.code !== 'NOT_FOUND' || !/^unknown (path|object ID)/.test(err.message)) throw err;
+    throw new ArchiveError('NOT_FOUND', `${err.message}\n${await catalogHint(cfg.dataDir, b.mode === 'server')}`);
+  }
+}
+
 async function jobCommand(kind: JobKind, targets: string[], flags: CommonFlags & { keep?: boolean }): Promise<void> {
-  await withBackend(flags, async (b) => {
+  await withBackend(flags, async (b, cfg) => {
     const bar = new JobProgress(!!flags.json);
     try {
       await b.resume((j) => process.stderr.isTTY && !flags.json && bar.update(j));
-      const job = await b.submit(kind, kind === 'import' ? targets : normaliseTargets(targets), kind === 'archive' ? { keepDisk: !!flags.keep } : {});
+      const job = await withCatalogHint(b, cfg, () => b.submit(kind, kind === 'import' ? targets : normaliseTargets(targets), kind === 'archive' ? { keepDisk: !!flags.keep } : {}));
       const done = await b.follow(job.id, (j) => bar.update(j));
       bar.stop();
       if (flags.json) json(done);

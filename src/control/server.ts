@@ -10,6 +10,7 @@ import { ArchiveError, errorCode, messageOf } from '../archive/errors.js';
 import { isTerminal, type JobKind, type JobRecord } from '../archive/jobs.js';
 import type { Logger } from '../log.js';
 import { MAX_BODY, PROTOCOL_VERSION, statusOf, type ErrorBody } from './protocol.js';
+import { registerServer } from './registry.js';
 
 export interface ControlServerOptions {
   socketPath: string;
@@ -135,6 +136,7 @@ export async function startControlServer(opts: ControlServerOptions): Promise<Co
     });
   });
   await chmod(socketPath, 0o600);
+  const unregister = await registerServer(socketPath);
   log?.info({ socket: socketPath }, 'control socket listening');
 
   return {
@@ -146,6 +148,7 @@ export async function startControlServer(opts: ControlServerOptions): Promise<Co
         for (const s of sockets) s.destroy();
       });
       await rm(socketPath, { force: true });
+      await unregister();
     },
   };
 }
