@@ -36,6 +36,8 @@ export const SETTINGS: Setting[] = [
   { key: 'log_level', flag: 'log-level', type: 'enum', arg: 'LEVEL', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info', description: 'Log level; debug adds a request log.' },
   { key: 'scan_on_start', flag: 'scan-on-start', type: 'bool', default: 'true', description: 'Scan the media directories when the server starts (incremental).' },
   { key: 'rescan_interval', flag: 'rescan-interval', type: 'int', arg: 'S', min: 0, max: 604800, default: '900', description: 'Seconds between incremental rescans while the server runs, so new, changed and deleted files show up without a restart (0: only at start).' },
+  { key: 'watch', flag: 'watch', type: 'bool', default: 'true', description: 'Watch the media directories (inotify) so added, changed, renamed and deleted files show up within seconds, without waiting for a rescan.' },
+  { key: 'watch_limit', flag: 'watch-limit', type: 'int', arg: 'N', min: 0, max: 100000000, default: '0', description: 'Most directories to watch (0: as many as fs.inotify.max_user_watches allows); changes in directories beyond it show up at the periodic rescan.' },
   { key: 'ssdp', flag: 'ssdp', type: 'bool', default: 'true', description: 'Announce the server with SSDP (off: reachable only by its URL).' },
   { key: 'ssdp_interval', flag: 'ssdp-interval', type: 'int', arg: 'SECONDS', min: 5, max: 1700, default: '600', description: 'Re-advertisement period; max-age is 1800 s.' },
   { key: 'scan_concurrency', flag: 'scan-concurrency', type: 'int', arg: 'N', min: 1, max: 64, default: '8', description: 'Files whose metadata is read in parallel during a scan.' },
@@ -82,6 +84,8 @@ export interface Config {
   logLevel: string;
   scanOnStart: boolean;
   rescanInterval: number;
+  watch: boolean;
+  watchLimit: number;
   ssdp: boolean;
   ssdpInterval: number;
   scanConcurrency: number;
@@ -336,6 +340,8 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     logLevel: one('log_level') ?? 'info',
     scanOnStart: (one('scan_on_start') ?? 'true') === 'true',
     rescanInterval: Number(one('rescan_interval') ?? 900),
+    watch: (one('watch') ?? 'true') === 'true',
+    watchLimit: Number(one('watch_limit') ?? 0),
     ssdp: (one('ssdp') ?? 'true') === 'true',
     ssdpInterval: Number(one('ssdp_interval') ?? 600),
     scanConcurrency: Number(one('scan_concurrency') ?? 8),

@@ -14,7 +14,10 @@ import { Catalog, type ChangeEvent } from './catalog/catalog.js';
 import { LevelStore } from './catalog/store.js';
 import { ConfigError, type Config } from './config.js';
 import type { Logger } from './log.js';
-import { scan, type ScanProgress } from './scanner/scanner.js';
+import { scan, scanPaths, type ScanProgress } from './scanner/scanner.js';
+import { LibraryWatcher } from './scanner/watcher.js';
+import { mediaTypeOf } from './media/mediatypes.js';
+import { ownPaths } from './util/own-paths.js';
 import { createDemoLibrary } from './demo/library.js';
 import { contentFeatures, transferModeFor } from './media/dlna.js';
 import { diskSource, mediaRoutes, type MediaSource } from './http/delivery.js';
@@ -57,6 +60,9 @@ export class TapedeckServer {
   private events: EventService[] = [];
   private scanning?: Promise<ScanProgress | undefined>;
   private currentScan?: Promise<ScanProgress | undefined>;
+  /** Full scans and the watch's partial scans run one at a time, in order. */
+  private scanChain: Promise<unknown> = Promise.resolve();
+  watcher?: LibraryWatcher;
   private rescanTimer?: NodeJS.Timeout;
   private stopped = false;
   private abort = new AbortController();
@@ -133,6 +139,7 @@ export class TapedeckServer {
       return r;
     });
     else await this.logLibrary();
+    if (cfg.watch && this.mediaDirs.length) await this.startWatch();
     if (cfg.rescanInterval > 0 && this.mediaDirs.length) {
       // incremental: unchanged files cost one stat each (20,000 files: under a second)
       this.rescanTimer = setInterval(() => void this.rescan(), cfg.rescanInterval * 1000);
@@ -140,12 +147,54 @@ export class TapedeckServer {
     }
   }
 
-  /** Runs an incremental scan (one at a time: a request during a scan gets that scan's result). */
+  /** Runs an incremental scan (one at a time: a request while one is running or queued gets that scan's result). */
   rescan(): Promise<ScanProgress | undefined> {
     if (this.stopped) return Promise.resolve(undefined);
-    if (this.status.scanning && this.currentScan) return this.currentScan;
-    this.currentScan = this.scanOnce();
-    return this.currentScan;
+    if (this.currentScan) return this.currentScan;
+    const run = this.exclusive(() => this.scanOnce());
+    this.currentScan = run;
+    void run.finally(() => {
+      if (this.currentScan === run) this.currentScan = undefined;
+    });
+    return run;
+  }
+
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.scanChain.then(fn, fn);
+    this.scanChain = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Live updates: watch the media directories; what the watch cannot cover is left to the periodic rescan. */
+  private async startWatch(): Promise<void> {
+    const every = this.config.rescanInterval;
+    this.watcher = new LibraryWatcher({
+      roots: this.mediaDirs,
+      interesting: (p) => mediaTypeOf(p) !== undefined,
+      maxDirs: this.config.watchLimit,
+      ownPaths,
+      log: this.log,
+      fallback: every > 0 ? `the periodic rescan every ${every} s` : 'a rescan only (rescan_interval is 0: at the next start)',
+      onChange: (paths) => this.exclusive(() => this.scanChanged(paths)),
+    });
+    await this.watcher.start();
+  }
+
+  /** Catalogues what the watch saw change (the scanner's incremental logic, for those paths only). */
+  private async scanChanged(paths: string[]): Promise<void> {
+    if (this.stopped) return;
+    const r = await scanPaths(this.catalog, {
+      roots: this.mediaDirs,
+      paths,
+      concurrency: this.config.scanConcurrency,
+      ffprobe: this.config.ffprobe,
+      log: this.log,
+      signal: this.abort.signal,
+    });
+    if (r.probed || r.removed || r.failed || r.diskCopiesGone) {
+      this.log.info({ live: { paths: paths.length, probed: r.probed, removed: r.removed, failed: r.failed, elapsedMs: r.elapsedMs } }, `live update: ${r.probed} read, ${r.removed} removed`);
+    }
+    this.refreshSourceInfo?.();
   }
 
   private async scanOnce(): Promise<ScanProgress | undefined> {
@@ -367,12 +416,14 @@ export class TapedeckServer {
     const timer = setTimeout(() => this.sockets.forEach((s) => s.destroy()), 2000);
     await closed;
     clearTimeout(timer);
-    // 3. Stop a running scan and the tape tier (jobs stop at a safe point), then close the catalog.
+    // 3. Stop the watch, a running scan and the tape tier (jobs stop at a safe point), then close the catalog.
     if (this.rescanTimer) clearInterval(this.rescanTimer);
+    await this.watcher?.close();
     this.abort.abort();
     await this.tier?.stop();
     await this.scanning?.catch(() => undefined);
     await this.currentScan?.catch(() => undefined);
+    await this.scanChain;
     await this.catalog?.close();
     this.log.info('stopped');
   }

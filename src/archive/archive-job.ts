@@ -31,6 +31,7 @@ import { MemberReader, prefetch } from './tapeio.js';
 import { hashFile } from '../util/hash.js';
 import { formatBytes } from '../util/units.js';
 import { computeStubRanges, stubPath, syncDir, writeStub } from './stubs.js';
+import { ownPaths } from '../util/own-paths.js';
 
 /** Last verified tape copy of every item ever archived: lets an unchanged file reuse it. */
 export const HISTORY = 'ta/';
@@ -515,6 +516,7 @@ class ArchiveRun {
     const src = item.src;
     const obj = await ctx.catalog.get(item.id);
     if (src && obj?.location?.disk?.path !== src) {
+      ownPaths.expect(src); // the live watch must not see a deletion
       await rm(src, { force: true });
       await syncDir(dirname(src));
     } else if (src) item.note = 'disk copy is in the catalog again; not removed';

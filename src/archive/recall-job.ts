@@ -26,6 +26,7 @@ import type { JobItem } from './jobs.js';
 import { MemberReader, prefetch } from './tapeio.js';
 import { hashFile } from '../util/hash.js';
 import { stubPath, syncDir } from './stubs.js';
+import { ownPaths } from '../util/own-paths.js';
 
 export async function runRecall(ctx: JobContext): Promise<Record<string, unknown>> {
   const items = await ctx.jobs.items(ctx.job.id);
@@ -328,6 +329,7 @@ class RecallRun {
     const tmp = item.tmp;
     const t = tmp ? await stat(tmp).catch(() => undefined) : undefined;
     if (tmp && t && t.size === tape.size) {
+      ownPaths.expect(dest); // the live watch must not see a new file: commit() switches the catalog
       await rename(tmp, dest);
       await syncDir(dirname(dest));
     } else {
@@ -365,6 +367,7 @@ class RecallRun {
       ops.push(ctx.catalog.pathOp(dest, { id: item.id, size: st.size, mtime, gen, archived: false }));
     }
     await ctx.catalog.setLocation(item.id, { disk: { path: dest, size: st.size, mtime }, tape }, ops);
+    ownPaths.expect(dest);
     await ctx.save();
     faultPoint('recall:committed');
     await this.dropStub(item);

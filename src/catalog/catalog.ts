@@ -246,8 +246,9 @@ export class Catalog extends EventEmitter {
   pathOp(path: string, entry: PathEntry | undefined): BatchOp {
     return entry ? { type: 'put', key: P + path, value: JSON.stringify(entry) } : { type: 'del', key: P + path };
   }
-  async *paths(): AsyncIterable<[string, PathEntry]> {
-    for await (const [k, v] of this.store.entries(prefixRange(P))) yield [k.slice(P.length), JSON.parse(v) as PathEntry];
+  /** Scanner map entries, every one or those whose path starts with `prefix` (a key range: no full scan). */
+  async *paths(prefix = ''): AsyncIterable<[string, PathEntry]> {
+    for await (const [k, v] of this.store.entries(prefixRange(P + prefix))) yield [k.slice(P.length), JSON.parse(v) as PathEntry];
   }
 
   /** Counts of canonical items by kind. */

@@ -6,8 +6,8 @@
 // scan generation number stored in those entries, so memory stays bounded
 // whatever the library size (no set of every path seen is kept).
 
-import { opendir, stat } from 'node:fs/promises';
-import { join, relative, resolve } from 'node:path';
+import { lstat, opendir, stat } from 'node:fs/promises';
+import { join, relative, resolve, sep } from 'node:path';
 import type { BatchOp } from '../catalog/store.js';
 import type { Catalog, PathEntry } from '../catalog/catalog.js';
 import type { CatalogObject, ProbeResult } from '../catalog/types.js';
@@ -58,8 +58,8 @@ const STAT_BATCH = 64;
  * cannot be read are logged and added to `unreadable`: what the catalog knows under them is kept,
  * not swept as deleted.
  */
-async function* walk(root: string, unreadable: string[], log?: ScanOptions['log']): AsyncGenerator<Found> {
-  const stack = [root];
+async function* walk(root: string, unreadable: string[], log?: ScanOptions['log'], start = root): AsyncGenerator<Found> {
+  const stack = [start];
   const statAll = async (paths: string[]): Promise<Found[]> => {
     const stats = await Promise.all(paths.map((p) => stat(p).catch(() => undefined))); // undefined: vanished since readdir
     const out: Found[] = [];
@@ -117,57 +117,78 @@ export function itemFromProbe(f: Found, pr: ProbeResult, previous?: CatalogObjec
   return item;
 }
 
-export async function scan(catalog: Catalog, opts: ScanOptions): Promise<ScanProgress> {
-  const ffprobe = opts.ffprobe === 'off' ? false : opts.ffprobe;
-  const probe = opts.probe ?? ((p: string) => defaultProbe(p, { ffprobe }));
-  const batchSize = opts.batchSize ?? 250;
-  const concurrency = Math.max(1, opts.concurrency ?? 4);
+/** Media directories to walk: resolved, deduplicated, a root inside another one dropped (and logged). */
+function rootsOf(opts: ScanOptions): string[] {
   const unique = [...new Set(opts.roots.map((r) => resolve(r)))];
   // a root inside another one is walked as part of it (once: a file must not be read twice)
-  const roots = unique.filter((r) => {
+  return unique.filter((r) => {
     const outer = unique.find((o) => o !== r && isInside(o, r));
     if (outer) opts.log?.warn({ root: r, inside: outer }, `media directory ${r} is inside ${outer}; it is scanned once, as part of ${outer}`);
     return !outer;
   });
-  const unreadable: string[] = [];
-  const gen = (Number(await catalog.getMeta('scanGen')) || 0) + 1;
-  const started = Date.now();
-  const progress: ScanProgress = { seen: 0, probed: 0, unchanged: 0, removed: 0, failed: 0, elapsedMs: 0, rate: 0, done: false };
-  let lastReport = 0;
-  const report = (force = false) => {
-    const now = Date.now();
-    progress.elapsedMs = now - started;
-    progress.rate = progress.elapsedMs > 0 ? Math.round((progress.seen * 1000) / progress.elapsedMs) : 0;
-    if (force || now - lastReport >= (opts.progressIntervalMs ?? 500)) {
-      lastReport = now;
-      opts.onProgress?.({ ...progress });
-    }
-  };
+}
 
-  let upserts: CatalogObject[] = [];
-  let extra: BatchOp[] = [];
+/**
+ * One pass of the scanner: reads new and changed files (a bounded pool of probes), writes items
+ * and path entries in awaited batches, and sweeps entries of files that are gone. Used by the full
+ * scan and by scanPaths (the live watch), so both read metadata the same way.
+ */
+class ScanPass {
+  readonly progress: ScanProgress = { seen: 0, probed: 0, unchanged: 0, removed: 0, failed: 0, elapsedMs: 0, rate: 0, done: false };
+  private readonly started = Date.now();
+  private lastReport = 0;
+  private readonly probe: (path: string) => Promise<ProbeResult | undefined>;
+  private readonly batchSize: number;
+  private readonly concurrency: number;
+  private upserts: CatalogObject[] = [];
+  private extra: BatchOp[] = [];
   // One batch is written while the next one is gathered: probing never waits for the
   // catalog unless a second batch is full before the first is committed. A probe adds its
   // item and its path entry in the same synchronous step, so both land in one batch.
-  let writing: Promise<unknown> = Promise.resolve();
-  const flush = async () => {
-    await writing; // rethrows a failed batch
-    if (!upserts.length && !extra.length) return;
-    const u = upserts;
-    const e = extra;
-    upserts = [];
-    extra = [];
-    writing = catalog.apply({ upserts: u, extraOps: e });
-    writing.catch(() => undefined); // handled by the next await of `writing`
-  };
+  private writing: Promise<unknown> = Promise.resolve();
+  private readonly inflight = new Set<Promise<void>>();
+  private removes: string[] = [];
+  private dels: BatchOp[] = [];
 
-  // Bounded pool of probes in flight.
-  const inflight = new Set<Promise<void>>();
-  const handle = async (f: Found, prev: PathEntry | undefined) => {
+  constructor(
+    private readonly catalog: Catalog,
+    private readonly opts: ScanOptions,
+    private readonly gen: number,
+  ) {
+    const ffprobe = opts.ffprobe === 'off' ? false : opts.ffprobe;
+    this.probe = opts.probe ?? ((p: string) => defaultProbe(p, { ffprobe }));
+    this.batchSize = opts.batchSize ?? 250;
+    this.concurrency = Math.max(1, opts.concurrency ?? 4);
+  }
+
+  report(force = false): void {
+    const now = Date.now();
+    const progress = this.progress;
+    progress.elapsedMs = now - this.started;
+    progress.rate = progress.elapsedMs > 0 ? Math.round((progress.seen * 1000) / progress.elapsedMs) : 0;
+    if (force || now - this.lastReport >= (this.opts.progressIntervalMs ?? 500)) {
+      this.lastReport = now;
+      this.opts.onProgress?.({ ...progress });
+    }
+  }
+
+  private async flush(): Promise<void> {
+    await this.writing; // rethrows a failed batch
+    if (!this.upserts.length && !this.extra.length) return;
+    const u = this.upserts;
+    const e = this.extra;
+    this.upserts = [];
+    this.extra = [];
+    this.writing = this.catalog.apply({ upserts: u, extraOps: e });
+    this.writing.catch(() => undefined); // handled by the next await of `writing`
+  }
+
+  private async handle(f: Found, prev: PathEntry | undefined): Promise<void> {
+    const { catalog, opts, gen, progress } = this;
     let pr: ProbeResult | undefined;
     let denied = false;
     try {
-      pr = await probe(f.path);
+      pr = await this.probe(f.path);
     } catch (err) {
       denied = ['EACCES', 'EPERM'].includes((err as NodeJS.ErrnoException).code ?? '');
       opts.log?.warn({ path: f.path, err: (err as Error).message }, 'cannot read media file');
@@ -176,7 +197,7 @@ export async function scan(catalog: Catalog, opts: ScanOptions): Promise<ScanPro
       progress.failed++;
       // Remember it so a damaged file is not re-read on every scan, but keep no item. A file we
       // may not read is tried again next time: fixing its permissions changes neither size nor mtime.
-      extra.push(catalog.pathOp(f.path, { id: '', size: f.size, mtime: f.mtime, gen, ...(denied ? { denied: true } : {}) }));
+      this.extra.push(catalog.pathOp(f.path, { id: '', size: f.size, mtime: f.mtime, gen, ...(denied ? { denied: true } : {}) }));
       if (prev?.id) await catalog.apply({ removes: [prev.id] });
       return;
     }
@@ -188,75 +209,149 @@ export async function scan(catalog: Catalog, opts: ScanOptions): Promise<ScanPro
       const tape = (await catalog.get(item.id))?.location?.tape;
       if (tape && tape.size === f.size && (await hashFile(f.path).catch(() => undefined)) === tape.sha256) item.location = { ...item.location, tape };
     }
-    upserts.push(item);
-    extra.push(catalog.pathOp(f.path, { id: item.id, size: f.size, mtime: f.mtime, gen }));
-  };
+    this.upserts.push(item);
+    this.extra.push(catalog.pathOp(f.path, { id: item.id, size: f.size, mtime: f.mtime, gen }));
+  }
 
-  // Files are looked up in the scanner map in chunks (one getMany), not one await per file.
-  const processChunk = async (chunk: Found[]) => {
-    const prevs = await catalog.getPaths(chunk.map((f) => f.path));
+  /** Files are looked up in the scanner map in chunks (one getMany), not one await per file. */
+  async files(chunk: Found[]): Promise<void> {
+    const prevs = await this.catalog.getPaths(chunk.map((f) => f.path));
     for (let i = 0; i < chunk.length; i++) {
       const f = chunk[i];
       const prev = prevs[i];
-      progress.seen++;
+      this.progress.seen++;
       if (prev && prev.size === f.size && prev.mtime === f.mtime && !prev.archived && !prev.denied) {
-        progress.unchanged++;
-        extra.push(catalog.pathOp(f.path, { ...prev, gen }));
+        this.progress.unchanged++;
+        if (prev.gen !== this.gen) this.extra.push(this.catalog.pathOp(f.path, { ...prev, gen: this.gen }));
       } else {
-        const p = handle(f, prev).finally(() => inflight.delete(p));
-        inflight.add(p);
-        if (inflight.size >= concurrency) await Promise.race(inflight);
+        const p = this.handle(f, prev).finally(() => this.inflight.delete(p));
+        this.inflight.add(p);
+        if (this.inflight.size >= this.concurrency) await Promise.race(this.inflight);
       }
-      if (upserts.length + extra.length >= batchSize) await flush();
-      report();
+      if (this.upserts.length + this.extra.length >= this.batchSize) await this.flush();
+      this.report();
     }
-  };
-  let chunk: Found[] = [];
-  for (const root of roots) {
-    for await (const f of walk(root, unreadable, opts.log)) {
-      if (opts.signal?.aborted) throw new Error('scan aborted');
+  }
+
+  /** Walks a directory tree (or the whole media root) into the pass. */
+  async walk(root: string, unreadable: string[], start = root): Promise<void> {
+    let chunk: Found[] = [];
+    for await (const f of walk(root, unreadable, this.opts.log, start)) {
+      if (this.opts.signal?.aborted) throw new Error('scan aborted');
       chunk.push(f);
       if (chunk.length >= 128) {
-        await processChunk(chunk);
+        await this.files(chunk);
         chunk = [];
       }
     }
+    await this.files(chunk);
   }
-  await processChunk(chunk);
-  await Promise.all(inflight);
-  await flush();
-  await writing;
 
-  // Sweep: entries not seen in this generation are deleted files (unless the
-  // disk copy was removed on purpose because the item lives on tape). An item that
-  // also has a verified tape copy loses only its disk location: it stays in the
-  // library, served from tape, as if it had been archived.
-  let removes: string[] = [];
-  let dels: BatchOp[] = [];
-  const underUnreadable = (path: string) => unreadable.some((d) => isInside(d, path));
-  for await (const [path, entry] of catalog.paths()) {
-    if (entry.gen === gen || entry.archived) continue;
-    if (underUnreadable(path)) continue; // not seen because its directory could not be read: not deleted
+  /** Waits for every probe and batch of the pass. */
+  async drain(): Promise<void> {
+    await Promise.all(this.inflight);
+    await this.flush();
+    await this.writing;
+  }
+
+  /**
+   * A file the catalog knows is gone. An item that also has a verified tape copy loses only its
+   * disk location: it stays in the library, served from tape, as if it had been archived.
+   * A disk copy removed on purpose (archived) is not a deletion.
+   */
+  async gone(path: string, entry: PathEntry): Promise<void> {
+    const { catalog, opts, progress } = this;
+    if (entry.archived) return;
     const item = entry.id ? await catalog.get(entry.id) : undefined;
     if (item?.location?.tape) {
       const { tape, stub } = item.location;
       await catalog.setLocation(item.id, { tape, ...(stub ? { stub } : {}) }, [catalog.pathOp(path, { ...entry, archived: true })]);
       opts.log?.warn({ path, id: item.id, label: tape.label }, `disk copy ${path} is gone; the item stays, served from its tape copy on ${tape.label}`);
       progress.diskCopiesGone = (progress.diskCopiesGone ?? 0) + 1;
-      continue;
+      return;
     }
-    if (entry.id) removes.push(entry.id);
-    dels.push(catalog.pathOp(path, undefined));
+    if (entry.id) this.removes.push(entry.id);
+    this.dels.push(catalog.pathOp(path, undefined));
     progress.removed++;
-    if (dels.length >= batchSize) {
-      await catalog.apply({ removes, extraOps: dels });
-      removes = [];
-      dels = [];
-    }
+    if (this.dels.length >= this.batchSize) await this.flushRemoves();
   }
-  if (dels.length) await catalog.apply({ removes, extraOps: dels });
+
+  async flushRemoves(): Promise<void> {
+    if (!this.dels.length) return;
+    const removes = this.removes;
+    const dels = this.dels;
+    this.removes = [];
+    this.dels = [];
+    await this.catalog.apply({ removes, extraOps: dels });
+  }
+
+  finish(): ScanProgress {
+    this.progress.done = true;
+    this.report(true);
+    return this.progress;
+  }
+}
+
+export async function scan(catalog: Catalog, opts: ScanOptions): Promise<ScanProgress> {
+  const roots = rootsOf(opts);
+  const unreadable: string[] = [];
+  const gen = (Number(await catalog.getMeta('scanGen')) || 0) + 1;
+  const pass = new ScanPass(catalog, opts, gen);
+  for (const root of roots) await pass.walk(root, unreadable);
+  await pass.drain();
+
+  // Sweep: entries not seen in this generation are deleted files (unless the
+  // disk copy was removed on purpose because the item lives on tape).
+  const underUnreadable = (path: string) => unreadable.some((d) => isInside(d, path));
+  for await (const [path, entry] of catalog.paths()) {
+    if (entry.gen === gen || entry.archived) continue;
+    if (underUnreadable(path)) continue; // not seen because its directory could not be read: not deleted
+    await pass.gone(path, entry);
+  }
+  await pass.flushRemoves();
   await catalog.setMeta('scanGen', String(gen));
-  progress.done = true;
-  report(true);
-  return progress;
+  return pass.finish();
+}
+
+/**
+ * Incremental scan of some paths only (what the live watch saw change): each path is a file or a
+ * directory under one of the media directories. A file is read when it is new or changed; a
+ * directory is walked; a path that no longer exists removes what the catalog holds at and below
+ * it (tape copies kept, as in the full scan). Entries keep the current scan generation, so the
+ * next full scan treats them like any other. Must not run concurrently with scan().
+ */
+export async function scanPaths(catalog: Catalog, opts: ScanOptions & { paths: string[] }): Promise<ScanProgress> {
+  const roots = rootsOf(opts);
+  const gen = Number(await catalog.getMeta('scanGen')) || 0;
+  const pass = new ScanPass(catalog, opts, gen);
+  const unreadable: string[] = [];
+  const todo = [...new Set(opts.paths.map((p) => resolve(p)))].sort();
+  // a path below another one in the list is covered by it
+  const paths = todo.filter((p, i) => !todo.slice(0, i).some((o) => o !== p && isInside(o, p)));
+  for (const path of paths) {
+    const root = roots.filter((r) => isInside(r, path)).sort((a, b) => b.length - a.length)[0];
+    if (!root || hiddenBelow(root, path)) continue;
+    const st = await lstat(path).catch(() => undefined);
+    if (st?.isDirectory()) await pass.walk(root, unreadable, path);
+    else if (st?.isFile() && mediaTypeOf(path)) await pass.files([{ path, root, size: st.size, mtime: Math.trunc(st.mtimeMs) }]);
+    await pass.drain();
+    // what the catalog holds at or below the path but is no longer there
+    const check = async (p: string, entry: PathEntry) => {
+      if (entry.archived || unreadable.some((d) => isInside(d, p))) return;
+      const now = await lstat(p).catch(() => undefined);
+      if (!now?.isFile()) await pass.gone(p, entry);
+    };
+    const own = await catalog.getPath(path);
+    if (own) await check(path, own);
+    for await (const [p, entry] of catalog.paths(path + sep)) await check(p, entry);
+    await pass.flushRemoves();
+  }
+  return pass.finish();
+}
+
+/** True when a path below `root` has a hidden component (the scanner skips those). */
+function hiddenBelow(root: string, path: string): boolean {
+  return relative(root, path)
+    .split(sep)
+    .some((part) => part.startsWith('.'));
 }
