@@ -41,6 +41,11 @@ export interface StagerClientOptions {
   backoffMs?: [number, number];
   /** How long a tape request waits for a worker connection before 503 (ms; default 3000). */
   connectWaitMs?: number;
+  /**
+   * Watchdog: a tape read that delivers nothing for this long while a response waits is failed
+   * (ms; default: twice the admission timeout plus ten minutes of tape time).
+   */
+  stallMs?: number;
   /** Run the spawned worker without the permission model and netns (debugging only). */
   noSandbox?: boolean;
 }
@@ -67,6 +72,15 @@ export interface StagerStatus {
 
 const STABLE_MS = 30_000;
 
+/**
+ * The watchdog's default: a read may legitimately wait for a drive (admission timeout), for
+ * cache room (the same again) and for a robot move, load and locate (minutes of tape time).
+ */
+export function defaultStallMs(cfg: Config): number {
+  const tapeScale = cfg.tape.backend === 'virtual' ? Math.min(1, cfg.tape.timeScale) : 1;
+  return 2 * cfg.admissionTimeout * 1000 + 600_000 * tapeScale + 5_000;
+}
+
 /** How long a changer answer about a cartridge's whereabouts is trusted (changes made through this server clear it at once). */
 const WHERE_TTL_MS = 5_000;
 
@@ -77,6 +91,7 @@ const WHERE_TTL_MS = 5_000;
 export class StagerClient extends EventEmitter implements SourceHost {
   readonly cacheDir: string;
   readonly connectWaitMs: number;
+  readonly stallMs: number;
   private conn: Connection | undefined;
   private child: ChildProcess | undefined;
   private stopped = false;
@@ -92,6 +107,7 @@ export class StagerClient extends EventEmitter implements SourceHost {
     restarts: 0,
     reconnects: 0,
     prefetchesSent: 0,
+    stalledReads: 0,
   };
   private workerCounters: Record<string, number> = {};
   private readonly offlineSeen = new Map<string, { err: StagerError; at: number }>();
@@ -108,6 +124,7 @@ export class StagerClient extends EventEmitter implements SourceHost {
     this.log = opts.log;
     this.cacheDir = opts.config.cacheDir;
     this.connectWaitMs = opts.connectWaitMs ?? 3000;
+    this.stallMs = opts.stallMs ?? defaultStallMs(opts.config);
   }
 
   get mode(): 'spawn' | 'socket' | 'none' {
@@ -306,6 +323,10 @@ export class StagerClient extends EventEmitter implements SourceHost {
 
   noteError(err: StagerError, item: ItemRef): void {
     if (err.code === 'OFFLINE') this.offlineSeen.set(item.tape.label, { err, at: Date.now() });
+    if (err.code === 'STALLED') {
+      this.local.stalledReads!++;
+      this.log.warn({ item: item.id, label: item.tape.label, ...err.details }, err.message);
+    }
     if (err.code === 'MEDIUM_ERROR') this.local.readErrorResponses!++;
   }
 

@@ -49,6 +49,8 @@ export type WireErrorCode =
   | 'ADMISSION_TIMEOUT'
   | 'OFFLINE'
   | 'CACHE_FULL'
+  /** A read made no progress (a guard against bugs: failed rather than left waiting). */
+  | 'STALLED'
   | 'CANCELLED'
   | 'PROTOCOL'
   | 'WORKER_DOWN'

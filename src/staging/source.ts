@@ -33,6 +33,12 @@ export interface SourceHost {
   readonly cacheDir: string;
   /** Time to wait for a worker connection before answering 503. */
   readonly connectWaitMs: number;
+  /**
+   * Watchdog (last line of defence; the worker fails reads that cannot progress itself): a
+   * tape read that delivers no new byte for this long while the response waits for one is
+   * failed with STALLED (→ 503 before the first byte, a clean abort after it).
+   */
+  readonly stallMs: number;
   /** Fire-and-forget prefetch of the segment holding `offset`. */
   prefetch(item: ItemRef, offset: number): void;
   /** Known offline cartridge (recently answered OFFLINE), with the error to repeat. */
@@ -110,6 +116,7 @@ export function httpError(err: unknown): Error & { status: number; expose: boole
   switch (code) {
     case 'ADMISSION_TIMEOUT':
     case 'CACHE_FULL':
+    case 'STALLED':
     case 'WORKER_DOWN':
     case 'CLOSED':
     case 'BUSY':
@@ -212,6 +219,8 @@ class TapeRead {
   /** The first segment's file, opened as soon as the worker created it (off the first byte's path). */
   private pre: { seg: number; p: Promise<FileHandle | undefined> } | undefined;
   acked = 0;
+  /** When the worker last announced new bytes (the watchdog's clock). */
+  private progressAt = 0;
 
   constructor(
     private readonly host: SourceHost,
@@ -239,6 +248,7 @@ class TapeRead {
           return;
         }
         const prev = this.segs.get(m.seg);
+        if (!prev || m.valid > prev.valid || (m.complete && !prev.complete)) this.progressAt = Date.now();
         if (!prev || m.valid >= prev.valid) this.segs.set(m.seg, m);
         const S = this.segmentSize;
         if (!this.pre && S > 0 && m.seg === Math.floor(this.start / S)) {
@@ -261,6 +271,7 @@ class TapeRead {
 
   /** Waits until byte `pos` of the item is in the cache; returns its segment message. */
   async until(pos: number, signal: AbortSignal): Promise<SegMessage> {
+    const since = Date.now();
     for (;;) {
       if (this.error) throw this.error;
       signal.throwIfAborted();
@@ -271,12 +282,26 @@ class TapeRead {
         if (m && m.valid > pos - seg * S) return m;
         if (this.done && !m) throw new StagerError({ code: 'INTERNAL', message: `the worker finished without segment ${seg}` });
       }
+      const quiet = Date.now() - Math.max(since, this.progressAt);
+      if (quiet >= this.host.stallMs) {
+        this.fail(
+          new StagerError({
+            code: 'STALLED',
+            message: `no byte of item ${this.ref.id} arrived from the staging worker for ${Math.round(quiet / 1000)} s (waiting for offset ${pos})`,
+            retryAfter: 10,
+            details: { offset: pos, quietMs: quiet },
+          }),
+        );
+        continue;
+      }
       await new Promise<void>((resolve) => {
         const f = () => {
+          clearTimeout(timer);
           signal.removeEventListener('abort', f);
           this.waiters.delete(f);
           resolve();
         };
+        const timer = setTimeout(f, this.host.stallMs - quiet);
         this.waiters.add(f);
         signal.addEventListener('abort', f, { once: true });
       });

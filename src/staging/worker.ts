@@ -115,6 +115,8 @@ interface WorkerCounters {
   partialDrops: number;
   cacheFull: number;
   protocolErrors: number;
+  /** Read requests failed because passes made no progress (a bug guard; should stay 0). */
+  stalls: number;
 }
 
 // ---- fills: segments being written ------------------------------------------------------------
@@ -199,6 +201,12 @@ interface Queued {
   p: Promise<ReadResult>;
 }
 
+/** Drive reads in a row that may return no data (and no mark) before a pass fails. */
+const MAX_EMPTY_READS = 3;
+
+/** Passes in a row that may leave a segment unchanged before its read request fails with STALLED. */
+const MAX_IDLE_PASSES = 3;
+
 /** Reads kept queued in the drive during a pass (2: the drive starts the next one the moment it finishes one). */
 const READ_DEPTH = 2;
 
@@ -227,6 +235,7 @@ export class StagingWorker extends EventEmitter {
     partialDrops: 0,
     cacheFull: 0,
     protocolErrors: 0,
+    stalls: 0,
   };
   readonly flagged = new Map<string, FlaggedItem>();
   readonly sessions = new Set<Session>();
@@ -473,6 +482,7 @@ export class StagingWorker extends EventEmitter {
     try {
       for (let seg = req.s0; seg <= req.s1; seg++) {
         const { len } = segmentExtent(size, S, seg);
+        let idlePasses = 0; // passes in a row after which the segment looked exactly as before
         for (;;) {
           if (req.ac.signal.aborted) return;
           const hit = this.cache.lookup(id, seg);
@@ -521,6 +531,7 @@ export class StagingWorker extends EventEmitter {
           // announce the pass before the first await, so requests arriving meanwhile follow it
           const marker = { from: seg, owner: req };
           item.passes.add(marker);
+          const before = this.segmentMark(item, seg);
           try {
             await this.waitForRoom(req, len);
             await this.runPass(req, seg);
@@ -528,6 +539,15 @@ export class StagingWorker extends EventEmitter {
             item.passes.delete(marker);
             for (const r of item.requests) r.wake();
           }
+          // never a loop without progress: a pass that neither wrote a byte of this segment nor
+          // saw anyone else do so is a bug; fail the request (→ 503) rather than spin on the drive
+          if (this.segmentMark(item, seg) === before && !req.ac.signal.aborted) {
+            if (++idlePasses >= MAX_IDLE_PASSES) {
+              this.counters.stalls++;
+              this.log.error({ item: id, seg, label: item.ref.tape.label, passes: idlePasses }, 'tape pass made no progress: failing the read request');
+              throw new StagerError({ code: 'STALLED', message: `reading item ${id} from tape made no progress (segment ${seg}); retry`, retryAfter: 10 });
+            }
+          } else idlePasses = 0;
         }
       }
       if (!req.ac.signal.aborted) req.session.send({ t: 'done', id: req.id });
@@ -539,6 +559,13 @@ export class StagingWorker extends EventEmitter {
     } finally {
       if (!req.notify) this.finish(req); // prefetches end by themselves
     }
+  }
+
+  /** What is known about a segment's bytes (changes whenever any pass makes progress on it). */
+  private segmentMark(item: ItemState, seg: number): string {
+    if (this.cache.has(item.ref.id, seg)) return 'cached';
+    const f = item.fills.get(seg);
+    return f ? `${f.state}:${f.valid}:${f.writer ? 'w' : ''}${f.finalizing ? 'f' : ''}` : 'none';
   }
 
   /** Sends progress of a segment to one request (leasing it the first time). */
@@ -664,7 +691,10 @@ export class StagingWorker extends EventEmitter {
       const issue = (): Queued | undefined => {
         if (req.ac.signal.aborted || this.closed || nextBlock >= endBlock) return undefined;
         const lim = limit();
-        const from = Math.max(0, offsetOf(nextBlock));
+        // the first byte of this read that the pass keeps: the first block of a pass may begin
+        // before startPos (in the previous segment, which can be complete: those bytes are
+        // skipped, not written), so only segments from startPos on can block the read
+        const from = Math.max(startPos, offsetOf(nextBlock));
         if (from >= lim) return undefined;
         let n = Math.min(chunk, maxBlocks, endBlock - nextBlock, blocksTo(lim));
         // never read into a segment that is complete or that another pass writes
@@ -699,6 +729,7 @@ export class StagingWorker extends EventEmitter {
       inflight = queue;
       // the first read alone: its bytes go out before the drive gets more work queued
       let firstRead = true;
+      let emptyReads = 0;
       const q0 = issue();
       if (q0) queue.push(q0);
       while (queue.length) {
@@ -720,9 +751,14 @@ export class StagingWorker extends EventEmitter {
         }
         if (r.data.length === 0) {
           if (r.mark) throw new StagerError({ code: 'FORMAT', message: `${loc.label}: ${r.mark} inside item ${id} at block ${head.at}`, label: loc.label });
-          topUp(); // a read may deliver nothing without a reason: read again
+          // a read may deliver nothing without a reason: read again, but not forever
+          if (++emptyReads > MAX_EMPTY_READS) {
+            throw new StagerError({ code: 'IO', message: `${loc.label}: ${emptyReads} reads in a row returned no data at block ${head.at}`, label: loc.label, block: head.at });
+          }
+          topUp();
           continue;
         }
+        emptyReads = 0;
         this.counters.tapeReads++;
         this.counters.tapeBytesRead += r.data.length;
         // keep the drive busy: queue the next chunk before writing this one
