@@ -41,6 +41,7 @@ export const SETTINGS: Setting[] = [
   { key: 'ssdp', flag: 'ssdp', type: 'bool', default: 'true', description: 'Announce the server with SSDP (off: reachable only by its URL).' },
   { key: 'ssdp_interval', flag: 'ssdp-interval', type: 'int', arg: 'SECONDS', min: 5, max: 1700, default: '600', description: 'Re-advertisement period; max-age is 1800 s.' },
   { key: 'scan_concurrency', flag: 'scan-concurrency', type: 'int', arg: 'N', min: 1, max: 64, default: '8', description: 'Files whose metadata is read in parallel during a scan.' },
+  { key: 'search_cache', flag: 'search-cache', type: 'size', arg: 'BYTES', min: 0, max: 1073741824, default: '2M', description: 'Memory for the result lists of recent searches, so paging through one search does not run it again (0: off, every Search runs on the word index).' },
   { key: 'ffprobe', flag: 'ffprobe', type: 'string', arg: 'PATH', default: 'ffprobe from PATH when present', description: 'ffprobe used for richer video metadata; "off" disables it.' },
   // Tape tier
   { key: 'tape_backend', flag: 'tape-backend', type: 'enum', arg: 'KIND', values: ['virtual', 'scsi', 'none'], default: 'virtual', description: 'Tape library: the virtual library, a real SCSI library (mt-st + mtx), or none.' },
@@ -89,6 +90,8 @@ export interface Config {
   ssdp: boolean;
   ssdpInterval: number;
   scanConcurrency: number;
+  /** Bytes of search result lists kept (0: no result cache). */
+  searchCache: number;
   ffprobe: string | undefined; // undefined = auto, 'off' = never
   tape: {
     backend: 'virtual' | 'scsi' | 'none';
@@ -345,6 +348,7 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     ssdp: (one('ssdp') ?? 'true') === 'true',
     ssdpInterval: Number(one('ssdp_interval') ?? 600),
     scanConcurrency: Number(one('scan_concurrency') ?? 8),
+    searchCache: Number(one('search_cache') ?? 2 * 1024 ** 2),
     ffprobe: ff,
     tape: {
       backend,

@@ -193,18 +193,19 @@ export interface StatusSnapshot {
 
 // ---- library totals ---------------------------------------------------------------------
 
-// The catalog hands out the same item array until something changes, so the totals of
-// one array are computed once however often the page polls.
-const libraryCache = new WeakMap<readonly unknown[], LibraryStatus>();
+// The totals are computed once per catalog generation (one pass over the stored items,
+// none held in memory) however often the page polls.
+const libraryCache = new WeakMap<Catalog, { generation: number; status: LibraryStatus }>();
 
-/** Items and bytes by class and tier, from the catalog's (cached) item list. */
+/** Items and bytes by class and tier, from one pass over the catalog's items. */
 export async function libraryStatus(catalog: Catalog): Promise<LibraryStatus> {
-  const items = await catalog.items();
-  const hit = libraryCache.get(items);
-  if (hit) return { ...hit, systemUpdateId: catalog.systemUpdateId };
+  const generation = catalog.generation;
+  const hit = libraryCache.get(catalog);
+  if (hit?.generation === generation) return { ...hit.status, systemUpdateId: catalog.systemUpdateId };
   const cells = new Map<string, LibraryCell>();
-  const out: LibraryStatus = { items: items.length, bytes: 0, byClass: {}, byTier: {}, cells: [], systemUpdateId: catalog.systemUpdateId };
-  for (const it of items) {
+  const out: LibraryStatus = { items: 0, bytes: 0, byClass: {}, byTier: {}, cells: [], systemUpdateId: catalog.systemUpdateId };
+  for await (const it of catalog.eachItem()) {
+    out.items++;
     const cls = it.kind ?? 'other';
     const tier = tierOf(it.location);
     const bytes = it.res?.size ?? it.location?.disk?.size ?? it.location?.tape?.size ?? 0;
@@ -218,7 +219,7 @@ export async function libraryStatus(catalog: Catalog): Promise<LibraryStatus> {
     out.byTier[tier] = (out.byTier[tier] ?? 0) + 1;
   }
   out.cells = [...cells.values()].sort((a, b) => (a.class + a.tier < b.class + b.tier ? -1 : 1));
-  libraryCache.set(items, out);
+  libraryCache.set(catalog, { generation, status: out });
   return out;
 }
 

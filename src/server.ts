@@ -309,7 +309,7 @@ export class TapedeckServer {
       });
     }
 
-    const cds = new ContentDirectory(this.catalog);
+    const cds = new ContentDirectory(this.catalog, { searchCacheBytes: this.config.searchCache });
     const cms = new ConnectionManager(this.catalog);
     const soapOpts = {
       detectClient: (h: Record<string, string | string[] | undefined>, remote?: string) => clients.detect(h, remote),

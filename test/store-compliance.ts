@@ -56,6 +56,9 @@ export function runStoreSuite(test: TestFn, name: string, make: () => Promise<KV
     a.deepEqual(await collect(s.keys({ gte: 'b', reverse: true, limit: 2 })), ['d', 'c']);
     a.deepEqual(await collect(s.keys({ ...prefixRange('b\u0000') })), ['b\u0000', 'b\u0000x']);
     a.deepEqual(await collect(s.keys({ limit: 0 })), []);
+    a.deepEqual(await s.keyList({ gt: 'b', lt: 'd' }), ['b\u0000', 'b\u0000x', 'ba', 'c']);
+    a.deepEqual(await s.keyList({ gte: 'b', reverse: true, limit: 2 }), ['d', 'c']);
+    a.deepEqual(await s.keyList({ ...prefixRange('b\u0000') }), ['b\u0000', 'b\u0000x']);
     a.deepEqual(await collect(s.entries({ gte: 'c' })), [
       ['c', 'C'],
       ['d', 'D'],

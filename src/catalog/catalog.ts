@@ -7,7 +7,8 @@
 //   p/<origPath>                         scanner map: {id, size, mtime, gen}
 //   b/<itemId>                           resume position (bookmarks.ts): kept across rescans and
 //                                        tier moves, dropped with the item
-//   meta/systemUpdateId, meta/uuid, meta/schemaVersion, meta/scanGen
+//   x/...                                word index for Search (see words.ts)
+//   meta/systemUpdateId, meta/uuid, meta/schemaVersion, meta/scanGen, meta/wordIndex
 //
 // Browse pages come from a per-container ordinal list of child IDs built once
 // from the c/ index (a key-only range scan) and cached until the container
@@ -23,6 +24,7 @@ import { ROOT_ID } from './types.js';
 import type { ContainerDef, Placement } from './layout.js';
 import { FIXED, FIXED_BY_ID, parseRefId, placements } from './layout.js';
 import { Bookmarks, dropBookmarkOp } from './bookmarks.js';
+import { exactWord, OVERFLOW, OVERFLOW_VALUE, postingPrefix, vocabPrefix, Vocabulary, WORD_INDEX_VERSION, wordOps, X, type WordField } from './words.js';
 
 export const SCHEMA_VERSION = '1';
 const SEP = '\u0000';
@@ -104,10 +106,11 @@ export class Catalog extends EventEmitter {
   private sysUpdateId = 0;
   private lists = new Lru<string, ListCacheEntry>(64);
   private writing: Promise<unknown> = Promise.resolve();
-  private itemCache: CatalogObject[] | undefined;
-  private containerCache: CatalogObject[] | undefined;
   /** Resume positions per canonical item (X_SetBookmark). */
   readonly bookmarks: Bookmarks;
+  private vocab = new Vocabulary();
+  private parentCache: Map<string, string> | undefined;
+  private gen = 0;
 
   constructor(readonly store: KVStore) {
     super();
@@ -121,11 +124,15 @@ export class Catalog extends EventEmitter {
       throw new Error(`catalog schema version ${schema} is not supported by this Tapedeck (expects ${SCHEMA_VERSION}); rescan into a new data directory`);
     }
     this.sysUpdateId = Number(await this.store.get('meta/systemUpdateId')) || 0;
+    await this.openWordIndex();
     const existing = await this.store.getMany(FIXED.map((c) => O + c.id));
     const ops: BatchOp[] = [];
+    const added = new Set<string>();
     FIXED.forEach((def, i) => {
       if (existing[i] !== undefined) return;
-      ops.push({ type: 'put', key: O + def.id, value: JSON.stringify(containerObject(def, this.sysUpdateId)) });
+      const obj = containerObject(def, this.sysUpdateId);
+      ops.push({ type: 'put', key: O + def.id, value: JSON.stringify(obj) });
+      wordOps(def.id, undefined, obj, this.vocab, added, ops);
       if (def.parentId !== '-1') ops.push({ type: 'put', key: childKey({ containerId: def.parentId, sortKey: def.sortKey, childId: def.id }), value: '' });
     });
     if (ops.length) {
@@ -140,7 +147,70 @@ export class Catalog extends EventEmitter {
       }
       ops.push({ type: 'put', key: 'meta/schemaVersion', value: SCHEMA_VERSION });
       await this.store.batch(ops);
+      for (const k of added) this.vocab.addKey(k);
     }
+  }
+
+  /**
+   * Loads the vocabulary; a catalog written before the word index (or by another index
+   * version) is indexed now, in bounded batches, before anything is served from it.
+   */
+  private async openWordIndex(): Promise<void> {
+    if ((await this.store.get('meta/wordIndex')) !== WORD_INDEX_VERSION) {
+      let ops: BatchOp[] = [];
+      const flush = async () => {
+        await this.store.batch(ops);
+        ops = [];
+      };
+      for await (const k of this.store.keys(prefixRange(X))) {
+        ops.push({ type: 'del', key: k });
+        if (ops.length >= 5000) await flush();
+      }
+      await flush();
+      const added = new Set<string>();
+      for await (const [k, v] of this.store.entries(prefixRange(O))) {
+        wordOps(k.slice(O.length), undefined, JSON.parse(v) as CatalogObject, this.vocab, added, ops);
+        if (ops.length >= 5000) {
+          await flush();
+          for (const a of added) this.vocab.addKey(a);
+          added.clear();
+        }
+      }
+      ops.push({ type: 'put', key: 'meta/wordIndex', value: WORD_INDEX_VERSION });
+      await flush();
+      for (const a of added) this.vocab.addKey(a);
+      return;
+    }
+    for await (const k of this.store.keys(prefixRange(vocabPrefix))) this.vocab.addKey(k);
+  }
+
+  /** IDs of the objects posted under `word` in `field` (the index's exact-word lookup). */
+  async wordPostings(field: WordField, word: string): Promise<string[]> {
+    const prefix = postingPrefix(field, word);
+    return (await this.store.keyList(prefixRange(prefix))).map((k) => k.slice(prefix.length));
+  }
+
+  /**
+   * Candidates for a text property of `field` that contains `word`: every object posted
+   * under a vocabulary word containing it, plus the objects too long to index word by
+   * word. A superset: the caller still matches.
+   */
+  async wordCandidates(field: WordField, word: string): Promise<Set<string>> {
+    const out = new Set<string>();
+    for (const w of [...this.vocab.containing(field, word), OVERFLOW]) for (const id of await this.wordPostings(field, w)) out.add(id);
+    return out;
+  }
+
+  /** Candidates for a text property of `field` equal (case-insensitively) to `value`. */
+  async valueCandidates(field: WordField, value: string): Promise<Set<string>> {
+    const out = new Set(await this.wordPostings(field, exactWord(value)));
+    for (const id of await this.wordPostings(field, OVERFLOW_VALUE)) out.add(id);
+    return out;
+  }
+
+  /** Objects by ID (references resolved), in the order given; missing ones are left out. */
+  async getMany(ids: string[]): Promise<CatalogObject[]> {
+    return this.resolveMany(ids);
   }
 
   async close(): Promise<void> {
@@ -193,8 +263,7 @@ export class Catalog extends EventEmitter {
     if (!container?.container) return [];
     const cached = this.lists.get(containerId);
     if (cached && cached.updateId === container.updateId) return cached.ids;
-    const ids: string[] = [];
-    for await (const k of this.store.keys(prefixRange(C + containerId + SEP))) ids.push(k.slice(k.lastIndexOf(SEP) + 1));
+    const ids = (await this.store.keyList(prefixRange(C + containerId + SEP))).map((k) => k.slice(k.lastIndexOf(SEP) + 1));
     this.lists.set(containerId, { updateId: container.updateId ?? 0, ids });
     return ids;
   }
@@ -212,28 +281,43 @@ export class Catalog extends EventEmitter {
     return this.resolveMany(await this.childIds(containerId));
   }
 
-  /** Every canonical item (cached until the next change; Search runs over it). */
+  /** Every canonical item, read from the store as it is iterated (nothing is kept in memory). */
+  async *eachItem(): AsyncIterable<CatalogObject> {
+    for await (const [, v] of this.store.entries(prefixRange(O + 'i'))) yield JSON.parse(v) as CatalogObject;
+  }
+
+  /** Every canonical item, as an array (read from the store on every call). */
   async items(): Promise<CatalogObject[]> {
-    if (this.itemCache) return this.itemCache;
     const out: CatalogObject[] = [];
-    for await (const [, v] of this.store.entries(prefixRange(O + 'i'))) out.push(JSON.parse(v) as CatalogObject);
-    this.itemCache = out;
+    for await (const o of this.eachItem()) out.push(o);
     return out;
   }
 
-  /** Every container (cached until the next change). */
+  /** Every container, read from the store as it is iterated. */
+  async *eachContainer(): AsyncIterable<CatalogObject> {
+    for await (const [, v] of this.store.entries({ gte: O, lt: O + 'i' })) yield JSON.parse(v) as CatalogObject;
+    for await (const [, v] of this.store.entries({ gt: O + 'i\uffff', lt: O + '\uffff' })) yield JSON.parse(v) as CatalogObject;
+  }
+
+  /** Every container, as an array. */
   async containers(): Promise<CatalogObject[]> {
-    if (this.containerCache) return this.containerCache;
     const out: CatalogObject[] = [];
-    for await (const [, v] of this.store.entries({ gte: O, lt: O + 'i' })) out.push(JSON.parse(v) as CatalogObject);
-    for await (const [, v] of this.store.entries({ gt: O + 'i\uffff', lt: O + '\uffff' })) out.push(JSON.parse(v) as CatalogObject);
-    this.containerCache = out;
+    for await (const c of this.eachContainer()) out.push(c);
     return out;
   }
 
-  /** Parent of every container. */
+  /** Parent of every container (IDs only; cached until the next change). */
   async containerParentMap(): Promise<Map<string, string>> {
-    return new Map((await this.containers()).map((c) => [c.id, c.parentId]));
+    if (this.parentCache) return this.parentCache;
+    const m = new Map<string, string>();
+    for await (const c of this.eachContainer()) m.set(c.id, c.parentId);
+    this.parentCache = m;
+    return m;
+  }
+
+  /** Counter bumped by every change (metadata, containers or locations), for caches of derived figures. */
+  get generation(): number {
+    return this.gen;
   }
 
   async getPath(path: string): Promise<PathEntry | undefined> {
@@ -253,9 +337,11 @@ export class Catalog extends EventEmitter {
 
   /** Counts of canonical items by kind. */
   async totals(): Promise<{ items: number; audio: number; video: number; image: number; containers: number; onTapeOnly: number; onDiskAndTape: number }> {
-    const items = await this.items();
-    const t = { items: items.length, audio: 0, video: 0, image: 0, containers: (await this.containers()).length, onTapeOnly: 0, onDiskAndTape: 0 };
-    for (const i of items) {
+    const t = { items: 0, audio: 0, video: 0, image: 0, containers: 0, onTapeOnly: 0, onDiskAndTape: 0 };
+    for await (const k of this.store.keys({ gte: O, lt: O + 'i' })) if (k) t.containers++;
+    for await (const k of this.store.keys({ gt: O + 'i\uffff', lt: O + '\uffff' })) if (k) t.containers++;
+    for await (const i of this.eachItem()) {
+      t.items++;
       if (i.kind) t[i.kind]++;
       if (i.location?.tape) i.location.disk ? t.onDiskAndTape++ : t.onTapeOnly++;
     }
@@ -269,7 +355,7 @@ export class Catalog extends EventEmitter {
       if (!item || item.container) throw new Error(`no such item: ${id}`);
       item.location = location;
       await this.store.batch([{ type: 'put', key: O + id, value: JSON.stringify(item) }, ...extraOps]);
-      this.itemCache = undefined;
+      this.gen++;
     });
   }
 
@@ -298,6 +384,7 @@ export class Catalog extends EventEmitter {
     const defs = new Map<string, ContainerDef>();
     const bump = (cid: string, d: number) => delta.set(cid, (delta.get(cid) ?? 0) + d);
     const changed = new Set<string>();
+    const added = new Set<string>();
 
     const diff = (oldP: Placement[], newP: Placement[]) => {
       const oldKeys = new Map(oldP.map((p) => [childKey(p), p]));
@@ -326,6 +413,7 @@ export class Catalog extends EventEmitter {
       const json = JSON.stringify(item);
       if (json !== oldJson) {
         ops.push({ type: 'put', key: O + item.id, value: json });
+        wordOps(item.id, old, item, this.vocab, added, ops);
         // Metadata changes show in every container the item appears in.
         for (const p of np.placements) changed.add(p.containerId);
       }
@@ -336,6 +424,7 @@ export class Catalog extends EventEmitter {
       const old = JSON.parse(oldJson) as CatalogObject;
       diff(placements(old).placements, []);
       ops.push({ type: 'del', key: O + id }, dropBookmarkOp(id));
+      wordOps(id, old, undefined, this.vocab, added, ops);
     });
 
     if (ops.length === extraOps.length) {
@@ -366,6 +455,7 @@ export class Catalog extends EventEmitter {
           const def = defs.get(cid) ?? FIXED_BY_ID.get(cid);
           if (!def) throw new Error(`catalog: no definition for container ${cid}`);
           obj = containerObject(def, newUpdateId);
+          wordOps(cid, undefined, obj, this.vocab, added, ops);
           loaded.set(cid, obj);
           ops.push({ type: 'put', key: childKey({ containerId: def.parentId, sortKey: def.sortKey, childId: cid }), value: '' });
           bump(def.parentId, +1);
@@ -376,6 +466,7 @@ export class Catalog extends EventEmitter {
         obj.updateId = newUpdateId;
         if (obj.childCount <= 0 && !FIXED_BY_ID.has(cid)) {
           ops.push({ type: 'del', key: O + cid });
+          wordOps(cid, obj, undefined, this.vocab, added, ops);
           ops.push({ type: 'del', key: childKey({ containerId: obj.parentId, sortKey: obj.sortKey ?? '', childId: cid }) });
           loaded.set(cid, null);
           bump(obj.parentId, -1);
@@ -398,9 +489,10 @@ export class Catalog extends EventEmitter {
     }
     ops.push({ type: 'put', key: 'meta/systemUpdateId', value: String(newUpdateId) });
     await this.store.batch(ops);
+    for (const k of added) this.vocab.addKey(k);
     this.sysUpdateId = newUpdateId;
-    this.itemCache = undefined;
-    this.containerCache = undefined;
+    this.gen++;
+    this.parentCache = undefined;
     const containers: [string, number][] = [];
     for (const cid of changed) {
       this.lists.delete(cid);

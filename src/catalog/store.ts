@@ -28,6 +28,8 @@ export interface KVStore {
   batch(ops: BatchOp[]): Promise<void>;
   entries(range: KeyRange): AsyncIterable<[string, string]>;
   keys(range: KeyRange): AsyncIterable<string>;
+  /** Every key of a range at once (cheaper per key than iterating; for bounded ranges). */
+  keyList(range: KeyRange): Promise<string[]>;
 }
 
 /** Range covering every key that starts with `prefix`. */
@@ -122,6 +124,10 @@ export class MemoryStore implements KVStore {
   async *keys(r: KeyRange): AsyncIterable<string> {
     for await (const [k] of this.entries(r)) yield k;
   }
+  async keyList(r: KeyRange): Promise<string[]> {
+    this.check();
+    return this.snapshot(r).filter((k) => this.map.has(k));
+  }
 }
 
 export class LevelStore implements KVStore {
@@ -158,5 +164,8 @@ export class LevelStore implements KVStore {
   }
   async *keys(r: KeyRange): AsyncIterable<string> {
     yield* this.db.keys(r);
+  }
+  async keyList(r: KeyRange): Promise<string[]> {
+    return this.db.keys(r).all();
   }
 }

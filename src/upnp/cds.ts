@@ -9,7 +9,8 @@ import { placements } from '../catalog/layout.js';
 import { protocolInfo } from '../media/dlna.js';
 import { didl } from './didl.js';
 import { SEARCH_CAPABILITIES, SORT_CAPABILITIES } from './properties.js';
-import { compileSearchExpr, parseSearch, searchHints, SearchError } from './search.js';
+import { compileSearchExpr, parseSearch, searchHints, SearchError, type SearchExpr } from './search.js';
+import { searchCandidates } from './search-plan.js';
 import { compileSort, parseSort, SortError } from './sort.js';
 import type { SoapContext, SoapService } from './soap.js';
 import type { ViewKey } from './clients.js';
@@ -76,13 +77,20 @@ export const VIEWS: Partial<Record<ViewKey, string>> = {
   'image.folders': 'folders',
 };
 
-/** Sorted results of recent searches, valid for one SystemUpdateID. */
+/**
+ * Object IDs of the sorted results of recent searches, valid for one SystemUpdateID and
+ * bounded in bytes (an ID costs its UTF-16 length plus the array slot and string header);
+ * a page is read from the catalog by ID. 0 bytes: nothing is cached.
+ */
 class SearchCache {
-  private m = new Map<string, CatalogObject[]>();
+  private m = new Map<string, { ids: string[]; bytes: number }>();
   private updateId = -1;
-  get(key: string, updateId: number): CatalogObject[] | undefined {
+  private bytes = 0;
+  constructor(private readonly maxBytes: number) {}
+  get(key: string, updateId: number): string[] | undefined {
     if (updateId !== this.updateId) {
       this.m.clear();
+      this.bytes = 0;
       this.updateId = updateId;
       return undefined;
     }
@@ -91,20 +99,39 @@ class SearchCache {
       this.m.delete(key);
       this.m.set(key, v);
     }
-    return v;
+    return v?.ids;
   }
-  set(key: string, updateId: number, v: CatalogObject[]): void {
+  set(key: string, updateId: number, ids: string[]): void {
     if (updateId !== this.updateId) return;
-    this.m.set(key, v);
-    if (this.m.size > 16) this.m.delete(this.m.keys().next().value as string);
+    const bytes = ids.reduce((a, id) => a + 2 * id.length + 32, 64 + 2 * key.length);
+    if (bytes > this.maxBytes) return;
+    const old = this.m.get(key);
+    if (old) this.bytes -= old.bytes;
+    this.m.set(key, { ids, bytes });
+    this.bytes += bytes;
+    for (const [k, v] of this.m) {
+      if (this.bytes <= this.maxBytes) break;
+      this.m.delete(k);
+      this.bytes -= v.bytes;
+    }
   }
+}
+
+export interface ContentDirectoryOptions {
+  /** Bytes of search result lists kept between requests (search_cache; default 2 MiB, 0 = off). */
+  searchCacheBytes?: number;
 }
 
 export class ContentDirectory {
   private sorted = new SortedCache();
-  private searches = new SearchCache();
+  private searches: SearchCache;
 
-  constructor(private catalog: Catalog) {}
+  constructor(
+    private catalog: Catalog,
+    opts: ContentDirectoryOptions = {},
+  ) {
+    this.searches = new SearchCache(opts.searchCacheBytes ?? 2 * 1024 ** 2);
+  }
 
   private mapId(id: string, ctx: SoapContext): string {
     return resolveContainerAlias(ctx.client, id, VIEWS);
@@ -190,8 +217,9 @@ export class ContentDirectory {
     const keys = sortOf(sortText);
     let match: (o: CatalogObject) => boolean;
     let classPrefixes: string[] | undefined;
+    let expr: SearchExpr;
     try {
-      const expr = parseSearch(criteria);
+      expr = parseSearch(criteria);
       match = compileSearchExpr(expr);
       classPrefixes = searchHints(expr).classPrefixes;
     } catch (err) {
@@ -205,45 +233,64 @@ export class ContentDirectory {
     // Clients page through one search with the same criteria: the sorted result list is kept
     // (a few searches, until the library changes) so later pages cost a slice.
     const cacheKey = `${containerId}\u0000${criteria}\u0000${sortText}`;
-    const cached = this.searches.get(cacheKey, this.catalog.systemUpdateId);
-    const results = cached ?? (await this.runSearch(containerId, match, classPrefixes, keys));
-    if (!cached) this.searches.set(cacheKey, this.catalog.systemUpdateId, results);
-    const end = count > 0 ? Math.min(results.length, start + count) : results.length;
-    const page = start < results.length ? results.slice(start, end) : [];
+    const updateId = this.catalog.systemUpdateId;
+    const cached = this.searches.get(cacheKey, updateId);
+    let total: number;
+    let page: CatalogObject[];
+    if (cached) {
+      total = cached.length;
+      const end = count > 0 ? Math.min(total, start + count) : total;
+      page = start < total ? await this.catalog.getMany(cached.slice(start, end)) : [];
+    } else {
+      const results = await this.runSearch(containerId, expr, match, classPrefixes, keys);
+      this.searches.set(cacheKey, updateId, results.map((o) => o.id));
+      total = results.length;
+      const end = count > 0 ? Math.min(total, start + count) : total;
+      page = start < total ? results.slice(start, end) : [];
+    }
     return [
       ['Result', await this.render(page, filter, ctx)],
       ['NumberReturned', page.length],
-      ['TotalMatches', results.length],
+      ['TotalMatches', total],
       ['UpdateID', container.updateId ?? this.catalog.systemUpdateId],
     ];
   }
 
-  private async runSearch(containerId: string, match: (o: CatalogObject) => boolean, classPrefixes: string[] | undefined, keys: ReturnType<typeof parseSort>): Promise<CatalogObject[]> {
+  private async runSearch(containerId: string, expr: SearchExpr, match: (o: CatalogObject) => boolean, classPrefixes: string[] | undefined, keys: ReturnType<typeof parseSort>): Promise<CatalogObject[]> {
     const wantItems = !classPrefixes || classPrefixes.some((p) => 'object.item'.startsWith(p) || p.startsWith('object.item'));
     const wantContainers = !classPrefixes || classPrefixes.some((p) => 'object.container'.startsWith(p) || p.startsWith('object.container'));
     const results: CatalogObject[] = [];
     const inSubtree = containerId === ROOT_ID ? undefined : await this.subtree(containerId);
 
-    if (wantItems) {
-      for (const item of await this.catalog.items()) {
-        if (classPrefixes && !classPrefixes.some((p) => item.upnpClass.startsWith(p))) continue;
-        if (!match(item)) continue;
-        if (!inSubtree) {
-          results.push(item);
-          continue;
-        }
-        // Inside a subtree an item is returned once, under the first of its placements there.
-        const p = placements(item).placements.find((pl) => inSubtree.has(pl.containerId));
-        if (!p) continue;
-        results.push(p.childId === item.id ? item : { ...item, id: p.childId, parentId: p.containerId, refId: item.id });
+    const takeItem = (item: CatalogObject) => {
+      if (classPrefixes && !classPrefixes.some((p) => item.upnpClass.startsWith(p))) return;
+      if (!match(item)) return;
+      if (!inSubtree) {
+        results.push(item);
+        return;
       }
-    }
-    if (wantContainers) {
-      for (const c of await this.catalog.containers()) {
-        if (c.id === containerId || c.id === ROOT_ID) continue;
-        if (inSubtree && !inSubtree.has(c.id)) continue;
-        if (match(c)) results.push(c);
+      // Inside a subtree an item is returned once, under the first of its placements there.
+      const p = placements(item).placements.find((pl) => inSubtree.has(pl.containerId));
+      if (!p) return;
+      results.push(p.childId === item.id ? item : { ...item, id: p.childId, parentId: p.containerId, refId: item.id });
+    };
+    const takeContainer = (c: CatalogObject) => {
+      if (c.id === containerId || c.id === ROOT_ID) return;
+      if (inSubtree && !inSubtree.has(c.id)) return;
+      if (match(c)) results.push(c);
+    };
+
+    // The word index narrows most text criteria to a few candidates; otherwise every
+    // object is read from the store (one pass, nothing kept).
+    const candidates = await searchCandidates(this.catalog, expr);
+    if (candidates) {
+      const ids = [...candidates].filter((id) => (id.startsWith('i') ? wantItems : wantContainers));
+      for (let k = 0; k < ids.length; k += 1000) {
+        for (const o of await this.catalog.getMany(ids.slice(k, k + 1000))) (o.container ? takeContainer : takeItem)(o);
       }
+    } else {
+      if (wantItems) for await (const item of this.catalog.eachItem()) takeItem(item);
+      if (wantContainers) for await (const c of this.catalog.eachContainer()) takeContainer(c);
     }
     results.sort(compileSort(keys));
     return results;

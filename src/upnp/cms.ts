@@ -17,7 +17,7 @@ export class ConnectionManager {
     const updateId = this.catalog.systemUpdateId;
     if (this.cache?.updateId === updateId) return this.cache.value;
     const seen = new Set<string>();
-    for (const item of await this.catalog.items()) if (item.res) seen.add(protocolInfo(item.res));
+    for await (const item of this.catalog.eachItem()) if (item.res) seen.add(protocolInfo(item.res));
     const value = [...seen].sort().join(',');
     this.cache = { updateId, value };
     return value;

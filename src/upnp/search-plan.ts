@@ -1,0 +1,80 @@
+// Which objects a SearchCriteria can match, from the catalog's word index (see
+// catalog/words.ts), so Search reads those few objects instead of every one.
+//
+// candidates(expr) is a superset of the matches, or undefined when the index cannot
+// narrow the expression (then every object is a candidate):
+//   p = "v"          objects with a value of p's field equal to "v" (exact postings)
+//   p contains "v"   objects having, for every word w of "v", a word containing w
+//   a and b          the intersection of whatever a and b narrow
+//   a or b           the union, when both narrow
+// for p in dc:title, upnp:artist, upnp:albumArtist, dc:creator, upnp:album, upnp:genre.
+// Everything else (other properties and operators, negations, constants without a
+// word) does not narrow. The search predicate is applied to every candidate.
+
+import type { Catalog } from '../catalog/catalog.js';
+import { words, type WordField } from '../catalog/words.js';
+import type { SearchExpr } from './search.js';
+
+const FIELD_OF: Record<string, WordField> = {
+  'dc:title': 't',
+  'upnp:artist': 'p',
+  'upnp:albumArtist': 'p',
+  'dc:creator': 'p',
+  'upnp:album': 'a',
+  'upnp:genre': 'g',
+};
+
+/** At most this many words of one constant are looked up (the longest: the most selective). */
+const MAX_QUERY_WORDS = 4;
+
+function intersect(a: Set<string>, b: Set<string>): Set<string> {
+  const [small, big] = a.size <= b.size ? [a, b] : [b, a];
+  const out = new Set<string>();
+  for (const x of small) if (big.has(x)) out.add(x);
+  return out;
+}
+
+async function relCandidates(catalog: Catalog, prop: string, op: string, value: string): Promise<Set<string> | undefined> {
+  const field = FIELD_OF[prop];
+  if (!field || (op !== '=' && op !== 'contains')) return undefined;
+  if (op === '=') return catalog.valueCandidates(field, value);
+  const ws = words(value)
+    .sort((x, y) => y.length - x.length)
+    .slice(0, MAX_QUERY_WORDS);
+  if (ws.length === 0) return undefined;
+  let acc: Set<string> | undefined;
+  for (const w of ws) {
+    const c = await catalog.wordCandidates(field, w);
+    acc = acc ? intersect(acc, c) : c;
+    if (acc.size === 0) break;
+  }
+  return acc;
+}
+
+/** IDs (canonical items and containers) the expression can match, or undefined: any object. */
+export async function searchCandidates(catalog: Catalog, e: SearchExpr): Promise<Set<string> | undefined> {
+  switch (e.type) {
+    case 'rel':
+      return relCandidates(catalog, e.prop, e.op, e.value);
+    case 'and': {
+      let acc: Set<string> | undefined;
+      for (const a of e.args) {
+        const c = await searchCandidates(catalog, a);
+        if (c) acc = acc ? intersect(acc, c) : c;
+        if (acc?.size === 0) break;
+      }
+      return acc;
+    }
+    case 'or': {
+      const out = new Set<string>();
+      for (const a of e.args) {
+        const c = await searchCandidates(catalog, a);
+        if (!c) return undefined;
+        for (const x of c) out.add(x);
+      }
+      return out;
+    }
+    default:
+      return undefined;
+  }
+}

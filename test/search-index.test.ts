@@ -1,0 +1,196 @@
+// The catalog's word index: Search answers the same as a pass over every object, while
+// reading only the candidates the index gives; the index follows every change, survives
+// a restart and is built for a catalog written before it existed.
+import test from 'ava';
+import { Catalog } from '../src/catalog/catalog.js';
+import { MemoryStore, type BatchOp, type KeyRange, type KVStore } from '../src/catalog/store.js';
+import { itemIdForPath } from '../src/catalog/layout.js';
+import type { CatalogObject } from '../src/catalog/types.js';
+import { objectWords, words } from '../src/catalog/words.js';
+import { ContentDirectory } from '../src/upnp/cds.js';
+import { compileSearch } from '../src/upnp/search.js';
+import { compileSort } from '../src/upnp/sort.js';
+import type { SoapContext } from '../src/upnp/soap.js';
+
+/** A store that counts the object values it hands out (o/ keys). */
+class CountingStore implements KVStore {
+  readonly kind = 'counting';
+  objectReads = 0;
+  constructor(readonly inner: MemoryStore) {}
+  open() {
+    return this.inner.open();
+  }
+  close() {
+    return this.inner.close();
+  }
+  async get(k: string) {
+    if (k.startsWith('o/')) this.objectReads++;
+    return this.inner.get(k);
+  }
+  async getMany(ks: string[]) {
+    this.objectReads += ks.filter((k) => k.startsWith('o/')).length;
+    return this.inner.getMany(ks);
+  }
+  batch(ops: BatchOp[]) {
+    return this.inner.batch(ops);
+  }
+  async *entries(r: KeyRange): AsyncIterable<[string, string]> {
+    for await (const e of this.inner.entries(r)) {
+      if (e[0].startsWith('o/')) this.objectReads++;
+      yield e;
+    }
+  }
+  keys(r: KeyRange) {
+    return this.inner.keys(r);
+  }
+  keyList(r: KeyRange) {
+    return this.inner.keyList(r);
+  }
+}
+
+const ROOT = '/lib';
+function track(n: number, title: string, artist: string, extra: Partial<CatalogObject['meta']> = {}): CatalogObject {
+  const path = `${ROOT}/${String(n).padStart(5, '0')}.flac`;
+  return {
+    id: itemIdForPath(path),
+    parentId: '',
+    container: false,
+    upnpClass: 'object.item.audioItem.musicTrack',
+    title,
+    kind: 'audio',
+    meta: { artist, album: `Album ${n % 7}`, genre: n % 2 ? 'Jazz' : 'Hip-Hop', ...extra },
+    res: { mime: 'audio/flac', size: 100 },
+    location: { disk: { path, size: 100, mtime: 1 } },
+    origPath: path,
+    mediaRoot: ROOT,
+    relPath: path.slice(ROOT.length + 1),
+  };
+}
+
+const ADJ = ['Silver', 'Broken', 'Golden', 'Quiet', 'Électrique', 'ΟΔΟΣ'];
+const NOUN = ['River', 'Lantern', 'Lanterns', 'Highway', 'Garden', "Rock'n'Roll", 'Σοφία'];
+function library(n: number): CatalogObject[] {
+  const out: CatalogObject[] = [];
+  for (let i = 0; i < n; i++) out.push(track(i, `${ADJ[i % ADJ.length]} ${NOUN[(i * 3) % NOUN.length]} ${i % 10 === 0 ? 'Part ' + i : ''}`.trim(), `Artist ${i % 13}`, i % 9 === 0 ? { albumArtist: 'Various Artists', creator: 'Composer X' } : {}));
+  // a title with too many words to index word by word, and one with a very long word
+  out.push(track(n, Array.from({ length: 100 }, (_, k) => `w${k}`).join(' ') + ' lantern', 'Long Title'));
+  out.push(track(n + 1, 'x'.repeat(200) + 'lanternx', 'Long Word'));
+  return out;
+}
+
+const ctx = { baseUrl: 'http://127.0.0.1:1' } as SoapContext;
+
+async function search(cds: ContentDirectory, criteria: string, containerId = '0'): Promise<{ total: number; result: string }> {
+  const out = new Map(await cds.search({ ContainerID: containerId, SearchCriteria: criteria, Filter: '*', StartingIndex: '0', RequestedCount: '0', SortCriteria: '' }, ctx));
+  return { total: Number(out.get('TotalMatches')), result: String(out.get('Result')) };
+}
+
+/** Matches by a pass over every object, in default order. */
+async function bruteForce(catalog: Catalog, criteria: string): Promise<string[]> {
+  const match = compileSearch(criteria);
+  const all = [...(await catalog.items()), ...(await catalog.containers())].filter((o) => o.id !== '0' && match(o));
+  return all.sort(compileSort([])).map((o) => o.id);
+}
+
+const CRITERIA = [
+  'dc:title contains "lantern"',
+  'dc:title contains "LANTERN"',
+  'dc:title contains "antern"',
+  'dc:title contains "en lan"',
+  'dc:title contains "n\'r"',
+  'dc:title contains "οδος"',
+  'dc:title contains "σοφία"',
+  'dc:title contains "électrique river"',
+  'dc:title contains "w5"',
+  'dc:title contains "part 1"',
+  'dc:title contains "---"',
+  'dc:title = "Golden Garden"',
+  'dc:title = "golden"',
+  'dc:title = ""',
+  `dc:title = "${'x'.repeat(200)}lanternx"`,
+  `dc:title = "${'X'.repeat(200)}LANTERNX"`,
+  'upnp:class derivedfrom "object.item.audioItem" and dc:title contains "river"',
+  'upnp:class derivedfrom "object.item.audioItem" and upnp:artist = "Artist 3"',
+  'upnp:artist = "artist 3"',
+  'upnp:artist = "Various Artists"',
+  'upnp:albumArtist contains "various"',
+  'dc:creator = "Composer X"',
+  'dc:creator = "Artist 4"',
+  'upnp:album = "Album 3"',
+  'upnp:genre contains "hop"',
+  'upnp:genre = "Hip-Hop" and dc:title contains "quiet"',
+  'dc:title contains "river" or upnp:artist = "Artist 1"',
+  'dc:title contains "river" or dc:title exists false',
+  'dc:title contains "album"',
+  'dc:title contains "artist"',
+  'dc:title doesNotContain "lantern" and upnp:genre = "Jazz"',
+];
+
+test('Search through the word index answers exactly what a pass over every object answers', async (t) => {
+  const catalog = new Catalog(new MemoryStore());
+  await catalog.open();
+  await catalog.apply({ upserts: library(300) });
+  const cds = new ContentDirectory(catalog, { searchCacheBytes: 0 });
+  for (const c of CRITERIA) {
+    const expected = await bruteForce(catalog, c);
+    const r = await search(cds, c);
+    t.is(r.total, expected.length, c);
+    const ids = [...r.result.matchAll(/<(?:item|container) id="([^"]+)"/g)].map((m) => m[1].replace(/&amp;/g, '&'));
+    t.deepEqual(ids, expected, c);
+  }
+});
+
+test('Search reads only the candidates of the index, not every object', async (t) => {
+  const store = new CountingStore(new MemoryStore());
+  const catalog = new Catalog(store);
+  await catalog.open();
+  await catalog.apply({ upserts: library(2000) });
+  const cds = new ContentDirectory(catalog, { searchCacheBytes: 0 });
+  store.objectReads = 0;
+  const r = await search(cds, 'upnp:class derivedfrom "object.item.audioItem" and upnp:artist = "Artist 3"');
+  t.true(r.total > 100);
+  t.true(store.objectReads <= r.total + 10, `read ${store.objectReads} objects for ${r.total} matches`);
+  store.objectReads = 0;
+  const q = await search(cds, 'dc:title contains "highway" and upnp:artist = "Artist 5"');
+  t.true(q.total > 5);
+  t.true(store.objectReads < 200, `read ${store.objectReads} objects for ${q.total} matches`);
+});
+
+test('the index follows renames and removals, and a catalog written without it is indexed on open', async (t) => {
+  const mem = new MemoryStore();
+  const catalog = new Catalog(mem);
+  await catalog.open();
+  const lib = library(50);
+  await catalog.apply({ upserts: lib });
+  const cds = new ContentDirectory(catalog, { searchCacheBytes: 0 });
+  const before = (await search(cds, 'dc:title contains "lantern"')).total;
+  t.true(before > 0);
+  const renamed = { ...lib[1], title: 'Zebra Crossing' };
+  await catalog.apply({ upserts: [renamed], removes: [lib[2].id] });
+  t.is((await search(cds, 'dc:title contains "zebra"')).total, 1);
+  t.deepEqual(await bruteForce(catalog, 'dc:title contains "lantern"'), (await search(cds, 'dc:title contains "lantern"')).result.match(/id="i[^"]+"/g)?.map((s) => s.slice(4, -1)) ?? []);
+  // containers that went away leave no postings: artist containers are titled by artist
+  t.is((await search(cds, 'upnp:class derivedfrom "object.container" and dc:title = "Artist 2"')).total, (await bruteForce(catalog, 'upnp:class derivedfrom "object.container" and dc:title = "Artist 2"')).length);
+
+  // drop the index as an older Tapedeck would have left the store, then reopen
+  const xs: string[] = [];
+  for await (const k of mem.keys({ gte: 'x/', lt: 'x/\uffff' })) xs.push(k);
+  t.true(xs.length > 100);
+  await mem.batch([...xs.map((key) => ({ type: 'del' as const, key })), { type: 'del', key: 'meta/wordIndex' }]);
+  await catalog.close();
+  const again = new Catalog(mem);
+  await again.open();
+  const cds2 = new ContentDirectory(again, { searchCacheBytes: 0 });
+  for (const c of CRITERIA.slice(0, 8)) t.is((await search(cds2, c)).total, (await bruteForce(again, c)).length, c);
+  t.is((await search(cds2, 'dc:title contains "zebra"')).total, 1);
+});
+
+test('words: lower-cased runs of letters, digits and marks; long fields post under the overflow word', (t) => {
+  t.deepEqual(words("Rock'n'Roll Part 2 — ÉTÉ"), ['rock', 'n', 'roll', 'part', '2', 'été']);
+  t.deepEqual(words(''), []);
+  const many = objectWords({ id: 'i1', parentId: '', container: false, upnpClass: 'object.item', title: Array.from({ length: 100 }, (_, k) => `w${k}`).join(' ') });
+  t.deepEqual([...(many.get('t') ?? [])], ['', '='], 'overflow word and overflow value');
+  const short = objectWords({ id: 'i2', parentId: '', container: false, upnpClass: 'object.item', title: 'Golden Garden', meta: { artist: 'Ada', albumArtist: 'ada' } });
+  t.deepEqual([...(short.get('t') ?? [])], ['golden', 'garden', '=golden garden']);
+  t.deepEqual([...(short.get('p') ?? [])], ['ada', '=ada']);
+});
