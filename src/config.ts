@@ -43,6 +43,7 @@ export const SETTINGS: Setting[] = [
   { key: 'scan_concurrency', flag: 'scan-concurrency', type: 'int', arg: 'N', min: 1, max: 64, default: '8', description: 'Files whose metadata is read in parallel during a scan.' },
   { key: 'search_cache', flag: 'search-cache', type: 'size', arg: 'BYTES', min: 0, max: 1073741824, default: '2M', description: 'Memory for the result lists of recent searches, so paging through one search does not run it again (0: off, every Search runs on the word index).' },
   { key: 'ffprobe', flag: 'ffprobe', type: 'string', arg: 'PATH', default: 'ffprobe from PATH when present', description: 'ffprobe used for richer video metadata; "off" disables it.' },
+  { key: 'art', flag: 'art', type: 'bool', default: 'true', description: 'Make album art and thumbnails at scan time (embedded covers, folder art, a video frame through ffmpeg from PATH when present, images themselves), kept under <data_dir>/art.' },
   // Tape tier
   { key: 'tape_backend', flag: 'tape-backend', type: 'enum', arg: 'KIND', values: ['virtual', 'scsi', 'none'], default: 'virtual', description: 'Tape library: the virtual library, a real SCSI library (mt-st + mtx), or none.' },
   { key: 'tape_dir', flag: 'tape-dir', type: 'string', arg: 'DIR', default: '<data_dir>/vtl', description: 'Virtual tape library directory (cartridge files, slots, drives).' },
@@ -93,6 +94,7 @@ export interface Config {
   /** Bytes of search result lists kept (0: no result cache). */
   searchCache: number;
   ffprobe: string | undefined; // undefined = auto, 'off' = never
+  art: boolean;
   tape: {
     backend: 'virtual' | 'scsi' | 'none';
     dir: string;
@@ -350,6 +352,7 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     scanConcurrency: Number(one('scan_concurrency') ?? 8),
     searchCache: Number(one('search_cache') ?? 2 * 1024 ** 2),
     ffprobe: ff,
+    art: (one('art') ?? 'true') === 'true',
     tape: {
       backend,
       dir: resolve(base, one('tape_dir') ?? join(dataDir, 'vtl')),

@@ -23,6 +23,9 @@ import { contentFeatures, transferModeFor } from './media/dlna.js';
 import { diskSource, mediaRoutes, type MediaSource } from './http/delivery.js';
 import { allowSubnets } from './http/acl.js';
 import { staticRoutes } from './http/static.js';
+import { artRoutes } from './http/art.js';
+import { ArtMaker } from './art/maker.js';
+import { artStore } from './art/dlna.js';
 import { TapeTier } from './tier.js';
 import { statusRoutes } from './http/status.js';
 import { serverStatusProvider, StreamTracker, type StatusExtras } from './server-state.js';
@@ -180,6 +183,13 @@ export class TapedeckServer {
     await this.watcher.start();
   }
 
+  private art?: ArtMaker;
+  /** One art maker for every scan (its caches are small LRUs), none when art is off. */
+  private artMaker(): ArtMaker | undefined {
+    if (this.config.art) this.art ??= new ArtMaker({ dataDir: this.config.dataDir, ffprobe: this.config.ffprobe, log: this.log });
+    return this.art;
+  }
+
   /** Catalogues what the watch saw change (the scanner's incremental logic, for those paths only). */
   private async scanChanged(paths: string[]): Promise<void> {
     if (this.stopped) return;
@@ -188,6 +198,7 @@ export class TapedeckServer {
       paths,
       concurrency: this.config.scanConcurrency,
       ffprobe: this.config.ffprobe,
+      art: this.artMaker(),
       log: this.log,
       signal: this.abort.signal,
     });
@@ -204,6 +215,7 @@ export class TapedeckServer {
         roots: this.mediaDirs,
         concurrency: this.config.scanConcurrency,
         ffprobe: this.config.ffprobe,
+        art: this.artMaker(),
         log: this.log,
         signal: this.abort.signal,
         onProgress: (p) => {
@@ -372,6 +384,7 @@ export class TapedeckServer {
       ...tracker.hooks,
       lenientTransferMode: (headers, remote) => Boolean(clients.detect(headers, remote)?.quirks.lenientTransferMode),
     });
+    artRoutes(router, this.catalog, artStore(cfg.dataDir));
     staticRoutes(router, { devicesDir: DEVICES_DIR });
     statusRoutes(router, status);
     metricsRoute(router, metrics.registry);

@@ -32,6 +32,7 @@ import { hashFile } from '../util/hash.js';
 import { formatBytes } from '../util/units.js';
 import { computeStubRanges, stubPath, syncDir, writeStub } from './stubs.js';
 import { ownPaths } from '../util/own-paths.js';
+import { ArtMaker } from '../art/maker.js';
 
 /** Last verified tape copy of every item ever archived: lets an unchanged file reuse it. */
 export const HISTORY = 'ta/';
@@ -49,6 +50,7 @@ class ArchiveRun {
   private reused = 0;
   /** The last tar was ended early because playback wants the drive: yield once it is recorded. */
   private cutShort = false;
+  private art?: ArtMaker;
 
   constructor(
     private readonly ctx: JobContext,
@@ -499,6 +501,9 @@ class ArchiveRun {
       return;
     }
     ctx.activity(`committing ${basename(src)}`);
+    // art is made while the file is on disk (an item scanned before art existed, or with art off
+    // then); it stays in the data directory's art store with the stub
+    if (ctx.config.art && !obj.art) await this.addArt(obj, src);
     const ranges = await computeStubRanges(src, obj.res, ctx.stubOpts);
     const stub = await writeStub(src, ranges, stubPath(ctx.config.dataDir, item.id));
     faultPoint('archive:after-stub');
@@ -509,6 +514,18 @@ class ArchiveRun {
     await ctx.save();
     faultPoint('archive:committed');
     await this.removeDisk(item);
+  }
+
+  private async addArt(obj: CatalogObject, src: string): Promise<void> {
+    const { ctx } = this;
+    try {
+      this.art ??= new ArtMaker({ dataDir: ctx.config.dataDir, ffprobe: ctx.config.ffprobe, log: ctx.log });
+      const art = await this.art.forFile(src);
+      const now = art ? await ctx.catalog.get(obj.id) : undefined;
+      if (art && now && !now.container) await ctx.catalog.apply({ upserts: [{ ...now, art }] });
+    } catch (err) {
+      ctx.log.warn({ path: src, err: (err as Error).message }, 'cannot make art before archiving; the item is archived without it');
+    }
   }
 
   private async removeDisk(item: JobItem): Promise<void> {

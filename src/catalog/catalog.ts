@@ -41,6 +41,8 @@ export interface PathEntry {
   archived?: boolean;
   /** The file could not be read (permissions): try again on the next scan. */
   denied?: boolean;
+  /** Art was looked for (made, or none found): an unchanged file is not read again for it. */
+  art?: boolean;
 }
 
 export interface ChangeEvent {
@@ -69,6 +71,7 @@ function containerObject(def: ContainerDef, updateId: number): CatalogObject {
     searchable: true,
     sortKey: def.sortKey,
     updateId,
+    ...(def.art ? { art: def.art } : {}),
   };
 }
 
@@ -406,7 +409,7 @@ export class Catalog extends EventEmitter {
       const oldJson = olds[i];
       const old = oldJson === undefined ? undefined : (JSON.parse(oldJson) as CatalogObject);
       const np = placements(item);
-      for (const c of np.containers) defs.set(c.id, c);
+      for (const c of np.containers) if (!defs.get(c.id)?.art) defs.set(c.id, c);
       const canonical = np.placements[0];
       item.parentId = canonical.containerId;
       diff(old ? placements(old).placements : [], np.placements);
@@ -478,6 +481,16 @@ export class Catalog extends EventEmitter {
         }
       }
       pending = [...new Set(next)].filter((c) => delta.has(c));
+    }
+    // Album and artist containers without art take the art of a member that has some.
+    for (const def of defs.values()) {
+      if (!def.art) continue;
+      const obj = await load(def.id);
+      if (!obj || obj.art) continue;
+      obj.art = def.art;
+      obj.updateId = newUpdateId;
+      ops.push({ type: 'put', key: O + def.id, value: JSON.stringify(obj) }); // a later put of a key wins in a batch
+      changed.add(def.id);
     }
     // Containers whose members changed metadata only: bump their update IDs.
     for (const cid of changed) {

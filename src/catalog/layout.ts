@@ -15,7 +15,7 @@
 
 import { createHash } from 'node:crypto';
 import { basename, dirname, relative, sep } from 'node:path';
-import type { CatalogObject } from './types.js';
+import type { ArtRef, CatalogObject } from './types.js';
 import { ROOT_ID } from './types.js';
 import { naturalSortKey } from '../upnp/sort.js';
 
@@ -30,6 +30,8 @@ export interface ContainerDef {
   sortKey: string;
   /** Fixed containers exist even when empty. */
   fixed?: boolean;
+  /** Album and artist containers: the art of an album track (the first seen with art keeps it). */
+  art?: ArtRef;
 }
 
 export interface Placement {
@@ -155,13 +157,14 @@ export function placements(item: CatalogObject): { placements: Placement[]; cont
     ref('music/all', nameKey);
     const artistId = 'music/artists/' + shortHash('artist\u0000' + artist.toLowerCase(), 10);
     const artistAlbumId = artistId + '/' + shortHash('album\u0000' + album.toLowerCase(), 10);
+    const art = item.art ? { art: item.art } : {};
     containers.push(
-      { id: artistId, parentId: 'music/artists', title: artist, upnpClass: 'object.container.person.musicArtist', sortKey: containerKey(artist) },
-      { id: artistAlbumId, parentId: artistId, title: album, upnpClass: 'object.container.album.musicAlbum', sortKey: containerKey(album) },
+      { id: artistId, parentId: 'music/artists', title: artist, upnpClass: 'object.container.person.musicArtist', sortKey: containerKey(artist), ...art },
+      { id: artistAlbumId, parentId: artistId, title: album, upnpClass: 'object.container.album.musicAlbum', sortKey: containerKey(album), ...art },
     );
     ref(artistAlbumId, trackKey);
     const albumId = 'music/albums/' + shortHash('album\u0000' + artist.toLowerCase() + '\u0000' + album.toLowerCase(), 10);
-    containers.push({ id: albumId, parentId: 'music/albums', title: album, upnpClass: 'object.container.album.musicAlbum', sortKey: containerKey(album) + '\u0000' + naturalSortKey(artist) });
+    containers.push({ id: albumId, parentId: 'music/albums', title: album, upnpClass: 'object.container.album.musicAlbum', sortKey: containerKey(album) + '\u0000' + naturalSortKey(artist), ...art });
     ref(albumId, trackKey);
     if (m.genre) {
       const genreId = 'music/genres/' + shortHash('genre\u0000' + m.genre.toLowerCase(), 10);

@@ -80,6 +80,23 @@ export interface ProbeResult {
   title: string;
   meta: ItemMeta;
   res: Resource;
+  /**
+   * Transient (never stored): the embedded cover picture of an audio file, when the prober was
+   * asked for pictures, or why it was skipped (too large, unreadable).
+   */
+  picture?: { data: Uint8Array; format?: string };
+  pictureSkipped?: string;
+}
+
+/**
+ * Album art / thumbnail of an object, made once at scan time (src/art/): `key` names the pair of
+ * JPEGs in the data directory's art store (a hash of the source picture, so an album cover
+ * shared by every track is stored once), with the pixel size of each.
+ */
+export interface ArtRef {
+  key: string;
+  tn: [number, number]; // JPEG_TN, at most 160×160
+  sm: [number, number]; // JPEG_SM, at most 640×480
 }
 
 export interface CatalogObject {
@@ -107,6 +124,8 @@ export interface CatalogObject {
   relPath?: string;
   /** Items: file modification time (ms) when scanned. */
   mtime?: number;
+  /** Items, album and artist containers: album art / thumbnail (kept on disk, also for items on tape). */
+  art?: ArtRef;
   /** Containers: sort key of this container inside its parent (catalog-internal). */
   sortKey?: string;
   /** Last time this object (or, for containers, its child list) changed: a counter, see ContainerUpdateIDs. */

@@ -17,6 +17,23 @@ export interface FlacInput {
   tags?: Record<string, string | number | undefined>;
   vendor?: string;
   blockSize?: number; // default 4096
+  /** An embedded front cover (PICTURE block, type 3). */
+  picture?: { mime: string; data: Uint8Array; width?: number; height?: number };
+}
+
+function pictureBlock(p: NonNullable<FlacInput['picture']>): Buffer {
+  const mime = Buffer.from(p.mime, 'latin1');
+  const head = Buffer.alloc(8 + mime.length + 4 + 16 + 4);
+  let o = head.writeUInt32BE(3, 0); // front cover
+  o = head.writeUInt32BE(mime.length, o);
+  o += mime.copy(head, o);
+  o = head.writeUInt32BE(0, o); // no description
+  o = head.writeUInt32BE(p.width ?? 0, o);
+  o = head.writeUInt32BE(p.height ?? 0, o);
+  o = head.writeUInt32BE(24, o);
+  o = head.writeUInt32BE(0, o);
+  head.writeUInt32BE(p.data.length, o);
+  return Buffer.concat([head, p.data]);
 }
 
 const BPS = 16;
@@ -428,6 +445,7 @@ export function encodeFlac(input: FlacInput): Buffer {
     Buffer.from('fLaC', 'latin1'),
     metadataBlock(0, false, si),
     metadataBlock(4, false, vorbisComment(vendor, input.tags ?? {})),
+    ...(input.picture ? [metadataBlock(6, false, pictureBlock(input.picture))] : []),
     metadataBlock(1, true, Buffer.alloc(512)), // PADDING: room to edit tags in place
     ...frames,
   ]);

@@ -80,6 +80,8 @@ export interface MediaRouteOptions {
   onStream?(ev: StreamEvent): void;
   /** Called once per streamed body when its source is open and bytes start to flow. Errors thrown are ignored. */
   onStreamStart?(s: StreamStart): void;
+  /** Which IDs the route takes (default isValidMediaId; the art route also takes container IDs with `/`). */
+  validId?(id: string): boolean;
 }
 
 /** Read chunk size of disk streams (also the high-water mark of the pipe to the socket). */
@@ -214,8 +216,8 @@ const TRANSFER_MODES: Record<string, string> = {
 
 // ---- the route --------------------------------------------------------------------------
 
-async function lookup(resolve: Resolver, name: string): Promise<{ id: string; src: MediaSource } | undefined> {
-  if (isValidMediaId(name)) {
+async function lookup(resolve: Resolver, name: string, valid: (id: string) => boolean): Promise<{ id: string; src: MediaSource } | undefined> {
+  if (valid(name)) {
     const src = await resolve(name);
     if (src) return { id: name, src };
   }
@@ -223,7 +225,7 @@ async function lookup(resolve: Resolver, name: string): Promise<{ id: string; sr
   const dot = name.lastIndexOf('.');
   if (dot > 0 && EXT_RE.test(name.slice(dot + 1))) {
     const id = name.slice(0, dot);
-    if (isValidMediaId(id)) {
+    if (valid(id)) {
       const src = await resolve(id);
       if (src) return { id, src };
     }
@@ -233,7 +235,7 @@ async function lookup(resolve: Resolver, name: string): Promise<{ id: string; sr
 
 async function serve(ctx: Context, resolve: Resolver, opts: MediaRouteOptions): Promise<void> {
   const name = String((ctx as Context & { params?: Record<string, string> }).params?.name ?? '');
-  const found = await lookup(resolve, name);
+  const found = await lookup(resolve, name, opts.validId ?? isValidMediaId);
   if (!found) {
     ctx.status = 404;
     ctx.body = 'Not Found';
@@ -371,7 +373,7 @@ function destroyQuietly(s: NodeJS.ReadableStream): void {
   if (typeof d.destroy === 'function') d.destroy();
 }
 
-/** Registers `GET|HEAD /media/:id` and `/media/:id.:ext` on `router`. */
-export function mediaRoutes(router: Router, resolve: Resolver, opts: MediaRouteOptions = {}): void {
-  router.get('/media/:name', (ctx) => serve(ctx as unknown as Context, resolve, opts));
+/** Registers `GET|HEAD /media/:id` and `/media/:id.:ext` (or `path`, with a `:name` parameter) on `router`. */
+export function mediaRoutes(router: Router, resolve: Resolver, opts: MediaRouteOptions = {}, path = '/media/:name'): void {
+  router.get(path, (ctx) => serve(ctx as unknown as Context, resolve, opts));
 }

@@ -34,7 +34,15 @@ export interface ProbeOptions {
   ffprobe?: string | false;
   /** ffprobe time limit in ms (default 15000). */
   ffprobeTimeoutMs?: number;
+  /**
+   * Audio: also return the embedded cover picture (`picture`, at most MAX_PICTURE bytes) from
+   * the same parse as the tags; a larger or unreadable one is named in `pictureSkipped`.
+   */
+  pictures?: boolean;
 }
+
+/** Largest embedded picture handed to the art maker (bytes). */
+export const MAX_PICTURE = 8 * 1024 * 1024;
 
 export const UPNP_CLASS: Record<MediaKind, string> = {
   audio: 'object.item.audioItem.musicTrack',
@@ -79,7 +87,7 @@ export async function probe(path: string, opts: ProbeOptions = {}): Promise<Prob
   const container = containerOf(path);
   if (container) result.res.container = container;
   try {
-    if (type.kind === 'audio') await probeAudio(path, result);
+    if (type.kind === 'audio') await probeAudio(path, result, !!opts.pictures);
     else if (type.kind === 'image') await probeImage(path, result, mtime);
     else await probeVideo(path, result, opts);
   } catch {
@@ -196,10 +204,10 @@ const OGG_TAIL = 64 * 1024;
  * (identification and comment headers live in the first pages); the duration
  * comes from the granule position of the last page (see oggDuration).
  */
-async function parseOggHead(path: string, size: number): Promise<IAudioMetadata> {
+async function parseOggHead(path: string, size: number, skipCovers = true): Promise<IAudioMetadata> {
   const stream = createReadStream(path, { start: 0, end: Math.min(size, OGG_HEAD) - 1 });
   try {
-    return await parseStream(stream, { mimeType: 'audio/ogg', size }, { duration: false, skipCovers: true });
+    return await parseStream(stream, { mimeType: 'audio/ogg', size }, { duration: false, skipCovers });
   } finally {
     stream.destroy();
   }
@@ -251,18 +259,36 @@ async function parseFileBounded(path: string, opts: IOptions): Promise<IAudioMet
 /** Audio files up to this size are parsed from one whole read. */
 const SMALL_AUDIO = 512 * 1024;
 
-async function probeAudio(path: string, out: ProbeResult): Promise<void> {
+async function probeAudio(path: string, out: ProbeResult, pictures: boolean): Promise<void> {
   // duration: false → header-derived duration (Xing/VBRI/STREAMINFO/mvhd, or CBR size estimate), no full scan.
   const ogg = out.res.container === 'ogg';
-  // mkvUseIndex: Matroska audio (.mka/.weba) jumps through the SeekHead instead of walking every cluster.
-  const opts = { duration: false, skipCovers: true, mkvUseIndex: true };
   // A small file is read in one go: music-metadata's file tokenizer issues one read per
   // field (about ten for a small FLAC), which dominates scanning libraries of short files.
-  const mm = ogg
-    ? await parseOggHead(path, out.res.size)
-    : out.res.size <= SMALL_AUDIO
-      ? await parseBuffer(await readFile(path), { mimeType: out.res.mime, size: out.res.size, path }, opts)
-      : await parseFileBounded(path, opts);
+  const small = out.res.size <= SMALL_AUDIO ? await readFile(path) : undefined;
+  const parse = (skipCovers: boolean) => {
+    // mkvUseIndex: Matroska audio (.mka/.weba) jumps through the SeekHead instead of walking every cluster.
+    const opts = { duration: false, skipCovers, mkvUseIndex: true };
+    if (ogg) return parseOggHead(path, out.res.size, skipCovers);
+    return small ? parseBuffer(small, { mimeType: out.res.mime, size: out.res.size, path }, opts) : parseFileBounded(path, opts);
+  };
+  let mm: IAudioMetadata;
+  if (pictures) {
+    try {
+      mm = await parse(false);
+    } catch {
+      // a picture the parser cannot read (or larger than its read bound) must not cost the tags
+      mm = await parse(true);
+      out.pictureSkipped = 'embedded picture unreadable';
+    }
+    const pics = mm.common.picture ?? [];
+    const pic = pics.find((p) => /front/i.test(p.type ?? '')) ?? pics[0];
+    if (pic) {
+      if (pic.data.length > MAX_PICTURE) out.pictureSkipped = `embedded picture of ${pic.data.length} bytes is over ${MAX_PICTURE}`;
+      else if (pic.data.length) out.picture = { data: pic.data, format: pic.format };
+    }
+    // the pictures are not kept past this probe
+    mm.common.picture = undefined;
+  } else mm = await parse(true);
   const { common, format } = mm;
   const meta: ItemMeta = out.meta;
   const title = cleanString(common.title);

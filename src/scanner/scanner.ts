@@ -10,7 +10,8 @@ import { lstat, opendir, stat } from 'node:fs/promises';
 import { join, relative, resolve, sep } from 'node:path';
 import type { BatchOp } from '../catalog/store.js';
 import type { Catalog, PathEntry } from '../catalog/catalog.js';
-import type { CatalogObject, ProbeResult } from '../catalog/types.js';
+import type { ArtRef, CatalogObject, ProbeResult } from '../catalog/types.js';
+import type { ArtMaker } from '../art/maker.js';
 import { itemIdForPath } from '../catalog/layout.js';
 import { mediaTypeOf } from '../media/mediatypes.js';
 import { probe as defaultProbe } from '../media/probe.js';
@@ -35,6 +36,8 @@ export interface ScanOptions {
   probe?: (path: string) => Promise<ProbeResult | undefined>;
   /** ffprobe binary for the default prober: a path, 'off', or undefined to look it up on PATH. */
   ffprobe?: string;
+  /** Makes album art and thumbnails of new and changed items (none without it). */
+  art?: ArtMaker;
   batchSize?: number;
   concurrency?: number;
   onProgress?: (p: ScanProgress) => void;
@@ -156,7 +159,7 @@ class ScanPass {
     private readonly gen: number,
   ) {
     const ffprobe = opts.ffprobe === 'off' ? false : opts.ffprobe;
-    this.probe = opts.probe ?? ((p: string) => defaultProbe(p, { ffprobe }));
+    this.probe = opts.probe ?? ((p: string) => defaultProbe(p, { ffprobe, pictures: !!opts.art }));
     this.batchSize = opts.batchSize ?? 250;
     this.concurrency = Math.max(1, opts.concurrency ?? 4);
   }
@@ -183,6 +186,36 @@ class ScanPass {
     this.writing.catch(() => undefined); // handled by the next await of `writing`
   }
 
+  /** Art never fails a scan: a picture that cannot be used leaves the item without art. */
+  private async artOf(path: string, pr: ProbeResult): Promise<ArtRef | undefined> {
+    if (!this.opts.art) return undefined;
+    try {
+      return await this.opts.art.forItem(path, pr);
+    } catch (err) {
+      this.opts.log?.warn({ path, err: (err as Error).message }, 'cannot make art');
+      return undefined;
+    } finally {
+      pr.picture = undefined;
+    }
+  }
+
+  /** Path entries say whether art was looked for, so an unchanged file is not read again for it. */
+  private get artFlag(): { art?: boolean } {
+    return this.opts.art ? { art: true } : {};
+  }
+
+  /**
+   * An unchanged item scanned before art was made (an older catalog, or art was off): only its
+   * art is added; everything else, its tape copy included, stays as it is.
+   */
+  private async handleArtOnly(f: Found, prev: PathEntry): Promise<void> {
+    const item = await this.catalog.get(prev.id);
+    const pr = item && !item.container ? await this.probe(f.path).catch(() => undefined) : undefined;
+    const itemArt = pr ? await this.artOf(f.path, pr) : undefined;
+    if (item && itemArt) this.upserts.push({ ...item, art: itemArt });
+    this.extra.push(this.catalog.pathOp(f.path, { ...prev, gen: this.gen, ...this.artFlag }));
+  }
+
   private async handle(f: Found, prev: PathEntry | undefined): Promise<void> {
     const { catalog, opts, gen, progress } = this;
     let pr: ProbeResult | undefined;
@@ -203,6 +236,8 @@ class ScanPass {
     }
     progress.probed++;
     const item = itemFromProbe(f, pr);
+    const itemArt = await this.artOf(f.path, pr);
+    if (itemArt) item.art = itemArt;
     if (prev?.archived && prev.id === item.id) {
       // the file came back where an archived item's disk copy was: when it holds the bytes of
       // the tape copy, the item lives on disk and tape again (the tape copy is not forgotten)
@@ -210,7 +245,7 @@ class ScanPass {
       if (tape && tape.size === f.size && (await hashFile(f.path).catch(() => undefined)) === tape.sha256) item.location = { ...item.location, tape };
     }
     this.upserts.push(item);
-    this.extra.push(catalog.pathOp(f.path, { id: item.id, size: f.size, mtime: f.mtime, gen }));
+    this.extra.push(catalog.pathOp(f.path, { id: item.id, size: f.size, mtime: f.mtime, gen, ...this.artFlag }));
   }
 
   /** Files are looked up in the scanner map in chunks (one getMany), not one await per file. */
@@ -222,7 +257,11 @@ class ScanPass {
       this.progress.seen++;
       if (prev && prev.size === f.size && prev.mtime === f.mtime && !prev.archived && !prev.denied) {
         this.progress.unchanged++;
-        if (prev.gen !== this.gen) this.extra.push(this.catalog.pathOp(f.path, { ...prev, gen: this.gen }));
+        if (this.opts.art && !prev.art && prev.id) {
+          const p = this.handleArtOnly(f, prev).finally(() => this.inflight.delete(p));
+          this.inflight.add(p);
+          if (this.inflight.size >= this.concurrency) await Promise.race(this.inflight);
+        } else if (prev.gen !== this.gen) this.extra.push(this.catalog.pathOp(f.path, { ...prev, gen: this.gen }));
       } else {
         const p = this.handle(f, prev).finally(() => this.inflight.delete(p));
         this.inflight.add(p);

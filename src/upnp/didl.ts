@@ -45,6 +45,8 @@ export interface DidlOptions {
   resUrl?: (obj: CatalogObject) => string;
   /** Album art / thumbnail URL of an object, when it has one. */
   albumArtUrl?: (obj: CatalogObject) => AlbumArt | undefined;
+  /** Thumbnail of an image or video item, announced as an extra `res` (JPEG_TN). */
+  thumbnail?: (obj: CatalogObject) => { url: string; protocolInfo: string; width?: number; height?: number } | undefined;
   /** URL of an SRT subtitle for a video item, when it has one (announced per client quirks). */
   captionUrl?: (obj: CatalogObject) => string | undefined;
   /** Stored resume position in seconds (Samsung X_SetBookmark), when there is one. */
@@ -309,6 +311,13 @@ function item(obj: CatalogObject, c: Ctx): string {
   s += commonMeta(obj, c);
   if (w.res && obj.res) s += resElement(obj, obj.res, c);
   const isVideo = obj.kind === 'video' || obj.upnpClass.startsWith('object.item.videoItem');
+  if (w.res && c.o.thumbnail && (isVideo || obj.kind === 'image' || obj.upnpClass.startsWith('object.item.imageItem'))) {
+    const t = c.o.thumbnail(obj);
+    if (t) {
+      const resolution = w.resResolution && t.width && t.height ? ` resolution="${Math.trunc(t.width)}x${Math.trunc(t.height)}"` : '';
+      s += `<res protocolInfo="${escAttr(t.protocolInfo)}"${resolution}>${escText(t.url)}</res>`;
+    }
+  }
   if (isVideo && (c.captionRes || c.secCaption) && c.o.captionUrl) {
     const cap = c.o.captionUrl(obj);
     if (cap) {

@@ -1,0 +1,49 @@
+// Scales a source picture to DLNA's two thumbnail profiles, once, at scan time:
+//   JPEG_TN  at most 160×160, JPEG_SM  at most 640×480 (aspect kept, never enlarged,
+//   baseline JPEG in sRGB, EXIF orientation applied, alpha flattened on white, no metadata).
+//
+// sharp (libvips, a prebuilt native binary) rather than a pure-JavaScript library: libvips
+// decodes JPEG with shrink-on-load (a 24-megapixel photo is decoded at 1/8 size) and streams
+// the image in strips, so a thumbnail costs milliseconds and a few MB; a JS decoder holds
+// the whole RGBA raster (~100 MB for 24 MP) and is 10-50× slower, which a NAS with 1-2 GB
+// and the scan-time budget cannot afford. libvips' own cache and thread pool are kept
+// small for the same reason.
+
+import sharp from 'sharp';
+
+export const TN_MAX = { width: 160, height: 160 };
+export const SM_MAX = { width: 640, height: 480 };
+
+/** Largest source picture decoded (pixels): beyond it the picture is skipped, not decoded. */
+export const MAX_INPUT_PIXELS = 100_000_000;
+
+sharp.cache({ memory: 16, files: 0, items: 32 });
+sharp.concurrency(1);
+
+export interface Scaled {
+  data: Buffer;
+  width: number;
+  height: number;
+}
+
+async function one(input: Buffer | string, max: { width: number; height: number }, quality: number): Promise<Scaled> {
+  const { data, info } = await sharp(input, { limitInputPixels: MAX_INPUT_PIXELS, sequentialRead: true, failOn: 'error' })
+    .rotate()
+    .resize({ width: max.width, height: max.height, fit: 'inside', withoutEnlargement: true })
+    .flatten({ background: '#ffffff' })
+    .toColourspace('srgb')
+    .jpeg({ quality, progressive: false, chromaSubsampling: '4:2:0', mozjpeg: false })
+    .toBuffer({ resolveWithObject: true });
+  return { data, width: info.width, height: info.height };
+}
+
+/**
+ * JPEG_TN and JPEG_SM renditions of a picture (encoded bytes or a file path). Rejects on a
+ * picture that cannot be decoded or is larger than MAX_INPUT_PIXELS.
+ */
+export async function scaleArt(input: Buffer | string): Promise<{ tn: Scaled; sm: Scaled }> {
+  // SM first, then TN from SM: the source is decoded once (at most 640×480 is kept).
+  const sm = await one(input, SM_MAX, 82);
+  const tn = await one(sm.data, TN_MAX, 80);
+  return { tn, sm };
+}

@@ -1,0 +1,254 @@
+// Album art and thumbnails (issue 10, item 1): every source (embedded cover, folder art, a
+// video frame, the image itself), scaled to JPEG_TN/JPEG_SM, stored once per content, served
+// by object ID over HTTP, announced in DIDL-Lite; art of an archived item with no tape read.
+import test from 'ava';
+import { copyFile, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Koa from 'koa';
+import { Router } from '@koa/router';
+import sharp from 'sharp';
+import { Catalog } from '../src/catalog/catalog.js';
+import { MemoryStore } from '../src/catalog/store.js';
+import type { CatalogObject } from '../src/catalog/types.js';
+import { ArtMaker } from '../src/art/maker.js';
+import { artStore } from '../src/art/dlna.js';
+import { findFfmpeg } from '../src/art/sources.js';
+import { artRoutes } from '../src/http/art.js';
+import { encodeFlac } from '../src/demo/flac.js';
+import { scan } from '../src/scanner/scanner.js';
+import { ContentDirectory } from '../src/upnp/cds.js';
+import { defaultClientRegistry } from '../src/upnp/clients.js';
+import { itemIdForPath } from '../src/catalog/layout.js';
+import { REPO_ROOT } from '../src/util/paths.js';
+import { fakeProbe, makeLab } from './fixtures/archive/setup.js';
+
+const FIXTURES = join(REPO_ROOT, 'test', 'fixtures', 'media');
+
+const picture = (w: number, h: number, rgb: [number, number, number], format: 'jpeg' | 'png' = 'jpeg') =>
+  sharp({ create: { width: w, height: h, channels: 3, background: { r: rgb[0], g: rgb[1], b: rgb[2] } } })[format]().toBuffer();
+
+function flac(title: string, album: string, pic?: { mime: string; data: Uint8Array }): Buffer {
+  const samples = new Int16Array(800).map((_, i) => Math.round(3000 * Math.sin(i / 5)));
+  return encodeFlac({ sampleRate: 8000, channels: 1, samples: [samples], tags: { TITLE: title, ARTIST: 'Art Tester', ALBUM: album, TRACKNUMBER: 1 }, ...(pic ? { picture: pic } : {}) });
+}
+
+function warnings() {
+  const lines: { obj: Record<string, unknown>; msg?: string }[] = [];
+  return { lines, log: { warn: (obj: object, msg?: string) => void lines.push({ obj: obj as Record<string, unknown>, msg }) } };
+}
+
+async function listen(app: Koa): Promise<{ base: string; server: Server }> {
+  const server = createServer(app.callback());
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { base: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server };
+}
+
+function artApp(catalog: Catalog, dataDir: string): Koa {
+  const app = new Koa();
+  const router = new Router();
+  artRoutes(router, catalog, artStore(dataDir));
+  app.use(router.routes());
+  return app;
+}
+
+/** GETs an art URL and checks it is a JPEG within the profile's limits. */
+async function fetchArt(t: import('ava').ExecutionContext, url: string, max: [number, number]) {
+  const r = await fetch(url, { headers: { 'getcontentFeatures.dlna.org': '1' } });
+  t.is(r.status, 200, url);
+  t.is(r.headers.get('content-type'), 'image/jpeg');
+  const body = Buffer.from(await r.arrayBuffer());
+  const meta = await sharp(body).metadata();
+  t.is(meta.format, 'jpeg');
+  t.true(meta.width! <= max[0] && meta.height! <= max[1], `${meta.width}x${meta.height} within ${max.join('x')}`);
+  t.false(meta.isProgressive, 'baseline JPEG');
+  return { meta, features: r.headers.get('contentfeatures.dlna.org') ?? '' };
+}
+
+const ffmpeg = await findFfmpeg();
+
+test('art from every source is a JPEG within JPEG_TN and JPEG_SM, one file per shared cover, served by object ID and announced in DIDL-Lite', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'tapedeck-art-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const media = join(dir, 'media');
+  const data = join(dir, 'data');
+  const cover = await picture(800, 800, [200, 40, 40]);
+  await mkdir(join(media, 'Embedded'), { recursive: true });
+  await writeFile(join(media, 'Embedded', '01 One.flac'), flac('One', 'Embedded', { mime: 'image/jpeg', data: cover }));
+  await writeFile(join(media, 'Embedded', '02 Two.flac'), flac('Two', 'Embedded', { mime: 'image/jpeg', data: cover }));
+  await mkdir(join(media, 'Folder'));
+  await writeFile(join(media, 'Folder', '01 Three.flac'), flac('Three', 'Folder'));
+  await writeFile(join(media, 'Folder', 'Cover.PNG'), await picture(300, 200, [20, 200, 20], 'png'));
+  await mkdir(join(media, 'Pictures'));
+  await writeFile(join(media, 'Pictures', 'photo.jpg'), await picture(1200, 900, [20, 20, 200]));
+  await mkdir(join(media, 'Video'));
+  await copyFile(join(FIXTURES, 'clip.mkv'), join(media, 'Video', 'clip.mkv'));
+  await mkdir(join(media, 'Broken'));
+  const junk = Buffer.alloc(5000, 0x5a);
+  await writeFile(join(media, 'Broken', '01 Bad.flac'), flac('Bad', 'Broken', { mime: 'image/jpeg', data: junk }));
+  await writeFile(join(media, 'Broken', '02 Bad too.flac'), flac('Bad too', 'Broken', { mime: 'image/jpeg', data: junk }));
+  await writeFile(join(media, 'Broken', '03 Huge.flac'), flac('Huge', 'Broken', { mime: 'image/jpeg', data: Buffer.alloc(9 * 1024 * 1024, 1) }));
+
+  const catalog = new Catalog(new MemoryStore());
+  await catalog.open();
+  const w = warnings();
+  const art = new ArtMaker({ dataDir: data, log: w.log });
+  const res = await scan(catalog, { roots: [media], art, log: w.log });
+  t.is(res.failed, 0, 'broken and huge pictures do not fail the scan');
+  const item = async (rel: string) => (await catalog.get(itemIdForPath(join(media, rel))))!;
+
+  const one = await item('Embedded/01 One.flac');
+  const two = await item('Embedded/02 Two.flac');
+  t.truthy(one.art, 'embedded cover');
+  t.is(one.art!.key, two.art!.key, 'one key for a shared cover');
+  t.deepEqual([one.art!.tn, one.art!.sm], [[160, 160], [480, 480]]);
+  const folder = await item('Folder/01 Three.flac');
+  t.deepEqual(folder.art?.tn, [160, 107], 'folder art (Cover.PNG, case-insensitive)');
+  const photo = await item('Pictures/photo.jpg');
+  t.deepEqual([photo.art?.tn, photo.art?.sm], [[160, 120], [640, 480]], 'the image itself');
+  const cv = await item('Folder/Cover.PNG');
+  t.truthy(cv.art, 'a folder-art picture is also an image item with its own thumbnail');
+  const video = await item('Video/clip.mkv');
+  if (ffmpeg) t.truthy(video.art, 'a video frame through ffmpeg');
+  else t.log('ffmpeg is not on PATH: the video frame source is not checked');
+  // broken and huge pictures: scanned with their tags, no art, each logged once
+  const bad = await item('Broken/01 Bad.flac');
+  const huge = await item('Broken/03 Huge.flac');
+  t.is(bad.title, 'Bad');
+  t.is(huge.title, 'Huge');
+  t.is(bad.art, undefined);
+  t.is(huge.art, undefined);
+  t.is(w.lines.filter((l) => /cannot be decoded/.test(l.msg ?? '')).length, 1, 'the broken cover shared by two tracks is logged once');
+  t.is(w.lines.filter((l) => l.obj.path === join(media, 'Broken', '03 Huge.flac')).length, 1);
+
+  // the store holds one TN and one SM per distinct picture
+  const files: string[] = [];
+  for (const d of await readdir(join(data, 'art'))) files.push(...(await readdir(join(data, 'art', d))).filter((n) => n.startsWith(one.art!.key)));
+  t.deepEqual(files.sort(), [`${one.art!.key}.sm.jpg`, `${one.art!.key}.tn.jpg`]);
+
+  // album and artist containers carry the album's art
+  const albums = await catalog.allChildren('music/albums');
+  const embeddedAlbum = albums.find((a) => a.title === 'Embedded')!;
+  t.is(embeddedAlbum.art?.key, one.art!.key);
+  const artists = await catalog.allChildren('music/artists');
+  t.truthy(artists[0].art, 'artist container shows an album of theirs');
+  t.is(albums.find((a) => a.title === 'Broken')!.art, undefined);
+
+  // served by object ID, items and containers, TN and SM
+  const { base, server } = await listen(artApp(catalog, data));
+  t.teardown(() => server.close());
+  const tn = await fetchArt(t, `${base}/art/tn/${one.id}.jpg`, [160, 160]);
+  t.regex(tn.features, /^DLNA\.ORG_PN=JPEG_TN;.*DLNA\.ORG_CI=1/);
+  const sm = await fetchArt(t, `${base}/art/sm/${photo.id}.jpg`, [640, 480]);
+  t.deepEqual([sm.meta.width, sm.meta.height], [640, 480]);
+  t.regex(sm.features, /^DLNA\.ORG_PN=JPEG_SM;/);
+  await fetchArt(t, `${base}/art/tn/${encodeURIComponent(embeddedAlbum.id)}.jpg`, [160, 160]);
+  await fetchArt(t, `${base}/art/tn/${encodeURIComponent(`music/all$${one.id}`)}.jpg`, [160, 160]);
+  if (video.art) await fetchArt(t, `${base}/art/sm/${video.id}.jpg`, [640, 480]);
+  const head = await fetch(`${base}/art/tn/${one.id}.jpg`, { method: 'HEAD' });
+  t.is(head.status, 200);
+  t.is(head.headers.get('content-type'), 'image/jpeg');
+  t.is((await fetch(`${base}/art/tn/${bad.id}.jpg`)).status, 404, 'no art: 404');
+  t.is((await fetch(`${base}/art/tn/inosuch.jpg`)).status, 404);
+  t.is((await fetch(`${base}/art/tn/${encodeURIComponent('../../etc/passwd')}`)).status, 404);
+  t.is((await fetch(`${base}/art/xl/${one.id}.jpg`)).status, 404);
+
+  // DIDL-Lite: albumArtURI (JPEG_TN) on tracks, albums, artists, images, videos; an extra res on images and videos
+  const cds = new ContentDirectory(catalog);
+  const ctx = { baseUrl: 'http://srv:1', remoteAddress: '127.0.0.1', headers: {}, client: defaultClientRegistry().fallback };
+  const browse = async (id: string, flag = 'BrowseMetadata') => String((await cds.browse({ ObjectID: id, BrowseFlag: flag, Filter: '*' }, ctx))[0][1]);
+  const artUri = (id: string) => `<upnp:albumArtURI dlna:profileID="JPEG_TN">http://srv:1/art/tn/${encodeURIComponent(id)}.jpg</upnp:albumArtURI>`;
+  t.true((await browse(one.id)).includes(artUri(one.id)));
+  t.true((await browse(`music/all$${one.id}`)).includes(artUri(one.id)), 'a reference points at its item');
+  t.true((await browse(embeddedAlbum.id)).includes(artUri(embeddedAlbum.id)));
+  t.true((await browse(artists[0].id)).includes(artUri(artists[0].id)));
+  const photoDidl = await browse(photo.id);
+  t.true(photoDidl.includes(artUri(photo.id)));
+  t.regex(photoDidl, /<res protocolInfo="http-get:\*:image\/jpeg:DLNA\.ORG_PN=JPEG_TN;[^"]*" resolution="160x120">http:\/\/srv:1\/art\/tn\/i\w+\.jpg<\/res>/);
+  if (video.art) t.regex(await browse(video.id), /<res protocolInfo="http-get:\*:image\/jpeg:DLNA\.ORG_PN=JPEG_TN;/);
+  t.false((await browse(bad.id)).includes('albumArtURI'));
+  // a Filter without albumArtURI and res leaves both out
+  const bare = String((await cds.browse({ ObjectID: photo.id, BrowseFlag: 'BrowseMetadata', Filter: 'dc:date' }, ctx))[0][1]);
+  t.false(bare.includes('albumArtURI') || bare.includes('<res'));
+});
+
+test('a rescan reads no unchanged file again; a catalog scanned without art gets it once art is on, keeping everything else', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'tapedeck-art-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const media = join(dir, 'media');
+  await mkdir(media);
+  await writeFile(join(media, 'a.flac'), flac('A', 'X', { mime: 'image/jpeg', data: await picture(100, 100, [1, 2, 3]) }));
+  const catalog = new Catalog(new MemoryStore());
+  await catalog.open();
+  await scan(catalog, { roots: [media] });
+  const id = itemIdForPath(join(media, 'a.flac'));
+  t.is((await catalog.get(id))!.art, undefined, 'art off: none');
+  // a tape copy recorded meanwhile must survive the art-only pass
+  const before = (await catalog.get(id))!;
+  const tape = { label: 'TD0001L9', tapeFile: 0, block: 1, offset: 0, size: 1, sha256: 'x', blockSize: 512 };
+  await catalog.setLocation(id, { ...before.location, tape });
+  const art = new ArtMaker({ dataDir: join(dir, 'data') });
+  const r1 = await scan(catalog, { roots: [media], art });
+  t.is(r1.unchanged, 1);
+  const after = (await catalog.get(id))!;
+  t.deepEqual(after.art?.tn, [100, 100], 'never enlarged');
+  t.deepEqual(after.location?.tape, tape);
+  let probes = 0;
+  const r2 = await scan(catalog, { roots: [media], art, probe: async (p) => (probes++, fakeProbe(p)) });
+  t.is(r2.unchanged, 1);
+  t.is(probes, 0);
+});
+
+test('no ffmpeg: a video has no frame, but a picture named after it is its thumbnail', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'tapedeck-art-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const media = join(dir, 'media');
+  await mkdir(media);
+  await copyFile(join(FIXTURES, 'clip.mkv'), join(media, 'a.mkv'));
+  await copyFile(join(FIXTURES, 'clip.mkv'), join(media, 'b.mkv'));
+  await writeFile(join(media, 'b.jpg'), await picture(64, 48, [9, 9, 9]));
+  const catalog = new Catalog(new MemoryStore());
+  await catalog.open();
+  await scan(catalog, { roots: [media], art: new ArtMaker({ dataDir: join(dir, 'data'), ffmpeg: false }) });
+  t.is((await catalog.get(itemIdForPath(join(media, 'a.mkv'))))!.art, undefined);
+  t.deepEqual((await catalog.get(itemIdForPath(join(media, 'b.mkv'))))!.art?.tn, [64, 48]);
+});
+
+test('art of an archived item is made before its disk copy goes, and is served with no tape operation', async (t) => {
+  const lab = await makeLab({ files: [['Music/Artist A/Album 1/01 One.flac', 1000], ['Pictures/p.jpg', 1000]] });
+  t.teardown(() => lab.cleanup());
+  // real media in place of the lab's random bytes, scanned without art (as an older catalog would be)
+  const track = join(lab.media, 'Music/Artist A/Album 1/01 One.flac');
+  const photo = join(lab.media, 'Pictures/p.jpg');
+  await writeFile(track, flac('One', 'Album 1', { mime: 'image/png', data: await picture(500, 300, [10, 100, 200], 'png') }));
+  await writeFile(photo, await picture(2000, 1000, [5, 5, 5]));
+  await scan(lab.catalog, { roots: [lab.media], probe: fakeProbe });
+  const ids = [itemIdForPath(track), itemIdForPath(photo)];
+  for (const id of ids) t.is((await lab.catalog.get(id))!.art, undefined);
+  const job = await lab.service.submit('archive', ids);
+  t.is((await lab.service.run(job.id)).state, 'done');
+  t.false(existsSync(track) || existsSync(photo), 'disk copies removed');
+  const items = (await Promise.all(ids.map((id) => lab.catalog.get(id)))) as CatalogObject[];
+  for (const it of items) {
+    t.truthy(it.location?.tape);
+    t.is(it.location?.disk, undefined);
+    t.truthy(it.art, `${it.title} has art made before archiving`);
+  }
+  // nothing is mounted: unload every drive, then serve
+  const inv = await lab.library.changer.inventory();
+  for (const d of inv.drives) if (d.full) await lab.library.changer.unload(d.drive);
+  const stats = JSON.stringify(await lab.library.stats());
+  const { base, server } = await listen(artApp(lab.catalog, lab.data));
+  t.teardown(() => server.close());
+  await fetchArt(t, `${base}/art/tn/${ids[0]}.jpg`, [160, 160]);
+  const sm = await fetchArt(t, `${base}/art/sm/${ids[1]}.jpg`, [640, 480]);
+  t.deepEqual([sm.meta.width, sm.meta.height], [640, 320]);
+  t.is(JSON.stringify(await lab.library.stats()), stats, 'no tape operation');
+  t.false((await lab.library.changer.inventory()).drives.some((d) => d.full), 'no cartridge mounted');
+  // and a rescan keeps the art of items whose disk copy is gone
+  await scan(lab.catalog, { roots: [lab.media], art: new ArtMaker({ dataDir: lab.data }) });
+  t.truthy((await lab.catalog.get(ids[0]))!.art);
+});
