@@ -71,9 +71,9 @@ test('negative control: an acyclic graph (with a shared leaf and an index.ts imp
 
 test('negative control: the size check flags a long file and honours (only) its cap', (t) => {
   const graph: ImportGraph = new Map([
-    ['long.ts', { local: [], bare: [], lines: 801, generated: false }],
-    ['short.ts', { local: [], bare: [], lines: 800, generated: false }],
-    ['gen.ts', { local: [], bare: [], lines: 5000, generated: true }],
+    ['long.ts', { local: [], bare: [], dynamicOnly: [], lines: 801, generated: false }],
+    ['short.ts', { local: [], bare: [], dynamicOnly: [], lines: 800, generated: false }],
+    ['gen.ts', { local: [], bare: [], dynamicOnly: [], lines: 5000, generated: true }],
   ]);
   t.deepEqual(oversized(graph, 800), ['long.ts: 801 lines (limit 800)']);
   t.deepEqual(oversized(graph, 800, { 'long.ts': 900 }), []);

@@ -5,7 +5,7 @@
 // (`::ffff:192.168.1.5`, what a dual-stack listener reports) match IPv4 subnets.
 
 import type { Middleware } from 'koa';
-import { inSubnets, parseCidr, DEFAULT_ALLOWED_SUBNETS, type Cidr } from '../util/net.js';
+import { subnetMatcher, DEFAULT_ALLOWED_SUBNETS, type Cidr } from '../util/net.js';
 
 export interface AclOptions {
   /** Called for each refused request (for logging). */
@@ -21,10 +21,10 @@ export function allowSubnets(
   subnets: readonly (string | Cidr)[] = DEFAULT_ALLOWED_SUBNETS,
   opts: AclOptions = {},
 ): Middleware {
-  const parsed: Cidr[] = subnets.map((s) => (typeof s === 'string' ? parseCidr(s) : s));
+  const allowed = subnetMatcher(subnets);
   return async (ctx, next) => {
     const remote = ctx.req.socket.remoteAddress ?? '';
-    if (!inSubnets(remote, parsed)) {
+    if (!allowed(remote)) {
       opts.onDenied?.(remote, ctx.method, ctx.path);
       ctx.status = 403;
       ctx.body = 'Forbidden';

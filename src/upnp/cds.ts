@@ -2,6 +2,7 @@
 // the catalog. Transport (SOAP parsing, faults) lives in soap.ts, XML of the
 // results in didl.ts, the criteria grammars in search.ts and sort.ts.
 
+import { LRUCache } from 'lru-cache';
 import type { Catalog } from '../catalog/catalog.js';
 import type { CatalogObject } from '../catalog/types.js';
 import { ROOT_ID } from '../catalog/types.js';
@@ -48,18 +49,6 @@ function sortOf(criteria: string) {
   }
 }
 
-/** Small cache of sorted ID lists for non-default Browse orders. */
-class SortedCache {
-  private m = new Map<string, string[]>();
-  get(k: string) {
-    return this.m.get(k);
-  }
-  set(k: string, v: string[]) {
-    this.m.set(k, v);
-    if (this.m.size > 32) this.m.delete(this.m.keys().next().value as string);
-  }
-}
-
 /** Our container for each view key that client profiles refer to (devices/clients). */
 export const VIEWS: Partial<Record<ViewKey, string>> = {
   root: ROOT_ID,
@@ -78,60 +67,30 @@ export const VIEWS: Partial<Record<ViewKey, string>> = {
   'image.folders': 'folders',
 };
 
-/**
- * Object IDs of the sorted results of recent searches, valid for one SystemUpdateID and
- * bounded in bytes (an ID costs its UTF-16 length plus the array slot and string header);
- * a page is read from the catalog by ID. 0 bytes: nothing is cached.
- */
-class SearchCache {
-  private m = new Map<string, { ids: string[]; bytes: number }>();
-  private updateId = -1;
-  private bytes = 0;
-  constructor(private readonly maxBytes: number) {}
-  get(key: string, updateId: number): string[] | undefined {
-    if (updateId !== this.updateId) {
-      this.m.clear();
-      this.bytes = 0;
-      this.updateId = updateId;
-      return undefined;
-    }
-    const v = this.m.get(key);
-    if (v) {
-      this.m.delete(key);
-      this.m.set(key, v);
-    }
-    return v?.ids;
-  }
-  set(key: string, updateId: number, ids: string[]): void {
-    if (updateId !== this.updateId) return;
-    const bytes = ids.reduce((a, id) => a + 2 * id.length + 32, 64 + 2 * key.length);
-    if (bytes > this.maxBytes) return;
-    const old = this.m.get(key);
-    if (old) this.bytes -= old.bytes;
-    this.m.set(key, { ids, bytes });
-    this.bytes += bytes;
-    for (const [k, v] of this.m) {
-      if (this.bytes <= this.maxBytes) break;
-      this.m.delete(k);
-      this.bytes -= v.bytes;
-    }
-  }
-}
-
 export interface ContentDirectoryOptions {
   /** Bytes of search result lists kept between requests (search_cache; default 2 MiB, 0 = off). */
   searchCacheBytes?: number;
 }
 
 export class ContentDirectory {
-  private sorted = new SortedCache();
-  private searches: SearchCache;
+  /** Sorted ID lists for non-default Browse orders (keys carry the container's update ID). */
+  private sorted = new LRUCache<string, string[]>({ max: 32 });
+  /**
+   * Object IDs of the sorted results of recent searches, valid for one SystemUpdateID (cleared
+   * when it changes) and bounded in bytes (an ID costs its UTF-16 length plus the array slot and
+   * string header); a page is read from the catalog by ID. Undefined: search_cache = 0.
+   */
+  private searches?: LRUCache<string, string[]>;
+  private searchesUpdateId = -1;
 
   constructor(
     private catalog: Catalog,
     opts: ContentDirectoryOptions = {},
   ) {
-    this.searches = new SearchCache(opts.searchCacheBytes ?? 2 * 1024 ** 2);
+    const maxSize = opts.searchCacheBytes ?? 2 * 1024 ** 2;
+    if (maxSize > 0) {
+      this.searches = new LRUCache<string, string[]>({ maxSize, sizeCalculation: (ids, key) => ids.reduce((a, id) => a + 2 * id.length + 32, 64 + 2 * key.length) });
+    }
   }
 
   private mapId(id: string, ctx: SoapContext): string {
@@ -235,7 +194,11 @@ export class ContentDirectory {
     // (a few searches, until the library changes) so later pages cost a slice.
     const cacheKey = `${containerId}\u0000${criteria}\u0000${sortText}`;
     const updateId = this.catalog.systemUpdateId;
-    const cached = this.searches.get(cacheKey, updateId);
+    if (updateId !== this.searchesUpdateId) {
+      this.searches?.clear();
+      this.searchesUpdateId = updateId;
+    }
+    const cached = this.searches?.get(cacheKey);
     let total: number;
     let page: CatalogObject[];
     if (cached) {
@@ -244,7 +207,8 @@ export class ContentDirectory {
       page = start < total ? await this.catalog.getMany(cached.slice(start, end)) : [];
     } else {
       const results = await this.runSearch(containerId, expr, match, classPrefixes, keys);
-      this.searches.set(cacheKey, updateId, results.map((o) => o.id));
+      // a result computed while the library changed is not kept
+      if (updateId === this.catalog.systemUpdateId) this.searches?.set(cacheKey, results.map((o) => o.id));
       total = results.length;
       const end = count > 0 ? Math.min(total, start + count) : total;
       page = start < total ? results.slice(start, end) : [];

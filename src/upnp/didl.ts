@@ -18,6 +18,7 @@
 //   - dc:date is written as an xsd date: a bare year becomes YYYY-01-01 and a year and
 //     month YYYY-MM-01, which TVs parse; anything that is not ISO 8601 is left out.
 
+import { LRUCache } from 'lru-cache';
 import type { CatalogObject, Resource } from '../catalog/types.js';
 import { formatDuration } from '../media/dlna.js';
 import { escAttr, escText } from '../util/xml.js';
@@ -63,7 +64,8 @@ export interface DidlFilter {
   readonly names: ReadonlySet<string>;
 }
 
-const filterCache = new Map<string, DidlFilter>();
+/** Clients send the same few filters over and over; odd huge ones are not kept. */
+const filterCache = new LRUCache<string, DidlFilter>({ max: 64 });
 
 export function parseFilter(filter: string | undefined): DidlFilter {
   const key = filter ?? '*';
@@ -79,11 +81,7 @@ export function parseFilter(filter: string | undefined): DidlFilter {
   }
   // An empty Filter means "no optional properties", not "everything".
   const f: DidlFilter = { all, names };
-  if (key.length <= 1024) {
-    // Clients send the same few filters over and over; odd huge ones are not kept.
-    if (filterCache.size >= 64) filterCache.delete(filterCache.keys().next().value as string);
-    filterCache.set(key, f);
-  }
+  if (key.length <= 1024) filterCache.set(key, f);
   return f;
 }
 

@@ -6,7 +6,7 @@
 
 import { readFileSync } from 'node:fs';
 import { createSocket } from 'node:dgram';
-import { isIPv4, isIPv6 } from 'node:net';
+import { BlockList, isIPv4, isIPv6 } from 'node:net';
 import { networkInterfaces } from 'node:os';
 
 export interface NetIface {
@@ -160,8 +160,6 @@ function bigIntToIpv6(n: bigint): string {
   return groups.join(':').replace(/(^|:)0(:0)+(:|$)/, '::');
 }
 
-const MAPPED_PREFIX = 0xffffn << 32n; // ::ffff:0:0/96
-
 interface ParsedIp {
   family: 4 | 6;
   value: bigint;
@@ -221,26 +219,29 @@ export function parseCidr(s: string): Cidr {
   return { family, network, prefix, text: `${shown}/${prefix}` };
 }
 
-function contains(c: Cidr, ip: ParsedIp): boolean {
-  return (ip.value & mask(c.family, c.prefix)) === c.network;
+/**
+ * A test for membership in `subnets` (CIDR strings or parsed; a string that is not a CIDR
+ * throws here), built once on Node's net.BlockList. It accepts IPv4, IPv6 (zone ids ignored)
+ * and IPv4-mapped IPv6, which matches IPv4 subnets as its IPv4 address, as an IPv4 address
+ * matches IPv6 subnets covering ::ffff:0:0/96. Invalid input is never in any subnet.
+ */
+export function subnetMatcher(subnets: readonly (string | Cidr)[]): (ip: string) => boolean {
+  const list = new BlockList();
+  for (const entry of subnets) {
+    const c = typeof entry === 'string' ? parseCidr(entry) : entry;
+    list.addSubnet(c.text.slice(0, c.text.lastIndexOf('/')), c.prefix, c.family === 4 ? 'ipv4' : 'ipv6');
+  }
+  return (ip) => {
+    if (typeof ip !== 'string') return false;
+    const s = ip.trim().replace(/%.*$/, '');
+    const family = isIPv4(s) ? 'ipv4' : isIPv6(s) ? 'ipv6' : undefined;
+    return family !== undefined && list.check(s, family);
+  };
 }
 
-/**
- * True when `ip` lies in one of `subnets` (CIDR strings or parsed). Accepts IPv4, IPv6
- * (zone ids ignored) and IPv4-mapped IPv6, which matches IPv4 subnets as its IPv4 address
- * and IPv6 subnets covering ::ffff:0:0/96. Invalid input is never in any subnet.
- */
+/** True when `ip` lies in one of `subnets` (see subnetMatcher; build that once for repeated checks). */
 export function inSubnets(ip: string, subnets: readonly (string | Cidr)[]): boolean {
-  const parsed = typeof ip === 'string' ? parseIp(ip) : undefined;
-  if (!parsed) return false;
-  const asV6: ParsedIp | undefined =
-    parsed.family === 4 ? { family: 6, value: MAPPED_PREFIX | parsed.value } : undefined;
-  return subnets.some((entry) => {
-    const c = typeof entry === 'string' ? parseCidr(entry) : entry;
-    if (c.family === parsed.family) return contains(c, parsed);
-    // an IPv4 client may be seen as ::ffff:a.b.c.d; let IPv6 lists that name that range match it
-    return c.family === 6 && asV6 !== undefined && contains(c, asV6);
-  });
+  return subnetMatcher(subnets)(ip);
 }
 
 /** Loopback, private (RFC 1918, ULA) and link-local networks: the default client ACL. */

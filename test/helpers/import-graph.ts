@@ -17,6 +17,8 @@ export interface ModuleInfo {
   local: string[];
   /** Bare specifiers imported (packages and node: builtins). */
   bare: string[];
+  /** Specifiers (local or bare) imported only through import(), never statically. */
+  dynamicOnly: string[];
   lines: number;
   /** Marked `@generated` on its first line (exempt from the size limit). */
   generated: boolean;
@@ -31,18 +33,23 @@ function stripComments(src: string): string {
 
 /** Every module specifier the source imports or re-exports, static or dynamic. */
 export function importSpecifiers(src: string): string[] {
+  const { staticSpecs, dynamicSpecs } = specifiersByKind(src);
+  return [...staticSpecs, ...dynamicSpecs];
+}
+
+function specifiersByKind(src: string): { staticSpecs: string[]; dynamicSpecs: string[] } {
   const code = stripComments(src);
-  const specs: string[] = [];
+  const staticSpecs: string[] = [];
   const patterns = [
     // import x from 'm'; import { a } from 'm'; import type { T } from 'm'; export * from 'm'; export { a } from 'm'
     /^\s*(?:import|export)\s+(?:type\s+)?[^'";]*?\bfrom\s*['"]([^'"]+)['"]/gm,
     // import 'm' (side effect only)
     /^\s*import\s*['"]([^'"]+)['"]/gm,
-    // import('m')
-    /\bimport\(\s*['"]([^'"]+)['"]\s*\)/g,
   ];
-  for (const re of patterns) for (const m of code.matchAll(re)) specs.push(m[1]!);
-  return specs;
+  for (const re of patterns) for (const m of code.matchAll(re)) staticSpecs.push(m[1]!);
+  // import('m')
+  const dynamicSpecs = [...code.matchAll(/\bimport\(\s*['"]([^'"]+)['"]\s*\)/g)].map((m) => m[1]!);
+  return { staticSpecs, dynamicSpecs };
 }
 
 function tsFiles(dir: string): string[] {
@@ -69,10 +76,12 @@ export function readGraph(root: string): ImportGraph {
   for (const file of files) {
     const src = readFileSync(file, 'utf8');
     const lines = src.split('\n');
-    const info: ModuleInfo = { local: [], bare: [], lines: lines.length - (src.endsWith('\n') ? 1 : 0), generated: lines[0]!.includes('@generated') };
-    for (const spec of importSpecifiers(src)) {
+    const info: ModuleInfo = { local: [], bare: [], dynamicOnly: [], lines: lines.length - (src.endsWith('\n') ? 1 : 0), generated: lines[0]!.includes('@generated') };
+    const { staticSpecs, dynamicSpecs } = specifiersByKind(src);
+    info.dynamicOnly = [...new Set(dynamicSpecs.filter((s) => !staticSpecs.includes(s)))];
+    for (const spec of [...staticSpecs, ...dynamicSpecs]) {
       if (!spec.startsWith('.')) {
-        info.bare.push(spec);
+        if (!info.bare.includes(spec)) info.bare.push(spec);
         continue;
       }
       const base = relative(root, resolve(dirname(file), spec));
