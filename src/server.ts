@@ -19,6 +19,7 @@ import { LibraryWatcher } from './scanner/watcher.js';
 import { mediaTypeOf } from './media/mediatypes.js';
 import { ownPaths } from './util/own-paths.js';
 import { createDemoLibrary } from './demo/library.js';
+import { httpErrorFields } from './http/error-log.js';
 import { contentFeatures, transferModeFor } from './media/dlna.js';
 import { diskSource, mediaRoutes, type MediaSource } from './http/delivery.js';
 import { allowSubnets } from './http/acl.js';
@@ -269,9 +270,9 @@ export class TapedeckServer {
     const app = new Koa();
     app.proxy = false;
     app.silent = true;
-    app.on('error', (err: Error & { code?: string }) => {
+    app.on('error', (err: Error & { code?: string }, ctx?: Koa.Context) => {
       if (err.code === 'EPIPE' || err.code === 'ECONNRESET' || err.code === 'ERR_STREAM_PREMATURE_CLOSE') return;
-      this.log.warn({ err: err.message }, 'http error');
+      this.log.warn(httpErrorFields(err, ctx), 'http error');
     });
     app.use(async (ctx, next) => {
       const t0 = Date.now();

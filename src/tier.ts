@@ -54,7 +54,7 @@ export class TapeTier {
       for (const c of list ?? []) this.archive.noteNeeded(c.label);
     });
     this.stager.on('flagged', (f: { itemId: string; label: string; message: string }) => this.log.error({ item: f.itemId, label: f.label, err: f.message }, `tape read failed for item ${f.itemId} on ${f.label}`));
-    this.stager.on('restart', (r: { attempt: number; delayMs: number; code?: number; signal?: string }) => this.log.warn(r, 'staging worker exited; restarting'));
+    // a worker restart is logged once, by the stager client (with its exit code or signal and the delay)
   }
 
   async start(): Promise<void> {

@@ -305,6 +305,16 @@ function exitWith(err: unknown): never {
   process.exit(code);
 }
 
+/** The job this command follows and its progress bar, for the notice when it is interrupted. */
+const watching: { job?: JobRecord; bar?: JobProgress } = {};
+
+/** What happens to the job when the CLI is interrupted (Ctrl-C, SIGTERM, hang-up). */
+export function interruptNotice(mode: Backend['mode'], job?: Pick<JobRecord, 'id' | 'kind'>): string {
+  const which = job ? `${job.kind} job ${job.id}` : 'the job';
+  if (mode === 'server') return `tapedeck: no longer watching; ${which} goes on in the server (\`tapedeck jobs${job ? ' ' + job.id : ''}\` shows it; a server restart resumes it)`;
+  return `tapedeck: stopping ${which} at the next safe point; it resumes with the next archive, recall or tape import, with \`tapedeck jobs --resume\`, or when the server starts`;
+}
+
 async function withBackend(flags: CommonFlags, fn: (b: Backend, cfg: Config) => Promise<number>, opts: { libraryOptional?: boolean } = {}): Promise<void> {
   const cfg = loadCliConfig(flags);
   let backend: Backend;
@@ -314,26 +324,26 @@ async function withBackend(flags: CommonFlags, fn: (b: Backend, cfg: Config) => 
     exitWith(err);
   }
   let interrupted = false;
-  const onSigint = () => {
+  const onSignal = () => {
     if (interrupted) process.exit(130);
     interrupted = true;
-    process.stderr.write(
-      backend.mode === 'direct'
-        ? '\ntapedeck: stopping at the next safe point; the job resumes with the next archive, recall or tape import, with `tapedeck jobs --resume`, or when the server starts\n'
-        : '\ntapedeck: no longer watching; the job goes on in the server (see `tapedeck jobs`)\n',
-    );
+    // the progress bar would redraw over the message: stop it first
+    watching.bar?.stop();
+    process.stderr.write(`\n${interruptNotice(backend.mode, watching.job)}\n`);
     backend.interrupt().catch(() => undefined);
   };
-  process.on('SIGINT', onSigint);
+  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+  for (const s of signals) process.on(s, onSignal);
   let code = 0;
   try {
     code = await fn(backend, cfg);
   } catch (err) {
     await backend.close();
+    // the notice is out; the watch's own "aborted" is no news
     if (interrupted) process.exit(130);
     exitWith(err);
   } finally {
-    process.off('SIGINT', onSigint);
+    for (const s of signals) process.off(s, onSignal);
   }
   await backend.close();
   process.exit(interrupted ? 130 : code);
@@ -363,9 +373,11 @@ async function withCatalogHint<T>(b: Backend, cfg: Config, fn: () => Promise<T>)
 async function jobCommand(kind: JobKind, targets: string[], flags: CommonFlags & { keep?: boolean }): Promise<void> {
   await withBackend(flags, async (b, cfg) => {
     const bar = new JobProgress(!!flags.json);
+    watching.bar = bar;
     try {
       await b.resume((j) => process.stderr.isTTY && !flags.json && bar.update(j));
       const job = await withCatalogHint(b, cfg, () => b.submit(kind, kind === 'import' ? targets : normaliseTargets(targets), kind === 'archive' ? { keepDisk: !!flags.keep } : {}));
+      watching.job = job;
       const done = await b.follow(job.id, (j) => bar.update(j));
       bar.stop();
       if (flags.json) json(done);

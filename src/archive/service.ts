@@ -8,6 +8,7 @@
 // the JobRecord on every state change and at most 5 times a second while a job
 // makes progress.
 
+import { formatBytes } from '../util/units.js';
 import { EventEmitter } from 'node:events';
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -315,7 +316,25 @@ export class ArchiveService extends EventEmitter {
     delete job.activity;
     job.finished = new Date().toISOString();
     await ctx.save();
+    this.logOutcome(job);
     return clone(job);
+  }
+
+  /** One line per finished job: info when done, warn when items failed (an exception is logged where caught). */
+  private logOutcome(job: JobRecord): void {
+    const p = job.progress;
+    const fields = {
+      job: job.id,
+      kind: job.kind,
+      items: p.itemsDone,
+      bytes: job.kind === 'import' ? undefined : p.bytesTotal,
+      ms: job.started ? Date.parse(job.finished!) - Date.parse(job.started) : undefined,
+      attempts: job.attempts,
+      result: job.result,
+    };
+    const what = job.kind === 'import' ? `${p.itemsDone} cartridge(s)` : `${p.itemsDone} item(s), ${formatBytes(p.bytesTotal)}`;
+    if (job.state === 'done') this.log.info(fields, `${job.kind} job ${job.id} done: ${what}`);
+    else if (job.state === 'failed' && job.result) this.log.warn({ ...fields, code: job.code, reason: job.reason }, `${job.kind} job ${job.id} failed: ${job.reason}`);
   }
 
   private async cleanLeftovers(): Promise<void> {

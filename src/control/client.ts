@@ -101,7 +101,7 @@ export class ControlClient {
         });
         res.on('end', () => {
           if (last && isTerminal(last.state)) resolve(last);
-          else reject(new ArchiveError('FAILED', `the server stopped reporting job ${id} before it ended${last ? ` (${last.state})` : ''}`));
+          else reject(new ArchiveError('FAILED', `the server stopped reporting job ${id} before it ended${last ? ` (${last.state})` : ''}; the job is durable and resumes when the server starts again (\`tapedeck jobs ${id}\`)`));
         });
         res.on('error', reject);
       });
