@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseConfigText, SETTINGS } from '../src/config.js';
-import { EXAMPLES, renderDefaultConfig, SERVICE_NOTES } from '../scripts/gen-config.js';
+import { EXAMPLES, renderDefaultConfig, SERVICE_NOTES } from '../src/config-reference.js';
 import { createLab, jsonLines, labAvailable, run } from './helpers/lab.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -193,14 +193,14 @@ const sysTools = Boolean(which('systemd-sysusers') && which('systemd-tmpfiles'))
   },
 );
 
-test('systemd/tapedeck.conf is the generated default config (run scripts/gen-config.ts after changing the settings table)', (t) => {
+test('systemd/tapedeck.conf is the generated default config (run npm run gen-config after changing the settings table)', (t) => {
   const committed = readFileSync(join(SD, 'tapedeck.conf'), 'utf8');
-  t.is(committed, renderDefaultConfig(), 'out of date: npx tsx scripts/gen-config.ts');
+  t.is(committed, renderDefaultConfig(), 'out of date: npm run gen-config');
 });
 
 test('the config generator only knows settings that exist', (t) => {
   const keys = new Set(SETTINGS.map((s) => s.key));
-  for (const k of [...Object.keys(EXAMPLES), ...Object.keys(SERVICE_NOTES)]) t.true(keys.has(k), `scripts/gen-config.ts mentions unknown setting ${k}`);
+  for (const k of [...Object.keys(EXAMPLES), ...Object.keys(SERVICE_NOTES)]) t.true(keys.has(k), `src/config-reference.ts mentions unknown setting ${k}`);
 });
 
 test('the default config sets nothing, lists every setting, and each line is valid once uncommented', (t) => {

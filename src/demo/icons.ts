@@ -4,12 +4,13 @@
 //   icon-48.jpg, icon-120.jpg (baseline 4:4:4, on white)
 // Deterministic: re-running produces identical files.
 //
-//   npx tsx scripts/make-icons.ts [outDir]
+//   npm run -s make-icons [-- outDir]
 
 import { mkdir, writeFile } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Canvas, circle, encodeJpeg, encodePng, type RGBA, roundRect, segment, subtract, union } from '../src/demo/imagegen.js';
+import { DEVICES_DIR } from '../util/paths.js';
+import { Canvas, circle, encodeJpeg, encodePng, type RGBA, roundRect, segment, subtract, union } from './imagegen.js';
 
 const BODY: RGBA = [43, 47, 54];
 const BODY_LIGHT: RGBA = [66, 72, 82];
@@ -69,8 +70,7 @@ export async function makeIcons(outDir: string, sizes = [48, 120]): Promise<stri
   return written;
 }
 
-const here = dirname(fileURLToPath(import.meta.url));
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const out = process.argv[2] ? resolve(process.argv[2]) : join(here, '..', 'devices', 'icons');
+  const out = process.argv[2] ? resolve(process.argv[2]) : join(DEVICES_DIR, 'icons');
   for (const f of await makeIcons(out)) console.log(f);
 }

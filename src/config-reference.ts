@@ -1,18 +1,20 @@
-// Generates systemd/tapedeck.conf, the commented default configuration that the
-// installer puts at /etc/tapedeck/tapedeck.conf, from the settings table in
-// src/config.ts, so the file can never drift from what the server accepts
-// (test/install.test.ts checks the committed file against this output).
+// The settings table (config.ts) rendered for people: systemd/tapedeck.conf, the commented
+// default configuration that the installer puts at /etc/tapedeck/tapedeck.conf (so it can never
+// drift from what the server accepts; test/systemd.test.ts checks the committed file against
+// this output), and the configuration table of the README.
 //
-//   npx tsx scripts/gen-config.ts           rewrite systemd/tapedeck.conf
-//   npx tsx scripts/gen-config.ts --check   exit 1 when it is out of date
-//   npx tsx scripts/gen-config.ts --stdout  print it
+//   npm run -s gen-config               rewrite systemd/tapedeck.conf
+//   npm run -s gen-config -- --check    exit 1 when it is out of date
+//   npm run -s gen-config -- --stdout   print it
+//   npm run -s gen-config -- --readme   print the README's configuration table
 
 import { readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DEFAULT_CONFIG_FILE, parseConfigText, SETTINGS, type Setting } from '../src/config.js';
+import { DEFAULT_CONFIG_FILE, envVarOf, parseConfigText, SETTINGS, type Setting } from './config.js';
+import { REPO_ROOT } from './util/paths.js';
 
-export const CONFIG_PATH = join(dirname(fileURLToPath(import.meta.url)), '..', 'systemd', 'tapedeck.conf');
+export const CONFIG_PATH = join(REPO_ROOT, 'systemd', 'tapedeck.conf');
 
 /**
  * Example values for settings whose documented default is prose rather than a
@@ -98,7 +100,7 @@ const HEADER = `\
 # Check the effective settings:  tapedeck config --config ${DEFAULT_CONFIG_FILE}
 # Apply them:                    systemctl restart tapedeck
 #
-# Generated from the settings table (src/config.ts) by scripts/gen-config.ts.
+# Generated from the settings table (src/config.ts) by src/config-reference.ts.
 # The installer never overwrites a copy you have edited.
 `;
 
@@ -117,7 +119,20 @@ export function renderDefaultConfig(settings: readonly Setting[] = SETTINGS): st
   return HEADER + '\n' + blocks.join('\n\n') + '\n';
 }
 
+/** The README's configuration table: one row per setting (key, flag, environment, default, meaning). */
+export function renderReadmeTable(settings: readonly Setting[] = SETTINGS): string {
+  const rows = settings.map((s) => {
+    const flag = s.type === 'bool' ? `\`--${s.flag}\` / \`--no-${s.flag}\`` : `\`--${s.flag} ${s.arg}\`${s.type === 'list' ? ' (repeatable)' : ''}`;
+    return `| \`${s.key}\` | ${flag} | \`${envVarOf(s)}\` | ${s.default} | ${s.description} |`;
+  });
+  return ['| config key | flag | environment | default | meaning |', '|---|---|---|---|---|', ...rows].join('\n') + '\n';
+}
+
 function main(argv: string[]): number {
+  if (argv.includes('--readme')) {
+    process.stdout.write(renderReadmeTable());
+    return 0;
+  }
   const text = renderDefaultConfig();
   if (argv.includes('--stdout')) {
     process.stdout.write(text);
@@ -131,7 +146,7 @@ function main(argv: string[]): number {
       /* missing counts as out of date */
     }
     if (current === text) return 0;
-    process.stderr.write(`${CONFIG_PATH} is out of date: run npx tsx scripts/gen-config.ts\n`);
+    process.stderr.write(`${CONFIG_PATH} is out of date: run npm run gen-config\n`);
     return 1;
   }
   writeFileSync(CONFIG_PATH, text);
