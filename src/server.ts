@@ -16,6 +16,7 @@ import { ConfigError, type Config } from './config.js';
 import type { Logger } from './log.js';
 import { scan, scanPaths, type ScanProgress } from './scanner/scanner.js';
 import { LibraryWatcher } from './scanner/watcher.js';
+import { isPlaylistPath } from './scanner/playlist.js';
 import { mediaTypeOf } from './media/mediatypes.js';
 import { ownPaths } from './util/own-paths.js';
 import { createDemoLibrary } from './demo/library.js';
@@ -174,7 +175,7 @@ export class TapedeckServer {
     const every = this.config.rescanInterval;
     this.watcher = new LibraryWatcher({
       roots: this.mediaDirs,
-      interesting: (p) => mediaTypeOf(p) !== undefined,
+      interesting: (p) => mediaTypeOf(p) !== undefined || isPlaylistPath(p),
       maxDirs: this.config.watchLimit,
       ownPaths,
       log: this.log,

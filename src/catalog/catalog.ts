@@ -1,7 +1,8 @@
 // The catalog: one object store for the whole library, over a KVStore.
 //
 // Key spaces (see DESIGN.md §4; sorted keys make paging cheap):
-//   o/<id>                               object JSON (canonical items and containers)
+//   o/<id>                               object JSON (canonical items `i…`, playlist records `l…`
+//                                        (layout.ts) and containers)
 //   c/<containerId>\0<sortKey>\0<childId> child index in default order (containers first,
 //                                        then natural order), values empty
 //   p/<origPath>                         scanner map: {id, size, mtime, gen}
@@ -22,7 +23,7 @@ import { prefixRange } from './store.js';
 import type { CatalogObject, Location } from './types.js';
 import { ROOT_ID } from './types.js';
 import type { ContainerDef, Placement } from './layout.js';
-import { FIXED, FIXED_BY_ID, parseRefId, placements } from './layout.js';
+import { FIXED, FIXED_BY_ID, parseRefId, placements, playlistRecordOf } from './layout.js';
 import { Bookmarks, dropBookmarkOp } from './bookmarks.js';
 import { exactWord, OVERFLOW, OVERFLOW_VALUE, postingPrefix, vocabPrefix, Vocabulary, WORD_INDEX_VERSION, wordOps, X, type WordField } from './words.js';
 
@@ -172,7 +173,8 @@ export class Catalog extends EventEmitter {
       await flush();
       const added = new Set<string>();
       for await (const [k, v] of this.store.entries(prefixRange(O))) {
-        wordOps(k.slice(O.length), undefined, JSON.parse(v) as CatalogObject, this.vocab, added, ops);
+        const obj = JSON.parse(v) as CatalogObject;
+        if (!obj.playlist) wordOps(k.slice(O.length), undefined, obj, this.vocab, added, ops);
         if (ops.length >= 5000) {
           await flush();
           for (const a of added) this.vocab.addKey(a);
@@ -243,19 +245,38 @@ export class Catalog extends EventEmitter {
     if (!ref) return this.getRaw(id);
     const item = await this.getRaw(ref.itemId);
     if (!item || item.container) return undefined;
+    const playlist = playlistRecordOf(ref.containerId);
+    if (playlist) {
+      const entry = (await this.getRaw(playlist))?.playlist?.entries.find((e) => e.id === item.id);
+      return entry ? { ...item, id, parentId: ref.containerId, refId: item.id, title: entry.title ?? item.title } : undefined;
+    }
     if (!placements(item).placements.some((p) => p.childId === id)) return undefined;
     return { ...item, id, parentId: ref.containerId, refId: item.id };
+  }
+
+  /** Titles a playlist gives its entries (#EXTINF, TitleN), when `containerId` is a playlist container. */
+  private async playlistTitles(containerId: string): Promise<Map<string, string> | undefined> {
+    const rec = playlistRecordOf(containerId);
+    if (!rec) return undefined;
+    const entries = (await this.getRaw(rec))?.playlist?.entries ?? [];
+    return new Map(entries.filter((e) => e.title).map((e) => [e.id, e.title!]));
   }
 
   private async resolveMany(ids: string[]): Promise<CatalogObject[]> {
     const canon = ids.map((id) => parseRefId(id)?.itemId ?? id);
     const raw = await this.store.getMany(canon.map((id) => O + id));
+    // children of one playlist container carry the playlist's titles
+    const first = ids.length ? parseRefId(ids[0]) : undefined;
+    const titles = first ? await this.playlistTitles(first.containerId) : undefined;
     const out: CatalogObject[] = [];
     raw.forEach((v, i) => {
       if (v === undefined) return;
       const obj = JSON.parse(v) as CatalogObject;
-      if (canon[i] !== ids[i]) out.push({ ...obj, id: ids[i], parentId: parseRefId(ids[i])!.containerId, refId: obj.id });
-      else out.push(obj);
+      if (canon[i] !== ids[i]) {
+        const containerId = parseRefId(ids[i])!.containerId;
+        const title = titles && containerId === first!.containerId ? titles.get(obj.id) : undefined;
+        out.push({ ...obj, id: ids[i], parentId: containerId, refId: obj.id, ...(title ? { title } : {}) });
+      } else out.push(obj);
     });
     return out;
   }
@@ -296,10 +317,17 @@ export class Catalog extends EventEmitter {
     return out;
   }
 
+  /** Every playlist record (`l…`): few, read when the items they may list have changed. */
+  async *playlistRecords(): AsyncIterable<CatalogObject> {
+    for await (const [, v] of this.store.entries(prefixRange(O + 'l'))) yield JSON.parse(v) as CatalogObject;
+  }
+
   /** Every container, read from the store as it is iterated. */
   async *eachContainer(): AsyncIterable<CatalogObject> {
     for await (const [, v] of this.store.entries({ gte: O, lt: O + 'i' })) yield JSON.parse(v) as CatalogObject;
-    for await (const [, v] of this.store.entries({ gt: O + 'i\uffff', lt: O + '\uffff' })) yield JSON.parse(v) as CatalogObject;
+    // items (`i…`) and playlist records (`l…`) are not containers
+    for await (const [, v] of this.store.entries({ gt: O + 'i\uffff', lt: O + 'l' })) yield JSON.parse(v) as CatalogObject;
+    for await (const [, v] of this.store.entries({ gt: O + 'l\uffff', lt: O + '\uffff' })) yield JSON.parse(v) as CatalogObject;
   }
 
   /** Every container, as an array. */
@@ -405,18 +433,18 @@ export class Catalog extends EventEmitter {
     };
 
     upserts.forEach((item, i) => {
-      if (item.container || !item.id.startsWith('i')) throw new Error(`apply() takes canonical items only, got ${item.id}`);
+      if (item.container || !(item.id.startsWith('i') || (item.id.startsWith('l') && item.playlist))) throw new Error(`apply() takes canonical items and playlist records only, got ${item.id}`);
       const oldJson = olds[i];
       const old = oldJson === undefined ? undefined : (JSON.parse(oldJson) as CatalogObject);
       const np = placements(item);
       for (const c of np.containers) if (!defs.get(c.id)?.art) defs.set(c.id, c);
-      const canonical = np.placements[0];
-      item.parentId = canonical.containerId;
+      const canonical = np.placements[0]; // none for a playlist without catalogued entries
+      item.parentId = canonical?.containerId ?? '';
       diff(old ? placements(old).placements : [], np.placements);
       const json = JSON.stringify(item);
       if (json !== oldJson) {
         ops.push({ type: 'put', key: O + item.id, value: json });
-        wordOps(item.id, old, item, this.vocab, added, ops);
+        if (!item.playlist) wordOps(item.id, old, item, this.vocab, added, ops); // a playlist record is never a result
         // Metadata changes show in every container the item appears in.
         for (const p of np.placements) changed.add(p.containerId);
       }
@@ -427,7 +455,7 @@ export class Catalog extends EventEmitter {
       const old = JSON.parse(oldJson) as CatalogObject;
       diff(placements(old).placements, []);
       ops.push({ type: 'del', key: O + id }, dropBookmarkOp(id));
-      wordOps(id, old, undefined, this.vocab, added, ops);
+      if (!old.playlist) wordOps(id, old, undefined, this.vocab, added, ops);
     });
 
     if (ops.length === extraOps.length) {

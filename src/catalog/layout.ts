@@ -4,12 +4,16 @@
 //   ├─ music      Music: All Tracks, Artists → Albums → tracks, Albums, Genres
 //   ├─ video      Video: All Video plus the folder tree of video
 //   ├─ pictures   Pictures: All Pictures, By Date (year → month)
-//   └─ folders    Folders: the file-system tree of every media directory
+//   ├─ folders    Folders: the file-system tree of every media directory
+//   └─ playlists  Playlists (only while there is one): every .m3u/.m3u8/.pls of the library
 //
 // Every item has exactly one canonical object (ID `i…`) whose parent is its
 // folder container (`F…`). Everywhere else it appears as a reference whose ID is
 // `<containerId>$<itemId>` and whose refID is the canonical ID; references are
-// not stored, they are derived from the item (see placements()). All IDs are
+// not stored, they are derived from the item (see placements()). A playlist file is a
+// record `l<hash>` (never listed) whose placements are two playlistContainers with the same
+// children, `P<hash>` in the file's folder and `playlists/<hash>` under Playlists; their children
+// are references `<container>$<itemId>` in the file's order. All IDs are
 // derived from stable identities (original path, artist/album/genre names,
 // dates), never from where the bytes are now.
 
@@ -84,6 +88,20 @@ export function itemIdForPath(origPath: string): string {
   return 'i' + shortHash(origPath);
 }
 
+const PLAYLIST_CLASS = 'object.container.playlistContainer';
+const PLAYLISTS_DEF: ContainerDef = { id: 'playlists', parentId: ROOT_ID, title: 'Playlists', upnpClass: STORAGE_FOLDER, sortKey: '\u000105' };
+
+/** ID of the record of a playlist file. */
+export function playlistIdForPath(origPath: string): string {
+  return 'l' + shortHash(origPath);
+}
+
+/** The playlist record behind a playlist container (`P<hash>` or `playlists/<hash>`), if it is one. */
+export function playlistRecordOf(containerId: string): string | undefined {
+  const m = /^(?:P|playlists\/)([a-z2-7]{13})$/.exec(containerId);
+  return m ? 'l' + m[1] : undefined;
+}
+
 export function refId(containerId: string, itemId: string): string {
   return containerId + REF_SEP + itemId;
 }
@@ -145,6 +163,19 @@ export function placements(item: CatalogObject): { placements: Placement[]; cont
   const containers: ContainerDef[] = [];
   const folders = folderContainers(item, 'F', 'folders');
   containers.push(...folders.chain);
+  if (item.playlist) {
+    // a playlist with no catalogued entry has no placement: it is not shown
+    const h = item.id.slice(1);
+    const ids = ['P' + h, 'playlists/' + h];
+    const key = containerKey(item.title);
+    containers.push(
+      { id: ids[0], parentId: folders.leaf, title: item.title, upnpClass: PLAYLIST_CLASS, sortKey: key },
+      PLAYLISTS_DEF,
+      { id: ids[1], parentId: 'playlists', title: item.title, upnpClass: PLAYLIST_CLASS, sortKey: key + '\u0000' + (item.origPath ?? '') },
+    );
+    for (const cid of ids) item.playlist.entries.forEach((e, i) => out.push({ containerId: cid, sortKey: itemKey(pad(i, 6)), childId: refId(cid, e.id) }));
+    return { placements: out, containers };
+  }
   const nameKey = titleKey(item);
   out.push({ containerId: folders.leaf, sortKey: itemKey(nameKey), childId: item.id });
   const ref = (containerId: string, sortKey: string) => out.push({ containerId, sortKey: itemKey(sortKey), childId: refId(containerId, item.id) });

@@ -99,6 +99,12 @@ export interface ArtRef {
   sm: [number, number]; // JPEG_SM, at most 640×480
 }
 
+/** One entry of a playlist: a catalogued item, and the title the playlist gives it (#EXTINF, TitleN). */
+export interface PlaylistEntry {
+  id: string;
+  title?: string;
+}
+
 export interface CatalogObject {
   id: string;
   parentId: string; // '-1' for the root container
@@ -128,6 +134,11 @@ export interface CatalogObject {
   art?: ArtRef;
   /** Containers: sort key of this container inside its parent (catalog-internal). */
   sortKey?: string;
+  /**
+   * Playlist records (ID `l…`, one per .m3u/.m3u8/.pls file, never listed themselves): the items
+   * the file lists. They place a playlistContainer in the file's folder and under Playlists.
+   */
+  playlist?: { entries: PlaylistEntry[] };
   /** Last time this object (or, for containers, its child list) changed: a counter, see ContainerUpdateIDs. */
   updateId?: number;
 }

@@ -12,11 +12,12 @@ import type { BatchOp } from '../catalog/store.js';
 import type { Catalog, PathEntry } from '../catalog/catalog.js';
 import type { ArtRef, CatalogObject, ProbeResult } from '../catalog/types.js';
 import type { ArtMaker } from '../art/maker.js';
-import { itemIdForPath } from '../catalog/layout.js';
+import { itemIdForPath, playlistIdForPath as playlistIdOf } from '../catalog/layout.js';
 import { mediaTypeOf } from '../media/mediatypes.js';
 import { probe as defaultProbe } from '../media/probe.js';
 import { hashFile } from '../util/hash.js';
 import { isInside } from '../util/inside.js';
+import { isPlaylistPath, resolvePlaylist } from './playlist.js';
 
 export interface ScanProgress {
   seen: number; // media files found so far
@@ -24,6 +25,8 @@ export interface ScanProgress {
   unchanged: number;
   removed: number;
   failed: number;
+  /** Playlist files read (new or changed, or re-read because the items they list changed). */
+  playlists?: number;
   /** Items whose disk copy vanished but that stay in the library, served from their tape copy. */
   diskCopiesGone?: number;
   elapsedMs: number;
@@ -81,7 +84,7 @@ async function* walk(root: string, unreadable: string[], log?: ScanOptions['log'
         if (ent.name.startsWith('.')) continue;
         const p = join(dir, ent.name);
         if (ent.isDirectory()) subdirs.push(p);
-        else if (ent.isFile() && mediaTypeOf(p)) {
+        else if (ent.isFile() && (mediaTypeOf(p) || isPlaylistPath(p))) {
           files.push(p);
           if (files.length >= STAT_BATCH) {
             yield* await statAll(files);
@@ -152,6 +155,8 @@ class ScanPass {
   private readonly inflight = new Set<Promise<void>>();
   private removes: string[] = [];
   private dels: BatchOp[] = [];
+  /** New or changed playlist files: read after the items they list are in the catalog. */
+  private changedPlaylists: Found[] = [];
 
   constructor(
     private readonly catalog: Catalog,
@@ -254,6 +259,16 @@ class ScanPass {
     for (let i = 0; i < chunk.length; i++) {
       const f = chunk[i];
       const prev = prevs[i];
+      if (isPlaylistPath(f.path)) {
+        if (prev && prev.size === f.size && prev.mtime === f.mtime && !prev.denied) {
+          if (prev.gen !== this.gen) this.extra.push(this.catalog.pathOp(f.path, { ...prev, gen: this.gen }));
+        } else {
+          // read after the sweep: keep the entry in this generation meanwhile, so the sweep leaves it
+          if (prev && prev.gen !== this.gen) this.extra.push(this.catalog.pathOp(f.path, { ...prev, gen: this.gen }));
+          this.changedPlaylists.push(f);
+        }
+        continue;
+      }
       this.progress.seen++;
       if (prev && prev.size === f.size && prev.mtime === f.mtime && !prev.archived && !prev.denied) {
         this.progress.unchanged++;
@@ -324,6 +339,53 @@ class ScanPass {
     await this.catalog.apply({ removes, extraOps: dels });
   }
 
+  /**
+   * Resolves playlists: the new or changed files, and every playlist of the library when items came
+   * or went in this pass (an entry that was missing may exist now, one that existed may be gone).
+   */
+  async playlists(): Promise<void> {
+    const { catalog, opts } = this;
+    const changed = new Map(this.changedPlaylists.map((f) => [f.path, f]));
+    this.changedPlaylists = [];
+    const todo = new Map<string, Found | undefined>(changed);
+    if (this.progress.probed || this.progress.removed) {
+      for await (const rec of catalog.playlistRecords()) if (rec.origPath && !todo.has(rec.origPath)) todo.set(rec.origPath, undefined);
+    }
+    if (!todo.size) return;
+    const roots = rootsOf({ ...opts, log: undefined });
+    const upserts: CatalogObject[] = [];
+    const ops: BatchOp[] = [];
+    for (const [path, f] of todo) {
+      const root = f?.root ?? roots.filter((r) => isInside(r, path)).sort((a, b) => b.length - a.length)[0];
+      if (!root) continue;
+      const old = f ? undefined : await catalog.get(playlistIdOf(path));
+      let r;
+      try {
+        r = await resolvePlaylist(catalog, path, root, roots);
+        if (!r) opts.log?.warn({ path }, `playlist ${path} is larger than 1 MiB; skipped`);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue; // gone: the sweep removes it
+        opts.log?.warn({ path, err: (err as Error).message }, 'cannot read playlist');
+      }
+      this.progress.playlists = (this.progress.playlists ?? 0) + 1;
+      if (!r) {
+        if (f) ops.push(catalog.pathOp(path, { id: '', size: f.size, mtime: f.mtime, gen: this.gen }));
+        continue;
+      }
+      upserts.push(r.record);
+      if (f) ops.push(catalog.pathOp(path, { id: r.record.id, size: f.size, mtime: f.mtime, gen: this.gen }));
+      if (f || JSON.stringify(old?.playlist) !== JSON.stringify(r.record.playlist)) {
+        const skipped = r.outside + r.missing + r.duplicates;
+        const msg = `playlist ${path}: ${r.record.playlist!.entries.length} of ${r.listed} entries${skipped ? `; skipped ${r.outside} outside the library, ${r.missing} missing, ${r.duplicates} repeated` : ''}`;
+        const fields = { playlist: { path, listed: r.listed, entries: r.record.playlist!.entries.length, outside: r.outside, missing: r.missing, duplicates: r.duplicates } };
+        if (skipped) opts.log?.warn(fields, msg);
+        else opts.log?.debug?.(fields, msg);
+      }
+      if (upserts.length >= this.batchSize) await catalog.apply({ upserts: upserts.splice(0), extraOps: ops.splice(0) });
+    }
+    if (upserts.length || ops.length) await catalog.apply({ upserts, extraOps: ops });
+  }
+
   finish(): ScanProgress {
     this.progress.done = true;
     this.report(true);
@@ -348,6 +410,7 @@ export async function scan(catalog: Catalog, opts: ScanOptions): Promise<ScanPro
     await pass.gone(path, entry);
   }
   await pass.flushRemoves();
+  await pass.playlists();
   await catalog.setMeta('scanGen', String(gen));
   return pass.finish();
 }
@@ -372,7 +435,7 @@ export async function scanPaths(catalog: Catalog, opts: ScanOptions & { paths: s
     if (!root || hiddenBelow(root, path)) continue;
     const st = await lstat(path).catch(() => undefined);
     if (st?.isDirectory()) await pass.walk(root, unreadable, path);
-    else if (st?.isFile() && mediaTypeOf(path)) await pass.files([{ path, root, size: st.size, mtime: Math.trunc(st.mtimeMs) }]);
+    else if (st?.isFile() && (mediaTypeOf(path) || isPlaylistPath(path))) await pass.files([{ path, root, size: st.size, mtime: Math.trunc(st.mtimeMs) }]);
     await pass.drain();
     // what the catalog holds at or below the path but is no longer there
     const check = async (p: string, entry: PathEntry) => {
@@ -385,6 +448,7 @@ export async function scanPaths(catalog: Catalog, opts: ScanOptions & { paths: s
     for await (const [p, entry] of catalog.paths(path + sep)) await check(p, entry);
     await pass.flushRemoves();
   }
+  await pass.playlists();
   return pass.finish();
 }
 

@@ -1,0 +1,162 @@
+// Playlists: .m3u/.m3u8/.pls files become playlistContainers (under Playlists in the root and in
+// their folder) whose children are references to the catalogued items they list.
+import test from 'ava';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import { Catalog } from '../src/catalog/catalog.js';
+import { MemoryStore } from '../src/catalog/store.js';
+import { itemIdForPath } from '../src/catalog/layout.js';
+import type { CatalogObject, ProbeResult } from '../src/catalog/types.js';
+import { scan, scanPaths } from '../src/scanner/scanner.js';
+import { decodePlaylist, entryPath, parseM3u, parsePls } from '../src/scanner/playlist.js';
+
+const dirs: string[] = [];
+test.after.always(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+function lib(files: Record<string, string | Buffer>): string {
+  const root = mkdtempSync(join(tmpdir(), 'tapedeck-playlist-'));
+  dirs.push(root);
+  for (const [rel, body] of Object.entries(files)) {
+    mkdirSync(join(root, rel, '..'), { recursive: true });
+    writeFileSync(join(root, rel), typeof body === 'string' ? body.replaceAll('$ROOT', root) : body);
+  }
+  return root;
+}
+
+const probe = async (p: string): Promise<ProbeResult> => ({
+  kind: 'audio',
+  upnpClass: 'object.item.audioItem.musicTrack',
+  title: basename(p).replace(/\.\w+$/, ''),
+  meta: { artist: readFileSync(p, 'utf8') },
+  res: { mime: 'audio/mpeg', size: 0 },
+});
+
+function logger() {
+  const warns: { obj: any; msg?: string }[] = [];
+  return { warns, log: { warn: (obj: object, msg?: string) => warns.push({ obj, msg }), debug: () => {} } };
+}
+
+async function titles(c: Catalog, id: string): Promise<string[]> {
+  return (await c.children(id, 0, 0)).objects.map((o) => o.title);
+}
+
+test('M3U: #EXTINF titles, comments, CRLF, BOM; Latin-1 .m3u; PLS in N order; entry paths', (t) => {
+  const m3u = '\ufeff#EXTM3U\r\n#EXTINF:231,ABBA - Dancing Queen\r\n../a/1.mp3\r\n\r\n# a comment\r\n/abs/2.mp3\r\n#EXTINF:-1,\r\nhttp://radio/x\r\n';
+  t.deepEqual(parseM3u(decodePlaylist(Buffer.from(m3u), '/p/x.m3u8')), [{ target: '../a/1.mp3', title: 'ABBA - Dancing Queen' }, { target: '/abs/2.mp3' }, { target: 'http://radio/x' }]);
+  t.deepEqual(parseM3u(decodePlaylist(Buffer.from('caf\xe9.mp3\n', 'latin1'), '/p/x.m3u')), [{ target: 'café.mp3' }]);
+  t.is(parseM3u('a\nb\nc\n', 2).length, 2, 'bounded');
+  const pls = '[playlist]\nFile2=b.mp3\nTitle2=Bee\nFile1=a.mp3\nNumberOfEntries=2\nVersion=2\n';
+  t.deepEqual(parsePls(pls), [{ target: 'a.mp3' }, { target: 'b.mp3', title: 'Bee' }]);
+  t.is(entryPath('sub/x.mp3', '/lib/p/l.m3u'), '/lib/p/sub/x.mp3');
+  t.is(entryPath('..\\a\\x.mp3', '/lib/p/l.m3u'), '/lib/a/x.mp3');
+  t.is(entryPath('file:///lib/a/x%20y.mp3', '/lib/p/l.m3u'), '/lib/a/x y.mp3');
+  t.is(entryPath('https://host/x.mp3', '/lib/p/l.m3u'), undefined);
+});
+
+test('a playlist with relative, absolute, missing and outside entries', async (t) => {
+  const root = lib({
+    'a/1.mp3': 'A',
+    'a/2.mp3': 'B',
+    'b/3.mp3': 'C',
+    'lists/mix.m3u': '#EXTM3U\n#EXTINF:100,First Song\n../a/1.mp3\n$ROOT/b/3.mp3\n../a/404.mp3\n/etc/passwd.mp3\nhttp://radio.example/stream\n../a/1.mp3\n',
+    'lists/two.pls': '[playlist]\nFile1=../a/2.mp3\nTitle1=Second\nNumberOfEntries=1\n',
+  });
+  const c = new Catalog(new MemoryStore());
+  await c.open();
+  const { warns, log } = logger();
+  const r = await scan(c, { roots: [root], probe, log });
+  t.is(r.seen, 3, 'playlists are not media files');
+  t.is(r.playlists, 2);
+
+  // Playlists in the root, with both playlists
+  t.true((await titles(c, '0')).includes('Playlists'));
+  const lists = (await c.children('playlists', 0, 0)).objects;
+  t.deepEqual(lists.map((o) => [o.title, o.upnpClass, o.childCount]), [
+    ['mix', 'object.container.playlistContainer', 2],
+    ['two', 'object.container.playlistContainer', 1],
+  ]);
+  const mix = lists[0]!;
+  const kids = (await c.children(mix.id, 0, 0)).objects;
+  t.deepEqual(kids.map((o) => o.title), ['First Song', '3'], 'file order; the #EXTINF title');
+  t.deepEqual(
+    kids.map((o) => o.refId),
+    [itemIdForPath(join(root, 'a/1.mp3')), itemIdForPath(join(root, 'b/3.mp3'))],
+  );
+  t.true(kids.every((o) => o.parentId === mix.id && o.id.startsWith(mix.id + '$')));
+  const one = await c.get(kids[0]!.id);
+  t.is(one?.title, 'First Song', 'BrowseMetadata of an entry');
+  t.is(one?.refId, itemIdForPath(join(root, 'a/1.mp3')));
+  t.is(await c.get(mix.id + '$' + itemIdForPath(join(root, 'a/2.mp3'))), undefined, 'not in this playlist');
+
+  // and in its folder
+  const folderRoot = (await c.children('folders', 0, 0)).objects[0]!;
+  const listsDir = (await c.children(folderRoot.id, 0, 0)).objects.find((o) => o.title === 'lists')!;
+  const inFolder = (await c.children(listsDir.id, 0, 0)).objects;
+  t.deepEqual(inFolder.map((o) => [o.title, o.upnpClass]), [
+    ['mix', 'object.container.playlistContainer'],
+    ['two', 'object.container.playlistContainer'],
+  ]);
+  t.deepEqual(await titles(c, inFolder[0]!.id), ['First Song', '3']);
+  t.deepEqual(await titles(c, inFolder[1]!.id), ['Second']);
+
+  // skipped entries are counted in the log
+  const w = warns.find((x) => x.obj.playlist?.path.endsWith('mix.m3u'));
+  t.like(w?.obj.playlist, { listed: 6, entries: 2, outside: 2, missing: 1, duplicates: 1 });
+  t.regex(w!.msg!, /2 outside the library, 1 missing/);
+  t.false(warns.some((x) => x.obj.playlist?.path.endsWith('two.pls')), 'nothing skipped, nothing said');
+  t.true((await c.containers()).every((o) => o.container), 'playlist records are not containers');
+  t.is((await c.items()).length, 3, 'nor items');
+
+  // the missing file appears, a listed one goes: the playlist follows (partial scan, as the watch does)
+  writeFileSync(join(root, 'a/404.mp3'), 'D');
+  rmSync(join(root, 'b/3.mp3'));
+  await scanPaths(c, { roots: [root], probe, log, paths: [join(root, 'a/404.mp3'), join(root, 'b/3.mp3')] });
+  t.deepEqual(await titles(c, mix.id), ['First Song', '404']);
+
+  // an item on tape only (its disk copy archived) still belongs to the playlist
+  const id2 = itemIdForPath(join(root, 'a/2.mp3'));
+  const entry = (await c.getPath(join(root, 'a/2.mp3')))!;
+  await c.setLocation(id2, { tape: { label: 'TD0001L9', tapeFile: 1, block: 0, offset: 0, size: 1, sha256: 'x', blockSize: 512 } }, [c.pathOp(join(root, 'a/2.mp3'), { ...entry, archived: true })]);
+  rmSync(join(root, 'a/2.mp3'));
+  writeFileSync(join(root, 'lists/two.pls'), '[playlist]\nFile1=../a/2.mp3\nTitle1=Second on tape\n');
+  await scan(c, { roots: [root], probe, log });
+  t.deepEqual(await titles(c, inFolder[1]!.id), ['Second on tape']);
+
+  // a playlist deleted: its containers go, and Playlists with the last one
+  rmSync(join(root, 'lists/mix.m3u'));
+  await scan(c, { roots: [root], probe, log });
+  t.deepEqual((await c.children('playlists', 0, 0)).objects.map((o) => o.title), ['two']);
+  rmSync(join(root, 'lists/two.pls'));
+  await scan(c, { roots: [root], probe, log });
+  t.false((await titles(c, '0')).includes('Playlists'));
+  t.is(await c.get('playlists'), undefined);
+  await c.close();
+});
+
+test('a playlist larger than 1 MiB is skipped with a warning, and the scan goes on', async (t) => {
+  const root = lib({ 'a/1.mp3': 'A', 'huge.m3u': Buffer.alloc(1024 * 1024 + 1, 0x61) });
+  const c = new Catalog(new MemoryStore());
+  await c.open();
+  const { warns, log } = logger();
+  const r = await scan(c, { roots: [root], probe, log });
+  t.is(r.probed, 1);
+  t.true(warns.some((w) => /larger than 1 MiB/.test(w.msg ?? '')));
+  t.is(await c.get('playlists'), undefined);
+  const unchanged = await scan(c, { roots: [root], probe, log });
+  t.is(unchanged.playlists, undefined, 'not read again while unchanged');
+  await c.close();
+});
+
+test('playlist records stay out of Search results and item counts', async (t) => {
+  const root = lib({ 'a/1.mp3': 'A', 'l.m3u8': 'a/1.mp3\n' });
+  const c = new Catalog(new MemoryStore());
+  await c.open();
+  await scan(c, { roots: [root], probe });
+  const t0 = await c.totals();
+  t.is(t0.items, 1);
+  const all: CatalogObject[] = await c.containers();
+  t.true(all.some((o) => o.upnpClass === 'object.container.playlistContainer'));
+  t.false(all.some((o) => o.id.startsWith('l')));
+  await c.close();
+});
