@@ -10,6 +10,7 @@ import { itemIdForPath } from '../src/catalog/layout.js';
 import type { CatalogObject, ProbeResult } from '../src/catalog/types.js';
 import { scan, scanPaths } from '../src/scanner/scanner.js';
 import { decodePlaylist, entryPath, parseM3u, parsePls } from '../src/scanner/playlist.js';
+import { ContentDirectory } from '../src/upnp/cds.js';
 
 const dirs: string[] = [];
 test.after.always(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
@@ -158,5 +159,11 @@ test('playlist records stay out of Search results and item counts', async (t) =>
   const all: CatalogObject[] = await c.containers();
   t.true(all.some((o) => o.upnpClass === 'object.container.playlistContainer'));
   t.false(all.some((o) => o.id.startsWith('l')));
+  // Search by title finds the playlist containers (both copies), never the record
+  const cds = new ContentDirectory(c);
+  const out = Object.fromEntries(await cds.search({ ContainerID: '0', SearchCriteria: 'dc:title = "l"', Filter: '*', StartingIndex: '0', RequestedCount: '0', SortCriteria: '' }, { baseUrl: 'http://127.0.0.1:1' } as never));
+  t.is(out.TotalMatches, 2, String(out.Result));
+  t.notRegex(String(out.Result), / id="l/);
+  t.regex(String(out.Result), /object\.container\.playlistContainer/);
   await c.close();
 });
