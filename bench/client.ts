@@ -88,6 +88,11 @@ export interface SoapLoadJob {
   timeoutMs?: number;
   /** Checks on every answer: TotalMatches and NumberReturned (min(RequestedCount, total - start)). */
   expectTotal?: number;
+  /**
+   * Request i uses variants[i % length] merged over args (e.g. one SearchCriteria or
+   * ObjectID each), with its own expected TotalMatches when given.
+   */
+  variants?: { args: Record<string, string | number>; expectTotal?: number }[];
 }
 
 export interface SoapLoadResult {
@@ -125,7 +130,9 @@ export async function soapLoad(job: SoapLoadJob): Promise<SoapLoadResult> {
   const worker = async () => {
     for (let i = next++; i < job.requests; i = next++) {
       const start = starts[i];
-      const body = soapBody(job.action, { ...job.args, StartingIndex: start });
+      const variant = job.variants?.length ? job.variants[i % job.variants.length] : undefined;
+      const expectTotal = variant ? variant.expectTotal : job.expectTotal;
+      const body = soapBody(job.action, { ...job.args, ...variant?.args, StartingIndex: start });
       const t0 = performance.now();
       try {
         const r = await post(url, agent, job.action, body, job.timeoutMs ?? 30_000);
@@ -137,8 +144,8 @@ export async function soapLoad(job: SoapLoadJob): Promise<SoapLoadResult> {
         }
         const total = num(r.body, 'TotalMatches');
         const returned = num(r.body, 'NumberReturned');
-        if (job.expectTotal !== undefined && total !== job.expectTotal) {
-          fail(`start ${start}: TotalMatches ${total}, expected ${job.expectTotal}`);
+        if (expectTotal !== undefined && total !== expectTotal) {
+          fail(`start ${start}${variant ? ` ${JSON.stringify(variant.args)}` : ''}: TotalMatches ${total}, expected ${expectTotal}`);
           continue;
         }
         const want = total === undefined ? undefined : Math.max(0, Math.min(requested || Infinity, total - start));

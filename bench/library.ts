@@ -1,6 +1,7 @@
-// Generated benchmark media: a flat library of small tagged FLAC tracks (one folder,
-// so one 20,000-child "All Music" container on both servers) and one large WAV file
-// for the streaming test. Both are cached under a stable temp path keyed by their
+// Generated benchmark media: a library of small tagged FLAC tracks in folders of
+// FOLDER_SIZE files (d000, d001, ...: the folder Browse workload pages through one of
+// them; "All Music" holds every track on both servers) and one large WAV file for the
+// streaming test. Both are cached under a stable temp path keyed by their
 // parameters and a format version; a marker file written last says a set is complete.
 //
 // Tags are deterministic (seeded PRNG) and varied: `artists` artists × 5 albums ×
@@ -15,7 +16,12 @@ import { join } from 'node:path';
 import { encodeFlac } from '../src/demo/flac.js';
 import { prng } from './stats.js';
 
-export const LIBRARY_VERSION = 1;
+export const LIBRARY_VERSION = 2;
+
+/** Tracks per folder of the generated library. */
+export const FOLDER_SIZE = 2000;
+
+export const folderName = (i: number) => 'd' + String(Math.floor(i / FOLDER_SIZE)).padStart(3, '0');
 
 const ADJECTIVES = [
   'Silver', 'Broken', 'Golden', 'Quiet', 'Electric', 'Hidden', 'Burning', 'Frozen', 'Velvet', 'Distant',
@@ -39,7 +45,7 @@ const TRACKS_PER_ALBUM = 10;
 const ALBUMS_PER_ARTIST = 5;
 
 export interface Track {
-  file: string; // file name inside the library folder
+  file: string; // path inside the library folder: <folder>/<name>
   title: string;
   artist: string;
   album: string;
@@ -69,7 +75,7 @@ export function trackList(count: number): Track[] {
     const title = `${pick(ADJECTIVES)} ${pick(NOUNS)}`;
     const trackNumber = (i % TRACKS_PER_ALBUM) + 1;
     out.push({
-      file: `${String(i).padStart(6, '0')} ${artist} - ${title}.flac`,
+      file: `${folderName(i)}/${String(i).padStart(6, '0')} ${artist} - ${title}.flac`,
       title,
       artist,
       album,
@@ -146,7 +152,7 @@ export async function ensureLibrary(count: number, log: (s: string) => void): Pr
   const tracks = trackList(count);
   const marker = await readMarker(markerPath);
   if (marker && marker.count === count) {
-    const names = await readdir(dir).catch(() => [] as string[]);
+    const names = await readdir(dir, { recursive: true }).catch(() => [] as string[]);
     if (names.filter((n) => n.endsWith('.flac')).length === count) {
       return { dir, count, bytes: Number(marker.bytes), tracks, generatedMs: 0 };
     }
@@ -154,7 +160,7 @@ export async function ensureLibrary(count: number, log: (s: string) => void): Pr
   log(`generating ${count} tagged FLAC files in ${dir}`);
   const t0 = Date.now();
   await rm(base, { recursive: true, force: true });
-  await mkdir(dir, { recursive: true });
+  for (let f = 0; f * FOLDER_SIZE < count; f++) await mkdir(join(dir, folderName(f * FOLDER_SIZE)), { recursive: true });
   const rate = 8000;
   let bytes = 0;
   let next = 0;
@@ -260,7 +266,7 @@ export async function ensureBigFile(bytes: number, log: (s: string) => void): Pr
 
 /** Reads every file once so neither server's scan pays for a cold page cache. */
 export async function warmFiles(dir: string): Promise<void> {
-  const names = await readdir(dir);
+  const names = (await readdir(dir, { recursive: true, withFileTypes: true })).filter((d) => d.isFile()).map((d) => join(d.parentPath ?? d.path, d.name).slice(dir.length + 1));
   let next = 0;
   const worker = async () => {
     for (let i = next++; i < names.length; i = next++) await readFile(join(dir, names[i])).catch(() => undefined);

@@ -20,10 +20,11 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ensureBigFile, ensureLibrary, searchQueries, warmFiles, type Library, type SearchQuery } from './library.js';
-import { findMinidlna, type MinidlnaInfo } from './minidlna.js';
-import { pickHost, startClient, startMinidlna, startTapedeck, launcherRuntime, TSX_RUNTIME, type Client, type Host, type RunningServer, type ServerName, type TapedeckRuntime } from './servers.js';
+import { findFfprobe, findMinidlna, type MinidlnaInfo } from './minidlna.js';
+import { childrenMemory, pickHost, startClient, startMinidlna, startTapedeck, launcherRuntime, TSX_RUNTIME, type Client, type Host, type RunningServer, type ServerName, type TapedeckRuntime } from './servers.js';
 import { buildCompiled } from './build.js';
-import { median, ratio, round, summarize, type LatencySummary } from './stats.js';
+import { atLeast, atMost, median, metric, ratio, round, summarize, type LatencySummary, type Metric } from './stats.js';
+import { folderAndMetaPhase, uncachedQueries, uncachedSearchPhase, workloadMetrics, type WorkloadContext, type WorkloadDetails } from './workloads.js';
 import type { SoapLoadResult } from './client.js';
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
@@ -53,7 +54,14 @@ interface Options {
   cpuProfileDir?: string;
   out: string;
   keep: boolean;
+  workloads: Set<Workload>;
+  maxMinutes: number;
+  /** Tapedeck's search_cache during the run (0: every Search runs on the index). */
+  searchCache: string;
 }
+
+const WORKLOADS = ['browse', 'search', 'folder', 'meta', 'uncached', 'restart', 'stream'] as const;
+type Workload = (typeof WORKLOADS)[number];
 
 const HELP = `Usage: npm run bench -- [options]
 
@@ -74,6 +82,10 @@ const HELP = `Usage: npm run bench -- [options]
   --cpu-profile DIR     write V8 CPU profiles of the Tapedeck servers into DIR
   --out FILE            where to write the JSON too (default bench/results/latest.json)
   --keep                keep the servers' data directories (path printed at the end)
+  --workloads LIST      comma-separated subset of ${WORKLOADS.join(',')} (default: all; the cold
+                        scan always runs, it starts the servers)
+  --search-cache BYTES  Tapedeck's search_cache during the run (default 0: no result cache)
+  --max-minutes N       stop the servers and write what was measured after N minutes (default 120)
 `;
 
 function parseOptions(argv: string[]): Options {
@@ -96,6 +108,9 @@ function parseOptions(argv: string[]): Options {
       'cpu-profile': { type: 'string' },
       out: { type: 'string' },
       keep: { type: 'boolean', default: false },
+      workloads: { type: 'string' },
+      'search-cache': { type: 'string' },
+      'max-minutes': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -135,10 +150,24 @@ function parseOptions(argv: string[]): Options {
     cpuProfileDir: values['cpu-profile'] ? resolve(values['cpu-profile']) : undefined,
     out: resolve(values.out ?? join(BENCH_DIR, 'results', 'latest.json')),
     keep: values.keep,
+    workloads: parseWorkloads(values.workloads),
+    maxMinutes: int('max-minutes', values['max-minutes'], 120, 1, 24 * 60),
+    searchCache: values['search-cache'] ?? '0',
   };
 }
 
 class UsageError extends Error {}
+
+function parseWorkloads(v: string | undefined): Set<Workload> {
+  if (v === undefined) return new Set(WORKLOADS);
+  const out = new Set<Workload>();
+  for (const w of v.split(',').map((x) => x.trim()).filter(Boolean)) {
+    if (w === 'scan') continue;
+    if (!(WORKLOADS as readonly string[]).includes(w)) throw new UsageError(`--workloads: unknown workload ${JSON.stringify(w)} (known: scan,${WORKLOADS.join(',')})`);
+    out.add(w as Workload);
+  }
+  return out;
+}
 
 // ---------------------------------------------------------------------------------------
 // measurement helpers
@@ -232,12 +261,15 @@ const load = () => loadavg().map((x) => round(x, 2));
 // phases
 
 interface ScanResult {
-  runs: { ms: number; wallMs: number; files: number; basis: string }[];
+  runs: { ms: number; wallMs: number; files: number; basis: string; cpuS: number; searchableMs: number }[];
   medianMs: number;
   filesPerSec: number;
+  /** From process start until a Search finds every item (median), and the server's CPU seconds by then. */
+  searchableMs: number;
+  cpuS: number;
 }
 
-interface ServerDetails {
+interface ServerDetails extends WorkloadDetails {
   scan?: ScanResult;
   memoryAfterScan?: { rssMB: number; peakRssMB: number };
   browse?: {
@@ -249,14 +281,25 @@ interface ServerDetails {
   };
   search?: Record<string, LoadSummary & { criteria: string; expectedMatches: number }>;
   memory?: { rssMB: number; peakRssMB: number };
-  restarted?: { incrementalRescanMs?: number; rssAtStartMB: number; rssAfterLoadMB: number; peakRssMB: number; load: string };
-  stream?: { bytes: number; runsMBps: number[]; medianMBps: number; verified: boolean; client: string };
+  /** RSS of the server's child processes (Tapedeck's staging worker) after the load. */
+  children?: { pid: number; rssMB: number; cmd: string }[];
+  restarted?: { incrementalRescanMs?: number; readyMs?: number; rssAtStartMB: number; rssAfterLoadMB: number; peakRssMB: number; load: string };
+  stream?: { bytes: number; runsMBps: number[]; medianMBps: number; cpuSPerGB: number; verified: boolean; client: string };
 }
 
 async function startServer(ctx: Context, name: ServerName, host: Host, o: Options, md: MinidlnaInfo, mediaDirs: string[], work: string, tag: string, port: number, files: number, restart = false): Promise<RunningServer> {
   const timeoutMs = Math.max(120_000, files * 30);
   if (name === 'tapedeck') {
-    return startTapedeck(host, { runtime: ctx.runtime, mediaDirs, dataDir: join(work, `tapedeck-${tag}`), port, timeoutMs, cpuProfileDir: o.cpuProfileDir });
+    return startTapedeck(host, {
+      runtime: ctx.runtime,
+      mediaDirs,
+      dataDir: join(work, `tapedeck-${tag}`),
+      port,
+      timeoutMs,
+      cpuProfileDir: o.cpuProfileDir,
+      extraArgs: ['--search-cache', o.searchCache],
+      readyProbe: restart && ctx.client ? () => answersBrowse(ctx, host, port) : undefined,
+    });
   }
   return startMinidlna(host, { binary: md.binary!, mediaDirs, dbDir: join(work, `minidlna-${tag}`), port, timeoutMs, expectScan: !restart });
 }
@@ -294,7 +337,10 @@ async function scanPhase(ctx: Context, lib: Library): Promise<RunningServer[]> {
       log(`scan round ${r + 1}/${o.scanRounds}: ${name} scanning ${lib.count} files (cold catalog; load ${load().join(' ')})`);
       const s = await startServer(ctx, name, ctx.host, o, ctx.md, [lib.dir], ctx.work, `lib${r}`, PORTS[name], lib.count);
       ctx.running.push(s);
-      runs.get(name)!.push({ ms: Math.round(s.scan.ms), wallMs: Math.round(s.scan.wallMs), files: s.scan.files, basis: s.scan.basis });
+      const afterScan = performance.now();
+      await searchableAll(ctx, s, lib.count);
+      const searchableMs = Math.round(s.scan.wallMs + performance.now() - afterScan);
+      runs.get(name)!.push({ ms: Math.round(s.scan.ms), wallMs: Math.round(s.scan.wallMs), files: s.scan.files, basis: s.scan.basis, cpuS: round(s.cpu(), 2), searchableMs });
       log(`  ${name}: ${s.scan.files} files in ${(s.scan.ms / 1000).toFixed(2)} s = ${Math.round((s.scan.files * 1000) / s.scan.ms)} files/s`);
       if (s.scan.files !== lib.count) ctx.notes.push(`${name} scan round ${r + 1} reported ${s.scan.files} files, expected ${lib.count}`);
       if (keep) last.push(s);
@@ -307,7 +353,13 @@ async function scanPhase(ctx: Context, lib: Library): Promise<RunningServer[]> {
   for (const name of names) {
     const rs = runs.get(name)!;
     const med = median(rs.map((x) => x.ms));
-    ctx.details[name].scan = { runs: rs, medianMs: Math.round(med), filesPerSec: round((lib.count * 1000) / med, 1) };
+    ctx.details[name].scan = {
+      runs: rs,
+      medianMs: Math.round(med),
+      filesPerSec: round((lib.count * 1000) / med, 1),
+      searchableMs: Math.round(median(rs.map((x) => x.searchableMs))),
+      cpuS: round(median(rs.map((x) => x.cpuS)), 2),
+    };
   }
   last = names.map((n) => last.find((s) => s.name === n)!);
   for (const s of last) {
@@ -332,6 +384,31 @@ async function browseUntil(ctx: Context, s: RunningServer, count: number, expect
     if (r.status === 200 && total === expected) return r.body;
     if (attempt >= 2) throw new Error(`${s.name}: Browse of ${s.allMusicId} answered HTTP ${r.status} with TotalMatches ${total}, expected ${expected}: ${r.body.slice(0, 300)}`);
   }
+}
+
+/** Polls a Search for every audio item until it finds `count` (the scan's results are searchable). */
+async function searchableAll(ctx: Context, s: RunningServer, count: number): Promise<void> {
+  const deadline = Date.now() + 600_000;
+  for (;;) {
+    const r = await ctx.client!.call<{ status: number; body: string }>(
+      'soap-call',
+      { url: s.controlUrl, action: 'Search', args: { ContainerID: '0', SearchCriteria: 'upnp:class derivedfrom "object.item.audioItem"', Filter: '*', StartingIndex: 0, RequestedCount: 1, SortCriteria: '' } },
+      60_000,
+    );
+    if (r.status === 200 && Number(/<TotalMatches>(\d+)<\/TotalMatches>/.exec(r.body)?.[1]) === count) return;
+    if (Date.now() > deadline) throw new Error(`${s.name}: Search did not find all ${count} items within 10 minutes of its scan`);
+    await new Promise((res) => setTimeout(res, 20));
+  }
+}
+
+/** Whether Tapedeck on this port answers a Browse of the root (restart readiness). */
+async function answersBrowse(ctx: Context, host: Host, port: number): Promise<boolean> {
+  const r = await ctx.client!.call<{ status: number; body: string }>(
+    'soap-call',
+    { url: `http://${host.serverIp}:${port}/upnp/control/cds`, action: 'Browse', args: { ObjectID: '0', BrowseFlag: 'BrowseDirectChildren', Filter: '*', StartingIndex: 0, RequestedCount: 5, SortCriteria: '' }, timeoutMs: 2000 },
+    5000,
+  ).catch(() => undefined);
+  return r?.status === 200;
 }
 
 async function verifyLibrary(ctx: Context, servers: RunningServer[], lib: Library): Promise<void> {
@@ -418,7 +495,7 @@ async function restartPhase(ctx: Context, lib: Library, queries: SearchQuery[]):
     for (const q of queries) await soapLoad(client!, s, searchJob(q, o), Math.max(10, Math.ceil(o.searchRequests / 6)));
     const after = s.memory();
     ctx.details[s.name].restarted = {
-      ...(s.name === 'tapedeck' ? { incrementalRescanMs: Math.round(s.scan.ms) } : {}),
+      ...(s.name === 'tapedeck' ? { incrementalRescanMs: Math.round(s.scan.ms), readyMs: s.readyMs } : { readyMs: Math.round(s.scan.wallMs) }),
       rssAtStartMB: at?.rssMB ?? NaN,
       rssAfterLoadMB: after?.rssMB ?? NaN,
       peakRssMB: after?.peakRssMB ?? NaN,
@@ -470,8 +547,23 @@ async function streamPhase(ctx: Context, bigDir: string, bytes: number, sha256: 
     }
   }
   const runs = new Map<ServerName, number[]>(servers.map((s) => [s.name, []]));
+  const cpu = new Map<ServerName, number>(servers.map((s) => [s.name, 0]));
   for (let r = 0; r < o.streamRepeats; r++) {
     const res = await alternate(servers, r, async (s) => {
+      const c0 = s.cpu();
+      try {
+        return await streamOnce(s);
+      } finally {
+        cpu.set(s.name, cpu.get(s.name)! + s.cpu() - c0);
+      }
+    });
+    for (const [n, bps] of res) {
+      runs.get(n)!.push(bps);
+      log(`  stream ${r + 1}/${o.streamRepeats} ${n}: ${mb(bps)} MB/s`);
+    }
+  }
+  async function streamOnce(s: RunningServer): Promise<number> {
+    {
       const url = urls.get(s.name)!;
       if (haveCurl) {
         const g = await curlGet(ctx, url, timeoutMs);
@@ -481,15 +573,11 @@ async function streamPhase(ctx: Context, bigDir: string, bytes: number, sha256: 
       const g = await ctx.client!.call<{ status: number; bytes: number; ms: number }>('get', { url, timeoutMs }, timeoutMs + 5000);
       if (g.status !== 200 || g.bytes !== bytes) throw new Error(`${s.name}: GET ${url} gave HTTP ${g.status} with ${g.bytes} bytes, expected ${bytes}`);
       return (g.bytes * 1000) / g.ms;
-    });
-    for (const [n, bps] of res) {
-      runs.get(n)!.push(bps);
-      log(`  stream ${r + 1}/${o.streamRepeats} ${n}: ${mb(bps)} MB/s`);
     }
   }
   for (const s of servers) {
     const rs = runs.get(s.name)!;
-    ctx.details[s.name].stream = { bytes, runsMBps: rs.map(mb), medianMBps: mb(median(rs)), verified: verified.get(s.name) ?? false, client: haveCurl ? 'curl' : 'node http' };
+    ctx.details[s.name].stream = { bytes, runsMBps: rs.map(mb), medianMBps: mb(median(rs)), cpuSPerGB: round(cpu.get(s.name)! / ((bytes * o.streamRepeats) / 1e9), 3), verified: verified.get(s.name) ?? false, client: haveCurl ? 'curl' : 'node http' };
   }
   await stopAll(ctx);
 }
@@ -497,35 +585,9 @@ async function streamPhase(ctx: Context, bigDir: string, bytes: number, sha256: 
 // ---------------------------------------------------------------------------------------
 // report
 
-interface Metric {
-  description: string;
-  unit: string;
-  ours: number | null;
-  minidlna: number | null;
-  /** ours / minidlna */
-  ratio: number | null;
-  target: string;
-  met: boolean | null;
-}
-
-function metric(description: string, unit: string, ours: number | undefined, theirs: number | undefined, target: string, check: (ours: number, ratio: number | null) => boolean | null): Metric {
-  const r = ratio(ours, theirs);
-  return {
-    description,
-    unit,
-    ours: ours ?? null,
-    minidlna: theirs ?? null,
-    ratio: r,
-    target,
-    met: ours === undefined ? null : check(ours, r),
-  };
-}
-
-function buildMetrics(d: Record<ServerName, ServerDetails>, queries: SearchQuery[]): Record<string, Metric> {
+function buildMetrics(d: Record<ServerName, ServerDetails>, queries: SearchQuery[], files: number): Record<string, Metric> {
   const t = d.tapedeck;
   const m = d.minidlna;
-  const atLeast = (x: number) => (_o: number, r: number | null) => (r === null ? null : r >= x);
-  const atMost = (x: number) => (_o: number, r: number | null) => (r === null ? null : r <= x);
   const metrics: Record<string, Metric> = {
     browseThroughput: metric('Browse, RequestedCount 50, random StartingIndex over the whole container', 'req/s', t.browse?.random.reqPerSec, m.browse?.random.reqPerSec, 'ratio >= 1.5', atLeast(1.5)),
     browseP99: metric('Browse p99 latency (same load)', 'ms', t.browse?.random.latency.p99Ms, m.browse?.random.latency.p99Ms, 'ratio <= 1.0 (no worse)', atMost(1.0)),
@@ -549,7 +611,18 @@ function buildMetrics(d: Record<ServerName, ServerDetails>, queries: SearchQuery
   for (const p of perQuery) metrics[`search.${p.name}`] = metric(`Search ${p.name}`, 'req/s', p.ours, p.theirs, 'ratio >= 10', atLeast(10));
   metrics.scanRate = metric('Cold scan of the generated library', 'files/s', t.scan?.filesPerSec, m.scan?.filesPerSec, 'ratio >= 1.0 (no slower)', atLeast(1.0));
   metrics.streamThroughput = metric('Single-stream HTTP GET of the large file (median)', 'MB/s', t.stream?.medianMBps, m.stream?.medianMBps, 'ratio >= 0.8', atLeast(0.8));
-  metrics.memoryRss = metric('Server RSS after Browse and Search, library in the catalog', 'MB', t.memory?.rssMB, m.memory?.rssMB, 'ours < 80 MB', (ours) => ours < 80);
+  const rssCap = files <= 20_000 ? 80 : 120;
+  metrics.scanInServe = metric('First scan inside serve: from process start until Search finds every item', 's', t.scan && round(t.scan.searchableMs / 1000, 2), m.scan && round(m.scan.searchableMs / 1000, 2), 'ratio <= 1.0', atMost(1.0));
+  metrics.scanCpu = metric('First scan inside serve: server CPU (with reaped children) until the scan is done', 's', t.scan?.cpuS, m.scan?.cpuS, 'ratio <= 1.0', atMost(1.0));
+  metrics.streamCpu = metric('Single-stream GET: server CPU per GB', 's/GB', t.stream?.cpuSPerGB, m.stream?.cpuSPerGB, 'ratio <= 2.0', atMost(2.0));
+  metrics.memoryAfterScan = metric('Server RSS right after the cold scan', 'MB', t.memoryAfterScan?.rssMB, m.memoryAfterScan?.rssMB, `ours <= ${rssCap} MB`, (ours) => ours <= rssCap);
+  metrics.memoryRss = metric('Server RSS after the Browse and Search load, library in the catalog', 'MB', t.memory?.rssMB, m.memory?.rssMB, `ours <= ${rssCap} MB`, (ours) => ours <= rssCap);
+  if (t.children) metrics.childRss = metric('Largest child process RSS (staging worker), idle after the load', 'MB', t.children[0]?.rssMB ?? 0, undefined, 'ours <= 60 MB', (ours) => ours <= 60);
+  if (t.restarted) {
+    metrics.restartRss = metric('Server RSS after a restart on the catalog and a shorter load', 'MB', t.restarted.rssAfterLoadMB, m.restarted?.rssAfterLoadMB, `ours <= ${rssCap} MB`, (ours) => ours <= rssCap);
+    metrics.restartReady = metric('Restart on the existing catalog: from spawn until Browse answers', 's', t.restarted.readyMs === undefined ? undefined : round(t.restarted.readyMs / 1000, 2), m.restarted?.readyMs === undefined ? undefined : round(m.restarted.readyMs / 1000, 2), 'ours <= 1 s', (ours) => ours <= 1);
+  }
+  Object.assign(metrics, workloadMetrics(t, m));
   return metrics;
 }
 
@@ -590,6 +663,8 @@ async function main(): Promise<number> {
   if (md.absent) log(`MiniDLNA absent (${md.absent}): measuring Tapedeck only`);
   else log(`MiniDLNA ${md.version} at ${md.binary}${md.installedNow ? ' (installed now)' : ''}`);
   const names: ServerName[] = md.absent ? ['tapedeck'] : ['minidlna', 'tapedeck'];
+  const ffprobe = await findFfprobe({ install: o.install, log });
+  if (ffprobe.absent) log(`ffprobe absent (${ffprobe.absent}): Tapedeck runs without it, unlike a deployed NAS`);
 
   const lib = await ensureLibrary(o.files, log);
   const big = await ensureBigFile(o.bigBytes, log);
@@ -628,32 +703,47 @@ async function main(): Promise<number> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // Bounded in time: past the limit the servers are stopped, the phase under way fails,
+  // and what was measured so far is reported.
+  let timedOut = false;
+  const limit = setTimeout(() => {
+    timedOut = true;
+    log(`time limit of ${o.maxMinutes} min reached: stopping the servers`);
+    void stopAll(ctx).catch(() => undefined);
+  }, o.maxMinutes * 60_000);
+  limit.unref();
+  const w = o.workloads;
   try {
     await host.up();
     ctx.client = await startClient(host);
     const servers = await scanPhase(ctx, lib);
     await verifyLibrary(ctx, servers, lib);
-    await browsePhase(ctx, servers, lib);
-    await searchPhase(ctx, servers, queries);
+    if (w.has('browse')) await browsePhase(ctx, servers, lib);
+    if (w.has('search')) await searchPhase(ctx, servers, queries);
+    const wctx: WorkloadContext = { client: ctx.client, log, notes: ctx.notes, rounds: o.rounds, concurrency: o.concurrency, requests: Math.max(20, Math.ceil(o.browseRequests / 3)) };
+    if (w.has('folder') || w.has('meta')) await folderAndMetaPhase(wctx, servers, lib.count, ctx.details, { folder: w.has('folder'), meta: w.has('meta') });
+    if (w.has('uncached')) await uncachedSearchPhase({ ...wctx, requests: Math.max(80, Math.ceil(o.searchRequests / 2)) }, servers, uncachedQueries(lib.tracks), ctx.details);
     for (const s of servers) {
       const m = s.memory();
       if (m) ctx.details[s.name].memory = m;
-      log(`memory ${s.name}: RSS ${m?.rssMB} MB (peak ${m?.peakRssMB} MB)`);
+      if (s.name === 'tapedeck') ctx.details[s.name].children = childrenMemory(s.pid);
+      log(`memory ${s.name}: RSS ${m?.rssMB} MB (peak ${m?.peakRssMB} MB)${s.name === 'tapedeck' ? `, children ${JSON.stringify(ctx.details[s.name].children?.map((c) => c.rssMB))} MB` : ''}`);
     }
     await stopAll(ctx);
-    await restartPhase(ctx, lib, queries);
-    await streamPhase(ctx, big.dir, big.bytes, big.sha256, haveCurl);
+    if (w.has('restart')) await restartPhase(ctx, lib, queries);
+    if (w.has('stream')) await streamPhase(ctx, big.dir, big.bytes, big.sha256, haveCurl);
   } catch (err) {
-    failure = err as Error;
+    failure = timedOut ? new Error(`time limit of ${o.maxMinutes} min reached (${(err as Error).message})`) : (err as Error);
     log(`FAILED: ${failure.message}`);
   } finally {
+    clearTimeout(limit);
     await ctx.client?.close().catch(() => undefined);
     await stopAll(ctx).catch(() => undefined);
     await host.down().catch((err: Error) => log(`lab teardown: ${err.message}`));
     if (!o.keep) await rm(work, { recursive: true, force: true });
   }
 
-  const metrics = buildMetrics(ctx.details, queries);
+  const metrics = buildMetrics(ctx.details, queries, lib.count);
   const evaluated = Object.values(metrics).filter((m) => m.met !== null);
   const report = {
     benchmark: 'tapedeck-core-vs-minidlna',
@@ -675,6 +765,8 @@ async function main(): Promise<number> {
       network: host.description,
       tapedeckRuntime: runtime.name === 'compiled' ? 'compiled JavaScript through the deployed launcher (bench/results/build/bin/tapedeck, with its Node flags and MALLOC_ARENA_MAX)' : 'TypeScript through tsx (node --import tsx src/cli.ts)',
       ...(buildInfo ? { build: buildInfo } : {}),
+      ffprobe: ffprobe.binary ?? `absent (${ffprobe.absent})`,
+      tapedeckSearchCache: o.searchCache,
       minidlna: md.absent ? 'absent' : md.version,
       ...(md.absent ? { minidlnaAbsentReason: md.absent } : { minidlnaBinary: md.binary }),
       streamClient: haveCurl ? (host.kind === 'lab' ? 'curl in the client namespace' : 'curl') : 'node http',
@@ -687,6 +779,7 @@ async function main(): Promise<number> {
       concurrency: o.concurrency,
       browse: { warmup: o.browseWarmup, requests: Math.ceil(o.browseRequests / o.rounds) * o.rounds, bucketRequests: o.bucketRequests, container: { tapedeck: 'music/all', minidlna: '1$4' } },
       search: { warmup: o.searchWarmup, requestsPerQuery: Math.ceil(o.searchRequests / o.rounds) * o.rounds, containerId: '0', queries: queries.map((q) => ({ name: q.name, criteria: q.criteria, expectedMatches: q.expected })) },
+      workloads: ['scan', ...o.workloads],
       rounds: o.rounds,
       scanRounds: o.scanRounds,
       streamRepeats: o.streamRepeats,

@@ -167,6 +167,41 @@ export function memoryOf(pid: number): Memory | undefined {
   }
 }
 
+/** Clock ticks per second of /proc/<pid>/stat times (USER_HZ: 100 on every Linux ABI Node runs on). */
+const CLK_TCK = 100;
+
+/**
+ * CPU seconds a process has used: its own user + system time plus that of its waited-for
+ * children (MiniDLNA's forked scanner, Tapedeck's ffprobe runs), from /proc/<pid>/stat.
+ */
+export function cpuSecondsOf(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // fields after the command name (which may contain spaces) in parentheses
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // utime, stime, cutime, cstime are fields 14..17 (1-based), i.e. 11..14 here
+    return (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / CLK_TCK;
+  } catch {
+    return undefined;
+  }
+}
+
+/** RSS of every descendant process (e.g. the staging worker), in MB, largest first. */
+export function childrenMemory(pid: number): { pid: number; rssMB: number; cmd: string }[] {
+  return descendants(pid)
+    .map((p) => {
+      let cmd = '';
+      try {
+        cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0').join(' ').trim().slice(0, 120);
+      } catch {
+        // gone
+      }
+      return { pid: p, rssMB: memoryOf(p)?.rssMB ?? NaN, cmd };
+    })
+    .filter((c) => Number.isFinite(c.rssMB))
+    .sort((a, b) => b.rssMB - a.rssMB);
+}
+
 // ---------------------------------------------------------------------------------------
 // servers
 
@@ -189,6 +224,10 @@ export interface RunningServer {
   allMusicId: string;
   scan: ScanTiming;
   memory(): Memory | undefined;
+  /** CPU seconds used so far by the server process (and its reaped children). */
+  cpu(): number;
+  /** Milliseconds from spawn until the ready probe first answered (when one was given). */
+  readyMs?: number;
   stop(): Promise<void>;
   /** Last lines of its log, for error messages. */
   logTail(): string;
@@ -228,6 +267,10 @@ export interface TapedeckOptions {
   timeoutMs: number;
   /** Write a V8 CPU profile of the server into this folder when it stops. */
   cpuProfileDir?: string;
+  /** Extra `serve` flags (e.g. --search-cache 0). */
+  extraArgs?: string[];
+  /** Polled from spawn (every 20 ms) until true: readyMs is when it first was. */
+  readyProbe?: () => Promise<boolean>;
 }
 
 export async function startTapedeck(host: Host, o: TapedeckOptions): Promise<RunningServer> {
@@ -246,12 +289,25 @@ export async function startTapedeck(host: Host, o: TapedeckOptions): Promise<Run
     '--name',
     'Tapedeck bench',
     ...host.tapedeckArgs,
+    ...(o.extraArgs ?? []),
   ];
   const t0 = performance.now();
   const child = host.spawnServer(start.command, args, start.env);
   const proc: JsonLineProcess<Record<string, any>> = jsonLines(child);
   const tail = () => [...proc.lines.slice(-5).map((l) => JSON.stringify(l)), proc.stderr().slice(-1500)].join('\n');
   let wallMs = 0;
+  let readyMs: number | undefined;
+  let probing = !!o.readyProbe;
+  const probe = async () => {
+    while (probing && child.exitCode === null) {
+      if (await o.readyProbe!()) {
+        readyMs = Math.round(performance.now() - t0);
+        return;
+      }
+      await sleep(20);
+    }
+  };
+  const probed = probe();
   const done = proc.waitFor((l) => l.scan?.done === true, o.timeoutMs, 'Tapedeck "scan done"').then((l) => {
     wallMs = performance.now() - t0;
     return l;
@@ -263,18 +319,22 @@ export async function startTapedeck(host: Host, o: TapedeckOptions): Promise<Run
   try {
     line = await Promise.race([done, exited]);
     await proc.waitFor((l) => typeof l.msg === 'string' && l.msg.startsWith('library:'), 30_000, 'Tapedeck library line');
+    await probed;
   } catch (err) {
+    probing = false;
     await stopPid(child, 2000);
     throw err;
   }
   exited.catch(() => undefined);
   return {
+    readyMs,
     name: 'tapedeck',
     pid: child.pid!,
     controlUrl: `http://${host.serverIp}:${o.port}/upnp/control/cds`,
     allMusicId: 'music/all',
     scan: { ms: line.scan.elapsedMs, basis: 'scanner elapsedMs (walk + metadata + catalog writes; excludes Node start-up)', wallMs, files: line.scan.seen },
     memory: () => memoryOf(child.pid!),
+    cpu: () => cpuSecondsOf(child.pid!) ?? NaN,
     stop: () => stopPid(child, 15_000),
     logTail: tail,
   };
@@ -354,6 +414,7 @@ export async function startMinidlna(host: Host, o: MinidlnaOptions): Promise<Run
     allMusicId: '1$4',
     scan: { ms: wallMs, basis: 'from process start until its log reports the scan finished and the forked scanner has exited (50 ms polling)', wallMs, files },
     memory: () => memoryOf(child.pid!),
+    cpu: () => cpuSecondsOf(child.pid!) ?? NaN,
     stop: () => stopPid(child, 10_000),
     logTail,
   };

@@ -49,4 +49,31 @@ export function ratio(ours: number | null | undefined, theirs: number | null | u
   return round(ours / theirs, 3);
 }
 
+export interface Metric {
+  description: string;
+  unit: string;
+  ours: number | null;
+  minidlna: number | null;
+  /** ours / minidlna */
+  ratio: number | null;
+  target: string;
+  met: boolean | null;
+}
+
+export function metric(description: string, unit: string, ours: number | undefined, theirs: number | undefined, target: string, check: (ours: number, ratio: number | null) => boolean | null): Metric {
+  const r = ratio(ours, theirs);
+  return {
+    description,
+    unit,
+    ours: ours ?? null,
+    minidlna: theirs ?? null,
+    ratio: r,
+    target,
+    met: ours === undefined || !Number.isFinite(ours) ? null : check(ours, r),
+  };
+}
+
+export const atLeast = (x: number) => (_o: number, r: number | null) => (r === null ? null : r >= x);
+export const atMost = (x: number) => (_o: number, r: number | null) => (r === null ? null : r <= x);
+
 export { prng } from '../src/util/prng.js';
