@@ -61,6 +61,9 @@ export const SETTINGS: Setting[] = [
   { key: 'cache_size', flag: 'cache-size', type: 'size', arg: 'BYTES', min: 16777216, default: '2G', description: 'Staging cache cap; least recently used segments are evicted (pinned items never).' },
   { key: 'stager', flag: 'stager', type: 'string', arg: 'MODE', default: 'spawn', description: '"spawn": the server starts and supervises its staging worker; a socket path: connect to an external stager (tapedeck-stager.service).' },
   { key: 'admission_timeout', flag: 'admission-timeout', type: 'int', arg: 'SECONDS', min: 1, max: 3600, default: '180', description: 'Longest a tape request waits for a drive before it gets 503 with Retry-After.' },
+  { key: 'prestage_items', flag: 'prestage-items', type: 'int', arg: 'N', min: 0, max: 50, default: '3', description: 'Predictive pre-staging: when an archived item is played, the next N items of its container (play order) on the same cartridge get their first minutes past the head stub read into the staging cache while the cartridge is loaded, at prefetch priority (0 = off).' },
+  { key: 'prestage_seconds', flag: 'prestage-seconds', type: 'int', arg: 'S', min: 1, max: 86400, default: '300', description: 'Seconds of playback (at the item\'s bitrate; 32 MiB when unknown) pre-staged past the head stub of each next item; one pass stages at most a quarter of cache_size.' },
+  { key: 'prestage_on_browse', flag: 'prestage-on-browse', type: 'bool', default: 'true', description: 'Browsing into a container whose archived items all sit on one cartridge inside the library pre-stages its first prestage_items items, loading the cartridge ahead of the first play.' },
   { key: 'drive_idle_unload', flag: 'drive-idle-unload', type: 'int', arg: 'SECONDS', min: 0, max: 86400, default: '300', description: 'Unload a cartridge whose drive has been idle this long (0 = never).' },
 ];
 
@@ -116,6 +119,9 @@ export interface Config {
   stager: string;
   admissionTimeout: number;
   driveIdleUnload: number;
+  prestageItems: number;
+  prestageSeconds: number;
+  prestageOnBrowse: boolean;
   configFile?: string;
   /** true when no media directory was configured (demo library). */
   demo: boolean;
@@ -372,6 +378,9 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     stager: one('stager') ?? 'spawn',
     admissionTimeout: Number(one('admission_timeout') ?? 180),
     driveIdleUnload: Number(one('drive_idle_unload') ?? 300),
+    prestageItems: Number(one('prestage_items') ?? 3),
+    prestageSeconds: Number(one('prestage_seconds') ?? 300),
+    prestageOnBrowse: (one('prestage_on_browse') ?? 'true') === 'true',
     configFile: file,
     demo: mediaDirs.length === 0,
   };

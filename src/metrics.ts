@@ -434,6 +434,9 @@ export class ServerMetrics {
   readonly stagerUp: Gauge;
   readonly stagerRestarts: Counter;
   readonly stagerQueued: Gauge;
+  readonly prestages: Counter;
+  readonly prestagedBytes: Counter;
+  readonly preemptions: Counter;
   readonly cacheHits: Counter;
   readonly cacheMisses: Counter;
   readonly cacheEvictions: Counter;
@@ -483,6 +486,9 @@ export class ServerMetrics {
     this.stagerUp = r.gauge('tapedeck_stager_up', '1 while the stager worker answers.');
     this.stagerRestarts = r.counter('tapedeck_stager_restarts_total', 'Restarts of the stager worker process.');
     this.stagerQueued = r.gauge('tapedeck_stager_queued_requests', 'Tape reads waiting for admission.');
+    this.prestages = r.counter('tapedeck_prestages_total', 'Pre-stages run: the first minutes of the next items of a played or browsed container, staged at prefetch priority.');
+    this.prestagedBytes = r.counter('tapedeck_prestaged_bytes_total', 'Bytes read from tape by pre-stages.');
+    this.preemptions = r.counter('tapedeck_preemptions_total', 'Times playback asked an archive/recall/import job to give its drive back at its next safe point.');
 
     this.cacheHits = r.counter('tapedeck_cache_hits_total', 'Staging-cache reads served from cached segments.');
     this.cacheMisses = r.counter('tapedeck_cache_misses_total', 'Staging-cache reads that needed tape.');
@@ -568,6 +574,9 @@ export class ServerMetrics {
           this.stagerRestarts.set(undefined, s.restarts);
           if (s.queued !== undefined) this.stagerQueued.set(s.queued);
           if (s.queueWait) this.stagerQueueWait.setSnapshot(undefined, s.queueWait);
+          if (s.prestages !== undefined) this.prestages.set(undefined, s.prestages);
+          if (s.prestagedBytes !== undefined) this.prestagedBytes.set(undefined, s.prestagedBytes);
+          if (s.preemptions !== undefined) this.preemptions.set(undefined, s.preemptions);
         });
       }
       if (st.cache) {

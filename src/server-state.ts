@@ -94,6 +94,11 @@ export interface StagerStatus {
   lastError?: string;
   /** Queue wait as kept by the stager, mirrored into tapedeck_stager_queue_wait_seconds. */
   queueWait?: HistogramSnapshot;
+  /** Pre-stage requests the worker ran (next items of a container) and the tape bytes they read. */
+  prestages?: number;
+  prestagedBytes?: number;
+  /** Times playback asked a job to give its drive back (pre-emption). */
+  preemptions?: number;
 }
 
 export interface JobStatus {

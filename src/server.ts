@@ -284,6 +284,8 @@ export class TapedeckServer {
       }
     });
     const tracker = new StreamTracker();
+    // a play of an archived item pre-stages the next items of its container (staging/prestage.ts)
+    tracker.on('start', (s: { id: string }) => void this.tier?.prestager.onPlay(s.id));
     this.tracker = tracker;
     const status = serverStatusProvider(this, { tracker, ...this.statusExtras() });
     const metrics = new ServerMetrics({ version: VERSION, status, streams: tracker });
@@ -323,7 +325,7 @@ export class TapedeckServer {
       });
     }
 
-    const cds = new ContentDirectory(this.catalog, { searchCacheBytes: this.config.searchCache });
+    const cds = new ContentDirectory(this.catalog, { searchCacheBytes: this.config.searchCache, onBrowse: (id, page) => void this.tier?.prestager.onBrowse(id, page) });
     const cms = new ConnectionManager(this.catalog);
     const soapOpts = {
       detectClient: (h: Record<string, string | string[] | undefined>, remote?: string) => clients.detect(h, remote),

@@ -14,6 +14,7 @@ import { ArchiveService, type JobRecord } from './archive/index.js';
 import { archiveDemo } from './demo/tape.js';
 import { startControlServer, type ControlServer } from './control/index.js';
 import { StagerClient } from './staging/client.js';
+import { Prestager } from './staging/prestage.js';
 
 /** An error delivery turns into an HTTP status (503 + Retry-After, …). */
 function httpError(status: number, message: string, headers: Record<string, string> = {}): Error {
@@ -41,6 +42,8 @@ export function jobStatusOf(j: JobRecord): JobStatus {
 export class TapeTier {
   readonly stager: StagerClient;
   readonly archive: ArchiveService;
+  /** Predictive pre-staging of the next items of a container (plays and browses). */
+  readonly prestager: Prestager;
   private control?: ControlServer;
 
   constructor(
@@ -50,6 +53,12 @@ export class TapeTier {
   ) {
     this.stager = new StagerClient({ config, log: log.child({ component: 'stager' }) });
     this.archive = new ArchiveService({ catalog, library: this.stager.library(), config, log: log.child({ component: 'archive' }) });
+    this.prestager = new Prestager(
+      catalog,
+      this.stager,
+      { items: config.prestageItems, seconds: config.prestageSeconds, onBrowse: config.prestageOnBrowse, cacheSize: config.cacheSize },
+      log.child({ component: 'prestage' }),
+    );
     this.stager.on('needed', (list: { label: string }[]) => {
       for (const c of list ?? []) this.archive.noteNeeded(c.label);
     });
@@ -104,6 +113,7 @@ export class TapeTier {
           queued: s.worker?.queue.length,
           queueWait: validSnapshot(s.worker?.queueWait),
           lastError: s.error,
+          ...counterFields(s.counters, ['prestages', 'prestagedBytes', 'preemptions']),
         };
       },
       jobs: async () => (await this.archive.list()).slice(0, 50).map(jobStatusOf),
@@ -135,6 +145,13 @@ export function tapeCounters(stats: Record<string, number>): PageTapeStatus['cou
     const v = stats['lib' + key[0]!.toUpperCase() + key.slice(1)];
     if (typeof v === 'number') out[key] = v;
   }
+  return out;
+}
+
+/** The named numeric counters present in `c` (the worker is another process: never trust shapes). */
+function counterFields<K extends string>(c: Record<string, unknown> | undefined, keys: K[]): Partial<Record<K, number>> {
+  const out: Partial<Record<K, number>> = {};
+  for (const k of keys) if (typeof c?.[k] === 'number' && Number.isFinite(c[k])) out[k] = c[k] as number;
   return out;
 }
 

@@ -363,7 +363,7 @@ test('requests, bytes, streams and SOAP actions are counted and read back from /
       offlineNeeded: [{ label: 'TD0009L9', items: 2 }],
       counters: { mounts: 3, unloads: 2, locates: 7, bytesRead: 123456789, bytesWritten: 5, readErrors: 0 },
     }),
-    stager: () => ({ state: 'running', restarts: 2, queued: 1, queueWait: { buckets: [1, 60], counts: [4, 1, 0], sum: 12.5, count: 5 } }),
+    stager: () => ({ state: 'running', restarts: 2, queued: 1, queueWait: { buckets: [1, 60], counts: [4, 1, 0], sum: 12.5, count: 5 }, prestages: 6, prestagedBytes: 7_000_000, preemptions: 2 }),
     cache: () => ({ usedBytes: 1000, capacityBytes: 5000, hits: 30, misses: 10, evictions: 4 }),
     jobs: () => [
       { id: '1', kind: 'recall', state: 'running' },
@@ -471,6 +471,9 @@ test('requests, bytes, streams and SOAP actions are counted and read back from /
     t.is(value(p, 'tapedeck_stager_restarts_total'), 2);
     t.is(value(p, 'tapedeck_stager_up'), 1);
     t.is(value(p, 'tapedeck_stager_queued_requests'), 1);
+    t.is(value(p, 'tapedeck_prestages_total'), 6);
+    t.is(value(p, 'tapedeck_prestaged_bytes_total'), 7_000_000);
+    t.is(value(p, 'tapedeck_preemptions_total'), 2);
     t.is(value(p, 'tapedeck_stager_queue_wait_seconds_count'), 5);
     t.is(value(p, 'tapedeck_stager_queue_wait_seconds_bucket', { le: '1' }), 4);
     t.is(value(p, 'tapedeck_stager_queue_wait_seconds_bucket', { le: '60' }), 5);

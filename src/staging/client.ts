@@ -108,6 +108,7 @@ export class StagerClient extends EventEmitter implements SourceHost {
     reconnects: 0,
     prefetchesSent: 0,
     stalledReads: 0,
+    prestagesSent: 0,
   };
   private workerCounters: Record<string, number> = {};
   private readonly offlineSeen = new Map<string, { err: StagerError; at: number }>();
@@ -295,6 +296,33 @@ export class StagerClient extends EventEmitter implements SourceHost {
       },
       false,
     );
+  }
+
+  /**
+   * Pre-stages bytes [start, end) of an item into the staging cache at prefetch priority
+   * (fire and forget; the worker counts it as a pre-stage). False when no worker is connected.
+   */
+  prestage(item: ItemRef, start: number, end: number): boolean {
+    const c = this.conn;
+    if (!c || c.closed || end <= start) return false;
+    this.local.prestagesSent!++;
+    c.read(
+      item,
+      start,
+      end,
+      'prefetch',
+      {
+        onSeg: () => undefined,
+        onDone: () => undefined,
+        onError: (err) => {
+          this.noteError(err, item);
+          this.log.debug({ item: item.id, err: err.message }, 'pre-stage failed');
+        },
+      },
+      false,
+      true,
+    );
+    return true;
   }
 
   async cartridgeOffline(label: string): Promise<boolean> {

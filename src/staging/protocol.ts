@@ -134,7 +134,7 @@ export type ClientMessage =
    * `notify` is false, as for prefetches), then `done` or `error`. The request stays
    * open (its announced segments are protected from eviction) until `cancel`.
    */
-  | { t: 'read'; id: number; item: ItemRef; start: number; end: number; priority: Priority; notify?: boolean }
+  | { t: 'read'; id: number; item: ItemRef; start: number; end: number; priority: Priority; notify?: boolean; prestage?: boolean }
   /** The server has taken the item's bytes up to `consumed` (drives read-ahead and lease release). */
   | { t: 'ack'; id: number; consumed: number }
   /** End of a read request (finished or abandoned). */
@@ -323,6 +323,7 @@ export function checkClientMessage(m: ClientMessage): string | undefined {
       if (!validTapeLocation(m.item.tape)) return 'read with an invalid tape location';
       if (!isNat(m.start) || !isNat(m.end) || m.end <= m.start || m.end > m.item.tape.size) return `read of an invalid range [${m.start}, ${m.end})`;
       if (!(m.priority in PRIORITY_RANK)) return `read with an unknown priority ${String(m.priority)}`;
+      if (m.prestage !== undefined && typeof m.prestage !== 'boolean') return 'read with a non-boolean prestage flag';
       return undefined;
     }
     case 'ack':

@@ -108,6 +108,9 @@ interface WorkerCounters {
   locates: number;
   tapeReads: number;
   tapeBytesRead: number;
+  /** Pre-stage requests (the next items of a container, at prefetch priority) and the tape bytes they read. */
+  prestages: number;
+  prestagedBytes: number;
   segmentsWritten: number;
   readRetries: number;
   readErrors: number;
@@ -158,6 +161,8 @@ class ReadReq {
   readonly s1: number;
   private wakers: (() => void)[] = [];
   finished = false;
+  /** A pre-stage of a container's next item (counted apart). */
+  prestage = false;
 
   constructor(
     readonly session: Session,
@@ -228,6 +233,8 @@ export class StagingWorker extends EventEmitter {
     locates: 0,
     tapeReads: 0,
     tapeBytesRead: 0,
+    prestages: 0,
+    prestagedBytes: 0,
     segmentsWritten: 0,
     readRetries: 0,
     readErrors: 0,
@@ -436,6 +443,8 @@ export class StagingWorker extends EventEmitter {
     }
     this.cache.ensureItem(m.item.id, m.item.tape.sha256);
     const req = new ReadReq(session, m.id, item, m.start, m.end, m.priority, m.notify !== false, this.tuning.segmentSize);
+    req.prestage = m.prestage === true;
+    if (req.prestage) this.counters.prestages++;
     item.requests.add(req);
     if (m.priority === 'prefetch') this.counters.prefetches++;
     else this.counters.requests++;
@@ -761,6 +770,7 @@ export class StagingWorker extends EventEmitter {
         emptyReads = 0;
         this.counters.tapeReads++;
         this.counters.tapeBytesRead += r.data.length;
+        if (req.prestage) this.counters.prestagedBytes += r.data.length;
         // keep the drive busy: queue the next chunk before writing this one
         if (!r.mark && !firstRead) topUp();
         let off = skip;

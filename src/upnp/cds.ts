@@ -70,9 +70,12 @@ export const VIEWS: Partial<Record<ViewKey, string>> = {
 export interface ContentDirectoryOptions {
   /** Bytes of search result lists kept between requests (search_cache; default 2 MiB, 0 = off). */
   searchCacheBytes?: number;
+  /** Called with every page of BrowseDirectChildren (predictive pre-staging: staging/prestage.ts). */
+  onBrowse?(containerId: string, page: CatalogObject[]): void;
 }
 
 export class ContentDirectory {
+  private readonly onBrowse: ContentDirectoryOptions['onBrowse'];
   /** Sorted ID lists for non-default Browse orders (keys carry the container's update ID). */
   private sorted = new LRUCache<string, string[]>({ max: 32 });
   /**
@@ -87,6 +90,7 @@ export class ContentDirectory {
     private catalog: Catalog,
     opts: ContentDirectoryOptions = {},
   ) {
+    this.onBrowse = opts.onBrowse;
     const maxSize = opts.searchCacheBytes ?? 2 * 1024 ** 2;
     if (maxSize > 0) {
       this.searches = new LRUCache<string, string[]>({ maxSize, sizeCalculation: (ids, key) => ids.reduce((a, id) => a + 2 * id.length + 32, 64 + 2 * key.length) });
@@ -159,6 +163,7 @@ export class ContentDirectory {
       if (all) page = all.slice(start, end);
       else page = (await Promise.all(ids.slice(start, end).map((id) => this.catalog.get(id)))).filter((o): o is CatalogObject => !!o);
     }
+    this.onBrowse?.(objectId, page);
     return [
       ['Result', await this.render(page, filter, ctx)],
       ['NumberReturned', page.length],

@@ -281,6 +281,8 @@ const JS = String.raw`
     if (s.pid) bits.push(' pid ' + s.pid);
     bits.push(' \u00b7 ' + num(s.restarts) + (s.restarts === 1 ? ' restart' : ' restarts'));
     if (s.queued !== undefined) bits.push(' \u00b7 ' + num(s.queued) + ' queued');
+    if (s.prestages !== undefined) bits.push(' \u00b7 ' + num(s.prestages) + (s.prestages === 1 ? ' pre-stage' : ' pre-stages') + (s.prestagedBytes ? ' (' + bytes(s.prestagedBytes) + ')' : ''));
+    if (s.preemptions !== undefined) bits.push(' \u00b7 ' + num(s.preemptions) + (s.preemptions === 1 ? ' job pre-empted by playback' : ' jobs pre-empted by playback'));
     if (s.lastError) bits.push(h('span', 'err', ' \u00b7 ' + s.lastError));
     return h('div', 'line stager', bits);
   }
