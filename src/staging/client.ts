@@ -281,21 +281,21 @@ export class StagerClient extends EventEmitter implements SourceHost {
     const { start, len } = segmentExtent(item.tape.size, S, seg);
     if (len <= 0) return;
     this.local.prefetchesSent!++;
-    c.read(
-      item,
-      Math.max(offset, start),
-      start + len,
-      'prefetch',
-      {
-        onSeg: () => undefined,
-        onDone: () => undefined,
-        onError: (err) => {
-          this.noteError(err, item);
-          this.log.debug({ item: item.id, err: err.message }, 'prefetch failed');
-        },
+    this.background(c, item, Math.max(offset, start), start + len, false);
+  }
+
+  /** A read at prefetch priority nobody waits for (prefetch, pre-stage): errors are noted and logged. */
+  private background(c: Connection, item: ItemRef, start: number, end: number, prestage: boolean): void {
+    const what = prestage ? 'pre-stage' : 'prefetch';
+    const h = {
+      onSeg: () => undefined,
+      onDone: () => undefined,
+      onError: (err: StagerError) => {
+        this.noteError(err, item);
+        this.log.debug({ item: item.id, err: err.message }, `${what} failed`);
       },
-      false,
-    );
+    };
+    c.read(item, start, end, 'prefetch', h, false, prestage);
   }
 
   /**
@@ -306,22 +306,7 @@ export class StagerClient extends EventEmitter implements SourceHost {
     const c = this.conn;
     if (!c || c.closed || end <= start) return false;
     this.local.prestagesSent!++;
-    c.read(
-      item,
-      start,
-      end,
-      'prefetch',
-      {
-        onSeg: () => undefined,
-        onDone: () => undefined,
-        onError: (err) => {
-          this.noteError(err, item);
-          this.log.debug({ item: item.id, err: err.message }, 'pre-stage failed');
-        },
-      },
-      false,
-      true,
-    );
+    this.background(c, item, start, end, true);
     return true;
   }
 
