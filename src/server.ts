@@ -27,6 +27,8 @@ import { allowSubnets } from './http/acl.js';
 import { staticRoutes } from './http/static.js';
 import { artRoutes } from './http/art.js';
 import { ArtMaker } from './art/maker.js';
+import { captionsOf, preferredCaption, subtitleStore } from './media/subtitles.js';
+import { subtitleRoutes } from './http/subtitles.js';
 import { artStore } from './art/dlna.js';
 import { TapeTier } from './tier.js';
 import { statusRoutes } from './http/status.js';
@@ -201,6 +203,7 @@ export class TapedeckServer {
       concurrency: this.config.scanConcurrency,
       ffprobe: this.config.ffprobe,
       art: this.artMaker(),
+      subtitles: subtitleStore(this.config.dataDir),
       log: this.log,
       signal: this.abort.signal,
     });
@@ -218,6 +221,7 @@ export class TapedeckServer {
         concurrency: this.config.scanConcurrency,
         ffprobe: this.config.ffprobe,
         art: this.artMaker(),
+        subtitles: subtitleStore(this.config.dataDir),
         log: this.log,
         signal: this.abort.signal,
         onProgress: (p) => {
@@ -387,8 +391,14 @@ export class TapedeckServer {
     mediaRoutes(router, this.resolveMedia, {
       ...tracker.hooks,
       lenientTransferMode: (headers, remote) => Boolean(clients.detect(headers, remote)?.quirks.lenientTransferMode),
+      captionInfo: async (id, ctx) => {
+        if (!clients.detect(ctx.headers, ctx.req.socket.remoteAddress).quirks.captionInfoSec) return undefined;
+        const obj = await this.catalog.get(id);
+        return obj ? preferredCaption(captionsOf(requestBaseUrl(ctx), obj))?.url : undefined;
+      },
     });
     artRoutes(router, this.catalog, artStore(cfg.dataDir));
+    subtitleRoutes(router, this.catalog, subtitleStore(cfg.dataDir));
     staticRoutes(router, { devicesDir: DEVICES_DIR });
     statusRoutes(router, status);
     metricsRoute(router, metrics.registry);

@@ -68,7 +68,7 @@ test('all shipped profiles load and carry the documented quirks', (t) => {
   const files = readdirSync(defaultClientsDir()).filter((f) => f.endsWith('.json'));
   t.deepEqual(files.sort(), ['bubbleupnp.json', 'generic.json', 'kodi.json', 'lg.json', 'panasonic.json', 'samsung.json', 'sony.json', 'vlc.json', 'xbox.json']);
   t.is(registry.fallback.id, 'generic');
-  t.deepEqual(registry.fallback.quirks, {});
+  t.deepEqual(registry.fallback.quirks, { captionRes: true });
   const byId = Object.fromEntries(registry.profiles.map((p) => [p.id, p]));
   t.true(byId.samsung.quirks.sendsBookmark);
   t.true(byId.samsung.quirks.captionInfoSec);

@@ -228,7 +228,7 @@ test('client quirks: Samsung sec namespace, captions and bookmarks; Xbox MIME ov
     match: { headers: { 'user-agent': 'SEC_HHP' } },
     quirks: { captionInfoSec: true, sendsBookmark: true, didlNamespaces: { sec: 'http://www.sec.co.kr/' } },
   });
-  const o = opts({ client: samsung, captionUrl: () => `${BASE}/captions/v.srt`, bookmark: () => 125.7 });
+  const o = opts({ client: samsung, captions: () => [{ url: `${BASE}/captions/v.srt`, mime: 'text/srt', type: 'srt' }], bookmark: () => 125.7 });
   const xml = didl([video], o);
   t.true(xml.includes(' xmlns:sec="http://www.sec.co.kr/"'));
   t.true(xml.includes(`<sec:CaptionInfoEx sec:type="srt">${BASE}/captions/v.srt</sec:CaptionInfoEx>`));
@@ -241,13 +241,13 @@ test('client quirks: Samsung sec namespace, captions and bookmarks; Xbox MIME ov
   t.true(xml2.includes(' xmlns:sec="http://www.sec.co.kr/"'));
   await t.notThrowsAsync(parseStringPromise(xml2));
 
-  const generic = didl([video], opts({ captionUrl: () => `${BASE}/captions/v.srt`, bookmark: () => 5 }));
+  const generic = didl([video], opts({ captions: () => [{ url: `${BASE}/captions/v.srt`, mime: 'text/srt', type: 'srt' }], bookmark: () => 5 }));
   t.false(generic.includes('sec:'), 'no quirks for the generic client');
   t.false(generic.includes('text/srt'));
 
   const lg = parseClientProfile('lg.json', { name: 'LG', order: 1, match: { headers: { 'user-agent': 'LGE' } }, quirks: { captionRes: true } });
-  t.true(didl([video], opts({ client: lg, captionUrl: () => 'http://h/c.srt' })).includes('<res protocolInfo="http-get:*:text/srt:*">http://h/c.srt</res>'));
-  t.false(didl([track], opts({ client: lg, captionUrl: () => 'http://h/c.srt' })).includes('text/srt'), 'captions only for video');
+  t.true(didl([video], opts({ client: lg, captions: () => [{ url: 'http://h/c.srt', mime: 'text/srt', type: 'srt' }] })).includes('<res protocolInfo="http-get:*:text/srt:*">http://h/c.srt</res>'));
+  t.false(didl([track], opts({ client: lg, captions: () => [{ url: 'http://h/c.srt', mime: 'text/srt', type: 'srt' }] })).includes('text/srt'), 'captions only for video');
 
   const xbox = parseClientProfile('xbox.json', {
     name: 'Xbox',

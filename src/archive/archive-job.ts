@@ -33,6 +33,7 @@ import { formatBytes } from '../util/units.js';
 import { computeStubRanges, stubPath, syncDir, writeStub } from './stubs.js';
 import { ownPaths } from '../util/own-paths.js';
 import { ArtMaker } from '../art/maker.js';
+import { storeSubtitles, subtitleStore } from '../media/subtitles.js';
 
 /** Last verified tape copy of every item ever archived: lets an unchanged file reuse it. */
 export const HISTORY = 'ta/';
@@ -503,7 +504,7 @@ class ArchiveRun {
     ctx.activity(`committing ${basename(src)}`);
     // art is made while the file is on disk (an item scanned before art existed, or with art off
     // then); it stays in the data directory's art store with the stub
-    if (ctx.config.art && !obj.art) await this.addArt(obj, src);
+    if ((ctx.config.art && !obj.art) || (obj.kind === 'video' && !obj.subtitles)) await this.addExtras(obj, src);
     const ranges = await computeStubRanges(src, obj.res, ctx.stubOpts);
     const stub = await writeStub(src, ranges, stubPath(ctx.config.dataDir, item.id));
     faultPoint('archive:after-stub');
@@ -516,15 +517,20 @@ class ArchiveRun {
     await this.removeDisk(item);
   }
 
-  private async addArt(obj: CatalogObject, src: string): Promise<void> {
+  /** Art and sidecar subtitles an item lacks, kept in the data directory before its disk copy goes. */
+  private async addExtras(obj: CatalogObject, src: string): Promise<void> {
     const { ctx } = this;
     try {
-      this.art ??= new ArtMaker({ dataDir: ctx.config.dataDir, ffprobe: ctx.config.ffprobe, log: ctx.log });
-      const art = await this.art.forFile(src);
-      const now = art ? await ctx.catalog.get(obj.id) : undefined;
-      if (art && now && !now.container) await ctx.catalog.apply({ upserts: [{ ...now, art }] });
+      let art;
+      if (ctx.config.art && !obj.art) {
+        this.art ??= new ArtMaker({ dataDir: ctx.config.dataDir, ffprobe: ctx.config.ffprobe, log: ctx.log });
+        art = await this.art.forFile(src);
+      }
+      const subtitles = obj.kind === 'video' && !obj.subtitles ? await storeSubtitles(subtitleStore(ctx.config.dataDir), src, ctx.log) : undefined;
+      const now = art || subtitles ? await ctx.catalog.get(obj.id) : undefined;
+      if (now && !now.container) await ctx.catalog.apply({ upserts: [{ ...now, ...(art ? { art } : {}), ...(subtitles ? { subtitles } : {}) }] });
     } catch (err) {
-      ctx.log.warn({ path: src, err: (err as Error).message }, 'cannot make art before archiving; the item is archived without it');
+      ctx.log.warn({ path: src, err: (err as Error).message }, 'cannot keep art or subtitles before archiving; the item is archived without them');
     }
   }
 

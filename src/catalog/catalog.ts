@@ -44,6 +44,8 @@ export interface PathEntry {
   denied?: boolean;
   /** Art was looked for (made, or none found): an unchanged file is not read again for it. */
   art?: boolean;
+  /** Videos: signature of the sidecar subtitles last copied (names, sizes, mtimes); absent = none. */
+  subs?: string;
 }
 
 export interface ChangeEvent {

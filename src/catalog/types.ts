@@ -105,6 +105,13 @@ export interface PlaylistEntry {
   title?: string;
 }
 
+/** A video's sidecar subtitle, copied at scan time into `<data_dir>/subtitles` (src/media/subtitles.ts). */
+export interface SubtitleRef {
+  key: string; // content hash of the file
+  ext: string; // srt, ass, ssa, vtt, smi, sub
+  lang?: string; // from `<name>.<lang>.<ext>`
+}
+
 export interface CatalogObject {
   id: string;
   parentId: string; // '-1' for the root container
@@ -132,6 +139,8 @@ export interface CatalogObject {
   mtime?: number;
   /** Items, album and artist containers: album art / thumbnail (kept on disk, also for items on tape). */
   art?: ArtRef;
+  /** Video items: sidecar subtitles (kept on disk, also for items on tape). */
+  subtitles?: SubtitleRef[];
   /** Containers: sort key of this container inside its parent (catalog-internal). */
   sortKey?: string;
   /**

@@ -9,6 +9,7 @@ import { Catalog } from '../catalog/catalog.js';
 import { LevelStore } from '../catalog/store.js';
 import { scan } from '../scanner/scanner.js';
 import { ArtMaker } from '../art/maker.js';
+import { subtitleStore } from '../media/subtitles.js';
 import { createDemoLibrary } from '../demo/library.js';
 import { RELATIVE_PATHS_HELP } from '../util/paths.js';
 import { addSettingFlags, config, fail, progressLine } from './common.js';
@@ -42,6 +43,7 @@ async function scanCommand(flags: FlagValues & { json?: boolean }): Promise<void
     concurrency: cfg.scanConcurrency,
     ffprobe: cfg.ffprobe,
     art: cfg.art ? new ArtMaker({ dataDir: cfg.dataDir, log }) : undefined,
+    subtitles: subtitleStore(cfg.dataDir),
     log,
     onProgress: (p) => progressLine(`scanning: ${p.seen} files, ${p.probed} read, ${p.unchanged} unchanged, ${p.rate} files/s`),
   });

@@ -80,6 +80,11 @@ export interface MediaRouteOptions {
   onStream?(ev: StreamEvent): void;
   /** Called once per streamed body when its source is open and bytes start to flow. Errors thrown are ignored. */
   onStreamStart?(s: StreamStart): void;
+  /**
+   * Samsung's `getCaptionInfo.sec: 1` on a GET or HEAD of a video: the subtitle URL sent back in
+   * `CaptionInfo.sec`, or undefined (no subtitle, or the client's profile does not ask for it).
+   */
+  captionInfo?(id: string, ctx: Context): Promise<string | undefined>;
   /** Which IDs the route takes (default isValidMediaId; the art route also takes container IDs with `/`). */
   validId?(id: string): boolean;
 }
@@ -262,6 +267,10 @@ async function serve(ctx: Context, resolve: Resolver, opts: MediaRouteOptions): 
   ctx.set('transferMode.dlna.org', mode ?? src.transferMode);
   if (ctx.headers['getcontentfeatures.dlna.org']?.toString().trim() === '1') {
     ctx.set('contentFeatures.dlna.org', src.contentFeatures);
+  }
+  if (opts.captionInfo && ctx.headers['getcaptioninfo.sec']?.toString().trim() === '1') {
+    const url = await opts.captionInfo(id, ctx);
+    if (url) ctx.set('CaptionInfo.sec', url);
   }
 
   const pre = evaluatePreconditions(ctx, etag, lastModSec);

@@ -13,6 +13,8 @@ import type { Catalog, PathEntry } from '../catalog/catalog.js';
 import type { ArtRef, CatalogObject, ProbeResult } from '../catalog/types.js';
 import type { ArtMaker } from '../art/maker.js';
 import { itemIdForPath, playlistIdForPath as playlistIdOf } from '../catalog/layout.js';
+import type { ContentStore } from '../util/content-store.js';
+import { sidecarSignature, storeSubtitles } from '../media/subtitles.js';
 import { mediaTypeOf } from '../media/mediatypes.js';
 import { probe as defaultProbe } from '../media/probe.js';
 import { hashFile } from '../util/hash.js';
@@ -41,6 +43,8 @@ export interface ScanOptions {
   ffprobe?: string;
   /** Makes album art and thumbnails of new and changed items (none without it). */
   art?: ArtMaker;
+  /** Where the sidecar subtitles of new and changed videos are copied (none without it). */
+  subtitles?: ContentStore;
   batchSize?: number;
   concurrency?: number;
   onProgress?: (p: ScanProgress) => void;
@@ -204,21 +208,44 @@ class ScanPass {
     }
   }
 
+  private async subtitlesOf(path: string) {
+    if (!this.opts.subtitles) return undefined;
+    return storeSubtitles(this.opts.subtitles, path, this.opts.log).catch((err: Error) => {
+      this.opts.log?.warn({ path, err: err.message }, 'cannot store subtitles');
+      return undefined;
+    });
+  }
+
+  /** Signature of a video's sidecar subtitles ('' for none), undefined when subtitles are not kept or not a video. */
+  private async subsSig(path: string): Promise<string | undefined> {
+    if (!this.opts.subtitles || mediaTypeOf(path)?.kind !== 'video') return undefined;
+    return sidecarSignature(path);
+  }
+
   /** Path entries say whether art was looked for, so an unchanged file is not read again for it. */
   private get artFlag(): { art?: boolean } {
     return this.opts.art ? { art: true } : {};
   }
 
   /**
-   * An unchanged item scanned before art was made (an older catalog, or art was off): only its
-   * art is added; everything else, its tape copy included, stays as it is.
+   * An unchanged item whose art was never looked for (an older catalog, or art was off) or whose
+   * sidecar subtitles changed (`subs`, their new signature): only those are updated; everything
+   * else, its tape copy included, stays as it is.
    */
-  private async handleArtOnly(f: Found, prev: PathEntry): Promise<void> {
+  private async handleExtras(f: Found, prev: PathEntry, needArt: boolean, subs: string | undefined): Promise<void> {
     const item = await this.catalog.get(prev.id);
-    const pr = item && !item.container ? await this.probe(f.path).catch(() => undefined) : undefined;
-    const itemArt = pr ? await this.artOf(f.path, pr) : undefined;
-    if (item && itemArt) this.upserts.push({ ...item, art: itemArt });
-    this.extra.push(this.catalog.pathOp(f.path, { ...prev, gen: this.gen, ...this.artFlag }));
+    if (item && !item.container) {
+      const pr = needArt ? await this.probe(f.path).catch(() => undefined) : undefined;
+      const itemArt = pr ? await this.artOf(f.path, pr) : undefined;
+      const next = { ...item, ...(itemArt ? { art: itemArt } : {}) };
+      if (subs !== undefined) {
+        const subtitles = await this.subtitlesOf(f.path);
+        if (subtitles) next.subtitles = subtitles;
+        else delete next.subtitles;
+      }
+      if (JSON.stringify(next) !== JSON.stringify(item)) this.upserts.push(next);
+    }
+    this.extra.push(this.catalog.pathOp(f.path, { ...prev, gen: this.gen, ...(needArt ? this.artFlag : {}), ...(subs !== undefined ? { subs } : {}) }));
   }
 
   private async handle(f: Found, prev: PathEntry | undefined): Promise<void> {
@@ -243,6 +270,9 @@ class ScanPass {
     const item = itemFromProbe(f, pr);
     const itemArt = await this.artOf(f.path, pr);
     if (itemArt) item.art = itemArt;
+    const subs = await this.subsSig(f.path);
+    const subtitles = subs ? await this.subtitlesOf(f.path) : undefined;
+    if (subtitles) item.subtitles = subtitles;
     if (prev?.archived && prev.id === item.id) {
       // the file came back where an archived item's disk copy was: when it holds the bytes of
       // the tape copy, the item lives on disk and tape again (the tape copy is not forgotten)
@@ -250,7 +280,7 @@ class ScanPass {
       if (tape && tape.size === f.size && (await hashFile(f.path).catch(() => undefined)) === tape.sha256) item.location = { ...item.location, tape };
     }
     this.upserts.push(item);
-    this.extra.push(catalog.pathOp(f.path, { id: item.id, size: f.size, mtime: f.mtime, gen, ...this.artFlag }));
+    this.extra.push(catalog.pathOp(f.path, { id: item.id, size: f.size, mtime: f.mtime, gen, ...this.artFlag, ...(subs ? { subs } : {}) }));
   }
 
   /** Files are looked up in the scanner map in chunks (one getMany), not one await per file. */
@@ -272,8 +302,11 @@ class ScanPass {
       this.progress.seen++;
       if (prev && prev.size === f.size && prev.mtime === f.mtime && !prev.archived && !prev.denied) {
         this.progress.unchanged++;
-        if (this.opts.art && !prev.art && prev.id) {
-          const p = this.handleArtOnly(f, prev).finally(() => this.inflight.delete(p));
+        const needArt = !!this.opts.art && !prev.art && !!prev.id;
+        const subs = prev.id ? await this.subsSig(f.path) : undefined;
+        const subsChanged = subs !== undefined && subs !== (prev.subs ?? '');
+        if (needArt || subsChanged) {
+          const p = this.handleExtras(f, prev, needArt, subsChanged ? subs : undefined).finally(() => this.inflight.delete(p));
           this.inflight.add(p);
           if (this.inflight.size >= this.concurrency) await Promise.race(this.inflight);
         } else if (prev.gen !== this.gen) this.extra.push(this.catalog.pathOp(f.path, { ...prev, gen: this.gen }));

@@ -10,6 +10,7 @@ import { placements } from '../catalog/layout.js';
 import { protocolInfo } from '../media/dlna.js';
 import { didl } from './didl.js';
 import { didlArt } from '../art/dlna.js';
+import { captionsOf } from '../media/subtitles.js';
 import { SEARCH_CAPABILITIES, SORT_CAPABILITIES } from './properties.js';
 import { compileSearchExpr, parseSearch, searchHints, SearchError, type SearchExpr } from './search.js';
 import { searchCandidates } from './search-plan.js';
@@ -104,7 +105,7 @@ export class ContentDirectory {
   private async render(objects: CatalogObject[], filter: string, ctx: SoapContext): Promise<string> {
     // resume positions are read (one getMany per page) only for clients that use them
     const marks = ctx.client?.quirks.sendsBookmark ? await this.catalog.bookmarks.getMany(objects.filter((o) => !o.container).map((o) => o.refId ?? o.id)) : undefined;
-    return didl(objects, { baseUrl: ctx.baseUrl, filter, protocolInfo, client: ctx.client, bookmark: marks && ((o) => marks.get(o.refId ?? o.id)?.pos), ...didlArt(ctx.baseUrl) });
+    return didl(objects, { baseUrl: ctx.baseUrl, filter, protocolInfo, client: ctx.client, bookmark: marks && ((o) => marks.get(o.refId ?? o.id)?.pos), ...didlArt(ctx.baseUrl), captions: (o) => captionsOf(ctx.baseUrl, o) });
   }
 
   /** Samsung X_SetBookmark: the resume position of an item, kept in the catalog (0 clears it). */

@@ -21,6 +21,7 @@
 import { LRUCache } from 'lru-cache';
 import type { CatalogObject, Resource } from '../catalog/types.js';
 import { formatDuration } from '../media/dlna.js';
+import { preferredCaption } from '../media/subtitles.js';
 import { escAttr, escText } from '../util/xml.js';
 import type { ClientProfile } from './clients.js';
 
@@ -48,8 +49,11 @@ export interface DidlOptions {
   albumArtUrl?: (obj: CatalogObject) => AlbumArt | undefined;
   /** Thumbnail of an image or video item, announced as an extra `res` (JPEG_TN). */
   thumbnail?: (obj: CatalogObject) => { url: string; protocolInfo: string; width?: number; height?: number } | undefined;
-  /** URL of an SRT subtitle for a video item, when it has one (announced per client quirks). */
-  captionUrl?: (obj: CatalogObject) => string | undefined;
+  /**
+   * Subtitles of a video item (URL, MIME type, format), announced as the client's profile says:
+   * `captionRes` an extra `res` per subtitle, `captionInfoSec` one `sec:CaptionInfoEx` (SRT first, see preferredCaption).
+   */
+  captions?: (obj: CatalogObject) => { url: string; mime: string; type: string }[];
   /** Stored resume position in seconds (Samsung X_SetBookmark), when there is one. */
   bookmark?: (obj: CatalogObject) => number | undefined;
   client?: ClientProfile;
@@ -316,14 +320,13 @@ function item(obj: CatalogObject, c: Ctx): string {
       s += `<res protocolInfo="${escAttr(t.protocolInfo)}"${resolution}>${escText(t.url)}</res>`;
     }
   }
-  if (isVideo && (c.captionRes || c.secCaption) && c.o.captionUrl) {
-    const cap = c.o.captionUrl(obj);
-    if (cap) {
-      if (c.captionRes && w.res) s += `<res protocolInfo="http-get:*:text/srt:*">${escText(cap)}</res>`;
-      if (c.secCaption && w.secCaption) {
-        s += `<sec:CaptionInfoEx sec:type="srt">${escText(cap)}</sec:CaptionInfoEx>`;
-        c.usesSec = true;
-      }
+  if (isVideo && (c.captionRes || c.secCaption) && c.o.captions) {
+    const caps = c.o.captions(obj);
+    if (c.captionRes && w.res) for (const cap of caps) s += `<res protocolInfo="http-get:*:${escAttr(cap.mime)}:*">${escText(cap.url)}</res>`;
+    if (c.secCaption && w.secCaption && caps.length) {
+      const cap = preferredCaption(caps)!;
+      s += `<sec:CaptionInfoEx sec:type="${escAttr(cap.type)}">${escText(cap.url)}</sec:CaptionInfoEx>`;
+      c.usesSec = true;
     }
   }
   if (c.dcm && w.secDcm && c.o.bookmark) {

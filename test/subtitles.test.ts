@@ -1,0 +1,150 @@
+// Sidecar subtitles (issue 10, item 2): found by the scanner, kept in the data directory, served
+// by the video's ID with their MIME type, announced per client profile: an extra res
+// (generic, LG, Kodi, BubbleUPnP), sec:CaptionInfoEx and the CaptionInfo.sec header (Samsung).
+import test from 'ava';
+import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { findSidecars, subtitleStore } from '../src/media/subtitles.js';
+import { subtitleResolver } from '../src/http/subtitles.js';
+import { scan } from '../src/scanner/scanner.js';
+import { Catalog } from '../src/catalog/catalog.js';
+import { MemoryStore } from '../src/catalog/store.js';
+import { fakeProbe, makeLab } from './fixtures/archive/setup.js';
+import { itemIdForPath } from '../src/catalog/layout.js';
+import { REPO_ROOT } from '../src/util/paths.js';
+import { browse, CDS, soap } from './helpers/upnp-client.js';
+import { serveMedia } from './helpers/serve.js';
+
+const SRT = '1\n00:00:00,500 --> 00:00:02,000\nHello\n';
+const SAMSUNG = 'DLNADOC/1.50 SEC_HHP_[TV]UE40D7000/1.0';
+
+async function media(t: import('ava').ExecutionContext) {
+  const dir = await mkdtemp(join(tmpdir(), 'tapedeck-subs-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const m = join(dir, 'media');
+  await mkdir(m);
+  await copyFile(join(REPO_ROOT, 'test/fixtures/media/clip.mkv'), join(m, 'Film.mkv'));
+  await writeFile(join(m, 'Film.srt'), SRT);
+  await writeFile(join(m, 'film.de.SRT'), SRT.replace('Hello', 'Hallo'));
+  await writeFile(join(m, 'Film.fr.ass'), '[Script Info]\n');
+  await writeFile(join(m, 'Film.vtt'), 'WEBVTT\n');
+  await writeFile(join(m, 'Film.not a language.srt'), SRT);
+  await writeFile(join(m, 'Other.srt'), SRT);
+  await copyFile(join(REPO_ROOT, 'test/fixtures/media/clip.mkv'), join(m, 'Bare.mkv'));
+  return m;
+}
+
+test('sidecars: <name>.ext and <name>.LANG.ext, any case, plain name and srt first; other files ignored', async (t) => {
+  const m = await media(t);
+  const found = await findSidecars(join(m, 'Film.mkv'));
+  t.deepEqual(
+    found.map((f) => [f.path.slice(m.length + 1), f.ext, f.lang]),
+    [
+      ['Film.srt', 'srt', undefined],
+      ['Film.vtt', 'vtt', undefined],
+      ['film.de.SRT', 'srt', 'de'],
+      ['Film.fr.ass', 'ass', 'fr'],
+    ],
+  );
+  t.deepEqual(await findSidecars(join(m, 'Bare.mkv')), []);
+});
+
+test('subtitles served by ID with their MIME type; a generic client gets text/srt res elements, Samsung sec:CaptionInfoEx and CaptionInfo.sec', async (t) => {
+  t.timeout(90_000);
+  const m = await media(t);
+  const { base } = await serveMedia(t, m);
+  const id = itemIdForPath(join(m, 'Film.mkv'));
+  const bare = itemIdForPath(join(m, 'Bare.mkv'));
+  const ctl = `${base}/upnp/control/cds`;
+
+  // generic client: one res per subtitle, typed, after the video's own res
+  const generic = await browse(ctl, id, 'BrowseMetadata');
+  const xml = generic.out.Result;
+  const subRes = [...xml.matchAll(/<res protocolInfo="http-get:\*:(text\/[\w-]+):\*">([^<]+)<\/res>/g)].map((r) => [r[1], r[2]]);
+  t.deepEqual(subRes, [
+    ['text/srt', `${base}/subtitles/${id}.0.srt`],
+    ['text/vtt', `${base}/subtitles/${id}.1.vtt`],
+    ['text/srt', `${base}/subtitles/${id}.2.srt`],
+    ['text/x-ass', `${base}/subtitles/${id}.3.ass`],
+  ]);
+  t.false(xml.includes('CaptionInfoEx'));
+  t.false((await browse(ctl, bare, 'BrowseMetadata')).out.Result.includes('text/srt'), 'no sidecar, no caption');
+  const video = `${base}/media/${id}.mkv`;
+  // (before any Samsung request: a profile is remembered per address)
+  const g = await fetch(video, { method: 'HEAD', headers: { 'getCaptionInfo.sec': '1', 'user-agent': 'curl/8' } });
+  t.is(g.status, 200);
+  t.is(g.headers.get('captioninfo.sec'), null, 'no CaptionInfo.sec for a client whose profile does not ask for it');
+
+  // Samsung: sec:CaptionInfoEx with the SRT, no extra res
+  const sam = await soap(ctl, CDS, 'Browse', { ObjectID: id, BrowseFlag: 'BrowseMetadata', Filter: '*', StartingIndex: 0, RequestedCount: 0, SortCriteria: '' }, { 'user-agent': SAMSUNG });
+  const sx = sam.out.Result;
+  t.true(sx.includes(`<sec:CaptionInfoEx sec:type="srt">${base}/subtitles/${id}.0.srt</sec:CaptionInfoEx>`), sx);
+  t.regex(sx, /xmlns:sec="http:\/\/www\.sec\.co\.kr\/"/);
+  t.false(sx.includes('text/srt:*'));
+
+  // the subtitle files: bytes and MIME type; GET and HEAD
+  const s0 = await fetch(`${base}/subtitles/${id}.0.srt`);
+  t.is(s0.status, 200);
+  t.is(s0.headers.get('content-type'), 'text/srt');
+  t.is(await s0.text(), SRT);
+  const s2 = await fetch(`${base}/subtitles/${id}.2.srt`);
+  t.true((await s2.text()).includes('Hallo'));
+  const s3 = await fetch(`${base}/subtitles/${id}.3.ass`, { method: 'HEAD' });
+  t.is(s3.headers.get('content-type'), 'text/x-ass');
+  t.is((await fetch(`${base}/subtitles/${id}.9.srt`)).status, 404);
+  t.is((await fetch(`${base}/subtitles/${bare}.0.srt`)).status, 404);
+
+  // getCaptionInfo.sec on the video: Samsung gets the header on GET and HEAD, a generic client does not
+  for (const method of ['GET', 'HEAD']) {
+    const r = await fetch(video, { method, headers: { 'getCaptionInfo.sec': '1', 'user-agent': SAMSUNG, range: 'bytes=0-0' } });
+    t.is(r.headers.get('captioninfo.sec'), `${base}/subtitles/${id}.0.srt`, method);
+    await r.arrayBuffer();
+  }
+  const noAsk = await fetch(video, { method: 'HEAD', headers: { 'user-agent': SAMSUNG } });
+  t.is(noAsk.headers.get('captioninfo.sec'), null, 'only when asked');
+});
+
+test('subtitles of an archived video are served from the data directory: no tape operation, even with the sidecar gone', async (t) => {
+  const lab = await makeLab({ files: [['Video/Holiday.mkv', 50_000]] });
+  t.teardown(() => lab.cleanup());
+  const video = join(lab.media, 'Video/Holiday.mkv');
+  await writeFile(join(lab.media, 'Video/Holiday.en.srt'), SRT);
+  // scanned before the sidecar was there (or by an older Tapedeck): archiving keeps it first
+  const id = itemIdForPath(video);
+  t.is((await lab.catalog.get(id))!.subtitles, undefined);
+  t.is((await lab.service.run((await lab.service.submit('archive', [id])).id)).state, 'done');
+  t.deepEqual((await lab.catalog.get(id))!.subtitles?.map((s) => [s.ext, s.lang]), [['srt', 'en']]);
+  await rm(join(lab.media, 'Video/Holiday.en.srt'));
+  for (const d of (await lab.library.changer.inventory()).drives) if (d.full) await lab.library.changer.unload(d.drive);
+  const stats = JSON.stringify(await lab.library.stats());
+  const src = await subtitleResolver(lab.catalog, subtitleStore(lab.data))(`${id}.0`);
+  t.truthy(src);
+  t.is(src!.mime, 'text/srt');
+  const chunks: Buffer[] = [];
+  for await (const c of (await src!.open(0, src!.size - 1, new AbortController().signal)) as AsyncIterable<Buffer>) chunks.push(c);
+  t.is(Buffer.concat(chunks).toString(), SRT);
+  t.is((await lab.catalog.get(id))!.location?.disk, undefined);
+  t.is(JSON.stringify(await lab.library.stats()), stats, 'no tape operation');
+});
+
+test('a sidecar added, changed or removed beside an unchanged video is picked up by the next scan, without reading the video', async (t) => {
+  const m = await media(t);
+  const catalog = new Catalog(new MemoryStore());
+  await catalog.open();
+  const store = subtitleStore(join(m, '..', 'data'));
+  let probes = 0;
+  const probe = async (p: string) => (probes++, fakeProbe(p));
+  await scan(catalog, { roots: [m], probe, subtitles: store });
+  const bare = itemIdForPath(join(m, 'Bare.mkv'));
+  t.is((await catalog.get(bare))!.subtitles, undefined);
+  t.is((await catalog.get(itemIdForPath(join(m, 'Film.mkv'))))!.subtitles?.length, 4);
+  probes = 0;
+  await writeFile(join(m, 'Bare.srt'), SRT);
+  await scan(catalog, { roots: [m], probe, subtitles: store });
+  t.deepEqual((await catalog.get(bare))!.subtitles?.map((s) => s.ext), ['srt']);
+  t.is(probes, 0);
+  await rm(join(m, 'Bare.srt'));
+  await scan(catalog, { roots: [m], probe, subtitles: store });
+  t.is((await catalog.get(bare))!.subtitles, undefined);
+});
