@@ -5,7 +5,7 @@ import { mkdtemp, readdir, readFile, rm, stat, truncate, unlink, writeFile } fro
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import jpeg from 'jpeg-js';
-import { createDemoLibrary, DEMO_MANIFEST, DEMO_PICTURES, DEMO_TRACKS, DEMO_VIDEOS } from '../src/demo/library.js';
+import { createDemoLibrary, DEMO_MANIFEST, DEMO_PICTURES, DEMO_PLAYLIST, DEMO_TRACKS, DEMO_VIDEOS } from '../src/demo/library.js';
 import { findFfprobe, probe } from '../src/media/probe.js';
 
 let tmp: string;
@@ -36,7 +36,7 @@ const sha = async (p: string) => createHash('sha256').update(await readFile(p)).
 
 test.serial('layout: Music/<Artist>/<Album>/<NN Title>.flac, Pictures/<Year>/, Video/', async (t) => {
   const rel = files.map((f) => relative(dir, f)).sort();
-  const expected = [...DEMO_TRACKS.map((x) => x.relPath), ...DEMO_PICTURES.map((x) => x.relPath), ...DEMO_VIDEOS.filter((v) => !v.needsFfmpeg).map((x) => x.relPath)].sort();
+  const expected = [...DEMO_TRACKS.map((x) => x.relPath), ...DEMO_PICTURES.map((x) => x.relPath), ...DEMO_VIDEOS.filter((v) => !v.needsFfmpeg).map((x) => x.relPath), DEMO_PLAYLIST.relPath].sort();
   t.deepEqual(rel, expected);
   t.is(DEMO_TRACKS.length, 12);
   t.is(new Set(DEMO_TRACKS.map((x) => x.artist)).size, 2);
@@ -45,7 +45,11 @@ test.serial('layout: Music/<Artist>/<Album>/<NN Title>.flac, Pictures/<Year>/, V
   for (const tr of DEMO_TRACKS) t.is(tr.relPath, `Music/${tr.artist}/${tr.album}/${String(tr.trackNumber).padStart(2, '0')} ${tr.title}.flac`);
   for (const p of DEMO_PICTURES) t.regex(p.relPath, new RegExp(`^Pictures/${p.date.slice(0, 4)}/`));
   t.true(new Set(DEMO_PICTURES.map((p) => p.date.slice(0, 7))).size >= 5, 'pictures spread over several years and months');
-  // Nothing but the media files and the manifest.
+  // the playlist lists the first track of every album, relative to itself
+  const m3u = await readFile(join(dir, DEMO_PLAYLIST.relPath), 'utf8');
+  t.is(m3u.split('\n').filter((l) => l.startsWith('../Music/')).length, 4);
+  t.is(m3u.split('\n').filter((l) => l.startsWith('#EXTINF:4,')).length, 4);
+  // Nothing but the media files, the playlist and the manifest.
   const all = (await walk(dir)).map((f) => relative(dir, f)).sort();
   t.deepEqual(all, [...expected, DEMO_MANIFEST].sort());
 });
@@ -129,7 +133,7 @@ test.serial('ffmpeg decodes the files without errors (CRC-checked FLAC, AVI fram
     return;
   }
   // One track per album (one per waveform), every picture, the video.
-  const checked = files.filter((f) => !f.endsWith('.flac') || /\/01 [^/]+\.flac$/.test(f));
+  const checked = files.filter((f) => !f.endsWith('.m3u8') && (!f.endsWith('.flac') || /\/01 [^/]+\.flac$/.test(f)));
   t.is(checked.length, 4 + DEMO_PICTURES.length + 1);
   for (const f of checked) {
     const r = await run(ffmpeg, ['-nostdin', '-v', 'error', '-err_detect', 'crccheck+bitstream+explode', '-i', f, '-f', 'null', '-']);

@@ -1,6 +1,6 @@
 // The real server in the netns lab's server namespace; from the client namespace a
 // control point discovers it over real SSDP multicast, fetches the descriptions,
-// browses the whole tree, searches, subscribes to events and downloads byte ranges.
+// browses the whole tree (the demo playlist too), searches, subscribes to events and downloads byte ranges.
 // Then SIGTERM: byebye for every USN, clean exit; a restart keeps the device UUID.
 import test from 'ava';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -84,6 +84,14 @@ async function discover(st: string): Promise<Line[]> {
       ['object.item.audioItem', 'object.item.imageItem', 'object.item.videoItem'],
     );
     t.true(r.walk.resUrlsOnServer, 'resource URLs use the address the client reached');
+    // the demo playlist, browsed from the client namespace: a playlistContainer of references
+    t.is(r.playlists.length, 1, JSON.stringify(r.playlists));
+    const mix = r.playlists[0];
+    t.is(mix.title, 'Demo Mix');
+    t.is(mix.cls, 'object.container.playlistContainer');
+    t.is(mix.childCount, 4);
+    t.deepEqual(mix.entries.map((e: Line) => e.title), ['The Sine Waves - Dawn', 'The Sine Waves - Low Tide', 'Square Root - Pixel Bloom', 'Square Root - Harmonic Drift']);
+    t.true(mix.entries.every((e: Line) => e.refID?.startsWith('i') && e.parentOk && e.res === 1 && e.meta), JSON.stringify(mix.entries));
     t.is(r.search.total, r.search.distinctAudio);
     t.true(r.search.sorted);
     t.is(r.search.badCriteria, 708);

@@ -450,6 +450,21 @@ interface Manifest {
   files: Record<string, number>; // relPath → size
 }
 
+/**
+ * A playlist of the demo: the first track of every album (one of them ends up on tape), by paths
+ * relative to the playlist, with #EXTINF titles, so the Playlists container has something to show.
+ */
+export const DEMO_PLAYLIST = {
+  relPath: 'Playlists/Demo Mix.m3u8',
+  tracks: ALBUMS.map((_, ai) => DEMO_TRACKS[ai * 3]),
+};
+
+function makePlaylist(): Buffer {
+  const lines = ['#EXTM3U'];
+  for (const tr of DEMO_PLAYLIST.tracks) lines.push(`#EXTINF:${tr.duration},${tr.artist} - ${tr.title}`, `../${tr.relPath}`);
+  return Buffer.from(lines.join('\n') + '\n');
+}
+
 interface Job {
   rel: string;
   make: () => Buffer | Promise<Buffer>;
@@ -494,6 +509,7 @@ export async function createDemoLibrary(dir: string, opts: DemoOptions = {}): Pr
   });
   for (const p of PICTURES) jobs.push({ rel: p.relPath, make: () => makePicture(p), mtime: p.mtime });
   jobs.push({ rel: DEMO_VIDEOS[0].relPath, make: makeClockAvi });
+  jobs.push({ rel: DEMO_PLAYLIST.relPath, make: makePlaylist });
   if (opts.ffmpeg) {
     const bin = typeof opts.ffmpeg === 'string' ? opts.ffmpeg : await findFfmpeg();
     if (bin) jobs.push({ rel: DEMO_VIDEOS[1].relPath, make: () => makeTestPatternMp4(bin) });
