@@ -59,9 +59,9 @@ test('every runtime dependency is imported by src/, and every package src/ impor
 
 test('negative control: the check reports an unused dependency, an undeclared import, a bare builtin and a static dev-only import', (t) => {
   const graph: ImportGraph = new Map([
-    ['a.ts', { local: [], bare: ['koa', '@koa/router/lib', 'node:fs', 'fs'], dynamicOnly: [], lines: 1, generated: false }],
-    ['b.ts', { local: [], bare: ['typescript', 'left-pad'], dynamicOnly: ['typescript'], lines: 1, generated: false }],
-    ['c.ts', { local: [], bare: ['typescript'], dynamicOnly: [], lines: 1, generated: false }],
+    ['a.ts', { local: [], bare: ['koa', '@koa/router/lib', 'node:fs', 'fs'], dynamicOnly: [], typeOnly: [], lines: 1, generated: false }],
+    ['b.ts', { local: [], bare: ['typescript', 'left-pad'], dynamicOnly: ['typescript'], typeOnly: [], lines: 1, generated: false }],
+    ['c.ts', { local: [], bare: ['typescript'], dynamicOnly: [], typeOnly: [], lines: 1, generated: false }],
   ]);
   const report = checkDependencies(graph, { koa: '1', '@koa/router': '1', 'tar-stream': '1' }, { typescript: 'dev' });
   t.deepEqual(report.unused, ['tar-stream']);

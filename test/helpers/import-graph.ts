@@ -19,6 +19,8 @@ export interface ModuleInfo {
   bare: string[];
   /** Specifiers (local or bare) imported only through import(), never statically. */
   dynamicOnly: string[];
+  /** Local modules and bare specifiers imported for types only (erased: not loaded at run time). */
+  typeOnly: string[];
   lines: number;
   /** Marked `@generated` on its first line (exempt from the size limit). */
   generated: boolean;
@@ -37,19 +39,34 @@ export function importSpecifiers(src: string): string[] {
   return [...staticSpecs, ...dynamicSpecs];
 }
 
-function specifiersByKind(src: string): { staticSpecs: string[]; dynamicSpecs: string[] } {
+/** `import type …`, `export type …`, or braces whose every name is marked `type`. */
+function typeOnlyClause(typeKeyword: string | undefined, clause: string): boolean {
+  if (typeKeyword) return true;
+  const braces = /^\{([\s\S]*)\}$/.exec(clause.trim());
+  if (!braces) return false;
+  const names = braces[1]!.split(',').map((n) => n.trim()).filter(Boolean);
+  return names.length > 0 && names.every((n) => n.startsWith('type '));
+}
+
+function specifiersByKind(src: string): { staticSpecs: string[]; dynamicSpecs: string[]; typeSpecs: Set<string> } {
   const code = stripComments(src);
   const staticSpecs: string[] = [];
-  const patterns = [
-    // import x from 'm'; import { a } from 'm'; import type { T } from 'm'; export * from 'm'; export { a } from 'm'
-    /^\s*(?:import|export)\s+(?:type\s+)?[^'";]*?\bfrom\s*['"]([^'"]+)['"]/gm,
-    // import 'm' (side effect only)
-    /^\s*import\s*['"]([^'"]+)['"]/gm,
-  ];
-  for (const re of patterns) for (const m of code.matchAll(re)) staticSpecs.push(m[1]!);
+  const runtime = new Set<string>();
+  const typed = new Set<string>();
+  // import x from 'm'; import { a } from 'm'; import type { T } from 'm'; export * from 'm'; export { a } from 'm'
+  for (const m of code.matchAll(/^\s*(?:import|export)\s+(type\s+)?([^'";]*?)\bfrom\s*['"]([^'"]+)['"]/gm)) {
+    staticSpecs.push(m[3]!);
+    (typeOnlyClause(m[1], m[2]!) ? typed : runtime).add(m[3]!);
+  }
+  // import 'm' (side effect only)
+  for (const m of code.matchAll(/^\s*import\s*['"]([^'"]+)['"]/gm)) {
+    staticSpecs.push(m[1]!);
+    runtime.add(m[1]!);
+  }
   // import('m')
   const dynamicSpecs = [...code.matchAll(/\bimport\(\s*['"]([^'"]+)['"]\s*\)/g)].map((m) => m[1]!);
-  return { staticSpecs, dynamicSpecs };
+  for (const s of dynamicSpecs) runtime.add(s);
+  return { staticSpecs, dynamicSpecs, typeSpecs: new Set([...typed].filter((s) => !runtime.has(s))) };
 }
 
 function tsFiles(dir: string): string[] {
@@ -76,12 +93,13 @@ export function readGraph(root: string): ImportGraph {
   for (const file of files) {
     const src = readFileSync(file, 'utf8');
     const lines = src.split('\n');
-    const info: ModuleInfo = { local: [], bare: [], dynamicOnly: [], lines: lines.length - (src.endsWith('\n') ? 1 : 0), generated: lines[0]!.includes('@generated') };
-    const { staticSpecs, dynamicSpecs } = specifiersByKind(src);
+    const info: ModuleInfo = { local: [], bare: [], dynamicOnly: [], typeOnly: [], lines: lines.length - (src.endsWith('\n') ? 1 : 0), generated: lines[0]!.includes('@generated') };
+    const { staticSpecs, dynamicSpecs, typeSpecs } = specifiersByKind(src);
     info.dynamicOnly = [...new Set(dynamicSpecs.filter((s) => !staticSpecs.includes(s)))];
     for (const spec of [...staticSpecs, ...dynamicSpecs]) {
       if (!spec.startsWith('.')) {
         if (!info.bare.includes(spec)) info.bare.push(spec);
+        if (typeSpecs.has(spec) && !info.typeOnly.includes(spec)) info.typeOnly.push(spec);
         continue;
       }
       const base = relative(root, resolve(dirname(file), spec));
@@ -89,10 +107,43 @@ export function readGraph(root: string): ImportGraph {
       const target = [`${stem}.ts`, join(stem, 'index.ts')].find((c) => known.has(c));
       if (!target) throw new Error(`${relative(root, file)}: import '${spec}' names no file below ${root}`);
       if (!info.local.includes(target)) info.local.push(target);
+      if (typeSpecs.has(spec) && !info.typeOnly.includes(target)) info.typeOnly.push(target);
     }
+    // a module imported both ways (by two specifiers) is a runtime import
+    info.typeOnly = info.typeOnly.filter((t) => !runtimeSpecOf(t, staticSpecs, dynamicSpecs, typeSpecs, file, root));
     graph.set(relative(root, file), info);
   }
   return graph;
+}
+
+function runtimeSpecOf(target: string, staticSpecs: string[], dynamicSpecs: string[], typeSpecs: Set<string>, file: string, root: string): boolean {
+  return [...staticSpecs, ...dynamicSpecs].some((spec) => {
+    if (typeSpecs.has(spec)) return false;
+    if (!spec.startsWith('.')) return spec === target;
+    const stem = relative(root, resolve(dirname(file), spec)).replace(/\.(js|ts)$/, '');
+    return target === `${stem}.ts` || target === join(stem, 'index.ts');
+  });
+}
+
+/**
+ * What loading `start` loads: the modules (and bare packages) reached over imports that are not
+ * type-only, static or dynamic. Type-only imports are erased by the compiler and load nothing.
+ */
+export function runtimeClosure(graph: ImportGraph, start: string): { modules: Set<string>; packages: Set<string> } {
+  const modules = new Set([start]);
+  const packages = new Set<string>();
+  const stack = [start];
+  while (stack.length > 0) {
+    const info = graph.get(stack.pop()!);
+    if (!info) continue;
+    for (const b of info.bare) if (!info.typeOnly.includes(b)) packages.add(b);
+    for (const to of info.local) {
+      if (info.typeOnly.includes(to) || modules.has(to)) continue;
+      modules.add(to);
+      stack.push(to);
+    }
+  }
+  return { modules, packages };
 }
 
 /** The import cycles: every strongly connected component of more than one module (or a self-import), each sorted. */
