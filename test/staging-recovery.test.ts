@@ -4,11 +4,12 @@
 // is checked byte for byte, or must be a 503, within a bounded time.
 
 import test from 'ava';
-import { readdir, stat } from 'node:fs/promises';
+import { mkdir, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { silentLogger } from '../src/log.js';
 import { StagerClient, type StagerClientOptions } from '../src/staging/client.js';
 import type { WorkerTuning } from '../src/staging/worker.js';
+import { run } from './helpers/lab.js';
 import { buildLibrary, fetchMedia, mediaServer, removeDir, tempDir, testConfig, type ArchivedItem, type ItemSpec, type MediaServer } from './fixtures/staging/harness.js';
 
 const KB = 1024;
@@ -111,5 +112,65 @@ test('watchdog (last line of defence): a tape read that delivers nothing for sta
     }
   } finally {
     await removeDir(dir);
+  }
+});
+
+// ---- defect 2: a cache on a file system that is full ----------------------------------------------
+
+const isRoot = process.getuid?.() === 0;
+
+/** A 1 MiB tmpfs at `dir` (root), or undefined when it cannot be mounted. */
+async function tinyFs(dir: string): Promise<string | undefined> {
+  if (!isRoot) return undefined;
+  await mkdir(dir, { recursive: true });
+  const r = await run('mount', ['-t', 'tmpfs', '-o', 'size=1m,mode=0755', 'tapedeck-test', dir], { timeoutMs: 10_000 });
+  return r.code === 0 ? dir : undefined;
+}
+
+async function unmount(dir: string): Promise<void> {
+  await run('umount', ['-l', dir], { timeoutMs: 10_000 });
+}
+
+test('defect 2: a cache on a full file system never cuts or corrupts a response: every byte, or a 503', async (t) => {
+  const { dir, items } = await library([
+    { id: 'a', size: 3 * 1024 * KB + 333, label: 'TD0001L9' },
+    { id: 'b', size: 1500 * KB, label: 'TD0001L9' },
+    { id: 'c', size: 2 * 1024 * KB + 5, label: 'TD0002L9' },
+  ]);
+  const cacheDir = join(dir, 'tiny');
+  const mounted = await tinyFs(cacheDir);
+  t.teardown(async () => {
+    if (mounted) await unmount(mounted);
+    await removeDir(dir);
+  });
+  const w = await startWorker(dir, items, { readAhead: 4 * SEG }, { cacheDir });
+  try {
+    if (!mounted) {
+      t.log(isRoot ? 'tmpfs mount failed: injecting ENOSPC instead' : 'not root: no tmpfs, injecting ENOSPC into cache writes instead');
+      await w.client.debug('injectCacheError', { errno: 'ENOSPC', after: 700 * KB });
+    }
+    const check = async (id: string, range?: [number, number]) => {
+      const want = range ? items.get(id)!.data.subarray(range[0], range[1] + 1) : items.get(id)!.data;
+      const f = await fetchMedia(w.port, id, { ...(range ? { range: `bytes=${range[0]}-${range[1]}` } : {}), timeoutMs: HANG_MS });
+      const what = `${id} ${range ? range.join('-') : 'whole'}`;
+      t.false(f.timedOut ?? false, `${what}: no hang (${f.body.length} bytes)`);
+      if (f.status === 503) {
+        t.truthy(f.headers['retry-after'], `${what}: 503 with Retry-After`);
+        return;
+      }
+      t.is(f.status, range ? 206 : 200, what);
+      t.true(f.complete, `${what}: not cut (${f.body.length} of ${want.length} bytes)`);
+      t.true(f.body.equals(want), `${what}: every byte`);
+    };
+    for (const id of ['a', 'b', 'c']) await check(id);
+    // again (some segments are cached now, others are not), and ranges across segment boundaries
+    for (const id of ['a', 'b', 'c']) await check(id);
+    await check('a', [SEG - 10, 9 * SEG + 10]);
+    await check('c', [5 * SEG + 7, 2 * 1024 * KB]);
+    const st = await w.client.status();
+    t.true(st.worker!.counters.cacheWriteErrors! >= 1, 'the write errors were seen');
+    t.true(st.worker!.counters.uncachedReads! >= 1, 'bytes went straight from tape to the client');
+  } finally {
+    await w.stop();
   }
 });

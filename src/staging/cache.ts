@@ -107,12 +107,15 @@ export class SegmentCache extends EventEmitter {
   /** Complete segments in LRU order (first = least recently used). Key: dir/seg. */
   private readonly lru = new Map<string, SegEntry>();
   private readonly leases = new Map<string, number>();
+  /** Files of segments that never became complete, to delete once no reader holds them (dir/seg). */
+  private readonly doomed = new Set<string>();
   private readonly touched = new Set<string>();
   private journal: FileHandle | undefined;
   private journalLines = 0;
   private writeChain: Promise<void> = Promise.resolve();
   private flushTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  private journalFailing = false;
   private readonly log: WorkerLog | undefined;
   private readonly now: () => number;
   dropPartials: ((need: number) => number) | undefined;
@@ -270,9 +273,29 @@ export class SegmentCache extends EventEmitter {
     const key = `${itemDirName(itemId)}/${seg}`;
     const n = this.leases.get(key);
     if (n === undefined) return;
-    if (n <= 1) this.leases.delete(key);
-    else this.leases.set(key, n - 1);
+    if (n <= 1) {
+      this.leases.delete(key);
+      if (this.doomed.delete(key)) void this.discard(itemId, seg);
+    } else this.leases.set(key, n - 1);
     this.emit('space');
+  }
+
+  /**
+   * A segment that never became complete: its file is deleted now, or, while a reader holds
+   * a lease on it (it was told some of its bytes are valid), when the last lease goes.
+   */
+  discardWhenFree(itemId: string, seg: number): Promise<void> {
+    const key = `${itemDirName(itemId)}/${seg}`;
+    if (this.leases.has(key)) {
+      this.doomed.add(key);
+      return Promise.resolve();
+    }
+    return this.discard(itemId, seg);
+  }
+
+  /** The segment's file is still read and must not be rewritten (see discardWhenFree). */
+  isDoomed(itemId: string, seg: number): boolean {
+    return this.doomed.has(`${itemDirName(itemId)}/${seg}`);
   }
 
   // ---- writing -----------------------------------------------------------------------------
@@ -310,7 +333,7 @@ export class SegmentCache extends EventEmitter {
 
   /** Deletes a segment file that never became complete (abandoned fill). */
   async discard(itemId: string, seg: number): Promise<void> {
-    if (this.has(itemId, seg)) return;
+    if (this.has(itemId, seg) || this.doomed.has(`${itemDirName(itemId)}/${seg}`)) return;
     await unlink(this.pathOf(itemId, seg)).catch(() => undefined);
   }
 
@@ -369,8 +392,15 @@ export class SegmentCache extends EventEmitter {
       .then(async () => {
         if (!this.journal) return;
         await this.journal.write(text);
+        this.journalFailing = false;
       })
-      .catch((err: Error) => this.log?.error({ err: err.message }, 'cache: journal write failed'));
+      .catch((err: NodeJS.ErrnoException) => {
+        // logged once per episode (a full file system fails every line); a segment missing from
+        // the journal is only deleted on the next start, never served wrong
+        if (this.journalFailing) return;
+        this.journalFailing = true;
+        this.log?.error({ err: err.message, errno: err.code }, 'cache: journal write failed');
+      });
     if (this.journalLines > Math.max(2000, 4 * (this.lru.size + this.items.size))) {
       this.journalLines = 0;
       this.writeChain = this.writeChain.then(() => this.compact()).catch((err: Error) => this.log?.error({ err: err.message }, 'cache: compaction failed'));

@@ -20,6 +20,8 @@ import {
 
 export interface ReadHandlers {
   onSeg(m: SegMessage): void;
+  /** Uncached bytes at item offset `offset` (the cache could not be written). */
+  onData?(offset: number, data: Buffer): void;
   onDone(): void;
   onError(err: StagerError): void;
 }
@@ -156,6 +158,9 @@ export class Connection extends EventEmitter {
       }
       case 'seg':
         this.reads.get(m.id)?.onSeg(m);
+        return;
+      case 'data':
+        this.reads.get(m.id)?.onData?.(m.offset, data ?? Buffer.alloc(0));
         return;
       case 'done':
         this.reads.get(m.id)?.onDone();

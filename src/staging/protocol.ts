@@ -8,10 +8,14 @@
 //   JSON    one message (UTF-8)
 //   bytes   optional binary payload (the rest of the frame)
 //
-// The binary part only carries tape blocks for the remote TapeLibrary (archive
-// and recall jobs). Media bytes for playback do NOT travel over the socket: the
-// worker writes them into cache segment files and announces "segment S of item
-// I holds V valid bytes" (a `seg` message); the server reads those files itself.
+// The binary part carries tape blocks for the remote TapeLibrary (archive and
+// recall jobs). Media bytes for playback normally do NOT travel over the socket:
+// the worker writes them into cache segment files and announces "segment S of
+// item I holds V valid bytes" (a `seg` message); the server reads those files
+// itself. Only when the cache cannot be written (ENOSPC, EIO, EROFS ...) does a
+// read request continue uncached: `data` messages carry its bytes, in order, from
+// the start of the first segment not announced complete to the end of the range,
+// paced by the server's acks.
 // That keeps the worker's socket free of bulk data, lets any number of clients
 // read one segment that was read from tape once (coalescing), and makes every
 // byte read from tape land in the cache (write-through) by construction.
@@ -22,7 +26,7 @@
 
 import type { TapeLocation } from '../catalog/types.js';
 
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 /** Largest frame either side accepts (a 64 MiB block write plus its header). */
 export const MAX_FRAME = 80 * 1024 * 1024;
@@ -51,6 +55,8 @@ export type WireErrorCode =
   | 'CACHE_FULL'
   /** A read made no progress (a guard against bugs: failed rather than left waiting). */
   | 'STALLED'
+  /** The cache file system refused a write (errno: ENOSPC, EIO, EROFS ...); the read continues uncached. */
+  | 'CACHE_IO'
   | 'CANCELLED'
   | 'PROTOCOL'
   | 'WORKER_DOWN'
@@ -144,7 +150,20 @@ export type ClientMessage =
   /** Remote TapeLibrary call; `writeBlocks` carries its data as the binary payload. */
   | { t: 'lib'; id: number; op: LibOp; drive?: number; args: unknown[] }
   /** Test hooks (only honoured by a worker started with testHooks). */
-  | { t: 'debug'; id: number; op: 'readFile' | 'connect' | 'injectReadError'; path?: string; host?: string; port?: number; label?: string; block?: number; count?: number };
+  | {
+      t: 'debug';
+      id: number;
+      op: 'readFile' | 'connect' | 'injectReadError' | 'injectCacheError';
+      path?: string;
+      host?: string;
+      port?: number;
+      label?: string;
+      block?: number;
+      count?: number;
+      /** injectCacheError: the errno cache writes fail with, after `after` more bytes. */
+      errno?: string;
+      after?: number;
+    };
 
 // ---- worker → client ---------------------------------------------------------------------
 
@@ -189,6 +208,11 @@ export type WorkerEventName = 'flagged' | 'needed' | 'mount' | 'unload' | 'evict
 export type WorkerMessage =
   | WorkerHello
   | SegMessage
+  /**
+   * Uncached bytes of a read request (binary payload) at item offset `offset`. The first one
+   * switches the request to uncached delivery: from its offset on, bytes come only as `data`.
+   */
+  | { t: 'data'; id: number; offset: number }
   | { t: 'done'; id: number }
   | { t: 'error'; id: number; error: WireError }
   | { t: 'result'; id: number; value?: unknown; error?: WireError }

@@ -221,6 +221,13 @@ class TapeRead {
   acked = 0;
   /** When the worker last announced new bytes (the watchdog's clock). */
   private progressAt = 0;
+  /**
+   * Uncached delivery (the worker could not write its cache): bytes from `uncachedFrom` on come
+   * only as `data` messages, kept here in order until read (the worker sends at most its window
+   * beyond what was acknowledged).
+   */
+  private uncachedFrom: number | undefined;
+  private readonly chunks: { offset: number; data: Buffer }[] = [];
 
   constructor(
     private readonly host: SourceHost,
@@ -257,6 +264,13 @@ class TapeRead {
         }
         this.wake();
       },
+      onData: (offset, data) => {
+        if (this.uncachedFrom === undefined) this.uncachedFrom = offset;
+        if (data.length === 0) return;
+        this.chunks.push({ offset, data });
+        this.progressAt = Date.now();
+        this.wake();
+      },
       onDone: () => {
         this.done = true;
         this.wake();
@@ -269,14 +283,23 @@ class TapeRead {
     return this.conn?.hello?.segmentSize ?? 0;
   }
 
-  /** Waits until byte `pos` of the item is in the cache; returns its segment message. */
-  async until(pos: number, signal: AbortSignal): Promise<SegMessage> {
+  /**
+   * Waits until byte `pos` of the item is available: its segment message (the byte is in the
+   * cache), or uncached bytes starting at `pos`.
+   */
+  async until(pos: number, signal: AbortSignal): Promise<SegMessage | Buffer> {
     const since = Date.now();
     for (;;) {
       if (this.error) throw this.error;
       signal.throwIfAborted();
       const S = this.segmentSize;
-      if (S > 0) {
+      if (this.uncachedFrom !== undefined && pos >= this.uncachedFrom) {
+        while (this.chunks.length && this.chunks[0]!.offset + this.chunks[0]!.data.length <= pos) this.chunks.shift();
+        const c = this.chunks[0];
+        if (c && c.offset <= pos) return c.data.subarray(pos - c.offset);
+        if (c) throw new StagerError({ code: 'INTERNAL', message: `the worker skipped bytes ${pos}..${c.offset} of item ${this.ref.id}` });
+        if (this.done) throw new StagerError({ code: 'INTERNAL', message: `the worker finished without byte ${pos} of item ${this.ref.id}` });
+      } else if (S > 0) {
         const seg = Math.floor(pos / S);
         const m = this.segs.get(seg);
         if (m && m.valid > pos - seg * S) return m;
@@ -463,6 +486,17 @@ class ItemStream extends Readable {
       let pos = p.start;
       while (pos < p.end) {
         const m = await r.until(pos, signal);
+        if (Buffer.isBuffer(m)) {
+          // uncached bytes, straight from tape
+          await this.closeSegment();
+          const n = Math.min(CHUNK, m.length, p.end - pos);
+          pos += n;
+          this.host.count('tapeBytesServed', n);
+          this.host.count('uncachedBytesServed', n);
+          r.ack(pos);
+          yield m.subarray(0, n);
+          continue;
+        }
         const S = r.segmentSize;
         const segStart = m.seg * S;
         const within = pos - segStart;

@@ -23,7 +23,7 @@
 
 import { EventEmitter } from 'node:events';
 import { connect as netConnect, createServer, type Server, type Socket } from 'node:net';
-import { readFile, rename, writeFile, type FileHandle } from 'node:fs/promises';
+import { readFile, rename, statfs, writeFile, type FileHandle } from 'node:fs/promises';
 import { constants as FS } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -120,6 +120,12 @@ interface WorkerCounters {
   protocolErrors: number;
   /** Read requests failed because passes made no progress (a bug guard; should stay 0). */
   stalls: number;
+  /** Cache writes that failed (ENOSPC, EIO, EROFS ...). */
+  cacheWriteErrors: number;
+  /** Read requests that continued uncached after a cache write error. */
+  uncachedReads: number;
+  /** Bytes sent uncached, straight from tape. */
+  uncachedBytes: number;
 }
 
 // ---- fills: segments being written ------------------------------------------------------------
@@ -163,6 +169,8 @@ class ReadReq {
   finished = false;
   /** A pre-stage of a container's next item (counted apart). */
   prestage = false;
+  /** Delivering uncached (`data` messages): the cache could not be written. */
+  uncached = false;
 
   constructor(
     readonly session: Session,
@@ -206,6 +214,20 @@ interface Queued {
   p: Promise<ReadResult>;
 }
 
+/** Most uncached bytes a request may have in flight beyond what the server acknowledged. */
+const UNCACHED_WINDOW = 8 * 1024 * 1024;
+/** Largest `data` frame of an uncached request. */
+const DATA_FRAME = 1024 * 1024;
+
+/**
+ * A failed cache file operation (ENOSPC, EDQUOT, EIO, EROFS, ...: whatever the file system
+ * refuses; the tape is fine) as the CACHE_IO error that switches its reads to uncached delivery.
+ */
+function cacheIoError(err: unknown, what: string): StagerError {
+  const errno = (err as NodeJS.ErrnoException)?.code ?? 'EIO';
+  return new StagerError({ code: 'CACHE_IO', message: `cannot ${what}: ${(err as Error)?.message ?? String(err)}`, errno });
+}
+
 /** Drive reads in a row that may return no data (and no mark) before a pass fails. */
 const MAX_EMPTY_READS = 3;
 
@@ -243,6 +265,9 @@ export class StagingWorker extends EventEmitter {
     cacheFull: 0,
     protocolErrors: 0,
     stalls: 0,
+    cacheWriteErrors: 0,
+    uncachedReads: 0,
+    uncachedBytes: 0,
   };
   readonly flagged = new Map<string, FlaggedItem>();
   readonly sessions = new Set<Session>();
@@ -255,6 +280,10 @@ export class StagingWorker extends EventEmitter {
   /** How long tape reads waited for admission (buckets: QUEUE_WAIT_BUCKETS, counts not cumulative). */
   private readonly queueWait = { buckets: QUEUE_WAIT_BUCKETS, counts: new Array<number>(QUEUE_WAIT_BUCKETS.length + 1).fill(0), sum: 0, count: 0 };
   private syncChain: Promise<void> = Promise.resolve();
+  /** A cache write failed and was logged; cleared when a segment is committed again (log once per episode). */
+  private cacheTrouble = false;
+  /** Test hook: cache writes fail with this errno after `left` more bytes. */
+  private cacheFault: { errno: string; left: number } | undefined;
 
   private constructor(
     readonly opts: StagingWorkerOptions,
@@ -317,6 +346,7 @@ export class StagingWorker extends EventEmitter {
     });
     const w = new StagingWorker(opts, opts.library, cache, scheduler, tuning, log);
     await w.loadNeeded();
+    await w.checkCacheSpace();
     return w;
   }
 
@@ -397,6 +427,50 @@ export class StagingWorker extends EventEmitter {
       queueWait: { ...this.queueWait, counts: [...this.queueWait.counts] },
       sandbox: this.opts.sandbox,
     };
+  }
+
+  /** Warns when cache_size cannot fit in the cache file system (free space plus what is cached). */
+  private async checkCacheSpace(): Promise<void> {
+    const free = await this.cacheFree();
+    if (free === undefined) return;
+    const cached = this.cache.use().used;
+    if (this.opts.cacheSize > free + cached) {
+      this.log.warn(
+        { dir: this.cache.dir, cacheSize: this.opts.cacheSize, freeBytes: free, cachedBytes: cached },
+        `cache_size (${this.opts.cacheSize} bytes) does not fit in the file system of ${this.cache.dir}: ${free} bytes free and ${cached} cached; reads will continue uncached when it fills up`,
+      );
+    }
+  }
+
+  /** Free bytes of the cache file system (for an unprivileged user), or undefined. */
+  private async cacheFree(): Promise<number | undefined> {
+    try {
+      const st = await statfs(this.cache.dir);
+      return st.bavail * st.bsize;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** A cache write failed: counted always, logged at warn once per episode (with errno and free space). */
+  private async noteCacheError(w: WireError): Promise<void> {
+    this.counters.cacheWriteErrors++;
+    this.touchStats();
+    if (this.cacheTrouble) {
+      this.log.debug({ errno: w.errno, err: w.message }, 'cache write failed again');
+      return;
+    }
+    this.cacheTrouble = true;
+    const free = await this.cacheFree();
+    this.log.warn(
+      { dir: this.cache.dir, errno: w.errno, freeBytes: free, err: w.message },
+      `cannot write the staging cache (${w.errno ?? 'error'}, ${free ?? 'unknown'} bytes free): reads continue straight from tape without caching`,
+    );
+  }
+
+  /** @internal Test hook: cache writes fail with `errno` after `after` more bytes. */
+  injectCacheError(errno: string, after: number): void {
+    this.cacheFault = { errno, left: Math.max(0, after) };
   }
 
   hello(): WorkerMessage {
@@ -562,7 +636,19 @@ export class StagingWorker extends EventEmitter {
       if (!req.ac.signal.aborted) req.session.send({ t: 'done', id: req.id });
     } catch (err) {
       if (req.ac.signal.aborted) return; // cancelled by the server, or its connection is gone
-      const w = toWireError(err);
+      let w = toWireError(err);
+      // the cache cannot take the bytes (a write error; or no room once bytes were announced):
+      // never cut the response, continue straight from tape
+      if (req.notify && (w.code === 'CACHE_IO' || (w.code === 'CACHE_FULL' && req.sent.size > 0))) {
+        try {
+          await this.runUncached(req);
+          if (!req.ac.signal.aborted) req.session.send({ t: 'done', id: req.id });
+          return;
+        } catch (e) {
+          if (req.ac.signal.aborted) return;
+          w = toWireError(e);
+        }
+      }
       if (w.code === 'INTERNAL') this.log.error({ item: id, err: w.message }, 'read request failed');
       req.session.send({ t: 'error', id: req.id, error: w });
     } finally {
@@ -579,7 +665,7 @@ export class StagingWorker extends EventEmitter {
 
   /** Sends progress of a segment to one request (leasing it the first time). */
   private announce(req: ReadReq, seg: number, valid: number, len: number, complete: boolean): void {
-    if (!req.notify || req.finished) return;
+    if (!req.notify || req.finished || req.uncached) return;
     const prev = req.sent.get(seg);
     if (prev && (prev.complete || (prev.valid >= valid && !complete))) return;
     if (!prev && valid === 0 && complete) return;
@@ -795,7 +881,7 @@ export class StagingWorker extends EventEmitter {
             continue;
           }
           const n = Math.min(data.length - off, current.len - within);
-          await current.fh!.write(data, off, n, within);
+          await this.writeFully(current, data, off, n, within);
           current.valid += n;
           off += n;
           pos += n;
@@ -829,6 +915,7 @@ export class StagingWorker extends EventEmitter {
         await this.failFill(f, w);
       }
       if (w.code === 'MEDIUM_ERROR') this.flag(item.ref, w);
+      if (w.code === 'CACHE_IO') await this.noteCacheError(w);
       throw err;
     } finally {
       lease.release();
@@ -863,6 +950,104 @@ export class StagingWorker extends EventEmitter {
   }
 
   /**
+   * Writes `n` bytes of `data` from `off` at `at` in a fill's segment file, all of them (a short
+   * write, as on a file system that fills up, is continued; a write of nothing fails), or throws
+   * CACHE_IO.
+   */
+  private async writeFully(f: Fill, data: Buffer, off: number, n: number, at: number): Promise<void> {
+    let done = 0;
+    try {
+      while (done < n) {
+        const fault = this.cacheFault;
+        if (fault && fault.left < n - done) throw Object.assign(new Error(`${fault.errno} (injected)`), { code: fault.errno });
+        const { bytesWritten } = await f.fh!.write(data, off + done, n - done, at + done);
+        if (fault) fault.left -= bytesWritten;
+        if (bytesWritten <= 0) throw Object.assign(new Error('the file system wrote nothing'), { code: 'ENOSPC' });
+        done += bytesWritten;
+      }
+    } catch (err) {
+      throw cacheIoError(err, `write cache segment ${segmentFile(f.item.ref.id, f.seg)}`);
+    }
+  }
+
+  /**
+   * Serves the rest of a request straight from tape, without the cache (which could not be
+   * written): from the start of the first segment not announced complete, `data` messages in
+   * order, at most UNCACHED_WINDOW bytes beyond the server's acks, the drive leased per burst.
+   */
+  private async runUncached(req: ReadReq): Promise<void> {
+    const item = req.item;
+    const loc = item.ref.tape;
+    const id = item.ref.id;
+    const S = this.tuning.segmentSize;
+    const bs = loc.blockSize;
+    let pos = req.start;
+    for (let seg = req.s0; seg <= req.s1 && req.sent.get(seg)?.complete; seg++) pos = Math.min(req.end, (seg + 1) * S);
+    // leases stay until the server acks past them: it may still read the segments before `pos`
+    // (and the valid bytes of the failed one, whose file is kept while leased)
+    req.uncached = true;
+    this.counters.uncachedReads++;
+    const window = Math.max(bs, Math.min(this.tuning.readAhead, UNCACHED_WINDOW));
+    const maxBlocks = Math.max(1, Math.floor(this.tuning.maxChunk / bs));
+    const endBlock = loc.block + Math.ceil((loc.offset + req.end) / bs); // exclusive
+    while (pos < req.end) {
+      req.ac.signal.throwIfAborted();
+      if (pos >= req.consumed + window) {
+        await req.waitChange();
+        continue;
+      }
+      const abs = loc.offset + pos;
+      let next = loc.block + Math.floor(abs / bs);
+      const lease = await this.scheduler.acquire({ label: loc.label, block: next, priority: req.priority, signal: req.ac.signal, owner: `item ${id} (uncached)` });
+      try {
+        const drive = lease.drive;
+        if ((await drive.tell()) !== next) {
+          await drive.locate(next);
+          this.counters.locates++;
+        }
+        let skip = abs % bs;
+        let chunk = 1;
+        let empty = 0;
+        while (pos < req.end && pos < req.consumed + window && !req.ac.signal.aborted) {
+          const n = Math.min(chunk, maxBlocks, endBlock - next);
+          let r: ReadResult;
+          try {
+            r = await drive.readBlocks(n);
+          } catch (err) {
+            if (!isTapeError(err, 'MEDIUM_ERROR')) throw err;
+            r = await this.retryRead(drive, { at: next, n, p: Promise.resolve({ data: Buffer.alloc(0) }) }, err, loc.label);
+          }
+          if (r.data.length === 0) {
+            if (r.mark) throw new StagerError({ code: 'FORMAT', message: `${loc.label}: ${r.mark} inside item ${id} at block ${next}`, label: loc.label });
+            if (++empty > MAX_EMPTY_READS) throw new StagerError({ code: 'IO', message: `${loc.label}: ${empty} reads in a row returned no data at block ${next}`, label: loc.label, block: next });
+            continue;
+          }
+          empty = 0;
+          this.counters.tapeReads++;
+          this.counters.tapeBytesRead += r.data.length;
+          next += Math.ceil(r.data.length / bs);
+          const data = r.data.subarray(Math.min(skip, r.data.length), Math.min(r.data.length, skip + req.end - pos));
+          skip = 0;
+          for (let o = 0; o < data.length; o += DATA_FRAME) {
+            req.session.send({ t: 'data', id: req.id, offset: pos + o }, data.subarray(o, Math.min(data.length, o + DATA_FRAME)));
+          }
+          pos += data.length;
+          this.counters.uncachedBytes += data.length;
+          this.touchStats();
+          if (r.mark && pos < req.end) throw new StagerError({ code: 'FORMAT', message: `${loc.label}: ${r.mark} inside item ${id} (${req.end - pos} bytes short)`, label: loc.label });
+          chunk = Math.min(chunk * 2, maxBlocks);
+        }
+      } catch (err) {
+        const w = toWireError(err);
+        if (w.code === 'MEDIUM_ERROR') this.flag(item.ref, w);
+        throw err;
+      } finally {
+        lease.release();
+      }
+    }
+  }
+
+  /**
    * The fill of segment `seg` ready for this pass to write at item offset `pos`, or undefined
    * when the pass must stop (complete, another writer, no cache room, or a gap).
    */
@@ -874,7 +1059,11 @@ export class StagingWorker extends EventEmitter {
       if (f.state === 'complete' || (f.writer && f.writer !== pass) || f.finalizing) return undefined;
       if (pos - f.start > f.valid) return undefined; // would leave a hole
       if (!f.fh) {
-        f.fh = await open(this.cache.pathOf(id, seg), FS.O_WRONLY | FS.O_NOFOLLOW);
+        try {
+          f.fh = await open(this.cache.pathOf(id, seg), FS.O_WRONLY | FS.O_NOFOLLOW);
+        } catch (err) {
+          throw cacheIoError(err, `open cache segment ${segmentFile(id, seg)}`);
+        }
       }
       f.writer = pass;
       f.state = 'writing';
@@ -882,6 +1071,10 @@ export class StagingWorker extends EventEmitter {
     }
     const { start, len } = segmentExtent(item.ref.tape.size, this.tuning.segmentSize, seg);
     if (pos !== start) return undefined; // a fresh segment must start at its beginning
+    if (this.cache.isDoomed(id, seg)) {
+      // a reader still reads the valid bytes of a failed fill of this segment: never truncate it
+      throw new StagerError({ code: 'CACHE_IO', message: `cache segment ${segmentFile(id, seg)} failed and is still being read`, errno: 'EBUSY' });
+    }
     if (!this.cache.reserve(len)) {
       this.counters.cacheFull++;
       return undefined;
@@ -893,7 +1086,7 @@ export class StagingWorker extends EventEmitter {
     } catch (err) {
       item.fills.delete(seg);
       this.cache.unreserve(len);
-      throw err;
+      throw cacheIoError(err, `create cache segment ${segmentFile(id, seg)}`);
     }
     f.writer = pass;
     f.state = 'writing';
@@ -915,6 +1108,7 @@ export class StagingWorker extends EventEmitter {
         await sync;
         await fh?.close();
         this.cache.commit(f.item.ref.id, f.seg, f.len);
+        this.cacheTrouble = false;
       } catch (err) {
         this.log.error({ item: f.item.ref.id, seg: f.seg, err: (err as Error).message }, 'cannot finalize a cache segment');
         await fh?.close().catch(() => undefined);
@@ -948,7 +1142,7 @@ export class StagingWorker extends EventEmitter {
     this.fillChanged(f);
     if (f.item.fills.get(f.seg) === f) f.item.fills.delete(f.seg);
     this.cache.unreserve(f.len);
-    await this.cache.discard(f.item.ref.id, f.seg);
+    await this.cache.discardWhenFree(f.item.ref.id, f.seg);
   }
 
   private async dropFill(f: Fill): Promise<void> {
@@ -1367,6 +1561,9 @@ export class Session {
             reject(err);
           });
         });
+      case 'injectCacheError':
+        this.w.injectCacheError(String(m.errno ?? 'ENOSPC'), Number(m.after ?? 0));
+        return { ok: true };
       case 'injectReadError': {
         const lib = this.w.lib as TapeLibrary & { injectReadError?: (label: string, block: number, o?: { count?: number }) => void };
         if (typeof lib.injectReadError !== 'function') throw new StagerError({ code: 'INVALID', message: 'the library cannot inject read errors' });
