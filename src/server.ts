@@ -14,7 +14,7 @@ import { Catalog, type ChangeEvent } from './catalog/catalog.js';
 import { LevelStore } from './catalog/store.js';
 import { ConfigError, type Config } from './config.js';
 import type { Logger } from './log.js';
-import { scan, scanPaths, type ScanProgress } from './scanner/scanner.js';
+import { scan, scanPaths, type ScanOptions, type ScanProgress } from './scanner/scanner.js';
 import { LibraryWatcher } from './scanner/watcher.js';
 import { isPlaylistPath } from './scanner/playlist.js';
 import { mediaTypeOf } from './media/mediatypes.js';
@@ -194,19 +194,23 @@ export class TapedeckServer {
     return this.art;
   }
 
-  /** Catalogues what the watch saw change (the scanner's incremental logic, for those paths only). */
-  private async scanChanged(paths: string[]): Promise<void> {
-    if (this.stopped) return;
-    const r = await scanPaths(this.catalog, {
+  /** What full and partial scans share: the media directories, the probe, art and subtitles, the abort signal. */
+  private scanOptions(): ScanOptions {
+    return {
       roots: this.mediaDirs,
-      paths,
       concurrency: this.config.scanConcurrency,
       ffprobe: this.config.ffprobe,
       art: this.artMaker(),
       subtitles: subtitleStore(this.config.dataDir),
       log: this.log,
       signal: this.abort.signal,
-    });
+    };
+  }
+
+  /** Catalogues what the watch saw change (the scanner's incremental logic, for those paths only). */
+  private async scanChanged(paths: string[]): Promise<void> {
+    if (this.stopped) return;
+    const r = await scanPaths(this.catalog, { ...this.scanOptions(), paths });
     if (r.probed || r.removed || r.failed || r.diskCopiesGone) {
       this.log.info({ live: { paths: paths.length, probed: r.probed, removed: r.removed, failed: r.failed, elapsedMs: r.elapsedMs } }, `live update: ${r.probed} read, ${r.removed} removed`);
     }
@@ -217,13 +221,7 @@ export class TapedeckServer {
     this.status.scanning = true;
     try {
       const result = await scan(this.catalog, {
-        roots: this.mediaDirs,
-        concurrency: this.config.scanConcurrency,
-        ffprobe: this.config.ffprobe,
-        art: this.artMaker(),
-        subtitles: subtitleStore(this.config.dataDir),
-        log: this.log,
-        signal: this.abort.signal,
+        ...this.scanOptions(),
         onProgress: (p) => {
           this.status.lastScan = p;
           if (!p.done) this.log.debug({ scan: p }, 'scan progress');
@@ -445,8 +443,9 @@ export class TapedeckServer {
     clearTimeout(timer);
     // 3. Stop the watch, a running scan and the tape tier (jobs stop at a safe point), then close the catalog.
     if (this.rescanTimer) clearInterval(this.rescanTimer);
-    await this.watcher?.close();
+    const watchClosed = this.watcher?.close(); // stops at once; waits for a partial scan, aborted below
     this.abort.abort();
+    await watchClosed;
     await this.tier?.stop();
     await this.scanning?.catch(() => undefined);
     await this.currentScan?.catch(() => undefined);
