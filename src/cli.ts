@@ -14,6 +14,7 @@ import { registerScanCommand } from './commands/scan.js';
 import { registerConfigCommand } from './commands/config.js';
 import { registerTapeCommands } from './archive/cli.js';
 import { registerStagerCommand } from './staging/cli.js';
+import { registerPolicyCommands } from './policy/cli.js';
 
 /**
  * After a usage error (unknown option, missing argument), one line naming the command's
@@ -38,6 +39,7 @@ export function buildCli(): Command {
   registerScanCommand(program);
   registerConfigCommand(program);
   registerTapeCommands(program);
+  registerPolicyCommands(program);
   registerStagerCommand(program);
   pointToHelpAfterError(program);
   return program;

@@ -29,6 +29,10 @@ export const EXAMPLES: Record<string, string> = {
   ffprobe: '/usr/bin/ffprobe',
   tape_dir: '/var/lib/tapedeck/vtl',
   cache_dir: '/var/cache/tapedeck',
+  disk_high_watermark: '80%',
+  disk_low_watermark: '70%',
+  keep_on_disk: 'Music/**',
+  policy_window: '01:00-06:00',
 };
 
 /** What a setting means for the installed service (systemd units), printed under its description. */

@@ -10,8 +10,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import { homedir, hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { callerDir } from './util/paths.js';
+import { globToRegExp, parseDuration, parseWatermark, parseWindow, type DailyWindow, type Watermark } from './policy/units.js';
 
-export type SettingType = 'string' | 'int' | 'number' | 'bool' | 'list' | 'enum' | 'size';
+export type SettingType = 'string' | 'int' | 'number' | 'bool' | 'list' | 'enum' | 'size' | 'duration' | 'watermark' | 'window';
 
 export interface Setting {
   key: string; // config file key
@@ -24,6 +25,8 @@ export interface Setting {
   max?: number;
   arg?: string; // flag argument name
   words?: string[]; // words accepted besides values of `type` (e.g. 'auto' for a number)
+  /** Extra check of each value (list settings too): the reason it is bad, or undefined. */
+  validate?: (value: string) => string | undefined;
 }
 
 export const SETTINGS: Setting[] = [
@@ -64,6 +67,16 @@ export const SETTINGS: Setting[] = [
   { key: 'prestage_items', flag: 'prestage-items', type: 'int', arg: 'N', min: 0, max: 50, default: '3', description: 'Predictive pre-staging: when an archived item is played, the next N items of its container (play order) on the same cartridge get their first minutes past the head stub read into the staging cache while the cartridge is loaded, at prefetch priority (0 = off).' },
   { key: 'prestage_seconds', flag: 'prestage-seconds', type: 'int', arg: 'S', min: 1, max: 86400, default: '300', description: 'Seconds of playback (at the item\'s bitrate; 32 MiB when unknown) pre-staged past the head stub of each next item; one pass stages at most a quarter of cache_size.' },
   { key: 'prestage_on_browse', flag: 'prestage-on-browse', type: 'bool', default: 'true', description: 'Browsing into a container whose archived items all sit on one cartridge inside the library pre-stages its first prestage_items items, loading the cartridge ahead of the first play.' },
+  // Storage policy (src/policy/)
+  { key: 'disk_high_watermark', flag: 'disk-high-watermark', type: 'watermark', arg: 'SIZE|N%', default: '(off)', description: 'Above this, a policy pass archives the coldest eligible items until disk usage is at or below disk_low_watermark. SIZE (500M, 2T) bounds the bytes of media the catalog holds on primary disk, stubs included; N% is the used share of the file system holding each media directory.' },
+  { key: 'disk_low_watermark', flag: 'disk-low-watermark', type: 'watermark', arg: 'SIZE|N%', default: 'disk_high_watermark', description: 'Where a pass that started above the high watermark stops archiving (same kind as the high watermark: both sizes or both percentages).' },
+  { key: 'archive_idle', flag: 'archive-idle', type: 'duration', arg: 'DURATION', default: '0', description: 'Archive items neither played nor changed for this long (45s, 30m, 12h, 90d or seconds), even below the watermark; 0 = off (nothing moves unless the operator asks).' },
+  { key: 'min_archive_size', flag: 'min-archive-size', type: 'size', arg: 'SIZE', min: 0, default: '16M', description: 'Items smaller than this are never archived by a policy pass (not worth a tape trip).' },
+  { key: 'keep_on_disk', flag: 'keep-on-disk', type: 'list', arg: 'GLOB', default: '(none)', description: 'Items whose path relative to their media directory matches this glob are never archived by a policy pass, e.g. Music/** or *.jpg (a glob without / matches the file name at any depth); repeat for several.', validate: (v) => (globToRegExp(v) ? undefined : 'expected a glob relative to a media directory, e.g. Music/** or *.jpg') },
+  { key: 'promote_plays', flag: 'promote-plays', type: 'int', arg: 'N', min: 0, max: 256, default: '0', description: 'Recall an item on tape to disk (it stays on tape too) once it was played this many times within promote_window, without pushing disk usage over the high watermark; 0 = off.' },
+  { key: 'promote_window', flag: 'promote-window', type: 'duration', arg: 'DURATION', default: '7d', description: 'The window in which promote_plays plays must fall.' },
+  { key: 'policy_window', flag: 'policy-window', type: 'window', arg: 'HH:MM-HH:MM', default: 'any time', description: 'Local time of day when automatic policy passes may start and mount tapes (may wrap midnight, e.g. 22:00-06:00). Playback and `tapedeck policy run` are never restricted.' },
+  { key: 'policy_interval', flag: 'policy-interval', type: 'duration', arg: 'DURATION', default: '1h', description: 'Time between automatic policy passes; 0 = never automatically, only `tapedeck policy run`.' },
   { key: 'drive_idle_unload', flag: 'drive-idle-unload', type: 'int', arg: 'SECONDS', min: 0, max: 86400, default: '300', description: 'Unload a cartridge whose drive has been idle this long (0 = never).' },
 ];
 
@@ -122,9 +135,24 @@ export interface Config {
   prestageItems: number;
   prestageSeconds: number;
   prestageOnBrowse: boolean;
+  policy: PolicyConfig;
   configFile?: string;
   /** true when no media directory was configured (demo library). */
   demo: boolean;
+}
+
+/** Storage-policy settings (see src/policy/). Durations in seconds. */
+export interface PolicyConfig {
+  /** Both set or both unset; the same kind. */
+  highWatermark?: Watermark;
+  lowWatermark?: Watermark;
+  archiveIdle: number;
+  minArchiveSize: number;
+  keepOnDisk: string[];
+  promotePlays: number;
+  promoteWindow: number;
+  window?: DailyWindow;
+  interval: number;
 }
 
 export class ConfigError extends Error {
@@ -201,6 +229,19 @@ function check(s: Setting, value: string, where: string): string {
       if ((s.min !== undefined && n < s.min) || (s.max !== undefined && n > s.max)) throw bad(`expected ${s.min}..${s.max ?? 'any'} bytes`);
       return String(n);
     }
+    case 'duration': {
+      const n = parseDuration(v);
+      if (n === undefined) throw bad('expected a duration: 45s, 30m, 12h, 90d or seconds');
+      return String(n);
+    }
+    case 'watermark': {
+      if (!parseWatermark(v, parseSize)) throw bad('expected a size such as 500M or 2T, or a percentage of the file system such as 80%');
+      return v;
+    }
+    case 'window': {
+      if (!parseWindow(v)) throw bad('expected HH:MM-HH:MM in local time, e.g. 22:00-06:00');
+      return v;
+    }
     case 'bool': {
       const l = v.toLowerCase();
       if (['true', 'yes', 'on', '1'].includes(l)) return 'true';
@@ -210,9 +251,12 @@ function check(s: Setting, value: string, where: string): string {
     case 'enum':
       if (!s.values!.includes(v)) throw bad(`expected one of ${s.values!.join(', ')}`);
       return v;
-    default:
+    default: {
       if (v === '') throw bad('empty');
+      const why = s.validate?.(v);
+      if (why) throw bad(why);
       return v;
+    }
   }
 }
 
@@ -341,6 +385,7 @@ export function loadConfig(opts: LoadOptions = {}): Config {
   const backend = (one('tape_backend') ?? 'virtual') as Config['tape']['backend'];
   const devices = list('tape_device');
   if (backend === 'scsi' && (devices.length === 0 || !one('tape_changer'))) throw new ConfigError(`${at('tape_backend')}tape_backend = scsi needs tape_changer and at least one tape_device`);
+  const policy = policyConfig(one, list, at);
   return {
     mediaDirs,
     dataDir,
@@ -381,8 +426,37 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     prestageItems: Number(one('prestage_items') ?? 3),
     prestageSeconds: Number(one('prestage_seconds') ?? 300),
     prestageOnBrowse: (one('prestage_on_browse') ?? 'true') === 'true',
+    policy,
     configFile: file,
     demo: mediaDirs.length === 0,
+  };
+}
+
+function policyConfig(one: (k: string) => string | undefined, list: (k: string) => string[], at: (k: string) => string): PolicyConfig {
+  const wm = (k: string) => {
+    const v = one(k);
+    return v === undefined ? undefined : parseWatermark(v, parseSize);
+  };
+  const high = wm('disk_high_watermark');
+  let low = wm('disk_low_watermark');
+  if (low && !high) throw new ConfigError(`${at('disk_low_watermark')}disk_low_watermark needs disk_high_watermark`);
+  if (high && !low) low = high;
+  if (high && low) {
+    if (high.kind !== low.kind) throw new ConfigError(`${at('disk_low_watermark')}disk_low_watermark and disk_high_watermark must both be sizes or both percentages`);
+    const h = high.kind === 'bytes' ? high.bytes : high.percent;
+    const l = low.kind === 'bytes' ? low.bytes : (low as { percent: number }).percent;
+    if (l > h) throw new ConfigError(`${at('disk_low_watermark')}disk_low_watermark (${one('disk_low_watermark')}) is above disk_high_watermark (${one('disk_high_watermark')})`);
+  }
+  const win = one('policy_window');
+  return {
+    ...(high ? { highWatermark: high, lowWatermark: low } : {}),
+    archiveIdle: Number(one('archive_idle') ?? 0),
+    minArchiveSize: Number(one('min_archive_size') ?? 16 * 1024 ** 2),
+    keepOnDisk: list('keep_on_disk'),
+    promotePlays: Number(one('promote_plays') ?? 0),
+    promoteWindow: Number(one('promote_window') ?? 7 * 86400),
+    ...(win ? { window: parseWindow(win) } : {}),
+    interval: Number(one('policy_interval') ?? 3600),
   };
 }
 

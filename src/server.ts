@@ -22,7 +22,7 @@ import { ownPaths } from './util/own-paths.js';
 import { createDemoLibrary } from './demo/library.js';
 import { httpErrorFields } from './http/error-log.js';
 import { contentFeatures, transferModeFor } from './media/dlna.js';
-import { diskSource, mediaRoutes, type MediaSource } from './http/delivery.js';
+import { diskSource, mediaRoutes, type MediaSource, type StreamEvent, type StreamStart } from './http/delivery.js';
 import { allowSubnets } from './http/acl.js';
 import { staticRoutes } from './http/static.js';
 import { artRoutes } from './http/art.js';
@@ -33,6 +33,9 @@ import { artStore } from './art/dlna.js';
 import { TapeTier } from './tier.js';
 import { statusRoutes } from './http/status.js';
 import { serverStatusProvider, StreamTracker, type StatusExtras } from './server-state.js';
+import { AccessTracker } from './policy/access.js';
+import { PolicyEngine } from './policy/engine.js';
+import { listItems, type ListQuery } from './policy/listing.js';
 import { metricsRoute, ServerMetrics } from './metrics.js';
 import { ContentDirectory } from './upnp/cds.js';
 import { ConnectionManager, mediaReceiverRegistrar, MSR_TYPE } from './upnp/cms.js';
@@ -61,6 +64,10 @@ export class TapedeckServer {
   tracker?: StreamTracker;
   tier?: TapeTier;
   metrics?: ServerMetrics;
+  /** Plays and bytes served per item (batched into the catalog). */
+  access?: AccessTracker;
+  /** Storage policy: plans and runs passes (runs need the tape tier). */
+  policy?: PolicyEngine;
   private http: Server[] = [];
   private sockets = new Set<Socket>();
   private ssdp?: SsdpServer;
@@ -105,6 +112,8 @@ export class TapedeckServer {
       this.uuid = randomUUID();
       await this.catalog.setMeta('uuid', this.uuid);
     }
+    this.access = new AccessTracker({ store: this.catalog.store, onError: (err) => this.log.warn({ err: err.message }, 'could not record plays') });
+    this.access.start();
     this.mediaDirs = cfg.mediaDirs;
     if (cfg.demo) {
       const demoDir = join(cfg.dataDir, 'demo');
@@ -116,7 +125,16 @@ export class TapedeckServer {
 
     if (cfg.tape.backend !== 'none') {
       this.tier = new TapeTier(this.catalog, cfg, this.log);
-      await this.tier.start();
+    }
+    const access = this.access;
+    const policy = new PolicyEngine({ catalog: this.catalog, config: cfg, archive: this.tier?.archive, readAccess: (ids) => access.read(ids), log: this.log.child({ component: 'policy' }), mediaDirs: this.mediaDirs });
+    this.policy = policy;
+    if (this.tier) {
+      await this.tier.start({
+        items: (q) => listItems(this.catalog, (ids) => access.read(ids), q as ListQuery),
+        plan: () => policy.plan(),
+        run: () => policy.runPass('manual'),
+      });
     }
 
     const app = this.buildApp();
@@ -147,6 +165,7 @@ export class TapedeckServer {
     });
     else await this.logLibrary();
     if (cfg.watch && this.mediaDirs.length) await this.startWatch();
+    if (this.tier) await policy.start();
     if (cfg.rescanInterval > 0 && this.mediaDirs.length) {
       // incremental: unchanged files cost one stat each (20,000 files: under a second)
       this.rescanTimer = setInterval(() => void this.rescan(), cfg.rescanInterval * 1000);
@@ -289,6 +308,11 @@ export class TapedeckServer {
     // a play of an archived item pre-stages the next items of its container (staging/prestage.ts)
     tracker.on('start', (s: { id: string }) => void this.tier?.prestager.onPlay(s.id));
     this.tracker = tracker;
+    const access = this.access;
+    if (access) {
+      tracker.on('start', (s: StreamStart) => access.streamStarted(s));
+      tracker.on('end', (ev: StreamEvent) => ev.stream && access.streamEnded(ev.stream, ev.bytes));
+    }
     const status = serverStatusProvider(this, { tracker, ...this.statusExtras() });
     const metrics = new ServerMetrics({ version: VERSION, status, streams: tracker });
     this.metrics = metrics;
@@ -446,10 +470,12 @@ export class TapedeckServer {
     const watchClosed = this.watcher?.close(); // stops at once; waits for a partial scan, aborted below
     this.abort.abort();
     await watchClosed;
+    await this.policy?.stop().catch((err: Error) => this.log.warn({ err: err.message }, 'policy stop failed'));
     await this.tier?.stop();
     await this.scanning?.catch(() => undefined);
     await this.currentScan?.catch(() => undefined);
     await this.scanChain;
+    await this.access?.stop().catch((err: Error) => this.log.warn({ err: err.message }, 'could not record plays'));
     await this.catalog?.close();
     this.log.info('stopped');
   }

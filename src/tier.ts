@@ -14,6 +14,7 @@ import { ArchiveService } from './archive/service.js';
 import type { JobRecord } from './archive/jobs.js';
 import { archiveDemo } from './demo/tape.js';
 import { startControlServer, type ControlServer } from './control/index.js';
+import type { PolicyControl } from './control/server.js';
 import { StagerClient } from './staging/client.js';
 import { Prestager } from './staging/prestage.js';
 
@@ -67,10 +68,11 @@ export class TapeTier {
     // a worker restart is logged once, by the stager client (with its exit code or signal and the delay)
   }
 
-  async start(): Promise<void> {
+  /** `policy`: what the control socket answers for `tapedeck ls` and `tapedeck policy`. */
+  async start(policy?: PolicyControl): Promise<void> {
     await this.stager.start();
     this.archive.start();
-    this.control = await startControlServer({ socketPath: join(this.config.dataDir, 'control.sock'), archive: this.archive, log: this.log.child({ component: 'control' }) });
+    this.control = await startControlServer({ socketPath: join(this.config.dataDir, 'control.sock'), archive: this.archive, policy, log: this.log.child({ component: 'control' }) });
   }
 
   /** Puts part of the demo library on the virtual tape, once. */

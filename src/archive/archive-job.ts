@@ -192,21 +192,37 @@ class ArchiveRun {
         await this.finishItem(item);
       }
     }
-    const todo = pending.filter((i) => i.phase === 'pending').sort((a, b) => (a.src ?? '').localeCompare(b.src ?? ''));
+    const collocate = ctx.job.opts.collocate === true;
+    // collocated jobs keep the order they were given (containers together, in play order)
+    const todo = pending.filter((i) => i.phase === 'pending').sort(collocate ? (a, b) => a.seq - b.seq : (a, b) => (a.src ?? '').localeCompare(b.src ?? ''));
     if (todo.length === 0) return undefined;
     if (candidates.length === 0) {
       const why = offline.length ? ` (offline: ${offline.join(', ')})` : '';
       throw new ArchiveError('NO_ROOM', `no cartridge of the archive pool has room${why}: label a new one with \`tapedeck tape label\``);
     }
-    const best = candidates[0];
+    const groupOf = (i: JobItem) => objs.get(i.seq)?.parentId ?? '';
+    let best = candidates[0];
+    if (collocate) {
+      // the first container goes where it fits whole: the previous batch's cartridge first, then the emptiest
+      const first = groupOf(todo[0]);
+      const groupBytes = todo.filter((i) => groupOf(i) === first).reduce((n, i) => n + (i.srcSize ?? 0), 0);
+      const prev = this.batches[this.batches.length - 1]?.label;
+      best = candidates.find((c) => c.rec.label === prev && c.free >= groupBytes) ?? candidates.find((c) => c.free >= groupBytes) ?? best;
+    }
     const bs = best.rec.blockSize ?? ctx.config.tape.blockSize;
     const chosen: JobItem[] = [];
     const members: { objectId: string; path: string; size: number }[] = [];
     let metaBytes = 400;
     let bytes = 0;
-    for (const item of todo) {
+    for (const [n, item] of todo.entries()) {
       const obj = objs.get(item.seq)!;
       const m = { objectId: item.id, path: memberPath(obj), size: item.srcSize ?? 0 };
+      if (collocate && chosen.length > 0 && groupOf(item) !== groupOf(todo[n - 1])) {
+        // a new container starts: it goes whole into this tar or into the next one
+        const group = todo.slice(n).filter((i) => groupOf(i) === groupOf(item));
+        const gBytes = group.reduce((x, i) => x + (i.srcSize ?? 0), 0);
+        if (bytes + gBytes > ctx.tuning.maxBatchBytes || chosen.length + group.length > ctx.tuning.maxBatchItems || bytes + gBytes > best.free) break;
+      }
       const mb = metaBytes + Buffer.byteLength(JSON.stringify(metaItemOf(obj))) + 1;
       const need = archiveBytes([{ objectId: META_OBJECT, path: '.tapedeck/archive-000000000000000-000000.json', size: mb }, ...members, m], bs);
       const fits = need <= best.free && (chosen.length === 0 || (bytes + m.size <= ctx.tuning.maxBatchBytes && chosen.length < ctx.tuning.maxBatchItems));

@@ -59,6 +59,10 @@ export const TAPE_SETTING_KEYS = [
 /** What the commands run against: the catalog opened here, or a running server. */
 export interface Backend {
   readonly mode: 'direct' | 'server';
+  /** Direct mode: the service over the catalog opened here. */
+  readonly service?: ArchiveService;
+  /** Server mode: the server's control socket. */
+  readonly control?: ControlClient;
   submit(kind: JobKind, targets: string[], opts?: JobOptions): Promise<JobRecord>;
   /** Run (direct) or watch (server) a job to its end. */
   follow(id: string, onJob: (j: JobRecord) => void): Promise<JobRecord>;
@@ -136,6 +140,9 @@ class ServerBackend implements Backend {
   readonly mode = 'server' as const;
   private abort = new AbortController();
   constructor(private readonly client: ControlClient) {}
+  get control(): ControlClient {
+    return this.client;
+  }
   submit(kind: JobKind, targets: string[], opts?: JobOptions) {
     return this.client.submit(kind, targets, opts);
   }
@@ -214,7 +221,7 @@ const out = (s: string) => process.stdout.write(s + '\n');
 const json = (v: unknown) => process.stdout.write(JSON.stringify(v) + '\n');
 
 /** Progress display of one job: a bar on a terminal, a final line otherwise. */
-class JobProgress {
+export class JobProgress {
   private bar: cliProgress.SingleBar | undefined;
   private started = false;
   constructor(private readonly quiet: boolean) {}
@@ -295,11 +302,11 @@ function renderStatus(s: TapeStatus): string {
 
 // --- commands ---------------------------------------------------------------------------
 
-interface CommonFlags extends FlagValues {
+export interface CommonFlags extends FlagValues {
   json?: boolean;
 }
 
-function exitWith(err: unknown): never {
+export function exitWith(err: unknown): never {
   const code = err instanceof ArchiveError ? err.exitCode : exitCodeOf(err);
   process.stderr.write(`tapedeck: ${messageOf(err)}\n`);
   process.exit(code);
@@ -315,7 +322,7 @@ export function interruptNotice(mode: Backend['mode'], job?: Pick<JobRecord, 'id
   return `tapedeck: stopping ${which} at the next safe point; it resumes with the next archive, recall or tape import, with \`tapedeck jobs --resume\`, or when the server starts`;
 }
 
-async function withBackend(flags: CommonFlags, fn: (b: Backend, cfg: Config) => Promise<number>, opts: { libraryOptional?: boolean } = {}): Promise<void> {
+export async function withBackend(flags: CommonFlags, fn: (b: Backend, cfg: Config) => Promise<number>, opts: { libraryOptional?: boolean } = {}): Promise<void> {
   const cfg = loadCliConfig(flags);
   let backend: Backend;
   try {
@@ -397,8 +404,8 @@ async function jobCommand(kind: JobKind, targets: string[], flags: CommonFlags &
   });
 }
 
-function command(parent: Command, spec: string, description: string): Command {
-  return addSettingFlags(parent.command(spec).description(description), TAPE_SETTING_KEYS).option('--json', 'print a machine-readable result on stdout');
+export function command(parent: Command, spec: string, description: string, keys = TAPE_SETTING_KEYS): Command {
+  return addSettingFlags(parent.command(spec).description(description), keys).option('--json', 'print a machine-readable result on stdout');
 }
 
 export function registerTapeCommands(program: Command): void {

@@ -40,6 +40,14 @@ export interface JobOptions {
    * than the default stub.
    */
   stub?: JobStubOptions;
+  /**
+   * Archive: collocation. Items are written in the order given (not sorted by path), the
+   * items of one container (catalog parent) stay in one tar when they fit, and a batch goes
+   * to the cartridge the previous batch used while it has room (policy passes set this).
+   */
+  collocate?: boolean;
+  /** Who submitted the job: 'policy' for policy passes (operator jobs have none). */
+  origin?: 'policy';
 }
 
 /** The parts of the stub options a job may set (see archive/stubs.ts). */

@@ -158,7 +158,12 @@ export class ArchiveService extends EventEmitter {
       kind,
       state: 'queued',
       targets: targets.map(String),
-      opts: { ...(opts.keepDisk ? { keepDisk: true } : {}), ...(opts.stub ? { stub: checkStub(opts.stub) } : {}) },
+      opts: {
+        ...(opts.keepDisk ? { keepDisk: true } : {}),
+        ...(opts.stub ? { stub: checkStub(opts.stub) } : {}),
+        ...(opts.collocate ? { collocate: true } : {}),
+        ...(opts.origin === 'policy' ? { origin: 'policy' as const } : {}),
+      },
       created: now,
       updated: now,
       progress: { bytesDone: 0, bytesTotal: items.reduce((n, i) => n + (i.size ?? 0), 0), itemsDone: 0, itemsTotal: kind === 'import' ? targets.length : items.length },

@@ -118,6 +118,9 @@ export class Catalog extends EventEmitter {
   private parentCache: Map<string, string> | undefined;
   private gen = 0;
 
+  /** Clock of `added`/`changed` (ms); tests and the policy bench set a fake one. */
+  now: () => number = Date.now;
+
   constructor(readonly store: KVStore) {
     super();
     this.bookmarks = new Bookmarks(store);
@@ -438,6 +441,7 @@ export class Catalog extends EventEmitter {
       if (item.container || !(item.id.startsWith('i') || (item.id.startsWith('l') && item.playlist))) throw new Error(`apply() takes canonical items and playlist records only, got ${item.id}`);
       const oldJson = olds[i];
       const old = oldJson === undefined ? undefined : (JSON.parse(oldJson) as CatalogObject);
+      stampTimes(item, old, this.now);
       const np = placements(item);
       for (const c of np.containers) if (!defs.get(c.id)?.art) defs.set(c.id, c);
       const canonical = np.placements[0]; // none for a playlist without catalogued entries
@@ -545,6 +549,22 @@ export class Catalog extends EventEmitter {
     this.emit('change', ev);
     return ev;
   }
+}
+
+/**
+ * `added` is set when an item first enters the catalog and carried over afterwards;
+ * `changed` when its content (size or mtime) differs from the stored version. Items
+ * stored before these were kept get none (so a rescan does not rewrite every item).
+ */
+function stampTimes(item: CatalogObject, old: CatalogObject | undefined, now: () => number): void {
+  if (!old) {
+    item.added ??= now();
+    return;
+  }
+  if (item.added === undefined && old.added !== undefined) item.added = old.added;
+  const contentChanged = old.mtime !== item.mtime || old.res?.size !== item.res?.size;
+  if (contentChanged) item.changed = now();
+  else if (item.changed === undefined && old.changed !== undefined) item.changed = old.changed;
 }
 
 export { ROOT_ID };

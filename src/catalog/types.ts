@@ -141,6 +141,10 @@ export interface CatalogObject {
   art?: ArtRef;
   /** Video items: sidecar subtitles (kept on disk, also for items on tape). */
   subtitles?: SubtitleRef[];
+  /** Items: when the catalog first saw the item (ms; kept by the catalog, absent on items catalogued before it was kept). */
+  added?: number;
+  /** Items: when the catalog last saw the item's content change (new size or mtime; ms; kept by the catalog). */
+  changed?: number;
   /** Containers: sort key of this container inside its parent (catalog-internal). */
   sortKey?: string;
   /**

@@ -63,6 +63,16 @@ export class ControlClient {
     return this.request('POST', '/v1/tape/export', { label });
   }
 
+  listItems<T = unknown>(query: { targets?: string[]; tier?: string; sort?: string }): Promise<T> {
+    return this.request('POST', '/v1/items', query);
+  }
+  policyPlan<T = unknown>(): Promise<T> {
+    return this.request('GET', '/v1/policy/plan');
+  }
+  policyRun<T = unknown>(): Promise<T> {
+    return this.request('POST', '/v1/policy/run', {});
+  }
+
   /** Follow a job until it is done or failed; onJob hears every update. */
   watch(id: string, onJob: (j: JobRecord) => void, signal?: AbortSignal): Promise<JobRecord> {
     return new Promise<JobRecord>((resolve, reject) => {

@@ -11,6 +11,9 @@
 //   GET  /v1/tape                     TapeStatus (`tape ls`)
 //   POST /v1/tape/label               { labels: string[], force? } → LabelResult[]
 //   POST /v1/tape/export              { label } → { label, offline: true }
+//   POST /v1/items                    { targets?, tier?, sort? } → ListedItem[] (`tapedeck ls`)
+//   GET  /v1/policy/plan              PolicyPlan (`tapedeck policy plan`)
+//   POST /v1/policy/run               { plan, jobs: string[] } (one pass started now; follow the jobs)
 //
 // Errors: HTTP status by class and a body { error: { code, message } } where
 // code is an ArchiveErrorCode; the client rebuilds the ArchiveError, so the CLI

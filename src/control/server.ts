@@ -12,9 +12,20 @@ import type { Logger } from '../log.js';
 import { MAX_BODY, PROTOCOL_VERSION, statusOf, type ErrorBody } from './protocol.js';
 import { registerServer } from './registry.js';
 
+/** The storage policy as the control socket exposes it (answers are plain JSON). */
+export interface PolicyControl {
+  /** `tapedeck ls`: { targets?, tier?, sort? } → listed items. */
+  items(query: { targets?: string[]; tier?: string; sort?: string }): Promise<unknown>;
+  /** `tapedeck policy plan`: what a pass would do now. */
+  plan(): Promise<unknown>;
+  /** `tapedeck policy run`: start one pass now; answers the plan it runs and its job IDs. */
+  run(): Promise<unknown>;
+}
+
 export interface ControlServerOptions {
   socketPath: string;
   archive: ArchiveService;
+  policy?: PolicyControl;
   log?: Logger;
 }
 
@@ -36,7 +47,7 @@ function socketAlive(path: string): Promise<boolean> {
 }
 
 export async function startControlServer(opts: ControlServerOptions): Promise<ControlServer> {
-  const { socketPath, archive, log } = opts;
+  const { socketPath, archive, policy, log } = opts;
   const st = await stat(socketPath).catch(() => undefined);
   if (st) {
     if (!st.isSocket()) throw new Error(`${socketPath} exists and is not a socket`);
@@ -80,6 +91,14 @@ export async function startControlServer(opts: ControlServerOptions): Promise<Co
         if (c === 'items') return send(res, 200, await archive.items(b));
         if (c === 'watch') return watch(res, job);
       }
+    }
+    if (a === 'items' && !b && m === 'POST' && policy) {
+      const body = (await readJson(req)) as { targets?: string[]; tier?: string; sort?: string };
+      return send(res, 200, await policy.items(body));
+    }
+    if (a === 'policy' && policy && !c) {
+      if (b === 'plan' && m === 'GET') return send(res, 200, await policy.plan());
+      if (b === 'run' && m === 'POST') return send(res, 200, await policy.run());
     }
     if (a === 'tape') {
       if (!b && m === 'GET') return send(res, 200, await archive.tapeStatus());

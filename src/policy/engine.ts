@@ -1,0 +1,201 @@
+// PolicyEngine: runs the policy brain (plan.ts) against the live library. A pass gathers the
+// state, plans, and submits the plan as the existing durable archive/recall jobs (verify
+// before switch, stubs, resume after a crash: src/archive/), archives first (they make room)
+// and recalls after. Automatic passes start every policy_interval inside policy_window; a
+// manual pass (`tapedeck policy run`) ignores the window. The clock is injectable.
+
+import type { Catalog } from '../catalog/catalog.js';
+import type { Config } from '../config.js';
+import type { Logger } from '../log.js';
+import type { ArchiveService } from '../archive/service.js';
+import { ArchiveError } from '../archive/errors.js';
+import { isTerminal, type JobRecord } from '../archive/jobs.js';
+import type { AccessRecord } from './access.js';
+import { planPass, type PolicyPlan, type UsageReport } from './plan.js';
+import { localMinute, nextPassTime } from './schedule.js';
+import { gatherState, type FsProbe } from './state.js';
+import { formatWindow, inWindow } from './units.js';
+
+const LAST_PASS = 'policyLastPass';
+const PROMOTIONS = 'policyPromotions';
+/** Grace period after the server starts before the first automatic pass (the first scan runs). */
+export const FIRST_PASS_DELAY_MS = 60_000;
+
+export interface PassRecord {
+  /** ISO time the pass started */
+  at: string;
+  trigger: 'auto' | 'manual';
+  archive: number;
+  recall: number;
+  archiveBytes: number;
+  recallBytes: number;
+  jobs: string[];
+}
+
+export interface PassResult extends PassRecord {
+  /** 'nothing to do', 'running', 'done' or 'failed' */
+  result: 'nothing to do' | 'running' | 'done' | 'failed';
+  reason?: string;
+}
+
+export interface PolicyStatus {
+  /** ms of the next automatic pass (undefined: only manual passes) */
+  nextPass?: number;
+  window?: string;
+  inWindow: boolean;
+  interval: number;
+  usage: UsageReport[];
+  /** Planned actions of a pass now, and eligible archive candidates not chosen. */
+  planned: { archive: number; recall: number };
+  candidates: number;
+  lastPass?: PassResult;
+  /** Items recalled by promotion (completed), since the catalog was created. */
+  promotions: number;
+  passes: number;
+}
+
+export interface PolicyEngineOptions {
+  catalog: Catalog;
+  config: Config;
+  /** Needed to run passes (not to plan). */
+  archive?: ArchiveService;
+  readAccess: (ids: string[]) => Promise<Map<string, AccessRecord>>;
+  log: Logger;
+  now?: () => number;
+  minuteOf?: (ms: number) => number;
+  fsProbe?: FsProbe;
+  mediaDirs?: string[];
+}
+
+export class PolicyEngine {
+  private readonly now: () => number;
+  private readonly minuteOf: (ms: number) => number;
+  private timer: NodeJS.Timeout | undefined;
+  private passing: Promise<unknown> = Promise.resolve();
+  private readonly startedAt: number;
+  private lastPassAt: number | undefined;
+  private passes = 0;
+  private promotionWrites: Promise<unknown> = Promise.resolve();
+  private readonly onJob = (j: JobRecord) => {
+    if (j.kind !== 'recall' || j.opts.origin !== 'policy' || !isTerminal(j.state)) return;
+    const n = Number(j.result?.recalled ?? 0);
+    if (n > 0)
+      this.promotionWrites = this.promotionWrites
+        .then(async () => this.opts.catalog.setMeta(PROMOTIONS, String(Number((await this.opts.catalog.getMeta(PROMOTIONS)) ?? 0) + n)))
+        .catch(() => undefined);
+  };
+
+  constructor(private readonly opts: PolicyEngineOptions) {
+    this.now = opts.now ?? Date.now;
+    this.minuteOf = opts.minuteOf ?? localMinute;
+    this.startedAt = this.now();
+    opts.archive?.on('job', this.onJob);
+  }
+
+  get rules() {
+    return this.opts.config.policy;
+  }
+
+  /** What a pass would do now (changes nothing). */
+  async plan(): Promise<PolicyPlan> {
+    const { catalog, config, readAccess, fsProbe, mediaDirs } = this.opts;
+    const state = await gatherState({ catalog, config, readAccess, now: this.now, fsProbe, mediaDirs });
+    return planPass(state, this.rules);
+  }
+
+  /**
+   * One pass now: plan, then submit the plan as jobs (archive, then recall). Returns once the
+   * jobs are queued; they run in the archive service's job runner (or the caller runs them).
+   * A pass whose jobs are still running refuses a second one (BUSY).
+   */
+  runPass(trigger: 'auto' | 'manual' = 'manual'): Promise<{ plan: PolicyPlan; jobs: JobRecord[] }> {
+    const run = this.passing.then(() => this.passNow(trigger));
+    this.passing = run.catch(() => undefined);
+    return run;
+  }
+
+  private async passNow(trigger: 'auto' | 'manual'): Promise<{ plan: PolicyPlan; jobs: JobRecord[] }> {
+    const archive = this.opts.archive;
+    if (!archive) throw new ArchiveError('NO_LIBRARY', 'policy passes need the tape tier (tape_backend is none)');
+    const active = (await archive.list()).filter((j) => j.opts.origin === 'policy' && !isTerminal(j.state));
+    if (active.length) throw new ArchiveError('BUSY', `a policy pass is still running (job${active.length > 1 ? 's' : ''} ${active.map((j) => j.id).join(', ')}); see \`tapedeck jobs\``);
+    const plan = await this.plan();
+    const jobs: JobRecord[] = [];
+    const archives = plan.actions.filter((a) => a.action === 'archive');
+    const recalls = plan.actions.filter((a) => a.action === 'recall');
+    if (archives.length) jobs.push(await archive.submit('archive', archives.map((a) => a.id), { collocate: true, origin: 'policy' }));
+    if (recalls.length) jobs.push(await archive.submit('recall', recalls.map((a) => a.id), { origin: 'policy' }));
+    const rec: PassRecord = { at: plan.at, trigger, archive: archives.length, recall: recalls.length, archiveBytes: plan.archiveBytes, recallBytes: plan.recallBytes, jobs: jobs.map((j) => j.id) };
+    this.lastPassAt = this.now();
+    this.passes++;
+    await this.opts.catalog.setMeta(LAST_PASS, JSON.stringify(rec));
+    this.opts.log.info({ policy: { trigger, archive: rec.archive, recall: rec.recall, jobs: rec.jobs, skipped: plan.skipped.length } }, `policy pass (${trigger}): ${rec.archive} to archive, ${rec.recall} to recall`);
+    return { plan, jobs };
+  }
+
+  async lastPass(): Promise<PassResult | undefined> {
+    const v = await this.opts.catalog.getMeta(LAST_PASS);
+    if (!v) return undefined;
+    const rec = JSON.parse(v) as PassRecord;
+    if (rec.jobs.length === 0) return { ...rec, result: 'nothing to do' };
+    const jobs = await Promise.all(rec.jobs.map((id) => this.opts.archive?.get(id)));
+    if (jobs.some((j) => j && !isTerminal(j.state))) return { ...rec, result: 'running' };
+    const failed = jobs.find((j) => j?.state === 'failed');
+    return failed ? { ...rec, result: 'failed', reason: failed.reason } : { ...rec, result: 'done' };
+  }
+
+  /** When the next automatic pass starts (undefined: policy_interval = 0). */
+  nextPass(): number | undefined {
+    return nextPassTime({ now: this.now(), lastPass: this.lastPassAt, interval: this.rules.interval, window: this.rules.window, notBefore: this.startedAt + FIRST_PASS_DELAY_MS }, this.minuteOf);
+  }
+
+  async status(): Promise<PolicyStatus> {
+    const plan = await this.plan();
+    const last = await this.lastPass();
+    const w = this.rules.window;
+    return {
+      nextPass: this.nextPass(),
+      ...(w ? { window: formatWindow(w) } : {}),
+      inWindow: inWindow(w, this.minuteOf(this.now())),
+      interval: this.rules.interval,
+      usage: plan.usage,
+      planned: { archive: plan.actions.filter((a) => a.action === 'archive').length, recall: plan.actions.filter((a) => a.action === 'recall').length },
+      candidates: plan.candidates,
+      ...(last ? { lastPass: last } : {}),
+      promotions: Number((await this.opts.catalog.getMeta(PROMOTIONS)) ?? 0),
+      passes: this.passes,
+    };
+  }
+
+  /** Automatic passes (server): checks every `tickMs` whether the next pass is due. */
+  async start(tickMs = 30_000): Promise<void> {
+    const last = await this.opts.catalog.getMeta(LAST_PASS).catch(() => undefined);
+    if (last) this.lastPassAt = Date.parse((JSON.parse(last) as PassRecord).at);
+    if (this.rules.interval <= 0 || this.timer) return;
+    this.timer = setInterval(() => void this.tick(), tickMs);
+    this.timer.unref();
+  }
+
+  /** Runs an automatic pass when one is due (exposed for tests with a fake clock). */
+  async tick(): Promise<boolean> {
+    const next = this.nextPass();
+    if (next === undefined || this.now() < next) return false;
+    try {
+      await this.runPass('auto');
+      return true;
+    } catch (err) {
+      // a pass still running, no tape tier...: try again at the next interval
+      this.lastPassAt = this.now();
+      this.opts.log.warn({ err: (err as Error).message }, 'policy pass not started');
+      return false;
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    this.opts.archive?.off('job', this.onJob);
+    await this.passing;
+    await this.promotionWrites;
+  }
+}

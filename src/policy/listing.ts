@@ -1,0 +1,105 @@
+// `tapedeck ls`: catalog items with their tier, tape position, stub and access figures.
+// Transport-agnostic: the CLI calls it on a catalog it opened, or the server on its own
+// (through the control socket); both print the same objects.
+
+import type { Catalog } from '../catalog/catalog.js';
+import type { CatalogObject } from '../catalog/types.js';
+import { resolveTargets } from '../archive/targets.js';
+import { ArchiveError } from '../archive/errors.js';
+import { stubBytes } from '../archive/stubs.js';
+import type { AccessRecord } from './access.js';
+
+export type Tier = 'disk' | 'tape' | 'both';
+export const TIERS: Tier[] = ['disk', 'tape', 'both'];
+export type ListSort = 'plays' | 'last-played' | 'size' | 'title';
+export const LIST_SORTS: ListSort[] = ['plays', 'last-played', 'size', 'title'];
+
+export interface ListQuery {
+  /** Object IDs, container IDs or absolute paths (default: every item). */
+  targets?: string[];
+  tier?: Tier;
+  /** Default: by path. */
+  sort?: ListSort;
+}
+
+export interface ListedItem {
+  id: string;
+  title: string;
+  path: string;
+  class: string;
+  size: number;
+  tier: Tier;
+  cartridge: string | null;
+  /** First block of the item's data on its cartridge, and the tape file holding it (null when not on tape). */
+  block: number | null;
+  tapeFile: number | null;
+  stubBytes: number;
+  plays: number;
+  /** ISO 8601 or null */
+  lastPlayed: string | null;
+  bytesServed: number;
+  added: string | null;
+  changed: string | null;
+}
+
+export type AccessReader = (ids: string[]) => Promise<Map<string, AccessRecord>>;
+
+export function tierOf(item: CatalogObject): Tier {
+  const l = item.location ?? {};
+  if (l.tape && l.disk) return 'both';
+  if (l.tape) return 'tape';
+  return 'disk';
+}
+
+const iso = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).toISOString());
+
+export function listedItem(item: CatalogObject, rec: AccessRecord | undefined): ListedItem {
+  const l = item.location ?? {};
+  return {
+    id: item.id,
+    title: item.title,
+    path: item.origPath ?? l.disk?.path ?? '',
+    class: item.upnpClass,
+    size: l.disk?.size ?? l.tape?.size ?? item.res?.size ?? 0,
+    tier: tierOf(item),
+    cartridge: l.tape?.label ?? null,
+    block: l.tape?.block ?? null,
+    tapeFile: l.tape?.tapeFile ?? null,
+    stubBytes: l.stub && !l.disk ? stubBytes(l.stub) : 0,
+    plays: rec?.plays ?? 0,
+    lastPlayed: iso(rec?.lastPlayed),
+    bytesServed: rec?.bytesServed ?? 0,
+    added: iso(item.added),
+    changed: iso(item.changed),
+  };
+}
+
+const cmpText = (a: string, b: string) => a.localeCompare(b, undefined, { numeric: true, sensitivity: 'base' });
+
+export function checkListQuery(q: ListQuery): ListQuery {
+  if (q.tier !== undefined && !TIERS.includes(q.tier)) throw new ArchiveError('INVALID', `--tier must be one of ${TIERS.join(', ')}, got ${JSON.stringify(q.tier)}`);
+  if (q.sort !== undefined && !LIST_SORTS.includes(q.sort)) throw new ArchiveError('INVALID', `--sort must be one of ${LIST_SORTS.join(', ')}, got ${JSON.stringify(q.sort)}`);
+  if (q.targets !== undefined && (!Array.isArray(q.targets) || !q.targets.every((t) => typeof t === 'string'))) throw new ArchiveError('INVALID', 'targets must be strings');
+  return q;
+}
+
+export async function listItems(catalog: Catalog, readAccess: AccessReader, query: ListQuery = {}): Promise<ListedItem[]> {
+  const q = checkListQuery(query);
+  let items: CatalogObject[];
+  if (q.targets?.length) {
+    const ids = await resolveTargets(catalog, q.targets);
+    items = (await Promise.all(ids.map((id) => catalog.get(id)))).filter((o): o is CatalogObject => !!o && !o.container);
+  } else items = await catalog.items();
+  if (q.tier) items = items.filter((i) => tierOf(i) === q.tier);
+  const access = await readAccess(items.map((i) => i.id));
+  const rows = items.map((i) => listedItem(i, access.get(i.id)));
+  const byPath = (a: ListedItem, b: ListedItem) => cmpText(a.path, b.path) || a.id.localeCompare(b.id);
+  const cmp: Record<ListSort | 'path', (a: ListedItem, b: ListedItem) => number> = {
+    path: byPath,
+    plays: (a, b) => b.plays - a.plays || byPath(a, b),
+    'last-played': (a, b) => (b.lastPlayed ?? '').localeCompare(a.lastPlayed ?? '') || byPath(a, b),
+    size: (a, b) => b.size - a.size || byPath(a, b),
+    title: (a, b) => cmpText(a.title, b.title) || byPath(a, b),
+  };
+  return rows.sort(cmp[q.sort ?? 'path']);
+}

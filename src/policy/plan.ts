@@ -1,0 +1,314 @@
+// The policy brain: one pure function from the state of the library (items with their
+// tiers, sizes and access figures, disk usage, the archive pool) and the rules (settings)
+// to a plan (which items to archive or recall, and why). No clock, no I/O: the same state
+// gives the same plan, which is what makes `policy plan` and `policy run` agree and lets a
+// trace-driven bench drive it with a simulated clock.
+//
+// Rules (DESIGN.md §8):
+//   idle        archive_idle > 0: an item neither played nor changed (nor added) for that long
+//   watermark   usage above the high mark: the coldest eligible items (least recently played
+//               or added, then largest) until usage is at or below the low mark
+//   promotion   an item on tape only, played promote_plays times within promote_window, is
+//               recalled unless that pushes usage over the high mark; colder items are archived
+//               first to make room ("make-room"), and a promotion that cannot fit is skipped
+// Eligible for archiving: a disk copy, size >= min_archive_size, no keep_on_disk glob matching.
+// Collocation: the archive actions are ordered by container, in play order (disc, track,
+// natural file name), so one job writes each container's items together on one cartridge.
+
+import type { PolicyConfig } from '../config.js';
+import type { Tier } from './listing.js';
+import { formatWatermark, globToRegExp, type Watermark } from './units.js';
+
+export interface PolicyItem {
+  id: string;
+  title: string;
+  /** Original path (absolute). */
+  path: string;
+  /** Path relative to its media directory (keep_on_disk globs match it). */
+  relPath?: string;
+  /** Canonical container (folder): the collocation group. */
+  parentId: string;
+  size: number;
+  tier: Tier;
+  /** Bytes the item holds on primary disk now (the file, or its stub). */
+  diskBytes: number;
+  /** Bytes it would hold on disk once archived (its head stub, estimated). */
+  stubBytes: number;
+  /** Key of the file system holding its disk copy or stub (percent watermarks). */
+  fs?: string;
+  added?: number;
+  changed?: number;
+  lastPlayed?: number;
+  plays: number;
+  /** Start times of recent plays (ms). */
+  recent: number[];
+  cartridge?: string;
+  block?: number;
+  discNumber?: number;
+  trackNumber?: number;
+}
+
+export interface FsState {
+  key: string;
+  /** Media directories on it. */
+  dirs: string[];
+  sizeBytes: number;
+  usedBytes: number;
+}
+
+export interface PoolCartridge {
+  label: string;
+  freeBytes: number;
+}
+
+export interface PolicyState {
+  /** ms since epoch */
+  now: number;
+  items: PolicyItem[];
+  filesystems: FsState[];
+  pool: PoolCartridge[];
+  /** Tape timing for the estimate: seconds per mount (robot + load + average locate) and bytes/s. */
+  mountSeconds: number;
+  rate: number;
+}
+
+export type PolicyRules = Pick<PolicyConfig, 'highWatermark' | 'lowWatermark' | 'archiveIdle' | 'minArchiveSize' | 'keepOnDisk' | 'promotePlays' | 'promoteWindow'>;
+
+export type ActionReason = 'idle' | 'watermark' | 'make-room' | 'promotion';
+
+export interface PlanAction {
+  id: string;
+  path: string;
+  title: string;
+  action: 'archive' | 'recall';
+  reason: ActionReason;
+  /** Human-readable why, with the figures. */
+  detail: string;
+  size: number;
+  /** Bytes of disk freed (archive, negative for a recall). */
+  diskDelta: number;
+  idleDays: number | null;
+  playsInWindow: number;
+  lastPlayed: string | null;
+  /** Usage scope ("catalog" or the file system's first media directory) and its usage before/after this action. */
+  scope: string | null;
+  usageBefore: number | null;
+  usageAfter: number | null;
+  /** Recall: cartridge read; archive: cartridge predicted to be written. */
+  cartridge: string | null;
+  /** Collocation group (container ID). */
+  group: string;
+}
+
+export interface UsageReport {
+  scope: string;
+  kind: 'bytes' | 'percent';
+  /** bytes, or percent of the file system */
+  before: number;
+  after: number;
+  high: number;
+  low: number;
+  /** bytes of the file system (percent scopes) */
+  totalBytes?: number;
+  usedBytes: number;
+}
+
+export interface PolicyPlan {
+  at: string;
+  actions: PlanAction[];
+  /** Promotions the high watermark did not allow. */
+  skipped: { id: string; path: string; action: 'recall'; reason: string }[];
+  usage: UsageReport[];
+  /** Eligible archive candidates not chosen (for the status page). */
+  candidates: number;
+  cartridges: string[];
+  mounts: number;
+  archiveBytes: number;
+  recallBytes: number;
+  /** Modelled seconds (at real tape timing). */
+  estimateSeconds: number;
+}
+
+const DAY = 86400_000;
+
+export const coldness = (i: PolicyItem) => i.lastPlayed ?? i.added ?? i.changed ?? 0;
+const lastActivity = (i: PolicyItem) => Math.max(i.lastPlayed ?? 0, i.changed ?? 0, i.added ?? 0);
+
+/** Natural order ("track 2" before "track 10"). */
+const natural = (a: string, b: string) => a.localeCompare(b, undefined, { numeric: true, sensitivity: 'base' });
+
+/** Play order inside a container: disc, track, then natural file name. */
+export function playOrder(a: PolicyItem, b: PolicyItem): number {
+  const big = Number.MAX_SAFE_INTEGER;
+  return (a.discNumber ?? 1) - (b.discNumber ?? 1) || (a.trackNumber ?? big) - (b.trackNumber ?? big) || natural(a.path, b.path) || a.id.localeCompare(b.id);
+}
+
+interface Scope {
+  name: string;
+  mark: 'bytes' | 'percent';
+  total: number;
+  used: number;
+  high: number;
+  low: number;
+  before: number;
+}
+
+function scopes(state: PolicyState, high: Watermark, low: Watermark): Map<string, Scope> {
+  const out = new Map<string, Scope>();
+  if (high.kind === 'bytes') {
+    const used = state.items.reduce((n, i) => n + i.diskBytes, 0);
+    out.set('catalog', { name: 'catalog', mark: 'bytes', total: 0, used, before: used, high: high.bytes, low: (low as { bytes: number }).bytes });
+  } else {
+    for (const fs of state.filesystems) {
+      out.set(fs.key, {
+        name: fs.dirs[0] ?? fs.key,
+        mark: 'percent',
+        total: fs.sizeBytes,
+        used: fs.usedBytes,
+        before: fs.usedBytes,
+        high: (fs.sizeBytes * high.percent) / 100,
+        low: (fs.sizeBytes * (low as { percent: number }).percent) / 100,
+      });
+    }
+  }
+  return out;
+}
+
+export function planPass(state: PolicyState, rules: PolicyRules): PolicyPlan {
+  const now = state.now;
+  const keep = rules.keepOnDisk.map((g) => globToRegExp(g)).filter((r): r is RegExp => !!r);
+  const inWindow = (i: PolicyItem) => i.recent.filter((t) => t > now - rules.promoteWindow * 1000 && t <= now).length;
+  const eligible = (i: PolicyItem) => (i.tier === 'disk' || i.tier === 'both') && i.size >= rules.minArchiveSize && !keep.some((re) => re.test((i.relPath ?? i.path).split('\\').join('/')));
+  const high = rules.highWatermark;
+  const low = rules.lowWatermark ?? high;
+  const sc = high && low ? scopes(state, high, low) : new Map<string, Scope>();
+  const scopeOf = (i: PolicyItem) => (high?.kind === 'bytes' ? sc.get('catalog') : i.fs !== undefined ? sc.get(i.fs) : undefined);
+  const chosen = new Map<string, PlanAction>();
+  const order: PlanAction[] = [];
+
+  const act = (i: PolicyItem, action: 'archive' | 'recall', reason: ActionReason, detail: string): PlanAction => {
+    const s = scopeOf(i);
+    const delta = action === 'archive' ? i.diskBytes - i.stubBytes : -(i.size - i.diskBytes);
+    const before = s ? s.used : null;
+    if (s) s.used -= delta;
+    const a: PlanAction = {
+      id: i.id,
+      path: i.path,
+      title: i.title,
+      action,
+      reason,
+      detail,
+      size: i.size,
+      diskDelta: delta,
+      idleDays: Math.floor((now - lastActivity(i)) / DAY),
+      playsInWindow: inWindow(i),
+      lastPlayed: i.lastPlayed !== undefined ? new Date(i.lastPlayed).toISOString() : null,
+      scope: s?.name ?? null,
+      usageBefore: s && before !== null ? report(s, before) : null,
+      usageAfter: s ? report(s, s.used) : null,
+      cartridge: action === 'recall' ? i.cartridge ?? null : null,
+      group: i.parentId,
+    };
+    chosen.set(i.id, a);
+    order.push(a);
+    return a;
+  };
+  const undo = (a: PlanAction, i: PolicyItem) => {
+    const s = scopeOf(i);
+    if (s) s.used += a.diskDelta;
+    chosen.delete(a.id);
+    order.splice(order.indexOf(a), 1);
+  };
+
+  // 1. idle
+  if (rules.archiveIdle > 0) {
+    for (const i of state.items) {
+      if (!eligible(i)) continue;
+      const idle = now - lastActivity(i);
+      if (idle >= rules.archiveIdle * 1000) act(i, 'archive', 'idle', `not played or changed for ${Math.floor(idle / DAY)} days (archive_idle ${fmtDuration(rules.archiveIdle)})`);
+    }
+  }
+  // 2. watermark: coldest first, then largest
+  const coldFirst = state.items.filter(eligible).sort((a, b) => coldness(a) - coldness(b) || b.size - a.size || a.id.localeCompare(b.id));
+  for (const s of sc.values()) {
+    if (s.used <= s.high) continue;
+    for (const i of coldFirst) {
+      if (s.used <= s.low) break;
+      if (chosen.has(i.id) || scopeOf(i) !== s || i.diskBytes <= i.stubBytes) continue;
+      act(i, 'archive', 'watermark', `coldest eligible (last ${i.lastPlayed !== undefined ? 'played' : 'added'} ${new Date(coldness(i)).toISOString().slice(0, 10)}) while disk usage ${report(s, s.used).toFixed(s.mark === 'percent' ? 1 : 0)}${s.mark === 'percent' ? '%' : ' bytes'} is above the low watermark`);
+    }
+  }
+  // 3. promotion
+  const skipped: PolicyPlan['skipped'] = [];
+  if (rules.promotePlays > 0) {
+    const hot = state.items
+      .filter((i) => i.tier === 'tape' && !chosen.has(i.id) && inWindow(i) >= rules.promotePlays)
+      .sort((a, b) => inWindow(b) - inWindow(a) || (b.lastPlayed ?? 0) - (a.lastPlayed ?? 0) || a.id.localeCompare(b.id));
+    for (const i of hot) {
+      const s = scopeOf(i);
+      const need = i.size - i.diskBytes;
+      const made: PlanAction[] = [];
+      if (s && s.used + need > s.high) {
+        for (const c of coldFirst) {
+          if (s.used + need <= s.high) break;
+          if (chosen.has(c.id) || scopeOf(c) !== s || coldness(c) >= coldness(i) || c.diskBytes <= c.stubBytes) continue;
+          made.push(act(c, 'archive', 'make-room', `colder than ${i.title}, archived to make room for its promotion under the high watermark`));
+        }
+        if (s.used + need > s.high) {
+          for (const m of made.reverse()) undo(m, state.items.find((x) => x.id === m.id)!);
+          skipped.push({ id: i.id, path: i.path, action: 'recall', reason: `played ${inWindow(i)} times within ${fmtDuration(rules.promoteWindow)}, but recalling ${i.size} bytes would push disk usage over the high watermark (${formatWatermark(high!)}) and no colder item can make room` });
+          continue;
+        }
+      }
+      act(i, 'recall', 'promotion', `played ${inWindow(i)} times within ${fmtDuration(rules.promoteWindow)} (promote_plays ${rules.promotePlays})`);
+    }
+  }
+
+  // Collocation: archives grouped by container in play order (groups in the order first chosen), then recalls by cartridge and block.
+  const byId = new Map(state.items.map((i) => [i.id, i]));
+  const archives = order.filter((a) => a.action === 'archive');
+  const groupRank = new Map<string, number>();
+  archives.forEach((a) => groupRank.has(a.group) || groupRank.set(a.group, groupRank.size));
+  archives.sort((a, b) => groupRank.get(a.group)! - groupRank.get(b.group)! || playOrder(byId.get(a.id)!, byId.get(b.id)!));
+  const recalls = order.filter((a) => a.action === 'recall').sort((a, b) => (a.cartridge ?? '').localeCompare(b.cartridge ?? '') || (byId.get(a.id)!.block ?? 0) - (byId.get(b.id)!.block ?? 0));
+  const archiveBytes = archives.reduce((n, a) => n + a.size, 0);
+  const recallBytes = recalls.reduce((n, a) => n + a.size, 0);
+
+  // Cartridges: the pool cartridge(s) an archive job would fill (most free first, whole groups), and those recalls read.
+  const pool = [...state.pool].sort((a, b) => b.freeBytes - a.freeBytes || a.label.localeCompare(b.label));
+  let p = 0;
+  let room = pool[0]?.freeBytes ?? 0;
+  for (const a of archives) {
+    while (p < pool.length && a.size > room) room = pool[++p]?.freeBytes ?? 0;
+    a.cartridge = pool[p]?.label ?? null;
+    room -= a.size;
+  }
+  const cartridges = [...new Set([...archives, ...recalls].map((a) => a.cartridge ?? '(a new cartridge)'))];
+  const mounts = cartridges.length;
+  const usage = [...sc.values()].map((s) => ({ scope: s.name, kind: s.mark, before: report(s, s.before), after: report(s, s.used), high: report(s, s.high), low: report(s, s.low), usedBytes: s.used, ...(s.mark === 'percent' ? { totalBytes: s.total } : {}) }));
+  const chosenIds = new Set(chosen.keys());
+  return {
+    at: new Date(now).toISOString(),
+    actions: [...archives, ...recalls],
+    skipped,
+    usage,
+    candidates: coldFirst.filter((i) => !chosenIds.has(i.id)).length,
+    cartridges,
+    mounts,
+    archiveBytes,
+    recallBytes,
+    // archive: write + read back to verify; recall: read
+    estimateSeconds: Math.round(mounts * state.mountSeconds + (2 * archiveBytes + recallBytes) / state.rate),
+  };
+}
+
+function report(s: Scope, bytes: number): number {
+  return s.mark === 'percent' ? Math.round((bytes / Math.max(1, s.total)) * 1000) / 10 : Math.round(bytes);
+}
+
+export function fmtDuration(seconds: number): string {
+  if (seconds % 86400 === 0) return `${seconds / 86400}d`;
+  if (seconds % 3600 === 0) return `${seconds / 3600}h`;
+  if (seconds % 60 === 0) return `${seconds / 60}m`;
+  return `${seconds}s`;
+}

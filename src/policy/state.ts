@@ -1,0 +1,116 @@
+// Gathers the policy's input (PolicyState) from the catalog, the access records, the file
+// systems of the media directories and the archive pool. Everything time- or machine-
+// dependent is injectable (clock, statfs), so tests and the bench can drive it.
+
+import { stat, statfs } from 'node:fs/promises';
+import { resolve, sep } from 'node:path';
+import type { Catalog } from '../catalog/catalog.js';
+import type { CatalogObject } from '../catalog/types.js';
+import type { Config } from '../config.js';
+import { DEFAULT_TAIL, headBytes, stubBytes } from '../archive/stubs.js';
+import { PoolStore } from '../archive/pool.js';
+import { headStubSeconds } from '../archive/stub-seconds.js';
+import { PRESETS } from '../tape/timing.js';
+import type { AccessRecord } from './access.js';
+import { tierOf } from './listing.js';
+import type { FsState, PolicyItem, PolicyState, PoolCartridge } from './plan.js';
+
+/** Size and use of the file system holding a directory, and an identity to group directories by. */
+export interface FsInfo {
+  key: string;
+  sizeBytes: number;
+  usedBytes: number;
+}
+
+export type FsProbe = (dir: string) => Promise<FsInfo>;
+
+export const realFsProbe: FsProbe = async (dir) => {
+  const [st, fs] = await Promise.all([stat(dir), statfs(dir)]);
+  return { key: String(st.dev), sizeBytes: fs.blocks * fs.bsize, usedBytes: (fs.blocks - fs.bfree) * fs.bsize };
+};
+
+export interface StateSources {
+  catalog: Catalog;
+  config: Config;
+  /** Access records of the given items (the server's tracker, with unflushed plays; or the store). */
+  readAccess: (ids: string[]) => Promise<Map<string, AccessRecord>>;
+  now: () => number;
+  fsProbe?: FsProbe;
+  /** Media directories (the server's, which may be the demo's). */
+  mediaDirs?: string[];
+}
+
+/** Disk bytes an archived item keeps: its head stub (estimated as the archive job cuts it: head + tail). */
+export function estimateStub(item: CatalogObject, size: number, cfg: Pick<Config, 'headStubSeconds' | 'headStubMin' | 'tape'>): number {
+  const head = headBytes(item.res, size, { headSeconds: headStubSeconds(cfg), headMin: cfg.headStubMin });
+  return Math.min(size, head + Math.min(DEFAULT_TAIL, size));
+}
+
+export async function gatherState(src: StateSources): Promise<PolicyState> {
+  const { catalog, config } = src;
+  const items = await catalog.items();
+  const access = await src.readAccess(items.map((i) => i.id));
+  const dirs = (src.mediaDirs ?? config.mediaDirs).map((d) => resolve(d));
+  const probe = src.fsProbe ?? realFsProbe;
+  const filesystems = new Map<string, FsState>();
+  const fsOfDir = new Map<string, string>();
+  for (const d of dirs) {
+    const info = await probe(d).catch(() => undefined);
+    if (!info) continue;
+    fsOfDir.set(d, info.key);
+    const f = filesystems.get(info.key);
+    if (f) f.dirs.push(d);
+    else filesystems.set(info.key, { key: info.key, dirs: [d], sizeBytes: info.sizeBytes, usedBytes: info.usedBytes });
+  }
+  const fsOf = (item: CatalogObject) => {
+    const root = item.mediaRoot ? resolve(item.mediaRoot) : dirs.find((d) => (item.origPath ?? '').startsWith(d + sep));
+    return root !== undefined ? fsOfDir.get(root) : undefined;
+  };
+  const now = src.now();
+  const policyItems: PolicyItem[] = items.map((item) => {
+    const l = item.location ?? {};
+    const size = l.disk?.size ?? l.tape?.size ?? item.res?.size ?? 0;
+    const rec = access.get(item.id);
+    const p: PolicyItem = {
+      id: item.id,
+      title: item.title,
+      path: item.origPath ?? l.disk?.path ?? '',
+      parentId: item.parentId,
+      size,
+      tier: tierOf(item),
+      diskBytes: l.disk ? l.disk.size : l.stub ? stubBytes(l.stub) : 0,
+      stubBytes: estimateStub(item, size, config),
+      plays: rec?.plays ?? 0,
+      recent: rec?.recent ?? [],
+    };
+    if (item.relPath !== undefined) p.relPath = item.relPath;
+    const fs = fsOf(item);
+    if (fs !== undefined) p.fs = fs;
+    // an item catalogued before `added` was kept counts from its file's mtime
+    const added = item.added ?? item.mtime;
+    if (added !== undefined) p.added = Math.min(added, now);
+    if (item.changed !== undefined) p.changed = item.changed;
+    if (rec?.lastPlayed !== undefined) p.lastPlayed = rec.lastPlayed;
+    if (l.tape) {
+      p.cartridge = l.tape.label;
+      p.block = l.tape.block;
+    }
+    if (item.meta?.discNumber !== undefined) p.discNumber = item.meta.discNumber;
+    if (item.meta?.trackNumber !== undefined) p.trackNumber = item.meta.trackNumber;
+    return p;
+  });
+  const pool: PoolCartridge[] = [];
+  for (const rec of await new PoolStore(catalog.store).list()) {
+    if (!rec.pool || rec.full) continue;
+    pool.push({ label: rec.label, freeBytes: rec.remainingBytes ?? (rec.capacityBytes !== undefined ? rec.capacityBytes - (rec.usedBytes ?? 0) : config.tape.capacity) });
+  }
+  const t = PRESETS[config.tape.generation];
+  return {
+    now,
+    items: policyItems,
+    filesystems: [...filesystems.values()],
+    pool,
+    mountSeconds: t.robotMove + t.load + t.averageLocate,
+    rate: t.rate,
+  };
+}

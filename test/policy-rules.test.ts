@@ -1,0 +1,182 @@
+// The policy brain's rules on synthetic library states with a fake clock: watermarks by SIZE
+// and by %, idle, keep_on_disk, min size, promotion within its window and against the high
+// watermark, collocation order, the schedule and policy_window wrapping midnight, and the
+// settings' syntax and errors.
+import test from 'ava';
+import { planPass, playOrder, type PolicyItem, type PolicyRules, type PolicyState } from '../src/policy/plan.js';
+import { nextInWindow, nextPassTime } from '../src/policy/schedule.js';
+import { globToRegExp, inWindow, parseDuration, parseWindow } from '../src/policy/units.js';
+import { ConfigError, loadConfig } from '../src/config.js';
+
+const DAY = 86400_000;
+const MB = 1024 * 1024;
+const NOW = Date.UTC(2026, 5, 1, 12);
+
+let seq = 0;
+function item(p: Partial<PolicyItem> & { size: number }): PolicyItem {
+  const n = ++seq;
+  return { id: `i${n}`, title: `t${n}`, path: `/m/${p.relPath ?? `f${n}.mkv`}`, relPath: `f${n}.mkv`, parentId: 'd1', tier: 'disk', diskBytes: p.size, stubBytes: MB, plays: 0, recent: [], fs: 'fs1', added: NOW - 400 * DAY, ...p } as PolicyItem;
+}
+
+const rules = (r: Partial<PolicyRules> = {}): PolicyRules => ({ archiveIdle: 0, minArchiveSize: 16 * MB, keepOnDisk: [], promotePlays: 0, promoteWindow: 7 * 86400, ...r });
+const state = (items: PolicyItem[], s: Partial<PolicyState> = {}): PolicyState => ({ now: NOW, items, filesystems: [], pool: [{ label: 'TD0001L9', freeBytes: 1e12 }], mountSeconds: 82, rate: 400e6, ...s });
+const ids = (plan: ReturnType<typeof planPass>, action?: string) => plan.actions.filter((a) => !action || a.action === action).map((a) => a.id);
+
+test('defaults move nothing: no watermark, archive_idle 0, promote_plays 0', (t) => {
+  const plan = planPass(state([item({ size: 100 * MB, plays: 9, recent: [NOW - 1000] }), item({ size: 100 * MB, tier: 'tape', diskBytes: MB })]), rules());
+  t.deepEqual(plan.actions, []);
+});
+
+test('watermark by SIZE: coldest (least recently played or added) first, then largest, until at or below the low mark', (t) => {
+  const a = item({ size: 100 * MB, lastPlayed: NOW - 10 * DAY });
+  const b = item({ size: 100 * MB, added: NOW - 300 * DAY }); // never played: added counts
+  const c = item({ size: 200 * MB, added: NOW - 300 * DAY }); // same age, larger: first
+  const d = item({ size: 100 * MB, lastPlayed: NOW - DAY });
+  const plan = planPass(state([a, b, c, d]), rules({ highWatermark: { kind: 'bytes', bytes: 450 * MB }, lowWatermark: { kind: 'bytes', bytes: 250 * MB } }));
+  // 500 MB on disk; archiving leaves a 1 MB stub each: c (-199) -> 301, b (-99) -> 202 <= 250
+  // chosen coldest-first (c, then b); written in play order of their container
+  t.deepEqual(ids(plan).sort(), [c.id, b.id].sort());
+  t.true(plan.actions.every((x) => x.reason === 'watermark' && x.action === 'archive'));
+  t.deepEqual(plan.usage[0], { scope: 'catalog', kind: 'bytes', before: 500 * MB, after: 202 * MB, high: 450 * MB, low: 250 * MB, usedBytes: 202 * MB });
+  // at or below the high mark: nothing
+  t.deepEqual(planPass(state([a, b, c, d]), rules({ highWatermark: { kind: 'bytes', bytes: 500 * MB }, lowWatermark: { kind: 'bytes', bytes: 100 * MB } })).actions, []);
+});
+
+test('watermark by %: the used share of each media file system, only items on that file system', (t) => {
+  const a = item({ size: 100 * MB, fs: 'fs1' });
+  const b = item({ size: 100 * MB, fs: 'fs1', added: NOW - DAY });
+  const c = item({ size: 300 * MB, fs: 'fs2' });
+  const fss = [
+    { key: 'fs1', dirs: ['/m'], sizeBytes: 1000 * MB, usedBytes: 850 * MB }, // 85% > 80%
+    { key: 'fs2', dirs: ['/n'], sizeBytes: 1000 * MB, usedBytes: 500 * MB },
+  ];
+  const plan = planPass(state([a, b, c], { filesystems: fss }), rules({ highWatermark: { kind: 'percent', percent: 80 }, lowWatermark: { kind: 'percent', percent: 75 } }));
+  // fs1: 850 - 99 = 751 MB = 75.1% > 75: b too -> 652 MB
+  t.deepEqual(ids(plan), [a.id, b.id]);
+  t.like(plan.usage.find((u) => u.scope === '/m'), { kind: 'percent', before: 85, after: 65.2, high: 80, low: 75 });
+  t.like(plan.usage.find((u) => u.scope === '/n'), { before: 50, after: 50 });
+});
+
+test('archive_idle: items neither played nor changed (nor added) for that long, even below the watermark', (t) => {
+  const old = item({ size: 50 * MB, added: NOW - 100 * DAY, changed: NOW - 95 * DAY });
+  const played = item({ size: 50 * MB, added: NOW - 100 * DAY, lastPlayed: NOW - 10 * DAY });
+  const changed = item({ size: 50 * MB, added: NOW - 100 * DAY, changed: NOW - 5 * DAY });
+  const fresh = item({ size: 50 * MB, added: NOW - 2 * DAY });
+  const plan = planPass(state([old, played, changed, fresh]), rules({ archiveIdle: 90 * 86400 }));
+  t.deepEqual(ids(plan), [old.id]);
+  t.like(plan.actions[0], { action: 'archive', reason: 'idle', idleDays: 95 });
+});
+
+test('keep_on_disk globs and min_archive_size exclude items from every archive rule', (t) => {
+  const song = item({ size: 50 * MB, relPath: 'Music/A/B/01.flac' });
+  const jpg = item({ size: 50 * MB, relPath: 'Photos/x/big.jpg' });
+  const small = item({ size: 10 * MB, relPath: 'Video/small.mkv' });
+  const film = item({ size: 50 * MB, relPath: 'Video/film.mkv' });
+  const r = rules({ archiveIdle: 86400, keepOnDisk: ['Music/**', '*.jpg'], highWatermark: { kind: 'bytes', bytes: MB }, lowWatermark: { kind: 'bytes', bytes: MB } });
+  t.deepEqual(ids(planPass(state([song, jpg, small, film]), r)), [film.id]);
+  t.deepEqual(ids(planPass(state([song, jpg, small, film]), { ...r, minArchiveSize: 5 * MB })).sort(), [small.id, film.id].sort());
+  t.true(globToRegExp('Music/**')!.test('Music/a/b.flac'));
+  t.false(globToRegExp('Music/**')!.test('Video/Music/a.flac'));
+  t.true(globToRegExp('*.jpg')!.test('a/b/c.jpg'));
+  t.false(globToRegExp('*.jpg')!.test('a/b/c.jpeg'));
+  t.true(globToRegExp('Video/*/S01E0?.mkv')!.test('Video/Show/S01E03.mkv'));
+});
+
+test('promotion: a tape item played N times within the window is recalled; plays outside the window do not count', (t) => {
+  const hot = item({ size: 100 * MB, tier: 'tape', diskBytes: MB, cartridge: 'TD0002L9', block: 7, recent: [NOW - 8 * DAY, NOW - 2 * DAY, NOW - DAY, NOW - 1000], lastPlayed: NOW - 1000 });
+  const lukewarm = item({ size: 100 * MB, tier: 'tape', diskBytes: MB, recent: [NOW - 30 * DAY, NOW - 20 * DAY, NOW - 10 * DAY, NOW - 9 * DAY] });
+  const plan = planPass(state([hot, lukewarm]), rules({ promotePlays: 3 }));
+  t.deepEqual(ids(plan), [hot.id]);
+  t.like(plan.actions[0], { action: 'recall', reason: 'promotion', playsInWindow: 3, cartridge: 'TD0002L9' });
+  t.deepEqual(plan.cartridges, ['TD0002L9']);
+  t.deepEqual(ids(planPass(state([hot, lukewarm]), rules({ promotePlays: 3, promoteWindow: 30 * 86400 }))).sort(), [hot.id, lukewarm.id].sort());
+});
+
+test('promotion never pushes usage over the high watermark: colder items are archived first, or the promotion is skipped', (t) => {
+  const hot = item({ size: 100 * MB, tier: 'tape', diskBytes: MB, recent: [NOW - 1000, NOW - 2000], lastPlayed: NOW - 1000 });
+  const cold = item({ size: 150 * MB, lastPlayed: NOW - 50 * DAY });
+  const warm = item({ size: 150 * MB, lastPlayed: NOW - 100 }); // played after hot: not colder
+  const r = rules({ promotePlays: 2, highWatermark: { kind: 'bytes', bytes: 400 * MB }, lowWatermark: { kind: 'bytes', bytes: 300 * MB } });
+  // disk: 1 + 150 + 150 = 301 MB; recalling hot adds 99 -> 400 = high: fits
+  t.deepEqual(ids(planPass(state([hot, cold, warm]), r)), [hot.id]);
+  // with a lower high mark the cold item makes room first (archive before recall)
+  const r2 = { ...r, highWatermark: { kind: 'bytes' as const, bytes: 350 * MB }, lowWatermark: { kind: 'bytes' as const, bytes: 300 * MB } };
+  const plan = planPass(state([hot, cold, warm]), r2);
+  t.deepEqual(plan.actions.map((a) => [a.id, a.action, a.reason]), [[cold.id, 'archive', 'make-room'], [hot.id, 'recall', 'promotion']]);
+  t.true(plan.usage[0].after <= 350 * MB);
+  // nothing colder to archive: skipped, nothing done
+  const plan3 = planPass(state([hot, warm]), { ...r2, highWatermark: { kind: 'bytes', bytes: 200 * MB }, lowWatermark: { kind: 'bytes', bytes: 200 * MB } });
+  t.deepEqual(plan3.actions, []);
+  t.is(plan3.skipped.length, 1);
+  t.regex(plan3.skipped[0].reason, /high watermark/);
+});
+
+test('collocation: archive actions grouped by container, in play order (disc, track, natural file name)', (t) => {
+  const mk = (parentId: string, relPath: string, extra: Partial<PolicyItem> = {}) => item({ size: 20 * MB, parentId, relPath, path: `/m/${relPath}`, ...extra });
+  const items = [
+    mk('album', 'Album/10 ten.flac', { trackNumber: 10 }),
+    mk('season', 'Show/S01E10.mkv'),
+    mk('album', 'Album/2 two.flac', { trackNumber: 2 }),
+    mk('season', 'Show/S01E2.mkv'),
+    mk('album', 'Album/1 one d2.flac', { trackNumber: 1, discNumber: 2 }),
+    mk('season', 'Show/S01E1.mkv'),
+  ];
+  const plan = planPass(state(items), rules({ archiveIdle: 86400 }));
+  t.deepEqual(plan.actions.map((a) => a.path.slice(3)), ['Album/2 two.flac', 'Album/10 ten.flac', 'Album/1 one d2.flac', 'Show/S01E1.mkv', 'Show/S01E2.mkv', 'Show/S01E10.mkv']);
+  t.deepEqual(plan.cartridges, ['TD0001L9']);
+  t.is(plan.mounts, 1);
+  t.is(plan.estimateSeconds, Math.round(82 + (2 * 120 * MB) / 400e6));
+});
+
+test('schedule: every interval, moved into policy_window (which may wrap midnight); interval 0 = manual only', (t) => {
+  const w = parseWindow('22:30-05:00')!;
+  t.deepEqual(w, { start: 1350, end: 300 });
+  t.true(inWindow(w, 23 * 60));
+  t.true(inWindow(w, 2 * 60));
+  t.false(inWindow(w, 5 * 60));
+  t.false(inWindow(w, 12 * 60));
+  t.true(inWindow(undefined, 0));
+  const at = (h: number, m: number) => new Date(2026, 0, 10, h, m).getTime();
+  const minuteOf = (ms: number) => new Date(ms).getHours() * 60 + new Date(ms).getMinutes();
+  t.is(nextInWindow(at(12, 0), w, minuteOf), at(22, 30));
+  t.is(nextInWindow(at(23, 15), w, minuteOf), at(23, 15));
+  t.is(nextInWindow(at(3, 0), w, minuteOf), at(3, 0), 'after midnight, still inside');
+  t.is(nextInWindow(at(5, 0), w, minuteOf), at(22, 30));
+  t.is(nextPassTime({ now: at(12, 0), lastPass: at(11, 30), interval: 3600, window: w }, minuteOf), at(22, 30));
+  t.is(nextPassTime({ now: at(23, 0), lastPass: at(22, 30), interval: 3600 }, minuteOf), at(23, 30));
+  t.is(nextPassTime({ now: at(23, 0), interval: 0 }, minuteOf), undefined);
+  t.is(nextPassTime({ now: at(1, 0), interval: 3600, window: w, notBefore: at(1, 1) }, minuteOf), at(1, 1));
+});
+
+test('settings: durations, sizes, percentages, windows and globs; bad values name the flag, variable or file line (exit 2 errors)', (t) => {
+  t.is(parseDuration('45s'), 45);
+  t.is(parseDuration('30m'), 1800);
+  t.is(parseDuration('12h'), 43200);
+  t.is(parseDuration('90d'), 90 * 86400);
+  t.is(parseDuration('600'), 600);
+  t.is(parseDuration('1w'), undefined);
+  const cfg = loadConfig({ env: {}, flags: { diskHighWatermark: '80%', diskLowWatermark: '70%', archiveIdle: '90d', minArchiveSize: '500M', keepOnDisk: ['Music/**', '*.jpg'], promotePlays: '3', promoteWindow: '12h', policyWindow: '22:00-06:00', policyInterval: '30m' } });
+  t.deepEqual(cfg.policy, {
+    highWatermark: { kind: 'percent', percent: 80 },
+    lowWatermark: { kind: 'percent', percent: 70 },
+    archiveIdle: 90 * 86400,
+    minArchiveSize: 500 * MB,
+    keepOnDisk: ['Music/**', '*.jpg'],
+    promotePlays: 3,
+    promoteWindow: 43200,
+    window: { start: 1320, end: 360 },
+    interval: 1800,
+  });
+  const defaults = loadConfig({ env: {}, flags: {} }).policy;
+  t.deepEqual(defaults, { archiveIdle: 0, minArchiveSize: 16 * MB, keepOnDisk: [], promotePlays: 0, promoteWindow: 7 * 86400, interval: 3600 });
+  t.deepEqual(loadConfig({ env: {}, flags: { diskHighWatermark: '2T' } }).policy.lowWatermark, { kind: 'bytes', bytes: 2 * 1024 ** 4 }, 'low defaults to high');
+  const bad = (flags: Record<string, unknown>, re: RegExp, env: NodeJS.ProcessEnv = {}) => t.throws(() => loadConfig({ env, flags }), { instanceOf: ConfigError, message: re });
+  bad({ archiveIdle: '3 weeks' }, /--archive-idle: bad value for archive_idle/);
+  bad({ diskHighWatermark: '120%' }, /--disk-high-watermark/);
+  bad({ policyWindow: '25:00-06:00' }, /--policy-window: .*HH:MM-HH:MM/);
+  bad({ keepOnDisk: ['/abs/**'] }, /--keep-on-disk/);
+  bad({ diskHighWatermark: '70%', diskLowWatermark: '80%' }, /--disk-low-watermark: disk_low_watermark .* is above/);
+  bad({ diskHighWatermark: '70%', diskLowWatermark: '1T' }, /must both be sizes or both percentages/);
+  bad({ diskLowWatermark: '1T' }, /needs disk_high_watermark/);
+  bad({}, /environment TAPEDECK_PROMOTE_WINDOW/, { TAPEDECK_PROMOTE_WINDOW: 'soon' });
+});

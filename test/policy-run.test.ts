@@ -1,0 +1,182 @@
+// Policy passes on a real catalog and virtual tape library: the run does exactly what the
+// plan said, collocation puts each container's items together on one cartridge in play
+// order, a pass killed (kill -9) in the middle leaves every item readable byte-exactly and
+// the next pass finishes the work; the CLI (direct and through a server's control socket).
+import test from 'ava';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { PolicyEngine } from '../src/policy/engine.js';
+import { AccessTracker } from '../src/policy/access.js';
+import { listItems } from '../src/policy/listing.js';
+import { startControlServer } from '../src/control/server.js';
+import { silentLogger } from '../src/log.js';
+import type { PolicyPlan } from '../src/policy/plan.js';
+import type { JobRecord } from '../src/archive/jobs.js';
+import { makeLab, readThroughCatalog, runCli, type Lab } from './fixtures/archive/setup.js';
+
+const FILES: [string, number][] = [
+  ['Music/Band/Album/10 Ten.mp3', 40_000],
+  ['Video/Show/S01/S01E2.mkv', 90_000],
+  ['Music/Band/Album/1 One.mp3', 50_000],
+  ['Video/Show/S01/S01E10.mkv', 70_000],
+  ['Music/Band/Album/2 Two.mp3', 30_000],
+  ['Video/Show/S01/S01E1.mkv', 80_000],
+  ['Pictures/2024/Keep.jpg', 60_000],
+  ['Video/tiny.mkv', 2_000],
+];
+const DAY = 86400_000;
+
+function engine(lab: Lab, now: () => number, rules: Partial<Lab['config']['policy']> = {}): PolicyEngine {
+  lab.config.policy = { ...lab.config.policy, archiveIdle: 30 * 86400, minArchiveSize: 10_000, keepOnDisk: ['Pictures/**'], ...rules };
+  const access = new AccessTracker({ store: lab.catalog.store, now });
+  return new PolicyEngine({ catalog: lab.catalog, config: lab.config, archive: lab.service, readAccess: (ids) => access.read(ids), log: silentLogger, now, mediaDirs: [lab.media] });
+}
+
+async function assertAllReadable(t: import('ava').ExecutionContext, lab: Lab, when: string): Promise<void> {
+  const items = await lab.catalog.items();
+  t.is(items.length, lab.files.size, when);
+  for (const item of items) t.true((await readThroughCatalog(lab, item)).equals(lab.files.get(item.origPath!)!), `${when}: ${item.relPath}`);
+}
+
+test('plan == run; collocation writes each container together, in play order, on one cartridge', async (t) => {
+  const lab = await makeLab({ files: FILES, pool: 2 });
+  t.teardown(() => lab.cleanup());
+  const clock = Date.now() + 40 * DAY;
+  const e = engine(lab, () => clock);
+  const plan = await e.plan();
+  // everything idle except the kept picture and the file under min_archive_size
+  t.is(plan.actions.length, 6);
+  t.true(plan.actions.every((a) => a.action === 'archive' && a.reason === 'idle' && a.idleDays === 40));
+  const rel = plan.actions.map((a) => a.path.slice(lab.media.length + 1));
+  const music = rel.filter((p) => p.startsWith('Music'));
+  const show = rel.filter((p) => p.startsWith('Video'));
+  t.deepEqual(music, ['Music/Band/Album/1 One.mp3', 'Music/Band/Album/2 Two.mp3', 'Music/Band/Album/10 Ten.mp3'], 'natural file-name order');
+  t.deepEqual(show, ['Video/Show/S01/S01E1.mkv', 'Video/Show/S01/S01E2.mkv', 'Video/Show/S01/S01E10.mkv']);
+  t.is(rel.indexOf(music[2]) - rel.indexOf(music[0]), 2, 'a container is contiguous');
+  const { plan: ran, jobs } = await e.runPass('manual');
+  t.deepEqual(ran.actions, plan.actions, 'the run does exactly what the plan printed');
+  t.is(jobs.length, 1);
+  t.deepEqual((await lab.service.items(jobs[0].id)).map((i) => i.id), plan.actions.map((a) => a.id));
+  const done = await lab.service.run(jobs[0].id);
+  t.is(done.state, 'done', done.reason);
+  // on tape: one cartridge, one tape file per container, blocks rising in play order
+  const locs = [];
+  for (const a of plan.actions) locs.push({ a, tape: (await lab.catalog.get(a.id))!.location!.tape! });
+  t.is(new Set(locs.map((l) => l.tape.label)).size, 1, 'one cartridge');
+  for (const group of new Set(plan.actions.map((a) => a.group))) {
+    const g = locs.filter((l) => l.a.group === group);
+    t.is(new Set(g.map((l) => l.tape.tapeFile)).size, 1, 'one tar per container');
+    const pos = g.map((l) => l.tape.block * 1e9 + l.tape.offset);
+    t.deepEqual(pos, [...pos].sort((x, y) => x - y), 'play order on tape');
+  }
+  await assertAllReadable(t, lab, 'after the pass');
+  t.deepEqual((await e.plan()).actions, [], 'the next pass has nothing left to do');
+  t.like(await e.lastPass(), { trigger: 'manual', archive: 6, result: 'done' });
+  await e.stop();
+});
+
+test('automatic passes: due after the interval and only inside policy_window; promotions are recalled and counted', async (t) => {
+  const lab = await makeLab({ files: FILES });
+  t.teardown(() => lab.cleanup());
+  let clock = new Date(2030, 0, 10, 12, 0).getTime();
+  const e = engine(lab, () => clock, { archiveIdle: 0, promotePlays: 2, promoteWindow: 7 * 86400, interval: 3600, window: { start: 22 * 60, end: 5 * 60 } });
+  const ep = join(lab.media, 'Video/Show/S01/S01E1.mkv');
+  const ep1 = (await lab.catalog.getPath(ep))!.id;
+  await lab.service.run((await lab.service.submit('archive', [ep1])).id);
+  const access = new AccessTracker({ store: lab.catalog.store, now: () => clock });
+  access.notePlay(ep1, '10.0.0.5');
+  clock += DAY;
+  access.notePlay(ep1, '10.0.0.5');
+  await access.stop();
+  t.false(await e.tick(), 'outside the window');
+  clock = new Date(2030, 0, 11, 22, 30).getTime() + 120_000;
+  t.true(await e.tick(), 'inside the window (22:00-05:00)');
+  const last = (await e.lastPass())!;
+  t.like(last, { trigger: 'auto', recall: 1 });
+  const job = await lab.service.run(last.jobs[0]);
+  t.is(job.state, 'done', job.reason);
+  const back = (await lab.catalog.get(ep1))!;
+  t.truthy(back.location!.disk && back.location!.tape, 'promoted: tier both');
+  clock += 10 * 60_000;
+  t.false(await e.tick(), 'the next pass waits for the interval');
+  const st = await e.status();
+  t.is(st.promotions, 1);
+  t.is(st.window, '22:00-05:00');
+  t.true(st.inWindow);
+  await e.stop();
+});
+
+function cliKilled(lab: Lab, args: string[], fault: string, hit: string): Promise<{ signal: NodeJS.Signals | null; err: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], {
+      env: { ...process.env, TAPEDECK_CONFIG: '', TAPEDECK_FAULT: fault, TAPEDECK_FAULT_MODE: 'kill', TAPEDECK_FAULT_HIT: hit },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let err = '';
+    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+    child.stdout.resume();
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    child.on('exit', (_code, signal) => {
+      clearTimeout(timer);
+      resolve({ signal, err });
+    });
+  });
+}
+
+test('kill -9 in the middle of a policy pass: every item still plays byte-exactly, the next pass finishes the work', async (t) => {
+  const lab = await makeLab({ files: FILES });
+  t.teardown(() => lab.cleanup());
+  await lab.close();
+  const flags = ['--data', lab.data, '--media', lab.media, '--tape-time-scale', '0', '--head-stub-min', '16384', '--head-stub-seconds', '10', '--archive-idle', '1s', '--min-archive-size', '10000', '--keep-on-disk', 'Pictures/**', '--json'];
+  await new Promise((r) => setTimeout(r, 1100));
+  const planned = await runCli(['policy', 'plan', ...flags]);
+  t.is(planned.code, 0, planned.err);
+  const plan = JSON.parse(planned.out) as PolicyPlan;
+  t.is(plan.actions.length, 6);
+  const r = await cliKilled(lab, ['policy', 'run', ...flags], 'archive:committed', '3');
+  t.is(r.signal, 'SIGKILL', r.err);
+  await lab.reopen();
+  await assertAllReadable(t, lab, 'after the crash');
+  const moved = (await lab.catalog.items()).filter((i) => !i.location?.disk).length;
+  t.true(moved > 0 && moved < 6, `part of the pass was done (${moved})`);
+  await lab.close();
+  const next = await runCli(['policy', 'run', ...flags]);
+  t.is(next.code, 0, next.err);
+  await lab.reopen();
+  await assertAllReadable(t, lab, 'after the next pass');
+  const onDisk = (await lab.catalog.items()).filter((i) => i.location?.disk).map((i) => i.relPath).sort();
+  t.deepEqual(onDisk, ['Pictures/2024/Keep.jpg', 'Video/tiny.mkv']);
+});
+
+test('ls and policy plan/run go through the control socket when a server holds the catalog', async (t) => {
+  const lab = await makeLab({ files: FILES });
+  t.teardown(() => lab.cleanup());
+  const e = engine(lab, () => Date.now() + 40 * DAY);
+  const access = new AccessTracker({ store: lab.catalog.store });
+  const socketPath = join(lab.data, 'control.sock');
+  const ctl = await startControlServer({
+    socketPath,
+    archive: lab.service,
+    policy: { items: (q) => listItems(lab.catalog, (ids) => access.read(ids), q as never), plan: () => e.plan(), run: () => e.runPass('manual') },
+  });
+  lab.service.start();
+  t.teardown(async () => {
+    await ctl.close();
+    await e.stop();
+    await lab.service.stop();
+  });
+  const common = ['--data', lab.data, '--json'];
+  const ls = await runCli(['ls', join(lab.media, 'Music'), '--sort', 'title', ...common]);
+  t.is(ls.code, 0, ls.err);
+  t.deepEqual((JSON.parse(ls.out) as { title: string; tier: string }[]).map((r) => [r.title, r.tier]), [['1 One', 'disk'], ['2 Two', 'disk'], ['10 Ten', 'disk']]);
+  t.is((await runCli(['ls', '--tier', 'cloud', ...common])).code, 2);
+  t.is((await runCli(['ls', '/no/such/path', ...common])).code, 2);
+  const plan = JSON.parse((await runCli(['policy', 'plan', ...common])).out) as PolicyPlan;
+  const run = await runCli(['policy', 'run', ...common]);
+  t.is(run.code, 0, run.err);
+  const res = JSON.parse(run.out) as { plan: PolicyPlan; jobs: JobRecord[] };
+  t.deepEqual(res.plan.actions.map((a) => a.id), plan.actions.map((a) => a.id));
+  t.is(res.jobs[0].state, 'done');
+  const text = await runCli(['ls', '--tier', 'tape', '--data', lab.data]);
+  t.regex(text.out, /tape +0 +- .*TD0001L9@\d+/);
+});
