@@ -591,6 +591,41 @@ export class ServerMetrics {
           this.cacheCapacity.set(c.capacityBytes);
         });
       }
+      if (st.policy) {
+        const policy = st.policy.bind(st);
+        const next = r.gauge('tapedeck_policy_next_pass_timestamp_seconds', 'When the next automatic storage-policy pass starts (Unix time, s; 0 = only manual passes).');
+        const windowOpen = r.gauge('tapedeck_policy_window_open', '1 while policy_window allows automatic passes.');
+        const usage = r.gauge('tapedeck_policy_disk_usage', 'Disk usage the watermarks judge, by scope (catalog or media file system) and unit (bytes or percent).', ['scope', 'unit']);
+        const marks = r.gauge('tapedeck_policy_disk_watermark', 'The disk watermarks, by scope, unit and mark (high, low).', ['scope', 'unit', 'mark']);
+        const planned = r.gauge('tapedeck_policy_planned_actions', 'Items a pass would archive or recall now.', ['action']);
+        const candidates = r.gauge('tapedeck_policy_candidates', 'Items eligible for archiving that a pass would not move now.');
+        const lastPass = r.gauge('tapedeck_policy_last_pass_timestamp_seconds', 'When the last policy pass started (Unix time, s).');
+        const lastResult = r.gauge('tapedeck_policy_last_pass_result', 'Result of the last policy pass (1 for the current result).', ['result']);
+        const promotions = r.counter('tapedeck_policy_promotions_total', 'Items recalled to disk because they became popular (completed).');
+        r.collect(async () => {
+          const p = await policy();
+          if (!p) return;
+          next.set(p.nextPass !== undefined ? Math.round(p.nextPass / 1000) : 0);
+          windowOpen.set(p.inWindow ? 1 : 0);
+          usage.reset();
+          marks.reset();
+          for (const u of p.usage) {
+            const unit = u.kind === 'percent' ? 'percent' : 'bytes';
+            usage.set({ scope: u.scope, unit }, u.before);
+            marks.set({ scope: u.scope, unit, mark: 'high' }, u.high);
+            marks.set({ scope: u.scope, unit, mark: 'low' }, u.low);
+          }
+          planned.set({ action: 'archive' }, p.planned.archive);
+          planned.set({ action: 'recall' }, p.planned.recall);
+          candidates.set(p.candidates);
+          promotions.set(undefined, p.promotions);
+          lastResult.reset();
+          if (p.lastPass) {
+            lastPass.set(Math.round(Date.parse(p.lastPass.at) / 1000));
+            lastResult.set({ result: p.lastPass.result }, 1);
+          }
+        });
+      }
       if (st.jobs) {
         const jobs = st.jobs.bind(st);
         r.collect(async () => {

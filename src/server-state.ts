@@ -8,6 +8,9 @@ import type { Catalog } from './catalog/catalog.js';
 import type { Location } from './catalog/types.js';
 import type { ScanProgress } from './scanner/scanner.js';
 import type { TapeCounters } from './tape/types.js';
+import type { PolicyStatus } from './policy/engine.js';
+
+export type { PolicyStatus };
 import type { MediaRouteOptions, StreamEvent, StreamStart } from './http/delivery.js';
 import { VERSION } from './version.js';
 
@@ -178,6 +181,8 @@ export interface StatusProvider {
   streams?(): Maybe<ActiveStream[]>;
   /** undefined: no staging cache (no tape tier). */
   cache?(): Maybe<CacheStatus | undefined>;
+  /** Storage policy: next pass, window, usage against the marks, last pass, promotions. */
+  policy?(): Maybe<PolicyStatus | undefined>;
 }
 
 export interface StatusSnapshot {
@@ -190,6 +195,7 @@ export interface StatusSnapshot {
   jobs: JobStatus[] | null;
   streams: ActiveStream[];
   cache: CacheStatus | null;
+  policy: PolicyStatus | null;
   /** Operator actions this page offers (empty: read-only). */
   actions: string[];
   /** Sections that failed or timed out, with the reason. */
@@ -310,7 +316,7 @@ export interface ServerLike {
 }
 
 /** Optional parts added to the server's own status (tape tier, streams...). */
-export type StatusExtras = Partial<Pick<StatusProvider, 'tape' | 'stager' | 'jobs' | 'cache' | 'streams'>> & {
+export type StatusExtras = Partial<Pick<StatusProvider, 'tape' | 'stager' | 'jobs' | 'cache' | 'streams' | 'policy'>> & {
   /** Active streams from this tracker (titles are looked up in the catalog). */
   tracker?: StreamTracker;
   version?: string;

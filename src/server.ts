@@ -313,7 +313,7 @@ export class TapedeckServer {
       tracker.on('start', (s: StreamStart) => access.streamStarted(s));
       tracker.on('end', (ev: StreamEvent) => ev.stream && access.streamEnded(ev.stream, ev.bytes));
     }
-    const status = serverStatusProvider(this, { tracker, ...this.statusExtras() });
+    const status = serverStatusProvider(this, { tracker, ...this.statusExtras(), ...(this.policy ? { policy: () => this.policy!.status() } : {}) });
     const metrics = new ServerMetrics({ version: VERSION, status, streams: tracker });
     this.metrics = metrics;
     app.use(metrics.http()); // before the ACL, so refusals are counted too

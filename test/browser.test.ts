@@ -115,6 +115,18 @@ const provider: StatusProvider = {
   jobs: () => state.jobs,
   streams: () => state.streams,
   cache: () => state.cache,
+  policy: () => ({
+    nextPass: NOW + 3 * 3600_000,
+    window: '01:00-06:00',
+    inWindow: false,
+    interval: 3600,
+    usage: [{ scope: '/srv/media', kind: 'percent', before: 83.5, after: 69.9, high: 80, low: 70, usedBytes: 7e12, totalBytes: 1e13 }],
+    planned: { archive: 41, recall: 2 },
+    candidates: 900,
+    lastPass: { at: new Date(NOW - 2 * 3600_000).toISOString(), trigger: 'auto', archive: 12, recall: 1, archiveBytes: 1e11, recallBytes: 1e9, jobs: ['6'], result: 'done' },
+    promotions: 7,
+    passes: 3,
+  }),
 };
 
 // ---- server -----------------------------------------------------------------------------
@@ -225,6 +237,14 @@ function luminance(buf: Buffer): { width: number; height: number; mean: number; 
     const cache = await page.locator('#cache').innerText();
     t.regex(cache, /90\.0%\s+hit ratio/);
     t.regex(cache, /37\.0 GiB of 100 GiB used \(37%\)/);
+
+    const policy = await page.locator('#policy').innerText();
+    t.regex(policy, /in 2 h|in 3 h/);
+    t.regex(policy, /41\s+to archive/);
+    t.regex(policy, /7\s+promotions/);
+    t.regex(policy, /Window: 01:00-06:00 \(closed now\)/);
+    t.regex(policy, /\/srv\/media: disk 83\.5% \(high 80%, low 70%\), 69\.9% after the planned pass/);
+    t.regex(policy, /Last pass .* ago \(auto\):\s+done 12 archived, 1 recalled/);
 
     // The section boxes are laid out and visible.
     for (const id of ['#library', '#tape', '#jobs', '#streams', '#cache']) {

@@ -10,6 +10,9 @@ import { AccessTracker } from '../src/policy/access.js';
 import { listItems } from '../src/policy/listing.js';
 import { startControlServer } from '../src/control/server.js';
 import { silentLogger } from '../src/log.js';
+import { collectStatus } from '../src/http/status.js';
+import { libraryStatus } from '../src/server-state.js';
+import { ServerMetrics } from '../src/metrics.js';
 import type { PolicyPlan } from '../src/policy/plan.js';
 import type { JobRecord } from '../src/archive/jobs.js';
 import { makeLab, readThroughCatalog, runCli, type Lab } from './fixtures/archive/setup.js';
@@ -103,6 +106,16 @@ test('automatic passes: due after the interval and only inside policy_window; pr
   t.is(st.promotions, 1);
   t.is(st.window, '22:00-05:00');
   t.true(st.inWindow);
+  t.like(st.lastPass, { trigger: 'auto', recall: 1, result: 'done' });
+  // the status page and /metrics show it
+  const provider = { server: () => ({ name: 'nas', version: '0', scanning: false }), library: () => libraryStatus(lab.catalog), policy: () => e.status() };
+  const snap = await collectStatus(provider);
+  t.like(snap.policy, { promotions: 1, window: '22:00-05:00', lastPass: { result: 'done' } });
+  const text = await new ServerMetrics({ version: '0', status: provider }).scrape();
+  t.regex(text, /^tapedeck_policy_promotions_total 1$/m);
+  t.regex(text, /^tapedeck_policy_window_open 1$/m);
+  t.regex(text, /^tapedeck_policy_last_pass_result\{result="done"\} 1$/m);
+  t.regex(text, /^tapedeck_policy_next_pass_timestamp_seconds \d+$/m);
   await e.stop();
 });
 

@@ -65,7 +65,7 @@ export async function collectStatus(provider: StatusProvider, opts: StatusOption
     }
   };
   const p = provider;
-  const [server, library, tape, stager, jobs, streams, cache] = await Promise.all([
+  const [server, library, tape, stager, jobs, streams, cache, policy] = await Promise.all([
     read('server', () => p.server()),
     read('library', () => p.library()),
     read('tape', p.tape && (() => p.tape!())),
@@ -73,6 +73,7 @@ export async function collectStatus(provider: StatusProvider, opts: StatusOption
     read('jobs', p.jobs && (() => p.jobs!())),
     read('streams', p.streams && (() => p.streams!())),
     read('cache', p.cache && (() => p.cache!())),
+    read('policy', p.policy && (() => p.policy!())),
   ]);
   return {
     generatedAt: Date.now(),
@@ -83,6 +84,7 @@ export async function collectStatus(provider: StatusProvider, opts: StatusOption
     jobs: jobs ? orderJobs(jobs) : p.jobs ? [] : null,
     streams: (streams ?? []).slice(0, MAX_STREAMS),
     cache: cache ?? null,
+    policy: policy ?? null,
     actions: opts.actions?.rescan ? ['rescan'] : [],
     errors,
   };

@@ -20,6 +20,7 @@ const LAST_PASS = 'policyLastPass';
 const PROMOTIONS = 'policyPromotions';
 /** Grace period after the server starts before the first automatic pass (the first scan runs). */
 export const FIRST_PASS_DELAY_MS = 60_000;
+const STATUS_PLAN_MS = 15_000;
 
 export interface PassRecord {
   /** ISO time the pass started */
@@ -76,6 +77,8 @@ export class PolicyEngine {
   private lastPassAt: number | undefined;
   private passes = 0;
   private promotionWrites: Promise<unknown> = Promise.resolve();
+  /** The planned figures of status(), recomputed at most every STATUS_PLAN_MS (the status page polls every few seconds). */
+  private statusPlan: { at: number; plan: Promise<PolicyPlan> } | undefined;
   private readonly onJob = (j: JobRecord) => {
     if (j.kind !== 'recall' || j.opts.origin !== 'policy' || !isTerminal(j.state)) return;
     const n = Number(j.result?.recalled ?? 0);
@@ -128,6 +131,7 @@ export class PolicyEngine {
     const rec: PassRecord = { at: plan.at, trigger, archive: archives.length, recall: recalls.length, archiveBytes: plan.archiveBytes, recallBytes: plan.recallBytes, jobs: jobs.map((j) => j.id) };
     this.lastPassAt = this.now();
     this.passes++;
+    this.statusPlan = undefined;
     await this.opts.catalog.setMeta(LAST_PASS, JSON.stringify(rec));
     this.opts.log.info({ policy: { trigger, archive: rec.archive, recall: rec.recall, jobs: rec.jobs, skipped: plan.skipped.length } }, `policy pass (${trigger}): ${rec.archive} to archive, ${rec.recall} to recall`);
     return { plan, jobs };
@@ -150,7 +154,13 @@ export class PolicyEngine {
   }
 
   async status(): Promise<PolicyStatus> {
-    const plan = await this.plan();
+    const t = this.now();
+    if (!this.statusPlan || t - this.statusPlan.at > STATUS_PLAN_MS || t < this.statusPlan.at) {
+      const plan = this.plan();
+      plan.catch(() => undefined);
+      this.statusPlan = { at: t, plan };
+    }
+    const plan = await this.statusPlan.plan;
     const last = await this.lastPass();
     const w = this.rules.window;
     return {

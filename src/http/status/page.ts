@@ -339,11 +339,31 @@ const JS = String.raw`
     ];
   }
 
+  function renderPolicy(p) {
+    if (!p) return snap.errors.policy ? errLine('policy') : h('p', 'empty', 'No storage policy.');
+    var next = p.nextPass === undefined ? 'manual only' : p.nextPass <= snap.generatedAt ? 'due now' : 'in ' + dur((p.nextPass - snap.generatedAt) / 1000);
+    var out = [
+      h('div', 'kpis', [kpi(next, 'next pass'), kpi(num(p.planned.archive), 'to archive'), kpi(num(p.planned.recall), 'to recall'), kpi(num(p.candidates), 'candidates'), kpi(num(p.promotions), 'promotions')]),
+      h('div', 'line', ['Window: ' + (p.window ? p.window + (p.inWindow ? ' (open now)' : ' (closed now)') : 'any time') + ' \u00b7 every ' + (p.interval > 0 ? dur(p.interval) : '\u2013 (manual only)')]),
+    ];
+    (p.usage || []).forEach(function (u) {
+      var f = function (n) { return u.kind === 'percent' ? n + '%' : bytes(n); };
+      var top = u.kind === 'percent' ? 100 : Math.max(u.high, u.before) * 1.1;
+      out.push(bar([['fill', pct(u.before, top)]]));
+      out.push(h('div', 'line', [h('b', '', u.scope), ': disk ' + f(u.before) + ' (high ' + f(u.high) + ', low ' + f(u.low) + ')' + (u.after !== u.before ? ', ' + f(u.after) + ' after the planned pass' : '')]));
+    });
+    if (!(p.usage || []).length) out.push(h('div', 'line', 'No disk watermark set.'));
+    var l = p.lastPass;
+    out.push(h('div', 'line', l ? ['Last pass ', ago(Date.parse(l.at)), ' ago (' + l.trigger + '): ', stateBadge(l.result), ' ' + l.archive + ' archived, ' + l.recall + ' recalled' + (l.reason ? ' \u2013 ' + l.reason : '')] : 'No pass yet.'));
+    out.push(errLine('policy'));
+    return out;
+  }
+
   // ---- update loop ------------------------------------------------------------------------
   function section(id, data, fn) {
     var key = JSON.stringify([data, snap.errors[id] || null, id === 'tape' ? snap.stager : null]);
     // ages ('3 min ago') change every poll, so sections showing them always re-render
-    if (lastKey[id] === key && id !== 'server' && id !== 'jobs' && id !== 'streams' && id !== 'tape') return;
+    if (lastKey[id] === key && id !== 'server' && id !== 'jobs' && id !== 'streams' && id !== 'tape' && id !== 'policy') return;
     lastKey[id] = key;
     var body = document.querySelector('#' + id + ' .body');
     if (!body) return;
@@ -363,6 +383,7 @@ const JS = String.raw`
     section('jobs', s.jobs, renderJobs);
     section('streams', s.streams, renderStreams);
     section('cache', s.cache, renderCache);
+    section('policy', s.policy, renderPolicy);
     var btn = document.getElementById('rescan');
     btn.hidden = s.actions.indexOf('rescan') < 0;
     var d = new Date(s.generatedAt);
@@ -434,6 +455,7 @@ export function statusPageHtml(o: StatusPageOptions): string {
 <main>
 ${sec('library', 'Library', false)}
 ${sec('cache', 'Staging cache')}
+${sec('policy', 'Storage policy', true)}
 ${sec('tape', 'Tape library', true)}
 ${sec('jobs', 'Jobs', true)}
 ${sec('streams', 'Active streams', true)}
