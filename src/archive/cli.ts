@@ -23,7 +23,7 @@ import cliProgress from 'cli-progress';
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { addSettingFlags, config as loadCliConfig } from '../commands/common.js';
+import { addSettingFlags, config as loadCliConfig, TAPE_LIBRARY_KEYS } from '../commands/common.js';
 import type { Config, FlagValues } from '../config.js';
 import { Catalog } from '../catalog/catalog.js';
 import { LevelStore } from '../catalog/store.js';
@@ -39,22 +39,7 @@ import { isTerminal, type JobItem, type JobKind, type JobOptions, type JobRecord
 import { openConfiguredLibrary, unavailableLibrary } from './library.js';
 import { ArchiveService, type LabelResult, type TapeStatus } from './service.js';
 
-export const TAPE_SETTING_KEYS = [
-  'data_dir',
-  'log_level',
-  'tape_backend',
-  'tape_dir',
-  'tape_time_scale',
-  'tape_generation',
-  'tape_drives',
-  'tape_slots',
-  'tape_block_size',
-  'tape_capacity',
-  'tape_changer',
-  'tape_device',
-  'head_stub_seconds',
-  'head_stub_min',
-];
+export const TAPE_SETTING_KEYS = [...TAPE_LIBRARY_KEYS, 'head_stub_seconds', 'head_stub_min'];
 
 /** What the commands run against: the catalog opened here, or a running server. */
 export interface Backend {

@@ -10,6 +10,22 @@ import { ConfigError, loadConfig, SETTINGS, type Config, type FlagValues, type L
 export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
 
+/** The settings that describe the tape library (every tape command and the stager take them). */
+export const TAPE_LIBRARY_KEYS = [
+  'data_dir',
+  'log_level',
+  'tape_backend',
+  'tape_dir',
+  'tape_time_scale',
+  'tape_generation',
+  'tape_drives',
+  'tape_slots',
+  'tape_block_size',
+  'tape_capacity',
+  'tape_changer',
+  'tape_device',
+];
+
 const collect = (v: string, prev: string[] | undefined) => [...(prev ?? []), v];
 
 /** Adds the flags of the named settings (all when omitted) to a command. */

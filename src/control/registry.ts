@@ -12,6 +12,7 @@ import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { SOCKET_NAME } from './protocol.js';
+import { isProcessAlive } from '../util/pid.js';
 
 /** Data directory of the systemd units (StateDirectory=tapedeck). */
 export const INSTALLED_DATA_DIR = '/var/lib/tapedeck';
@@ -42,15 +43,6 @@ export async function registerServer(socket: string, env: NodeJS.ProcessEnv = pr
   return () => rm(file, { force: true }).catch(() => undefined);
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /** Servers running now (live process and socket present), the installed one included when its socket exists. */
 export async function runningServers(env: NodeJS.ProcessEnv = process.env): Promise<RunningServer[]> {
   const dir = registryDir(env);
@@ -65,7 +57,7 @@ export async function runningServers(env: NodeJS.ProcessEnv = process.env): Prom
       continue;
     }
     if (typeof e?.pid !== 'number' || typeof e.socket !== 'string' || typeof e.dataDir !== 'string') continue;
-    if (!alive(e.pid) || !existsSync(e.socket)) {
+    if (!isProcessAlive(e.pid) || !existsSync(e.socket)) {
       await rm(file, { force: true }).catch(() => undefined);
       continue;
     }

@@ -11,7 +11,7 @@ import { chmod, rm, stat } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { addSettingFlags, config, fail } from '../commands/common.js';
+import { addSettingFlags, config, fail, TAPE_LIBRARY_KEYS } from '../commands/common.js';
 import { createLogger } from '../log.js';
 import type { FlagValues } from '../config.js';
 import { openTapeLibrary } from '../tape/index.js';
@@ -20,24 +20,7 @@ import { workerCommand } from './sandbox.js';
 import { StagingWorker } from './worker.js';
 
 /** The settings the stager uses (its --help lists only these). */
-const STAGER_KEYS = [
-  'data_dir',
-  'log_level',
-  'tape_backend',
-  'tape_dir',
-  'tape_time_scale',
-  'tape_generation',
-  'tape_drives',
-  'tape_slots',
-  'tape_block_size',
-  'tape_capacity',
-  'tape_changer',
-  'tape_device',
-  'cache_dir',
-  'cache_size',
-  'admission_timeout',
-  'drive_idle_unload',
-];
+const STAGER_KEYS = [...TAPE_LIBRARY_KEYS, 'cache_dir', 'cache_size', 'admission_timeout', 'drive_idle_unload'];
 
 export function registerStagerCommand(program: Command): void {
   addSettingFlags(

@@ -12,6 +12,7 @@ import { open, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PRESETS } from './timing.js';
 import { TapeError, type LtoGeneration } from './types.js';
+import { isProcessAlive } from '../util/pid.js';
 
 export interface LibraryConfig {
   slots: number;
@@ -128,22 +129,13 @@ export async function acquireLock(path: string): Promise<void> {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       const pid = Number((await readFile(path, 'utf8').catch(() => '')).trim());
-      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid)) {
+      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isProcessAlive(pid)) {
         throw new TapeError('BUSY', `virtual library is in use by process ${pid} (${path})`);
       }
       await rm(path, { force: true }); // stale lock
     }
   }
   throw new TapeError('BUSY', `cannot lock ${path}`);
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** library.json of the library in `realDir`, or undefined when there is none yet. */
