@@ -29,6 +29,9 @@ import { artRoutes } from './http/art.js';
 import { ArtMaker } from './art/maker.js';
 import { captionsOf, preferredCaption, subtitleStore } from './media/subtitles.js';
 import { subtitleRoutes } from './http/subtitles.js';
+import { serverHeader } from './upnp/server-header.js';
+
+const SERVER_HEADER = serverHeader();
 import { artStore } from './art/dlna.js';
 import { TapeTier } from './tier.js';
 import { statusRoutes } from './http/status.js';
@@ -148,7 +151,7 @@ export class TapedeckServer {
         interfaces: this.interfaces.map((i) => ({ name: i.name, address: i.address })),
         port: this.port,
         descriptionPath: '/description.xml',
-        serverHeader: `Linux UPnP/1.0 DLNADOC/1.50 Tapedeck/${VERSION}`,
+        serverHeader: SERVER_HEADER,
         advertiseInterval: cfg.ssdpInterval * 1000,
         targets: [...DEFAULT_TARGETS, MSR_TYPE],
         log: this.log,
@@ -319,7 +322,7 @@ export class TapedeckServer {
     app.use(metrics.http()); // before the ACL, so refusals are counted too
     app.use(allowSubnets(cfg.allow.length ? cfg.allow : DEFAULT_ALLOWED_SUBNETS));
     app.use(async (ctx, next) => {
-      ctx.set('Server', `Linux UPnP/1.0 DLNADOC/1.50 Tapedeck/${VERSION}`);
+      ctx.set('Server', SERVER_HEADER);
       await next();
     });
 
@@ -413,6 +416,7 @@ export class TapedeckServer {
     mediaRoutes(router, this.resolveMedia, {
       ...tracker.hooks,
       lenientTransferMode: (headers, remote) => Boolean(clients.detect(headers, remote)?.quirks.lenientTransferMode),
+      mimeFor: (mime, ctx) => clients.detect(ctx.headers, ctx.req.socket.remoteAddress).quirks.mimeOverrides?.[mime] ?? mime,
       captionInfo: async (id, ctx) => {
         if (!clients.detect(ctx.headers, ctx.req.socket.remoteAddress).quirks.captionInfoSec) return undefined;
         const obj = await this.catalog.get(id);

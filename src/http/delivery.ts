@@ -85,6 +85,8 @@ export interface MediaRouteOptions {
    * `CaptionInfo.sec`, or undefined (no subtitle, or the client's profile does not ask for it).
    */
   captionInfo?(id: string, ctx: Context): Promise<string | undefined>;
+  /** Content-Type for this request (a client profile's MIME override), given the item's MIME type. */
+  mimeFor?(mime: string, ctx: Context): string;
   /** Which IDs the route takes (default isValidMediaId; the art route also takes container IDs with `/`). */
   validId?(id: string): boolean;
 }
@@ -306,7 +308,7 @@ async function serve(ctx: Context, resolve: Resolver, opts: MediaRouteOptions): 
   }
   const length = end - start + 1;
   // Set verbatim: ctx.type would append a charset to text/* types.
-  ctx.set('Content-Type', src.mime);
+  ctx.set('Content-Type', opts.mimeFor?.(src.mime, ctx) ?? src.mime);
   ctx.set('Content-Length', String(length));
 
   // HEAD: same headers, no body and no open (Koa sends the explicit status and length).

@@ -1,7 +1,7 @@
 // ConnectionManager:1 (source side) and Microsoft's X_MS_MediaReceiverRegistrar:1.
 import type { Catalog } from '../catalog/catalog.js';
 import { protocolInfo } from '../media/dlna.js';
-import type { SoapService } from './soap.js';
+import type { SoapContext, SoapService } from './soap.js';
 import { UpnpError } from './soap.js';
 
 export const CMS_TYPE = 'urn:schemas-upnp-org:service:ConnectionManager:1';
@@ -53,13 +53,18 @@ export class ConnectionManager {
   }
 }
 
-/** Xbox 360 / Windows Media Player ask this before browsing; every device is authorised. */
+/**
+ * Xbox 360 / Windows Media Player ask this before browsing. A client whose profile declares
+ * `msRegistrar` (devices/clients/xbox.json) is authorised and validated (Result 1); any other
+ * caller gets Result 0: only the receivers a profile names are Microsoft receivers we serve so.
+ */
 export function mediaReceiverRegistrar(): SoapService {
+  const answer = async (_a: Record<string, string>, ctx: SoapContext): Promise<[string, number][]> => [['Result', ctx.client?.quirks.msRegistrar ? 1 : 0]];
   return {
     serviceType: MSR_TYPE,
     actions: {
-      IsAuthorized: async () => [['Result', 1]],
-      IsValidated: async () => [['Result', 1]],
+      IsAuthorized: answer,
+      IsValidated: answer,
       RegisterDevice: async () => [['RegistrationRespMsg', '']],
     },
   };

@@ -21,7 +21,7 @@
 
 import nodeSsdp, { type ServerOptions } from 'node-ssdp';
 import type { RemoteInfo, Socket } from 'node:dgram';
-import os from 'node:os';
+import { serverHeader } from './server-header.js';
 import { interfaceForRemote, listInterfaces, localAddressFor } from '../util/net.js';
 
 export const SSDP_GROUP = '239.255.255.250';
@@ -51,7 +51,7 @@ export interface SsdpOptions {
   descriptionPath: string;
   /** CACHE-CONTROL max-age in seconds (default 1800). */
   maxAge?: number;
-  /** SERVER header, e.g. 'Linux/6 UPnP/1.0 Tapedeck/0.1.0'. */
+  /** SERVER header (default: serverHeader(), e.g. 'Linux/6.1 UPnP/1.0 DLNADOC/1.50 Tapedeck/0.1.0'). */
   serverHeader?: string;
   /** Re-advertisement period in ms (default maxAge/4). */
   advertiseInterval?: number;
@@ -282,7 +282,7 @@ export class SsdpServer {
     this.maxAge = Math.max(1, Math.round(positive(opts.maxAge, 1800, 'maxAge')));
     this.advertiseInterval = positive(opts.advertiseInterval, (this.maxAge * 1000) / 4, 'advertiseInterval');
     this.bursts = Math.max(1, Math.floor(positive(opts.initialBursts, 3, 'initialBursts')));
-    this.server = opts.serverHeader ?? `${os.type()}/${os.release()} UPnP/1.0 Tapedeck`;
+    this.server = opts.serverHeader ?? serverHeader();
     this.bootId = opts.bootId ?? Math.floor(Date.now() / 1000);
     this.configId = opts.configId ?? 1;
     this.udn = `uuid:${uuid}`;
