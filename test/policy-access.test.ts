@@ -110,4 +110,10 @@ test('the catalog keeps added and changed with its clock; ls lists tiers, plays 
   const after = (await lab.catalog.get(items[0].id))!;
   t.is(after.changed, 42);
   t.is(after.added, items[0].added);
+
+  // an item that leaves the catalog takes its access record with it
+  await tr.flush();
+  t.true((await readAccess(lab.catalog.store, [video.id])).has(video.id));
+  await lab.catalog.apply({ removes: [video.id] });
+  t.false((await readAccess(lab.catalog.store, [video.id])).has(video.id));
 });

@@ -8,6 +8,8 @@
 //   p/<origPath>                         scanner map: {id, size, mtime, gen}
 //   b/<itemId>                           resume position (bookmarks.ts): kept across rescans and
 //                                        tier moves, dropped with the item
+//   a/<itemId>                           plays, last played, bytes served (policy/access.ts),
+//                                        dropped with the item
 //   x/...                                word index for Search (see words.ts)
 //   meta/systemUpdateId, meta/uuid, meta/schemaVersion, meta/scanGen, meta/wordIndex
 //
@@ -28,6 +30,8 @@ import { Bookmarks, dropBookmarkOp } from './bookmarks.js';
 import { exactWord, OVERFLOW, OVERFLOW_VALUE, postingPrefix, vocabPrefix, Vocabulary, WORD_INDEX_VERSION, wordOps, X, type WordField } from './words.js';
 
 export const SCHEMA_VERSION = '1';
+/** Key prefix of the access records (plays, bytes served) kept by src/policy/access.ts; dropped with the item. */
+export const ACCESS_PREFIX = 'a/';
 const SEP = '\u0000';
 const O = 'o/';
 const C = 'c/';
@@ -460,7 +464,7 @@ export class Catalog extends EventEmitter {
       if (oldJson === undefined) return;
       const old = JSON.parse(oldJson) as CatalogObject;
       diff(placements(old).placements, []);
-      ops.push({ type: 'del', key: O + id }, dropBookmarkOp(id));
+      ops.push({ type: 'del', key: O + id }, dropBookmarkOp(id), { type: 'del', key: ACCESS_PREFIX + id });
       if (!old.playlist) wordOps(id, old, undefined, this.vocab, added, ops);
     });
 

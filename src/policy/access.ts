@@ -12,8 +12,9 @@
 import type { KVStore } from '../catalog/store.js';
 import { prefixRange } from '../catalog/store.js';
 import { parseRefId } from '../catalog/layout.js';
+import { ACCESS_PREFIX } from '../catalog/catalog.js';
 
-export const ACCESS_PREFIX = 'a/';
+export { ACCESS_PREFIX };
 /** Requests of one client for one item closer than this belong to the same play. */
 export const PLAY_GAP_MS = 30 * 60 * 1000;
 /** Play times kept per item (for "N plays within the promotion window"). */
