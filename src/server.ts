@@ -34,8 +34,10 @@ import { serverHeader } from './upnp/server-header.js';
 const SERVER_HEADER = serverHeader();
 import { artStore } from './art/dlna.js';
 import { TapeTier } from './tier.js';
-import { statusRoutes } from './http/status.js';
-import { serverStatusProvider, StreamTracker, type StatusExtras } from './server-state.js';
+import { collectStatus, statusRoutes } from './http/status.js';
+import { startControlServer, SOCKET_NAME, type ControlServer } from './control/index.js';
+import { serverStatusProvider, StreamTracker, type StatusExtras, type StatusProvider } from './server-state.js';
+import { pathRoots } from './http/status-paths.js';
 import { AccessTracker } from './policy/access.js';
 import { PolicyEngine } from './policy/engine.js';
 import { listItems, type ListQuery } from './policy/listing.js';
@@ -84,6 +86,8 @@ export class TapedeckServer {
   private stopped = false;
   private abort = new AbortController();
   private refreshSourceInfo?: () => void;
+  private control?: ControlServer;
+  private statusProvider?: StatusProvider;
   mediaDirs: string[] = [];
 
   constructor(
@@ -132,15 +136,27 @@ export class TapedeckServer {
     const access = this.access;
     const policy = new PolicyEngine({ catalog: this.catalog, config: cfg, archive: this.tier?.archive, readAccess: (ids) => access.read(ids), log: this.log.child({ component: 'policy' }), mediaDirs: this.mediaDirs });
     this.policy = policy;
-    if (this.tier) {
-      await this.tier.start({
+    if (this.tier) await this.tier.start();
+
+    const app = this.buildApp();
+    // the operator CLI's way in (tape commands, scan, full status): always, tape tier or not
+    this.control = await startControlServer({
+      socketPath: join(cfg.dataDir, SOCKET_NAME),
+      archive: this.tier?.archive,
+      // `tapedeck ls` and `tapedeck policy` (a pass needs the tape tier: the engine says so)
+      policy: {
         items: (q) => listItems(this.catalog, (ids) => access.read(ids), q as ListQuery),
         plan: () => policy.plan(),
         run: () => policy.runPass('manual'),
-      });
-    }
-
-    const app = this.buildApp();
+      },
+      server: {
+        rescan: () => this.rescan(),
+        scanProgress: () => (this.status.scanning ? this.status.lastScan : undefined),
+        totals: () => this.catalog.totals(),
+        status: () => collectStatus(this.statusProvider!, { view: 'operator' }),
+      },
+      log: this.log.child({ component: 'control' }),
+    });
     await this.listen(app);
     const urls = this.urls();
     this.log.info({ urls, interfaces: this.interfaces.map((i) => `${i.name} ${i.address}`), uuid: this.uuid }, `serving "${cfg.friendlyName}" at ${urls.join(' ')}`);
@@ -317,6 +333,7 @@ export class TapedeckServer {
       tracker.on('end', (ev: StreamEvent) => ev.stream && access.streamEnded(ev.stream, ev.bytes));
     }
     const status = serverStatusProvider(this, { tracker, ...this.statusExtras(), ...(this.policy ? { policy: () => this.policy!.status() } : {}) });
+    this.statusProvider = status;
     const metrics = new ServerMetrics({ version: VERSION, status, streams: tracker });
     this.metrics = metrics;
     app.use(metrics.http()); // before the ACL, so refusals are counted too
@@ -426,7 +443,10 @@ export class TapedeckServer {
     artRoutes(router, this.catalog, artStore(cfg.dataDir));
     subtitleRoutes(router, this.catalog, subtitleStore(cfg.dataDir));
     staticRoutes(router, { devicesDir: DEVICES_DIR });
-    statusRoutes(router, status);
+    statusRoutes(router, status, {
+      actions: { rescan: () => this.rescan() },
+      roots: () => pathRoots(this.mediaDirs, { data_dir: cfg.dataDir, cache_dir: cfg.cacheDir, tape_dir: cfg.tape.dir }),
+    });
     metricsRoute(router, metrics.registry);
 
     app.use(router.routes());
@@ -472,6 +492,7 @@ export class TapedeckServer {
     // 3. Stop the watch, a running scan and the tape tier (jobs stop at a safe point), then close the catalog.
     if (this.rescanTimer) clearInterval(this.rescanTimer);
     const watchClosed = this.watcher?.close(); // stops at once; waits for a partial scan, aborted below
+    await this.control?.close().catch(() => undefined);
     this.abort.abort();
     await watchClosed;
     await this.policy?.stop().catch((err: Error) => this.log.warn({ err: err.message }, 'policy stop failed'));

@@ -1,9 +1,8 @@
 // The tape tier as the server sees it: the supervised staging worker (which owns
 // the tape library), the archive/recall/import jobs (which reach tape only through
-// the worker's remote library), the operator control socket, and the adapters that
+// the worker's remote library), and the adapters that
 // put their state on the status page and the metrics. The server never touches tape.
 
-import { join } from 'node:path';
 import type { Catalog } from './catalog/catalog.js';
 import type { CatalogObject } from './catalog/types.js';
 import type { Config } from './config.js';
@@ -13,8 +12,6 @@ import type { CacheStatus, HistogramSnapshot, JobStatus, StagerStatus as PageSta
 import { ArchiveService } from './archive/service.js';
 import type { JobRecord } from './archive/jobs.js';
 import { archiveDemo } from './demo/tape.js';
-import { startControlServer, type ControlServer } from './control/index.js';
-import type { PolicyControl } from './control/server.js';
 import { StagerClient } from './staging/client.js';
 import { Prestager } from './staging/prestage.js';
 
@@ -25,15 +22,20 @@ function httpError(status: number, message: string, headers: Record<string, stri
 
 const ms = (iso?: string) => (iso ? Date.parse(iso) : undefined);
 
-export function jobStatusOf(j: JobRecord): JobStatus {
+/**
+ * A job as the status page shows it; `title` names the object IDs among its targets (items and
+ * containers by their titles; paths stay paths, shown relative to their media directory).
+ */
+export function jobStatusOf(j: JobRecord, title: (id: string) => string | undefined = () => undefined): JobStatus {
   const p = j.progress;
+  const named = j.targets.slice(0, 3).map((t) => (t.startsWith('/') || t.startsWith('tape://') ? t : title(t) ?? t));
   // item bytes (an import counts cartridges: its "bytes" are index entries)
   const byBytes = p.bytesTotal > 0 && j.kind !== 'import';
   return {
     id: j.id,
     kind: j.kind,
     state: j.state,
-    description: j.activity ?? j.targets.slice(0, 3).join(', ') + (j.targets.length > 3 ? ` (+${j.targets.length - 3})` : ''),
+    description: j.activity ?? named.join(', ') + (j.targets.length > 3 ? ` (+${j.targets.length - 3})` : ''),
     progress: byBytes ? { done: p.bytesDone, total: p.bytesTotal, unit: 'bytes', ...(p.bytesWritten !== undefined ? { written: p.bytesWritten } : {}) } : { done: p.itemsDone, total: p.itemsTotal, unit: 'items' },
     startedAt: ms(j.started),
     finishedAt: ms(j.finished),
@@ -46,7 +48,6 @@ export class TapeTier {
   readonly archive: ArchiveService;
   /** Predictive pre-staging of the next items of a container (plays and browses). */
   readonly prestager: Prestager;
-  private control?: ControlServer;
 
   constructor(
     private readonly catalog: Catalog,
@@ -68,11 +69,9 @@ export class TapeTier {
     // a worker restart is logged once, by the stager client (with its exit code or signal and the delay)
   }
 
-  /** `policy`: what the control socket answers for `tapedeck ls` and `tapedeck policy`. */
-  async start(policy?: PolicyControl): Promise<void> {
+  async start(): Promise<void> {
     await this.stager.start();
     this.archive.start();
-    this.control = await startControlServer({ socketPath: join(this.config.dataDir, 'control.sock'), archive: this.archive, policy, log: this.log.child({ component: 'control' }) });
   }
 
   /** Puts part of the demo library on the virtual tape, once. */
@@ -119,7 +118,16 @@ export class TapeTier {
           ...counterFields(s.counters, ['prestages', 'prestagedBytes', 'preemptions']),
         };
       },
-      jobs: async () => (await this.archive.list()).slice(0, 50).map(jobStatusOf),
+      jobs: async () => {
+        const jobs = (await this.archive.list()).slice(-50);
+        const ids = [...new Set(jobs.flatMap((j) => j.targets.slice(0, 3)).filter((t) => !t.startsWith('/') && !t.startsWith('tape://')))];
+        const titles = new Map<string, string>();
+        for (const id of ids) {
+          const o = await this.catalog.get(id).catch(() => undefined);
+          if (o?.title) titles.set(id, o.title);
+        }
+        return jobs.map((j) => jobStatusOf(j, (id) => titles.get(id)));
+      },
       cache: async (): Promise<CacheStatus | undefined> => {
         const s = await this.stager.status();
         const c = s.worker?.cache as Record<string, number> | undefined;
@@ -131,7 +139,6 @@ export class TapeTier {
   }
 
   async stop(): Promise<void> {
-    await this.control?.close().catch(() => undefined);
     await this.archive.stop().catch((err: Error) => this.log.warn({ err: err.message }, 'archive stop failed'));
     await this.stager.stop().catch((err: Error) => this.log.warn({ err: err.message }, 'stager stop failed'));
   }

@@ -16,7 +16,7 @@ import { runCli } from './fixtures/archive/setup.js';
 type Line = Record<string, any>;
 
 test('log lines: http error context, one line per worker restart, finished jobs at info, an interrupted CLI says the job goes on', async (t) => {
-  t.timeout(110_000);
+  t.timeout(240_000);
   const dir = await mkdtemp(join(tmpdir(), 'tapedeck-logs-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const { files } = await createDemoLibrary(join(dir, 'demo'));

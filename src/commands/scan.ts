@@ -1,9 +1,15 @@
-// `tapedeck scan`: scan the media directories into the catalog and exit.
+// `tapedeck scan`: scan the media directories into the catalog and exit; when a running
+// server holds the catalog, the server scans (over its control socket), with the same output.
 
 import type { Command } from 'commander';
 import { join } from 'node:path';
 import { mkdir } from 'node:fs/promises';
-import type { FlagValues } from '../config.js';
+import { existsSync } from 'node:fs';
+import type { Config, FlagValues } from '../config.js';
+import type { ScanProgress } from '../scanner/scanner.js';
+import { ControlClient } from '../control/client.js';
+import { SOCKET_NAME } from '../control/protocol.js';
+import { EXIT_CODES, exitCodeOf, messageOf } from '../archive/errors.js';
 import { createLogger } from '../log.js';
 import { Catalog } from '../catalog/catalog.js';
 import { LevelStore } from '../catalog/store.js';
@@ -30,7 +36,9 @@ async function scanCommand(flags: FlagValues & { json?: boolean }): Promise<void
   try {
     await catalog.open();
   } catch (err) {
-    fail(new Error(`${(err as Error).message} (is a Tapedeck server running on this data directory?)`));
+    // a running server holds the catalog: it scans (its own media directories)
+    if (/lock/i.test((err as Error).message)) return scanInServer(cfg, flags, (err as Error).message);
+    fail(err);
   }
   let roots = cfg.mediaDirs;
   if (cfg.demo) {
@@ -49,7 +57,49 @@ async function scanCommand(flags: FlagValues & { json?: boolean }): Promise<void
   });
   const totals = await catalog.totals();
   await catalog.close();
+  report(flags, result, totals);
+}
+
+function report(flags: { json?: boolean }, result: ScanProgress, totals: Record<string, number>): void {
   progressLine(`scanned ${result.seen} files in ${(result.elapsedMs / 1000).toFixed(1)} s (${result.rate} files/s): ${result.probed} read, ${result.unchanged} unchanged, ${result.removed} removed, ${result.failed} unreadable`, true);
   if (flags.json) process.stdout.write(JSON.stringify({ scan: result, library: totals }) + '\n');
   else process.stdout.write(`library: ${totals.items} items (${totals.audio} audio, ${totals.video} video, ${totals.image} images)\n`);
+}
+
+/**
+ * The catalog is held by a running server: ask it to scan over its control socket (same
+ * progress line and result). Exit 3 only when nothing answers there (the catalog is busy).
+ */
+async function scanInServer(cfg: Config, flags: FlagValues & { json?: boolean }, lockMessage: string): Promise<void> {
+  const sock = join(cfg.dataDir, SOCKET_NAME);
+  const busy = (why: string) => {
+    process.stderr.write(`tapedeck: the catalog in ${cfg.dataDir} is busy: ${lockMessage}; ${why}\n`);
+    process.exit(EXIT_CODES.BUSY);
+  };
+  if (!existsSync(sock)) busy(`another process holds it and there is no control socket at ${sock}`);
+  const client = new ControlClient(sock);
+  try {
+    await client.ping();
+  } catch (err) {
+    busy(messageOf(err));
+  }
+  if (cfg.mediaDirs.length) process.stderr.write(`tapedeck: a running server holds this catalog; it scans its own media directories (--media is not used)\n`);
+  const abort = new AbortController();
+  const onSignal = () => {
+    if (abort.signal.aborted) process.exit(130);
+    process.stderr.write('\ntapedeck: no longer watching; the scan goes on in the server (its log says when it is done)\n');
+    abort.abort();
+  };
+  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+  for (const s of signals) process.on(s, onSignal);
+  try {
+    const r = await client.scan((p) => progressLine(`scanning (server): ${p.seen} files, ${p.probed} read, ${p.unchanged} unchanged, ${p.rate} files/s`), abort.signal);
+    report(flags, r.scan, r.library);
+  } catch (err) {
+    if (abort.signal.aborted) process.exit(130);
+    process.stderr.write(`tapedeck: ${messageOf(err)}\n`);
+    process.exit(exitCodeOf(err));
+  } finally {
+    for (const s of signals) process.off(s, onSignal);
+  }
 }

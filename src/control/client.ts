@@ -6,6 +6,7 @@ import { ArchiveError, EXIT_CODES } from '../archive/errors.js';
 import { isTerminal, type JobItem, type JobKind, type JobOptions, type JobRecord } from '../archive/jobs.js';
 import type { LabelResult, TapeStatus } from '../archive/service.js';
 import type { ErrorBody } from './protocol.js';
+import type { ScanProgress } from '../scanner/scanner.js';
 
 export class ControlClient {
   constructor(readonly socketPath: string) {}
@@ -71,6 +72,65 @@ export class ControlClient {
   }
   policyRun<T = unknown>(): Promise<T> {
     return this.request('POST', '/v1/policy/run', {});
+  }
+
+  /** The server's full status snapshot (absolute paths: the socket is the local operator's). */
+  status(): Promise<unknown> {
+    return this.request('GET', '/v1/status');
+  }
+
+  /** Run (or join) the server's incremental scan; onProgress hears its progress. */
+  scan(onProgress: (p: ScanProgress) => void, signal?: AbortSignal): Promise<{ scan: ScanProgress; library: Record<string, number> }> {
+    return new Promise((resolve, reject) => {
+      let done = false;
+      const req = request({ socketPath: this.socketPath, method: 'POST', path: '/v1/scan', signal }, (res) => {
+        if ((res.statusCode ?? 500) >= 400) {
+          const parts: Buffer[] = [];
+          res.on('data', (c: Buffer) => parts.push(c));
+          res.on('end', () => {
+            let j: unknown;
+            try {
+              j = JSON.parse(Buffer.concat(parts).toString('utf8'));
+            } catch {
+              j = undefined;
+            }
+            reject(toError(j, res.statusCode));
+          });
+          return;
+        }
+        let buf = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          buf += chunk;
+          let nl;
+          while ((nl = buf.indexOf('\n')) >= 0) {
+            const line = buf.slice(0, nl);
+            buf = buf.slice(nl + 1);
+            let m: { progress?: ScanProgress; result?: { scan: ScanProgress; library: Record<string, number> }; error?: ErrorBody['error'] };
+            try {
+              m = JSON.parse(line);
+            } catch {
+              continue;
+            }
+            if (m.progress) onProgress(m.progress);
+            if (m.result) {
+              done = true;
+              resolve(m.result);
+            }
+            if (m.error) {
+              done = true;
+              reject(toError({ error: m.error }, 500));
+            }
+          }
+        });
+        res.on('end', () => {
+          if (!done) reject(new ArchiveError('FAILED', 'the server stopped before the scan ended'));
+        });
+        res.on('error', reject);
+      });
+      req.on('error', (err) => reject(signal?.aborted ? err : new ArchiveError('BUSY', `cannot reach the server's control socket ${this.socketPath}: ${err.message}`, { cause: err })));
+      req.end();
+    });
   }
 
   /** Follow a job until it is done or failed; onJob hears every update. */

@@ -14,6 +14,11 @@
 //   POST /v1/items                    { targets?, tier?, sort? } → ListedItem[] (`tapedeck ls`)
 //   GET  /v1/policy/plan              PolicyPlan (`tapedeck policy plan`)
 //   POST /v1/policy/run               { plan, jobs: string[] } (one pass started now; follow the jobs)
+//   POST /v1/scan                     NDJSON: { progress: ScanProgress }... then { result: { scan, library } } or { error }
+//   GET  /v1/status                   the status page's snapshot, with absolute paths (the page shows them relative)
+//
+// The server always listens (tape tier or not); without a tape tier the job and tape
+// endpoints answer NO_LIBRARY (exit code 3).
 //
 // Errors: HTTP status by class and a body { error: { code, message } } where
 // code is an ArchiveErrorCode; the client rebuilds the ArchiveError, so the CLI

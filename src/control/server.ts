@@ -11,6 +11,19 @@ import { isTerminal, type JobKind, type JobRecord } from '../archive/jobs.js';
 import type { Logger } from '../log.js';
 import { MAX_BODY, PROTOCOL_VERSION, statusOf, type ErrorBody } from './protocol.js';
 import { registerServer } from './registry.js';
+import type { ScanProgress } from '../scanner/scanner.js';
+
+/** What the control socket offers of the server itself (scan, full status). */
+export interface ControlServerHooks {
+  /** Run (or join) an incremental scan of the server's media directories. */
+  rescan(): Promise<ScanProgress | undefined>;
+  /** The running scan's latest progress (for the progress bar). */
+  scanProgress(): ScanProgress | undefined;
+  /** Library totals after a scan (as `tapedeck scan` prints them). */
+  totals(): Promise<unknown>;
+  /** The status snapshot with absolute paths (the status page shows them relative). */
+  status?(): Promise<unknown>;
+}
 
 /** The storage policy as the control socket exposes it (answers are plain JSON). */
 export interface PolicyControl {
@@ -24,9 +37,14 @@ export interface PolicyControl {
 
 export interface ControlServerOptions {
   socketPath: string;
-  archive: ArchiveService;
+  /** The tape tier's jobs; without it the job and tape endpoints answer NO_LIBRARY (exit 3). */
+  archive?: ArchiveService;
+  server?: ControlServerHooks;
+  /** `tapedeck ls` and `tapedeck policy`. */
   policy?: PolicyControl;
   log?: Logger;
+  /** How often a scan stream reports progress (ms, default 250). */
+  progressMs?: number;
 }
 
 export interface ControlServer {
@@ -47,7 +65,11 @@ function socketAlive(path: string): Promise<boolean> {
 }
 
 export async function startControlServer(opts: ControlServerOptions): Promise<ControlServer> {
-  const { socketPath, archive, policy, log } = opts;
+  const { socketPath, policy, log } = opts;
+  const tapeTier = (): ArchiveService => {
+    if (!opts.archive) throw new ArchiveError('NO_LIBRARY', 'the tape tier is disabled in the running server (tape_backend = none)');
+    return opts.archive;
+  };
   const st = await stat(socketPath).catch(() => undefined);
   if (st) {
     if (!st.isSocket()) throw new Error(`${socketPath} exists and is not a socket`);
@@ -74,6 +96,45 @@ export async function startControlServer(opts: ControlServerOptions): Promise<Co
     const [, a, b, c] = parts;
     const m = req.method ?? 'GET';
     if (m === 'GET' && a === 'ping' && !b) return send(res, 200, { service: 'tapedeck', protocol: PROTOCOL_VERSION, pid: process.pid });
+    if (a === 'scan' && !b && m === 'POST' && opts.server) return scanStream(res, opts.server);
+    if (a === 'status' && !b && m === 'GET' && opts.server?.status) return send(res, 200, await opts.server.status());
+    if (a === 'items' && !b && m === 'POST' && policy) {
+      const body = (await readJson(req)) as { targets?: string[]; tier?: string; sort?: string };
+      return send(res, 200, await policy.items(body));
+    }
+    if (a === 'policy' && policy && !c) {
+      if (b === 'plan' && m === 'GET') return send(res, 200, await policy.plan());
+      if (b === 'run' && m === 'POST') return send(res, 200, await policy.run());
+    }
+    if (a === 'jobs' || a === 'tape') return handleTape(req, res, m, url, tapeTier(), a, b, c);
+    throw new ArchiveError('NOT_FOUND', `unknown control endpoint ${m} ${url.pathname}`);
+  }
+
+  /** NDJSON: { progress } lines while the scan runs, then { result: { scan, library } } or { error }. */
+  async function scanStream(res: ServerResponse, hooks: ControlServerHooks): Promise<void> {
+    res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
+    watchers.add(res);
+    const line = (v: unknown) => {
+      if (!res.writableEnded) res.write(JSON.stringify(v) + '\n');
+    };
+    const timer = setInterval(() => {
+      const p = hooks.scanProgress();
+      if (p && !p.done) line({ progress: p });
+    }, opts.progressMs ?? 250);
+    try {
+      const result = await hooks.rescan();
+      if (!result) line({ error: { code: 'FAILED', message: 'the scan failed or the server is stopping (see its log)' } });
+      else line({ result: { scan: result, library: await hooks.totals() } });
+    } catch (err) {
+      line({ error: { code: errorCode(err), message: messageOf(err) } });
+    } finally {
+      clearInterval(timer);
+      watchers.delete(res);
+      res.end();
+    }
+  }
+
+  async function handleTape(req: IncomingMessage, res: ServerResponse, m: string, url: URL, archive: ArchiveService, a: string | undefined, b: string | undefined, c: string | undefined): Promise<void> {
     if (a === 'jobs') {
       if (!b && m === 'GET') return send(res, 200, await archive.list());
       if (!b && m === 'POST') {
@@ -89,16 +150,8 @@ export async function startControlServer(opts: ControlServerOptions): Promise<Co
         if (!job) throw new ArchiveError('NOT_FOUND', `no job ${b}`);
         if (!c) return send(res, 200, job);
         if (c === 'items') return send(res, 200, await archive.items(b));
-        if (c === 'watch') return watch(res, job);
+        if (c === 'watch') return watch(res, job, archive);
       }
-    }
-    if (a === 'items' && !b && m === 'POST' && policy) {
-      const body = (await readJson(req)) as { targets?: string[]; tier?: string; sort?: string };
-      return send(res, 200, await policy.items(body));
-    }
-    if (a === 'policy' && policy && !c) {
-      if (b === 'plan' && m === 'GET') return send(res, 200, await policy.plan());
-      if (b === 'run' && m === 'POST') return send(res, 200, await policy.run());
     }
     if (a === 'tape') {
       if (!b && m === 'GET') return send(res, 200, await archive.tapeStatus());
@@ -117,7 +170,7 @@ export async function startControlServer(opts: ControlServerOptions): Promise<Co
     throw new ArchiveError('NOT_FOUND', `unknown control endpoint ${m} ${url.pathname}`);
   }
 
-  function watch(res: ServerResponse, initial: JobRecord): void {
+  function watch(res: ServerResponse, initial: JobRecord, archive: ArchiveService): void {
     res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
     watchers.add(res);
     const write = (j: JobRecord) => res.write(JSON.stringify(j) + '\n');

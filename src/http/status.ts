@@ -17,6 +17,7 @@ import type { Context } from 'koa';
 import type { Router } from '@koa/router';
 import type { JobStatus, Maybe, StatusProvider, StatusSnapshot } from '../server-state.js';
 import { statusPageHtml } from './status/page.js';
+import { pathRoots, relativePaths, type PathRoot } from './status-paths.js';
 
 // ---- snapshot ---------------------------------------------------------------------------
 
@@ -49,6 +50,13 @@ export interface StatusOptions {
   sectionTimeoutMs?: number;
   /** Operator actions; without them the page is read-only. */
   actions?: { rescan?(): Promise<unknown> | void };
+  /**
+   * Directories whose paths the snapshot shows relative to them (media directories by name,
+   * the server's own ones by setting): every allowed client reads the page. Not applied for
+   * view 'operator' (the local control socket).
+   */
+  roots?: () => PathRoot[];
+  view?: 'network' | 'operator';
 }
 
 /** Reads every section of the provider (in parallel, each with a time limit). */
@@ -75,7 +83,7 @@ export async function collectStatus(provider: StatusProvider, opts: StatusOption
     read('cache', p.cache && (() => p.cache!())),
     read('policy', p.policy && (() => p.policy!())),
   ]);
-  return {
+  const snap: StatusSnapshot = {
     generatedAt: Date.now(),
     server: server ?? { name: 'Tapedeck', version: '', scanning: false },
     library: library ?? null,
@@ -88,6 +96,8 @@ export async function collectStatus(provider: StatusProvider, opts: StatusOption
     actions: opts.actions?.rescan ? ['rescan'] : [],
     errors,
   };
+  if (opts.view === 'operator') return snap;
+  return relativePaths(snap, opts.roots?.() ?? pathRoots(snap.server.mediaDirs ?? []));
 }
 
 // ---- routes -----------------------------------------------------------------------------
@@ -95,6 +105,27 @@ export async function collectStatus(provider: StatusProvider, opts: StatusOption
 /** JSON for a <script type="application/json"> block: nothing in it can close the element. */
 function jsonForScript(v: unknown): string {
   return JSON.stringify(v).replace(/</g, '\\u003c').replace(/>/g, '\\u003e').replace(/&/g, '\\u0026').replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029');
+}
+
+/**
+ * Why a request does not come from the status page itself, or undefined: browsers send
+ * Origin with every POST (and Sec-Fetch-Site); it must name this server as the client
+ * reached it (the Host header). Requests without either (curl, scripts) pass: the custom
+ * header already keeps cross-site forms out.
+ */
+export function crossOrigin(ctx: Context): string | undefined {
+  const site = ctx.get('sec-fetch-site');
+  if (site && site !== 'same-origin' && site !== 'none') return `cross-site request (Sec-Fetch-Site: ${site})`;
+  const origin = ctx.get('origin');
+  if (!origin) return undefined;
+  let host: string;
+  try {
+    host = new URL(origin).host;
+  } catch {
+    return `bad Origin ${origin}`;
+  }
+  if (origin === 'null' || host.toLowerCase() !== ctx.get('host').toLowerCase()) return `cross-origin request from ${origin}`;
+  return undefined;
 }
 
 function noStore(ctx: Context): void {
@@ -133,10 +164,17 @@ export function statusRoutes(router: Router, provider: StatusProvider, opts: Sta
   const rescan = opts.actions?.rescan;
   if (rescan) {
     router.post('/status/rescan', async (ctx) => {
+      // (allowed subnets only: the server's ACL guards every route)
       // A custom header cannot be sent cross-site without a CORS preflight we never allow.
       if (ctx.get('x-tapedeck-action') !== 'rescan') {
         ctx.status = 403;
         ctx.body = 'Forbidden: missing X-Tapedeck-Action header';
+        return;
+      }
+      const cross = crossOrigin(ctx);
+      if (cross) {
+        ctx.status = 403;
+        ctx.body = `Forbidden: ${cross}`;
         return;
       }
       void Promise.resolve()

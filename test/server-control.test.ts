@@ -1,0 +1,98 @@
+// The running server's control socket beyond the tape commands (issue 13, defects 6 and 11):
+// `tapedeck scan` while the server runs asks the server to scan (exit 0, same output; exit 3
+// only when the catalog is held and nothing answers), the status page's rescan action is a
+// real route (POST, same origin), and the status page shows paths relative to their media
+// directory (absolute ones only on the local control socket). Loopback only, SSDP off.
+import test from 'ava';
+import { spawn } from 'node:child_process';
+import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createDemoLibrary } from '../src/demo/library.js';
+import { ControlClient } from '../src/control/client.js';
+import { Catalog } from '../src/catalog/catalog.js';
+import { LevelStore } from '../src/catalog/store.js';
+import { jsonLines, REPO_ROOT } from './helpers/lab.js';
+import { runCli } from './fixtures/archive/setup.js';
+
+type Line = Record<string, any>;
+
+test('scan through a running server, the rescan route, and relative paths on the status page', async (t) => {
+  t.timeout(180_000);
+  const dir = await mkdtemp(join(tmpdir(), 'tapedeck-srvctl-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const { files } = await createDemoLibrary(join(dir, 'demo'));
+  const tracks = files.filter((f) => f.endsWith('.flac'));
+  const media = join(dir, 'media', 'Music Library');
+  await mkdir(join(media, 'Album'), { recursive: true });
+  await copyFile(tracks[0]!, join(media, 'Album', 'one.flac'));
+  const conf = join(dir, 'empty.conf');
+  await writeFile(conf, '');
+  const data = join(dir, 'data');
+  const port = 20000 + ((process.pid + 7919) % 20000);
+  const env = { INIT_CWD: '', XDG_RUNTIME_DIR: dir };
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', 'src/cli.ts', 'serve', '--config', conf, '--data', data, '--media', media, '--interface', 'lo', '--port', String(port), '--no-ssdp', '--tape-backend', 'none', '--rescan-interval', '0'],
+    { cwd: REPO_ROOT, stdio: 'pipe', env: { ...process.env, TAPEDECK_CONFIG: '', ...env } },
+  );
+  const srv = jsonLines<Line>(child);
+  t.teardown(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  await srv.waitFor((l) => l.scan?.done === true, 30_000, 'first scan');
+  await srv.waitFor((l) => /control socket listening/.test(l.msg), 30_000, 'the control socket (without a tape tier too)');
+
+  // `tapedeck scan` while the server runs: the server scans, exit 0, the same result
+  await copyFile(tracks[1]!, join(media, 'Album', 'two.flac'));
+  const scan = await runCli(['scan', '--data', data, '--json'], env);
+  t.is(scan.code, 0, scan.err);
+  const r = JSON.parse(scan.out);
+  t.is(r.scan.seen, 2);
+  t.is(r.scan.probed, 1);
+  t.is(r.library.items, 2);
+  t.regex(scan.err, /scanned 2 files/);
+  // the tape commands reach the server too, which says it has no tape tier: exit 3
+  const ls = await runCli(['tape', 'ls', '--data', data], env);
+  t.is(ls.code, 3, ls.err);
+  t.regex(ls.err, /tape tier is disabled/);
+
+  // the status page's rescan action: POST, same origin
+  const base = `http://127.0.0.1:${port}`;
+  const post = (headers: Record<string, string>) => fetch(`${base}/status/rescan`, { method: 'POST', headers });
+  const page = await (await fetch(`${base}/status.json`)).json();
+  t.deepEqual(page.actions, ['rescan']);
+  t.is((await post({})).status, 403, 'without the action header');
+  t.is((await post({ 'x-tapedeck-action': 'rescan', origin: 'http://evil.example' })).status, 403, 'from another origin');
+  t.is((await post({ 'x-tapedeck-action': 'rescan', 'sec-fetch-site': 'cross-site' })).status, 403, 'cross-site');
+  t.is((await fetch(`${base}/status/rescan`, { headers: { 'x-tapedeck-action': 'rescan' } })).status, 405, 'GET');
+  await copyFile(tracks[2]!, join(media, 'three.flac'));
+  const n = srv.lines.filter((l) => l.scan?.done).length;
+  const ok = await post({ 'x-tapedeck-action': 'rescan', origin: base, 'sec-fetch-site': 'same-origin' });
+  t.is(ok.status, 202);
+  const rescanned = await srv.waitFor((l) => l.scan?.done === true && srv.lines.filter((x) => x.scan?.done).indexOf(l) >= n, 15_000, 'the rescan');
+  t.is(rescanned.scan.seen, 3);
+
+  // paths on the status page are relative to their media directory; absolute only on the socket
+  const text = await (await fetch(`${base}/status.json`)).text();
+  const html = await (await fetch(`${base}/`)).text();
+  t.false(text.includes(dir), text);
+  t.false(html.includes(dir));
+  t.deepEqual(JSON.parse(text).server.mediaDirs, ['Music Library']);
+  const full = (await new ControlClient(join(data, 'control.sock')).status()) as { server: { mediaDirs: string[] } };
+  t.deepEqual(full.server.mediaDirs, [media]);
+
+  child.kill('SIGTERM');
+  t.is(await srv.exited(20_000), 0);
+
+  // a catalog held by a process without a control socket: busy, exit 3
+  const held = new Catalog(new LevelStore(join(data, 'catalog')));
+  await held.open();
+  try {
+    const busy = await runCli(['scan', '--data', data], env);
+    t.is(busy.code, 3, busy.err);
+    t.regex(busy.err, /is busy: .*no control socket/);
+  } finally {
+    await held.close();
+  }
+});
