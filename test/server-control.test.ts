@@ -33,7 +33,7 @@ test('scan through a running server, the rescan route, and relative paths on the
   const env = { INIT_CWD: '', XDG_RUNTIME_DIR: dir };
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', 'src/cli.ts', 'serve', '--config', conf, '--data', data, '--media', media, '--interface', 'lo', '--port', String(port), '--no-ssdp', '--tape-backend', 'none', '--rescan-interval', '0'],
+    ['--import', 'tsx', 'src/cli.ts', 'serve', '--config', conf, '--data', data, '--media', media, '--interface', 'lo', '--port', String(port), '--no-ssdp', '--tape-backend', 'none', '--rescan-interval', '0', '--no-watch'],
     { cwd: REPO_ROOT, stdio: 'pipe', env: { ...process.env, TAPEDECK_CONFIG: '', ...env } },
   );
   const srv = jsonLines<Line>(child);
