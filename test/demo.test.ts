@@ -5,7 +5,7 @@ import { mkdtemp, readdir, readFile, rm, stat, truncate, unlink, writeFile } fro
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import jpeg from 'jpeg-js';
-import { createDemoLibrary, DEMO_MANIFEST, DEMO_PICTURES, DEMO_PLAYLIST, DEMO_TRACKS, DEMO_VIDEOS } from '../src/demo/library.js';
+import { createDemoLibrary, DEMO_MANIFEST, DEMO_PICTURES, DEMO_PLAYLIST, DEMO_SUBTITLE, DEMO_TRACKS, DEMO_VIDEOS } from '../src/demo/library.js';
 import { findFfprobe, probe } from '../src/media/probe.js';
 
 let tmp: string;
@@ -36,7 +36,7 @@ const sha = async (p: string) => createHash('sha256').update(await readFile(p)).
 
 test.serial('layout: Music/<Artist>/<Album>/<NN Title>.flac, Pictures/<Year>/, Video/', async (t) => {
   const rel = files.map((f) => relative(dir, f)).sort();
-  const expected = [...DEMO_TRACKS.map((x) => x.relPath), ...DEMO_PICTURES.map((x) => x.relPath), ...DEMO_VIDEOS.filter((v) => !v.needsFfmpeg).map((x) => x.relPath), DEMO_PLAYLIST.relPath].sort();
+  const expected = [...DEMO_TRACKS.map((x) => x.relPath), ...DEMO_PICTURES.map((x) => x.relPath), ...DEMO_VIDEOS.filter((v) => !v.needsFfmpeg).map((x) => x.relPath), DEMO_SUBTITLE.relPath, DEMO_PLAYLIST.relPath].sort();
   t.deepEqual(rel, expected);
   t.is(DEMO_TRACKS.length, 12);
   t.is(new Set(DEMO_TRACKS.map((x) => x.artist)).size, 2);
@@ -133,7 +133,7 @@ test.serial('ffmpeg decodes the files without errors (CRC-checked FLAC, AVI fram
     return;
   }
   // One track per album (one per waveform), every picture, the video.
-  const checked = files.filter((f) => !f.endsWith('.m3u8') && (!f.endsWith('.flac') || /\/01 [^/]+\.flac$/.test(f)));
+  const checked = files.filter((f) => !f.endsWith('.m3u8') && !f.endsWith('.srt') && (!f.endsWith('.flac') || /\/01 [^/]+\.flac$/.test(f)));
   t.is(checked.length, 4 + DEMO_PICTURES.length + 1);
   for (const f of checked) {
     const r = await run(ffmpeg, ['-nostdin', '-v', 'error', '-err_detect', 'crccheck+bitstream+explode', '-i', f, '-f', 'null', '-']);

@@ -1,6 +1,7 @@
 // The real server in the netns lab's server namespace; from the client namespace a
 // control point discovers it over real SSDP multicast, fetches the descriptions,
-// browses the whole tree (the demo playlist too), searches, subscribes to events and downloads byte ranges.
+// browses the whole tree (the demo playlist too), searches, subscribes to events and downloads byte ranges,
+// then fetches album art, thumbnails and subtitles as a generic client and as a Samsung TV.
 // Then SIGTERM: byebye for every USN, clean exit; a restart keeps the device UUID.
 import test from 'ava';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -109,6 +110,28 @@ async function discover(st: string): Promise<Line[]> {
       t.deepEqual(x.rangeStatus, [206, 206, 206, 416], x.id);
       t.true(x.contentRange && x.unsatisfied && x.reassembled && x.suffixOk && x.headLength && x.contentFeatures, JSON.stringify(x));
     }
+
+    // Art and subtitles from the client host: the demo's album, track, picture and video (the
+    // video and one album live on tape by now: their art and subtitles come from the data directory)
+    await srv.waitFor((l) => typeof l.msg === 'string' && /on tape only/.test(l.msg) && l.library?.onTapeOnly > 0, 60_000, 'demo half on tape');
+    const artRun = await lab!.execCli(process.execPath, ['--import', 'tsx', 'test/fixtures/cp-art.ts', location], { timeoutMs: 60_000 });
+    const a = JSON.parse(artRun.stdout.trim().split('\n').pop() || '{}');
+    t.falsy(a.error, a.error);
+    for (const [name, max] of [['albumArt', 160], ['trackArt', 160], ['videoArt', 160]] as const) {
+      t.like(a[name], { status: 200, type: 'image/jpeg', format: 'jpg' }, name);
+      t.true(a[name].width <= max && a[name].height <= max, `${name} ${a[name].width}x${a[name].height}`);
+      t.regex(a[name].features, /^DLNA\.ORG_PN=JPEG_TN;/);
+    }
+    t.like(a.pictureSm, { status: 200, type: 'image/jpeg', format: 'jpg' });
+    t.true(a.pictureSm.width <= 640 && a.pictureSm.height <= 480 && a.pictureSm.width > 160);
+    t.true(a.videoThumbRes, 'the video has a JPEG_TN res');
+    t.like(a.genericSubtitle, { status: 200, type: 'text/srt' });
+    t.true(a.genericSubtitle.text.startsWith('1\n00:00:00,000 --> 00:00:01,000\nSecond 1'));
+    t.false(a.genericCaptionEx);
+    t.is(a.samsungCaptionEx, a.genericSubtitle.url, 'Samsung gets sec:CaptionInfoEx with the same URL');
+    t.false(a.samsungSrtRes);
+    t.is(a.samsungHeader, a.genericSubtitle.url, 'CaptionInfo.sec header');
+    t.regex(all[0].headers.SERVER, /^Linux\/\d+(\.\d+)? UPnP\/1\.0 DLNADOC\/1\.50 Tapedeck\/0\.1\.0$/);
 
     // Orderly shutdown: byebye for every USN reaches the client host
     const listener = jsonLines<Line>(lab!.spawnNode('cli', 'test/fixtures/ssdp-client.ts', ['--listen', lab!.cliIp]));
