@@ -44,6 +44,7 @@ export const SETTINGS: Setting[] = [
   { key: 'ssdp', flag: 'ssdp', type: 'bool', default: 'true', description: 'Announce the server with SSDP (off: reachable only by its URL).' },
   { key: 'ssdp_interval', flag: 'ssdp-interval', type: 'int', arg: 'SECONDS', min: 5, max: 1700, default: '600', description: 'Re-advertisement period; max-age is 1800 s.' },
   { key: 'scan_concurrency', flag: 'scan-concurrency', type: 'int', arg: 'N', min: 1, max: 64, default: '8', description: 'Files whose metadata is read in parallel during a scan.' },
+  { key: 'catalog_cache', flag: 'catalog-cache', type: 'size', arg: 'BYTES', min: 0, max: 1073741824, default: '2M', description: 'Memory for the catalog database\'s cache of recently read blocks (the operating system\'s page cache holds the rest).' },
   { key: 'search_cache', flag: 'search-cache', type: 'size', arg: 'BYTES', min: 0, max: 1073741824, default: '2M', description: 'Memory for the result lists of recent searches, so paging through one search does not run it again (0: off, every Search runs on the word index).' },
   { key: 'ffprobe', flag: 'ffprobe', type: 'string', arg: 'PATH', default: 'ffprobe from PATH when present', description: 'ffprobe used for richer video metadata; "off" disables it.' },
   { key: 'art', flag: 'art', type: 'bool', default: 'true', description: 'Make album art and thumbnails at scan time (embedded covers, folder art, a video frame through ffmpeg from PATH when present, images themselves), kept under <data_dir>/art.' },
@@ -107,6 +108,8 @@ export interface Config {
   ssdp: boolean;
   ssdpInterval: number;
   scanConcurrency: number;
+  /** Bytes of LevelDB block cache of the catalog. */
+  catalogCache: number;
   /** Bytes of search result lists kept (0: no result cache). */
   searchCache: number;
   ffprobe: string | undefined; // undefined = auto, 'off' = never
@@ -401,6 +404,7 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     ssdp: (one('ssdp') ?? 'true') === 'true',
     ssdpInterval: Number(one('ssdp_interval') ?? 600),
     scanConcurrency: Number(one('scan_concurrency') ?? 8),
+    catalogCache: Number(one('catalog_cache') ?? 2 * 1024 ** 2),
     searchCache: Number(one('search_cache') ?? 2 * 1024 ** 2),
     ffprobe: ff,
     art: (one('art') ?? 'true') === 'true',

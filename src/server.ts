@@ -2,6 +2,7 @@
 // (HTTP delivery, SOAP control, GENA, SSDP) into one server and runs it until
 // stopped. Shutdown is ordered: byebye, then HTTP, then the catalog.
 
+import { releaseMemory } from './util/release-memory.js';
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
@@ -112,7 +113,7 @@ export class TapedeckServer {
       this.log.warn('no up, multicast-capable IPv4 interface found: SSDP is off, the server is reachable on loopback only');
     }
     await mkdir(cfg.dataDir, { recursive: true });
-    this.catalog = new Catalog(new LevelStore(join(cfg.dataDir, 'catalog')));
+    this.catalog = new Catalog(new LevelStore(join(cfg.dataDir, 'catalog'), { cacheBytes: cfg.catalogCache }));
     await this.catalog.open();
     this.uuid = (await this.catalog.getMeta('uuid')) ?? '';
     if (!this.uuid) {
@@ -268,6 +269,8 @@ export class TapedeckServer {
       this.status.lastScan = result;
       this.log.info({ scan: result }, `scan done: ${result.seen} files, ${result.probed} read, ${result.removed} removed in ${result.elapsedMs} ms`);
       await this.logLibrary();
+      // the scan's garbage (parsed tags, batches) would keep the heap grown for minutes
+      if (result.probed || result.removed) releaseMemory();
       return result;
     } catch (err) {
       if (!this.stopped) this.log.error({ err: (err as Error).message }, 'scan failed');

@@ -173,7 +173,7 @@ class ServerBackend implements Backend {
  */
 export async function openBackend(cfg: Config, opts: { libraryOptional?: boolean } = {}): Promise<Backend> {
   await mkdir(cfg.dataDir, { recursive: true });
-  const catalog = new Catalog(new LevelStore(join(cfg.dataDir, 'catalog')));
+  const catalog = new Catalog(new LevelStore(join(cfg.dataDir, 'catalog'), { cacheBytes: cfg.catalogCache }));
   try {
     await catalog.open();
   } catch (err) {

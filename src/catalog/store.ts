@@ -133,8 +133,12 @@ export class MemoryStore implements KVStore {
 export class LevelStore implements KVStore {
   readonly kind = 'level';
   private db: Level<string, string>;
-  constructor(readonly location: string) {
-    this.db = new Level<string, string>(location, { keyEncoding: 'utf8', valueEncoding: 'utf8' });
+  /** cacheBytes: LevelDB's block cache (uncompressed blocks kept in memory; LevelDB's own default is 8 MiB). */
+  constructor(
+    readonly location: string,
+    opts: { cacheBytes?: number } = {},
+  ) {
+    this.db = new Level<string, string>(location, { keyEncoding: 'utf8', valueEncoding: 'utf8', ...(opts.cacheBytes !== undefined ? { cacheSize: opts.cacheBytes } : {}) });
   }
   async open(): Promise<void> {
     try {

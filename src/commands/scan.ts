@@ -32,7 +32,7 @@ async function scanCommand(flags: FlagValues & { json?: boolean }): Promise<void
   // stdout is the result (and --json must be one JSON document): logs go to stderr
   const log = createLogger(cfg.logLevel === 'info' ? 'warn' : cfg.logLevel, 'tapedeck', { toStderr: true });
   await mkdir(cfg.dataDir, { recursive: true });
-  const catalog = new Catalog(new LevelStore(join(cfg.dataDir, 'catalog')));
+  const catalog = new Catalog(new LevelStore(join(cfg.dataDir, 'catalog'), { cacheBytes: cfg.catalogCache }));
   try {
     await catalog.open();
   } catch (err) {
