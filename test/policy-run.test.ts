@@ -78,6 +78,26 @@ test('plan == run; collocation writes each container together, in play order, on
   await e.stop();
 });
 
+test('collocation across passes: the rest of a container goes to the cartridge already holding part of it, not the emptiest', async (t) => {
+  const lab = await makeLab({ files: FILES, pool: 2 });
+  t.teardown(() => lab.cleanup());
+  const one = (await lab.catalog.getPath(join(lab.media, 'Music/Band/Album/1 One.mp3')))!.id;
+  // an operator archive of one track: both cartridges are empty, TD0001L9 takes it
+  const j1 = await lab.service.run((await lab.service.submit('archive', [one])).id);
+  t.deepEqual(j1.result?.cartridges, ['TD0001L9']);
+  // TD0002L9 is now the emptiest; the pass still puts the album's other tracks next to track 1
+  const e = engine(lab, () => Date.now() + 40 * DAY, { keepOnDisk: ['Pictures/**', 'Video/**'] });
+  const { plan, jobs } = await e.runPass('manual');
+  t.is(plan.actions.length, 2);
+  t.deepEqual(plan.actions.map((a) => a.cartridge), ['TD0001L9', 'TD0001L9'], 'the plan names the cartridge the job writes');
+  t.deepEqual(plan.cartridges, ['TD0001L9']);
+  const done = await lab.service.run(jobs[0].id);
+  t.is(done.state, 'done', done.reason);
+  t.deepEqual(done.result?.cartridges, ['TD0001L9']);
+  for (const a of plan.actions) t.is((await lab.catalog.get(a.id))!.location!.tape!.label, 'TD0001L9');
+  await e.stop();
+});
+
 test('automatic passes: due after the interval and only inside policy_window; promotions are recalled and counted', async (t) => {
   const lab = await makeLab({ files: FILES });
   t.teardown(() => lab.cleanup());

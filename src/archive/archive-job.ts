@@ -203,11 +203,20 @@ class ArchiveRun {
     const groupOf = (i: JobItem) => objs.get(i.seq)?.parentId ?? '';
     let best = candidates[0];
     if (collocate) {
-      // the first container goes where it fits whole: the previous batch's cartridge first, then the emptiest
+      // The first container goes where it fits whole: the cartridge already holding most of its
+      // items (a container archived over several passes stays one mount), then the previous
+      // batch's cartridge, then the emptiest.
       const first = groupOf(todo[0]);
       const groupBytes = todo.filter((i) => groupOf(i) === first).reduce((n, i) => n + (i.srcSize ?? 0), 0);
+      const fits = candidates.filter((c) => c.free >= groupBytes);
+      const held = new Map<string, number>();
+      for (const sib of first ? await ctx.catalog.allChildren(first) : []) {
+        const label = sib.location?.tape?.label;
+        if (label && !sib.container) held.set(label, (held.get(label) ?? 0) + 1);
+      }
+      const home = fits.filter((c) => held.has(c.rec.label)).sort((a, b) => held.get(b.rec.label)! - held.get(a.rec.label)!)[0];
       const prev = this.batches[this.batches.length - 1]?.label;
-      best = candidates.find((c) => c.rec.label === prev && c.free >= groupBytes) ?? candidates.find((c) => c.free >= groupBytes) ?? best;
+      best = home ?? fits.find((c) => c.rec.label === prev) ?? fits[0] ?? best;
     }
     const bs = best.rec.blockSize ?? ctx.config.tape.blockSize;
     const chosen: JobItem[] = [];

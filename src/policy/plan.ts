@@ -274,14 +274,29 @@ export function planPass(state: PolicyState, rules: PolicyRules): PolicyPlan {
   const archiveBytes = archives.reduce((n, a) => n + a.size, 0);
   const recallBytes = recalls.reduce((n, a) => n + a.size, 0);
 
-  // Cartridges: the pool cartridge(s) an archive job would fill (most free first, whole groups), and those recalls read.
-  const pool = [...state.pool].sort((a, b) => b.freeBytes - a.freeBytes || a.label.localeCompare(b.label));
-  let p = 0;
-  let room = pool[0]?.freeBytes ?? 0;
-  for (const a of archives) {
-    while (p < pool.length && a.size > room) room = pool[++p]?.freeBytes ?? 0;
-    a.cartridge = pool[p]?.label ?? null;
-    room -= a.size;
+  // Cartridges an archive job would write (as archive-job.ts chooses them for a collocated job: a
+  // container goes whole to the cartridge already holding most of its items, else to the previous
+  // batch's, else to the one with most room), and those recalls read.
+  const room = new Map(state.pool.map((c) => [c.label, c.freeBytes]));
+  const byRoom = () => [...room].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
+  const held = new Map<string, Map<string, number>>();
+  for (const i of state.items) {
+    if (!i.cartridge) continue;
+    const m = held.get(i.parentId) ?? new Map<string, number>();
+    m.set(i.cartridge, (m.get(i.cartridge) ?? 0) + 1);
+    held.set(i.parentId, m);
+  }
+  let prev: string | undefined;
+  for (let k = 0; k < archives.length; ) {
+    const group = archives.slice(k).filter((a) => a.group === archives[k].group);
+    const bytes = group.reduce((n, a) => n + a.size, 0);
+    const fits = byRoom().filter(([, free]) => free >= bytes);
+    const home = [...(held.get(archives[k].group) ?? [])].filter(([l]) => fits.some(([f]) => f === l)).sort((a, b) => b[1] - a[1])[0]?.[0];
+    const label = home ?? fits.find(([l]) => l === prev)?.[0] ?? fits[0]?.[0] ?? byRoom()[0]?.[0] ?? null;
+    for (const a of group) a.cartridge = label;
+    if (label) room.set(label, (room.get(label) ?? 0) - bytes);
+    prev = label ?? undefined;
+    k += group.length;
   }
   const cartridges = [...new Set([...archives, ...recalls].map((a) => a.cartridge ?? '(a new cartridge)'))];
   const mounts = cartridges.length;
