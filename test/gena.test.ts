@@ -533,3 +533,22 @@ test('propertySet escapes values and skips names that are not XML names', async 
   t.false(body.includes('bad name'));
   t.deepEqual(await props(body), { A: '<x>&amp;', B: 'ok' });
 });
+
+test('many subscriptions to a closed callback port: one warning, the rest at debug, every one dropped after repeated failures', async (t) => {
+  const cb = await callbackServer();
+  const deadUrl = cb.url;
+  await cb.close(); // nothing listens there any more
+  const warns: string[] = [];
+  const debugs: string[] = [];
+  const log = { debug: (_o: object, m?: string) => debugs.push(m ?? ''), warn: (_o: object, m?: string) => warns.push(m ?? '') };
+  const pub = await publisher({ maxFailures: 3, moderationMs: 20, notifyTimeoutMs: 1000, log });
+  try {
+    for (let i = 0; i < 30; i++) t.is((await subscribe(pub.port, deadUrl)).status, 200);
+    t.true(await waitFor(() => pub.svc.size === 0, 20_000), `still subscribed: ${pub.svc.size}`);
+    t.is(warns.filter((m) => /NOTIFY failed/.test(m)).length, 1, warns.join('\n'));
+    t.is(debugs.filter((m) => /NOTIFY failed/.test(m)).length, 30 * 3 - 1);
+    t.is(debugs.filter((m) => m === 'gena drop').length, 30);
+  } finally {
+    await pub.close();
+  }
+});

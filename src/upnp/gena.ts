@@ -66,6 +66,11 @@ export interface EventServiceOptions {
   combine?: Record<string, (pending: string, incoming: string) => string>;
 }
 
+/** A failing callback origin is warned about again after this long (ms). */
+const WARN_AGAIN_MS = 10 * 60_000;
+/** Bound on the table of warned-about callback origins. */
+const MAX_WARNED = 1024;
+
 /** The SEQ after `seq`: 32-bit counter that wraps from 4294967295 to 1 (0 is the initial event only). */
 export function nextSeq(seq: number): number {
   return seq >= 0xffffffff ? 1 : seq + 1;
@@ -176,6 +181,8 @@ export class EventService {
   private readonly combine: Record<string, (pending: string, incoming: string) => string>;
 
   private readonly subs = new Map<string, Subscription>();
+  /** Callback origins (host:port) whose failure was logged at warn, and when. */
+  private readonly warned = new Map<string, number>();
   private readonly inflight = new Set<Promise<void>>();
   private readonly abort = new AbortController();
   private readonly sweepTimer: NodeJS.Timeout;
@@ -412,14 +419,27 @@ export class EventService {
     }
     if (status === 412) return this.drop(sub, 'subscriber answered 412 (unknown SID)');
     sub.failures++;
-    this.log?.warn(
-      { service: this.serviceId, sid: sub.sid, callback: sub.callback.href, seq, status: status || undefined, err: error, failures: sub.failures },
-      'gena: NOTIFY failed',
-    );
+    // One warning per failing callback (host and port, however many subscriptions point
+    // there), then debug: 300 subscriptions to a closed port are one line, not 900.
+    const fields = { service: this.serviceId, sid: sub.sid, callback: sub.callback.href, seq, status: status || undefined, err: error, failures: sub.failures };
+    if (this.firstFailureOf(sub.callback)) this.log?.warn(fields, 'gena: NOTIFY failed (further failures of this callback are logged at debug; the subscription is dropped after repeated failures)');
+    else this.log?.debug(fields, 'gena: NOTIFY failed');
     if (sub.failures >= this.maxFailures) return this.drop(sub, `${sub.failures} NOTIFYs failed`);
     // Fold the undelivered values back in, newer changes winning, and retry later.
     for (const [name, value] of Object.entries(vars)) if (!sub.pending.has(name)) sub.pending.set(name, value);
     this.kick(sub, Math.max(this.moderationMs, 500 * sub.failures));
+  }
+
+  /** True the first time a callback origin fails (again after WARN_AGAIN_MS); the table is bounded. */
+  private firstFailureOf(url: URL): boolean {
+    const key = url.host;
+    const now = Date.now();
+    const at = this.warned.get(key);
+    if (at !== undefined && now - at < WARN_AGAIN_MS) return false;
+    this.warned.delete(key);
+    if (this.warned.size >= MAX_WARNED) this.warned.delete(this.warned.keys().next().value!);
+    this.warned.set(key, now);
+    return true;
   }
 
   /** Sends one NOTIFY; resolves with the HTTP status. */
