@@ -1,0 +1,504 @@
+// The staging worker's read path: read requests of the server, per cache
+// segment, and the fills (segments being written) that passes over the tape
+// (tape-pass.ts) write.
+//
+// Read path of one request for bytes [start, end) of an item (DESIGN.md §3):
+//
+//   for each segment of the range, in order:
+//     complete in the cache          → announce it (cache hit, no tape)
+//     being written by another pass  → follow its progress (coalescing: one tape read)
+//     otherwise                      → a *pass*: reserve a drive (scheduler), mount if
+//                                      needed, locate only when the drive is not already
+//                                      at the block, read blocks and write them into the
+//                                      segment files, announcing progress as it lands
+//
+// Nothing waits forever: a request whose passes leave its segment unchanged
+// MAX_IDLE_PASSES times in a row fails with STALLED. When the cache cannot be
+// written (CACHE_IO) a request continues uncached (tape-pass.ts, runUncached).
+
+import { constants as FS } from 'node:fs';
+import { open, statfs } from 'node:fs/promises';
+import { SegmentCache, segmentExtent, segmentFile } from './cache.js';
+import type { DriveScheduler } from './scheduler.js';
+import type { WorkerLog } from './log.js';
+import { StagerError, toWireError, type ClientMessage, type ItemRef, type WireError, type WorkerMessage } from './protocol.js';
+import { Fill, ReadReq, type FillState, type FlaggedItem, type ItemState, type Pass, type ReplySink, type WorkerCounters, type WorkerTuning } from './read-state.js';
+import { runPass, runUncached, type PassHost } from './tape-pass.js';
+
+/** Passes in a row that may leave a segment unchanged before its read request fails with STALLED. */
+const MAX_IDLE_PASSES = 3;
+
+/**
+ * A failed cache file operation (ENOSPC, EDQUOT, EIO, EROFS, ...: whatever the file system
+ * refuses; the tape is fine) as the CACHE_IO error that switches its reads to uncached delivery.
+ */
+function cacheIoError(err: unknown, what: string): StagerError {
+  const errno = (err as NodeJS.ErrnoException)?.code ?? 'EIO';
+  return new StagerError({ code: 'CACHE_IO', message: `cannot ${what}: ${(err as Error)?.message ?? String(err)}`, errno });
+}
+
+export interface ReadServiceOptions {
+  cache: SegmentCache;
+  scheduler: DriveScheduler;
+  tuning: WorkerTuning;
+  /** Shared with the worker (its stats and status). */
+  counters: WorkerCounters;
+  log: WorkerLog;
+  /** How long a request waits for cache room before CACHE_FULL (ms; the playback admission timeout). */
+  admissionTimeoutMs: number;
+  /** Items flagged unreadable (shared with the worker's status). */
+  flagged: Map<string, FlaggedItem>;
+  touchStats(): void;
+  broadcast(m: WorkerMessage): void;
+}
+
+/** Read requests and fills of the staging worker. */
+export class ReadService implements PassHost {
+  readonly cache: SegmentCache;
+  readonly scheduler: DriveScheduler;
+  readonly tuning: WorkerTuning;
+  readonly counters: WorkerCounters;
+  readonly log: WorkerLog;
+  readonly admissionTimeoutMs: number;
+  readonly flagged: Map<string, FlaggedItem>;
+  closed = false;
+  private readonly items = new Map<string, ItemState>();
+  private syncChain: Promise<void> = Promise.resolve();
+  /** A cache write failed and was logged; cleared when a segment is committed again (log once per episode). */
+  private cacheTrouble = false;
+  /** Test hook: cache writes fail with this errno after `left` more bytes. */
+  private cacheFault: { errno: string; left: number } | undefined;
+
+  constructor(private readonly o: ReadServiceOptions) {
+    this.cache = o.cache;
+    this.scheduler = o.scheduler;
+    this.tuning = o.tuning;
+    this.counters = o.counters;
+    this.log = o.log;
+    this.admissionTimeoutMs = o.admissionTimeoutMs;
+    this.flagged = o.flagged;
+  }
+
+  touchStats(): void {
+    this.o.touchStats();
+  }
+
+  private broadcast(m: WorkerMessage): void {
+    this.o.broadcast(m);
+  }
+
+  /** Requests in progress (all items). */
+  activeRequests(): number {
+    return [...this.items.values()].reduce((n, it) => n + it.requests.size, 0);
+  }
+
+  /** Cancels every request and waits (bounded) for passes to give back their drives. */
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const it of this.items.values()) for (const r of it.requests) r.ac.abort();
+    const deadline = Date.now() + 10_000;
+    while ([...this.items.values()].some((it) => [...it.fills.values()].some((f) => f.writer || f.finalizing)) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  /** Starts a read request; undefined when it was answered with an error at once. */
+  startRead(session: ReplySink, m: Extract<ClientMessage, { t: 'read' }>): ReadReq | undefined {
+    let item = this.items.get(m.item.id);
+    if (!item) {
+      item = { ref: m.item, fills: new Map(), requests: new Set(), passes: new Set() };
+      this.items.set(m.item.id, item);
+    } else if (item.ref.tape.sha256 !== m.item.tape.sha256) {
+      // other content under the same ID (re-archived after a change): the old segments must go,
+      // but not while passes still write them
+      if ([...item.fills.values()].some((f) => f.writer || f.finalizing) || item.passes.size > 0) {
+        session.send({ t: 'error', id: m.id, error: { code: 'BUSY', message: `the archived copy of item ${m.item.id} changed while it was being read; retry`, retryAfter: 5 } });
+        return undefined;
+      }
+      for (const f of [...item.fills.values()]) void this.dropFill(f);
+      item.fills.clear();
+      item.ref = m.item;
+    } else {
+      item.ref = m.item; // same content, maybe another copy: new passes read the location given now
+    }
+    this.cache.ensureItem(m.item.id, m.item.tape.sha256);
+    const req = new ReadReq(session, m.id, item, m.start, m.end, m.priority, m.notify !== false, this.tuning.segmentSize);
+    req.prestage = m.prestage === true;
+    if (req.prestage) this.counters.prestages++;
+    item.requests.add(req);
+    if (m.priority === 'prefetch') this.counters.prefetches++;
+    else this.counters.requests++;
+    this.touchStats();
+    void this.runRequest(req);
+    return req;
+  }
+
+  ack(req: ReadReq, consumed: number): void {
+    if (consumed <= req.consumed) return;
+    req.consumed = Math.min(consumed, req.end);
+    const S = this.tuning.segmentSize;
+    for (const seg of [...req.leased]) {
+      if ((seg + 1) * S <= req.consumed) {
+        req.leased.delete(seg);
+        this.cache.unlease(req.item.ref.id, seg);
+      }
+    }
+    req.wake();
+  }
+
+  /** @internal End of a request: no more announcements, leases given back. */
+  finish(req: ReadReq): void {
+    if (req.finished) return;
+    req.finished = true;
+    req.ac.abort();
+    req.wake();
+    for (const seg of req.leased) this.cache.unlease(req.item.ref.id, seg);
+    req.leased.clear();
+    req.item.requests.delete(req);
+    this.maybeForgetItem(req.item);
+  }
+
+  maybeForgetItem(item: ItemState): void {
+    if (item.requests.size === 0 && item.fills.size === 0 && item.passes.size === 0) this.items.delete(item.ref.id);
+  }
+
+  private async runRequest(req: ReadReq): Promise<void> {
+    const item = req.item;
+    const id = item.ref.id;
+    const size = item.ref.tape.size;
+    const S = this.tuning.segmentSize;
+    try {
+      for (let seg = req.s0; seg <= req.s1; seg++) {
+        const { len } = segmentExtent(size, S, seg);
+        let idlePasses = 0; // passes in a row after which the segment looked exactly as before
+        for (;;) {
+          if (req.ac.signal.aborted) return;
+          const hit = this.cache.lookup(id, seg);
+          if (hit) {
+            if (!req.missed.has(seg)) this.counters.cacheHits++;
+            this.announce(req, seg, hit.len, hit.len, true);
+            break;
+          }
+          const fill = item.fills.get(seg);
+          if (fill && fill.state === 'complete') {
+            this.announce(req, seg, fill.valid, len, true);
+            break;
+          }
+          if (fill && fill.valid > 0) this.announce(req, seg, fill.valid, len, false);
+          if (fill && fill.state === 'writing' && fill.writer && fill.writer.owner !== req) {
+            if (!req.missed.has(seg)) {
+              req.missed.add(seg);
+              this.counters.cacheMisses++;
+              this.counters.coalesced++;
+            }
+            await req.waitChange();
+            if ((fill.state as FillState) === 'failed') throw new StagerError(fill.error!);
+            continue;
+          }
+          // a pass of another request that will write this segment (waiting for its drive or reading): follow it
+          const leader = [...item.passes].find((p) => p.owner !== req && !p.owner.ac.signal.aborted && p.from <= seg && p.owner.s1 >= seg);
+          if (leader) {
+            if (!req.missed.has(seg)) {
+              req.missed.add(seg);
+              this.counters.cacheMisses++;
+              this.counters.coalesced++;
+            }
+            await req.waitChange();
+            continue;
+          }
+          if (!req.missed.has(seg)) {
+            req.missed.add(seg);
+            this.counters.cacheMisses++;
+          }
+          // tape: respect the read-ahead window (resume when half of it was consumed); after any
+          // wait, look at the segment afresh
+          if (req.notify && seg * S > req.consumed + this.tuning.readAhead / 2) {
+            await req.waitChange();
+            continue;
+          }
+          // announce the pass before the first await, so requests arriving meanwhile follow it
+          const marker = { from: seg, owner: req };
+          item.passes.add(marker);
+          const before = this.segmentMark(item, seg);
+          try {
+            await this.waitForRoom(req, len);
+            await runPass(this, req, seg);
+          } finally {
+            item.passes.delete(marker);
+            for (const r of item.requests) r.wake();
+          }
+          // never a loop without progress: a pass that neither wrote a byte of this segment nor
+          // saw anyone else do so is a bug; fail the request (→ 503) rather than spin on the drive
+          if (this.segmentMark(item, seg) === before && !req.ac.signal.aborted) {
+            if (++idlePasses >= MAX_IDLE_PASSES) {
+              this.counters.stalls++;
+              this.log.error({ item: id, seg, label: item.ref.tape.label, passes: idlePasses }, 'tape pass made no progress: failing the read request');
+              throw new StagerError({ code: 'STALLED', message: `reading item ${id} from tape made no progress (segment ${seg}); retry`, retryAfter: 10 });
+            }
+          } else idlePasses = 0;
+        }
+      }
+      if (!req.ac.signal.aborted) req.session.send({ t: 'done', id: req.id });
+    } catch (err) {
+      if (req.ac.signal.aborted) return; // cancelled by the server, or its connection is gone
+      let w = toWireError(err);
+      // the cache cannot take the bytes (a write error; or no room once bytes were announced):
+      // never cut the response, continue straight from tape
+      if (req.notify && (w.code === 'CACHE_IO' || (w.code === 'CACHE_FULL' && req.sent.size > 0))) {
+        try {
+          await runUncached(this, req);
+          if (!req.ac.signal.aborted) req.session.send({ t: 'done', id: req.id });
+          return;
+        } catch (e) {
+          if (req.ac.signal.aborted) return;
+          w = toWireError(e);
+        }
+      }
+      if (w.code === 'INTERNAL') this.log.error({ item: id, err: w.message }, 'read request failed');
+      req.session.send({ t: 'error', id: req.id, error: w });
+    } finally {
+      if (!req.notify) this.finish(req); // prefetches end by themselves
+    }
+  }
+
+  /** What is known about a segment's bytes (changes whenever any pass makes progress on it). */
+  private segmentMark(item: ItemState, seg: number): string {
+    if (this.cache.has(item.ref.id, seg)) return 'cached';
+    const f = item.fills.get(seg);
+    return f ? `${f.state}:${f.valid}:${f.writer ? 'w' : ''}${f.finalizing ? 'f' : ''}` : 'none';
+  }
+
+  /** Sends progress of a segment to one request (leasing it the first time). */
+  announce(req: ReadReq, seg: number, valid: number, len: number, complete: boolean): void {
+    if (!req.notify || req.finished || req.uncached) return;
+    const prev = req.sent.get(seg);
+    if (prev && (prev.complete || (prev.valid >= valid && !complete))) return;
+    if (!prev && valid === 0 && complete) return;
+    req.sent.set(seg, { valid, complete });
+    const id = req.item.ref.id;
+    if (!req.leased.has(seg) && (seg + 1) * this.tuning.segmentSize > req.consumed) {
+      req.leased.add(seg);
+      this.cache.lease(id, seg);
+    }
+    req.session.send({ t: 'seg', id: req.id, seg, file: segmentFile(id, seg), valid, len, complete });
+  }
+
+  /** Tells every interested request about a fill's progress and wakes their drivers. */
+  fillChanged(f: Fill): void {
+    for (const r of f.item.requests) {
+      if (f.seg >= r.s0 && f.seg <= r.s1 && f.valid > 0 && f.state !== 'failed') this.announce(r, f.seg, f.valid, f.len, f.state === 'complete');
+      r.wake();
+    }
+  }
+
+  private async waitForRoom(req: ReadReq, len: number): Promise<void> {
+    if (this.cache.couldFit(len)) return;
+    const deadline = Date.now() + this.admissionTimeoutMs;
+    while (!this.cache.couldFit(len)) {
+      req.ac.signal.throwIfAborted();
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        this.counters.cacheFull++;
+        throw new StagerError({ code: 'CACHE_FULL', message: 'the staging cache is full (pinned items and segments in use fill it)', retryAfter: 30 });
+      }
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(t);
+          req.ac.signal.removeEventListener('abort', done);
+          this.cache.off('space', done);
+          resolve();
+        };
+        const t = setTimeout(done, Math.min(left, 1000));
+        req.ac.signal.addEventListener('abort', done, { once: true });
+        this.cache.on('space', done);
+      });
+    }
+  }
+
+  /**
+   * Writes `n` bytes of `data` from `off` at `at` in a fill's segment file, all of them (a short
+   * write, as on a file system that fills up, is continued; a write of nothing fails), or throws
+   * CACHE_IO.
+   */
+  async writeFully(f: Fill, data: Buffer, off: number, n: number, at: number): Promise<void> {
+    let done = 0;
+    try {
+      while (done < n) {
+        const fault = this.cacheFault;
+        if (fault && fault.left < n - done) throw Object.assign(new Error(`${fault.errno} (injected)`), { code: fault.errno });
+        const { bytesWritten } = await f.fh!.write(data, off + done, n - done, at + done);
+        if (fault) fault.left -= bytesWritten;
+        if (bytesWritten <= 0) throw Object.assign(new Error('the file system wrote nothing'), { code: 'ENOSPC' });
+        done += bytesWritten;
+      }
+    } catch (err) {
+      throw cacheIoError(err, `write cache segment ${segmentFile(f.item.ref.id, f.seg)}`);
+    }
+  }
+
+  /**
+   * The fill of segment `seg` ready for this pass to write at item offset `pos`, or undefined
+   * when the pass must stop (complete, another writer, no cache room, or a gap).
+   */
+  async claimFill(item: ItemState, seg: number, pass: Pass, pos: number): Promise<Fill | undefined> {
+    const id = item.ref.id;
+    if (this.cache.has(id, seg)) return undefined;
+    let f = item.fills.get(seg);
+    if (f) {
+      if (f.state === 'complete' || (f.writer && f.writer !== pass) || f.finalizing) return undefined;
+      if (pos - f.start > f.valid) return undefined; // would leave a hole
+      if (!f.fh) {
+        try {
+          f.fh = await open(this.cache.pathOf(id, seg), FS.O_WRONLY | FS.O_NOFOLLOW);
+        } catch (err) {
+          throw cacheIoError(err, `open cache segment ${segmentFile(id, seg)}`);
+        }
+      }
+      f.writer = pass;
+      f.state = 'writing';
+      return f;
+    }
+    const { start, len } = segmentExtent(item.ref.tape.size, this.tuning.segmentSize, seg);
+    if (pos !== start) return undefined; // a fresh segment must start at its beginning
+    if (this.cache.isDoomed(id, seg)) {
+      // a reader still reads the valid bytes of a failed fill of this segment: never truncate it
+      throw new StagerError({ code: 'CACHE_IO', message: `cache segment ${segmentFile(id, seg)} failed and is still being read`, errno: 'EBUSY' });
+    }
+    if (!this.cache.reserve(len)) {
+      this.counters.cacheFull++;
+      return undefined;
+    }
+    f = new Fill(item, seg, start, len);
+    item.fills.set(seg, f);
+    try {
+      f.fh = await this.cache.openForWrite(id, seg);
+    } catch (err) {
+      item.fills.delete(seg);
+      this.cache.unreserve(len);
+      throw cacheIoError(err, `create cache segment ${segmentFile(id, seg)}`);
+    }
+    f.writer = pass;
+    f.state = 'writing';
+    return f;
+  }
+
+  completeFill(f: Fill): void {
+    f.state = 'complete';
+    f.writer = undefined;
+    this.counters.segmentsWritten++;
+    this.fillChanged(f);
+    const fh = f.fh;
+    f.fh = undefined;
+    f.finalizing = (async () => {
+      try {
+        // one sync at a time: syncs must not take every I/O thread from the drive's reads
+        const sync = this.syncChain.then(() => fh?.datasync());
+        this.syncChain = sync.catch(() => undefined);
+        await sync;
+        await fh?.close();
+        this.cache.commit(f.item.ref.id, f.seg, f.len);
+        this.cacheTrouble = false;
+      } catch (err) {
+        this.log.error({ item: f.item.ref.id, seg: f.seg, err: (err as Error).message }, 'cannot finalize a cache segment');
+        await fh?.close().catch(() => undefined);
+        this.cache.unreserve(f.len);
+        await this.cache.discard(f.item.ref.id, f.seg);
+      } finally {
+        f.finalizing = undefined;
+        if (f.item.fills.get(f.seg) === f) f.item.fills.delete(f.seg);
+        this.fillChanged(f);
+        this.maybeForgetItem(f.item);
+      }
+    })();
+  }
+
+  async pauseFill(f: Fill): Promise<void> {
+    f.writer = undefined;
+    f.state = 'paused';
+    const fh = f.fh;
+    f.fh = undefined;
+    await fh?.close().catch(() => undefined);
+    this.fillChanged(f);
+  }
+
+  async failFill(f: Fill, error: WireError): Promise<void> {
+    f.writer = undefined;
+    f.state = 'failed';
+    f.error = error;
+    const fh = f.fh;
+    f.fh = undefined;
+    await fh?.close().catch(() => undefined);
+    this.fillChanged(f);
+    if (f.item.fills.get(f.seg) === f) f.item.fills.delete(f.seg);
+    this.cache.unreserve(f.len);
+    await this.cache.discardWhenFree(f.item.ref.id, f.seg);
+  }
+
+  private async dropFill(f: Fill): Promise<void> {
+    if (f.writer || f.finalizing || f.state === 'complete') return;
+    if (f.item.fills.get(f.seg) === f) f.item.fills.delete(f.seg);
+    const fh = f.fh;
+    f.fh = undefined;
+    await fh?.close().catch(() => undefined);
+    this.cache.unreserve(f.len);
+    await this.cache.discard(f.item.ref.id, f.seg);
+  }
+
+  /** Drops paused partial segments nobody reads, oldest first, until `need` bytes are free. */
+  dropPartials(need: number): number {
+    let freed = 0;
+    for (const it of this.items.values()) {
+      for (const f of [...it.fills.values()]) {
+        if (freed >= need) return freed;
+        if (f.state !== 'paused' || f.writer || [...it.requests].some((r) => r.leased.has(f.seg))) continue;
+        freed += f.len;
+        this.counters.partialDrops++;
+        // synchronous bookkeeping so the caller sees the space at once
+        it.fills.delete(f.seg);
+        this.cache.unreserve(f.len);
+        void this.cache.discard(it.ref.id, f.seg);
+      }
+    }
+    return freed;
+  }
+
+  flag(ref: ItemRef, w: WireError): void {
+    const f: FlaggedItem = { itemId: ref.id, label: ref.tape.label, message: w.message, at: Date.now() };
+    if (w.block !== undefined) f.block = w.block;
+    if (!this.flagged.has(ref.id)) this.counters.flaggedItems++;
+    this.flagged.set(ref.id, f);
+    this.log.error({ item: ref.id, label: ref.tape.label, block: w.block, err: w.message }, `item ${ref.id} flagged: unreadable on ${ref.tape.label}`);
+    this.broadcast({ t: 'event', name: 'flagged', data: { ...f } });
+  }
+
+  /** Free bytes of the cache file system (for an unprivileged user), or undefined. */
+  async cacheFree(): Promise<number | undefined> {
+    try {
+      const st = await statfs(this.cache.dir);
+      return st.bavail * st.bsize;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** A cache write failed: counted always, logged at warn once per episode (with errno and free space). */
+  async noteCacheError(w: WireError): Promise<void> {
+    this.counters.cacheWriteErrors++;
+    this.touchStats();
+    if (this.cacheTrouble) {
+      this.log.debug({ errno: w.errno, err: w.message }, 'cache write failed again');
+      return;
+    }
+    this.cacheTrouble = true;
+    const free = await this.cacheFree();
+    this.log.warn(
+      { dir: this.cache.dir, errno: w.errno, freeBytes: free, err: w.message },
+      `cannot write the staging cache (${w.errno ?? 'error'}, ${free ?? 'unknown'} bytes free): reads continue straight from tape without caching`,
+    );
+  }
+
+  /** @internal Test hook: cache writes fail with `errno` after `after` more bytes. */
+  injectCacheError(errno: string, after: number): void {
+    this.cacheFault = { errno, left: Math.max(0, after) };
+  }
+}
