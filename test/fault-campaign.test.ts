@@ -11,7 +11,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { prng } from '../src/util/prng.js';
 import { fetchMedia, removeDir, tempDir, type Fetched } from './fixtures/staging/harness.js';
-import { cli, itemPaths, startServer, type RealServer } from './fixtures/staging/real-server.js';
+import { cli, itemPaths, pseudoRandom, startServer, type RealServer } from './fixtures/staging/real-server.js';
 
 const SEED = 1313;
 const ROUNDS = 6;
@@ -22,12 +22,6 @@ const FLAGS = ['--tape-time-scale', '0.02', '--admission-timeout', String(ADMISS
 /** Slow clients (some plays): the kill lands mid-stream, with partial segments in the cache. */
 const SLOW = 4_000_000;
 
-function pseudoRandom(size: number, seed: number): Buffer {
-  const r = prng(seed);
-  const b = Buffer.allocUnsafe(size + 3);
-  for (let i = 0; i < size; i += 4) b.writeUInt32LE(Math.floor(r() * 4294967296), i);
-  return b.subarray(0, size);
-}
 
 function alive(pid: number): boolean {
   try {

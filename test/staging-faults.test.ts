@@ -6,22 +6,14 @@
 import test from 'ava';
 import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { prng } from '../src/util/prng.js';
 import { fetchMedia, removeDir, tempDir, type Fetched } from './fixtures/staging/harness.js';
 import { run } from './helpers/lab.js';
-import { cli, itemPaths, startServer } from './fixtures/staging/real-server.js';
+import { cli, itemPaths, pseudoRandom, startServer } from './fixtures/staging/real-server.js';
 
 const MB = 1024 * 1024;
 /** No request may wait longer than this (the server runs at tape time scale 0.02). */
 const BOUND_MS = 30_000;
 
-/** `size` bytes from a seeded PRNG. */
-export function pseudoRandom(size: number, seed: number): Buffer {
-  const r = prng(seed);
-  const b = Buffer.allocUnsafe(size + 3);
-  for (let i = 0; i < size; i += 4) b.writeUInt32LE(Math.floor(r() * 4294967296), i);
-  return b.subarray(0, size);
-}
 
 async function setup(files: Record<string, number>): Promise<{ dir: string; data: string; media: string; content: Map<string, Buffer> }> {
   const dir = await tempDir('tapedeck-faults-');
