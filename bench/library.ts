@@ -144,9 +144,17 @@ function tone(i: number, samples: number, rate: number): Int16Array {
   return s;
 }
 
+export interface LibraryOptions {
+  /**
+   * Embed a front cover in every track: one 400×400 JPEG per album (the same bytes for its
+   * 10 tracks, as taggers write them), so a scan with art finds 1 distinct cover per 10 files.
+   */
+  covers?: (albumNo: number) => Promise<Buffer>;
+}
+
 /** Creates (or reuses) a library of `count` tagged FLAC files in one folder. */
-export async function ensureLibrary(count: number, log: (s: string) => void): Promise<Library> {
-  const base = join(benchRoot(), `library-v${LIBRARY_VERSION}-n${count}`);
+export async function ensureLibrary(count: number, log: (s: string) => void, opts: LibraryOptions = {}): Promise<Library> {
+  const base = join(benchRoot(), `library-v${LIBRARY_VERSION}-n${count}${opts.covers ? '-covers' : ''}`);
   const dir = join(base, 'music');
   const markerPath = join(base, 'complete.json');
   const tracks = trackList(count);
@@ -164,10 +172,22 @@ export async function ensureLibrary(count: number, log: (s: string) => void): Pr
   const rate = 8000;
   let bytes = 0;
   let next = 0;
+  const covers = new Map<number, Promise<Buffer>>();
+  const cover = (albumNo: number) => {
+    let c = covers.get(albumNo);
+    if (!c) {
+      c = opts.covers!(albumNo);
+      covers.set(albumNo, c);
+      covers.delete(albumNo - 64); // workers are at most a few albums apart
+    }
+    return c;
+  };
   const worker = async () => {
     for (let i = next++; i < count; i = next++) {
       const t = tracks[i];
+      const picture = opts.covers ? { mime: 'image/jpeg', data: await cover(Math.floor(i / TRACKS_PER_ALBUM)) } : undefined;
       const flac = encodeFlac({
+        ...(picture ? { picture } : {}),
         sampleRate: rate,
         channels: 1,
         samples: [tone(i, 800, rate)], // 0.1 s

@@ -13,6 +13,7 @@ import { imageSize } from 'image-size';
 import type { ArtRef, ProbeResult } from '../catalog/types.js';
 import { type ContentStore, contentKey } from '../util/content-store.js';
 import { hashFile } from '../util/hash.js';
+import { Lru } from '../util/lru.js';
 import { probe } from '../media/probe.js';
 import { ART_SUFFIX, artStore } from './dlna.js';
 import { scaleArt } from './scale.js';
@@ -38,32 +39,14 @@ export interface ArtOptions {
   log?: { warn(obj: object, msg?: string): void };
 }
 
-class Lru<V> {
-  private m = new Map<string, V>();
-  constructor(private max: number) {}
-  get(k: string): V | undefined {
-    const v = this.m.get(k);
-    if (v !== undefined) {
-      this.m.delete(k);
-      this.m.set(k, v);
-    }
-    return v;
-  }
-  set(k: string, v: V): void {
-    this.m.delete(k);
-    this.m.set(k, v);
-    if (this.m.size > this.max) this.m.delete(this.m.keys().next().value as string);
-  }
-}
-
 export class ArtMaker {
   readonly store: ContentStore;
-  private dirs = new Lru<Promise<DirPictures>>(16);
+  private dirs = new Lru<string, Promise<DirPictures>>(16);
   /** Picture file (path, size, mtime) → its art, so a folder's cover is read once per scan. */
-  private files = new Lru<Promise<ArtRef | undefined>>(256);
+  private files = new Lru<string, Promise<ArtRef | undefined>>(256);
   /** Content key → art being made or made (one scaling per key at a time). */
-  private byKey = new Lru<Promise<ArtRef | undefined>>(1024);
-  private logged = new Lru<true>(4096);
+  private byKey = new Lru<string, Promise<ArtRef | undefined>>(1024);
+  private logged = new Lru<string, true>(4096);
   private ffmpeg: Promise<string | undefined>;
 
   constructor(private opts: ArtOptions) {

@@ -26,24 +26,29 @@ export interface Scaled {
   height: number;
 }
 
-async function one(input: Buffer | string, max: { width: number; height: number }, quality: number): Promise<Scaled> {
-  const { data, info } = await sharp(input, { limitInputPixels: MAX_INPUT_PIXELS, sequentialRead: true, failOn: 'error' })
-    .rotate()
-    .resize({ width: max.width, height: max.height, fit: 'inside', withoutEnlargement: true })
-    .flatten({ background: '#ffffff' })
-    .toColourspace('srgb')
-    .jpeg({ quality, progressive: false, chromaSubsampling: '4:2:0', mozjpeg: false })
-    .toBuffer({ resolveWithObject: true });
-  return { data, width: info.width, height: info.height };
-}
+const jpeg = (quality: number) => ({ quality, progressive: false, chromaSubsampling: '4:2:0', mozjpeg: false, optimiseCoding: false }) as const;
 
 /**
  * JPEG_TN and JPEG_SM renditions of a picture (encoded bytes or a file path). Rejects on a
  * picture that cannot be decoded or is larger than MAX_INPUT_PIXELS.
  */
 export async function scaleArt(input: Buffer | string): Promise<{ tn: Scaled; sm: Scaled }> {
-  // SM first, then TN from SM: the source is decoded once (at most 640×480 is kept).
-  const sm = await one(input, SM_MAX, 82);
-  const tn = await one(sm.data, TN_MAX, 80);
-  return { tn, sm };
+  // decoded once (JPEG shrink-on-load), to at most 640×480 sRGB pixels; both sizes are encoded
+  // from those pixels (Huffman optimisation off: it costs more than the few % of bytes it saves)
+  const { data, info } = await sharp(input, { limitInputPixels: MAX_INPUT_PIXELS, sequentialRead: true, failOn: 'error' })
+    .rotate()
+    .resize({ width: SM_MAX.width, height: SM_MAX.height, fit: 'inside', withoutEnlargement: true })
+    .flatten({ background: '#ffffff' })
+    .toColourspace('srgb')
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  const raw = { raw: { width: info.width, height: info.height, channels: info.channels } };
+  const [sm, tn] = await Promise.all([
+    sharp(data, raw).jpeg(jpeg(82)).toBuffer({ resolveWithObject: true }),
+    sharp(data, raw).resize({ width: TN_MAX.width, height: TN_MAX.height, fit: 'inside', withoutEnlargement: true }).jpeg(jpeg(80)).toBuffer({ resolveWithObject: true }),
+  ]);
+  return {
+    sm: { data: sm.data, width: sm.info.width, height: sm.info.height },
+    tn: { data: tn.data, width: tn.info.width, height: tn.info.height },
+  };
 }

@@ -23,6 +23,7 @@ import { EventEmitter } from 'node:events';
 import type { BatchOp, KVStore } from './store.js';
 import { prefixRange } from './store.js';
 import type { CatalogObject, Location } from './types.js';
+import { Lru } from '../util/lru.js';
 import { ROOT_ID } from './types.js';
 import type { ContainerDef, Placement } from './layout.js';
 import { FIXED, FIXED_BY_ID, parseRefId, placements, playlistRecordOf } from './layout.js';
@@ -85,31 +86,6 @@ function containerObject(def: ContainerDef, updateId: number): CatalogObject {
 interface ListCacheEntry {
   updateId: number;
   ids: string[];
-}
-
-/** Minimal LRU on a Map's insertion order. */
-class Lru<K, V> {
-  private m = new Map<K, V>();
-  constructor(private max: number) {}
-  get(k: K): V | undefined {
-    const v = this.m.get(k);
-    if (v !== undefined) {
-      this.m.delete(k);
-      this.m.set(k, v);
-    }
-    return v;
-  }
-  set(k: K, v: V): void {
-    this.m.delete(k);
-    this.m.set(k, v);
-    while (this.m.size > this.max) this.m.delete(this.m.keys().next().value as K);
-  }
-  delete(k: K): void {
-    this.m.delete(k);
-  }
-  clear(): void {
-    this.m.clear();
-  }
 }
 
 export class Catalog extends EventEmitter {

@@ -22,6 +22,9 @@ export function isContentKey(key: string): boolean {
 }
 
 export class ContentStore {
+  /** Subdirectories known to exist (one mkdir each, not one per file). */
+  private made = new Set<string>();
+
   constructor(readonly dir: string) {}
 
   /** Path of `<key>.<suffix>` (e.g. suffix "tn.jpg"); throws on a malformed key or suffix. */
@@ -39,7 +42,11 @@ export class ContentStore {
 
   async put(key: string, suffix: string, data: Uint8Array): Promise<void> {
     const p = this.path(key, suffix);
-    await mkdir(join(this.dir, key.slice(0, 2)), { recursive: true });
+    const sub = key.slice(0, 2);
+    if (!this.made.has(sub)) {
+      await mkdir(join(this.dir, sub), { recursive: true });
+      this.made.add(sub);
+    }
     const tmp = `${p}.${randomBytes(4).toString('hex')}.tmp`;
     try {
       await writeFile(tmp, data);
