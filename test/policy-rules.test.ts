@@ -5,6 +5,7 @@
 import test from 'ava';
 import { planPass, playOrder, type PolicyItem, type PolicyRules, type PolicyState } from '../src/policy/plan.js';
 import { nextInWindow, nextPassTime } from '../src/policy/schedule.js';
+import { renderPlan } from '../src/policy/cli.js';
 import { globToRegExp, inWindow, parseDuration, parseWindow } from '../src/policy/units.js';
 import { ConfigError, loadConfig } from '../src/config.js';
 
@@ -126,6 +127,15 @@ test('collocation: archive actions grouped by container, in play order (disc, tr
   t.deepEqual(plan.cartridges, ['TD0001L9']);
   t.is(plan.mounts, 1);
   t.is(plan.estimateSeconds, Math.round(82 + (2 * 120 * MB) / 400e6));
+  // no pool cartridge with room: the plan says a cartridge must be labelled first
+  const bare = planPass(state(items, { pool: [] }), rules({ archiveIdle: 86400 }));
+  t.deepEqual(bare.cartridges, []);
+  t.is(bare.mounts, 1);
+  t.true(bare.actions.every((a) => a.cartridge === null));
+  const text = renderPlan(bare);
+  t.regex(text, /6 to archive .* 0 to recall/);
+  t.regex(text, /archive +idle .*Album\/2 two\.flac\n +not played or changed for 400 days \(archive_idle 1d\)/);
+  t.regex(text, /label one first with `tapedeck tape label`/);
 });
 
 test('schedule: every interval, moved into policy_window (which may wrap midnight); interval 0 = manual only', (t) => {

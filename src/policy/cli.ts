@@ -18,7 +18,7 @@ import { readAccess } from './access.js';
 import { PolicyEngine } from './engine.js';
 import { listItems, type ListedItem, type ListQuery } from './listing.js';
 import type { PolicyPlan } from './plan.js';
-import { fmtDuration } from './plan.js';
+import { fmtAge } from './plan.js';
 
 export const POLICY_SETTING_KEYS = [
   ...TAPE_SETTING_KEYS,
@@ -73,7 +73,8 @@ export function renderPlan(p: PolicyPlan): string {
   for (const u of p.usage) lines.push(`Disk usage ${usageText(u)}`);
   for (const a of p.actions) lines.push(`  ${a.action.padEnd(7)} ${a.reason.padEnd(9)} ${a.id.padEnd(14)} ${formatBytes(a.size).padStart(9)}  ${a.path}\n      ${a.detail}${a.cartridge ? `; cartridge ${a.cartridge}` : ''}`);
   for (const s of p.skipped) lines.push(`  skipped ${s.action} ${s.id} ${s.path}: ${s.reason}`);
-  if (p.actions.length) lines.push(`Cartridges: ${p.cartridges.join(', ')}; estimate ${fmtDuration(p.estimateSeconds)} at real tape timing (${p.mounts} mount(s))`);
+  if (p.actions.some((a) => a.action === 'archive' && !a.cartridge)) lines.push('No cartridge of the archive pool has room for the archives: label one first with `tapedeck tape label`.');
+  if (p.actions.length) lines.push(`Cartridges: ${p.cartridges.join(', ') || '-'}; estimate ${fmtAge(p.estimateSeconds * 1000)} at real tape timing (${p.mounts} mount(s))`);
   else lines.push('Nothing to do.');
   return lines.join('\n');
 }

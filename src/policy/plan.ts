@@ -225,7 +225,7 @@ export function planPass(state: PolicyState, rules: PolicyRules): PolicyPlan {
     for (const i of state.items) {
       if (!eligible(i)) continue;
       const idle = now - lastActivity(i);
-      if (idle >= rules.archiveIdle * 1000) act(i, 'archive', 'idle', `not played or changed for ${Math.floor(idle / DAY)} days (archive_idle ${fmtDuration(rules.archiveIdle)})`);
+      if (idle >= rules.archiveIdle * 1000) act(i, 'archive', 'idle', `not played or changed for ${fmtAge(idle)} (archive_idle ${fmtDuration(rules.archiveIdle)})`);
     }
   }
   // 2. watermark: coldest first, then largest
@@ -298,8 +298,9 @@ export function planPass(state: PolicyState, rules: PolicyRules): PolicyPlan {
     prev = label ?? undefined;
     k += group.length;
   }
-  const cartridges = [...new Set([...archives, ...recalls].map((a) => a.cartridge ?? '(a new cartridge)'))];
-  const mounts = cartridges.length;
+  const cartridges = [...new Set([...archives, ...recalls].map((a) => a.cartridge).filter((l): l is string => !!l))];
+  // an archive without a pool cartridge that has room needs one labelled first (the job says NO_ROOM)
+  const mounts = cartridges.length + (archives.some((a) => !a.cartridge) ? 1 : 0);
   const usage = [...sc.values()].map((s) => ({ scope: s.name, kind: s.mark, before: report(s, s.before), after: report(s, s.used), high: report(s, s.high), low: report(s, s.low), usedBytes: s.used, ...(s.mark === 'percent' ? { totalBytes: s.total } : {}) }));
   const chosenIds = new Set(chosen.keys());
   return {
@@ -319,6 +320,15 @@ export function planPass(state: PolicyState, rules: PolicyRules): PolicyPlan {
 
 function report(s: Scope, bytes: number): number {
   return s.mark === 'percent' ? Math.round((bytes / Math.max(1, s.total)) * 1000) / 10 : Math.round(bytes);
+}
+
+/** "95 days", "5 h", "12 min", "40 s" */
+export function fmtAge(ms: number): string {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  if (s >= 86400) return `${Math.floor(s / 86400)} days`;
+  if (s >= 3600) return `${Math.floor(s / 3600)} h`;
+  if (s >= 60) return `${Math.floor(s / 60)} min`;
+  return `${s} s`;
 }
 
 export function fmtDuration(seconds: number): string {
