@@ -153,7 +153,10 @@ export class LevelStore implements KVStore {
     await this.db.close();
   }
   async get(key: string): Promise<string | undefined> {
-    return (await this.db.get(key)) ?? undefined;
+    // LevelDB's synchronous get: ~3 µs of CPU for a small value in the block or page cache,
+    // against ~17 µs for the asynchronous one (a round trip through the thread pool); Browse
+    // and BrowseMetadata do one or two per request.
+    return this.db.getSync(key) ?? undefined;
   }
   async getMany(keys: string[]): Promise<(string | undefined)[]> {
     if (keys.length === 0) return [];
