@@ -8,6 +8,9 @@ import { nextInWindow, nextPassTime } from '../src/policy/schedule.js';
 import { renderPlan } from '../src/policy/cli.js';
 import { globToRegExp, inWindow, parseDuration, parseWindow } from '../src/policy/units.js';
 import { ConfigError, loadConfig } from '../src/config.js';
+import { readFileSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 const DAY = 86400_000;
 const MB = 1024 * 1024;
@@ -189,4 +192,18 @@ test('settings: durations, sizes, percentages, windows and globs; bad values nam
   bad({ diskHighWatermark: '70%', diskLowWatermark: '1T' }, /must both be sizes or both percentages/);
   bad({ diskLowWatermark: '1T' }, /needs disk_high_watermark/);
   bad({}, /environment TAPEDECK_PROMOTE_WINDOW/, { TAPEDECK_PROMOTE_WINDOW: 'soon' });
+});
+
+test("the README's example NAS configuration is valid and means what it says", (t) => {
+  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+  const m = /Example for a NAS[^]*?```ini\n([^]*?)```/.exec(readme);
+  t.truthy(m, 'example block found');
+  const dir = mkdtempSync(join(tmpdir(), 'tapedeck-readme-conf-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'tapedeck.conf');
+  writeFileSync(file, m![1]);
+  const cfg = loadConfig({ env: {}, flags: { config: file }, checkMediaDirs: false });
+  t.deepEqual(cfg.policy.keepOnDisk, ['Music/**']);
+  t.is(cfg.policy.archiveIdle, 90 * 86400);
+  t.deepEqual(cfg.policy.highWatermark, { kind: 'percent', percent: 80 });
 });
