@@ -171,6 +171,7 @@ export class TapedeckServer {
         serverHeader: SERVER_HEADER,
         advertiseInterval: cfg.ssdpInterval * 1000,
         targets: [...DEFAULT_TARGETS, MSR_TYPE],
+        allow: cfg.allow, // searchers outside it are ignored, as HTTP refuses them
         log: this.log,
       });
       await this.ssdp.start();

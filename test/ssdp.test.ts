@@ -16,6 +16,7 @@ import {
   ssdpEntries,
   type MessageContext,
 } from '../src/upnp/ssdp.js';
+import { ReplyBudget } from '../src/upnp/ssdp-budget.js';
 import { createLab, jsonLines, labAvailable, which, type JsonLineProcess, type Lab, type LabLink } from './helpers/lab.js';
 
 const UUID = '4d696e69-444c-164e-9d41-b827eb96c6c2';
@@ -95,6 +96,17 @@ test('NOTIFY and search response wire format', (t) => {
   for (const h of ['EXT:', 'DATE: Thu, 01 Jan 1970 00:00:00 GMT', 'ST: ssdp:all', `USN: ${USNS[1]}`, `LOCATION: ${ctx.location}`]) {
     t.true(resp.includes(`\r\n${h}\r\n`), h);
   }
+});
+
+test('reply budget: at most perSecond replies per address and second; the address table stays bounded', (t) => {
+  const b = new ReplyBudget(10, 100);
+  t.true(b.take('10.0.0.1', 5, 0));
+  t.true(b.take('10.0.0.1', 5, 500));
+  t.false(b.take('10.0.0.1', 1, 999), 'the budget of this second is used up');
+  t.true(b.take('10.0.0.2', 5, 999), 'another address has its own');
+  t.true(b.take('10.0.0.1', 5, 1000), 'a new second, a new budget');
+  for (let i = 0; i < 10_000; i++) b.take(`10.1.${i >> 8}.${i & 255}`, 1, 2000 + (i >> 4));
+  t.true(b.size <= 100, `table size ${b.size}`);
 });
 
 test('constructor and start() reject bad configuration with clear messages', async (t) => {
@@ -424,6 +436,32 @@ withLab('lab: a searcher outside every served subnet is answered on the route\'s
     await ip('srv', 'route', 'del', `${net}.0/24`).catch(() => undefined);
     await ip('cli', 'addr', 'del', `${net}.2/32`, 'dev', lab!.cliIf).catch(() => undefined);
   }
+});
+
+withLab('lab: an M-SEARCH from an address outside allow is ignored; one inside is answered', async (t, procs) => {
+  const cli = await startClient(procs, []);
+  await startServer(procs, [main(), link2], { allow: [`${link2.cliIp.split('.').slice(0, 3).join('.')}.0/24`] });
+  await search(cli, { id: 'out', from: lab!.cliIp, st: 'ssdp:all', mx: 1 });
+  await search(cli, { id: 'in', from: link2.cliIp, st: 'ssdp:all', mx: 1 });
+  await sleep(1600);
+  t.is(responses(cli, 'out').length, 0, 'outside allow: no reply');
+  t.is(responses(cli, 'in').length, 5, 'inside allow: one reply per USN');
+});
+
+withLab('lab: replies to one source address are capped per second; another address is still answered', async (t, procs) => {
+  const cli = await startClient(procs, []);
+  await startServer(procs, [main(), link2], { repliesPerSecond: 20 });
+  const ids = Array.from({ length: 40 }, (_, i) => `f${i}`);
+  const t0 = Date.now();
+  for (const id of ids) await search(cli, { id, from: lab!.cliIp, st: 'ssdp:all', mx: 1 });
+  const spent = Date.now() - t0;
+  await search(cli, { id: 'other', from: link2.cliIp, st: 'ssdp:all', mx: 1 });
+  await sleep(1600);
+  const flood = ids.reduce((n, id) => n + responses(cli, id).length, 0);
+  t.log(`40 M-SEARCH ssdp:all in ${spent} ms: ${flood} replies (uncapped: 200)`);
+  // one-second windows: a flood that straddles a window boundary gets at most two budgets
+  t.true(flood >= 20 && flood <= 20 * (Math.ceil(spent / 1000) + 1), `${flood} replies`);
+  t.is(responses(cli, 'other').length, 5, 'another source has its own budget');
 });
 
 withLab('negative control: plain node-ssdp on two links duplicates replies, ignores MX, crosses links, loses byebye', async (t, procs) => {

@@ -19,10 +19,11 @@
 //  - explicitSocketBind binds to the unicast address, where multicast M-SEARCH never
 //    arrives, so it is not used: sockets bind 0.0.0.0:1900 with SO_REUSEADDR.
 
+import { ReplyBudget, DEFAULT_REPLIES_PER_SECOND } from './ssdp-budget.js';
 import nodeSsdp, { type ServerOptions } from 'node-ssdp';
 import type { RemoteInfo, Socket } from 'node:dgram';
 import { serverHeader } from './server-header.js';
-import { interfaceForRemote, listInterfaces, localAddressFor } from '../util/net.js';
+import { DEFAULT_ALLOWED_SUBNETS, interfaceForRemote, listInterfaces, localAddressFor, subnetMatcher } from '../util/net.js';
 
 export const SSDP_GROUP = '239.255.255.250';
 export const SSDP_PORT = 1900;
@@ -63,6 +64,10 @@ export interface SsdpOptions {
   bootId?: number;
   /** CONFIGID.UPNP.ORG (default 1); change it when the description changes. */
   configId?: number;
+  /** Searchers answered (CIDR, as the HTTP `allow` setting); M-SEARCH from elsewhere is ignored. Default DEFAULT_ALLOWED_SUBNETS. */
+  allow?: readonly string[];
+  /** Most search replies sent to one source address per second (default 50). */
+  repliesPerSecond?: number;
   log?: SsdpLogger;
 }
 
@@ -262,6 +267,10 @@ export class SsdpServer {
   private seen = new Map<string, { at: number; by: Set<InterfaceTransport> }>();
   private state: 'idle' | 'starting' | 'running' | 'stopping' | 'stopped' = 'idle';
   private stopping: Promise<void> | undefined;
+  private readonly allowed: (ip: string) => boolean;
+  private readonly budget: ReplyBudget;
+  /** When the last "budget used up" line was logged (at most one a second). */
+  private lastLimitLog = 0;
 
   constructor(opts: SsdpOptions) {
     const uuid = String(opts.uuid ?? '').replace(/^uuid:/i, '');
@@ -288,6 +297,8 @@ export class SsdpServer {
     this.udn = `uuid:${uuid}`;
     this.entries = ssdpEntries(uuid, opts.targets ?? DEFAULT_TARGETS);
     this.usns = this.entries.map((e) => e.usn);
+    this.allowed = subnetMatcher(opts.allow?.length ? opts.allow : DEFAULT_ALLOWED_SUBNETS); // throws on a bad CIDR
+    this.budget = new ReplyBudget(Math.max(1, Math.floor(positive(opts.repliesPerSecond, DEFAULT_REPLIES_PER_SECOND, 'repliesPerSecond'))));
   }
 
   async start(): Promise<void> {
@@ -500,8 +511,14 @@ export class SsdpServer {
     raw: string,
     rinfo: RemoteInfo,
   ): Promise<void> {
-    if (this.state !== 'running' || this.isCopy(from, raw, rinfo)) return;
+    if (this.state !== 'running') return;
     const who = `${rinfo.address}:${rinfo.port}`;
+    // searchers outside `allow` get nothing (as HTTP answers them 403), before any work
+    if (!this.allowed(rinfo.address)) {
+      this.log.debug({ from: who }, 'SSDP: ignoring M-SEARCH from an address outside allow');
+      return;
+    }
+    if (this.isCopy(from, raw, rinfo)) return;
     const search = parseSearch(headers);
     if (!search.ok) {
       this.log.debug({ from: who, reason: search.reason }, 'SSDP: ignoring malformed M-SEARCH');
@@ -513,6 +530,14 @@ export class SsdpServer {
     if (this.state !== 'running') return;
     if (!link) {
       this.log.debug({ from: who }, 'SSDP: M-SEARCH from a host not reachable through a served interface');
+      return;
+    }
+    if (!this.budget.take(rinfo.address, matches.length)) {
+      const now = Date.now();
+      if (now - this.lastLimitLog >= 1000) {
+        this.lastLimitLog = now;
+        this.log.debug({ from: who, perSecond: this.budget.perSecond }, 'SSDP: reply budget of this address used up, ignoring M-SEARCH');
+      }
       return;
     }
     if (this.timers.size + matches.length > MAX_PENDING_REPLIES) {
