@@ -51,7 +51,8 @@ interface Pending {
 }
 
 export class LibraryWatcher {
-  private readonly watchers = new Map<string, FSWatcher>();
+  /** Watched directories, with the inode each watch follows (inotify watches inodes, not paths). */
+  private readonly watchers = new Map<string, { w: FSWatcher; ino: number }>();
   /** Directories that are not watched because the limit was reached (the periodic rescan covers them). */
   readonly unwatched = new Set<string>();
   private readonly pending = new Map<string, Pending>();
@@ -84,7 +85,7 @@ export class LibraryWatcher {
 
   async close(): Promise<void> {
     this.closed = true;
-    for (const w of this.watchers.values()) w.close();
+    for (const { w } of this.watchers.values()) w.close();
     this.watchers.clear();
     for (const p of this.pending.values()) clearTimeout(p.timer);
     this.pending.clear();
@@ -100,7 +101,7 @@ export class LibraryWatcher {
     const stack = [dir];
     while (stack.length && !this.closed) {
       const d = stack.pop()!;
-      this.addWatch(d);
+      await this.addWatch(d);
       let handle;
       try {
         handle = await opendir(d, { bufferSize: 256 });
@@ -116,8 +117,10 @@ export class LibraryWatcher {
     }
   }
 
-  private addWatch(dir: string): void {
+  private async addWatch(dir: string): Promise<void> {
     if (this.watchers.has(dir) || this.closed) return;
+    const ino = (await lstat(dir).catch(() => undefined))?.ino;
+    if (ino === undefined || this.watchers.has(dir) || this.closed) return;
     const max = this.opts.maxDirs ?? 0;
     if (this.limitLogged || (max > 0 && this.watchers.size >= max)) return this.overLimit(dir, max > 0 && this.watchers.size >= max ? `watch_limit ${max}` : undefined);
     let w: FSWatcher;
@@ -135,7 +138,7 @@ export class LibraryWatcher {
       this.opts.log?.debug({ dir, err: err.message }, 'watch error');
       this.dropWatch(dir);
     });
-    this.watchers.set(dir, w);
+    this.watchers.set(dir, { w, ino });
     this.unwatched.delete(dir);
   }
 
@@ -159,7 +162,7 @@ export class LibraryWatcher {
   }
 
   private dropWatch(dir: string): void {
-    for (const [d, w] of this.watchers) {
+    for (const [d, { w }] of this.watchers) {
       if (d === dir || d.startsWith(dir + sep)) {
         w.close();
         this.watchers.delete(d);
@@ -207,7 +210,13 @@ export class LibraryWatcher {
     }
     if (st.isDirectory()) {
       this.pending.delete(path);
-      if (this.watchers.has(path)) return this.report(path); // a watched directory (e.g. its entry list changed)
+      const known = this.watchers.get(path);
+      if (known?.ino === st.ino) return; // the same directory (e.g. its attributes changed): its own watch reports its content
+      if (known) {
+        // another directory now has this name (renamed over it): the old watch follows the old one
+        this.dropWatch(path);
+        this.report(path);
+      }
       await this.addTree(path, true);
       return;
     }
