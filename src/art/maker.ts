@@ -13,7 +13,7 @@ import { imageSize } from 'image-size';
 import type { ArtRef, ProbeResult } from '../catalog/types.js';
 import { type ContentStore, contentKey } from '../util/content-store.js';
 import { hashFile } from '../util/hash.js';
-import { Lru } from '../util/lru.js';
+import { LRUCache } from 'lru-cache';
 import { probe } from '../media/probe.js';
 import { ART_SUFFIX, artStore } from './dlna.js';
 import { scaleArt } from './scale.js';
@@ -41,12 +41,12 @@ export interface ArtOptions {
 
 export class ArtMaker {
   readonly store: ContentStore;
-  private dirs = new Lru<string, Promise<DirPictures>>(16);
+  private dirs = new LRUCache<string, Promise<DirPictures>>({ max: 16 });
   /** Picture file (path, size, mtime) → its art, so a folder's cover is read once per scan. */
-  private files = new Lru<string, Promise<ArtRef | undefined>>(256);
+  private files = new LRUCache<string, Promise<ArtRef | undefined>>({ max: 256 });
   /** Content key → art being made or made (one scaling per key at a time). */
-  private byKey = new Lru<string, Promise<ArtRef | undefined>>(1024);
-  private logged = new Lru<string, true>(4096);
+  private byKey = new LRUCache<string, Promise<ArtRef | undefined>>({ max: 1024 });
+  private logged = new LRUCache<string, true>({ max: 4096 });
   private ffmpeg: Promise<string | undefined>;
 
   constructor(private opts: ArtOptions) {

@@ -23,7 +23,7 @@ import { EventEmitter } from 'node:events';
 import type { BatchOp, KVStore } from './store.js';
 import { prefixRange } from './store.js';
 import type { CatalogObject, Location } from './types.js';
-import { Lru } from '../util/lru.js';
+import { LRUCache } from 'lru-cache';
 import { ROOT_ID } from './types.js';
 import type { ContainerDef, Placement } from './layout.js';
 import { FIXED, FIXED_BY_ID, parseRefId, placements, playlistRecordOf } from './layout.js';
@@ -90,7 +90,7 @@ interface ListCacheEntry {
 
 export class Catalog extends EventEmitter {
   private sysUpdateId = 0;
-  private lists = new Lru<string, ListCacheEntry>(64);
+  private lists = new LRUCache<string, ListCacheEntry>({ max: 64 });
   private writing: Promise<unknown> = Promise.resolve();
   /** Resume positions per canonical item (X_SetBookmark). */
   readonly bookmarks: Bookmarks;
