@@ -225,3 +225,22 @@ test('watcher: a directory renamed away and another renamed to its name are told
   await sleep(400);
   t.deepEqual([...changes].filter((p) => p.endsWith('.flac')).sort(), [join(dir, 'a', 'z.flac'), join(dir, 'b', 'w.flac')].sort());
 });
+
+test('watch = false: no watch, a new file waits for a rescan', async (t) => {
+  t.timeout(60_000);
+  const { dir, media, tracks } = await setup('tapedeck-nowatch-');
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const { child, srv } = serve(dir, media, ['--rescan-interval', '0', '--no-watch']);
+  t.teardown(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  const url = (await srv.waitFor((l) => Array.isArray(l.urls), 30_000, 'serving line')).urls[0] as string;
+  await srv.waitFor((l) => l.scan?.done === true, 30_000, 'first scan');
+  await copyFile(tracks[0]!, join(media, 'one.flac'));
+  await sleep(3500); // longer than the watch needs (settling twice, then a partial scan)
+  const cds = new URL('/upnp/control/cds', url).href;
+  t.is((await browse(cds, 'music/all')).entries.length, 0);
+  t.false(srv.lines.some((l) => l.watch), 'no watch started');
+  child.kill('SIGTERM');
+  t.is(await srv.exited(15_000), 0);
+});
