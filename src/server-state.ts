@@ -156,6 +156,16 @@ export interface ServerInfo {
   lastScan?: ScanProgress;
   mediaDirs?: string[];
   systemUpdateId?: number;
+  /** The live watch of the media directories (absent when it is off). */
+  watch?: WatchInfo;
+}
+
+export interface WatchInfo {
+  /** Directories watched. */
+  dirs: number;
+  /** Directories beyond the watch limit, left to the periodic rescan. */
+  unwatched: number;
+  limited: boolean;
 }
 
 /** A histogram's state kept elsewhere (the staging worker's queue wait), to be mirrored by /metrics (see Histogram.setSnapshot). */
@@ -313,6 +323,8 @@ export interface ServerLike {
   status: { scanning: boolean; lastScan?: ScanProgress };
   mediaDirs: string[];
   urls(): string[];
+  /** The live watch, when it runs. */
+  watcher?: { readonly watched: number; readonly unwatched: ReadonlySet<string>; readonly limited: boolean };
 }
 
 /** Optional parts added to the server's own status (tape tier, streams...). */
@@ -339,6 +351,7 @@ export function serverStatusProvider(server: ServerLike, extras: StatusExtras = 
         lastScan: server.status.lastScan,
         mediaDirs: server.mediaDirs,
         systemUpdateId: server.catalog.systemUpdateId,
+        ...(server.watcher ? { watch: { dirs: server.watcher.watched, unwatched: server.watcher.unwatched.size, limited: server.watcher.limited } } : {}),
       };
     },
     library: () => libraryStatus(server.catalog),

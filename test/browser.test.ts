@@ -391,6 +391,7 @@ if (labWhy && !why) {
     t.true(await page.locator('#tape').isVisible());
     t.true((await page.locator('#tape .body').innerText()).trim().length > 0, 'the tape section says something (a library, or that there is none)');
     t.regex(await page.locator('#server').innerText(), /Tapedeck 0\.1\.0/);
+    t.regex(await page.locator('#server').innerText(), /watching [1-9][\d,]* folders/, 'the live watch of the demo library');
 
     // it keeps polling the real server without reloading
     await page.evaluate(() => {

@@ -350,6 +350,7 @@ test('serverStatusProvider: server facts, library from the catalog, stream title
     status: { scanning: true, lastScan: { seen: 1, probed: 1, unchanged: 0, removed: 0, failed: 0, elapsedMs: 5, rate: 1, done: false } },
     mediaDirs: ['/media/lib'],
     urls: () => ['http://10.0.0.1:8210/'],
+    watcher: { watched: 12, unwatched: new Set(['/media/lib/x']), limited: true },
   };
   const tracker = new StreamTracker();
   tracker.hooks.onStreamStart(fakeStart(song.id, 'disk', { n: 5 }));
@@ -361,6 +362,7 @@ test('serverStatusProvider: server facts, library from the catalog, stream title
   t.true(snap.server.scanning);
   t.is(snap.server.lastScan!.seen, 1);
   t.deepEqual(snap.server.urls, ['http://10.0.0.1:8210/']);
+  t.deepEqual(snap.server.watch, { dirs: 12, unwatched: 1, limited: true });
   t.is(snap.library!.items, 1);
   t.is(snap.streams[0].title, 'Song');
   t.is(snap.cache!.capacityBytes, 1);

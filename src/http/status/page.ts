@@ -168,6 +168,9 @@ const JS = String.raw`
     } else if (scan) {
       kids.push(h('span', 'scan', ' \u00b7 last scan: ' + num(scan.seen) + ' files in ' + dur(scan.elapsedMs / 1000) + (scan.failed ? ', ' + num(scan.failed) + ' unreadable' : '')));
     }
+    if (s.watch) {
+      kids.push(h('span', 'watch', s.watch.limited ? ' \u00b7 watch limit reached: ' + num(s.watch.dirs) + ' folders watched, ' + num(s.watch.unwatched) + ' left to the periodic rescan' : ' \u00b7 watching ' + num(s.watch.dirs) + ' folders'));
+    }
     if (s.urls && s.urls.length) kids.push(h('span', 'mono', ' \u00b7 ' + s.urls.join(' ')));
     return h('div', 'meta', kids);
   }
