@@ -35,6 +35,7 @@ function alive(pid: number): boolean {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 test.serial('fault campaign: kill -9 of the worker and of the server during playback and archive jobs', async (t) => {
+  t.timeout(300_000, 'about 60 s alone; more while the whole suite shares the CPU'); // bounded either way
   const rand = prng(SEED);
   const dir = await tempDir('tapedeck-campaign-');
   const data = join(dir, 'data');

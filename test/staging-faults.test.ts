@@ -31,6 +31,7 @@ async function setup(files: Record<string, number>): Promise<{ dir: string; data
 }
 
 test.serial('defect 1, real server: SIGTERM with a partial unindexed segment in the cache, restart, the whole item plays byte-exact', async (t) => {
+  t.timeout(240_000);
   const s = await setup({ 'big.mkv': 16_000_000 });
   const want = s.content.get('big.mkv')!;
   let srv = await startServer(s.data, s.media);
@@ -84,6 +85,7 @@ function exactOr503(t: import('ava').ExecutionContext, f: Fetched, want: Buffer,
 const root = process.getuid?.() === 0;
 
 (root ? test.serial : test.skip)('defect 2, real server: a cache on a 6 MiB tmpfs never cuts a response; ENOSPC and the size mismatch are logged', async (t) => {
+  t.timeout(240_000);
   const s = await setup({ 'one.mkv': 15_000_000, 'two.mkv': 7_000_000, 'three.mkv': 9_500_000 });
   const cacheDir = join(s.dir, 'tiny-cache');
   await mkdir(cacheDir);
