@@ -3,7 +3,7 @@
 // get UPnP errors. The server runs on loopback with SSDP off.
 import test from 'ava';
 import { spawn } from 'node:child_process';
-import { appendFile, copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { appendFile, copyFile, mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Catalog } from '../src/catalog/catalog.js';
@@ -11,6 +11,7 @@ import { MemoryStore } from '../src/catalog/store.js';
 import { itemIdForPath } from '../src/catalog/layout.js';
 import type { CatalogObject } from '../src/catalog/types.js';
 import { createDemoLibrary } from '../src/demo/library.js';
+import { scan, scanPaths } from '../src/scanner/scanner.js';
 import { jsonLines, REPO_ROOT } from './helpers/lab.js';
 import { browse, CDS, soap } from './helpers/upnp-client.js';
 
@@ -123,4 +124,29 @@ test('X_SetBookmark is kept across a restart and a rescan, and comes back as sec
   t.is(await dcm(s.cds, id), undefined, 'PosSecond 0 clears it');
   s.child.kill('SIGTERM');
   t.is(await s.srv.exited(15_000), 0);
+});
+
+test('a file renamed while watched keeps its bookmark (the partial scan sees one path gone, one new with its size and mtime)', async (t) => {
+  const root = await mkdtemp(join(tmpdir(), 'tapedeck-bm-rename-'));
+  t.teardown(() => rm(root, { recursive: true, force: true }));
+  await mkdir(join(root, 'a'));
+  await writeFile(join(root, 'a', 'film.mp3'), 'x');
+  await writeFile(join(root, 'a', 'other.mp3'), 'yy');
+  const probe = async () => ({ kind: 'audio' as const, upnpClass: 'object.item.audioItem.musicTrack', title: 't', meta: {}, res: { mime: 'audio/mpeg', size: 0 } });
+  const catalog = new Catalog(new MemoryStore());
+  await catalog.open();
+  await scan(catalog, { roots: [root], probe });
+  const oldId = itemIdForPath(join(root, 'a', 'film.mp3'));
+  await catalog.bookmarks.set(oldId, 321);
+  await rename(join(root, 'a', 'film.mp3'), join(root, 'renamed.mp3'));
+  await scanPaths(catalog, { roots: [root], probe, paths: [join(root, 'a', 'film.mp3'), join(root, 'renamed.mp3')] });
+  t.is((await catalog.bookmarks.get(itemIdForPath(join(root, 'renamed.mp3'))))?.pos, 321);
+  t.is(await catalog.bookmarks.get(oldId), undefined);
+  // a deleted file and an unrelated new one: nothing is carried over
+  await catalog.bookmarks.set(itemIdForPath(join(root, 'a', 'other.mp3')), 5);
+  await rm(join(root, 'a', 'other.mp3'));
+  await writeFile(join(root, 'new.mp3'), 'zzz');
+  await scanPaths(catalog, { roots: [root], probe, paths: [join(root, 'a', 'other.mp3'), join(root, 'new.mp3')] });
+  t.is(await catalog.bookmarks.get(itemIdForPath(join(root, 'new.mp3'))), undefined);
+  await catalog.close();
 });

@@ -161,6 +161,11 @@ class ScanPass {
   private dels: BatchOp[] = [];
   /** New or changed playlist files: read after the items they list are in the catalog. */
   private changedPlaylists: Found[] = [];
+  /**
+   * Partial scans (the watch) see a rename as one path gone and one new: a new file with the size
+   * and mtime of a removed one is taken as that file renamed, and inherits its resume bookmark.
+   */
+  private moved?: { gone: Map<string, number>; added: Map<string, string> };
 
   constructor(
     private readonly catalog: Catalog,
@@ -279,6 +284,7 @@ class ScanPass {
       const tape = (await catalog.get(item.id))?.location?.tape;
       if (tape && tape.size === f.size && (await hashFile(f.path).catch(() => undefined)) === tape.sha256) item.location = { ...item.location, tape };
     }
+    if (!prev) this.moved?.added.set(`${f.size}:${f.mtime}`, item.id);
     this.upserts.push(item);
     this.extra.push(catalog.pathOp(f.path, { id: item.id, size: f.size, mtime: f.mtime, gen, ...this.artFlag, ...(subs ? { subs } : {}) }));
   }
@@ -357,10 +363,27 @@ class ScanPass {
       progress.diskCopiesGone = (progress.diskCopiesGone ?? 0) + 1;
       return;
     }
+    if (entry.id && this.moved) {
+      const mark = await catalog.bookmarks.get(entry.id);
+      if (mark) this.moved.gone.set(`${entry.size}:${entry.mtime}`, mark.pos);
+    }
     if (entry.id) this.removes.push(entry.id);
     this.dels.push(catalog.pathOp(path, undefined));
     progress.removed++;
     if (this.dels.length >= this.batchSize) await this.flushRemoves();
+  }
+
+  trackMoves(): void {
+    this.moved = { gone: new Map(), added: new Map() };
+  }
+
+  /** Bookmarks of renamed files go to their new items (see `moved`). */
+  async moveBookmarks(): Promise<void> {
+    if (!this.moved) return;
+    for (const [key, pos] of this.moved.gone) {
+      const id = this.moved.added.get(key);
+      if (id) await this.catalog.bookmarks.set(id, pos);
+    }
   }
 
   async flushRemoves(): Promise<void> {
@@ -459,6 +482,7 @@ export async function scanPaths(catalog: Catalog, opts: ScanOptions & { paths: s
   const roots = rootsOf(opts);
   const gen = Number(await catalog.getMeta('scanGen')) || 0;
   const pass = new ScanPass(catalog, opts, gen);
+  pass.trackMoves();
   const unreadable: string[] = [];
   const todo = [...new Set(opts.paths.map((p) => resolve(p)))].sort();
   // a path below another one in the list is covered by it
@@ -481,6 +505,7 @@ export async function scanPaths(catalog: Catalog, opts: ScanOptions & { paths: s
     for await (const [p, entry] of catalog.paths(path + sep)) await check(p, entry);
     await pass.flushRemoves();
   }
+  await pass.moveBookmarks();
   await pass.playlists();
   return pass.finish();
 }
