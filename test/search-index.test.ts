@@ -104,6 +104,8 @@ const CRITERIA = [
   'dc:title contains "w5"',
   'dc:title contains "part 1"',
   'dc:title contains "---"',
+  'dc:title contains "e"',
+  'dc:title contains "e river"',
   'dc:title = "Golden Garden"',
   'dc:title = "golden"',
   'dc:title = ""',
@@ -183,6 +185,18 @@ test('the index follows renames and removals, and a catalog written without it i
   const cds2 = new ContentDirectory(again, { searchCacheBytes: 0 });
   for (const c of CRITERIA.slice(0, 8)) t.is((await search(cds2, c)).total, (await bruteForce(again, c)).length, c);
   t.is((await search(cds2, 'dc:title contains "zebra"')).total, 1);
+});
+
+test('a fragment found in very many vocabulary words does not narrow (no posting reads for it)', async (t) => {
+  const catalog = new Catalog(new MemoryStore());
+  await catalog.open();
+  const many: CatalogObject[] = [];
+  for (let i = 0; i < 700; i++) many.push(track(i, `Word${i}e`, 'A'));
+  await catalog.apply({ upserts: many });
+  t.is(await catalog.wordCandidates('t', 'e'), undefined);
+  t.is((await catalog.wordCandidates('t', 'word12e'))?.size, 1);
+  const cds = new ContentDirectory(catalog, { searchCacheBytes: 0 });
+  t.is((await search(cds, 'dc:title contains "e"')).total, (await bruteForce(catalog, 'dc:title contains "e"')).length);
 });
 
 test('words: lower-cased runs of letters, digits and marks; long fields post under the overflow word', (t) => {

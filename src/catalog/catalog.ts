@@ -31,6 +31,8 @@ import { Bookmarks, dropBookmarkOp } from './bookmarks.js';
 import { exactWord, OVERFLOW, OVERFLOW_VALUE, postingPrefix, vocabPrefix, Vocabulary, WORD_INDEX_VERSION, wordOps, X, type WordField } from './words.js';
 
 export const SCHEMA_VERSION = '1';
+/** A `contains` fragment in more vocabulary words than this is not looked up word by word. */
+const MAX_CONTAINING_WORDS = 512;
 /** Key prefix of the access records (plays, bytes served) kept by src/policy/access.ts; dropped with the item. */
 export const ACCESS_PREFIX = 'a/';
 const SEP = '\u0000';
@@ -183,11 +185,15 @@ export class Catalog extends EventEmitter {
   /**
    * Candidates for a text property of `field` that contains `word`: every object posted
    * under a vocabulary word containing it, plus the objects too long to index word by
-   * word. A superset: the caller still matches.
+   * word. A superset: the caller still matches. Undefined when more than
+   * MAX_CONTAINING_WORDS vocabulary words contain it (then the index does not narrow).
    */
-  async wordCandidates(field: WordField, word: string): Promise<Set<string>> {
+  async wordCandidates(field: WordField, word: string): Promise<Set<string> | undefined> {
+    const ws = this.vocab.containing(field, word);
+    // a fragment found in a large part of the vocabulary ("e") narrows nothing worth its reads
+    if (ws.length > MAX_CONTAINING_WORDS) return undefined;
     const out = new Set<string>();
-    for (const w of [...this.vocab.containing(field, word), OVERFLOW]) for (const id of await this.wordPostings(field, w)) out.add(id);
+    for (const w of [...ws, OVERFLOW]) for (const id of await this.wordPostings(field, w)) out.add(id);
     return out;
   }
 

@@ -9,7 +9,7 @@
 //   a or b           the union, when both narrow
 // for p in dc:title, upnp:artist, upnp:albumArtist, dc:creator, upnp:album, upnp:genre.
 // Everything else (other properties and operators, negations, constants without a
-// word) does not narrow. The search predicate is applied to every candidate.
+// word, fragments found in too many vocabulary words) does not narrow. The search predicate is applied to every candidate.
 
 import type { Catalog } from '../catalog/catalog.js';
 import { words, type WordField } from '../catalog/words.js';
@@ -45,6 +45,7 @@ async function relCandidates(catalog: Catalog, prop: string, op: string, value: 
   let acc: Set<string> | undefined;
   for (const w of ws) {
     const c = await catalog.wordCandidates(field, w);
+    if (!c) continue; // too common a fragment to narrow by
     acc = acc ? intersect(acc, c) : c;
     if (acc.size === 0) break;
   }
