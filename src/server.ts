@@ -28,7 +28,7 @@ import { allowSubnets } from './http/acl.js';
 import { staticRoutes } from './http/static.js';
 import { artRoutes } from './http/art.js';
 import { ArtMaker } from './art/maker.js';
-import { captionsOf, preferredCaption, subtitleStore } from './media/subtitles.js';
+import { captionsOf, isSubtitlePath, preferredCaption, subtitleStore } from './media/subtitles.js';
 import { subtitleRoutes } from './http/subtitles.js';
 import { serverHeader } from './upnp/server-header.js';
 
@@ -217,7 +217,7 @@ export class TapedeckServer {
     const every = this.config.rescanInterval;
     this.watcher = new LibraryWatcher({
       roots: this.mediaDirs,
-      interesting: (p) => mediaTypeOf(p) !== undefined || isPlaylistPath(p),
+      interesting: (p) => mediaTypeOf(p) !== undefined || isPlaylistPath(p) || isSubtitlePath(p),
       maxDirs: this.config.watchLimit,
       ownPaths,
       log: this.log,

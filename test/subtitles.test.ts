@@ -5,9 +5,9 @@ import test from 'ava';
 import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { findSidecars, subtitleStore } from '../src/media/subtitles.js';
+import { findSidecars, isSubtitlePath, subtitleStore } from '../src/media/subtitles.js';
 import { subtitleResolver } from '../src/http/subtitles.js';
-import { scan } from '../src/scanner/scanner.js';
+import { scan, scanPaths } from '../src/scanner/scanner.js';
 import { Catalog } from '../src/catalog/catalog.js';
 import { MemoryStore } from '../src/catalog/store.js';
 import { fakeProbe, makeLab } from './fixtures/archive/setup.js';
@@ -147,4 +147,31 @@ test('a sidecar added, changed or removed beside an unchanged video is picked up
   await rm(join(m, 'Bare.srt'));
   await scan(catalog, { roots: [m], probe, subtitles: store });
   t.is((await catalog.get(bare))!.subtitles, undefined);
+});
+
+test('the live watch: a sidecar path alone (added, changed, removed) updates its video through scanPaths, without reading the video', async (t) => {
+  const m = await media(t);
+  const catalog = new Catalog(new MemoryStore());
+  await catalog.open();
+  const store = subtitleStore(join(m, '..', 'data'));
+  let probes = 0;
+  const probe = async (p: string) => (probes++, fakeProbe(p));
+  await scan(catalog, { roots: [m], probe, subtitles: store });
+  const bare = itemIdForPath(join(m, 'Bare.mkv'));
+  t.is((await catalog.get(bare))!.subtitles, undefined);
+  probes = 0;
+  // the watch reports only the subtitle's path (it is what changed)
+  t.true(isSubtitlePath(join(m, 'Bare.en.SRT')), 'the watch finds a sidecar worth reporting');
+  await writeFile(join(m, 'Bare.en.SRT'), SRT);
+  await scanPaths(catalog, { roots: [m], probe, subtitles: store, paths: [join(m, 'Bare.en.SRT')] });
+  t.deepEqual((await catalog.get(bare))!.subtitles?.map((s) => [s.ext, s.lang]), [['srt', 'en']]);
+  await writeFile(join(m, 'Bare.en.SRT'), SRT.replace('Hello', 'Hello again'));
+  const before = (await catalog.get(bare))!.subtitles![0].key;
+  await scanPaths(catalog, { roots: [m], probe, subtitles: store, paths: [join(m, 'Bare.en.SRT')] });
+  t.not((await catalog.get(bare))!.subtitles![0].key, before, 'changed sidecar copied again');
+  await rm(join(m, 'Bare.en.SRT'));
+  await scanPaths(catalog, { roots: [m], probe, subtitles: store, paths: [join(m, 'Bare.en.SRT')] });
+  t.is((await catalog.get(bare))!.subtitles, undefined);
+  t.is(probes, 0, 'the video was not read again');
+  t.is((await catalog.get(itemIdForPath(join(m, 'Film.mkv'))))!.subtitles?.length, 4, 'other videos untouched');
 });

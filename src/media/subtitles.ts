@@ -51,6 +51,27 @@ export async function findSidecars(video: string, names?: string[]): Promise<{ p
   return out.slice(0, MAX_SUBTITLES);
 }
 
+/** Whether `path` has a subtitle file's extension (a possible sidecar of some video). */
+export function isSubtitlePath(path: string): boolean {
+  return SUBTITLE_MIME[extname(path).slice(1).toLowerCase()] !== undefined;
+}
+
+/**
+ * The videos (absolute paths, files `isVideo` accepts) whose sidecar `sub` is or would be,
+ * whether `sub` exists or was just deleted: a sidecar that comes, changes or goes changes them.
+ */
+export async function videosOfSidecar(sub: string, isVideo: (path: string) => boolean): Promise<string[]> {
+  const dir = dirname(sub);
+  const name = basename(sub);
+  const out: string[] = [];
+  for (const n of await readdir(dir).catch(() => [] as string[])) {
+    if (n.startsWith('.') || !isVideo(n)) continue;
+    const video = join(dir, n);
+    if ((await findSidecars(video, [name])).length) out.push(video);
+  }
+  return out;
+}
+
 /** Names, sizes and mtimes of a video's sidecars ('' when it has none): a change means copy them again. */
 export async function sidecarSignature(video: string): Promise<string> {
   const parts: string[] = [];

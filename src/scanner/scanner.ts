@@ -14,7 +14,7 @@ import type { ArtRef, CatalogObject, ProbeResult } from '../catalog/types.js';
 import type { ArtMaker } from '../art/maker.js';
 import { itemIdForPath, playlistIdForPath as playlistIdOf } from '../catalog/layout.js';
 import type { ContentStore } from '../util/content-store.js';
-import { sidecarSignature, storeSubtitles } from '../media/subtitles.js';
+import { isSubtitlePath, sidecarSignature, storeSubtitles, videosOfSidecar } from '../media/subtitles.js';
 import { mediaTypeOf } from '../media/mediatypes.js';
 import { probe as defaultProbe } from '../media/probe.js';
 import { hashFile } from '../util/hash.js';
@@ -484,7 +484,12 @@ export async function scanPaths(catalog: Catalog, opts: ScanOptions & { paths: s
   const pass = new ScanPass(catalog, opts, gen);
   pass.trackMoves();
   const unreadable: string[] = [];
-  const todo = [...new Set(opts.paths.map((p) => resolve(p)))].sort();
+  const asked = opts.paths.map((p) => resolve(p));
+  // a sidecar subtitle that came, changed or went is a change of its video(s)
+  if (opts.subtitles) {
+    for (const p of asked.filter((q) => isSubtitlePath(q))) asked.push(...(await videosOfSidecar(p, (n) => mediaTypeOf(n)?.kind === 'video')));
+  }
+  const todo = [...new Set(asked)].sort();
   // a path below another one in the list is covered by it
   const paths = todo.filter((p, i) => !todo.slice(0, i).some((o) => o !== p && isInside(o, p)));
   for (const path of paths) {
