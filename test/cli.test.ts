@@ -95,7 +95,7 @@ test('relative paths are relative to INIT_CWD under npm (the checkout is the wor
   }
   t.deepEqual(normaliseTargets(['./c'], '/srv/media'), ['/srv/media/c']);
   // and the help says so
-  for (const cmd of ['archive', 'recall', 'scan']) t.regex(tapedeck(cmd, '--help').out, /relative[\s\S]*INIT_CWD/, cmd);
+  for (const cmd of ['archive', 'recall', 'scan', 'ls']) t.regex(tapedeck(cmd, '--help').out, /relative[\s\S]*INIT_CWD/, cmd);
 });
 
 test('config prints the effective configuration', (t) => {

@@ -353,7 +353,7 @@ export function normaliseTargets(targets: string[], base = callerDir()): string[
  * An unknown path or object ID: say which catalog was searched (which data directory, opened
  * here or through the server holding it) and whether a running server uses another one.
  */
-async function withCatalogHint<T>(b: Backend, cfg: Config, fn: () => Promise<T>): Promise<T> {
+export async function withCatalogHint<T>(b: Backend, cfg: Config, fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (err) {

@@ -11,9 +11,10 @@ import type { Command } from 'commander';
 import { join } from 'node:path';
 import type { Config } from '../config.js';
 import { formatBytes } from '../util/units.js';
+import { RELATIVE_PATHS_HELP } from '../util/paths.js';
 import { EXIT_CODES } from '../archive/errors.js';
 import { isTerminal, type JobRecord } from '../archive/jobs.js';
-import { command, JobProgress, normaliseTargets, summary, TAPE_SETTING_KEYS, withBackend, type Backend, type CommonFlags } from '../archive/cli.js';
+import { command, JobProgress, normaliseTargets, summary, TAPE_SETTING_KEYS, withBackend, withCatalogHint, type Backend, type CommonFlags } from '../archive/cli.js';
 import { readAccess } from './access.js';
 import { PolicyEngine } from './engine.js';
 import { listItems, type ListedItem, type ListQuery } from './listing.js';
@@ -97,12 +98,13 @@ export function registerPolicyCommands(program: Command): void {
   command(program, 'ls [targets...]', 'list items (all, or under object IDs, container IDs or paths) with tier, cartridge, stub, plays and last play', POLICY_SETTING_KEYS)
     .option('--tier <TIER>', 'only items on this tier: disk, tape or both')
     .option('--sort <KEY>', 'plays, last-played, size or title (default: path)')
+    .addHelpText('after', RELATIVE_PATHS_HELP)
     .action((targets: string[], flags: CommonFlags & { tier?: string; sort?: string }) =>
       withBackend(
         flags,
-        async (b) => {
+        async (b, cfg) => {
           const q = { ...(targets.length ? { targets: normaliseTargets(targets) } : {}), ...(flags.tier ? { tier: flags.tier } : {}), ...(flags.sort ? { sort: flags.sort } : {}) } as ListQuery;
-          const rows = b.control ? await b.control.listItems<ListedItem[]>(q) : await listItems(b.service!.catalog, (ids) => readAccess(b.service!.catalog.store, ids), q);
+          const rows = await withCatalogHint(b, cfg, () => (b.control ? b.control.listItems<ListedItem[]>(q) : listItems(b.service!.catalog, (ids) => readAccess(b.service!.catalog.store, ids), q)));
           if (flags.json) json(rows);
           else out(renderItems(rows));
           return 0;
