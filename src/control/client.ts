@@ -80,64 +80,33 @@ export class ControlClient {
   }
 
   /** Run (or join) the server's incremental scan; onProgress hears its progress. */
-  scan(onProgress: (p: ScanProgress) => void, signal?: AbortSignal): Promise<{ scan: ScanProgress; library: Record<string, number> }> {
-    return new Promise((resolve, reject) => {
-      let done = false;
-      const req = request({ socketPath: this.socketPath, method: 'POST', path: '/v1/scan', signal }, (res) => {
-        if ((res.statusCode ?? 500) >= 400) {
-          const parts: Buffer[] = [];
-          res.on('data', (c: Buffer) => parts.push(c));
-          res.on('end', () => {
-            let j: unknown;
-            try {
-              j = JSON.parse(Buffer.concat(parts).toString('utf8'));
-            } catch {
-              j = undefined;
-            }
-            reject(toError(j, res.statusCode));
-          });
-          return;
-        }
-        let buf = '';
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => {
-          buf += chunk;
-          let nl;
-          while ((nl = buf.indexOf('\n')) >= 0) {
-            const line = buf.slice(0, nl);
-            buf = buf.slice(nl + 1);
-            let m: { progress?: ScanProgress; result?: { scan: ScanProgress; library: Record<string, number> }; error?: ErrorBody['error'] };
-            try {
-              m = JSON.parse(line);
-            } catch {
-              continue;
-            }
-            if (m.progress) onProgress(m.progress);
-            if (m.result) {
-              done = true;
-              resolve(m.result);
-            }
-            if (m.error) {
-              done = true;
-              reject(toError({ error: m.error }, 500));
-            }
-          }
-        });
-        res.on('end', () => {
-          if (!done) reject(new ArchiveError('FAILED', 'the server stopped before the scan ended'));
-        });
-        res.on('error', reject);
-      });
-      req.on('error', (err) => reject(signal?.aborted ? err : new ArchiveError('BUSY', `cannot reach the server's control socket ${this.socketPath}: ${err.message}`, { cause: err })));
-      req.end();
+  async scan(onProgress: (p: ScanProgress) => void, signal?: AbortSignal): Promise<{ scan: ScanProgress; library: Record<string, number> }> {
+    type Line = { progress?: ScanProgress; result?: { scan: ScanProgress; library: Record<string, number> }; error?: ErrorBody['error'] };
+    let end: Line | undefined;
+    await this.stream<Line>('POST', '/v1/scan', signal, (m) => {
+      if (m.progress) onProgress(m.progress);
+      if (m.result || m.error) end = m;
     });
+    if (end?.error) throw toError({ error: end.error }, 500);
+    if (!end?.result) throw new ArchiveError('FAILED', 'the server stopped before the scan ended');
+    return end.result;
   }
 
   /** Follow a job until it is done or failed; onJob hears every update. */
-  watch(id: string, onJob: (j: JobRecord) => void, signal?: AbortSignal): Promise<JobRecord> {
-    return new Promise<JobRecord>((resolve, reject) => {
-      let last: JobRecord | undefined;
-      const req = request({ socketPath: this.socketPath, method: 'GET', path: `/v1/jobs/${encodeURIComponent(id)}/watch`, signal }, (res) => {
+  async watch(id: string, onJob: (j: JobRecord) => void, signal?: AbortSignal): Promise<JobRecord> {
+    let last: JobRecord | undefined;
+    await this.stream<JobRecord>('GET', `/v1/jobs/${encodeURIComponent(id)}/watch`, signal, (j) => {
+      last = j;
+      onJob(j);
+    });
+    if (last && isTerminal(last.state)) return last;
+    throw new ArchiveError('FAILED', `the server stopped reporting job ${id} before it ended${last ? ` (${last.state})` : ''}; the job is durable and resumes when the server starts again (\`tapedeck jobs ${id}\`)`);
+  }
+
+  /** An NDJSON answer: onLine hears each JSON line; resolves when the server ends it. */
+  private stream<T>(method: string, path: string, signal: AbortSignal | undefined, onLine: (v: T) => void): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const req = request({ socketPath: this.socketPath, method, path, signal }, (res) => {
         if ((res.statusCode ?? 500) >= 400) {
           const parts: Buffer[] = [];
           res.on('data', (c: Buffer) => parts.push(c));
@@ -161,18 +130,16 @@ export class ControlClient {
             const line = buf.slice(0, nl);
             buf = buf.slice(nl + 1);
             if (!line.trim()) continue;
+            let v: T;
             try {
-              last = JSON.parse(line) as JobRecord;
+              v = JSON.parse(line) as T;
             } catch {
               continue;
             }
-            onJob(last);
+            onLine(v);
           }
         });
-        res.on('end', () => {
-          if (last && isTerminal(last.state)) resolve(last);
-          else reject(new ArchiveError('FAILED', `the server stopped reporting job ${id} before it ended${last ? ` (${last.state})` : ''}; the job is durable and resumes when the server starts again (\`tapedeck jobs ${id}\`)`));
-        });
+        res.on('end', () => resolve());
         res.on('error', reject);
       });
       req.on('error', (err) => reject(signal?.aborted ? err : new ArchiveError('BUSY', `cannot reach the server's control socket ${this.socketPath}: ${err.message}`, { cause: err })));
