@@ -9,6 +9,7 @@ import type { CatalogObject } from '../src/catalog/types.js';
 import { objectWords, words } from '../src/catalog/words.js';
 import { ContentDirectory } from '../src/upnp/cds.js';
 import { compileSearch } from '../src/upnp/search.js';
+import { MAX_INDEX_LOOKUPS } from '../src/upnp/search-plan.js';
 import { compileSort } from '../src/upnp/sort.js';
 import type { SoapContext } from '../src/upnp/soap.js';
 
@@ -16,6 +17,8 @@ import type { SoapContext } from '../src/upnp/soap.js';
 class CountingStore implements KVStore {
   readonly kind = 'counting';
   objectReads = 0;
+  /** Range reads of keys (the index's posting lists among them). */
+  keyLists = 0;
   constructor(readonly inner: MemoryStore) {}
   open() {
     return this.inner.open();
@@ -44,6 +47,7 @@ class CountingStore implements KVStore {
     return this.inner.keys(r);
   }
   keyList(r: KeyRange) {
+    this.keyLists++;
     return this.inner.keyList(r);
   }
 }
@@ -207,4 +211,27 @@ test('words: lower-cased runs of letters, digits and marks; long fields post und
   const short = objectWords({ id: 'i2', parentId: '', container: false, upnpClass: 'object.item', title: 'Golden Garden', meta: { artist: 'Ada', albumArtist: 'ada' } });
   t.deepEqual([...(short.get('t') ?? [])], ['golden', 'garden', '=golden garden']);
   t.deepEqual([...(short.get('p') ?? [])], ['ada', '=ada']);
+});
+
+test('the index work of one Search is bounded: a repeated term is looked up once, at most MAX_INDEX_LOOKUPS terms narrow', async (t) => {
+  const store = new CountingStore(new MemoryStore());
+  const catalog = new Catalog(store);
+  await catalog.open();
+  // "amp" is in 500 vocabulary words (under the too-common limit): each lookup reads 501 posting lists
+  const lamps: CatalogObject[] = [];
+  for (let i = 0; i < 500; i++) lamps.push(track(i, `Lamp${i}`, 'A'));
+  await catalog.apply({ upserts: lamps });
+  const cds = new ContentDirectory(catalog, { searchCacheBytes: 0 });
+  // what a client can fit in one SOAP body: the same costly term many times, then many distinct ones
+  const criteria = [...Array(100).fill('dc:title contains "amp"'), ...Array.from({ length: 100 }, (_, i) => `dc:title contains "lamp${400 + i}"`)].join(' or ');
+  store.keyLists = 0;
+  const r = await search(cds, criteria);
+  t.is(r.total, (await bruteForce(catalog, criteria)).length, 'same answer as a pass over every object');
+  t.true(r.total >= 500);
+  t.true(store.keyLists <= 501 + 2 * MAX_INDEX_LOOKUPS, `${store.keyLists} posting reads for one Search`);
+  // terms past the bound still answer correctly (the predicate decides)
+  const past = `dc:title contains "lamp4" and (${Array.from({ length: 2 * MAX_INDEX_LOOKUPS }, (_, i) => `dc:title contains "lamp4${i}"`).join(' or ')})`;
+  const n = (await search(cds, past)).total;
+  t.is(n, (await bruteForce(catalog, past)).length);
+  t.true(n > 60);
 });

@@ -10,6 +10,10 @@
 // for p in dc:title, upnp:artist, upnp:albumArtist, dc:creator, upnp:album, upnp:genre.
 // Everything else (other properties and operators, negations, constants without a
 // word, fragments found in too many vocabulary words) does not narrow. The search predicate is applied to every candidate.
+//
+// The index work of one Search is bounded whatever the criteria (a SOAP body of 64 KiB can hold
+// thousands of terms): a term repeated is looked up once, and after MAX_INDEX_LOOKUPS distinct
+// lookups the remaining terms do not narrow (the predicate, applied to every candidate, decides).
 
 import type { Catalog } from '../catalog/catalog.js';
 import { words, type WordField } from '../catalog/words.js';
@@ -52,15 +56,31 @@ async function relCandidates(catalog: Catalog, prop: string, op: string, value: 
   return acc;
 }
 
+/** Most distinct index lookups (terms) for one Search; real criteria use a handful. */
+export const MAX_INDEX_LOOKUPS = 64;
+
+/** The lookups of one Search: each distinct term once, at most MAX_INDEX_LOOKUPS of them. */
+interface Lookups {
+  memo: Map<string, Set<string> | undefined>;
+  left: number;
+}
+
 /** IDs (canonical items and containers) the expression can match, or undefined: any object. */
-export async function searchCandidates(catalog: Catalog, e: SearchExpr): Promise<Set<string> | undefined> {
+export async function searchCandidates(catalog: Catalog, e: SearchExpr, lookups: Lookups = { memo: new Map(), left: MAX_INDEX_LOOKUPS }): Promise<Set<string> | undefined> {
   switch (e.type) {
-    case 'rel':
-      return relCandidates(catalog, e.prop, e.op, e.value);
+    case 'rel': {
+      const key = `${e.prop}\0${e.op}\0${e.value}`;
+      if (lookups.memo.has(key)) return lookups.memo.get(key);
+      if (!FIELD_OF[e.prop] || (e.op !== '=' && e.op !== 'contains') || lookups.left <= 0) return undefined;
+      lookups.left--;
+      const c = await relCandidates(catalog, e.prop, e.op, e.value);
+      lookups.memo.set(key, c);
+      return c;
+    }
     case 'and': {
       let acc: Set<string> | undefined;
       for (const a of e.args) {
-        const c = await searchCandidates(catalog, a);
+        const c = await searchCandidates(catalog, a, lookups);
         if (c) acc = acc ? intersect(acc, c) : c;
         if (acc?.size === 0) break;
       }
@@ -69,7 +89,7 @@ export async function searchCandidates(catalog: Catalog, e: SearchExpr): Promise
     case 'or': {
       const out = new Set<string>();
       for (const a of e.args) {
-        const c = await searchCandidates(catalog, a);
+        const c = await searchCandidates(catalog, a, lookups);
         if (!c) return undefined;
         for (const x of c) out.add(x);
       }
