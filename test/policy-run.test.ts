@@ -205,6 +205,12 @@ test('ls and policy plan/run go through the control socket when a server holds t
   t.is((await runCli(['ls', '--tier', 'cloud', ...common])).code, 2);
   t.is((await runCli(['ls', '/no/such/path', ...common])).code, 2);
   const plan = JSON.parse((await runCli(['policy', 'plan', ...common])).out) as PolicyPlan;
+  // policy flags on the command line do not change the server's plan: the operator is told so
+  const flagged = await runCli(['policy', 'plan', '--archive-idle', '1s', '--min-archive-size', '0', ...common]);
+  t.is(flagged.code, 0, flagged.err);
+  t.regex(flagged.err, /running server .*own policy settings \(--archive-idle, --min-archive-size not used\)/);
+  t.deepEqual((JSON.parse(flagged.out) as PolicyPlan).actions.map((a) => a.id), plan.actions.map((a) => a.id));
+  t.notRegex((await runCli(['policy', 'plan', ...common])).err, /not used/);
   const run = await runCli(['policy', 'run', ...common]);
   t.is(run.code, 0, run.err);
   const res = JSON.parse(run.out) as { plan: PolicyPlan; jobs: JobRecord[] };

@@ -9,7 +9,7 @@
 
 import type { Command } from 'commander';
 import { join } from 'node:path';
-import type { Config } from '../config.js';
+import { SETTINGS, type Config } from '../config.js';
 import { formatBytes } from '../util/units.js';
 import { RELATIVE_PATHS_HELP } from '../util/paths.js';
 import { EXIT_CODES } from '../archive/errors.js';
@@ -34,6 +34,25 @@ export const POLICY_SETTING_KEYS = [
   'policy_window',
   'policy_interval',
 ];
+
+/**
+ * The policy flags of this command line (`--archive-idle`, `--media`, ...): a running server plans
+ * and runs with its own settings, so these are not used then, and the operator is told so.
+ */
+export function policyFlagsGiven(flags: object): string[] {
+  const given: string[] = [];
+  for (const s of SETTINGS) {
+    if (!POLICY_SETTING_KEYS.includes(s.key) || TAPE_SETTING_KEYS.includes(s.key)) continue;
+    const name = s.flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+    if ((flags as Record<string, unknown>)[name] !== undefined) given.push(`--${s.flag}`);
+  }
+  return given;
+}
+
+function noteServerSettings(flags: object): void {
+  const given = policyFlagsGiven(flags);
+  if (given.length) process.stderr.write(`tapedeck: a running server holds this catalog; it plans with its own policy settings (${given.join(', ')} not used)\n`);
+}
 
 const out = (s: string) => process.stdout.write(s + '\n');
 const json = (v: unknown) => process.stdout.write(JSON.stringify(v) + '\n');
@@ -118,6 +137,7 @@ export function registerPolicyCommands(program: Command): void {
     withBackend(
       flags,
       async (b, cfg) => {
+        if (b.control) noteServerSettings(flags);
         const plan = b.control ? await b.control.policyPlan<PolicyPlan>() : await directEngine(b, cfg).plan();
         if (flags.json) json(plan);
         else out(renderPlan(plan));
@@ -132,6 +152,7 @@ export function registerPolicyCommands(program: Command): void {
       let jobs: JobRecord[];
       let done: JobRecord[];
       if (b.control) {
+        noteServerSettings(flags);
         ({ plan, jobs } = await b.control.policyRun<{ plan: PolicyPlan; jobs: JobRecord[] }>());
         if (!flags.json) out(renderPlan(plan));
         done = await followAll(b, jobs, !!flags.json);
