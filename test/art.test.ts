@@ -2,7 +2,7 @@
 // video frame, the image itself), scaled to JPEG_TN/JPEG_SM, stored once per content, served
 // by object ID over HTTP, announced in DIDL-Lite; art of an archived item with no tape read.
 import test from 'ava';
-import { copyFile, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -251,4 +251,30 @@ test('art of an archived item is made before its disk copy goes, and is served w
   // and a rescan keeps the art of items whose disk copy is gone
   await scan(lab.catalog, { roots: [lab.media], art: new ArtMaker({ dataDir: lab.data }) });
   t.truthy((await lab.catalog.get(ids[0]))!.art);
+});
+
+test('a folder-art or named picture that is a symbolic link is not used (it could point anywhere the server may read)', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'tapedeck-art-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const media = join(dir, 'media');
+  const outside = join(dir, 'private');
+  await mkdir(join(media, 'Album'), { recursive: true });
+  await mkdir(outside);
+  await writeFile(join(outside, 'secret.jpg'), await picture(64, 48, [200, 0, 0]));
+  await writeFile(join(media, 'Album', '01 One.flac'), flac('One', 'Linked'));
+  await symlink(join(outside, 'secret.jpg'), join(media, 'Album', 'cover.jpg'));
+  await copyFile(join(FIXTURES, 'clip.mkv'), join(media, 'b.mkv'));
+  await symlink(join(outside, 'secret.jpg'), join(media, 'b.jpg'));
+  const catalog = new Catalog(new MemoryStore());
+  await catalog.open();
+  await scan(catalog, { roots: [media], art: new ArtMaker({ dataDir: join(dir, 'data'), ffmpeg: false }) });
+  t.is((await catalog.get(itemIdForPath(join(media, 'Album', '01 One.flac'))))!.art, undefined, 'linked cover.jpg not used');
+  t.is((await catalog.get(itemIdForPath(join(media, 'b.mkv'))))!.art, undefined, 'linked b.jpg not used');
+  // the same picture as a real file is used (the test can fail)
+  await rm(join(media, 'b.jpg'));
+  await copyFile(join(outside, 'secret.jpg'), join(media, 'b.jpg'));
+  const fresh = new Catalog(new MemoryStore());
+  await fresh.open();
+  await scan(fresh, { roots: [media], art: new ArtMaker({ dataDir: join(dir, 'data2'), ffmpeg: false }) });
+  t.deepEqual((await fresh.get(itemIdForPath(join(media, 'b.mkv'))))!.art?.tn, [64, 48]);
 });

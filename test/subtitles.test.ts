@@ -2,7 +2,7 @@
 // by the video's ID with their MIME type, announced per client profile: an extra res
 // (generic, LG, Kodi, BubbleUPnP), sec:CaptionInfoEx and the CaptionInfo.sec header (Samsung).
 import test from 'ava';
-import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { findSidecars, isSubtitlePath, subtitleStore } from '../src/media/subtitles.js';
@@ -174,4 +174,20 @@ test('the live watch: a sidecar path alone (added, changed, removed) updates its
   t.is((await catalog.get(bare))!.subtitles, undefined);
   t.is(probes, 0, 'the video was not read again');
   t.is((await catalog.get(itemIdForPath(join(m, 'Film.mkv'))))!.subtitles?.length, 4, 'other videos untouched');
+});
+
+test('a sidecar that is a symbolic link is not copied or served (a Film.srt linked to /etc/passwd would reach every client)', async (t) => {
+  const m = await media(t);
+  const secret = join(m, '..', 'secret.txt');
+  await writeFile(secret, 'root:x:0:0:root:/root:/bin/bash\n');
+  await symlink(secret, join(m, 'Bare.srt'));
+  await symlink(secret, join(m, 'Film.it.srt'));
+  const catalog = new Catalog(new MemoryStore());
+  await catalog.open();
+  const store = subtitleStore(join(m, '..', 'data'));
+  await scan(catalog, { roots: [m], probe: fakeProbe, subtitles: store });
+  t.is((await catalog.get(itemIdForPath(join(m, 'Bare.mkv'))))!.subtitles, undefined);
+  const film = (await catalog.get(itemIdForPath(join(m, 'Film.mkv'))))!;
+  t.is(film.subtitles?.length, 4, 'the four real sidecars, not the link');
+  t.false(film.subtitles!.some((s) => s.lang === 'it'));
 });

@@ -7,7 +7,7 @@
 // A broken or huge picture never fails the scan: the item is catalogued without art and the
 // reason is logged once (per picture, and per file since the scanner does not retry it).
 
-import { readFile, stat } from 'node:fs/promises';
+import { lstat, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { imageSize } from 'image-size';
 import type { ArtRef, ProbeResult } from '../catalog/types.js';
@@ -111,7 +111,9 @@ export class ArtMaker {
   }
 
   private async fromPictureFile(file: string): Promise<ArtRef | undefined> {
-    const st = await stat(file).catch(() => undefined);
+    // lstat: a symbolic link is not used (like media files), so a cover.jpg linked to any picture
+    // the server may read does not end up served as art
+    const st = await lstat(file).catch(() => undefined);
     if (!st?.isFile()) return undefined;
     if (st.size > MAX_PICTURE_BYTES) {
       this.warnOnce(file, { file, size: st.size }, `picture ${file} is larger than ${MAX_PICTURE_BYTES} bytes; not used as art`);

@@ -2,8 +2,10 @@
 // .sub; any case) beside the file. The scanner copies each into the data directory's subtitle
 // store (`<data_dir>/subtitles`, named by a hash of its bytes), so they are served by the video's
 // object ID whether the video is on disk or on tape, and never from a path a request names.
+// Like media files, a sidecar that is a symbolic link is not used: it could point anywhere the
+// server may read (a link named Film.srt to /etc/passwd would be served to every client).
 
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { lstat, readdir, readFile } from 'node:fs/promises';
 import { basename, dirname, extname, join } from 'node:path';
 import type { CatalogObject, SubtitleRef } from '../catalog/types.js';
 import { ContentStore, contentKey } from '../util/content-store.js';
@@ -76,7 +78,7 @@ export async function videosOfSidecar(sub: string, isVideo: (path: string) => bo
 export async function sidecarSignature(video: string): Promise<string> {
   const parts: string[] = [];
   for (const s of await findSidecars(video)) {
-    const st = await stat(s.path).catch(() => undefined);
+    const st = await lstat(s.path).catch(() => undefined);
     if (st?.isFile()) parts.push(`${basename(s.path)}:${st.size}:${Math.trunc(st.mtimeMs)}`);
   }
   return parts.length ? contentKey(parts.join('\n')) : '';
@@ -89,7 +91,7 @@ export async function sidecarSignature(video: string): Promise<string> {
 export async function storeSubtitles(store: ContentStore, video: string, log?: { warn(obj: object, msg?: string): void }): Promise<SubtitleRef[] | undefined> {
   const refs: SubtitleRef[] = [];
   for (const s of await findSidecars(video)) {
-    const st = await stat(s.path).catch(() => undefined);
+    const st = await lstat(s.path).catch(() => undefined);
     if (!st?.isFile()) continue;
     if (st.size > MAX_SUBTITLE_BYTES) {
       log?.warn({ path: s.path, size: st.size }, `subtitle file ${s.path} is larger than ${MAX_SUBTITLE_BYTES} bytes; not used`);
