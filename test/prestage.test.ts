@@ -144,3 +144,35 @@ test('the second item of an album plays with no mount and no tape wait (pre-stag
     await r.done();
   }
 });
+
+test('a playback request whose first bytes are cached starts its first tape pass at once (mount while the client plays the cached part)', async (t) => {
+  const files: [string, number][] = [['Video/Film/Film.mkv', 2_000_000]];
+  const r = await inprocRig({ files, archived: 1, stub: STUB });
+  try {
+    const obj = await itemAt(r.catalog, join(r.lab.media, files[0]![0]));
+    const tape = obj.location!.tape!;
+    const w = r.worker;
+    // 1.5 MB past the stub are staged, then the cartridge goes back to its slot
+    t.true(r.client.prestage({ id: obj.id, tape }, 4096, 1_500_000));
+    for (let i = 0; i < 500 && !(w.counters.prestages === 1 && w.stats().activeRequests === 0); i++) await new Promise((res) => setTimeout(res, 10));
+    await w.scheduler.unloadIdle();
+    t.is(w.scheduler.labelIn(0), null);
+    const mounts = w.scheduler.counters.mounts;
+    // a client starts playing after the stub and has taken nothing yet: far from the first missing byte
+    const mounted = new Promise<boolean>((res) => {
+      const timer = setTimeout(() => res(false), 5000);
+      w.scheduler.once('mount', () => {
+        clearTimeout(timer);
+        res(true);
+      });
+    });
+    const c = await r.client.connection(1000);
+    const id = c.read({ id: obj.id, tape }, 4096, tape.size, 'interactive', { onSeg: () => undefined, onDone: () => undefined, onError: () => undefined });
+    t.true(await mounted, 'the cartridge is mounted right away');
+    t.is(w.scheduler.counters.mounts, mounts + 1);
+    t.true(w.reads.streaming(tape.label), 'the open request keeps its cartridge from idle unload');
+    c.cancel(id);
+  } finally {
+    await r.done();
+  }
+});

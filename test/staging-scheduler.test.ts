@@ -8,10 +8,10 @@ import { tempDir, removeDir } from './fixtures/staging/harness.js';
 const LABELS = ['TD0001L9', 'TD0002L9', 'TD0003L9', 'TD0004L9', 'TD0005L9', 'TD0006L9'];
 const [A, B, C, D, E] = LABELS as [string, string, string, string, string];
 
-async function setup(drives = 1, opts: { admissionTimeoutMs?: number; idleUnloadMs?: number } = {}) {
+async function setup(drives = 1, opts: { admissionTimeoutMs?: number; idleUnloadMs?: number; inUse?: (label: string) => boolean } = {}) {
   const dir = await tempDir('tapedeck-sched-');
   const lib = await VirtualTapeLibrary.open(join(dir, 'vtl'), { drives, slots: 10, cartridges: LABELS, blockSize: 4096, capacityBytes: 4 << 20, timeScale: 0 });
-  const s = await DriveScheduler.create(lib, { admissionTimeoutMs: opts.admissionTimeoutMs ?? 5000, idleUnloadMs: opts.idleUnloadMs ?? 0 });
+  const s = await DriveScheduler.create(lib, { admissionTimeoutMs: opts.admissionTimeoutMs ?? 5000, idleUnloadMs: opts.idleUnloadMs ?? 0, ...(opts.inUse ? { inUse: opts.inUse } : {}) });
   const admits: { label: string | null; priority: Priority; block?: number; drive: number }[] = [];
   s.on('admit', (e) => admits.push(e));
   let busy = 0;
@@ -286,6 +286,23 @@ test('pre-emption: playback blocked by job leases asks one job per blocked reque
     t.deepEqual(h.admits.slice(2).map((a) => a.priority), ['interactive', 'interactive', 'interactive', 'prefetch']);
     t.is(h.s.counters.admissionTimeouts, 0);
     t.is(h.s.counters.preemptions, 2, 'no lease asked twice');
+  } finally {
+    await h.done();
+  }
+});
+
+test('a cartridge a client still streams from is not unloaded for idleness; it is once the client is done', async (t) => {
+  let streaming = true;
+  const h = await setup(1, { idleUnloadMs: 40, inUse: (label) => streaming && label === A });
+  try {
+    (await h.s.acquire({ label: A, priority: 'interactive' })).release();
+    await tick(200);
+    t.is(h.s.labelIn(0), A, 'kept loaded across several idle periods while in use');
+    t.is(h.s.counters.idleUnloads, 0);
+    streaming = false;
+    for (let i = 0; i < 100 && h.s.labelIn(0) !== null; i++) await tick(10);
+    t.is(h.s.labelIn(0), null);
+    t.is(h.s.counters.idleUnloads, 1);
   } finally {
     await h.done();
   }

@@ -143,6 +143,8 @@ export class ReadReq {
   finished = false;
   /** A pre-stage of a container's next item (counted apart). */
   prestage = false;
+  /** Tape passes this request ran: its first one is not held back by the read-ahead window. */
+  tapePasses = 0;
   /** Delivering uncached (`data` messages): the cache could not be written. */
   uncached = false;
 

@@ -88,6 +88,15 @@ export class ReadService implements PassHost {
   }
 
   /** Requests in progress (all items). */
+  /** True while a client streams an item of cartridge `label` that still has bytes to take (keeps the cartridge loaded). */
+  streaming(label: string): boolean {
+    for (const it of this.items.values()) {
+      if (it.ref.tape.label !== label) continue;
+      for (const r of it.requests) if (r.notify && !r.finished && r.consumed < r.end) return true;
+    }
+    return false;
+  }
+
   activeRequests(): number {
     return [...this.items.values()].reduce((n, it) => n + it.requests.size, 0);
   }
@@ -212,7 +221,9 @@ export class ReadService implements PassHost {
           }
           // tape: respect the read-ahead window (resume when half of it was consumed); after any
           // wait, look at the segment afresh
-          if (req.notify && seg * S > req.consumed + this.tuning.readAhead / 2) {
+          // A request's first pass starts at once even when cached (e.g. pre-staged) bytes come
+          // first: the mount and locate happen while the client plays those, not at their end.
+          if (req.notify && req.tapePasses > 0 && seg * S > req.consumed + this.tuning.readAhead / 2) {
             await req.waitChange();
             continue;
           }

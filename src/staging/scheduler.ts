@@ -17,7 +17,7 @@
 // cartridge is remembered as "needed" for the operator.
 //
 // An idle drive (no lease for `idleUnloadMs`) is unloaded unless a waiting
-// request wants its cartridge.
+// request wants its cartridge or a client still streams from it (opts.inUse).
 //
 // Pre-emption: an interactive request that cannot be served because every drive
 // (or the drive holding its cartridge) is leased to a job asks one job lease per
@@ -72,6 +72,8 @@ export interface SchedulerOptions {
   offlineRetryAfter?: number;
   log?: WorkerLog;
   now?: () => number;
+  /** True while clients stream from cartridge `label`: its drive is not unloaded for idleness meanwhile. */
+  inUse?: (label: string) => boolean;
 }
 
 export interface SchedulerCounters {
@@ -612,6 +614,11 @@ export class DriveScheduler extends EventEmitter {
     slot.idleTimer = undefined;
     if (this.closed || !this.isFree(slot) || slot.label === null) return;
     if (this.waiters.some((w) => w.req.label === slot.label)) return;
+    if (this.opts.inUse?.(slot.label)) {
+      // a client still plays from it (between reads): look again after another idle period
+      this.armIdle(slot);
+      return;
+    }
     const label = slot.label;
     slot.busyOp = 'unload';
     try {

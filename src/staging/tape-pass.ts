@@ -69,6 +69,7 @@ export async function runPass(h: PassHost, req: ReadReq, fromSeg: number): Promi
     return;
   }
   h.counters.passes++;
+  req.tapePasses++;
   const drive = lease.drive;
   let current: Fill | undefined;
   let inflight: Queued[] | undefined;
@@ -114,7 +115,8 @@ export async function runPass(h: PassHost, req: ReadReq, fromSeg: number): Promi
     const limit = () => {
       const segEnd = (x: number) => Math.min(loc.size, Math.ceil(x / S) * S);
       const wantEnd = segEnd(req.end);
-      return req.notify ? Math.min(wantEnd, segEnd(req.consumed + h.tuning.readAhead)) : wantEnd;
+      // read-ahead from where the client is, or from where this pass starts when that is further
+      return req.notify ? Math.min(wantEnd, segEnd(Math.max(req.consumed, startPos) + h.tuning.readAhead)) : wantEnd;
     };
     const blocked = (seg: number) => {
       if (current && current.seg === seg) return false;

@@ -127,13 +127,16 @@ export class StagingWorker extends EventEmitter implements SessionHost {
     tuning.maxChunk = Math.max(1, tuning.maxChunk);
     const log = opts.log ?? nullLog;
     const cache = await SegmentCache.open({ dir: opts.cacheDir, capacity: opts.cacheSize, segmentSize: tuning.segmentSize, log });
+    let worker: StagingWorker | undefined;
     const scheduler = await DriveScheduler.create(opts.library, {
+      inUse: (label) => worker?.reads.streaming(label) ?? false,
       admissionTimeoutMs: opts.admissionTimeoutMs,
       idleUnloadMs: opts.idleUnloadMs,
       retryAfter: Math.max(5, Math.min(120, Math.round(opts.admissionTimeoutMs / 2000))),
       log,
     });
     const w = new StagingWorker(opts, opts.library, cache, scheduler, tuning, log);
+    worker = w;
     await w.loadNeeded();
     await w.checkCacheSpace();
     return w;
