@@ -2,7 +2,7 @@ import test from 'ava';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, writeFileSync, readdirSync, readlinkSync, truncateSync, rmSync, existsSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, readdirSync, readlinkSync, truncateSync, rmSync, existsSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -612,4 +612,22 @@ test('ACL: allowed peers pass, IPv4-mapped IPv6 listener included', async (t) =>
 test('ACL: a malformed subnet fails at construction', (t) => {
   t.throws(() => allowSubnets(['10.0.0.0/33']));
   t.throws(() => allowSubnets(['not-an-address']));
+});
+
+test('a symbolic link put over a catalogued file is not followed: 404, not the file it points to', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'tapedeck-link-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const secret = join(dir, 'secret');
+  writeFileSync(secret, 'root:x:0:0:root:/root:/bin/bash\n');
+  const linked = join(dir, 'song.mp3');
+  symlinkSync(secret, linked);
+  const src = diskSource(linked, 33, MTIME, 'audio/mpeg', 'DLNA.ORG_OP=01');
+  const err = await t.throwsAsync(async () => src.open(0, 32, new AbortController().signal));
+  t.is((err as Error & { status?: number }).status, 404);
+  // the same file, not linked, opens (the test can fail)
+  const plain = diskSource(secret, 33, MTIME, 'audio/mpeg', 'DLNA.ORG_OP=01');
+  const stream = await plain.open(0, 32, new AbortController().signal);
+  const chunks: Buffer[] = [];
+  for await (const c of stream as AsyncIterable<Buffer>) chunks.push(c);
+  t.is(Buffer.concat(chunks).toString(), 'root:x:0:0:root:/root:/bin/bash\n');
 });

@@ -5,7 +5,7 @@
 import test from 'ava';
 import { spawn } from 'node:child_process';
 import { watch as fsWatch } from 'node:fs';
-import { copyFile, mkdir, mkdtemp, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, open, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -243,4 +243,19 @@ test('watch = false: no watch, a new file waits for a rescan', async (t) => {
   t.false(srv.lines.some((l) => l.watch), 'no watch started');
   child.kill('SIGTERM');
   t.is(await srv.exited(15_000), 0);
+});
+
+test('watcher: a file replaced by a symbolic link is reported (the scan drops the item; the link is never followed)', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'tapedeck-watcher-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  await writeFile(join(dir, 'song.flac'), 'x');
+  await writeFile(join(dir, 'secret'), 'y');
+  const changes: string[] = [];
+  const w = new LibraryWatcher({ roots: [dir], interesting: (p) => p.endsWith('.flac'), onChange: async (p) => void changes.push(...p), settleMs: 100 });
+  t.teardown(() => w.close());
+  await w.start();
+  await rm(join(dir, 'song.flac'));
+  await symlink(join(dir, 'secret'), join(dir, 'song.flac'));
+  const got = await within(3000, async () => (changes.length ? changes : undefined));
+  t.deepEqual(got, [join(dir, 'song.flac')]);
 });

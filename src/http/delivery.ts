@@ -10,7 +10,7 @@
 // goes away the source stream is destroyed at once (which closes the file handle) and the
 // AbortSignal given to `open` fires, so a tape source can cancel its stager request.
 
-import { createReadStream } from 'node:fs';
+import { constants as fsConstants, createReadStream } from 'node:fs';
 import { open as openFile } from 'node:fs/promises';
 import { Transform, pipeline, type TransformCallback } from 'node:stream';
 import type { Context } from 'koa';
@@ -122,9 +122,11 @@ export function diskSource(
       signal.throwIfAborted();
       // Opening first (rather than letting the stream open lazily) surfaces ENOENT/EACCES
       // before any header is sent, so the client gets a proper status instead of a reset.
-      const fh = await openFile(path, 'r').catch((err: NodeJS.ErrnoException) => {
+      // O_NOFOLLOW: the scanner catalogues no symbolic link, so a link found here was put over a
+      // catalogued file since (e.g. to /etc/passwd): it is not followed, the item is not there
+      const fh = await openFile(path, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW).catch((err: NodeJS.ErrnoException) => {
         // deleted or moved since the last scan: the item is not there (the next scan drops it)
-        if (err.code === 'ENOENT' || err.code === 'ENOTDIR') throw Object.assign(new Error('Not Found: the file of this item is gone'), { status: 404, expose: true });
+        if (err.code === 'ENOENT' || err.code === 'ENOTDIR' || err.code === 'ELOOP') throw Object.assign(new Error('Not Found: the file of this item is gone'), { status: 404, expose: true });
         throw err;
       });
       if (signal.aborted) {

@@ -220,9 +220,15 @@ export class LibraryWatcher {
       await this.addTree(path, true);
       return;
     }
-    if (!st.isFile() || !this.opts.interesting(path)) {
+    if (!this.opts.interesting(path)) {
       this.pending.delete(path);
       return;
+    }
+    if (!st.isFile()) {
+      // a symbolic link or special file with a media name, maybe put over a catalogued file: the
+      // scan drops what the catalog held there (it catalogues regular files only)
+      this.pending.delete(path);
+      return this.report(path);
     }
     const size = st.size;
     const mtime = Math.trunc(st.mtimeMs);
