@@ -218,4 +218,7 @@ test('ls and policy plan/run go through the control socket when a server holds t
   t.is(res.jobs[0].state, 'done');
   const text = await runCli(['ls', '--tier', 'tape', '--data', lab.data]);
   t.regex(text.out, /tape +0 +- .*TD0001L9@\d+/);
+  // the policy's jobs are marked as such in 'tapedeck jobs' (list and detail), as the README says
+  t.regex((await runCli(['jobs', '--data', lab.data])).out, new RegExp(`${res.jobs[0].id} .* items .*origin: policy`));
+  t.regex((await runCli(['jobs', res.jobs[0].id, '--data', lab.data])).out, /origin: policy/);
 });

@@ -345,6 +345,11 @@ export async function withBackend(flags: CommonFlags, fn: (b: Backend, cfg: Conf
  * Targets as given; relative paths ('./x', '../x') become absolute, relative to the directory
  * the command was typed in (INIT_CWD under `npm run`, else the working directory).
  */
+/** `  origin: policy` for a job a storage-policy pass started, '' for an operator's. */
+export function originText(j: JobRecord): string {
+  return j.opts?.origin ? `  origin: ${j.opts.origin}` : '';
+}
+
 export function normaliseTargets(targets: string[], base = callerDir()): string[] {
   return targets.map((t) => (t === '.' || t === '..' || t.startsWith('./') || t.startsWith('../') ? resolve(base, t) : t));
 }
@@ -455,7 +460,7 @@ export function registerTapeCommands(program: Command): void {
           const items = flags.items ? await b.items(id) : undefined;
           if (flags.json) json(items ? { ...j, items } : j);
           else {
-            out(`${j.id}  ${j.kind}  ${j.state}  ${j.progress.itemsDone}/${j.progress.itemsTotal} items  ${progressBytes(j)}`);
+            out(`${j.id}  ${j.kind}  ${j.state}  ${j.progress.itemsDone}/${j.progress.itemsTotal} items  ${progressBytes(j)}${originText(j)}`);
             out(`  targets: ${j.targets.join(' ')}`);
             out(`  created ${j.created}${j.started ? `, started ${j.started}` : ''}${j.finished ? `, finished ${j.finished}` : ''}, attempts ${j.attempts}`);
             if (j.activity) out(`  now: ${j.activity}`);
@@ -470,7 +475,7 @@ export function registerTapeCommands(program: Command): void {
         else if (list.length === 0) out('no jobs');
         else
           for (const j of list) {
-            out(`${j.id}  ${j.kind.padEnd(7)} ${j.state.padEnd(7)} ${`${j.progress.itemsDone}/${j.progress.itemsTotal}`.padStart(9)} items  ${j.created}${j.reason ? `  ${j.reason}` : ''}`);
+            out(`${j.id}  ${j.kind.padEnd(7)} ${j.state.padEnd(7)} ${`${j.progress.itemsDone}/${j.progress.itemsTotal}`.padStart(9)} items  ${j.created}${originText(j)}${j.reason ? `  ${j.reason}` : ''}`);
           }
         return 0;
       }, { libraryOptional: !flags.resume }),
