@@ -94,6 +94,10 @@ test('promotion: a tape item played N times within the window is recalled; plays
   t.like(plan.actions[0], { action: 'recall', reason: 'promotion', playsInWindow: 3, cartridge: 'TD0002L9' });
   t.deepEqual(plan.cartridges, ['TD0002L9']);
   t.deepEqual(ids(planPass(state([hot, lukewarm]), rules({ promotePlays: 3, promoteWindow: 30 * 86400 }))).sort(), [hot.id, lukewarm.id].sort());
+  // a cartridge outside the library: the promotion waits (listed as skipped), nothing fails
+  const off = planPass(state([hot, lukewarm], { offline: ['TD0002L9'] }), rules({ promotePlays: 3 }));
+  t.deepEqual(off.actions, []);
+  t.regex(off.skipped[0].reason, /TD0002L9 is offline/);
 });
 
 test('promotion never pushes usage over the high watermark: colder items are archived first, or the promotion is skipped', (t) => {

@@ -102,7 +102,9 @@ export class PolicyEngine {
   /** What a pass would do now (changes nothing). */
   async plan(): Promise<PolicyPlan> {
     const { catalog, config, readAccess, fsProbe, mediaDirs } = this.opts;
-    const state = await gatherState({ catalog, config, readAccess, now: this.now, fsProbe, mediaDirs });
+    const archive = this.opts.archive;
+    const offline = archive ? async () => (await archive.tapeStatus()).offline : undefined;
+    const state = await gatherState({ catalog, config, readAccess, now: this.now, fsProbe, mediaDirs, offline });
     return planPass(state, this.rules);
   }
 

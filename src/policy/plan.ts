@@ -67,6 +67,8 @@ export interface PolicyState {
   items: PolicyItem[];
   filesystems: FsState[];
   pool: PoolCartridge[];
+  /** Cartridges outside the library: nothing is recalled from or written to them. */
+  offline?: string[];
   /** Tape timing for the estimate: seconds per mount (robot + load + average locate) and bytes/s. */
   mountSeconds: number;
   rate: number;
@@ -244,7 +246,12 @@ export function planPass(state: PolicyState, rules: PolicyRules): PolicyPlan {
     const hot = state.items
       .filter((i) => i.tier === 'tape' && !chosen.has(i.id) && inWindow(i) >= rules.promotePlays)
       .sort((a, b) => inWindow(b) - inWindow(a) || (b.lastPlayed ?? 0) - (a.lastPlayed ?? 0) || a.id.localeCompare(b.id));
+    const offline = new Set(state.offline ?? []);
     for (const i of hot) {
+      if (i.cartridge && offline.has(i.cartridge)) {
+        skipped.push({ id: i.id, path: i.path, action: 'recall', reason: `played ${inWindow(i)} times within ${fmtDuration(rules.promoteWindow)}, but its cartridge ${i.cartridge} is offline (import it with \`tapedeck tape import ${i.cartridge}\`)` });
+        continue;
+      }
       const s = scopeOf(i);
       const need = i.size - i.diskBytes;
       const made: PlanAction[] = [];
@@ -277,7 +284,7 @@ export function planPass(state: PolicyState, rules: PolicyRules): PolicyPlan {
   // Cartridges an archive job would write (as archive-job.ts chooses them for a collocated job: a
   // container goes whole to the cartridge already holding most of its items, else to the previous
   // batch's, else to the one with most room), and those recalls read.
-  const room = new Map(state.pool.map((c) => [c.label, c.freeBytes]));
+  const room = new Map(state.pool.filter((c) => !(state.offline ?? []).includes(c.label)).map((c) => [c.label, c.freeBytes]));
   const byRoom = () => [...room].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
   const held = new Map<string, Map<string, number>>();
   for (const i of state.items) {

@@ -36,6 +36,8 @@ export interface StateSources {
   readAccess: (ids: string[]) => Promise<Map<string, AccessRecord>>;
   now: () => number;
   fsProbe?: FsProbe;
+  /** Cartridges outside the library (the archive service's tape status), if known. */
+  offline?: () => Promise<string[]>;
   /** Media directories (the server's, which may be the demo's). */
   mediaDirs?: string[];
 }
@@ -105,9 +107,11 @@ export async function gatherState(src: StateSources): Promise<PolicyState> {
     pool.push({ label: rec.label, freeBytes: rec.remainingBytes ?? (rec.capacityBytes !== undefined ? rec.capacityBytes - (rec.usedBytes ?? 0) : config.tape.capacity) });
   }
   const t = PRESETS[config.tape.generation];
+  const offline = src.offline ? await src.offline().catch(() => [] as string[]) : [];
   return {
     now,
     items: policyItems,
+    ...(offline.length ? { offline } : {}),
     filesystems: [...filesystems.values()],
     pool,
     mountSeconds: t.robotMove + t.load + t.averageLocate,
