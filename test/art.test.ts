@@ -202,6 +202,45 @@ test('a rescan reads no unchanged file again; a catalog scanned without art gets
   t.is(probes, 0);
 });
 
+test('a full scan removes art no item refers to any more: a removed track\'s own cover goes, a cover another track shares stays', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'tapedeck-art-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const media = join(dir, 'media');
+  await mkdir(media);
+  const shared = { mime: 'image/jpeg', data: await picture(120, 120, [200, 10, 10]) };
+  await writeFile(join(media, 'own.flac'), flac('Own', 'Solo', { mime: 'image/jpeg', data: await picture(90, 90, [10, 200, 10]) }));
+  await writeFile(join(media, 'a.flac'), flac('A', 'Shared', shared));
+  await writeFile(join(media, 'b.flac'), flac('B', 'Shared', shared));
+  const catalog = new Catalog(new MemoryStore());
+  await catalog.open();
+  const art = new ArtMaker({ dataDir: join(dir, 'data') });
+  const store = artStore(join(dir, 'data'));
+  await scan(catalog, { roots: [media], art });
+  const key = async (name: string) => (await catalog.get(itemIdForPath(join(media, name))))!.art!.key;
+  const own = await key('own.flac');
+  const cover = await key('a.flac');
+  t.is(await key('b.flac'), cover);
+  const files = async () => {
+    const out: string[] = [];
+    for await (const e of store.entries()) out.push(`${e.key}.${e.suffix}`);
+    return out.sort();
+  };
+  t.deepEqual(await files(), [`${cover}.sm.jpg`, `${cover}.tn.jpg`, `${own}.sm.jpg`, `${own}.tn.jpg`].sort());
+  await rm(join(media, 'own.flac'));
+  await rm(join(media, 'a.flac'));
+  await new Promise((r) => setTimeout(r, 5)); // store files older than the scan's start
+  const r = await scan(catalog, { roots: [media], art });
+  t.is(r.removed, 2);
+  t.deepEqual(r.collected, { art: 2, subtitles: 0, bytes: r.collected!.bytes });
+  t.deepEqual(await files(), [`${cover}.sm.jpg`, `${cover}.tn.jpg`], 'the removed track\'s own cover is gone, the shared one stays');
+  // the cover comes back with a new track: made again, not taken from a cache of removed files
+  await writeFile(join(media, 'c.flac'), flac('C', 'Solo', { mime: 'image/jpeg', data: await picture(90, 90, [10, 200, 10]) }));
+  await scan(catalog, { roots: [media], art });
+  t.is(await key('c.flac'), own);
+  t.true(await store.has(own, 'tn.jpg'));
+  t.true(await store.has(own, 'sm.jpg'));
+});
+
 test('no ffmpeg: a video has no frame, but a picture named after it is its thumbnail', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'tapedeck-art-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
@@ -251,6 +290,8 @@ test('art of an archived item is made before its disk copy goes, and is served w
   // and a rescan keeps the art of items whose disk copy is gone
   await scan(lab.catalog, { roots: [lab.media], art: new ArtMaker({ dataDir: lab.data }) });
   t.truthy((await lab.catalog.get(ids[0]))!.art);
+  // the store's clean-up after that scan keeps the art of items on tape
+  for (const it of items) t.true(await artStore(lab.data).has(it.art!.key, 'tn.jpg'), `${it.title}: art kept`);
 });
 
 test('a folder-art or named picture that is a symbolic link is not used (it could point anywhere the server may read)', async (t) => {

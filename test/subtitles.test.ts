@@ -140,13 +140,19 @@ test('a sidecar added, changed or removed beside an unchanged video is picked up
   t.is((await catalog.get(bare))!.subtitles, undefined);
   t.is((await catalog.get(itemIdForPath(join(m, 'Film.mkv'))))!.subtitles?.length, 4);
   probes = 0;
-  await writeFile(join(m, 'Bare.srt'), SRT);
+  await writeFile(join(m, 'Bare.srt'), SRT.replace('Hello', 'Bare'));
   await scan(catalog, { roots: [m], probe, subtitles: store });
   t.deepEqual((await catalog.get(bare))!.subtitles?.map((s) => s.ext), ['srt']);
   t.is(probes, 0);
+  const key = (await catalog.get(bare))!.subtitles![0].key;
+  t.true(await store.has(key, 'srt'));
   await rm(join(m, 'Bare.srt'));
-  await scan(catalog, { roots: [m], probe, subtitles: store });
+  await new Promise((r) => setTimeout(r, 5)); // the stored copy is older than the scan's start
+  const r = await scan(catalog, { roots: [m], probe, subtitles: store });
   t.is((await catalog.get(bare))!.subtitles, undefined);
+  t.false(await store.has(key, 'srt'), 'the stored copy no video refers to any more is removed');
+  t.is(r.collected?.subtitles, 1);
+  t.true(await store.has((await catalog.get(itemIdForPath(join(m, 'Film.mkv'))))!.subtitles![0].key, 'srt'), 'the other video keeps its copies');
 });
 
 test('the live watch: a sidecar path alone (added, changed, removed) updates its video through scanPaths, without reading the video', async (t) => {

@@ -60,6 +60,12 @@ export class ArtMaker {
     this.opts.log?.warn(obj, msg);
   }
 
+  /** Forgets what was made: after store files were removed (src/catalog/store-gc.ts), nothing cached points at them. */
+  forget(): void {
+    this.byKey.clear();
+    this.files.clear();
+  }
+
   /** Art for the media file at `path`, probing it first (outside a scan: before archiving). */
   async forFile(path: string): Promise<ArtRef | undefined> {
     const ffprobe = this.opts.ffprobe === 'off' ? false : this.opts.ffprobe;

@@ -12,6 +12,7 @@ import type { BatchOp } from '../catalog/store.js';
 import type { Catalog, PathEntry } from '../catalog/catalog.js';
 import type { ArtRef, CatalogObject, ProbeResult } from '../catalog/types.js';
 import type { ArtMaker } from '../art/maker.js';
+import { collectStores } from '../catalog/store-gc.js';
 import { itemIdForPath, playlistIdForPath as playlistIdOf } from '../catalog/layout.js';
 import type { ContentStore } from '../util/content-store.js';
 import { isSubtitlePath, sidecarSignature, storeSubtitles, videosOfSidecar } from '../media/subtitles.js';
@@ -31,6 +32,8 @@ export interface ScanProgress {
   playlists?: number;
   /** Items whose disk copy vanished but that stay in the library, served from their tape copy. */
   diskCopiesGone?: number;
+  /** Full scan: art and subtitle store files removed because no catalogued object refers to them. */
+  collected?: { art: number; subtitles: number; bytes: number };
   elapsedMs: number;
   rate: number; // files per second
   done: boolean;
@@ -442,6 +445,24 @@ class ScanPass {
     if (upserts.length || ops.length) await catalog.apply({ upserts, extraOps: ops });
   }
 
+  /**
+   * Removes art and subtitle store files no catalogued object refers to any more (those written
+   * since `before` are kept). Never fails the scan: a store that cannot be cleaned is logged.
+   */
+  async collect(before: number): Promise<void> {
+    const { opts } = this;
+    try {
+      const r = await collectStores(this.catalog, { art: opts.art?.store, subtitles: opts.subtitles }, before);
+      if (r.art) opts.art?.forget();
+      if (r.art || r.subtitles) {
+        this.progress.collected = r;
+        opts.log?.debug?.({ collected: r }, `removed ${r.art} art and ${r.subtitles} subtitle files no item refers to (${r.bytes} bytes)`);
+      }
+    } catch (err) {
+      opts.log?.warn({ err: (err as Error).message }, 'cannot clean the art and subtitle stores');
+    }
+  }
+
   finish(): ScanProgress {
     this.progress.done = true;
     this.report(true);
@@ -450,6 +471,7 @@ class ScanPass {
 }
 
 export async function scan(catalog: Catalog, opts: ScanOptions): Promise<ScanProgress> {
+  const started = Date.now();
   const roots = rootsOf(opts);
   const unreadable: string[] = [];
   const gen = (Number(await catalog.getMeta('scanGen')) || 0) + 1;
@@ -467,6 +489,7 @@ export async function scan(catalog: Catalog, opts: ScanOptions): Promise<ScanPro
   }
   await pass.flushRemoves();
   await pass.playlists();
+  await pass.collect(started);
   await catalog.setMeta('scanGen', String(gen));
   return pass.finish();
 }

@@ -4,7 +4,7 @@
 // Names are built from validated keys only; nothing from a request is ever joined to a path.
 
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 const KEY_RE = /^[0-9a-f]{32}$/;
@@ -57,20 +57,35 @@ export class ContentStore {
     }
   }
 
-  /** Total bytes and files in the store (for the bench and the status page). */
-  async usage(): Promise<{ files: number; bytes: number }> {
-    let files = 0;
-    let bytes = 0;
+  /** Every file of the store (not temp files), with its key, suffix, size and mtime. */
+  async *entries(): AsyncIterable<{ key: string; suffix: string; path: string; size: number; mtimeMs: number }> {
     const subs = await readdir(this.dir).catch(() => [] as string[]);
     for (const s of subs) {
       for (const n of await readdir(join(this.dir, s)).catch(() => [] as string[])) {
         if (n.endsWith('.tmp')) continue;
-        const st = await stat(join(this.dir, s, n)).catch(() => undefined);
-        if (st?.isFile()) {
-          files++;
-          bytes += st.size;
-        }
+        const dot = n.indexOf('.');
+        const key = n.slice(0, dot);
+        const suffix = n.slice(dot + 1);
+        if (dot < 0 || !KEY_RE.test(key) || !SUFFIX_RE.test(suffix)) continue;
+        const p = join(this.dir, s, n);
+        const st = await lstat(p).catch(() => undefined);
+        if (st?.isFile()) yield { key, suffix, path: p, size: st.size, mtimeMs: st.mtimeMs };
       }
+    }
+  }
+
+  /** Removes `<key>.<suffix>` (nothing when it is not there). */
+  async remove(key: string, suffix: string): Promise<void> {
+    await rm(this.path(key, suffix), { force: true });
+  }
+
+  /** Total bytes and files in the store (for the bench and the status page). */
+  async usage(): Promise<{ files: number; bytes: number }> {
+    let files = 0;
+    let bytes = 0;
+    for await (const e of this.entries()) {
+      files++;
+      bytes += e.size;
     }
     return { files, bytes };
   }
