@@ -31,6 +31,8 @@ export interface JobTuning {
   reader: MemberReaderOptions;
   /** Bytes per drive write (default 1 MiB). */
   writeChunkBytes: number;
+  /** Wait before a job resumes after its staging worker went away, times the attempt (capped at 5 s). */
+  workerRetryMs: number;
 }
 
 export const DEFAULT_TUNING: JobTuning = {
@@ -38,6 +40,7 @@ export const DEFAULT_TUNING: JobTuning = {
   maxBatchItems: 2000,
   reader: {},
   writeChunkBytes: 1 << 20,
+  workerRetryMs: 1000,
 };
 
 export class JobContext {

@@ -35,6 +35,27 @@ import { resolveTargets } from './targets.js';
 /** Catalog-store keys of the cartridges noted as needed while offline. */
 const NEEDED = 'tn/';
 export const MAX_ATTEMPTS = 5;
+
+/**
+ * The staging worker's connection failed (WORKER_DOWN of src/staging, which its remote tape
+ * library passes on as a TapeError with details.stagerCode): transient, the supervisor restarts it.
+ */
+function isWorkerDown(err: unknown): boolean {
+  const e = err as { code?: unknown; details?: { stagerCode?: unknown } } | null;
+  return e?.code === 'WORKER_DOWN' || e?.details?.stagerCode === 'WORKER_DOWN';
+}
+
+function abortableDelay(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
 /** Finished jobs kept (the oldest beyond this are deleted when jobs are resumed). */
 export const KEEP_FINISHED_JOBS = 500;
 
@@ -264,12 +285,25 @@ export class ArchiveService extends EventEmitter {
   }
 
   private async execute(id: string): Promise<JobRecord> {
-    const job = await this.jobs.get(id);
+    let job = await this.jobs.get(id);
     if (!job) throw new ArchiveError('NOT_FOUND', `no job ${id}`);
     if (isTerminal(job.state)) return job;
     job.state = 'running';
-    job.attempts = (job.attempts ?? 0) + 1;
     job.started ??= new Date().toISOString();
+    for (;;) {
+      job.attempts = (job.attempts ?? 0) + 1;
+      const outcome = await this.attempt(job);
+      if (outcome !== 'again') return outcome;
+      job = (await this.jobs.get(id)) ?? job; // resume from what is durable, as after a restart
+    }
+  }
+
+  /**
+   * One run of a job's runner. 'again' when the staging worker went away under it (killed,
+   * crashed): the job resumes from its durable state, as after a restart, once the supervisor has
+   * the worker back, instead of failing; MAX_ATTEMPTS still bounds a crash loop.
+   */
+  private async attempt(job: JobRecord): Promise<JobRecord | 'again'> {
     const ctx = new JobContext(
       job,
       this.catalog,
@@ -304,6 +338,16 @@ export class ArchiveService extends EventEmitter {
     } catch (err) {
       await ctx.flush();
       if (err instanceof Interrupted || (this.abort.signal.aborted && !(err instanceof ArchiveError))) {
+        job.activity = 'interrupted; resumes on the next start';
+        await ctx.save();
+        return clone(job);
+      }
+      if (isWorkerDown(err) && job.attempts < MAX_ATTEMPTS && !this.abort.signal.aborted) {
+        this.log.warn({ job: job.id, kind: job.kind, attempt: job.attempts, err: messageOf(err) }, 'staging worker lost during the job; it resumes once the worker is back');
+        job.activity = 'staging worker restarted; resuming';
+        await ctx.save();
+        await abortableDelay(Math.min(this.tuning.workerRetryMs * job.attempts, 5000), this.abort.signal);
+        if (!this.abort.signal.aborted) return 'again';
         job.activity = 'interrupted; resumes on the next start';
         await ctx.save();
         return clone(job);
