@@ -128,6 +128,47 @@ test('subtitles of an archived video are served from the data directory: no tape
   t.is(JSON.stringify(await lab.library.stats()), stats, 'no tape operation');
 });
 
+test('a sidecar added after its video was archived (on tape, head stub only) is picked up by the next scan and by the live watch, with no tape operation', async (t) => {
+  const lab = await makeLab({ files: [['Video/Holiday.mkv', 50_000], ['Video/Trip.mkv', 50_000]] });
+  t.teardown(() => lab.cleanup());
+  const ids = ['Holiday', 'Trip'].map((n) => itemIdForPath(join(lab.media, `Video/${n}.mkv`)));
+  t.is((await lab.service.run((await lab.service.submit('archive', ids)).id)).state, 'done');
+  for (const id of ids) {
+    t.is((await lab.catalog.get(id))!.location?.disk, undefined, 'disk copy gone');
+    t.is((await lab.catalog.get(id))!.subtitles, undefined);
+  }
+  for (const d of (await lab.library.changer.inventory()).drives) if (d.full) await lab.library.changer.unload(d.drive);
+  const stats = JSON.stringify(await lab.library.stats());
+  const store = subtitleStore(lab.data);
+  const text = async (id: string) => {
+    const src = await subtitleResolver(lab.catalog, store)(`${id}.0`);
+    const chunks: Buffer[] = [];
+    for await (const c of (await src!.open(0, src!.size - 1, new AbortController().signal)) as AsyncIterable<Buffer>) chunks.push(c);
+    return Buffer.concat(chunks).toString();
+  };
+  // full scan
+  await writeFile(join(lab.media, 'Video/Holiday.en.srt'), SRT);
+  await scan(lab.catalog, { roots: [lab.media], probe: fakeProbe, subtitles: store });
+  t.deepEqual((await lab.catalog.get(ids[0]))!.subtitles?.map((s) => [s.ext, s.lang]), [['srt', 'en']]);
+  t.is(await text(ids[0]), SRT);
+  t.is((await lab.catalog.get(ids[1]))!.subtitles, undefined);
+  // changed: copied again
+  await writeFile(join(lab.media, 'Video/Holiday.en.srt'), SRT.replace('Hello', 'Changed'));
+  await scan(lab.catalog, { roots: [lab.media], probe: fakeProbe, subtitles: store });
+  t.is(await text(ids[0]), SRT.replace('Hello', 'Changed'));
+  // removed: the stored copy stays with the tape item
+  await rm(join(lab.media, 'Video/Holiday.en.srt'));
+  await scan(lab.catalog, { roots: [lab.media], probe: fakeProbe, subtitles: store });
+  t.is(await text(ids[0]), SRT.replace('Hello', 'Changed'));
+  // the live watch reports only the sidecar path
+  await writeFile(join(lab.media, 'Video/Trip.srt'), SRT.replace('Hello', 'Trip'));
+  await scanPaths(lab.catalog, { roots: [lab.media], probe: fakeProbe, subtitles: store, paths: [join(lab.media, 'Video/Trip.srt')] });
+  t.is(await text(ids[1]), SRT.replace('Hello', 'Trip'));
+  t.is((await lab.catalog.get(ids[1]))!.location?.disk, undefined, 'still archived');
+  t.is(JSON.stringify(await lab.library.stats()), stats, 'no tape operation');
+  t.false((await lab.library.changer.inventory()).drives.some((d) => d.full), 'no cartridge mounted');
+});
+
 test('a sidecar added, changed or removed beside an unchanged video is picked up by the next scan, without reading the video', async (t) => {
   const m = await media(t);
   const catalog = new Catalog(new MemoryStore());

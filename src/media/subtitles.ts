@@ -74,10 +74,10 @@ export async function videosOfSidecar(sub: string, isVideo: (path: string) => bo
   return out;
 }
 
-/** Names, sizes and mtimes of a video's sidecars ('' when it has none): a change means copy them again. */
-export async function sidecarSignature(video: string): Promise<string> {
+/** Names, sizes and mtimes of a video's sidecars ('' when it has none): a change means copy them again. `names`: its directory's listing, when known. */
+export async function sidecarSignature(video: string, names?: string[]): Promise<string> {
   const parts: string[] = [];
-  for (const s of await findSidecars(video)) {
+  for (const s of await findSidecars(video, names)) {
     const st = await lstat(s.path).catch(() => undefined);
     if (st?.isFile()) parts.push(`${basename(s.path)}:${st.size}:${Math.trunc(st.mtimeMs)}`);
   }

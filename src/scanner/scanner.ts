@@ -6,8 +6,8 @@
 // scan generation number stored in those entries, so memory stays bounded
 // whatever the library size (no set of every path seen is kept).
 
-import { lstat, opendir, stat } from 'node:fs/promises';
-import { join, relative, resolve, sep } from 'node:path';
+import { lstat, opendir, readdir, stat } from 'node:fs/promises';
+import { dirname, join, relative, resolve, sep } from 'node:path';
 import type { BatchOp } from '../catalog/store.js';
 import type { Catalog, PathEntry } from '../catalog/catalog.js';
 import type { ArtRef, CatalogObject, ProbeResult } from '../catalog/types.js';
@@ -15,7 +15,8 @@ import type { ArtMaker } from '../art/maker.js';
 import { collectStores } from '../catalog/store-gc.js';
 import { itemIdForPath, playlistIdForPath as playlistIdOf } from '../catalog/layout.js';
 import type { ContentStore } from '../util/content-store.js';
-import { isSubtitlePath, sidecarSignature, storeSubtitles, videosOfSidecar } from '../media/subtitles.js';
+import { findSidecars, isSubtitlePath, sidecarSignature, storeSubtitles, videosOfSidecar } from '../media/subtitles.js';
+import { LRUCache } from 'lru-cache';
 import { mediaTypeOf } from '../media/mediatypes.js';
 import { probe as defaultProbe } from '../media/probe.js';
 import { hashFile } from '../util/hash.js';
@@ -228,6 +229,32 @@ class ScanPass {
   private async subsSig(path: string): Promise<string | undefined> {
     if (!this.opts.subtitles || mediaTypeOf(path)?.kind !== 'video') return undefined;
     return sidecarSignature(path);
+  }
+
+  /** Directory listings for the sidecars of archived videos (their directories are not walked for them). */
+  private listings = new LRUCache<string, Promise<string[]>>({ max: 8 });
+
+  /**
+   * A video archived (only on tape, with a head stub) is not on disk, so the walk does not see it:
+   * its sidecars are looked for here, in its directory, without touching tape. A sidecar added or
+   * changed since is copied as for a disk video; when none is left, the stored copies stay (they
+   * are the subtitles the tape item has, like its art).
+   */
+  async archivedSidecars(path: string, entry: PathEntry): Promise<void> {
+    if (!this.opts.subtitles || !entry.archived || !entry.id || mediaTypeOf(path)?.kind !== 'video') return;
+    const dir = dirname(path);
+    let names = this.listings.get(dir);
+    if (!names) {
+      names = readdir(dir).catch(() => [] as string[]);
+      this.listings.set(dir, names);
+    }
+    const subs = await sidecarSignature(path, await names);
+    if (subs === (entry.subs ?? '')) return;
+    const item = await this.catalog.get(entry.id);
+    const ops = [this.catalog.pathOp(path, { ...entry, subs })];
+    const subtitles = subs && item && !item.container ? await this.subtitlesOf(path) : undefined;
+    if (subtitles && item && JSON.stringify(subtitles) !== JSON.stringify(item.subtitles)) await this.catalog.apply({ upserts: [{ ...item, subtitles }], extraOps: ops });
+    else await this.catalog.apply({ extraOps: ops });
   }
 
   /** Path entries say whether art was looked for, so an unchanged file is not read again for it. */
@@ -483,7 +510,11 @@ export async function scan(catalog: Catalog, opts: ScanOptions): Promise<ScanPro
   // disk copy was removed on purpose because the item lives on tape).
   const underUnreadable = (path: string) => unreadable.some((d) => isInside(d, path));
   for await (const [path, entry] of catalog.paths()) {
-    if (entry.gen === gen || entry.archived) continue;
+    if (entry.gen === gen) continue;
+    if (entry.archived) {
+      await pass.archivedSidecars(path, entry);
+      continue;
+    }
     if (underUnreadable(path)) continue; // not seen because its directory could not be read: not deleted
     await pass.gone(path, entry);
   }
@@ -515,6 +546,15 @@ export async function scanPaths(catalog: Catalog, opts: ScanOptions & { paths: s
   const todo = [...new Set(asked)].sort();
   // a path below another one in the list is covered by it
   const paths = todo.filter((p, i) => !todo.slice(0, i).some((o) => o !== p && isInside(o, p)));
+  // ... and of archived videos beside it (not on disk: known to the catalog only)
+  if (opts.subtitles) {
+    for (const p of asked.filter((q) => isSubtitlePath(q))) {
+      const dir = dirname(p);
+      for await (const [video, entry] of catalog.paths(dir + sep)) {
+        if (entry.archived && dirname(video) === dir && (await findSidecars(video, [relative(dir, p)])).length) await pass.archivedSidecars(video, entry);
+      }
+    }
+  }
   for (const path of paths) {
     const root = roots.filter((r) => isInside(r, path)).sort((a, b) => b.length - a.length)[0];
     if (!root || hiddenBelow(root, path)) continue;
