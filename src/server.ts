@@ -8,7 +8,7 @@ import { mkdir } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { randomUUID } from 'node:crypto';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import Koa from 'koa';
 import { Router } from '@koa/router';
 import { Catalog, type ChangeEvent } from './catalog/catalog.js';

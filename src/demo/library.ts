@@ -275,7 +275,7 @@ function paintBars(c: Canvas): void {
 }
 
 function paintAurora(c: Canvas): void {
-  const { width: w, height: h } = c;
+  const { height: h } = c;
   c.shade((x, y) => {
     const band1 = Math.exp(-(((y - h * (0.35 + 0.1 * Math.sin(x / 90))) / (h * 0.08)) ** 2));
     const band2 = Math.exp(-(((y - h * (0.55 + 0.08 * Math.sin(x / 60 + 1))) / (h * 0.05)) ** 2));

@@ -16,7 +16,6 @@ import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
 import type { CatalogObject } from '../catalog/types.js';
 import type { MediaSource } from '../http/delivery.js';
-import type { TapeLibrary } from '../tape/types.js';
 import type { TimingPreset } from '../tape/timing.js';
 import { Connection, workerDown } from './connection.js';
 import { levelName } from './log.js';

@@ -544,7 +544,7 @@ class TapeFileReader {
 
   constructor(
     private readonly drive: TapeDrive,
-    private readonly bs: number,
+    bs: number,
     private readonly chunkBlocks = Math.max(1, Math.floor((4 << 20) / bs)),
   ) {}
 
