@@ -20,7 +20,7 @@ import { LRUCache } from 'lru-cache';
 import { mediaTypeOf } from '../media/mediatypes.js';
 import { probe as defaultProbe } from '../media/probe.js';
 import { hashFile } from '../util/hash.js';
-import { isInside } from '../util/inside.js';
+import { innermostRoot, isInside } from '../util/inside.js';
 import { isPlaylistPath, resolvePlaylist } from './playlist.js';
 
 export interface ScanProgress {
@@ -442,7 +442,7 @@ class ScanPass {
     const upserts: CatalogObject[] = [];
     const ops: BatchOp[] = [];
     for (const [path, f] of todo) {
-      const root = f?.root ?? roots.filter((r) => isInside(r, path)).sort((a, b) => b.length - a.length)[0];
+      const root = f?.root ?? innermostRoot(roots, path);
       if (!root) continue;
       const old = f ? undefined : await catalog.get(playlistIdOf(path));
       let r;
@@ -556,7 +556,7 @@ export async function scanPaths(catalog: Catalog, opts: ScanOptions & { paths: s
     }
   }
   for (const path of paths) {
-    const root = roots.filter((r) => isInside(r, path)).sort((a, b) => b.length - a.length)[0];
+    const root = innermostRoot(roots, path);
     if (!root || hiddenBelow(root, path)) continue;
     const st = await lstat(path).catch(() => undefined);
     if (st?.isDirectory()) await pass.walk(root, unreadable, path);

@@ -6,3 +6,8 @@ export function isInside(dir: string, child: string): boolean {
   const rel = relative(dir, child);
   return rel === '' || (!rel.startsWith('..') && !rel.startsWith(sep) && rel !== '..');
 }
+
+/** The innermost of `roots` that holds `path` (the longest one), or undefined. */
+export function innermostRoot(roots: readonly string[], path: string): string | undefined {
+  return roots.filter((r) => isInside(r, path)).sort((a, b) => b.length - a.length)[0];
+}
