@@ -3,7 +3,7 @@
 // that holds a partial, unindexed segment, and cache write errors. Every response
 // is checked byte for byte, or must be a 503, within a bounded time.
 
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { mkdir, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { silentLogger } from '../src/log.js';
@@ -117,6 +117,23 @@ test('watchdog (last line of defence): a tape read that delivers nothing for sta
 
 // ---- defect 2: a cache on a file system that is full ----------------------------------------------
 
+/** Fetches an item (or a range of it) and asserts: no hang, and every byte or a 503 with Retry-After. */
+function checker(t: ExecutionContext, w: Worker, items: Map<string, ArchivedItem>) {
+  return async (id: string, range?: [number, number]) => {
+    const want = range ? items.get(id)!.data.subarray(range[0], range[1] + 1) : items.get(id)!.data;
+    const f = await fetchMedia(w.port, id, { ...(range ? { range: `bytes=${range[0]}-${range[1]}` } : {}), timeoutMs: HANG_MS });
+    const what = `${id} ${range ? range.join('-') : 'whole'}`;
+    t.false(f.timedOut ?? false, `${what}: no hang (${f.body.length} bytes)`);
+    if (f.status === 503) {
+      t.truthy(f.headers['retry-after'], `${what}: 503 with Retry-After`);
+      return;
+    }
+    t.is(f.status, range ? 206 : 200, what);
+    t.true(f.complete, `${what}: not cut (${f.body.length} of ${want.length} bytes)`);
+    t.true(f.body.equals(want), `${what}: every byte`);
+  };
+}
+
 const isRoot = process.getuid?.() === 0;
 
 /** A 1 MiB tmpfs at `dir` (root), or undefined when it cannot be mounted. */
@@ -149,19 +166,7 @@ test('defect 2: a cache on a full file system never cuts or corrupts a response:
       t.log(isRoot ? 'tmpfs mount failed: injecting ENOSPC instead' : 'not root: no tmpfs, injecting ENOSPC into cache writes instead');
       await w.client.debug('injectCacheError', { errno: 'ENOSPC', after: 700 * KB });
     }
-    const check = async (id: string, range?: [number, number]) => {
-      const want = range ? items.get(id)!.data.subarray(range[0], range[1] + 1) : items.get(id)!.data;
-      const f = await fetchMedia(w.port, id, { ...(range ? { range: `bytes=${range[0]}-${range[1]}` } : {}), timeoutMs: HANG_MS });
-      const what = `${id} ${range ? range.join('-') : 'whole'}`;
-      t.false(f.timedOut ?? false, `${what}: no hang (${f.body.length} bytes)`);
-      if (f.status === 503) {
-        t.truthy(f.headers['retry-after'], `${what}: 503 with Retry-After`);
-        return;
-      }
-      t.is(f.status, range ? 206 : 200, what);
-      t.true(f.complete, `${what}: not cut (${f.body.length} of ${want.length} bytes)`);
-      t.true(f.body.equals(want), `${what}: every byte`);
-    };
+    const check = checker(t, w, items);
     for (const id of ['a', 'b', 'c']) await check(id);
     // again (some segments are cached now, others are not), and ranges across segment boundaries
     for (const id of ['a', 'b', 'c']) await check(id);
@@ -170,6 +175,29 @@ test('defect 2: a cache on a full file system never cuts or corrupts a response:
     const st = await w.client.status();
     t.true(st.worker!.counters.cacheWriteErrors! >= 1, 'the write errors were seen');
     t.true(st.worker!.counters.uncachedReads! >= 1, 'bytes went straight from tape to the client');
+  } finally {
+    await w.stop();
+  }
+});
+
+test('a failed sync of a finished cache segment never cuts or corrupts a response: readers told it was complete get every byte', async (t) => {
+  const { dir, items } = await library([
+    { id: 'a', size: 1024 * KB + 77, label: 'TD0001L9' },
+    { id: 'b', size: 700 * KB, label: 'TD0001L9' },
+  ]);
+  t.teardown(() => removeDir(dir));
+  const w = await startWorker(dir, items, { readAhead: 4 * SEG });
+  try {
+    // every segment sync fails: each segment is announced complete, then cannot be kept
+    await w.client.debug('injectSyncError', { errno: 'EIO', count: 1000 });
+    const check = checker(t, w, items);
+    // two readers of the same item at once (one coalesces onto the other's segments), then again
+    await Promise.all([check('a'), check('a', [SEG + 5, 9 * SEG])]);
+    await Promise.all([check('b'), check('a')]);
+    await check('b', [3 * SEG - 1, 5 * SEG + 1]);
+    const st = await w.client.status();
+    t.true(st.worker!.counters.cacheWriteErrors! >= 1, 'the sync errors count as cache write errors');
+    t.is(st.worker!.counters.cacheSegments, 0, 'no segment whose sync failed is kept as cached');
   } finally {
     await w.stop();
   }

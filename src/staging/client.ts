@@ -260,7 +260,7 @@ export class StagerClient extends EventEmitter implements SourceHost {
 
   /** Test hooks (the worker must have been started with testHooks). */
   async debug(
-    op: 'readFile' | 'connect' | 'injectReadError' | 'injectCacheError',
+    op: 'readFile' | 'connect' | 'injectReadError' | 'injectCacheError' | 'injectSyncError',
     args: { path?: string; host?: string; port?: number; label?: string; block?: number; count?: number; errno?: string; after?: number },
   ): Promise<unknown> {
     const c = await this.connection(this.connectWaitMs);

@@ -153,14 +153,14 @@ export type ClientMessage =
   | {
       t: 'debug';
       id: number;
-      op: 'readFile' | 'connect' | 'injectReadError' | 'injectCacheError';
+      op: 'readFile' | 'connect' | 'injectReadError' | 'injectCacheError' | 'injectSyncError';
       path?: string;
       host?: string;
       port?: number;
       label?: string;
       block?: number;
       count?: number;
-      /** injectCacheError: the errno cache writes fail with, after `after` more bytes. */
+      /** injectCacheError: the errno cache writes fail with, after `after` more bytes; injectSyncError: the errno the next `count` segment syncs fail with. */
       errno?: string;
       after?: number;
     };

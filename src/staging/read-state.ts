@@ -128,6 +128,8 @@ export interface ItemState {
   requests: Set<ReadReq>;
   /** Passes waiting for a drive or reading: others follow them instead of queueing a second read. */
   passes: Set<{ from: number; owner: ReadReq }>;
+  /** Segments whose finished fill could not be synced (until a new fill of the segment starts). */
+  syncFailed?: Map<number, WireError>;
 }
 
 export class ReadReq {

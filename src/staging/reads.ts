@@ -17,7 +17,7 @@
 // written (CACHE_IO) a request continues uncached (tape-pass.ts, runUncached).
 
 import { constants as FS } from 'node:fs';
-import { open, statfs } from 'node:fs/promises';
+import { open, statfs, type FileHandle } from 'node:fs/promises';
 import { SegmentCache, segmentExtent, segmentFile } from './cache.js';
 import type { DriveScheduler } from './scheduler.js';
 import type { WorkerLog } from './log.js';
@@ -68,6 +68,8 @@ export class ReadService implements PassHost {
   private cacheTrouble = false;
   /** Test hook: cache writes fail with this errno after `left` more bytes. */
   private cacheFault: { errno: string; left: number } | undefined;
+  /** Test hook: the next `left` segment syncs fail with `errno`. */
+  private syncFault: { errno: string; left: number } | undefined;
 
   constructor(private readonly o: ReadServiceOptions) {
     this.cache = o.cache;
@@ -182,6 +184,11 @@ export class ReadService implements PassHost {
         let idlePasses = 0; // passes in a row after which the segment looked exactly as before
         for (;;) {
           if (req.ac.signal.aborted) return;
+          // announced complete: the server reads it from the file it leased, whatever becomes of it
+          if (req.sent.get(seg)?.complete) break;
+          // written but not kept (its sync failed): a cache write error like any other
+          const syncErr = item.syncFailed?.get(seg);
+          if (syncErr) throw new StagerError(syncErr);
           const hit = this.cache.lookup(id, seg);
           if (hit) {
             if (!req.missed.has(seg)) this.counters.cacheHits++;
@@ -381,6 +388,7 @@ export class ReadService implements PassHost {
     }
     f = new Fill(item, seg, start, len);
     item.fills.set(seg, f);
+    item.syncFailed?.delete(seg);
     try {
       f.fh = await this.cache.openForWrite(id, seg);
     } catch (err) {
@@ -403,17 +411,22 @@ export class ReadService implements PassHost {
     f.finalizing = (async () => {
       try {
         // one sync at a time: syncs must not take every I/O thread from the drive's reads
-        const sync = this.syncChain.then(() => fh?.datasync());
+        const sync = this.syncChain.then(() => this.syncSegment(fh));
         this.syncChain = sync.catch(() => undefined);
         await sync;
         await fh?.close();
         this.cache.commit(f.item.ref.id, f.seg, f.len);
         this.cacheTrouble = false;
       } catch (err) {
-        this.log.error({ item: f.item.ref.id, seg: f.seg, err: (err as Error).message }, 'cannot finalize a cache segment');
+        // Like any other cache write error: readers were told this segment is complete and hold a
+        // lease on it, so its file stays until the last of them is done with it (discardWhenFree);
+        // it is never committed, so later requests read it from tape (uncached while it is doomed).
+        const w = toWireError(cacheIoError(err, `sync cache segment ${segmentFile(f.item.ref.id, f.seg)}`));
         await fh?.close().catch(() => undefined);
         this.cache.unreserve(f.len);
-        await this.cache.discard(f.item.ref.id, f.seg);
+        (f.item.syncFailed ??= new Map()).set(f.seg, w);
+        await this.noteCacheError(w);
+        await this.cache.discardWhenFree(f.item.ref.id, f.seg);
       } finally {
         f.finalizing = undefined;
         if (f.item.fills.get(f.seg) === f) f.item.fills.delete(f.seg);
@@ -511,5 +524,19 @@ export class ReadService implements PassHost {
   /** @internal Test hook: cache writes fail with `errno` after `after` more bytes. */
   injectCacheError(errno: string, after: number): void {
     this.cacheFault = { errno, left: Math.max(0, after) };
+  }
+
+  /** @internal Test hook: the next `count` segment syncs (fdatasync) fail with `errno`. */
+  injectSyncError(errno: string, count: number): void {
+    this.syncFault = { errno, left: Math.max(0, count) };
+  }
+
+  private async syncSegment(fh: FileHandle | undefined): Promise<void> {
+    const fault = this.syncFault;
+    if (fault && fault.left > 0) {
+      fault.left--;
+      throw Object.assign(new Error(`${fault.errno} (injected)`), { code: fault.errno });
+    }
+    await fh?.datasync();
   }
 }

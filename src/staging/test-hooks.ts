@@ -1,6 +1,6 @@
 // Test hooks of the staging worker (`debug` messages), honoured only by a worker
 // started with testHooks: probe the sandbox (read a file, open a connection) and
-// inject faults (tape read errors, cache write errors).
+// inject faults (tape read errors, cache write and sync errors).
 
 import { readFile } from 'node:fs/promises';
 import { connect as netConnect } from 'node:net';
@@ -12,6 +12,8 @@ export interface TestHookHost {
   readonly lib: TapeLibrary;
   /** Cache writes fail with `errno` after `after` more bytes. */
   injectCacheError(errno: string, after: number): void;
+  /** The next `count` syncs (fdatasync) of finished cache segments fail with `errno`. */
+  injectSyncError(errno: string, count: number): void;
 }
 
 export async function debugOp(host: TestHookHost, m: Extract<ClientMessage, { t: 'debug' }>): Promise<unknown> {
@@ -40,6 +42,9 @@ export async function debugOp(host: TestHookHost, m: Extract<ClientMessage, { t:
       });
     case 'injectCacheError':
       host.injectCacheError(String(m.errno ?? 'ENOSPC'), Number(m.after ?? 0));
+      return { ok: true };
+    case 'injectSyncError':
+      host.injectSyncError(String(m.errno ?? 'EIO'), Number(m.count ?? 1));
       return { ok: true };
     case 'injectReadError': {
       const lib = host.lib as TapeLibrary & { injectReadError?: (label: string, block: number, o?: { count?: number }) => void };

@@ -235,6 +235,11 @@ export class StagingWorker extends EventEmitter implements SessionHost {
     this.reads.injectCacheError(errno, after);
   }
 
+  /** @internal Test hook: the next `count` cache segment syncs fail with `errno`. */
+  injectSyncError(errno: string, count: number): void {
+    this.reads.injectSyncError(errno, count);
+  }
+
   get testHooks(): boolean {
     return this.opts.testHooks === true;
   }
