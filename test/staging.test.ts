@@ -325,7 +325,14 @@ test('offline cartridge: 503 at once with the reason; the operator sees the cart
     t.regex(f.body.toString(), /TD0003L9 is offline/);
     const st = await r.client.status();
     t.deepEqual(st.worker!.needed.map((c) => c.label).sort(), ['TD0003L9', 'TD0004L9']);
-    t.deepEqual((await readNeededCartridges(join(r.dir, 'cache'))).map((c) => c.label).sort(), ['TD0003L9', 'TD0004L9']);
+    // needed.json is written in the background after each change: wait (bounded) for the second write
+    let onDisk: string[] = [];
+    for (let i = 0; i < 100; i++) {
+      onDisk = (await readNeededCartridges(join(r.dir, 'cache'))).map((c) => c.label).sort();
+      if (onDisk.length === 2) break;
+      await new Promise((res) => setTimeout(res, 50));
+    }
+    t.deepEqual(onDisk, ['TD0003L9', 'TD0004L9']);
     t.true(needed.length >= 1);
     // the part on disk is still served
     const stub = await fetchMedia(r.port, 'gone', { range: 'bytes=0-99999' });
