@@ -40,6 +40,14 @@ export class ContentStore {
     );
   }
 
+  /** The regular file `<key>.<suffix>` (path, size, mtime); undefined for a malformed name or no such file. */
+  async file(key: string, suffix: string): Promise<{ path: string; size: number; mtimeMs: number } | undefined> {
+    if (!KEY_RE.test(key) || !SUFFIX_RE.test(suffix)) return undefined;
+    const path = this.path(key, suffix);
+    const st = await stat(path).catch(() => undefined);
+    return st?.isFile() ? { path, size: st.size, mtimeMs: st.mtimeMs } : undefined;
+  }
+
   async put(key: string, suffix: string, data: Uint8Array): Promise<void> {
     const p = this.path(key, suffix);
     const sub = key.slice(0, 2);
