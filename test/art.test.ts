@@ -15,6 +15,7 @@ import { Catalog } from '../src/catalog/catalog.js';
 import { MemoryStore } from '../src/catalog/store.js';
 import type { CatalogObject } from '../src/catalog/types.js';
 import { ArtMaker } from '../src/art/maker.js';
+import { scaleArt } from '../src/art/scale.js';
 import { artStore } from '../src/art/dlna.js';
 import { findFfmpeg } from '../src/art/sources.js';
 import { artRoutes } from '../src/http/art.js';
@@ -239,6 +240,27 @@ test('a full scan removes art no item refers to any more: a removed track\'s own
   t.is(await key('c.flac'), own);
   t.true(await store.has(own, 'tn.jpg'));
   t.true(await store.has(own, 'sm.jpg'));
+});
+
+test('a baseline sRGB JPEG within 640x480 with no metadata is its own JPEG_SM (not re-encoded); any other source is', async (t) => {
+  const plain = await sharp({ create: { width: 400, height: 300, channels: 3, background: { r: 30, g: 60, b: 90 } } })
+    .jpeg({ quality: 85 })
+    .toBuffer();
+  const a = await scaleArt(plain);
+  t.true(a.sm.data.equals(plain), 'kept as it is');
+  t.deepEqual([a.sm.width, a.sm.height, a.tn.width, a.tn.height], [400, 300, 160, 120]);
+  t.deepEqual([(await sharp(a.tn.data).metadata()).width, (await sharp(a.tn.data).metadata()).isProgressive], [160, false]);
+  const progressive = await sharp(plain).jpeg({ progressive: true }).toBuffer();
+  const rotated = await sharp(plain).withMetadata({ orientation: 6 }).jpeg().toBuffer();
+  const large = await sharp(plain).resize(800, 600).jpeg().toBuffer();
+  for (const [name, src, dims] of [['progressive', progressive, [400, 300]], ['EXIF orientation', rotated, [300, 400]], ['larger than 640x480', large, [640, 480]]] as const) {
+    const r = await scaleArt(src);
+    const m = await sharp(r.sm.data).metadata();
+    t.false(r.sm.data.equals(src), `${name}: re-encoded`);
+    t.false(m.isProgressive, `${name}: baseline`);
+    t.is(m.exif, undefined, `${name}: no metadata`);
+    t.deepEqual([m.width, m.height], [...dims], name);
+  }
 });
 
 test('no ffmpeg: a video has no frame, but a picture named after it is its thumbnail', async (t) => {

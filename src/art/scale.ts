@@ -9,7 +9,7 @@
 // and the scan-time budget cannot afford. libvips' own cache and thread pool are kept
 // small for the same reason.
 
-import sharp from 'sharp';
+import sharp, { type Metadata } from 'sharp';
 
 export const TN_MAX = { width: 160, height: 160 };
 export const SM_MAX = { width: 640, height: 480 };
@@ -46,7 +46,42 @@ export async function scaleArt(input: Buffer | string): Promise<{ tn: Scaled; sm
 
 let queue: Promise<unknown> = Promise.resolve();
 
+/**
+ * Whether a source is already a JPEG_SM as it is: a baseline sRGB (3-channel) JPEG within
+ * 640×480 with no orientation to apply and no metadata (EXIF, ICC, XMP, IPTC) to strip. Album
+ * covers mostly are (a 400×400 or 500×500 JPEG), and then re-encoding them gains nothing.
+ */
+function fitsSm(m: Metadata): boolean {
+  return (
+    m.format === 'jpeg' &&
+    !m.isProgressive &&
+    !!m.width &&
+    !!m.height &&
+    m.width <= SM_MAX.width &&
+    m.height <= SM_MAX.height &&
+    (m.orientation ?? 1) === 1 &&
+    m.space === 'srgb' &&
+    m.channels === 3 &&
+    !m.exif &&
+    !m.icc &&
+    !m.xmp &&
+    !m.iptc
+  );
+}
+
 async function scaleNow(input: Buffer | string): Promise<{ tn: Scaled; sm: Scaled }> {
+  if (Buffer.isBuffer(input)) {
+    // the header only; a picture that fits JPEG_SM is kept as its JPEG_SM, and its JPEG_TN is
+    // decoded with shrink-on-load straight to thumbnail size (no full decode, one encode)
+    const m = await sharp(input, { limitInputPixels: MAX_INPUT_PIXELS, failOn: 'error' }).metadata();
+    if (fitsSm(m)) {
+      const tn = await sharp(input, { limitInputPixels: MAX_INPUT_PIXELS, failOn: 'error' })
+        .resize({ width: TN_MAX.width, height: TN_MAX.height, fit: 'inside', withoutEnlargement: true })
+        .jpeg(jpeg(80))
+        .toBuffer({ resolveWithObject: true });
+      return { sm: { data: input, width: m.width!, height: m.height! }, tn: { data: tn.data, width: tn.info.width, height: tn.info.height } };
+    }
+  }
   // decoded once (JPEG shrink-on-load), to at most 640×480 sRGB pixels; both sizes are encoded
   // from those pixels (Huffman optimisation off: it costs more than the few % of bytes it saves)
   const { data, info } = await sharp(input, { limitInputPixels: MAX_INPUT_PIXELS, sequentialRead: true, failOn: 'error' })
