@@ -61,6 +61,35 @@ test('watermark by %: the used share of each media file system, only items on th
   t.like(plan.usage.find((u) => u.scope === '/n'), { before: 50, after: 50 });
 });
 
+test('watermark by %: head stubs on another file system (<data_dir>) free the whole file on the media one, and promotions need the whole file', (t) => {
+  // fs1: 1000 MB, 900 MB used (90%); marks 80/50. Stubs are 40 MB each.
+  const a = item({ size: 200 * MB, stubBytes: 40 * MB });
+  const b = item({ size: 200 * MB, stubBytes: 40 * MB, added: NOW - DAY });
+  const fss = [{ key: 'fs1', dirs: ['/m'], sizeBytes: 1000 * MB, usedBytes: 900 * MB }];
+  const wm = rules({ highWatermark: { kind: 'percent', percent: 80 }, lowWatermark: { kind: 'percent', percent: 50 } });
+  // stubs elsewhere: archiving a frees 200 MB -> 70%, b another 200 -> 50%: both (and the figures say so)
+  const apart = planPass(state([a, b], { filesystems: fss, stubFs: 'fsdata' }), wm);
+  t.deepEqual(ids(apart), [a.id, b.id]);
+  t.like(apart.usage[0], { before: 90, after: 50 });
+  // one item is enough when it frees its whole size: 900 - 200 = 700 MB = 70% <= 75%
+  const one = planPass(state([a, b], { filesystems: fss, stubFs: 'fsdata' }), rules({ highWatermark: { kind: 'percent', percent: 80 }, lowWatermark: { kind: 'percent', percent: 75 } }));
+  t.deepEqual(ids(one), [a.id], 'the coldest');
+  t.like(one.usage[0], { after: 70 });
+  // stubs on the media file system itself (or unknown): each archive frees 160 MB
+  const same = planPass(state([a, b], { filesystems: fss, stubFs: 'fs1' }), wm);
+  t.deepEqual(ids(same), [a.id, b.id]);
+  t.like(same.usage[0], { after: 58 }, '900 - 2 x 160 MB, still above the low mark: nothing more to archive');
+  // a promotion of a tape item whose stub is elsewhere needs its whole size on the media file system
+  const hot = item({ size: 100 * MB, tier: 'tape', diskBytes: 40 * MB, recent: [NOW - 1000, NOW - 2000], plays: 2 });
+  const fsFull = [{ key: 'fs1', dirs: ['/m'], sizeBytes: 1000 * MB, usedBytes: 740 * MB }];
+  const promo = rules({ highWatermark: { kind: 'percent', percent: 80 }, lowWatermark: { kind: 'percent', percent: 50 }, promotePlays: 2, promoteWindow: 7 * 86400 });
+  const p1 = planPass(state([hot], { filesystems: fsFull, stubFs: 'fsdata' }), promo);
+  t.deepEqual(ids(p1), [], '740 + 100 MB is over 80%');
+  t.is(p1.skipped.length, 1);
+  const p2 = planPass(state([hot], { filesystems: fsFull, stubFs: 'fs1' }), promo);
+  t.deepEqual(ids(p2), [hot.id], '740 + 60 MB is at 80%');
+});
+
 test('archive_idle: items neither played nor changed (nor added) for that long, even below the watermark', (t) => {
   const old = item({ size: 50 * MB, added: NOW - 100 * DAY, changed: NOW - 95 * DAY });
   const played = item({ size: 50 * MB, added: NOW - 100 * DAY, lastPlayed: NOW - 10 * DAY });

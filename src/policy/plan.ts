@@ -69,6 +69,11 @@ export interface PolicyState {
   pool: PoolCartridge[];
   /** Cartridges outside the library: nothing is recalled from or written to them. */
   offline?: string[];
+  /**
+   * Key of the file system holding the head stubs (<data_dir>/stubs). Under a percent watermark a
+   * stub weighs on that file system, not on its media directory's; unknown = the same.
+   */
+  stubFs?: string;
   /** Tape timing for the estimate: seconds per mount (robot + load + average locate) and bytes/s. */
   mountSeconds: number;
   rate: number;
@@ -185,12 +190,17 @@ export function planPass(state: PolicyState, rules: PolicyRules): PolicyPlan {
   const low = rules.lowWatermark ?? high;
   const sc = high && low ? scopes(state, high, low) : new Map<string, Scope>();
   const scopeOf = (i: PolicyItem) => (high?.kind === 'bytes' ? sc.get('catalog') : i.fs !== undefined ? sc.get(i.fs) : undefined);
+  // What an item weighs on its scope: a SIZE mark counts stubs; a percent mark counts them only
+  // when the stubs live on the item's own file system.
+  const stubHere = (i: PolicyItem) => high?.kind !== 'percent' || state.stubFs === undefined || state.stubFs === i.fs;
+  const weight = (i: PolicyItem) => (i.tier === 'tape' && !stubHere(i) ? 0 : i.diskBytes);
+  const kept = (i: PolicyItem) => (stubHere(i) ? i.stubBytes : 0);
   const chosen = new Map<string, PlanAction>();
   const order: PlanAction[] = [];
 
   const act = (i: PolicyItem, action: 'archive' | 'recall', reason: ActionReason, detail: string): PlanAction => {
     const s = scopeOf(i);
-    const delta = action === 'archive' ? i.diskBytes - i.stubBytes : -(i.size - i.diskBytes);
+    const delta = action === 'archive' ? weight(i) - kept(i) : -(i.size - weight(i));
     const before = s ? s.used : null;
     if (s) s.used -= delta;
     const a: PlanAction = {
@@ -236,7 +246,7 @@ export function planPass(state: PolicyState, rules: PolicyRules): PolicyPlan {
     if (s.used <= s.high) continue;
     for (const i of coldFirst) {
       if (s.used <= s.low) break;
-      if (chosen.has(i.id) || scopeOf(i) !== s || i.diskBytes <= i.stubBytes) continue;
+      if (chosen.has(i.id) || scopeOf(i) !== s || weight(i) <= kept(i)) continue;
       act(i, 'archive', 'watermark', `coldest eligible (last ${i.lastPlayed !== undefined ? 'played' : 'added'} ${new Date(coldness(i)).toISOString().slice(0, 10)}) while disk usage ${report(s, s.used).toFixed(s.mark === 'percent' ? 1 : 0)}${s.mark === 'percent' ? '%' : ' bytes'} is above the low watermark`);
     }
   }
@@ -253,12 +263,12 @@ export function planPass(state: PolicyState, rules: PolicyRules): PolicyPlan {
         continue;
       }
       const s = scopeOf(i);
-      const need = i.size - i.diskBytes;
+      const need = i.size - weight(i);
       const made: PlanAction[] = [];
       if (s && s.used + need > s.high) {
         for (const c of coldFirst) {
           if (s.used + need <= s.high) break;
-          if (chosen.has(c.id) || scopeOf(c) !== s || coldness(c) >= coldness(i) || c.diskBytes <= c.stubBytes) continue;
+          if (chosen.has(c.id) || scopeOf(c) !== s || coldness(c) >= coldness(i) || weight(c) <= kept(c)) continue;
           made.push(act(c, 'archive', 'make-room', `colder than ${i.title}, archived to make room for its promotion under the high watermark`));
         }
         if (s.used + need > s.high) {

@@ -64,6 +64,8 @@ export async function gatherState(src: StateSources): Promise<PolicyState> {
     if (f) f.dirs.push(d);
     else filesystems.set(info.key, { key: info.key, dirs: [d], sizeBytes: info.sizeBytes, usedBytes: info.usedBytes });
   }
+  // head stubs are written under <data_dir>/stubs (stubPath), often on another file system
+  const stubFs = (await probe(config.dataDir).catch(() => undefined))?.key;
   const fsOf = (item: CatalogObject) => {
     const root = item.mediaRoot ? resolve(item.mediaRoot) : dirs.find((d) => (item.origPath ?? '').startsWith(d + sep));
     return root !== undefined ? fsOfDir.get(root) : undefined;
@@ -112,6 +114,7 @@ export async function gatherState(src: StateSources): Promise<PolicyState> {
     now,
     items: policyItems,
     ...(offline.length ? { offline } : {}),
+    ...(stubFs !== undefined ? { stubFs } : {}),
     filesystems: [...filesystems.values()],
     pool,
     mountSeconds: t.robotMove + t.load + t.averageLocate,
