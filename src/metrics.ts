@@ -437,6 +437,11 @@ export class ServerMetrics {
   readonly prestages: Counter;
   readonly prestagedBytes: Counter;
   readonly preemptions: Counter;
+  readonly stagerStalls: Counter;
+  readonly stagerStalledReads: Counter;
+  readonly stagerCacheWriteErrors: Counter;
+  readonly stagerUncachedReads: Counter;
+  readonly stagerUncachedBytes: Counter;
   readonly cacheHits: Counter;
   readonly cacheMisses: Counter;
   readonly cacheEvictions: Counter;
@@ -489,6 +494,11 @@ export class ServerMetrics {
     this.prestages = r.counter('tapedeck_prestages_total', 'Pre-stages run: the first minutes of the next items of a played or browsed container, staged at prefetch priority.');
     this.prestagedBytes = r.counter('tapedeck_prestaged_bytes_total', 'Bytes read from tape by pre-stages.');
     this.preemptions = r.counter('tapedeck_preemptions_total', 'Times playback asked an archive/recall/import job to give its drive back at its next safe point.');
+    this.stagerStalls = r.counter('tapedeck_stager_stalls_total', 'Read requests the stager failed because tape passes made no progress (a bug guard; should stay 0).');
+    this.stagerStalledReads = r.counter('tapedeck_stager_stalled_reads_total', 'Tape reads the server failed because no new byte came for too long (twice the admission timeout plus ten minutes of tape time) while a response waited.');
+    this.stagerCacheWriteErrors = r.counter('tapedeck_stager_cache_write_errors_total', 'Staging-cache writes or segment syncs the file system refused (ENOSPC, EIO, EROFS ...).');
+    this.stagerUncachedReads = r.counter('tapedeck_stager_uncached_reads_total', 'Read requests that continued straight from tape, uncached, after a cache write error.');
+    this.stagerUncachedBytes = r.counter('tapedeck_stager_uncached_bytes_total', 'Bytes sent straight from tape, uncached, after a cache write error.');
 
     this.cacheHits = r.counter('tapedeck_cache_hits_total', 'Staging-cache reads served from cached segments.');
     this.cacheMisses = r.counter('tapedeck_cache_misses_total', 'Staging-cache reads that needed tape.');
@@ -577,6 +587,11 @@ export class ServerMetrics {
           if (s.prestages !== undefined) this.prestages.set(undefined, s.prestages);
           if (s.prestagedBytes !== undefined) this.prestagedBytes.set(undefined, s.prestagedBytes);
           if (s.preemptions !== undefined) this.preemptions.set(undefined, s.preemptions);
+          if (s.stalls !== undefined) this.stagerStalls.set(undefined, s.stalls);
+          if (s.stalledReads !== undefined) this.stagerStalledReads.set(undefined, s.stalledReads);
+          if (s.cacheWriteErrors !== undefined) this.stagerCacheWriteErrors.set(undefined, s.cacheWriteErrors);
+          if (s.uncachedReads !== undefined) this.stagerUncachedReads.set(undefined, s.uncachedReads);
+          if (s.uncachedBytes !== undefined) this.stagerUncachedBytes.set(undefined, s.uncachedBytes);
         });
       }
       if (st.cache) {

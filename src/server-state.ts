@@ -102,6 +102,15 @@ export interface StagerStatus {
   prestagedBytes?: number;
   /** Times playback asked a job to give its drive back (pre-emption). */
   preemptions?: number;
+  /** Worker read requests failed because tape passes made no progress (a bug guard; should stay 0). */
+  stalls?: number;
+  /** Tape reads the server failed because no new byte came for too long while a response waited. */
+  stalledReads?: number;
+  /** Cache writes (or segment syncs) the cache file system refused (ENOSPC, EIO, EROFS ...). */
+  cacheWriteErrors?: number;
+  /** Read requests that continued uncached (straight from tape) after a cache write error, and their bytes. */
+  uncachedReads?: number;
+  uncachedBytes?: number;
 }
 
 export interface JobStatus {

@@ -12,7 +12,7 @@ import type { CacheStatus, HistogramSnapshot, JobStatus, StagerStatus as PageSta
 import { ArchiveService } from './archive/service.js';
 import type { JobRecord } from './archive/jobs.js';
 import { archiveDemo } from './demo/tape.js';
-import { StagerClient } from './staging/client.js';
+import { StagerClient, type StagerStatus } from './staging/client.js';
 import { Prestager } from './staging/prestage.js';
 
 /** An error delivery turns into an HTTP status (503 + Retry-After, …). */
@@ -106,18 +106,7 @@ export class TapeTier {
           counters: tapeCounters(this.stager.stats()),
         };
       },
-      stager: async (): Promise<PageStagerStatus> => {
-        const s = await this.stager.status();
-        return {
-          state: s.connected ? (s.mode === 'socket' ? 'external' : 'running') : s.restarts > 0 ? 'restarting' : 'starting',
-          pid: s.pid,
-          restarts: s.restarts,
-          queued: s.worker?.queue.length,
-          queueWait: validSnapshot(s.worker?.queueWait),
-          lastError: s.error,
-          ...counterFields(s.counters, ['prestages', 'prestagedBytes', 'preemptions']),
-        };
-      },
+      stager: async (): Promise<PageStagerStatus> => pageStagerStatus(await this.stager.status()),
       jobs: async () => {
         const jobs = (await this.archive.list()).slice(-50);
         const ids = [...new Set(jobs.flatMap((j) => j.targets.slice(0, 3)).filter((t) => !t.startsWith('/') && !t.startsWith('tape://')))];
@@ -159,6 +148,19 @@ export function tapeCounters(stats: Record<string, number>): PageTapeStatus['cou
 }
 
 /** The named numeric counters present in `c` (the worker is another process: never trust shapes). */
+/** The stager section of the status page and /metrics, from the stager client's status. */
+export function pageStagerStatus(s: StagerStatus): PageStagerStatus {
+  return {
+    state: s.connected ? (s.mode === 'socket' ? 'external' : 'running') : s.restarts > 0 ? 'restarting' : 'starting',
+    pid: s.pid,
+    restarts: s.restarts,
+    queued: s.worker?.queue.length,
+    queueWait: validSnapshot(s.worker?.queueWait),
+    lastError: s.error,
+    ...counterFields(s.counters, ['prestages', 'prestagedBytes', 'preemptions', 'stalls', 'stalledReads', 'cacheWriteErrors', 'uncachedReads', 'uncachedBytes']),
+  };
+}
+
 function counterFields<K extends string>(c: Record<string, unknown> | undefined, keys: K[]): Partial<Record<K, number>> {
   const out: Partial<Record<K, number>> = {};
   for (const k of keys) if (typeof c?.[k] === 'number' && Number.isFinite(c[k])) out[k] = c[k] as number;

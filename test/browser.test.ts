@@ -111,7 +111,7 @@ const provider: StatusProvider = {
     if (state.tapeFails) throw new Error('stager socket closed');
     return state.tape;
   },
-  stager: () => ({ state: 'running', pid: 4242, restarts: 1, queued: 2 }),
+  stager: () => ({ state: 'running', pid: 4242, restarts: 1, queued: 2, cacheWriteErrors: 3, uncachedReads: 2, uncachedBytes: 3 * 1024 * 1024, stalls: 0, stalledReads: 1 }),
   jobs: () => state.jobs,
   streams: () => state.streams,
   cache: () => state.cache,
@@ -222,7 +222,7 @@ function luminance(buf: Buffer): { width: number; height: number; mean: number; 
     t.regex(tape, /Slots · 3 of 6 full/);
     t.regex(tape, /I\/E 7/);
     t.regex(tape, /mounts 14 · locates 52 · read 512 GiB/);
-    t.regex(tape, /Stager worker:\s+running pid 4242 · 1 restart · 2 queued/);
+    t.regex(tape, /Stager worker:\s+running pid 4242 · 1 restart · 2 queued · 3 cache write errors · 2 reads uncached \(3\.00 MiB\) · 1 stalled read \(worker 0, server 1\)/);
     t.is(await page.locator('#tape .drive').count(), 2);
     t.is(await page.locator('#tape .slot').count(), 7);
 

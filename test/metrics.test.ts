@@ -18,6 +18,7 @@ import {
   PROMETHEUS_CONTENT_TYPE,
 } from '../src/metrics.js';
 import { allowSubnets } from '../src/http/acl.js';
+import { pageStagerStatus } from '../src/tier.js';
 import { diskSource, mediaRoutes, type MediaSource } from '../src/http/delivery.js';
 import { libraryStatus, StreamTracker, type StatusProvider } from '../src/server-state.js';
 import { soapRoutes } from '../src/upnp/soap.js';
@@ -365,7 +366,7 @@ test('requests, bytes, streams and SOAP actions are counted and read back from /
       offlineNeeded: [{ label: 'TD0009L9', items: 2 }],
       counters: { mounts: 3, unloads: 2, locates: 7, bytesRead: 123456789, bytesWritten: 5, readErrors: 0 },
     }),
-    stager: () => ({ state: 'running', restarts: 2, queued: 1, queueWait: { buckets: [1, 60], counts: [4, 1, 0], sum: 12.5, count: 5 }, prestages: 6, prestagedBytes: 7_000_000, preemptions: 2 }),
+    stager: () => ({ state: 'running', restarts: 2, queued: 1, queueWait: { buckets: [1, 60], counts: [4, 1, 0], sum: 12.5, count: 5 }, prestages: 6, prestagedBytes: 7_000_000, preemptions: 2, stalls: 1, stalledReads: 3, cacheWriteErrors: 4, uncachedReads: 5, uncachedBytes: 6_000_000 }),
     cache: () => ({ usedBytes: 1000, capacityBytes: 5000, hits: 30, misses: 10, evictions: 4 }),
     jobs: () => [
       { id: '1', kind: 'recall', state: 'running' },
@@ -476,6 +477,11 @@ test('requests, bytes, streams and SOAP actions are counted and read back from /
     t.is(value(p, 'tapedeck_prestages_total'), 6);
     t.is(value(p, 'tapedeck_prestaged_bytes_total'), 7_000_000);
     t.is(value(p, 'tapedeck_preemptions_total'), 2);
+    t.is(value(p, 'tapedeck_stager_stalls_total'), 1);
+    t.is(value(p, 'tapedeck_stager_stalled_reads_total'), 3);
+    t.is(value(p, 'tapedeck_stager_cache_write_errors_total'), 4);
+    t.is(value(p, 'tapedeck_stager_uncached_reads_total'), 5);
+    t.is(value(p, 'tapedeck_stager_uncached_bytes_total'), 6_000_000);
     t.is(value(p, 'tapedeck_stager_queue_wait_seconds_count'), 5);
     t.is(value(p, 'tapedeck_stager_queue_wait_seconds_bucket', { le: '1' }), 4);
     t.is(value(p, 'tapedeck_stager_queue_wait_seconds_bucket', { le: '60' }), 5);
@@ -588,4 +594,18 @@ test('a client that leaves while its media source is still opening is counted as
     server.closeAllConnections();
     await new Promise<void>((r) => server.close(() => r()));
   }
+});
+
+test('the stager section carries the worker\'s and the client\'s fault counters (stalls, stalled reads, cache write errors, uncached reads and bytes)', (t) => {
+  const s = pageStagerStatus({
+    connected: true,
+    mode: 'spawn',
+    restarts: 0,
+    counters: { stalls: 1, stalledReads: 2, cacheWriteErrors: 3, uncachedReads: 4, uncachedBytes: 5000, bytesServed: 9, connected: 1 },
+  });
+  t.like(s, { state: 'running', stalls: 1, stalledReads: 2, cacheWriteErrors: 3, uncachedReads: 4, uncachedBytes: 5000 });
+  t.false('bytesServed' in s);
+  const none = pageStagerStatus({ connected: false, mode: 'spawn', restarts: 1, counters: {} });
+  t.is(none.state, 'restarting');
+  t.is(none.cacheWriteErrors, undefined, 'absent, not 0, while the worker has not reported it');
 });

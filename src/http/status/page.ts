@@ -286,6 +286,10 @@ const JS = String.raw`
     if (s.queued !== undefined) bits.push(' \u00b7 ' + num(s.queued) + ' queued');
     if (s.prestages !== undefined) bits.push(' \u00b7 ' + num(s.prestages) + (s.prestages === 1 ? ' pre-stage' : ' pre-stages') + (s.prestagedBytes ? ' (' + bytes(s.prestagedBytes) + ')' : ''));
     if (s.preemptions !== undefined) bits.push(' \u00b7 ' + num(s.preemptions) + (s.preemptions === 1 ? ' job pre-empted by playback' : ' jobs pre-empted by playback'));
+    if (s.cacheWriteErrors) bits.push(h('span', 'err', ' \u00b7 ' + num(s.cacheWriteErrors) + (s.cacheWriteErrors === 1 ? ' cache write error' : ' cache write errors')));
+    if (s.uncachedReads) bits.push(' \u00b7 ' + num(s.uncachedReads) + (s.uncachedReads === 1 ? ' read' : ' reads') + ' uncached' + (s.uncachedBytes ? ' (' + bytes(s.uncachedBytes) + ')' : ''));
+    var stalled = (s.stalls || 0) + (s.stalledReads || 0);
+    if (stalled) bits.push(h('span', 'err', ' \u00b7 ' + num(stalled) + (stalled === 1 ? ' stalled read' : ' stalled reads') + ' (worker ' + num(s.stalls || 0) + ', server ' + num(s.stalledReads || 0) + ')'));
     if (s.lastError) bits.push(h('span', 'err', ' \u00b7 ' + s.lastError));
     return h('div', 'line stager', bits);
   }
