@@ -48,7 +48,7 @@ import { ConnectionManager, mediaReceiverRegistrar, MSR_TYPE } from './upnp/cms.
 import { requestBaseUrl, soapRoutes } from './upnp/soap.js';
 import { combineContainerUpdateIds, EventService } from './upnp/gena.js';
 import { loadDescriptions } from './upnp/description.js';
-import { defaultClientRegistry } from './upnp/clients.js';
+import { defaultClientRegistry, type ClientProfile, type HeaderBag } from './upnp/clients.js';
 import { DEFAULT_TARGETS, SsdpServer } from './upnp/ssdp.js';
 import { DEVICES_DIR, REPO_ROOT } from './util/paths.js';
 import { VERSION } from './version.js';
@@ -434,12 +434,20 @@ export class TapedeckServer {
       refreshSourceInfo();
     });
 
+    // a media GET asks up to three times for its client's profile (transfer mode, MIME type,
+    // captions): matched once per request (keyed by the request's header object)
+    const mediaClients = new WeakMap<HeaderBag, ClientProfile>();
+    const mediaClient = (headers: HeaderBag, remote: string | undefined): ClientProfile => {
+      let p = mediaClients.get(headers);
+      if (!p) mediaClients.set(headers, (p = clients.detect(headers, remote)));
+      return p;
+    };
     mediaRoutes(router, this.resolveMedia, {
       ...tracker.hooks,
-      lenientTransferMode: (headers, remote) => Boolean(clients.detect(headers, remote)?.quirks.lenientTransferMode),
-      mimeFor: (mime, ctx) => clients.detect(ctx.headers, ctx.req.socket.remoteAddress).quirks.mimeOverrides?.[mime] ?? mime,
+      lenientTransferMode: (headers, remote) => Boolean(mediaClient(headers, remote).quirks.lenientTransferMode),
+      mimeFor: (mime, ctx) => mediaClient(ctx.headers, ctx.req.socket.remoteAddress).quirks.mimeOverrides?.[mime] ?? mime,
       captionInfo: async (id, ctx) => {
-        if (!clients.detect(ctx.headers, ctx.req.socket.remoteAddress).quirks.captionInfoSec) return undefined;
+        if (!mediaClient(ctx.headers, ctx.req.socket.remoteAddress).quirks.captionInfoSec) return undefined;
         const obj = await this.catalog.get(id);
         return obj ? preferredCaption(captionsOf(requestBaseUrl(ctx), obj))?.url : undefined;
       },
