@@ -484,7 +484,7 @@ fi
 systemctl daemon-reload
 if [ "$START" = no ]; then
   if systemctl is-active --quiet tapedeck.service; then
-    say "not restarting (--no-start): tapedeck.service still runs the previous version; apply with:  systemctl restart tapedeck"
+    say "not restarting (--no-start): tapedeck.service still runs the previous version; apply with:  systemctl restart tapedeck; systemctl try-restart tapedeck-stager (server and stager must run the same release)"
   else
     say "not starting (--no-start). Start it with:  systemctl enable --now tapedeck.service"
   fi

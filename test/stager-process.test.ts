@@ -8,6 +8,8 @@ import { createServer, connect } from 'node:net';
 import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
 import { silentLogger } from '../src/log.js';
 import { StagerClient } from '../src/staging/client.js';
 import { StagingWorker } from '../src/staging/worker.js';
@@ -151,7 +153,14 @@ test('while the worker is down, tape requests get 503 with Retry-After', async (
 test('protocol: hello first, version checked, malformed frames refused', async (t) => {
   const dir = await tempDir();
   const lib = await VirtualTapeLibrary.open(join(dir, 'vtl'), { drives: 1, cartridges: 1, timeScale: 0 });
-  const worker = await StagingWorker.create({ library: lib, cacheDir: join(dir, 'cache'), cacheSize: 16 * MB, admissionTimeoutMs: 1000, idleUnloadMs: 0 });
+  const logged: { level: string; msg: string }[] = [];
+  const log = {
+    error: (_o: object, msg?: string) => logged.push({ level: 'error', msg: msg ?? '' }),
+    warn: (_o: object, msg?: string) => logged.push({ level: 'warn', msg: msg ?? '' }),
+    info: () => {},
+    debug: () => {},
+  };
+  const worker = await StagingWorker.create({ library: lib, cacheDir: join(dir, 'cache'), cacheSize: 16 * MB, admissionTimeoutMs: 1000, idleUnloadMs: 0, log });
   const sock = join(dir, 's.sock');
   await worker.listen(sock);
   const talk = (frames: Buffer[]) =>
@@ -175,6 +184,10 @@ test('protocol: hello first, version checked, malformed frames refused', async (
   try {
     const wrong = await talk(encodeFrame({ t: 'hello', version: 99, client: 'test' }));
     t.true(wrong.closed);
+    t.true(
+      logged.some((l) => l.level === 'error' && l.msg.includes('staging protocol version 99') && l.msg.includes(`this stager speaks version ${PROTOCOL_VERSION}`) && l.msg.includes('upgrade the server and the stager together')),
+      `the stager logs the refusal with both versions: ${JSON.stringify(logged)}`,
+    );
     t.is(wrong.msgs[0]!.t, 'error');
     t.regex(wrong.msgs[0]!.error!.message, new RegExp(`protocol version 99 is not supported \\(this stager speaks version ${PROTOCOL_VERSION}\\)`));
     const noHello = await talk(encodeFrame({ t: 'status', id: 1 }));
@@ -193,6 +206,49 @@ test('protocol: hello first, version checked, malformed frames refused', async (
   } finally {
     await worker.close();
     await lib.close();
+    await removeDir(dir);
+  }
+});
+
+test('an external stager of the previous release (protocol version 1) is refused with an error that names both versions', async (t) => {
+  const dir = await tempDir();
+  const sock = join(dir, 'old-stager.sock');
+  // what a version-1 stager answers a hello of another version, word for word
+  const oldStager = createServer((s) => {
+    const d = new FrameDecoder();
+    s.on('data', (c: Buffer) => {
+      for (const f of d.push(c)) {
+        const m = f.msg as { t: string; version?: number };
+        if (m.t !== 'hello' || m.version === 1) continue;
+        for (const b of encodeFrame({ t: 'error', id: 0, error: { code: 'PROTOCOL', message: `protocol version ${m.version} is not supported (this stager speaks version 1)` } })) s.write(b);
+        s.end();
+      }
+    });
+    s.on('error', () => {});
+  });
+  await new Promise<void>((res) => oldStager.listen(sock, res));
+  const lines: { level: number; msg: string; stagerProtocol?: number; serverProtocol?: number }[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      for (const l of chunk.toString().split('\n')) if (l.trim()) lines.push(JSON.parse(l));
+      cb();
+    },
+  });
+  const client = new StagerClient({ config: testConfig(dir, { stager: sock }), log: pino({ level: 'debug' }, sink), backoffMs: [50, 100] });
+  try {
+    await client.start(500).catch(() => undefined);
+    for (let i = 0; i < 100 && !lines.some((l) => l.level === 50); i++) await new Promise((res) => setTimeout(res, 20));
+    t.false(client.connected);
+    const err = lines.find((l) => l.level === 50);
+    t.truthy(err, `an error is logged: ${JSON.stringify(lines)}`);
+    t.regex(err!.msg, /the stager speaks protocol version 1, this server version 2; upgrade the server and the stager together/);
+    t.is(err!.stagerProtocol, 1);
+    t.is(err!.serverProtocol, PROTOCOL_VERSION);
+    await new Promise((res) => setTimeout(res, 300));
+    t.is(lines.filter((l) => l.level === 50).length, 1, 'once, not at every retry');
+  } finally {
+    await client.stop();
+    await new Promise((res) => oldStager.close(res));
     await removeDir(dir);
   }
 });

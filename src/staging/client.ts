@@ -17,10 +17,10 @@ import type { Logger } from '../log.js';
 import type { CatalogObject } from '../catalog/types.js';
 import type { MediaSource } from '../http/delivery.js';
 import type { TimingPreset } from '../tape/timing.js';
-import { Connection, workerDown } from './connection.js';
+import { Connection, ProtocolVersionError, workerDown } from './connection.js';
 import { levelName } from './log.js';
 import { launchOptions, OPTIONS_ENV, writablePaths } from './options.js';
-import { StagerError, type ItemRef, type LibOp, type SandboxInfo, type WorkerMessage } from './protocol.js';
+import { PROTOCOL_VERSION, StagerError, type ItemRef, type LibOp, type SandboxInfo, type WorkerMessage } from './protocol.js';
 import { RemoteTapeLibrary } from './remote-library.js';
 import { workerCommand } from './sandbox.js';
 import { segmentExtent } from './cache.js';
@@ -529,7 +529,10 @@ export class StagerClient extends EventEmitter implements SourceHost {
         this.emit('disconnected', { reason });
         if (!this.stopped) this.log.warn({ reason }, 'lost the stager connection');
       } catch (err) {
-        if (!warned) this.log.warn({ socket: path, err: (err as Error).message }, `cannot connect to the stager at ${path}; retrying`);
+        if (err instanceof ProtocolVersionError) {
+          // not a transient failure: say so plainly (once per streak), then keep retrying for the upgrade
+          if (!warned) this.log.error({ socket: path, stagerProtocol: err.peer, serverProtocol: PROTOCOL_VERSION }, `stager at ${path}: ${err.message}`);
+        } else if (!warned) this.log.warn({ socket: path, err: (err as Error).message }, `cannot connect to the stager at ${path}; retrying`);
         warned = true;
       }
       if (this.stopped) break;

@@ -26,6 +26,27 @@ export interface ReadHandlers {
   onError(err: StagerError): void;
 }
 
+/**
+ * The handshake failed because the two sides speak different protocol versions: server and
+ * stager are from different releases. `peer` is the stager's version when it said it.
+ */
+export class ProtocolVersionError extends Error {
+  constructor(readonly peer: number | undefined) {
+    super(
+      `staging protocol mismatch: the stager speaks protocol version ${peer ?? '(unknown, not ' + PROTOCOL_VERSION + ')'}, ` +
+        `this server version ${PROTOCOL_VERSION}; upgrade the server and the stager together (tapedeck.service and tapedeck-stager.service from the same release)`,
+    );
+    this.name = 'ProtocolVersionError';
+  }
+}
+
+/** The stager's version in its refusal of our hello ("... (this stager speaks version N)"), as every release words it. */
+function refusedVersion(message: string): number | undefined {
+  if (!/protocol version \d+ is not supported/.test(message)) return undefined;
+  const m = /speaks version (\d+)/.exec(message);
+  return m ? Number(m[1]) : NaN;
+}
+
 interface Pending {
   resolve(v: { value: unknown; data?: Buffer }): void;
   reject(err: StagerError): void;
@@ -146,7 +167,7 @@ export class Connection extends EventEmitter {
     switch (m.t) {
       case 'hello': {
         if (m.version !== PROTOCOL_VERSION) {
-          this.helloWait?.reject(new Error(`the staging worker speaks protocol version ${m.version}, this server ${PROTOCOL_VERSION}`));
+          this.helloWait?.reject(new ProtocolVersionError(m.version));
           this.helloWait = undefined;
           this.destroy();
           return;
@@ -169,7 +190,9 @@ export class Connection extends EventEmitter {
         const err = new StagerError(m.error);
         if (m.id === 0) {
           if (this.helloWait) {
-            this.helloWait.reject(new Error(`the staging worker refused the connection: ${m.error.message}`));
+            const peer = m.error.code === 'PROTOCOL' ? refusedVersion(m.error.message) : undefined;
+            if (peer !== undefined) this.helloWait.reject(new ProtocolVersionError(Number.isNaN(peer) ? undefined : peer));
+            else this.helloWait.reject(new Error(`the staging worker refused the connection: ${m.error.message}`));
             this.helloWait = undefined;
           }
           this.emit('protocolError', err);

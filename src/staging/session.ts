@@ -92,6 +92,10 @@ export class Session {
         return;
       }
       if (m.version !== PROTOCOL_VERSION) {
+        this.w.log.error(
+          { client: m.client, clientProtocol: m.version, stagerProtocol: PROTOCOL_VERSION },
+          `refused a server speaking staging protocol version ${m.version}: this stager speaks version ${PROTOCOL_VERSION}; upgrade the server and the stager together`,
+        );
         this.send({ t: 'error', id: 0, error: { code: 'PROTOCOL', message: `protocol version ${m.version} is not supported (this stager speaks version ${PROTOCOL_VERSION})` } });
         this.stream.end();
         return;
