@@ -56,6 +56,13 @@ import { DEFAULT_ALLOWED_SUBNETS, defaultInterfaces, resolveInterfaces, type Net
 
 export { REPO_ROOT, DEVICES_DIR };
 
+/** start() ended early because stop() was called meanwhile (not a failure: the caller is stopping). */
+export class StartAborted extends Error {
+  constructor() {
+    super('stopped while starting');
+  }
+}
+
 export interface ServerStatus {
   scanning: boolean;
   lastScan?: ScanProgress;
@@ -101,7 +108,22 @@ export class TapedeckServer {
     return this.scanning ?? Promise.resolve(undefined);
   }
 
-  async start(): Promise<void> {
+  /** The running start(): a stop during start waits for it, and start stops at its next step. */
+  private starting?: Promise<void>;
+
+  /** Starts every part in order; a stop() meanwhile ends it at the next step (no part starts after a stop). */
+  start(): Promise<void> {
+    const run = this.startParts();
+    this.starting = run;
+    return run;
+  }
+
+  /** Thrown by start() when a stop() came first: the parts started so far are stopped by stop(). */
+  private checkStopped(): void {
+    if (this.stopped) throw new StartAborted();
+  }
+
+  private async startParts(): Promise<void> {
     const cfg = this.config;
     // Interfaces first: a bad --interface is a config error, reported before anything starts.
     try {
@@ -113,6 +135,7 @@ export class TapedeckServer {
       this.log.warn('no up, multicast-capable IPv4 interface found: SSDP is off, the server is reachable on loopback only');
     }
     await mkdir(cfg.dataDir, { recursive: true });
+    this.checkStopped();
     this.catalog = new Catalog(new LevelStore(join(cfg.dataDir, 'catalog'), { cacheBytes: cfg.catalogCache }));
     await this.catalog.open();
     this.uuid = (await this.catalog.getMeta('uuid')) ?? '';
@@ -120,6 +143,7 @@ export class TapedeckServer {
       this.uuid = randomUUID();
       await this.catalog.setMeta('uuid', this.uuid);
     }
+    this.checkStopped();
     this.access = new AccessTracker({ store: this.catalog.store, onError: (err) => this.log.warn({ err: err.message }, 'could not record plays') });
     this.access.start();
     this.mediaDirs = cfg.mediaDirs;
@@ -131,6 +155,7 @@ export class TapedeckServer {
       this.log.info({ dir: demoDir }, 'no media directory configured: serving the demo library');
     }
 
+    this.checkStopped();
     if (cfg.tape.backend !== 'none') {
       this.tier = new TapeTier(this.catalog, cfg, this.log);
     }
@@ -138,6 +163,7 @@ export class TapedeckServer {
     const policy = new PolicyEngine({ catalog: this.catalog, config: cfg, archive: this.tier?.archive, readAccess: (ids) => access.read(ids), log: this.log.child({ component: 'policy' }), mediaDirs: this.mediaDirs });
     this.policy = policy;
     if (this.tier) await this.tier.start();
+    this.checkStopped();
 
     const app = this.buildApp();
     // the operator CLI's way in (tape commands, scan, full status): always, tape tier or not
@@ -158,7 +184,9 @@ export class TapedeckServer {
       },
       log: this.log.child({ component: 'control' }),
     });
+    this.checkStopped();
     await this.listen(app);
+    this.checkStopped();
     const urls = this.urls();
     this.log.info({ urls, interfaces: this.interfaces.map((i) => `${i.name} ${i.address}`), uuid: this.uuid }, `serving "${cfg.friendlyName}" at ${urls.join(' ')}`);
 
@@ -176,6 +204,7 @@ export class TapedeckServer {
       });
       await this.ssdp.start();
     }
+    this.checkStopped();
 
     if (cfg.scanOnStart) this.scanning = this.rescan().then(async (r) => {
       if (cfg.demo && this.tier && !this.stopped) {
@@ -186,7 +215,9 @@ export class TapedeckServer {
     });
     else await this.logLibrary();
     if (cfg.watch && this.mediaDirs.length) await this.startWatch();
+    this.checkStopped();
     if (this.tier) await policy.start();
+    this.checkStopped();
     if (cfg.rescanInterval > 0 && this.mediaDirs.length) {
       // incremental: unchanged files cost one stat each (20,000 files: under a second)
       this.rescanTimer = setInterval(() => void this.rescan(), cfg.rescanInterval * 1000);
@@ -492,6 +523,9 @@ export class TapedeckServer {
     if (this.stopped) return;
     this.stopped = true;
     this.log.info('shutting down');
+    // A stop during start: let start reach its next step (it starts nothing more), then stop what it started.
+    this.tier?.stager.abandonWaits(); // a start waiting for the staging worker's first connection goes on now
+    await this.starting?.catch(() => undefined);
     // 1. Say goodbye while the network is still up.
     await this.ssdp?.stop().catch((err: Error) => this.log.warn({ err: err.message }, 'ssdp stop failed'));
     // 2. Stop accepting requests; give open responses a moment, then close sockets.

@@ -3,7 +3,7 @@
 import type { Command } from 'commander';
 import type { FlagValues } from '../config.js';
 import { createLogger } from '../log.js';
-import { TapedeckServer } from '../server.js';
+import { StartAborted, TapedeckServer } from '../server.js';
 import { RELATIVE_PATHS_HELP } from '../util/paths.js';
 import { addSettingFlags, config, EXIT_FAILURE, fail } from './common.js';
 
@@ -36,6 +36,7 @@ async function serve(flags: FlagValues): Promise<void> {
   try {
     await server.start();
   } catch (err) {
+    if (err instanceof StartAborted) return; // a signal came during start: its stop() exits the process
     log.error({ err: (err as Error).message }, 'cannot start');
     await server.stop().catch(() => undefined);
     fail(err);

@@ -96,6 +96,8 @@ export class StagerClient extends EventEmitter implements SourceHost {
   private stopped = false;
   private running: Promise<void> | undefined;
   private connWaiters = new Set<(c: Connection) => void>();
+  /** Rejects the waiters of connection() (stop() ends them at once rather than at their timeout). */
+  private connFailers = new Map<(c: Connection) => void, (err: Error) => void>();
   private readonly local: Record<string, number> = {
     bytesServed: 0,
     stubBytesServed: 0,
@@ -152,12 +154,21 @@ export class StagerClient extends EventEmitter implements SourceHost {
     try {
       await this.connection(waitMs);
     } catch (err) {
-      this.log.warn({ err: (err as Error).message }, 'staging worker not available yet; retrying in the background');
+      if (!this.stopped && !this.abandoned) this.log.warn({ err: (err as Error).message }, 'staging worker not available yet; retrying in the background');
     }
+    this.abandoned = false;
+  }
+
+  private abandoned = false;
+  /** Ends the waits for a connection now (a start() in progress returns): the server is stopping. */
+  abandonWaits(): void {
+    this.abandoned = true;
+    for (const fail of [...this.connFailers.values()]) fail(workerDown('the staging worker is stopping'));
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.abandonWaits();
     if (this.sleepTimer) {
       clearTimeout(this.sleepTimer.t);
       this.sleepTimer.resolve();
@@ -183,13 +194,18 @@ export class StagerClient extends EventEmitter implements SourceHost {
     return new Promise((resolve, reject) => {
       const done = (c: Connection) => {
         clearTimeout(t);
+        this.connFailers.delete(done);
         resolve(c);
       };
-      const t = setTimeout(() => {
+      const fail = (err: Error) => {
+        clearTimeout(t);
         this.connWaiters.delete(done);
-        reject(workerDown(`no staging worker connection within ${ms} ms`));
-      }, ms);
+        this.connFailers.delete(done);
+        reject(err);
+      };
+      const t = setTimeout(() => fail(workerDown(`no staging worker connection within ${ms} ms`)), ms);
       this.connWaiters.add(done);
+      this.connFailers.set(done, fail);
     });
   }
 
@@ -435,6 +451,8 @@ export class StagerClient extends EventEmitter implements SourceHost {
     this.lastSandbox = cmd.sandbox;
     for (const note of cmd.sandbox.notes) this.log.warn({ sandbox: note }, `staging worker sandbox: ${note}`);
     env[OPTIONS_ENV] = JSON.stringify(o);
+    // stop() while the command was being prepared found no child to end: do not spawn one it would wait for
+    if (this.stopped) return { code: null, signal: null };
     const child = spawn(cmd.command, cmd.args, { stdio: ['ignore', 'pipe', 'pipe', 'pipe'], env, cwd: o.cacheDir });
     this.child = child;
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
