@@ -21,7 +21,7 @@ import { isPlaylistPath } from './scanner/playlist.js';
 import { mediaTypeOf } from './media/mediatypes.js';
 import { ownPaths } from './util/own-paths.js';
 import { createDemoLibrary } from './demo/library.js';
-import { httpErrorFields } from './http/error-log.js';
+import { httpErrorFields, httpErrorLevel } from './http/error-log.js';
 import { contentFeatures, transferModeFor } from './media/dlna.js';
 import { diskSource, mediaRoutes, type MediaSource, type StreamEvent, type StreamStart } from './http/delivery.js';
 import { allowSubnets } from './http/acl.js';
@@ -348,7 +348,7 @@ export class TapedeckServer {
     app.silent = true;
     app.on('error', (err: Error & { code?: string }, ctx?: Koa.Context) => {
       if (err.code === 'EPIPE' || err.code === 'ECONNRESET' || err.code === 'ERR_STREAM_PREMATURE_CLOSE') return;
-      this.log.warn(httpErrorFields(err, ctx), 'http error');
+      this.log[httpErrorLevel(err)](httpErrorFields(err, ctx), 'http error');
     });
     app.use(async (ctx, next) => {
       const t0 = Date.now();

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createDemoLibrary } from '../src/demo/library.js';
 import { itemIdForPath } from '../src/catalog/layout.js';
+import { httpErrorLevel } from '../src/http/error-log.js';
 import { ControlClient } from '../src/control/client.js';
 import { jsonLines, REPO_ROOT } from './helpers/lab.js';
 import { runCli } from './fixtures/archive/setup.js';
@@ -50,7 +51,8 @@ test('log lines: http error context, one line per worker restart, finished jobs 
   const res = await fetch(`http://127.0.0.1:${port}/media/${goneId}.flac`, { headers: { 'user-agent': 'LogTest/1.0' } });
   await res.arrayBuffer();
   const err = await srv.waitFor((l) => l.msg === 'http error', 10_000, 'the http error');
-  t.is(err.level, 40);
+  t.is(err.level, 30, 'a 404 for a vanished file is an expected client error: info, not a warning');
+  t.is(err.status, 404);
   t.is(err.url, `/media/${goneId}.flac`);
   t.is(err.item, goneId);
   t.is(err.client, '127.0.0.1');
@@ -108,4 +110,11 @@ test('log lines: http error context, one line per worker restart, finished jobs 
 
   child.kill('SIGTERM');
   t.is(await srv.exited(20_000), 0);
+});
+
+test('http error level: expected client errors (404, 406, 416 ...) at info, server faults at warn', (t) => {
+  for (const status of [404, 406, 416, 400]) t.is(httpErrorLevel({ status }), 'info', String(status));
+  t.is(httpErrorLevel({ statusCode: 416 }), 'info');
+  for (const status of [500, 503]) t.is(httpErrorLevel({ status }), 'warn', String(status));
+  t.is(httpErrorLevel(new Error('EIO: i/o error')), 'warn', 'an error without a status is a fault');
 });
