@@ -19,11 +19,16 @@ export type JobState = 'queued' | 'running' | 'done' | 'failed';
 
 export interface JobProgress {
   /**
-   * Item bytes done: archive: written, read back and verified; recall: restored; import:
-   * index entries read. Each item counts once (its size), whatever the passes over it.
+   * Item bytes done: archive: written, read back and verified; recall: restored. Each item
+   * counts once (its size), whatever the passes over it.
+   * Import jobs: NOT bytes but the number of tape index entries read (a count; the field keeps
+   * its name because `tapedeck jobs --json` documents it; `tapedeck jobs` prints "index entries").
    */
   bytesDone: number;
-  /** Item bytes of the job (archive, recall: the sum of the items' sizes). */
+  /**
+   * Item bytes of the job (archive, recall: the sum of the items' sizes). Import jobs: the
+   * number of index entries found on the cartridges read so far (grows as each is read).
+   */
   bytesTotal: number;
   /** Archive: item bytes written to tape so far (the write pass; bytesDone is the verify pass). */
   bytesWritten?: number;
