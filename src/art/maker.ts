@@ -16,7 +16,9 @@ import { hashFile } from '../util/hash.js';
 import { LRUCache } from 'lru-cache';
 import { probe } from '../media/probe.js';
 import { ART_SUFFIX, artStore } from './dlna.js';
-import { scaleArt } from './scale.js';
+// scale.ts (and with it sharp, ~6 MB of native library) is imported on the first picture to
+// scale, not at server start: a library whose art is all stored never loads it.
+const loadScaler = () => import('./scale.js');
 import { type DirPictures, findFfmpeg, folderArtOf, listDirPictures, namedPicture, videoFrame } from './sources.js';
 
 /** Largest picture file or embedded picture used as a source (bytes). */
@@ -170,6 +172,7 @@ export class ArtMaker {
     if (known) return known;
     let scaled;
     try {
+      const { scaleArt } = await loadScaler();
       scaled = await scaleArt(source);
     } catch (err) {
       this.warnOnce(`key:${key}`, { origin, err: (err as Error).message }, `picture of ${origin} cannot be decoded; no art for it`);
