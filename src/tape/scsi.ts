@@ -26,6 +26,7 @@ import { parseMtStatus, parseMtTell, parseMtxStatus, type MtStatus, type MtxStat
 import {
   TapeError,
   emptyCounters,
+  readOneBlock,
   type CartridgeWhere,
   type DriveStatus,
   type Inventory,
@@ -683,12 +684,8 @@ export class ScsiDrive implements TapeDrive {
     });
   }
 
-  async readBlock(): Promise<Buffer | 'filemark' | 'eod'> {
-    for (;;) {
-      const r = await this.readBlocks(1);
-      if (r.data.length > 0) return r.data;
-      if (r.mark) return r.mark;
-    }
+  readBlock(): Promise<Buffer | 'filemark' | 'eod'> {
+    return readOneBlock(this);
   }
 
   writeBlocks(data: Buffer): Promise<void> {

@@ -143,6 +143,18 @@ export interface DriveStatus {
   remainingBytes?: number;
 }
 
+/**
+ * One block through `readBlocks(1)`, the way every backend implements TapeDrive.readBlock: its data, or the
+ * mark met instead; a read that returns neither (allowed by ReadResult) is simply repeated.
+ */
+export async function readOneBlock(drive: Pick<TapeDrive, 'readBlocks'>): Promise<Buffer | 'filemark' | 'eod'> {
+  for (;;) {
+    const r = await drive.readBlocks(1);
+    if (r.data.length > 0) return r.data;
+    if (r.mark) return r.mark;
+  }
+}
+
 /** Result of reading blocks. */
 export interface ReadResult {
   /** Whole blocks, possibly fewer than asked for (even zero) without a mark: just read again. */

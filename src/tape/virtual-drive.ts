@@ -7,7 +7,7 @@
 import { VirtualCartridge } from './cartridge.js';
 import { Mutex } from './lock.js';
 import { locateSeconds, longitudinalPosition, streamSeconds, type TimingPreset } from './timing.js';
-import { TapeError, labelGeneration, type DriveStatus, type LtoGeneration, type ReadResult, type TapeCounters, type TapeDrive } from './types.js';
+import { TapeError, labelGeneration, readOneBlock, type DriveStatus, type LtoGeneration, type ReadResult, type TapeCounters, type TapeDrive } from './types.js';
 import type { DriveState } from './virtual-persistence.js';
 
 /** What a drive needs of its library (VirtualTapeLibrary). */
@@ -203,12 +203,8 @@ export class VirtualDrive implements TapeDrive {
     });
   }
 
-  async readBlock(): Promise<Buffer | 'filemark' | 'eod'> {
-    for (;;) {
-      const r = await this.readBlocks(1);
-      if (r.data.length > 0) return r.data;
-      if (r.mark) return r.mark;
-    }
+  readBlock(): Promise<Buffer | 'filemark' | 'eod'> {
+    return readOneBlock(this);
   }
 
   writeBlocks(data: Buffer): Promise<void> {
