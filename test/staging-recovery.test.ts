@@ -10,7 +10,7 @@ import { silentLogger } from '../src/log.js';
 import { StagerClient, type StagerClientOptions } from '../src/staging/client.js';
 import type { WorkerTuning } from '../src/staging/worker.js';
 import { run } from './helpers/lab.js';
-import { buildLibrary, fetchMedia, mediaServer, removeDir, tempDir, testConfig, type ArchivedItem, type ItemSpec, type MediaServer } from './fixtures/staging/harness.js';
+import { buildLibrary, fetchMedia, removeDir, serveThroughStager, tempDir, testConfig, type ArchivedItem, type ItemSpec, type MediaServer } from './fixtures/staging/harness.js';
 
 const KB = 1024;
 const SEG = 64 * KB;
@@ -39,12 +39,7 @@ async function startWorker(
     backoffMs: [100, 1000],
     ...more,
   });
-  await client.start();
-  if (!client.connected) throw new Error('the staging worker did not start');
-  const srv = await mediaServer(async (id) => {
-    const it = items.get(id);
-    return it ? client.source(it.obj) : undefined;
-  });
+  const srv = await serveThroughStager(client, items);
   return {
     client,
     srv,

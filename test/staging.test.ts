@@ -16,7 +16,7 @@ import type { WorkerTuning } from '../src/staging/worker.js';
 import {
   buildLibrary,
   fetchMedia,
-  mediaServer,
+  serveThroughStager,
   removeDir,
   rng,
   sha256,
@@ -56,12 +56,7 @@ async function rig(
     testHooks: true,
     backoffMs: [100, 1000],
   });
-  await client.start();
-  if (!client.connected) throw new Error('the staging worker did not start');
-  const srv = await mediaServer(async (id) => {
-    const it = items.get(id);
-    return it ? client.source(it.obj) : undefined;
-  });
+  const srv = await serveThroughStager(client, items);
   return {
     items,
     client,
