@@ -5,7 +5,7 @@
 
 import { EventEmitter } from 'node:events';
 import type { Catalog } from './catalog/catalog.js';
-import type { Location } from './catalog/types.js';
+import { itemSize, tierOf, type Tier } from './catalog/tier.js';
 import type { ScanProgress } from './scanner/scanner.js';
 import type { TapeCounters } from './tape/types.js';
 import type { PolicyStatus } from './policy/engine.js';
@@ -16,14 +16,7 @@ import { VERSION } from './version.js';
 
 // ---- shapes -----------------------------------------------------------------------------
 
-/** Where an item's bytes are: 'disk' (disk only), 'tape' (tape, maybe with a head stub), 'both'. */
-export type Tier = 'disk' | 'tape' | 'both' | 'none';
-
-export function tierOf(loc: Location | undefined): Tier {
-  const disk = !!loc?.disk;
-  const tape = !!loc?.tape;
-  return disk && tape ? 'both' : disk ? 'disk' : tape ? 'tape' : 'none';
-}
+export { tierOf, type Tier };
 
 export interface LibraryCell {
   /** Item kind: audio, video, image (other when unknown). */
@@ -238,7 +231,7 @@ export async function libraryStatus(catalog: Catalog): Promise<LibraryStatus> {
     out.items++;
     const cls = it.kind ?? 'other';
     const tier = tierOf(it.location);
-    const bytes = it.res?.size ?? it.location?.disk?.size ?? it.location?.tape?.size ?? 0;
+    const bytes = itemSize(it);
     const key = `${cls}\u0000${tier}`;
     let c = cells.get(key);
     if (!c) cells.set(key, (c = { class: cls, tier, items: 0, bytes: 0 }));

@@ -7,17 +7,20 @@ import type { CatalogObject } from '../catalog/types.js';
 import { resolveTargets } from '../archive/targets.js';
 import { ArchiveError } from '../archive/errors.js';
 import { stubBytes } from '../archive/stubs.js';
+import { itemSize, tierOf, type Tier } from '../catalog/tier.js';
 import type { AccessRecord } from './access.js';
 
-export type Tier = 'disk' | 'tape' | 'both';
-export const TIERS: Tier[] = ['disk', 'tape', 'both'];
+export type { Tier };
+/** Tiers `--tier` selects (an item with no location at all lists as 'none'). */
+export type ListTier = Exclude<Tier, 'none'>;
+export const TIERS: ListTier[] = ['disk', 'tape', 'both'];
 export type ListSort = 'plays' | 'last-played' | 'size' | 'title';
 export const LIST_SORTS: ListSort[] = ['plays', 'last-played', 'size', 'title'];
 
 export interface ListQuery {
   /** Object IDs, container IDs or absolute paths (default: every item). */
   targets?: string[];
-  tier?: Tier;
+  tier?: ListTier;
   /** Default: by path. */
   sort?: ListSort;
 }
@@ -44,13 +47,6 @@ export interface ListedItem {
 
 export type AccessReader = (ids: string[]) => Promise<Map<string, AccessRecord>>;
 
-export function tierOf(item: CatalogObject): Tier {
-  const l = item.location ?? {};
-  if (l.tape && l.disk) return 'both';
-  if (l.tape) return 'tape';
-  return 'disk';
-}
-
 const iso = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).toISOString());
 
 export function listedItem(item: CatalogObject, rec: AccessRecord | undefined): ListedItem {
@@ -60,8 +56,8 @@ export function listedItem(item: CatalogObject, rec: AccessRecord | undefined): 
     title: item.title,
     path: item.origPath ?? l.disk?.path ?? '',
     class: item.upnpClass,
-    size: l.disk?.size ?? l.tape?.size ?? item.res?.size ?? 0,
-    tier: tierOf(item),
+    size: itemSize(item),
+    tier: tierOf(item.location),
     cartridge: l.tape?.label ?? null,
     block: l.tape?.block ?? null,
     tapeFile: l.tape?.tapeFile ?? null,
@@ -90,7 +86,7 @@ export async function listItems(catalog: Catalog, readAccess: AccessReader, quer
     const ids = await resolveTargets(catalog, q.targets);
     items = (await Promise.all(ids.map((id) => catalog.get(id)))).filter((o): o is CatalogObject => !!o && !o.container);
   } else items = await catalog.items();
-  if (q.tier) items = items.filter((i) => tierOf(i) === q.tier);
+  if (q.tier) items = items.filter((i) => tierOf(i.location) === q.tier);
   const access = await readAccess(items.map((i) => i.id));
   const rows = items.map((i) => listedItem(i, access.get(i.id)));
   const byPath = (a: ListedItem, b: ListedItem) => cmpText(a.path, b.path) || a.id.localeCompare(b.id);

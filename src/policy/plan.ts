@@ -16,7 +16,7 @@
 // natural file name), so one job writes each container's items together on one cartridge.
 
 import type { PolicyConfig } from '../config.js';
-import type { Tier } from './listing.js';
+import type { Tier } from '../catalog/tier.js';
 import { formatWatermark, globToRegExp, type Watermark } from './units.js';
 
 export interface PolicyItem {

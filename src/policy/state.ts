@@ -3,7 +3,7 @@
 // dependent is injectable (clock, statfs), so tests and the bench can drive it.
 
 import { stat, statfs } from 'node:fs/promises';
-import { resolve, sep } from 'node:path';
+import { resolve } from 'node:path';
 import type { Catalog } from '../catalog/catalog.js';
 import type { CatalogObject } from '../catalog/types.js';
 import type { Config } from '../config.js';
@@ -12,7 +12,8 @@ import { PoolStore } from '../archive/pool.js';
 import { headStubSeconds } from '../archive/stub-seconds.js';
 import { PRESETS } from '../tape/timing.js';
 import type { AccessRecord } from './access.js';
-import { tierOf } from './listing.js';
+import { itemSize, tierOf } from '../catalog/tier.js';
+import { innermostRoot } from '../util/inside.js';
 import type { FsState, PolicyItem, PolicyState, PoolCartridge } from './plan.js';
 
 /** Size and use of the file system holding a directory, and an identity to group directories by. */
@@ -67,13 +68,14 @@ export async function gatherState(src: StateSources): Promise<PolicyState> {
   // head stubs are written under <data_dir>/stubs (stubPath), often on another file system
   const stubFs = (await probe(config.dataDir).catch(() => undefined))?.key;
   const fsOf = (item: CatalogObject) => {
-    const root = item.mediaRoot ? resolve(item.mediaRoot) : dirs.find((d) => (item.origPath ?? '').startsWith(d + sep));
+    const path = item.origPath ?? item.location?.disk?.path;
+    const root = item.mediaRoot ? resolve(item.mediaRoot) : path ? innermostRoot(dirs, path) : undefined;
     return root !== undefined ? fsOfDir.get(root) : undefined;
   };
   const now = src.now();
   const policyItems: PolicyItem[] = items.map((item) => {
     const l = item.location ?? {};
-    const size = l.disk?.size ?? l.tape?.size ?? item.res?.size ?? 0;
+    const size = itemSize(item);
     const rec = access.get(item.id);
     const p: PolicyItem = {
       id: item.id,
@@ -81,7 +83,7 @@ export async function gatherState(src: StateSources): Promise<PolicyState> {
       path: item.origPath ?? l.disk?.path ?? '',
       parentId: item.parentId,
       size,
-      tier: tierOf(item),
+      tier: tierOf(item.location),
       diskBytes: l.disk ? l.disk.size : l.stub ? stubBytes(l.stub) : 0,
       stubBytes: estimateStub(item, size, config),
       plays: rec?.plays ?? 0,

@@ -1,0 +1,63 @@
+// The policy's view of the library (gatherState) and the one tier/size answer it shares with
+// `tapedeck ls` and the status page: item size (location first), the tier of an item with no
+// location, and the media directory of an item catalogued without one (the innermost root).
+import test from 'ava';
+import { MemoryStore } from '../src/catalog/store.js';
+import type { Catalog } from '../src/catalog/catalog.js';
+import type { CatalogObject } from '../src/catalog/types.js';
+import { loadConfig } from '../src/config.js';
+import { gatherState, type FsProbe } from '../src/policy/state.js';
+import { listItems } from '../src/policy/listing.js';
+import { libraryStatus } from '../src/server-state.js';
+
+const item = (id: string, o: Partial<CatalogObject>): CatalogObject => ({ id, parentId: 'c1', container: false, upnpClass: 'object.item.videoItem', title: id, kind: 'video', ...o });
+
+async function fakeCatalog(items: CatalogObject[]): Promise<Catalog> {
+  const store = new MemoryStore();
+  await store.open();
+  return {
+    store,
+    generation: 1,
+    systemUpdateId: 1,
+    items: async () => items,
+    async *eachItem() {
+      yield* items;
+    },
+  } as unknown as Catalog;
+}
+
+const noAccess = async () => new Map();
+
+test('an item without mediaRoot is judged on the file system of its innermost media directory', async (t) => {
+  const dirs = ['/srv', '/srv/media'];
+  const catalog = await fakeCatalog([item('i1', { origPath: '/srv/media/film.mkv', location: { disk: { path: '/srv/media/film.mkv', size: 10, mtime: 1 } } })]);
+  const fsProbe: FsProbe = async (d) => ({ key: d === '/srv/media' ? 'fs-media' : 'fs-root', sizeBytes: 1000, usedBytes: 10 });
+  const config = loadConfig({ env: {}, flags: {} });
+  const state = await gatherState({ catalog, config, readAccess: noAccess, now: () => 0, fsProbe, mediaDirs: dirs });
+  t.is(state.items[0].fs, 'fs-media', 'not the first matching root (/srv)');
+});
+
+test('size and tier: one answer for ls, the policy and the status page', async (t) => {
+  // a file that grew since its scan: the disk copy's size is what is served
+  const grown = item('i1', { origPath: '/m/a.mkv', mediaRoot: '/m', res: { mime: 'video/x-matroska', size: 100 }, location: { disk: { path: '/m/a.mkv', size: 150, mtime: 1 } } });
+  const nowhere = item('i2', { origPath: '/m/b.mkv', mediaRoot: '/m', res: { mime: 'video/x-matroska', size: 70 } });
+  const catalog = await fakeCatalog([grown, nowhere]);
+  const config = loadConfig({ env: {}, flags: {} });
+  const fsProbe: FsProbe = async () => ({ key: 'fs', sizeBytes: 1000, usedBytes: 10 });
+  const state = await gatherState({ catalog, config, readAccess: noAccess, now: () => 0, fsProbe, mediaDirs: ['/m'] });
+  const listed = await listItems(catalog, noAccess);
+  const lib = await libraryStatus(catalog);
+  t.deepEqual(
+    state.items.map((i) => [i.id, i.size, i.tier]),
+    [
+      ['i1', 150, 'disk'],
+      ['i2', 70, 'none'],
+    ],
+  );
+  t.deepEqual(
+    listed.map((i) => [i.id, i.size, i.tier]),
+    state.items.map((i) => [i.id, i.size, i.tier]),
+  );
+  t.is(lib.bytes, 220);
+  t.deepEqual(lib.byTier, { disk: 1, none: 1 });
+});
