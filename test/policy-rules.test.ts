@@ -146,6 +146,9 @@ test('promotion never pushes usage over the high watermark: colder items are arc
   t.deepEqual(plan3.actions, []);
   t.is(plan3.skipped.length, 1);
   t.regex(plan3.skipped[0].reason, /high watermark/);
+  // the figure is what the recall adds to disk (size minus the stub already there), not the size
+  t.regex(plan3.skipped[0].reason, new RegExp(`add ${99 * MB} bytes to disk`));
+  t.notRegex(plan3.skipped[0].reason, new RegExp(`recalling ${100 * MB} bytes`));
 });
 
 test('collocation: archive actions grouped by container, in play order (disc, track, natural file name)', (t) => {

@@ -273,7 +273,7 @@ export function planPass(state: PolicyState, rules: PolicyRules): PolicyPlan {
         }
         if (s.used + need > s.high) {
           for (const m of made.reverse()) undo(m, state.items.find((x) => x.id === m.id)!);
-          skipped.push({ id: i.id, path: i.path, action: 'recall', reason: `played ${inWindow(i)} times within ${fmtDuration(rules.promoteWindow)}, but recalling ${i.size} bytes would push disk usage over the high watermark (${formatWatermark(high!)}) and no colder item can make room` });
+          skipped.push({ id: i.id, path: i.path, action: 'recall', reason: `played ${inWindow(i)} times within ${fmtDuration(rules.promoteWindow)}, but recalling it would add ${need} bytes to disk (${i.size} minus the ${weight(i)} its head stub already holds) and push disk usage over the high watermark (${formatWatermark(high!)}) and no colder item can make room` });
           continue;
         }
       }
