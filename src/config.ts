@@ -61,6 +61,7 @@ export const SETTINGS: Setting[] = [
   { key: 'tape_device', flag: 'tape-device', type: 'list', arg: 'DEV', default: '(none)', description: 'SCSI backend: tape drive device, e.g. /dev/nst0; repeat in changer drive order.' },
   { key: 'head_stub_seconds', flag: 'head-stub-seconds', type: 'int', words: ['auto'], arg: 'S', min: 0, max: 86400, default: 'auto', description: 'Head stub kept on disk for archived media: S seconds of playback at the item\'s bitrate (plus the regions players probe), or auto: the worst time to the first tape byte at real LTO timing of tape_generation (unload, two robot moves, load, locate to the far end) with a 20% margin (209 s on LTO-9, 212 s on LTO-8), so a player never reaches the stub\'s end before tape bytes arrive.' },
   { key: 'head_stub_min', flag: 'head-stub-min', type: 'size', arg: 'BYTES', min: 0, default: '4M', description: 'Smallest head stub (used when the bitrate is unknown).' },
+  { key: 'head_stub_tail', flag: 'head-stub-tail', type: 'size', arg: 'BYTES', min: 0, default: '4M', description: 'Bytes at the end of each archived media file kept with its head stub (ID3v1/APE tags, AVI idx1, indexes written at the end that players read first); 0 = none.' },
   { key: 'cache_dir', flag: 'cache-dir', type: 'string', arg: 'DIR', default: '$CACHE_DIRECTORY, else <data_dir>/cache', description: 'Staging cache of bytes read from tape.' },
   { key: 'cache_size', flag: 'cache-size', type: 'size', arg: 'BYTES', min: 16777216, default: '2G', description: 'Staging cache cap; least recently used segments are evicted (pinned items never).' },
   { key: 'stager', flag: 'stager', type: 'string', arg: 'MODE', default: 'spawn', description: '"spawn": the server starts and supervises its staging worker; a socket path: connect to an external stager (tapedeck-stager.service).' },
@@ -129,6 +130,8 @@ export interface Config {
   /** Seconds of playback in a head stub, or 'auto' (resolve with headStubSeconds() in archive/stub-seconds.ts). */
   headStubSeconds: number | 'auto';
   headStubMin: number;
+  /** Bytes at the end of a file kept in its stub (head_stub_tail). */
+  headStubTail: number;
   cacheDir: string;
   cacheSize: number;
   /** 'spawn' or the path of an external stager's socket. */
@@ -422,6 +425,7 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     },
     headStubSeconds: (one('head_stub_seconds') ?? 'auto') === 'auto' ? 'auto' : Number(one('head_stub_seconds')),
     headStubMin: Number(one('head_stub_min') ?? 4 * 1024 ** 2),
+    headStubTail: Number(one('head_stub_tail') ?? 4 * 1024 ** 2),
     cacheDir: resolve(base, one('cache_dir') ?? (env.CACHE_DIRECTORY ? env.CACHE_DIRECTORY.split(':')[0] : join(dataDir, 'cache'))),
     cacheSize: Number(one('cache_size') ?? 2 * 1024 ** 3),
     stager: one('stager') ?? 'spawn',

@@ -34,7 +34,7 @@ import { serverHeader } from './upnp/server-header.js';
 
 const SERVER_HEADER = serverHeader();
 import { artStore } from './art/dlna.js';
-import { TapeTier } from './tier.js';
+import { TapeTier, type ServerHooks } from './tier.js';
 import { collectStatus, statusRoutes } from './http/status.js';
 import { startControlServer, SOCKET_NAME, type ControlServer } from './control/index.js';
 import { serverStatusProvider, StreamTracker, type StatusExtras, type StatusProvider } from './server-state.js';
@@ -101,6 +101,7 @@ export class TapedeckServer {
   constructor(
     readonly config: Config,
     readonly log: Logger,
+    private readonly hooks: ServerHooks = {},
   ) {}
 
   /** Resolves once the initial scan (if any) has finished. */
@@ -157,7 +158,7 @@ export class TapedeckServer {
 
     this.checkStopped();
     if (cfg.tape.backend !== 'none') {
-      this.tier = new TapeTier(this.catalog, cfg, this.log);
+      this.tier = new TapeTier(this.catalog, cfg, this.log, this.hooks);
     }
     const access = this.access;
     const policy = new PolicyEngine({ catalog: this.catalog, config: cfg, archive: this.tier?.archive, readAccess: (ids) => access.read(ids), log: this.log.child({ component: 'policy' }), mediaDirs: this.mediaDirs });

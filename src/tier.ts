@@ -14,6 +14,7 @@ import type { JobRecord } from './archive/jobs.js';
 import { archiveDemo } from './demo/tape.js';
 import { StagerClient, type StagerStatus } from './staging/client.js';
 import { Prestager } from './staging/prestage.js';
+import type { TimingPreset } from './tape/timing.js';
 
 /** An error delivery turns into an HTTP status (503 + Retry-After, …). */
 function httpError(status: number, message: string, headers: Record<string, string> = {}): Error {
@@ -43,6 +44,15 @@ export function jobStatusOf(j: JobRecord, title: (id: string) => string | undefi
   };
 }
 
+/**
+ * Test and benchmark hooks of a server started in code (not settings: `tapedeck serve` never
+ * sets them). tapeTiming: figures of the virtual library's timing model handed to the staging
+ * worker (bench/policy.ts scales the tape rate with the bytes of its time-compressed library).
+ */
+export interface ServerHooks {
+  tapeTiming?: Partial<TimingPreset>;
+}
+
 export class TapeTier {
   readonly stager: StagerClient;
   readonly archive: ArchiveService;
@@ -53,8 +63,9 @@ export class TapeTier {
     private readonly catalog: Catalog,
     private readonly config: Config,
     private readonly log: Logger,
+    hooks: ServerHooks = {},
   ) {
-    this.stager = new StagerClient({ config, log: log.child({ component: 'stager' }) });
+    this.stager = new StagerClient({ config, log: log.child({ component: 'stager' }), ...(hooks.tapeTiming ? { tapeTiming: hooks.tapeTiming } : {}) });
     this.archive = new ArchiveService({ catalog, library: this.stager.library(), config, log: log.child({ component: 'archive' }) });
     this.prestager = new Prestager(
       catalog,

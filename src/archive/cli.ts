@@ -39,7 +39,7 @@ import { isTerminal, type JobItem, type JobKind, type JobOptions, type JobRecord
 import { openConfiguredLibrary, unavailableLibrary } from './library.js';
 import { ArchiveService, type LabelResult, type TapeStatus } from './service.js';
 
-export const TAPE_SETTING_KEYS = [...TAPE_LIBRARY_KEYS, 'head_stub_seconds', 'head_stub_min'];
+export const TAPE_SETTING_KEYS = [...TAPE_LIBRARY_KEYS, 'head_stub_seconds', 'head_stub_min', 'head_stub_tail'];
 
 /** What the commands run against: the catalog opened here, or a running server. */
 export interface Backend {

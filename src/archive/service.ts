@@ -153,7 +153,7 @@ export class ArchiveService extends EventEmitter {
   }
 
   get stubOptions(): StubOptions {
-    return { headSeconds: headStubSeconds(this.config), headMin: this.config.headStubMin };
+    return { headSeconds: headStubSeconds(this.config), headMin: this.config.headStubMin, tailBytes: this.config.headStubTail };
   }
 
   // --- jobs -------------------------------------------------------------------------

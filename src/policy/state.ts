@@ -44,9 +44,9 @@ export interface StateSources {
 }
 
 /** Disk bytes an archived item keeps: its head stub (estimated as the archive job cuts it: head + tail). */
-export function estimateStub(item: CatalogObject, size: number, cfg: Pick<Config, 'headStubSeconds' | 'headStubMin' | 'tape'>): number {
+export function estimateStub(item: CatalogObject, size: number, cfg: Pick<Config, 'headStubSeconds' | 'headStubMin' | 'tape'> & { headStubTail?: number }): number {
   const head = headBytes(item.res, size, { headSeconds: headStubSeconds(cfg), headMin: cfg.headStubMin });
-  return Math.min(size, head + Math.min(DEFAULT_TAIL, size));
+  return Math.min(size, head + Math.min(cfg.headStubTail ?? DEFAULT_TAIL, size));
 }
 
 export async function gatherState(src: StateSources): Promise<PolicyState> {
