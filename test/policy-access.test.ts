@@ -72,6 +72,44 @@ test('counts are written in batches (nothing per request), flushed on stop, and 
   await store.close();
 });
 
+test('a playback spanning a server restart (or a kill -9 after a flush) counts once', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'tapedeck-access-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  let now = 5_000_000;
+  let store = new LevelStore(join(dir, 'db'));
+  await store.open();
+  let tr = new AccessTracker({ store, now: () => now, flushMs: 60_000 });
+  const s = fakeStream('iR', '10.0.0.7');
+  tr.streamStarted(s);
+  now += 40 * 60_000; // one long body: 40 minutes of streaming
+  s.add(1000);
+  await tr.flush(); // the periodic batch; then the server dies without stop()
+  await store.close();
+
+  // the restarted server: the same client's next Range request (a seek) 45 minutes after the body
+  // started, 5 after its last byte, continues the playback; another client's is a new play
+  now += 5 * 60_000;
+  store = new LevelStore(join(dir, 'db'));
+  await store.open();
+  tr = new AccessTracker({ store, now: () => now, flushMs: 60_000 });
+  tr.notePlay('iR', '10.0.0.7');
+  t.is((await tr.read(['iR'])).get('iR')!.plays, 1, 'read() already merges it as the same play');
+  tr.notePlay('iR', '10.0.0.8');
+  await tr.stop();
+  t.is((await readAccess(store, ['iR'])).get('iR')!.plays, 2, 'same client continues; another client is a play');
+  t.is(tr.playsCounted, 1);
+
+  // after a gap of 30 minutes from its last request the same client plays again
+  now += PLAY_GAP_MS;
+  tr = new AccessTracker({ store, now: () => now, flushMs: 60_000 });
+  tr.notePlay('iR', '10.0.0.7');
+  await tr.stop();
+  const rec = (await readAccess(store, ['iR'])).get('iR')!;
+  t.is(rec.plays, 3);
+  t.deepEqual(Object.keys(rec.sessions ?? {}), ['10.0.0.7'], 'sessions older than the gap are dropped from the record');
+  await store.close();
+});
+
 test('the catalog keeps added and changed with its clock; ls lists tiers, plays and sorts; bad options are refused', async (t) => {
   const lab = await makeLab({ memory: true });
   t.teardown(() => lab.cleanup());
