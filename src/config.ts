@@ -10,7 +10,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { homedir, hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { callerDir } from './util/paths.js';
-import { globToRegExp, parseDuration, parseWatermark, parseWindow, type DailyWindow, type Watermark } from './policy/units.js';
+import { checkWindow, globToRegExp, parseDuration, parseWatermark, parseWindow, type DailyWindow, type Watermark } from './policy/units.js';
 
 export type SettingType = 'string' | 'int' | 'number' | 'bool' | 'list' | 'enum' | 'size' | 'duration' | 'watermark' | 'window';
 
@@ -77,7 +77,7 @@ export const SETTINGS: Setting[] = [
   { key: 'keep_on_disk', flag: 'keep-on-disk', type: 'list', arg: 'GLOB', default: '(none)', description: 'Items whose path relative to their media directory matches this glob are never archived by a policy pass, e.g. Music/** or *.jpg (a glob without / matches the file name at any depth); repeat for several.', validate: (v) => (globToRegExp(v) ? undefined : 'expected a glob relative to a media directory, e.g. Music/** or *.jpg') },
   { key: 'promote_plays', flag: 'promote-plays', type: 'int', arg: 'N', min: 0, max: 256, default: '0', description: 'Recall an item on tape to disk (it stays on tape too) once it was played this many times within promote_window, without pushing disk usage over the high watermark; 0 = off.' },
   { key: 'promote_window', flag: 'promote-window', type: 'duration', arg: 'DURATION', default: '7d', description: 'The window in which promote_plays plays must fall.' },
-  { key: 'policy_window', flag: 'policy-window', type: 'window', arg: 'HH:MM-HH:MM', default: 'any time', description: 'Local time of day when automatic policy passes may start and mount tapes (may wrap midnight, e.g. 22:00-06:00). Playback and `tapedeck policy run` are never restricted.' },
+  { key: 'policy_window', flag: 'policy-window', type: 'window', arg: 'HH:MM-HH:MM', default: 'any time', description: 'Local time of day when automatic policy passes may start and mount tapes (may wrap midnight, e.g. 22:00-06:00; 00:00-24:00 = all day; a window that starts where it ends, e.g. 10:00-10:00, is an error). A pass still running when the window closes stops at its next safe point (end of a tar member, between items) and goes on when it opens again. Playback and `tapedeck policy run` are never restricted.' },
   { key: 'policy_interval', flag: 'policy-interval', type: 'duration', arg: 'DURATION', default: '1h', description: 'Time between automatic policy passes; 0 = never automatically, only `tapedeck policy run`.' },
   { key: 'drive_idle_unload', flag: 'drive-idle-unload', type: 'int', arg: 'SECONDS', min: 0, max: 86400, default: '300', description: 'Unload a cartridge whose drive has been idle this long (0 = never).' },
 ];
@@ -245,7 +245,8 @@ function check(s: Setting, value: string, where: string): string {
       return v;
     }
     case 'window': {
-      if (!parseWindow(v)) throw bad('expected HH:MM-HH:MM in local time, e.g. 22:00-06:00');
+      const w = checkWindow(v);
+      if ('error' in w) throw bad(w.error);
       return v;
     }
     case 'bool': {

@@ -223,6 +223,10 @@ test('settings: durations, sizes, percentages, windows and globs; bad values nam
   bad({ archiveIdle: '3 weeks' }, /--archive-idle: bad value for archive_idle/);
   bad({ diskHighWatermark: '120%' }, /--disk-high-watermark/);
   bad({ policyWindow: '25:00-06:00' }, /--policy-window: .*HH:MM-HH:MM/);
+  bad({ policyWindow: '10:00-10:00' }, /--policy-window: .*10:00-10:00 starts where it ends; for any time of day write 00:00-24:00/);
+  bad({ policyWindow: '24:00-00:00' }, /starts where it ends/);
+  t.deepEqual(loadConfig({ env: {}, flags: { policyWindow: '00:00-24:00' } }).policy.window, { start: 0, end: 0 }, 'all day');
+  t.true(inWindow(parseWindow('00:00-24:00'), 600));
   bad({ keepOnDisk: ['/abs/**'] }, /--keep-on-disk/);
   bad({ diskHighWatermark: '70%', diskLowWatermark: '80%' }, /--disk-low-watermark: disk_low_watermark .* is above/);
   bad({ diskHighWatermark: '70%', diskLowWatermark: '1T' }, /must both be sizes or both percentages/);

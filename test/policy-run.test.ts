@@ -98,6 +98,56 @@ test('collocation across passes: the rest of a container goes to the cartridge a
   await e.stop();
 });
 
+test('an automatic pass stops at a safe point when policy_window closes and goes on when it opens again; a manual pass ignores the window', async (t) => {
+  const lab = await makeLab({ files: FILES });
+  t.teardown(() => lab.cleanup());
+  const day = new Date(Date.now() + 40 * DAY);
+  let clock = new Date(day.getFullYear(), day.getMonth(), day.getDate(), 23, 0).getTime();
+  const e = engine(lab, () => clock, { window: { start: 22 * 60, end: 5 * 60 } });
+  clock += 2 * 60_000;
+  t.true(await e.tick(), 'inside the window (22:00-05:00)');
+  const [jobId] = (await e.lastPass())!.jobs;
+  const job0 = (await lab.service.get(jobId))!;
+  t.true(job0.opts.window, 'jobs of an automatic pass keep to the window');
+  // the window closes while the first tar is being written
+  const closeIt = (j: JobRecord) => {
+    if (j.id === jobId && j.activity?.startsWith('writing')) clock = new Date(day.getFullYear(), day.getMonth(), day.getDate() + 1, 6, 0).getTime();
+  };
+  lab.service.on('job', closeIt);
+  const paused = await lab.service.run(jobId);
+  lab.service.off('job', closeIt);
+  t.is(paused.state, 'queued', 'back in the queue, not failed or done');
+  t.regex(paused.activity ?? '', /paused: outside policy_window 22:00-05:00/);
+  t.is(paused.attempts, 0, 'a pause is not a crash (MAX_ATTEMPTS is not used up)');
+  const batches = await lab.service.jobs.batches(jobId);
+  t.is(batches.length, 1);
+  t.is(batches[0].items.length, 1, 'the tar ended after its first item (the next safe point)');
+  t.is(batches[0].phase, 'written', 'not verified outside the window: no more tape work');
+  await assertAllReadable(t, lab, 'paused');
+  // still outside: the runner does not take it up
+  t.is((await lab.service.run(jobId)).state, 'queued');
+  t.false(e.windowOpen());
+  // the window opens again: the job goes on from its durable state and finishes
+  clock = new Date(day.getFullYear(), day.getMonth(), day.getDate() + 1, 22, 30).getTime();
+  const done = await lab.service.run(jobId);
+  t.is(done.state, 'done', done.reason);
+  t.is(done.result?.archived, 6);
+  await assertAllReadable(t, lab, 'after the pass');
+  t.deepEqual((await e.plan()).actions, []);
+  // a manual pass is not held by the window
+  const e2 = engine(lab, () => clock, { window: { start: 22 * 60, end: 5 * 60 }, archiveIdle: 0, promotePlays: 1 });
+  clock = new Date(day.getFullYear(), day.getMonth(), day.getDate() + 2, 12, 0).getTime();
+  const ep1 = (await lab.catalog.getPath(join(lab.media, 'Video/Show/S01/S01E1.mkv')))!.id;
+  const access = new AccessTracker({ store: lab.catalog.store, now: () => clock });
+  access.notePlay(ep1, '10.0.0.5');
+  await access.stop();
+  const { jobs } = await e2.runPass('manual');
+  t.falsy(jobs[0].opts.window);
+  t.is((await lab.service.run(jobs[0].id)).state, 'done');
+  await e2.stop();
+  await e.stop();
+});
+
 test('automatic passes: due after the interval and only inside policy_window; promotions are recalled and counted', async (t) => {
   const lab = await makeLab({ files: FILES });
   t.teardown(() => lab.cleanup());

@@ -398,6 +398,7 @@ class ArchiveRun {
     // bytes only (the stream bytes, capped at the items' total).
     const itemBytes = items.reduce((n, i) => n + (i.srcSize ?? 0), 0);
     let last = 0;
+    let ends = 0;
     try {
       const index = await writeArchive(drive, members, {
         label: batch.label,
@@ -408,8 +409,9 @@ class ArchiveRun {
           last = now;
           faultPoint('archive:mid-write');
         },
-        // safe point: the end of a tar member (the tar is ended there, the rest waits for another batch)
-        stopAfter: () => ctx.preemptRequested(),
+        // safe point: the end of a tar member (the tar is ended there, the rest waits for another
+        // batch), after at least one item (the first member is the batch's meta member)
+        stopAfter: () => ++ends > 1 && (ctx.preemptRequested() || ctx.pauseRequested()),
       });
       if (index.entries.length < members.length) await this.trimBatch(batch, items, index.entries);
       return index.entries;
@@ -447,7 +449,7 @@ class ArchiveRun {
     }
     batch.items = batch.items.filter((s) => written.has(this.bySeq.get(s)?.id ?? ''));
     items.splice(0, items.length, ...items.filter((i) => written.has(i.id)));
-    ctx.log.info({ job: ctx.job.id, label: batch.label, written: items.length, back: ops.length }, 'archive: tar ended early for playback; the other items go to the next batch');
+    ctx.log.info({ job: ctx.job.id, label: batch.label, written: items.length, back: ops.length }, `archive: tar ended early (${ctx.pauseRequested() ? 'job paused' : 'playback needs the drive'}); the other items go to the next batch`);
     this.cutShort = true;
     await ctx.saveBatch(batch, ops);
   }

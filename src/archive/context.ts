@@ -18,6 +18,17 @@ export class Interrupted extends Error {
   }
 }
 
+/**
+ * The job must stop for now (e.g. an automatic policy pass whose policy_window closed): thrown
+ * at a safe point; the job goes back to the queue with its durable phases and runs on later.
+ */
+export class Paused extends Error {
+  constructor(readonly why: string) {
+    super(`job paused: ${why}`);
+    this.name = 'Paused';
+  }
+}
+
 /** A library that playback may ask drives back from (the staging worker's RemoteTapeLibrary). */
 interface Preemptible {
   preemptRequested(): boolean;
@@ -65,6 +76,8 @@ export class JobContext {
     readonly signal: AbortSignal,
     private readonly emit: (job: JobRecord) => void,
     readonly noteNeeded: (label: string) => void,
+    /** Why the job must stop now (undefined: it may go on); asked at every safe point. */
+    private readonly holdReason: (job: JobRecord) => string | undefined = () => undefined,
   ) {}
 
   /** Wait for pending progress writes. */
@@ -72,9 +85,16 @@ export class JobContext {
     await this.writes;
   }
 
-  /** Throws Interrupted when the service is stopping (at phase boundaries). */
+  /** Throws Interrupted when the service is stopping, Paused when the job must stop for now (at safe points). */
   checkpoint(): void {
     if (this.signal.aborted) throw new Interrupted();
+    const why = this.holdReason(this.job);
+    if (why !== undefined) throw new Paused(why);
+  }
+
+  /** True when the job must stop at its next safe point (end of the tar member being written). */
+  pauseRequested(): boolean {
+    return this.holdReason(this.job) !== undefined;
   }
 
   /** True when playback asked for a drive this job holds (see yieldToPlayback). */

@@ -53,6 +53,12 @@ export interface JobOptions {
   collocate?: boolean;
   /** Who submitted the job: 'policy' for policy passes (operator jobs have none). */
   origin?: 'policy';
+  /**
+   * Automatic policy passes: the job runs only while policy_window is open; when it closes the job
+   * stops at its next safe point (end of a tar member, between items) and waits, queued, for the
+   * window to open again (ArchiveService.setHold). Manual passes and operator jobs have none.
+   */
+  window?: true;
 }
 
 /** The parts of the stub options a job may set (see archive/stubs.ts). */

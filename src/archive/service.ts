@@ -18,7 +18,7 @@ import type { Logger } from '../log.js';
 import { readIndex, writeArchive } from '../tape/format.js';
 import { LABEL_RE, isTapeError, type TapeLibrary } from '../tape/types.js';
 import { cleanupArchive, runArchive } from './archive-job.js';
-import { DEFAULT_TUNING, Interrupted, JobContext, type JobTuning } from './context.js';
+import { DEFAULT_TUNING, Interrupted, JobContext, Paused, type JobTuning } from './context.js';
 import { ArchiveError, errorCode, messageOf, type ArchiveErrorCode } from './errors.js';
 import { runImport } from './import-job.js';
 import { isTerminal, JobStore, newJobId, type JobItem, type JobKind, type JobOptions, type JobRecord, type JobStubOptions } from './jobs.js';
@@ -138,6 +138,8 @@ export class ArchiveService extends EventEmitter {
   private stopped = true;
   private loop: Promise<void> | undefined;
   private wake: (() => void) | undefined;
+  /** Why a job must not run now (undefined: it may); see setHold. */
+  private hold: (job: JobRecord) => string | undefined = () => undefined;
 
   constructor(opts: ArchiveServiceOptions) {
     super();
@@ -157,6 +159,20 @@ export class ArchiveService extends EventEmitter {
   }
 
   // --- jobs -------------------------------------------------------------------------
+
+  /**
+   * Who decides when a job must wait (the policy engine: jobs with `opts.window` outside
+   * policy_window). A held job stops at its next safe point and goes back to the queue; the
+   * runner skips it until poke() finds it runnable again.
+   */
+  setHold(hold: (job: JobRecord) => string | undefined): void {
+    this.hold = hold;
+  }
+
+  /** Makes the background runner look at the queue again (e.g. the policy window opened). */
+  poke(): void {
+    this.wake?.();
+  }
 
   /** Validate and queue a job. Unknown IDs, paths or labels: ArchiveError NOT_FOUND (nothing queued). */
   async submit(kind: JobKind, targets: string[], opts: JobOptions = {}): Promise<JobRecord> {
@@ -184,6 +200,7 @@ export class ArchiveService extends EventEmitter {
         ...(opts.stub ? { stub: checkStub(opts.stub) } : {}),
         ...(opts.collocate ? { collocate: true } : {}),
         ...(opts.origin === 'policy' ? { origin: 'policy' as const } : {}),
+        ...(opts.window ? { window: true as const } : {}),
       },
       created: now,
       updated: now,
@@ -254,7 +271,7 @@ export class ArchiveService extends EventEmitter {
       this.log.error({ err: messageOf(err) }, 'cannot resume interrupted jobs');
     }
     while (!this.stopped) {
-      const next = (await this.list().catch(() => [] as JobRecord[])).find((j) => j.state === 'queued');
+      const next = (await this.list().catch(() => [] as JobRecord[])).find((j) => j.state === 'queued' && this.hold(j) === undefined);
       if (next) {
         await this.run(next.id).catch((err: unknown) => this.log.error({ job: next.id, err: messageOf(err) }, 'job runner error'));
         continue;
@@ -318,10 +335,12 @@ export class ArchiveService extends EventEmitter {
       this.abort.signal,
       (j) => this.emit('job', clone(j)),
       (label) => this.noteNeeded(label),
+      (j) => this.hold(j),
     );
     try {
       if (job.attempts > MAX_ATTEMPTS) throw new ArchiveError('FAILED', `interrupted ${job.attempts - 1} times; giving up`);
       await ctx.save();
+      ctx.checkpoint();
       const result = await RUNNERS[job.kind](ctx);
       await ctx.flush();
       job.result = result;
@@ -337,6 +356,15 @@ export class ArchiveService extends EventEmitter {
       }
     } catch (err) {
       await ctx.flush();
+      if (err instanceof Paused) {
+        // not a crash: back to the queue, to resume from its durable phases when it may run again
+        this.log.info({ job: job.id, kind: job.kind, why: err.why }, `${job.kind} job ${job.id} paused at a safe point: ${err.why}`);
+        job.state = 'queued';
+        job.attempts = Math.max(0, job.attempts - 1);
+        job.activity = `paused: ${err.why}`;
+        await ctx.save();
+        return clone(job);
+      }
       if (err instanceof Interrupted || (this.abort.signal.aborted && !(err instanceof ArchiveError))) {
         job.activity = 'interrupted; resumes on the next start';
         await ctx.save();

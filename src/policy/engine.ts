@@ -93,6 +93,13 @@ export class PolicyEngine {
     this.minuteOf = opts.minuteOf ?? localMinute;
     this.startedAt = this.now();
     opts.archive?.on('job', this.onJob);
+    // jobs of automatic passes keep to policy_window: stopped at a safe point when it closes
+    opts.archive?.setHold((j) => (j.opts.window && !this.windowOpen() ? `outside policy_window ${formatWindow(this.rules.window!)}; resumes when it opens` : undefined));
+  }
+
+  /** Whether policy_window is open now (always, without one). */
+  windowOpen(): boolean {
+    return inWindow(this.rules.window, this.minuteOf(this.now()));
   }
 
   get rules() {
@@ -128,8 +135,9 @@ export class PolicyEngine {
     const jobs: JobRecord[] = [];
     const archives = plan.actions.filter((a) => a.action === 'archive');
     const recalls = plan.actions.filter((a) => a.action === 'recall');
-    if (archives.length) jobs.push(await archive.submit('archive', archives.map((a) => a.id), { collocate: true, origin: 'policy' }));
-    if (recalls.length) jobs.push(await archive.submit('recall', recalls.map((a) => a.id), { origin: 'policy' }));
+    const window = trigger === 'auto' ? { window: true as const } : {};
+    if (archives.length) jobs.push(await archive.submit('archive', archives.map((a) => a.id), { collocate: true, origin: 'policy', ...window }));
+    if (recalls.length) jobs.push(await archive.submit('recall', recalls.map((a) => a.id), { origin: 'policy', ...window }));
     const rec: PassRecord = { at: plan.at, trigger, archive: archives.length, recall: recalls.length, archiveBytes: plan.archiveBytes, recallBytes: plan.recallBytes, jobs: jobs.map((j) => j.id) };
     this.lastPassAt = this.now();
     this.passes++;
@@ -168,7 +176,7 @@ export class PolicyEngine {
     return {
       nextPass: this.nextPass(),
       ...(w ? { window: formatWindow(w) } : {}),
-      inWindow: inWindow(w, this.minuteOf(this.now())),
+      inWindow: this.windowOpen(),
       interval: this.rules.interval,
       usage: plan.usage,
       planned: { archive: plan.actions.filter((a) => a.action === 'archive').length, recall: plan.actions.filter((a) => a.action === 'recall').length },
@@ -190,6 +198,8 @@ export class PolicyEngine {
 
   /** Runs an automatic pass when one is due (exposed for tests with a fake clock). */
   async tick(): Promise<boolean> {
+    // jobs of an earlier pass paused when the window closed go on when it is open again
+    if (this.windowOpen()) this.opts.archive?.poke();
     const next = this.nextPass();
     if (next === undefined || this.now() < next) return false;
     try {
@@ -207,6 +217,7 @@ export class PolicyEngine {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     this.opts.archive?.off('job', this.onJob);
+    this.opts.archive?.setHold(() => undefined);
     await this.passing;
     await this.promotionWrites;
   }

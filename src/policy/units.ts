@@ -31,21 +31,35 @@ export function formatWatermark(w: Watermark): string {
   return w.kind === 'percent' ? `${w.percent}%` : `${w.bytes} bytes`;
 }
 
-/** Minutes after local midnight: [start, end); end < start wraps midnight; start == end = all day. */
+/** Minutes after local midnight: [start, end); end < start wraps midnight; start == end = all day (written 00:00-24:00). */
 export interface DailyWindow {
   start: number;
   end: number;
 }
 
-export function parseWindow(s: string): DailyWindow | undefined {
+/**
+ * A window, or why the text is not one. A window that starts where it ends (10:00-10:00) could mean
+ * "never" or "all day" and is refused; all day is 00:00-24:00 (or no policy_window at all).
+ */
+export function checkWindow(s: string): { window: DailyWindow } | { error: string } {
   const m = /^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$/.exec(s);
-  if (!m) return undefined;
+  const syntax = { error: 'expected HH:MM-HH:MM in local time, e.g. 22:00-06:00' };
+  if (!m) return syntax;
   const [h1, m1, h2, m2] = m.slice(1).map(Number);
-  if (h1 > 24 || h2 > 24 || m1 > 59 || m2 > 59 || (h1 === 24 && m1 > 0) || (h2 === 24 && m2 > 0)) return undefined;
-  return { start: (h1 * 60 + m1) % 1440, end: (h2 * 60 + m2) % 1440 };
+  if (h1 > 24 || h2 > 24 || m1 > 59 || m2 > 59 || (h1 === 24 && m1 > 0) || (h2 === 24 && m2 > 0)) return syntax;
+  const [a, b] = [h1 * 60 + m1, h2 * 60 + m2];
+  if (a === 0 && b === 1440) return { window: { start: 0, end: 0 } };
+  if (a % 1440 === b % 1440) return { error: `the window ${s.trim()} starts where it ends; for any time of day write 00:00-24:00 (or leave policy_window unset)` };
+  return { window: { start: a % 1440, end: b % 1440 } };
+}
+
+export function parseWindow(s: string): DailyWindow | undefined {
+  const r = checkWindow(s);
+  return 'window' in r ? r.window : undefined;
 }
 
 export function formatWindow(w: DailyWindow): string {
+  if (w.start === w.end) return '00:00-24:00';
   const f = (n: number) => `${String(Math.floor(n / 60)).padStart(2, '0')}:${String(n % 60).padStart(2, '0')}`;
   return `${f(w.start)}-${f(w.end)}`;
 }
