@@ -1,7 +1,8 @@
 // Generated benchmark media: a library of small tagged FLAC tracks in folders of
 // FOLDER_SIZE files (d000, d001, ...: the folder Browse workload pages through one of
-// them; "All Music" holds every track on both servers) and one large WAV file for the
-// streaming test. Both are cached under a stable temp path keyed by their
+// them; "All Music" holds every track on both servers), optionally a share of videos
+// beside them as a real library has (MP4 and Matroska in folders v000, v001, ...), and
+// one large WAV file for the streaming test. Both are cached under a stable temp path keyed by their
 // parameters and a format version; a marker file written last says a set is complete.
 //
 // Tags are deterministic (seeded PRNG) and varied: `artists` artists × 5 albums ×
@@ -12,7 +13,8 @@
 import { createHash } from 'node:crypto';
 import { open, mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { encodeFlac } from '../src/demo/flac.js';
 import { prng } from './stats.js';
 
@@ -117,8 +119,12 @@ export function searchQueries(tracks: Track[]): SearchQuery[] {
 }
 
 export interface Library {
-  dir: string; // the media folder holding the tracks (give it to both servers)
-  count: number;
+  dir: string; // the media folder holding the tracks and videos (give it to both servers)
+  count: number; // tracks
+  /** Paths of the videos inside `dir` (none unless asked for). */
+  videos: string[];
+  /** Every media file of the library: tracks + videos. */
+  files: number;
   bytes: number;
   tracks: Track[];
   generatedMs: number; // 0 when reused from the cache
@@ -150,22 +156,48 @@ export interface LibraryOptions {
    * 10 tracks, as taggers write them), so a scan with art finds 1 distinct cover per 10 files.
    */
   covers?: (albumNo: number) => Promise<Buffer>;
+  /**
+   * Videos beside the tracks, as a share of the track count (a real library: 0.025 gives 500
+   * videos next to 20,000 tracks). They are copies of the real clips in test/fixtures/media
+   * (H.264 + AAC in MP4 with its moov at the end, H.264 + AC-3 in Matroska), alternating,
+   * each under its own name; neither server dedupes by content, so each costs a full probe.
+   */
+  videoShare?: number;
 }
 
-/** Creates (or reuses) a library of `count` tagged FLAC files in one folder. */
+/** The real clips the bench videos are copied from (made by test/fixtures/media/make.sh). */
+const VIDEO_SEEDS = ['clip-720p.mp4', 'clip.mkv'].map((n) => join(dirname(fileURLToPath(import.meta.url)), '..', 'test', 'fixtures', 'media', n));
+
+/** Videos per folder (v000, v001, ...). */
+const VIDEO_FOLDER_SIZE = 250;
+
+/** The video file list of a library (deterministic): <folder>/<name>.<mp4|mkv>. */
+export function videoList(count: number): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const ext = VIDEO_SEEDS[i % VIDEO_SEEDS.length].endsWith('.mkv') ? 'mkv' : 'mp4';
+    const folder = 'v' + String(Math.floor(i / VIDEO_FOLDER_SIZE)).padStart(3, '0');
+    out.push(`${folder}/${String(i).padStart(5, '0')} ${ADJECTIVES[i % ADJECTIVES.length]} Holiday ${NOUNS[Math.floor(i / ADJECTIVES.length) % NOUNS.length]}.${ext}`);
+  }
+  return out;
+}
+
+/** Creates (or reuses) a library of `count` tagged FLAC files (and `videoShare` videos) in one folder. */
 export async function ensureLibrary(count: number, log: (s: string) => void, opts: LibraryOptions = {}): Promise<Library> {
-  const base = join(benchRoot(), `library-v${LIBRARY_VERSION}-n${count}${opts.covers ? '-covers' : ''}`);
+  const videos = videoList(Math.round(count * (opts.videoShare ?? 0)));
+  const base = join(benchRoot(), `library-v${LIBRARY_VERSION}-n${count}${opts.covers ? '-covers' : ''}${videos.length ? `-video${videos.length}` : ''}`);
   const dir = join(base, 'music');
   const markerPath = join(base, 'complete.json');
   const tracks = trackList(count);
+  const files = count + videos.length;
   const marker = await readMarker(markerPath);
-  if (marker && marker.count === count) {
+  if (marker && marker.count === count && marker.videos === videos.length) {
     const names = await readdir(dir, { recursive: true }).catch(() => [] as string[]);
-    if (names.filter((n) => n.endsWith('.flac')).length === count) {
-      return { dir, count, bytes: Number(marker.bytes), tracks, generatedMs: 0 };
+    if (names.filter((n) => /\.(flac|mp4|mkv)$/.test(n)).length === files) {
+      return { dir, count, videos, files, bytes: Number(marker.bytes), tracks, generatedMs: 0 };
     }
   }
-  log(`generating ${count} tagged FLAC files in ${dir}`);
+  log(`generating ${count} tagged FLAC files${videos.length ? ` and ${videos.length} videos` : ''} in ${dir}`);
   const t0 = Date.now();
   await rm(base, { recursive: true, force: true });
   for (let f = 0; f * FOLDER_SIZE < count; f++) await mkdir(join(dir, folderName(f * FOLDER_SIZE)), { recursive: true });
@@ -210,8 +242,15 @@ export async function ensureLibrary(count: number, log: (s: string) => void, opt
     }
   };
   await Promise.all(Array.from({ length: 16 }, worker));
-  await writeFile(markerPath, JSON.stringify({ version: LIBRARY_VERSION, count, bytes }));
-  return { dir, count, bytes, tracks, generatedMs: Date.now() - t0 };
+  const seeds = await Promise.all(VIDEO_SEEDS.map((p) => readFile(p)));
+  for (const [i, v] of videos.entries()) {
+    await mkdir(join(dir, dirname(v)), { recursive: true });
+    const seed = seeds[i % seeds.length];
+    await writeFile(join(dir, v), seed);
+    bytes += seed.length;
+  }
+  await writeFile(markerPath, JSON.stringify({ version: LIBRARY_VERSION, count, videos: videos.length, bytes }));
+  return { dir, count, videos, files, bytes, tracks, generatedMs: Date.now() - t0 };
 }
 
 export interface BigFile {

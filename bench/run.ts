@@ -3,7 +3,8 @@
 //   npm run bench [-- --quick] [-- --help]        (also ./run bench)
 //
 // Workloads (the same on both servers, one generated library):
-//   scan     cold scan of N small tagged FLAC files in one folder (files/s)
+//   scan     cold scan of N small tagged FLAC files in folders of 2,000 plus 2.5% videos
+//            (MP4 and Matroska; files/s, and until Search finds every item)
 //   browse   BrowseDirectChildren of the N-child "all tracks" container, RequestedCount 50,
 //            random StartingIndex (req/s, p50/p90/p99), plus first-1k / last-1k buckets
 //   search   two criteria both servers understand, RequestedCount 50 (req/s, latency)
@@ -60,6 +61,8 @@ interface Options {
   searchCache: string;
 }
 
+/** Videos in the generated library, as a share of its tracks (500 beside 20,000). */
+const VIDEO_SHARE = 0.025;
 const WORKLOADS = ['browse', 'search', 'folder', 'meta', 'uncached', 'restart', 'stream'] as const;
 type Workload = (typeof WORKLOADS)[number];
 
@@ -334,15 +337,15 @@ async function scanPhase(ctx: Context, lib: Library): Promise<RunningServer[]> {
     const order = r % 2 === 0 ? names : [...names].reverse();
     const keep = r === o.scanRounds - 1;
     for (const name of order) {
-      log(`scan round ${r + 1}/${o.scanRounds}: ${name} scanning ${lib.count} files (cold catalog; load ${load().join(' ')})`);
-      const s = await startServer(ctx, name, ctx.host, o, ctx.md, [lib.dir], ctx.work, `lib${r}`, PORTS[name], lib.count);
+      log(`scan round ${r + 1}/${o.scanRounds}: ${name} scanning ${lib.files} files (cold catalog; load ${load().join(' ')})`);
+      const s = await startServer(ctx, name, ctx.host, o, ctx.md, [lib.dir], ctx.work, `lib${r}`, PORTS[name], lib.files);
       ctx.running.push(s);
       const afterScan = performance.now();
-      await searchableAll(ctx, s, lib.count);
+      await searchableAll(ctx, s, lib.files);
       const searchableMs = Math.round(s.scan.wallMs + performance.now() - afterScan);
       runs.get(name)!.push({ ms: Math.round(s.scan.ms), wallMs: Math.round(s.scan.wallMs), files: s.scan.files, basis: s.scan.basis, cpuS: round(s.cpu(), 2), searchableMs });
       log(`  ${name}: ${s.scan.files} files in ${(s.scan.ms / 1000).toFixed(2)} s = ${Math.round((s.scan.files * 1000) / s.scan.ms)} files/s`);
-      if (s.scan.files !== lib.count) ctx.notes.push(`${name} scan round ${r + 1} reported ${s.scan.files} files, expected ${lib.count}`);
+      if (s.scan.files !== lib.files) ctx.notes.push(`${name} scan round ${r + 1} reported ${s.scan.files} files, expected ${lib.files}`);
       if (keep) last.push(s);
       else {
         ctx.running = ctx.running.filter((x) => x !== s);
@@ -356,7 +359,7 @@ async function scanPhase(ctx: Context, lib: Library): Promise<RunningServer[]> {
     ctx.details[name].scan = {
       runs: rs,
       medianMs: Math.round(med),
-      filesPerSec: round((lib.count * 1000) / med, 1),
+      filesPerSec: round((lib.files * 1000) / med, 1),
       searchableMs: Math.round(median(rs.map((x) => x.searchableMs))),
       cpuS: round(median(rs.map((x) => x.cpuS)), 2),
     };
@@ -386,13 +389,13 @@ async function browseUntil(ctx: Context, s: RunningServer, count: number, expect
   }
 }
 
-/** Polls a Search for every audio item until it finds `count` (the scan's results are searchable). */
+/** Polls a Search for every item (tracks and videos) until it finds `count` (the scan's results are searchable). */
 async function searchableAll(ctx: Context, s: RunningServer, count: number): Promise<void> {
   const deadline = Date.now() + 600_000;
   for (;;) {
     const r = await ctx.client!.call<{ status: number; body: string }>(
       'soap-call',
-      { url: s.controlUrl, action: 'Search', args: { ContainerID: '0', SearchCriteria: 'upnp:class derivedfrom "object.item.audioItem"', Filter: '*', StartingIndex: 0, RequestedCount: 1, SortCriteria: '' } },
+      { url: s.controlUrl, action: 'Search', args: { ContainerID: '0', SearchCriteria: 'upnp:class derivedfrom "object.item"', Filter: '*', StartingIndex: 0, RequestedCount: 1, SortCriteria: '' } },
       60_000,
     );
     if (r.status === 200 && Number(/<TotalMatches>(\d+)<\/TotalMatches>/.exec(r.body)?.[1]) === count) return;
@@ -482,7 +485,7 @@ async function restartPhase(ctx: Context, lib: Library, queries: SearchQuery[]):
   const servers: RunningServer[] = [];
   for (const name of ctx.names) {
     log(`restart: ${name} on its existing catalog`);
-    const s = await startServer(ctx, name, ctx.host, o, ctx.md, [lib.dir], ctx.work, tag, PORTS[name], lib.count, true);
+    const s = await startServer(ctx, name, ctx.host, o, ctx.md, [lib.dir], ctx.work, tag, PORTS[name], lib.files, true);
     ctx.running.push(s);
     servers.push(s);
   }
@@ -666,9 +669,10 @@ async function main(): Promise<number> {
   const ffprobe = await findFfprobe({ install: o.install, log });
   if (ffprobe.absent) log(`ffprobe absent (${ffprobe.absent}): Tapedeck runs without it, unlike a deployed NAS`);
 
-  const lib = await ensureLibrary(o.files, log);
+  // 2.5% videos, as a real library has (the scan figures include what probing them costs)
+  const lib = await ensureLibrary(o.files, log, { videoShare: VIDEO_SHARE });
   const big = await ensureBigFile(o.bigBytes, log);
-  log(`library: ${lib.count} files, ${(lib.bytes / 1e6).toFixed(1)} MB in ${lib.dir}${lib.generatedMs ? ` (generated in ${(lib.generatedMs / 1000).toFixed(1)} s)` : ' (cached)'}`);
+  log(`library: ${lib.count} tracks + ${lib.videos.length} videos, ${(lib.bytes / 1e6).toFixed(1)} MB in ${lib.dir}${lib.generatedMs ? ` (generated in ${(lib.generatedMs / 1000).toFixed(1)} s)` : ' (cached)'}`);
   await warmFiles(lib.dir);
   const queries = searchQueries(lib.tracks);
 
@@ -773,6 +777,7 @@ async function main(): Promise<number> {
     },
     parameters: {
       files: o.files,
+      videos: lib.videos.length,
       libraryBytes: lib.bytes,
       streamFileBytes: big.bytes,
       requestedCount: o.requestedCount,

@@ -361,7 +361,7 @@ export async function startMinidlna(host: Host, o: MinidlnaOptions): Promise<Run
   await writeFile(
     conf,
     [
-      ...o.mediaDirs.map((d) => `media_dir=A,${d}`),
+      ...o.mediaDirs.map((d) => `media_dir=AV,${d}`),
       `db_dir=${o.dbDir}`,
       `log_dir=${o.dbDir}`,
       `port=${o.port}`,
