@@ -1,13 +1,17 @@
 import test from 'ava';
 import { mkdir, mkdtemp, open, readFile, rm, truncate, utimes, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeMjpegAvi } from '../src/demo/avi-writer.js';
 import { createDemoLibrary } from '../src/demo/library.js';
 import { Canvas, encodeJpeg, exifApp1 } from '../src/demo/imagegen.js';
 import { formatCodec, mediaTypeOf, parseCodec } from '../src/media/mediatypes.js';
-import { dropImplausible, exifDateToIso, findFfprobe, normaliseTagDate, probe, titleFromFileName } from '../src/media/probe.js';
+import { dropImplausible, exifDateToIso, findFfprobe, fromFfprobe, normaliseTagDate, probe, titleFromFileName } from '../src/media/probe.js';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
 
 const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), 'fixtures', 'media');
 const NO_FFPROBE = { ffprobe: false } as const;
@@ -61,6 +65,11 @@ interface Mp4Spec {
   avcLevel: number;
   channels: number;
   sampleRate: number;
+  /** Sample entry type of the video track (default avc1). */
+  videoFourcc?: string;
+  /** Track header (display) size when it differs from the coded size in the sample entry. */
+  displayWidth?: number;
+  displayHeight?: number;
 }
 
 function moovBox(s: Mp4Spec): Buffer {
@@ -73,8 +82,8 @@ function moovBox(s: Mp4Spec): Buffer {
   const mdhd = (ts: number) => fullBox('mdhd', 0, 0, u32(0), u32(0), u32(ts), u32(Math.round((s.duration / s.timescale) * ts)), u16(0x55c4), u16(0));
   const hdlr = (type: string) => fullBox('hdlr', 0, 0, u32(0), Buffer.from(type, 'latin1'), zeros(12), u8(0));
   const avcC = box('avcC', u8(1, s.avcProfile, 0, s.avcLevel, 0xff, 0xe0, 0x00));
-  const avc1 = box('avc1', zeros(6), u16(1), zeros(16), u16(s.width), u16(s.height), u32(0x480000), u32(0x480000), u32(0), u16(1), zeros(32), u16(0x18), u16(0xffff), avcC);
-  const video = box('trak', tkhd(s.width, s.height, 1), box('mdia', mdhd(90000), hdlr('vide'), box('minf', box('stbl', fullBox('stsd', 0, 0, u32(1), avc1)))));
+  const avc1 = box(s.videoFourcc ?? 'avc1', zeros(6), u16(1), zeros(16), u16(s.width), u16(s.height), u32(0x480000), u32(0x480000), u32(0), u16(1), zeros(32), u16(0x18), u16(0xffff), avcC);
+  const video = box('trak', tkhd(s.displayWidth ?? s.width, s.displayHeight ?? s.height, 1), box('mdia', mdhd(90000), hdlr('vide'), box('minf', box('stbl', fullBox('stsd', 0, 0, u32(1), avc1)))));
   // AudioSpecificConfig: object type 2 (AAC-LC), frequency index 3 (48 kHz), channel configuration.
   const asc = u8(0x11, 0x80 | (s.channels << 3));
   const dsi = Buffer.concat([u8(0x05, asc.length), asc]);
@@ -327,23 +336,107 @@ test('ffprobe and the built-in readers agree', async (t) => {
   }
   const files = [join(FIXTURES, 'clip-720p.mp4'), join(FIXTURES, 'clip.mkv'), join(FIXTURES, 'clip.webm'), join(demo, 'Video/Counting Clock.avi')];
   for (const f of files) {
-    const a = await probe(f, { ffprobe });
-    const b = await probe(f, NO_FFPROBE);
-    t.is(a?.res.width, b?.res.width, f);
-    t.is(a?.res.height, b?.res.height, f);
-    t.is(parseCodec(a?.res.videoCodec)?.name, parseCodec(b?.res.videoCodec)?.name, f);
-    t.is(parseCodec(a?.res.audioCodec)?.name, parseCodec(b?.res.audioCodec)?.name, f);
-    t.true(Math.abs(a!.res.duration! - b!.res.duration!) < 0.06, f);
-    t.is(a?.res.dlnaProfile, b?.res.dlnaProfile, f);
+    const { stdout } = await run(ffprobe, ['-v', 'error', '-print_format', 'json', '-show_format', '-show_streams', '--', f]);
+    const j = JSON.parse(stdout);
+    const a = fromFfprobe(j, 'unknown');
+    const b = (await probe(f, NO_FFPROBE))!.res;
+    t.is(a.width, b.width, f);
+    t.is(a.height, b.height, f);
+    // ffprobe adds profiles the headers do not carry (VP8 "0", MJPEG "baseline"): the rest agrees
+    t.is(parseCodec(a.videoCodec)?.name, parseCodec(b.videoCodec)?.name, f);
+    if (parseCodec(b.videoCodec)?.profile) t.is(a.videoCodec, b.videoCodec, f);
+    t.is(a.audioCodec, b.audioCodec, f);
+    t.is(a.sampleRate, b.sampleFrequency, f);
+    t.is(a.channels, b.nrAudioChannels, f);
+    t.true(Math.abs(a.duration! - b.duration!) < 0.06, f);
+    // ffprobe's format bit rate is the file size over the duration
+    t.true(Math.abs(Number(j.format.bit_rate) / 8 - b.bitrate!) <= Math.max(2, b.bitrate! * 0.01), f);
   }
 });
 
-test('a failing or missing ffprobe falls back to the built-in readers', async (t) => {
+test('a failing or missing ffprobe leaves what the built-in readers found', async (t) => {
+  // an MP4 whose video sample entry the readers do not know: ffprobe would be asked, and fails
+  const p = await put('fallback/odd-codec.mp4', Buffer.concat([ftyp(), moovBox({ ...SPEC, videoFourcc: 'zzzz', width: 0, height: 0 }), box('mdat', zeros(100))]));
   for (const bin of ['/bin/false', join(tmp, 'no-such-ffprobe')]) {
-    const r = await probe(join(FIXTURES, 'clip-720p.mp4'), { ffprobe: bin });
-    t.is(r?.res.width, 1280, bin);
-    t.is(r?.res.videoCodec, 'h264;profile=main;level=3.1', bin);
+    const r = await probe(p, { ffprobe: bin });
+    t.is(r?.res.duration, 12.345, bin);
+    t.is(r?.res.audioCodec, 'aac;profile=lc', bin);
   }
+});
+
+/** A stand-in ffprobe: logs each call to `log` (one line per run), prints `json`, keeps `running` (a count of its runs under way). */
+async function fakeFfprobe(name: string, json: object, sleepS = 0): Promise<{ bin: string; calls: () => Promise<string[]>; maxRunning: () => Promise<number> }> {
+  const dir = join(tmp, 'fake', name);
+  await mkdir(join(dir, 'running'), { recursive: true });
+  const bin = join(dir, 'ffprobe');
+  await writeFile(join(dir, 'out.json'), JSON.stringify(json));
+  await writeFile(
+    bin,
+    `#!/bin/sh
+for last; do :; done
+echo "$last" >> '${dir}/calls'
+touch '${dir}/running/'$$
+ls '${dir}/running' | wc -l >> '${dir}/seen'
+sleep ${sleepS}
+rm -f '${dir}/running/'$$
+cat '${dir}/out.json'
+`,
+    { mode: 0o755 },
+  );
+  const lines = async (f: string) => (await readFile(join(dir, f), 'utf8').catch(() => '')).split('\n').filter(Boolean);
+  return { bin, calls: () => lines('calls'), maxRunning: async () => Math.max(0, ...(await lines('seen')).map(Number)) };
+}
+
+const FF_JSON = {
+  streams: [
+    { codec_type: 'video', codec_name: 'mpeg2video', profile: 'Main', width: 720, height: 576 },
+    { codec_type: 'audio', codec_name: 'mp2', sample_rate: '48000', channels: 2 },
+  ],
+  format: { duration: '42.5', bit_rate: '4000000', format_name: 'mpeg' },
+};
+
+test('MP4, MKV and AVI are read in-process: ffprobe is not run for them', async (t) => {
+  const ff = await fakeFfprobe('unused', FF_JSON);
+  const avi = await put('inproc/tiny.avi', writeMjpegAvi({ width: 16, height: 16, fps: 2, frames: Array(3).fill(encodeJpeg(new Canvas(16, 16, [0, 128, 255, 255]), 70)), audio: { sampleRate: 8000, channels: 1, pcm: new Int16Array(12000) } }));
+  const expect: [string, object][] = [
+    [join(FIXTURES, 'clip-720p.mp4'), { container: 'mp4', width: 1280, height: 720, videoCodec: 'h264;profile=main;level=3.1', audioCodec: 'aac;profile=lc', dlnaProfile: 'AVC_MP4_MP_HD_720p_AAC' }],
+    [join(FIXTURES, 'clip.mkv'), { container: 'mkv', width: 320, height: 240, videoCodec: 'h264;profile=high;level=1.2', audioCodec: 'ac3' }],
+    [join(FIXTURES, 'clip.webm'), { container: 'webm', width: 320, height: 180, videoCodec: 'vp8', audioCodec: 'vorbis' }],
+    [avi, { container: 'avi', width: 16, height: 16, videoCodec: 'mjpeg', duration: 1.5 }],
+  ];
+  for (const [f, like] of expect) {
+    const r = await probe(f, { ffprobe: ff.bin });
+    t.like(r?.res, like, f);
+    t.true(r!.res.duration! > 0 && r!.res.bitrate === Math.round(r!.res.size / r!.res.duration!), f);
+  }
+  t.deepEqual(await ff.calls(), []);
+});
+
+test('a video the built-in readers cannot read is probed by ffprobe', async (t) => {
+  const ff = await fakeFfprobe('mpeg', FF_JSON);
+  // MPEG program stream: no built-in reader
+  const mpg = await put('ff/recording.mpg', Buffer.concat([u8(0, 0, 1, 0xba), zeros(4000)]));
+  const r = await probe(mpg, { ffprobe: ff.bin });
+  t.deepEqual(await ff.calls(), [mpg]);
+  t.like(r?.res, { mime: 'video/mpeg', duration: 42.5, width: 720, height: 576, videoCodec: 'mpeg2video;profile=main', audioCodec: 'mp2', sampleFrequency: 48000, nrAudioChannels: 2, bitrate: 500000 });
+  // an MP4 the reader only half understands (unknown video sample entry, no size): ffprobe fills it in
+  const odd = await put('ff/odd-codec.mp4', Buffer.concat([ftyp(), moovBox({ ...SPEC, videoFourcc: 'zzzz', width: 0, height: 0 }), box('mdat', zeros(100))]));
+  const r2 = await probe(odd, { ffprobe: ff.bin });
+  t.is((await ff.calls()).length, 2);
+  t.like(r2?.res, { container: 'mp4', width: 720, height: 576, videoCodec: 'mpeg2video;profile=main', duration: 42.5 });
+  // without ffprobe: what the reader found
+  const r3 = await probe(odd, NO_FFPROBE);
+  t.like(r3?.res, { container: 'mp4', duration: 12.345, audioCodec: 'aac;profile=lc' });
+  t.is(r3?.res.width, undefined);
+});
+
+test('ffprobe runs in parallel, at most a few at once', async (t) => {
+  const ff = await fakeFfprobe('parallel', FF_JSON, 0.2);
+  const files = await Promise.all(Array.from({ length: 8 }, (_, i) => put(`par/rec-${i}.mpg`, Buffer.concat([u8(0, 0, 1, 0xba), zeros(100 + i)]))));
+  const rs = await Promise.all(files.map((f) => probe(f, { ffprobe: ff.bin })));
+  t.true(rs.every((r) => r?.res.duration === 42.5));
+  t.is((await ff.calls()).length, 8);
+  t.true((await ff.maxRunning()) <= Math.max(2, availableParallelism()), `${await ff.maxRunning()} ffprobe runs at once`);
 });
 
 // --- hand-made containers ------------------------------------------------------------------
@@ -363,6 +456,12 @@ test('MP4: moov after a 64-bit mdat, version-1 mvhd', async (t) => {
     nrAudioChannels: 2,
     dlnaProfile: 'AVC_MP4_MP_SD_AAC_MULT5',
   });
+});
+
+test('MP4: anamorphic video has its coded size, not the display size of the track header', async (t) => {
+  const p = await put('hand/anamorphic.mp4', Buffer.concat([ftyp(), moovBox({ ...SPEC, displayWidth: 1024, displayHeight: 576 }), box('mdat', zeros(100))]));
+  const r = await probe(p, NO_FFPROBE);
+  t.like(r?.res, { width: 720, height: 576, dlnaProfile: 'AVC_MP4_MP_SD_AAC_MULT5' });
 });
 
 test('MP4: moov in front, version-0 mvhd, 5.1 audio', async (t) => {

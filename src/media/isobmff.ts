@@ -212,7 +212,9 @@ function parseVisualEntry(buf: Buffer, e: Box, t: Track): void {
   if (e.start + 78 <= e.end) {
     const w = buf.readUInt16BE(e.start + 24);
     const h = buf.readUInt16BE(e.start + 26);
-    if (!t.width && w > 0 && h > 0) {
+    // the coded size (as ffprobe reports it, and as DLNA profiles count it) wins over the track
+    // header's display size, which differs for anamorphic video
+    if (w > 0 && h > 0) {
       t.width = w;
       t.height = h;
     }

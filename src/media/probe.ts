@@ -9,13 +9,15 @@
 //   plus the ISO BMFF reader for the AAC profile of .m4a files;
 // - images: image-size (first 512 KB) and exifr (DateTimeOriginal), falling
 //   back to the file's mtime for the date;
-// - video: ffprobe when available (JSON, with a timeout), else the built-in
-//   container readers (MP4/MOV, Matroska/WebM, AVI) and, for ASF/WMV,
-//   music-metadata's ASF header parser.
+// - video: the built-in container readers in-process (MP4/MOV, Matroska/WebM, AVI;
+//   for ASF/WMV music-metadata's ASF header parser); ffprobe (JSON, with a timeout, a
+//   few processes at once) only for a file they cannot fully read (no duration, size or
+//   video codec: MPEG-PS/TS, FLV, WMV, an unknown codec), its answer winning.
 
 import { execFile } from 'node:child_process';
 import { createReadStream, constants as fsConstants } from 'node:fs';
 import { access, readFile, stat } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { basename, delimiter, extname, join } from 'node:path';
 import exifr from 'exifr';
 import { imageSize } from 'image-size';
@@ -533,26 +535,57 @@ async function builtInVideo(path: string): Promise<ContainerInfo | undefined> {
   return withReader(path, async (r: RandomReader) => (await readIsoBmff(r)) ?? (await readEbml(r)) ?? (await readAvi(r)));
 }
 
+/**
+ * Whether the built-in readers told everything a video item needs (duration, picture size,
+ * video codec); when they did, ffprobe would only repeat it at ~100 ms and a process per file.
+ */
+export function builtInComplete(info: ContainerInfo | undefined): boolean {
+  return !!info && !!info.duration && info.duration > 0 && !!info.width && !!info.height && !!info.videoCodec;
+}
+
+/** ffprobe processes run at once, across every probe of this process. */
+const FFPROBE_SLOTS = Math.max(2, availableParallelism());
+let ffprobeRunning = 0;
+const ffprobeQueue: (() => void)[] = [];
+
+/** Runs `fn` when fewer than FFPROBE_SLOTS ffprobe runs are under way (FIFO). */
+async function ffprobeSlot<T>(fn: () => Promise<T>): Promise<T> {
+  if (ffprobeRunning >= FFPROBE_SLOTS) await new Promise<void>((res) => ffprobeQueue.push(res));
+  else ffprobeRunning++;
+  try {
+    return await fn();
+  } finally {
+    const next = ffprobeQueue.shift();
+    if (next) next(); // the slot passes on
+    else ffprobeRunning--;
+  }
+}
+
 async function probeVideo(path: string, out: ProbeResult, opts: ProbeOptions): Promise<void> {
   const res: Resource = out.res;
+  // The built-in readers first: MP4/MOV/3GP, Matroska/WebM and AVI headers are read in-process.
   let info: ContainerInfo | undefined;
-  const bin = opts.ffprobe === false ? undefined : (opts.ffprobe ?? (await findFfprobe()));
-  let bitrate: number | undefined;
-  if (bin) {
-    try {
-      const j = await runFfprobe(bin, path, opts.ffprobeTimeoutMs ?? 15_000);
-      info = fromFfprobe(j, res.container ?? 'unknown');
-      const br = Number(j.format?.bit_rate);
-      if (Number.isFinite(br) && br > 0) bitrate = Math.round(br / 8);
-    } catch {
-      info = undefined; // fall back to the built-in readers
-    }
+  try {
+    info = await builtInVideo(path);
+  } catch {
+    info = undefined; // unreadable container: ffprobe may know better
   }
-  if (!info || (!info.duration && !info.videoCodec)) {
-    try {
-      info = (await builtInVideo(path)) ?? info;
-    } catch {
-      // unreadable container: keep what we have
+  let bitrate: number | undefined;
+  if (!builtInComplete(info)) {
+    const bin = opts.ffprobe === false ? undefined : (opts.ffprobe ?? (await findFfprobe()));
+    if (bin) {
+      try {
+        const j = await ffprobeSlot(() => runFfprobe(bin, path, opts.ffprobeTimeoutMs ?? 15_000));
+        const ff = fromFfprobe(j, res.container ?? info?.container ?? 'unknown');
+        if (ff.duration || ff.videoCodec) {
+          // what ffprobe says wins; what only the built-in reader found is kept
+          info = { ...info, ...ff };
+          const br = Number(j.format?.bit_rate);
+          if (Number.isFinite(br) && br > 0) bitrate = Math.round(br / 8);
+        }
+      } catch {
+        // keep what the built-in readers found
+      }
     }
   }
   if (!info) return;
@@ -569,6 +602,7 @@ async function probeVideo(path: string, out: ProbeResult, opts: ProbeOptions): P
   if (info.container && info.container !== 'unknown' && ['mp4', 'mov', '3gp', 'mkv', 'webm', 'avi', 'asf'].includes(info.container)) {
     res.container = info.container;
   }
+  // (ffprobe's format bit_rate is the file size over the duration too, for the containers read here)
   if (bitrate) res.bitrate = bitrate;
   else if (res.duration) res.bitrate = Math.round(res.size / res.duration);
 }
