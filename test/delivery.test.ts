@@ -37,6 +37,9 @@ sources.set('iempty', diskSource(emptyPath, 0, MTIME, 'audio/mpeg', FEATURES));
 sources.set('isub', diskSource(filePath, 100, MTIME, 'text/srt', '*'));
 sources.set('iphoto', diskSource(filePath, 100, MTIME, 'image/jpeg', '*', 'Interactive'));
 sources.set('igone', diskSource(join(dir, 'deleted-since-the-scan.mp3'), 1000, MTIME, 'audio/mpeg', FEATURES));
+// files that shrank since the scan: the catalogued size is more than is there
+sources.set('ishrunk', diskSource(filePath, SIZE + 100_000, MTIME, 'audio/mpeg', FEATURES));
+sources.set('iemptied', diskSource(emptyPath, 1000, MTIME, 'audio/mpeg', FEATURES));
 sources.set('ibusy', {
   size: 1000,
   mtime: MTIME,
@@ -502,6 +505,28 @@ test('onStream reports completed bodies', async (t) => {
   t.true(await waitFor(() => streamEvents.slice(before).some((e) => e.id === 'isong' && e.bytes === 4096), 2000));
   const ev = streamEvents.slice(before).find((e) => e.id === 'isong' && e.bytes === 4096)!;
   t.false(ev.aborted);
+});
+
+test('onStream counts every byte of a body of several read chunks', async (t) => {
+  const before = streamEvents.length;
+  const r = await request('/media/isong', { headers: { Range: 'bytes=3-' } });
+  t.is(r.body.length, SIZE - 3);
+  t.true(await waitFor(() => streamEvents.slice(before).some((e) => e.id === 'isong' && e.bytes === SIZE - 3), 2000));
+  t.false(streamEvents.slice(before).find((e) => e.id === 'isong' && e.bytes === SIZE - 3)!.aborted);
+});
+
+test('a disk file shorter than catalogued: the connection is cut, never a short body', async (t) => {
+  const errorsBefore = appErrors.length;
+  const before = streamEvents.length;
+  const err = await t.throwsAsync(request('/media/ishrunk'));
+  t.truthy(err);
+  t.true(await waitFor(() => streamEvents.slice(before).some((e) => e.id === 'ishrunk'), 2000));
+  const ev = streamEvents.slice(before).find((e) => e.id === 'ishrunk')!;
+  t.true(ev.aborted);
+  t.is(ev.bytes, SIZE);
+  t.true(appErrors.slice(errorsBefore).some((e) => /ended after \d+ of \d+ bytes/.test(e.message)), 'the failure is reported to the app');
+  // nothing left at all: cut before any header (as when any body stream fails at once)
+  t.truthy(await t.throwsAsync(request('/media/iemptied')));
 });
 
 test('a tape source sees its AbortSignal fire when the client leaves', async (t) => {

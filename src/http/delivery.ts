@@ -6,16 +6,21 @@
 // resolver); it is never joined to a path. IDs with characters outside a conservative
 // alphabet are refused before the resolver sees them.
 //
-// Streaming: bodies are streamed in large chunks and never buffered whole. When the client
-// goes away the source stream is destroyed at once (which closes the file handle) and the
-// AbortSignal given to `open` fires, so a tape source can cancel its stager request.
+// Streaming: bodies are streamed in large chunks and never buffered whole. A disk file
+// (a source with `openFile`) is written to the response by file-body.ts: large reads into a
+// few reused buffers, each written straight to the socket (Koa's body piping is bypassed with
+// `ctx.respond = false` once status and headers are set; they go out with the first bytes).
+// Other sources (tape) are streams piped through a length guard. When the client goes away the
+// file is closed (or the source stream destroyed) at once and the AbortSignal given to `open`
+// fires, so a tape source can cancel its stager request.
 
 import { constants as fsConstants, createReadStream } from 'node:fs';
-import { open as openFile } from 'node:fs/promises';
+import { open as openFile, type FileHandle } from 'node:fs/promises';
 import { Transform, pipeline, type TransformCallback } from 'node:stream';
 import type { Context } from 'koa';
 import type { Router } from '@koa/router';
 import { parseRange, contentRange, unsatisfiedRange } from './range.js';
+import { writeFileBody } from './file-body.js';
 
 export type TransferMode = 'Streaming' | 'Interactive';
 
@@ -36,6 +41,11 @@ export interface MediaSource {
    * HTTP answer, as Koa does for http-errors. `signal` fires when the client is gone.
    */
   open(start: number, end: number, signal: AbortSignal): Promise<NodeJS.ReadableStream> | NodeJS.ReadableStream;
+  /**
+   * A file on disk: the opened file, which delivery reads and closes itself (instead of calling
+   * `open`). Rejects like `open` (e.g. a `status` 404 when the file is gone).
+   */
+  openFile?(signal: AbortSignal): Promise<FileHandle>;
 }
 
 export type Resolver = (id: string) => Promise<MediaSource | undefined>;
@@ -111,6 +121,23 @@ export function diskSource(
   contentFeatures: string,
   transferMode: TransferMode = 'Streaming',
 ): MediaSource {
+  async function openChecked(signal: AbortSignal): Promise<FileHandle> {
+    signal.throwIfAborted();
+    // Opening first (rather than letting a stream open lazily) surfaces ENOENT/EACCES
+    // before any header is sent, so the client gets a proper status instead of a reset.
+    // O_NOFOLLOW: the scanner catalogues no symbolic link, so a link found here was put over a
+    // catalogued file since (e.g. to /etc/passwd): it is not followed, the item is not there
+    const fh = await openFile(path, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW).catch((err: NodeJS.ErrnoException) => {
+      // deleted or moved since the last scan: the item is not there (the next scan drops it)
+      if (err.code === 'ENOENT' || err.code === 'ENOTDIR' || err.code === 'ELOOP') throw Object.assign(new Error('Not Found: the file of this item is gone'), { status: 404, expose: true });
+      throw err;
+    });
+    if (signal.aborted) {
+      await fh.close().catch(() => {});
+      throw signal.reason;
+    }
+    return fh;
+  }
   return {
     size,
     mtime,
@@ -118,21 +145,9 @@ export function diskSource(
     contentFeatures,
     transferMode,
     tier: 'disk',
+    openFile: openChecked,
     async open(start, end, signal) {
-      signal.throwIfAborted();
-      // Opening first (rather than letting the stream open lazily) surfaces ENOENT/EACCES
-      // before any header is sent, so the client gets a proper status instead of a reset.
-      // O_NOFOLLOW: the scanner catalogues no symbolic link, so a link found here was put over a
-      // catalogued file since (e.g. to /etc/passwd): it is not followed, the item is not there
-      const fh = await openFile(path, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW).catch((err: NodeJS.ErrnoException) => {
-        // deleted or moved since the last scan: the item is not there (the next scan drops it)
-        if (err.code === 'ENOENT' || err.code === 'ENOTDIR' || err.code === 'ELOOP') throw Object.assign(new Error('Not Found: the file of this item is gone'), { status: 404, expose: true });
-        throw err;
-      });
-      if (signal.aborted) {
-        await fh.close().catch(() => {});
-        throw signal.reason;
-      }
+      const fh = await openChecked(signal);
       const stream = createReadStream('', { fd: fh, start, end, highWaterMark: CHUNK_SIZE, autoClose: true });
       const onAbort = () => stream.destroy();
       signal.addEventListener('abort', onAbort, { once: true });
@@ -327,10 +342,10 @@ async function serve(ctx: Context, resolve: Resolver, opts: MediaRouteOptions): 
   };
   res.once('close', onClose);
 
-  let source: NodeJS.ReadableStream;
+  let opened: { file: FileHandle } | { source: NodeJS.ReadableStream };
   const openedAt = Date.now();
   try {
-    source = await src.open(start, end, abort.signal);
+    opened = src.openFile ? { file: await src.openFile(abort.signal) } : { source: await src.open(start, end, abort.signal) };
   } catch (err) {
     res.off('close', onClose);
     if (abort.signal.aborted) {
@@ -341,16 +356,45 @@ async function serve(ctx: Context, resolve: Resolver, opts: MediaRouteOptions): 
     throw err; // Koa answers err.status (500 without one); headers set above are reset by its onerror
   }
   if (abort.signal.aborted) {
-    destroyQuietly(source);
+    if ('file' in opened) await opened.file.close().catch(() => {});
+    else destroyQuietly(opened.source);
     ctx.respond = false;
     ctx.state.clientClosed = true;
     return;
   }
 
-  const guard = new LengthGuard(length);
-  pipeline(source, guard, () => {
-    /* errors end the response through the guard; nothing else to do */
-  });
+  let bytes: () => number;
+  let finished: (cb: (aborted: boolean) => void) => void;
+  if ('file' in opened) {
+    // written by file-body.ts, not piped by Koa: status and headers set above go out with the first bytes
+    ctx.respond = false;
+    const body = writeFileBody(res, opened.file, start, length);
+    bytes = () => body.bytes;
+    finished = (cb) =>
+      void body.done.then(({ complete, error }) => {
+        // as Koa does for a failed body stream (the connection is cut already): reported to the app's error log
+        if (error) ctx.onerror(error);
+        cb(!complete);
+      });
+  } else {
+    const { source } = opened;
+    const guard = new LengthGuard(length);
+    pipeline(source, guard, () => {
+      /* errors end the response through the guard; nothing else to do */
+    });
+    bytes = () => guard.count;
+    finished = (cb) =>
+      res.once('close', () => {
+        // Koa destroys the body stream (the guard) on close, and pipeline() then destroys the
+        // source; make sure of it even if Koa's behaviour changes.
+        if (!res.writableFinished) {
+          guard.destroy();
+          destroyQuietly(source);
+        }
+        cb(!res.writableFinished);
+      });
+    ctx.body = guard;
+  }
   const now = Date.now();
   const started: StreamStart = {
     id,
@@ -362,23 +406,14 @@ async function serve(ctx: Context, resolve: Resolver, opts: MediaRouteOptions): 
     userAgent: ctx.get('user-agent') || undefined,
     startedAt: now,
     openMs: now - openedAt,
-    bytes: () => guard.count,
+    bytes,
   };
   try {
     opts.onStreamStart?.(started);
   } catch {
     // an observer must not break delivery
   }
-  res.once('close', () => {
-    // Koa destroys the body stream (the guard) on close, and pipeline() then destroys the
-    // source; make sure of it even if Koa's behaviour changes.
-    if (!res.writableFinished) {
-      guard.destroy();
-      destroyQuietly(source);
-    }
-    opts.onStream?.({ id, tier: src.tier, bytes: guard.count, aborted: !res.writableFinished, stream: started });
-  });
-  ctx.body = guard;
+  finished((aborted) => opts.onStream?.({ id, tier: src.tier, bytes: bytes(), aborted, stream: started }));
 }
 
 function destroyQuietly(s: NodeJS.ReadableStream): void {

@@ -1,0 +1,108 @@
+// A byte range of an open file written straight to an HTTP response: the disk half of media
+// delivery (http/delivery.ts), where a TV streaming a film spends its server's CPU.
+//
+// Why not `createReadStream(...).pipe(res)`: a file stream allocates a fresh buffer for every
+// read, and a fresh multi-hundred-KiB allocation is fresh memory the kernel has to fault in and
+// zero, page by page, on every chunk; a Transform to count bytes added a copy of the stream
+// machinery per chunk. Here a response owns FILE_BUFFERS buffers of FILE_CHUNK bytes, reads the
+// file into them with fs.read at explicit positions and hands each one to `res.write`; a buffer
+// is read into again only once its write callback says the socket took it. That is also the
+// backpressure: with every buffer waiting for the socket, no read is issued, so a slow client
+// holds at most FILE_BUFFERS × FILE_CHUNK bytes of memory (plus the kernel's socket buffer).
+//
+// Ending:
+// - all bytes written: res.end(), then the file is closed;
+// - the client goes (res 'close' before 'finish'): no further read is issued, and the file is
+//   closed as soon as no read is in flight (never under a pending read, whose descriptor could
+//   otherwise be reused by another open meanwhile);
+// - a read fails or the file is shorter than its catalogued size (truncated since the scan):
+//   the connection is destroyed (with or without headers sent, as Koa does when a body stream
+//   fails), so the client sees a cut body rather than a short or wrong one; `done` carries the
+//   error for the log.
+
+import { read } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+import type { ServerResponse } from 'node:http';
+
+/** Bytes per read and per socket write. */
+export const FILE_CHUNK = 1024 * 1024;
+/** Buffers per response: one can be filled from the file while the other drains to the socket. */
+export const FILE_BUFFERS = 2;
+
+export interface FileBody {
+  /** Bytes handed to the response so far. */
+  readonly bytes: number;
+  /**
+   * Settles when the file is closed: whether every byte went to the socket, and the error of a
+   * failed read (the connection is already cut then).
+   */
+  readonly done: Promise<{ complete: boolean; error?: Error }>;
+}
+
+/**
+ * Writes bytes [start, start + length) of `fh` to `res` (status and headers already set) and
+ * closes `fh` when done. The first write happens after the first read completes, i.e. after
+ * the current tick: whatever the caller still sets on `res` synchronously goes out with it.
+ */
+export function writeFileBody(res: ServerResponse, fh: FileHandle, start: number, length: number): FileBody {
+  const end = start + length;
+  const size = Math.min(FILE_CHUNK, length);
+  const free: Buffer[] = [];
+  for (let i = 0; i < FILE_BUFFERS && i * size < length; i++) free.push(Buffer.allocUnsafeSlow(size));
+  let pos = start;
+  let reading = false;
+  let stopped = false; // no more reads: everything read, client gone, or failed
+  let closed = false;
+  let error: Error | undefined;
+  let settle!: (r: { complete: boolean; error?: Error }) => void;
+  const body = {
+    bytes: 0,
+    done: new Promise<{ complete: boolean; error?: Error }>((r) => (settle = r)),
+  };
+
+  const closeFile = () => {
+    if (closed || reading) return;
+    closed = true;
+    fh.close().then(
+      () => settle({ complete: res.writableFinished && !error, error }),
+      (err: Error) => settle({ complete: false, error: error ?? err }),
+    );
+  };
+  const stop = () => {
+    stopped = true;
+    closeFile();
+  };
+  const fail = (err: Error) => {
+    error = err;
+    stop();
+    res.destroy(err);
+  };
+
+  const pump = () => {
+    if (stopped || reading || pos >= end) return;
+    const buf = free.pop();
+    if (!buf) return;
+    reading = true;
+    read(fh.fd, buf, 0, Math.min(buf.length, end - pos), pos, (err, n) => {
+      reading = false;
+      if (stopped || res.destroyed) return stop();
+      if (err) return fail(err);
+      if (n === 0) return fail(new Error(`media file ended after ${pos - start} of ${length} bytes (shorter than when it was scanned)`));
+      pos += n;
+      body.bytes += n;
+      res.write(n === buf.length ? buf : buf.subarray(0, n), (werr) => {
+        if (werr) return; // the response is gone; 'close' stops the pump
+        free.push(buf);
+        pump();
+      });
+      if (pos >= end) {
+        stopped = true;
+        res.end(closeFile);
+      } else pump();
+    });
+  };
+
+  res.once('close', stop);
+  pump();
+  return body;
+}

@@ -1,0 +1,161 @@
+// writeFileBody (src/http/file-body.ts) against a stand-in response whose writes complete only
+// when the test says so: what it reads, how many buffers it holds, and when it closes the file.
+import test from 'ava';
+import { EventEmitter } from 'node:events';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import type { ServerResponse } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { FILE_BUFFERS, FILE_CHUNK, writeFileBody } from '../src/http/file-body.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'tapedeck-file-body-'));
+test.after.always(() => rmSync(dir, { recursive: true, force: true }));
+const SIZE = 5 * FILE_CHUNK + 12345;
+const data = randomBytes(SIZE);
+const path = join(dir, 'film.mkv');
+writeFileSync(path, data);
+
+/** A response whose writes stay pending (as on a full socket) until flush() is called. */
+class SlowResponse extends EventEmitter {
+  headersSent = false;
+  destroyed = false;
+  writableFinished = false;
+  received: Buffer[] = [];
+  /** ArrayBuffers of every chunk written (to see buffer reuse). */
+  backing = new Set<ArrayBufferLike>();
+  pending: (() => void)[] = [];
+  destroyedWith?: Error;
+
+  write(chunk: Buffer, cb: (err?: Error | null) => void): boolean {
+    this.headersSent = true;
+    this.backing.add(chunk.buffer);
+    this.pending.push(() => {
+      this.received.push(Buffer.from(chunk)); // copied when the socket "takes" it
+      cb();
+    });
+    return false;
+  }
+  end(cb: () => void): void {
+    this.pending.push(() => {
+      this.writableFinished = true;
+      cb();
+      this.emit('finish');
+      this.emit('close');
+    });
+  }
+  destroy(err?: Error): void {
+    this.destroyed = true;
+    this.destroyedWith = err;
+    this.pending = []; // never completed
+    setImmediate(() => this.emit('close'));
+  }
+  /** Completes the pending writes. */
+  flush(): number {
+    const p = this.pending;
+    this.pending = [];
+    for (const f of p) f();
+    return p.length;
+  }
+}
+
+const asRes = (r: SlowResponse) => r as unknown as ServerResponse;
+const tick = () => new Promise((r) => setTimeout(r, 10));
+
+async function drain(res: SlowResponse, until: () => boolean): Promise<void> {
+  for (let i = 0; i < 2000 && !until(); i++) {
+    res.flush();
+    await tick();
+  }
+}
+
+test('writes exactly the range, from at most FILE_BUFFERS reused buffers', async (t) => {
+  const fh = await open(path, 'r');
+  const res = new SlowResponse();
+  const start = 777;
+  const length = SIZE - start - 1000;
+  const body = writeFileBody(asRes(res), fh, start, length);
+  let settled = false;
+  void body.done.then(() => (settled = true));
+  await drain(res, () => settled);
+  const r = await body.done;
+  t.true(r.complete);
+  t.is(r.error, undefined);
+  t.true(Buffer.concat(res.received).equals(data.subarray(start, start + length)));
+  t.is(body.bytes, length);
+  t.true(res.backing.size <= FILE_BUFFERS, `${res.backing.size} distinct buffers`);
+  t.is(fh.fd, -1, 'file closed');
+});
+
+test('a client that does not read: no more than FILE_BUFFERS chunks are read ahead', async (t) => {
+  const fh = await open(path, 'r');
+  const res = new SlowResponse();
+  const body = writeFileBody(asRes(res), fh, 0, SIZE);
+  await new Promise((r) => setTimeout(r, 200));
+  t.is(res.pending.length, FILE_BUFFERS);
+  t.is(body.bytes, FILE_BUFFERS * FILE_CHUNK);
+  res.flush(); // the socket takes two chunks: two more are read
+  await new Promise((r) => setTimeout(r, 200));
+  t.is(body.bytes, 2 * FILE_BUFFERS * FILE_CHUNK);
+  t.is(res.pending.length, FILE_BUFFERS);
+  res.destroy();
+  const r = await body.done;
+  t.false(r.complete);
+  t.is(fh.fd, -1, 'file closed when the client left');
+});
+
+test('a small range uses buffers no bigger than itself', async (t) => {
+  const fh = await open(path, 'r');
+  const res = new SlowResponse();
+  const body = writeFileBody(asRes(res), fh, 10, 100);
+  let settled = false;
+  void body.done.then(() => (settled = true));
+  await drain(res, () => settled);
+  t.true(Buffer.concat(res.received).equals(data.subarray(10, 110)));
+  t.is(res.backing.size, 1);
+  t.true([...res.backing][0]!.byteLength <= 100);
+});
+
+test('the client leaving while a read is in flight: the file is closed after that read, nothing more is written', async (t) => {
+  const fh = await open(path, 'r');
+  const res = new SlowResponse();
+  const body = writeFileBody(asRes(res), fh, 0, SIZE);
+  // the first read is in flight now (issued synchronously)
+  res.emit('close');
+  res.destroyed = true;
+  t.not(fh.fd, -1, 'not closed under a pending read');
+  const r = await body.done;
+  t.false(r.complete);
+  t.is(res.received.length, 0);
+  t.is(res.pending.length, 0, 'nothing written after the client left');
+  t.is(fh.fd, -1);
+});
+
+test('a file shorter than its catalogued size: the response is destroyed, with or without headers sent', async (t) => {
+  // headers out (first chunk written), then the file ends early: the connection is destroyed
+  const fh = await open(path, 'r');
+  const res = new SlowResponse();
+  const body = writeFileBody(asRes(res), fh, 0, SIZE + 5000);
+  let settled = false;
+  void body.done.then(() => (settled = true));
+  await drain(res, () => settled);
+  const r = await body.done;
+  t.false(r.complete);
+  t.regex(r.error?.message ?? '', /ended after 5\d+ of \d+ bytes/);
+  t.true(res.destroyed);
+  t.is(body.bytes, SIZE);
+  t.is(fh.fd, -1);
+
+  // nothing at the offset at all: cut before any header went out
+  const empty = join(dir, 'empty.mkv');
+  writeFileSync(empty, '');
+  const fh2 = await open(empty, 'r');
+  const res2 = new SlowResponse();
+  const r2 = await writeFileBody(asRes(res2), fh2, 0, 1000).done;
+  t.false(r2.complete);
+  t.regex(r2.error?.message ?? '', /ended after 0 of 1000 bytes/);
+  t.true(res2.destroyed);
+  t.false(res2.headersSent);
+  t.is(fh2.fd, -1);
+});
