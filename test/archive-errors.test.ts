@@ -1,8 +1,11 @@
 // Bad inputs and resource problems: clear errors with their codes (the CLI's
 // exit codes), nothing half done.
 import test from 'ava';
-import { readFile } from 'node:fs/promises';
-import { ArchiveError } from '../src/archive/errors.js';
+import { readdir, readFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { ArchiveError, EXIT_CODES } from '../src/archive/errors.js';
+import { armFault, disarmFaults } from '../src/archive/faults.js';
+import { summary } from '../src/archive/cli.js';
 import { ArchiveService } from '../src/archive/service.js';
 import { silentLogger } from '../src/log.js';
 import { itemAt, makeLab, readThroughCatalog } from './fixtures/archive/setup.js';
@@ -81,6 +84,49 @@ test('recall from an offline cartridge: OFFLINE (exit 3), noted as needed; impor
   t.deepEqual((await another.tapeStatus()).needed, [], 'and forgotten everywhere once it is back');
   const r = await lab.service.run((await lab.service.submit('recall', [item.id])).id);
   t.is(r.state, 'done', r.reason);
+  t.true((await readFile(path)).equals(content));
+});
+
+test.serial('recall onto a disk without room: NO_SPACE (exit 3) before any mount; a disk that fills up during the recall is NO_SPACE too, not "0 failed"', async (t) => {
+  const lab = await makeLab({ memory: true });
+  t.teardown(() => lab.cleanup());
+  t.teardown(() => disarmFaults());
+  const [path, content] = [...lab.files].find(([, b]) => b.length > 100_000)!;
+  const item = await itemAt(lab.catalog, path);
+  t.is((await lab.service.run((await lab.service.submit('archive', [item.id])).id)).state, 'done');
+  let mounts = 0;
+  const mount = lab.service.drives.mount.bind(lab.service.drives);
+  lab.service.drives.mount = (label) => {
+    mounts++;
+    return mount(label);
+  };
+  const real = lab.service.tuning.fsSpace;
+  lab.service.tuning.fsSpace = async (p) => ({ ...(await real(p)), freeBytes: 1000 });
+  const job = await lab.service.run((await lab.service.submit('recall', [item.id])).id);
+  t.is(job.state, 'failed');
+  t.is(job.code, 'NO_SPACE');
+  t.is(EXIT_CODES[job.code!], 3, 'a resource problem, like a full archive pool');
+  t.regex(job.reason!, /not enough free space to recall: 1 item\(s\) need .* on the file system holding .*, which has 1000 B free; nothing was mounted/);
+  t.is(mounts, 0, 'refused before mounting a cartridge');
+  t.notRegex(summary(job), /0 failed/);
+  t.falsy((await lab.catalog.get(item.id))!.location!.disk, 'still archived');
+  // the disk fills up while the recall writes: the job says so (exit 3), the temp file goes
+  lab.service.tuning.fsSpace = real;
+  armFault('recall:mid-restore', {
+    fn: () => {
+      throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+    },
+  });
+  const full = await lab.service.run((await lab.service.submit('recall', [item.id])).id);
+  t.is(full.state, 'failed');
+  t.is(full.code, 'NO_SPACE');
+  t.regex(full.reason!, /ENOSPC/);
+  t.regex(summary(full), /failed after 0 of 1 item\(s\)/);
+  t.false((await readdir(dirname(path))).some((n) => n.endsWith('.tapedeck-recall')), 'no temp file left');
+  t.falsy((await lab.catalog.get(item.id))!.location!.disk, 'still archived');
+  t.true((await readThroughCatalog(lab, (await lab.catalog.get(item.id))!)).equals(content), 'and plays from tape');
+  const again = await lab.service.run((await lab.service.submit('recall', [item.id])).id);
+  t.is(again.state, 'done', again.reason);
   t.true((await readFile(path)).equals(content));
 });
 

@@ -129,6 +129,22 @@ test('promotion: a tape item played N times within the window is recalled; plays
   t.regex(off.skipped[0].reason, /TD0002L9 is offline/);
 });
 
+test('a promotion must fit in the free space of its file system (the recall job checks the same before mounting)', (t) => {
+  const hot = item({ size: 100 * MB, tier: 'tape', diskBytes: MB, recent: [NOW - 1000, NOW - 2000], lastPlayed: NOW - 1000 });
+  const idle = item({ size: 80 * MB, lastPlayed: NOW - 400 * DAY });
+  const fs = (freeBytes: number) => ({ filesystems: [{ key: 'fs1', dirs: ['/m'], sizeBytes: 1e12, usedBytes: 1e9, freeBytes }] });
+  const r = rules({ promotePlays: 2 });
+  const tight = planPass(state([hot], fs(50 * MB)), r);
+  t.deepEqual(tight.actions, []);
+  t.regex(tight.skipped[0].reason, new RegExp(`needs ${100 * MB} bytes of free space and its file system \\(/m\\) has ${50 * MB}`));
+  t.deepEqual(ids(planPass(state([hot], fs(150 * MB)), r)), [hot.id]);
+  // an archive of the same pass (it runs first) frees room for it
+  const plan = planPass(state([hot, idle], fs(50 * MB)), { ...r, archiveIdle: 90 * 86400 });
+  t.deepEqual(plan.actions.map((a) => [a.id, a.action]), [[idle.id, 'archive'], [hot.id, 'recall']]);
+  // unknown free space (no statfs): no check
+  t.deepEqual(ids(planPass(state([hot]), r)), [hot.id]);
+});
+
 test('promotion never pushes usage over the high watermark: colder items are archived first, or the promotion is skipped', (t) => {
   const hot = item({ size: 100 * MB, tier: 'tape', diskBytes: MB, recent: [NOW - 1000, NOW - 2000], lastPlayed: NOW - 1000 });
   const cold = item({ size: 150 * MB, lastPlayed: NOW - 50 * DAY });

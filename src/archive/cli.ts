@@ -253,6 +253,8 @@ export function progressBytes(j: JobRecord): string {
 export function summary(j: JobRecord): string {
   const r = j.result ?? {};
   const p = j.progress;
+  // a job that stopped with an error has no per-item counts: not "0 failed"
+  if (j.state === 'failed' && !j.result) return `${j.kind} ${j.id}: failed after ${p.itemsDone} of ${p.itemsTotal} ${j.kind === 'import' ? 'cartridge(s)' : 'item(s)'} (the reason follows on stderr)`;
   if (j.kind === 'archive') return `archive ${j.id}: ${j.state}: ${r.archived ?? 0} archived${r.reused ? ` (${r.reused} reused a verified tape copy)` : ''}, ${r.skipped ?? 0} skipped, ${r.failed ?? 0} failed${Array.isArray(r.cartridges) && r.cartridges.length ? ` on ${r.cartridges.join(', ')}` : ''}`;
   if (j.kind === 'recall') return `recall ${j.id}: ${j.state}: ${r.recalled ?? 0} recalled, ${r.skipped ?? 0} already on disk, ${r.failed ?? 0} failed${Array.isArray(r.cartridges) && r.cartridges.length ? ` from ${r.cartridges.join(', ')}` : ''}`;
   const carts = (r.cartridges as { label: string; attached: number; recreated: number; docked: number; unchanged: number; pool: boolean; skipped?: { path: string; reason: string }[] }[] | undefined) ?? [];

@@ -10,6 +10,7 @@ import type { JobBatch, JobItem, JobRecord, JobStore } from './jobs.js';
 import type { PoolStore } from './pool.js';
 import type { DriveManager, MemberReaderOptions } from './tapeio.js';
 import type { StubOptions } from './stubs.js';
+import { fsSpace, type FsSpaceProbe } from '../util/free-space.js';
 
 export class Interrupted extends Error {
   constructor() {
@@ -44,6 +45,8 @@ export interface JobTuning {
   writeChunkBytes: number;
   /** Wait before a job resumes after its staging worker went away, times the attempt (capped at 5 s). */
   workerRetryMs: number;
+  /** Free space of the file system holding a path (recall checks it before mounting). */
+  fsSpace: FsSpaceProbe;
 }
 
 export const DEFAULT_TUNING: JobTuning = {
@@ -52,6 +55,7 @@ export const DEFAULT_TUNING: JobTuning = {
   reader: {},
   writeChunkBytes: 1 << 20,
   workerRetryMs: 1000,
+  fsSpace,
 };
 
 export class JobContext {

@@ -3,7 +3,7 @@
 //
 //   2  bad input: unknown object ID / path / label, invalid request
 //   3  resource problem: cartridge offline, no room in the archive pool,
-//      no free drive, tape library busy or not configured
+//      no room on the disk a recall writes to, no free drive, tape library busy or not configured
 //   1  anything else (I/O error, verification mismatch, ...)
 
 import { isTapeError } from '../tape/types.js';
@@ -13,6 +13,7 @@ export type ArchiveErrorCode =
   | 'INVALID' // malformed request
   | 'OFFLINE' // a cartridge that is needed is outside the library
   | 'NO_ROOM' // no cartridge of the archive pool has room
+  | 'NO_SPACE' // the disk a recall writes to has not enough free space (or filled up: ENOSPC)
   | 'NO_DRIVE' // no drive can take the cartridge
   | 'BUSY' // tape library or catalog in use by another process
   | 'NO_LIBRARY' // no tape library configured
@@ -24,6 +25,7 @@ export const EXIT_CODES: Record<ArchiveErrorCode, number> = {
   INVALID: 2,
   OFFLINE: 3,
   NO_ROOM: 3,
+  NO_SPACE: 3,
   NO_DRIVE: 3,
   BUSY: 3,
   NO_LIBRARY: 3,
@@ -67,6 +69,7 @@ export function errorCode(err: unknown): ArchiveErrorCode {
     }
   }
   const code = (err as { code?: unknown })?.code;
+  if (code === 'ENOSPC' || code === 'EDQUOT') return 'NO_SPACE';
   if (typeof code === 'string' && code in EXIT_CODES) return code as ArchiveErrorCode;
   return 'FAILED';
 }

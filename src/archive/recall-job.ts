@@ -27,6 +27,7 @@ import { MemberReader, prefetch } from './tapeio.js';
 import { hashFile } from '../util/hash.js';
 import { stubPath, syncDir } from './stubs.js';
 import { ownPaths } from '../util/own-paths.js';
+import { formatBytes } from '../util/units.js';
 
 export async function runRecall(ctx: JobContext): Promise<Record<string, unknown>> {
   const items = await ctx.jobs.items(ctx.job.id);
@@ -104,6 +105,7 @@ class RecallRun {
         );
       }
     }
+    await this.checkSpace(needTape);
     // Items whose bytes are already restored first (no tape), then by cartridge:
     // the ones in a drive first, each cartridge's items in block order.
     const inv = await ctx.library.changer.inventory();
@@ -124,6 +126,32 @@ class RecallRun {
     }
     const count = (p: string) => this.items.filter((i) => i.phase === p).length;
     return { recalled: count('done'), skipped: count('skipped'), failed: count('failed'), cartridges: this.order };
+  }
+
+  /**
+   * Before any cartridge is mounted: the items to read must fit in the free space of the file
+   * systems they go to (each whole: its head stub goes only once the file is in place).
+   */
+  private async checkSpace(items: JobItem[]): Promise<void> {
+    const { ctx } = this;
+    const byFs = new Map<string, { dir: string; free: number; need: number; items: number }>();
+    const probed = new Map<string, Awaited<ReturnType<typeof ctx.tuning.fsSpace>>>();
+    for (const item of items) {
+      const dir = dirname(item.dest!);
+      let s = probed.get(dir);
+      if (!s) probed.set(dir, (s = await ctx.tuning.fsSpace(dir)));
+      const f = byFs.get(s.key) ?? { dir, free: s.freeBytes, need: 0, items: 0 };
+      f.need += item.size ?? 0;
+      f.items++;
+      byFs.set(s.key, f);
+    }
+    for (const f of byFs.values()) {
+      if (f.need <= f.free) continue;
+      throw new ArchiveError(
+        'NO_SPACE',
+        `not enough free space to recall: ${f.items} item(s) need ${formatBytes(f.need)} on the file system holding ${f.dir}, which has ${formatBytes(f.free)} free; nothing was mounted or changed (free some space, or recall fewer items)`,
+      );
+    }
   }
 
   private async reader(label: string, bs: number): Promise<MemberReader> {

@@ -54,6 +54,8 @@ export interface FsState {
   dirs: string[];
   sizeBytes: number;
   usedBytes: number;
+  /** Bytes still writable (statfs bavail), when known: a promotion must fit in them. */
+  freeBytes?: number;
 }
 
 export interface PoolCartridge {
@@ -197,6 +199,8 @@ export function planPass(state: PolicyState, rules: PolicyRules): PolicyPlan {
   const kept = (i: PolicyItem) => (stubHere(i) ? i.stubBytes : 0);
   const chosen = new Map<string, PlanAction>();
   const order: PlanAction[] = [];
+  const byIdAll = new Map(state.items.map((i) => [i.id, i]));
+  const fsName = (key: string | undefined) => state.filesystems.find((f) => f.key === key)?.dirs[0] ?? key ?? '?';
 
   const act = (i: PolicyItem, action: 'archive' | 'recall', reason: ActionReason, detail: string): PlanAction => {
     const s = scopeOf(i);
@@ -252,6 +256,19 @@ export function planPass(state: PolicyState, rules: PolicyRules): PolicyPlan {
   }
   // 3. promotion
   const skipped: PolicyPlan['skipped'] = [];
+  // Free space per file system as the pass goes: archives (they run first) free their disk bytes
+  // there, recalls take their whole size (the recall job's own check, before it mounts: the head
+  // stub goes only once the file is in place); a promotion that does not fit is skipped.
+  const free = new Map(state.filesystems.filter((f) => f.freeBytes !== undefined).map((f) => [f.key, f.freeBytes!]));
+  const freeAfterArchives = () => {
+    const m = new Map(free);
+    for (const a of order) {
+      const i = byIdAll.get(a.id)!;
+      if (a.action === 'archive' && i.fs !== undefined && m.has(i.fs)) m.set(i.fs, m.get(i.fs)! + i.diskBytes - (state.stubFs === undefined || state.stubFs === i.fs ? i.stubBytes : 0));
+      if (a.action === 'recall' && i.fs !== undefined && m.has(i.fs)) m.set(i.fs, m.get(i.fs)! - i.size);
+    }
+    return m;
+  };
   if (rules.promotePlays > 0) {
     const hot = state.items
       .filter((i) => i.tier === 'tape' && !chosen.has(i.id) && inWindow(i) >= rules.promotePlays)
@@ -276,6 +293,13 @@ export function planPass(state: PolicyState, rules: PolicyRules): PolicyPlan {
           skipped.push({ id: i.id, path: i.path, action: 'recall', reason: `played ${inWindow(i)} times within ${fmtDuration(rules.promoteWindow)}, but recalling it would add ${need} bytes to disk (${i.size} minus the ${weight(i)} its head stub already holds) and push disk usage over the high watermark (${formatWatermark(high!)}) and no colder item can make room` });
           continue;
         }
+      }
+      const room = i.fs !== undefined ? freeAfterArchives().get(i.fs) : undefined;
+      const adds = i.size;
+      if (room !== undefined && adds > room) {
+        for (const m of made.reverse()) undo(m, state.items.find((x) => x.id === m.id)!);
+        skipped.push({ id: i.id, path: i.path, action: 'recall', reason: `played ${inWindow(i)} times within ${fmtDuration(rules.promoteWindow)}, but recalling it needs ${adds} bytes of free space and its file system (${fsName(i.fs)}) has ${Math.max(0, room)}` });
+        continue;
       }
       act(i, 'recall', 'promotion', `played ${inWindow(i)} times within ${fmtDuration(rules.promoteWindow)} (promote_plays ${rules.promotePlays})`);
     }

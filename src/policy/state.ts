@@ -2,7 +2,6 @@
 // systems of the media directories and the archive pool. Everything time- or machine-
 // dependent is injectable (clock, statfs), so tests and the bench can drive it.
 
-import { stat, statfs } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Catalog } from '../catalog/catalog.js';
 import type { CatalogObject } from '../catalog/types.js';
@@ -14,21 +13,15 @@ import { PRESETS } from '../tape/timing.js';
 import type { AccessRecord } from './access.js';
 import { itemSize, tierOf } from '../catalog/tier.js';
 import { innermostRoot } from '../util/inside.js';
+import { fsSpace, type FsSpace } from '../util/free-space.js';
 import type { FsState, PolicyItem, PolicyState, PoolCartridge } from './plan.js';
 
-/** Size and use of the file system holding a directory, and an identity to group directories by. */
-export interface FsInfo {
-  key: string;
-  sizeBytes: number;
-  usedBytes: number;
-}
+/** Size and use of the file system holding a directory, and an identity to group directories by (free space when known). */
+export type FsInfo = Omit<FsSpace, 'freeBytes'> & { freeBytes?: number };
 
 export type FsProbe = (dir: string) => Promise<FsInfo>;
 
-export const realFsProbe: FsProbe = async (dir) => {
-  const [st, fs] = await Promise.all([stat(dir), statfs(dir)]);
-  return { key: String(st.dev), sizeBytes: fs.blocks * fs.bsize, usedBytes: (fs.blocks - fs.bfree) * fs.bsize };
-};
+export const realFsProbe: FsProbe = fsSpace;
 
 export interface StateSources {
   catalog: Catalog;
@@ -63,7 +56,7 @@ export async function gatherState(src: StateSources): Promise<PolicyState> {
     fsOfDir.set(d, info.key);
     const f = filesystems.get(info.key);
     if (f) f.dirs.push(d);
-    else filesystems.set(info.key, { key: info.key, dirs: [d], sizeBytes: info.sizeBytes, usedBytes: info.usedBytes });
+    else filesystems.set(info.key, { key: info.key, dirs: [d], sizeBytes: info.sizeBytes, usedBytes: info.usedBytes, ...(info.freeBytes !== undefined ? { freeBytes: info.freeBytes } : {}) });
   }
   // head stubs are written under <data_dir>/stubs (stubPath), often on another file system
   const stubFs = (await probe(config.dataDir).catch(() => undefined))?.key;
