@@ -10,14 +10,14 @@ import { objectWords, words } from '../src/catalog/words.js';
 import { ContentDirectory } from '../src/upnp/cds.js';
 import { compileSearch } from '../src/upnp/search.js';
 import { MAX_INDEX_LOOKUPS } from '../src/upnp/search-plan.js';
-import { compileSort } from '../src/upnp/sort.js';
+import { compileSort, parseSort } from '../src/upnp/sort.js';
 import type { SoapContext } from '../src/upnp/soap.js';
 
 /** A store that counts the object values it hands out (o/ keys). */
 class CountingStore implements KVStore {
   readonly kind = 'counting';
   objectReads = 0;
-  /** Range reads of keys (the index's posting lists among them). */
+  /** Range reads of whole lists (the index's posting lists among them). */
   keyLists = 0;
   constructor(readonly inner: MemoryStore) {}
   open() {
@@ -49,6 +49,12 @@ class CountingStore implements KVStore {
   keyList(r: KeyRange) {
     this.keyLists++;
     return this.inner.keyList(r);
+  }
+  async entryList(r: KeyRange) {
+    this.keyLists++;
+    const out = await this.inner.entryList(r);
+    this.objectReads += out.filter(([k]) => k.startsWith('o/')).length;
+    return out;
   }
 }
 
@@ -130,7 +136,34 @@ const CRITERIA = [
   'dc:title contains "album"',
   'dc:title contains "artist"',
   'dc:title doesNotContain "lantern" and upnp:genre = "Jazz"',
+  // substrings inside words, across word boundaries and with punctuation
+  'dc:title contains "ntern"',
+  'dc:title contains "anterns"',
+  'dc:title contains "iver"',
+  'dc:title contains "n riv"',
+  'dc:title contains "golden r"',
+  'dc:title contains "et lante"',
+  'dc:title contains "k\'n\'r"',
+  'dc:title contains "\'n\'"',
+  'dc:title contains "rock\'n"',
+  'dc:title contains " "',
+  'dc:title contains "r g"',
+  'dc:title contains "ΟΣ Σ"',
+  'dc:title contains "ique riv"',
+  'dc:title contains "xl"',
+  'dc:title contains "w99 lan"',
+  'upnp:class derivedfrom "object.item.audioItem" and dc:title contains "ntern"',
+  'upnp:class derivedfrom "object.item.audioItem" and dc:title contains "n riv"',
+  'upnp:class = "object.item.audioItem.musicTrack" and dc:title contains "highway"',
+  'upnp:class derivedfrom "object.container" and dc:title contains "album"',
+  'upnp:class derivedfrom "object.item.videoItem" and dc:title contains "river"',
+  'dc:title contains "river" and @id != "x"',
+  'dc:title contains "river" and dc:title doesNotContain "silver"',
+  'dc:title contains "river" or dc:title = "Golden Garden"',
 ];
+
+/** Sorts the paging test runs each criteria with: the default order, and some that read only a posting record and some that do not. */
+const SORTS = ['', '+dc:title', '-dc:title', '+upnp:class,-@id', '-upnp:genre', '+upnp:artist,+dc:title'];
 
 test('Search through the word index answers exactly what a pass over every object answers', async (t) => {
   const catalog = new Catalog(new MemoryStore());
@@ -146,12 +179,82 @@ test('Search through the word index answers exactly what a pass over every objec
   }
 });
 
-test('Search reads only the candidates of the index, not every object', async (t) => {
+/** A catalog of library(n) over a CountingStore, and its ContentDirectory without result cache. */
+async function countedLibrary(n: number): Promise<{ store: CountingStore; catalog: Catalog; cds: ContentDirectory }> {
   const store = new CountingStore(new MemoryStore());
   const catalog = new Catalog(store);
   await catalog.open();
-  await catalog.apply({ upserts: library(2000) });
+  await catalog.apply({ upserts: library(n) });
+  return { store, catalog, cds: new ContentDirectory(catalog, { searchCacheBytes: 0 }) };
+}
+
+/** One page of a Search: the IDs in order and TotalMatches. */
+async function page(cds: ContentDirectory, criteria: string, sort: string, start: number, count: number): Promise<{ total: number; ids: string[] }> {
+  const out = new Map(await cds.search({ ContainerID: '0', SearchCriteria: criteria, Filter: '*', StartingIndex: String(start), RequestedCount: String(count), SortCriteria: sort }, ctx));
+  const ids = [...String(out.get('Result')).matchAll(/<(?:item|container) id="([^"]+)"/g)].map((m) => m[1].replace(/&amp;/g, '&'));
+  return { total: Number(out.get('TotalMatches')), ids };
+}
+
+test('every page in every order is the slice of a pass over every object, with and without the result cache', async (t) => {
+  const catalog = new Catalog(new MemoryStore());
+  await catalog.open();
+  await catalog.apply({ upserts: library(300) });
+  for (const cacheBytes of [0, 1 << 20]) {
+    const cds = new ContentDirectory(catalog, { searchCacheBytes: cacheBytes });
+    for (const c of CRITERIA) {
+      const match = compileSearch(c);
+      const all = [...(await catalog.items()), ...(await catalog.containers())].filter((o) => o.id !== '0' && match(o));
+      for (const sort of SORTS) {
+        const expected = [...all].sort(compileSort(parseSort(sort))).map((o) => o.id);
+        for (const [start, count] of [[0, 1], [0, 10], [3, 7], [40, 50], [expected.length, 5]]) {
+          const r = await page(cds, c, sort, start, count);
+          t.is(r.total, expected.length, `${c} / ${sort}`);
+          t.deepEqual(r.ids, expected.slice(start, start + count), `${c} / ${sort} / ${start}+${count}`);
+        }
+      }
+    }
+  }
+});
+
+test('criteria on class and title are answered from the posting records: only the returned page is read', async (t) => {
+  const { store, cds } = await countedLibrary(2000);
+  for (const c of ['upnp:class derivedfrom "object.item.audioItem" and dc:title contains "highway"', 'dc:title contains "ver"', 'dc:title contains "n riv"']) {
+    store.objectReads = 0;
+    const r = await page(cds, c, '', 0, 10);
+    t.true(r.total > 20, c);
+    t.is(r.ids.length, 10);
+    t.true(store.objectReads <= 12, `${c}: read ${store.objectReads} objects for a page of 10 of ${r.total}`);
+  }
+  // a criteria on another property reads the candidates to test them
+  store.objectReads = 0;
+  const g = await page(cds, 'dc:title contains "highway" and upnp:genre = "Jazz"', '', 0, 10);
+  t.true(g.total > 50);
+  t.true(store.objectReads >= g.total);
+});
+
+test('the posting records follow a change of title or class that keeps the words', async (t) => {
+  const catalog = new Catalog(new MemoryStore());
+  await catalog.open();
+  const lib = library(20);
+  await catalog.apply({ upserts: lib });
   const cds = new ContentDirectory(catalog, { searchCacheBytes: 0 });
+  const check = async (c: string) => t.deepEqual((await page(cds, c, '', 0, 0)).ids, await bruteForce(catalog, c), c);
+  // same words, other punctuation: only the record (and the exact posting) tells
+  const a = { ...lib[3], title: lib[3].title.replace(' ', '-') };
+  // same title, other class
+  const b = { ...lib[4], upnpClass: 'object.item.audioItem.audioBook' };
+  // a class of no standard name (the record holds it in full)
+  const d = { ...lib[5], upnpClass: 'object.item.audioItem.musicTrack.vendorX' };
+  await catalog.apply({ upserts: [a, b, d] });
+  await check('upnp:class derivedfrom "object.item.audioItem.musicTrack.vendorx" and dc:title contains "e"');
+  await check('upnp:class = "object.item.audioItem.musicTrack.vendorX" or upnp:class = "object.item.audioItem.audioBook"');
+  for (const c of [`dc:title contains "${lib[3].title.toLowerCase()}"`, `dc:title contains "${a.title.split('-')[0].slice(-2)}-"`, 'upnp:class derivedfrom "object.item.audioItem.musicTrack" and dc:title contains "e"', 'upnp:class = "object.item.audioItem.audioBook"', `upnp:class derivedfrom "object.item.audioItem.audioBook" and dc:title contains "${lib[4].title.slice(2, 6)}"`]) await check(c);
+  t.is((await page(cds, `dc:title contains "${lib[3].title}"`, '', 0, 0)).ids.includes(a.id), false);
+  t.deepEqual((await page(cds, `upnp:class derivedfrom "object.item.audioItem.audioBook" and dc:title contains "${lib[4].title.slice(2, 6)}"`, '', 0, 0)).ids, [b.id]);
+});
+
+test('Search reads only the candidates of the index, not every object', async (t) => {
+  const { store, cds } = await countedLibrary(2000);
   store.objectReads = 0;
   const r = await search(cds, 'upnp:class derivedfrom "object.item.audioItem" and upnp:artist = "Artist 3"');
   t.true(r.total > 100);
@@ -189,6 +292,33 @@ test('the index follows renames and removals, and a catalog written without it i
   const cds2 = new ContentDirectory(again, { searchCacheBytes: 0 });
   for (const c of CRITERIA.slice(0, 8)) t.is((await search(cds2, c)).total, (await bruteForce(again, c)).length, c);
   t.is((await search(cds2, 'dc:title contains "zebra"')).total, 1);
+});
+
+test('a catalog indexed by the previous index version (postings without records) is re-indexed on open, also after a crash half-way', async (t) => {
+  const mem = new MemoryStore();
+  const catalog = new Catalog(mem);
+  await catalog.open();
+  await catalog.apply({ upserts: library(200) });
+  const c = 'upnp:class derivedfrom "object.item.audioItem" and dc:title contains "n riv"';
+  const expected = await bruteForce(catalog, c);
+  t.true(expected.length > 0);
+  await catalog.close();
+  await mem.open();
+  // what version 2 left: the same postings with empty values
+  const old = await mem.entryList({ gte: 'x/', lt: 'x/v/' });
+  t.true(old.length > 500 && old.every(([, v]) => v !== ''));
+  await mem.batch([...old.map(([key]) => ({ type: 'put' as const, key, value: '' })), { type: 'put', key: 'meta/wordIndex', value: '2' }]);
+  // the first open dies after its first batch (the old postings deleted, no new ones yet), as a kill -9 would stop it
+  let batches = 0;
+  const dying = Object.assign(Object.create(mem) as MemoryStore, {
+    batch: (ops: BatchOp[]) => (++batches > 1 ? Promise.reject(new Error('killed')) : mem.batch(ops)),
+  });
+  await t.throwsAsync(new Catalog(dying).open(), { message: 'killed' });
+  const again = new Catalog(mem);
+  await again.open();
+  t.true((await mem.entryList({ gte: 'x/', lt: 'x/v/' })).every(([, v]) => v !== ''), 'every posting has its record');
+  const cds = new ContentDirectory(again, { searchCacheBytes: 0 });
+  t.deepEqual((await page(cds, c, '', 0, 0)).ids, expected);
 });
 
 test('a fragment found in very many vocabulary words does not narrow (no posting reads for it)', async (t) => {

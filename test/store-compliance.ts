@@ -59,6 +59,14 @@ export function runStoreSuite(test: TestFn, name: string, make: () => Promise<KV
     a.deepEqual(await s.keyList({ gt: 'b', lt: 'd' }), ['b\u0000', 'b\u0000x', 'ba', 'c']);
     a.deepEqual(await s.keyList({ gte: 'b', reverse: true, limit: 2 }), ['d', 'c']);
     a.deepEqual(await s.keyList({ ...prefixRange('b\u0000') }), ['b\u0000', 'b\u0000x']);
+    a.deepEqual(await s.entryList({ ...prefixRange('b\u0000') }), [
+      ['b\u0000', 'B\u0000'],
+      ['b\u0000x', 'B\u0000X'],
+    ]);
+    a.deepEqual(await s.entryList({ gte: 'b', reverse: true, limit: 2 }), [
+      ['d', 'D'],
+      ['c', 'C'],
+    ]);
     a.deepEqual(await collect(s.entries({ gte: 'c' })), [
       ['c', 'C'],
       ['d', 'D'],

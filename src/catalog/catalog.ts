@@ -176,32 +176,32 @@ export class Catalog extends EventEmitter {
     for await (const k of this.store.keys(prefixRange(vocabPrefix))) this.vocab.addKey(k);
   }
 
-  /** IDs of the objects posted under `word` in `field` (the index's exact-word lookup). */
-  async wordPostings(field: WordField, word: string): Promise<string[]> {
+  /** The objects posted under `word` in `field` (the index's exact-word lookup): ID → posting record (words.ts). */
+  async wordPostings(field: WordField, word: string, into: Map<string, string> = new Map()): Promise<Map<string, string>> {
     const prefix = postingPrefix(field, word);
-    return (await this.store.keyList(prefixRange(prefix))).map((k) => k.slice(prefix.length));
+    for (const [k, v] of await this.store.entryList(prefixRange(prefix))) into.set(k.slice(prefix.length), v);
+    return into;
   }
 
   /**
    * Candidates for a text property of `field` that contains `word`: every object posted
    * under a vocabulary word containing it, plus the objects too long to index word by
-   * word. A superset: the caller still matches. Undefined when more than
-   * MAX_CONTAINING_WORDS vocabulary words contain it (then the index does not narrow).
+   * word (ID → posting record). A superset: the caller still matches. Undefined when more
+   * than MAX_CONTAINING_WORDS vocabulary words contain it (then the index does not narrow).
    */
-  async wordCandidates(field: WordField, word: string): Promise<Set<string> | undefined> {
+  async wordCandidates(field: WordField, word: string): Promise<Map<string, string> | undefined> {
     const ws = this.vocab.containing(field, word);
     // a fragment found in a large part of the vocabulary ("e") narrows nothing worth its reads
     if (ws.length > MAX_CONTAINING_WORDS) return undefined;
-    const out = new Set<string>();
-    for (const w of [...ws, OVERFLOW]) for (const id of await this.wordPostings(field, w)) out.add(id);
+    const out = new Map<string, string>();
+    for (const w of [...ws, OVERFLOW]) await this.wordPostings(field, w, out);
     return out;
   }
 
-  /** Candidates for a text property of `field` equal (case-insensitively) to `value`. */
-  async valueCandidates(field: WordField, value: string): Promise<Set<string>> {
-    const out = new Set(await this.wordPostings(field, exactWord(value)));
-    for (const id of await this.wordPostings(field, OVERFLOW_VALUE)) out.add(id);
-    return out;
+  /** Candidates for a text property of `field` equal (case-insensitively) to `value` (ID → posting record). */
+  async valueCandidates(field: WordField, value: string): Promise<Map<string, string>> {
+    const out = await this.wordPostings(field, exactWord(value));
+    return this.wordPostings(field, OVERFLOW_VALUE, out);
   }
 
   /** Objects by ID (references resolved), in the order given; missing ones are left out. */

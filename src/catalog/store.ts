@@ -30,6 +30,8 @@ export interface KVStore {
   keys(range: KeyRange): AsyncIterable<string>;
   /** Every key of a range at once (cheaper per key than iterating; for bounded ranges). */
   keyList(range: KeyRange): Promise<string[]>;
+  /** Every entry of a range at once (as keyList, with the values). */
+  entryList(range: KeyRange): Promise<[string, string][]>;
 }
 
 /** Range covering every key that starts with `prefix`. */
@@ -128,6 +130,15 @@ export class MemoryStore implements KVStore {
     this.check();
     return this.snapshot(r).filter((k) => this.map.has(k));
   }
+  async entryList(r: KeyRange): Promise<[string, string][]> {
+    this.check();
+    const out: [string, string][] = [];
+    for (const k of this.snapshot(r)) {
+      const v = this.map.get(k);
+      if (v !== undefined) out.push([k, v]);
+    }
+    return out;
+  }
 }
 
 export class LevelStore implements KVStore {
@@ -174,5 +185,8 @@ export class LevelStore implements KVStore {
   }
   async keyList(r: KeyRange): Promise<string[]> {
     return this.db.keys(r).all();
+  }
+  async entryList(r: KeyRange): Promise<[string, string][]> {
+    return this.db.iterator(r).all();
   }
 }

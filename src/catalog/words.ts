@@ -1,9 +1,18 @@
 // Word index of the catalog: what Search uses instead of testing every object.
 //
-// Key spaces (values empty):
+// Key spaces:
 //   x/<field>/<word>\0<objectId>   posting: the object has <word> in <field>
 //   x/<field>/=<value>\0<objectId> exact posting: a value of <field>, lower-cased, is <value>
-//   x/v/<field>/<word>             vocabulary: <word> occurs (or occurred) in <field>
+//   x/v/<field>/<word>             vocabulary: <word> occurs (or occurred) in <field> (value empty)
+//
+// Every posting of an object carries the object's record as its value: 'c' (container) or
+// 'i' (item), its upnp:class, '\0', its dc:title. A standard class is written as one letter
+// (its place in CLASS_CODES, from 'A'), any other as '~' and the class. With it a Search whose criteria and sort
+// only read @id, upnp:class and dc:title is answered from the posting lists alone: the
+// predicate runs on the record, the matches are counted and ordered, and only the returned
+// page is read from o/. A title longer than MAX_RECORD_TITLE is left out of the record
+// ('C' / 'I' instead of 'c' / 'i'): such an object is read and tested whole. A change of the
+// record rewrites all of the object's postings in the same batch as the object.
 //
 // Fields group the text properties SearchCriteria compares:
 //   t  dc:title                                  (items and containers)
@@ -40,7 +49,7 @@ export type WordField = 't' | 'p' | 'a' | 'g';
 export const WORD_FIELDS: readonly WordField[] = ['t', 'p', 'a', 'g'];
 
 /** Index version: a catalog whose meta/wordIndex differs is re-indexed on open. */
-export const WORD_INDEX_VERSION = '2';
+export const WORD_INDEX_VERSION = '3';
 
 const WORD_RE = /[\p{L}\p{N}\p{M}]+/gu;
 
@@ -93,6 +102,65 @@ export function objectWords(obj: CatalogObject | undefined): Map<WordField, Set<
     if (posted.size) out.set(f, posted);
   }
   return out;
+}
+
+/** Longest dc:title a posting's record holds (a longer one is read from the object). */
+export const MAX_RECORD_TITLE = 256;
+
+/** Classes a record writes as one letter ('A' + index). Part of the index format: append only (or change WORD_INDEX_VERSION). */
+const CLASS_CODES = [
+  'object.item.audioItem.musicTrack',
+  'object.item.videoItem.movie',
+  'object.item.imageItem.photo',
+  'object.container.storageFolder',
+  'object.container.person.musicArtist',
+  'object.container.album.musicAlbum',
+  'object.container.genre.musicGenre',
+  'object.container.album.photoAlbum',
+  'object.container.playlistContainer',
+  'object.container',
+  'object.item',
+  'object.item.audioItem',
+  'object.item.videoItem',
+  'object.item.imageItem',
+  'object.item.audioItem.audioBook',
+  'object.item.audioItem.audioBroadcast',
+  'object.item.videoItem.musicVideoClip',
+  'object.item.videoItem.videoBroadcast',
+  'object.item.textItem',
+  'object.item.playlistItem',
+  'object.container.person',
+  'object.container.album',
+  'object.container.genre',
+  'object.container.genre.movieGenre',
+  'object.container.storageVolume',
+  'object.container.storageSystem',
+];
+const CODE_OF = new Map(CLASS_CODES.map((c, i) => [c, String.fromCharCode(65 + i)]));
+
+/** The value of every posting of `obj` (see the key spaces above). */
+export function postingRecord(obj: CatalogObject): string {
+  const title = obj.title ?? '';
+  const cls = CODE_OF.get(obj.upnpClass) ?? '~' + obj.upnpClass;
+  return title.length <= MAX_RECORD_TITLE ? (obj.container ? 'c' : 'i') + cls + SEP + title : (obj.container ? 'C' : 'I') + cls + SEP;
+}
+
+/** What a posting's record tells of its object; title undefined: not held, read the object. */
+export interface PostingRecord {
+  container: boolean;
+  upnpClass: string;
+  title: string | undefined;
+}
+
+/** Parses a posting value; undefined when it holds no record (an empty value). */
+export function parseRecord(v: string): PostingRecord | undefined {
+  const k = v.indexOf(SEP);
+  if (k < 2) return undefined;
+  const upnpClass = v.charCodeAt(1) === 126 /* ~ */ ? v.slice(2, k) : CLASS_CODES[v.charCodeAt(1) - 65];
+  if (upnpClass === undefined) return undefined;
+  const flag = v.charCodeAt(0);
+  const full = flag === 105 /* i */ || flag === 99; /* c */
+  return { container: flag === 99 || flag === 67 /* C */, upnpClass, title: full ? v.slice(k + 1) : undefined };
 }
 
 export const postingKey = (f: WordField, word: string, id: string) => X + f + '/' + word + SEP + id;
@@ -148,14 +216,17 @@ export class Vocabulary {
 export function wordOps(id: string, old: CatalogObject | undefined, next: CatalogObject | undefined, vocab: Vocabulary, added: Set<string>, ops: BatchOp[]): void {
   const ow = objectWords(old);
   const nw = objectWords(next);
+  const rec = next && postingRecord(next);
+  // a new record (class or title changed) goes into every posting, the kept ones too
+  const rewrite = !old || rec !== postingRecord(old);
   for (const f of WORD_FIELDS) {
     const o = ow.get(f);
     const n = nw.get(f);
     if (o) for (const w of o) if (!n?.has(w)) ops.push({ type: 'del', key: postingKey(f, w, id) });
     if (n)
       for (const w of n) {
-        if (o?.has(w)) continue;
-        ops.push({ type: 'put', key: postingKey(f, w, id), value: '' });
+        if (o?.has(w) && !rewrite) continue;
+        ops.push({ type: 'put', key: postingKey(f, w, id), value: rec! });
         const vk = vocabKey(f, w);
         if (w !== OVERFLOW && w.charCodeAt(0) !== 61 /* = */ && !vocab.has(f, w) && !added.has(vk)) {
           added.add(vk);

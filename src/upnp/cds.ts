@@ -13,8 +13,8 @@ import { didlArt } from '../art/dlna.js';
 import { captionsOf } from '../media/subtitles.js';
 import { SEARCH_CAPABILITIES, SORT_CAPABILITIES } from './properties.js';
 import { compileSearchExpr, parseSearch, searchHints, SearchError, type SearchExpr } from './search.js';
-import { searchCandidates } from './search-plan.js';
-import { compileSort, parseSort, SortError } from './sort.js';
+import { readsOnlyRecord, recordObject, searchCandidates, sortsOnRecord } from './search-plan.js';
+import { compileSort, firstSorted, parseSort, SortError, type SortKey } from './sort.js';
 import type { SoapContext, SoapService } from './soap.js';
 import type { ViewKey } from './clients.js';
 import { resolveContainerAlias, samsungFeatureList } from './clients.js';
@@ -212,12 +212,23 @@ export class ContentDirectory {
       const end = count > 0 ? Math.min(total, start + count) : total;
       page = start < total ? await this.catalog.getMany(cached.slice(start, end)) : [];
     } else {
-      const results = await this.runSearch(containerId, expr, match, classPrefixes, keys);
-      // a result computed while the library changed is not kept
-      if (updateId === this.catalog.systemUpdateId) this.searches?.set(cacheKey, results.map((o) => o.id));
-      total = results.length;
+      const { hits, stubs } = await this.runSearch(containerId, expr, match, classPrefixes, keys);
+      total = hits.length;
       const end = count > 0 ? Math.min(total, start + count) : total;
-      page = start < total ? results.slice(start, end) : [];
+      const cmp = compileSort(keys);
+      if (this.searches) {
+        hits.sort(cmp);
+        // a result computed while the library changed is not kept
+        if (updateId === this.catalog.systemUpdateId) this.searches.set(cacheKey, hits.map((o) => o.id));
+        page = start < total ? hits.slice(start, end) : [];
+      } else {
+        page = start < total ? firstSorted(hits, cmp, end).slice(start) : [];
+      }
+      if (stubs && page.some((o) => stubs.has(o))) {
+        // the page's records become their objects (one gone meanwhile is left out)
+        const read = new Map((await this.catalog.getMany(page.filter((o) => stubs.has(o)).map((o) => o.id))).map((o) => [o.id, o]));
+        page = page.flatMap((o) => (stubs.has(o) ? (read.get(o.id) ?? []) : [o]));
+      }
     }
     return [
       ['Result', await this.render(page, filter, ctx)],
@@ -227,7 +238,13 @@ export class ContentDirectory {
     ];
   }
 
-  private async runSearch(containerId: string, expr: SearchExpr, match: (o: CatalogObject) => boolean, classPrefixes: string[] | undefined, keys: ReturnType<typeof parseSort>): Promise<CatalogObject[]> {
+  /**
+   * The matches of a Search, in no order. Criteria and sort that read only what a posting record
+   * holds (@id, upnp:class, dc:title: search-plan.ts), from the root, are answered from the
+   * records of the index's candidates: those hits are record objects (in `stubs`), read by
+   * the caller for the returned page only. Any other candidate is read and tested whole.
+   */
+  private async runSearch(containerId: string, expr: SearchExpr, match: (o: CatalogObject) => boolean, classPrefixes: string[] | undefined, keys: SortKey[]): Promise<{ hits: CatalogObject[]; stubs?: Set<CatalogObject> }> {
     const wantItems = !classPrefixes || classPrefixes.some((p) => 'object.item'.startsWith(p) || p.startsWith('object.item'));
     const wantContainers = !classPrefixes || classPrefixes.some((p) => 'object.container'.startsWith(p) || p.startsWith('object.container'));
     const results: CatalogObject[] = [];
@@ -254,8 +271,21 @@ export class ContentDirectory {
     // The word index narrows most text criteria to a few candidates; otherwise every
     // object is read from the store (one pass, nothing kept).
     const candidates = await searchCandidates(this.catalog, expr);
+    let stubs: Set<CatalogObject> | undefined;
     if (candidates) {
-      const ids = [...candidates].filter((id) => (id.startsWith('i') ? wantItems : wantContainers));
+      const fromRecords = !inSubtree && readsOnlyRecord(expr) && sortsOnRecord(keys);
+      if (fromRecords) stubs = new Set();
+      const ids: string[] = [];
+      for (const [id, rec] of candidates) {
+        if (!(id.startsWith('i') ? wantItems : wantContainers)) continue;
+        const stub = fromRecords ? recordObject(id, rec) : undefined;
+        if (!stub) {
+          ids.push(id);
+          continue;
+        }
+        stubs!.add(stub);
+        (stub.container ? takeContainer : takeItem)(stub);
+      }
       for (let k = 0; k < ids.length; k += 1000) {
         for (const o of await this.catalog.getMany(ids.slice(k, k + 1000))) (o.container ? takeContainer : takeItem)(o);
       }
@@ -263,8 +293,7 @@ export class ContentDirectory {
       if (wantItems) for await (const item of this.catalog.eachItem()) takeItem(item);
       if (wantContainers) for await (const c of this.catalog.eachContainer()) takeContainer(c);
     }
-    results.sort(compileSort(keys));
-    return results;
+    return { hits: results, stubs };
   }
 
   /** IDs of a container and every container below it. */

@@ -1,8 +1,8 @@
 // Which objects a SearchCriteria can match, from the catalog's word index (see
 // catalog/words.ts), so Search reads those few objects instead of every one.
 //
-// candidates(expr) is a superset of the matches, or undefined when the index cannot
-// narrow the expression (then every object is a candidate):
+// candidates(expr) is a superset of the matches (object ID → the posting record, words.ts),
+// or undefined when the index cannot narrow the expression (then every object is a candidate):
 //   p = "v"          objects with a value of p's field equal to "v" (exact postings)
 //   p contains "v"   objects having, for every word w of "v", a word containing w
 //   a and b          the intersection of whatever a and b narrow
@@ -16,8 +16,10 @@
 // lookups the remaining terms do not narrow (the predicate, applied to every candidate, decides).
 
 import type { Catalog } from '../catalog/catalog.js';
-import { words, type WordField } from '../catalog/words.js';
+import type { CatalogObject } from '../catalog/types.js';
+import { parseRecord, words, type WordField } from '../catalog/words.js';
 import type { SearchExpr } from './search.js';
+import type { SortKey } from './sort.js';
 
 const FIELD_OF: Record<string, WordField> = {
   'dc:title': 't',
@@ -31,14 +33,17 @@ const FIELD_OF: Record<string, WordField> = {
 /** At most this many words of one constant are looked up (the longest: the most selective). */
 const MAX_QUERY_WORDS = 4;
 
-function intersect(a: Set<string>, b: Set<string>): Set<string> {
+/** Candidate objects: ID → posting record. */
+export type Candidates = Map<string, string>;
+
+function intersect(a: Candidates, b: Candidates): Candidates {
   const [small, big] = a.size <= b.size ? [a, b] : [b, a];
-  const out = new Set<string>();
-  for (const x of small) if (big.has(x)) out.add(x);
+  const out: Candidates = new Map();
+  for (const [id, rec] of small) if (big.has(id)) out.set(id, rec);
   return out;
 }
 
-async function relCandidates(catalog: Catalog, prop: string, op: string, value: string): Promise<Set<string> | undefined> {
+async function relCandidates(catalog: Catalog, prop: string, op: string, value: string): Promise<Candidates | undefined> {
   const field = FIELD_OF[prop];
   if (!field || (op !== '=' && op !== 'contains')) return undefined;
   if (op === '=') return catalog.valueCandidates(field, value);
@@ -46,7 +51,7 @@ async function relCandidates(catalog: Catalog, prop: string, op: string, value: 
     .sort((x, y) => y.length - x.length)
     .slice(0, MAX_QUERY_WORDS);
   if (ws.length === 0) return undefined;
-  let acc: Set<string> | undefined;
+  let acc: Candidates | undefined;
   for (const w of ws) {
     const c = await catalog.wordCandidates(field, w);
     if (!c) continue; // too common a fragment to narrow by
@@ -61,12 +66,12 @@ export const MAX_INDEX_LOOKUPS = 64;
 
 /** The lookups of one Search: each distinct term once, at most MAX_INDEX_LOOKUPS of them. */
 interface Lookups {
-  memo: Map<string, Set<string> | undefined>;
+  memo: Map<string, Candidates | undefined>;
   left: number;
 }
 
 /** IDs (canonical items and containers) the expression can match, or undefined: any object. */
-export async function searchCandidates(catalog: Catalog, e: SearchExpr, lookups: Lookups = { memo: new Map(), left: MAX_INDEX_LOOKUPS }): Promise<Set<string> | undefined> {
+export async function searchCandidates(catalog: Catalog, e: SearchExpr, lookups: Lookups = { memo: new Map(), left: MAX_INDEX_LOOKUPS }): Promise<Candidates | undefined> {
   switch (e.type) {
     case 'rel': {
       const key = `${e.prop}\0${e.op}\0${e.value}`;
@@ -78,7 +83,7 @@ export async function searchCandidates(catalog: Catalog, e: SearchExpr, lookups:
       return c;
     }
     case 'and': {
-      let acc: Set<string> | undefined;
+      let acc: Candidates | undefined;
       for (const a of e.args) {
         const c = await searchCandidates(catalog, a, lookups);
         if (c) acc = acc ? intersect(acc, c) : c;
@@ -87,15 +92,50 @@ export async function searchCandidates(catalog: Catalog, e: SearchExpr, lookups:
       return acc;
     }
     case 'or': {
-      const out = new Set<string>();
+      const out: Candidates = new Map();
       for (const a of e.args) {
         const c = await searchCandidates(catalog, a, lookups);
         if (!c) return undefined;
-        for (const x of c) out.add(x);
+        for (const [id, rec] of c) out.set(id, rec);
       }
       return out;
     }
     default:
       return undefined;
   }
+}
+
+// ---------------------------------------------------------------------------------------
+// Answers from the posting records alone
+
+/** The properties a posting record holds (words.ts): the object's ID, class and title. */
+const RECORD_PROPS = new Set(['@id', 'upnp:class', 'dc:title']);
+
+/** Whether the expression reads only what a posting record holds (then a record can be tested instead of the object). */
+export function readsOnlyRecord(e: SearchExpr): boolean {
+  switch (e.type) {
+    case 'all':
+      return true;
+    case 'and':
+    case 'or':
+      return e.args.every(readsOnlyRecord);
+    default:
+      return RECORD_PROPS.has(e.prop);
+  }
+}
+
+/** Whether a sort reads only what a posting record holds. */
+export function sortsOnRecord(keys: readonly SortKey[]): boolean {
+  return keys.every((k) => RECORD_PROPS.has(k.prop));
+}
+
+/**
+ * The object a posting record stands for: ID, container flag, class and title, which is all
+ * that predicates and sorts of the record's properties read (a canonical object has no refId,
+ * so neither has this). Undefined when the record lacks the title (too long) or is missing.
+ */
+export function recordObject(id: string, value: string): CatalogObject | undefined {
+  const r = parseRecord(value);
+  if (!r || r.title === undefined) return undefined;
+  return { id, parentId: '', container: r.container, upnpClass: r.upnpClass, title: r.title };
 }
