@@ -407,7 +407,7 @@ export class TapedeckServer {
       });
     }
 
-    const cds = new ContentDirectory(this.catalog, { searchCacheBytes: this.config.searchCache, onBrowse: (id, page) => void this.tier?.prestager.onBrowse(id, page) });
+    const cds = new ContentDirectory(this.catalog, { searchCacheBytes: this.config.searchCache, didlCacheBytes: this.config.didlCache, onBrowse: (id, page) => void this.tier?.prestager.onBrowse(id, page) });
     const cms = new ConnectionManager(this.catalog);
     const soapOpts = {
       detectClient: (h: Record<string, string | string[] | undefined>, remote?: string) => clients.detect(h, remote),

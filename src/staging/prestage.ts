@@ -83,8 +83,8 @@ export class Prestager {
     return this.afterPlay(id).catch((err: Error) => this.log?.debug({ item: id, err: err.message }, 'pre-stage after play failed'));
   }
 
-  /** A client browsed the children of `containerId` (this page of them). Never throws. */
-  onBrowse(containerId: string, page: readonly CatalogObject[]): Promise<void> {
+  /** A client browsed the children of `containerId` (this page of them: IDs are enough, items are read again). Never throws. */
+  onBrowse(containerId: string, page: readonly Pick<CatalogObject, 'id' | 'refId' | 'container'>[]): Promise<void> {
     if (!this.opts.onBrowse || this.opts.items <= 0 || !page.some((o) => !o.container) || !this.once(`b\0${containerId}`)) return Promise.resolve();
     return this.afterBrowse(page).catch((err: Error) => this.log?.debug({ container: containerId, err: err.message }, 'pre-stage after browse failed'));
   }
@@ -105,7 +105,7 @@ export class Prestager {
     this.stage(next.filter((o) => archivedOn(o, tape.label)));
   }
 
-  private async afterBrowse(page: readonly CatalogObject[]): Promise<void> {
+  private async afterBrowse(page: readonly Pick<CatalogObject, 'id' | 'refId' | 'container'>[]): Promise<void> {
     const items: CatalogObject[] = [];
     for (const o of page) {
       if (o.container) continue;

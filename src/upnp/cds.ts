@@ -8,7 +8,8 @@ import type { CatalogObject } from '../catalog/types.js';
 import { ROOT_ID } from '../catalog/types.js';
 import { placements } from '../catalog/layout.js';
 import { protocolInfo } from '../media/dlna.js';
-import { didl } from './didl.js';
+import { didl, didlParts, type DidlOptions, type ObjectRef } from './didl.js';
+import { assemble, DidlCache, headOf, type CachedHead } from './didl-cache.js';
 import { didlArt } from '../art/dlna.js';
 import { captionsOf } from '../media/subtitles.js';
 import { SEARCH_CAPABILITIES, SORT_CAPABILITIES } from './properties.js';
@@ -18,11 +19,11 @@ import { compileSort, firstSorted, parseSort, SortError, type SortKey } from './
 import type { SoapContext, SoapService } from './soap.js';
 import type { ViewKey } from './clients.js';
 import { resolveContainerAlias, samsungFeatureList } from './clients.js';
-import { UpnpError } from './soap.js';
+import { UpnpError, type SoapValue } from './soap.js';
 
 export const CDS_TYPE = 'urn:schemas-upnp-org:service:ContentDirectory:1';
 
-type Out = [string, string | number][];
+type Out = [string, SoapValue][];
 
 function ui4(args: Record<string, string>, name: string, dflt?: number): number {
   const raw = args[name];
@@ -71,8 +72,10 @@ export const VIEWS: Partial<Record<ViewKey, string>> = {
 export interface ContentDirectoryOptions {
   /** Bytes of search result lists kept between requests (search_cache; default 2 MiB, 0 = off). */
   searchCacheBytes?: number;
+  /** Bytes of pre-serialised DIDL-Lite kept per object (didl_cache; didl-cache.ts; default 4 MiB, 0 = off). */
+  didlCacheBytes?: number;
   /** Called with every page of BrowseDirectChildren (predictive pre-staging: staging/prestage.ts). */
-  onBrowse?(containerId: string, page: CatalogObject[]): void;
+  onBrowse?(containerId: string, page: readonly ObjectRef[]): void;
 }
 
 export class ContentDirectory {
@@ -86,12 +89,15 @@ export class ContentDirectory {
    */
   private searches?: LRUCache<string, string[]>;
   private searchesUpdateId = -1;
+  /** Each object's DIDL-Lite, escaped, per client profile, base URL and Filter. */
+  private heads: DidlCache;
 
   constructor(
     private catalog: Catalog,
     opts: ContentDirectoryOptions = {},
   ) {
     this.onBrowse = opts.onBrowse;
+    this.heads = new DidlCache(opts.didlCacheBytes ?? 4 * 1024 ** 2);
     const maxSize = opts.searchCacheBytes ?? 2 * 1024 ** 2;
     if (maxSize > 0) {
       this.searches = new LRUCache<string, string[]>({ maxSize, sizeCalculation: (ids, key) => ids.reduce((a, id) => a + 2 * id.length + 32, 64 + 2 * key.length) });
@@ -102,10 +108,45 @@ export class ContentDirectory {
     return resolveContainerAlias(ctx.client, id, VIEWS);
   }
 
+  private didlOptions(filter: string, ctx: SoapContext): DidlOptions {
+    return { baseUrl: ctx.baseUrl, filter, protocolInfo, client: ctx.client, ...didlArt(ctx.baseUrl), captions: (o) => captionsOf(ctx.baseUrl, o) };
+  }
+
+  /** Resume positions of a page's items, read (one getMany) only for clients that use them. */
+  private async bookmarksOf(page: readonly ObjectRef[], ctx: SoapContext) {
+    if (!ctx.client?.quirks.sendsBookmark) return undefined;
+    return this.catalog.bookmarks.getMany(page.filter((o) => !o.container).map((o) => o.refId ?? o.id));
+  }
+
   private async render(objects: CatalogObject[], filter: string, ctx: SoapContext): Promise<string> {
-    // resume positions are read (one getMany per page) only for clients that use them
-    const marks = ctx.client?.quirks.sendsBookmark ? await this.catalog.bookmarks.getMany(objects.filter((o) => !o.container).map((o) => o.refId ?? o.id)) : undefined;
-    return didl(objects, { baseUrl: ctx.baseUrl, filter, protocolInfo, client: ctx.client, bookmark: marks && ((o) => marks.get(o.refId ?? o.id)?.pos), ...didlArt(ctx.baseUrl), captions: (o) => captionsOf(ctx.baseUrl, o) });
+    const marks = await this.bookmarksOf(objects, ctx);
+    return didl(objects, { ...this.didlOptions(filter, ctx), bookmark: marks && ((o) => marks.get(o.refId ?? o.id)?.pos) });
+  }
+
+  /**
+   * The Result for the objects `ids` (in order; those `load` does not find are left out): each
+   * object's DIDL-Lite from the cache, or serialised from what `load` reads and kept. Byte for
+   * byte escText(didl(objects)).
+   */
+  private async renderIds(ids: string[], filter: string, ctx: SoapContext, load: (ids: string[]) => Promise<CatalogObject[]>): Promise<{ result: SoapValue; page: CachedHead[] }> {
+    const generation = this.catalog.generation;
+    const variant = this.heads.variant(generation, ctx.client, ctx.baseUrl, filter);
+    let marks: Awaited<ReturnType<ContentDirectory['bookmarksOf']>>;
+    const parts = didlParts({ ...this.didlOptions(filter, ctx), bookmark: (o) => marks?.get(o.refId ?? o.id)?.pos });
+    const heads = ids.map((id) => this.heads.get(variant, id));
+    const missing = ids.filter((_, k) => !heads[k]);
+    if (missing.length) {
+      const byId = new Map((await load(missing)).map((o) => [o.id, o]));
+      ids.forEach((id, k) => {
+        const o = heads[k] ? undefined : byId.get(id);
+        if (!o) return;
+        heads[k] = headOf(o, parts);
+        this.heads.set(variant, generation, heads[k]!);
+      });
+    }
+    const page = heads.filter((h): h is CachedHead => h !== undefined);
+    marks = await this.bookmarksOf(page, ctx);
+    return { result: assemble(page, parts), page };
   }
 
   /** Samsung X_SetBookmark: the resume position of an item, kept in the catalog (0 clears it). */
@@ -132,41 +173,46 @@ export class ContentDirectory {
     const sortCriteria = ignoreSort ? '' : (args.SortCriteria ?? '');
     const keys = sortOf(sortCriteria);
     if (flag !== 'BrowseMetadata' && flag !== 'BrowseDirectChildren') throw new UpnpError(402, `BrowseFlag must be BrowseMetadata or BrowseDirectChildren, got ${JSON.stringify(flag)}`);
-    const obj = await this.catalog.get(objectId);
-    if (!obj) throw new UpnpError(701, `no such object: ${objectId}`);
     if (flag === 'BrowseMetadata') {
+      const { result, page } = await this.renderIds([objectId], filter, ctx, async () => {
+        const o = await this.catalog.get(objectId);
+        return o ? [o] : [];
+      });
+      const obj = page[0];
+      if (!obj) throw new UpnpError(701, `no such object: ${objectId}`);
       return [
-        ['Result', await this.render([obj], filter, ctx)],
+        ['Result', result],
         ['NumberReturned', 1],
         ['TotalMatches', 1],
         ['UpdateID', obj.container ? (obj.updateId ?? this.catalog.systemUpdateId) : this.catalog.systemUpdateId],
       ];
     }
+    const obj = await this.catalog.get(objectId);
+    if (!obj) throw new UpnpError(701, `no such object: ${objectId}`);
     if (!obj.container) throw new UpnpError(710, `not a container: ${objectId}`);
-    let page: CatalogObject[];
-    let total: number;
+    let ids: string[];
+    let all: CatalogObject[] | undefined;
     if (keys.length === 0) {
-      const r = await this.catalog.children(objectId, start, count);
-      page = r.objects;
-      total = r.total;
+      ids = await this.catalog.childIds(objectId);
     } else {
       const cacheKey = `${objectId}\u0000${sortCriteria}\u0000${obj.updateId ?? 0}`;
-      let ids = this.sorted.get(cacheKey);
-      let all: CatalogObject[] | undefined;
-      if (!ids) {
+      let sorted = this.sorted.get(cacheKey);
+      if (!sorted) {
         all = await this.catalog.allChildren(objectId);
         all.sort(compileSort(keys));
-        ids = all.map((o) => o.id);
-        this.sorted.set(cacheKey, ids);
+        sorted = all.map((o) => o.id);
+        this.sorted.set(cacheKey, sorted);
       }
-      total = ids.length;
-      const end = count > 0 ? Math.min(total, start + count) : total;
-      if (all) page = all.slice(start, end);
-      else page = (await Promise.all(ids.slice(start, end).map((id) => this.catalog.get(id)))).filter((o): o is CatalogObject => !!o);
+      ids = sorted;
     }
+    const total = ids.length;
+    const end = count > 0 ? Math.min(total, start + count) : total;
+    const pageIds = start < total ? ids.slice(start, end) : [];
+    const loaded = all && new Map(all.slice(start, end).map((o) => [o.id, o]));
+    const { result, page } = await this.renderIds(pageIds, filter, ctx, async (missing) => (loaded ? missing.map((id) => loaded.get(id)!) : this.catalog.getMany(missing)));
     this.onBrowse?.(objectId, page);
     return [
-      ['Result', await this.render(page, filter, ctx)],
+      ['Result', result],
       ['NumberReturned', page.length],
       ['TotalMatches', total],
       ['UpdateID', obj.updateId ?? this.catalog.systemUpdateId],

@@ -34,6 +34,9 @@ export const UPNP_NS = 'urn:schemas-upnp-org:metadata-1-0/upnp/';
 export const DLNA_NS = 'urn:schemas-dlna-org:metadata-1-0/';
 export const SEC_NS = 'http://www.sec.co.kr/';
 
+/** What identifies an object of a page (a bookmark needs no more). */
+export type ObjectRef = Pick<CatalogObject, 'id' | 'refId' | 'container'>;
+
 export type AlbumArt = string | { url: string; profileId?: string };
 
 export interface DidlOptions {
@@ -55,7 +58,7 @@ export interface DidlOptions {
    */
   captions?: (obj: CatalogObject) => { url: string; mime: string; type: string }[];
   /** Stored resume position in seconds (Samsung X_SetBookmark), when there is one. */
-  bookmark?: (obj: CatalogObject) => number | undefined;
+  bookmark?: (obj: ObjectRef) => number | undefined;
   client?: ClientProfile;
 }
 
@@ -305,6 +308,7 @@ function resElement(obj: CatalogObject, res: Resource, c: Ctx): string {
   return `<res${a}>${escText(url)}</res>`;
 }
 
+/** An item's element up to its bookmark and closing tag. */
 function item(obj: CatalogObject, c: Ctx): string {
   const w = c.w;
   let s = `<item id="${escAttr(obj.id)}" parentID="${escAttr(obj.parentId)}" restricted="1"`;
@@ -329,31 +333,50 @@ function item(obj: CatalogObject, c: Ctx): string {
       c.usesSec = true;
     }
   }
-  if (c.dcm && w.secDcm && c.o.bookmark) {
-    const bm = c.o.bookmark(obj);
-    if (nonNeg(bm) && bm > 0) {
-      s += `<sec:dcmInfo>BM=${Math.trunc(bm)}</sec:dcmInfo>`;
-      c.usesSec = true;
-    }
-  }
-  return s + '</item>';
+  return s;
 }
 
+/** Samsung's resume position (`sec:dcmInfo`), the last thing inside an item; '' when there is none to write. */
+function bookmarkXml(obj: ObjectRef, c: Ctx): string {
+  if (obj.container || !c.dcm || !c.w.secDcm || !c.o.bookmark) return '';
+  const bm = c.o.bookmark(obj);
+  return nonNeg(bm) && bm > 0 ? `<sec:dcmInfo>BM=${Math.trunc(bm)}</sec:dcmInfo>` : '';
+}
+
+/** A container's element without its closing tag. */
 function container(obj: CatalogObject, c: Ctx): string {
   const w = c.w;
   let s = `<container id="${escAttr(obj.id)}" parentID="${escAttr(obj.parentId)}" restricted="1"`;
   if (w.searchable) s += ` searchable="${obj.searchable ? 1 : 0}"`;
   if (w.childCount && nonNeg(obj.childCount)) s += ` childCount="${Math.trunc(obj.childCount)}"`;
   s += `><dc:title>${escText(obj.title ?? '')}</dc:title><upnp:class>${escText(obj.upnpClass)}</upnp:class>`;
-  s += commonMeta(obj, c);
-  return s + '</container>';
+  return s + commonMeta(obj, c);
 }
 
 const NS_PREFIX = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
 const BASE_PREFIXES = new Set(['dc', 'upnp', 'dlna', 'xml', 'xmlns']);
 
-/** A complete DIDL-Lite document for the given objects (in order). */
-export function didl(objects: readonly CatalogObject[], opts: DidlOptions): string {
+/**
+ * DIDL-Lite in pieces, for one set of options: each object's element without its closing
+ * tag (`head`, what depends on the object and the options only), the bookmark that goes
+ * before an item's closing tag (`bookmark`: it changes without the object changing), the
+ * closing tag, and the document's start tag (`root`: the sec namespace only when an
+ * object used it). didl() is these pieces joined; didl-cache.ts keeps heads between requests.
+ */
+export interface DidlParts {
+  head(obj: CatalogObject): { xml: string; usesSec: boolean };
+  bookmark(obj: ObjectRef): string;
+  root(usesSec: boolean): string;
+}
+
+export const DIDL_END = '</DIDL-Lite>';
+
+/** Closing tag of an object's element. */
+export function closeTag(obj: { container?: boolean }): string {
+  return obj.container ? '</container>' : '</item>';
+}
+
+export function didlParts(opts: DidlOptions): DidlParts {
   const q = opts.client?.quirks;
   const c: Ctx = {
     o: opts,
@@ -364,18 +387,39 @@ export function didl(objects: readonly CatalogObject[], opts: DidlOptions): stri
     dcm: !!q?.sendsBookmark,
     usesSec: false,
   };
-  let body = '';
-  for (const obj of objects) body += obj.container ? container(obj, c) : item(obj, c);
+  return {
+    head(obj) {
+      c.usesSec = false;
+      const xml = obj.container ? container(obj, c) : item(obj, c);
+      return { xml, usesSec: c.usesSec };
+    },
+    bookmark: (obj) => bookmarkXml(obj, c),
+    root(usesSec) {
+      let root = `<DIDL-Lite xmlns="${DIDL_NS}" xmlns:dc="${DC_NS}" xmlns:upnp="${UPNP_NS}" xmlns:dlna="${DLNA_NS}"`;
+      let secDeclared = false;
+      if (q?.didlNamespaces) {
+        for (const [prefix, uri] of Object.entries(q.didlNamespaces)) {
+          if (!NS_PREFIX.test(prefix) || BASE_PREFIXES.has(prefix)) continue;
+          root += ` xmlns:${prefix}="${escAttr(uri)}"`;
+          if (prefix === 'sec') secDeclared = true;
+        }
+      }
+      if (usesSec && !secDeclared) root += ` xmlns:sec="${SEC_NS}"`;
+      return root + '>';
+    },
+  };
+}
 
-  let root = `<DIDL-Lite xmlns="${DIDL_NS}" xmlns:dc="${DC_NS}" xmlns:upnp="${UPNP_NS}" xmlns:dlna="${DLNA_NS}"`;
-  let secDeclared = false;
-  if (q?.didlNamespaces) {
-    for (const [prefix, uri] of Object.entries(q.didlNamespaces)) {
-      if (!NS_PREFIX.test(prefix) || BASE_PREFIXES.has(prefix)) continue;
-      root += ` xmlns:${prefix}="${escAttr(uri)}"`;
-      if (prefix === 'sec') secDeclared = true;
-    }
+/** A complete DIDL-Lite document for the given objects (in order). */
+export function didl(objects: readonly CatalogObject[], opts: DidlOptions): string {
+  const parts = didlParts(opts);
+  let body = '';
+  let usesSec = false;
+  for (const obj of objects) {
+    const h = parts.head(obj);
+    const bm = parts.bookmark(obj);
+    body += h.xml + bm + closeTag(obj);
+    if (h.usesSec || bm) usesSec = true;
   }
-  if (c.usesSec && !secDeclared) root += ` xmlns:sec="${SEC_NS}"`;
-  return `${root}>${body}</DIDL-Lite>`;
+  return parts.root(usesSec) + body + DIDL_END;
 }

@@ -21,7 +21,7 @@ import type { Readable } from 'node:stream';
 import type { Context } from 'koa';
 import type { Router } from '@koa/router';
 import { parseStringPromise } from 'xml2js';
-import { escAttr, escText, XML_DECL } from '../util/xml.js';
+import { escAttr, escText, EscapedText, XML_DECL } from '../util/xml.js';
 import type { ClientProfile } from './clients.js';
 import { readSimpleXml, type XNode } from './soap-xml.js';
 
@@ -205,7 +205,8 @@ export async function parseSoapRequest(
   return { serviceType: hdr.serviceType, action, args };
 }
 
-export type SoapOut = Record<string, string | number> | [string, string | number][];
+export type SoapValue = string | number | EscapedText;
+export type SoapOut = Record<string, SoapValue> | [string, SoapValue][];
 
 function envelope(inner: string): string {
   return (
@@ -216,7 +217,8 @@ function envelope(inner: string): string {
 
 /**
  * Success envelope: `<u:ActionResponse xmlns:u="serviceType">` with the out-arguments
- * in the given order, values escaped (a DIDL-Lite Result travels as escaped text).
+ * in the given order, values escaped (a DIDL-Lite Result travels as escaped text; an
+ * EscapedText value is written as it is).
  */
 export function soapResponse(serviceType: string, action: string, out: SoapOut): string {
   if (!NAME.test(action)) throw new Error(`soapResponse: bad action name ${JSON.stringify(action)}`);
@@ -224,7 +226,7 @@ export function soapResponse(serviceType: string, action: string, out: SoapOut):
   let inner = '';
   for (const [name, value] of pairs) {
     if (!NAME.test(name)) throw new Error(`soapResponse: bad argument name ${JSON.stringify(name)}`);
-    inner += `<${name}>${escText(value)}</${name}>`;
+    inner += `<${name}>${value instanceof EscapedText ? value.text : escText(value)}</${name}>`;
   }
   return envelope(`<u:${action}Response xmlns:u="${escAttr(serviceType)}">${inner}</u:${action}Response>`);
 }

@@ -33,6 +33,14 @@ export function escAttr(value: unknown): string {
   return stripIllegal(String(value)).replace(ATTR_SPECIAL, (c) => ENTITY[c]);
 }
 
+/**
+ * Text already escaped for element content (escText of something, or pieces of such joined):
+ * writers that escape what they are given (soap.ts soapResponse) pass it through as it is.
+ */
+export class EscapedText {
+  constructor(readonly text: string) {}
+}
+
 export type Attrs = Record<string, string | number | boolean | undefined | null>;
 
 /** Serialises attributes, skipping undefined/null ones. */
