@@ -13,7 +13,8 @@ import { ControlClient } from '../src/control/client.js';
 import { Catalog } from '../src/catalog/catalog.js';
 import { LevelStore } from '../src/catalog/store.js';
 import { jsonLines, REPO_ROOT } from './helpers/lab.js';
-import { runCli } from './fixtures/archive/setup.js';
+import { itemAt, makeLab, runCli } from './fixtures/archive/setup.js';
+import { readFile } from 'node:fs/promises';
 
 type Line = Record<string, any>;
 
@@ -95,4 +96,50 @@ test('scan through a running server, the rescan route, and relative paths on the
   } finally {
     await held.close();
   }
+});
+
+test('a CLI following a recall whose server is killed -9 says the server went away and that the job resumes (exit 130); the next start finishes it', async (t) => {
+  t.timeout(180_000);
+  const lab = await makeLab();
+  t.teardown(() => lab.cleanup());
+  const [path, content] = [...lab.files].find(([, b]) => b.length > 100_000)!;
+  const item = await itemAt(lab.catalog, path);
+  t.is((await lab.service.run((await lab.service.submit('archive', [item.id])).id)).state, 'done');
+  await lab.close();
+  const env = { INIT_CWD: '', XDG_RUNTIME_DIR: lab.dir };
+  const port = 20000 + ((process.pid + 104_729) % 20000);
+  // the server kills itself (SIGKILL, like kill -9) in the middle of restoring the item
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', 'src/cli.ts', 'serve', '--data', lab.data, '--media', lab.media, '--interface', 'lo', '--port', String(port), '--no-ssdp', '--no-scan-on-start', '--no-watch', '--rescan-interval', '0', '--tape-time-scale', '0'],
+    { cwd: REPO_ROOT, stdio: 'pipe', env: { ...process.env, TAPEDECK_CONFIG: '', TAPEDECK_FAULT: 'recall:mid-restore', TAPEDECK_FAULT_MODE: 'kill', ...env } },
+  );
+  const srv = jsonLines<Line>(child);
+  t.teardown(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_c, sig) => resolve(sig)));
+  await srv.waitFor((l) => /control socket listening/.test(l.msg), 60_000, 'the control socket');
+  const r = await runCli(['recall', item.id, '--data', lab.data], { ...env, TAPEDECK_FAULT: '' });
+  t.is(await exited, 'SIGKILL', 'the server was killed at the fault point');
+  t.is(r.code, 130, r.err);
+  t.regex(r.err, /the server went away while recall job \S+ was unfinished .*: the control connection broke\. The job is durable: it resumes when the server starts again \(`tapedeck jobs \S+` shows it\)/);
+  t.notRegex(r.err, /^tapedeck: aborted$/m);
+  // the next start resumes the job and finishes it (once the orphaned staging worker has noticed
+  // its server is gone, exited and freed the tape library)
+  for (let i = 0; ; i++) {
+    try {
+      await lab.reopen();
+      break;
+    } catch (err) {
+      await lab.catalog?.close().catch(() => undefined);
+      if (i >= 100 || !/in use by process/.test(String(err))) throw err;
+      await new Promise((res) => setTimeout(res, 200));
+    }
+  }
+  const [job] = (await lab.service.list()).filter((j) => j.kind === 'recall');
+  t.is(job.state, 'running', 'left running by the kill');
+  await lab.service.resume();
+  t.is((await lab.service.get(job.id))!.state, 'done');
+  t.true((await readFile(path)).equals(content));
 });

@@ -5,6 +5,7 @@
 //   3  resource problem: cartridge offline, no room in the archive pool,
 //      no room on the disk a recall writes to, no free drive, tape library busy or not configured
 //   1  anything else (I/O error, verification mismatch, ...)
+//   130  interrupted: the job was left unfinished (the server following it went away); it resumes
 
 import { isTapeError } from '../tape/types.js';
 
@@ -18,6 +19,7 @@ export type ArchiveErrorCode =
   | 'BUSY' // tape library or catalog in use by another process
   | 'NO_LIBRARY' // no tape library configured
   | 'VERIFY' // read-back does not match
+  | 'INTERRUPTED' // the CLI lost the server running its job (killed, stopped); the job is durable and resumes
   | 'FAILED'; // anything else
 
 export const EXIT_CODES: Record<ArchiveErrorCode, number> = {
@@ -30,6 +32,7 @@ export const EXIT_CODES: Record<ArchiveErrorCode, number> = {
   BUSY: 3,
   NO_LIBRARY: 3,
   VERIFY: 1,
+  INTERRUPTED: 130,
   FAILED: 1,
 };
 

@@ -92,15 +92,30 @@ export class ControlClient {
     return end.result;
   }
 
-  /** Follow a job until it is done or failed; onJob hears every update. */
+  /**
+   * Follow a job until it is done or failed; onJob hears every update. When the server goes away
+   * first (killed, crashed or stopped): INTERRUPTED (exit 130), saying the job resumes.
+   */
   async watch(id: string, onJob: (j: JobRecord) => void, signal?: AbortSignal): Promise<JobRecord> {
     let last: JobRecord | undefined;
-    await this.stream<JobRecord>('GET', `/v1/jobs/${encodeURIComponent(id)}/watch`, signal, (j) => {
-      last = j;
-      onJob(j);
-    });
+    let lost: ArchiveError | undefined;
+    try {
+      await this.stream<JobRecord>('GET', `/v1/jobs/${encodeURIComponent(id)}/watch`, signal, (j) => {
+        last = j;
+        onJob(j);
+      });
+    } catch (err) {
+      if (!(err instanceof ArchiveError && err.code === 'INTERRUPTED')) throw err;
+      lost = err;
+    }
     if (last && isTerminal(last.state)) return last;
-    throw new ArchiveError('FAILED', `the server stopped reporting job ${id} before it ended${last ? ` (${last.state})` : ''}; the job is durable and resumes when the server starts again (\`tapedeck jobs ${id}\`)`);
+    const j = last as JobRecord | undefined;
+    const where = j ? ` (${j.state}, ${j.progress.itemsDone} of ${j.progress.itemsTotal} item(s) done)` : '';
+    throw new ArchiveError(
+      'INTERRUPTED',
+      `the server went away while ${j ? `${j.kind} job` : 'job'} ${id} was unfinished${where}${lost ? ': the control connection broke' : ': it stopped'}. The job is durable: it resumes when the server starts again (\`tapedeck jobs ${id}\` shows it)`,
+      lost ? { cause: lost } : {},
+    );
   }
 
   /** An NDJSON answer: onLine hears each JSON line; resolves when the server ends it. */
@@ -121,6 +136,9 @@ export class ControlClient {
           });
           return;
         }
+        // the server killed or crashed mid-answer: the connection breaks before the end
+        let ended = false;
+        const gone = (cause?: unknown) => (signal?.aborted ? Object.assign(new Error('aborted'), { cause }) : new ArchiveError('INTERRUPTED', `the server went away (control socket ${this.socketPath})`, cause !== undefined ? { cause } : {}));
         let buf = '';
         res.setEncoding('utf8');
         res.on('data', (chunk: string) => {
@@ -139,8 +157,12 @@ export class ControlClient {
             onLine(v);
           }
         });
-        res.on('end', () => resolve());
-        res.on('error', reject);
+        res.on('end', () => {
+          ended = true;
+          resolve();
+        });
+        res.on('error', (err) => reject(gone(err)));
+        res.on('close', () => ended || reject(gone()));
       });
       req.on('error', (err) => reject(signal?.aborted ? err : new ArchiveError('BUSY', `cannot reach the server's control socket ${this.socketPath}: ${err.message}`, { cause: err })));
       req.end();

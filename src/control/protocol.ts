@@ -42,6 +42,7 @@ export function statusOf(code: ArchiveErrorCode): number {
       return 400;
     case 'OFFLINE':
     case 'NO_ROOM':
+    case 'NO_SPACE':
     case 'NO_DRIVE':
     case 'BUSY':
       return 409;
