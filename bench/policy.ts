@@ -1,46 +1,61 @@
-// Policy benchmark (issue 9): a trace-driven run of the tape tier over 60 simulated
-// days, Tapedeck's tiering against a plain HSM baseline on the same trace, in the
-// same run. Prints one JSON document on stdout (also bench/results/policy.json) and
-// a table on stderr.
+// Policy benchmark (issue 9): a trace-driven run of the tape tier over 60 simulated days on
+// the real code, time-compressed: Tapedeck's tiering against a plain HSM baseline on the same
+// trace, in the same run, each in its own real server process. JSON on stdout (also
+// bench/results/policy.json), a table on stderr.
 //
-//   npm run -s bench:policy -- [--days 60] [--warmup 14] [--albums 400] [--seasons 70]
-//                              [--sessions 40] [--zipf 1.0] [--seed 9] [--drives 2]
-//                              [--cartridge-gib 200] [--quick]
+//   npm run -s bench:policy -- [--days 60] [--warmup 7] [--compress 4000] [--albums 400]
+//        [--seasons 70] [--sessions 40] [--zipf 1.0] [--seed 9] [--drives 2]
+//        [--cartridge-gib 200] [--cache-gib 2] [--quick] [--model] [--keep-dir]
 //
-// Library: ≥ 5,000 items in albums and series seasons (bench/policy/trace.ts), Zipf
-// popularity over containers; a high watermark of 25% of the library's bytes (low
-// 20%). The items are tiny synthetic files scanned into a real catalog (their
-// modelled sizes and bitrates come from the probe); bytes matter only through the
-// model (bench/policy/sim.ts: drives, cartridges, cache, playback at real LTO-9
-// timing, so stalls are figures at scale 1).
+// What runs: per strategy, the real server (bench/policy/server.ts: TapedeckServer with its
+// LevelDB catalog, access tracking, policy engine, durable archive/recall jobs, HTTP delivery,
+// head stubs) on loopback with SSDP off, and its real staging worker process (spawned and
+// sandboxed as `serve` does it) owning a virtual tape library (src/tape/virtual*.ts) and the
+// staging cache. The bench plays the trace (bench/policy/trace.ts: albums and series seasons,
+// Zipf popularity) against both servers at once over HTTP (bench/policy/player.ts), one
+// loopback address per viewing session, and runs a policy pass in both every simulated day
+// at 03:00 (policy/real.ts). `--model` runs the old discrete-event model instead (seconds).
 //
-// baseline: LRU archive to the watermark, fixed 4 MiB stub, no promotion, no
-//           pre-staging (bench/policy/strategies.ts).
-// tapedeck: the real planner (src/policy/plan.ts: watermarks, promotion 2 plays in
-//           7 days, min_archive_size 16M, collocation), head_stub_seconds = auto,
-//           pre-staging by the real Prestager (3 items, 300 s).
+// Time compression by C (--compress, default 4,000):
+//   - the virtual library runs with tape_time_scale = 1/C (a 80 s cold mount takes 20 ms);
+//   - every item is a WAV file of 1/C of its modelled bytes whose byte rate is 1/C of the
+//     modelled one (so the server's probe reads the modelled duration); the tape rate is
+//     scaled by 1/C too (ServerHooks.tapeTiming), so block positions, locates and streaming
+//     times are those of the modelled library, and in real time every byte rate (tape,
+//     playback) is the modelled one;
+//   - byte settings are divided by C (cache 2 GiB, head_stub_min and head_stub_tail 4 MiB,
+//     min_archive_size 16M, cartridge 200 GiB, the watermarks), time settings too
+//     (drive_idle_unload 300 s, admission_timeout 180 s, promote_window 7 d); the block size
+//     is the smallest the library takes, 4 KiB (16 MiB modelled at C = 4,000), and so is a
+//     cache segment;
+//   - the trace's clock runs C times faster than real time.
+// Measured waits (time to first byte, stalls) are converted back to scale-1 seconds (× C).
+// Where the error lies: timer resolution and scheduling latency. At C = 4,000 one ms of real
+// time is 4 s of modelled time; a cold mount is 20 ms, an auto head stub of a video 52 ms of
+// playback. The run reports the lateness of its own event loop and the first-byte times of
+// plays served from disk (the floor every wait includes). Kernel socket buffers are not
+// scaled: a player's buffer is what the socket holds (MBs, i.e. whole items at 1/C).
 //
-// Figures (counted after the warm-up days): share of plays whose first byte did
-// not wait for tape; share of playback time stalled past the stub (the wait before
-// a first byte that was not on disk counts as stalled too); mounts per day
-// (playback, pre-stages and policy jobs); bytes moved per day (tape reads and
-// writes, verify read-back included).
+// Figures (counted after the warm-up days): share of plays whose first byte did not wait for
+// tape (a play waited when its item was on tape, its start lay past the head stub, and its
+// first byte took longer than the wait floor); share of playback time stalled (start waits
+// of those plays plus stalls after the first byte, scale 1); mounts per day and bytes moved
+// per day (tape reads + writes, verify read-back included, from /metrics, × C).
 
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { Catalog } from '../src/catalog/catalog.js';
-import { MemoryStore } from '../src/catalog/store.js';
-import type { ProbeResult } from '../src/catalog/types.js';
-import { UPNP_CLASS } from '../src/media/probe.js';
-import { scan } from '../src/scanner/scanner.js';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { headBytes } from '../src/archive/stubs.js';
 import { autoHeadStubSeconds } from '../src/archive/stub-seconds.js';
 import { LTO9 } from '../src/tape/timing.js';
-import { DEFAULT_TRACE, makeLibrary, makeTrace, type Library, type ModelItem, type Play } from './policy/trace.js';
-import { TierModel, type Figures, type SimOptions } from './policy/sim.js';
-import { baselinePass, tapedeckPass, type Marks } from './policy/strategies.js';
+import type { JobRecord } from '../src/archive/jobs.js';
+import { DEFAULT_TRACE, makeLibrary, makeTrace, type Library, type Play } from './policy/trace.js';
+import { runModel } from './policy/model.js';
+import { goalsOf, report, type StrategyFigures } from './policy/report.js';
+import { BenchServer, type Marks, type TierInfo } from './policy/real.js';
+import { play, sessionAddress, type PlayOutcome } from './policy/player.js';
+import { writeWav } from './policy/wav.js';
 
 const MiB = 1024 ** 2;
 const GiB = 1024 ** 3;
@@ -66,158 +81,292 @@ const opts = {
   sessionsPerDay: arg('sessions', quick ? 15 : DEFAULT_TRACE.sessionsPerDay),
   zipf: arg('zipf', DEFAULT_TRACE.zipf),
 };
-const days = arg('days', quick ? 14 : 60);
-const warmup = arg('warmup', quick ? 3 : 14);
+const model = process.argv.includes('--model');
+const days = arg('days', quick ? 7 : 60);
+const warmup = arg('warmup', quick ? 2 : model ? 14 : 7);
 const drives = arg('drives', 2);
 const cartridgeBytes = arg('cartridge-gib', 200) * GiB;
+const C = arg('compress', 4000);
+const cacheBytes = arg('cache-gib', 2) * GiB;
+const keepDir = process.argv.includes('--keep-dir');
 
-/** Tiny files with the model's names, scanned into a real catalog; model bitrate and duration from the probe. */
-async function buildCatalog(lib: Library): Promise<{ catalog: Catalog; ids: string[]; cleanup(): Promise<void> }> {
-  const dir = await mkdtemp(join(tmpdir(), 'tapedeck-bench-policy-'));
-  const media = join(dir, 'media');
-  const byPath = new Map<string, ModelItem>();
+if (model) {
+  const doc = await runModel({ trace: opts, days, warmup, drives, cartridgeBytes });
+  await report(doc as Parameters<typeof report>[0]);
+  process.exit(0);
+}
+
+type Name = 'tapedeck' | 'baseline';
+const NAMES: Name[] = ['tapedeck', 'baseline'];
+const autoSeconds = autoHeadStubSeconds(LTO9);
+/** Real ms of `s` modelled seconds. */
+const realMs = (s: number) => (s * 1000) / C;
+/** A first byte slower than this (real ms) waited for tape (when it could: item on tape, start past the stub). */
+const WAIT_FLOOR_MS = Math.max(3, realMs(10));
+
+interface FileItem {
+  id?: string;
+  path: string;
+  /** Real file size and byte rate (bytes per modelled second). */
+  size: number;
+  rate: number;
+}
+
+async function writeLibrary(lib: Library, media: string): Promise<FileItem[]> {
+  const out: FileItem[] = [];
   for (const c of lib.containers) {
     await mkdir(join(media, c.dir), { recursive: true });
     for (const n of c.items) {
       const it = lib.items[n]!;
-      const p = join(media, c.dir, it.name);
-      byPath.set(p, it);
-      await writeFile(p, 'x');
+      const path = join(media, c.dir, it.name.replace(/\.[^.]+$/, '.wav'));
+      const rate = Math.max(1, Math.round(it.rate / C));
+      const size = await writeWav(path, rate, it.seconds);
+      out[n] = { path, size, rate };
     }
   }
-  const probe = async (path: string): Promise<ProbeResult | undefined> => {
-    const it = byPath.get(path);
-    if (!it) return undefined;
-    const audio = it.kind === 'audio';
-    return {
-      kind: it.kind,
-      upnpClass: UPNP_CLASS[it.kind],
-      title: it.name.replace(/\.[^.]+$/, ''),
-      meta: {},
-      res: { mime: audio ? 'audio/flac' : 'video/x-matroska', size: 1, bitrate: it.rate, duration: it.seconds },
-    };
-  };
-  const catalog = new Catalog(new MemoryStore());
-  await catalog.open();
-  await scan(catalog, { roots: [media], probe });
-  const ids: string[] = [];
-  for (const c of lib.containers) {
-    for (const n of c.items) {
-      const e = await catalog.getPath(join(media, c.dir, lib.items[n]!.name));
-      if (!e?.id) throw new Error(`not catalogued: ${lib.items[n]!.name}`);
-      ids[n] = e.id;
-    }
-  }
-  return { catalog, ids, cleanup: () => rm(dir, { recursive: true, force: true }) };
+  return out;
 }
 
-interface Run {
-  name: string;
-  figures: Figures;
-  wallMs: number;
-}
-
-async function run(name: string, lib: Library, trace: Play[], cat: { catalog: Catalog; ids: string[] }, sim: SimOptions, pass: (m: TierModel) => Promise<void>): Promise<Run> {
-  const t0 = performance.now();
-  const m = new TierModel(lib, cat.ids, cat.catalog, sim);
-  for (let n = 0; n < lib.items.length; n++) await cat.catalog.setLocation(cat.ids[n]!, { disk: { path: `/model/${n}`, size: lib.items[n]!.size, mtime: 0 } });
-  m.now = 0;
-  await pass(m); // the library starts within its marks
-  let nextPass = 3 * 3600 + DAY; // 03:00 every day
-  for (const p of trace) {
-    while (p.at >= nextPass) {
-      m.now = nextPass;
-      await pass(m);
-      nextPass += DAY;
-    }
-    await m.play(p);
-  }
-  return { name, figures: m.figures, wallMs: Math.round(performance.now() - t0) };
-}
-
-function summary(r: Run, days: number) {
-  const f = r.figures;
+function spec(name: Name, dir: string, media: string, marks: Marks) {
+  const ours = name === 'tapedeck';
+  const b = (x: number) => String(Math.max(1, Math.round(x / C)));
   return {
-    plays: f.plays,
-    playsFromTape: f.playsFromTape,
-    firstByteNoWaitShare: f.plays ? f.firstByteNoWait / f.plays : 1,
-    stalledShare: f.playbackSeconds ? (f.stallSeconds + f.startWaitSeconds) / f.playbackSeconds : 0,
-    stallSeconds: Math.round(f.stallSeconds),
-    startWaitSeconds: Math.round(f.startWaitSeconds),
-    playbackHours: Math.round(f.playbackSeconds / 3600),
-    mountsPerDay: f.mounts / days,
-    bytesMovedPerDay: Math.round((f.bytesRead + f.bytesWritten) / days),
-    bytesReadPerDay: Math.round(f.bytesRead / days),
-    bytesWrittenPerDay: Math.round(f.bytesWritten / days),
-    prestages: f.prestages,
-    prestagedBytes: f.prestagedBytes,
-    archived: f.archived,
-    recalled: f.recalled,
-    wallMs: r.wallMs,
+    flags: {
+      data: join(dir, 'data'),
+      media: [media],
+      interface: ['lo'],
+      port: '0',
+      ssdp: false,
+      watch: false,
+      rescanInterval: '0',
+      art: false,
+      ffprobe: 'off',
+      logLevel: 'warn',
+      tapeBackend: 'virtual',
+      tapeTimeScale: String(1 / C),
+      tapeDrives: String(drives),
+      tapeSlots: '64',
+      tapeBlockSize: '4096',
+      tapeCapacity: b(cartridgeBytes),
+      policyInterval: '0',
+      diskHighWatermark: String(marks.high),
+      diskLowWatermark: String(marks.low),
+      headStubSeconds: ours ? 'auto' : '0',
+      headStubMin: b(4 * MiB),
+      headStubTail: ours ? b(4 * MiB) : '0',
+      minArchiveSize: ours ? b(16 * MiB) : '0',
+      promotePlays: ours ? '2' : '0',
+      prestageItems: ours ? '3' : '0',
+      prestageSeconds: '300',
+      prestageOnBrowse: false,
+    },
+    // admission_timeout is not compressed below 1 s real: scheduling latency on a shared machine
+    // reaches tens of ms, and a 45 ms timeout would fail requests a real drive serves in time
+    overrides: { cacheSize: Math.round(cacheBytes / C), driveIdleUnload: 300 / C, admissionTimeout: Math.max(1, 180 / C), promoteWindow: (7 * DAY) / C },
+    tapeTiming: { rate: LTO9.rate / C },
+    // the smallest segment and chunk the worker takes (= the block size). A job's drive lease is
+    // not compressed (2 s real): the gaps between a job's tape operations are server work
+    // (hashing, catalog, stubs) that runs at real speed, and a lease given back mid-job lets
+    // the idle unload take the cartridge from under the job (see the bench README).
+    stagerTuning: { segmentSize: 4096, readAhead: Math.max(4096, 4096 * Math.round((32 * MiB) / C / 4096)), maxChunk: 4096, jobIdleReleaseMs: 2000 },
   };
+}
+
+interface PlayRecord {
+  p: Play;
+  counted: boolean;
+  onTape: boolean;
+  pastStub: boolean;
+  out: PlayOutcome;
+}
+
+class Strategy {
+  server!: BenchServer;
+  tiers = new Map<string, TierInfo>();
+  records: PlayRecord[] = [];
+  archived = 0;
+  recalled = 0;
+  passErrors: string[] = [];
+  metrics0: Record<string, number> = {};
+  metrics1: Record<string, number> = {};
+  passing: Promise<void> = Promise.resolve();
+  constructor(
+    readonly name: Name,
+    readonly files: FileItem[],
+  ) {}
+
+  head(f: FileItem): number {
+    return headBytes({ bitrate: f.rate }, f.size, { headSeconds: this.name === 'tapedeck' ? autoSeconds : 0, headMin: Math.round((4 * MiB) / C) });
+  }
+
+  /** A pass now; its jobs run in the server; tiers are refreshed once they finish. */
+  pass(marks: Marks, counting: boolean): Promise<void> {
+    const run = this.passing.then(async () => {
+      let jobs: JobRecord[] = [];
+      try {
+        jobs = await this.server.pass(marks, (i) => this.head({ path: i.path, size: i.size, rate: this.files.find((f) => f.id === i.id)?.rate ?? 0 }));
+      } catch (err) {
+        this.passErrors.push((err as Error).message);
+        return;
+      }
+      for (const j of jobs) if (counting) (j.kind === 'archive' ? (this.archived += j.targets.length) : (this.recalled += j.targets.length));
+      this.passErrors.push(...(await this.server.waitJobs(jobs)));
+      this.tiers = await this.server.tiers();
+    });
+    this.passing = run;
+    return run;
+  }
+
+  async play(p: Play, counted: boolean): Promise<void> {
+    const f = this.files[p.item]!;
+    const start = Math.min(f.size - 1, 44 + Math.floor(p.offset / C));
+    const end = Math.min(f.size, Math.ceil(start + p.seconds * f.rate));
+    const t = this.tiers.get(f.id!);
+    const onTape = t?.tier === 'tape';
+    const pastStub = start >= this.head(f);
+    const out = await play({ host: this.server.host, port: this.server.port, id: f.id!, start, end: Math.max(end, start + 1), rate: (f.rate * C) / 1000, localAddress: sessionAddress(p.session), retryMs: realMs(10), giveUpMs: realMs(7200) });
+    this.records.push({ p, counted, onTape, pastStub, out });
+  }
+
+  figures(): StrategyFigures & { diskFirstByteMs: { p50: number | null; p99: number | null }; failedPlays: number; busyAnswers: number } & Record<string, unknown> {
+    const rs = this.records.filter((r) => r.counted);
+    let noWait = 0;
+    let stallS = 0;
+    let startWaitS = 0;
+    let playbackS = 0;
+    let fromTape = 0;
+    const diskTtfb: number[] = [];
+    for (const r of rs) {
+      playbackS += r.p.seconds;
+      if (r.onTape) fromTape++;
+      const waited = r.onTape && r.pastStub && !(r.out.ttfbMs <= WAIT_FLOOR_MS);
+      if (waited) startWaitS += ((Number.isFinite(r.out.ttfbMs) ? r.out.ttfbMs : realMs(7200)) * C) / 1000;
+      else noWait++;
+      stallS += (r.out.stallMs * C) / 1000;
+      if (!r.onTape && Number.isFinite(r.out.ttfbMs)) diskTtfb.push(r.out.ttfbMs);
+    }
+    diskTtfb.sort((a, b) => a - b);
+    const q = (x: number) => (diskTtfb.length ? Math.round(diskTtfb[Math.min(diskTtfb.length - 1, Math.floor(x * diskTtfb.length))]! * 100) / 100 : null);
+    const d = (k: string) => (this.metrics1[k] ?? 0) - (this.metrics0[k] ?? 0);
+    return {
+      plays: rs.length,
+      playsFromTape: fromTape,
+      firstByteNoWaitShare: rs.length ? noWait / rs.length : 1,
+      stalledShare: playbackS ? (stallS + startWaitS) / playbackS : 0,
+      stallSeconds: Math.round(stallS),
+      startWaitSeconds: Math.round(startWaitS),
+      playbackHours: Math.round(playbackS / 3600),
+      mountsPerDay: d('tapedeck_tape_mounts_total') / days,
+      bytesMovedPerDay: Math.round(((d('tapedeck_tape_bytes_read_total') + d('tapedeck_tape_bytes_written_total')) * C) / days),
+      bytesReadPerDay: Math.round((d('tapedeck_tape_bytes_read_total') * C) / days),
+      bytesWrittenPerDay: Math.round((d('tapedeck_tape_bytes_written_total') * C) / days),
+      prestages: d('tapedeck_prestages_total'),
+      prestagedBytes: d('tapedeck_prestaged_bytes_total') * C,
+      archived: this.archived,
+      recalled: this.recalled,
+      failedPlays: rs.filter((r) => r.out.failed).length,
+      busyAnswers: rs.reduce((n, r) => n + r.out.busy, 0),
+      diskFirstByteMs: { p50: q(0.5), p99: q(0.99) },
+      passErrors: this.passErrors.slice(0, 10),
+      worstPlays: rs
+        .map((r) => ({ r, cost: (r.out.stallMs + (r.onTape && r.pastStub && !(r.out.ttfbMs <= WAIT_FLOOR_MS) ? r.out.ttfbMs : 0)) * C / 1000 }))
+        .filter((x) => x.cost > 0)
+        .sort((a, b) => b.cost - a.cost)
+        .slice(0, 12)
+        .map(({ r, cost }) => ({ at: Math.round(r.p.at), item: r.p.item, session: r.p.session, offset: r.p.offset, seconds: Math.round(r.p.seconds), onTape: r.onTape, pastStub: r.pastStub, firstByteS: Math.round((r.out.ttfbMs * C) / 1000), stallS: Math.round((r.out.stallMs * C) / 1000), costS: Math.round(cost), requests: r.out.requests })),
+    };
+  }
 }
 
 async function main(): Promise<void> {
   const t0 = performance.now();
+  const load0 = loadavg();
   const lib = makeLibrary(opts);
   const trace = makeTrace(lib, { ...opts, days: days + warmup });
-  process.stderr.write(`library: ${lib.items.length} items in ${lib.containers.length} containers, ${(lib.bytes / 1e12).toFixed(2)} TB; ${trace.length} plays over ${days + warmup} days (${warmup} warm-up)\n`);
-  const cat = await buildCatalog(lib);
+  const dir = await mkdtemp(join(tmpdir(), 'tapedeck-bench-policy-'));
+  const log = (m: string) => process.stderr.write(`[${((performance.now() - t0) / 1000).toFixed(0)} s] ${m}\n`);
+  log(`library: ${lib.items.length} items in ${lib.containers.length} containers, ${(lib.bytes / 1e12).toFixed(2)} TB modelled (${(lib.bytes / C / 1e6).toFixed(0)} MB on disk at 1/${C}); ${trace.length} plays over ${days + warmup} days (${warmup} warm-up), ${(((days + warmup) * DAY) / C / 60).toFixed(1)} min of trace time`);
+  const strategies: Strategy[] = [];
   try {
-    const marks: Marks = { high: Math.floor(lib.bytes * 0.25), low: Math.floor(lib.bytes * 0.2) };
-    const common = { preset: LTO9, drives, cartridgeBytes, idleUnloadS: 300, cacheBytes: 2 * GiB, countFrom: warmup * DAY };
-    const autoSeconds = autoHeadStubSeconds(LTO9);
-    const baseline = await run('baseline', lib, trace, cat, { ...common, stubBytes: () => 4 * MiB }, (m) => baselinePass(m, marks));
-    const ours = await run(
-      'tapedeck',
-      lib,
-      trace,
-      cat,
-      { ...common, stubBytes: (it) => headBytes({ bitrate: it.rate }, it.size, { headSeconds: autoSeconds, headMin: 4 * MiB }), prestage: { items: 3, seconds: 300 } },
-      (m) => tapedeckPass(m, marks, { plays: 2, windowS: 7 * DAY }),
+    for (const name of NAMES) {
+      const media = join(dir, name, 'media');
+      strategies.push(new Strategy(name, await writeLibrary(lib, media)));
+    }
+    const real = strategies[0]!.files.reduce((n, f) => n + f.size, 0);
+    const marks: Marks = { high: Math.floor(real * 0.25), low: Math.floor(real * 0.2) };
+    log('library written; starting the servers (first scan)');
+    await Promise.all(
+      strategies.map(async (s) => {
+        s.server = await BenchServer.start(s.name, spec(s.name, join(dir, s.name), join(dir, s.name, 'media'), marks), join(dir, `${s.name}.log`));
+        const byPath = new Map((await s.server.items()).map((i) => [i.path, i.id]));
+        for (const f of s.files) {
+          f.id = byPath.get(f.path);
+          if (!f.id) throw new Error(`${s.name}: not catalogued: ${f.path}`);
+        }
+      }),
     );
-    const b = summary(baseline, days);
-    const o = summary(ours, days);
-    const goals = {
-      firstByteNoWait: { target: '>= 0.99', value: o.firstByteNoWaitShare, met: o.firstByteNoWaitShare >= 0.99 },
-      stalled: { target: '<= 0.001', value: o.stalledShare, met: o.stalledShare <= 0.001 },
-      mountsVsBaseline: { target: '<= 0.5', value: b.mountsPerDay ? o.mountsPerDay / b.mountsPerDay : 0, met: b.mountsPerDay ? o.mountsPerDay / b.mountsPerDay <= 0.5 : o.mountsPerDay === 0 },
-    };
+    const carts = Math.ceil(real / Math.round(cartridgeBytes / C)) + 2;
+    await Promise.all(strategies.map((s) => s.server.control.label(Array.from({ length: carts }, (_, i) => `TD${String(i + 1).padStart(4, '0')}L9`))));
+    log(`${carts} cartridges labelled; first policy pass (the library starts within its marks)`);
+    await Promise.all(strategies.map((s) => s.pass(marks, false)));
+    for (const s of strategies) if (s.passErrors.length) throw new Error(`${s.name}: first pass failed: ${s.passErrors.join('; ')}`);
+    log(`first pass done; playing the trace`);
+
+    // The trace, in compressed real time: plays, daily passes at 03:00, the count start.
+    type Ev = { at: number; kind: 'play'; p: Play } | { at: number; kind: 'pass' } | { at: number; kind: 'count' };
+    const evs: Ev[] = trace.map((p) => ({ at: p.at, kind: 'play' as const, p }));
+    for (let d = 1; d < days + warmup; d++) evs.push({ at: d * DAY + 3 * 3600, kind: 'pass' });
+    evs.push({ at: warmup * DAY, kind: 'count' });
+    evs.sort((a, b) => a.at - b.at || (a.kind === 'play' ? 1 : 0) - (b.kind === 'play' ? 1 : 0));
+    const T0 = performance.now();
+    const late: number[] = [];
+    const plays: Promise<void>[] = [];
+    let counting = false;
+    let nextLog = DAY;
+    for (const ev of evs) {
+      const due = T0 + realMs(ev.at);
+      const wait = due - performance.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      late.push(performance.now() - due);
+      if (ev.at >= nextLog) {
+        log(`day ${Math.floor(ev.at / DAY)}`);
+        nextLog += DAY * Math.max(1, Math.floor((days + warmup) / 12));
+      }
+      if (ev.kind === 'play') for (const s of strategies) plays.push(s.play(ev.p, counting));
+      else if (ev.kind === 'pass') for (const s of strategies) void s.pass(marks, counting);
+      else {
+        counting = true;
+        for (const s of strategies) s.metrics0 = await s.server.metrics();
+      }
+    }
+    await Promise.all(plays);
+    const traceEnd = T0 + realMs((days + warmup) * DAY);
+    if (performance.now() < traceEnd) await new Promise((r) => setTimeout(r, traceEnd - performance.now()));
+    for (const s of strategies) s.metrics1 = await s.server.metrics();
+    await Promise.all(strategies.map((s) => s.passing));
+    late.sort((a, b) => a - b);
+    const lq = (x: number) => Math.round(late[Math.min(late.length - 1, Math.floor(x * late.length))]! * 100) / 100;
+    const [o, b] = [strategies[0]!.figures(), strategies[1]!.figures()];
     const doc = {
       bench: 'policy',
-      library: { items: lib.items.length, containers: lib.containers.length, bytes: lib.bytes, highWatermark: marks.high, lowWatermark: marks.low },
+      mode: 'real servers, time-compressed',
+      library: { items: lib.items.length, containers: lib.containers.length, bytes: lib.bytes, bytesOnDisk: real, highWatermark: marks.high * C, lowWatermark: marks.low * C },
       trace: { ...opts, days, warmupDays: warmup, plays: trace.length },
-      model: { timing: 'LTO-9 at scale 1', drives, cartridgeBytes, idleUnloadSeconds: 300, cacheBytes: common.cacheBytes, autoStubSeconds: autoSeconds },
+      run: { compression: C, tapeTimeScale: 1 / C, drives, cartridgeBytes, blockSizeModelled: 4096 * C, cacheBytes, idleUnloadSeconds: 300, admissionTimeoutSeconds: Math.max(1, 180 / C) * C, autoStubSeconds: autoSeconds, waitFloorMs: WAIT_FLOOR_MS, eventLatenessMs: { p50: lq(0.5), p99: lq(0.99), max: lq(1) }, loadavgStart: load0, loadavgEnd: loadavg() },
       tapedeck: o,
       baseline: b,
-      goals,
+      goals: goalsOf(o, b),
       wallMs: Math.round(performance.now() - t0),
     };
-    const json = JSON.stringify(doc, null, 2);
-    process.stdout.write(json + '\n');
-    const out = join(dirname(fileURLToPath(import.meta.url)), 'results');
-    await mkdir(out, { recursive: true });
-    await writeFile(join(out, 'policy.json'), json + '\n');
-    const pct = (x: number) => (100 * x).toFixed(3) + ' %';
-    const rows: [string, string, string][] = [
-      ['plays (counted)', String(o.plays), String(b.plays)],
-      ['plays needing tape', String(o.playsFromTape), String(b.playsFromTape)],
-      ['first byte without waiting for tape', pct(o.firstByteNoWaitShare), pct(b.firstByteNoWaitShare)],
-      ['playback time stalled (scale 1)', pct(o.stalledShare), pct(b.stalledShare)],
-      ['mounts per day', o.mountsPerDay.toFixed(2), b.mountsPerDay.toFixed(2)],
-      ['bytes moved per day', (o.bytesMovedPerDay / GiB).toFixed(1) + ' GiB', (b.bytesMovedPerDay / GiB).toFixed(1) + ' GiB'],
-      ['pre-stages', String(o.prestages), String(b.prestages)],
-      ['archived / recalled items', `${o.archived} / ${o.recalled}`, `${b.archived} / ${b.recalled}`],
-    ];
-    const w = Math.max(...rows.map((r) => r[0].length));
-    process.stderr.write(`\n${'figure'.padEnd(w)}  ${'tapedeck'.padStart(14)}  ${'baseline'.padStart(14)}\n`);
-    for (const r of rows) process.stderr.write(`${r[0].padEnd(w)}  ${r[1].padStart(14)}  ${r[2].padStart(14)}\n`);
-    process.stderr.write(
-      `\ngoals: first byte ${goals.firstByteNoWait.met ? 'met' : 'MISSED'}, stalls ${goals.stalled.met ? 'met' : 'MISSED'}, mounts ${(goals.mountsVsBaseline.value * 100).toFixed(0)}% of baseline ${goals.mountsVsBaseline.met ? 'met' : 'MISSED'}\n`,
-    );
+    await report(doc, [
+      ['failed plays / 503 answers', `${o.failedPlays} / ${o.busyAnswers}`, `${b.failedPlays} / ${b.busyAnswers}`],
+      ['first byte from disk p50/p99 (real ms)', `${o.diskFirstByteMs.p50} / ${o.diskFirstByteMs.p99}`, `${b.diskFirstByteMs.p50} / ${b.diskFirstByteMs.p99}`],
+    ]);
+    log(`done; event lateness p50 ${lq(0.5)} ms, p99 ${lq(0.99)} ms (×${C} modelled)`);
   } finally {
-    await cat.catalog.close();
-    await cat.cleanup();
+    await Promise.all(strategies.map((s) => s.server?.stop().catch(() => undefined)));
+    if (keepDir) process.stderr.write(`kept ${dir}\n`);
+    else await rm(dir, { recursive: true, force: true });
   }
 }
 

@@ -15,6 +15,7 @@ import { archiveDemo } from './demo/tape.js';
 import { StagerClient, type StagerStatus } from './staging/client.js';
 import { Prestager } from './staging/prestage.js';
 import type { TimingPreset } from './tape/timing.js';
+import type { WorkerTuning } from './staging/worker.js';
 
 /** An error delivery turns into an HTTP status (503 + Retry-After, …). */
 function httpError(status: number, message: string, headers: Record<string, string> = {}): Error {
@@ -47,10 +48,12 @@ export function jobStatusOf(j: JobRecord, title: (id: string) => string | undefi
 /**
  * Test and benchmark hooks of a server started in code (not settings: `tapedeck serve` never
  * sets them). tapeTiming: figures of the virtual library's timing model handed to the staging
- * worker (bench/policy.ts scales the tape rate with the bytes of its time-compressed library).
+ * worker; stagerTuning: the worker's segment size, read-ahead and lease times (bench/policy.ts
+ * scales them with the bytes and the clock of its time-compressed library).
  */
 export interface ServerHooks {
   tapeTiming?: Partial<TimingPreset>;
+  stagerTuning?: Partial<WorkerTuning>;
 }
 
 export class TapeTier {
@@ -65,7 +68,7 @@ export class TapeTier {
     private readonly log: Logger,
     hooks: ServerHooks = {},
   ) {
-    this.stager = new StagerClient({ config, log: log.child({ component: 'stager' }), ...(hooks.tapeTiming ? { tapeTiming: hooks.tapeTiming } : {}) });
+    this.stager = new StagerClient({ config, log: log.child({ component: 'stager' }), ...(hooks.tapeTiming ? { tapeTiming: hooks.tapeTiming } : {}), ...(hooks.stagerTuning ? { tuning: hooks.stagerTuning } : {}) });
     this.archive = new ArchiveService({ catalog, library: this.stager.library(), config, log: log.child({ component: 'archive' }) });
     this.prestager = new Prestager(
       catalog,
