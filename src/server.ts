@@ -137,7 +137,7 @@ export class TapedeckServer {
     }
     await mkdir(cfg.dataDir, { recursive: true });
     this.checkStopped();
-    this.catalog = new Catalog(new LevelStore(join(cfg.dataDir, 'catalog'), { cacheBytes: cfg.catalogCache }));
+    this.catalog = new Catalog(new LevelStore(join(cfg.dataDir, 'catalog'), { cacheBytes: cfg.catalogCache }), { listCacheBytes: cfg.listCache });
     await this.catalog.open();
     this.uuid = (await this.catalog.getMeta('uuid')) ?? '';
     if (!this.uuid) {

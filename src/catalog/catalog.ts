@@ -15,7 +15,8 @@
 //
 // Browse pages come from a per-container ordinal list of child IDs built once
 // from the c/ index (a key-only range scan) and cached until the container
-// changes, so StartingIndex is an array index, never a scan per page.
+// changes, so StartingIndex is an array index, never a scan per page. The lists
+// are compact and bounded in bytes together (list_cache, id-lists.ts).
 // Every change goes through apply(): one awaited, atomic batch that moves an
 // item, its references, the container counts and the update IDs together.
 
@@ -23,10 +24,10 @@ import { EventEmitter } from 'node:events';
 import type { BatchOp, KVStore } from './store.js';
 import { prefixRange } from './store.js';
 import type { CatalogObject, Location } from './types.js';
-import { LRUCache } from 'lru-cache';
+import { IdList, IdListCache } from './id-lists.js';
 import { ROOT_ID } from './types.js';
 import type { ContainerDef, Placement } from './layout.js';
-import { FIXED, FIXED_BY_ID, parseRefId, placements, playlistRecordOf } from './layout.js';
+import { FIXED, FIXED_BY_ID, parseRefId, placements, playlistRecordOf, REF_SEP } from './layout.js';
 import { Bookmarks, dropBookmarkOp } from './bookmarks.js';
 import { exactWord, OVERFLOW, OVERFLOW_VALUE, postingPrefix, vocabPrefix, Vocabulary, WORD_INDEX_VERSION, wordOps, X, type WordField } from './words.js';
 
@@ -85,14 +86,22 @@ function containerObject(def: ContainerDef, updateId: number): CatalogObject {
   };
 }
 
-interface ListCacheEntry {
-  updateId: number;
-  ids: string[];
+/** Default of list_cache: the child list of a 100,000-item container takes about 2 MiB. */
+export const DEFAULT_LIST_CACHE_BYTES = 8 * 1024 ** 2;
+
+export interface CatalogOptions {
+  /** Bytes of ID lists kept between requests (list_cache): child lists here, sorted orders in cds.ts. */
+  listCacheBytes?: number;
 }
 
 export class Catalog extends EventEmitter {
   private sysUpdateId = 0;
-  private lists = new LRUCache<string, ListCacheEntry>({ max: 64 });
+  /**
+   * Child lists in default order (key: the container ID; an entry is valid for the update ID
+   * it was read at) and other ID lists of the same budget (cds.ts: sorted Browse orders, keys
+   * starting with NUL).
+   */
+  readonly lists: IdListCache;
   private writing: Promise<unknown> = Promise.resolve();
   /** Resume positions per canonical item (X_SetBookmark). */
   readonly bookmarks: Bookmarks;
@@ -103,9 +112,13 @@ export class Catalog extends EventEmitter {
   /** Clock of `added`/`changed` (ms); tests and the policy bench set a fake one. */
   now: () => number = Date.now;
 
-  constructor(readonly store: KVStore) {
+  constructor(
+    readonly store: KVStore,
+    opts: CatalogOptions = {},
+  ) {
     super();
     this.bookmarks = new Bookmarks(store);
+    this.lists = new IdListCache(opts.listCacheBytes ?? DEFAULT_LIST_CACHE_BYTES);
   }
 
   async open(): Promise<void> {
@@ -272,23 +285,30 @@ export class Catalog extends EventEmitter {
     return out;
   }
 
-  /** Child IDs of a container in default order (cached ordinal list). */
+  /** Child IDs of a container in default order (cached ordinal list, see childList). */
   async childIds(containerId: string): Promise<string[]> {
+    return (await this.childList(containerId)).slice(0);
+  }
+
+  /** Child IDs of a container in default order, from the list cache or read from the c/ index. */
+  async childList(containerId: string): Promise<IdList> {
     const container = await this.getRaw(containerId);
-    if (!container?.container) return [];
-    const cached = this.lists.get(containerId);
-    if (cached && cached.updateId === container.updateId) return cached.ids;
+    if (!container?.container) return IdList.from([]);
+    const updateId = container.updateId ?? 0;
+    const cached = this.lists.get(containerId, updateId);
+    if (cached) return cached;
     const ids = (await this.store.keyList(prefixRange(C + containerId + SEP))).map((k) => k.slice(k.lastIndexOf(SEP) + 1));
-    this.lists.set(containerId, { updateId: container.updateId ?? 0, ids });
-    return ids;
+    const list = IdList.from(ids, containerId + REF_SEP);
+    this.lists.set(containerId, updateId, list);
+    return list;
   }
 
   /** A page of children in default order. */
   async children(containerId: string, start: number, count: number): Promise<{ objects: CatalogObject[]; total: number }> {
-    const ids = await this.childIds(containerId);
-    const end = count > 0 ? Math.min(ids.length, start + count) : ids.length;
-    const page = start < ids.length ? ids.slice(start, end) : [];
-    return { objects: await this.resolveMany(page), total: ids.length };
+    const list = await this.childList(containerId);
+    const end = count > 0 ? Math.min(list.length, start + count) : list.length;
+    const page = start < list.length ? list.slice(start, end) : [];
+    return { objects: await this.resolveMany(page), total: list.length };
   }
 
   /** Every child object of a container (for non-default sort orders). */

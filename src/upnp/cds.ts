@@ -6,7 +6,8 @@ import { LRUCache } from 'lru-cache';
 import type { Catalog } from '../catalog/catalog.js';
 import type { CatalogObject } from '../catalog/types.js';
 import { ROOT_ID } from '../catalog/types.js';
-import { placements } from '../catalog/layout.js';
+import { placements, REF_SEP } from '../catalog/layout.js';
+import { IdList } from '../catalog/id-lists.js';
 import { protocolInfo } from '../media/dlna.js';
 import { didl, didlParts, type DidlOptions, type ObjectRef } from './didl.js';
 import { assemble, DidlCache, headOf, type CachedHead } from './didl-cache.js';
@@ -80,8 +81,6 @@ export interface ContentDirectoryOptions {
 
 export class ContentDirectory {
   private readonly onBrowse: ContentDirectoryOptions['onBrowse'];
-  /** Sorted ID lists for non-default Browse orders (keys carry the container's update ID). */
-  private sorted = new LRUCache<string, string[]>({ max: 32 });
   /**
    * Object IDs of the sorted results of recent searches, valid for one SystemUpdateID (cleared
    * when it changes) and bounded in bytes (an ID costs its UTF-16 length plus the array slot and
@@ -190,18 +189,20 @@ export class ContentDirectory {
     const obj = await this.catalog.get(objectId);
     if (!obj) throw new UpnpError(701, `no such object: ${objectId}`);
     if (!obj.container) throw new UpnpError(710, `not a container: ${objectId}`);
-    let ids: string[];
+    let ids: IdList;
     let all: CatalogObject[] | undefined;
     if (keys.length === 0) {
-      ids = await this.catalog.childIds(objectId);
+      ids = await this.catalog.childList(objectId);
     } else {
-      const cacheKey = `${objectId}\u0000${sortCriteria}\u0000${obj.updateId ?? 0}`;
-      let sorted = this.sorted.get(cacheKey);
+      // sorted ID lists for non-default orders share the catalog's list_cache with the child lists
+      const cacheKey = `\u0000sort\u0000${objectId}\u0000${sortCriteria}`;
+      const updateId = obj.updateId ?? 0;
+      let sorted = this.catalog.lists.get(cacheKey, updateId);
       if (!sorted) {
         all = await this.catalog.allChildren(objectId);
         all.sort(compileSort(keys));
-        sorted = all.map((o) => o.id);
-        this.sorted.set(cacheKey, sorted);
+        sorted = IdList.from(all.map((o) => o.id), objectId + REF_SEP);
+        this.catalog.lists.set(cacheKey, updateId, sorted);
       }
       ids = sorted;
     }
