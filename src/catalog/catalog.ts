@@ -191,8 +191,19 @@ export class Catalog extends EventEmitter {
 
   /** The objects posted under `word` in `field` (the index's exact-word lookup): ID → posting record (words.ts). */
   async wordPostings(field: WordField, word: string, into: Map<string, string> = new Map()): Promise<Map<string, string>> {
-    const prefix = postingPrefix(field, word);
-    for (const [k, v] of await this.store.entryList(prefixRange(prefix))) into.set(k.slice(prefix.length), v);
+    return this.wordPostingsUnder(postingPrefix(field, word), true, into);
+  }
+
+  /**
+   * Postings whose key starts with `prefix`: ID (after the key's last NUL; IDs have none) →
+   * record. `whole`: only keys that are the prefix and an ID (an exact value may contain a NUL,
+   * so `=ab\0` also prefixes the posting of the value "ab\0cd").
+   */
+  private async wordPostingsUnder(prefix: string, whole: boolean, into: Map<string, string> = new Map()): Promise<Map<string, string>> {
+    for (const [k, v] of await this.store.entryList(prefixRange(prefix))) {
+      const j = k.lastIndexOf(SEP);
+      if (!whole || j === prefix.length - 1) into.set(k.slice(j + 1), v);
+    }
     return into;
   }
 
@@ -209,6 +220,15 @@ export class Catalog extends EventEmitter {
     const out = new Map<string, string>();
     for (const w of [...ws, OVERFLOW]) await this.wordPostings(field, w, out);
     return out;
+  }
+
+  /**
+   * Every object with a non-empty value in `field` (ID → posting record): its exact postings,
+   * one range read of as many entries as such values. The candidates of a `contains` whose
+   * fragment narrows nothing (in too many vocabulary words, or no word at all).
+   */
+  async valuedCandidates(field: WordField): Promise<Map<string, string>> {
+    return this.wordPostingsUnder(X + field + '/=', false);
   }
 
   /** Candidates for a text property of `field` equal (case-insensitively) to `value` (ID → posting record). */

@@ -4,12 +4,15 @@
 // candidates(expr) is a superset of the matches (object ID → the posting record, words.ts),
 // or undefined when the index cannot narrow the expression (then every object is a candidate):
 //   p = "v"          objects with a value of p's field equal to "v" (exact postings)
-//   p contains "v"   objects having, for every word w of "v", a word containing w
-//   a and b          the intersection of whatever a and b narrow
+//   p contains "v"   objects having, for every word w of "v", a word containing w; for
+//                    dc:title, when no word of "v" narrows (none, or each in too many
+//                    vocabulary words): every object with a title (its records answer)
+//   a and b          the intersection of whatever a and b narrow (every titled object
+//                    only when nothing narrower is there)
 //   a or b           the union, when both narrow
 // for p in dc:title, upnp:artist, upnp:albumArtist, dc:creator, upnp:album, upnp:genre.
-// Everything else (other properties and operators, negations, constants without a
-// word, fragments found in too many vocabulary words) does not narrow. The search predicate is applied to every candidate.
+// Everything else (other properties and operators, negations, a fragment of another field
+// that narrows nothing) does not narrow. The search predicate is applied to every candidate.
 //
 // The index work of one Search is bounded whatever the criteria (a SOAP body of 64 KiB can hold
 // thousands of terms): a term repeated is looked up once, and after MAX_INDEX_LOOKUPS distinct
@@ -43,14 +46,23 @@ function intersect(a: Candidates, b: Candidates): Candidates {
   return out;
 }
 
-async function relCandidates(catalog: Catalog, prop: string, op: string, value: string): Promise<Candidates | undefined> {
+/**
+ * Deferred candidates "every object with a title" (catalog.valuedCandidates('t')): what a
+ * dc:title contains narrows to when its fragment narrows nothing by words. Read only when
+ * nothing narrower is at hand: an `and` with a narrower term leaves it to the predicate. Not
+ * offered for the other fields: their matches are read and tested whole, so a list as long as
+ * the library saves nothing over a pass; a title is answered by the posting's record.
+ */
+const TITLED = Symbol('titled');
+type Plan = Candidates | typeof TITLED | undefined;
+
+async function relCandidates(catalog: Catalog, prop: string, op: string, value: string): Promise<Plan> {
   const field = FIELD_OF[prop];
   if (!field || (op !== '=' && op !== 'contains')) return undefined;
   if (op === '=') return catalog.valueCandidates(field, value);
   const ws = words(value)
     .sort((x, y) => y.length - x.length)
     .slice(0, MAX_QUERY_WORDS);
-  if (ws.length === 0) return undefined;
   let acc: Candidates | undefined;
   for (const w of ws) {
     const c = await catalog.wordCandidates(field, w);
@@ -58,7 +70,7 @@ async function relCandidates(catalog: Catalog, prop: string, op: string, value: 
     acc = acc ? intersect(acc, c) : c;
     if (acc.size === 0) break;
   }
-  return acc;
+  return acc ?? (field === 't' ? TITLED : undefined);
 }
 
 /** Most distinct index lookups (terms) for one Search; real criteria use a handful. */
@@ -66,12 +78,23 @@ export const MAX_INDEX_LOOKUPS = 64;
 
 /** The lookups of one Search: each distinct term once, at most MAX_INDEX_LOOKUPS of them. */
 interface Lookups {
-  memo: Map<string, Candidates | undefined>;
+  memo: Map<string, Plan>;
   left: number;
+  titled?: Candidates;
+}
+
+async function resolve(catalog: Catalog, p: Plan, lookups: Lookups): Promise<Candidates | undefined> {
+  if (p !== TITLED) return p;
+  return (lookups.titled ??= await catalog.valuedCandidates('t'));
 }
 
 /** IDs (canonical items and containers) the expression can match, or undefined: any object. */
-export async function searchCandidates(catalog: Catalog, e: SearchExpr, lookups: Lookups = { memo: new Map(), left: MAX_INDEX_LOOKUPS }): Promise<Candidates | undefined> {
+export async function searchCandidates(catalog: Catalog, e: SearchExpr): Promise<Candidates | undefined> {
+  const lookups: Lookups = { memo: new Map(), left: MAX_INDEX_LOOKUPS };
+  return resolve(catalog, await plan(catalog, e, lookups), lookups);
+}
+
+async function plan(catalog: Catalog, e: SearchExpr, lookups: Lookups): Promise<Plan> {
   switch (e.type) {
     case 'rel': {
       const key = `${e.prop}\0${e.op}\0${e.value}`;
@@ -84,17 +107,19 @@ export async function searchCandidates(catalog: Catalog, e: SearchExpr, lookups:
     }
     case 'and': {
       let acc: Candidates | undefined;
+      let titled = false;
       for (const a of e.args) {
-        const c = await searchCandidates(catalog, a, lookups);
-        if (c) acc = acc ? intersect(acc, c) : c;
+        const c = await plan(catalog, a, lookups);
+        if (c === TITLED) titled = true;
+        else if (c) acc = acc ? intersect(acc, c) : c;
         if (acc?.size === 0) break;
       }
-      return acc;
+      return acc ?? (titled ? TITLED : undefined);
     }
     case 'or': {
       const out: Candidates = new Map();
       for (const a of e.args) {
-        const c = await searchCandidates(catalog, a, lookups);
+        const c = await resolve(catalog, await plan(catalog, a, lookups), lookups);
         if (!c) return undefined;
         for (const [id, rec] of c) out.set(id, rec);
       }
