@@ -5,7 +5,7 @@
 import { releaseMemory } from './util/release-memory.js';
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
@@ -24,7 +24,8 @@ import { createDemoLibrary } from './demo/library.js';
 import { httpErrorFields, httpErrorLevel } from './http/error-log.js';
 import { contentFeatures, transferModeFor } from './media/dlna.js';
 import { diskSource, mediaRoutes, type MediaSource, type StreamEvent, type StreamStart } from './http/delivery.js';
-import { allowSubnets } from './http/acl.js';
+import { allowSubnets, socketAcl } from './http/acl.js';
+import { fastControl } from './http/fast-control.js';
 import { staticRoutes } from './http/static.js';
 import { artRoutes } from './http/art.js';
 import { ArtMaker } from './art/maker.js';
@@ -45,7 +46,7 @@ import { listItems, type ListQuery } from './policy/listing.js';
 import { metricsRoute, ServerMetrics } from './metrics.js';
 import { ContentDirectory } from './upnp/cds.js';
 import { ConnectionManager, mediaReceiverRegistrar, MSR_TYPE } from './upnp/cms.js';
-import { requestBaseUrl, soapRoutes } from './upnp/soap.js';
+import { requestBaseUrl, soapRoutes, type ControlHandler } from './upnp/soap.js';
 import { combineContainerUpdateIds, EventService } from './upnp/gena.js';
 import { loadDescriptions } from './upnp/description.js';
 import { defaultClientRegistry, type ClientProfile, type HeaderBag } from './upnp/clients.js';
@@ -96,6 +97,8 @@ export class TapedeckServer {
   private refreshSourceInfo?: () => void;
   private control?: ControlServer;
   private statusProvider?: StatusProvider;
+  /** SOAP control POSTs answered before Koa (http/fast-control.ts). */
+  private fastControl?: ReturnType<typeof fastControl>;
   mediaDirs: string[] = [];
 
   constructor(
@@ -356,7 +359,7 @@ export class TapedeckServer {
       try {
         await next();
       } finally {
-        this.log.debug({ method: ctx.method, url: ctx.url, status: ctx.status, remote: ctx.req.socket.remoteAddress, ms: Date.now() - t0, ua: ctx.get('user-agent') }, 'request');
+        if (this.log.isLevelEnabled('debug')) this.log.debug({ method: ctx.method, url: ctx.url, status: ctx.status, remote: ctx.req.socket.remoteAddress, ms: Date.now() - t0, ua: ctx.get('user-agent') }, 'request');
       }
     });
     const tracker = new StreamTracker();
@@ -373,7 +376,8 @@ export class TapedeckServer {
     const metrics = new ServerMetrics({ version: VERSION, status, streams: tracker });
     this.metrics = metrics;
     app.use(metrics.http()); // before the ACL, so refusals are counted too
-    app.use(allowSubnets(cfg.allow.length ? cfg.allow : DEFAULT_ALLOWED_SUBNETS));
+    const acl = socketAcl(cfg.allow.length ? cfg.allow : DEFAULT_ALLOWED_SUBNETS);
+    app.use(allowSubnets(acl));
     app.use(async (ctx, next) => {
       ctx.set('Server', SERVER_HEADER);
       await next();
@@ -414,9 +418,21 @@ export class TapedeckServer {
       logger: this.log,
       onAction: metrics.soapAction,
     };
-    soapRoutes(router, '/upnp/control/cds', cds.service(), soapOpts);
-    soapRoutes(router, '/upnp/control/cms', cms.service(), soapOpts);
-    soapRoutes(router, '/upnp/control/msr', mediaReceiverRegistrar(), soapOpts);
+    const control = new Map<string, ControlHandler>([
+      ['/upnp/control/cds', soapRoutes(router, '/upnp/control/cds', cds.service(), soapOpts)],
+      ['/upnp/control/cms', soapRoutes(router, '/upnp/control/cms', cms.service(), soapOpts)],
+      ['/upnp/control/msr', soapRoutes(router, '/upnp/control/msr', mediaReceiverRegistrar(), soapOpts)],
+    ]);
+    // the same handlers answer control POSTs before Koa: counted and logged as the middlewares above do
+    this.fastControl = fastControl({
+      routes: control,
+      allowed: acl,
+      serverHeader: SERVER_HEADER,
+      done: (req, route, status, ms) => {
+        metrics.httpRequests.inc({ route, method: 'POST', status, tier: 'none' });
+        if (this.log.isLevelEnabled('debug')) this.log.debug({ method: 'POST', url: req.url, status, remote: req.socket.remoteAddress, ms, ua: req.headers['user-agent'] ?? '' }, 'request');
+      },
+    });
 
     const cdsEvents = new EventService({
       serviceId: 'urn:upnp-org:serviceId:ContentDirectory',
@@ -499,7 +515,11 @@ export class TapedeckServer {
   }
 
   private async listen(app: Koa): Promise<void> {
-    const handler = app.callback();
+    const koa = app.callback();
+    const fast = this.fastControl;
+    const handler = (req: IncomingMessage, res: ServerResponse): void => {
+      if (!fast?.(req, res)) void koa(req, res);
+    };
     const addrs = [...new Set(['127.0.0.1', ...this.interfaces.map((i) => i.address)])];
     let port = this.config.port;
     for (const addr of addrs) {

@@ -16,7 +16,7 @@
 //   - Content-Type not XML                           → HTTP 415
 // Faults are HTTP 500 with the standard UPnPError detail, as UDA requires.
 
-import type { IncomingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { Context } from 'koa';
 import type { Router } from '@koa/router';
@@ -355,9 +355,14 @@ const XML_TYPES = new Set(['text/xml', 'application/xml', 'application/soap+xml'
 
 /** http://host:port the client used; falls back to the socket's local address for odd Host headers. */
 export function requestBaseUrl(ctx: Context): string {
-  const host = ctx.get('host');
+  return baseUrlOf(ctx.req);
+}
+
+/** requestBaseUrl of a plain Node request. */
+export function baseUrlOf(req: IncomingMessage): string {
+  const host = req.headers.host;
   if (host && HOST.test(host)) return `http://${host}`;
-  const sock = ctx.req.socket;
+  const sock = req.socket;
   const addr = sock.localAddress ?? '127.0.0.1';
   const a = addr.startsWith('::ffff:') ? addr.slice(7) : addr;
   return `http://${a.includes(':') ? `[${a}]` : a}:${sock.localPort}`;
@@ -371,18 +376,30 @@ function serviceMatches(requested: string, ours: string): boolean {
   return !!m1 && !!m2 && m1[1] === m2[1] && Number(m1[2]) <= Number(m2[2]);
 }
 
-function sendFault(ctx: Context, code: number, description?: string): void {
-  ctx.status = 500;
-  ctx.set('EXT', '');
-  ctx.set('Content-Type', XML_CONTENT_TYPE);
-  ctx.body = soapFault(code, description);
+/** A control URL's answer, whoever sends it (the Koa route, or http/fast-control.ts). */
+export interface ControlReply {
+  status: number;
+  /** In the order they are set (Content-Length is the sender's). */
+  headers: [string, string][];
+  body: string;
 }
 
-function sendPlain(ctx: Context, status: number, message: string, close = false): void {
-  ctx.status = status;
-  ctx.set('Content-Type', 'text/plain; charset=utf-8');
-  ctx.body = message + '\n';
-  if (close) ctx.set('Connection', 'close');
+/** Answers one request to a control URL (any method). Never throws. */
+export type ControlHandler = (req: IncomingMessage) => Promise<ControlReply>;
+
+function fault(code: number, description?: string): ControlReply {
+  return {
+    status: 500,
+    headers: [
+      ['EXT', ''],
+      ['Content-Type', XML_CONTENT_TYPE],
+    ],
+    body: soapFault(code, description),
+  };
+}
+
+function plain(status: number, message: string, close = false, extra: [string, string][] = []): ControlReply {
+  return { status, headers: [...extra, ['Content-Type', 'text/plain; charset=utf-8'], ...(close ? ([['Connection', 'close']] as [string, string][]) : [])], body: message + '\n' };
 }
 
 /** Decodes the body with the request's charset (UTF-8 unless told otherwise). */
@@ -393,16 +410,16 @@ function decodeBody(buf: Buffer, charset: string | undefined): string {
 }
 
 /**
- * Mounts a service's control URL on `router`: POST dispatches on SOAPACTION, every
- * other method gets 405. See the header of this file for the error mapping.
+ * The handler of a service's control URL: POST dispatches on SOAPACTION, every other method
+ * gets 405. See the header of this file for the error mapping.
  */
-export function soapRoutes(router: Router, path: string, service: SoapService, opts: SoapRouteOptions = {}): void {
+export function soapControl(service: SoapService, opts: SoapRouteOptions = {}): ControlHandler {
   const maxBody = opts.maxBodyBytes ?? 64 * 1024;
   const timeoutMs = opts.bodyTimeoutMs ?? 10_000;
   const log = opts.logger ?? consoleLogger;
   const actions = new Map(Object.entries(service.actions));
 
-  router.all(path, async (ctx: Context) => {
+  return async (http: IncomingMessage): Promise<ControlReply> => {
     const t0 = performance.now();
     const report = (name: string | undefined, code: number | undefined) => {
       if (!opts.onAction) return;
@@ -412,17 +429,14 @@ export function soapRoutes(router: Router, path: string, service: SoapService, o
         // an observer must not break the control URL
       }
     };
-    if (ctx.method !== 'POST') {
-      ctx.set('Allow', 'POST');
-      return sendPlain(ctx, 405, 'Method Not Allowed: SOAP control URLs take POST');
-    }
+    if (http.method !== 'POST') return plain(405, 'Method Not Allowed: SOAP control URLs take POST', false, [['Allow', 'POST']]);
 
-    const ctype = ctx.get('content-type');
+    const ctype = http.headers['content-type'];
     let charset: string | undefined;
     if (ctype) {
       const [mime, ...params] = ctype.split(';');
       if (!XML_TYPES.has(mime.trim().toLowerCase())) {
-        return sendPlain(ctx, 415, `Unsupported Media Type: expected text/xml, got ${mime.trim()}`, true);
+        return plain(415, `Unsupported Media Type: expected text/xml, got ${mime.trim()}`, true);
       }
       for (const p of params) {
         const [k, v] = p.split('=');
@@ -430,54 +444,54 @@ export function soapRoutes(router: Router, path: string, service: SoapService, o
       }
     }
 
-    const declared = ctx.get('content-length');
+    const declared = http.headers['content-length'];
     if (declared && Number(declared) > maxBody) {
-      return sendPlain(ctx, 413, `Payload Too Large: SOAP requests are limited to ${maxBody} bytes`, true);
+      return plain(413, `Payload Too Large: SOAP requests are limited to ${maxBody} bytes`, true);
     }
 
     let text: string;
     try {
-      const buf = await readBody(ctx.req, maxBody, timeoutMs);
+      const buf = await readBody(http, maxBody, timeoutMs);
       text = decodeBody(buf, charset);
     } catch (e) {
-      if (e instanceof BodyTooLargeError) return sendPlain(ctx, 413, `Payload Too Large: SOAP requests are limited to ${maxBody} bytes`, true);
-      if (e instanceof BodyTimeoutError) return sendPlain(ctx, 408, 'Request Timeout: SOAP body incomplete', true);
-      if (e instanceof RangeError) return sendPlain(ctx, 415, `Unsupported Media Type: unknown charset ${charset}`, true);
+      if (e instanceof BodyTooLargeError) return plain(413, `Payload Too Large: SOAP requests are limited to ${maxBody} bytes`, true);
+      if (e instanceof BodyTimeoutError) return plain(408, 'Request Timeout: SOAP body incomplete', true);
+      if (e instanceof RangeError) return plain(415, `Unsupported Media Type: unknown charset ${charset}`, true);
       // Client went away or the socket failed: nobody is left to answer.
-      return sendPlain(ctx, 400, 'Bad Request: body not received', true);
+      return plain(400, 'Bad Request: body not received', true);
     }
 
-    const remoteAddress = ctx.req.socket.remoteAddress ?? '';
+    const remoteAddress = http.socket.remoteAddress ?? '';
     const soapCtx: SoapContext = {
-      baseUrl: requestBaseUrl(ctx),
+      baseUrl: baseUrlOf(http),
       remoteAddress,
-      headers: ctx.req.headers,
-      client: opts.detectClient?.(ctx.req.headers, remoteAddress),
+      headers: http.headers,
+      client: opts.detectClient?.(http.headers, remoteAddress),
     };
 
     let req: SoapRequest;
     try {
-      req = await parseSoapRequest(text, ctx.req.headers['soapaction']);
+      req = await parseSoapRequest(text, http.headers['soapaction']);
     } catch (e) {
-      if (e instanceof SoapParseError) return sendPlain(ctx, 400, `Bad Request: ${e.message}`);
-      const headerAction = parseSoapAction(ctx.req.headers['soapaction'])?.action;
+      if (e instanceof SoapParseError) return plain(400, `Bad Request: ${e.message}`);
+      const headerAction = parseSoapAction(http.headers['soapaction'])?.action;
       if (e instanceof UpnpError) {
         report(headerAction, e.code);
-        return sendFault(ctx, e.code, e.message);
+        return fault(e.code, e.message);
       }
       log.error({ err: e }, 'SOAP request parsing failed unexpectedly');
       report(headerAction, 501);
-      return sendFault(ctx, 501);
+      return fault(501);
     }
 
     if (!serviceMatches(req.serviceType, service.serviceType)) {
       report(undefined, 401);
-      return sendFault(ctx, 401, `Invalid Action: this control URL serves ${service.serviceType}, not ${req.serviceType}`);
+      return fault(401, `Invalid Action: this control URL serves ${service.serviceType}, not ${req.serviceType}`);
     }
     const handler = actions.get(req.action);
     if (!handler) {
       report(undefined, 401);
-      return sendFault(ctx, 401, `Invalid Action: ${req.action}`);
+      return fault(401, `Invalid Action: ${req.action}`);
     }
 
     let out: SoapOut;
@@ -486,16 +500,36 @@ export function soapRoutes(router: Router, path: string, service: SoapService, o
     } catch (e) {
       if (e instanceof UpnpError) {
         report(req.action, e.code);
-        return sendFault(ctx, e.code, e.message);
+        return fault(e.code, e.message);
       }
       log.error({ err: e, action: req.action, serviceType: service.serviceType }, `SOAP action ${req.action} failed`);
       report(req.action, 501);
-      return sendFault(ctx, 501);
+      return fault(501);
     }
-    ctx.status = 200;
-    ctx.set('EXT', '');
-    ctx.set('Content-Type', XML_CONTENT_TYPE);
-    ctx.body = soapResponse(service.serviceType, req.action, out);
+    const body = soapResponse(service.serviceType, req.action, out);
     report(req.action, undefined);
+    return {
+      status: 200,
+      headers: [
+        ['EXT', ''],
+        ['Content-Type', XML_CONTENT_TYPE],
+      ],
+      body,
+    };
+  };
+}
+
+/**
+ * Mounts a service's control URL on `router` (soapControl's handler); returns the handler, so
+ * the server can also answer it without Koa (http/fast-control.ts).
+ */
+export function soapRoutes(router: Router, path: string, service: SoapService, opts: SoapRouteOptions = {}): ControlHandler {
+  const handle = soapControl(service, opts);
+  router.all(path, async (ctx: Context) => {
+    const r = await handle(ctx.req);
+    ctx.status = r.status;
+    for (const [k, v] of r.headers) ctx.set(k, v);
+    ctx.body = r.body;
   });
+  return handle;
 }
