@@ -521,6 +521,41 @@ test('AVI: written by the demo writer, read back', async (t) => {
   t.like(r?.res, { container: 'avi', duration: 1.5, width: 16, height: 16, videoCodec: 'mjpeg', audioCodec: 'pcm_s16le', sampleFrequency: 8000, nrAudioChannels: 1, bitsPerSample: 16 });
 });
 
+test('a file the server may not read throws EACCES (the scanner retries it), whatever its kind', async (t) => {
+  // root reads everything: a child process drops to nobody to see the refusal
+  if (process.getuid?.() !== 0) return t.pass('skipped: needs root to switch to an unprivileged user');
+  const dir = await mkdtemp(join(tmpdir(), 'tapedeck-denied-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const { chmod } = await import('node:fs/promises');
+  await chmod(dir, 0o755);
+  const files = ['song.flac', 'clip.mp4', 'photo.jpg', 'capture.ts'];
+  for (const f of files) await writeFile(join(dir, f), Buffer.alloc(4096, 0x47), { mode: 0o600 });
+  const script = join(dir, 'denied.mts');
+  await writeFile(
+    script,
+    `const { probe } = await import(${JSON.stringify(join(dirname(FIXTURES), '..', '..', 'src/media/probe.ts'))});
+process.setgid(65534);
+process.setuid(65534);
+const out = {};
+for (const f of ${JSON.stringify(files)}) {
+  for (const known of [undefined, { size: 4096, mtime: 0 }]) {
+    out[f + (known ? ' known' : '')] = await probe(${JSON.stringify(dir)} + '/' + f, { ffprobe: false, known }).then((r) => (r ? 'item' : 'undefined'), (e) => e.code);
+  }
+}
+console.log(JSON.stringify(out));
+`,
+  );
+  const { stdout } = await run(process.execPath, ['--import', 'tsx', script], { cwd: join(dirname(FIXTURES), '..', '..'), timeout: 60_000 });
+  const r = JSON.parse(stdout.trim().split('\n').at(-1)!) as Record<string, string>;
+  for (const [k, v] of Object.entries(r)) t.is(v, 'EACCES', k);
+});
+
+test('a file gone since the walk stat\'ed it gives no item, whatever its kind', async (t) => {
+  for (const name of ['song.flac', 'clip.mp4', 'photo.jpg', 'capture.ts', 'film.mkv']) {
+    t.is(await probe(join(tmp, 'gone', name), { ffprobe: false, known: { size: 4096, mtime: Date.now() } }), undefined, name);
+  }
+});
+
 // --- damaged and non-media files --------------------------------------------------------------
 
 test('non-media, missing, empty and directory paths give undefined', async (t) => {

@@ -41,6 +41,11 @@ export interface ProbeOptions {
    * the same parse as the tags; a larger or unreadable one is named in `pictureSkipped`.
    */
   pictures?: boolean;
+  /**
+   * Size and mtime (ms) of the file when the caller has just stat'ed it (the scanner's walk): the
+   * probe does not stat it again.
+   */
+  known?: { size: number; mtime: number };
 }
 
 /** Largest embedded picture handed to the art maker (bytes). */
@@ -67,18 +72,27 @@ export async function probe(path: string, opts: ProbeOptions = {}): Promise<Prob
   if (!type) return undefined;
   let size: number;
   let mtime: number;
-  try {
-    const st = await stat(path);
-    if (!st.isFile() || st.size === 0) return undefined;
-    size = st.size;
-    mtime = st.mtimeMs;
-  } catch {
-    return undefined;
+  if (opts.known) ({ size, mtime } = opts.known);
+  else {
+    try {
+      const st = await stat(path);
+      if (!st.isFile()) return undefined;
+      size = st.size;
+      mtime = st.mtimeMs;
+    } catch {
+      return undefined;
+    }
   }
-  // a file we may not read is an error (the scanner retries it), not an item with no metadata
-  await access(path, fsConstants.R_OK);
+  if (size === 0) return undefined;
+  // A file we may not read is an error (the scanner retries it), not an item with no metadata:
+  // the readers below let EACCES/EPERM through (see goneOrDenied) instead of an access() call per file.
   // ".ts" is also TypeScript: only take MPEG transport streams (sync byte every 188/192 bytes).
-  if (['ts', 'm2ts', 'mts'].includes(extensionOf(path)) && !(await looksLikeTransportStream(path))) return undefined;
+  try {
+    if (['ts', 'm2ts', 'mts'].includes(extensionOf(path)) && !(await looksLikeTransportStream(path))) return undefined;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
   const result: ProbeResult = {
     kind: type.kind,
     upnpClass: UPNP_CLASS[type.kind],
@@ -92,7 +106,9 @@ export async function probe(path: string, opts: ProbeOptions = {}): Promise<Prob
     if (type.kind === 'audio') await probeAudio(path, result, !!opts.pictures);
     else if (type.kind === 'image') await probeImage(path, result, mtime);
     else await probeVideo(path, result, opts);
-  } catch {
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    if (goneOrDenied(err)) throw err;
     // Keep what is known: a damaged file still gets an entry with name, MIME and size.
   }
   dropImplausible(result);
@@ -132,6 +148,15 @@ export function dropImplausible(r: ProbeResult): void {
   }
 }
 
+/**
+ * Errors no reader may swallow: a read refused for lack of permission (the probe throws it
+ * rather than returning an item without metadata) and a file gone since the walk saw it (no item).
+ */
+function goneOrDenied(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'EACCES' || code === 'EPERM' || code === 'ENOENT';
+}
+
 /** True when 0x47 sync bytes repeat at a 188- or 192-byte (timestamped) packet pitch near the file start. */
 async function looksLikeTransportStream(path: string): Promise<boolean> {
   try {
@@ -145,7 +170,8 @@ async function looksLikeTransportStream(path: string): Promise<boolean> {
       if (packets >= Math.min(4, Math.floor((head.length - first) / pitch)) && packets > 0) return true;
     }
     return false;
-  } catch {
+  } catch (err) {
+    if (goneOrDenied(err)) throw err;
     return false;
   }
 }
@@ -390,7 +416,8 @@ async function probeImage(path: string, out: ProbeResult, mtime: number): Promis
       out.res.width = dims.width;
       out.res.height = dims.height;
     }
-  } catch {
+  } catch (err) {
+    if (goneOrDenied(err)) throw err;
     // unreadable header: no dimensions
   }
   let date: string | undefined;
@@ -567,7 +594,8 @@ async function probeVideo(path: string, out: ProbeResult, opts: ProbeOptions): P
   let info: ContainerInfo | undefined;
   try {
     info = await builtInVideo(path);
-  } catch {
+  } catch (err) {
+    if (goneOrDenied(err)) throw err;
     info = undefined; // unreadable container: ffprobe may know better
   }
   let bitrate: number | undefined;

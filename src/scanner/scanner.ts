@@ -42,7 +42,8 @@ export interface ScanProgress {
 
 export interface ScanOptions {
   roots: string[];
-  probe?: (path: string) => Promise<ProbeResult | undefined>;
+  /** Reads a file's metadata; `known` is its size and mtime from the walk's stat. */
+  probe?: (path: string, known?: { size: number; mtime: number }) => Promise<ProbeResult | undefined>;
   /** ffprobe binary for the default prober: a path, 'off', or undefined to look it up on PATH. */
   ffprobe?: string;
   /** Makes album art and thumbnails of new and changed items (none without it). */
@@ -151,7 +152,7 @@ class ScanPass {
   readonly progress: ScanProgress = { seen: 0, probed: 0, unchanged: 0, removed: 0, failed: 0, elapsedMs: 0, rate: 0, done: false };
   private readonly started = Date.now();
   private lastReport = 0;
-  private readonly probe: (path: string) => Promise<ProbeResult | undefined>;
+  private readonly probe: (path: string, known?: { size: number; mtime: number }) => Promise<ProbeResult | undefined>;
   private readonly batchSize: number;
   private readonly concurrency: number;
   private upserts: CatalogObject[] = [];
@@ -177,7 +178,8 @@ class ScanPass {
     private readonly gen: number,
   ) {
     const ffprobe = opts.ffprobe === 'off' ? false : opts.ffprobe;
-    this.probe = opts.probe ?? ((p: string) => defaultProbe(p, { ffprobe, pictures: !!opts.art }));
+    // the walk has just stat'ed the file: the probe does not again
+    this.probe = opts.probe ?? ((p, known) => defaultProbe(p, { ffprobe, pictures: !!opts.art, known }));
     this.batchSize = opts.batchSize ?? 250;
     this.concurrency = Math.max(1, opts.concurrency ?? 4);
   }
@@ -228,11 +230,24 @@ class ScanPass {
   /** Signature of a video's sidecar subtitles ('' for none), undefined when subtitles are not kept or not a video. */
   private async subsSig(path: string): Promise<string | undefined> {
     if (!this.opts.subtitles || mediaTypeOf(path)?.kind !== 'video') return undefined;
-    return sidecarSignature(path);
+    return sidecarSignature(path, await this.listing(dirname(path)));
   }
 
-  /** Directory listings for the sidecars of archived videos (their directories are not walked for them). */
+  /**
+   * Directory listings for sidecar subtitles, read once per directory and pass (not once per
+   * video: a folder of 250 videos was read 250 times), and for archived videos, whose
+   * directories are not walked for them.
+   */
   private listings = new LRUCache<string, Promise<string[]>>({ max: 8 });
+
+  private listing(dir: string): Promise<string[]> {
+    let names = this.listings.get(dir);
+    if (!names) {
+      names = readdir(dir).catch(() => [] as string[]);
+      this.listings.set(dir, names);
+    }
+    return names;
+  }
 
   /**
    * A video archived (only on tape, with a head stub) is not on disk, so the walk does not see it:
@@ -242,13 +257,7 @@ class ScanPass {
    */
   async archivedSidecars(path: string, entry: PathEntry): Promise<void> {
     if (!this.opts.subtitles || !entry.archived || !entry.id || mediaTypeOf(path)?.kind !== 'video') return;
-    const dir = dirname(path);
-    let names = this.listings.get(dir);
-    if (!names) {
-      names = readdir(dir).catch(() => [] as string[]);
-      this.listings.set(dir, names);
-    }
-    const subs = await sidecarSignature(path, await names);
+    const subs = await sidecarSignature(path, await this.listing(dirname(path)));
     if (subs === (entry.subs ?? '')) return;
     const item = await this.catalog.get(entry.id);
     const ops = [this.catalog.pathOp(path, { ...entry, subs })];
@@ -270,7 +279,7 @@ class ScanPass {
   private async handleExtras(f: Found, prev: PathEntry, needArt: boolean, subs: string | undefined): Promise<void> {
     const item = await this.catalog.get(prev.id);
     if (item && !item.container) {
-      const pr = needArt ? await this.probe(f.path).catch(() => undefined) : undefined;
+      const pr = needArt ? await this.probe(f.path, f).catch(() => undefined) : undefined;
       const itemArt = pr ? await this.artOf(f.path, pr) : undefined;
       const next = { ...item, ...(itemArt ? { art: itemArt } : {}) };
       if (subs !== undefined) {
@@ -288,7 +297,7 @@ class ScanPass {
     let pr: ProbeResult | undefined;
     let denied = false;
     try {
-      pr = await this.probe(f.path);
+      pr = await this.probe(f.path, f);
     } catch (err) {
       denied = ['EACCES', 'EPERM'].includes((err as NodeJS.ErrnoException).code ?? '');
       opts.log?.warn({ path: f.path, err: (err as Error).message }, 'cannot read media file');
