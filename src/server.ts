@@ -15,7 +15,7 @@ import { Catalog, type ChangeEvent } from './catalog/catalog.js';
 import { LevelStore } from './catalog/store.js';
 import { ConfigError, type Config } from './config.js';
 import type { Logger } from './log.js';
-import { scan, scanPaths, type ScanOptions, type ScanProgress } from './scanner/scanner.js';
+import { scan, scanDeferredArt, scanPaths, type ScanOptions, type ScanProgress } from './scanner/scanner.js';
 import { LibraryWatcher } from './scanner/watcher.js';
 import { isPlaylistPath } from './scanner/playlist.js';
 import { mediaTypeOf } from './media/mediatypes.js';
@@ -297,6 +297,8 @@ export class TapedeckServer {
     try {
       const result = await scan(this.catalog, {
         ...this.scanOptions(),
+        // video frames (ffmpeg) after the scan: every item is browsable and searchable first
+        deferFrames: true,
         onProgress: (p) => {
           this.status.lastScan = p;
           if (!p.done) this.log.debug({ scan: p }, 'scan progress');
@@ -307,6 +309,7 @@ export class TapedeckServer {
       await this.logLibrary();
       // the scan's garbage (parsed tags, batches) would keep the heap grown for minutes
       if (result.probed || result.removed) releaseMemory();
+      if (result.framesDeferred) this.deferredArt();
       return result;
     } catch (err) {
       if (!this.stopped) this.log.error({ err: (err as Error).message }, 'scan failed');
@@ -315,6 +318,38 @@ export class TapedeckServer {
       this.status.scanning = false;
       this.refreshSourceInfo?.();
     }
+  }
+
+  /** Whether the video frames a scan left are being made (one run at a time). */
+  private makingFrames = false;
+
+  /**
+   * Makes the video frames the last full scan left for later, in slices of a few videos, each its
+   * own turn between scans and live updates, one ffmpeg at a time.
+   */
+  private deferredArt(): void {
+    if (this.makingFrames || this.stopped) return;
+    this.makingFrames = true;
+    const started = Date.now();
+    let made = 0;
+    const slice = (after?: string) =>
+      this.exclusive(async () => {
+        if (this.stopped) return undefined;
+        const r = await scanDeferredArt(this.catalog, { ...this.scanOptions(), concurrency: 1, after, limit: 8 });
+        made += r.made;
+        return r.after;
+      });
+    void (async () => {
+      try {
+        let after = await slice();
+        while (after !== undefined && !this.stopped) after = await slice(after);
+        if (made && !this.stopped) this.log.info({ art: { videos: made, elapsedMs: Date.now() - started } }, `video frames: art of ${made} videos made in ${Date.now() - started} ms`);
+      } catch (err) {
+        if (!this.stopped) this.log.warn({ err: (err as Error).message }, 'making video frames failed; the next scan tries again');
+      } finally {
+        this.makingFrames = false;
+      }
+    })();
   }
 
   private async logLibrary(): Promise<void> {

@@ -20,7 +20,7 @@ import { artStore } from '../src/art/dlna.js';
 import { findFfmpeg } from '../src/art/sources.js';
 import { artRoutes } from '../src/http/art.js';
 import { encodeFlac } from '../src/demo/flac.js';
-import { scan } from '../src/scanner/scanner.js';
+import { scan, scanDeferredArt } from '../src/scanner/scanner.js';
 import { ContentDirectory } from '../src/upnp/cds.js';
 import { defaultClientRegistry } from '../src/upnp/clients.js';
 import { itemIdForPath } from '../src/catalog/layout.js';
@@ -277,6 +277,51 @@ test('no ffmpeg: a video has no frame, but a picture named after it is its thumb
   await scan(catalog, { roots: [media], art: new ArtMaker({ dataDir: join(dir, 'data'), ffmpeg: false }) });
   t.is((await catalog.get(itemIdForPath(join(media, 'a.mkv'))))!.art, undefined);
   t.deepEqual((await catalog.get(itemIdForPath(join(media, 'b.mkv'))))!.art?.tn, [64, 48]);
+});
+
+test('deferFrames: a scan catalogues videos without their ffmpeg frame; scanDeferredArt makes it after, in slices, and a rescan leaves it', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'tapedeck-artdefer-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const media = join(dir, 'media');
+  await mkdir(join(media, 'Video'), { recursive: true });
+  for (const n of ['a.mkv', 'b.mkv', 'c.mp4']) await copyFile(join(FIXTURES, n === 'c.mp4' ? 'clip-720p.mp4' : 'clip.mkv'), join(media, 'Video', n));
+  // a picture named after the video is not a frame: it is made in the scan
+  await copyFile(join(FIXTURES, 'clip.mkv'), join(media, 'Video', 'named.mkv'));
+  await writeFile(join(media, 'Video', 'named.jpg'), await picture(320, 240, [10, 120, 10]));
+  const catalog = new Catalog(new MemoryStore());
+  await catalog.open();
+  // a stand-in ffmpeg: whether the frame comes is not the question here, only when it is asked for
+  const calls: string[] = [];
+  const fake = join(dir, 'ffmpeg');
+  const frame = join(dir, 'frame.jpg');
+  await writeFile(frame, await picture(64, 48, [200, 200, 0]));
+  await writeFile(fake, `#!/bin/sh\necho "$@" >> '${join(dir, 'calls')}'\ncat '${frame}'\n`, { mode: 0o755 });
+  const art = new ArtMaker({ dataDir: join(dir, 'data'), ffmpeg: fake });
+  const readCalls = async () => (await import('node:fs/promises')).readFile(join(dir, 'calls'), 'utf8').then((s) => s.split('\n').filter(Boolean), () => []);
+  const item = async (n: string) => (await catalog.get(itemIdForPath(join(media, 'Video', n))))!;
+
+  const r = await scan(catalog, { roots: [media], art, deferFrames: true });
+  t.is(r.framesDeferred, 3);
+  t.deepEqual(await readCalls(), [], 'no ffmpeg run during the scan');
+  t.is((await item('a.mkv')).art, undefined);
+  t.truthy((await item('named.mkv')).art, 'named picture made in the scan');
+  t.is((await item('a.mkv')).res?.width, 320, 'the item itself is complete');
+
+  // two slices of at most 2 videos
+  const first = await scanDeferredArt(catalog, { roots: [media], art, limit: 2 });
+  t.is(first.made, 2);
+  t.truthy(first.after);
+  const second = await scanDeferredArt(catalog, { roots: [media], art, limit: 2, after: first.after });
+  t.deepEqual(second, { made: 1 });
+  t.is((await readCalls()).length, 3, 'one ffmpeg run per video');
+  for (const n of ['a.mkv', 'b.mkv', 'c.mp4']) t.truthy((await item(n)).art, n);
+  t.deepEqual((await scanDeferredArt(catalog, { roots: [media], art })).made, 0, 'nothing left');
+
+  // a rescan neither defers nor makes anything again
+  const again = await scan(catalog, { roots: [media], art, deferFrames: true });
+  t.is(again.framesDeferred, undefined);
+  t.is(again.probed, 0);
+  t.is((await readCalls()).length, 3);
 });
 
 test('art of an archived item is made before its disk copy goes, and is served with no tape operation', async (t) => {

@@ -75,6 +75,15 @@ export class ArtMaker {
     return pr ? this.forItem(path, pr) : undefined;
   }
 
+  /**
+   * Whether the art of this item would come from a video frame through ffmpeg (a video with no
+   * picture named after it, ffmpeg at hand): the slow source, which a scan may leave for later.
+   */
+  async frameNeeded(path: string, pr: ProbeResult): Promise<boolean> {
+    if (pr.kind !== 'video' || !(await this.ffmpeg)) return false;
+    return !namedPicture(path, await this.pictures(dirname(path)));
+  }
+
   /** Art for the item scanned from `path` (probed as `pr`), or undefined when it has none. */
   async forItem(path: string, pr: ProbeResult): Promise<ArtRef | undefined> {
     if (pr.kind === 'image') return this.fromImage(path, pr.res.size);

@@ -392,9 +392,14 @@ export class Catalog extends EventEmitter {
   pathOp(path: string, entry: PathEntry | undefined): BatchOp {
     return entry ? { type: 'put', key: P + path, value: JSON.stringify(entry) } : { type: 'del', key: P + path };
   }
-  /** Scanner map entries, every one or those whose path starts with `prefix` (a key range: no full scan). */
-  async *paths(prefix = ''): AsyncIterable<[string, PathEntry]> {
-    for await (const [k, v] of this.store.entries(prefixRange(P + prefix))) yield [k.slice(P.length), JSON.parse(v) as PathEntry];
+  /** Scanner map entries, every one or those whose path starts with `prefix` (a key range: no full scan); `after`: those past that path. */
+  async *paths(prefix = '', after?: string): AsyncIterable<[string, PathEntry]> {
+    const range = prefixRange(P + prefix);
+    if (after !== undefined && P + after >= range.gte!) {
+      delete range.gte;
+      range.gt = P + after;
+    }
+    for await (const [k, v] of this.store.entries(range)) yield [k.slice(P.length), JSON.parse(v) as PathEntry];
   }
 
   /** Counts of canonical items by kind. */

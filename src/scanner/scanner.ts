@@ -33,6 +33,8 @@ export interface ScanProgress {
   playlists?: number;
   /** Items whose disk copy vanished but that stay in the library, served from their tape copy. */
   diskCopiesGone?: number;
+  /** Videos whose art (a frame through ffmpeg) was left for scanDeferredArt (ScanOptions.deferFrames). */
+  framesDeferred?: number;
   /** Full scan: art and subtitle store files removed because no catalogued object refers to them. */
   collected?: { art: number; subtitles: number; bytes: number };
   elapsedMs: number;
@@ -48,6 +50,12 @@ export interface ScanOptions {
   ffprobe?: string;
   /** Makes album art and thumbnails of new and changed items (none without it). */
   art?: ArtMaker;
+  /**
+   * Videos whose art would be a frame through ffmpeg (tens of ms of CPU and a process each) get
+   * no art in this pass and no `art` mark in their path entries: scanDeferredArt makes it after
+   * the scan, so every item is catalogued (browsable, searchable) first.
+   */
+  deferFrames?: boolean;
   /** Where the sidecar subtitles of new and changed videos are copied (none without it). */
   subtitles?: ContentStore;
   batchSize?: number;
@@ -64,6 +72,9 @@ interface Found {
   size: number;
   mtime: number;
 }
+
+/** What artOf answers for a video frame left for scanDeferredArt. */
+const LATER = Symbol('later');
 
 /** Files of one directory whose stat calls are in flight together (one round trip, not 64). */
 const STAT_BATCH = 64;
@@ -206,10 +217,17 @@ class ScanPass {
     this.writing.catch(() => undefined); // handled by the next await of `writing`
   }
 
-  /** Art never fails a scan: a picture that cannot be used leaves the item without art. */
-  private async artOf(path: string, pr: ProbeResult): Promise<ArtRef | undefined> {
+  /**
+   * Art never fails a scan: a picture that cannot be used leaves the item without art. LATER: a
+   * video frame left for scanDeferredArt (deferFrames).
+   */
+  private async artOf(path: string, pr: ProbeResult): Promise<ArtRef | typeof LATER | undefined> {
     if (!this.opts.art) return undefined;
     try {
+      if (this.opts.deferFrames && (await this.opts.art.frameNeeded(path, pr))) {
+        this.progress.framesDeferred = (this.progress.framesDeferred ?? 0) + 1;
+        return LATER;
+      }
       return await this.opts.art.forItem(path, pr);
     } catch (err) {
       this.opts.log?.warn({ path, err: (err as Error).message }, 'cannot make art');
@@ -277,11 +295,13 @@ class ScanPass {
    * else, its tape copy included, stays as it is.
    */
   private async handleExtras(f: Found, prev: PathEntry, needArt: boolean, subs: string | undefined): Promise<void> {
+    let markArt = needArt;
     const item = await this.catalog.get(prev.id);
     if (item && !item.container) {
       const pr = needArt ? await this.probe(f.path, f).catch(() => undefined) : undefined;
       const itemArt = pr ? await this.artOf(f.path, pr) : undefined;
-      const next = { ...item, ...(itemArt ? { art: itemArt } : {}) };
+      if (itemArt === LATER) markArt = false; // still to be looked for
+      const next = { ...item, ...(itemArt && itemArt !== LATER ? { art: itemArt } : {}) };
       if (subs !== undefined) {
         const subtitles = await this.subtitlesOf(f.path);
         if (subtitles) next.subtitles = subtitles;
@@ -289,7 +309,7 @@ class ScanPass {
       }
       if (JSON.stringify(next) !== JSON.stringify(item)) this.upserts.push(next);
     }
-    this.extra.push(this.catalog.pathOp(f.path, { ...prev, gen: this.gen, ...(needArt ? this.artFlag : {}), ...(subs !== undefined ? { subs } : {}) }));
+    this.extra.push(this.catalog.pathOp(f.path, { ...prev, gen: this.gen, ...(markArt ? this.artFlag : {}), ...(subs !== undefined ? { subs } : {}) }));
   }
 
   private async handle(f: Found, prev: PathEntry | undefined): Promise<void> {
@@ -313,7 +333,7 @@ class ScanPass {
     progress.probed++;
     const item = itemFromProbe(f, pr);
     const itemArt = await this.artOf(f.path, pr);
-    if (itemArt) item.art = itemArt;
+    if (itemArt && itemArt !== LATER) item.art = itemArt;
     const subs = await this.subsSig(f.path);
     const subtitles = subs ? await this.subtitlesOf(f.path) : undefined;
     if (subtitles) item.subtitles = subtitles;
@@ -325,7 +345,15 @@ class ScanPass {
     }
     if (!prev) this.moved?.added.set(`${f.size}:${f.mtime}`, item.id);
     this.upserts.push(item);
-    this.extra.push(catalog.pathOp(f.path, { id: item.id, size: f.size, mtime: f.mtime, gen, ...this.artFlag, ...(subs ? { subs } : {}) }));
+    this.extra.push(catalog.pathOp(f.path, { id: item.id, size: f.size, mtime: f.mtime, gen, ...(itemArt === LATER ? {} : this.artFlag), ...(subs ? { subs } : {}) }));
+  }
+
+  /** Looks for the art of an unchanged item whose art was never looked for (scanDeferredArt). */
+  async artOnly(f: Found, prev: PathEntry): Promise<void> {
+    const p = this.handleExtras(f, prev, true, undefined).finally(() => this.inflight.delete(p));
+    this.inflight.add(p);
+    if (this.inflight.size >= this.concurrency) await Promise.race(this.inflight);
+    if (this.upserts.length + this.extra.length >= this.batchSize) await this.flush();
   }
 
   /** Files are looked up in the scanner map in chunks (one getMany), not one await per file. */
@@ -532,6 +560,36 @@ export async function scan(catalog: Catalog, opts: ScanOptions): Promise<ScanPro
   await pass.collect(started);
   await catalog.setMeta('scanGen', String(gen));
   return pass.finish();
+}
+
+/**
+ * Makes the art a scan with `deferFrames` left out (video frames through ffmpeg): every catalogued
+ * video whose art was not looked for yet, in path order, at most `limit` of them (then `after` says
+ * where it stopped, to go on from there: a server runs it in slices between live updates).
+ * `concurrency` ffmpeg runs at once (default 1: the other core stays with the clients). Must not
+ * run concurrently with scan() or scanPaths().
+ */
+export async function scanDeferredArt(catalog: Catalog, opts: ScanOptions & { after?: string; limit?: number }): Promise<{ made: number; after?: string }> {
+  if (!opts.art) return { made: 0 };
+  const gen = Number(await catalog.getMeta('scanGen')) || 0;
+  const pass = new ScanPass(catalog, { ...opts, deferFrames: false, concurrency: opts.concurrency ?? 1 }, gen);
+  const limit = opts.limit ?? Infinity;
+  let made = 0;
+  let last: string | undefined;
+  let more = false;
+  for await (const [path, entry] of catalog.paths('', opts.after)) {
+    if (opts.signal?.aborted) break;
+    if (!entry.id || entry.art || entry.archived || entry.denied || mediaTypeOf(path)?.kind !== 'video') continue;
+    if (made >= limit) {
+      more = true;
+      break;
+    }
+    made++;
+    last = path;
+    await pass.artOnly({ path, root: '', size: entry.size, mtime: entry.mtime }, entry);
+  }
+  await pass.drain();
+  return { made, ...(more ? { after: last } : {}) };
 }
 
 /**
