@@ -4,11 +4,17 @@
 // Why not `createReadStream(...).pipe(res)`: a file stream allocates a fresh buffer for every
 // read, and a fresh multi-hundred-KiB allocation is fresh memory the kernel has to fault in and
 // zero, page by page, on every chunk; a Transform to count bytes added a copy of the stream
-// machinery per chunk. Here a response owns FILE_BUFFERS buffers of FILE_CHUNK bytes, reads the
-// file into them with fs.read at explicit positions and hands each one to `res.write`; a buffer
-// is read into again only once its write callback says the socket took it. That is also the
+// machinery per chunk. Here a response owns at most FILE_BUFFERS buffers, reads the file into
+// them with fs.read at explicit positions and hands each one to `res.write`; a buffer is read
+// into again only once its write callback says the socket took it. That is also the
 // backpressure: with every buffer waiting for the socket, no read is issued, so a slow client
 // holds at most FILE_BUFFERS × FILE_CHUNK bytes of memory (plus the kernel's socket buffer).
+//
+// Sizes: the first buffer is FILE_FIRST_CHUNK (the first byte of a seek does not wait for a big
+// read), each new one 4× the last up to FILE_CHUNK; a buffer outgrown by the ramp is dropped
+// when it comes back. A long body thus allocates four buffers in all and then reads 4 MiB at a
+// time: fewer reads, wake-ups and socket writes per GB (about a fifth less server CPU per GB
+// than 1 MiB reads in the lab bench).
 //
 // Ending:
 // - all bytes written: res.end(), then the file is closed;
@@ -24,8 +30,10 @@ import { read } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import type { ServerResponse } from 'node:http';
 
-/** Bytes per read and per socket write. */
-export const FILE_CHUNK = 1024 * 1024;
+/** Largest read (and socket write). */
+export const FILE_CHUNK = 4 * 1024 * 1024;
+/** First read of a body. */
+export const FILE_FIRST_CHUNK = 256 * 1024;
 /** Buffers per response: one can be filled from the file while the other drains to the socket. */
 export const FILE_BUFFERS = 2;
 
@@ -46,10 +54,25 @@ export interface FileBody {
  */
 export function writeFileBody(res: ServerResponse, fh: FileHandle, start: number, length: number): FileBody {
   const end = start + length;
-  const size = Math.min(FILE_CHUNK, length);
+  let pos = start; // next byte to read
   const free: Buffer[] = [];
-  for (let i = 0; i < FILE_BUFFERS && i * size < length; i++) free.push(Buffer.allocUnsafeSlow(size));
-  let pos = start;
+  let held = 0; // buffers allocated and not dropped
+  let grow = FILE_FIRST_CHUNK; // size of the next buffer
+  /** A buffer to read into: a free one, or a new one while fewer than FILE_BUFFERS are held. */
+  const take = (): Buffer | undefined => {
+    const want = Math.min(grow, end - pos);
+    let buf = free.pop();
+    if (buf && buf.length < want) {
+      held--; // outgrown: dropped
+      buf = undefined;
+    }
+    if (!buf && held < FILE_BUFFERS) {
+      buf = Buffer.allocUnsafeSlow(want);
+      held++;
+      grow = Math.min(grow * 4, FILE_CHUNK);
+    }
+    return buf;
+  };
   let reading = false;
   let stopped = false; // no more reads: everything read, client gone, or failed
   let closed = false;
@@ -80,7 +103,7 @@ export function writeFileBody(res: ServerResponse, fh: FileHandle, start: number
 
   const pump = () => {
     if (stopped || reading || pos >= end) return;
-    const buf = free.pop();
+    const buf = take();
     if (!buf) return;
     reading = true;
     read(fh.fd, buf, 0, Math.min(buf.length, end - pos), pos, (err, n) => {
