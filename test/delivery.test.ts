@@ -1,5 +1,6 @@
 import test from 'ava';
 import http from 'node:http';
+import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync, readdirSync, readlinkSync, truncateSync, rmSync, existsSync, symlinkSync } from 'node:fs';
@@ -460,6 +461,34 @@ test('keep-alive: two requests on one socket', async (t) => {
   } finally {
     agent.destroy();
   }
+});
+
+test('pipelined requests on one socket: each body exact and in order', async (t) => {
+  // the second response is written (and buffered by Node) before the first has finished
+  const raw = await new Promise<Buffer>((resolve, reject) => {
+    const sock = net.connect(port, '127.0.0.1', () => {
+      sock.write('GET /media/isong HTTP/1.1\r\nHost: x\r\n\r\nGET /media/isong HTTP/1.1\r\nHost: x\r\nRange: bytes=100-\r\nConnection: close\r\n\r\n');
+    });
+    const chunks: Buffer[] = [];
+    sock.on('data', (c) => chunks.push(c));
+    sock.on('end', () => resolve(Buffer.concat(chunks)));
+    sock.on('error', reject);
+    sock.setTimeout(20_000, () => sock.destroy(new Error('timeout')));
+  });
+  const bodies: { status: string; body: Buffer }[] = [];
+  let at = 0;
+  while (at < raw.length) {
+    const headEnd = raw.indexOf('\r\n\r\n', at);
+    const head = raw.subarray(at, headEnd).toString();
+    const len = Number(/content-length: (\d+)/i.exec(head)?.[1]);
+    bodies.push({ status: head.split(' ')[1]!, body: raw.subarray(headEnd + 4, headEnd + 4 + len) });
+    at = headEnd + 4 + len;
+  }
+  t.is(bodies.length, 2);
+  t.is(bodies[0]!.status, '200');
+  t.true(bodies[0]!.body.equals(data));
+  t.is(bodies[1]!.status, '206');
+  t.true(bodies[1]!.body.equals(data.subarray(100)));
 });
 
 test('a client leaving mid-body destroys the stream and releases the file handle', async (t) => {
