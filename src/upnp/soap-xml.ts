@@ -5,7 +5,7 @@
 //
 // It never decides that a document is malformed: anything outside that subset (comments,
 // CDATA, processing instructions past the declaration, numeric character references,
-// non-ASCII names, names of Object.prototype, control characters, CR, a mismatched tag, ...) returns undefined and the caller hands the text to xml2js, whose verdict and
+// non-ASCII names, names of Object.prototype, an element named _, control characters, CR, a mismatched tag, ...) returns undefined and the caller hands the text to xml2js, whose verdict and
 // error messages stay the reference. test/soap-xml.test.ts checks both give the same object.
 //
 // Why: xml2js (sax) cost ~70 µs per Browse request, about as much as MiniDLNA's whole
@@ -25,7 +25,10 @@ const ENTITIES: Record<string, string> = { lt: '<', gt: '>', amp: '&', quot: '"'
 // eslint-disable-next-line no-control-regex
 const UNSUPPORTED_CHARS = /[\u0000-\u0008\u000B-\u001F\uD800-\uDFFF\uFFFE\uFFFF]/;
 const XML_DECL = /^<\?xml(?:\s+[A-Za-z]+\s*=\s*(?:"[^"<&]*"|'[^'<&]*'))*\s*\?>/;
+/** XML's white space (outside the root element, where sax judges). */
 const WS = /^[ \t\n]*$/;
+/** What xml2js counts as a blank text when it closes an element: JavaScript's \s (no-break space, U+2028, U+3000... too). */
+const BLANK = /^\s*$/;
 
 function isWs(c: number): boolean {
   return c === 0x20 || c === 0x09 || c === 0x0a;
@@ -52,6 +55,11 @@ function decode(s: string): string | undefined {
 /** Names of Object.prototype (__proto__, constructor, toString...): xml2js reads those oddly, so it decides. */
 function inherited(name: string): boolean {
   return name in Object.prototype;
+}
+
+/** An element named like xml2js's text key: its children list and the text would share `_` (xml2js fails on it), so it decides. */
+function charkey(name: string): boolean {
+  return name === '_';
 }
 
 interface Open {
@@ -120,7 +128,7 @@ export function readSimpleXml(text: string): Record<string, XNode | string> | un
     let j = i + 1;
     while (j < n && text.charCodeAt(j) < 128 && NAME_CHAR[text.charCodeAt(j)]) j++;
     const name = text.slice(i, j);
-    if (inherited(name)) return undefined;
+    if (inherited(name) || charkey(name)) return undefined;
     const obj: XNode = {};
     obj._ = '';
     let attrs = false;
@@ -174,7 +182,7 @@ export function readSimpleXml(text: string): Record<string, XNode | string> | un
 
 /** What xml2js makes of a closed element (its text is every text chunk directly inside it). */
 function close(e: Open): XNode | string {
-  if (!WS.test(e.text)) {
+  if (!BLANK.test(e.text)) {
     e.obj._ = e.text;
     return e.obj;
   }
