@@ -61,3 +61,40 @@ test('size and tier: one answer for ls, the policy and the status page', async (
   t.is(lib.bytes, 220);
   t.deepEqual(lib.byTier, { disk: 1, none: 1 });
 });
+
+test('gatherState reads the library a chunk at a time: never every full item (or its access records) at once', async (t) => {
+  const many = Array.from({ length: 2500 }, (_, i) => item(`i${i}`, { origPath: `/m/${i}.mkv`, mediaRoot: '/m', location: { disk: { path: `/m/${i}.mkv`, size: 10, mtime: 1 } } }));
+  let held = 0;
+  let mostHeld = 0;
+  // the fake catalog yields items as the store would; each counts as held until its access is read
+  const catalog = {
+    store: await (async () => {
+      const s = new MemoryStore();
+      await s.open();
+      return s;
+    })(),
+    items: async () => many,
+    async *eachItem() {
+      for (const i of many) {
+        held++;
+        mostHeld = Math.max(mostHeld, held);
+        yield i;
+      }
+    },
+  } as unknown as Catalog;
+  const asked: number[] = [];
+  const readAccess = async (ids: string[]) => {
+    asked.push(ids.length);
+    held -= ids.length;
+    return new Map(ids.filter((id) => id === 'i2400').map((id) => [id, { plays: 3, recent: [] }]));
+  };
+  const config = loadConfig({ env: {}, flags: {} });
+  const state = await gatherState({ catalog, config, readAccess, now: () => 0, fsProbe: async () => ({ key: 'fs', sizeBytes: 1000, usedBytes: 10 }), mediaDirs: ['/m'] });
+  t.is(state.items.length, 2500);
+  t.deepEqual(
+    state.items.filter((i) => i.plays).map((i) => i.id),
+    ['i2400'],
+  );
+  t.true(mostHeld <= 1000, `${mostHeld} full items held at once`);
+  t.true(asked.every((n) => n <= 1000), `access read for ${asked.join(', ')} items at a time`);
+});

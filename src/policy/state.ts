@@ -42,10 +42,11 @@ export function estimateStub(item: CatalogObject, size: number, cfg: Pick<Config
   return Math.min(size, head + Math.min(cfg.headStubTail ?? DEFAULT_TAIL, size));
 }
 
+/** Items converted to PolicyItems at a time: the full objects of a large library are never all in memory. */
+const GATHER_CHUNK = 1000;
+
 export async function gatherState(src: StateSources): Promise<PolicyState> {
   const { catalog, config } = src;
-  const items = await catalog.items();
-  const access = await src.readAccess(items.map((i) => i.id));
   const dirs = (src.mediaDirs ?? config.mediaDirs).map((d) => resolve(d));
   const probe = src.fsProbe ?? realFsProbe;
   const filesystems = new Map<string, FsState>();
@@ -66,10 +67,9 @@ export async function gatherState(src: StateSources): Promise<PolicyState> {
     return root !== undefined ? fsOfDir.get(root) : undefined;
   };
   const now = src.now();
-  const policyItems: PolicyItem[] = items.map((item) => {
+  const toPolicyItem = (item: CatalogObject, rec: AccessRecord | undefined): PolicyItem => {
     const l = item.location ?? {};
     const size = itemSize(item);
-    const rec = access.get(item.id);
     const p: PolicyItem = {
       id: item.id,
       title: item.title,
@@ -97,7 +97,20 @@ export async function gatherState(src: StateSources): Promise<PolicyState> {
     if (item.meta?.discNumber !== undefined) p.discNumber = item.meta.discNumber;
     if (item.meta?.trackNumber !== undefined) p.trackNumber = item.meta.trackNumber;
     return p;
-  });
+  };
+  // items are read from the catalog as they are converted, a chunk (and its access records) at a time
+  const policyItems: PolicyItem[] = [];
+  let chunk: CatalogObject[] = [];
+  const convert = async () => {
+    const access = await src.readAccess(chunk.map((i) => i.id));
+    for (const item of chunk) policyItems.push(toPolicyItem(item, access.get(item.id)));
+    chunk = [];
+  };
+  for await (const item of catalog.eachItem()) {
+    chunk.push(item);
+    if (chunk.length >= GATHER_CHUNK) await convert();
+  }
+  await convert();
   const pool: PoolCartridge[] = [];
   for (const rec of await new PoolStore(catalog.store).list()) {
     if (!rec.pool || rec.full) continue;
