@@ -129,11 +129,13 @@ test('an automatic pass stops at a safe point when policy_window closes and goes
   t.false(e.windowOpen());
   // the window opens again: the job goes on from its durable state and finishes
   clock = new Date(day.getFullYear(), day.getMonth(), day.getDate() + 1, 22, 30).getTime();
+  t.false(await e.tick(), 'the next pass waits while the paused jobs go on');
   const done = await lab.service.run(jobId);
   t.is(done.state, 'done', done.reason);
   t.is(done.result?.archived, 6);
   await assertAllReadable(t, lab, 'after the pass');
   t.deepEqual((await e.plan()).actions, []);
+  t.true(await e.tick(), 'and starts once they are done (not an interval later)');
   // a manual pass is not held by the window
   const e2 = engine(lab, () => clock, { window: { start: 22 * 60, end: 5 * 60 }, archiveIdle: 0, promotePlays: 1 });
   clock = new Date(day.getFullYear(), day.getMonth(), day.getDate() + 2, 12, 0).getTime();

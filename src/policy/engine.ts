@@ -202,6 +202,9 @@ export class PolicyEngine {
     if (this.windowOpen()) this.opts.archive?.poke();
     const next = this.nextPass();
     if (next === undefined || this.now() < next) return false;
+    // the previous pass's jobs still run (or wait for the window): the pass starts once they end
+    const archive = this.opts.archive;
+    if (archive && (await archive.list()).some((j) => j.opts.origin === 'policy' && !isTerminal(j.state))) return false;
     try {
       await this.runPass('auto');
       return true;
