@@ -31,10 +31,11 @@ export function fastControl(o: FastControlOptions): (req: IncomingMessage, res: 
     const t0 = Date.now();
     void handle(req)
       .then((r) => {
-        res.statusCode = r.status;
-        res.setHeader('Server', o.serverHeader);
-        for (const [k, v] of r.headers) res.setHeader(k, v);
-        res.setHeader('Content-Length', Buffer.byteLength(r.body));
+        // one flat header list: cheaper than a setHeader per header
+        const headers = ['Server', o.serverHeader];
+        for (const [k, v] of r.headers) headers.push(k, v);
+        headers.push('Content-Length', String(Buffer.byteLength(r.body)));
+        res.writeHead(r.status, headers);
         res.end(r.body);
         return r.status;
       })

@@ -53,8 +53,9 @@ function decode(s: string): string | undefined {
 }
 
 /** Names of Object.prototype (__proto__, constructor, toString...): xml2js reads those oddly, so it decides. */
+const PROTO_NAMES = new Set(Object.getOwnPropertyNames(Object.prototype));
 function inherited(name: string): boolean {
-  return name in Object.prototype;
+  return PROTO_NAMES.has(name);
 }
 
 /** An element named like xml2js's text key: its children list and the text would share `_` (xml2js fails on it), so it decides. */
