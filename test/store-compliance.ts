@@ -47,6 +47,20 @@ export function runStoreSuite(test: TestFn, name: string, make: () => Promise<KV
     a.is(await s.get('ü/日本\u0000x'), 'ö');
   });
 
+  t('a prefix range holds keys whose next character is astral (emoji, U+20BB7) or near U+FFFF', async (s, a) => {
+    // LevelDB orders UTF-8 bytes: an astral character (F0..F4) sorts after U+FFFF (EF BF BF),
+    // so a bound of prefix + '\uffff' left out a title or file name starting with an emoji
+    const inside = ['p/\u{1F3B5} song', 'p/\u{20BB7}野家', 'p/\uFF34okyo', 'p/\uFFFD', 'p/a', 'p/'];
+    await s.batch([...inside, 'p', 'q', 'p0', 'o/\u{1F3B5}'].map((k) => ({ type: 'put' as const, key: k, value: 'v' })));
+    const want = [...inside].sort();
+    a.deepEqual((await collect(s.keys(prefixRange('p/')))).sort(), want);
+    a.deepEqual((await s.keyList(prefixRange('p/'))).sort(), want);
+    a.deepEqual((await s.entryList(prefixRange('p/'))).map(([k]) => k).sort(), want);
+    a.deepEqual((await collect(s.entries(prefixRange('p/', { reverse: true })))).map(([k]) => k).sort(), want);
+    // a bound past every key of a prefix, as the catalog writes it (o/i\uffff)
+    a.deepEqual((await s.keyList({ gt: 'o/\uffff', lt: 'q' })).sort(), ['p', 'p0', ...inside].sort());
+  });
+
   t('iterates in key order with every bound kind', async (s, a) => {
     const keys = ['a', 'b', 'b\u0000', 'b\u0000x', 'ba', 'c', 'd'];
     await s.batch([...keys].reverse().map((k) => ({ type: 'put' as const, key: k, value: k.toUpperCase() })));

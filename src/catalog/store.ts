@@ -2,8 +2,11 @@
 // contract (test/store-compliance.ts): MemoryStore for tests and throw-away
 // runs, LevelStore (LevelDB via `level`) for the real catalog.
 //
-// Keys and values are strings; keys sort by UTF-16 code unit order, which for
-// the ASCII/UTF-8 keys the catalog writes equals LevelDB's byte order.
+// Keys and values are strings. MemoryStore sorts keys by UTF-16 code unit, LevelDB by UTF-8
+// byte: the two agree except that LevelDB puts astral characters (emoji...) after U+E000-U+FFFF.
+// U+FFFF (a noncharacter, never in a key) is the "past everything" mark of range bounds
+// (prefixRange, `o/i\uffff`): LevelStore writes it as U+10FFFF (UTF-8 F4 8F BF BF, past every
+// character), so a bound keeps its meaning in both orders.
 
 import { Level } from 'level';
 
@@ -141,6 +144,17 @@ export class MemoryStore implements KVStore {
   }
 }
 
+/** U+10FFFF, the greatest code point: its UTF-8 (F4 8F BF BF) is past every character LevelDB can hold. */
+const LEVEL_MAX = '\u{10FFFF}';
+
+/** A range as LevelDB compares it: each U+FFFF of a bound becomes U+10FFFF (see the top of this file). */
+function levelRange(r: KeyRange): KeyRange {
+  if (!(r.gt?.includes('\uffff') || r.gte?.includes('\uffff') || r.lt?.includes('\uffff') || r.lte?.includes('\uffff'))) return r;
+  const out = { ...r };
+  for (const k of ['gt', 'gte', 'lt', 'lte'] as const) if (out[k] !== undefined) out[k] = out[k]!.replaceAll('\uffff', LEVEL_MAX);
+  return out;
+}
+
 export class LevelStore implements KVStore {
   readonly kind = 'level';
   private db: Level<string, string>;
@@ -178,15 +192,15 @@ export class LevelStore implements KVStore {
     await this.db.batch(ops);
   }
   async *entries(r: KeyRange): AsyncIterable<[string, string]> {
-    yield* this.db.iterator(r);
+    yield* this.db.iterator(levelRange(r));
   }
   async *keys(r: KeyRange): AsyncIterable<string> {
-    yield* this.db.keys(r);
+    yield* this.db.keys(levelRange(r));
   }
   async keyList(r: KeyRange): Promise<string[]> {
-    return this.db.keys(r).all();
+    return this.db.keys(levelRange(r)).all();
   }
   async entryList(r: KeyRange): Promise<[string, string][]> {
-    return this.db.iterator(r).all();
+    return this.db.iterator(levelRange(r)).all();
   }
 }
