@@ -124,6 +124,7 @@ test('an automatic pass stops at a safe point when policy_window closes and goes
   t.is(batches[0].items.length, 1, 'the tar ended after its first item (the next safe point)');
   t.is(batches[0].phase, 'written', 'not verified outside the window: no more tape work');
   await assertAllReadable(t, lab, 'paused');
+  t.like(await e.lastPass(), { trigger: 'auto', result: 'paused', reason: 'paused: outside policy_window 22:00-05:00; resumes when it opens' }, 'the status page and /metrics say so');
   // still outside: the runner does not take it up
   t.is((await lab.service.run(jobId)).state, 'queued');
   t.false(e.windowOpen());

@@ -86,7 +86,7 @@ test('gatherState reads the library a chunk at a time: never every full item (or
   const readAccess = async (ids: string[]) => {
     asked.push(ids.length);
     held -= ids.length;
-    return new Map(ids.filter((id) => id === 'i2400').map((id) => [id, { plays: 3, recent: [] }]));
+    return new Map(ids.filter((id) => id === 'i2400').map((id) => [id, { plays: 3, bytesServed: 0, recent: [] as number[] }]));
   };
   const config = loadConfig({ env: {}, flags: {} });
   const state = await gatherState({ catalog, config, readAccess, now: () => 0, fsProbe: async () => ({ key: 'fs', sizeBytes: 1000, usedBytes: 10 }), mediaDirs: ['/m'] });

@@ -34,8 +34,8 @@ export interface PassRecord {
 }
 
 export interface PassResult extends PassRecord {
-  /** 'nothing to do', 'running', 'done' or 'failed' */
-  result: 'nothing to do' | 'running' | 'done' | 'failed';
+  /** 'nothing to do', 'running', 'paused' (its jobs wait for policy_window), 'done' or 'failed' */
+  result: 'nothing to do' | 'running' | 'paused' | 'done' | 'failed';
   reason?: string;
 }
 
@@ -153,6 +153,8 @@ export class PolicyEngine {
     const rec = JSON.parse(v) as PassRecord;
     if (rec.jobs.length === 0) return { ...rec, result: 'nothing to do' };
     const jobs = await Promise.all(rec.jobs.map((id) => this.opts.archive?.get(id)));
+    const paused = jobs.find((j) => j?.state === 'queued' && j.activity?.startsWith('paused'));
+    if (paused) return { ...rec, result: 'paused', reason: paused.activity };
     if (jobs.some((j) => j && !isTerminal(j.state))) return { ...rec, result: 'running' };
     const failed = jobs.find((j) => j?.state === 'failed');
     return failed ? { ...rec, result: 'failed', reason: failed.reason } : { ...rec, result: 'done' };
