@@ -40,6 +40,7 @@ sources.set('iphoto', diskSource(filePath, 100, MTIME, 'image/jpeg', '*', 'Inter
 sources.set('igone', diskSource(join(dir, 'deleted-since-the-scan.mp3'), 1000, MTIME, 'audio/mpeg', FEATURES));
 // files that shrank since the scan: the catalogued size is more than is there
 sources.set('ishrunk', diskSource(filePath, SIZE + 100_000, MTIME, 'audio/mpeg', FEATURES));
+sources.set('ishrunk1', diskSource(filePath, SIZE + 77_777, MTIME, 'audio/mpeg', FEATURES)); // its own size: its error is told apart
 sources.set('iemptied', diskSource(emptyPath, 1000, MTIME, 'audio/mpeg', FEATURES));
 sources.set('ibusy', {
   size: 1000,
@@ -557,6 +558,17 @@ test('a disk file shorter than catalogued: the connection is cut, never a short 
   t.true(appErrors.slice(errorsBefore).some((e) => /ended after \d+ of \d+ bytes/.test(e.message)), 'the failure is reported to the app');
   // nothing left at all: cut before any header (as when any body stream fails at once)
   t.truthy(await t.throwsAsync(request('/media/iemptied')));
+});
+
+test('a disk file shorter than catalogued is reported to the app once, not twice', async (t) => {
+  // the file writer destroys the response with the error, which Koa's on-finished hook reports;
+  // delivery reported it again when the file was closed: two identical 'http error' lines per cut
+  const errorsBefore = appErrors.length;
+  const before = streamEvents.length;
+  await t.throwsAsync(request('/media/ishrunk1'));
+  t.true(await waitFor(() => streamEvents.slice(before).some((e) => e.id === 'ishrunk1'), 2000));
+  for (let k = 0; k < 20; k++) await new Promise((r) => setImmediate(r));
+  t.is(appErrors.slice(errorsBefore).filter((e) => e.message.includes(`of ${SIZE + 77_777} bytes`)).length, 1);
 });
 
 test('a tape source sees its AbortSignal fire when the client leaves', async (t) => {

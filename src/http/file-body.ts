@@ -24,7 +24,7 @@
 // - a read fails or the file is shorter than its catalogued size (truncated since the scan):
 //   the connection is destroyed (with or without headers sent, as Koa does when a body stream
 //   fails), so the client sees a cut body rather than a short or wrong one; `done` carries the
-//   error for the log.
+//   error for the log (the response is destroyed without it, so it is reported once).
 
 import { read } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
@@ -98,7 +98,9 @@ export function writeFileBody(res: ServerResponse, fh: FileHandle, start: number
   const fail = (err: Error) => {
     error = err;
     stop();
-    res.destroy(err);
+    // without the error: destroyed with it, the socket's 'error' reaches Koa's on-finished hook,
+    // which reports it too (delivery reports `done`'s error: one log line per cut body)
+    res.destroy();
   };
 
   const pump = () => {
