@@ -297,6 +297,25 @@ test('the index follows renames and removals, and a catalog written without it i
   t.is((await search(cds2, 'dc:title contains "zebra"')).total, 1);
 });
 
+test('a tier move (archive, recall) leaves the postings and their records as they were', async (t) => {
+  const mem = new MemoryStore();
+  const catalog = new Catalog(mem);
+  await catalog.open();
+  const lib = library(30);
+  await catalog.apply({ upserts: lib });
+  const index = await mem.entryList({ gte: 'x/', lt: 'x/\uffff' });
+  const tape = { label: 'TD0001L9', tapeFile: 1, block: 7, offset: 0, size: 100, sha256: 'a'.repeat(64), blockSize: 262144 };
+  await catalog.setLocation(lib[1].id, { tape });
+  await catalog.setLocation(lib[2].id, { tape, disk: lib[2].location!.disk });
+  await catalog.setLocation(lib[2].id, lib[2].location!);
+  t.deepEqual(await mem.entryList({ gte: 'x/', lt: 'x/\uffff' }), index);
+  const cds = new ContentDirectory(catalog, { searchCacheBytes: 0 });
+  const c = `upnp:class derivedfrom "object.item.audioItem" and dc:title contains "${lib[1].title.slice(1, 5)}"`;
+  const r = await page(cds, c, '', 0, 0);
+  t.true(r.ids.includes(lib[1].id));
+  t.deepEqual(r.ids, await bruteForce(catalog, c));
+});
+
 test('a catalog indexed by the previous index version (postings without records) is re-indexed on open, also after a crash half-way', async (t) => {
   const mem = new MemoryStore();
   const catalog = new Catalog(mem);
