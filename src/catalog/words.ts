@@ -5,14 +5,17 @@
 //   x/<field>/=<value>\0<objectId> exact posting: a value of <field>, lower-cased, is <value>
 //   x/v/<field>/<word>             vocabulary: <word> occurs (or occurred) in <field> (value empty)
 //
-// Every posting of an object carries the object's record as its value: 'c' (container) or
-// 'i' (item), its upnp:class, '\0', its dc:title. A standard class is written as one letter
-// (its place in CLASS_CODES, from 'A'), any other as '~' and the class. With it a Search whose criteria and sort
-// only read @id, upnp:class and dc:title is answered from the posting lists alone: the
-// predicate runs on the record, the matches are counted and ordered, and only the returned
-// page is read from o/. A title longer than MAX_RECORD_TITLE is left out of the record
-// ('C' / 'I' instead of 'c' / 'i'): such an object is read and tested whole. A change of the
-// record rewrites all of the object's postings in the same batch as the object.
+// Every dc:title posting (field t) of an object carries the object's record as its value:
+// 'c' (container) or 'i' (item), its upnp:class, '\0', its dc:title. A standard class is
+// written as one letter (its place in CLASS_CODES, from 'A'), any other as '~' and the class.
+// With it a Search whose criteria and sort only read @id, upnp:class and dc:title is answered
+// from the posting lists alone: the predicate runs on the record, the matches are counted and
+// ordered, and only the returned page is read from o/. Such criteria narrow by dc:title terms
+// only, so the other fields' postings have empty values (catalogs indexed before may still
+// hold records there: nothing reads them). A title longer than MAX_RECORD_TITLE is left out
+// of the record ('C' / 'I' instead of 'c' / 'i'): such an object is read and tested whole. A
+// change of the record rewrites all of the object's title postings in the same batch as the
+// object.
 //
 // Fields group the text properties SearchCriteria compares:
 //   t  dc:title                                  (items and containers)
@@ -217,7 +220,7 @@ export function wordOps(id: string, old: CatalogObject | undefined, next: Catalo
   const ow = objectWords(old);
   const nw = objectWords(next);
   const rec = next && postingRecord(next);
-  // a new record (class or title changed) goes into every posting, the kept ones too
+  // a new record (class or title changed) goes into every title posting, the kept ones too
   const rewrite = !old || rec !== postingRecord(old);
   for (const f of WORD_FIELDS) {
     const o = ow.get(f);
@@ -225,8 +228,8 @@ export function wordOps(id: string, old: CatalogObject | undefined, next: Catalo
     if (o) for (const w of o) if (!n?.has(w)) ops.push({ type: 'del', key: postingKey(f, w, id) });
     if (n)
       for (const w of n) {
-        if (o?.has(w) && !rewrite) continue;
-        ops.push({ type: 'put', key: postingKey(f, w, id), value: rec! });
+        if (o?.has(w) && (f !== 't' || !rewrite)) continue;
+        ops.push({ type: 'put', key: postingKey(f, w, id), value: f === 't' ? rec! : '' });
         const vk = vocabKey(f, w);
         if (w !== OVERFLOW && w.charCodeAt(0) !== 61 /* = */ && !vocab.has(f, w) && !added.has(vk)) {
           added.add(vk);
