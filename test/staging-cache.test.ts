@@ -68,6 +68,42 @@ test('LRU eviction to the cap; leased and pinned segments are never evicted', as
   }
 });
 
+test('paused partial fills the worker may drop count as room: couldFit agrees with reserve (no CACHE_FULL lock-up)', async (t) => {
+  // The worker waits with couldFit before a tape pass; reserve() drops paused partial fills
+  // nobody reads. A cache filled by such fills (reserved, never committed) must not answer
+  // "no room" forever: before the fix, couldFit ignored them and every request got CACHE_FULL.
+  const dir = await tempDir();
+  try {
+    const partials = [SEG, SEG, SEG, SEG];
+    const c = await SegmentCache.open({
+      dir,
+      capacity: 4 * SEG,
+      segmentSize: SEG,
+      dropPartials: (need) => {
+        let freed = 0;
+        while (freed < need && partials.length) {
+          freed += partials.pop()!;
+          c.unreserve(SEG);
+        }
+        return freed;
+      },
+      droppablePartials: () => partials.reduce((a, b) => a + b, 0),
+    });
+    c.ensureItem('x', 'sha-x');
+    for (let i = 0; i < 4; i++) t.true(c.reserve(SEG), 'four fills take the whole cache');
+    t.true(c.couldFit(SEG), 'their bytes can be dropped');
+    t.true(await put(c, 'x', 0), 'and reserve drops one of them');
+    t.is(partials.length, 3);
+    // the segment is being read and nothing droppable is left: no room
+    c.lease('x', 0);
+    partials.length = 0;
+    t.false(c.couldFit(SEG));
+    await c.close();
+  } finally {
+    await removeDir(dir);
+  }
+});
+
 test('the index survives a restart; a partial segment of a crash is deleted, never served', async (t) => {
   const dir = await tempDir();
   try {

@@ -80,6 +80,8 @@ export interface SegmentCacheOptions {
   touchFlushMs?: number;
   /** Called under space pressure to drop partial segments the worker holds; returns bytes freed. */
   dropPartials?: (need: number) => number;
+  /** Bytes dropPartials could free now (couldFit counts them as room). */
+  droppablePartials?: () => number;
 }
 
 export interface CacheUse {
@@ -119,6 +121,7 @@ export class SegmentCache extends EventEmitter {
   private readonly log: WorkerLog | undefined;
   private readonly now: () => number;
   dropPartials: ((need: number) => number) | undefined;
+  droppablePartials: (() => number) | undefined;
   evictions = 0;
 
   private constructor(opts: SegmentCacheOptions) {
@@ -129,6 +132,7 @@ export class SegmentCache extends EventEmitter {
     this.log = opts.log;
     this.now = opts.now ?? Date.now;
     this.dropPartials = opts.dropPartials;
+    this.droppablePartials = opts.droppablePartials;
     if (!Number.isSafeInteger(opts.segmentSize) || opts.segmentSize < 512) throw new RangeError(`segment size ${opts.segmentSize} is too small`);
     if (!(opts.capacity >= opts.segmentSize)) throw new RangeError(`cache capacity ${opts.capacity} is smaller than one segment`);
     const every = opts.touchFlushMs ?? 5000;
@@ -228,7 +232,7 @@ export class SegmentCache extends EventEmitter {
     this.emit('space');
   }
 
-  /** Would `len` bytes fit (after evictions) right now? Does not evict. */
+  /** Would `len` bytes fit (after evictions and dropping partial fills) right now? Does not evict. */
   couldFit(len: number): boolean {
     if (this.bytes + this.reservedBytes + len <= this.capacity) return true;
     let free = this.capacity - this.bytes - this.reservedBytes;
@@ -236,7 +240,9 @@ export class SegmentCache extends EventEmitter {
       if (this.evictable(key, e)) free += e.len;
       if (free >= len) return true;
     }
-    return false;
+    // paused partial fills nobody reads hold reserved bytes that reserve() (makeRoom) drops
+    // under pressure: they are room too, or a cache they fill would refuse every request
+    return this.dropPartials !== undefined && free + (this.droppablePartials?.() ?? 0) >= len;
   }
 
   private makeRoom(len: number): boolean {

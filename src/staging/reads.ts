@@ -468,13 +468,25 @@ export class ReadService implements PassHost {
     await this.cache.discard(f.item.ref.id, f.seg);
   }
 
+  /** A paused partial segment nobody reads (dropPartials may drop it). */
+  private droppable(it: ItemState, f: Fill): boolean {
+    return f.state === 'paused' && !f.writer && ![...it.requests].some((r) => r.leased.has(f.seg));
+  }
+
+  /** Bytes dropPartials could free now. */
+  droppablePartialBytes(): number {
+    let n = 0;
+    for (const it of this.items.values()) for (const f of it.fills.values()) if (this.droppable(it, f)) n += f.len;
+    return n;
+  }
+
   /** Drops paused partial segments nobody reads, oldest first, until `need` bytes are free. */
   dropPartials(need: number): number {
     let freed = 0;
     for (const it of this.items.values()) {
       for (const f of [...it.fills.values()]) {
         if (freed >= need) return freed;
-        if (f.state !== 'paused' || f.writer || [...it.requests].some((r) => r.leased.has(f.seg))) continue;
+        if (!this.droppable(it, f)) continue;
         freed += f.len;
         this.counters.partialDrops++;
         // synchronous bookkeeping so the caller sees the space at once

@@ -89,6 +89,7 @@ export class StagingWorker extends EventEmitter implements SessionHost {
       broadcast: (m) => this.broadcast(m),
     });
     cache.dropPartials = (need) => this.reads.dropPartials(need);
+    cache.droppablePartials = () => this.reads.droppablePartialBytes();
     cache.on('evict', () => this.touchStats());
     scheduler.on('needed', (list) => {
       void this.persistNeeded();
