@@ -541,6 +541,7 @@ export class TapedeckServer {
     statusRoutes(router, status, {
       actions: { rescan: () => this.rescan() },
       roots: () => pathRoots(this.mediaDirs, { data_dir: cfg.dataDir, cache_dir: cfg.cacheDir, tape_dir: cfg.tape.dir }),
+      ownAddresses: () => this.interfaces.map((i) => i.address),
     });
     metricsRoute(router, metrics.registry);
 

@@ -284,6 +284,29 @@ test('read-only by default; with a rescan action, POST needs the action header',
   }
 });
 
+test('rescan: an Origin must name one of the server\'s own addresses, not just agree with Host (DNS rebinding)', async (t) => {
+  let rescans = 0;
+  const rw = await serve((r) => statusRoutes(r, fullProvider(), { actions: { rescan: async () => void rescans++ }, ownAddresses: () => ['192.0.2.7'] }));
+  try {
+    const post = (host: string, origin: string) => request(rw.port, '/status/rescan', { method: 'POST', headers: { 'X-Tapedeck-Action': 'rescan', Host: host, Origin: origin } });
+    const p = rw.port;
+    // attacker.example resolves to the NAS: Host and Origin agree, and still it is not us
+    t.is((await post(`attacker.example:${p}`, `http://attacker.example:${p}`)).status, 403, 'rebinding page');
+    t.is((await post(`127.0.0.1:${p}`, `http://attacker.example:${p}`)).status, 403, 'foreign origin');
+    t.is((await post(`127.0.0.1:${p}`, `http://127.0.0.1:${p + 1 > 65535 ? 1 : p + 1}`)).status, 403, 'another port');
+    t.is((await post(`127.0.0.1:${p}`, `https://127.0.0.1:${p}`)).status, 403, 'another scheme');
+    t.is(rescans, 0);
+    t.is((await post(`127.0.0.1:${p}`, `http://127.0.0.1:${p}`)).status, 202, 'the address it came in on');
+    t.is((await post(`localhost:${p}`, `http://localhost:${p}`)).status, 202, 'localhost');
+    t.is((await post(`192.0.2.7:${p}`, `http://192.0.2.7:${p}`)).status, 202, 'an address the server listens on');
+    t.is((await post(`attacker.example:${p}`, `http://127.0.0.1:${p}`)).status, 202, 'Host does not matter, Origin does');
+    await new Promise((r) => setTimeout(r, 20));
+    t.is(rescans, 4);
+  } finally {
+    await rw.close();
+  }
+});
+
 test('/, /status.json and /metrics answer 403 outside the allowed subnets', async (t) => {
   const metrics = new Metrics();
   let reads = 0;

@@ -18,6 +18,7 @@ import type { Router } from '@koa/router';
 import type { JobStatus, Maybe, StatusProvider, StatusSnapshot } from '../server-state.js';
 import { statusPageHtml } from './status/page.js';
 import { pathRoots, relativePaths, type PathRoot } from './status-paths.js';
+import { isOwnOrigin } from './own-host.js';
 
 // ---- snapshot ---------------------------------------------------------------------------
 
@@ -56,6 +57,8 @@ export interface StatusOptions {
    * view 'operator' (the local control socket).
    */
   roots?: () => PathRoot[];
+  /** The addresses the server listens on: an Origin naming one of them is same-origin (besides the socket's own address and localhost names). */
+  ownAddresses?: () => readonly string[];
   view?: 'network' | 'operator';
 }
 
@@ -109,22 +112,17 @@ function jsonForScript(v: unknown): string {
 
 /**
  * Why a request does not come from the status page itself, or undefined: browsers send
- * Origin with every POST (and Sec-Fetch-Site); it must name this server as the client
- * reached it (the Host header). Requests without either (curl, scripts) pass: the custom
- * header already keeps cross-site forms out.
+ * Origin with every POST (and Sec-Fetch-Site); it must name this server by one of its own
+ * addresses (http/own-host.ts), not merely agree with the Host header, which a DNS-rebinding
+ * page controls. Requests without either (curl, scripts) pass: the custom header already
+ * keeps cross-site forms out.
  */
-export function crossOrigin(ctx: Context): string | undefined {
+export function crossOrigin(ctx: Context, own: readonly string[] = []): string | undefined {
   const site = ctx.get('sec-fetch-site');
   if (site && site !== 'same-origin' && site !== 'none') return `cross-site request (Sec-Fetch-Site: ${site})`;
   const origin = ctx.get('origin');
   if (!origin) return undefined;
-  let host: string;
-  try {
-    host = new URL(origin).host;
-  } catch {
-    return `bad Origin ${origin}`;
-  }
-  if (origin === 'null' || host.toLowerCase() !== ctx.get('host').toLowerCase()) return `cross-origin request from ${origin}`;
+  if (!isOwnOrigin(origin, ctx.req, own)) return `cross-origin request from ${origin}`;
   return undefined;
 }
 
@@ -171,7 +169,7 @@ export function statusRoutes(router: Router, provider: StatusProvider, opts: Sta
         ctx.body = 'Forbidden: missing X-Tapedeck-Action header';
         return;
       }
-      const cross = crossOrigin(ctx);
+      const cross = crossOrigin(ctx, opts.ownAddresses?.() ?? []);
       if (cross) {
         ctx.status = 403;
         ctx.body = `Forbidden: ${cross}`;
