@@ -162,3 +162,43 @@ test('the cache stays within its bytes; 0 turns it off', (t) => {
   const off = new DidlCache(0);
   t.is(off.variant(1, undefined, 'http://h', '*'), undefined);
 });
+
+test('Browse through HTTP: a client\'s Host header is not in its URLs, and the cache holds one variant per local address, not per Host', async (t) => {
+  const http = await import('node:http');
+  const Koa = (await import('koa')).default;
+  const { Router } = await import('@koa/router');
+  const { soapRoutes } = await import('../src/upnp/soap.js');
+  const { catalog, cds } = await setup();
+  const app = new Koa();
+  const router = new Router();
+  soapRoutes(router, '/ctl', cds.service(), { logger: { error: () => undefined }, detectClient: () => profile('samsung') });
+  app.use(router.routes());
+  const server = http.createServer(app.callback());
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise<void>((r) => (server.closeAllConnections(), server.close(() => r()))));
+  const port = (server.address() as import('node:net').AddressInfo).port;
+  const folder = (await catalog.get(ITEMS[0].id))!.parentId;
+  const body = `<?xml version="1.0"?><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" s:encodingStyle="http://schemas.xmlsoap.org/soap/encoding/"><s:Body><u:Browse xmlns:u="urn:schemas-upnp-org:service:ContentDirectory:1"><ObjectID>${folder}</ObjectID><BrowseFlag>BrowseDirectChildren</BrowseFlag><Filter>*</Filter><StartingIndex>0</StartingIndex><RequestedCount>0</RequestedCount><SortCriteria></SortCriteria></u:Browse></s:Body></s:Envelope>`;
+  const post = (host: string) =>
+    new Promise<string>((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port, path: '/ctl', method: 'POST', agent: false, headers: { Host: host, 'Content-Type': 'text/xml; charset="utf-8"', SOAPACTION: '"urn:schemas-upnp-org:service:ContentDirectory:1#Browse"' } }, (res) => {
+        let b = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (b += c));
+        res.on('end', () => resolve(b));
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+  const first = await post(`127.0.0.1:${port}`);
+  t.true(first.includes(`http://127.0.0.1:${port}/media/`), 'res URL');
+  t.true(first.includes(`http://127.0.0.1:${port}/art/`), 'albumArtURI');
+  t.true(first.includes(`http://127.0.0.1:${port}/subtitles/`), 'subtitles');
+  const entries = cds['heads'].stats.entries;
+  for (let n = 0; n < 20; n++) {
+    const got = await post(`rebind-${n}.attacker.example:${port}`);
+    t.false(got.includes('attacker.example'), `Host ${n} reflected`);
+    t.is(got, first);
+  }
+  t.is(cds['heads'].stats.entries, entries, 'no cache variant per Host');
+});

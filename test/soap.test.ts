@@ -378,6 +378,20 @@ test('route: odd Host header falls back to the local address for baseUrl', async
   t.is(s.seen[0].baseUrl, `http://127.0.0.1:${s.port}`);
 });
 
+test('route: a Host header never reaches baseUrl (DNS rebinding, spoofed names): the socket\'s local address and port do', async (t) => {
+  const s = await startServer();
+  t.teardown(s.close);
+  const hosts = ['attacker.example', `attacker.example:${s.port}`, 'localhost', `localhost:${s.port}`, '10.9.8.7:1234', `127.0.0.1:${s.port}`, `[::1]:${s.port}`];
+  for (const Host of hosts) {
+    const r = await request(s.port, 'POST', soapHeaders('Browse', { Host }), browseBody());
+    t.is(r.status, 200, Host);
+  }
+  t.deepEqual(
+    s.seen.map((c) => c.baseUrl),
+    hosts.map(() => `http://127.0.0.1:${s.port}`),
+  );
+});
+
 test('route: faults — unknown action 401, UpnpError code kept, other errors 501 and logged', async (t) => {
   const s = await startServer();
   t.teardown(s.close);

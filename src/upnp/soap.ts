@@ -24,6 +24,7 @@ import { parseStringPromise } from 'xml2js';
 import { escAttr, escText, EscapedText, XML_DECL } from '../util/xml.js';
 import type { ClientProfile } from './clients.js';
 import { readSimpleXml, type XNode } from './soap-xml.js';
+import { socketBaseUrl } from '../http/own-host.js';
 
 export const SOAP_ENV_NS = 'http://schemas.xmlsoap.org/soap/envelope/';
 export const SOAP_ENCODING = 'http://schemas.xmlsoap.org/soap/encoding/';
@@ -350,22 +351,21 @@ const consoleLogger: SoapLogger = {
 };
 
 export const XML_CONTENT_TYPE = 'text/xml; charset="utf-8"';
-const HOST = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$/;
 const XML_TYPES = new Set(['text/xml', 'application/xml', 'application/soap+xml']);
 
-/** http://host:port the client used; falls back to the socket's local address for odd Host headers. */
+/**
+ * The base URL of the URLs handed to this client (DIDL-Lite res, art, subtitles, URLBase):
+ * the socket's local address and port (http/own-host.ts), never the Host header, which any
+ * client or DNS-rebinding page sets to a name of its choosing. The number of base URLs (and so
+ * of DIDL cache variants) is bounded by the addresses the server listens on.
+ */
 export function requestBaseUrl(ctx: Context): string {
   return baseUrlOf(ctx.req);
 }
 
 /** requestBaseUrl of a plain Node request. */
 export function baseUrlOf(req: IncomingMessage): string {
-  const host = req.headers.host;
-  if (host && HOST.test(host)) return `http://${host}`;
-  const sock = req.socket;
-  const addr = sock.localAddress ?? '127.0.0.1';
-  const a = addr.startsWith('::ffff:') ? addr.slice(7) : addr;
-  return `http://${a.includes(':') ? `[${a}]` : a}:${sock.localPort}`;
+  return socketBaseUrl(req);
 }
 
 /** Whether the requested service type is ours, allowing a lower version (CDS:1 asked of CDS:2). */
