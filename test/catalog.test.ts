@@ -215,3 +215,51 @@ test('level: catalog survives a reopen with the same IDs and update ID', async (
   t.is(c2.systemUpdateId, sys);
   await c2.close();
 });
+
+test('album and artist art: taken again from the remaining tracks when the track it came from is removed, changes its cover or moves away', async (t) => {
+  const c = new Catalog(new MemoryStore());
+  await c.open();
+  const art = (key: string) => ({ key, tn: [160, 160] as [number, number], sm: [640, 640] as [number, number] });
+  const meta = (n: number) => ({ artist: 'Abba', album: 'Gold', trackNumber: n });
+  const a = { ...item('G/01.mp3', 'audio', meta(1)), art: art('k1') };
+  const b = { ...item('G/02.mp3', 'audio', meta(2)), art: art('k2') };
+  const plain = item('G/03.mp3', 'audio', meta(3));
+  await c.apply({ upserts: [a] });
+  await c.apply({ upserts: [b, plain] });
+  const containers = async () => {
+    const artist = (await c.children('music/artists', 0, 0)).objects[0]!;
+    const artistAlbum = (await c.children(artist.id, 0, 0)).objects[0]!;
+    const album = (await c.children('music/albums', 0, 0)).objects[0]!;
+    return [artist, artistAlbum, album];
+  };
+  const keys = async () => (await containers()).map((o) => o.art?.key);
+  t.deepEqual(await keys(), ['k1', 'k1', 'k1'], 'the first track with art');
+
+  // the cover's track gets another cover: the containers follow (not the old, now unreferenced one)
+  const before = (await containers()).map((o) => o.updateId);
+  const ev = await c.apply({ upserts: [{ ...a, art: art('k3') }] });
+  t.deepEqual(await keys(), ['k3', 'k3', 'k3']);
+  for (const [i, o] of (await containers()).entries()) {
+    t.true(o.updateId! > before[i]!, 'update ID bumped');
+    t.true(ev!.containers.some(([id]) => id === o.id), 'evented');
+  }
+  // it is removed: the next track with art gives its cover
+  await c.apply({ removes: [a.id] });
+  t.deepEqual(await keys(), ['k2', 'k2', 'k2']);
+  // it loses its art: none left with art, no art (not a cover no track has)
+  await c.apply({ upserts: [{ ...b, art: undefined }] });
+  t.deepEqual(await keys(), [undefined, undefined, undefined]);
+  // a track with art comes back: the containers take it
+  await c.apply({ upserts: [{ ...plain, art: art('k4') }] });
+  t.deepEqual(await keys(), ['k4', 'k4', 'k4']);
+  // it moves to another album: Gold has no art left, its new album has its cover
+  await c.apply({ upserts: [{ ...plain, meta: { artist: 'Abba', album: 'Silver' }, art: art('k4') }] });
+  const albums = (await c.children('music/albums', 0, 0)).objects;
+  t.deepEqual(albums.map((o) => [o.title, o.art?.key]), [['Gold', undefined], ['Silver', 'k4']]);
+  const artist = (await c.children('music/artists', 0, 0)).objects[0]!;
+  t.is(artist.art?.key, 'k4', 'the artist keeps the cover of a track it still has');
+  // nothing in the catalog refers to a cover no item has
+  const itemKeys = new Set((await c.items()).map((o) => o.art?.key).filter(Boolean));
+  for (const o of await c.containers()) if (o.art) t.true(itemKeys.has(o.art.key), `${o.title}: ${o.art.key}`);
+  await c.close();
+});

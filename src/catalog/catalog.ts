@@ -29,6 +29,7 @@ import { ROOT_ID } from './types.js';
 import type { ContainerDef, Placement } from './layout.js';
 import { FIXED, FIXED_BY_ID, parseRefId, placements, playlistRecordOf, REF_SEP } from './layout.js';
 import { Bookmarks, dropBookmarkOp } from './bookmarks.js';
+import { memberArt } from './container-art.js';
 import { exactWord, OVERFLOW, OVERFLOW_VALUE, postingPrefix, vocabPrefix, Vocabulary, WORD_INDEX_VERSION, wordOps, X, type WordField } from './words.js';
 
 export const SCHEMA_VERSION = '1';
@@ -452,6 +453,17 @@ export class Catalog extends EventEmitter {
     const bump = (cid: string, d: number) => delta.set(cid, (delta.get(cid) ?? 0) + d);
     const changed = new Set<string>();
     const added = new Set<string>();
+    // album/artist containers whose art may have come from a track that leaves it or changes its art
+    const artGone = new Map<string, Set<string>>();
+    const artMayGo = (old: CatalogObject, oldContainers: ContainerDef[], item?: CatalogObject, newIds?: Set<string>) => {
+      if (!old.art) return;
+      for (const c of oldContainers) {
+        if (!c.art || (item?.art?.key === old.art.key && newIds?.has(c.id))) continue;
+        let keys = artGone.get(c.id);
+        if (!keys) artGone.set(c.id, (keys = new Set()));
+        keys.add(old.art.key);
+      }
+    };
 
     const diff = (oldP: Placement[], newP: Placement[]) => {
       const oldKeys = new Map(oldP.map((p) => [childKey(p), p]));
@@ -477,7 +489,9 @@ export class Catalog extends EventEmitter {
       for (const c of np.containers) if (!defs.get(c.id)?.art) defs.set(c.id, c);
       const canonical = np.placements[0]; // none for a playlist without catalogued entries
       item.parentId = canonical?.containerId ?? '';
-      diff(old ? placements(old).placements : [], np.placements);
+      const op = old ? placements(old) : undefined;
+      diff(op?.placements ?? [], np.placements);
+      if (old && op) artMayGo(old, op.containers, item, new Set(np.containers.map((c) => c.id)));
       const json = JSON.stringify(item);
       if (json !== oldJson) {
         ops.push({ type: 'put', key: O + item.id, value: json });
@@ -490,7 +504,9 @@ export class Catalog extends EventEmitter {
       const oldJson = olds[upserts.length + j];
       if (oldJson === undefined) return;
       const old = JSON.parse(oldJson) as CatalogObject;
-      diff(placements(old).placements, []);
+      const op = placements(old);
+      diff(op.placements, []);
+      artMayGo(old, op.containers);
       ops.push({ type: 'del', key: O + id }, dropBookmarkOp(id), { type: 'del', key: ACCESS_PREFIX + id });
       if (!old.playlist) wordOps(id, old, undefined, this.vocab, added, ops);
     });
@@ -546,6 +562,27 @@ export class Catalog extends EventEmitter {
         }
       }
       pending = [...new Set(next)].filter((c) => delta.has(c));
+    }
+    // Album and artist containers whose art left with a track take it again from the tracks they keep.
+    if (artGone.size) {
+      const upserted = new Map(upserts.map((o) => [o.id, o]));
+      const removed = new Set(removes);
+      const view = {
+        ops,
+        childPrefix: (cid: string) => C + cid + SEP,
+        storedChildren: async (cid: string) => (await this.store.keyList(prefixRange(C + cid + SEP))).map((k) => k.slice(k.lastIndexOf(SEP) + 1)),
+        item: async (id: string) => (removed.has(id) ? undefined : (upserted.get(id) ?? (await this.getRaw(id)))),
+      };
+      for (const [cid, keys] of artGone) {
+        const obj = await load(cid);
+        if (!obj?.art || !keys.has(obj.art.key)) continue;
+        const art = await memberArt(cid, view);
+        if (art) obj.art = art;
+        else delete obj.art;
+        obj.updateId = newUpdateId;
+        ops.push({ type: 'put', key: O + cid, value: JSON.stringify(obj) });
+        changed.add(cid);
+      }
     }
     // Album and artist containers without art take the art of a member that has some.
     for (const def of defs.values()) {
