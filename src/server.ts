@@ -31,6 +31,7 @@ import { artRoutes } from './http/art.js';
 import { ArtMaker } from './art/maker.js';
 import { captionsOf, isSubtitlePath, preferredCaption, subtitleStore } from './media/subtitles.js';
 import { subtitleRoutes } from './http/subtitles.js';
+import type { ContentStore } from './util/content-store.js';
 import { serverHeader } from './upnp/server-header.js';
 
 const SERVER_HEADER = serverHeader();
@@ -269,6 +270,12 @@ export class TapedeckServer {
     return this.art;
   }
 
+  private subtitleFiles?: ContentStore;
+  /** One subtitle store for every scan and for `/subtitles` (it remembers the directories it made). */
+  subtitles(): ContentStore {
+    return (this.subtitleFiles ??= subtitleStore(this.config.dataDir));
+  }
+
   /** What full and partial scans share: the media directories, the probe, art and subtitles, the abort signal. */
   private scanOptions(): ScanOptions {
     return {
@@ -276,7 +283,7 @@ export class TapedeckServer {
       concurrency: this.config.scanConcurrency,
       ffprobe: this.config.ffprobe,
       art: this.artMaker(),
-      subtitles: subtitleStore(this.config.dataDir),
+      subtitles: this.subtitles(),
       log: this.log,
       signal: this.abort.signal,
     };
@@ -536,7 +543,7 @@ export class TapedeckServer {
       },
     });
     artRoutes(router, this.catalog, artStore(cfg.dataDir));
-    subtitleRoutes(router, this.catalog, subtitleStore(cfg.dataDir));
+    subtitleRoutes(router, this.catalog, this.subtitles());
     staticRoutes(router, { devicesDir: DEVICES_DIR });
     statusRoutes(router, status, {
       actions: { rescan: () => this.rescan() },

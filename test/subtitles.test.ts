@@ -238,3 +238,17 @@ test('a sidecar that is a symbolic link is not copied or served (a Film.srt link
   t.is(film.subtitles?.length, 4, 'the four real sidecars, not the link');
   t.false(film.subtitles!.some((s) => s.lang === 'it'));
 });
+
+test('the server keeps one subtitle store for every scan (full and partial) and for /subtitles, not one per scan', async (t) => {
+  const { TapedeckServer } = await import('../src/server.js');
+  const { loadConfig } = await import('../src/config.js');
+  const { createLogger } = await import('../src/log.js');
+  const data = await mkdtemp(join(tmpdir(), 'tapedeck-subs-server-'));
+  t.teardown(() => rm(data, { recursive: true, force: true }));
+  const srv = new TapedeckServer(loadConfig({ flags: { data }, env: {}, checkMediaDirs: false }), createLogger('silent'));
+  const opts = (srv as unknown as { scanOptions(): { subtitles?: unknown } }).scanOptions.bind(srv);
+  const first = opts().subtitles;
+  t.truthy(first);
+  t.is(opts().subtitles, first, 'a second (partial) scan gets the same store');
+  t.is((srv as unknown as { subtitles?(): unknown }).subtitles?.(), first, '/subtitles reads the same store');
+});
