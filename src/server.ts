@@ -167,10 +167,22 @@ export class TapedeckServer {
     const access = this.access;
     const policy = new PolicyEngine({ catalog: this.catalog, config: cfg, archive: this.tier?.archive, readAccess: (ids) => access.read(ids), log: this.log.child({ component: 'policy' }), mediaDirs: this.mediaDirs });
     this.policy = policy;
-    if (this.tier) await this.tier.start();
+    // The staging worker (a second Node.js process) takes about a second to boot: Browse and
+    // disk items do not need it, so HTTP listens meanwhile; a tape read waits for it as it would
+    // for a restarting worker (staging/client.ts connection()). The control socket (archive
+    // jobs, policy runs) opens once the tier has started, as before.
+    const tierStarted = this.tier?.start();
+    tierStarted?.catch(() => undefined); // awaited below, after listen
     this.checkStopped();
 
     const app = this.buildApp();
+    this.checkStopped();
+    await this.listen(app);
+    this.checkStopped();
+    const urls = this.urls();
+    this.log.info({ urls, interfaces: this.interfaces.map((i) => `${i.name} ${i.address}`), uuid: this.uuid }, `serving "${cfg.friendlyName}" at ${urls.join(' ')}`);
+    await tierStarted;
+    this.checkStopped();
     // the operator CLI's way in (tape commands, scan, full status): always, tape tier or not
     this.control = await startControlServer({
       socketPath: join(cfg.dataDir, SOCKET_NAME),
@@ -190,10 +202,6 @@ export class TapedeckServer {
       log: this.log.child({ component: 'control' }),
     });
     this.checkStopped();
-    await this.listen(app);
-    this.checkStopped();
-    const urls = this.urls();
-    this.log.info({ urls, interfaces: this.interfaces.map((i) => `${i.name} ${i.address}`), uuid: this.uuid }, `serving "${cfg.friendlyName}" at ${urls.join(' ')}`);
 
     if (cfg.ssdp && this.interfaces.length) {
       this.ssdp = new SsdpServer({
