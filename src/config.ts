@@ -175,7 +175,6 @@ export class ConfigError extends Error {
 }
 
 const BY_KEY = new Map(SETTINGS.map((s) => [s.key, s]));
-const BY_FLAG = new Map(SETTINGS.map((s) => [s.flag, s]));
 
 export const DEFAULT_CONFIG_FILE = '/etc/tapedeck/tapedeck.conf';
 
@@ -477,6 +476,3 @@ function policyConfig(one: (k: string) => string | undefined, list: (k: string) 
   };
 }
 
-export function settingByFlag(flag: string): Setting | undefined {
-  return BY_FLAG.get(flag);
-}

@@ -3,6 +3,7 @@
 // dependency-cruiser, in that file's comment); the fixtures check that it really finds cycles.
 import test from 'ava';
 import { execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cyclePath, findCycles, readGraph, runtimeClosure, type ImportGraph } from './helpers/import-graph.js';
 
@@ -66,6 +67,49 @@ test(`no src/ file is over ${MAX_LINES} lines (tests and generated files excepte
     t.true(graph.has(file), `the temporary exception for ${file} names a file that no longer exists: remove it`);
     t.true(graph.get(file)!.lines > MAX_LINES, `${file} is within ${MAX_LINES} lines now: remove its temporary exception`);
   }
+});
+
+/** Every .ts file below `dir` (relative paths joined to it). */
+function tsFiles(dir: string): string[] {
+  return readdirSync(dir, { recursive: true, encoding: 'utf8' })
+    .filter((f) => f.endsWith('.ts') && !f.split('/').includes('node_modules'))
+    .map((f) => join(dir, f));
+}
+
+/**
+ * Exports of `sources` whose name appears nowhere else: not in its own file beyond the
+ * declaration, not in any of `users` (src/, test/, bench/). Such an export is dead code.
+ */
+export function deadExports(sources: Map<string, string>, users: Map<string, string>): string[] {
+  const decl = /^export (?:declare )?(?:async )?(?:function\*?|const|let|class|interface|type|enum|abstract class) ([A-Za-z_$][\w$]*)/gm;
+  const count = (text: string, name: string) => text.match(new RegExp(`(?<![\\w$])${name.replace(/\$/g, '\\$')}(?![\\w$])`, 'g'))?.length ?? 0;
+  const out: string[] = [];
+  for (const [file, text] of sources) {
+    for (const m of text.matchAll(decl)) {
+      const name = m[1]!;
+      let n = count(text, name) - 1;
+      for (const [other, t] of users) if (other !== file && n === 0) n += count(t, name);
+      if (n === 0) out.push(`${file}: ${name}`);
+    }
+  }
+  return out.sort();
+}
+
+test('every export of src/ is used (in its own file, src/, test/ or bench/): no dead exports', (t) => {
+  const read = (files: string[]) => new Map(files.map((f) => [f.slice(ROOT.length), readFileSync(f, 'utf8')]));
+  const sources = read(tsFiles(SRC));
+  const users = new Map([...sources, ...read([...tsFiles(join(ROOT, 'test')), ...tsFiles(join(ROOT, 'bench'))])]);
+  t.true(sources.size > 50);
+  t.deepEqual(deadExports(sources, users), []);
+});
+
+test('negative control: the dead-export check finds an export nobody names, and not one used anywhere', (t) => {
+  const sources = new Map([
+    ['src/a.ts', 'export function unused(): void {}\nexport const usedHere = 1;\nconst x = usedHere;\nexport type Elsewhere = string;\nexport async function unusedToo$() {}\n'],
+    ['src/b.ts', "import type { Elsewhere } from './a.js';\nexport class Used {}\n"],
+  ]);
+  const users = new Map([...sources, ['test/b.test.ts', 'new Used(); unusedish(); unused_x;']]);
+  t.deepEqual(deadExports(sources, users), ['src/a.ts: unused', 'src/a.ts: unusedToo$']);
 });
 
 test('negative control: the checker finds a cycle through multi-line, type-only, re-export and dynamic imports', (t) => {

@@ -2,14 +2,10 @@
 // INFO/INAM title. (The MJPEG + PCM writer of the demo library is src/demo/avi-writer.ts.)
 
 import { fourccToCodec } from './ebml.js';
-import { type ContainerInfo, fourcc, RandomReader, withReader } from './filereader.js';
+import { type ContainerInfo, fourcc, RandomReader } from './filereader.js';
 
 const MAX_HDRL = 1024 * 1024;
 const MAX_TOP_LEVEL_CHUNKS = 64;
-
-export function parseAviFile(path: string): Promise<ContainerInfo | undefined> {
-  return withReader(path, readAvi);
-}
 
 interface Chunk {
   id: string;

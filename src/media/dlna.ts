@@ -17,18 +17,10 @@ import { parseCodec } from './mediatypes.js';
 
 /** bit 31: content is sent at its playback rate by the server (not for HTTP file serving). */
 export const FLAG_SENDER_PACED = 1 << 31;
-/** bit 30: limited random access, time based (lsop). */
-export const FLAG_LOP_NPT = 1 << 30;
+// bit 30 (lop-npt: limited random access, time based) is never set.
 /** bit 29: limited random access, byte based (lsop). We offer full byte seeking instead (OP=01). */
 export const FLAG_LOP_BYTES = 1 << 29;
-/** bit 28: DLNA PlayContainer URI supported. */
-export const FLAG_PLAY_CONTAINER = 1 << 28;
-/** bit 27: content start (s0) increases over time (growing content). */
-export const FLAG_S0_INCREASING = 1 << 27;
-/** bit 26: content end (sN) increases over time (growing content). */
-export const FLAG_SN_INCREASING = 1 << 26;
-/** bit 25: RTSP pause supported. */
-export const FLAG_RTSP_PAUSE = 1 << 25;
+// bits 28-25 (PlayContainer URI; s0 / sN increasing, i.e. growing content; RTSP pause) are never set.
 /** bit 24: Streaming transfer mode: the client renders while receiving (audio/video). */
 export const FLAG_TM_STREAMING = 1 << 24;
 /** bit 23: Interactive transfer mode: the client renders once received (images). */

@@ -3,7 +3,7 @@
 // pixel size, sampling frequency, channels). Uses the SeekHead to jump to Info
 // and Tracks when they are not in front of the clusters; never reads clusters.
 
-import { type ContainerInfo, RandomReader, withReader } from './filereader.js';
+import { type ContainerInfo, RandomReader } from './filereader.js';
 import { aacProfileName, formatCodec, h264LevelName, h264ProfileName } from './mediatypes.js';
 
 const ID = {
@@ -102,10 +102,6 @@ function float(buf: Buffer, e: Element): number | undefined {
 
 function str(buf: Buffer, e: Element): string {
   return buf.toString('utf8', e.dataStart, e.dataStart + e.size).replace(/\0+$/, '');
-}
-
-export function parseEbmlFile(path: string): Promise<ContainerInfo | undefined> {
-  return withReader(path, readEbml);
 }
 
 export async function readEbml(r: RandomReader): Promise<ContainerInfo | undefined> {

@@ -3,7 +3,7 @@
 // and the first sample description of each track (codec, AVC profile/level,
 // AAC object type, audio channels/rate). Reads only box headers plus `moov`.
 
-import { type ContainerInfo, fourcc, RandomReader, withReader } from './filereader.js';
+import { type ContainerInfo, fourcc, RandomReader } from './filereader.js';
 import { aacProfileName, formatCodec, h264LevelName, h264ProfileName } from './mediatypes.js';
 
 /** Largest `moov` we are willing to load (hour-long files have a few MB). */
@@ -60,11 +60,6 @@ interface Track {
   sampleRate?: number;
   channels?: number;
   bitsPerSample?: number;
-}
-
-/** Parses a whole ISO BMFF file; undefined when it is not one. */
-export function parseIsoBmffFile(path: string): Promise<ContainerInfo | undefined> {
-  return withReader(path, readIsoBmff);
 }
 
 export async function readIsoBmff(r: RandomReader): Promise<ContainerInfo | undefined> {

@@ -107,11 +107,6 @@ export function mediaTypeOf(path: string): MediaType | undefined {
   return t ? { ...t } : undefined;
 }
 
-/** All extensions (without dot) recognised as media. */
-export function mediaExtensions(): string[] {
-  return [...BY_EXT.keys()].sort();
-}
-
 /** Short container name for Resource.container, from the file extension. */
 export function containerOf(path: string): string | undefined {
   const ext = extensionOf(path);

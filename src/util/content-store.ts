@@ -17,10 +17,6 @@ export function contentKey(...parts: (Uint8Array | string)[]): string {
   return h.digest('hex').slice(0, 32);
 }
 
-export function isContentKey(key: string): boolean {
-  return KEY_RE.test(key);
-}
-
 export class ContentStore {
   /** Subdirectories known to exist (one mkdir each, not one per file). */
   private made = new Set<string>();
