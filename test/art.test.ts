@@ -25,7 +25,7 @@ import { ContentDirectory } from '../src/upnp/cds.js';
 import { defaultClientRegistry } from '../src/upnp/clients.js';
 import { itemIdForPath } from '../src/catalog/layout.js';
 import { REPO_ROOT } from '../src/util/paths.js';
-import { EscapedText } from '../src/util/xml.js';
+import { didlText } from './helpers/didl-result.js';
 import { fakeProbe, makeLab } from './fixtures/archive/setup.js';
 
 const FIXTURES = join(REPO_ROOT, 'test', 'fixtures', 'media');
@@ -162,8 +162,7 @@ test('art from every source is a JPEG within JPEG_TN and JPEG_SM, one file per s
   const cds = new ContentDirectory(catalog);
   const ctx = { baseUrl: 'http://srv:1', remoteAddress: '127.0.0.1', headers: {}, client: defaultClientRegistry().fallback };
   // Result is the DIDL-Lite already escaped for the SOAP body (EscapedText): read it as the client does
-  const didlOf = (v: unknown) => (v instanceof EscapedText ? v.text.replace(/&(lt|gt|quot|apos|amp);/g, (_, e: string) => ({ lt: '<', gt: '>', quot: '"', apos: "'", amp: '&' })[e]!) : String(v));
-  const browse = async (id: string, flag = 'BrowseMetadata') => didlOf((await cds.browse({ ObjectID: id, BrowseFlag: flag, Filter: '*' }, ctx))[0][1]);
+  const browse = async (id: string, flag = 'BrowseMetadata') => didlText((await cds.browse({ ObjectID: id, BrowseFlag: flag, Filter: '*' }, ctx))[0][1]);
   const artUri = (id: string) => `<upnp:albumArtURI dlna:profileID="JPEG_TN">http://srv:1/art/tn/${encodeURIComponent(id)}.jpg</upnp:albumArtURI>`;
   t.true((await browse(one.id)).includes(artUri(one.id)));
   t.true((await browse(`music/all$${one.id}`)).includes(artUri(one.id)), 'a reference points at its item');
@@ -175,7 +174,7 @@ test('art from every source is a JPEG within JPEG_TN and JPEG_SM, one file per s
   if (video.art) t.regex(await browse(video.id), /<res protocolInfo="http-get:\*:image\/jpeg:DLNA\.ORG_PN=JPEG_TN;/);
   t.false((await browse(bad.id)).includes('albumArtURI'));
   // a Filter without albumArtURI and res leaves both out
-  const bare = didlOf((await cds.browse({ ObjectID: photo.id, BrowseFlag: 'BrowseMetadata', Filter: 'dc:date' }, ctx))[0][1]);
+  const bare = didlText((await cds.browse({ ObjectID: photo.id, BrowseFlag: 'BrowseMetadata', Filter: 'dc:date' }, ctx))[0][1]);
   t.false(bare.includes('albumArtURI') || bare.includes('<res'));
 });
 

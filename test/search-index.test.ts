@@ -15,6 +15,7 @@ import { compileSearch } from '../src/upnp/search.js';
 import { MAX_INDEX_LOOKUPS } from '../src/upnp/search-plan.js';
 import { compileSort, parseSort } from '../src/upnp/sort.js';
 import type { SoapContext } from '../src/upnp/soap.js';
+import { didlText } from './helpers/didl-result.js';
 
 /** A store that counts the object values it hands out (o/ keys). */
 class CountingStore implements KVStore {
@@ -95,7 +96,7 @@ const ctx = { baseUrl: 'http://127.0.0.1:1' } as SoapContext;
 
 async function search(cds: ContentDirectory, criteria: string, containerId = '0'): Promise<{ total: number; result: string }> {
   const out = new Map(await cds.search({ ContainerID: containerId, SearchCriteria: criteria, Filter: '*', StartingIndex: '0', RequestedCount: '0', SortCriteria: '' }, ctx));
-  return { total: Number(out.get('TotalMatches')), result: String(out.get('Result')) };
+  return { total: Number(out.get('TotalMatches')), result: didlText(out.get('Result')) };
 }
 
 /** Matches by a pass over every object, in default order. */
@@ -194,7 +195,7 @@ async function countedLibrary(n: number): Promise<{ store: CountingStore; catalo
 /** One page of a Search: the IDs in order and TotalMatches. */
 async function page(cds: ContentDirectory, criteria: string, sort: string, start: number, count: number): Promise<{ total: number; ids: string[] }> {
   const out = new Map(await cds.search({ ContainerID: '0', SearchCriteria: criteria, Filter: '*', StartingIndex: String(start), RequestedCount: String(count), SortCriteria: sort }, ctx));
-  const ids = [...String(out.get('Result')).matchAll(/<(?:item|container) id="([^"]+)"/g)].map((m) => m[1].replace(/&amp;/g, '&'));
+  const ids = [...didlText(out.get('Result')).matchAll(/<(?:item|container) id="([^"]+)"/g)].map((m) => m[1].replace(/&amp;/g, '&'));
   return { total: Number(out.get('TotalMatches')), ids };
 }
 

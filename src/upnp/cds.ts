@@ -9,7 +9,7 @@ import { ROOT_ID } from '../catalog/types.js';
 import { placements, REF_SEP } from '../catalog/layout.js';
 import { IdList } from '../catalog/id-lists.js';
 import { protocolInfo } from '../media/dlna.js';
-import { didl, didlParts, type DidlOptions, type ObjectRef } from './didl.js';
+import { didlParts, type DidlOptions, type ObjectRef } from './didl.js';
 import { assemble, DidlCache, headOf, type CachedHead } from './didl-cache.js';
 import { didlArt } from '../art/dlna.js';
 import { captionsOf } from '../media/subtitles.js';
@@ -115,11 +115,6 @@ export class ContentDirectory {
   private async bookmarksOf(page: readonly ObjectRef[], ctx: SoapContext) {
     if (!ctx.client?.quirks.sendsBookmark) return undefined;
     return this.catalog.bookmarks.getMany(page.filter((o) => !o.container).map((o) => o.refId ?? o.id));
-  }
-
-  private async render(objects: CatalogObject[], filter: string, ctx: SoapContext): Promise<string> {
-    const marks = await this.bookmarksOf(objects, ctx);
-    return didl(objects, { ...this.didlOptions(filter, ctx), bookmark: marks && ((o) => marks.get(o.refId ?? o.id)?.pos) });
   }
 
   /**
@@ -253,16 +248,19 @@ export class ContentDirectory {
     }
     const cached = this.searches?.get(cacheKey);
     let total: number;
-    let page: CatalogObject[];
+    let pageIds: string[];
+    /** Objects of the page already read (the others, records among them, are read if their DIDL-Lite is not cached). */
+    let have: Map<string, CatalogObject> | undefined;
     if (cached) {
       total = cached.length;
       const end = count > 0 ? Math.min(total, start + count) : total;
-      page = start < total ? await this.catalog.getMany(cached.slice(start, end)) : [];
+      pageIds = start < total ? cached.slice(start, end) : [];
     } else {
       const { hits, stubs } = await this.runSearch(containerId, expr, match, classPrefixes, keys);
       total = hits.length;
       const end = count > 0 ? Math.min(total, start + count) : total;
       const cmp = compileSort(keys);
+      let page: CatalogObject[];
       if (this.searches) {
         hits.sort(cmp);
         // a result computed while the library changed is not kept
@@ -271,14 +269,16 @@ export class ContentDirectory {
       } else {
         page = start < total ? firstSorted(hits, cmp, end).slice(start) : [];
       }
-      if (stubs && page.some((o) => stubs.has(o))) {
-        // the page's records become their objects (one gone meanwhile is left out)
-        const read = new Map((await this.catalog.getMany(page.filter((o) => stubs.has(o)).map((o) => o.id))).map((o) => [o.id, o]));
-        page = page.flatMap((o) => (stubs.has(o) ? (read.get(o.id) ?? []) : [o]));
-      }
+      pageIds = page.map((o) => o.id);
+      have = new Map(page.filter((o) => !stubs?.has(o)).map((o) => [o.id, o]));
     }
+    // each object's DIDL-Lite as Browse keeps it (didl-cache.ts); one gone meanwhile is left out
+    const { result, page } = await this.renderIds(pageIds, filter, ctx, async (missing) => {
+      const read = missing.filter((id) => !have?.has(id));
+      return [...missing.flatMap((id) => have?.get(id) ?? []), ...(read.length ? await this.catalog.getMany(read) : [])];
+    });
     return [
-      ['Result', await this.render(page, filter, ctx)],
+      ['Result', result],
       ['NumberReturned', page.length],
       ['TotalMatches', total],
       ['UpdateID', container.updateId ?? this.catalog.systemUpdateId],
