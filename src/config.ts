@@ -7,7 +7,7 @@
 // Config file: `key = value` lines, `#` comments, list settings may repeat.
 
 import { existsSync, readFileSync } from 'node:fs';
-import { homedir, hostname } from 'node:os';
+import { availableParallelism, homedir, hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { callerDir } from './util/paths.js';
 import { checkWindow, globToRegExp, parseDuration, parseWatermark, parseWindow, type DailyWindow, type Watermark } from './policy/units.js';
@@ -44,6 +44,7 @@ export const SETTINGS: Setting[] = [
   { key: 'ssdp', flag: 'ssdp', type: 'bool', default: 'true', description: 'Announce the server with SSDP (off: reachable only by its URL).' },
   { key: 'ssdp_interval', flag: 'ssdp-interval', type: 'int', arg: 'SECONDS', min: 5, max: 1700, default: '600', description: 'Re-advertisement period; max-age is 1800 s.' },
   { key: 'scan_concurrency', flag: 'scan-concurrency', type: 'int', arg: 'N', min: 1, max: 64, default: '8', description: 'Files whose metadata is read in parallel during a scan.' },
+  { key: 'scan_threads', flag: 'scan-threads', type: 'int', arg: 'N', min: 0, max: 16, default: 'one less than the CPUs, at most 4', description: 'Worker threads that read tags and media headers during a scan, beside the main thread, which walks the directories and writes the catalog (0: everything in the main thread). They start with a scan and end a few seconds after it.' },
   { key: 'catalog_cache', flag: 'catalog-cache', type: 'size', arg: 'BYTES', min: 0, max: 1073741824, default: '2M', description: 'Memory for the catalog database\'s cache of recently read blocks (the operating system\'s page cache holds the rest).' },
   { key: 'search_cache', flag: 'search-cache', type: 'size', arg: 'BYTES', min: 0, max: 1073741824, default: '2M', description: 'Memory for the result lists of recent searches, so paging through one search does not run it again (0: off, every Search runs on the word index).' },
   { key: 'didl_cache', flag: 'didl-cache', type: 'size', arg: 'BYTES', min: 0, max: 1073741824, default: '4M', description: 'Memory for the DIDL-Lite of recently browsed objects, kept ready per client type, address and Filter and dropped at every library change, so Browse pages and metadata are answered without reading and serialising each object (0: off).' },
@@ -111,6 +112,7 @@ export interface Config {
   ssdp: boolean;
   ssdpInterval: number;
   scanConcurrency: number;
+  scanThreads: number;
   /** Bytes of LevelDB block cache of the catalog. */
   catalogCache: number;
   /** Bytes of search result lists kept (0: no result cache). */
@@ -413,6 +415,7 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     ssdp: (one('ssdp') ?? 'true') === 'true',
     ssdpInterval: Number(one('ssdp_interval') ?? 600),
     scanConcurrency: Number(one('scan_concurrency') ?? 8),
+    scanThreads: Number(one('scan_threads') ?? Math.min(4, availableParallelism() - 1)),
     catalogCache: Number(one('catalog_cache') ?? 2 * 1024 ** 2),
     searchCache: Number(one('search_cache') ?? 2 * 1024 ** 2),
     didlCache: Number(one('didl_cache') ?? 4 * 1024 ** 2),

@@ -16,6 +16,7 @@ import { LevelStore } from './catalog/store.js';
 import { ConfigError, type Config } from './config.js';
 import type { Logger } from './log.js';
 import { scan, scanDeferredArt, scanPaths, type ScanOptions, type ScanProgress } from './scanner/scanner.js';
+import { ProbePool } from './media/probe-pool.js';
 import { LibraryWatcher } from './scanner/watcher.js';
 import { isPlaylistPath } from './scanner/playlist.js';
 import { mediaTypeOf } from './media/mediatypes.js';
@@ -284,6 +285,9 @@ export class TapedeckServer {
     return (this.subtitleFiles ??= subtitleStore(this.config.dataDir));
   }
 
+  /** Worker threads for the scans' probes (they end when idle), none with scan_threads = 0. */
+  private probePool?: ProbePool;
+
   /** What full and partial scans share: the media directories, the probe, art and subtitles, the abort signal. */
   private scanOptions(): ScanOptions {
     return {
@@ -314,6 +318,9 @@ export class TapedeckServer {
         ...this.scanOptions(),
         // video frames (ffmpeg) after the scan: every item is browsable and searchable first
         deferFrames: true,
+        // tags and headers read in worker threads (a live update's few files are read here: no
+        // worker to start for them)
+        pool: this.config.scanThreads > 0 ? (this.probePool ??= new ProbePool(this.config.scanThreads)) : undefined,
         onProgress: (p) => {
           this.status.lastScan = p;
           if (!p.done) this.log.debug({ scan: p }, 'scan progress');
@@ -618,6 +625,7 @@ export class TapedeckServer {
     await this.scanning?.catch(() => undefined);
     await this.currentScan?.catch(() => undefined);
     await this.scanChain;
+    await this.probePool?.close();
     await this.access?.stop().catch((err: Error) => this.log.warn({ err: err.message }, 'could not record plays'));
     await this.catalog?.close();
     this.log.info('stopped');

@@ -16,6 +16,9 @@ export const DEV_ONLY_IMPORTS: Record<string, string> = {
   // staging/sandbox.ts transpiles the worker's .ts sources when the server runs from a checkout
   // under tsx; an installed server runs the compiled dist/ and never reaches that import.
   typescript: 'staging/sandbox.ts compiles the staging worker only when running from TypeScript sources',
+  // media/probe-pool.ts registers tsx's loader in its worker threads only when it runs from the
+  // .ts sources (development, tests); the compiled pool starts the compiled worker.
+  tsx: 'media/probe-pool.ts loads the .ts probe worker through tsx only when running from TypeScript sources',
 };
 
 export interface DependencyReport {

@@ -14,6 +14,7 @@ import { createLogger } from '../log.js';
 import { Catalog } from '../catalog/catalog.js';
 import { LevelStore } from '../catalog/store.js';
 import { scan } from '../scanner/scanner.js';
+import { ProbePool } from '../media/probe-pool.js';
 import { ArtMaker } from '../art/maker.js';
 import { subtitleStore } from '../media/subtitles.js';
 import { createDemoLibrary } from '../demo/library.js';
@@ -21,7 +22,7 @@ import { RELATIVE_PATHS_HELP } from '../util/paths.js';
 import { addSettingFlags, config, fail, progressLine } from './common.js';
 
 export function registerScanCommand(program: Command): void {
-  addSettingFlags(program.command('scan').description('scan the media directories into the catalog and exit'), ['media_dir', 'data_dir', 'log_level', 'scan_concurrency', 'ffprobe'])
+  addSettingFlags(program.command('scan').description('scan the media directories into the catalog and exit'), ['media_dir', 'data_dir', 'log_level', 'scan_concurrency', 'scan_threads', 'ffprobe'])
     .option('--json', 'print a machine-readable result')
     .addHelpText('after', RELATIVE_PATHS_HELP)
     .action((opts: FlagValues & { json?: boolean }) => scanCommand(opts));
@@ -46,8 +47,10 @@ async function scanCommand(flags: FlagValues & { json?: boolean }): Promise<void
     await createDemoLibrary(demo);
     roots = [demo];
   }
+  const pool = cfg.scanThreads > 0 ? new ProbePool(cfg.scanThreads) : undefined;
   const result = await scan(catalog, {
     roots,
+    pool,
     concurrency: cfg.scanConcurrency,
     ffprobe: cfg.ffprobe,
     art: cfg.art ? new ArtMaker({ dataDir: cfg.dataDir, log }) : undefined,
@@ -55,6 +58,7 @@ async function scanCommand(flags: FlagValues & { json?: boolean }): Promise<void
     log,
     onProgress: (p) => progressLine(`scanning: ${p.seen} files, ${p.probed} read, ${p.unchanged} unchanged, ${p.rate} files/s`),
   });
+  await pool?.close();
   const totals = await catalog.totals();
   await catalog.close();
   report(flags, result, totals);

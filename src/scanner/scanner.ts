@@ -19,6 +19,7 @@ import { findSidecars, isSubtitlePath, sidecarSignature, storeSubtitles, videosO
 import { LRUCache } from 'lru-cache';
 import { mediaTypeOf } from '../media/mediatypes.js';
 import { probe as defaultProbe } from '../media/probe.js';
+import type { ProbePool } from '../media/probe-pool.js';
 import { hashFile } from '../util/hash.js';
 import { innermostRoot, isInside } from '../util/inside.js';
 import { isPlaylistPath, resolvePlaylist } from './playlist.js';
@@ -46,6 +47,8 @@ export interface ScanOptions {
   roots: string[];
   /** Reads a file's metadata; `known` is its size and mtime from the walk's stat. */
   probe?: (path: string, known?: { size: number; mtime: number }) => Promise<ProbeResult | undefined>;
+  /** Worker threads for the default prober (none: it runs in this thread). */
+  pool?: ProbePool;
   /** ffprobe binary for the default prober: a path, 'off', or undefined to look it up on PATH. */
   ffprobe?: string;
   /** Makes album art and thumbnails of new and changed items (none without it). */
@@ -190,7 +193,8 @@ class ScanPass {
   ) {
     const ffprobe = opts.ffprobe === 'off' ? false : opts.ffprobe;
     // the walk has just stat'ed the file: the probe does not again
-    this.probe = opts.probe ?? ((p, known) => defaultProbe(p, { ffprobe, pictures: !!opts.art, known }));
+    const pool = opts.pool;
+    this.probe = opts.probe ?? (pool ? (p, known) => pool.probe(p, { ffprobe, pictures: !!opts.art, known }) : (p, known) => defaultProbe(p, { ffprobe, pictures: !!opts.art, known }));
     this.batchSize = opts.batchSize ?? 250;
     this.concurrency = Math.max(1, opts.concurrency ?? 4);
   }

@@ -1,0 +1,134 @@
+// A small pool of worker threads that run probe() (tag parsing, image and container headers)
+// off the main thread, so a scan uses a second core: the main thread walks the directories and
+// writes the catalog while the workers read and parse files.
+//
+// Bounded: `threads` workers (a setting, scan_threads), each with at most PER_WORKER probes in
+// flight (the scanner's own concurrency bounds the rest). The workers start with the first
+// probe and end after IDLE_MS without one, so a server holds no extra heap between scans. A
+// worker that dies fails its probes with an error (the scanner logs them and retries those files
+// at the next scan) and the pool starts a new one for the next probe; when workers cannot start
+// at all, every probe runs in this thread (`broken` says why).
+
+import { Worker } from 'node:worker_threads';
+import type { ProbeResult } from '../catalog/types.js';
+import { probe, type ProbeOptions } from './probe.js';
+import type { ProbeReply, ProbeRequest } from './probe-worker.js';
+
+/** Probes one worker has in flight at most. */
+const PER_WORKER = 8;
+/** A worker idle this long ends (ms). */
+const IDLE_MS = 5000;
+
+// Compiled, the worker is the .js beside this file. Under tsx (development, tests) it is the .ts
+// source, loaded through tsx's loader, registered in the worker first.
+const SOURCE = import.meta.url.endsWith('.ts');
+const WORKER_URL = new URL(SOURCE ? './probe-worker.ts' : './probe-worker.js', import.meta.url);
+
+function newWorker(name: string, url = WORKER_URL): Worker {
+  if (!SOURCE) return new Worker(url, { name });
+  const boot = `import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(url.href)}); })`;
+  return new Worker(boot, { eval: true, name });
+}
+
+interface Pending {
+  path: string;
+  opts: ProbeOptions;
+  resolve: (r: ProbeResult | undefined) => void;
+  reject: (e: Error) => void;
+}
+
+interface Slot {
+  worker: Worker;
+  pending: Map<number, Pending>;
+  /** Whether it ever answered: one that fails before that cannot start here (no pool then). */
+  answered: boolean;
+  idle?: NodeJS.Timeout;
+}
+
+export class ProbePool {
+  private readonly slots: (Slot | undefined)[];
+  private seq = 0;
+  private closed = false;
+  /** Why workers cannot run here: every probe then runs in this thread. */
+  broken?: string;
+
+  /** `workerUrl`: another worker script (tests). */
+  constructor(
+    readonly threads: number,
+    private readonly workerUrl?: URL,
+  ) {
+    this.slots = Array.from({ length: Math.max(1, threads) }, () => undefined);
+  }
+
+  /** probe(path, opts) in a worker thread. */
+  probe(path: string, opts: ProbeOptions): Promise<ProbeResult | undefined> {
+    if (this.closed) return Promise.reject(new Error('probe pool closed'));
+    if (this.broken) return probe(path, opts);
+    const slot = this.pick();
+    const id = ++this.seq;
+    if (slot.idle) {
+      clearTimeout(slot.idle);
+      slot.idle = undefined;
+    }
+    return new Promise((resolve, reject) => {
+      slot.pending.set(id, { path, opts, resolve, reject });
+      slot.worker.postMessage({ id, path, opts } satisfies ProbeRequest);
+    });
+  }
+
+  /** The worker with the fewest probes in flight (started when its slot is empty). */
+  private pick(): Slot {
+    let best: Slot | undefined;
+    for (let i = 0; i < this.slots.length; i++) {
+      const s = this.slots[i] ?? (this.slots[i] = this.start(i));
+      if (!best || s.pending.size < best.pending.size) best = s;
+      if (s.pending.size < PER_WORKER) return s;
+    }
+    return best!;
+  }
+
+  private start(i: number): Slot {
+    const worker = newWorker(`probe-${i}`, this.workerUrl);
+    const slot: Slot = { worker, pending: new Map(), answered: false };
+    worker.unref(); // never keeps the process alive by itself
+    worker.on('message', (m: ProbeReply) => {
+      const p = slot.pending.get(m.id);
+      if (!p) return;
+      slot.pending.delete(m.id);
+      slot.answered = true;
+      if ('error' in m) p.reject(Object.assign(new Error(m.error.message), m.error.code ? { code: m.error.code } : {}));
+      else p.resolve(m.result);
+      if (!slot.pending.size) {
+        slot.idle = setTimeout(() => this.retire(i, slot), IDLE_MS);
+        slot.idle.unref();
+      }
+    });
+    const fail = (err: Error) => {
+      if (this.slots[i] === slot) this.slots[i] = undefined;
+      if (!slot.answered && !this.closed) this.broken ??= `probe worker cannot start: ${err.message}`;
+      for (const p of slot.pending.values()) {
+        if (this.broken) probe(p.path, p.opts).then(p.resolve, p.reject);
+        else p.reject(new Error(`probe worker failed: ${err.message}`));
+      }
+      slot.pending.clear();
+    };
+    worker.on('error', fail);
+    worker.on('exit', (code) => fail(new Error(`exited with code ${code}`)));
+    return slot;
+  }
+
+  private retire(i: number, slot: Slot): void {
+    if (slot.pending.size) return;
+    if (this.slots[i] === slot) this.slots[i] = undefined;
+    void slot.worker.terminate();
+  }
+
+  /** Ends every worker (probes in flight fail). */
+  async close(): Promise<void> {
+    this.closed = true;
+    const running = this.slots.filter((s): s is Slot => !!s);
+    this.slots.fill(undefined);
+    for (const s of running) if (s.idle) clearTimeout(s.idle);
+    await Promise.all(running.map((s) => s.worker.terminate()));
+  }
+}
