@@ -57,6 +57,8 @@ export interface PathEntry {
   subs?: string;
 }
 
+export type CatalogTotals = { items: number; audio: number; video: number; image: number; containers: number; onTapeOnly: number; onDiskAndTape: number };
+
 export interface ChangeEvent {
   systemUpdateId: number;
   /** [containerId, updateId] for every container whose children changed. */
@@ -403,8 +405,22 @@ export class Catalog extends EventEmitter {
     for await (const [k, v] of this.store.entries(range)) yield [k.slice(P.length), JSON.parse(v) as PathEntry];
   }
 
-  /** Counts of canonical items by kind. */
-  async totals(): Promise<{ items: number; audio: number; video: number; image: number; containers: number; onTapeOnly: number; onDiskAndTape: number }> {
+  /**
+   * Counts of canonical items by kind: a read of every item, so kept until the next change (a
+   * periodic rescan that changed nothing logs them again without reading 100,000 objects).
+   */
+  async totals(): Promise<CatalogTotals> {
+    const kept = this.totalsKept;
+    if (kept && kept.gen === this.gen) return { ...kept.totals };
+    const gen = this.gen;
+    const t = await this.countTotals();
+    if (gen === this.gen) this.totalsKept = { gen, totals: t };
+    return { ...t };
+  }
+
+  private totalsKept: { gen: number; totals: CatalogTotals } | undefined;
+
+  private async countTotals(): Promise<CatalogTotals> {
     const t = { items: 0, audio: 0, video: 0, image: 0, containers: 0, onTapeOnly: 0, onDiskAndTape: 0 };
     for await (const k of this.store.keys({ gte: O, lt: O + 'i' })) if (k) t.containers++;
     for await (const k of this.store.keys({ gt: O + 'i\uffff', lt: O + '\uffff' })) if (k) t.containers++;
