@@ -263,3 +263,35 @@ test('album and artist art: taken again from the remaining tracks when the track
   for (const o of await c.containers()) if (o.art) t.true(itemKeys.has(o.art.key), `${o.title}: ${o.art.key}`);
   await c.close();
 });
+
+test('store GC: an album/artist container whose art no item has (an older catalog) takes its art again from its tracks, and the stale cover file goes', async (t) => {
+  const { mkdtemp, rm } = await import('node:fs/promises');
+  const { ContentStore } = await import('../src/util/content-store.js');
+  const { collectStores } = await import('../src/catalog/store-gc.js');
+  const dir = await mkdtemp(join(tmpdir(), 'tapedeck-gc-art-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const store = new ContentStore(dir);
+  const live = 'a'.repeat(32);
+  const dead = 'd'.repeat(32);
+  for (const k of [live, dead]) await store.put(k, 'tn.jpg', new Uint8Array([1, 2, 3]));
+  const c = new Catalog(new MemoryStore());
+  await c.open();
+  const art = (key: string) => ({ key, tn: [160, 160] as [number, number], sm: [640, 640] as [number, number] });
+  await c.apply({ upserts: [{ ...item('H/01.mp3', 'audio', { artist: 'Cher', album: 'Believe', trackNumber: 1 }), art: art(live) }, item('H/02.mp3', 'audio', { artist: 'Cher', album: 'Believe', trackNumber: 2 })] });
+  // what an older Tapedeck left: the containers point at the cover of a track that was removed
+  const artist = (await c.children('music/artists', 0, 0)).objects[0]!;
+  const targets = [artist, (await c.children(artist.id, 0, 0)).objects[0]!, (await c.children('music/albums', 0, 0)).objects[0]!];
+  await c.store.batch(targets.map((o) => ({ type: 'put' as const, key: 'o/' + o.id, value: JSON.stringify({ ...o, art: art(dead) }) })));
+  const before = c.systemUpdateId;
+  const r = await collectStores(c, { art: store }, Date.now() + 60_000);
+  for (const o of targets) t.is((await c.get(o.id))!.art?.key, live, o.title);
+  t.true(c.systemUpdateId > before, 'clients are told (SystemUpdateID)');
+  t.is(r.art, 1);
+  t.false(await store.has(dead, 'tn.jpg'), 'the stale cover is collected');
+  t.true(await store.has(live, 'tn.jpg'));
+  // a second collection changes nothing
+  const again = c.systemUpdateId;
+  t.is((await collectStores(c, { art: store }, Date.now() + 60_000)).art, 0);
+  t.is(c.systemUpdateId, again);
+  await c.close();
+});

@@ -443,6 +443,40 @@ export class Catalog extends EventEmitter {
     });
   }
 
+  /**
+   * Takes the art of the given album/artist containers again from the tracks they have (store
+   * GC: a container whose art no item has any more, e.g. kept by a catalog from before apply()
+   * did this itself). One batch; containers whose art is right are left alone.
+   */
+  refreshContainerArt(ids: readonly string[]): Promise<ChangeEvent | undefined> {
+    return this.serialize(async () => {
+      const view = { ops: [], childPrefix: (cid: string) => C + cid + SEP, storedChildren: (cid: string) => this.childIds(cid), item: (id: string) => this.getRaw(id) };
+      const updateId = this.sysUpdateId + 1;
+      const ops: BatchOp[] = [];
+      const containers: [string, number][] = [];
+      for (const id of ids) {
+        const obj = await this.getRaw(id);
+        if (!obj?.container || !obj.art) continue;
+        const art = await memberArt(id, view);
+        if (art?.key === obj.art.key) continue;
+        if (art) obj.art = art;
+        else delete obj.art;
+        obj.updateId = updateId;
+        ops.push({ type: 'put', key: O + id, value: JSON.stringify(obj) });
+        containers.push([id, updateId]);
+      }
+      if (!ops.length) return undefined;
+      ops.push({ type: 'put', key: 'meta/systemUpdateId', value: String(updateId) });
+      await this.store.batch(ops);
+      this.sysUpdateId = updateId;
+      this.gen++;
+      for (const [cid] of containers) this.lists.delete(cid);
+      const ev: ChangeEvent = { systemUpdateId: updateId, containers };
+      this.emit('change', ev);
+      return ev;
+    });
+  }
+
   private serialize<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.writing.then(fn, fn);
     this.writing = run.catch(() => undefined);
@@ -586,7 +620,7 @@ export class Catalog extends EventEmitter {
       const view = {
         ops,
         childPrefix: (cid: string) => C + cid + SEP,
-        storedChildren: async (cid: string) => (await this.store.keyList(prefixRange(C + cid + SEP))).map((k) => k.slice(k.lastIndexOf(SEP) + 1)),
+        storedChildren: (cid: string) => this.childIds(cid),
         item: async (id: string) => (removed.has(id) ? undefined : (upserted.get(id) ?? (await this.getRaw(id)))),
       };
       for (const [cid, keys] of artGone) {

@@ -4,7 +4,8 @@
 //
 // A file is kept while ANY object refers to its key (an album cover shared by many tracks stays
 // until the last one goes), and items on tape keep theirs: they are catalogued with their art and
-// subtitles like disk items. Files written after `before` (e.g. art an archive job made during the
+// subtitles like disk items. An album or artist container whose art no item has (a catalog from
+// before apply() took it again when its track went) takes its art again from its tracks first. Files written after `before` (e.g. art an archive job made during the
 // scan, not yet in the catalog) are kept; a later collection takes them if still unreferenced.
 
 import type { Catalog } from './catalog.js';
@@ -28,8 +29,17 @@ export async function collectStores(catalog: Catalog, stores: { art?: ContentSto
     for (const s of o.subtitles ?? []) subKeys.add(s.key);
   };
   for await (const o of catalog.eachItem()) note(o);
-  for await (const o of catalog.eachContainer()) note(o);
   for await (const o of catalog.playlistRecords()) note(o);
+  // a container's art is one of its tracks': one no item has is stale (taken again, not kept)
+  const stale: string[] = [];
+  for await (const o of catalog.eachContainer()) {
+    if (o.art && !artKeys.has(o.art.key)) stale.push(o.id);
+    else note(o);
+  }
+  if (stale.length) {
+    await catalog.refreshContainerArt(stale);
+    for (const id of stale) note((await catalog.get(id)) ?? {});
+  }
   const sweep = async (store: ContentStore, keys: Set<string>, kind: 'art' | 'subtitles') => {
     for await (const e of store.entries()) {
       if (keys.has(e.key) || e.mtimeMs >= before) continue;
