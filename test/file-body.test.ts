@@ -8,7 +8,7 @@ import { open } from 'node:fs/promises';
 import type { ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FILE_BUFFERS, FILE_CHUNK, FILE_FIRST_CHUNK, writeFileBody } from '../src/http/file-body.js';
+import { FILE_BUFFERS, FILE_CHUNK, FILE_CHUNK_SLOW, FILE_FIRST_CHUNK, RAMP_AFTER, writeFileBody } from '../src/http/file-body.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tapedeck-file-body-'));
 test.after.always(() => rmSync(dir, { recursive: true, force: true }));
@@ -80,7 +80,7 @@ async function drain(res: SlowResponse, until: () => boolean): Promise<void> {
   }
 }
 
-test('writes exactly the range from a few reused buffers: a small first read, then up to FILE_CHUNK', async (t) => {
+test('writes exactly the range from a few reused buffers: a small first read, then bigger ones', async (t) => {
   const fh = await open(path, 'r');
   const res = new SlowResponse();
   const start = 777;
@@ -96,11 +96,72 @@ test('writes exactly the range from a few reused buffers: a small first read, th
   t.is(body.bytes, length);
   // the ramp: FILE_FIRST_CHUNK, 4×, ... up to FILE_CHUNK, outgrown buffers dropped; then reuse
   t.true(res.backing.size <= 4, `${res.backing.size} distinct buffers for ${res.sizes.length} writes`);
-  t.true(res.sizes.length < length / (FILE_CHUNK / 2));
+  t.true(res.sizes.length < length / (FILE_CHUNK_SLOW / 2));
   t.is(res.sizes[0], FILE_FIRST_CHUNK);
-  t.is(Math.max(...res.sizes), FILE_CHUNK);
+  t.true(Math.max(...res.sizes) <= FILE_CHUNK);
   t.true(res.maxPending <= FILE_BUFFERS);
   t.is(fh.fd, -1, 'file closed');
+});
+
+/** A response whose every write is taken `delayMs()` after it was issued (0: on the next turn). */
+class PacedResponse extends SlowResponse {
+  constructor(readonly delayMs: () => number) {
+    super();
+  }
+  private due = 0;
+  override write(chunk: Buffer, cb: (err?: Error | null) => void): boolean {
+    super.write(chunk, cb);
+    const done = this.pending.pop()!;
+    const d = this.delayMs();
+    // taken in order, as a socket does: not before the write issued ahead of it
+    this.due = Math.max(this.due, performance.now() + d);
+    const wait = this.due - performance.now();
+    if (wait > 0) setTimeout(done, wait);
+    else setImmediate(done);
+    return false;
+  }
+  override end(cb: () => void): void {
+    super.end(cb);
+    const wait = this.due - performance.now(); // after every write
+    setTimeout(() => this.flush(), Math.max(wait, 0) + 1);
+  }
+}
+
+const BIG = 12 * FILE_CHUNK;
+const bigPath = join(dir, 'big.mkv');
+const bigData = Buffer.concat([data, data, data]).subarray(0, BIG);
+writeFileSync(bigPath, bigData);
+
+test('a client slower than 256 MB/s (a TV at its bitrate) is served in buffers of at most FILE_CHUNK_SLOW', async (t) => {
+  const fh = await open(bigPath, 'r');
+  const res = new PacedResponse(() => 5); // 1 MiB per 5 ms: 210 MB/s, faster than any LAN player
+  const body = writeFileBody(asRes(res), fh, 0, 3 * RAMP_AFTER);
+  const r = await body.done;
+  t.true(r.complete);
+  t.true(Buffer.concat(res.received).equals(bigData.subarray(0, 3 * RAMP_AFTER)));
+  t.is(Math.max(...res.sizes), FILE_CHUNK_SLOW);
+  t.true(res.maxPendingBytes <= FILE_BUFFERS * FILE_CHUNK_SLOW);
+});
+
+test('a client that drains faster than 256 MB/s gets FILE_CHUNK buffers after RAMP_AFTER bytes, and 1 MiB ones again once it slows down', async (t) => {
+  const fh = await open(bigPath, 'r');
+  let slowFrom = Infinity;
+  let written = 0;
+  const res: PacedResponse = new PacedResponse(() => {
+    written = res.sizes.reduce((a, b) => a + b, 0);
+    if (slowFrom === Infinity && res.sizes.includes(FILE_CHUNK)) slowFrom = written + FILE_CHUNK;
+    return written >= slowFrom ? 15 : 0; // fast (taken at once, as the kernel does for a local reader), then 15 ms a write
+  });
+  const body = writeFileBody(asRes(res), fh, 0, BIG);
+  const r = await body.done;
+  t.true(r.complete);
+  t.true(Buffer.concat(res.received).equals(bigData));
+  const firstBig = res.sizes.indexOf(FILE_CHUNK);
+  t.true(firstBig > 0, 'reached FILE_CHUNK');
+  t.true(res.sizes.slice(0, firstBig).reduce((a, b) => a + b, 0) >= RAMP_AFTER, 'not before RAMP_AFTER bytes');
+  const lastBig = res.sizes.lastIndexOf(FILE_CHUNK);
+  t.true(res.sizes.slice(lastBig + 1).filter((n) => n === FILE_CHUNK_SLOW).length >= 2, `back to 1 MiB reads: ${res.sizes.join(',')}`);
+  t.is(fh.fd, -1);
 });
 
 test('a client that does not read: no more than FILE_BUFFERS chunks are read ahead', async (t) => {
@@ -114,11 +175,11 @@ test('a client that does not read: no more than FILE_BUFFERS chunks are read ahe
     // stalled with every buffer waiting for the socket: no read beyond them
     t.is(res.pending.length, FILE_BUFFERS);
     t.is(body.bytes, taken + res.pendingBytes);
-    t.true(res.pendingBytes <= FILE_BUFFERS * FILE_CHUNK);
+    t.true(res.pendingBytes <= FILE_BUFFERS * FILE_CHUNK_SLOW, 'a client that stalls from the start holds 1 MiB buffers');
     taken += res.pendingBytes;
     res.flush(); // the socket takes them: as many more are read
   }
-  t.true(taken >= 2 * FILE_CHUNK);
+  t.true(taken >= 2 * FILE_CHUNK_SLOW);
   t.true(res.maxPending <= FILE_BUFFERS);
   res.destroy();
   const r = await body.done;

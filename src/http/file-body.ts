@@ -7,14 +7,18 @@
 // machinery per chunk. Here a response owns at most FILE_BUFFERS buffers, reads the file into
 // them with fs.read at explicit positions and hands each one to `res.write`; a buffer is read
 // into again only once its write callback says the socket took it. That is also the
-// backpressure: with every buffer waiting for the socket, no read is issued, so a slow client
-// holds at most FILE_BUFFERS × FILE_CHUNK bytes of memory (plus the kernel's socket buffer).
+// backpressure: with every buffer waiting for the socket, no read is issued, so a client
+// holds at most FILE_BUFFERS buffers of memory (plus the kernel's socket buffer); their size below.
 //
 // Sizes: the first buffer is FILE_FIRST_CHUNK (the first byte of a seek does not wait for a big
-// read), each new one 4× the last up to FILE_CHUNK; a buffer outgrown by the ramp is dropped
-// when it comes back. A long body thus allocates four buffers in all and then reads 4 MiB at a
-// time: fewer reads, wake-ups and socket writes per GB (about a fifth less server CPU per GB
-// than 1 MiB reads in the lab bench).
+// read), each new one 4× the last up to FILE_CHUNK_SLOW (1 MiB); a buffer outgrown by the ramp
+// is dropped when it comes back. Only a client that drains faster than any LAN player can
+// (FAST_BYTES_PER_MS, i.e. 256 MB/s: a local copy, a 10 GbE backup) after the first
+// RAMP_AFTER bytes (past what the kernel's send buffer absorbs at memory speed) gets
+// FILE_CHUNK (4 MiB) buffers: fewer reads, wake-ups and socket writes per GB (about a fifth
+// less server CPU per GB than 1 MiB reads in the lab bench). A TV streaming at its bitrate, or
+// paused, holds at most FILE_BUFFERS × 1 MiB; a fast client that slows down goes back to 1 MiB
+// buffers as its big ones come back.
 //
 // Ending:
 // - all bytes written: res.end(), then the file is closed;
@@ -30,8 +34,14 @@ import { read } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import type { ServerResponse } from 'node:http';
 
-/** Largest read (and socket write). */
+/** Largest read (and socket write), for a client that drains faster than a LAN player. */
 export const FILE_CHUNK = 4 * 1024 * 1024;
+/** Largest read for every other client (what a slow or paused client can hold per buffer). */
+export const FILE_CHUNK_SLOW = 1024 * 1024;
+/** Bytes written before a client's drain rate is trusted (the send buffer fills at memory speed). */
+export const RAMP_AFTER = 8 * 1024 * 1024;
+/** Drain rate (bytes per ms) of a write of ≥ FILE_CHUNK_SLOW that counts as fast: 256 MB/s. */
+export const FAST_BYTES_PER_MS = 256 * 1024;
 /** First read of a body. */
 export const FILE_FIRST_CHUNK = 256 * 1024;
 /** Buffers per response: one can be filled from the file while the other drains to the socket. */
@@ -58,12 +68,13 @@ export function writeFileBody(res: ServerResponse, fh: FileHandle, start: number
   const free: Buffer[] = [];
   let held = 0; // buffers allocated and not dropped
   let grow = FILE_FIRST_CHUNK; // size of the next buffer
+  let cap = FILE_CHUNK_SLOW; // FILE_CHUNK while the client drains fast
   /** A buffer to read into: a free one, or a new one while fewer than FILE_BUFFERS are held. */
   const take = (): Buffer | undefined => {
-    const want = Math.min(grow, end - pos);
+    const want = Math.min(grow, cap, end - pos);
     let buf = free.pop();
-    if (buf && buf.length < want) {
-      held--; // outgrown: dropped
+    if (buf && (buf.length < want || buf.length > cap)) {
+      held--; // outgrown, or too big for a client that slowed down: dropped
       buf = undefined;
     }
     if (!buf && held < FILE_BUFFERS) {
@@ -115,8 +126,14 @@ export function writeFileBody(res: ServerResponse, fh: FileHandle, start: number
       if (n === 0) return fail(new Error(`media file ended after ${pos - start} of ${length} bytes (shorter than when it was scanned)`));
       pos += n;
       body.bytes += n;
+      const sentBefore = body.bytes - n;
+      const issued = performance.now();
       res.write(n === buf.length ? buf : buf.subarray(0, n), (werr) => {
         if (werr) return; // the response is gone; 'close' stops the pump
+        if (n >= FILE_CHUNK_SLOW) {
+          const fast = sentBefore >= RAMP_AFTER && n >= FAST_BYTES_PER_MS * (performance.now() - issued);
+          cap = fast ? FILE_CHUNK : FILE_CHUNK_SLOW;
+        }
         free.push(buf);
         pump();
       });
