@@ -327,6 +327,7 @@ export class TapedeckServer {
         },
       });
       this.status.lastScan = result;
+      await this.probePool?.release(); // the workers' heaps go with the scan
       this.log.info({ scan: result }, `scan done: ${result.seen} files, ${result.probed} read, ${result.removed} removed in ${result.elapsedMs} ms`);
       await this.logLibrary();
       // the scan's garbage (parsed tags, batches) would keep the heap grown for minutes

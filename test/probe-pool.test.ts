@@ -45,6 +45,12 @@ test('worker threads give what probe() gives in this thread, embedded pictures i
     t.deepEqual(got[i]?.picture && Buffer.from(got[i]!.picture!.data), want?.picture && Buffer.from(want.picture.data), f);
   }
   t.is(await pool.probe(join(demo, 'gone.flac'), { ffprobe: false, known: { size: 10, mtime: 0 } }), undefined, 'a file gone since the walk');
+  // a scan is over: the workers end now; the next probe starts one again
+  t.true(pool.running > 0);
+  await pool.release();
+  t.is(pool.running, 0);
+  t.deepEqual(await pool.probe(files()[2], { ffprobe: false }), await probe(files()[2], { ffprobe: false }));
+  t.is(pool.running, 1);
 });
 
 test('workers that cannot start: every probe runs in this thread', async (t) => {

@@ -4,7 +4,8 @@
 //
 // Bounded: `threads` workers (a setting, scan_threads), each with at most PER_WORKER probes in
 // flight (the scanner's own concurrency bounds the rest). The workers start with the first
-// probe and end after IDLE_MS without one, so a server holds no extra heap between scans. A
+// probe and end after IDLE_MS without one, or when the scan is over (release()), so a server
+// holds no extra heap between scans. A
 // worker that dies fails its probes with an error (the scanner logs them and retries those files
 // at the next scan) and the pool starts a new one for the next probe; when workers cannot start
 // at all, every probe runs in this thread (`broken` says why).
@@ -121,6 +122,21 @@ export class ProbePool {
     if (slot.pending.size) return;
     if (this.slots[i] === slot) this.slots[i] = undefined;
     void slot.worker.terminate();
+  }
+
+  /** Worker threads running now. */
+  get running(): number {
+    return this.slots.filter(Boolean).length;
+  }
+
+  /** Ends the workers with nothing in flight now, not IDLE_MS later (a scan is over: its heap goes). */
+  async release(): Promise<void> {
+    const idle = this.slots.map((s, i) => [s, i] as const).filter((e): e is readonly [Slot, number] => !!e[0] && !e[0].pending.size);
+    for (const [s, i] of idle) {
+      if (s.idle) clearTimeout(s.idle);
+      this.slots[i] = undefined;
+    }
+    await Promise.all(idle.map(([s]) => s.worker.terminate()));
   }
 
   /** Ends every worker (probes in flight fail). */
