@@ -346,8 +346,14 @@ async function scanPhase(ctx: Context, lib: Library): Promise<RunningServer[]> {
       runs.get(name)!.push({ ms: Math.round(s.scan.ms), wallMs: Math.round(s.scan.wallMs), files: s.scan.files, basis: s.scan.basis, cpuS: round(s.cpu(), 2), searchableMs });
       log(`  ${name}: ${s.scan.files} files in ${(s.scan.ms / 1000).toFixed(2)} s = ${Math.round((s.scan.files * 1000) / s.scan.ms)} files/s`);
       if (s.scan.files !== lib.files) ctx.notes.push(`${name} scan round ${r + 1} reported ${s.scan.files} files, expected ${lib.files}`);
-      if (keep) last.push(s);
-      else {
+      if (keep) {
+        last.push(s);
+        const note = await s.settled?.();
+        if (note) {
+          log(`  ${note}`);
+          ctx.notes.push(note);
+        }
+      } else {
         ctx.running = ctx.running.filter((x) => x !== s);
         await s.stop();
       }

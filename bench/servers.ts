@@ -231,6 +231,12 @@ export interface RunningServer {
   stop(): Promise<void>;
   /** Last lines of its log, for error messages. */
   logTail(): string;
+  /**
+   * Resolves once the background work that follows the first scan is over (Tapedeck's
+   * video-frame pass: one ffmpeg at a time, server.ts deferredArt), so the loads measured
+   * next do not count its CPU; a note for the report when it waited or gave up.
+   */
+  settled?(): Promise<string | undefined>;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -337,6 +343,19 @@ export async function startTapedeck(host: Host, o: TapedeckOptions): Promise<Run
     cpu: () => cpuSecondsOf(child.pid!) ?? NaN,
     stop: () => stopPid(child, 15_000),
     logTail: tail,
+    settled: async () => {
+      const deferred = Number(line.scan.framesDeferred ?? 0);
+      if (!deferred) return undefined;
+      const t = performance.now();
+      const limitMs = Math.min(o.timeoutMs, 10 * 60_000);
+      try {
+        // the pass logs its end ('video frames: ...' with art.videos), or that it failed
+        await proc.waitFor((l) => l.art?.videos !== undefined || (typeof l.msg === 'string' && l.msg.startsWith('making video frames failed')), limitMs, 'Tapedeck video-frame pass');
+        return `tapedeck: the loads started after its video-frame pass (${deferred} videos deferred by the scan, ${Math.round(performance.now() - t)} ms waited)`;
+      } catch {
+        return `tapedeck: its video-frame pass (${deferred} videos) did not end within ${Math.round(limitMs / 1000)} s; the loads ran beside it`;
+      }
+    },
   };
 }
 
