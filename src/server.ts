@@ -202,7 +202,8 @@ export class TapedeckServer {
       },
       log: this.log.child({ component: 'control' }),
     });
-    this.checkStopped();
+    this.checkStopped(); // a stop while the socket opened: stop() closes it, unannounced
+    this.log.info({ component: 'control', socket: this.control.socketPath }, 'control socket listening');
 
     if (cfg.ssdp && this.interfaces.length) {
       this.ssdp = new SsdpServer({

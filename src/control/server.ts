@@ -209,7 +209,7 @@ export async function startControlServer(opts: ControlServerOptions): Promise<Co
   });
   await chmod(socketPath, 0o600);
   const unregister = await registerServer(socketPath);
-  log?.info({ socket: socketPath }, 'control socket listening');
+  // 'control socket listening' is the caller's line: it knows whether a stop came meanwhile
 
   return {
     socketPath,
