@@ -98,3 +98,21 @@ test('gatherState reads the library a chunk at a time: never every full item (or
   t.true(mostHeld <= 1000, `${mostHeld} full items held at once`);
   t.true(asked.every((n) => n <= 1000), `access read for ${asked.join(', ')} items at a time`);
 });
+
+test('listItems (tapedeck ls) makes its rows a chunk at a time, tier filter included', async (t) => {
+  const many = Array.from({ length: 2300 }, (_, i) =>
+    item(`i${String(i).padStart(4, '0')}`, { origPath: `/m/${String(i).padStart(4, '0')}.mkv`, mediaRoot: '/m', location: i % 2 ? { disk: { path: `/m/${i}.mkv`, size: 10, mtime: 1 } } : { tape: { label: 'T1', tapeFile: 1, block: 0, offset: 0, size: 10, sha256: 'x', blockSize: 262144 } } }),
+  );
+  const catalog = await fakeCatalog(many);
+  const asked: number[] = [];
+  const readAccess = async (ids: string[]) => {
+    asked.push(ids.length);
+    return new Map();
+  };
+  const all = await listItems(catalog, readAccess);
+  t.is(all.length, 2300);
+  t.true(asked.every((n) => n <= 1000), `access read for ${asked.join(', ')} items at a time`);
+  const onTape = await listItems(catalog, readAccess, { tier: 'tape' });
+  t.is(onTape.length, 1150);
+  t.true(onTape.every((r) => r.tier === 'tape'));
+});

@@ -79,16 +79,31 @@ export function checkListQuery(q: ListQuery): ListQuery {
   return q;
 }
 
+/** Items turned into rows at a time. */
+const LIST_CHUNK = 1000;
+
 export async function listItems(catalog: Catalog, readAccess: AccessReader, query: ListQuery = {}): Promise<ListedItem[]> {
   const q = checkListQuery(query);
-  let items: CatalogObject[];
+  let source: AsyncIterable<CatalogObject> | CatalogObject[];
   if (q.targets?.length) {
     const ids = await resolveTargets(catalog, q.targets);
-    items = (await Promise.all(ids.map((id) => catalog.get(id)))).filter((o): o is CatalogObject => !!o && !o.container);
-  } else items = await catalog.items();
-  if (q.tier) items = items.filter((i) => tierOf(i.location) === q.tier);
-  const access = await readAccess(items.map((i) => i.id));
-  const rows = items.map((i) => listedItem(i, access.get(i.id)));
+    source = (await Promise.all(ids.map((id) => catalog.get(id)))).filter((o): o is CatalogObject => !!o && !o.container);
+  } else source = catalog.eachItem();
+  // rows are made as items are read, a chunk (and its access records) at a time: the full
+  // objects of a large library are never all in memory
+  const rows: ListedItem[] = [];
+  let chunk: CatalogObject[] = [];
+  const convert = async () => {
+    const access = await readAccess(chunk.map((i) => i.id));
+    for (const i of chunk) rows.push(listedItem(i, access.get(i.id)));
+    chunk = [];
+  };
+  for await (const i of source) {
+    if (q.tier && tierOf(i.location) !== q.tier) continue;
+    chunk.push(i);
+    if (chunk.length >= LIST_CHUNK) await convert();
+  }
+  await convert();
   const byPath = (a: ListedItem, b: ListedItem) => cmpText(a.path, b.path) || a.id.localeCompare(b.id);
   const cmp: Record<ListSort | 'path', (a: ListedItem, b: ListedItem) => number> = {
     path: byPath,
