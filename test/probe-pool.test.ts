@@ -31,10 +31,19 @@ test.after.always(async () => {
 
 const files = () => ['Music/The Sine Waves/First Light/01 Dawn.flac', 'Video/Counting Clock.avi', 'tone.mp3', 'tone.m4a', 'tone.ogg', 'clip-720p.mp4', 'clip.mkv'].map((f) => join(demo, f));
 
+/** Waits (bounded) until `cond` holds. */
+async function until(cond: () => boolean, what: string): Promise<void> {
+  for (const end = Date.now() + 60_000; !cond(); await new Promise((r) => setTimeout(r, 20))) if (Date.now() > end) throw new Error(`not within 60 s: ${what}`);
+}
+
 test('worker threads give what probe() gives in this thread, embedded pictures included', async (t) => {
   const pool = new ProbePool(2);
   t.teardown(() => pool.close());
   const opts = { ffprobe: false as const, pictures: true };
+  // until a worker has loaded, probes run in this thread; then in the workers
+  t.truthy(await pool.probe(files()[0], opts));
+  t.is(pool.running, 2);
+  await until(() => pool.ready === 2, 'both workers ready');
   const got = await Promise.all(files().map((f) => pool.probe(f, opts)));
   t.is(pool.broken, undefined);
   for (const [i, f] of files().entries()) {
@@ -50,7 +59,7 @@ test('worker threads give what probe() gives in this thread, embedded pictures i
   await pool.release();
   t.is(pool.running, 0);
   t.deepEqual(await pool.probe(files()[2], { ffprobe: false }), await probe(files()[2], { ffprobe: false }));
-  t.is(pool.running, 1);
+  t.is(pool.running, 2, 'the next probe starts them again (it runs here meanwhile)');
 });
 
 test('workers that cannot start: every probe runs in this thread', async (t) => {
@@ -59,6 +68,7 @@ test('workers that cannot start: every probe runs in this thread', async (t) => 
   const pool = new ProbePool(1, pathToFileURL(bad));
   t.teardown(() => pool.close());
   const got = await Promise.all(files().map((f) => pool.probe(f, { ffprobe: false })));
+  await until(() => pool.broken !== undefined, 'the pool given up');
   t.regex(pool.broken ?? '', /cannot start/);
   for (const [i, f] of files().entries()) t.deepEqual(got[i], await probe(f, { ffprobe: false }), f);
   t.deepEqual(await pool.probe(files()[0], { ffprobe: false }), await probe(files()[0], { ffprobe: false }));

@@ -43,6 +43,8 @@ interface Slot {
   pending: Map<number, Pending>;
   /** Whether it ever answered: one that fails before that cannot start here (no pool then). */
   answered: boolean;
+  /** Its modules are loaded: until then probes run in this thread (a small scan never waits for a worker). */
+  ready: boolean;
   idle?: NodeJS.Timeout;
 }
 
@@ -66,6 +68,7 @@ export class ProbePool {
     if (this.closed) return Promise.reject(new Error('probe pool closed'));
     if (this.broken) return probe(path, opts);
     const slot = this.pick();
+    if (!slot) return probe(path, opts);
     const id = ++this.seq;
     if (slot.idle) {
       clearTimeout(slot.idle);
@@ -77,22 +80,29 @@ export class ProbePool {
     });
   }
 
-  /** The worker with the fewest probes in flight (started when its slot is empty). */
-  private pick(): Slot {
+  /** The ready worker with the fewest probes in flight (workers start when their slot is empty); none ready yet: undefined. */
+  private pick(): Slot | undefined {
     let best: Slot | undefined;
     for (let i = 0; i < this.slots.length; i++) {
       const s = this.slots[i] ?? (this.slots[i] = this.start(i));
+      if (!s.ready) continue;
       if (!best || s.pending.size < best.pending.size) best = s;
       if (s.pending.size < PER_WORKER) return s;
     }
-    return best!;
+    return best;
   }
 
   private start(i: number): Slot {
     const worker = newWorker(`probe-${i}`, this.workerUrl);
-    const slot: Slot = { worker, pending: new Map(), answered: false };
+    const slot: Slot = { worker, pending: new Map(), answered: false, ready: false };
     worker.unref(); // never keeps the process alive by itself
     worker.on('message', (m: ProbeReply) => {
+      if ('ready' in m) {
+        slot.ready = slot.answered = true;
+        slot.idle = setTimeout(() => this.retire(i, slot), IDLE_MS);
+        slot.idle.unref();
+        return;
+      }
       const p = slot.pending.get(m.id);
       if (!p) return;
       slot.pending.delete(m.id);
@@ -122,6 +132,11 @@ export class ProbePool {
     if (slot.pending.size) return;
     if (this.slots[i] === slot) this.slots[i] = undefined;
     void slot.worker.terminate();
+  }
+
+  /** Worker threads that have loaded and take probes. */
+  get ready(): number {
+    return this.slots.filter((s) => s?.ready).length;
   }
 
   /** Worker threads running now. */

@@ -11,10 +11,12 @@ export interface ProbeRequest {
   opts: ProbeOptions;
 }
 
-export type ProbeReply = { id: number; result?: Awaited<ReturnType<typeof probe>> } | { id: number; error: { message: string; code?: string } };
+export type ProbeReply = { ready: true } | { id: number; result?: Awaited<ReturnType<typeof probe>> } | { id: number; error: { message: string; code?: string } };
 
 const port = parentPort;
 if (!port) throw new Error('probe-worker.ts runs only as a worker thread');
+// loaded (probe() and its parsers imported): the pool may send work now
+port.postMessage({ ready: true });
 port.on('message', (req: ProbeRequest) => {
   probe(req.path, req.opts).then(
     (result) => {
