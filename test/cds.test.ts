@@ -255,6 +255,31 @@ test('capabilities and SystemUpdateID', async (t) => {
   t.is(Number(id.out.Id), catalog.systemUpdateId);
 });
 
+test('ConnectionManager: the source protocolInfo is kept in the catalog, so a restart on an unchanged library does not read every item', async (t) => {
+  const store = new MemoryStore();
+  const cat = new Catalog(store);
+  await cat.open();
+  await cat.apply({ upserts: [item('music/a.mp3', 'audio', 'A'), item('video/b.mp4', 'video', 'B')] });
+  const first = await new ConnectionManager(cat).sourceProtocolInfo();
+  t.regex(first, /audio\/mpeg/);
+  // a new ConnectionManager (a restarted server) on the same catalog: no item is read
+  let reads = 0;
+  const eachItem = cat.eachItem.bind(cat);
+  cat.eachItem = ((...a: Parameters<typeof cat.eachItem>) => {
+    reads++;
+    return eachItem(...a);
+  }) as typeof cat.eachItem;
+  t.is(await new ConnectionManager(cat).sourceProtocolInfo(), first);
+  t.is(reads, 0);
+  // the library changes: read again, and the new answer is the one kept
+  await cat.apply({ upserts: [item('photo/c.jpg', 'image', 'C')] });
+  const next = await new ConnectionManager(cat).sourceProtocolInfo();
+  t.is(reads, 1);
+  t.regex(next, /image\/jpeg/);
+  t.is(await new ConnectionManager(cat).sourceProtocolInfo(), next);
+  t.is(reads, 1);
+});
+
 test('Samsung X_GetFeatureList points at our containers', async (t) => {
   const r = await soap(cds(), CDS, 'X_GetFeatureList', {}, { 'user-agent': 'SEC_HHP_[TV] Samsung Q7 Series/1.0 UPnP/1.0' });
   t.regex(r.out.FeatureList, /samsung\.com_BASICVIEW/);

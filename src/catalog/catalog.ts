@@ -11,7 +11,7 @@
 //   a/<itemId>                           plays, last played, bytes served (policy/access.ts),
 //                                        dropped with the item
 //   x/...                                word index for Search (see words.ts)
-//   meta/systemUpdateId, meta/uuid, meta/schemaVersion, meta/scanGen, meta/wordIndex
+//   meta/systemUpdateId, meta/uuid, meta/schemaVersion, meta/scanGen, meta/wordIndex, meta/sourceProtocolInfo (cms.ts: its answer and the SystemUpdateID it was made at)
 //
 // Browse pages come from a per-container ordinal list of child IDs built once
 // from the c/ index (a key-only range scan) and cached until the container

@@ -7,19 +7,45 @@ import { UpnpError } from './soap.js';
 export const CMS_TYPE = 'urn:schemas-upnp-org:service:ConnectionManager:1';
 export const MSR_TYPE = 'urn:microsoft.com:service:X_MS_MediaReceiverRegistrar:1';
 
+const KEPT_KEY = 'sourceProtocolInfo';
+
+function parseKept(v: string | undefined): { updateId: number; value: string } | undefined {
+  if (!v) return undefined;
+  try {
+    const o = JSON.parse(v) as { updateId?: unknown; value?: unknown };
+    return typeof o.updateId === 'number' && typeof o.value === 'string' ? { updateId: o.updateId, value: o.value } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export class ConnectionManager {
   private cache: { updateId: number; value: string } | undefined;
 
   constructor(private catalog: Catalog) {}
 
-  /** Source protocolInfo: every distinct protocolInfo the library actually holds. */
+  /**
+   * Source protocolInfo: every distinct protocolInfo the library actually holds. Finding it reads
+   * every item, so the answer is kept in the catalog (meta/sourceProtocolInfo) with the
+   * SystemUpdateID it was made at: a restart on an unchanged library reads one key instead of
+   * every item (which at 100,000 items took seconds and paged the whole catalog into memory).
+   */
   async sourceProtocolInfo(): Promise<string> {
     const updateId = this.catalog.systemUpdateId;
     if (this.cache?.updateId === updateId) return this.cache.value;
+    if (!this.cache) {
+      const kept = parseKept(await this.catalog.getMeta(KEPT_KEY));
+      if (kept?.updateId === updateId) {
+        this.cache = kept;
+        return kept.value;
+      }
+    }
     const seen = new Set<string>();
     for await (const item of this.catalog.eachItem()) if (item.res) seen.add(protocolInfo(item.res));
     const value = [...seen].sort().join(',');
     this.cache = { updateId, value };
+    // kept only if no change landed while the items were read (else the next call reads again)
+    if (this.catalog.systemUpdateId === updateId) await this.catalog.setMeta(KEPT_KEY, JSON.stringify(this.cache)).catch(() => undefined);
     return value;
   }
 
