@@ -134,7 +134,9 @@ writeFileSync(bigPath, bigData);
 
 test('a client slower than 256 MB/s (a TV at its bitrate) is served in buffers of at most FILE_CHUNK_SLOW', async (t) => {
   const fh = await open(bigPath, 'r');
-  const res = new PacedResponse(() => 5); // 1 MiB per 5 ms: 210 MB/s, faster than any LAN player
+  // 1 MiB per 20 ms, 52 MB/s: a LAN player at full speed (libuv timers count from the loop's cached
+  // time, so a short delay can fire a few ms early: 20 ms stays well above the 4 ms that counts as fast)
+  const res = new PacedResponse(() => 20);
   const body = writeFileBody(asRes(res), fh, 0, 3 * RAMP_AFTER);
   const r = await body.done;
   t.true(r.complete);
@@ -150,7 +152,7 @@ test('a client that drains faster than 256 MB/s gets FILE_CHUNK buffers after RA
   const res: PacedResponse = new PacedResponse(() => {
     written = res.sizes.reduce((a, b) => a + b, 0);
     if (slowFrom === Infinity && res.sizes.includes(FILE_CHUNK)) slowFrom = written + FILE_CHUNK;
-    return written >= slowFrom ? 15 : 0; // fast (taken at once, as the kernel does for a local reader), then 15 ms a write
+    return written >= slowFrom ? 20 : 0; // fast (taken at once, as the kernel does for a local reader), then 20 ms a write
   });
   const body = writeFileBody(asRes(res), fh, 0, BIG);
   const r = await body.done;
