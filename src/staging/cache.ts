@@ -112,6 +112,8 @@ export class SegmentCache extends EventEmitter {
   /** Files of segments that never became complete, to delete once no reader holds them (dir/seg). */
   private readonly doomed = new Set<string>();
   private readonly touched = new Set<string>();
+  /** Waiters of waitForSpace (each removes itself when it runs). */
+  private readonly spaceWaiters = new Set<() => void>();
   private journal: FileHandle | undefined;
   private journalLines = 0;
   private writeChain: Promise<void> = Promise.resolve();
@@ -229,7 +231,7 @@ export class SegmentCache extends EventEmitter {
   /** Gives back space reserved with `reserve` (a fill that was abandoned or committed). */
   unreserve(len: number): void {
     this.reservedBytes = Math.max(0, this.reservedBytes - len);
-    this.emit('space');
+    this.spaceFreed();
   }
 
   /** Would `len` bytes fit (after evictions and dropping partial fills) right now? Does not evict. */
@@ -264,6 +266,36 @@ export class SegmentCache extends EventEmitter {
     return over <= 0;
   }
 
+  /**
+   * Resolves at the next moment room may have become available, after `ms`, or when `signal`
+   * aborts, whichever comes first; the waiter is gone then in every case. (Waiters are kept
+   * here, not as 'space' listeners: any number of requests may wait at once.)
+   */
+  waitForSpace(ms: number, signal?: AbortSignal): Promise<void> {
+    return new Promise<void>((resolve) => {
+      if (signal?.aborted || this.closed) return resolve();
+      const done = () => {
+        clearTimeout(t);
+        signal?.removeEventListener('abort', done);
+        this.spaceWaiters.delete(done);
+        resolve();
+      };
+      const t = setTimeout(done, Math.max(0, ms));
+      signal?.addEventListener('abort', done, { once: true });
+      this.spaceWaiters.add(done);
+    });
+  }
+
+  /** Requests waiting for room now (waitForSpace). */
+  get waitingForSpace(): number {
+    return this.spaceWaiters.size;
+  }
+
+  private spaceFreed(): void {
+    this.emit('space');
+    for (const w of [...this.spaceWaiters]) w();
+  }
+
   private evictable(key: string, e: SegEntry): boolean {
     return !this.items.get(e.dir)?.pinned && !this.leases.has(key);
   }
@@ -283,7 +315,7 @@ export class SegmentCache extends EventEmitter {
       this.leases.delete(key);
       if (this.doomed.delete(key)) void this.discard(itemId, seg);
     } else this.leases.set(key, n - 1);
-    this.emit('space');
+    this.spaceFreed();
   }
 
   /**
@@ -324,7 +356,7 @@ export class SegmentCache extends EventEmitter {
     if (!it || this.closed) {
       // the item was dropped (content changed) while the segment was being written
       void unlink(join(this.dir, d, String(seg))).catch(() => undefined);
-      this.emit('space');
+      this.spaceFreed();
       return;
     }
     const old = it.segs.get(seg);
@@ -334,7 +366,7 @@ export class SegmentCache extends EventEmitter {
     this.lru.set(`${d}/${seg}`, e);
     this.bytes += len;
     this.append({ op: 'add', d, seg, len, t: e.lastUsed });
-    this.emit('space');
+    this.spaceFreed();
   }
 
   /** Deletes a segment file that never became complete (abandoned fill). */
@@ -355,7 +387,7 @@ export class SegmentCache extends EventEmitter {
     if (it.pinned === on) return;
     it.pinned = on;
     this.append({ op: 'pin', d, on });
-    if (!on) this.emit('space');
+    if (!on) this.spaceFreed();
   }
 
   /** Writes pending LRU touches and closes the journal. */
@@ -364,6 +396,7 @@ export class SegmentCache extends EventEmitter {
     await this.flushTouches();
     this.closed = true;
     this.stopTimer();
+    for (const w of [...this.spaceWaiters]) w();
     await this.writeChain;
     await this.journal?.close().catch(() => undefined);
     this.journal = undefined;

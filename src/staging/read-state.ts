@@ -102,6 +102,8 @@ export function newCounters(): WorkerCounters {
 /** Where a read request's answers go (its connection). */
 export interface ReplySink {
   send(m: WorkerMessage, data?: Buffer): void;
+  /** The request ended in the worker (an error answered it): forget its id. */
+  forget?(id: number, req: ReadReq): void;
 }
 
 export type FillState = 'writing' | 'paused' | 'complete' | 'failed';

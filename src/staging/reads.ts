@@ -166,6 +166,7 @@ export class ReadService implements PassHost {
     for (const seg of req.leased) this.cache.unlease(req.item.ref.id, seg);
     req.leased.clear();
     req.item.requests.delete(req);
+    req.session.forget?.(req.id, req);
     this.maybeForgetItem(req.item);
   }
 
@@ -178,6 +179,7 @@ export class ReadService implements PassHost {
     const id = item.ref.id;
     const size = item.ref.tape.size;
     const S = this.tuning.segmentSize;
+    let failed = false;
     try {
       for (let seg = req.s0; seg <= req.s1; seg++) {
         const { len } = segmentExtent(size, S, seg);
@@ -274,8 +276,12 @@ export class ReadService implements PassHost {
       }
       if (w.code === 'INTERNAL') this.log.error({ item: id, err: w.message }, 'read request failed');
       req.session.send({ t: 'error', id: req.id, error: w });
+      // an error ends the request: the server forgets it and never cancels it, so its leases,
+      // its place among the item's requests (which keeps partial fills from being dropped and
+      // leases every segment announced later) and its cartridge's "in use" go now
+      failed = true;
     } finally {
-      if (!req.notify) this.finish(req); // prefetches end by themselves
+      if (!req.notify || failed) this.finish(req); // prefetches end by themselves
     }
   }
 
@@ -319,17 +325,7 @@ export class ReadService implements PassHost {
         this.counters.cacheFull++;
         throw new StagerError({ code: 'CACHE_FULL', message: 'the staging cache is full (pinned items and segments in use fill it)', retryAfter: 30 });
       }
-      await new Promise<void>((resolve) => {
-        const done = () => {
-          clearTimeout(t);
-          req.ac.signal.removeEventListener('abort', done);
-          this.cache.off('space', done);
-          resolve();
-        };
-        const t = setTimeout(done, Math.min(left, 1000));
-        req.ac.signal.addEventListener('abort', done, { once: true });
-        this.cache.on('space', done);
-      });
+      await this.cache.waitForSpace(Math.min(left, 1000), req.ac.signal);
     }
   }
 
@@ -365,15 +361,19 @@ export class ReadService implements PassHost {
     if (f) {
       if (f.state === 'complete' || (f.writer && f.writer !== pass) || f.finalizing) return undefined;
       if (pos - f.start > f.valid) return undefined; // would leave a hole
+      // this pass owns the fill from now on: while its file opens, dropPartials (another pass
+      // making room) must not take it as a paused fill nobody reads and delete its file
+      f.writer = pass;
+      f.state = 'writing';
       if (!f.fh) {
         try {
           f.fh = await open(this.cache.pathOf(id, seg), FS.O_WRONLY | FS.O_NOFOLLOW);
         } catch (err) {
+          f.writer = undefined;
+          f.state = 'paused';
           throw cacheIoError(err, `open cache segment ${segmentFile(id, seg)}`);
         }
       }
-      f.writer = pass;
-      f.state = 'writing';
       return f;
     }
     const { start, len } = segmentExtent(item.ref.tape.size, this.tuning.segmentSize, seg);
@@ -387,17 +387,21 @@ export class ReadService implements PassHost {
       return undefined;
     }
     f = new Fill(item, seg, start, len);
+    // owned before its file exists (see above): a new Fill is 'paused' without a writer, which
+    // dropPartials took for droppable while the file was created; it then released the
+    // reservation and deleted the file under the pass (segments "missing" or "shorter than
+    // announced", a second fill of the same segment truncating the first)
+    f.writer = pass;
+    f.state = 'writing';
     item.fills.set(seg, f);
     item.syncFailed?.delete(seg);
     try {
       f.fh = await this.cache.openForWrite(id, seg);
     } catch (err) {
-      item.fills.delete(seg);
+      if (item.fills.get(seg) === f) item.fills.delete(seg);
       this.cache.unreserve(len);
       throw cacheIoError(err, `create cache segment ${segmentFile(id, seg)}`);
     }
-    f.writer = pass;
-    f.state = 'writing';
     return f;
   }
 

@@ -50,6 +50,10 @@ export class Session {
     }
   }
 
+  forget(id: number, req: ReadReq): void {
+    if (this.reqs.get(id) === req) this.reqs.delete(id);
+  }
+
   destroy(): void {
     this.stream.destroy();
   }
@@ -114,7 +118,7 @@ export class Session {
           return;
         }
         const req = this.w.reads.startRead(this, m);
-        if (req?.notify) this.reqs.set(m.id, req);
+        if (req?.notify && !req.finished) this.reqs.set(m.id, req);
         return;
       }
       case 'ack': {

@@ -1,0 +1,155 @@
+// The staging cache must never lock up (every tape request refused with
+// CACHE_FULL as if space were held forever): whatever way a request ends, its
+// leases, its reservations and its waits for room are given back. In-process
+// worker, real SegmentCache, ReadService and virtual library.
+
+import test from 'ava';
+import { join } from 'node:path';
+import { silentLogger } from '../src/log.js';
+import { StagerClient } from '../src/staging/client.js';
+import { StagingWorker } from '../src/staging/worker.js';
+import { VirtualTapeLibrary } from '../src/tape/virtual.js';
+import type { ItemState, Pass } from '../src/staging/read-state.js';
+import { buildLibrary, fetchMedia, mediaServer, removeDir, sha256, tempDir, testConfig, type ArchivedItem, type ItemSpec } from './fixtures/staging/harness.js';
+
+const KB = 1024;
+const SEG = 64 * KB;
+
+async function inProcess(specs: ItemSpec[], cacheSize: number, admissionTimeoutMs = 5000) {
+  const dir = await tempDir();
+  const items = await buildLibrary(dir, specs);
+  const vlib = await VirtualTapeLibrary.open(join(dir, 'vtl'), { timeScale: 0 });
+  const worker = await StagingWorker.create({
+    library: vlib,
+    cacheDir: join(dir, 'cache'),
+    cacheSize,
+    admissionTimeoutMs,
+    idleUnloadMs: 0,
+    tuning: { segmentSize: SEG, readAhead: 256 * KB, maxChunk: 64 * KB },
+  });
+  const sock = join(dir, 'stager.sock');
+  await worker.listen(sock);
+  const client = new StagerClient({ config: { ...testConfig(dir), stager: sock }, log: silentLogger, backoffMs: [50, 200] });
+  await client.start();
+  const srv = await mediaServer(async (id) => (items.get(id) ? client.source(items.get(id)!.obj) : undefined));
+  return {
+    dir,
+    items,
+    vlib,
+    worker,
+    client,
+    port: srv.port,
+    async done() {
+      await srv.close();
+      await client.stop();
+      await worker.close();
+      await vlib.close();
+      await removeDir(dir);
+    },
+  };
+}
+
+async function settle(cond: () => boolean, ms = 3000): Promise<boolean> {
+  const until = Date.now() + ms;
+  while (!cond() && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+  return cond();
+}
+
+function blockOf(it: ArchivedItem, pos: number): number {
+  const l = it.obj.location!.tape!;
+  return l.block + Math.floor((l.offset + pos) / l.blockSize);
+}
+
+test('a request that ends with an error gives back its leases and is forgotten by the worker', async (t) => {
+  // The server forgets a request the worker answered with an error and never cancels it; before
+  // the fix the worker kept it for the connection's life: its leases kept segments from eviction,
+  // it leased every segment of its range announced later and kept its cartridge "in use".
+  const r = await inProcess([{ id: 'a', size: 1024 * KB, label: 'TD0001L9' }], 16 << 20);
+  try {
+    const a = r.items.get('a')!;
+    const head = await fetchMedia(r.port, 'a', { range: `bytes=0-${4 * SEG - 1}` });
+    t.true(head.body.equals(a.data.subarray(0, 4 * SEG)));
+    t.true(await settle(() => r.worker.cache.use().segments >= 4 && r.worker.cache.use().leased === 0));
+    // the whole item: 4 cached segments are announced (leased), then the tape fails for good
+    r.vlib.injectReadError('TD0001L9', blockOf(a, 8 * SEG), { count: 50 });
+    const f = await fetchMedia(r.port, 'a', { timeoutMs: 10_000 });
+    t.false(f.timedOut ?? false);
+    t.false(f.complete && f.body.length === a.data.length, 'the response was cut');
+    t.true(
+      await settle(() => r.worker.reads.activeRequests() === 0 && r.worker.cache.use().leased === 0),
+      `requests ${r.worker.reads.activeRequests()}, leased ${r.worker.cache.use().leased}`,
+    );
+    t.false(r.worker.reads.streaming('TD0001L9'), 'the cartridge is not held for a request that ended');
+  } finally {
+    await r.done();
+  }
+});
+
+test('a fill whose file is being created or reopened is not a droppable partial (its file is never deleted under the pass)', async (t) => {
+  // A new Fill is 'paused' without a writer until its file is open; another pass making room
+  // (reserve → dropPartials) took it for a paused fill nobody reads: it released the reservation
+  // and deleted the file the first pass then wrote and announced.
+  const r = await inProcess([{ id: 'b', size: 512 * KB, label: 'TD0001L9' }], 16 << 20);
+  try {
+    const reads = r.worker.reads;
+    const item: ItemState = { ref: { id: 'b', tape: r.items.get('b')!.obj.location!.tape! }, fills: new Map(), requests: new Set(), passes: new Set() };
+    (reads as unknown as { items: Map<string, ItemState> }).items.set('b', item);
+    r.worker.cache.ensureItem('b', item.ref.tape.sha256);
+    const pass = { owner: {}, lease: {} } as unknown as Pass;
+    const claiming = reads.claimFill(item, 0, pass, 0); // not awaited: its file is being created
+    t.is(reads.droppablePartialBytes(), 0, 'a fill being created is not droppable');
+    t.is(reads.dropPartials(SEG), 0);
+    const f = await claiming;
+    t.truthy(f);
+    t.is(item.fills.get(0), f, "the fill is still the segment's fill");
+    t.is(r.worker.cache.use().reserved, SEG, 'its reservation is still held');
+    // the pass pauses it with some bytes; a later pass reopens it
+    f!.valid = 1000;
+    await reads.pauseFill(f!);
+    t.is(reads.droppablePartialBytes(), SEG, 'paused and unread: droppable');
+    const reopening = reads.claimFill(item, 0, pass, 1000);
+    t.is(reads.droppablePartialBytes(), 0, 'a fill being reopened is not droppable');
+    t.is(reads.dropPartials(SEG), 0);
+    t.is(await reopening, f);
+    t.is(item.fills.get(0), f);
+    await reads.failFill(f!, { code: 'IO', message: 'test over' });
+    t.is(r.worker.cache.use().reserved, 0);
+    (reads as unknown as { items: Map<string, ItemState> }).items.delete('b');
+  } finally {
+    await r.done();
+  }
+});
+
+test('many requests waiting for cache room: no listener pile-up, each waiter goes when its client leaves, later requests are served', async (t) => {
+  const warnings: string[] = [];
+  const onWarning = (w: Error) => warnings.push(`${w.name}: ${w.message}`);
+  process.on('warning', onWarning);
+  const specs: ItemSpec[] = [{ id: 'keep', size: 16 * SEG, label: 'TD0001L9' }];
+  for (let i = 0; i < 14; i++) specs.push({ id: `w${i}`, size: 2 * SEG, label: 'TD0001L9' });
+  const r = await inProcess(specs, 16 * SEG, 8000);
+  try {
+    await r.client.pin('keep', true);
+    const keep = await fetchMedia(r.port, 'keep');
+    t.is(sha256(keep.body), r.items.get('keep')!.sha256);
+    // the pinned item fills the cache: every other request waits for room
+    const waiting = specs.slice(1).map((s) => fetchMedia(r.port, s.id, { timeoutMs: 1500 }));
+    t.true(await settle(() => r.worker.cache.waitingForSpace === 14), `waiting: ${r.worker.cache.waitingForSpace}`);
+    const left = await Promise.all(waiting);
+    t.true(left.every((f) => f.timedOut), 'the clients gave up first');
+    // gone with their clients, long before the admission timeout
+    t.true(await settle(() => r.worker.cache.waitingForSpace === 0 && r.worker.reads.activeRequests() === 0, 3000), `waiting ${r.worker.cache.waitingForSpace}`);
+    await new Promise((res) => setImmediate(res));
+    t.deepEqual(
+      warnings.filter((w) => /MaxListeners/.test(w)),
+      [],
+    );
+    await r.client.pin('keep', false);
+    const later = await fetchMedia(r.port, 'w3', { timeoutMs: 5000 });
+    t.is(later.status, 200);
+    t.is(sha256(later.body), r.items.get('w3')!.sha256);
+    t.true(await settle(() => r.worker.cache.use().reserved === 0 && r.worker.cache.use().leased === 0), JSON.stringify(r.worker.cache.use()));
+  } finally {
+    process.off('warning', onWarning);
+    await r.done();
+  }
+});
