@@ -153,3 +153,41 @@ test('many requests waiting for cache room: no listener pile-up, each waiter goe
     await r.done();
   }
 });
+
+test('a tiny cache under many concurrent reads, clients leaving mid-body and pre-stages: nothing stays held, a later request is served', async (t) => {
+  const specs: ItemSpec[] = [];
+  for (let i = 0; i < 16; i++) specs.push({ id: `m${i}`, size: 6 * SEG + 123, label: 'TD0001L9' });
+  // 8 segments of room for 16 items of 7 segments each, a short admission timeout: some get CACHE_FULL
+  const r = await inProcess(specs, 8 * SEG, 300);
+  try {
+    const conn = await r.client.connection(1000);
+    // pre-stages (prefetch priority, nobody waits for them)
+    for (let i = 8; i < 16; i++) {
+      const it = r.items.get(`m${i}`)!;
+      conn.read({ id: it.obj.id, tape: it.obj.location!.tape! }, 0, it.data.length, 'prefetch', { onSeg() {}, onDone() {}, onError() {} }, false, true);
+    }
+    const runs = specs.map((s, i) =>
+      // half of the clients leave mid-body (slow readers given up), the others read everything
+      fetchMedia(r.port, s.id, i % 2 ? { bytesPerSec: 64 * KB, timeoutMs: 400 } : { timeoutMs: 8000 }),
+    );
+    const got = await Promise.all(runs);
+    for (const [i, f] of got.entries()) {
+      if (i % 2 || f.status !== 200) continue;
+      t.is(sha256(f.body), r.items.get(specs[i]!.id)!.sha256, `${specs[i]!.id} byte-exact`);
+    }
+    t.true(
+      await settle(() => {
+        const u = r.worker.cache.use();
+        return r.worker.reads.activeRequests() === 0 && u.leased === 0 && u.reserved === 0 && r.worker.cache.waitingForSpace === 0;
+      }, 6000),
+      JSON.stringify({ requests: r.worker.reads.activeRequests(), ...r.worker.cache.use(), waiting: r.worker.cache.waitingForSpace }),
+    );
+    for (const id of ['m1', 'm8']) {
+      const f = await fetchMedia(r.port, id, { timeoutMs: 8000 });
+      t.is(f.status, 200);
+      t.is(sha256(f.body), r.items.get(id)!.sha256);
+    }
+  } finally {
+    await r.done();
+  }
+});
