@@ -680,7 +680,7 @@ async function main(): Promise<number> {
   const big = await ensureBigFile(o.bigBytes, log);
   log(`library: ${lib.count} tracks + ${lib.videos.length} videos, ${(lib.bytes / 1e6).toFixed(1)} MB in ${lib.dir}${lib.generatedMs ? ` (generated in ${(lib.generatedMs / 1000).toFixed(1)} s)` : ' (cached)'}`);
   await warmFiles(lib.dir);
-  const queries = searchQueries(lib.tracks);
+  const queries = searchQueries(lib.tracks, lib.videos);
 
   let runtime = TSX_RUNTIME;
   let buildInfo: { ms: number; diagnostics?: string } | undefined;
