@@ -270,7 +270,7 @@ export class TapedeckServer {
       fallback: every > 0 ? `the periodic rescan every ${every} s` : 'a rescan only (rescan_interval is 0: at the next start)',
       onChange: (paths) => this.exclusive(() => this.scanChanged(paths)),
     });
-    await this.watcher.start();
+    await this.watcher.start(() => this.stopped);
   }
 
   private art?: ArtMaker;

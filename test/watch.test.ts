@@ -259,3 +259,29 @@ test('watcher: a file replaced by a symbolic link is reported (the scan drops th
   const got = await within(3000, async () => (changes.length ? changes : undefined));
   t.deepEqual(got, [join(dir, 'song.flac')]);
 });
+
+test('a server stop during the watch start ends the walk and announces no watch (nothing logged after "shutting down")', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'tapedeck-watch-stop-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  for (const d of ['a', 'b', 'c', 'a/x']) await mkdir(join(dir, d), { recursive: true });
+  const infos: string[] = [];
+  const log = { warn: () => {}, info: (_o: object, m?: string) => infos.push(m ?? ''), debug: () => {} };
+  let stopping = false;
+  let watched = 0;
+  const counting = ((path: string, o: unknown, l: unknown) => {
+    if (++watched === 2) stopping = true; // the stop begins while the walk is under way
+    return (fsWatch as unknown as (...a: unknown[]) => ReturnType<typeof fsWatch>)(path, o, l);
+  }) as unknown as typeof fsWatch;
+  const w = new LibraryWatcher({ roots: [dir], interesting: () => true, onChange: async () => {}, settleMs: 100, log, watchFn: counting });
+  t.teardown(() => w.close());
+  await w.start(() => stopping);
+  t.is(watched, 2, 'no directory watched after the stop began');
+  t.deepEqual(infos, []);
+  // without a stop: every directory, announced once
+  const w2 = new LibraryWatcher({ roots: [dir], interesting: () => true, onChange: async () => {}, settleMs: 100, log });
+  t.teardown(() => w2.close());
+  await w2.start();
+  t.is(w2.watched, 5);
+  t.is(infos.length, 1);
+  t.regex(infos[0]!, /^watching 5 directories/);
+});

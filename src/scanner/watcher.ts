@@ -77,9 +77,16 @@ export class LibraryWatcher {
     return this.limitLogged;
   }
 
-  /** Watches every directory under the roots (hidden ones excepted). */
-  async start(): Promise<void> {
-    for (const root of this.opts.roots) await this.addTree(root, false);
+  /**
+   * Watches every directory under the roots (hidden ones excepted). `stopping` (the server's stop
+   * began) ends the walk early and keeps the start from being announced after the stop's first line.
+   */
+  async start(stopping: () => boolean = () => false): Promise<void> {
+    for (const root of this.opts.roots) {
+      if (stopping()) return;
+      await this.addTree(root, false, stopping);
+    }
+    if (this.closed || stopping()) return;
     this.opts.log?.info({ watch: { dirs: this.watchers.size, unwatched: this.unwatched.size } }, `watching ${this.watchers.size} directories for changes`);
   }
 
@@ -97,9 +104,9 @@ export class LibraryWatcher {
    * Adds watches to `dir` and every directory below it. With `settleFiles`, the files found are
    * put through settling (a directory that appeared: its files may still be being copied).
    */
-  private async addTree(dir: string, settleFiles: boolean): Promise<void> {
+  private async addTree(dir: string, settleFiles: boolean, stopping: () => boolean = () => false): Promise<void> {
     const stack = [dir];
-    while (stack.length && !this.closed) {
+    while (stack.length && !this.closed && !stopping()) {
       const d = stack.pop()!;
       await this.addWatch(d);
       let handle;
