@@ -339,6 +339,25 @@ test('a transfer mode the item does not support: 406, unless the client profile 
   t.is(lenient.body.length, SIZE);
 });
 
+test('TimeSeekRange.dlna.org or a trick-mode PlaySpeed without a byte Range: 406 (DLNA 7.3.33.4); with a Range the Range is served', async (t) => {
+  const seek = await request('/media/isong', { headers: { 'TimeSeekRange.dlna.org': 'npt=10.0-' } });
+  t.is(seek.status, 406);
+  t.regex(seek.body.toString(), /TimeSeekRange\.dlna\.org is not supported/);
+  const head = await request('/media/isong', { method: 'HEAD', headers: { 'TimeSeekRange.dlna.org': 'npt=0-' } });
+  t.is(head.status, 406);
+  const fast = await request('/media/isong', { headers: { 'PlaySpeed.dlna.org': 'speed=2' } });
+  t.is(fast.status, 406);
+  t.regex(fast.body.toString(), /PlaySpeed\.dlna\.org/);
+  const normal = await request('/media/isong', { headers: { 'PlaySpeed.dlna.org': 'speed=1' } });
+  t.is(normal.status, 200, 'normal speed is what is served anyway');
+  t.is(normal.body.length, SIZE);
+  const withRange = await request('/media/isong', { headers: { 'TimeSeekRange.dlna.org': 'npt=10.0-', range: 'bytes=100-199' } });
+  t.is(withRange.status, 206);
+  t.deepEqual(withRange.body, data.subarray(100, 200));
+  const missing = await request('/media/nosuchitem', { headers: { 'TimeSeekRange.dlna.org': 'npt=10.0-' } });
+  t.is(missing.status, 404, 'an unknown item is still 404');
+});
+
 // ---- conditional requests ----------------------------------------------------------------
 
 test('If-None-Match with the current ETag: 304 without body', async (t) => {

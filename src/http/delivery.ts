@@ -257,6 +257,19 @@ async function lookup(resolve: Resolver, name: string, valid: (id: string) => bo
   return undefined;
 }
 
+/**
+ * The DLNA request header this server cannot honour, or undefined: TimeSeekRange.dlna.org (it
+ * offers byte seek only) or PlaySpeed.dlna.org other than speed=1, when the request has no
+ * byte Range to fall back on (with one, the Range is served, as MiniDLNA does).
+ */
+export function unsupportedDlnaSeek(headers: Context['headers']): string | undefined {
+  if (headers.range !== undefined) return undefined;
+  if (headers['timeseekrange.dlna.org'] !== undefined) return 'TimeSeekRange.dlna.org';
+  const speed = headers['playspeed.dlna.org'];
+  if (speed !== undefined && !/^\s*speed\s*=\s*1(\.0*)?\s*$/i.test(String(speed))) return 'PlaySpeed.dlna.org';
+  return undefined;
+}
+
 async function serve(ctx: Context, resolve: Resolver, opts: MediaRouteOptions): Promise<void> {
   const name = String((ctx as Context & { params?: Record<string, string> }).params?.name ?? '');
   const found = await lookup(resolve, name, opts.validId ?? isValidMediaId);
@@ -284,6 +297,14 @@ async function serve(ctx: Context, resolve: Resolver, opts: MediaRouteOptions): 
     return;
   }
   ctx.set('transferMode.dlna.org', mode ?? src.transferMode);
+  const unsupported = unsupportedDlnaSeek(ctx.headers);
+  if (unsupported) {
+    // DLNA 7.3.33.4: the contentFeatures say DLNA.ORG_OP=01 (byte seek only) and no
+    // PS= (normal speed only); a time seek or trick-mode speed without a byte Range is refused
+    ctx.status = 406;
+    ctx.body = `Not Acceptable: ${unsupported} is not supported for this item (seek with a byte Range)`;
+    return;
+  }
   if (ctx.headers['getcontentfeatures.dlna.org']?.toString().trim() === '1') {
     ctx.set('contentFeatures.dlna.org', src.contentFeatures);
   }
