@@ -204,3 +204,32 @@ test('a tiny cache under many concurrent reads, clients leaving mid-body and pre
     await r.done();
   }
 });
+
+test('a segment written and still being synced is served from the cache and counted as a hit: a second play reads no tape', async (t) => {
+  const r = await inProcess([{ id: 's', size: SEG - 100, label: 'TD0001L9' }], 16 << 20);
+  try {
+    const it = r.items.get('s')!;
+    // hold every segment sync until released: the first play's only segment stays "complete, syncing"
+    let release!: () => void;
+    const gate = new Promise<void>((res) => (release = res));
+    const reads = r.worker.reads as unknown as { syncSegment(fh: unknown): Promise<void> };
+    const sync = reads.syncSegment.bind(reads);
+    reads.syncSegment = async (fh) => {
+      await gate;
+      return sync(fh);
+    };
+    const first = await fetchMedia(r.port, 's', { timeoutMs: 8000 });
+    t.is(sha256(first.body), it.sha256);
+    t.is(r.worker.cache.use().segments, 0, 'not committed while its sync is held');
+    const hits = r.worker.reads.counters.cacheHits;
+    const tape = r.vlib.stats().bytesRead;
+    const second = await fetchMedia(r.port, 's', { timeoutMs: 8000 });
+    t.is(sha256(second.body), it.sha256);
+    t.is(r.vlib.stats().bytesRead - tape, 0, 'no tape byte');
+    t.is(r.worker.reads.counters.cacheHits - hits, 1, 'a cache hit');
+    release();
+    t.true(await settle(() => r.worker.cache.use().segments === 1), JSON.stringify(r.worker.cache.use()));
+  } finally {
+    await r.done();
+  }
+});

@@ -199,6 +199,8 @@ export class ReadService implements PassHost {
           }
           const fill = item.fills.get(seg);
           if (fill && fill.state === 'complete') {
+            // written and being synced: served from the cache file like a committed segment
+            if (!req.missed.has(seg)) this.counters.cacheHits++;
             this.announce(req, seg, fill.valid, len, true);
             break;
           }
