@@ -152,16 +152,46 @@ export function stopPid(child: ChildProcess, graceMs: number): Promise<void> {
 }
 
 export interface Memory {
+  /** VmRSS: the figure compared with the goal. */
   rssMB: number;
   peakRssMB: number;
+  /**
+   * Where the resident memory is (smaps_rollup): anonymous (V8 heap, malloc, thread stacks)
+   * and file-backed (the node binary and shared libraries, LevelDB's memory-mapped table
+   * files; clean, the kernel can drop them), with the LevelDB tables' share from smaps.
+   */
+  split?: { anonMB: number; fileMB: number; ldbMB: number };
 }
 
-/** VmRSS and VmHWM of a process, in MB (10^6 bytes). */
+const mb = (kb: number) => Math.round((kb * 1024) / 1e4) / 100;
+
+/** VmRSS and VmHWM of a process, in MB (10^6 bytes), and how the resident memory splits. */
 export function memoryOf(pid: number): Memory | undefined {
   try {
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
     const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
-    return { rssMB: Math.round((kb('VmRSS') * 1024) / 1e4) / 100, peakRssMB: Math.round((kb('VmHWM') * 1024) / 1e4) / 100 };
+    const split = rssSplit(pid);
+    return { rssMB: mb(kb('VmRSS')), peakRssMB: mb(kb('VmHWM')), ...(split ? { split } : {}) };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Anonymous and file-backed resident memory (smaps_rollup), and the part in mapped LevelDB tables (smaps). */
+export function rssSplit(pid: number): Memory['split'] {
+  try {
+    const rollup = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+    const field = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(rollup)?.[1] ?? NaN);
+    const rss = field('Rss');
+    const anon = field('Anonymous');
+    if (!Number.isFinite(rss) || !Number.isFinite(anon)) return undefined;
+    let ldb = 0;
+    let inLdb = false;
+    for (const line of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
+      if (/^[0-9a-f]+-[0-9a-f]+ /.test(line)) inLdb = /\.ldb( \(deleted\))?$/.test(line);
+      else if (inLdb && line.startsWith('Rss:')) ldb += Number(/(\d+)/.exec(line)?.[1] ?? 0);
+    }
+    return { anonMB: mb(anon), fileMB: mb(rss - anon), ldbMB: mb(ldb) };
   } catch {
     return undefined;
   }

@@ -58,6 +58,8 @@ export interface Metric {
   ratio: number | null;
   target: string;
   met: boolean | null;
+  /** RSS metrics: how the resident memory splits (anonymous / file-backed MB, LevelDB tables' share). */
+  split?: Partial<Record<'tapedeck' | 'minidlna', { anonMB: number; fileMB: number; ldbMB: number }>>;
 }
 
 export function metric(description: string, unit: string, ours: number | undefined, theirs: number | undefined, target: string, check: (ours: number, ratio: number | null) => boolean | null): Metric {

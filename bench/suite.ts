@@ -22,7 +22,7 @@ interface Report {
   complete: boolean;
   error?: string;
   parameters: { files: number };
-  metrics: Record<string, { ours: number | null; minidlna: number | null; ratio: number | null; unit: string; met: boolean | null; target: string }>;
+  metrics: Record<string, { ours: number | null; minidlna: number | null; ratio: number | null; unit: string; met: boolean | null; target: string; split?: { tapedeck?: { anonMB: number; fileMB: number } } }>;
 }
 
 /** Per-request (or per-unit) costs whose growth from the smallest to the largest size is judged (≤ 1.3×). */
@@ -115,7 +115,7 @@ async function main(): Promise<number> {
     ...ok.flatMap((r) => {
       const m = r.metrics[k];
       if (!m) return ['-', '-', '-'];
-      return [m.ours === null ? '-' : `${m.ours} ${m.unit}`, m.minidlna === null ? '-' : `${m.minidlna}`, `${m.ratio ?? '-'} ${m.met === null ? '' : m.met ? 'met' : 'MISSED'}`];
+      return [m.ours === null ? '-' : `${m.ours} ${m.unit}${m.split?.tapedeck ? ` (anon ${m.split.tapedeck.anonMB} + file ${m.split.tapedeck.fileMB})` : ''}`, m.minidlna === null ? '-' : `${m.minidlna}`, `${m.ratio ?? '-'} ${m.met === null ? '' : m.met ? 'met' : 'MISSED'}`];
     }),
     ok[0]?.metrics[k]?.target ?? '',
   ]);
