@@ -91,3 +91,41 @@ test('a scan through the pool catalogues what a scan in this thread does', async
   t.true(a.items.length > 10);
   t.deepEqual(a.items, b.items);
 });
+
+test('the probes asked for in one turn go to a worker in one message, and their answers come back batched', async (t) => {
+  // a worker that answers every request with the size of the message it came in
+  const recorder = join(tmp, 'recording-worker.mjs');
+  await writeFile(
+    recorder,
+    `import { parentPort } from 'node:worker_threads';
+parentPort.postMessage({ ready: true });
+parentPort.on('message', (reqs) => parentPort.postMessage(reqs.map((r) => ({ id: r.id, result: { title: String(reqs.length) } }))));
+`,
+  );
+  const pool = new ProbePool(1, pathToFileURL(recorder));
+  t.teardown(() => pool.close());
+  await pool.probe(files()[0], { ffprobe: false }); // starts the worker (this one runs here)
+  await until(() => pool.ready === 1, 'the worker ready');
+  const got = await Promise.all(Array.from({ length: 6 }, (_, i) => pool.probe(`/nowhere/${i}.flac`, { ffprobe: false })));
+  t.deepEqual(
+    got.map((r) => r?.title),
+    Array(6).fill('6'),
+  );
+});
+
+test('a worker reads small files with blocking calls and gives what probe() gives, errors included', async (t) => {
+  for (const f of files()) t.deepEqual(await probe(f, { ffprobe: false, pictures: true, blockingReads: true }), await probe(f, { ffprobe: false, pictures: true }), f);
+  // shorter than the walk saw (cut since): what is there is read
+  const cut = join(tmp, 'cut.flac');
+  await copyFile(files()[0], cut);
+  const whole = await probe(cut, { ffprobe: false });
+  const known = { size: (whole?.res.size ?? 0) + 100, mtime: 0 };
+  t.is((await probe(cut, { ffprobe: false, blockingReads: true, known }))?.title, whole?.title);
+  t.is(await probe(join(tmp, 'gone.flac'), { ffprobe: false, blockingReads: true, known }), undefined, 'gone since the walk');
+  if (process.getuid?.() !== 0) {
+    const locked = join(tmp, 'locked.flac');
+    await copyFile(files()[0], locked);
+    await (await import('node:fs/promises')).chmod(locked, 0);
+    await t.throwsAsync(probe(locked, { ffprobe: false, blockingReads: true }), { code: 'EACCES' });
+  }
+});

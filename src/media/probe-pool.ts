@@ -13,7 +13,7 @@
 import { Worker } from 'node:worker_threads';
 import type { ProbeResult } from '../catalog/types.js';
 import { probe, type ProbeOptions } from './probe.js';
-import type { ProbeReply, ProbeRequest } from './probe-worker.js';
+import type { ProbeAnswer, ProbeReply, ProbeRequest } from './probe-worker.js';
 
 /** Probes one worker has in flight at most. */
 const PER_WORKER = 8;
@@ -46,6 +46,8 @@ interface Slot {
   /** Its modules are loaded: until then probes run in this thread (a small scan never waits for a worker). */
   ready: boolean;
   idle?: NodeJS.Timeout;
+  /** Requests not posted yet: the probes asked for in one turn of the event loop go in one message. */
+  queued: ProbeRequest[];
 }
 
 export class ProbePool {
@@ -76,8 +78,15 @@ export class ProbePool {
     }
     return new Promise((resolve, reject) => {
       slot.pending.set(id, { path, opts, resolve, reject });
-      slot.worker.postMessage({ id, path, opts } satisfies ProbeRequest);
+      if (slot.queued.push({ id, path, opts }) === 1) setImmediate(() => this.post(slot));
     });
+  }
+
+  private post(slot: Slot): void {
+    const batch = slot.queued;
+    slot.queued = [];
+    // a worker that failed meanwhile has failed these probes already (see start)
+    if (batch.length && batch.some((r) => slot.pending.has(r.id))) slot.worker.postMessage(batch);
   }
 
   /** The ready worker with the fewest probes in flight (workers start when their slot is empty); none ready yet: undefined. */
@@ -94,7 +103,7 @@ export class ProbePool {
 
   private start(i: number): Slot {
     const worker = newWorker(`probe-${i}`, this.workerUrl);
-    const slot: Slot = { worker, pending: new Map(), answered: false, ready: false };
+    const slot: Slot = { worker, pending: new Map(), answered: false, ready: false, queued: [] };
     worker.unref(); // never keeps the process alive by itself
     worker.on('message', (m: ProbeReply) => {
       if ('ready' in m) {
@@ -103,12 +112,7 @@ export class ProbePool {
         slot.idle.unref();
         return;
       }
-      const p = slot.pending.get(m.id);
-      if (!p) return;
-      slot.pending.delete(m.id);
-      slot.answered = true;
-      if ('error' in m) p.reject(Object.assign(new Error(m.error.message), m.error.code ? { code: m.error.code } : {}));
-      else p.resolve(m.result);
+      for (const a of m) this.settle(slot, a);
       if (!slot.pending.size) {
         slot.idle = setTimeout(() => this.retire(i, slot), IDLE_MS);
         slot.idle.unref();
@@ -122,10 +126,20 @@ export class ProbePool {
         else p.reject(new Error(`probe worker failed: ${err.message}`));
       }
       slot.pending.clear();
+      slot.queued = [];
     };
     worker.on('error', fail);
     worker.on('exit', (code) => fail(new Error(`exited with code ${code}`)));
     return slot;
+  }
+
+  private settle(slot: Slot, a: ProbeAnswer): void {
+    const p = slot.pending.get(a.id);
+    if (!p) return;
+    slot.pending.delete(a.id);
+    slot.answered = true;
+    if ('error' in a) p.reject(Object.assign(new Error(a.error.message), a.error.code ? { code: a.error.code } : {}));
+    else p.resolve(a.result);
   }
 
   private retire(i: number, slot: Slot): void {
