@@ -24,10 +24,28 @@ interface JobLease {
   timer: NodeJS.Timeout | undefined;
 }
 
+/** Operations that continue from the drive's current position. */
+type Motion = 'relative' | 'absolute' | 'other';
+
+/** What the connection knew about a drive when it let it go. */
+interface LetGo {
+  label: string | null;
+  uses: number;
+}
+
 /** The drives the jobs of one connection hold, and their library operations. */
 export class JobDrives {
   private readonly jobLeases = new Map<number, JobLease>();
   private readonly jobWaits = new Set<AbortController>();
+  /** Drives this connection's jobs held and let go (idle time, release, pre-emption). */
+  private readonly letGo = new Map<number, LetGo>();
+  /**
+   * Drives whose tape position the jobs no longer know, with the cartridge they had: someone
+   * else used the drive while they had let it go (playback swapped or moved the tape, an idle
+   * unload). Reads and writes that continue from "where the tape is" are refused until the job
+   * positions again (locate, rewind, seek to end of data, or asks where it is) on its own cartridge.
+   */
+  private readonly lost = new Map<number, string | null>();
 
   constructor(
     private readonly host: JobDrivesHost,
@@ -56,8 +74,7 @@ export class JobDrives {
       for (const [i, jl] of [...this.jobLeases]) {
         if (jl.busy === 0) {
           if (jl.timer) clearTimeout(jl.timer);
-          jl.lease.release();
-          this.jobLeases.delete(i);
+          this.letDriveGo(i, jl);
         }
       }
     }
@@ -76,6 +93,14 @@ export class JobDrives {
         lease.release();
         throw new StagerError({ code: 'CANCELLED', message: 'connection closed' });
       }
+      const before = this.letGo.get(lease.index);
+      this.letGo.delete(lease.index);
+      // our own grant counts one use: anything more, or another cartridge, and the position is gone
+      if (before && !this.lost.has(lease.index)) {
+        if (this.host.scheduler.usesOf(lease.index) !== before.uses + 1 || this.host.scheduler.labelIn(lease.index) !== before.label) {
+          this.lost.set(lease.index, before.label);
+        }
+      }
       this.jobLeases.set(lease.index, { lease, busy: 0, timer: undefined });
       // playback wants this drive: tell the job (it gives the drive back at its next safe point)
       lease.onPreempt(() => this.send({ t: 'event', name: 'preempt', data: { drive: lease.index } }));
@@ -89,14 +114,37 @@ export class JobDrives {
     for (const [i, jl] of [...this.jobLeases]) {
       if (drive !== undefined && i !== drive) continue;
       if (jl.timer) clearTimeout(jl.timer);
-      jl.lease.release();
-      this.jobLeases.delete(i);
+      this.letDriveGo(i, jl);
     }
   }
 
-  private async withDrive<T>(drive: number, fn: (d: TapeDrive) => Promise<T>): Promise<T> {
+  /** Gives a job lease back, remembering the drive's state to tell later whether it was used meanwhile. */
+  private letDriveGo(i: number, jl: JobLease): void {
+    this.jobLeases.delete(i);
+    this.letGo.set(i, { label: this.host.scheduler.labelIn(i), uses: this.host.scheduler.usesOf(i) });
+    jl.lease.release();
+  }
+
+  private async withDrive<T>(drive: number, fn: (d: TapeDrive) => Promise<T>, motion: Motion = 'other'): Promise<T> {
     const lease = await this.jobLease(drive);
     const jl = this.jobLeases.get(lease.index)!;
+    if (this.lost.has(lease.index) && motion !== 'other') {
+      const had = this.lost.get(lease.index) ?? null;
+      const now = this.host.scheduler.labelIn(lease.index);
+      if (motion === 'relative' || now !== had || now === null) {
+        // nothing runs on this lease: give the drive back now (playback may want it), still lost
+        if (jl.busy === 0) {
+          if (jl.timer) clearTimeout(jl.timer);
+          this.letDriveGo(lease.index, jl);
+        }
+        throw new TapeError(
+          'BAD_POSITION',
+          `drive ${lease.index} was used by someone else while this job had let it go (it holds ${now ?? 'no cartridge'}, the job had ${had ?? 'none'}): mount and position again`,
+          { drive: lease.index },
+        );
+      }
+      this.lost.delete(lease.index); // an absolute positioning on the job's own cartridge
+    }
     jl.busy++;
     if (jl.timer) clearTimeout(jl.timer);
     try {
@@ -105,10 +153,7 @@ export class JobDrives {
       jl.busy--;
       if (jl.busy === 0 && this.jobLeases.get(lease.index) === jl) {
         jl.timer = setTimeout(() => {
-          if (jl.busy === 0 && this.jobLeases.get(lease.index) === jl) {
-            this.jobLeases.delete(lease.index);
-            jl.lease.release();
-          }
+          if (jl.busy === 0 && this.jobLeases.get(lease.index) === jl) this.letDriveGo(lease.index, jl);
         }, this.host.jobIdleReleaseMs);
         jl.timer.unref();
       }
@@ -140,6 +185,9 @@ export class JobDrives {
             await lib.mount(label, { drive: lease.index });
           });
         }
+        // mounted for this job now; a tape another user moved still needs positioning (relative
+        // reads and writes wait for a locate, rewind or seek to the end of data)
+        if (this.lost.has(lease.index)) this.lost.set(lease.index, label);
         // start the idle clock
         await this.withDrive(lease.index, async () => undefined);
         return { value: { drive: lease.index } };
@@ -169,36 +217,41 @@ export class JobDrives {
       }
       case 'drive.status':
         return { value: await lib.drives[driveIdx()]!.status() };
-      case 'drive.tell':
-        return { value: await lib.drives[driveIdx()]!.tell() };
+      case 'drive.tell': {
+        const d = driveIdx();
+        const value = await lib.drives[d]!.tell();
+        // the job asked where its own cartridge stands: what follows continues from a known place
+        if (this.lost.has(d) && this.lost.get(d) !== null && this.host.scheduler.labelIn(d) === this.lost.get(d)) this.lost.delete(d);
+        return { value };
+      }
       case 'drive.rewind':
-        return { value: await this.withDrive(driveIdx(), (d) => d.rewind()) };
+        return { value: await this.withDrive(driveIdx(), (d) => d.rewind(), 'absolute') };
       case 'drive.locate': {
         const b = num(a[0], 'block');
-        return { value: await this.withDrive(driveIdx(), (d) => d.locate(b)) };
+        return { value: await this.withDrive(driveIdx(), (d) => d.locate(b), 'absolute') };
       }
       case 'drive.spaceFilemarks': {
         const c = num(a[0], 'count');
-        return { value: await this.withDrive(driveIdx(), (d) => d.spaceFilemarks(c)) };
+        return { value: await this.withDrive(driveIdx(), (d) => d.spaceFilemarks(c), 'relative') };
       }
       case 'drive.seekToEod':
-        return { value: await this.withDrive(driveIdx(), (d) => d.seekToEod()) };
+        return { value: await this.withDrive(driveIdx(), (d) => d.seekToEod(), 'absolute') };
       case 'drive.readBlocks': {
         const n = num(a[0], 'block count');
-        const r = await this.withDrive(driveIdx(), (d) => d.readBlocks(n));
+        const r = await this.withDrive(driveIdx(), (d) => d.readBlocks(n), 'relative');
         return { value: r.mark ? { mark: r.mark } : {}, data: r.data };
       }
       case 'drive.readBlock': {
-        const r = await this.withDrive(driveIdx(), (d) => d.readBlock());
+        const r = await this.withDrive(driveIdx(), (d) => d.readBlock(), 'relative');
         return typeof r === 'string' ? { value: { mark: r } } : { value: {}, data: r };
       }
       case 'drive.writeBlocks': {
         const buf = data ?? Buffer.alloc(0);
-        return { value: await this.withDrive(driveIdx(), (d) => d.writeBlocks(buf)) };
+        return { value: await this.withDrive(driveIdx(), (d) => d.writeBlocks(buf), 'relative') };
       }
       case 'drive.writeFilemarks': {
         const c = a[0] === undefined ? 1 : num(a[0], 'count');
-        return { value: await this.withDrive(driveIdx(), (d) => d.writeFilemarks(c)) };
+        return { value: await this.withDrive(driveIdx(), (d) => d.writeFilemarks(c), 'relative') };
       }
       case 'virtual.createCartridge':
       case 'virtual.labels': {

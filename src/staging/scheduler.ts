@@ -102,6 +102,8 @@ interface DriveSlot {
   mounting: string | null;
   idleTimer: NodeJS.Timeout | undefined;
   idleSince: number;
+  /** Counts every lease granted on this drive and every unload outside a lease (see usesOf). */
+  uses: number;
 }
 
 interface Waiter {
@@ -209,7 +211,7 @@ export class DriveScheduler extends EventEmitter {
     super();
     this.log = opts.log;
     this.now = opts.now ?? Date.now;
-    this.slots = lib.drives.map((drive) => ({ index: drive.index, drive, label: null, lease: null, busyOp: null, mounting: null, idleTimer: undefined, idleSince: this.now() }));
+    this.slots = lib.drives.map((drive) => ({ index: drive.index, drive, label: null, lease: null, busyOp: null, mounting: null, idleTimer: undefined, idleSince: this.now(), uses: 0 }));
   }
 
   /** A scheduler over `lib`'s drives, knowing what each holds. */
@@ -314,6 +316,15 @@ export class DriveScheduler extends EventEmitter {
   /** Label currently loaded in drive `i` as far as the scheduler knows. */
   labelIn(i: number): string | null {
     return this.slots[i]?.label ?? null;
+  }
+
+  /**
+   * A counter of what happened to drive `i`: +1 for every lease granted on it and every idle
+   * unload. A holder that let its lease go and got the drive back sees it grown by exactly one
+   * (its own new lease) only if nobody used the drive in between (its tape position still holds).
+   */
+  usesOf(i: number): number {
+    return this.slots[i]?.uses ?? 0;
   }
 
   /** Unloads every drive that is loaded and free now (maintenance, benchmarks). Returns how many. */
@@ -554,6 +565,7 @@ export class DriveScheduler extends EventEmitter {
     const label = w.req.label;
     const lease = new Lease(this, slot, w.req.priority, owner, label ?? slot.label ?? undefined);
     slot.lease = lease;
+    slot.uses++;
     this.counters.admissions++;
     const waitedMs = this.now() - w.enqueuedAt;
     this.emit('admit', { drive: slot.index, label: label ?? slot.label, priority: w.req.priority, owner, block: w.req.block, waitedMs });
@@ -621,6 +633,7 @@ export class DriveScheduler extends EventEmitter {
     }
     const label = slot.label;
     slot.busyOp = 'unload';
+    slot.uses++;
     try {
       await this.lib.changer.unload(slot.index);
       slot.label = null;
