@@ -7,33 +7,17 @@ import Koa from 'koa';
 import { Router } from '@koa/router';
 import { Catalog } from '../src/catalog/catalog.js';
 import { MemoryStore } from '../src/catalog/store.js';
-import { itemIdForPath } from '../src/catalog/layout.js';
 import type { CatalogObject, MediaKind } from '../src/catalog/types.js';
 import { ContentDirectory } from '../src/upnp/cds.js';
 import { ConnectionManager } from '../src/upnp/cms.js';
 import { soapRoutes } from '../src/upnp/soap.js';
 import { defaultClientRegistry } from '../src/upnp/clients.js';
 import { browse, CDS, CMS, parseDidl, soap } from './helpers/upnp-client.js';
+import { testItem } from './helpers/items.js';
 
 const ROOT = '/lib';
 function item(rel: string, kind: MediaKind, title: string, meta: CatalogObject['meta'] = {}, res: Partial<CatalogObject['res']> = {}): CatalogObject {
-  const path = `${ROOT}/${rel}`;
-  const cls = { audio: 'object.item.audioItem.musicTrack', video: 'object.item.videoItem.movie', image: 'object.item.imageItem.photo' }[kind];
-  const mime = { audio: 'audio/mpeg', video: 'video/mp4', image: 'image/jpeg' }[kind];
-  return {
-    id: itemIdForPath(path),
-    parentId: '',
-    container: false,
-    upnpClass: cls,
-    title,
-    kind,
-    meta,
-    res: { mime, size: 1000, ...res },
-    location: { disk: { path, size: 1000, mtime: 1 } },
-    origPath: path,
-    mediaRoot: ROOT,
-    relPath: rel,
-  };
+  return testItem(rel, kind, title, { root: ROOT, meta, res });
 }
 
 let server: Server;

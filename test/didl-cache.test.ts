@@ -4,7 +4,6 @@
 import test from 'ava';
 import { Catalog } from '../src/catalog/catalog.js';
 import { MemoryStore } from '../src/catalog/store.js';
-import { itemIdForPath } from '../src/catalog/layout.js';
 import type { CatalogObject, MediaKind } from '../src/catalog/types.js';
 import { ContentDirectory } from '../src/upnp/cds.js';
 import { didl } from '../src/upnp/didl.js';
@@ -15,27 +14,17 @@ import { protocolInfo } from '../src/media/dlna.js';
 import { didlArt } from '../src/art/dlna.js';
 import { captionsOf } from '../src/media/subtitles.js';
 import { escText, EscapedText } from '../src/util/xml.js';
+import { testItem } from './helpers/items.js';
 
 const ROOT = '/lib';
 function item(rel: string, kind: MediaKind, title: string, extra: Partial<CatalogObject> = {}): CatalogObject {
-  const path = `${ROOT}/${rel}`;
-  const cls = { audio: 'object.item.audioItem.musicTrack', video: 'object.item.videoItem.movie', image: 'object.item.imageItem.photo' }[kind];
-  const mime = { audio: 'audio/mpeg', video: 'video/x-msvideo', image: 'image/jpeg' }[kind];
-  return {
-    id: itemIdForPath(path),
-    parentId: '',
-    container: false,
-    upnpClass: cls,
-    title,
-    kind,
+  return testItem(rel, kind, title, {
+    root: ROOT,
+    mime: { audio: 'audio/mpeg', video: 'video/x-msvideo', image: 'image/jpeg' }[kind],
     meta: { artist: 'Björk & Co', album: 'Début', trackNumber: 3, genre: 'Pop', date: '1993-07' },
-    res: { mime, size: 1234, duration: 61.5, bitrate: 128000, sampleFrequency: 44100, nrAudioChannels: 2, width: 640, height: 480 },
-    location: { disk: { path, size: 1234, mtime: 1 } },
-    origPath: path,
-    mediaRoot: ROOT,
-    relPath: rel,
-    ...extra,
-  };
+    res: { size: 1234, duration: 61.5, bitrate: 128000, sampleFrequency: 44100, nrAudioChannels: 2, width: 640, height: 480 },
+    extra,
+  });
 }
 
 const ITEMS = [
