@@ -5,7 +5,7 @@
 //
 //   npm run -s bench:policy -- [--days 60] [--warmup 7] [--compress 4000] [--albums 400]
 //        [--seasons 70] [--sessions 40] [--zipf 1.0] [--seed 9] [--drives 2]
-//        [--cartridge-gib 200] [--cache-gib 2] [--quick] [--model] [--keep-dir]
+//        [--cartridge-gib 200] [--cache-gib 2] [--segment-mib 128] [--quick] [--model] [--keep-dir]
 //
 // What runs: per strategy, the real server (bench/policy/server.ts: TapedeckServer with its
 // LevelDB catalog, access tracking, policy engine, durable archive/recall jobs, HTTP delivery,
@@ -26,8 +26,12 @@
 //   - byte settings are divided by C (cache 2 GiB, head_stub_min and head_stub_tail 4 MiB,
 //     min_archive_size 16M, cartridge 200 GiB, the watermarks), time settings too
 //     (drive_idle_unload 300 s, admission_timeout 180 s, promote_window 7 d); the block size
-//     is the smallest the library takes, 4 KiB (16 MiB modelled at C = 4,000), and so is a
-//     cache segment;
+//     is the smallest the library takes, 4 KiB (16 MiB modelled at C = 4,000);
+//   - a cache segment (and a drive read) is --segment-mib modelled MiB (default 128: 32 KiB
+//     real), not 4 MiB: every segment costs real, uncompressed work (file create, write,
+//     fdatasync, announce, the server's open and read), a few ms that are C times longer in
+//     modelled time; at 4 KiB segments (16 MiB modelled) that work alone took longer than the
+//     playback of the segment (see the bench README); the read-ahead is two segments;
 //   - the trace's clock runs C times faster than real time.
 // Measured waits (time to first byte, stalls) are converted back to scale-1 seconds (× C).
 // Where the error lies: timer resolution and scheduling latency. At C = 4,000 one ms of real
@@ -88,6 +92,8 @@ const drives = arg('drives', 2);
 const cartridgeBytes = arg('cartridge-gib', 200) * GiB;
 const C = arg('compress', 4000);
 const cacheBytes = arg('cache-gib', 2) * GiB;
+/** Real bytes of a cache segment and of a drive read: --segment-mib modelled, in whole 4 KiB blocks. */
+const SEGMENT = 4096 * Math.max(1, Math.round((arg('segment-mib', 128) * MiB) / C / 4096));
 const keepDir = process.argv.includes('--keep-dir');
 
 if (model) {
@@ -164,11 +170,14 @@ function spec(name: Name, dir: string, media: string, marks: Marks) {
     // reaches tens of ms, and a 45 ms timeout would fail requests a real drive serves in time
     overrides: { cacheSize: Math.round(cacheBytes / C), driveIdleUnload: 300 / C, admissionTimeout: Math.max(1, 180 / C), promoteWindow: (7 * DAY) / C },
     tapeTiming: { rate: LTO9.rate / C },
-    // the smallest segment and chunk the worker takes (= the block size). A job's drive lease is
+    // the players play C times faster than the probed durations say: a read's hold (how long its
+    // client plays the bytes, which keeps the cartridge loaded) is scaled the same way
+    playbackTimeScale: 1 / C,
+    // segment and drive read: see SEGMENT and the header. A job's drive lease is
     // not compressed (2 s real): the gaps between a job's tape operations are server work
     // (hashing, catalog, stubs) that runs at real speed, and a lease given back mid-job lets
     // the idle unload take the cartridge from under the job (see the bench README).
-    stagerTuning: { segmentSize: 4096, readAhead: Math.max(4096, 4096 * Math.round((32 * MiB) / C / 4096)), maxChunk: 4096, jobIdleReleaseMs: 2000 },
+    stagerTuning: { segmentSize: SEGMENT, readAhead: 2 * SEGMENT, maxChunk: SEGMENT, jobIdleReleaseMs: 2000 },
   };
 }
 
@@ -228,7 +237,14 @@ class Strategy {
     this.records.push({ p, counted, onTape, pastStub, out });
   }
 
-  figures(): StrategyFigures & { diskFirstByteMs: { p50: number | null; p99: number | null }; failedPlays: number; busyAnswers: number } & Record<string, unknown> {
+  /** Sessions that played something from tape, and the most tape plays one session made (of the counted plays). */
+  tapeSessions(rs: PlayRecord[]): { sessions: number; maxTapePlays: number } {
+    const n = new Map<number, number>();
+    for (const r of rs) if (r.onTape) n.set(r.p.session, (n.get(r.p.session) ?? 0) + 1);
+    return { sessions: n.size, maxTapePlays: Math.max(0, ...n.values()) };
+  }
+
+  figures() {
     const rs = this.records.filter((r) => r.counted);
     let noWait = 0;
     let stallS = 0;
@@ -257,6 +273,22 @@ class Strategy {
       startWaitSeconds: Math.round(startWaitS),
       playbackHours: Math.round(playbackS / 3600),
       mountsPerDay: d('tapedeck_tape_mounts_total') / days,
+      // mounts by cause over the counted days: the stager's own by the priority of the read that
+      // asked (playback, pre-stage), the rest are the archive/recall jobs' (policy passes, promotions)
+      mounts: {
+        total: d('tapedeck_tape_mounts_total'),
+        play: d('tapedeck_stager_mounts_total{priority="interactive"}'),
+        prestage: d('tapedeck_stager_mounts_total{priority="prefetch"}'),
+        job: d('tapedeck_tape_mounts_total') - d('tapedeck_stager_mounts_total{priority="interactive"}') - d('tapedeck_stager_mounts_total{priority="prefetch"}'),
+        playSessions: this.tapeSessions(rs),
+      },
+      // where the worker's time went, summed, in modelled seconds (real × C)
+      deliveryModelledS: {
+        admissionWait: Math.round(d('tapedeck_stager_queue_wait_seconds_sum') * C),
+        cacheRoomWait: Math.round(d('tapedeck_stager_cache_room_wait_seconds_total') * C),
+        segmentSync: Math.round(d('tapedeck_stager_sync_seconds_total') * C),
+        commitDelay: Math.round(d('tapedeck_stager_commit_delay_seconds_total') * C),
+      },
       bytesMovedPerDay: Math.round(((d('tapedeck_tape_bytes_read_total') + d('tapedeck_tape_bytes_written_total')) * C) / days),
       bytesReadPerDay: Math.round((d('tapedeck_tape_bytes_read_total') * C) / days),
       bytesWrittenPerDay: Math.round((d('tapedeck_tape_bytes_written_total') * C) / days),
@@ -352,7 +384,7 @@ async function main(): Promise<void> {
       mode: 'real servers, time-compressed',
       library: { items: lib.items.length, containers: lib.containers.length, bytes: lib.bytes, bytesOnDisk: real, highWatermark: marks.high * C, lowWatermark: marks.low * C },
       trace: { ...opts, days, warmupDays: warmup, plays: trace.length },
-      run: { compression: C, tapeTimeScale: 1 / C, drives, cartridgeBytes, blockSizeModelled: 4096 * C, cacheBytes, idleUnloadSeconds: 300, admissionTimeoutSeconds: Math.max(1, 180 / C) * C, autoStubSeconds: autoSeconds, waitFloorMs: WAIT_FLOOR_MS, eventLatenessMs: { p50: lq(0.5), p99: lq(0.99), max: lq(1) }, loadavgStart: load0, loadavgEnd: loadavg() },
+      run: { compression: C, tapeTimeScale: 1 / C, drives, cartridgeBytes, blockSizeModelled: 4096 * C, segmentBytesModelled: SEGMENT * C, cacheBytes, idleUnloadSeconds: 300, admissionTimeoutSeconds: Math.max(1, 180 / C) * C, autoStubSeconds: autoSeconds, waitFloorMs: WAIT_FLOOR_MS, eventLatenessMs: { p50: lq(0.5), p99: lq(0.99), max: lq(1) }, loadavgStart: load0, loadavgEnd: loadavg() },
       tapedeck: o,
       baseline: b,
       goals: goalsOf(o, b),
@@ -360,6 +392,10 @@ async function main(): Promise<void> {
     };
     await report(doc, [
       ['failed plays / 503 answers', `${o.failedPlays} / ${o.busyAnswers}`, `${b.failedPlays} / ${b.busyAnswers}`],
+      ['mounts: play / pre-stage / job', `${o.mounts.play} / ${o.mounts.prestage} / ${o.mounts.job}`, `${b.mounts.play} / ${b.mounts.prestage} / ${b.mounts.job}`],
+      ['sessions playing from tape', String(o.mounts.playSessions.sessions), String(b.mounts.playSessions.sessions)],
+      ['wait for drive / cache room (modelled s)', `${o.deliveryModelledS.admissionWait} / ${o.deliveryModelledS.cacheRoomWait}`, `${b.deliveryModelledS.admissionWait} / ${b.deliveryModelledS.cacheRoomWait}`],
+      ['segment sync / commit delay (modelled s)', `${o.deliveryModelledS.segmentSync} / ${o.deliveryModelledS.commitDelay}`, `${b.deliveryModelledS.segmentSync} / ${b.deliveryModelledS.commitDelay}`],
       ['first byte from disk p50/p99 (real ms)', `${o.diskFirstByteMs.p50} / ${o.diskFirstByteMs.p99}`, `${b.diskFirstByteMs.p50} / ${b.diskFirstByteMs.p99}`],
     ]);
     log(`done; event lateness p50 ${lq(0.5)} ms, p99 ${lq(0.99)} ms (×${C} modelled)`);

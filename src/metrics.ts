@@ -442,6 +442,10 @@ export class ServerMetrics {
   readonly stagerCacheWriteErrors: Counter;
   readonly stagerUncachedReads: Counter;
   readonly stagerUncachedBytes: Counter;
+  readonly stagerMounts: Counter;
+  readonly stagerSyncSeconds: Counter;
+  readonly stagerRoomWaitSeconds: Counter;
+  readonly stagerCommitDelaySeconds: Counter;
   readonly cacheHits: Counter;
   readonly cacheMisses: Counter;
   readonly cacheEvictions: Counter;
@@ -499,6 +503,10 @@ export class ServerMetrics {
     this.stagerCacheWriteErrors = r.counter('tapedeck_stager_cache_write_errors_total', 'Staging-cache writes or segment syncs the file system refused (ENOSPC, EIO, EROFS ...).');
     this.stagerUncachedReads = r.counter('tapedeck_stager_uncached_reads_total', 'Read requests that continued straight from tape, uncached, after a cache write error.');
     this.stagerUncachedBytes = r.counter('tapedeck_stager_uncached_bytes_total', 'Bytes sent straight from tape, uncached, after a cache write error.');
+    this.stagerMounts = r.counter('tapedeck_stager_mounts_total', 'Cartridge loads the stager scheduled, by the priority of the read that asked (interactive = playback, prefetch = pre-stage, job).', ['priority']);
+    this.stagerSyncSeconds = r.counter('tapedeck_stager_sync_seconds_total', 'Time spent syncing (fdatasync) staging-cache segments.');
+    this.stagerRoomWaitSeconds = r.counter('tapedeck_stager_cache_room_wait_seconds_total', 'Time tape reads waited for staging-cache room, summed over reads.');
+    this.stagerCommitDelaySeconds = r.counter('tapedeck_stager_commit_delay_seconds_total', "Time from a staging-cache segment's last byte to its commit (its sync and the syncs queued before it), summed over segments.");
 
     this.cacheHits = r.counter('tapedeck_cache_hits_total', 'Staging-cache reads served from cached segments.');
     this.cacheMisses = r.counter('tapedeck_cache_misses_total', 'Staging-cache reads that needed tape.');
@@ -592,6 +600,12 @@ export class ServerMetrics {
           if (s.cacheWriteErrors !== undefined) this.stagerCacheWriteErrors.set(undefined, s.cacheWriteErrors);
           if (s.uncachedReads !== undefined) this.stagerUncachedReads.set(undefined, s.uncachedReads);
           if (s.uncachedBytes !== undefined) this.stagerUncachedBytes.set(undefined, s.uncachedBytes);
+          if (s.mountsInteractive !== undefined) this.stagerMounts.set({ priority: 'interactive' }, s.mountsInteractive);
+          if (s.mountsPrefetch !== undefined) this.stagerMounts.set({ priority: 'prefetch' }, s.mountsPrefetch);
+          if (s.mountsJob !== undefined) this.stagerMounts.set({ priority: 'job' }, s.mountsJob);
+          if (s.syncMs !== undefined) this.stagerSyncSeconds.set(undefined, s.syncMs / 1000);
+          if (s.roomWaitMs !== undefined) this.stagerRoomWaitSeconds.set(undefined, s.roomWaitMs / 1000);
+          if (s.commitDelayMs !== undefined) this.stagerCommitDelaySeconds.set(undefined, s.commitDelayMs / 1000);
         });
       }
       if (st.cache) {

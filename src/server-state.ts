@@ -104,6 +104,14 @@ export interface StagerStatus {
   /** Read requests that continued uncached (straight from tape) after a cache write error, and their bytes. */
   uncachedReads?: number;
   uncachedBytes?: number;
+  /** Mounts the scheduler made for playback, pre-stages and jobs (a job mounting through its own drive lease is not among them). */
+  mountsInteractive?: number;
+  mountsPrefetch?: number;
+  mountsJob?: number;
+  /** Time spent in segment syncs, waiting for cache room, and from a segment's last byte to its commit (ms, summed). */
+  syncMs?: number;
+  roomWaitMs?: number;
+  commitDelayMs?: number;
 }
 
 export interface JobStatus {

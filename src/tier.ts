@@ -54,6 +54,8 @@ export function jobStatusOf(j: JobRecord, title: (id: string) => string | undefi
 export interface ServerHooks {
   tapeTiming?: Partial<TimingPreset>;
   stagerTuning?: Partial<WorkerTuning>;
+  /** Real ms per ms of playback (bench/policy.ts: 1/C, its clients play C times faster). */
+  playbackTimeScale?: number;
 }
 
 export class TapeTier {
@@ -68,7 +70,7 @@ export class TapeTier {
     private readonly log: Logger,
     hooks: ServerHooks = {},
   ) {
-    this.stager = new StagerClient({ config, log: log.child({ component: 'stager' }), ...(hooks.tapeTiming ? { tapeTiming: hooks.tapeTiming } : {}), ...(hooks.stagerTuning ? { tuning: hooks.stagerTuning } : {}) });
+    this.stager = new StagerClient({ config, log: log.child({ component: 'stager' }), ...(hooks.tapeTiming ? { tapeTiming: hooks.tapeTiming } : {}), ...(hooks.stagerTuning ? { tuning: hooks.stagerTuning } : {}), ...(hooks.playbackTimeScale ? { playbackTimeScale: hooks.playbackTimeScale } : {}) });
     this.archive = new ArchiveService({ catalog, library: this.stager.library(), config, log: log.child({ component: 'archive' }) });
     this.prestager = new Prestager(
       catalog,
@@ -171,7 +173,7 @@ export function pageStagerStatus(s: StagerStatus): PageStagerStatus {
     queued: s.worker?.queue.length,
     queueWait: validSnapshot(s.worker?.queueWait),
     lastError: s.error,
-    ...counterFields(s.counters, ['prestages', 'prestagedBytes', 'preemptions', 'stalls', 'stalledReads', 'cacheWriteErrors', 'uncachedReads', 'uncachedBytes']),
+    ...counterFields(s.counters, ['prestages', 'prestagedBytes', 'preemptions', 'stalls', 'stalledReads', 'cacheWriteErrors', 'uncachedReads', 'uncachedBytes', 'mountsInteractive', 'mountsPrefetch', 'mountsJob', 'syncMs', 'roomWaitMs', 'commitDelayMs']),
   };
 }
 

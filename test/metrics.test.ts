@@ -366,7 +366,7 @@ test('requests, bytes, streams and SOAP actions are counted and read back from /
       offlineNeeded: [{ label: 'TD0009L9', items: 2 }],
       counters: { mounts: 3, unloads: 2, locates: 7, bytesRead: 123456789, bytesWritten: 5, readErrors: 0 },
     }),
-    stager: () => ({ state: 'running', restarts: 2, queued: 1, queueWait: { buckets: [1, 60], counts: [4, 1, 0], sum: 12.5, count: 5 }, prestages: 6, prestagedBytes: 7_000_000, preemptions: 2, stalls: 1, stalledReads: 3, cacheWriteErrors: 4, uncachedReads: 5, uncachedBytes: 6_000_000 }),
+    stager: () => ({ state: 'running', restarts: 2, queued: 1, queueWait: { buckets: [1, 60], counts: [4, 1, 0], sum: 12.5, count: 5 }, prestages: 6, prestagedBytes: 7_000_000, preemptions: 2, stalls: 1, stalledReads: 3, cacheWriteErrors: 4, uncachedReads: 5, uncachedBytes: 6_000_000, mountsInteractive: 2, mountsPrefetch: 1, mountsJob: 0, syncMs: 1500, roomWaitMs: 250, commitDelayMs: 4000 }),
     cache: () => ({ usedBytes: 1000, capacityBytes: 5000, hits: 30, misses: 10, evictions: 4 }),
     jobs: () => [
       { id: '1', kind: 'recall', state: 'running' },
@@ -482,6 +482,11 @@ test('requests, bytes, streams and SOAP actions are counted and read back from /
     t.is(value(p, 'tapedeck_stager_cache_write_errors_total'), 4);
     t.is(value(p, 'tapedeck_stager_uncached_reads_total'), 5);
     t.is(value(p, 'tapedeck_stager_uncached_bytes_total'), 6_000_000);
+    t.is(value(p, 'tapedeck_stager_mounts_total', { priority: 'interactive' }), 2);
+    t.is(value(p, 'tapedeck_stager_mounts_total', { priority: 'prefetch' }), 1);
+    t.is(value(p, 'tapedeck_stager_sync_seconds_total'), 1.5);
+    t.is(value(p, 'tapedeck_stager_cache_room_wait_seconds_total'), 0.25);
+    t.is(value(p, 'tapedeck_stager_commit_delay_seconds_total'), 4);
     t.is(value(p, 'tapedeck_stager_queue_wait_seconds_count'), 5);
     t.is(value(p, 'tapedeck_stager_queue_wait_seconds_bucket', { le: '1' }), 4);
     t.is(value(p, 'tapedeck_stager_queue_wait_seconds_bucket', { le: '60' }), 5);
@@ -601,9 +606,10 @@ test('the stager section carries the worker\'s and the client\'s fault counters 
     connected: true,
     mode: 'spawn',
     restarts: 0,
-    counters: { stalls: 1, stalledReads: 2, cacheWriteErrors: 3, uncachedReads: 4, uncachedBytes: 5000, bytesServed: 9, connected: 1 },
+    counters: { stalls: 1, stalledReads: 2, cacheWriteErrors: 3, uncachedReads: 4, uncachedBytes: 5000, bytesServed: 9, connected: 1, mountsPrefetch: 7, syncMs: 'x' as unknown as number },
   });
-  t.like(s, { state: 'running', stalls: 1, stalledReads: 2, cacheWriteErrors: 3, uncachedReads: 4, uncachedBytes: 5000 });
+  t.like(s, { state: 'running', stalls: 1, stalledReads: 2, cacheWriteErrors: 3, uncachedReads: 4, uncachedBytes: 5000, mountsPrefetch: 7 });
+  t.is(s.syncMs, undefined, 'a malformed counter is left out');
   t.false('bytesServed' in s);
   const none = pageStagerStatus({ connected: false, mode: 'spawn', restarts: 1, counters: {} });
   t.is(none.state, 'restarting');

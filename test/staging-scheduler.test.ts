@@ -307,3 +307,16 @@ test('a cartridge a client still streams from is not unloaded for idleness; it i
     await h.done();
   }
 });
+
+test('mounts are counted by the priority of the request that caused them; a loaded cartridge costs none', async (t) => {
+  const h = await setup(2);
+  try {
+    (await h.take({ label: A, priority: 'interactive', block: 0 })).release();
+    (await h.take({ label: A, priority: 'prefetch', block: 0 })).release(); // already loaded: no mount
+    (await h.take({ label: B, priority: 'prefetch', block: 0 })).release();
+    (await h.take({ label: C, priority: 'job' })).release();
+    t.like(h.s.counters, { mounts: 3, mountsInteractive: 1, mountsPrefetch: 1, mountsJob: 1 });
+  } finally {
+    await h.done();
+  }
+});

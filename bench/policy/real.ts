@@ -84,7 +84,7 @@ export class BenchServer {
     });
   }
 
-  /** Counters from /metrics (name → value; labelled series are left out). */
+  /** Counters from /metrics (name → value; a labelled series as name{labels} exactly as printed). */
   metrics(): Promise<Record<string, number>> {
     return new Promise((resolve, reject) => {
       http
@@ -94,7 +94,7 @@ export class BenchServer {
           res.on('end', () => {
             const out: Record<string, number> = {};
             for (const line of text.split('\n')) {
-              const m = /^([a-z_]+) ([0-9.e+-]+)$/.exec(line);
+              const m = /^([a-z_]+(?:\{[^}]*\})?) ([0-9.e+-]+)$/.exec(line);
               if (m) out[m[1]!] = Number(m[2]);
             }
             resolve(out);

@@ -23,6 +23,7 @@ export interface ServerSpec {
   overrides: { cacheSize?: number; driveIdleUnload?: number; admissionTimeout?: number; promoteWindow?: number };
   tapeTiming?: Partial<TimingPreset>;
   stagerTuning?: Partial<WorkerTuning>;
+  playbackTimeScale?: number;
 }
 
 const spec = JSON.parse(process.env.BENCH_POLICY_SERVER ?? '{}') as ServerSpec;
@@ -32,7 +33,7 @@ if (o.cacheSize !== undefined) cfg.cacheSize = o.cacheSize;
 if (o.driveIdleUnload !== undefined) cfg.driveIdleUnload = o.driveIdleUnload;
 if (o.admissionTimeout !== undefined) cfg.admissionTimeout = o.admissionTimeout;
 if (o.promoteWindow !== undefined) cfg.policy.promoteWindow = o.promoteWindow;
-const server = new TapedeckServer(cfg, createLogger(cfg.logLevel), { ...(spec.tapeTiming ? { tapeTiming: spec.tapeTiming } : {}), ...(spec.stagerTuning ? { stagerTuning: spec.stagerTuning } : {}) });
+const server = new TapedeckServer(cfg, createLogger(cfg.logLevel), { ...(spec.tapeTiming ? { tapeTiming: spec.tapeTiming } : {}), ...(spec.stagerTuning ? { stagerTuning: spec.stagerTuning } : {}), ...(spec.playbackTimeScale ? { playbackTimeScale: spec.playbackTimeScale } : {}) });
 let stopping = false;
 process.on('SIGTERM', () => {
   if (stopping) return;

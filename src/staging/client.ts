@@ -47,6 +47,8 @@ export interface StagerClientOptions {
   stallMs?: number;
   /** Run the spawned worker without the permission model and netns (debugging only). */
   noSandbox?: boolean;
+  /** Real ms per ms of playback (default 1; a time-compressed benchmark plays C times faster): scales read holdMs. */
+  playbackTimeScale?: number;
 }
 
 export interface StagerStatus {
@@ -91,6 +93,7 @@ export class StagerClient extends EventEmitter implements SourceHost {
   readonly cacheDir: string;
   readonly connectWaitMs: number;
   readonly stallMs: number;
+  readonly playbackTimeScale: number;
   private conn: Connection | undefined;
   private child: ChildProcess | undefined;
   private stopped = false;
@@ -127,6 +130,7 @@ export class StagerClient extends EventEmitter implements SourceHost {
     this.cacheDir = opts.config.cacheDir;
     this.connectWaitMs = opts.connectWaitMs ?? 3000;
     this.stallMs = opts.stallMs ?? defaultStallMs(opts.config);
+    this.playbackTimeScale = opts.playbackTimeScale ?? 1;
   }
 
   get mode(): 'spawn' | 'socket' | 'none' {

@@ -126,14 +126,14 @@ export class Connection extends EventEmitter {
   }
 
   /** Starts a read request; returns its id (for ack/cancel). */
-  read(item: ItemRef, start: number, end: number, priority: Priority, h: ReadHandlers, notify = true, prestage = false): number {
+  read(item: ItemRef, start: number, end: number, priority: Priority, h: ReadHandlers, notify = true, prestage = false, holdMs = 0): number {
     const id = this.nextId++;
     if (this.closed) {
       queueMicrotask(() => h.onError(workerDown(`the staging worker connection is gone (${this.closedReason})`)));
       return id;
     }
     this.reads.set(id, h);
-    this.send({ t: 'read', id, item, start, end, priority, notify, ...(prestage ? { prestage: true } : {}) });
+    this.send({ t: 'read', id, item, start, end, priority, notify, ...(prestage ? { prestage: true } : {}), ...(holdMs > 0 ? { holdMs: Math.round(holdMs) } : {}) });
     return id;
   }
 

@@ -140,7 +140,7 @@ export type ClientMessage =
    * `notify` is false, as for prefetches), then `done` or `error`. The request stays
    * open (its announced segments are protected from eviction) until `cancel`.
    */
-  | { t: 'read'; id: number; item: ItemRef; start: number; end: number; priority: Priority; notify?: boolean; prestage?: boolean }
+  | { t: 'read'; id: number; item: ItemRef; start: number; end: number; priority: Priority; notify?: boolean; prestage?: boolean; holdMs?: number }
   /** The server has taken the item's bytes up to `consumed` (drives read-ahead and lease release). */
   | { t: 'ack'; id: number; consumed: number }
   /** End of a read request (finished or abandoned). */
@@ -348,6 +348,7 @@ export function checkClientMessage(m: ClientMessage): string | undefined {
       if (!isNat(m.start) || !isNat(m.end) || m.end <= m.start || m.end > m.item.tape.size) return `read of an invalid range [${m.start}, ${m.end})`;
       if (!(m.priority in PRIORITY_RANK)) return `read with an unknown priority ${String(m.priority)}`;
       if (m.prestage !== undefined && typeof m.prestage !== 'boolean') return 'read with a non-boolean prestage flag';
+      if (m.holdMs !== undefined && !isNat(m.holdMs)) return 'read with an invalid holdMs';
       return undefined;
     }
     case 'ack':

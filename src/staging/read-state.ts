@@ -70,6 +70,11 @@ export interface WorkerCounters {
   uncachedReads: number;
   /** Bytes sent uncached, straight from tape. */
   uncachedBytes: number;
+  /** Time spent in segment syncs (fdatasync), and requests' time waiting for cache room (ms). */
+  syncMs: number;
+  roomWaitMs: number;
+  /** Time from a segment's last byte to its commit (its sync and the syncs queued before it), summed (ms). */
+  commitDelayMs: number;
 }
 
 export function newCounters(): WorkerCounters {
@@ -96,6 +101,9 @@ export function newCounters(): WorkerCounters {
     cacheWriteErrors: 0,
     uncachedReads: 0,
     uncachedBytes: 0,
+    syncMs: 0,
+    roomWaitMs: 0,
+    commitDelayMs: 0,
   };
 }
 
@@ -151,6 +159,8 @@ export class ReadReq {
   tapePasses = 0;
   /** Delivering uncached (`data` messages): the cache could not be written. */
   uncached = false;
+  /** Until when (worker clock, ms) the client is expected to play these bytes: its cartridge stays loaded (0 = no hint). */
+  holdUntil = 0;
 
   constructor(
     readonly session: ReplySink,

@@ -27,6 +27,8 @@ import { runPass, runUncached, type PassHost } from './tape-pass.js';
 
 /** Passes in a row that may leave a segment unchanged before its read request fails with STALLED. */
 const MAX_IDLE_PASSES = 3;
+/** The longest playback a read request's holdMs may keep its cartridge loaded for (6 h). */
+const MAX_HOLD_MS = 6 * 3600_000;
 
 /**
  * A failed cache file operation (ENOSPC, EDQUOT, EIO, EROFS, ...: whatever the file system
@@ -50,6 +52,8 @@ export interface ReadServiceOptions {
   flagged: Map<string, FlaggedItem>;
   touchStats(): void;
   broadcast(m: WorkerMessage): void;
+  /** Clock of playback holds (ms; default Date.now). */
+  now?: () => number;
 }
 
 /** Read requests and fills of the staging worker. */
@@ -63,6 +67,9 @@ export class ReadService implements PassHost {
   readonly flagged: Map<string, FlaggedItem>;
   closed = false;
   private readonly items = new Map<string, ItemState>();
+  /** Cartridges whose clients took every byte they asked for and play them until the given time (ms). */
+  private readonly holds = new Map<string, number>();
+  private readonly now: () => number;
   private syncChain: Promise<void> = Promise.resolve();
   /** A cache write failed and was logged; cleared when a segment is committed again (log once per episode). */
   private cacheTrouble = false;
@@ -79,6 +86,7 @@ export class ReadService implements PassHost {
     this.log = o.log;
     this.admissionTimeoutMs = o.admissionTimeoutMs;
     this.flagged = o.flagged;
+    this.now = o.now ?? Date.now;
   }
 
   touchStats(): void {
@@ -90,13 +98,21 @@ export class ReadService implements PassHost {
   }
 
   /** Requests in progress (all items). */
-  /** True while a client streams an item of cartridge `label` that still has bytes to take (keeps the cartridge loaded). */
+  /**
+   * True while a client streams an item of cartridge `label` that still has bytes to take, or
+   * plays bytes it took until the time its request announced (holdMs: a client with a large
+   * buffer, or one that read the item ahead, is still playing from this cartridge): keeps the
+   * cartridge loaded, so the next item of an album or season on it needs no mount.
+   */
   streaming(label: string): boolean {
+    const now = this.now();
     for (const it of this.items.values()) {
       if (it.ref.tape.label !== label) continue;
-      for (const r of it.requests) if (r.notify && !r.finished && r.consumed < r.end) return true;
+      for (const r of it.requests) if (r.notify && !r.finished && (r.consumed < r.end || r.holdUntil > now)) return true;
     }
-    return false;
+    const held = this.holds.get(label);
+    if (held !== undefined && held <= now) this.holds.delete(label);
+    return held !== undefined && held > now;
   }
 
   activeRequests(): number {
@@ -135,6 +151,7 @@ export class ReadService implements PassHost {
     this.cache.ensureItem(m.item.id, m.item.tape.sha256);
     const req = new ReadReq(session, m.id, item, m.start, m.end, m.priority, m.notify !== false, this.tuning.segmentSize);
     req.prestage = m.prestage === true;
+    if (m.holdMs) req.holdUntil = this.now() + Math.min(m.holdMs, MAX_HOLD_MS);
     if (req.prestage) this.counters.prestages++;
     item.requests.add(req);
     if (m.priority === 'prefetch') this.counters.prefetches++;
@@ -161,6 +178,11 @@ export class ReadService implements PassHost {
   finish(req: ReadReq): void {
     if (req.finished) return;
     req.finished = true;
+    // every byte was taken: the client plays them until holdUntil (a client that left early did not take them all)
+    if (req.notify && req.consumed >= req.end && req.holdUntil > this.now()) {
+      const label = req.item.ref.tape.label;
+      this.holds.set(label, Math.max(this.holds.get(label) ?? 0, req.holdUntil));
+    }
     req.ac.abort();
     req.wake();
     for (const seg of req.leased) this.cache.unlease(req.item.ref.id, seg);
@@ -319,15 +341,20 @@ export class ReadService implements PassHost {
 
   private async waitForRoom(req: ReadReq, len: number): Promise<void> {
     if (this.cache.couldFit(len)) return;
+    const t0 = performance.now();
     const deadline = Date.now() + this.admissionTimeoutMs;
-    while (!this.cache.couldFit(len)) {
-      req.ac.signal.throwIfAborted();
-      const left = deadline - Date.now();
-      if (left <= 0) {
-        this.counters.cacheFull++;
-        throw new StagerError({ code: 'CACHE_FULL', message: 'the staging cache is full (pinned items and segments in use fill it)', retryAfter: 30 });
+    try {
+      while (!this.cache.couldFit(len)) {
+        req.ac.signal.throwIfAborted();
+        const left = deadline - Date.now();
+        if (left <= 0) {
+          this.counters.cacheFull++;
+          throw new StagerError({ code: 'CACHE_FULL', message: 'the staging cache is full (pinned items and segments in use fill it)', retryAfter: 30 });
+        }
+        await this.cache.waitForSpace(Math.min(left, 1000), req.ac.signal);
       }
-      await this.cache.waitForSpace(Math.min(left, 1000), req.ac.signal);
+    } finally {
+      this.counters.roomWaitMs += performance.now() - t0;
     }
   }
 
@@ -414,12 +441,14 @@ export class ReadService implements PassHost {
     this.fillChanged(f);
     const fh = f.fh;
     f.fh = undefined;
+    const t0 = performance.now();
     f.finalizing = (async () => {
       try {
         // one sync at a time: syncs must not take every I/O thread from the drive's reads
         const sync = this.syncChain.then(() => this.syncSegment(fh));
         this.syncChain = sync.catch(() => undefined);
         await sync;
+        this.counters.commitDelayMs += performance.now() - t0;
         await fh?.close();
         this.cache.commit(f.item.ref.id, f.seg, f.len);
         this.cacheTrouble = false;
@@ -555,6 +584,11 @@ export class ReadService implements PassHost {
       fault.left--;
       throw Object.assign(new Error(`${fault.errno} (injected)`), { code: fault.errno });
     }
-    await fh?.datasync();
+    const t0 = performance.now();
+    try {
+      await fh?.datasync();
+    } finally {
+      this.counters.syncMs += performance.now() - t0;
+    }
   }
 }

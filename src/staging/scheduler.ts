@@ -89,7 +89,13 @@ export interface SchedulerCounters {
   mountErrors: number;
   /** Job leases asked to give their drive back to playback. */
   preemptions: number;
+  /** Mounts by the priority of the lease that asked for them (playback, pre-stage, job). */
+  mountsInteractive: number;
+  mountsPrefetch: number;
+  mountsJob: number;
 }
+
+const MOUNT_COUNTER: Record<Priority, 'mountsInteractive' | 'mountsPrefetch' | 'mountsJob'> = { interactive: 'mountsInteractive', prefetch: 'mountsPrefetch', job: 'mountsJob' };
 
 interface DriveSlot {
   index: number;
@@ -195,6 +201,9 @@ export class DriveScheduler extends EventEmitter {
     swaps: 0,
     mountErrors: 0,
     preemptions: 0,
+    mountsInteractive: 0,
+    mountsPrefetch: 0,
+    mountsJob: 0,
   };
   private readonly slots: DriveSlot[];
   private waiters: Waiter[] = [];
@@ -586,6 +595,7 @@ export class DriveScheduler extends EventEmitter {
         slot.mounting = null;
         slot.label = label;
         this.counters.mounts++;
+        this.counters[MOUNT_COUNTER[w.req.priority]]++;
         this.emit('mount', { drive: slot.index, label, ...(previous ? { swapped: previous } : {}) });
         this.log?.info({ drive: slot.index, label, swapped: previous ?? undefined }, `mounted ${label} in drive ${slot.index}`);
         if (w.req.signal?.aborted) {

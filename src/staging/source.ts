@@ -50,6 +50,8 @@ export interface SourceHost {
   cartridgeOffline(label: string): Promise<boolean>;
   noteError(err: StagerError, item: ItemRef): void;
   count(name: string, n?: number): void;
+  /** Real ms per ms of playback (1 but in a time-compressed benchmark): scales a read's holdMs. */
+  readonly playbackTimeScale?: number;
 }
 
 export interface Piece {
@@ -183,7 +185,9 @@ export function tapeItemSource(host: SourceHost, item: CatalogObject): MediaSour
         // its 503 (and the cartridge is noted as needed) before any header is sent.
         if (pieces[0]!.kind === 'stub' && (await host.cartridgeOffline(tape.label))) pieces = [{ kind: 'tape', start, end: endInclusive + 1 }];
       }
-      const stream = new ItemStream(host, ref, tape, pieces, stub?.path, signal);
+      // bytes per second of playback: how long the client plays what it asked for (holdMs)
+      const rate = res.bitrate && res.bitrate > 0 ? res.bitrate : res.duration && res.duration > 0 ? size / res.duration : 0;
+      const stream = new ItemStream(host, ref, tape, pieces, stub?.path, signal, rate);
       if (pieces[0]!.kind === 'stub') {
         await stream.openStub();
         if (!needsTape) {
@@ -235,6 +239,8 @@ class TapeRead {
     readonly start: number,
     readonly end: number,
     readonly priority: Priority,
+    /** How long the client plays these bytes from now (ms; 0 = unknown): the worker keeps the cartridge loaded meanwhile. */
+    private readonly holdMs = 0,
   ) {}
 
   async begin(): Promise<void> {
@@ -276,7 +282,7 @@ class TapeRead {
         this.wake();
       },
       onError: (err) => this.fail(err),
-    });
+    }, true, false, this.holdMs);
   }
 
   get segmentSize(): number {
@@ -386,6 +392,8 @@ class ItemStream extends Readable {
     private readonly pieces: Piece[],
     private readonly stubPath: string | undefined,
     private readonly clientSignal: AbortSignal,
+    /** Playback bytes per second (0 = unknown). */
+    private readonly rate = 0,
   ) {
     super({ highWaterMark: CHUNK });
     this.gen = this.generate();
@@ -423,7 +431,9 @@ class ItemStream extends Readable {
   private readFor(p: Piece): TapeRead {
     let r = this.reads.get(p);
     if (!r) {
-      r = new TapeRead(this.host, this.ref, p.start, p.end, 'interactive');
+      // the client plays this piece until (its end − the response's start) / rate from now
+      const holdMs = this.rate > 0 ? ((p.end - this.pieces[0]!.start) / this.rate) * 1000 * (this.host.playbackTimeScale ?? 1) : 0;
+      r = new TapeRead(this.host, this.ref, p.start, p.end, 'interactive', holdMs);
       this.reads.set(p, r);
       void r.begin();
     }

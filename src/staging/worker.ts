@@ -38,6 +38,8 @@ export interface StagingWorkerOptions {
   /** Idle drive unload (ms; 0 = never). */
   idleUnloadMs: number;
   tuning?: Partial<WorkerTuning>;
+  /** Clock of playback holds (a read's holdMs keeps its cartridge loaded; default Date.now). */
+  now?: () => number;
   log?: WorkerLog;
   /** Honour `debug` messages (tests only). */
   testHooks?: boolean;
@@ -87,6 +89,7 @@ export class StagingWorker extends EventEmitter implements SessionHost {
       flagged: this.flagged,
       touchStats: () => this.touchStats(),
       broadcast: (m) => this.broadcast(m),
+      ...(opts.now ? { now: opts.now } : {}),
     });
     cache.dropPartials = (need) => this.reads.dropPartials(need);
     cache.droppablePartials = () => this.reads.droppablePartialBytes();
