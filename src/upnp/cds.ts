@@ -9,7 +9,7 @@ import { ROOT_ID } from '../catalog/types.js';
 import { placements, REF_SEP } from '../catalog/layout.js';
 import { IdList } from '../catalog/id-lists.js';
 import { protocolInfo } from '../media/dlna.js';
-import { didlParts, type DidlOptions, type ObjectRef } from './didl.js';
+import { didlParts, type DidlOptions, type DidlParts, type ObjectRef } from './didl.js';
 import { assemble, DidlCache, headOf, type CachedHead } from './didl-cache.js';
 import { didlArt } from '../art/dlna.js';
 import { captionsOf } from '../media/subtitles.js';
@@ -126,21 +126,30 @@ export class ContentDirectory {
     const generation = this.catalog.generation;
     const variant = this.heads.variant(generation, ctx.client, ctx.baseUrl, filter);
     let marks: Awaited<ReturnType<ContentDirectory['bookmarksOf']>>;
-    const parts = didlParts({ ...this.didlOptions(filter, ctx), bookmark: (o) => marks?.get(o.refId ?? o.id)?.pos });
-    const heads = ids.map((id) => this.heads.get(variant, id));
-    const missing = ids.filter((_, k) => !heads[k]);
-    if (missing.length) {
+    // the serialiser is made only when an object is not cached or the client takes bookmarks
+    let parts: DidlParts | undefined;
+    const partsOf = () => (parts ??= didlParts({ ...this.didlOptions(filter, ctx), bookmark: (o) => marks?.get(o.refId ?? o.id)?.pos }));
+    const heads: (CachedHead | undefined)[] = [];
+    let missing: string[] | undefined;
+    for (const id of ids) {
+      const h = this.heads.get(variant, id);
+      heads.push(h);
+      if (!h) (missing ??= []).push(id);
+    }
+    if (missing) {
       const byId = new Map((await load(missing)).map((o) => [o.id, o]));
       ids.forEach((id, k) => {
         const o = heads[k] ? undefined : byId.get(id);
         if (!o) return;
-        heads[k] = headOf(o, parts);
+        heads[k] = headOf(o, partsOf());
         this.heads.set(variant, generation, heads[k]!);
       });
     }
-    const page = heads.filter((h): h is CachedHead => h !== undefined);
+    const page = missing ? heads.filter((h): h is CachedHead => h !== undefined) : (heads as CachedHead[]);
+    const root = (usesSec: boolean) => this.heads.root(ctx.client, usesSec);
+    if (!ctx.client?.quirks.sendsBookmark) return { result: assemble(page, root), page };
     marks = await this.bookmarksOf(page, ctx);
-    return { result: assemble(page, parts), page };
+    return { result: assemble(page, root, partsOf().bookmark), page };
   }
 
   /** Samsung X_SetBookmark: the resume position of an item, kept in the catalog (0 clears it). */

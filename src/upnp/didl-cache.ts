@@ -17,7 +17,7 @@ import { LRUCache } from 'lru-cache';
 import type { CatalogObject } from '../catalog/types.js';
 import { escText, EscapedText } from '../util/xml.js';
 import type { ClientProfile } from './clients.js';
-import { closeTag, DIDL_END, type DidlParts, type ObjectRef } from './didl.js';
+import { closeTag, DIDL_END, didlRoot, type DidlParts, type ObjectRef } from './didl.js';
 
 /** An object's element head, escaped for the SOAP Result (with what identifies the object). */
 export interface CachedHead extends ObjectRef {
@@ -35,6 +35,9 @@ const ESC_CLOSE_ITEM = escText(closeTag({ container: false }));
 const ESC_CLOSE_CONTAINER = escText(closeTag({ container: true }));
 const ESC_END = escText(DIDL_END);
 
+/** The roots' key of requests without a client profile. */
+const NO_CLIENT = {};
+
 const bytesOf = (s: string) => (/[^\u0000-\u00ff]/.test(s) ? 2 : 1) * s.length;
 
 export class DidlCache {
@@ -42,11 +45,23 @@ export class DidlCache {
   private generation = -1;
   private readonly profiles = new WeakMap<ClientProfile, number>();
   private nextProfile = 1;
+  private readonly roots = new WeakMap<object, [string, string]>();
 
   constructor(maxBytes: number) {
     if (maxBytes > 0) {
       this.lru = new LRUCache<string, CachedHead>({ maxSize: maxBytes, sizeCalculation: (h, key) => bytesOf(key) + bytesOf(h.xml) + ENTRY_OVERHEAD });
     }
+  }
+
+  /**
+   * The document's start tag for a client, escaped (didl.ts didlRoot): it depends on the
+   * client profile only, so it is made once per profile (profiles are loaded at start-up).
+   */
+  root(client: ClientProfile | undefined, usesSec: boolean): string {
+    const key = client ?? NO_CLIENT;
+    let r = this.roots.get(key);
+    if (!r) this.roots.set(key, (r = [escText(didlRoot(client, false)), escText(didlRoot(client, true))]));
+    return r[usesSec ? 1 : 0];
   }
 
   /** Entries held and their bytes as counted against the bound (for tests and status). */
@@ -96,14 +111,18 @@ export function headOf(obj: CatalogObject, parts: DidlParts): CachedHead {
   };
 }
 
-/** The SOAP Result of a page: the document's start tag, each head with its bookmark and closing tag, the end tag. */
-export function assemble(heads: readonly CachedHead[], parts: DidlParts): EscapedText {
+/**
+ * The SOAP Result of a page: the document's start tag (`root`: escaped, e.g. DidlCache.root),
+ * each head with its bookmark (`bookmark`: DidlParts.bookmark; none when the client sends
+ * none) and closing tag, the end tag.
+ */
+export function assemble(heads: readonly CachedHead[], root: (usesSec: boolean) => string, bookmark?: DidlParts['bookmark']): EscapedText {
   let body = '';
   let usesSec = false;
   for (const h of heads) {
-    const bm = h.container ? '' : parts.bookmark(h);
+    const bm = h.container || !bookmark ? '' : bookmark(h);
     body += h.xml + (bm ? escText(bm) : '') + (h.container ? ESC_CLOSE_CONTAINER : ESC_CLOSE_ITEM);
     if (h.usesSec || bm) usesSec = true;
   }
-  return new EscapedText(escText(parts.root(usesSec)) + body + ESC_END);
+  return new EscapedText(root(usesSec) + body + ESC_END);
 }

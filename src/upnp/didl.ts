@@ -394,20 +394,27 @@ export function didlParts(opts: DidlOptions): DidlParts {
       return { xml, usesSec: c.usesSec };
     },
     bookmark: (obj) => bookmarkXml(obj, c),
-    root(usesSec) {
-      let root = `<DIDL-Lite xmlns="${DIDL_NS}" xmlns:dc="${DC_NS}" xmlns:upnp="${UPNP_NS}" xmlns:dlna="${DLNA_NS}"`;
-      let secDeclared = false;
-      if (q?.didlNamespaces) {
-        for (const [prefix, uri] of Object.entries(q.didlNamespaces)) {
-          if (!NS_PREFIX.test(prefix) || BASE_PREFIXES.has(prefix)) continue;
-          root += ` xmlns:${prefix}="${escAttr(uri)}"`;
-          if (prefix === 'sec') secDeclared = true;
-        }
-      }
-      if (usesSec && !secDeclared) root += ` xmlns:sec="${SEC_NS}"`;
-      return root + '>';
-    },
+    root: (usesSec) => didlRoot(opts.client, usesSec),
   };
+}
+
+/**
+ * The document's start tag for a client (its quirks' extra namespaces), with the sec namespace
+ * when an object used it. Depends on nothing else, so didl-cache.ts keeps it per client.
+ */
+export function didlRoot(client: ClientProfile | undefined, usesSec: boolean): string {
+  const q = client?.quirks;
+  let root = `<DIDL-Lite xmlns="${DIDL_NS}" xmlns:dc="${DC_NS}" xmlns:upnp="${UPNP_NS}" xmlns:dlna="${DLNA_NS}"`;
+  let secDeclared = false;
+  if (q?.didlNamespaces) {
+    for (const [prefix, uri] of Object.entries(q.didlNamespaces)) {
+      if (!NS_PREFIX.test(prefix) || BASE_PREFIXES.has(prefix)) continue;
+      root += ` xmlns:${prefix}="${escAttr(uri)}"`;
+      if (prefix === 'sec') secDeclared = true;
+    }
+  }
+  if (usesSec && !secDeclared) root += ` xmlns:sec="${SEC_NS}"`;
+  return root + '>';
 }
 
 /** A complete DIDL-Lite document for the given objects (in order). */

@@ -227,9 +227,26 @@ export function soapResponse(serviceType: string, action: string, out: SoapOut):
   let inner = '';
   for (const [name, value] of pairs) {
     if (!NAME.test(name)) throw new Error(`soapResponse: bad argument name ${JSON.stringify(name)}`);
-    inner += `<${name}>${value instanceof EscapedText ? value.text : escText(value)}</${name}>`;
+    // a number's text has nothing to escape
+    inner += `<${name}>${value instanceof EscapedText ? value.text : typeof value === 'number' ? String(value) : escText(value)}</${name}>`;
   }
-  return envelope(`<u:${action}Response xmlns:u="${escAttr(serviceType)}">${inner}</u:${action}Response>`);
+  const [open, close] = responseTags(serviceType, action);
+  return open + inner + close;
+}
+
+/** The envelope around a response's arguments, per service and action (a few of each: kept once made). */
+const responseEnds = new Map<string, [string, string]>();
+const MAX_RESPONSE_ENDS = 256;
+
+function responseTags(serviceType: string, action: string): [string, string] {
+  const key = `${action}#${serviceType}`;
+  let ends = responseEnds.get(key);
+  if (!ends) {
+    const [open, close] = envelope(`<u:${action}Response xmlns:u="${escAttr(serviceType)}">\u0000</u:${action}Response>`).split('\u0000');
+    ends = [open, close];
+    if (responseEnds.size < MAX_RESPONSE_ENDS) responseEnds.set(key, ends);
+  }
+  return ends;
 }
 
 /** Standard UPnP fault envelope (sent with HTTP 500). */
