@@ -64,6 +64,22 @@ for (const [what, headers, want] of TABLE) {
   });
 }
 
+test('detect keeps its verdict per header values: the same answers the second time, in any order, and a bounded number kept', (t) => {
+  const r = ClientRegistry.load(defaultClientsDir());
+  for (let round = 0; round < 2; round++) {
+    for (const [what, headers, want] of round ? [...TABLE].reverse() : TABLE) t.is(r.detect(headers).id, want, `${what} (round ${round})`);
+  }
+  // headers no profile looks at do not split the verdicts; those it looks at do
+  t.is(r.detect({ 'user-agent': 'VLC/3.0', 'x-other': '1' }).id, 'vlc');
+  t.is(r.detect({ 'user-agent': 'VLC/3.0', 'x-av-client-info': 'mn="BRAVIA"' }).id, 'sony');
+  const before = r.verdictCount;
+  t.true(before > 0 && before <= TABLE.length + 2);
+  for (let k = 0; k < 500; k++) t.is(r.detect({ 'user-agent': `Player/${k}` }).id, 'generic');
+  t.true(r.verdictCount <= 64, `kept ${r.verdictCount}`);
+  t.is(r.detect({ 'user-agent': 'x'.repeat(2000) + ' VLC/3.0' }).id, 'vlc', 'a long header value is matched, not kept');
+  t.is(r.detect({ 'user-agent': 'DLNADOC/1.50 SEC_HHP_TV/1.0' }).id, 'samsung', 'an evicted verdict is made again');
+});
+
 test('all shipped profiles load and carry the documented quirks', (t) => {
   const files = readdirSync(defaultClientsDir()).filter((f) => f.endsWith('.json'));
   t.deepEqual(files.sort(), ['bubbleupnp.json', 'generic.json', 'kodi.json', 'lg.json', 'panasonic.json', 'samsung.json', 'sony.json', 'vlc.json', 'xbox.json']);

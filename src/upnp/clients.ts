@@ -266,11 +266,18 @@ const BUILTIN_FALLBACK: ClientProfile = {
 
 const CACHE_TTL_MS = 60 * 60 * 1000;
 const CACHE_MAX = 512;
+/** Header-value verdicts kept (the oldest goes first; at most ~64 KiB) and the longest key kept (longer header values are matched every time). */
+const VERDICTS_MAX = 64;
+const VERDICT_KEY_MAX = 512;
 
 export class ClientRegistry {
   readonly profiles: readonly ClientProfile[];
   readonly fallback: ClientProfile;
   private byAddress = new Map<string, { profile: ClientProfile; at: number }>();
+  /** The headers any profile matches on. */
+  private readonly matchHeaders: string[];
+  /** firstMatch's verdicts by those headers' values (null: none matched), oldest first. */
+  private readonly verdicts = new Map<string, ClientProfile | null>();
 
   constructor(profiles: ClientProfile[], private now: () => number = Date.now) {
     const fallbacks = profiles.filter((p) => p.fallback);
@@ -281,6 +288,7 @@ export class ClientRegistry {
     this.profiles = profiles
       .filter((p) => !p.fallback)
       .sort((a, b) => a.order - b.order || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    this.matchHeaders = [...new Set(this.profiles.flatMap((p) => p.matchers.map((m) => m.header)))];
   }
 
   /** Loads and validates every *.json in `dir` (synchronously, once, at start-up). */
@@ -307,11 +315,10 @@ export class ClientRegistry {
 
   /** First matching profile; else the profile last seen from this address; else the fallback. */
   detect(headers: HeaderBag, remoteAddress?: string): ClientProfile {
-    for (const p of this.profiles) {
-      if (profileMatches(p, headers)) {
-        if (remoteAddress) this.remember(remoteAddress, p);
-        return p;
-      }
+    const p = this.firstMatch(headers);
+    if (p) {
+      if (remoteAddress) this.remember(remoteAddress, p);
+      return p;
     }
     if (remoteAddress) {
       const hit = this.byAddress.get(remoteAddress);
@@ -321,6 +328,32 @@ export class ClientRegistry {
       }
     }
     return this.fallback;
+  }
+
+  /**
+   * The first profile whose headers match. Which one depends only on the values of the headers
+   * the profiles look at, so the verdict is kept per such values (a TV sends the same ones with
+   * every request): a few Map entries instead of a regex per profile per request.
+   */
+  private firstMatch(headers: HeaderBag): ClientProfile | undefined {
+    let key = '';
+    for (const h of this.matchHeaders) {
+      const v = headerValue(headers, h);
+      key += v === undefined ? '-' : `+${v.length}:${v}`;
+    }
+    const hit = this.verdicts.get(key);
+    if (hit !== undefined) return hit ?? undefined;
+    const p = this.profiles.find((q) => profileMatches(q, headers));
+    if (key.length <= VERDICT_KEY_MAX) {
+      if (this.verdicts.size >= VERDICTS_MAX) this.verdicts.delete(this.verdicts.keys().next().value!);
+      this.verdicts.set(key, p ?? null);
+    }
+    return p;
+  }
+
+  /** Verdicts kept (for tests). */
+  get verdictCount(): number {
+    return this.verdicts.size;
   }
 
   private remember(addr: string, profile: ClientProfile): void {
