@@ -27,6 +27,7 @@ import type { ItemMeta, MediaKind, ProbeResult, Resource } from '../catalog/type
 import { readAvi } from './avi.js';
 import { dlnaProfile } from './dlna.js';
 import { readEbml } from './ebml.js';
+import { readFlacTags } from './flac.js';
 import { type ContainerInfo, RandomReader, withReader } from './filereader.js';
 import { readIsoBmff } from './isobmff.js';
 import { containerOf, extensionOf, formatCodec, h264LevelName, mediaTypeOf } from './mediatypes.js';
@@ -317,7 +318,9 @@ async function probeAudio(path: string, out: ProbeResult, pictures: boolean, blo
   // A small file is read in one go: music-metadata's file tokenizer issues one read per
   // field (about ten for a small FLAC), which dominates scanning libraries of short files.
   const small = out.res.size > SMALL_AUDIO ? undefined : blocking ? readHeadSync(path, out.res.size) : await readFile(path);
-  const parse = (skipCovers: boolean) => {
+  const parse = (skipCovers: boolean): Promise<IAudioMetadata> => {
+    const fast = small && out.res.container === 'flac' ? readFlacTags(small, out.res.size, !skipCovers) : undefined;
+    if (fast) return Promise.resolve(fast as unknown as IAudioMetadata);
     // mkvUseIndex: Matroska audio (.mka/.weba) jumps through the SeekHead instead of walking every cluster.
     const opts = { duration: false, skipCovers, mkvUseIndex: true };
     if (ogg) return parseOggHead(path, out.res.size, skipCovers);
