@@ -212,3 +212,19 @@ test('progress is reported and ends with done', async (t) => {
   t.is((await c.get('music/all'))!.childCount, 300);
   await c.close();
 });
+
+test('a cold scan writes the catalog in batches of about 500 files: few change events (each drops caches and notifies subscribers in serve)', async (t) => {
+  const files: Record<string, string> = {};
+  for (let i = 0; i < 1200; i++) files[`d${i % 3}/${i}.mp3`] = `A${i % 9}|X|${i}`;
+  const root = lib(files);
+  const c = new Catalog(new MemoryStore());
+  await c.open();
+  let changes = 0;
+  c.on('change', () => changes++);
+  const r = await scan(c, { roots: [root], probe: fakeProbe().probe });
+  t.is(r.seen, 1200);
+  t.is((await c.get('music/all'))!.childCount, 1200);
+  // an item and its path entry are two operations of a batch of 1,000
+  t.true(changes >= 2 && changes <= 3, `${changes} change events`);
+  await c.close();
+});

@@ -61,6 +61,11 @@ export interface ScanOptions {
   deferFrames?: boolean;
   /** Where the sidecar subtitles of new and changed videos are copied (none without it). */
   subtitles?: ContentStore;
+  /**
+   * Catalog operations per written batch (an item and its path entry are two); default 1,000.
+   * Each batch rewrites the containers it touches and is one change event (in serve: cache drops
+   * and event notifications), so fewer, larger batches cost less: 250 cost ~6% more scan CPU.
+   */
   batchSize?: number;
   concurrency?: number;
   onProgress?: (p: ScanProgress) => void;
@@ -195,7 +200,7 @@ class ScanPass {
     // the walk has just stat'ed the file: the probe does not again
     const pool = opts.pool;
     this.probe = opts.probe ?? (pool ? (p, known) => pool.probe(p, { ffprobe, pictures: !!opts.art, known }) : (p, known) => defaultProbe(p, { ffprobe, pictures: !!opts.art, known }));
-    this.batchSize = opts.batchSize ?? 250;
+    this.batchSize = opts.batchSize ?? 1000;
     this.concurrency = Math.max(1, opts.concurrency ?? 4);
   }
 
