@@ -31,7 +31,8 @@
 //     real), not 4 MiB: every segment costs real, uncompressed work (file create, write,
 //     fdatasync, announce, the server's open and read), a few ms that are C times longer in
 //     modelled time; at 4 KiB segments (16 MiB modelled) that work alone took longer than the
-//     playback of the segment (see the bench README); the read-ahead is two segments;
+//     playback of the segment (see the bench README); the read-ahead is four segments (the
+//     worker caps it at a quarter of the cache): 12 modelled minutes of video, 180 ms real;
 //   - the trace's clock runs C times faster than real time.
 // Measured waits (time to first byte, stalls) are converted back to scale-1 seconds (× C).
 // Where the error lies: timer resolution and scheduling latency. At C = 4,000 one ms of real
@@ -177,7 +178,7 @@ function spec(name: Name, dir: string, media: string, marks: Marks) {
     // not compressed (2 s real): the gaps between a job's tape operations are server work
     // (hashing, catalog, stubs) that runs at real speed, and a lease given back mid-job lets
     // the idle unload take the cartridge from under the job (see the bench README).
-    stagerTuning: { segmentSize: SEGMENT, readAhead: 2 * SEGMENT, maxChunk: SEGMENT, jobIdleReleaseMs: 2000 },
+    stagerTuning: { segmentSize: SEGMENT, readAhead: 4 * SEGMENT, maxChunk: SEGMENT, jobIdleReleaseMs: 2000 },
   };
 }
 

@@ -27,10 +27,10 @@ const FILES: [string, number][] = [
 ];
 
 class FakeHost implements PrestageHost {
-  calls: { id: string; label: string; start: number; end: number }[] = [];
+  calls: { id: string; label: string; start: number; end: number; mount?: boolean }[] = [];
   offline = new Set<string>();
-  prestage(item: ItemRef, start: number, end: number): boolean {
-    this.calls.push({ id: item.id, label: item.tape.label, start, end });
+  prestage(item: ItemRef, start: number, end: number, mount?: boolean): boolean {
+    this.calls.push({ id: item.id, label: item.tape.label, start, end, mount });
     return true;
   }
   async cartridgeOffline(label: string): Promise<boolean> {
@@ -64,8 +64,9 @@ test('a play stages the next items on the same cartridge, past their stubs; brow
       [t2!.id, t3!.id],
       'tracks 2 and 3 (same cartridge); track 4 is on another cartridge and not worth a mount',
     );
-    // from the end of the head stub, 60 s at the item's bitrate (1000 B/s)
-    t.deepEqual(host.calls[0], { id: t2!.id, label: 'TD0001L9', start: 4096, end: 4096 + 60_000 });
+    // from the end of the head stub, 60 s at the item's bitrate (1000 B/s); riding on the play's
+    // mount, never one of its own
+    t.deepEqual(host.calls[0], { id: t2!.id, label: 'TD0001L9', start: 4096, end: 4096 + 60_000, mount: false });
     t.is(p.counters.items, 2);
 
     host.calls = [];
@@ -87,6 +88,7 @@ test('a play stages the next items on the same cartridge, past their stubs; brow
     await p.onBrowse(e1.parentId, (await lab.catalog.children(e1.parentId, 0, 0)).objects);
     t.deepEqual(host.calls.map((c) => c.label), ['TD0001L9', 'TD0001L9']);
     t.is(host.calls[0]!.id, e1.id);
+    t.true(host.calls[0]!.mount, 'a browse loads the cartridge ahead: it may mount');
     t.is(p.counters.browseLoads, 1);
     // a browse of album 2 whose cartridge is outside the library loads nothing; nor does one with prestage_on_browse off
     const offline = new FakeHost();

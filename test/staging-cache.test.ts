@@ -221,6 +221,9 @@ test('message validation and error mapping', (t) => {
   t.regex(checkClientMessage({ t: 'read', id: 1, item: { id: 'a', tape }, start: 0, end: 1001, priority: 'interactive' })!, /range/);
   t.regex(checkClientMessage({ t: 'read', id: 1, item: { id: 'a', tape: { ...tape, offset: 5000 } }, start: 0, end: 10, priority: 'interactive' })!, /tape location/);
   t.regex(checkClientMessage({ t: 'read', id: 1, item: { id: 'a', tape }, start: 0, end: 10, priority: 'urgent' as 'job' })!, /priority/);
+  t.is(checkClientMessage({ t: 'read', id: 1, item: { id: 'a', tape }, start: 0, end: 10, priority: 'prefetch', holdMs: 5000, noMount: true }), undefined);
+  t.regex(checkClientMessage({ t: 'read', id: 1, item: { id: 'a', tape }, start: 0, end: 10, priority: 'interactive', holdMs: -1 })!, /holdMs/);
+  t.regex(checkClientMessage({ t: 'read', id: 1, item: { id: 'a', tape }, start: 0, end: 10, priority: 'prefetch', noMount: 'yes' as unknown as boolean })!, /noMount/);
   t.regex(checkClientMessage({ t: 'lib', id: 1, op: 'rm -rf' as 'stats', args: [] })!, /unknown library operation/);
   t.regex(checkClientMessage({ t: 'nope' } as never)!, /unknown message type/);
   const te = toWireError(new TapeError('MEDIUM_ERROR', 'bad block', { label: 'TD0001L9', block: 7 }));

@@ -320,3 +320,25 @@ test('mounts are counted by the priority of the request that caused them; a load
     await h.done();
   }
 });
+
+test('a noMount request (a pre-stage) never mounts: refused at once when its cartridge is not loaded, served by the drive that holds or loads it', async (t) => {
+  const h = await setup(2);
+  try {
+    const err = await t.throwsAsync(h.take({ label: A, priority: 'prefetch', noMount: true }));
+    t.is((err as StagerError).code, 'NOT_LOADED');
+    t.is(h.s.counters.mounts, 0);
+    t.is(h.s.counters.notLoaded, 1);
+    // loaded by playback: the pre-stage waits for that drive and gets it, no mount of its own
+    const play = await h.take({ label: A, priority: 'interactive', block: 0 });
+    const pre = h.take({ label: A, priority: 'prefetch', noMount: true });
+    await tick();
+    play.release();
+    const l = await pre;
+    t.is(h.s.labelIn(l.index), A);
+    l.release();
+    t.like(h.s.counters, { mounts: 1, mountsInteractive: 1, mountsPrefetch: 0 });
+    t.false(h.s.playbackWaiting());
+  } finally {
+    await h.done();
+  }
+});

@@ -307,7 +307,7 @@ export class StagerClient extends EventEmitter implements SourceHost {
   }
 
   /** A read at prefetch priority nobody waits for (prefetch, pre-stage): errors are noted and logged. */
-  private background(c: Connection, item: ItemRef, start: number, end: number, prestage: boolean): void {
+  private background(c: Connection, item: ItemRef, start: number, end: number, prestage: boolean, noMount = false): void {
     const what = prestage ? 'pre-stage' : 'prefetch';
     const h = {
       onSeg: () => undefined,
@@ -317,18 +317,19 @@ export class StagerClient extends EventEmitter implements SourceHost {
         this.log.debug({ item: item.id, err: err.message }, `${what} failed`);
       },
     };
-    c.read(item, start, end, 'prefetch', h, false, prestage);
+    c.read(item, start, end, 'prefetch', h, false, prestage, { noMount });
   }
 
   /**
    * Pre-stages bytes [start, end) of an item into the staging cache at prefetch priority
    * (fire and forget; the worker counts it as a pre-stage). False when no worker is connected.
+   * With `mount` false the worker only reads while the cartridge is loaded for something else.
    */
-  prestage(item: ItemRef, start: number, end: number): boolean {
+  prestage(item: ItemRef, start: number, end: number, mount = true): boolean {
     const c = this.conn;
     if (!c || c.closed || end <= start) return false;
     this.local.prestagesSent!++;
-    this.background(c, item, start, end, true);
+    this.background(c, item, start, end, true, !mount);
     return true;
   }
 

@@ -126,14 +126,19 @@ export class Connection extends EventEmitter {
   }
 
   /** Starts a read request; returns its id (for ack/cancel). */
-  read(item: ItemRef, start: number, end: number, priority: Priority, h: ReadHandlers, notify = true, prestage = false, holdMs = 0): number {
+  /**
+   * holdMs: how long the client plays these bytes (keeps the cartridge loaded); noMount: the read
+   * only uses the cartridge while something else has it loaded (a pre-stage never costs a mount).
+   */
+  read(item: ItemRef, start: number, end: number, priority: Priority, h: ReadHandlers, notify = true, prestage = false, extra: { holdMs?: number; noMount?: boolean } = {}): number {
+    const holdMs = extra.holdMs ?? 0;
     const id = this.nextId++;
     if (this.closed) {
       queueMicrotask(() => h.onError(workerDown(`the staging worker connection is gone (${this.closedReason})`)));
       return id;
     }
     this.reads.set(id, h);
-    this.send({ t: 'read', id, item, start, end, priority, notify, ...(prestage ? { prestage: true } : {}), ...(holdMs > 0 ? { holdMs: Math.round(holdMs) } : {}) });
+    this.send({ t: 'read', id, item, start, end, priority, notify, ...(prestage ? { prestage: true } : {}), ...(holdMs > 0 ? { holdMs: Math.round(holdMs) } : {}), ...(extra.noMount ? { noMount: true } : {}) });
     return id;
   }
 

@@ -27,8 +27,11 @@ import type { ItemRef } from './protocol.js';
 import { firstUncovered } from './source.js';
 
 export interface PrestageHost {
-  /** Stage bytes [start, end) of an item at prefetch priority; false when no worker is connected. */
-  prestage(item: ItemRef, start: number, end: number): boolean;
+  /**
+   * Stage bytes [start, end) of an item at prefetch priority; false when no worker is connected.
+   * `mount` false: only while its cartridge is loaded for something else (never a mount of its own).
+   */
+  prestage(item: ItemRef, start: number, end: number, mount?: boolean): boolean;
   /** Whether the cartridge is outside the library (false when unknown). */
   cartridgeOffline(label: string): Promise<boolean>;
 }
@@ -102,7 +105,12 @@ export class Prestager {
       const o = await this.catalog.get(sid);
       if (o && !o.container) next.push(o);
     }
-    this.stage(next.filter((o) => archivedOn(o, tape.label)));
+    // the play loads the cartridge: the pre-stage rides on that mount and never makes one itself
+    // (a play that ended before the pre-stage got the drive, with its cartridge unloaded since)
+    this.stage(
+      next.filter((o) => archivedOn(o, tape.label)),
+      false,
+    );
   }
 
   private async afterBrowse(page: readonly Pick<CatalogObject, 'id' | 'refId' | 'container'>[]): Promise<void> {
@@ -117,11 +125,11 @@ export class Prestager {
     if (labels.size !== 1) return;
     const [label] = labels;
     if (await this.host.cartridgeOffline(label!)) return;
-    if (this.stage(archived.slice(0, this.opts.items)) > 0) this.counters.browseLoads++;
+    if (this.stage(archived.slice(0, this.opts.items), true) > 0) this.counters.browseLoads++;
   }
 
   /** Requests the next minutes of each item; returns how many were requested. */
-  private stage(items: CatalogObject[]): number {
+  private stage(items: CatalogObject[], mount: boolean): number {
     let budget = Math.floor(this.opts.cacheSize / 4);
     let n = 0;
     for (const o of items) {
@@ -130,7 +138,7 @@ export class Prestager {
       const want = Math.min(this.bytesFor(o, tape), budget);
       const end = Math.min(tape.size, start + want);
       if (end <= start) continue;
-      if (!this.host.prestage({ id: o.id, tape }, start, end)) break;
+      if (!this.host.prestage({ id: o.id, tape }, start, end, mount)) break;
       budget -= end - start;
       n++;
       this.counters.items++;

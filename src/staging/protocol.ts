@@ -67,6 +67,8 @@ export type WireErrorCode =
   | 'FORMAT'
   | 'BUSY'
   | 'INVALID'
+  /** A read that may not mount (a pre-stage) found its cartridge unloaded. */
+  | 'NOT_LOADED'
   | string;
 
 export interface WireError {
@@ -140,7 +142,7 @@ export type ClientMessage =
    * `notify` is false, as for prefetches), then `done` or `error`. The request stays
    * open (its announced segments are protected from eviction) until `cancel`.
    */
-  | { t: 'read'; id: number; item: ItemRef; start: number; end: number; priority: Priority; notify?: boolean; prestage?: boolean; holdMs?: number }
+  | { t: 'read'; id: number; item: ItemRef; start: number; end: number; priority: Priority; notify?: boolean; prestage?: boolean; holdMs?: number; noMount?: boolean }
   /** The server has taken the item's bytes up to `consumed` (drives read-ahead and lease release). */
   | { t: 'ack'; id: number; consumed: number }
   /** End of a read request (finished or abandoned). */
@@ -349,6 +351,7 @@ export function checkClientMessage(m: ClientMessage): string | undefined {
       if (!(m.priority in PRIORITY_RANK)) return `read with an unknown priority ${String(m.priority)}`;
       if (m.prestage !== undefined && typeof m.prestage !== 'boolean') return 'read with a non-boolean prestage flag';
       if (m.holdMs !== undefined && !isNat(m.holdMs)) return 'read with an invalid holdMs';
+      if (m.noMount !== undefined && typeof m.noMount !== 'boolean') return 'read with a non-boolean noMount flag';
       return undefined;
     }
     case 'ack':

@@ -75,6 +75,8 @@ export interface WorkerCounters {
   roomWaitMs: number;
   /** Time from a segment's last byte to its commit (its sync and the syncs queued before it), summed (ms). */
   commitDelayMs: number;
+  /** Prefetch passes that stopped early to give their drive to waiting playback. */
+  prefetchYields: number;
 }
 
 export function newCounters(): WorkerCounters {
@@ -104,6 +106,7 @@ export function newCounters(): WorkerCounters {
     syncMs: 0,
     roomWaitMs: 0,
     commitDelayMs: 0,
+    prefetchYields: 0,
   };
 }
 
@@ -159,6 +162,8 @@ export class ReadReq {
   tapePasses = 0;
   /** Delivering uncached (`data` messages): the cache could not be written. */
   uncached = false;
+  /** Only while the cartridge is loaded for something else (a pre-stage after a play): never mounts it. */
+  noMount = false;
   /** Until when (worker clock, ms) the client is expected to play these bytes: its cartridge stays loaded (0 = no hint). */
   holdUntil = 0;
 

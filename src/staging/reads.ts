@@ -151,6 +151,7 @@ export class ReadService implements PassHost {
     this.cache.ensureItem(m.item.id, m.item.tape.sha256);
     const req = new ReadReq(session, m.id, item, m.start, m.end, m.priority, m.notify !== false, this.tuning.segmentSize);
     req.prestage = m.prestage === true;
+    req.noMount = m.noMount === true;
     if (m.holdMs) req.holdUntil = this.now() + Math.min(m.holdMs, MAX_HOLD_MS);
     if (req.prestage) this.counters.prestages++;
     item.requests.add(req);

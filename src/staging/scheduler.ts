@@ -44,6 +44,8 @@ export interface AcquireRequest {
   owner?: string;
   /** Admission timeout for this request (ms); default: the scheduler's. */
   timeoutMs?: number;
+  /** Only a drive that holds (or is loading) the cartridge: never a mount for this request. */
+  noMount?: boolean;
 }
 
 export interface DriveLease {
@@ -89,6 +91,8 @@ export interface SchedulerCounters {
   mountErrors: number;
   /** Job leases asked to give their drive back to playback. */
   preemptions: number;
+  /** noMount requests refused because their cartridge was not loaded (nor being loaded, nor wanted). */
+  notLoaded: number;
   /** Mounts by the priority of the lease that asked for them (playback, pre-stage, job). */
   mountsInteractive: number;
   mountsPrefetch: number;
@@ -201,6 +205,7 @@ export class DriveScheduler extends EventEmitter {
     swaps: 0,
     mountErrors: 0,
     preemptions: 0,
+    notLoaded: 0,
     mountsInteractive: 0,
     mountsPrefetch: 0,
     mountsJob: 0,
@@ -249,6 +254,11 @@ export class DriveScheduler extends EventEmitter {
     if (req.label !== undefined) await this.checkAvailable(req.label, req.owner);
     if (this.closed) throw new StagerError({ code: 'CLOSED', message: 'the stager is shutting down', retryAfter: 5 });
     req.signal?.throwIfAborted();
+    const label = req.label;
+    if (req.noMount && label !== undefined && !this.slots.some((s) => s.label === label || s.mounting === label) && !this.waiters.some((o) => o.req.label === label && !o.req.noMount)) {
+      this.counters.notLoaded++;
+      throw new StagerError({ code: 'NOT_LOADED', message: `cartridge ${label} is not loaded and this read never mounts one`, label });
+    }
     return new Promise<DriveLease>((resolve, reject) => {
       const w: Waiter = {
         seq,
@@ -323,6 +333,11 @@ export class DriveScheduler extends EventEmitter {
   }
 
   /** Label currently loaded in drive `i` as far as the scheduler knows. */
+  /** Playback waits for a drive now (no free drive could take it): prefetch passes give theirs back. */
+  playbackWaiting(): boolean {
+    return this.waiters.some((w) => w.rank === 0);
+  }
+
   labelIn(i: number): string | null {
     return this.slots[i]?.label ?? null;
   }
@@ -553,7 +568,7 @@ export class DriveScheduler extends EventEmitter {
 
   private slotForMount(w: Waiter): DriveSlot | undefined {
     const { label, drive } = w.req;
-    if (label === undefined) return undefined;
+    if (label === undefined || w.req.noMount) return undefined;
     // the cartridge is in a busy drive, or on its way into one: wait for that drive
     if (this.slots.some((s) => (s.label === label || s.mounting === label) && !this.isFree(s))) return undefined;
     const wanted = (l: string | null) => l !== null && this.waiters.some((o) => o !== w && o.req.label === l && o.rank <= w.rank);

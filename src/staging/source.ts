@@ -282,7 +282,7 @@ class TapeRead {
         this.wake();
       },
       onError: (err) => this.fail(err),
-    }, true, false, this.holdMs);
+    }, true, false, { holdMs: this.holdMs });
   }
 
   get segmentSize(): number {

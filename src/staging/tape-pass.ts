@@ -60,7 +60,7 @@ export async function runPass(h: PassHost, req: ReadReq, fromSeg: number): Promi
   const startPos = fromSeg * S + (existing?.valid ?? 0);
   const abs0 = loc.offset + startPos;
   const block0 = loc.block + Math.floor(abs0 / bs);
-  const lease = await h.scheduler.acquire({ label: loc.label, block: block0, priority: req.priority, signal: req.ac.signal, owner: `item ${item.ref.id}` });
+  const lease = await h.scheduler.acquire({ label: loc.label, block: block0, priority: req.priority, signal: req.ac.signal, owner: `item ${item.ref.id}`, ...(req.noMount ? { noMount: true } : {}) });
   const pass: Pass = { owner: req, lease };
   // someone may have filled the segment while we waited for the drive
   const now = item.fills.get(fromSeg);
@@ -126,6 +126,12 @@ export async function runPass(h: PassHost, req: ReadReq, fromSeg: number): Promi
     /** The next drive read, or undefined when the pass should stop. */
     const issue = (): Queued | undefined => {
       if (req.ac.signal.aborted || h.closed || nextBlock >= endBlock) return undefined;
+      // a prefetch (pre-stage) gives the drive to waiting playback once it made progress; it
+      // queues again behind it (the request's next pass)
+      if (req.priority === 'prefetch' && nextBlock > block0 && h.scheduler.playbackWaiting()) {
+        h.counters.prefetchYields++;
+        return undefined;
+      }
       const lim = limit();
       // the first byte of this read that the pass keeps: the first block of a pass may begin
       // before startPos (in the previous segment, which can be complete: those bytes are
