@@ -54,8 +54,12 @@ function decode(s: string): string | undefined {
 
 /** Names of Object.prototype (__proto__, constructor, toString...): xml2js reads those oddly, so it decides. */
 const PROTO_NAMES = new Set(Object.getOwnPropertyNames(Object.prototype));
+/** Their first characters: most names are told apart without hashing them. */
+const PROTO_FIRST = new Uint8Array(128);
+for (const n of PROTO_NAMES) if (n.charCodeAt(0) < 128) PROTO_FIRST[n.charCodeAt(0)] = 1;
 function inherited(name: string): boolean {
-  return PROTO_NAMES.has(name);
+  const c = name.charCodeAt(0);
+  return (c >= 128 || PROTO_FIRST[c] === 1) && PROTO_NAMES.has(name);
 }
 
 /** An element named like xml2js's text key: its children list and the text would share `_` (xml2js fails on it), so it decides. */
@@ -130,8 +134,8 @@ export function readSimpleXml(text: string): Record<string, XNode | string> | un
     while (j < n && text.charCodeAt(j) < 128 && NAME_CHAR[text.charCodeAt(j)]) j++;
     const name = text.slice(i, j);
     if (inherited(name) || charkey(name)) return undefined;
+    // `_` (the text) is set when the element closes with text: never deleted, so the object keeps its fast shape
     const obj: XNode = {};
-    obj._ = '';
     let attrs = false;
     for (;;) {
       const before = j;
@@ -187,7 +191,6 @@ function close(e: Open): XNode | string {
     e.obj._ = e.text;
     return e.obj;
   }
-  delete e.obj._;
   // neither attributes nor children: the element is its (blank) text, as xml2js's emptyTag ''
   return e.children || e.attrs ? e.obj : e.text;
 }

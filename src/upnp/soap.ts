@@ -148,7 +148,7 @@ export async function parseSoapRequest(
 ): Promise<SoapRequest> {
   let text = typeof body === 'string' ? body : body.toString('utf8');
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
-  if (DTD.test(text)) throw new SoapParseError('DTDs are not accepted in SOAP requests (<!DOCTYPE/<!ENTITY refused)');
+  if (text.includes('<!') && DTD.test(text)) throw new SoapParseError('DTDs are not accepted in SOAP requests (<!DOCTYPE/<!ENTITY refused)');
   if (!/\S/.test(text)) throw new SoapParseError('empty SOAP request body');
 
   const hdr = parseSoapAction(soapActionHeader);
