@@ -1,0 +1,77 @@
+// A pre-stage (prefetch priority) gives its drive to playback that waits for it as soon as it
+// made progress, instead of reading its whole range first. One drive; the drive's reads are
+// held at a gate until the playback request is queued, so the order is deterministic.
+
+import test from 'ava';
+import { join } from 'node:path';
+import { silentLogger } from '../src/log.js';
+import { StagerClient } from '../src/staging/client.js';
+import { StagingWorker } from '../src/staging/worker.js';
+import { VirtualTapeLibrary } from '../src/tape/virtual.js';
+import { buildLibrary, fetchMedia, mediaServer, removeDir, sha256, tempDir, testConfig } from './fixtures/staging/harness.js';
+
+const KB = 1024;
+const SEG = 64 * KB;
+
+async function settle(cond: () => boolean, ms = 5000): Promise<boolean> {
+  const until = Date.now() + ms;
+  while (!cond() && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+  return cond();
+}
+
+test('a pre-stage gives the drive to waiting playback after its first reads, then goes on', async (t) => {
+  const dir = await tempDir();
+  const items = await buildLibrary(dir, [
+    { id: 'p', size: 16 * SEG, label: 'TD0001L9' },
+    { id: 'q', size: 2 * SEG, label: 'TD0002L9' },
+  ]);
+  const vlib = await VirtualTapeLibrary.open(join(dir, 'vtl'), { timeScale: 0 });
+  t.is(vlib.drives.length, 1);
+  const drive = vlib.drives[0]!;
+  let open = false;
+  const read = drive.readBlocks.bind(drive);
+  (drive as { readBlocks: typeof drive.readBlocks }).readBlocks = async (n) => {
+    while (!open) await new Promise((r) => setTimeout(r, 5));
+    return read(n);
+  };
+  const worker = await StagingWorker.create({
+    library: vlib,
+    cacheDir: join(dir, 'cache'),
+    cacheSize: 64 << 20,
+    admissionTimeoutMs: 30_000,
+    idleUnloadMs: 0,
+    tuning: { segmentSize: SEG, readAhead: 256 * KB, maxChunk: SEG },
+  });
+  const sock = join(dir, 'stager.sock');
+  await worker.listen(sock);
+  const client = new StagerClient({ config: { ...testConfig(dir), stager: sock }, log: silentLogger, backoffMs: [50, 200] });
+  await client.start();
+  const srv = await mediaServer(async (id) => (items.get(id) ? client.source(items.get(id)!.obj) : undefined));
+  try {
+    const p = items.get('p')!;
+    // the pre-stage of the whole of p at prefetch priority (it may mount: a browse-ahead load)
+    let prestagedAtPlayback = -1;
+    worker.scheduler.on('admit', (e: { priority: string }) => {
+      if (e.priority === 'interactive' && prestagedAtPlayback < 0) prestagedAtPlayback = worker.counters.prestagedBytes;
+    });
+    t.true(client.prestage({ id: 'p', tape: p.obj.location!.tape! }, 0, 16 * SEG, true));
+    t.true(await settle(() => worker.counters.passes >= 1), 'the pre-stage holds the drive');
+    const q = fetchMedia(srv.port, 'q', { timeoutMs: 20_000 });
+    t.true(await settle(() => worker.scheduler.playbackWaiting()), 'playback waits for the only drive');
+    open = true;
+    const got = await q;
+    t.true(got.complete);
+    t.is(sha256(got.body), items.get('q')!.sha256);
+    t.true(prestagedAtPlayback >= 0 && prestagedAtPlayback < 16 * SEG, `playback got the drive after ${prestagedAtPlayback} pre-staged bytes, not after all ${16 * SEG}`);
+    t.true(worker.counters.prefetchYields >= 1);
+    // the pre-stage goes on afterwards and completes
+    t.true(await settle(() => worker.counters.prestagedBytes >= 16 * SEG && worker.reads.activeRequests() === 0, 10_000), `pre-staged ${worker.counters.prestagedBytes}`);
+  } finally {
+    open = true;
+    await srv.close();
+    await client.stop();
+    await worker.close();
+    await vlib.close();
+    await removeDir(dir);
+  }
+});
