@@ -342,3 +342,20 @@ test('a noMount request (a pre-stage) never mounts: refused at once when its car
     await h.done();
   }
 });
+
+test('a swap takes the cartridge nobody plays from, even when the one in use is the least recently used', async (t) => {
+  const h = await setup(2, { inUse: (label) => label === A });
+  try {
+    const a = await h.take({ label: A, priority: 'interactive', block: 0 });
+    const b = await h.take({ label: B, priority: 'interactive', block: 0 });
+    a.release();
+    await tick(10);
+    b.release(); // A's drive is the least recently used, but a client still plays from A
+    const c = await h.take({ label: C, priority: 'interactive', block: 0 });
+    t.is(h.s.labelIn(c.index), C);
+    t.deepEqual([h.s.labelIn(0), h.s.labelIn(1)].sort(), [A, C], 'B was swapped out, A stays');
+    c.release();
+  } finally {
+    await h.done();
+  }
+});

@@ -576,9 +576,14 @@ export class DriveScheduler extends EventEmitter {
     const free = candidates.filter((s) => this.isFree(s));
     return (
       free.find((s) => s.label === null) ??
-      // least recently used first among the swappable ones
-      free.filter((s) => !wanted(s.label)).sort((a, b) => a.idleSince - b.idleSince)[0]
+      // among the swappable ones: first those no client plays from (a cartridge still in use
+      // would have to come back for its next item), then least recently used
+      free.filter((s) => !wanted(s.label)).sort((a, b) => this.inUseRank(a) - this.inUseRank(b) || a.idleSince - b.idleSince)[0]
     );
+  }
+
+  private inUseRank(s: DriveSlot): number {
+    return s.label !== null && this.opts.inUse?.(s.label) ? 1 : 0;
   }
 
   private grant(w: Waiter, slot: DriveSlot): void {
