@@ -82,7 +82,7 @@ export const SETTINGS: Setting[] = [
   { key: 'promote_window', flag: 'promote-window', type: 'duration', arg: 'DURATION', default: '7d', description: 'The window in which promote_plays plays must fall.' },
   { key: 'policy_window', flag: 'policy-window', type: 'window', arg: 'HH:MM-HH:MM', default: 'any time', description: 'Local time of day when automatic policy passes may start and mount tapes (may wrap midnight, e.g. 22:00-06:00; 00:00-24:00 = all day; a window that starts where it ends, e.g. 10:00-10:00, is an error). A pass still running when the window closes stops at its next safe point (end of a tar member, between items) and goes on when it opens again. Playback and `tapedeck policy run` are never restricted.' },
   { key: 'policy_interval', flag: 'policy-interval', type: 'duration', arg: 'DURATION', default: '1h', description: 'Time between automatic policy passes; 0 = never automatically, only `tapedeck policy run`.' },
-  { key: 'drive_idle_unload', flag: 'drive-idle-unload', type: 'int', arg: 'SECONDS', min: 0, max: 86400, default: '300', description: 'Unload a cartridge whose drive has been idle this long (0 = never).' },
+  { key: 'drive_idle_unload', flag: 'drive-idle-unload', type: 'int', arg: 'SECONDS', min: 0, max: 86400, default: '300', description: 'Unload a cartridge whose drive has been idle this long (0 = never). A cartridge clients still play from is not idle: the time counts from the end of the playback of the bytes they fetched (from the item\'s bitrate), not from the last tape read.' },
 ];
 
 const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, kb: 1000, kib: 1024, m: 1024 ** 2, mb: 1000 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gb: 1000 ** 3, gib: 1024 ** 3, t: 1024 ** 4, tb: 1000 ** 4, tib: 1024 ** 4 };
