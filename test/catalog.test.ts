@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Catalog, type ChangeEvent } from '../src/catalog/catalog.js';
 import { LevelStore, MemoryStore, type KVStore } from '../src/catalog/store.js';
-import { itemIdForPath, parseRefId } from '../src/catalog/layout.js';
+import { itemIdForPath, parseRefId, shortHash } from '../src/catalog/layout.js';
 import type { CatalogObject, MediaKind } from '../src/catalog/types.js';
 
 const dirs: string[] = [];
@@ -294,4 +294,11 @@ test('store GC: an album/artist container whose art no item has (an older catalo
   t.is((await collectStores(c, { art: store }, Date.now() + 60_000)).art, 0);
   t.is(c.systemUpdateId, again);
   await c.close();
+});
+
+test('item IDs are the SHA-1 based IDs catalogs already hold (one-shot hash or Hash object alike)', (t) => {
+  // pinned: a change would give every item of an existing catalog a new ID (clients' bookmarks, playlists)
+  t.is(itemIdForPath('/music/a.flac'), 'ivjjtwigpumnfo');
+  t.is(itemIdForPath('/srv/Ünïcödé/東京.flac'), 'ixbvz3lhodcrj7');
+  t.is(shortHash('', 20), '3i42h3s6nnfq2msvx7xz');
 });

@@ -30,7 +30,7 @@ function flac(comments: string[] | undefined, opts: { extra?: [number, Buffer][]
     blocks.push([4, Buffer.concat([str(opts.vendor ?? 'test'), count, ...comments.map(str)])]);
   }
   blocks.push(...(opts.extra ?? []));
-  const parts = [Buffer.from('fLaC')];
+  const parts: Buffer[] = [Buffer.from('fLaC')];
   blocks.forEach(([type, data], i) => {
     const h = Buffer.alloc(4);
     h.writeUIntBE(data.length, 1, 3);
