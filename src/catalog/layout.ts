@@ -73,24 +73,27 @@ const sha1: (s: string) => Buffer =
     ? (s) => (crypto as unknown as { hash(alg: string, data: string, enc: 'buffer'): Buffer }).hash('sha1', s, 'buffer')
     : (s) => crypto.createHash('sha1').update(s).digest();
 
-/** Short, URL- and XML-safe hash of a stable identity. */
+const BASE32 = 'abcdefghijklmnopqrstuvwxyz234567';
+/** Character codes of one ID, reused: the scan makes several IDs per file (one string each, no intermediate ones). */
+const codes: number[] = [];
+
+/** Short, URL- and XML-safe hash of a stable identity: the first `len` base32 digits of its SHA-1. */
 export function shortHash(s: string, len = 13): string {
   const b = sha1(s);
-  const alphabet = 'abcdefghijklmnopqrstuvwxyz234567';
-  let out = '';
+  const n = Math.min(len, Math.floor((b.length * 8) / 5));
+  codes.length = n;
   let bits = 0;
   let acc = 0;
-  for (const byte of b) {
-    acc = (acc << 8) | byte;
-    bits += 8;
-    while (bits >= 5 && out.length < len) {
-      out += alphabet[(acc >>> (bits - 5)) & 31];
-      bits -= 5;
+  let i = 0;
+  for (let k = 0; k < n; k++) {
+    if (bits < 5) {
+      acc = ((acc & 0xff) << 8) | b[i++];
+      bits += 8;
     }
-    acc &= 0xff;
-    if (out.length >= len) break;
+    codes[k] = BASE32.charCodeAt((acc >>> (bits - 5)) & 31);
+    bits -= 5;
   }
-  return out;
+  return String.fromCharCode.apply(null, codes);
 }
 
 export function itemIdForPath(origPath: string): string {
