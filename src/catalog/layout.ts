@@ -132,10 +132,30 @@ const containerKey = (title: string) => '0' + naturalSortKey(title);
 const itemKey = (s: string) => '1' + s;
 const titleKey = (o: CatalogObject) => naturalSortKey(o.title);
 
-function folderContainers(item: CatalogObject, idPrefix: string, topParent: string): { leaf: string; chain: ContainerDef[] } {
-  // Chain from the media root down to the item's directory.
+/**
+ * Folder chains of recent directories: every item of a directory has the same chain, and a scan
+ * places a directory's items one after the other (each placed twice per write: old and new), so
+ * the hashes and sort keys of the chain are made once per directory, not per item. Bounded; the
+ * definitions are only read (container objects are made from copies of them).
+ */
+const folderChains = new Map<string, { leaf: string; chain: readonly ContainerDef[] }>();
+const FOLDER_CHAINS = 64;
+
+function folderContainers(item: CatalogObject, idPrefix: string, topParent: string): { leaf: string; chain: readonly ContainerDef[] } {
   const root = item.mediaRoot!;
   const dir = dirname(item.origPath!);
+  const key = idPrefix + '\u0000' + topParent + '\u0000' + root + '\u0000' + dir;
+  let found = folderChains.get(key);
+  if (!found) {
+    if (folderChains.size >= FOLDER_CHAINS) folderChains.clear();
+    found = folderChain(root, dir, idPrefix, topParent);
+    folderChains.set(key, found);
+  }
+  return found;
+}
+
+/** Chain from the media root down to `dir`. */
+function folderChain(root: string, dir: string, idPrefix: string, topParent: string): { leaf: string; chain: readonly ContainerDef[] } {
   const rel = relative(root, dir);
   const parts = rel === '' ? [] : rel.split(sep);
   const chain: ContainerDef[] = [];

@@ -143,12 +143,17 @@ export function itemFromProbe(f: Found, pr: ProbeResult, previous?: CatalogObjec
     location: { disk: { path: f.path, size: f.size, mtime: f.mtime } },
     origPath: f.path,
     mediaRoot: f.root,
-    relPath: relative(f.root, f.path),
+    relPath: relativeTo(f.root, f.path),
     mtime: f.mtime,
   };
   // A changed file invalidates any tape copy; an unchanged identity keeps nothing else either.
   void previous;
   return item;
+}
+
+/** relative(root, path) for a path the walk made below `root` (a slice: no two resolve() per file). */
+function relativeTo(root: string, path: string): string {
+  return path.length > root.length + 1 && path.startsWith(root) && path[root.length] === sep && !root.endsWith(sep) ? path.slice(root.length + 1) : relative(root, path);
 }
 
 /** Media directories to walk: resolved, deduplicated, a root inside another one dropped (and logged). */
