@@ -367,6 +367,8 @@ export class TapedeckServer {
       try {
         let after = await slice();
         while (after !== undefined && !this.stopped) after = await slice(after);
+        // the pass's garbage (ffmpeg output, pictures) would keep the heap grown as the scan's would
+        if (made && !this.stopped) releaseMemory();
         if (made && !this.stopped) this.log.info({ art: { videos: made, elapsedMs: Date.now() - started } }, `video frames: art of ${made} videos made in ${Date.now() - started} ms`);
       } catch (err) {
         if (!this.stopped) this.log.warn({ err: (err as Error).message }, 'making video frames failed; the next scan tries again');
