@@ -333,6 +333,11 @@ export class TapedeckServer {
       await this.logLibrary();
       // the scan's garbage (parsed tags, batches) would keep the heap grown for minutes
       if (result.probed || result.removed) releaseMemory();
+      // A full scan rewrote every file's entry: LevelDB keeps the old versions until its own
+      // compactions get to them, and every table file it read stays mapped into this process
+      // (resident memory growing with the library). Compacted now, in the scan queue, before
+      // the video frames.
+      if (result.seen || result.removed) void this.exclusive(() => this.compactCatalog());
       if (result.framesDeferred) this.deferredArt();
       return result;
     } catch (err) {
@@ -341,6 +346,19 @@ export class TapedeckServer {
     } finally {
       this.status.scanning = false;
       this.refreshSourceInfo?.();
+    }
+  }
+
+  /** Rewrites the catalog database without what a scan overwrote (see scanOnce); a failure is logged, nothing else. */
+  private async compactCatalog(): Promise<void> {
+    const store = this.catalog.store;
+    if (this.stopped || !store.compact) return;
+    const started = Date.now();
+    try {
+      await store.compact();
+      this.log.info({ catalog: { compactMs: Date.now() - started } }, `catalog compacted in ${Date.now() - started} ms`);
+    } catch (err) {
+      if (!this.stopped) this.log.warn({ err: (err as Error).message }, 'catalog compaction failed; LevelDB compacts by itself later');
     }
   }
 
@@ -367,8 +385,12 @@ export class TapedeckServer {
       try {
         let after = await slice();
         while (after !== undefined && !this.stopped) after = await slice(after);
-        // the pass's garbage (ffmpeg output, pictures) would keep the heap grown as the scan's would
-        if (made && !this.stopped) releaseMemory();
+        if (made && !this.stopped) {
+          // the pass's garbage (ffmpeg output, pictures) would keep the heap grown as the scan's
+          // would, and the tables the catalog compaction replaced stay mapped while a slice read them
+          releaseMemory();
+          await this.catalog.store.dropObsolete?.().catch(() => undefined);
+        }
         if (made && !this.stopped) this.log.info({ art: { videos: made, elapsedMs: Date.now() - started } }, `video frames: art of ${made} videos made in ${Date.now() - started} ms`);
       } catch (err) {
         if (!this.stopped) this.log.warn({ err: (err as Error).message }, 'making video frames failed; the next scan tries again');

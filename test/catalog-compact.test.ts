@@ -1,0 +1,83 @@
+// The catalog is compacted after a full scan (issue 11, memory that does not grow with the
+// library): LevelDB keeps every overwritten version until its own compactions reach it, and
+// LevelDB 1.20 maps each table file it reads into the process for as long as the file lives,
+// so what a scan rewrote stayed resident. After compact() the files hold the live data only,
+// and the files it replaced are gone (and unmapped) even when an iterator was reading them.
+import test from 'ava';
+import { spawn } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { LevelStore } from '../src/catalog/store.js';
+import { createDemoLibrary } from '../src/demo/library.js';
+import { jsonLines, REPO_ROOT } from './helpers/lab.js';
+
+const tables = (dir: string) => readdirSync(dir).filter((f) => f.endsWith('.ldb'));
+const bytes = (dir: string) => tables(dir).reduce((n, f) => n + statSync(join(dir, f)).size, 0);
+
+test('LevelStore.compact leaves the live data only and drops the replaced tables, also those an iterator was reading', async (t) => {
+  const root = await mkdtemp(join(tmpdir(), 'tapedeck-compact-'));
+  t.teardown(() => rm(root, { recursive: true, force: true }));
+  const dir = join(root, 'db');
+  const store = new LevelStore(dir);
+  await store.open();
+  t.teardown(() => store.close());
+  // three versions of 20,000 entries: ~8 MB written, ~2.7 MB live (several table files)
+  const pad = 'x'.repeat(120);
+  for (let round = 0; round < 3; round++) {
+    for (let i = 0; i < 20_000; i += 1000) {
+      await store.batch(Array.from({ length: 1000 }, (_, j) => ({ type: 'put' as const, key: `k/${String(i + j).padStart(6, '0')}`, value: `${round}${pad}` })));
+    }
+  }
+  const before = tables(dir);
+  const sizeBefore = bytes(dir);
+  t.true(before.length > 1, `tables before: ${before.join(',')}`);
+
+  // an iterator open across the compaction pins the tables it reads
+  const reading = store.entries({ gte: 'k/' })[Symbol.asyncIterator]();
+  t.truthy((await reading.next()).value);
+  await store.compact();
+  await reading.return?.();
+  await store.dropObsolete();
+
+  const after = tables(dir);
+  t.deepEqual(after.filter((f) => before.includes(f)), [], 'every table the compaction replaced is deleted');
+  t.true(bytes(dir) < sizeBefore / 2, `${bytes(dir)} bytes after, ${sizeBefore} before`);
+  if (existsSync('/proc/self/maps')) {
+    const mapped = readFileSync('/proc/self/maps', 'utf8');
+    t.deepEqual(before.filter((f) => mapped.includes(join(dir, f))), [], 'and no longer mapped into the process');
+  }
+  t.is((await store.get('k/000000'))?.[0], '2');
+  t.is((await store.get('k/019999'))?.[0], '2');
+  t.is((await store.keyList({ gte: 'k/', lt: 'k/\uffff' })).length, 20_000);
+});
+
+test('the server compacts the catalog after a full scan (loopback, SSDP off)', async (t) => {
+  t.timeout(120_000);
+  const dir = await mkdtemp(join(tmpdir(), 'tapedeck-compact-srv-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const { files } = await createDemoLibrary(join(dir, 'demo'));
+  const media = join(dir, 'media');
+  await mkdir(media, { recursive: true });
+  for (const f of files.filter((x) => x.endsWith('.flac')).slice(0, 3)) await copyFile(f, join(media, f.split('/').pop()!));
+  const conf = join(dir, 'empty.conf');
+  await writeFile(conf, '');
+  const data = join(dir, 'data');
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', 'src/cli.ts', 'serve', '--config', conf, '--data', data, '--media', media, '--interface', 'lo', '--port', '0', '--no-ssdp', '--tape-backend', 'none', '--rescan-interval', '0', '--no-watch'],
+    { cwd: REPO_ROOT, stdio: 'pipe', env: { ...process.env, TAPEDECK_CONFIG: '', INIT_CWD: '', XDG_RUNTIME_DIR: dir } },
+  );
+  const srv = jsonLines<Record<string, any>>(child);
+  t.teardown(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  const scanned = await srv.waitFor((l) => l.scan?.done === true, 60_000, 'first scan');
+  t.is(scanned.scan.seen, 3);
+  const compacted = await srv.waitFor((l) => l.catalog?.compactMs !== undefined, 60_000, 'the compaction after the scan');
+  t.regex(compacted.msg, /^catalog compacted in \d+ ms$/);
+  t.regex(readFileSync(join(data, 'catalog', 'LOG'), 'utf8'), /Manual compaction/, "LevelDB's own log shows it");
+  child.kill('SIGTERM');
+  await new Promise((r) => child.once('exit', r));
+});
