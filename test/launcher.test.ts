@@ -26,15 +26,15 @@ function runLauncher(env: Record<string, string> = {}): { args: string[]; arenas
 test('the launcher runs the CLI with small semi-spaces, a capped heap growth and two malloc arenas', (t) => {
   const { args, arenas } = runLauncher();
   t.is(arenas, 'MALLOC_ARENA_MAX=2');
-  t.deepEqual(args, ['--max-semi-space-size=2', '--heap-growing-percent=50', join(prefix, 'dist/src/cli.js'), 'serve', '--no-ssdp']);
+  t.deepEqual(args, ['--max-semi-space-size=4', '--heap-growing-percent=50', join(prefix, 'dist/src/cli.js'), 'serve', '--no-ssdp']);
 });
 
 test('TAPEDECK_NODE_FLAGS come after the launcher flags (so they win) and MALLOC_ARENA_MAX can be set', (t) => {
   const { args, arenas } = runLauncher({ TAPEDECK_NODE_FLAGS: '--heap-growing-percent=100 --cpu-prof', MALLOC_ARENA_MAX: '1' });
   t.is(arenas, 'MALLOC_ARENA_MAX=1');
-  t.deepEqual(args.slice(0, 4), ['--max-semi-space-size=2', '--heap-growing-percent=50', '--heap-growing-percent=100', '--cpu-prof']);
+  t.deepEqual(args.slice(0, 4), ['--max-semi-space-size=4', '--heap-growing-percent=50', '--heap-growing-percent=100', '--cpu-prof']);
 });
 
 test('this Node.js accepts the launcher flags', (t) => {
-  t.notThrows(() => execFileSync(process.execPath, ['--max-semi-space-size=2', '--heap-growing-percent=50', '-e', '0']));
+  t.notThrows(() => execFileSync(process.execPath, ['--max-semi-space-size=4', '--heap-growing-percent=50', '-e', '0']));
 });
