@@ -394,7 +394,7 @@ async function main(): Promise<void> {
     await report(doc, [
       ['failed plays / 503 answers', `${o.failedPlays} / ${o.busyAnswers}`, `${b.failedPlays} / ${b.busyAnswers}`],
       ['mounts: play / pre-stage / job', `${o.mounts.play} / ${o.mounts.prestage} / ${o.mounts.job}`, `${b.mounts.play} / ${b.mounts.prestage} / ${b.mounts.job}`],
-      ['sessions playing from tape', String(o.mounts.playSessions.sessions), String(b.mounts.playSessions.sessions)],
+      ['sessions playing from tape; play mounts each', `${o.mounts.playSessions.sessions}; ${(o.mounts.play / Math.max(1, o.mounts.playSessions.sessions)).toFixed(2)}`, `${b.mounts.playSessions.sessions}; ${(b.mounts.play / Math.max(1, b.mounts.playSessions.sessions)).toFixed(2)}`],
       ['wait for drive / cache room (modelled s)', `${o.deliveryModelledS.admissionWait} / ${o.deliveryModelledS.cacheRoomWait}`, `${b.deliveryModelledS.admissionWait} / ${b.deliveryModelledS.cacheRoomWait}`],
       ['segment sync / commit delay (modelled s)', `${o.deliveryModelledS.segmentSync} / ${o.deliveryModelledS.commitDelay}`, `${b.deliveryModelledS.segmentSync} / ${b.deliveryModelledS.commitDelay}`],
       ['first byte from disk p50/p99 (real ms)', `${o.diskFirstByteMs.p50} / ${o.diskFirstByteMs.p99}`, `${b.diskFirstByteMs.p50} / ${b.diskFirstByteMs.p99}`],

@@ -5,11 +5,8 @@
 
 import test from 'ava';
 import { join } from 'node:path';
-import { silentLogger } from '../src/log.js';
-import { StagerClient } from '../src/staging/client.js';
-import { StagingWorker } from '../src/staging/worker.js';
 import { VirtualTapeLibrary } from '../src/tape/virtual.js';
-import { buildLibrary, fetchMedia, mediaServer, removeDir, tempDir, testConfig, type ItemSpec } from './fixtures/staging/harness.js';
+import { buildLibrary, fetchMedia, inProcessStager, removeDir, tempDir, type ItemSpec } from './fixtures/staging/harness.js';
 
 const KB = 1024;
 const LABEL = 'TD0001L9';
@@ -18,32 +15,21 @@ async function inProcess(specs: ItemSpec[], bitrate: number | undefined, playbac
   const dir = await tempDir();
   const items = await buildLibrary(dir, specs);
   for (const it of items.values()) if (bitrate) it.obj.res!.bitrate = bitrate;
-  const vlib = await VirtualTapeLibrary.open(join(dir, 'vtl'), { timeScale: 0 });
   let clock = 1_000_000;
-  const worker = await StagingWorker.create({
-    library: vlib,
-    cacheDir: join(dir, 'cache'),
+  const vlib = await VirtualTapeLibrary.open(join(dir, 'vtl'), { timeScale: 0 });
+  const s = await inProcessStager(dir, vlib, items, {
     cacheSize: 128 << 20,
-    admissionTimeoutMs: 5000,
-    idleUnloadMs: 0,
     tuning: { segmentSize: 64 * KB, readAhead: 256 * KB, maxChunk: 64 * KB },
     now: () => clock,
+    ...(playbackTimeScale ? { playbackTimeScale } : {}),
   });
-  const sock = join(dir, 'stager.sock');
-  await worker.listen(sock);
-  const client = new StagerClient({ config: { ...testConfig(dir), stager: sock }, log: silentLogger, backoffMs: [50, 200], ...(playbackTimeScale ? { playbackTimeScale } : {}) });
-  await client.start();
-  const srv = await mediaServer(async (id) => (items.get(id) ? client.source(items.get(id)!.obj) : undefined));
   return {
     items,
-    worker,
-    port: srv.port,
+    worker: s.worker,
+    port: s.port,
     advance: (ms: number) => (clock += ms),
     async done() {
-      await srv.close();
-      await client.stop();
-      await worker.close();
-      await vlib.close();
+      await s.stop();
       await removeDir(dir);
     },
   };

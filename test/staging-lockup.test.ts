@@ -5,12 +5,9 @@
 
 import test from 'ava';
 import { join } from 'node:path';
-import { silentLogger } from '../src/log.js';
-import { StagerClient } from '../src/staging/client.js';
-import { StagingWorker } from '../src/staging/worker.js';
 import { VirtualTapeLibrary } from '../src/tape/virtual.js';
 import type { ItemState, Pass } from '../src/staging/read-state.js';
-import { buildLibrary, fetchMedia, mediaServer, removeDir, sha256, tempDir, testConfig, type ArchivedItem, type ItemSpec } from './fixtures/staging/harness.js';
+import { buildLibrary, fetchMedia, inProcessStager, removeDir, sha256, tempDir, type ArchivedItem, type ItemSpec } from './fixtures/staging/harness.js';
 
 const KB = 1024;
 const SEG = 64 * KB;
@@ -19,31 +16,16 @@ async function inProcess(specs: ItemSpec[], cacheSize: number, admissionTimeoutM
   const dir = await tempDir();
   const items = await buildLibrary(dir, specs);
   const vlib = await VirtualTapeLibrary.open(join(dir, 'vtl'), { timeScale: 0 });
-  const worker = await StagingWorker.create({
-    library: vlib,
-    cacheDir: join(dir, 'cache'),
-    cacheSize,
-    admissionTimeoutMs,
-    idleUnloadMs: 0,
-    tuning: { segmentSize: SEG, readAhead: 256 * KB, maxChunk: 64 * KB },
-  });
-  const sock = join(dir, 'stager.sock');
-  await worker.listen(sock);
-  const client = new StagerClient({ config: { ...testConfig(dir), stager: sock }, log: silentLogger, backoffMs: [50, 200] });
-  await client.start();
-  const srv = await mediaServer(async (id) => (items.get(id) ? client.source(items.get(id)!.obj) : undefined));
+  const s = await inProcessStager(dir, vlib, items, { cacheSize, admissionTimeoutMs, tuning: { segmentSize: SEG, readAhead: 256 * KB, maxChunk: 64 * KB } });
   return {
     dir,
     items,
     vlib,
-    worker,
-    client,
-    port: srv.port,
+    worker: s.worker,
+    client: s.client,
+    port: s.port,
     async done() {
-      await srv.close();
-      await client.stop();
-      await worker.close();
-      await vlib.close();
+      await s.stop();
       await removeDir(dir);
     },
   };

@@ -4,11 +4,8 @@
 
 import test from 'ava';
 import { join } from 'node:path';
-import { silentLogger } from '../src/log.js';
-import { StagerClient } from '../src/staging/client.js';
-import { StagingWorker } from '../src/staging/worker.js';
 import { VirtualTapeLibrary } from '../src/tape/virtual.js';
-import { buildLibrary, fetchMedia, mediaServer, removeDir, sha256, tempDir, testConfig } from './fixtures/staging/harness.js';
+import { buildLibrary, fetchMedia, inProcessStager, removeDir, sha256, tempDir } from './fixtures/staging/harness.js';
 
 const KB = 1024;
 const SEG = 64 * KB;
@@ -34,19 +31,8 @@ test('a pre-stage gives the drive to waiting playback after its first reads, the
     while (!open) await new Promise((r) => setTimeout(r, 5));
     return read(n);
   };
-  const worker = await StagingWorker.create({
-    library: vlib,
-    cacheDir: join(dir, 'cache'),
-    cacheSize: 64 << 20,
-    admissionTimeoutMs: 30_000,
-    idleUnloadMs: 0,
-    tuning: { segmentSize: SEG, readAhead: 256 * KB, maxChunk: SEG },
-  });
-  const sock = join(dir, 'stager.sock');
-  await worker.listen(sock);
-  const client = new StagerClient({ config: { ...testConfig(dir), stager: sock }, log: silentLogger, backoffMs: [50, 200] });
-  await client.start();
-  const srv = await mediaServer(async (id) => (items.get(id) ? client.source(items.get(id)!.obj) : undefined));
+  const rig = await inProcessStager(dir, vlib, items, { cacheSize: 64 << 20, admissionTimeoutMs: 30_000, tuning: { segmentSize: SEG, readAhead: 256 * KB, maxChunk: SEG } });
+  const { worker, client } = rig;
   try {
     const p = items.get('p')!;
     // the pre-stage of the whole of p at prefetch priority (it may mount: a browse-ahead load)
@@ -56,7 +42,7 @@ test('a pre-stage gives the drive to waiting playback after its first reads, the
     });
     t.true(client.prestage({ id: 'p', tape: p.obj.location!.tape! }, 0, 16 * SEG, true));
     t.true(await settle(() => worker.counters.passes >= 1), 'the pre-stage holds the drive');
-    const q = fetchMedia(srv.port, 'q', { timeoutMs: 20_000 });
+    const q = fetchMedia(rig.port, 'q', { timeoutMs: 20_000 });
     t.true(await settle(() => worker.scheduler.playbackWaiting()), 'playback waits for the only drive');
     open = true;
     const got = await q;
@@ -68,10 +54,7 @@ test('a pre-stage gives the drive to waiting playback after its first reads, the
     t.true(await settle(() => worker.counters.prestagedBytes >= 16 * SEG && worker.reads.activeRequests() === 0, 10_000), `pre-staged ${worker.counters.prestagedBytes}`);
   } finally {
     open = true;
-    await srv.close();
-    await client.stop();
-    await worker.close();
-    await vlib.close();
+    await rig.stop();
     await removeDir(dir);
   }
 });
