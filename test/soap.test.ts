@@ -165,24 +165,21 @@ const XXE =
   '<?xml version="1.0"?>\n<!DOCTYPE foo [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>\n' +
   `<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><u:Browse xmlns:u="${CDS}"><ObjectID>&xxe;</ObjectID></u:Browse></s:Body></s:Envelope>`;
 
-test('billion laughs and XXE are refused quickly', async (t) => {
+test('billion laughs and XXE are refused up front, before any entity is expanded', async (t) => {
   for (const [name, body] of [
     ['billion laughs', BILLION_LAUGHS],
     ['XXE', XXE],
     ['lower-case doctype', XXE.replace('DOCTYPE', 'doctype')],
   ]) {
-    const t0 = Date.now();
+    // the refusal names the DTD: the document was refused for declaring one, not after expanding it
     const err = await t.throwsAsync(parseSoapRequest(body, BROWSE_HDR), { instanceOf: SoapParseError }, name);
     t.regex(err!.message, /DTD/);
-    t.true(Date.now() - t0 < 2000, `${name} refused within 2 s`);
   }
 });
 
 test('xml2js itself does not expand DTD entities (defence in depth behind the up-front refusal)', async (t) => {
-  const t0 = Date.now();
   await t.throwsAsync(parseStringPromise(BILLION_LAUGHS), { message: /entity/i });
   await t.throwsAsync(parseStringPromise(XXE), { message: /entity/i });
-  t.true(Date.now() - t0 < 2000);
 });
 
 // ---------------------------------------------------------------------------
@@ -428,13 +425,12 @@ test('route: malformed XML and DTDs → 400; non-XML content type → 415', asyn
   const bad = await request(s.port, 'POST', soapHeaders('Browse'), '<s:Envelope><s:Body>');
   t.is(bad.status, 400);
   t.regex(bad.body, /malformed XML/);
-  const t0 = Date.now();
   const bl = await request(s.port, 'POST', soapHeaders('Browse'), BILLION_LAUGHS);
   t.is(bl.status, 400);
+  t.regex(bl.body, /DTD/);
   const xxe = await request(s.port, 'POST', soapHeaders('Browse'), XXE);
   t.is(xxe.status, 400);
   t.false(xxe.body.includes('root:'), 'no file content leaks');
-  t.true(Date.now() - t0 < 2000);
   const json = await request(s.port, 'POST', { ...soapHeaders('Browse'), 'Content-Type': 'application/json' }, '{}');
   t.is(json.status, 415);
   const noType = await request(s.port, 'POST', { SOAPACTION: BROWSE_HDR }, browseBody());
