@@ -562,7 +562,8 @@ export class TapedeckServer {
         SystemUpdateID: String(ev.systemUpdateId),
         ContainerUpdateIDs: ev.containers.map(([id, n]) => `${id},${n}`).join(','),
       });
-      refreshSourceInfo();
+      // art, metadata and video frames leave SourceProtocolInfo as it is: no walk of every item
+      if (ev.resChanged) refreshSourceInfo();
     });
 
     // a media GET asks up to three times for its client's profile (transfer mode, MIME type,

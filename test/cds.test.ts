@@ -264,6 +264,35 @@ test('ConnectionManager: the source protocolInfo is kept in the catalog, so a re
   t.is(reads, 1);
 });
 
+test('ConnectionManager: a change of art or metadata only keeps the source protocolInfo without reading every item; a new or removed resource reads again', async (t) => {
+  const cat = new Catalog(new MemoryStore());
+  await cat.open();
+  const a = item('music/a.mp3', 'audio', 'A');
+  await cat.apply({ upserts: [a] });
+  const cms = new ConnectionManager(cat);
+  let reads = 0;
+  const eachItem = cat.eachItem.bind(cat);
+  cat.eachItem = ((...args: Parameters<typeof cat.eachItem>) => {
+    reads++;
+    return eachItem(...args);
+  }) as typeof cat.eachItem;
+  t.regex(await cms.sourceProtocolInfo(), /audio\/mpeg/);
+  t.is(reads, 1);
+  // metadata and art (what the scan's later passes and video frames change): no read
+  await cat.apply({ upserts: [{ ...a, title: 'A, retitled', meta: { artist: 'Someone' }, art: { key: 'k', tn: [160, 160], sm: [640, 640] } }] });
+  t.regex(await cms.sourceProtocolInfo(), /audio\/mpeg/);
+  t.is(reads, 1, 'the answer was carried to the new SystemUpdateID');
+  // a new resource: read again, and it is there
+  const v = item('video/b.mp4', 'video', 'B');
+  await cat.apply({ upserts: [v] });
+  t.regex(await cms.sourceProtocolInfo(), /video\/mp4/);
+  t.is(reads, 2);
+  // a resource removed: read again, and it is gone
+  await cat.apply({ removes: [v.id] });
+  t.notRegex(await cms.sourceProtocolInfo(), /video\/mp4/);
+  t.is(reads, 3);
+});
+
 test('Samsung X_GetFeatureList points at our containers', async (t) => {
   const r = await soap(cds(), CDS, 'X_GetFeatureList', {}, { 'user-agent': 'SEC_HHP_[TV] Samsung Q7 Series/1.0 UPnP/1.0' });
   t.regex(r.out.FeatureList, /samsung\.com_BASICVIEW/);

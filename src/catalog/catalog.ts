@@ -63,6 +63,11 @@ export interface ChangeEvent {
   systemUpdateId: number;
   /** [containerId, updateId] for every container whose children changed. */
   containers: [string, number][];
+  /**
+   * True when an item's resource (`res`: what ConnectionManager's SourceProtocolInfo is made
+   * of) was added, removed or changed; false for changes of metadata, art or containers only.
+   */
+  resChanged: boolean;
 }
 
 export interface ApplyInput {
@@ -471,7 +476,7 @@ export class Catalog extends EventEmitter {
       this.sysUpdateId = updateId;
       this.gen++;
       for (const [cid] of containers) this.lists.delete(cid);
-      const ev: ChangeEvent = { systemUpdateId: updateId, containers };
+      const ev: ChangeEvent = { systemUpdateId: updateId, containers, resChanged: false };
       this.emit('change', ev);
       return ev;
     });
@@ -530,6 +535,7 @@ export class Catalog extends EventEmitter {
       }
     };
 
+    let resChanged = false;
     upserts.forEach((item, i) => {
       if (item.container || !(item.id.startsWith('i') || (item.id.startsWith('l') && item.playlist))) throw new Error(`apply() takes canonical items and playlist records only, got ${item.id}`);
       const oldJson = olds[i];
@@ -544,6 +550,7 @@ export class Catalog extends EventEmitter {
       if (old && op) artMayGo(old, op.containers, item, new Set(np.containers.map((c) => c.id)));
       const json = JSON.stringify(item);
       if (json !== oldJson) {
+        if (!resChanged && (!old || JSON.stringify(old.res) !== JSON.stringify(item.res))) resChanged = true;
         ops.push({ type: 'put', key: O + item.id, value: json });
         if (!item.playlist) wordOps(item.id, old, item, this.vocab, added, ops); // a playlist record is never a result
         // Metadata changes show in every container the item appears in.
@@ -554,6 +561,7 @@ export class Catalog extends EventEmitter {
       const oldJson = olds[upserts.length + j];
       if (oldJson === undefined) return;
       const old = JSON.parse(oldJson) as CatalogObject;
+      if (old.res) resChanged = true;
       const op = placements(old);
       diff(op.placements, []);
       artMayGo(old, op.containers);
@@ -663,7 +671,7 @@ export class Catalog extends EventEmitter {
       this.lists.delete(cid);
       if (loaded.get(cid) !== null) containers.push([cid, newUpdateId]);
     }
-    const ev: ChangeEvent = { systemUpdateId: newUpdateId, containers };
+    const ev: ChangeEvent = { systemUpdateId: newUpdateId, containers, resChanged };
     this.emit('change', ev);
     return ev;
   }

@@ -1,5 +1,5 @@
 // ConnectionManager:1 (source side) and Microsoft's X_MS_MediaReceiverRegistrar:1.
-import type { Catalog } from '../catalog/catalog.js';
+import type { Catalog, ChangeEvent } from '../catalog/catalog.js';
 import { protocolInfo } from '../media/dlna.js';
 import type { SoapContext, SoapService } from './soap.js';
 import { UpnpError } from './soap.js';
@@ -22,7 +22,17 @@ function parseKept(v: string | undefined): { updateId: number; value: string } |
 export class ConnectionManager {
   private cache: { updateId: number; value: string } | undefined;
 
-  constructor(private catalog: Catalog) {}
+  constructor(private catalog: Catalog) {
+    // a change that touches no item's resource (art, metadata, video frames) leaves the answer
+    // as it was: carried forward to the new SystemUpdateID instead of reading every item again
+    catalog.on('change', (ev: ChangeEvent) => {
+      if (this.cache && !ev.resChanged && this.cache.updateId === this.seenUpdateId) this.cache.updateId = ev.systemUpdateId;
+      this.seenUpdateId = ev.systemUpdateId;
+    });
+  }
+
+  /** The SystemUpdateID of the last change event seen (the cache is current only if it is that). */
+  private seenUpdateId = -1;
 
   /**
    * Source protocolInfo: every distinct protocolInfo the library actually holds. Finding it reads
@@ -37,6 +47,7 @@ export class ConnectionManager {
       const kept = parseKept(await this.catalog.getMeta(KEPT_KEY));
       if (kept?.updateId === updateId) {
         this.cache = kept;
+        this.seenUpdateId = updateId;
         return kept.value;
       }
     }
@@ -44,6 +55,8 @@ export class ConnectionManager {
     for await (const item of this.catalog.eachItem()) if (item.res) seen.add(protocolInfo(item.res));
     const value = [...seen].sort().join(',');
     this.cache = { updateId, value };
+    // current only if no change came while the items were read
+    if (this.catalog.systemUpdateId === updateId) this.seenUpdateId = updateId;
     // kept only if no change landed while the items were read (else the next call reads again)
     if (this.catalog.systemUpdateId === updateId) await this.catalog.setMeta(KEPT_KEY, JSON.stringify(this.cache)).catch(() => undefined);
     return value;
