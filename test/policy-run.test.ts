@@ -275,3 +275,33 @@ test('ls and policy plan/run go through the control socket when a server holds t
   t.regex((await runCli(['jobs', '--data', lab.data])).out, new RegExp(`${res.jobs[0].id} .* items .*origin: policy`));
   t.regex((await runCli(['jobs', res.jobs[0].id, '--data', lab.data])).out, /origin: policy/);
 });
+
+test('status() never starts a second plan while one is being made (each reads the whole catalog; /metrics polls it)', async (t) => {
+  const lab = await makeLab({ files: FILES });
+  t.teardown(() => lab.cleanup());
+  let clock = Date.now();
+  const e = engine(lab, () => clock, { interval: 0 });
+  const real = e.plan.bind(e);
+  let calls = 0;
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  e.plan = async () => {
+    calls++;
+    await gate;
+    return real();
+  };
+  const first = e.status();
+  clock += 60_000; // long past the status plan's age: a slow plan on a busy large library
+  const second = e.status();
+  clock += 60_000;
+  const third = e.status();
+  t.is(calls, 1, 'one plan in flight, shared');
+  release();
+  const [a, b, c] = await Promise.all([first, second, third]);
+  t.deepEqual(b.planned, a.planned);
+  t.deepEqual(c.planned, a.planned);
+  clock += 60_000;
+  await e.status();
+  t.is(calls, 2, 'a settled plan older than its age is made again');
+});
+

@@ -78,7 +78,7 @@ export class PolicyEngine {
   private passes = 0;
   private promotionWrites: Promise<unknown> = Promise.resolve();
   /** The planned figures of status(), recomputed at most every STATUS_PLAN_MS (the status page polls every few seconds). */
-  private statusPlan: { at: number; plan: Promise<PolicyPlan> } | undefined;
+  private statusPlan: { at: number; plan: Promise<PolicyPlan>; settled: boolean } | undefined;
   private readonly onJob = (j: JobRecord) => {
     if (j.kind !== 'recall' || j.opts.origin !== 'policy' || !isTerminal(j.state)) return;
     const n = Number(j.result?.recalled ?? 0);
@@ -167,12 +167,19 @@ export class PolicyEngine {
 
   async status(): Promise<PolicyStatus> {
     const t = this.now();
-    if (!this.statusPlan || t - this.statusPlan.at > STATUS_PLAN_MS || t < this.statusPlan.at) {
-      const plan = this.plan();
-      plan.catch(() => undefined);
-      this.statusPlan = { at: t, plan };
+    // Never a second plan while one is being made: each reads the whole catalog into memory, and
+    // on a large library busy with a scan one takes longer than STATUS_PLAN_MS, so /metrics and
+    // the status page (polled every few seconds) stacked them up (GBs at 100,000 items).
+    let current = this.statusPlan;
+    if (!current || (current.settled && (t - current.at > STATUS_PLAN_MS || t < current.at))) {
+      const entry = { at: t, plan: this.plan(), settled: false };
+      entry.plan.then(
+        () => (entry.settled = true),
+        () => (entry.settled = true),
+      );
+      this.statusPlan = current = entry;
     }
-    const plan = await this.statusPlan.plan;
+    const plan = await current.plan;
     const last = await this.lastPass();
     const w = this.rules.window;
     return {
