@@ -137,3 +137,21 @@ test.serial('an unknown path names the catalog searched and a running server tha
   await ctl.close();
   t.deepEqual(await readdir(join(runtime, 'tapedeck')), [], 'closing removes the entry (and the reader removed the stale one)');
 });
+
+test('the client: a server that goes away after the connection was made, before it answers, is INTERRUPTED (the job resumes), not "cannot reach"', async (t) => {
+  const { createServer } = await import('node:net');
+  const dir = await mkdtemp(join(tmpdir(), 'tapedeck-ctl-gone-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const socketPath = join(dir, 'control.sock');
+  // takes the request, then dies without a byte of answer (as a server killed -9 at that moment)
+  const srv = createServer((sock) => sock.once('data', () => sock.destroy()));
+  await new Promise<void>((res) => srv.listen(socketPath, res));
+  t.teardown(() => new Promise<void>((res) => srv.close(() => res())));
+  const err = await t.throwsAsync(new ControlClient(socketPath).watch('j1', () => undefined), { instanceOf: ArchiveError });
+  t.is((err as ArchiveError).code, 'INTERRUPTED', err!.message);
+  t.regex(err!.message, /the server went away while job j1 was unfinished: the control connection broke\. The job is durable/);
+  // nothing listening at all: that is "cannot reach" (BUSY), as before
+  const none = await t.throwsAsync(new ControlClient(join(dir, 'nobody.sock')).watch('j1', () => undefined), { instanceOf: ArchiveError });
+  t.is((none as ArchiveError).code, 'BUSY');
+  t.regex(none!.message, /cannot reach the server's control socket/);
+});

@@ -164,7 +164,13 @@ export class ControlClient {
         res.on('error', (err) => reject(gone(err)));
         res.on('close', () => ended || reject(gone()));
       });
-      req.on('error', (err) => reject(signal?.aborted ? err : new ArchiveError('BUSY', `cannot reach the server's control socket ${this.socketPath}: ${err.message}`, { cause: err })));
+      req.on('error', (err: NodeJS.ErrnoException) => {
+        if (signal?.aborted) reject(err);
+        // connected, then the connection broke before the answer began (the server was killed
+        // or crashed in between): it went away, as when it breaks mid-answer
+        else if (err.code === 'ECONNRESET' || err.code === 'EPIPE') reject(new ArchiveError('INTERRUPTED', `the server went away (control socket ${this.socketPath})`, { cause: err }));
+        else reject(new ArchiveError('BUSY', `cannot reach the server's control socket ${this.socketPath}: ${err.message}`, { cause: err }));
+      });
       req.end();
     });
   }
