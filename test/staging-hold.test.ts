@@ -6,7 +6,7 @@
 import test from 'ava';
 import { join } from 'node:path';
 import { VirtualTapeLibrary } from '../src/tape/virtual.js';
-import { buildLibrary, fetchMedia, inProcessStager, removeDir, tempDir, type ItemSpec } from './fixtures/staging/harness.js';
+import { buildLibrary, fetchMedia, inProcessStager, removeDir, tempDir, type ItemSpec, settle } from './fixtures/staging/harness.js';
 
 const KB = 1024;
 const LABEL = 'TD0001L9';
@@ -33,12 +33,6 @@ async function inProcess(specs: ItemSpec[], bitrate: number | undefined, playbac
       await removeDir(dir);
     },
   };
-}
-
-async function settle(cond: () => boolean, ms = 3000): Promise<boolean> {
-  const until = Date.now() + ms;
-  while (!cond() && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
-  return cond();
 }
 
 test('a client that took a whole item keeps its cartridge in use until the item has played (bitrate), not longer', async (t) => {

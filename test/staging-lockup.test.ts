@@ -7,7 +7,7 @@ import test from 'ava';
 import { join } from 'node:path';
 import { VirtualTapeLibrary } from '../src/tape/virtual.js';
 import type { ItemState, Pass } from '../src/staging/read-state.js';
-import { buildLibrary, fetchMedia, inProcessStager, removeDir, sha256, tempDir, type ArchivedItem, type ItemSpec } from './fixtures/staging/harness.js';
+import { buildLibrary, fetchMedia, inProcessStager, removeDir, sha256, tempDir, type ArchivedItem, type ItemSpec, settle } from './fixtures/staging/harness.js';
 
 const KB = 1024;
 const SEG = 64 * KB;
@@ -29,12 +29,6 @@ async function inProcess(specs: ItemSpec[], cacheSize: number, admissionTimeoutM
       await removeDir(dir);
     },
   };
-}
-
-async function settle(cond: () => boolean, ms = 3000): Promise<boolean> {
-  const until = Date.now() + ms;
-  while (!cond() && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
-  return cond();
 }
 
 function blockOf(it: ArchivedItem, pos: number): number {

@@ -5,16 +5,10 @@
 import test from 'ava';
 import { join } from 'node:path';
 import { VirtualTapeLibrary } from '../src/tape/virtual.js';
-import { buildLibrary, fetchMedia, inProcessStager, removeDir, sha256, tempDir } from './fixtures/staging/harness.js';
+import { buildLibrary, fetchMedia, inProcessStager, removeDir, sha256, tempDir, settle } from './fixtures/staging/harness.js';
 
 const KB = 1024;
 const SEG = 64 * KB;
-
-async function settle(cond: () => boolean, ms = 5000): Promise<boolean> {
-  const until = Date.now() + ms;
-  while (!cond() && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
-  return cond();
-}
 
 test('a pre-stage gives the drive to waiting playback after its first reads, then goes on', async (t) => {
   const dir = await tempDir();
@@ -41,9 +35,9 @@ test('a pre-stage gives the drive to waiting playback after its first reads, the
       if (e.priority === 'interactive' && prestagedAtPlayback < 0) prestagedAtPlayback = worker.counters.prestagedBytes;
     });
     t.true(client.prestage({ id: 'p', tape: p.obj.location!.tape! }, 0, 16 * SEG, true));
-    t.true(await settle(() => worker.counters.passes >= 1), 'the pre-stage holds the drive');
+    t.true(await settle(() => worker.counters.passes >= 1, 5000, 10), 'the pre-stage holds the drive');
     const q = fetchMedia(rig.port, 'q', { timeoutMs: 20_000 });
-    t.true(await settle(() => worker.scheduler.playbackWaiting()), 'playback waits for the only drive');
+    t.true(await settle(() => worker.scheduler.playbackWaiting(), 5000, 10), 'playback waits for the only drive');
     open = true;
     const got = await q;
     t.true(got.complete);
@@ -51,7 +45,7 @@ test('a pre-stage gives the drive to waiting playback after its first reads, the
     t.true(prestagedAtPlayback >= 0 && prestagedAtPlayback < 16 * SEG, `playback got the drive after ${prestagedAtPlayback} pre-staged bytes, not after all ${16 * SEG}`);
     t.true(worker.counters.prefetchYields >= 1);
     // the pre-stage goes on afterwards and completes
-    t.true(await settle(() => worker.counters.prestagedBytes >= 16 * SEG && worker.reads.activeRequests() === 0, 10_000), `pre-staged ${worker.counters.prestagedBytes}`);
+    t.true(await settle(() => worker.counters.prestagedBytes >= 16 * SEG && worker.reads.activeRequests() === 0, 10_000, 10), `pre-staged ${worker.counters.prestagedBytes}`);
   } finally {
     open = true;
     await rig.stop();
