@@ -72,10 +72,7 @@ export class JobDrives {
       for (const [, jl] of this.jobLeases) if (!jl.lease.released && this.host.scheduler.labelIn(jl.lease.index) === label) return jl.lease;
       // give back idle drives this job holds, so it cannot block itself
       for (const [i, jl] of [...this.jobLeases]) {
-        if (jl.busy === 0) {
-          if (jl.timer) clearTimeout(jl.timer);
-          this.letDriveGo(i, jl);
-        }
+        if (jl.busy === 0) this.letDriveGo(i, jl);
       }
     }
     const ac = new AbortController();
@@ -113,13 +110,13 @@ export class JobDrives {
   private releaseJob(drive?: number): void {
     for (const [i, jl] of [...this.jobLeases]) {
       if (drive !== undefined && i !== drive) continue;
-      if (jl.timer) clearTimeout(jl.timer);
       this.letDriveGo(i, jl);
     }
   }
 
   /** Gives a job lease back, remembering the drive's state to tell later whether it was used meanwhile. */
   private letDriveGo(i: number, jl: JobLease): void {
+    if (jl.timer) clearTimeout(jl.timer);
     this.jobLeases.delete(i);
     this.letGo.set(i, { label: this.host.scheduler.labelIn(i), uses: this.host.scheduler.usesOf(i) });
     jl.lease.release();
@@ -133,10 +130,7 @@ export class JobDrives {
       const now = this.host.scheduler.labelIn(lease.index);
       if (motion === 'relative' || now !== had || now === null) {
         // nothing runs on this lease: give the drive back now (playback may want it), still lost
-        if (jl.busy === 0) {
-          if (jl.timer) clearTimeout(jl.timer);
-          this.letDriveGo(lease.index, jl);
-        }
+        if (jl.busy === 0) this.letDriveGo(lease.index, jl);
         throw new TapeError(
           'BAD_POSITION',
           `drive ${lease.index} was used by someone else while this job had let it go (it holds ${now ?? 'no cartridge'}, the job had ${had ?? 'none'}): mount and position again`,
@@ -221,7 +215,8 @@ export class JobDrives {
         const d = driveIdx();
         const value = await lib.drives[d]!.tell();
         // the job asked where its own cartridge stands: what follows continues from a known place
-        if (this.lost.has(d) && this.lost.get(d) !== null && this.host.scheduler.labelIn(d) === this.lost.get(d)) this.lost.delete(d);
+        const had = this.lost.get(d);
+        if (had != null && this.host.scheduler.labelIn(d) === had) this.lost.delete(d);
         return { value };
       }
       case 'drive.rewind':

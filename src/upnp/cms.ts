@@ -55,10 +55,11 @@ export class ConnectionManager {
     for await (const item of this.catalog.eachItem()) if (item.res) seen.add(protocolInfo(item.res));
     const value = [...seen].sort().join(',');
     this.cache = { updateId, value };
-    // current only if no change came while the items were read
-    if (this.catalog.systemUpdateId === updateId) this.seenUpdateId = updateId;
-    // kept only if no change landed while the items were read (else the next call reads again)
-    if (this.catalog.systemUpdateId === updateId) await this.catalog.setMeta(KEPT_KEY, JSON.stringify(this.cache)).catch(() => undefined);
+    // current, and kept, only if no change landed while the items were read (else the next call reads again)
+    if (this.catalog.systemUpdateId === updateId) {
+      this.seenUpdateId = updateId;
+      await this.catalog.setMeta(KEPT_KEY, JSON.stringify(this.cache)).catch(() => undefined);
+    }
     return value;
   }
 
