@@ -16,9 +16,9 @@ import { hashFile } from '../util/hash.js';
 import { LRUCache } from 'lru-cache';
 import { probe } from '../media/probe.js';
 import { ART_SUFFIX, artStore } from './dlna.js';
-// scale.ts (and with it sharp, ~6 MB of native library) is imported on the first picture to
-// scale, not at server start: a library whose art is all stored never loads it.
-const loadScaler = () => import('./scale.js');
+// Pictures are scaled in a child process (src/art/scaler.ts), started with the first picture to
+// scale and let go when idle: this process never loads sharp (libvips, its threads' malloc arenas).
+import { artScaler } from './scaler.js';
 import { type DirPictures, findFfmpeg, folderArtOf, listDirPictures, namedPicture, videoFrame } from './sources.js';
 
 /** Largest picture file or embedded picture used as a source (bytes). */
@@ -181,8 +181,7 @@ export class ArtMaker {
     if (known) return known;
     let scaled;
     try {
-      const { scaleArt } = await loadScaler();
-      scaled = await scaleArt(source);
+      scaled = await artScaler.scale(source);
     } catch (err) {
       this.warnOnce(`key:${key}`, { origin, err: (err as Error).message }, `picture of ${origin} cannot be decoded; no art for it`);
       return undefined;
