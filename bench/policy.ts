@@ -286,6 +286,9 @@ class Strategy {
       // where the worker's time went, summed, in modelled seconds (real × C)
       deliveryModelledS: {
         admissionWait: Math.round(d('tapedeck_stager_queue_wait_seconds_sum') * C),
+        // the same, split: playback reads vs pre-stages (the sum above counts both)
+        playDriveWait: Math.round(d('tapedeck_stager_drive_wait_seconds_total{priority="interactive"}') * C),
+        prestageDriveWait: Math.round(d('tapedeck_stager_drive_wait_seconds_total{priority="prefetch"}') * C),
         cacheRoomWait: Math.round(d('tapedeck_stager_cache_room_wait_seconds_total') * C),
         segmentSync: Math.round(d('tapedeck_stager_sync_seconds_total') * C),
         commitDelay: Math.round(d('tapedeck_stager_commit_delay_seconds_total') * C),
@@ -396,6 +399,7 @@ async function main(): Promise<void> {
       ['mounts: play / pre-stage / job', `${o.mounts.play} / ${o.mounts.prestage} / ${o.mounts.job}`, `${b.mounts.play} / ${b.mounts.prestage} / ${b.mounts.job}`],
       ['sessions playing from tape; play mounts each', `${o.mounts.playSessions.sessions}; ${(o.mounts.play / Math.max(1, o.mounts.playSessions.sessions)).toFixed(2)}`, `${b.mounts.playSessions.sessions}; ${(b.mounts.play / Math.max(1, b.mounts.playSessions.sessions)).toFixed(2)}`],
       ['wait for drive / cache room (modelled s)', `${o.deliveryModelledS.admissionWait} / ${o.deliveryModelledS.cacheRoomWait}`, `${b.deliveryModelledS.admissionWait} / ${b.deliveryModelledS.cacheRoomWait}`],
+      ['drive wait: plays / pre-stages (modelled s)', `${o.deliveryModelledS.playDriveWait} / ${o.deliveryModelledS.prestageDriveWait}`, `${b.deliveryModelledS.playDriveWait} / ${b.deliveryModelledS.prestageDriveWait}`],
       ['segment sync / commit delay (modelled s)', `${o.deliveryModelledS.segmentSync} / ${o.deliveryModelledS.commitDelay}`, `${b.deliveryModelledS.segmentSync} / ${b.deliveryModelledS.commitDelay}`],
       ['first byte from disk p50/p99 (real ms)', `${o.diskFirstByteMs.p50} / ${o.diskFirstByteMs.p99}`, `${b.diskFirstByteMs.p50} / ${b.diskFirstByteMs.p99}`],
     ]);

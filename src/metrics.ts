@@ -446,6 +446,7 @@ export class ServerMetrics {
   readonly stagerSyncSeconds: Counter;
   readonly stagerRoomWaitSeconds: Counter;
   readonly stagerCommitDelaySeconds: Counter;
+  readonly stagerDriveWaitSeconds: Counter;
   readonly cacheHits: Counter;
   readonly cacheMisses: Counter;
   readonly cacheEvictions: Counter;
@@ -506,6 +507,7 @@ export class ServerMetrics {
     this.stagerMounts = r.counter('tapedeck_stager_mounts_total', 'Cartridge loads the stager scheduled, by the priority of the read that asked (interactive = playback, prefetch = pre-stage, job).', ['priority']);
     this.stagerSyncSeconds = r.counter('tapedeck_stager_sync_seconds_total', 'Time spent syncing (fdatasync) staging-cache segments.');
     this.stagerRoomWaitSeconds = r.counter('tapedeck_stager_cache_room_wait_seconds_total', 'Time tape reads waited for staging-cache room, summed over reads.');
+    this.stagerDriveWaitSeconds = r.counter('tapedeck_stager_drive_wait_seconds_total', 'Time tape reads waited for a drive, summed over reads, by priority (interactive = playback, prefetch = pre-stage).', ['priority']);
     this.stagerCommitDelaySeconds = r.counter('tapedeck_stager_commit_delay_seconds_total', "Time from a staging-cache segment's last byte to its commit (its sync and the syncs queued before it), summed over segments.");
 
     this.cacheHits = r.counter('tapedeck_cache_hits_total', 'Staging-cache reads served from cached segments.');
@@ -606,6 +608,8 @@ export class ServerMetrics {
           if (s.syncMs !== undefined) this.stagerSyncSeconds.set(undefined, s.syncMs / 1000);
           if (s.roomWaitMs !== undefined) this.stagerRoomWaitSeconds.set(undefined, s.roomWaitMs / 1000);
           if (s.commitDelayMs !== undefined) this.stagerCommitDelaySeconds.set(undefined, s.commitDelayMs / 1000);
+          if (s.driveWaitMsInteractive !== undefined) this.stagerDriveWaitSeconds.set({ priority: 'interactive' }, s.driveWaitMsInteractive / 1000);
+          if (s.driveWaitMsPrefetch !== undefined) this.stagerDriveWaitSeconds.set({ priority: 'prefetch' }, s.driveWaitMsPrefetch / 1000);
         });
       }
       if (st.cache) {

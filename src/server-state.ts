@@ -112,6 +112,9 @@ export interface StagerStatus {
   syncMs?: number;
   roomWaitMs?: number;
   commitDelayMs?: number;
+  /** Time playback reads and pre-stages waited for a drive (ms, summed). */
+  driveWaitMsInteractive?: number;
+  driveWaitMsPrefetch?: number;
 }
 
 export interface JobStatus {

@@ -173,7 +173,7 @@ export function pageStagerStatus(s: StagerStatus): PageStagerStatus {
     queued: s.worker?.queue.length,
     queueWait: validSnapshot(s.worker?.queueWait),
     lastError: s.error,
-    ...counterFields(s.counters, ['prestages', 'prestagedBytes', 'preemptions', 'stalls', 'stalledReads', 'cacheWriteErrors', 'uncachedReads', 'uncachedBytes', 'mountsInteractive', 'mountsPrefetch', 'mountsJob', 'syncMs', 'roomWaitMs', 'commitDelayMs']),
+    ...counterFields(s.counters, ['prestages', 'prestagedBytes', 'preemptions', 'stalls', 'stalledReads', 'cacheWriteErrors', 'uncachedReads', 'uncachedBytes', 'mountsInteractive', 'mountsPrefetch', 'mountsJob', 'syncMs', 'roomWaitMs', 'commitDelayMs', 'driveWaitMsInteractive', 'driveWaitMsPrefetch']),
   };
 }
 

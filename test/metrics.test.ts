@@ -366,7 +366,7 @@ test('requests, bytes, streams and SOAP actions are counted and read back from /
       offlineNeeded: [{ label: 'TD0009L9', items: 2 }],
       counters: { mounts: 3, unloads: 2, locates: 7, bytesRead: 123456789, bytesWritten: 5, readErrors: 0 },
     }),
-    stager: () => ({ state: 'running', restarts: 2, queued: 1, queueWait: { buckets: [1, 60], counts: [4, 1, 0], sum: 12.5, count: 5 }, prestages: 6, prestagedBytes: 7_000_000, preemptions: 2, stalls: 1, stalledReads: 3, cacheWriteErrors: 4, uncachedReads: 5, uncachedBytes: 6_000_000, mountsInteractive: 2, mountsPrefetch: 1, mountsJob: 0, syncMs: 1500, roomWaitMs: 250, commitDelayMs: 4000 }),
+    stager: () => ({ state: 'running', restarts: 2, queued: 1, queueWait: { buckets: [1, 60], counts: [4, 1, 0], sum: 12.5, count: 5 }, prestages: 6, prestagedBytes: 7_000_000, preemptions: 2, stalls: 1, stalledReads: 3, cacheWriteErrors: 4, uncachedReads: 5, uncachedBytes: 6_000_000, mountsInteractive: 2, mountsPrefetch: 1, mountsJob: 0, syncMs: 1500, roomWaitMs: 250, commitDelayMs: 4000, driveWaitMsInteractive: 3000, driveWaitMsPrefetch: 9000 }),
     cache: () => ({ usedBytes: 1000, capacityBytes: 5000, hits: 30, misses: 10, evictions: 4 }),
     jobs: () => [
       { id: '1', kind: 'recall', state: 'running' },
@@ -487,6 +487,8 @@ test('requests, bytes, streams and SOAP actions are counted and read back from /
     t.is(value(p, 'tapedeck_stager_sync_seconds_total'), 1.5);
     t.is(value(p, 'tapedeck_stager_cache_room_wait_seconds_total'), 0.25);
     t.is(value(p, 'tapedeck_stager_commit_delay_seconds_total'), 4);
+    t.is(value(p, 'tapedeck_stager_drive_wait_seconds_total', { priority: 'interactive' }), 3);
+    t.is(value(p, 'tapedeck_stager_drive_wait_seconds_total', { priority: 'prefetch' }), 9);
     t.is(value(p, 'tapedeck_stager_queue_wait_seconds_count'), 5);
     t.is(value(p, 'tapedeck_stager_queue_wait_seconds_bucket', { le: '1' }), 4);
     t.is(value(p, 'tapedeck_stager_queue_wait_seconds_bucket', { le: '60' }), 5);

@@ -235,3 +235,49 @@ test('message validation and error mapping', (t) => {
   const se = toWireError(new StagerError({ code: 'OFFLINE', message: 'x', retryAfter: 9, label: 'L' }));
   t.like(se, { code: 'OFFLINE', retryAfter: 9, label: 'L' });
 });
+
+test('a new fill of a segment waits for the deletion of its old file still in progress (evicted or discarded), so the deletion never removes the new file', async (t) => {
+  // Deletions run in the background; the libuv queue alone does not order a slow unlink before
+  // the open of a new fill of the same segment. The gate holds each unlink until released.
+  const dir = await tempDir();
+  const gates: Array<() => void> = [];
+  const slowUnlink = async (path: string) => {
+    await new Promise<void>((r) => gates.push(r));
+    await rm(path);
+  };
+  try {
+    const c = await SegmentCache.open({ dir, capacity: 1 * SEG, segmentSize: SEG, unlink: slowUnlink });
+    c.ensureItem('a', 'sha-a');
+    c.ensureItem('b', 'sha-b');
+    t.true(await put(c, 'a', 0, SEG, 1));
+    t.true(await put(c, 'b', 0, SEG, 2), 'a/0 evicted: its file is being deleted');
+    t.is(gates.length, 1);
+    // a new fill of a/0 (a/0 is no longer cached) while the deletion is pending
+    let opened = false;
+    const fh = c.openForWrite('a', 0).then((h) => ((opened = true), h));
+    await new Promise((r) => setTimeout(r, 50));
+    t.false(opened, 'the open waits for the pending deletion');
+    gates.shift()!();
+    const h = await fh;
+    await h.write(Buffer.alloc(SEG, 3), 0, SEG, 0);
+    await h.close();
+    t.deepEqual(await readFile(c.pathOf('a', 0)), Buffer.alloc(SEG, 3), 'the new file is there, with the new bytes');
+
+    // the same for a discarded (abandoned) fill: discard, then a new fill of the segment
+    const d = c.discard('a', 1);
+    const fh2 = c.openForWrite('a', 1);
+    await new Promise((r) => setTimeout(r, 20));
+    t.is(gates.length, 1);
+    gates.shift()!();
+    await d;
+    const h2 = await fh2;
+    await h2.write(Buffer.alloc(SEG, 4), 0, SEG, 0);
+    await h2.close();
+    t.deepEqual(await readFile(c.pathOf('a', 1)), Buffer.alloc(SEG, 4));
+    for (const g of gates.splice(0)) g();
+    await c.close();
+  } finally {
+    for (const g of gates.splice(0)) g();
+    await removeDir(dir);
+  }
+});

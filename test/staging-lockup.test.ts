@@ -216,3 +216,28 @@ test('a segment written and still being synced is served from the cache and coun
     await r.done();
   }
 });
+
+test('a read that waited for a drive and then finds its cache room taken waits for room again instead of answering CACHE_FULL (503)', async (t) => {
+  // The pass checks for room, then waits for the drive; meanwhile others take the room. Before
+  // the fix the pass, holding its drive, answered CACHE_FULL at once; now it gives the drive
+  // back and waits for room again, bounded by the admission timeout.
+  const r = await inProcess([{ id: 'a', size: 2 * SEG, label: 'TD0001L9' }], 4 * SEG, 30_000);
+  try {
+    const a = r.items.get('a')!;
+    const sched = r.worker.scheduler;
+    const job = await sched.acquire({ drive: 0, priority: 'job', owner: 'test job' });
+    const f = fetchMedia(r.port, 'a', { timeoutMs: 20_000 });
+    t.true(await settle(() => sched.queue().some((q) => q.priority === 'interactive'), 5000, 10), 'the read waits for the drive');
+    t.true(r.worker.cache.reserve(4 * SEG), 'someone takes every byte of the cache');
+    job.release();
+    t.true(await settle(() => r.worker.cache.waitingForSpace > 0, 5000, 10), 'the read waits for room again');
+    r.worker.cache.unreserve(4 * SEG);
+    const got = await f;
+    t.is(got.status, 200);
+    t.true(got.complete);
+    t.is(sha256(got.body), a.sha256);
+    t.is(r.worker.counters.cacheFull, 1, 'the pass found no room once');
+  } finally {
+    await r.done();
+  }
+});

@@ -82,6 +82,8 @@ export interface SegmentCacheOptions {
   dropPartials?: (need: number) => number;
   /** Bytes dropPartials could free now (couldFit counts them as room). */
   droppablePartials?: () => number;
+  /** Deletes a segment file (default fs unlink; tests slow it down to order it against a new fill). */
+  unlink?: (path: string) => Promise<void>;
 }
 
 export interface CacheUse {
@@ -112,6 +114,9 @@ export class SegmentCache extends EventEmitter {
   /** Files of segments that never became complete, to delete once no reader holds them (dir/seg). */
   private readonly doomed = new Set<string>();
   private readonly touched = new Set<string>();
+  /** Segment files being deleted in the background (dir/seg → the deletion); openForWrite waits for them. */
+  private readonly deleting = new Map<string, Promise<void>>();
+  private readonly unlinkFile: (path: string) => Promise<void>;
   /** Waiters of waitForSpace (each removes itself when it runs). */
   private readonly spaceWaiters = new Set<() => void>();
   private journal: FileHandle | undefined;
@@ -135,6 +140,7 @@ export class SegmentCache extends EventEmitter {
     this.now = opts.now ?? Date.now;
     this.dropPartials = opts.dropPartials;
     this.droppablePartials = opts.droppablePartials;
+    this.unlinkFile = opts.unlink ?? unlink;
     if (!Number.isSafeInteger(opts.segmentSize) || opts.segmentSize < 512) throw new RangeError(`segment size ${opts.segmentSize} is too small`);
     if (!(opts.capacity >= opts.segmentSize)) throw new RangeError(`cache capacity ${opts.capacity} is smaller than one segment`);
     const every = opts.touchFlushMs ?? 5000;
@@ -338,10 +344,16 @@ export class SegmentCache extends EventEmitter {
 
   // ---- writing -----------------------------------------------------------------------------
 
-  /** Creates the item's directory (idempotent) and opens segment `seg` for writing in place. */
+  /**
+   * Creates the item's directory (idempotent) and opens segment `seg` for writing in place,
+   * after any deletion of that segment's file still in progress (evicted, replaced or
+   * discarded a moment ago): otherwise the deletion could remove the new file.
+   */
   async openForWrite(itemId: string, seg: number): Promise<FileHandle> {
     const d = itemDirName(itemId);
+    const key = `${d}/${seg}`;
     await mkdir(join(this.dir, d), { recursive: true });
+    for (let p = this.deleting.get(key); p; p = this.deleting.get(key)) await p;
     return open(join(this.dir, d, String(seg)), FS.O_WRONLY | FS.O_CREAT | FS.O_TRUNC | FS.O_NOFOLLOW, 0o640);
   }
 
@@ -355,7 +367,7 @@ export class SegmentCache extends EventEmitter {
     this.reservedBytes = Math.max(0, this.reservedBytes - len);
     if (!it || this.closed) {
       // the item was dropped (content changed) while the segment was being written
-      void unlink(join(this.dir, d, String(seg))).catch(() => undefined);
+      void this.deleteFile(`${d}/${seg}`);
       this.spaceFreed();
       return;
     }
@@ -371,8 +383,28 @@ export class SegmentCache extends EventEmitter {
 
   /** Deletes a segment file that never became complete (abandoned fill). */
   async discard(itemId: string, seg: number): Promise<void> {
-    if (this.has(itemId, seg) || this.doomed.has(`${itemDirName(itemId)}/${seg}`)) return;
-    await unlink(this.pathOf(itemId, seg)).catch(() => undefined);
+    const key = `${itemDirName(itemId)}/${seg}`;
+    if (this.has(itemId, seg) || this.doomed.has(key)) return;
+    await this.deleteFile(key);
+  }
+
+  /**
+   * Deletes the file of segment `key` (dir/seg) in the background, after any deletion of it
+   * already in progress; openForWrite of that segment waits until it is done.
+   */
+  private deleteFile(key: string): Promise<void> {
+    const path = join(this.dir, key);
+    const before = this.deleting.get(key) ?? Promise.resolve();
+    const p = before
+      .then(() => this.unlinkFile(path))
+      .catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'ENOENT') this.log?.warn({ path, err: err.message }, 'cache: cannot delete segment');
+      })
+      .finally(() => {
+        if (this.deleting.get(key) === p) this.deleting.delete(key);
+      });
+    this.deleting.set(key, p);
+    return p;
   }
 
   pin(itemId: string, on: boolean, sha?: string): void {
@@ -416,10 +448,7 @@ export class SegmentCache extends EventEmitter {
     this.touched.delete(key);
     this.bytes -= e.len;
     this.append({ op: 'del', d: e.dir, seg: e.seg });
-    const path = join(this.dir, e.dir, String(e.seg));
-    void unlink(path).catch((err: NodeJS.ErrnoException) => {
-      if (err.code !== 'ENOENT') this.log?.warn({ path, err: err.message }, 'cache: cannot delete segment');
-    });
+    void this.deleteFile(key);
     this.log?.debug({ item: it.id, seg: e.seg, why }, 'cache: segment removed');
   }
 
@@ -594,7 +623,7 @@ export class SegmentCache extends EventEmitter {
       it.segs.delete(e.seg);
       this.lru.delete(`${e.dir}/${e.seg}`);
       this.bytes -= e.len;
-      void unlink(join(this.dir, e.dir, String(e.seg))).catch(() => undefined);
+      void this.deleteFile(`${e.dir}/${e.seg}`);
     }
   }
 }

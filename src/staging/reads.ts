@@ -207,6 +207,8 @@ export class ReadService implements PassHost {
       for (let seg = req.s0; seg <= req.s1; seg++) {
         const { len } = segmentExtent(size, S, seg);
         let idlePasses = 0; // passes in a row after which the segment looked exactly as before
+        let roomDeadline: number | undefined; // set when a pass found no room once it had its drive
+        let noRoomPasses = 0;
         for (;;) {
           if (req.ac.signal.aborted) return;
           // announced complete: the server reads it from the file it leased, whatever becomes of it
@@ -265,12 +267,20 @@ export class ReadService implements PassHost {
           const marker = { from: seg, owner: req };
           item.passes.add(marker);
           const before = this.segmentMark(item, seg);
+          let outcome: 'noRoom' | undefined;
           try {
-            await this.waitForRoom(req, len);
-            await runPass(this, req, seg);
+            await this.waitForRoom(req, len, roomDeadline);
+            outcome = await runPass(this, req, seg);
           } finally {
             item.passes.delete(marker);
             for (const r of item.requests) r.wake();
+          }
+          if (outcome === 'noRoom') {
+            // others took the room while this pass waited for its drive: wait for room again,
+            // bounded by the admission timeout from now (not a pass without progress)
+            roomDeadline ??= Date.now() + this.admissionTimeoutMs;
+            await this.waitForRoom(req, len, roomDeadline, ++noRoomPasses > 1);
+            continue;
           }
           // never a loop without progress: a pass that neither wrote a byte of this segment nor
           // saw anyone else do so is a bug; fail the request (→ 503) rather than spin on the drive
@@ -340,12 +350,16 @@ export class ReadService implements PassHost {
     }
   }
 
-  private async waitForRoom(req: ReadReq, len: number): Promise<void> {
-    if (this.cache.couldFit(len)) return;
+  /**
+   * Waits until `len` bytes could fit in the cache, until `deadline` (default: the admission
+   * timeout from now), then fails with CACHE_FULL. `again`: room was seen more than once and
+   * then not found by the pass, so wait for a change at least once (no spinning on the drive).
+   */
+  private async waitForRoom(req: ReadReq, len: number, deadline = Date.now() + this.admissionTimeoutMs, again = false): Promise<void> {
+    if (!again && this.cache.couldFit(len)) return;
     const t0 = performance.now();
-    const deadline = Date.now() + this.admissionTimeoutMs;
     try {
-      while (!this.cache.couldFit(len)) {
+      for (let first = again; first || !this.cache.couldFit(len); first = false) {
         req.ac.signal.throwIfAborted();
         const left = deadline - Date.now();
         if (left <= 0) {

@@ -97,6 +97,9 @@ export interface SchedulerCounters {
   mountsInteractive: number;
   mountsPrefetch: number;
   mountsJob: number;
+  /** Time leases waited for a drive (admission to grant, ms, summed), by priority: playback and pre-stages. */
+  driveWaitMsInteractive: number;
+  driveWaitMsPrefetch: number;
 }
 
 const MOUNT_COUNTER: Record<Priority, 'mountsInteractive' | 'mountsPrefetch' | 'mountsJob'> = { interactive: 'mountsInteractive', prefetch: 'mountsPrefetch', job: 'mountsJob' };
@@ -209,6 +212,8 @@ export class DriveScheduler extends EventEmitter {
     mountsInteractive: 0,
     mountsPrefetch: 0,
     mountsJob: 0,
+    driveWaitMsInteractive: 0,
+    driveWaitMsPrefetch: 0,
   };
   private readonly slots: DriveSlot[];
   private waiters: Waiter[] = [];
@@ -597,6 +602,8 @@ export class DriveScheduler extends EventEmitter {
     slot.uses++;
     this.counters.admissions++;
     const waitedMs = this.now() - w.enqueuedAt;
+    if (w.req.priority === 'interactive') this.counters.driveWaitMsInteractive += waitedMs;
+    else if (w.req.priority === 'prefetch') this.counters.driveWaitMsPrefetch += waitedMs;
     this.emit('admit', { drive: slot.index, label: label ?? slot.label, priority: w.req.priority, owner, block: w.req.block, waitedMs });
     if (label === undefined || slot.label === label) {
       w.resolve(lease);

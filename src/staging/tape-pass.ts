@@ -51,7 +51,12 @@ const MAX_EMPTY_READS = 3;
 /** Reads kept queued in the drive during a pass (2: the drive starts the next one the moment it finishes one). */
 const READ_DEPTH = 2;
 
-export async function runPass(h: PassHost, req: ReadReq, fromSeg: number): Promise<void> {
+/**
+ * One pass from segment `fromSeg`. Answers 'noRoom' when, once it had its drive, the cache had
+ * no room left for its first segment (others took it while it waited for the drive): the
+ * caller waits for room again.
+ */
+export async function runPass(h: PassHost, req: ReadReq, fromSeg: number): Promise<'noRoom' | undefined> {
   const item = req.item;
   const loc = item.ref.tape;
   const S = h.tuning.segmentSize;
@@ -66,7 +71,7 @@ export async function runPass(h: PassHost, req: ReadReq, fromSeg: number): Promi
   const now = item.fills.get(fromSeg);
   if (h.cache.has(item.ref.id, fromSeg) || (now && (now.state === 'complete' || (now.state === 'writing' && now.writer))) || (now?.valid ?? 0) !== (existing?.valid ?? 0)) {
     lease.release();
-    return;
+    return undefined;
   }
   h.counters.passes++;
   req.tapePasses++;
@@ -100,8 +105,8 @@ export async function runPass(h: PassHost, req: ReadReq, fromSeg: number): Promi
     current = await first;
     if (!current) {
       const f = item.fills.get(firstSeg);
-      if (h.cache.has(item.ref.id, firstSeg) || f) return; // someone else has it: follow them
-      throw new StagerError({ code: 'CACHE_FULL', message: 'the staging cache is full (pinned items and segments in use fill it)', retryAfter: 30 });
+      if (h.cache.has(item.ref.id, firstSeg) || f) return undefined; // someone else has it: follow them
+      return 'noRoom';
     }
     const endBlock = loc.block + Math.ceil((loc.offset + loc.size) / bs); // exclusive
     const id = item.ref.id;
@@ -253,6 +258,7 @@ export async function runPass(h: PassHost, req: ReadReq, fromSeg: number): Promi
     }
     if (current) await h.pauseFill(current);
     current = undefined;
+    return undefined;
   } catch (err) {
     for (const q of inflight?.splice(0) ?? []) await q.p.catch(() => undefined);
     const w = toWireError(err);
