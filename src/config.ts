@@ -79,6 +79,7 @@ export const SETTINGS: Setting[] = [
   { key: 'min_archive_size', flag: 'min-archive-size', type: 'size', arg: 'SIZE', min: 0, default: '16M', description: 'Items smaller than this are never archived by a policy pass (not worth a tape trip).' },
   { key: 'keep_on_disk', flag: 'keep-on-disk', type: 'list', arg: 'GLOB', default: '(none)', description: 'Items whose path relative to their media directory matches this glob are never archived by a policy pass, e.g. Music/** or *.jpg (a glob without / matches the file name at any depth); repeat for several.', validate: (v) => (globToRegExp(v) ? undefined : 'expected a glob relative to a media directory, e.g. Music/** or *.jpg') },
   { key: 'promote_plays', flag: 'promote-plays', type: 'int', arg: 'N', min: 0, max: 256, default: '0', description: 'Recall an item on tape to disk (it stays on tape too) once it was played this many times within promote_window, without pushing disk usage over the high watermark; 0 = off.' },
+  { key: 'promote_container_plays', flag: 'promote-container-plays', type: 'int', arg: 'N', min: 0, max: 256, default: '2', description: 'Container promotion: once the items of a container (album, season folder) that have a tape copy were played this many times within promote_window, its remaining tape-only items are recalled to disk (tier both), under the same guard as promote_plays (never over the high watermark; colder items are archived first at a pass). Recalled right away, at job priority while the cartridge is loaded for the play, when that fits under the high mark (and policy_window is open), else at the next pass. Needs disk_high_watermark (without one it does nothing); 0 = off.' },
   { key: 'promote_window', flag: 'promote-window', type: 'duration', arg: 'DURATION', default: '7d', description: 'The window in which promote_plays plays must fall.' },
   { key: 'policy_window', flag: 'policy-window', type: 'window', arg: 'HH:MM-HH:MM', default: 'any time', description: 'Local time of day when automatic policy passes may start and mount tapes (may wrap midnight, e.g. 22:00-06:00; 00:00-24:00 = all day; a window that starts where it ends, e.g. 10:00-10:00, is an error). A pass still running when the window closes stops at its next safe point (end of a tar member, between items) and goes on when it opens again. Playback and `tapedeck policy run` are never restricted.' },
   { key: 'policy_interval', flag: 'policy-interval', type: 'duration', arg: 'DURATION', default: '1h', description: 'Time between automatic policy passes; 0 = never automatically, only `tapedeck policy run`.' },
@@ -164,6 +165,8 @@ export interface PolicyConfig {
   minArchiveSize: number;
   keepOnDisk: string[];
   promotePlays: number;
+  /** Container promotion (promote_container_plays); 0 = off. */
+  promoteContainerPlays: number;
   promoteWindow: number;
   window?: DailyWindow;
   interval: number;
@@ -473,6 +476,7 @@ function policyConfig(one: (k: string) => string | undefined, list: (k: string) 
     minArchiveSize: Number(one('min_archive_size') ?? 16 * 1024 ** 2),
     keepOnDisk: list('keep_on_disk'),
     promotePlays: Number(one('promote_plays') ?? 0),
+    promoteContainerPlays: Number(one('promote_container_plays') ?? 2),
     promoteWindow: Number(one('promote_window') ?? 7 * 86400),
     ...(win ? { window: parseWindow(win) } : {}),
     interval: Number(one('policy_interval') ?? 3600),

@@ -635,6 +635,7 @@ export class ServerMetrics {
         const lastPass = r.gauge('tapedeck_policy_last_pass_timestamp_seconds', 'When the last policy pass started (Unix time, s).');
         const lastResult = r.gauge('tapedeck_policy_last_pass_result', 'Result of the last policy pass (1 for the current result).', ['result']);
         const promotions = r.counter('tapedeck_policy_promotions_total', 'Items recalled to disk because they became popular (completed).');
+        const containerPromotions = r.counter('tapedeck_policy_container_promotions_total', 'Of tapedeck_policy_promotions_total, items recalled because their container (album, season) was being played (promote_container_plays).');
         r.collect(async () => {
           const p = await policy();
           if (!p) return;
@@ -652,6 +653,7 @@ export class ServerMetrics {
           planned.set({ action: 'recall' }, p.planned.recall);
           candidates.set(p.candidates);
           promotions.set(undefined, p.promotions);
+          containerPromotions.set(undefined, p.containerPromotions ?? 0);
           lastResult.reset();
           if (p.lastPass) {
             lastPass.set(Math.round(Date.parse(p.lastPass.at) / 1000));

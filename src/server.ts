@@ -453,6 +453,8 @@ export class TapedeckServer {
     if (access) {
       tracker.on('start', (s: StreamStart) => access.streamStarted(s));
       tracker.on('end', (ev: StreamEvent) => ev.stream && access.streamEnded(ev.stream, ev.bytes));
+      // container promotion (promote_container_plays): after the play is counted
+      tracker.on('start', (s: StreamStart) => void this.policy?.onPlay(s.id));
     }
     const status = serverStatusProvider(this, { tracker, ...this.statusExtras(), ...(this.policy ? { policy: () => this.policy!.status() } : {}) });
     this.statusProvider = status;

@@ -125,6 +125,7 @@ const provider: StatusProvider = {
     candidates: 900,
     lastPass: { at: new Date(NOW - 2 * 3600_000).toISOString(), trigger: 'auto', archive: 12, recall: 1, archiveBytes: 1e11, recallBytes: 1e9, jobs: ['6'], result: 'done' },
     promotions: 7,
+    containerPromotions: 5,
     passes: 3,
   }),
 };
@@ -242,6 +243,7 @@ function luminance(buf: Buffer): { width: number; height: number; mean: number; 
     t.regex(policy, /in 2 h|in 3 h/);
     t.regex(policy, /41\s+to archive/);
     t.regex(policy, /7\s+promotions/);
+    t.regex(policy, /5\s+of containers/);
     t.regex(policy, /Window: 01:00-06:00 \(closed now\)/);
     t.regex(policy, /\/srv\/media: disk 83\.5% \(high 80%, low 70%\), 69\.9% after the planned pass/);
     t.regex(policy, /Last pass .* ago \(auto\):\s+done 12 archived, 1 recalled/);

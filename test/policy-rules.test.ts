@@ -220,7 +220,7 @@ test('settings: durations, sizes, percentages, windows and globs; bad values nam
   t.is(parseDuration('90d'), 90 * 86400);
   t.is(parseDuration('600'), 600);
   t.is(parseDuration('1w'), undefined);
-  const cfg = loadConfig({ env: {}, flags: { diskHighWatermark: '80%', diskLowWatermark: '70%', archiveIdle: '90d', minArchiveSize: '500M', keepOnDisk: ['Music/**', '*.jpg'], promotePlays: '3', promoteWindow: '12h', policyWindow: '22:00-06:00', policyInterval: '30m' } });
+  const cfg = loadConfig({ env: {}, flags: { diskHighWatermark: '80%', diskLowWatermark: '70%', archiveIdle: '90d', minArchiveSize: '500M', keepOnDisk: ['Music/**', '*.jpg'], promotePlays: '3', promoteContainerPlays: '4', promoteWindow: '12h', policyWindow: '22:00-06:00', policyInterval: '30m' } });
   t.deepEqual(cfg.policy, {
     highWatermark: { kind: 'percent', percent: 80 },
     lowWatermark: { kind: 'percent', percent: 70 },
@@ -228,12 +228,13 @@ test('settings: durations, sizes, percentages, windows and globs; bad values nam
     minArchiveSize: 500 * MB,
     keepOnDisk: ['Music/**', '*.jpg'],
     promotePlays: 3,
+    promoteContainerPlays: 4,
     promoteWindow: 43200,
     window: { start: 1320, end: 360 },
     interval: 1800,
   });
   const defaults = loadConfig({ env: {}, flags: {} }).policy;
-  t.deepEqual(defaults, { archiveIdle: 0, minArchiveSize: 16 * MB, keepOnDisk: [], promotePlays: 0, promoteWindow: 7 * 86400, interval: 3600 });
+  t.deepEqual(defaults, { archiveIdle: 0, minArchiveSize: 16 * MB, keepOnDisk: [], promotePlays: 0, promoteContainerPlays: 2, promoteWindow: 7 * 86400, interval: 3600 });
   t.deepEqual(loadConfig({ env: {}, flags: { diskHighWatermark: '2T' } }).policy.lowWatermark, { kind: 'bytes', bytes: 2 * 1024 ** 4 }, 'low defaults to high');
   const bad = (flags: Record<string, unknown>, re: RegExp, env: NodeJS.ProcessEnv = {}) => t.throws(() => loadConfig({ env, flags }), { instanceOf: ConfigError, message: re });
   bad({ archiveIdle: '3 weeks' }, /--archive-idle: bad value for archive_idle/);
@@ -248,6 +249,8 @@ test('settings: durations, sizes, percentages, windows and globs; bad values nam
   bad({ diskHighWatermark: '70%', diskLowWatermark: '1T' }, /must both be sizes or both percentages/);
   bad({ diskLowWatermark: '1T' }, /needs disk_high_watermark/);
   bad({}, /environment TAPEDECK_PROMOTE_WINDOW/, { TAPEDECK_PROMOTE_WINDOW: 'soon' });
+  bad({ promoteContainerPlays: '-1' }, /--promote-container-plays/);
+  t.is(loadConfig({ env: { TAPEDECK_PROMOTE_CONTAINER_PLAYS: '0' }, flags: {} }).policy.promoteContainerPlays, 0, 'off through the environment');
 });
 
 test("the README's example NAS configuration is valid and means what it says", (t) => {
@@ -262,4 +265,85 @@ test("the README's example NAS configuration is valid and means what it says", (
   t.deepEqual(cfg.policy.keepOnDisk, ['Music/**']);
   t.is(cfg.policy.archiveIdle, 90 * 86400);
   t.deepEqual(cfg.policy.highWatermark, { kind: 'percent', percent: 80 });
+});
+
+// container promotion (promote_container_plays): a season being watched from tape comes back whole
+const season = (n: number, played: Record<number, number[]>, extra: Partial<PolicyItem> = {}) =>
+  Array.from({ length: n }, (_, k) => {
+    const recent = played[k + 1] ?? [];
+    return item({ size: 100 * MB, parentId: 'season', relPath: `Show/S01E${k + 1}.mkv`, path: `/m/Show/S01E${k + 1}.mkv`, tier: 'tape', diskBytes: MB, cartridge: 'TD0003L9', block: 100 * (k + 1), recent, ...(recent.length ? { lastPlayed: Math.max(...recent) } : {}), ...extra });
+  });
+const marks = (high: number, low = high) => ({ highWatermark: { kind: 'bytes' as const, bytes: high }, lowWatermark: { kind: 'bytes' as const, bytes: low } });
+
+test('container promotion: N plays of a container\'s tape items within the window recall its remaining tape-only items, in play order; fewer, or older, do not', (t) => {
+  const eps = season(4, { 1: [NOW - 2 * DAY], 2: [NOW - 1000] });
+  // E4 is on disk and tape already: nothing to do for it
+  eps[3] = { ...eps[3], tier: 'both', diskBytes: 100 * MB };
+  const r = rules({ promoteContainerPlays: 2, ...marks(10_000 * MB) });
+  const plan = planPass(state(eps), r);
+  t.deepEqual(ids(plan), [eps[0].id, eps[1].id, eps[2].id], 'the rest of the season, E1 E2 E3 (play order)');
+  t.true(plan.actions.every((a) => a.action === 'recall' && a.reason === 'container-plays' && a.containerPlays === 2 && a.group === 'season'));
+  t.regex(plan.actions[0].detail, /its container was played 2 times within 7d \(promote_container_plays 2\)/);
+  t.deepEqual(plan.cartridges, ['TD0003L9']);
+  t.is(plan.mounts, 1);
+  // below N: nothing
+  t.deepEqual(planPass(state(eps), { ...r, promoteContainerPlays: 3 }).actions, []);
+  // a play outside the window does not count
+  const old = season(3, { 1: [NOW - 8 * DAY], 2: [NOW - 1000] });
+  t.deepEqual(planPass(state(old), r).actions, []);
+  t.deepEqual(ids(planPass(state(old), { ...r, promoteWindow: 9 * 86400 })).length, 3, 'a longer window counts it');
+  // plays of another container do not count for this one
+  const other = item({ size: 100 * MB, parentId: 'other', tier: 'tape', diskBytes: MB, recent: [NOW - 1000, NOW - 2000], lastPlayed: NOW - 1000 });
+  t.deepEqual(ids(planPass(state([...season(3, { 1: [NOW - 1000] }), other]), r)), [other.id], 'only the other container (2 plays) is promoted');
+  // off (0), and inactive without a high watermark (nothing bounds what it may bring back)
+  t.deepEqual(planPass(state(eps), { ...r, promoteContainerPlays: 0 }).actions, []);
+  t.deepEqual(planPass(state(eps), rules({ promoteContainerPlays: 2 })).actions, []);
+  // items an unfinished job recalls already are not planned again
+  t.deepEqual(ids(planPass(state(eps, { pending: [eps[0].id] }), r)), [eps[1].id, eps[2].id]);
+  // the plan text names the rule and the figures
+  t.regex(renderPlan(plan), /recall +container-plays .*S01E1\.mkv\n +its container was played 2 times/);
+});
+
+test('container promotion respects the high watermark: colder items make room at a pass, never the container itself; the rest is skipped; a one-container plan (after a play) never makes room', (t) => {
+  const eps = season(3, { 1: [NOW - 1000, NOW - 2000] });
+  const cold = item({ size: 150 * MB, parentId: 'films', lastPlayed: NOW - 50 * DAY });
+  const warm = item({ size: 150 * MB, parentId: 'films', lastPlayed: NOW - 10 }); // played after the season: not colder
+  // disk: 3 stubs + 300 = 303 MB. Each recall adds 99 MB.
+  const r = rules({ promoteContainerPlays: 2, ...marks(500 * MB, 400 * MB) });
+  // 303 + 99 = 402 (E1), + 99 = 501 > 500: cold makes room (-149) for E2, then E3 fits (451)
+  const plan = planPass(state([...eps, cold, warm]), r);
+  t.deepEqual(plan.actions.map((a) => [a.id, a.action, a.reason]), [
+    [cold.id, 'archive', 'make-room'],
+    [eps[0].id, 'recall', 'container-plays'],
+    [eps[1].id, 'recall', 'container-plays'],
+    [eps[2].id, 'recall', 'container-plays'],
+  ]);
+  t.true(plan.usage[0].after <= 500 * MB, `usage after ${plan.usage[0].after}`);
+  // without a colder item and a lower mark: only what fits, the rest is skipped (and listed)
+  const tight = planPass(state([...eps, warm]), rules({ promoteContainerPlays: 2, ...marks(360 * MB, 300 * MB) }));
+  // 3 + 150 = 153; +99 = 252 (E1), +99 = 351 (E2), +99 = 450 > 360: E3 skipped (warm is not colder)
+  t.deepEqual(ids(tight), [eps[0].id, eps[1].id]);
+  t.is(tight.skipped.length, 1);
+  t.is(tight.skipped[0].id, eps[2].id);
+  t.regex(tight.skipped[0].reason, /its container was played 2 times within 7d, but recalling it would add \d+ bytes to disk .* high watermark .* no colder item can make room/);
+  t.true(tight.usage[0].after <= 360 * MB);
+  // the one-container plan of an immediate promotion: no archive at all, what does not fit waits for the pass
+  const now = planPass(state([...eps, cold, warm]), r, { container: 'season' });
+  t.deepEqual(now.actions.map((a) => [a.id, a.action]), [[eps[0].id, 'recall']]);
+  t.regex(now.skipped[0].reason, /making room waits for the next pass/);
+  // and it plans nothing of other containers, nor any archive even above the high mark
+  const over = planPass(state([...eps, cold, warm, item({ size: 400 * MB, parentId: 'x', added: NOW - 500 * DAY })]), r, { container: 'season' });
+  t.deepEqual(over.actions, []);
+});
+
+test('a hot container\'s items count as warm as its last play: the watermark pass archives other items first', (t) => {
+  // E1 played (on disk and tape, promoted), E2 recalled by the container rule and never played yet
+  const e1 = item({ size: 100 * MB, parentId: 'season', tier: 'both', diskBytes: 100 * MB, cartridge: 'TD0003L9', recent: [NOW - 1000, NOW - 3000], lastPlayed: NOW - 1000, added: NOW - 300 * DAY });
+  const e2 = item({ size: 100 * MB, parentId: 'season', tier: 'both', diskBytes: 100 * MB, cartridge: 'TD0003L9', added: NOW - 300 * DAY });
+  const film = item({ size: 100 * MB, parentId: 'films', lastPlayed: NOW - 20 * DAY });
+  const wm = marks(250 * MB, 210 * MB);
+  // with the rule on, the unplayed episode is as warm as the season's last play: the film goes
+  t.deepEqual(ids(planPass(state([e1, e2, film]), rules({ promoteContainerPlays: 2, ...wm }))), [film.id]);
+  // with it off, the never-played episode is the coldest (added 300 days ago)
+  t.deepEqual(ids(planPass(state([e1, e2, film]), rules({ promoteContainerPlays: 0, ...wm }))), [e2.id]);
 });

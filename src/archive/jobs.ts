@@ -59,6 +59,16 @@ export interface JobOptions {
    * window to open again (ArchiveService.setHold). Manual passes and operator jobs have none.
    */
   window?: true;
+  /**
+   * Policy recalls: the rule that chose the items ('container-plays': a container promotion;
+   * none: promote_plays). Counted apart on the status page and /metrics.
+   */
+  rule?: 'container-plays';
+  /**
+   * Policy recalls started by a play (the immediate container promotion) rather than by a pass:
+   * a pass does not wait for them (it leaves their items alone).
+   */
+  trigger?: 'play';
 }
 
 /** The parts of the stub options a job may set (see archive/stubs.ts). */

@@ -201,6 +201,8 @@ export class ArchiveService extends EventEmitter {
         ...(opts.collocate ? { collocate: true } : {}),
         ...(opts.origin === 'policy' ? { origin: 'policy' as const } : {}),
         ...(opts.window ? { window: true as const } : {}),
+        ...(opts.rule === 'container-plays' ? { rule: 'container-plays' as const } : {}),
+        ...(opts.trigger === 'play' ? { trigger: 'play' as const } : {}),
       },
       created: now,
       updated: now,

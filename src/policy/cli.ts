@@ -30,6 +30,7 @@ export const POLICY_SETTING_KEYS = [
   'min_archive_size',
   'keep_on_disk',
   'promote_plays',
+  'promote_container_plays',
   'promote_window',
   'policy_window',
   'policy_interval',

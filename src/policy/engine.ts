@@ -3,21 +3,27 @@
 // before switch, stubs, resume after a crash: src/archive/), archives first (they make room)
 // and recalls after. Automatic passes start every policy_interval inside policy_window; a
 // manual pass (`tapedeck policy run`) ignores the window. The clock is injectable.
+// A play of an item with a tape copy may also start a container promotion right away
+// (onPlay: promote_container_plays), as a recall job at job priority that yields to playback
+// and finds the cartridge loaded for the play; what does not fit waits for the next pass.
 
 import type { Catalog } from '../catalog/catalog.js';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
 import type { ArchiveService } from '../archive/service.js';
 import { ArchiveError } from '../archive/errors.js';
-import { isTerminal, type JobRecord } from '../archive/jobs.js';
-import type { AccessRecord } from './access.js';
-import { planPass, type PolicyPlan, type UsageReport } from './plan.js';
+import { isTerminal, type JobOptions, type JobRecord } from '../archive/jobs.js';
+import { parseRefId } from '../catalog/layout.js';
+import { tierOf } from '../catalog/tier.js';
+import { playsWithin, type AccessRecord } from './access.js';
+import { planPass, type PlanScope, type PolicyPlan, type UsageReport } from './plan.js';
 import { localMinute, nextPassTime } from './schedule.js';
 import { gatherState, type FsProbe } from './state.js';
 import { formatWindow, inWindow } from './units.js';
 
 const LAST_PASS = 'policyLastPass';
 const PROMOTIONS = 'policyPromotions';
+const CONTAINER_PROMOTIONS = 'policyContainerPromotions';
 /** Grace period after the server starts before the first automatic pass (the first scan runs). */
 export const FIRST_PASS_DELAY_MS = 60_000;
 const STATUS_PLAN_MS = 15_000;
@@ -50,8 +56,10 @@ export interface PolicyStatus {
   planned: { archive: number; recall: number };
   candidates: number;
   lastPass?: PassResult;
-  /** Items recalled by promotion (completed), since the catalog was created. */
+  /** Items recalled by promotion (completed, either rule), since the catalog was created. */
   promotions: number;
+  /** Of those, items recalled by container promotion (promote_container_plays). */
+  containerPromotions: number;
   passes: number;
 }
 
@@ -82,11 +90,17 @@ export class PolicyEngine {
   private readonly onJob = (j: JobRecord) => {
     if (j.kind !== 'recall' || j.opts.origin !== 'policy' || !isTerminal(j.state)) return;
     const n = Number(j.result?.recalled ?? 0);
+    const add = async (key: string) => this.opts.catalog.setMeta(key, String(Number((await this.opts.catalog.getMeta(key)) ?? 0) + n));
     if (n > 0)
       this.promotionWrites = this.promotionWrites
-        .then(async () => this.opts.catalog.setMeta(PROMOTIONS, String(Number((await this.opts.catalog.getMeta(PROMOTIONS)) ?? 0) + n)))
+        .then(async () => {
+          await add(PROMOTIONS);
+          if (j.opts.rule === 'container-plays') await add(CONTAINER_PROMOTIONS);
+        })
         .catch(() => undefined);
   };
+  /** Containers whose immediate promotion check (onPlay) is under way. */
+  private readonly promoting = new Set<string>();
 
   constructor(private readonly opts: PolicyEngineOptions) {
     this.now = opts.now ?? Date.now;
@@ -106,13 +120,70 @@ export class PolicyEngine {
     return this.opts.config.policy;
   }
 
-  /** What a pass would do now (changes nothing). */
-  async plan(): Promise<PolicyPlan> {
+  /** What a pass would do now (changes nothing); with `only`, the immediate container promotion of onPlay. */
+  async plan(only?: PlanScope): Promise<PolicyPlan> {
     const { catalog, config, readAccess, fsProbe, mediaDirs } = this.opts;
     const archive = this.opts.archive;
     const offline = archive ? async () => (await archive.tapeStatus()).offline : undefined;
     const state = await gatherState({ catalog, config, readAccess, now: this.now, fsProbe, mediaDirs, offline });
-    return planPass(state, this.rules);
+    const pending = await this.playJobItems();
+    if (pending.length) state.pending = pending;
+    return planPass(state, this.rules, only);
+  }
+
+  /** Unfinished recall jobs a play started (onPlay): a pass neither waits for them nor plans their items again. */
+  private async playJobs(): Promise<JobRecord[]> {
+    return (await this.opts.archive?.list())?.filter((j) => j.opts.origin === 'policy' && j.opts.trigger === 'play' && !isTerminal(j.state)) ?? [];
+  }
+
+  private async playJobItems(): Promise<string[]> {
+    const out: string[] = [];
+    for (const j of await this.playJobs()) out.push(...(await this.opts.archive!.items(j.id)).map((i) => i.id));
+    return out;
+  }
+
+  /** Unfinished jobs of policy passes (not those a play started). */
+  private async passJobs(): Promise<JobRecord[]> {
+    return (await this.opts.archive?.list())?.filter((j) => j.opts.origin === 'policy' && j.opts.trigger !== 'play' && !isTerminal(j.state)) ?? [];
+  }
+
+  /**
+   * A client started playing an item (the server's stream tracker, after the access tracker
+   * counted the play). When the item has a tape copy and its container's items with one were
+   * played promote_container_plays times within promote_window, the container's remaining
+   * tape-only items that fit under the high watermark as things are are recalled now: one recall
+   * job at job priority (it yields to playback and finds the cartridge the play loaded), kept to
+   * policy_window like a pass's jobs. The rest (room to make, window closed) waits for the next
+   * pass. Cheap unless the container is hot: the full plan runs only then.
+   */
+  async onPlay(objectId: string): Promise<JobRecord | undefined> {
+    const r = this.rules;
+    const archive = this.opts.archive;
+    if (!archive || !(r.promoteContainerPlays > 0) || !r.highWatermark || !this.windowOpen()) return undefined;
+    const item = await this.opts.catalog.get(parseRefId(objectId)?.itemId ?? objectId).catch(() => undefined);
+    if (!item?.location?.tape || this.promoting.has(item.parentId)) return undefined;
+    const container = item.parentId;
+    this.promoting.add(container);
+    try {
+      const siblings = (await this.opts.catalog.allChildren(container)).filter((o) => o.location?.tape);
+      const pending = new Set(await this.playJobItems());
+      if (!siblings.some((o) => tierOf(o.location) === 'tape' && !pending.has(o.id))) return undefined;
+      const access = await this.opts.readAccess(siblings.map((o) => o.id));
+      const plays = siblings.reduce((n, o) => n + playsWithin(access.get(o.id), this.now(), r.promoteWindow * 1000), 0);
+      if (plays < r.promoteContainerPlays) return undefined;
+      const plan = await this.plan({ container });
+      const ids = plan.actions.filter((a) => a.action === 'recall' && a.reason === 'container-plays').map((a) => a.id);
+      if (!ids.length) return undefined;
+      const job = await archive.submit('recall', ids, { origin: 'policy', rule: 'container-plays', trigger: 'play', ...(r.window ? { window: true as const } : {}) });
+      this.statusPlan = undefined;
+      this.opts.log.info({ policy: { container, plays, recall: ids.length, job: job.id, skipped: plan.skipped.length } }, `container promotion: ${ids.length} item(s) of ${item.parentId} to recall (played ${plays} times within the window)`);
+      return job;
+    } catch (err) {
+      this.opts.log.warn({ err: (err as Error).message, container }, 'container promotion not started');
+      return undefined;
+    } finally {
+      this.promoting.delete(container);
+    }
   }
 
   /**
@@ -129,7 +200,7 @@ export class PolicyEngine {
   private async passNow(trigger: 'auto' | 'manual'): Promise<{ plan: PolicyPlan; jobs: JobRecord[] }> {
     const archive = this.opts.archive;
     if (!archive) throw new ArchiveError('NO_LIBRARY', 'policy passes need the tape tier (tape_backend is none)');
-    const active = (await archive.list()).filter((j) => j.opts.origin === 'policy' && !isTerminal(j.state));
+    const active = await this.passJobs();
     if (active.length) throw new ArchiveError('BUSY', `a policy pass is still running (job${active.length > 1 ? 's' : ''} ${active.map((j) => j.id).join(', ')}); see \`tapedeck jobs\``);
     const plan = await this.plan();
     const jobs: JobRecord[] = [];
@@ -137,7 +208,11 @@ export class PolicyEngine {
     const recalls = plan.actions.filter((a) => a.action === 'recall');
     const window = trigger === 'auto' ? { window: true as const } : {};
     if (archives.length) jobs.push(await archive.submit('archive', archives.map((a) => a.id), { collocate: true, origin: 'policy', ...window }));
-    if (recalls.length) jobs.push(await archive.submit('recall', recalls.map((a) => a.id), { origin: 'policy', ...window }));
+    // one recall job per rule (counted apart); the second finds the cartridges the first loaded
+    const promoted = recalls.filter((a) => a.reason !== 'container-plays');
+    const containers = recalls.filter((a) => a.reason === 'container-plays');
+    if (promoted.length) jobs.push(await archive.submit('recall', promoted.map((a) => a.id), { origin: 'policy', ...window }));
+    if (containers.length) jobs.push(await archive.submit('recall', containers.map((a) => a.id), { origin: 'policy', rule: 'container-plays', ...window } satisfies JobOptions));
     const rec: PassRecord = { at: plan.at, trigger, archive: archives.length, recall: recalls.length, archiveBytes: plan.archiveBytes, recallBytes: plan.recallBytes, jobs: jobs.map((j) => j.id) };
     this.lastPassAt = this.now();
     this.passes++;
@@ -192,6 +267,7 @@ export class PolicyEngine {
       candidates: plan.candidates,
       ...(last ? { lastPass: last } : {}),
       promotions: Number((await this.opts.catalog.getMeta(PROMOTIONS)) ?? 0),
+      containerPromotions: Number((await this.opts.catalog.getMeta(CONTAINER_PROMOTIONS)) ?? 0),
       passes: this.passes,
     };
   }
@@ -213,7 +289,7 @@ export class PolicyEngine {
     if (next === undefined || this.now() < next) return false;
     // the previous pass's jobs still run (or wait for the window): the pass starts once they end
     const archive = this.opts.archive;
-    if (archive && (await archive.list()).some((j) => j.opts.origin === 'policy' && !isTerminal(j.state))) return false;
+    if (archive && (await this.passJobs()).length) return false;
     try {
       await this.runPass('auto');
       return true;

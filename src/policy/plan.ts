@@ -11,6 +11,12 @@
 //   promotion   an item on tape only, played promote_plays times within promote_window, is
 //               recalled unless that pushes usage over the high mark; colder items are archived
 //               first to make room ("make-room"), and a promotion that cannot fit is skipped
+//   container   promote_container_plays > 0 and a high watermark: a container (album, season
+//               folder) whose items with a tape copy were played that many times within
+//               promote_window gets its remaining tape-only items recalled ("container-plays"), in
+//               play order, under the same guard as a promotion. While a container is hot its
+//               items count as warm as its last play for the watermark and make-room (so a pass
+//               does not archive the unplayed episodes of the season being watched).
 // Eligible for archiving: a disk copy, size >= min_archive_size, no keep_on_disk glob matching.
 // Collocation: the archive actions are ordered by container, in play order (disc, track,
 // natural file name), so one job writes each container's items together on one cartridge.
@@ -71,6 +77,8 @@ export interface PolicyState {
   pool: PoolCartridge[];
   /** Cartridges outside the library: nothing is recalled from or written to them. */
   offline?: string[];
+  /** Items an unfinished job already archives or recalls: no rule plans them again. */
+  pending?: string[];
   /**
    * Key of the file system holding the head stubs (<data_dir>/stubs). Under a percent watermark a
    * stub weighs on that file system, not on its media directory's; unknown = the same.
@@ -81,9 +89,18 @@ export interface PolicyState {
   rate: number;
 }
 
-export type PolicyRules = Pick<PolicyConfig, 'highWatermark' | 'lowWatermark' | 'archiveIdle' | 'minArchiveSize' | 'keepOnDisk' | 'promotePlays' | 'promoteWindow'>;
+export type PolicyRules = Pick<PolicyConfig, 'highWatermark' | 'lowWatermark' | 'archiveIdle' | 'minArchiveSize' | 'keepOnDisk' | 'promotePlays' | 'promoteWindow'> & Partial<Pick<PolicyConfig, 'promoteContainerPlays'>>;
 
-export type ActionReason = 'idle' | 'watermark' | 'make-room' | 'promotion';
+export type ActionReason = 'idle' | 'watermark' | 'make-room' | 'promotion' | 'container-plays';
+
+/**
+ * A narrower pass (the engine's immediate container promotion after a play): only the
+ * container-plays recalls of one container that fit as things are (no make-room archive, which
+ * would mount another cartridge); the rest waits for the next full pass.
+ */
+export interface PlanScope {
+  container: string;
+}
 
 export interface PlanAction {
   id: string;
@@ -107,6 +124,8 @@ export interface PlanAction {
   cartridge: string | null;
   /** Collocation group (container ID). */
   group: string;
+  /** container-plays: plays within promote_window of the container's items with a tape copy. */
+  containerPlays?: number;
 }
 
 export interface UsageReport {
@@ -183,11 +202,12 @@ function scopes(state: PolicyState, high: Watermark, low: Watermark): Map<string
   return out;
 }
 
-export function planPass(state: PolicyState, rules: PolicyRules): PolicyPlan {
+export function planPass(state: PolicyState, rules: PolicyRules, only?: PlanScope): PolicyPlan {
   const now = state.now;
   const keep = rules.keepOnDisk.map((g) => globToRegExp(g)).filter((r): r is RegExp => !!r);
   const inWindow = (i: PolicyItem) => i.recent.filter((t) => t > now - rules.promoteWindow * 1000 && t <= now).length;
-  const eligible = (i: PolicyItem) => (i.tier === 'disk' || i.tier === 'both') && i.size >= rules.minArchiveSize && !keep.some((re) => re.test((i.relPath ?? i.path).split('\\').join('/')));
+  const pending = new Set(state.pending ?? []);
+  const eligible = (i: PolicyItem) => !pending.has(i.id) && (i.tier === 'disk' || i.tier === 'both') && i.size >= rules.minArchiveSize && !keep.some((re) => re.test((i.relPath ?? i.path).split('\\').join('/')));
   const high = rules.highWatermark;
   const low = rules.lowWatermark ?? high;
   const sc = high && low ? scopes(state, high, low) : new Map<string, Scope>();
@@ -197,6 +217,23 @@ export function planPass(state: PolicyState, rules: PolicyRules): PolicyPlan {
   const stubHere = (i: PolicyItem) => high?.kind !== 'percent' || state.stubFs === undefined || state.stubFs === i.fs;
   const weight = (i: PolicyItem) => (i.tier === 'tape' && !stubHere(i) ? 0 : i.diskBytes);
   const kept = (i: PolicyItem) => (stubHere(i) ? i.stubBytes : 0);
+  // container promotion: plays within the window of each container's items with a tape copy
+  const containerRule = (rules.promoteContainerPlays ?? 0) > 0 && !!high;
+  const containerPlays = new Map<string, { plays: number; last: number }>();
+  if (containerRule) {
+    for (const i of state.items) {
+      if (i.tier !== 'tape' && i.tier !== 'both') continue;
+      const n = inWindow(i);
+      if (!n) continue;
+      const c = containerPlays.get(i.parentId) ?? { plays: 0, last: 0 };
+      c.plays += n;
+      c.last = Math.max(c.last, i.lastPlayed ?? 0);
+      containerPlays.set(i.parentId, c);
+    }
+    for (const [k, c] of containerPlays) if (c.plays < rules.promoteContainerPlays!) containerPlays.delete(k);
+  }
+  /** Coldness, with the items of a hot container as warm as its last play. */
+  const heat = (i: PolicyItem) => Math.max(coldness(i), containerPlays.get(i.parentId)?.last ?? 0);
   const chosen = new Map<string, PlanAction>();
   const order: PlanAction[] = [];
   const byIdAll = new Map(state.items.map((i) => [i.id, i]));
@@ -237,7 +274,7 @@ export function planPass(state: PolicyState, rules: PolicyRules): PolicyPlan {
   };
 
   // 1. idle
-  if (rules.archiveIdle > 0) {
+  if (rules.archiveIdle > 0 && !only) {
     for (const i of state.items) {
       if (!eligible(i)) continue;
       const idle = now - lastActivity(i);
@@ -245,13 +282,13 @@ export function planPass(state: PolicyState, rules: PolicyRules): PolicyPlan {
     }
   }
   // 2. watermark: coldest first, then largest
-  const coldFirst = state.items.filter(eligible).sort((a, b) => coldness(a) - coldness(b) || b.size - a.size || a.id.localeCompare(b.id));
+  const coldFirst = state.items.filter(eligible).sort((a, b) => heat(a) - heat(b) || b.size - a.size || a.id.localeCompare(b.id));
   for (const s of sc.values()) {
-    if (s.used <= s.high) continue;
+    if (s.used <= s.high || only) continue;
     for (const i of coldFirst) {
       if (s.used <= s.low) break;
       if (chosen.has(i.id) || scopeOf(i) !== s || weight(i) <= kept(i)) continue;
-      act(i, 'archive', 'watermark', `coldest eligible (last ${i.lastPlayed !== undefined ? 'played' : 'added'} ${new Date(coldness(i)).toISOString().slice(0, 10)}) while disk usage ${report(s, s.used).toFixed(s.mark === 'percent' ? 1 : 0)}${s.mark === 'percent' ? '%' : ' bytes'} is above the low watermark`);
+      act(i, 'archive', 'watermark', `coldest eligible (last ${heat(i) > coldness(i) ? 'played in its container' : i.lastPlayed !== undefined ? 'played' : 'added'} ${new Date(heat(i)).toISOString().slice(0, 10)}) while disk usage ${report(s, s.used).toFixed(s.mark === 'percent' ? 1 : 0)}${s.mark === 'percent' ? '%' : ' bytes'} is above the low watermark`);
     }
   }
   // 3. promotion
@@ -269,39 +306,60 @@ export function planPass(state: PolicyState, rules: PolicyRules): PolicyPlan {
     }
     return m;
   };
-  if (rules.promotePlays > 0) {
+  const offline = new Set(state.offline ?? []);
+  /**
+   * Recalls `i` (reason and figures in `why`) unless that pushes usage over the high mark (then
+   * colder items make room first, when `makeRoom`, colder meaning colder than `warmth`) or does not
+   * fit in its file system's free space: then it is listed as skipped and nothing changes.
+   */
+  const promote = (i: PolicyItem, reason: 'promotion' | 'container-plays', why: string, detail: string, warmth: number, makeRoom: boolean): PlanAction | undefined => {
+    if (i.cartridge && offline.has(i.cartridge)) {
+      skipped.push({ id: i.id, path: i.path, action: 'recall', reason: `${why}, but its cartridge ${i.cartridge} is offline (import it with \`tapedeck tape import ${i.cartridge}\`)` });
+      return undefined;
+    }
+    const s = scopeOf(i);
+    const need = i.size - weight(i);
+    const made: PlanAction[] = [];
+    if (s && s.used + need > s.high) {
+      for (const c of makeRoom ? coldFirst : []) {
+        if (s.used + need <= s.high) break;
+        if (chosen.has(c.id) || scopeOf(c) !== s || heat(c) >= warmth || c.parentId === (reason === 'container-plays' ? i.parentId : undefined) || weight(c) <= kept(c)) continue;
+        made.push(act(c, 'archive', 'make-room', `colder than ${reason === 'container-plays' ? `the container of ${i.title}` : i.title}, archived to make room for its ${reason === 'container-plays' ? 'container promotion' : 'promotion'} under the high watermark`));
+      }
+      if (s.used + need > s.high) {
+        for (const m of made.reverse()) undo(m, byIdAll.get(m.id)!);
+        skipped.push({ id: i.id, path: i.path, action: 'recall', reason: `${why}, but recalling it would add ${need} bytes to disk (${i.size} minus the ${weight(i)} its head stub already holds) and push disk usage over the high watermark (${formatWatermark(high!)}) and ${makeRoom ? 'no colder item can make room' : 'making room waits for the next pass'}` });
+        return undefined;
+      }
+    }
+    const room = i.fs !== undefined ? freeAfterArchives().get(i.fs) : undefined;
+    if (room !== undefined && i.size > room) {
+      for (const m of made.reverse()) undo(m, byIdAll.get(m.id)!);
+      skipped.push({ id: i.id, path: i.path, action: 'recall', reason: `${why}, but recalling it needs ${i.size} bytes of free space and its file system (${fsName(i.fs)}) has ${Math.max(0, room)}` });
+      return undefined;
+    }
+    return act(i, 'recall', reason, detail);
+  };
+  if (rules.promotePlays > 0 && !only) {
     const hot = state.items
-      .filter((i) => i.tier === 'tape' && !chosen.has(i.id) && inWindow(i) >= rules.promotePlays)
+      .filter((i) => i.tier === 'tape' && !chosen.has(i.id) && !pending.has(i.id) && inWindow(i) >= rules.promotePlays)
       .sort((a, b) => inWindow(b) - inWindow(a) || (b.lastPlayed ?? 0) - (a.lastPlayed ?? 0) || a.id.localeCompare(b.id));
-    const offline = new Set(state.offline ?? []);
     for (const i of hot) {
-      if (i.cartridge && offline.has(i.cartridge)) {
-        skipped.push({ id: i.id, path: i.path, action: 'recall', reason: `played ${inWindow(i)} times within ${fmtDuration(rules.promoteWindow)}, but its cartridge ${i.cartridge} is offline (import it with \`tapedeck tape import ${i.cartridge}\`)` });
-        continue;
+      const why = `played ${inWindow(i)} times within ${fmtDuration(rules.promoteWindow)}`;
+      promote(i, 'promotion', why, `${why} (promote_plays ${rules.promotePlays})`, heat(i), true);
+    }
+  }
+  // 4. container promotion: hottest container first (most plays, then most recent), items in play order
+  if (containerRule) {
+    const groups = [...containerPlays].filter(([k]) => !only || k === only.container).sort((a, b) => b[1].plays - a[1].plays || b[1].last - a[1].last || a[0].localeCompare(b[0]));
+    const rest = new Map<string, PolicyItem[]>();
+    for (const i of state.items) if (i.tier === 'tape' && containerPlays.has(i.parentId) && !chosen.has(i.id) && !pending.has(i.id)) rest.set(i.parentId, [...(rest.get(i.parentId) ?? []), i]);
+    for (const [container, c] of groups) {
+      for (const i of (rest.get(container) ?? []).sort(playOrder)) {
+        const why = `its container was played ${c.plays} times within ${fmtDuration(rules.promoteWindow)}`;
+        const a = promote(i, 'container-plays', why, `${why} (promote_container_plays ${rules.promoteContainerPlays})`, c.last, !only);
+        if (a) a.containerPlays = c.plays;
       }
-      const s = scopeOf(i);
-      const need = i.size - weight(i);
-      const made: PlanAction[] = [];
-      if (s && s.used + need > s.high) {
-        for (const c of coldFirst) {
-          if (s.used + need <= s.high) break;
-          if (chosen.has(c.id) || scopeOf(c) !== s || coldness(c) >= coldness(i) || weight(c) <= kept(c)) continue;
-          made.push(act(c, 'archive', 'make-room', `colder than ${i.title}, archived to make room for its promotion under the high watermark`));
-        }
-        if (s.used + need > s.high) {
-          for (const m of made.reverse()) undo(m, state.items.find((x) => x.id === m.id)!);
-          skipped.push({ id: i.id, path: i.path, action: 'recall', reason: `played ${inWindow(i)} times within ${fmtDuration(rules.promoteWindow)}, but recalling it would add ${need} bytes to disk (${i.size} minus the ${weight(i)} its head stub already holds) and push disk usage over the high watermark (${formatWatermark(high!)}) and no colder item can make room` });
-          continue;
-        }
-      }
-      const room = i.fs !== undefined ? freeAfterArchives().get(i.fs) : undefined;
-      const adds = i.size;
-      if (room !== undefined && adds > room) {
-        for (const m of made.reverse()) undo(m, state.items.find((x) => x.id === m.id)!);
-        skipped.push({ id: i.id, path: i.path, action: 'recall', reason: `played ${inWindow(i)} times within ${fmtDuration(rules.promoteWindow)}, but recalling it needs ${adds} bytes of free space and its file system (${fsName(i.fs)}) has ${Math.max(0, room)}` });
-        continue;
-      }
-      act(i, 'recall', 'promotion', `played ${inWindow(i)} times within ${fmtDuration(rules.promoteWindow)} (promote_plays ${rules.promotePlays})`);
     }
   }
 

@@ -350,7 +350,7 @@ const JS = String.raw`
     if (!p) return snap.errors.policy ? errLine('policy') : h('p', 'empty', 'No storage policy.');
     var next = p.nextPass === undefined ? 'manual only' : p.nextPass <= snap.generatedAt ? 'due now' : 'in ' + dur((p.nextPass - snap.generatedAt) / 1000);
     var out = [
-      h('div', 'kpis', [kpi(next, 'next pass'), kpi(num(p.planned.archive), 'to archive'), kpi(num(p.planned.recall), 'to recall'), kpi(num(p.candidates), 'candidates'), kpi(num(p.promotions), 'promotions')]),
+      h('div', 'kpis', [kpi(next, 'next pass'), kpi(num(p.planned.archive), 'to archive'), kpi(num(p.planned.recall), 'to recall'), kpi(num(p.candidates), 'candidates'), kpi(num(p.promotions), 'promotions'), kpi(num(p.containerPromotions || 0), 'of containers')]),
       h('div', 'line', ['Window: ' + (p.window ? p.window + (p.inWindow ? ' (open now)' : ' (closed now)') : 'any time') + ' \u00b7 every ' + (p.interval > 0 ? dur(p.interval) : '\u2013 (manual only)')]),
     ];
     (p.usage || []).forEach(function (u) {

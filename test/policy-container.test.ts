@@ -1,0 +1,163 @@
+// Container promotion (promote_container_plays) on a real catalog and virtual tape library, with a
+// fake clock: a season being watched from tape is recalled whole by one recall job at job
+// priority right after the play that makes it hot (not below N plays, not with plays outside
+// promote_window, not past the high watermark, not outside policy_window); a pass plans and runs
+// the same rule (plan == run) and does not wait for the play's job; the status page and /metrics
+// count it; a kill -9 in the middle of the recall leaves every item readable and the next pass
+// finishes the work (the durable recall job).
+import test from 'ava';
+import { join } from 'node:path';
+import { PolicyEngine } from '../src/policy/engine.js';
+import { AccessTracker } from '../src/policy/access.js';
+import { silentLogger } from '../src/log.js';
+import { collectStatus } from '../src/http/status.js';
+import { libraryStatus } from '../src/server-state.js';
+import { ServerMetrics } from '../src/metrics.js';
+import type { PolicyPlan } from '../src/policy/plan.js';
+import { makeLab, readThroughCatalog, runCli, type Lab } from './fixtures/archive/setup.js';
+
+const FILES: [string, number][] = [
+  ['Video/Show/S01/S01E1.mkv', 80_000],
+  ['Video/Show/S01/S01E2.mkv', 90_000],
+  ['Video/Show/S01/S01E3.mkv', 70_000],
+  ['Music/Band/Album/1 One.mp3', 50_000],
+];
+const DAY = 86400_000;
+const EPS = ['S01E1', 'S01E2', 'S01E3'];
+
+interface Setup {
+  lab: Lab;
+  e: PolicyEngine;
+  access: AccessTracker;
+  ep: string[];
+  song: string;
+  clock: { t: number };
+}
+
+async function setup(t: import('ava').ExecutionContext, rules: Partial<Lab['config']['policy']> = {}): Promise<Setup> {
+  const lab = await makeLab({ files: FILES });
+  t.teardown(() => lab.cleanup());
+  const clock = { t: new Date(2030, 0, 10, 20, 0).getTime() };
+  const now = () => clock.t;
+  lab.config.policy = { ...lab.config.policy, minArchiveSize: 10_000, promoteContainerPlays: 2, highWatermark: { kind: 'bytes', bytes: 10_000_000 }, lowWatermark: { kind: 'bytes', bytes: 10_000_000 }, ...rules };
+  const access = new AccessTracker({ store: lab.catalog.store, now });
+  const e = new PolicyEngine({ catalog: lab.catalog, config: lab.config, archive: lab.service, readAccess: (ids) => access.read(ids), log: silentLogger, now, mediaDirs: [lab.media] });
+  t.teardown(() => e.stop());
+  const ep: string[] = [];
+  for (const n of EPS) ep.push((await lab.catalog.getPath(join(lab.media, `Video/Show/S01/${n}.mkv`)))!.id);
+  const song = (await lab.catalog.getPath(join(lab.media, 'Music/Band/Album/1 One.mp3')))!.id;
+  // head stubs without the tail (which would hold these small files whole): a recall adds bytes to disk
+  lab.config.headStubTail = 0;
+  const job = await lab.service.run((await lab.service.submit('archive', ep)).id);
+  t.is(job.state, 'done', job.reason);
+  return { lab, e, access, ep, song, clock };
+}
+
+const tiers = async (lab: Lab, ids: string[]) => Promise.all(ids.map(async (id) => { const l = (await lab.catalog.get(id))!.location!; return l.disk && l.tape ? 'both' : l.disk ? 'disk' : 'tape'; }));
+
+test('a play that makes the container hot recalls the rest of it right away (one job, job priority); below N or outside the window it does not', async (t) => {
+  const { lab, e, access, ep, song, clock } = await setup(t);
+  access.notePlay(ep[0], '10.0.0.5');
+  t.is(await e.onPlay(ep[0]), undefined, 'one play: below promote_container_plays 2');
+  t.deepEqual((await e.plan()).actions, []);
+  clock.t += 8 * DAY;
+  access.notePlay(ep[1], '10.0.0.5');
+  t.is(await e.onPlay(ep[1]), undefined, 'the first play is outside promote_window (7d) now');
+  access.notePlay(song, '10.0.0.6');
+  access.notePlay(song, '10.0.0.7');
+  t.is(await e.onPlay(song), undefined, 'plays of an item without a tape copy start nothing');
+  clock.t += 3600_000;
+  access.notePlay(ep[1], '10.0.0.9');
+  const job = await e.onPlay(ep[1]);
+  t.truthy(job, 'two plays within the window');
+  t.like(job!.opts, { origin: 'policy', rule: 'container-plays', trigger: 'play' });
+  t.deepEqual((await lab.service.items(job!.id)).map((i) => i.id), ep, 'the whole season, in play order');
+  // while it runs, a pass neither waits for it (no BUSY) nor plans its items again
+  t.deepEqual((await e.plan()).actions, []);
+  t.is(await e.onPlay(ep[1]), undefined, 'a second play does not queue the same items again');
+  const { jobs } = await e.runPass('manual');
+  t.deepEqual(jobs, []);
+  const done = await lab.service.run(job!.id);
+  t.is(done.state, 'done', done.reason);
+  t.deepEqual(await tiers(lab, ep), ['both', 'both', 'both']);
+  for (const id of ep) {
+    const item = (await lab.catalog.get(id))!;
+    t.true((await readThroughCatalog(lab, item)).equals(lab.files.get(item.origPath!)!));
+  }
+  const st = await e.status();
+  t.is(st.promotions, 3);
+  t.is(st.containerPromotions, 3);
+  const provider = { server: () => ({ name: 'nas', version: '0', scanning: false }), library: () => libraryStatus(lab.catalog), policy: () => e.status() };
+  t.like((await collectStatus(provider)).policy, { promotions: 3, containerPromotions: 3 });
+  const text = await new ServerMetrics({ version: '0', status: provider }).scrape();
+  t.regex(text, /^tapedeck_policy_container_promotions_total 3$/m);
+  t.regex(text, /^tapedeck_policy_promotions_total 3$/m);
+});
+
+test('the immediate promotion stays under the high watermark and inside policy_window; the next pass (plan == run) does the rest', async (t) => {
+  // disk: the song (50,000) + 3 stubs; room under the high mark for E1 only
+  const { lab, e, access, ep, clock } = await setup(t, { window: { start: 22 * 60, end: 5 * 60 } });
+  access.notePlay(ep[0], '10.0.0.5');
+  access.notePlay(ep[1], '10.0.0.5');
+  t.is(await e.onPlay(ep[1]), undefined, 'policy_window (22:00-05:00) is closed at 20:00: left to the pass');
+  const plan = await e.plan();
+  t.deepEqual(plan.actions.map((a) => [a.id, a.action, a.reason, a.containerPlays]), ep.map((id) => [id, 'recall', 'container-plays', 2]));
+  // a high mark with room for one episode only: the immediate promotion takes what fits
+  clock.t = new Date(2030, 0, 10, 23, 0).getTime();
+  const used = (await e.plan()).usage[0].before;
+  lab.config.policy = { ...lab.config.policy, highWatermark: { kind: 'bytes', bytes: used + 85_000 }, lowWatermark: { kind: 'bytes', bytes: used + 85_000 } };
+  const job = await e.onPlay(ep[1]);
+  t.truthy(job);
+  t.deepEqual((await lab.service.items(job!.id)).map((i) => i.id), [ep[0]]);
+  t.is((await lab.service.run(job!.id)).state, 'done');
+  t.deepEqual(await tiers(lab, ep), ['both', 'tape', 'tape']);
+  t.true((await e.plan()).usage[0].before <= used + 85_000, 'under the high mark');
+  // room for the rest: the pass plans it, and runs exactly that
+  lab.config.policy = { ...lab.config.policy, highWatermark: { kind: 'bytes', bytes: 10_000_000 }, lowWatermark: { kind: 'bytes', bytes: 10_000_000 } };
+  const next = await e.plan();
+  t.deepEqual(next.actions.map((a) => [a.id, a.reason]), [[ep[1], 'container-plays'], [ep[2], 'container-plays']]);
+  const { plan: ran, jobs } = await e.runPass('manual');
+  t.deepEqual(ran.actions, next.actions, 'the run does what the plan printed');
+  t.is(jobs.length, 1);
+  t.like(jobs[0].opts, { origin: 'policy', rule: 'container-plays' });
+  t.is(jobs[0].opts.trigger, undefined);
+  t.deepEqual((await lab.service.items(jobs[0].id)).map((i) => i.id), [ep[1], ep[2]]);
+  t.is((await lab.service.run(jobs[0].id)).state, 'done');
+  t.deepEqual(await tiers(lab, ep), ['both', 'both', 'both']);
+  t.like(await e.status(), { promotions: 3, containerPromotions: 3 });
+});
+
+test('kill -9 in the middle of a container promotion: every item still plays byte-exactly, the next pass finishes it', async (t) => {
+  const lab = await makeLab({ files: FILES });
+  t.teardown(() => lab.cleanup());
+  const ep: string[] = [];
+  for (const n of EPS) ep.push((await lab.catalog.getPath(join(lab.media, `Video/Show/S01/${n}.mkv`)))!.id);
+  t.is((await lab.service.run((await lab.service.submit('archive', ep)).id)).state, 'done');
+  const access = new AccessTracker({ store: lab.catalog.store });
+  access.notePlay(ep[0], '10.0.0.5');
+  access.notePlay(ep[1], '10.0.0.5');
+  await access.stop();
+  await lab.close();
+  const flags = ['--data', lab.data, '--media', lab.media, '--tape-time-scale', '0', '--head-stub-min', '16384', '--head-stub-seconds', '10', '--disk-high-watermark', '10M', '--promote-container-plays', '2', '--json'];
+  const planned = await runCli(['policy', 'plan', ...flags]);
+  t.is(planned.code, 0, planned.err);
+  t.deepEqual((JSON.parse(planned.out) as PolicyPlan).actions.map((a) => [a.id, a.reason]), ep.map((id) => [id, 'container-plays']));
+  const r = await runCli(['policy', 'run', ...flags], { TAPEDECK_FAULT: 'recall:renamed', TAPEDECK_FAULT_MODE: 'kill', TAPEDECK_FAULT_HIT: '2' });
+  t.is(r.signal, 'SIGKILL', r.err);
+  await lab.reopen();
+  const check = async (when: string) => {
+    for (const id of ep) {
+      const item = (await lab.catalog.get(id))!;
+      t.true((await readThroughCatalog(lab, item)).equals(lab.files.get(item.origPath!)!), `${when}: ${item.relPath}`);
+    }
+  };
+  await check('after the crash');
+  const back = (await tiers(lab, ep)).filter((x) => x === 'both').length;
+  t.true(back < 3, `part of the recall was done (${back})`);
+  await lab.close();
+  const next = await runCli(['policy', 'run', ...flags]);
+  t.is(next.code, 0, next.err);
+  await lab.reopen();
+  await check('after the next pass');
+  t.deepEqual(await tiers(lab, ep), ['both', 'both', 'both']);
+});
