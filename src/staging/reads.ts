@@ -97,7 +97,6 @@ export class ReadService implements PassHost {
     this.o.broadcast(m);
   }
 
-  /** Requests in progress (all items). */
   /**
    * True while a client streams an item of cartridge `label` that still has bytes to take, or
    * plays bytes it took until the time its request announced (holdMs: a client with a large
@@ -113,6 +112,30 @@ export class ReadService implements PassHost {
     const held = this.holds.get(label);
     if (held !== undefined && held <= now) this.holds.delete(label);
     return held !== undefined && held > now;
+  }
+
+  /**
+   * What unloading cartridge `label` now would cost the clients playing from it (the scheduler
+   * swaps out the cartridge whose clients lose least): 0 nobody plays from it; between 1 and 2
+   * its clients only play bytes they already have (holds): the more playback they have left,
+   * the later they need the cartridge back (for their next item), the less they lose; 3 a
+   * client still has bytes of its range to come from it, i.e. would stall mid-item for a mount.
+   */
+  swapLoss(label: string): number {
+    const now = this.now();
+    const S = this.tuning.segmentSize;
+    let left = -1;
+    for (const it of this.items.values()) {
+      if (it.ref.tape.label !== label) continue;
+      for (const r of it.requests) {
+        if (!r.notify || r.finished) continue;
+        for (let seg = Math.max(r.s0, Math.floor(r.consumed / S)); seg <= r.s1 && r.consumed < r.end; seg++) if (!r.sent.get(seg)?.complete) return 3;
+        if (r.consumed < r.end || r.holdUntil > now) left = Math.max(left, r.holdUntil - now, 0);
+      }
+    }
+    const held = this.holds.get(label);
+    if (held !== undefined && held > now) left = Math.max(left, held - now);
+    return left < 0 ? 0 : 1 + 1 / (1 + left / 1000);
   }
 
   activeRequests(): number {

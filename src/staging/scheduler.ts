@@ -19,6 +19,13 @@
 // An idle drive (no lease for `idleUnloadMs`) is unloaded unless a waiting
 // request wants its cartridge or a client still streams from it (opts.inUse).
 //
+// A drive without a lease is free, whoever played from it last: a read of another
+// cartridge swaps it at once rather than waiting for a client's playback hold (or
+// the idle timer) to end. With several free drives loaded, it unloads the one
+// whose clients lose least (opts.swapLoss): one nobody plays from, then one whose
+// clients only play bytes they already have (the most playback left first), and
+// only last one a client still reads from. A lease (a pass reading) is never taken.
+//
 // Pre-emption: an interactive request that cannot be served because every drive
 // (or the drive holding its cartridge) is leased to a job asks one job lease per
 // blocked request to give its drive back ('preempt' event, lease.onPreempt): the
@@ -76,6 +83,11 @@ export interface SchedulerOptions {
   now?: () => number;
   /** True while clients stream from cartridge `label`: its drive is not unloaded for idleness meanwhile. */
   inUse?: (label: string) => boolean;
+  /**
+   * What unloading cartridge `label` would cost the clients playing from it (0 = nothing; larger
+   * = more): a swap unloads the free drive whose cartridge costs least. Default: 1 while inUse.
+   */
+  swapLoss?: (label: string) => number;
 }
 
 export interface SchedulerCounters {
@@ -581,14 +593,20 @@ export class DriveScheduler extends EventEmitter {
     const free = candidates.filter((s) => this.isFree(s));
     return (
       free.find((s) => s.label === null) ??
-      // among the swappable ones: first those no client plays from (a cartridge still in use
-      // would have to come back for its next item), then least recently used
-      free.filter((s) => !wanted(s.label)).sort((a, b) => this.inUseRank(a) - this.inUseRank(b) || a.idleSince - b.idleSince)[0]
+      // among the swappable ones: the one whose clients lose least (nobody plays from it; else
+      // clients that only play bytes they have, the most playback left first; never before one
+      // a client still reads from), then least recently used
+      free
+        .filter((s) => !wanted(s.label))
+        .map((s) => ({ s, loss: this.swapLoss(s) }))
+        .sort((a, b) => a.loss - b.loss || a.s.idleSince - b.s.idleSince)[0]?.s
     );
   }
 
-  private inUseRank(s: DriveSlot): number {
-    return s.label !== null && this.opts.inUse?.(s.label) ? 1 : 0;
+  private swapLoss(s: DriveSlot): number {
+    if (s.label === null) return 0;
+    if (this.opts.swapLoss) return this.opts.swapLoss(s.label);
+    return this.opts.inUse?.(s.label) ? 1 : 0;
   }
 
   private grant(w: Waiter, slot: DriveSlot): void {

@@ -134,6 +134,7 @@ export class StagingWorker extends EventEmitter implements SessionHost {
     let worker: StagingWorker | undefined;
     const scheduler = await DriveScheduler.create(opts.library, {
       inUse: (label) => worker?.reads.streaming(label) ?? false,
+      swapLoss: (label) => worker?.reads.swapLoss(label) ?? 0,
       admissionTimeoutMs: opts.admissionTimeoutMs,
       idleUnloadMs: opts.idleUnloadMs,
       retryAfter: Math.max(5, Math.min(120, Math.round(opts.admissionTimeoutMs / 2000))),
