@@ -30,7 +30,7 @@ import type { ContainerDef, Placement } from './layout.js';
 import { FIXED, FIXED_BY_ID, parseRefId, placements, playlistRecordOf, REF_SEP } from './layout.js';
 import { Bookmarks, dropBookmarkOp } from './bookmarks.js';
 import { memberArt } from './container-art.js';
-import { exactWord, OVERFLOW, OVERFLOW_VALUE, postingPrefix, vocabPrefix, Vocabulary, WORD_INDEX_VERSION, wordOps, X, type WordField } from './words.js';
+import { exactWord, isSortedPosting, OVERFLOW, OVERFLOW_VALUE, postingPrefix, vocabPrefix, Vocabulary, WORD_INDEX_VERSION, wordOps, X, type WordField } from './words.js';
 
 export const SCHEMA_VERSION = '1';
 /** A `contains` fragment in more vocabulary words than this is not looked up word by word. */
@@ -158,7 +158,9 @@ export class Catalog extends EventEmitter {
         op.value = JSON.stringify(obj);
       }
       ops.push({ type: 'put', key: 'meta/schemaVersion', value: SCHEMA_VERSION });
+      const counted = this.vocab.stage(ops);
       await this.store.batch(ops);
+      counted();
       for (const k of added) this.vocab.addKey(k);
     }
   }
@@ -171,7 +173,9 @@ export class Catalog extends EventEmitter {
     if ((await this.store.get('meta/wordIndex')) !== WORD_INDEX_VERSION) {
       let ops: BatchOp[] = [];
       const flush = async () => {
+        const counted = this.vocab.stage(ops);
         await this.store.batch(ops);
+        counted();
         ops = [];
       };
       for await (const k of this.store.keys(prefixRange(X))) {
@@ -194,12 +198,12 @@ export class Catalog extends EventEmitter {
       for (const a of added) this.vocab.addKey(a);
       return;
     }
-    for await (const k of this.store.keys(prefixRange(vocabPrefix))) this.vocab.addKey(k);
+    for await (const [k, v] of this.store.entries(prefixRange(vocabPrefix))) this.vocab.addKey(k, v);
   }
 
   /** The objects posted under `word` in `field` (the index's exact-word lookup): ID → posting record (words.ts). */
   async wordPostings(field: WordField, word: string, into: Map<string, string> = new Map()): Promise<Map<string, string>> {
-    return this.wordPostingsUnder(postingPrefix(field, word), true, into);
+    return this.wordPostingsUnder(postingPrefix(field, word), !isSortedPosting(field, word), into);
   }
 
   /**
@@ -207,6 +211,27 @@ export class Catalog extends EventEmitter {
    * record. `whole`: only keys that are the prefix and an ID (an exact value may contain a NUL,
    * so `=ab\0` also prefixes the posting of the value "ab\0cd").
    */
+  /** dc:title words of the vocabulary that contain `part`. */
+  titleWordsContaining(part: string): string[] {
+    return this.vocab.containing('t', part);
+  }
+
+  /** Postings of a dc:title word per record class key (words.ts recordClassKey → count). */
+  titleCounts(word: string): Record<string, number> {
+    return this.vocab.titleCounts(word);
+  }
+
+  /**
+   * Sorted title postings of `word` (words.ts) whose seg starts with `group` ('0' containers,
+   * '1' items, '2' the long titles), in key order, after the key `after` when given, at most `limit`:
+   * [key, ID, record].
+   */
+  async titlePostings(word: string, group: '0' | '1' | '2', limit: number, after?: string): Promise<[string, string, string][]> {
+    const prefix = postingPrefix('t', word) + group;
+    const range = after === undefined ? prefixRange(prefix, { limit }) : { gt: after, lt: prefix + '\uffff', limit };
+    return (await this.store.entryList(range)).map(([k, v]) => [k, k.slice(k.lastIndexOf(SEP) + 1), v]);
+  }
+
   private async wordPostingsUnder(prefix: string, whole: boolean, into: Map<string, string> = new Map()): Promise<Map<string, string>> {
     for (const [k, v] of await this.store.entryList(prefixRange(prefix))) {
       const j = k.lastIndexOf(SEP);
@@ -661,7 +686,9 @@ export class Catalog extends EventEmitter {
       ops.push({ type: 'put', key: O + cid, value: JSON.stringify(obj) });
     }
     ops.push({ type: 'put', key: 'meta/systemUpdateId', value: String(newUpdateId) });
+    const counted = this.vocab.stage(ops);
     await this.store.batch(ops);
+    counted();
     for (const k of added) this.vocab.addKey(k);
     this.sysUpdateId = newUpdateId;
     this.gen++;

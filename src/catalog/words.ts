@@ -2,8 +2,12 @@
 //
 // Key spaces:
 //   x/<field>/<word>\0<objectId>   posting: the object has <word> in <field>
+//   x/t/<word>\0<seg>\0<objectId>  a dc:title word posting (the overflow word included): in the
+//                                  default Search order, see "sorted title postings" below
 //   x/<field>/=<value>\0<objectId> exact posting: a value of <field>, lower-cased, is <value>
-//   x/v/<field>/<word>             vocabulary: <word> occurs (or occurred) in <field> (value empty)
+//   x/v/<field>/<word>             vocabulary: <word> occurs (or occurred) in <field>; for dc:title
+//                                  the value counts the word's postings per record class (below),
+//                                  for the other fields it is empty
 //
 // Every dc:title posting (field t) of an object carries the object's record as its value:
 // 'c' (container) or 'i' (item), its upnp:class, '\0', its dc:title. A standard class is
@@ -37,10 +41,22 @@
 // is posted under the empty word instead (OVERFLOW): every query of that field takes
 // those postings as candidates too, so bounded keys never cost a missed match.
 //
+// Sorted title postings: <seg> is '0' (container) or '1' (item) and the naturalSortKey of the
+// title, so a word's list is in the default order of Search results (containers first, natural
+// title, then ID: sort.ts defaultCompare) and a page of a one-word title Search is the head of
+// the list; an object whose title is too long for a record or a key has seg '2' and sorts after
+// the others (the reader orders those few itself).
+//
+// Title counts: the vocabulary entry of a dc:title word (x/v/t/ for the overflow word) holds, as
+// JSON, how many postings of each record class (the record's container flag, lower-cased, and
+// class code: 'iA' a music track) the word has, and under LONG how many of them are in seg '2', kept in the same batch as the postings (Vocabulary.countDelta, stage),
+// so TotalMatches of a one-word title Search restricted by class is a sum of a few counts.
+//
 // The vocabulary only grows (an entry whose last posting went away is harmless: its
 // range is empty); it is held in memory as one string per field, so a `contains` finds
 // its words with indexOf over a few hundred kilobytes instead of a range scan.
 
+import { naturalSortKey } from '../upnp/sort.js';
 import type { BatchOp } from './store.js';
 import type { CatalogObject } from './types.js';
 
@@ -52,7 +68,7 @@ export type WordField = 't' | 'p' | 'a' | 'g';
 export const WORD_FIELDS: readonly WordField[] = ['t', 'p', 'a', 'g'];
 
 /** Index version: a catalog whose meta/wordIndex differs is re-indexed on open. */
-export const WORD_INDEX_VERSION = '3';
+export const WORD_INDEX_VERSION = '4';
 
 const WORD_RE = /[\p{L}\p{N}\p{M}]+/gu;
 
@@ -166,7 +182,36 @@ export function parseRecord(v: string): PostingRecord | undefined {
   return { container: flag === 99 || flag === 67 /* C */, upnpClass, title: full ? v.slice(k + 1) : undefined };
 }
 
-export const postingKey = (f: WordField, word: string, id: string) => X + f + '/' + word + SEP + id;
+/** Longest natural sort key a title posting's key holds (a longer title's postings take seg '2'). */
+export const MAX_SORT_KEY = 512;
+
+/** Whether the postings of `word` in `f` are sorted title postings (every dc:title word but the exact values). */
+export const isSortedPosting = (f: WordField, word: string) => f === 't' && word.charCodeAt(0) !== 61; /* = */
+
+/** The <seg> of an object's sorted title postings (see above). */
+export function titleSortSeg(obj: CatalogObject): string {
+  const title = obj.title ?? '';
+  if (title.length > MAX_RECORD_TITLE) return '2';
+  const k = naturalSortKey(title);
+  return k.length > MAX_SORT_KEY ? '2' : (obj.container ? '0' : '1') + k;
+}
+
+/** The count key of a word's postings in seg '2' (titles too long for a key), beside its class keys. */
+export const LONG = 'L';
+
+/** The count key of a record: its container flag (lower-cased) and class code, e.g. 'iA'. */
+export function recordClassKey(rec: string): string {
+  const k = rec.indexOf(SEP);
+  return rec.charAt(0).toLowerCase() + rec.slice(1, k);
+}
+
+/** The class of a count key (recordClassKey) as a record without title tells it. */
+export function classOfKey(key: string): PostingRecord | undefined {
+  return parseRecord(key.charAt(0).toUpperCase() + key.slice(1) + SEP);
+}
+
+/** Key of a posting; `seg` (titleSortSeg) is needed for sorted title postings only. */
+export const postingKey = (f: WordField, word: string, id: string, seg = '') => X + f + '/' + word + SEP + (isSortedPosting(f, word) ? seg + SEP : '') + id;
 export const postingPrefix = (f: WordField, word: string) => X + f + '/' + word + SEP;
 export const vocabKey = (f: WordField, word: string) => XV + f + '/' + word;
 export const vocabPrefix = XV;
@@ -204,10 +249,55 @@ export class Vocabulary {
     }
     return out;
   }
-  /** Parses a vocabulary key (from a scan of vocabPrefix) into the vocabulary. */
-  addKey(key: string): void {
+  /** Parses a vocabulary key (from a scan of vocabPrefix) into the vocabulary, with its value when read. */
+  addKey(key: string, value = ''): void {
     const f = key.charAt(XV.length) as WordField;
-    if (this.sets.has(f)) this.add(f, key.slice(XV.length + 2));
+    if (!this.sets.has(f)) return;
+    const w = key.slice(XV.length + 2);
+    if (w !== OVERFLOW) this.add(f, w); // the overflow word's entry holds its counts only
+    if (f === 't' && value) this.counts.set(w, value);
+  }
+
+  /** dc:title word → its postings per record class (JSON of recordClassKey → count), committed. */
+  private counts = new Map<string, string>();
+  /** Changes of the counts in the batch being built: word → class key → delta. */
+  private pending = new Map<string, Map<string, number>>();
+
+  /** Postings of a dc:title word per record class key (empty when it has none). */
+  titleCounts(w: string): Record<string, number> {
+    const j = this.counts.get(w);
+    return j ? (JSON.parse(j) as Record<string, number>) : {};
+  }
+
+  /** One posting of `w` (dc:title) of class key `ck` more (+1) or less (-1) in the batch being built. */
+  countDelta(w: string, ck: string, d: number): void {
+    let m = this.pending.get(w);
+    if (!m) this.pending.set(w, (m = new Map()));
+    m.set(ck, (m.get(ck) ?? 0) + d);
+  }
+
+  /**
+   * Adds the vocabulary entries of the counts changed since the last stage to `ops` (a later put
+   * of a key wins in a batch) and returns what makes them current once the batch is stored; a
+   * batch that fails leaves the counts as they were.
+   */
+  stage(ops: BatchOp[]): () => void {
+    const next = new Map<string, string>();
+    for (const [w, m] of this.pending) {
+      const c = this.titleCounts(w);
+      for (const [ck, d] of m) {
+        const n = (c[ck] ?? 0) + d;
+        if (n > 0) c[ck] = n;
+        else delete c[ck];
+      }
+      const j = JSON.stringify(c);
+      next.set(w, j);
+      ops.push({ type: 'put', key: vocabKey('t', w), value: j });
+    }
+    this.pending = new Map();
+    return () => {
+      for (const [w, j] of next) this.counts.set(w, j);
+    };
   }
 }
 
@@ -220,18 +310,43 @@ export function wordOps(id: string, old: CatalogObject | undefined, next: Catalo
   const ow = objectWords(old);
   const nw = objectWords(next);
   const rec = next && postingRecord(next);
+  const oldRec = old && postingRecord(old);
   // a new record (class or title changed) goes into every title posting, the kept ones too
-  const rewrite = !old || rec !== postingRecord(old);
+  const rewrite = !old || rec !== oldRec;
+  const oSeg = old ? titleSortSeg(old) : '';
+  const nSeg = next ? titleSortSeg(next) : '';
+  const oCk = oldRec && recordClassKey(oldRec);
+  const nCk = rec && recordClassKey(rec);
+  // what each title word of the object adds to its counts: its record class and, in seg '2', LONG
+  const oCounts = oCk === undefined ? [] : oSeg === '2' ? [oCk, LONG] : [oCk];
+  const nCounts = nCk === undefined ? [] : nSeg === '2' ? [nCk, LONG] : [nCk];
+  const recount = oCounts.join() !== nCounts.join();
   for (const f of WORD_FIELDS) {
     const o = ow.get(f);
     const n = nw.get(f);
-    if (o) for (const w of o) if (!n?.has(w)) ops.push({ type: 'del', key: postingKey(f, w, id) });
+    if (o)
+      for (const w of o) {
+        const counted = f === 't' && w.charCodeAt(0) !== 61; /* = */
+        const ok = postingKey(f, w, id, oSeg);
+        const kept = n?.has(w);
+        if (kept && postingKey(f, w, id, nSeg) === ok) {
+          if (counted && recount) for (const ck of oCounts) vocab.countDelta(w, ck, -1);
+          continue;
+        }
+        ops.push({ type: 'del', key: ok });
+        if (counted && (!kept || recount)) for (const ck of oCounts) vocab.countDelta(w, ck, -1);
+      }
     if (n)
       for (const w of n) {
-        if (o?.has(w) && (f !== 't' || !rewrite)) continue;
-        ops.push({ type: 'put', key: postingKey(f, w, id), value: f === 't' ? rec! : '' });
+        const counted = f === 't' && w.charCodeAt(0) !== 61; /* = */
+        const nk = postingKey(f, w, id, nSeg);
+        const kept = o?.has(w);
+        if (counted && (!kept || recount)) for (const ck of nCounts) vocab.countDelta(w, ck, +1);
+        if (kept && (f !== 't' || (!rewrite && nk === postingKey(f, w, id, oSeg)))) continue;
+        ops.push({ type: 'put', key: nk, value: f === 't' ? rec! : '' });
+        if (kept || w === OVERFLOW || w.charCodeAt(0) === 61 /* = */) continue;
         const vk = vocabKey(f, w);
-        if (w !== OVERFLOW && w.charCodeAt(0) !== 61 /* = */ && !vocab.has(f, w) && !added.has(vk)) {
+        if (!vocab.has(f, w) && !added.has(vk)) {
           added.add(vk);
           ops.push({ type: 'put', key: vk, value: '' });
         }

@@ -16,6 +16,7 @@ import { captionsOf } from '../media/subtitles.js';
 import { SEARCH_CAPABILITIES, SORT_CAPABILITIES } from './properties.js';
 import { compileSearchExpr, parseSearch, searchHints, SearchError, type SearchExpr } from './search.js';
 import { readsOnlyRecord, recordObject, searchCandidates, sortsOnRecord } from './search-plan.js';
+import { sortedTitleSearch } from './search-sorted.js';
 import { compileSort, firstSorted, parseSort, SortError, type SortKey } from './sort.js';
 import type { SoapContext, SoapService } from './soap.js';
 import type { ViewKey } from './clients.js';
@@ -260,10 +261,20 @@ export class ContentDirectory {
     let pageIds: string[];
     /** Objects of the page already read (the others, records among them, are read if their DIDL-Lite is not cached). */
     let have: Map<string, CatalogObject> | undefined;
+    // one title word and class terms, from the root, in the default order: a lookup of the
+    // word's counts and the head of its sorted postings (search-sorted.ts), whatever its matches
+    const sorted =
+      !cached && containerId === ROOT_ID && keys.length === 0
+        ? await sortedTitleSearch(this.catalog, expr, (o) => accepts(classPrefixes, o) && match(o), (o) => wants(classPrefixes, o) && match(o), start, count)
+        : undefined;
     if (cached) {
       total = cached.length;
       const end = count > 0 ? Math.min(total, start + count) : total;
       pageIds = start < total ? cached.slice(start, end) : [];
+    } else if (sorted) {
+      total = sorted.total;
+      pageIds = sorted.page.map((o) => o.id);
+      have = new Map([...sorted.whole].map((o) => [o.id, o]));
     } else {
       const { hits, stubs } = await this.runSearch(containerId, expr, match, classPrefixes, keys);
       total = hits.length;
@@ -301,13 +312,13 @@ export class ContentDirectory {
    * the caller for the returned page only. Any other candidate is read and tested whole.
    */
   private async runSearch(containerId: string, expr: SearchExpr, match: (o: CatalogObject) => boolean, classPrefixes: string[] | undefined, keys: SortKey[]): Promise<{ hits: CatalogObject[]; stubs?: Set<CatalogObject> }> {
-    const wantItems = !classPrefixes || classPrefixes.some((p) => 'object.item'.startsWith(p) || p.startsWith('object.item'));
-    const wantContainers = !classPrefixes || classPrefixes.some((p) => 'object.container'.startsWith(p) || p.startsWith('object.container'));
+    const wantItems = wants(classPrefixes, { container: false });
+    const wantContainers = wants(classPrefixes, { container: true });
     const results: CatalogObject[] = [];
     const inSubtree = containerId === ROOT_ID ? undefined : await this.subtree(containerId);
 
     const takeItem = (item: CatalogObject) => {
-      if (classPrefixes && !classPrefixes.some((p) => item.upnpClass.startsWith(p))) return;
+      if (!accepts(classPrefixes, item)) return;
       if (!match(item)) return;
       if (!inSubtree) {
         results.push(item);
@@ -381,4 +392,15 @@ export class ContentDirectory {
       },
     };
   }
+}
+
+/** Whether the class hint of a Search lets its kind of object (item or container) be a result at all. */
+function wants(classPrefixes: string[] | undefined, o: { container: boolean }): boolean {
+  const kind = o.container ? 'object.container' : 'object.item';
+  return !classPrefixes || classPrefixes.some((p) => kind.startsWith(p) || p.startsWith(kind));
+}
+
+/** Whether the class hint of a Search lets this item be a result (the predicate still decides). */
+function accepts(classPrefixes: string[] | undefined, item: CatalogObject): boolean {
+  return wants(classPrefixes, item) && (!classPrefixes || classPrefixes.some((p) => item.upnpClass.startsWith(p)));
 }
