@@ -461,6 +461,31 @@ test('canonicalIp / parseCallbacks', (t) => {
     ['http://1.2.3.4:5/a', 'http://[::1]/b'],
   );
   t.deepEqual(parseCallbacks(''), []);
+  // port 0 names no port: node:http would send the NOTIFY to port 80 instead
+  t.deepEqual(parseCallbacks('<http://1.2.3.4:0/a><http://1.2.3.4:00/b><http://1.2.3.4:7/c>').map((u) => u.href), ['http://1.2.3.4:7/c']);
+});
+
+test('one subscriber cannot take every slot: at maxPerSubscriber its subscription renewed the longest ago makes room; the table stays bounded', async (t) => {
+  const cb = await callbackServer();
+  const pub = await publisher({ maxPerSubscriber: 3, maxSubscriptions: 5 });
+  try {
+    const sids: string[] = [];
+    for (let i = 0; i < 3; i++) sids.push(String((await subscribe(pub.port, cb.url)).headers.sid));
+    t.is(pub.svc.size, 3);
+    // the first one is renewed, so the second is the one renewed the longest ago
+    t.is((await call(pub.port, 'SUBSCRIBE', { SID: sids[0], TIMEOUT: 'Second-1800' })).status, 200);
+    const r = await subscribe(pub.port, cb.url);
+    t.is(r.status, 200, 'a fourth SUBSCRIBE from the same host is granted, not refused');
+    t.is(pub.svc.size, 3, 'still three for this host');
+    t.is((await call(pub.port, 'SUBSCRIBE', { SID: sids[1] })).status, 412, 'the one renewed the longest ago was replaced');
+    t.is((await call(pub.port, 'SUBSCRIBE', { SID: sids[0] })).status, 200, 'the renewed one lives on');
+    t.is((await call(pub.port, 'SUBSCRIBE', { SID: sids[2] })).status, 200);
+    for (let i = 0; i < 20; i++) t.is((await subscribe(pub.port, cb.url)).status, 200);
+    t.is(pub.svc.size, 3, 'a flood from one host holds at most maxPerSubscriber');
+  } finally {
+    await pub.close();
+    await cb.close();
+  }
 });
 
 // ---- failing subscribers -----------------------------------------------------------------

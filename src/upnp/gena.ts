@@ -60,6 +60,13 @@ export interface EventServiceOptions {
   /** Most subscriptions held at once; further SUBSCRIBEs get 503. Default 512. */
   maxSubscriptions?: number;
   /**
+   * Most subscriptions held for one subscriber address; a new SUBSCRIBE from an address at
+   * this count replaces that address's subscription that expires first (renewed the
+   * longest ago). So one host (a control point that never unsubscribes, or a flood) cannot
+   * take every slot and lock the others out. Default 32.
+   */
+  maxPerSubscriber?: number;
+  /**
    * How to coalesce a variable changed several times within one moderation interval;
    * default: the latest value wins. E.g. `{ ContainerUpdateIDs: combineContainerUpdateIds }`.
    */
@@ -118,7 +125,8 @@ export function parseCallbacks(header: string): URL[] {
   for (const m of header.matchAll(/<([^<>]*)>/g)) {
     try {
       const u = new URL(m[1].trim());
-      if (u.protocol === 'http:' && u.hostname !== '' && u.username === '' && u.password === '') out.push(u);
+      // port 0 is no port: Node would send to the default port 80 instead
+      if (u.protocol === 'http:' && u.hostname !== '' && u.port !== '0' && u.username === '' && u.password === '') out.push(u);
     } catch {
       // not a URL: skip
     }
@@ -149,6 +157,7 @@ export function propertySet(vars: Record<string, string>): string {
 interface Subscription {
   sid: string;
   callback: URL;
+  /** The subscriber's address, canonical (canonicalIp), for the per-subscriber bound. */
   remote: string;
   timeoutS: number;
   expiresAt: number; // ms since epoch
@@ -178,6 +187,7 @@ export class EventService {
   private readonly notifyTimeoutMs: number;
   private readonly maxFailures: number;
   private readonly maxSubscriptions: number;
+  private readonly maxPerSubscriber: number;
   private readonly combine: Record<string, (pending: string, incoming: string) => string>;
 
   private readonly subs = new Map<string, Subscription>();
@@ -200,6 +210,7 @@ export class EventService {
     this.notifyTimeoutMs = opts.notifyTimeoutMs ?? 5000;
     this.maxFailures = Math.max(1, opts.maxFailures ?? 3);
     this.maxSubscriptions = opts.maxSubscriptions ?? 512;
+    this.maxPerSubscriber = Math.max(1, opts.maxPerSubscriber ?? 32);
     this.combine = opts.combine ?? {};
     const every = Math.min(60_000, this.maxTimeout * 1000);
     this.sweepTimer = setInterval(() => this.sweep(), every);
@@ -275,9 +286,10 @@ export class EventService {
     }
 
     if (ntHeader?.trim() !== 'upnp:event') return this.reply(ctx, 412);
-    const remote = ctx.req.socket.remoteAddress ?? '';
+    const peer = ctx.req.socket.remoteAddress ?? '';
+    const remote = canonicalIp(peer) ?? peer;
     const urls = cbHeader === undefined ? [] : parseCallbacks(cbHeader);
-    const callback = urls.find((u) => this.allowCallback(u.hostname, remote));
+    const callback = urls.find((u) => this.allowCallback(u.hostname, peer));
     if (!callback) {
       if (urls.length > 0) {
         this.log?.warn({ service: this.serviceId, remote, callback: cbHeader }, 'gena: CALLBACK host is not the subscriber, refused');
@@ -285,6 +297,7 @@ export class EventService {
       return this.reply(ctx, 412);
     }
     this.sweep();
+    this.makeRoomFor(remote);
     if (this.subs.size >= this.maxSubscriptions) return this.reply(ctx, 503);
 
     const timeoutS = this.grant(asked);
@@ -338,6 +351,16 @@ export class EventService {
       return undefined;
     }
     return sub;
+  }
+
+  /**
+   * Makes room for one more subscription of `remote` (canonical) under maxPerSubscriber: drops those of
+   * its subscriptions that expire first (the ones it renews live on).
+   */
+  private makeRoomFor(remote: string): void {
+    const mine = [...this.subs.values()].filter((s) => s.remote === remote);
+    mine.sort((a, b) => a.expiresAt - b.expiresAt);
+    for (let i = 0; i <= mine.length - this.maxPerSubscriber; i++) this.drop(mine[i], 'replaced by a newer subscription of the same subscriber');
   }
 
   private sweep(): void {
