@@ -155,3 +155,34 @@ test('the client: a server that goes away after the connection was made, before 
   t.is((none as ArchiveError).code, 'BUSY');
   t.regex(none!.message, /cannot reach the server's control socket/);
 });
+
+test('a control request with a malformed percent-escape in its path is the caller\'s error (400 INVALID, logged at info), not a server failure', async (t) => {
+  const { request } = await import('node:http');
+  const dir = await mkdtemp(join(tmpdir(), 'tapedeck-ctl-uri-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const socketPath = join(dir, 'control.sock');
+  const logged: { level: string; msg: string }[] = [];
+  const at = (level: string) => (_o: object, msg: string) => logged.push({ level, msg });
+  const log = { warn: at('warn'), info: at('info') } as unknown as import('../src/log.js').Logger;
+  const ctl = await startControlServer({ socketPath, log });
+  t.teardown(() => ctl.close());
+  const get = (path: string) =>
+    new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = request({ socketPath, path, method: 'GET' }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  for (const path of ['/v1/%E0', '/v1/jobs/%E0%A4%A/items', '/v1/%']) {
+    const r = await get(path);
+    t.is(r.status, 400, `${path}: ${r.body}`);
+    t.is(JSON.parse(r.body).error.code, 'INVALID', path);
+    t.regex(JSON.parse(r.body).error.message, /malformed percent-encoding/);
+  }
+  t.is((await get('/v1/nope')).status, 404);
+  t.deepEqual(logged.map((l) => l.level), ['info', 'info', 'info', 'info'], 'refused requests are not warnings');
+});

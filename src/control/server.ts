@@ -80,7 +80,10 @@ export async function startControlServer(opts: ControlServerOptions): Promise<Co
   const watchers = new Set<ServerResponse>();
   const server = createServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
-      log?.warn({ err: messageOf(err), url: req.url }, 'control request failed');
+      // a bad request (unknown ID, bad argument) is the caller's, answered with its code: info
+      const fields = { err: messageOf(err), url: req.url };
+      if (statusOf(errorCode(err)) >= 500) log?.warn(fields, 'control request failed');
+      else log?.info(fields, 'control request refused');
       sendError(res, err);
     });
   });
@@ -91,7 +94,7 @@ export async function startControlServer(opts: ControlServerOptions): Promise<Co
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://control');
-    const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
+    const parts = url.pathname.split('/').filter(Boolean).map(decodePart);
     if (parts[0] !== 'v1') throw new ArchiveError('NOT_FOUND', `unknown control endpoint ${url.pathname} (protocol ${PROTOCOL_VERSION})`);
     const [, a, b, c] = parts;
     const m = req.method ?? 'GET';
@@ -223,6 +226,15 @@ export async function startControlServer(opts: ControlServerOptions): Promise<Co
       await unregister();
     },
   };
+}
+
+/** One path segment, percent-decoded; a malformed escape is the caller's error (400), not ours. */
+function decodePart(part: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    throw new ArchiveError('INVALID', `malformed percent-encoding in the control request path: ${part}`);
+  }
 }
 
 function send(res: ServerResponse, status: number, body: unknown): void {
