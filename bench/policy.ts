@@ -5,7 +5,8 @@
 //
 //   npm run -s bench:policy -- [--days 60] [--warmup 7] [--compress 4000] [--albums 400]
 //        [--seasons 70] [--sessions 40] [--zipf 1.0] [--seed 9] [--drives 2]
-//        [--cartridge-gib 200] [--cache-gib 2] [--segment-mib 128] [--quick] [--model] [--keep-dir]
+//        [--cartridge-gib 200] [--cache-gib 2] [--segment-mib 128] [--container-plays 2]
+//        [--quick] [--model] [--keep-dir]
 //
 // What runs: per strategy, the real server (bench/policy/server.ts: TapedeckServer with its
 // LevelDB catalog, access tracking, policy engine, durable archive/recall jobs, HTTP delivery,
@@ -96,6 +97,8 @@ const cacheBytes = arg('cache-gib', 2) * GiB;
 /** Real bytes of a cache segment and of a drive read: --segment-mib modelled, in whole 4 KiB blocks. */
 const SEGMENT = 4096 * Math.max(1, Math.round((arg('segment-mib', 128) * MiB) / C / 4096));
 const keepDir = process.argv.includes('--keep-dir');
+/** Tapedeck's promote_container_plays (0 = off; the baseline never has it). */
+const containerPlays = arg('container-plays', 2);
 
 if (model) {
   const doc = await runModel({ trace: opts, days, warmup, drives, cartridgeBytes });
@@ -163,6 +166,7 @@ function spec(name: Name, dir: string, media: string, marks: Marks) {
       headStubTail: ours ? b(4 * MiB) : '0',
       minArchiveSize: ours ? b(16 * MiB) : '0',
       promotePlays: ours ? '2' : '0',
+      promoteContainerPlays: ours ? String(containerPlays) : '0',
       prestageItems: ours ? '3' : '0',
       prestageSeconds: '300',
       prestageOnBrowse: false,
@@ -199,6 +203,8 @@ class Strategy {
   passErrors: string[] = [];
   metrics0: Record<string, number> = {};
   metrics1: Record<string, number> = {};
+  /** Disk usage the watermarks judge (real bytes, from /metrics), sampled before each counted pass. */
+  usageSamples: number[] = [];
   passing: Promise<void> = Promise.resolve();
   constructor(
     readonly name: Name,
@@ -213,6 +219,10 @@ class Strategy {
   pass(marks: Marks, counting: boolean): Promise<void> {
     const run = this.passing.then(async () => {
       let jobs: JobRecord[] = [];
+      if (counting) {
+        const u = (await this.server.metrics().catch(() => ({}) as Record<string, number>))['tapedeck_policy_disk_usage{scope="catalog",unit="bytes"}'];
+        if (u !== undefined) this.usageSamples.push(u);
+      }
       try {
         jobs = await this.server.pass(marks, (i) => this.head({ path: i.path, size: i.size, rate: this.files.find((f) => f.id === i.id)?.rate ?? 0 }));
       } catch (err) {
@@ -296,6 +306,9 @@ class Strategy {
       bytesMovedPerDay: Math.round(((d('tapedeck_tape_bytes_read_total') + d('tapedeck_tape_bytes_written_total')) * C) / days),
       bytesReadPerDay: Math.round((d('tapedeck_tape_bytes_read_total') * C) / days),
       bytesWrittenPerDay: Math.round((d('tapedeck_tape_bytes_written_total') * C) / days),
+      containerPromotions: d('tapedeck_policy_container_promotions_total'),
+      // at the daily pass (before it runs: the day's recalls are in), modelled bytes
+      diskUsageBeforePass: { max: Math.max(0, ...this.usageSamples) * C, mean: Math.round((this.usageSamples.reduce((n, u) => n + u, 0) / Math.max(1, this.usageSamples.length)) * C) },
       prestages: d('tapedeck_prestages_total'),
       prestagedBytes: d('tapedeck_prestaged_bytes_total') * C,
       archived: this.archived,
@@ -383,6 +396,7 @@ async function main(): Promise<void> {
     late.sort((a, b) => a - b);
     const lq = (x: number) => Math.round(late[Math.min(late.length - 1, Math.floor(x * late.length))]! * 100) / 100;
     const [o, b] = [strategies[0]!.figures(), strategies[1]!.figures()];
+    const pct = (bytes: number) => ((100 * bytes) / (real * C)).toFixed(1);
     const doc = {
       bench: 'policy',
       mode: 'real servers, time-compressed',
@@ -401,6 +415,8 @@ async function main(): Promise<void> {
       ['wait for drive / cache room (modelled s)', `${o.deliveryModelledS.admissionWait} / ${o.deliveryModelledS.cacheRoomWait}`, `${b.deliveryModelledS.admissionWait} / ${b.deliveryModelledS.cacheRoomWait}`],
       ['drive wait: plays / pre-stages (modelled s)', `${o.deliveryModelledS.playDriveWait} / ${o.deliveryModelledS.prestageDriveWait}`, `${b.deliveryModelledS.playDriveWait} / ${b.deliveryModelledS.prestageDriveWait}`],
       ['segment sync / commit delay (modelled s)', `${o.deliveryModelledS.segmentSync} / ${o.deliveryModelledS.commitDelay}`, `${b.deliveryModelledS.segmentSync} / ${b.deliveryModelledS.commitDelay}`],
+      ['container promotions (items recalled)', `${o.containerPromotions}`, `${b.containerPromotions}`],
+      ['disk usage before the daily pass: max / mean (% of library; marks 25 / 20)', `${pct(o.diskUsageBeforePass.max)} / ${pct(o.diskUsageBeforePass.mean)}`, `${pct(b.diskUsageBeforePass.max)} / ${pct(b.diskUsageBeforePass.mean)}`],
       ['first byte from disk p50/p99 (real ms)', `${o.diskFirstByteMs.p50} / ${o.diskFirstByteMs.p99}`, `${b.diskFirstByteMs.p50} / ${b.diskFirstByteMs.p99}`],
     ]);
     log(`done; event lateness p50 ${lq(0.5)} ms, p99 ${lq(0.99)} ms (×${C} modelled)`);

@@ -58,23 +58,24 @@ const tiers = async (lab: Lab, ids: string[]) => Promise.all(ids.map(async (id) 
 test('a play that makes the container hot recalls the rest of it right away (one job, job priority); below N or outside the window it does not', async (t) => {
   const { lab, e, access, ep, song, clock } = await setup(t);
   access.notePlay(ep[0], '10.0.0.5');
-  t.is(await e.onPlay(ep[0]), undefined, 'one play: below promote_container_plays 2');
+  t.deepEqual(await e.onPlay(ep[0]), [], 'one play: below promote_container_plays 2');
   t.deepEqual((await e.plan()).actions, []);
   clock.t += 8 * DAY;
   access.notePlay(ep[1], '10.0.0.5');
-  t.is(await e.onPlay(ep[1]), undefined, 'the first play is outside promote_window (7d) now');
+  t.deepEqual(await e.onPlay(ep[1]), [], 'the first play is outside promote_window (7d) now');
   access.notePlay(song, '10.0.0.6');
   access.notePlay(song, '10.0.0.7');
-  t.is(await e.onPlay(song), undefined, 'plays of an item without a tape copy start nothing');
+  t.deepEqual(await e.onPlay(song), [], 'plays of an item without a tape copy start nothing');
   clock.t += 3600_000;
   access.notePlay(ep[1], '10.0.0.9');
-  const job = await e.onPlay(ep[1]);
-  t.truthy(job, 'two plays within the window');
+  const queued = await e.onPlay(ep[1]);
+  t.is(queued.length, 1, 'two plays within the window: one recall job, nothing to make room for');
+  const job = queued[0];
   t.like(job!.opts, { origin: 'policy', rule: 'container-plays', trigger: 'play' });
   t.deepEqual((await lab.service.items(job!.id)).map((i) => i.id), ep, 'the whole season, in play order');
   // while it runs, a pass neither waits for it (no BUSY) nor plans its items again
   t.deepEqual((await e.plan()).actions, []);
-  t.is(await e.onPlay(ep[1]), undefined, 'a second play does not queue the same items again');
+  t.deepEqual(await e.onPlay(ep[1]), [], 'a second play does not queue the same items again');
   const { jobs } = await e.runPass('manual');
   t.deepEqual(jobs, []);
   const done = await lab.service.run(job!.id);
@@ -99,15 +100,16 @@ test('the immediate promotion stays under the high watermark and inside policy_w
   const { lab, e, access, ep, clock } = await setup(t, { window: { start: 22 * 60, end: 5 * 60 } });
   access.notePlay(ep[0], '10.0.0.5');
   access.notePlay(ep[1], '10.0.0.5');
-  t.is(await e.onPlay(ep[1]), undefined, 'policy_window (22:00-05:00) is closed at 20:00: left to the pass');
+  t.deepEqual(await e.onPlay(ep[1]), [], 'policy_window (22:00-05:00) is closed at 20:00: left to the pass');
   const plan = await e.plan();
   t.deepEqual(plan.actions.map((a) => [a.id, a.action, a.reason, a.containerPlays]), ep.map((id) => [id, 'recall', 'container-plays', 2]));
   // a high mark with room for one episode only: the immediate promotion takes what fits
   clock.t = new Date(2030, 0, 10, 23, 0).getTime();
   const used = (await e.plan()).usage[0].before;
   lab.config.policy = { ...lab.config.policy, highWatermark: { kind: 'bytes', bytes: used + 85_000 }, lowWatermark: { kind: 'bytes', bytes: used + 85_000 } };
-  const job = await e.onPlay(ep[1]);
-  t.truthy(job);
+  const queued = await e.onPlay(ep[1]);
+  t.is(queued.length, 1, 'the song has no tape copy: archiving it would write a cartridge, so it does not make room now');
+  const job = queued[0];
   t.deepEqual((await lab.service.items(job!.id)).map((i) => i.id), [ep[0]]);
   t.is((await lab.service.run(job!.id)).state, 'done');
   t.deepEqual(await tiers(lab, ep), ['both', 'tape', 'tape']);
@@ -125,6 +127,32 @@ test('the immediate promotion stays under the high watermark and inside policy_w
   t.is((await lab.service.run(jobs[0].id)).state, 'done');
   t.deepEqual(await tiers(lab, ep), ['both', 'both', 'both']);
   t.like(await e.status(), { promotions: 3, containerPromotions: 3 });
+});
+
+test('right after the play, items with a tape copy (tier both) are archived first to make room: no tape write, then the recall', async (t) => {
+  const { lab, e, access, ep, song, clock } = await setup(t);
+  // the song is on disk and tape, and colder than the season (never played)
+  t.is((await lab.service.run((await lab.service.submit('archive', [song], { keepDisk: true })).id)).state, 'done');
+  access.notePlay(ep[0], '10.0.0.5');
+  access.notePlay(ep[1], '10.0.0.5');
+  const plan = await e.plan();
+  const used = plan.usage[0].before;
+  const adds = plan.actions.filter((a) => a.action === 'recall').reduce((n, a) => n - a.diskDelta, 0);
+  t.true(adds > 0);
+  // a high mark 1 byte short of the whole season: only the song's disk copy going makes it fit
+  lab.config.policy = { ...lab.config.policy, highWatermark: { kind: 'bytes', bytes: used + adds - 1 }, lowWatermark: { kind: 'bytes', bytes: used + adds - 1 } };
+  clock.t += 60_000;
+  const written = lab.library.stats().bytesWritten;
+  const jobs = await e.onPlay(ep[1]);
+  t.is(jobs.length, 2);
+  t.like(jobs[0], { kind: 'archive', opts: { origin: 'policy', trigger: 'play' } });
+  t.like(jobs[1], { kind: 'recall', opts: { origin: 'policy', trigger: 'play', rule: 'container-plays' } });
+  t.deepEqual((await lab.service.items(jobs[0].id)).map((i) => i.id), [song]);
+  t.deepEqual((await lab.service.items(jobs[1].id)).map((i) => i.id), ep);
+  for (const j of jobs) t.is((await lab.service.run(j.id)).state, 'done');
+  t.deepEqual(await tiers(lab, [song, ...ep]), ['tape', 'both', 'both', 'both']);
+  t.is(lab.library.stats().bytesWritten, written, 'nothing written to tape');
+  t.true((await e.plan()).usage[0].before <= used + adds - 1, 'under the high mark');
 });
 
 test('kill -9 in the middle of a container promotion: every item still plays byte-exactly, the next pass finishes it', async (t) => {

@@ -304,7 +304,7 @@ test('container promotion: N plays of a container\'s tape items within the windo
   t.regex(renderPlan(plan), /recall +container-plays .*S01E1\.mkv\n +its container was played 2 times/);
 });
 
-test('container promotion respects the high watermark: colder items make room at a pass, never the container itself; the rest is skipped; a one-container plan (after a play) never makes room', (t) => {
+test('container promotion respects the high watermark: colder items make room at a pass, never the container itself; the rest is skipped; a one-container plan (after a play) makes room only with items that have a tape copy', (t) => {
   const eps = season(3, { 1: [NOW - 1000, NOW - 2000] });
   const cold = item({ size: 150 * MB, parentId: 'films', lastPlayed: NOW - 50 * DAY });
   const warm = item({ size: 150 * MB, parentId: 'films', lastPlayed: NOW - 10 }); // played after the season: not colder
@@ -327,10 +327,15 @@ test('container promotion respects the high watermark: colder items make room at
   t.is(tight.skipped[0].id, eps[2].id);
   t.regex(tight.skipped[0].reason, /its container was played 2 times within 7d, but recalling it would add \d+ bytes to disk .* high watermark .* no colder item can make room/);
   t.true(tight.usage[0].after <= 360 * MB);
-  // the one-container plan of an immediate promotion: no archive at all, what does not fit waits for the pass
+  // the one-container plan of an immediate promotion: the cold item has no tape copy (archiving it
+  // would write a cartridge): it does not make room, what does not fit waits for the pass
   const now = planPass(state([...eps, cold, warm]), r, { container: 'season' });
   t.deepEqual(now.actions.map((a) => [a.id, a.action]), [[eps[0].id, 'recall']]);
-  t.regex(now.skipped[0].reason, /making room waits for the next pass/);
+  t.regex(now.skipped[0].reason, /no colder item with a tape copy \(archived now without a mount\) can make room; the next pass may/);
+  // the same item with a verified tape copy (tier both) makes room: a stub is cut, nothing mounted
+  const coldBoth = { ...cold, tier: 'both' as const, cartridge: 'TD0001L9' };
+  const now2 = planPass(state([...eps, coldBoth, warm]), r, { container: 'season' });
+  t.deepEqual(now2.actions.map((a) => [a.id, a.action, a.reason]), [[coldBoth.id, 'archive', 'make-room'], ...eps.map((e) => [e.id, 'recall', 'container-plays'])]);
   // and it plans nothing of other containers, nor any archive even above the high mark
   const over = planPass(state([...eps, cold, warm, item({ size: 400 * MB, parentId: 'x', added: NOW - 500 * DAY })]), r, { container: 'season' });
   t.deepEqual(over.actions, []);

@@ -131,7 +131,7 @@ export class PolicyEngine {
     return planPass(state, this.rules, only);
   }
 
-  /** Unfinished recall jobs a play started (onPlay): a pass neither waits for them nor plans their items again. */
+  /** Unfinished jobs a play started (onPlay): a pass neither waits for them nor plans their items again. */
   private async playJobs(): Promise<JobRecord[]> {
     return (await this.opts.archive?.list())?.filter((j) => j.opts.origin === 'policy' && j.opts.trigger === 'play' && !isTerminal(j.state)) ?? [];
   }
@@ -151,36 +151,43 @@ export class PolicyEngine {
    * A client started playing an item (the server's stream tracker, after the access tracker
    * counted the play). When the item has a tape copy and its container's items with one were
    * played promote_container_plays times within promote_window, the container's remaining
-   * tape-only items that fit under the high watermark as things are are recalled now: one recall
-   * job at job priority (it yields to playback and finds the cartridge the play loaded), kept to
-   * policy_window like a pass's jobs. The rest (room to make, window closed) waits for the next
-   * pass. Cheap unless the container is hot: the full plan runs only then.
+   * tape-only items that fit under the high watermark are recalled now: one recall job at job
+   * priority (it yields to playback and finds the cartridge the play loaded), kept to
+   * policy_window like a pass's jobs, after an archive job for the make-room items the plan
+   * needs among those with a verified tape copy (cutting their stubs mounts nothing). The rest
+   * (room only a tape write could make, window closed) waits for the next pass. Cheap unless the
+   * container is hot: the full plan runs only then. Answers the jobs queued (archive first).
    */
-  async onPlay(objectId: string): Promise<JobRecord | undefined> {
+  async onPlay(objectId: string): Promise<JobRecord[]> {
     const r = this.rules;
     const archive = this.opts.archive;
-    if (!archive || !(r.promoteContainerPlays > 0) || !r.highWatermark || !this.windowOpen()) return undefined;
+    if (!archive || !(r.promoteContainerPlays > 0) || !r.highWatermark || !this.windowOpen()) return [];
     const item = await this.opts.catalog.get(parseRefId(objectId)?.itemId ?? objectId).catch(() => undefined);
-    if (!item?.location?.tape || this.promoting.has(item.parentId)) return undefined;
+    if (!item?.location?.tape || this.promoting.has(item.parentId)) return [];
     const container = item.parentId;
     this.promoting.add(container);
     try {
       const siblings = (await this.opts.catalog.allChildren(container)).filter((o) => o.location?.tape);
       const pending = new Set(await this.playJobItems());
-      if (!siblings.some((o) => tierOf(o.location) === 'tape' && !pending.has(o.id))) return undefined;
+      if (!siblings.some((o) => tierOf(o.location) === 'tape' && !pending.has(o.id))) return [];
       const access = await this.opts.readAccess(siblings.map((o) => o.id));
       const plays = siblings.reduce((n, o) => n + playsWithin(access.get(o.id), this.now(), r.promoteWindow * 1000), 0);
-      if (plays < r.promoteContainerPlays) return undefined;
+      if (plays < r.promoteContainerPlays) return [];
       const plan = await this.plan({ container });
       const ids = plan.actions.filter((a) => a.action === 'recall' && a.reason === 'container-plays').map((a) => a.id);
-      if (!ids.length) return undefined;
-      const job = await archive.submit('recall', ids, { origin: 'policy', rule: 'container-plays', trigger: 'play', ...(r.window ? { window: true as const } : {}) });
+      if (!ids.length) return [];
+      const room = plan.actions.filter((a) => a.action === 'archive').map((a) => a.id);
+      const common: JobOptions = { origin: 'policy', trigger: 'play', ...(r.window ? { window: true as const } : {}) };
+      const jobs: JobRecord[] = [];
+      // the service runs jobs one at a time in queue order: the room is made before the recall
+      if (room.length) jobs.push(await archive.submit('archive', room, { ...common, collocate: true }));
+      jobs.push(await archive.submit('recall', ids, { ...common, rule: 'container-plays' }));
       this.statusPlan = undefined;
-      this.opts.log.info({ policy: { container, plays, recall: ids.length, job: job.id, skipped: plan.skipped.length } }, `container promotion: ${ids.length} item(s) of ${item.parentId} to recall (played ${plays} times within the window)`);
-      return job;
+      this.opts.log.info({ policy: { container, plays, recall: ids.length, makeRoom: room.length, jobs: jobs.map((j) => j.id), skipped: plan.skipped.length } }, `container promotion: ${ids.length} item(s) of ${item.parentId} to recall (played ${plays} times within the window)${room.length ? `, ${room.length} with a tape copy archived to make room` : ''}`);
+      return jobs;
     } catch (err) {
       this.opts.log.warn({ err: (err as Error).message, container }, 'container promotion not started');
-      return undefined;
+      return [];
     } finally {
       this.promoting.delete(container);
     }

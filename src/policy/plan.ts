@@ -17,6 +17,8 @@
 //               play order, under the same guard as a promotion. While a container is hot its
 //               items count as warm as its last play for the watermark and make-room (so a pass
 //               does not archive the unplayed episodes of the season being watched).
+//               A one-container plan (PlanScope: the engine's promotion right after a play)
+//               makes room only with items that have a tape copy (tier both: no tape write).
 // Eligible for archiving: a disk copy, size >= min_archive_size, no keep_on_disk glob matching.
 // Collocation: the archive actions are ordered by container, in play order (disc, track,
 // natural file name), so one job writes each container's items together on one cartridge.
@@ -95,8 +97,9 @@ export type ActionReason = 'idle' | 'watermark' | 'make-room' | 'promotion' | 'c
 
 /**
  * A narrower pass (the engine's immediate container promotion after a play): only the
- * container-plays recalls of one container that fit as things are (no make-room archive, which
- * would mount another cartridge); the rest waits for the next full pass.
+ * container-plays recalls of one container, and the make-room archives they need among items
+ * that already have a tape copy (tier both: archiving one cuts its stub and mounts nothing); no
+ * other rule. What does not fit so waits for the next full pass.
  */
 export interface PlanScope {
   container: string;
@@ -309,10 +312,10 @@ export function planPass(state: PolicyState, rules: PolicyRules, only?: PlanScop
   const offline = new Set(state.offline ?? []);
   /**
    * Recalls `i` (reason and figures in `why`) unless that pushes usage over the high mark (then
-   * colder items make room first, when `makeRoom`, colder meaning colder than `warmth`) or does not
+   * colder items `roomFrom` accepts make room first, colder meaning colder than `warmth`) or does not
    * fit in its file system's free space: then it is listed as skipped and nothing changes.
    */
-  const promote = (i: PolicyItem, reason: 'promotion' | 'container-plays', why: string, detail: string, warmth: number, makeRoom: boolean): PlanAction | undefined => {
+  const promote = (i: PolicyItem, reason: 'promotion' | 'container-plays', why: string, detail: string, warmth: number, roomFrom: (c: PolicyItem) => boolean): PlanAction | undefined => {
     if (i.cartridge && offline.has(i.cartridge)) {
       skipped.push({ id: i.id, path: i.path, action: 'recall', reason: `${why}, but its cartridge ${i.cartridge} is offline (import it with \`tapedeck tape import ${i.cartridge}\`)` });
       return undefined;
@@ -321,14 +324,14 @@ export function planPass(state: PolicyState, rules: PolicyRules, only?: PlanScop
     const need = i.size - weight(i);
     const made: PlanAction[] = [];
     if (s && s.used + need > s.high) {
-      for (const c of makeRoom ? coldFirst : []) {
+      for (const c of coldFirst) {
         if (s.used + need <= s.high) break;
-        if (chosen.has(c.id) || scopeOf(c) !== s || heat(c) >= warmth || c.parentId === (reason === 'container-plays' ? i.parentId : undefined) || weight(c) <= kept(c)) continue;
+        if (!roomFrom(c) || chosen.has(c.id) || scopeOf(c) !== s || heat(c) >= warmth || c.parentId === (reason === 'container-plays' ? i.parentId : undefined) || weight(c) <= kept(c)) continue;
         made.push(act(c, 'archive', 'make-room', `colder than ${reason === 'container-plays' ? `the container of ${i.title}` : i.title}, archived to make room for its ${reason === 'container-plays' ? 'container promotion' : 'promotion'} under the high watermark`));
       }
       if (s.used + need > s.high) {
         for (const m of made.reverse()) undo(m, byIdAll.get(m.id)!);
-        skipped.push({ id: i.id, path: i.path, action: 'recall', reason: `${why}, but recalling it would add ${need} bytes to disk (${i.size} minus the ${weight(i)} its head stub already holds) and push disk usage over the high watermark (${formatWatermark(high!)}) and ${makeRoom ? 'no colder item can make room' : 'making room waits for the next pass'}` });
+        skipped.push({ id: i.id, path: i.path, action: 'recall', reason: `${why}, but recalling it would add ${need} bytes to disk (${i.size} minus the ${weight(i)} its head stub already holds) and push disk usage over the high watermark (${formatWatermark(high!)}) and no colder item ${only ? 'with a tape copy (archived now without a mount) ' : ''}can make room${only ? '; the next pass may' : ''}` });
         return undefined;
       }
     }
@@ -346,9 +349,12 @@ export function planPass(state: PolicyState, rules: PolicyRules, only?: PlanScop
       .sort((a, b) => inWindow(b) - inWindow(a) || (b.lastPlayed ?? 0) - (a.lastPlayed ?? 0) || a.id.localeCompare(b.id));
     for (const i of hot) {
       const why = `played ${inWindow(i)} times within ${fmtDuration(rules.promoteWindow)}`;
-      promote(i, 'promotion', why, `${why} (promote_plays ${rules.promotePlays})`, heat(i), true);
+      promote(i, 'promotion', why, `${why} (promote_plays ${rules.promotePlays})`, heat(i), () => true);
     }
   }
+  // a one-container plan (right after a play) makes room only with items that have a verified tape
+  // copy (tier both): archiving those cuts a stub and mounts nothing
+  const makeRoomNow = (c: PolicyItem) => !only || c.tier === 'both';
   // 4. container promotion: hottest container first (most plays, then most recent), items in play order
   if (containerRule) {
     const groups = [...containerPlays].filter(([k]) => !only || k === only.container).sort((a, b) => b[1].plays - a[1].plays || b[1].last - a[1].last || a[0].localeCompare(b[0]));
@@ -357,7 +363,7 @@ export function planPass(state: PolicyState, rules: PolicyRules, only?: PlanScop
     for (const [container, c] of groups) {
       for (const i of (rest.get(container) ?? []).sort(playOrder)) {
         const why = `its container was played ${c.plays} times within ${fmtDuration(rules.promoteWindow)}`;
-        const a = promote(i, 'container-plays', why, `${why} (promote_container_plays ${rules.promoteContainerPlays})`, c.last, !only);
+        const a = promote(i, 'container-plays', why, `${why} (promote_container_plays ${rules.promoteContainerPlays})`, c.last, makeRoomNow);
         if (a) a.containerPlays = c.plays;
       }
     }
