@@ -286,7 +286,7 @@ interface ServerDetails extends WorkloadDetails {
   memory?: Memory;
   /** RSS of the server's child processes (Tapedeck's staging worker) after the load. */
   children?: { pid: number; rssMB: number; cmd: string }[];
-  restarted?: { incrementalRescanMs?: number; readyMs?: number; rssAtStartMB: number; rssAfterLoadMB: number; peakRssMB: number; splitAtStart?: Memory['split']; splitAfterLoad?: Memory['split']; load: string };
+  restarted?: { incrementalRescanMs?: number; readyMs?: number; cpuAtStartS?: number; rssAtStartMB: number; rssAfterLoadMB: number; peakRssMB: number; splitAtStart?: Memory['split']; splitAfterLoad?: Memory['split']; load: string };
   stream?: { bytes: number; runsMBps: number[]; medianMBps: number; cpuSPerGB: number; verified: boolean; client: string };
 }
 
@@ -500,11 +500,14 @@ async function restartPhase(ctx: Context, lib: Library, queries: SearchQuery[]):
   const n = Math.max(50, Math.ceil(o.browseRequests / 6));
   for (const s of servers) {
     const at = s.memory();
+    const cpuAtStart = s.cpu();
     await soapLoad(client!, s, browseJob(s, o, 3000, 0, maxStart, lib.count), n);
     for (const q of queries) await soapLoad(client!, s, searchJob(q, o), Math.max(10, Math.ceil(o.searchRequests / 6)));
     const after = s.memory();
     ctx.details[s.name].restarted = {
       ...(s.name === 'tapedeck' ? { incrementalRescanMs: Math.round(s.scan.ms), readyMs: s.readyMs } : { readyMs: Math.round(s.scan.wallMs) }),
+      // from spawn until the load starts: start-up, Tapedeck's rescan (and what it queued after it)
+      ...(Number.isFinite(cpuAtStart) ? { cpuAtStartS: round(cpuAtStart, 2) } : {}),
       rssAtStartMB: at?.rssMB ?? NaN,
       rssAfterLoadMB: after?.rssMB ?? NaN,
       peakRssMB: after?.peakRssMB ?? NaN,
@@ -512,7 +515,7 @@ async function restartPhase(ctx: Context, lib: Library, queries: SearchQuery[]):
       ...(after?.split ? { splitAfterLoad: after.split } : {}),
       load: `${n} Browse + ${Math.max(10, Math.ceil(o.searchRequests / 6))} per search query`,
     };
-    log(`  ${s.name}: RSS ${at?.rssMB} MB at start${splitText(at?.split)}, ${after?.rssMB} MB after load${splitText(after?.split)}`);
+    log(`  ${s.name}: RSS ${at?.rssMB} MB at start${splitText(at?.split)}, ${after?.rssMB} MB after load${splitText(after?.split)}; CPU ${round(cpuAtStart, 2)} s from spawn to the load`);
   }
   await stopAll(ctx);
 }

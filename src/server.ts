@@ -333,11 +333,12 @@ export class TapedeckServer {
       await this.logLibrary();
       // the scan's garbage (parsed tags, batches) would keep the heap grown for minutes
       if (result.probed || result.removed) releaseMemory();
-      // A full scan rewrote every file's entry: LevelDB keeps the old versions until its own
-      // compactions get to them, and every table file it read stays mapped into this process
-      // (resident memory growing with the library). Compacted now, in the scan queue, before
-      // the video frames.
-      if (result.seen || result.removed) void this.exclusive(() => this.compactCatalog());
+      // A scan that wrote (the first one: every item, and each batch rewrote the containers it
+      // touched): LevelDB keeps the old versions until its own compactions get to them, and every
+      // table file it read stays mapped into this process (resident memory growing with the
+      // library). Compacted now, in the scan queue, before the video frames. A rescan that found
+      // nothing new wrote nothing: nothing to compact.
+      if (result.written) void this.exclusive(() => this.compactCatalog());
       if (result.framesDeferred) this.deferredArt();
       return result;
     } catch (err) {

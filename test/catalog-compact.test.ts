@@ -53,8 +53,8 @@ test('LevelStore.compact leaves the live data only and drops the replaced tables
   t.is((await store.keyList({ gte: 'k/', lt: 'k/\uffff' })).length, 20_000);
 });
 
-test('the server compacts the catalog after a full scan (loopback, SSDP off)', async (t) => {
-  t.timeout(120_000);
+test('the server compacts the catalog after a full scan, and not after a restart whose rescan changed nothing (loopback, SSDP off)', async (t) => {
+  t.timeout(180_000);
   const dir = await mkdtemp(join(tmpdir(), 'tapedeck-compact-srv-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const { files } = await createDemoLibrary(join(dir, 'demo'));
@@ -64,20 +64,42 @@ test('the server compacts the catalog after a full scan (loopback, SSDP off)', a
   const conf = join(dir, 'empty.conf');
   await writeFile(conf, '');
   const data = join(dir, 'data');
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', 'src/cli.ts', 'serve', '--config', conf, '--data', data, '--media', media, '--interface', 'lo', '--port', '0', '--no-ssdp', '--tape-backend', 'none', '--rescan-interval', '0', '--no-watch'],
-    { cwd: REPO_ROOT, stdio: 'pipe', env: { ...process.env, TAPEDECK_CONFIG: '', INIT_CWD: '', XDG_RUNTIME_DIR: dir } },
-  );
-  const srv = jsonLines<Record<string, any>>(child);
-  t.teardown(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
+  const env = { ...process.env, TAPEDECK_CONFIG: '', INIT_CWD: '', XDG_RUNTIME_DIR: dir };
+  const serve = () => {
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', 'src/cli.ts', 'serve', '--config', conf, '--data', data, '--media', media, '--interface', 'lo', '--port', '0', '--no-ssdp', '--tape-backend', 'none', '--rescan-interval', '0', '--no-watch'],
+      { cwd: REPO_ROOT, stdio: 'pipe', env },
+    );
+    t.teardown(() => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    });
+    return jsonLines<Record<string, any>>(child);
+  };
+  const srv = serve();
   const scanned = await srv.waitFor((l) => l.scan?.done === true, 60_000, 'first scan');
   t.is(scanned.scan.seen, 3);
   const compacted = await srv.waitFor((l) => l.catalog?.compactMs !== undefined, 60_000, 'the compaction after the scan');
   t.regex(compacted.msg, /^catalog compacted in \d+ ms$/);
   t.regex(readFileSync(join(data, 'catalog', 'LOG'), 'utf8'), /Manual compaction/, "LevelDB's own log shows it");
-  child.kill('SIGTERM');
-  await new Promise((r) => child.once('exit', r));
+  srv.child.kill('SIGTERM');
+  t.is(await srv.exited(15_000), 0);
+
+  // restarted on the same library: its rescan writes nothing, so there is nothing to compact
+  const again = serve();
+  const rescanned = await again.waitFor((l) => l.scan?.done === true, 60_000, 'the rescan at restart');
+  t.deepEqual([rescanned.scan.unchanged, rescanned.scan.probed, rescanned.scan.written ?? 0], [3, 0, 0]);
+  // a second rescan, asked over the control socket, runs after anything the first one queued
+  const asked = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'scan', '--config', conf, '--data', data, '--json'], { cwd: REPO_ROOT, stdio: 'pipe', env });
+  const answer = jsonLines<Record<string, any>>(asked);
+  t.is(await answer.exited(60_000), 0, answer.stderr());
+  t.is(answer.lines[0]?.scan?.unchanged, 3);
+  t.deepEqual(
+    again.lines.filter((l) => l.catalog?.compactMs !== undefined),
+    [],
+    'no compaction after a rescan that changed nothing',
+  );
+  t.false(/Manual compaction/.test(readFileSync(join(data, 'catalog', 'LOG'), 'utf8')), "LevelDB's log of this run has none");
+  again.child.kill('SIGTERM');
+  t.is(await again.exited(15_000), 0);
 });

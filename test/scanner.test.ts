@@ -228,3 +228,59 @@ test('a cold scan writes the catalog in batches of about 500 files: few change e
   t.true(changes >= 2 && changes <= 3, `${changes} change events`);
   await c.close();
 });
+
+test('an unchanged rescan writes nothing to the catalog; a touched file is read again, a deleted file and a removed folder leave', async (t) => {
+  // folder names that sort between a folder and its own files ('a b', 'a-b', 'a.mp3' < 'a/'),
+  // an unreadable file and a playlist: none of them is rewritten while unchanged
+  const root = lib({
+    'a/1.mp3': 'A|X|1',
+    'a/sub/2.mp3': 'A|X|2',
+    'a/sub/deeper/3.mp3': 'A|X|3',
+    'a b/4.mp3': 'B|Y|1',
+    'a-b/5.mp3': 'B|Y|2',
+    'a.mp3': 'C|Z|1',
+    'z/broken.mp3': 'x',
+    'z/list.m3u': '../a/1.mp3\n',
+  });
+  const store = new MemoryStore();
+  const writes: string[] = [];
+  const batch = store.batch.bind(store);
+  store.batch = (ops) => {
+    writes.push(...ops.map((o) => `${o.type} ${o.key}`));
+    return batch(ops);
+  };
+  const c = new Catalog(store);
+  await c.open();
+  const f = fakeProbe();
+  const cold = await scan(c, { roots: [root], probe: f.probe });
+  t.is(cold.probed, 6);
+  t.true(writes.length > 0 && (cold.written ?? 0) > 0);
+  const sys = c.systemUpdateId;
+
+  writes.length = 0;
+  f.calls.length = 0;
+  const quiet = await scan(c, { roots: [root], probe: f.probe });
+  t.deepEqual([quiet.seen, quiet.unchanged, quiet.probed, quiet.removed, quiet.written ?? 0], [7, 7, 0, 0, 0]);
+  t.deepEqual(writes, [], 'no item, path entry or scan marker written');
+  t.deepEqual(f.calls, []);
+  t.is(c.systemUpdateId, sys);
+
+  // one file touched (same bytes, new mtime), one deleted, one folder (with a subfolder) removed
+  utimesSync(join(root, 'a b/4.mp3'), new Date(), new Date(Date.now() + 5000));
+  unlinkSync(join(root, 'a-b/5.mp3'));
+  rmSync(join(root, 'a/sub'), { recursive: true });
+  const changed = await scan(c, { roots: [root], probe: f.probe });
+  t.deepEqual(f.calls, [join(root, 'a b/4.mp3')], 'only the touched file is read again');
+  t.deepEqual([changed.probed, changed.removed], [1, 3]);
+  t.true((changed.written ?? 0) > 0);
+  const left = (await c.items()).map((i) => i.origPath!.slice(root.length + 1)).sort();
+  t.deepEqual(left, ['a b/4.mp3', 'a.mp3', 'a/1.mp3']);
+  const paths: string[] = [];
+  for await (const [p] of c.paths(root + '/')) paths.push(p.slice(root.length + 1));
+  t.deepEqual(paths.sort(), ['a b/4.mp3', 'a.mp3', 'a/1.mp3', 'z/broken.mp3', 'z/list.m3u']);
+
+  writes.length = 0;
+  const again = await scan(c, { roots: [root], probe: f.probe });
+  t.deepEqual([again.unchanged, again.probed, again.removed, writes.length], [4, 0, 0, 0]);
+  await c.close();
+});

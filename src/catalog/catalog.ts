@@ -5,7 +5,7 @@
 //                                        (layout.ts) and containers)
 //   c/<containerId>\0<sortKey>\0<childId> child index in default order (containers first,
 //                                        then natural order), values empty
-//   p/<origPath>                         scanner map: {id, size, mtime, gen}
+//   p/<origPath>                         scanner map: {id, size, mtime, gen, ...}; written only for new and changed files
 //   b/<itemId>                           resume position (bookmarks.ts): kept across rescans and
 //                                        tier moves, dropped with the item
 //   a/<itemId>                           plays, last played, bytes served (policy/access.ts),
@@ -46,6 +46,7 @@ export interface PathEntry {
   id: string;
   size: number;
   mtime: number;
+  /** Scan generation (meta/scanGen) when written; no longer read: the full scan sweeps by directory listings. */
   gen: number;
   /** Disk copy removed after archiving: a missing file is not a deleted item. */
   archived?: boolean;
@@ -75,6 +76,16 @@ export interface ApplyInput {
   removes?: string[];
   /** Extra raw ops to commit in the same batch (e.g. scanner path entries). */
   extraOps?: BatchOp[];
+}
+
+/** Key range of the scanner map entries whose path starts with `prefix`, past `after` when given. */
+function pathRange(prefix: string, after?: string) {
+  const range = prefixRange(P + prefix);
+  if (after !== undefined && P + after >= range.gte!) {
+    delete range.gte;
+    range.gt = P + after;
+  }
+  return range;
 }
 
 const childKey = (p: { containerId: string; sortKey: string; childId: string }) => C + p.containerId + SEP + p.sortKey + SEP + p.childId;
@@ -427,12 +438,11 @@ export class Catalog extends EventEmitter {
   }
   /** Scanner map entries, every one or those whose path starts with `prefix` (a key range: no full scan); `after`: those past that path. */
   async *paths(prefix = '', after?: string): AsyncIterable<[string, PathEntry]> {
-    const range = prefixRange(P + prefix);
-    if (after !== undefined && P + after >= range.gte!) {
-      delete range.gte;
-      range.gt = P + after;
-    }
-    for await (const [k, v] of this.store.entries(range)) yield [k.slice(P.length), JSON.parse(v) as PathEntry];
+    for await (const [k, v] of this.store.entries(pathRange(prefix, after))) yield [k.slice(P.length), JSON.parse(v) as PathEntry];
+  }
+  /** The paths of paths() alone: keys only, no entry read or decoded. */
+  async *pathNames(prefix = '', after?: string): AsyncIterable<string> {
+    for await (const k of this.store.keys(pathRange(prefix, after))) yield k.slice(P.length);
   }
 
   /**

@@ -2,15 +2,17 @@
 // files and writes the catalog in awaited batches.
 //
 // Incremental: every file's (size, mtime) is kept under p/<path>; an unchanged
-// file is not read again. Deleted files are found by a mark-and-sweep with a
-// scan generation number stored in those entries, so memory stays bounded
+// file is not read again, and its entry is not written (a rescan of an unchanged
+// library writes nothing: a stat per file and key reads). Deleted files are found
+// by comparing each directory the walk reads in full with the entries directly
+// under it (ScanPass.sweepDir), so memory stays bounded by the largest directory
 // whatever the library size (no set of every path seen is kept).
 
 import { stat as statCb, type Stats } from 'node:fs';
 import { lstat, opendir, readdir } from 'node:fs/promises';
-import { dirname, join, relative, resolve, sep } from 'node:path';
+import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import type { BatchOp } from '../catalog/store.js';
-import type { Catalog, PathEntry } from '../catalog/catalog.js';
+import type { ApplyInput, Catalog, PathEntry } from '../catalog/catalog.js';
 import type { ArtRef, CatalogObject, ProbeResult } from '../catalog/types.js';
 import type { ArtMaker } from '../art/maker.js';
 import { collectStores } from '../catalog/store-gc.js';
@@ -37,6 +39,11 @@ export interface ScanProgress {
   diskCopiesGone?: number;
   /** Videos whose art (a frame through ffmpeg) was left for scanDeferredArt (ScanOptions.deferFrames). */
   framesDeferred?: number;
+  /**
+   * Catalog records the pass wrote or deleted (items, playlist records, path entries; not the
+   * containers and index entries they move): 0 when nothing changed.
+   */
+  written?: number;
   /** Full scan: art and subtitle store files removed because no catalogued object refers to them. */
   collected?: { art: number; subtitles: number; bytes: number };
   elapsedMs: number;
@@ -97,17 +104,26 @@ function statOrNone(path: string): Promise<Stats | undefined> {
 const STAT_BATCH = 64;
 
 /**
+ * What one directory holds, for the full scan's sweep (ScanPass.sweepDir): the names of its media
+ * and playlist files that were there (stat'ed) and of its subdirectories.
+ */
+type Listing = { dir: string; files: Set<string>; subdirs: Set<string> };
+
+/**
  * Media files under `root`, depth first; hidden entries and symlinks are skipped. Directories that
  * cannot be read are logged and added to `unreadable`: what the catalog knows under them is kept,
- * not swept as deleted.
+ * not swept as deleted. `listed` is called with each directory read in full, after its files were
+ * yielded (memory: the names of one directory, not of the library).
  */
-async function* walk(root: string, unreadable: string[], log?: ScanOptions['log'], start = root): AsyncGenerator<Found> {
+async function* walk(root: string, unreadable: string[], log?: ScanOptions['log'], start = root, listed?: (l: Listing) => Promise<void>): AsyncGenerator<Found> {
   const stack = [start];
-  const statAll = async (paths: string[]): Promise<Found[]> => {
+  const statAll = async (paths: string[], present?: Set<string>): Promise<Found[]> => {
     const stats = await Promise.all(paths.map(statOrNone)); // undefined: vanished since readdir
     const out: Found[] = [];
     stats.forEach((st, i) => {
-      if (st) out.push({ path: paths[i], root, size: st.size, mtime: Math.trunc(st.mtimeMs) });
+      if (!st) return;
+      out.push({ path: paths[i], root, size: st.size, mtime: Math.trunc(st.mtimeMs) });
+      present?.add(basename(paths[i]));
     });
     return out;
   };
@@ -115,6 +131,8 @@ async function* walk(root: string, unreadable: string[], log?: ScanOptions['log'
     const dir = stack.pop()!;
     const subdirs: string[] = [];
     let files: string[] = [];
+    const present = listed ? new Set<string>() : undefined;
+    let complete = true;
     try {
       const handle = await opendir(dir, { bufferSize: 256 });
       for await (const ent of handle) {
@@ -124,7 +142,7 @@ async function* walk(root: string, unreadable: string[], log?: ScanOptions['log'
         else if (ent.isFile() && (mediaTypeOf(p) || isPlaylistPath(p))) {
           files.push(p);
           if (files.length >= STAT_BATCH) {
-            yield* await statAll(files);
+            yield* await statAll(files, present);
             files = [];
           }
         }
@@ -132,8 +150,10 @@ async function* walk(root: string, unreadable: string[], log?: ScanOptions['log'
     } catch (err) {
       log?.warn({ dir, err: (err as Error).message }, 'cannot read directory; what the catalog holds under it is kept');
       unreadable.push(dir);
+      complete = false;
     }
-    yield* await statAll(files);
+    yield* await statAll(files, present);
+    if (listed && present && complete) await listed({ dir, files: present, subdirs: new Set(subdirs.map((d) => basename(d))) });
     subdirs.sort().reverse();
     stack.push(...subdirs);
   }
@@ -229,6 +249,12 @@ class ScanPass {
     }
   }
 
+  /** Every write of the pass goes through here (counted in `written`). */
+  private apply(input: ApplyInput): Promise<unknown> {
+    this.progress.written = (this.progress.written ?? 0) + (input.upserts?.length ?? 0) + (input.removes?.length ?? 0) + (input.extraOps?.length ?? 0);
+    return this.catalog.apply(input);
+  }
+
   private async flush(): Promise<void> {
     await this.writing; // rethrows a failed batch
     if (!this.upserts.length && !this.extra.length) return;
@@ -236,7 +262,7 @@ class ScanPass {
     const e = this.extra;
     this.upserts = [];
     this.extra = [];
-    this.writing = this.catalog.apply({ upserts: u, extraOps: e });
+    this.writing = this.apply({ upserts: u, extraOps: e });
     this.writing.catch(() => undefined); // handled by the next await of `writing`
   }
 
@@ -303,8 +329,8 @@ class ScanPass {
     const item = await this.catalog.get(entry.id);
     const ops = [this.catalog.pathOp(path, { ...entry, subs })];
     const subtitles = subs && item && !item.container ? await this.subtitlesOf(path) : undefined;
-    if (subtitles && item && JSON.stringify(subtitles) !== JSON.stringify(item.subtitles)) await this.catalog.apply({ upserts: [{ ...item, subtitles }], extraOps: ops });
-    else await this.catalog.apply({ extraOps: ops });
+    if (subtitles && item && JSON.stringify(subtitles) !== JSON.stringify(item.subtitles)) await this.apply({ upserts: [{ ...item, subtitles }], extraOps: ops });
+    else await this.apply({ extraOps: ops });
   }
 
   /** Path entries say whether art was looked for, so an unchanged file is not read again for it. */
@@ -332,7 +358,9 @@ class ScanPass {
       }
       if (JSON.stringify(next) !== JSON.stringify(item)) this.upserts.push(next);
     }
-    this.extra.push(this.catalog.pathOp(f.path, { ...prev, gen: this.gen, ...(markArt ? this.artFlag : {}), ...(subs !== undefined ? { subs } : {}) }));
+    const entry = { ...prev, ...(markArt ? this.artFlag : {}), ...(subs !== undefined ? { subs } : {}) };
+    // a video whose frame is left for later again (LATER) keeps its entry as it is: no write
+    if (JSON.stringify(entry) !== JSON.stringify(prev)) this.extra.push(this.catalog.pathOp(f.path, entry));
   }
 
   private async handle(f: Found, prev: PathEntry | undefined): Promise<void> {
@@ -350,7 +378,7 @@ class ScanPass {
       // Remember it so a damaged file is not re-read on every scan, but keep no item. A file we
       // may not read is tried again next time: fixing its permissions changes neither size nor mtime.
       this.extra.push(catalog.pathOp(f.path, { id: '', size: f.size, mtime: f.mtime, gen, ...(denied ? { denied: true } : {}) }));
-      if (prev?.id) await catalog.apply({ removes: [prev.id] });
+      if (prev?.id) await this.apply({ removes: [prev.id] });
       return;
     }
     progress.probed++;
@@ -386,13 +414,8 @@ class ScanPass {
       const f = chunk[i];
       const prev = prevs[i];
       if (isPlaylistPath(f.path)) {
-        if (prev && prev.size === f.size && prev.mtime === f.mtime && !prev.denied) {
-          if (prev.gen !== this.gen) this.extra.push(this.catalog.pathOp(f.path, { ...prev, gen: this.gen }));
-        } else {
-          // read after the sweep: keep the entry in this generation meanwhile, so the sweep leaves it
-          if (prev && prev.gen !== this.gen) this.extra.push(this.catalog.pathOp(f.path, { ...prev, gen: this.gen }));
-          this.changedPlaylists.push(f);
-        }
+        // a new or changed one is read after the sweep; an unchanged one costs nothing
+        if (!(prev && prev.size === f.size && prev.mtime === f.mtime && !prev.denied)) this.changedPlaylists.push(f);
         continue;
       }
       this.progress.seen++;
@@ -405,7 +428,8 @@ class ScanPass {
           const p = this.handleExtras(f, prev, needArt, subsChanged ? subs : undefined).finally(() => this.inflight.delete(p));
           this.inflight.add(p);
           if (this.inflight.size >= this.concurrency) await Promise.race(this.inflight);
-        } else if (prev.gen !== this.gen) this.extra.push(this.catalog.pathOp(f.path, { ...prev, gen: this.gen }));
+        }
+        // else nothing is written: the entry is right as it is (the sweep goes by what the walk lists)
       } else {
         const p = this.handle(f, prev).finally(() => this.inflight.delete(p));
         this.inflight.add(p);
@@ -416,10 +440,13 @@ class ScanPass {
     }
   }
 
-  /** Walks a directory tree (or the whole media root) into the pass. */
-  async walk(root: string, unreadable: string[], start = root): Promise<void> {
+  /**
+   * Walks a directory tree (or the whole media root) into the pass; with `sweep`, what the catalog
+   * holds in each directory read but is no longer there is swept as it goes (sweepDir).
+   */
+  async walk(root: string, unreadable: string[], start = root, sweep = false): Promise<void> {
     let chunk: Found[] = [];
-    for await (const f of walk(root, unreadable, this.opts.log, start)) {
+    for await (const f of walk(root, unreadable, this.opts.log, start, sweep ? (l) => this.sweepDir(l) : undefined)) {
       if (this.opts.signal?.aborted) throw new Error('scan aborted');
       chunk.push(f);
       if (chunk.length >= 128) {
@@ -428,6 +455,55 @@ class ScanPass {
       }
     }
     await this.files(chunk);
+  }
+
+  /**
+   * The full scan's sweep of one directory it has just read in full: entries of the scanner map
+   * directly in it whose file is not there, and every entry below a subdirectory that is not there
+   * any more, are gone (a subdirectory that is there is swept when it is read). Keys only: nothing
+   * is read or written for what is still there, so an unchanged library costs the walk's stat per
+   * file and a key scan, no write (before, every entry was rewritten with the scan's generation).
+   */
+  async sweepDir({ dir, files, subdirs }: Listing): Promise<void> {
+    const prefix = below(dir);
+    await this.sweepRange(prefix, (path) => {
+      const rest = path.slice(prefix.length);
+      const i = rest.indexOf(sep);
+      if (i < 0) return files.has(rest);
+      const sub = rest.slice(0, i);
+      return subdirs.has(sub) ? prefix + sub + sep + '\uffff' : false;
+    });
+  }
+
+  /**
+   * Sweeps the scanner map entries whose path starts with `prefix`, in key order: `there` says of
+   * each path whether its file is there (true), gone (false), or, as a key, that the path starts a
+   * subtree to skip up to that key (a new iterator from there: one seek, not a read of the subtree).
+   */
+  async sweepRange(prefix: string, there: (path: string) => boolean | string): Promise<void> {
+    let after: string | undefined;
+    for (;;) {
+      let skip: string | undefined;
+      for await (const path of this.catalog.pathNames(prefix, after)) {
+        const v = there(path);
+        if (typeof v === 'string') {
+          skip = v;
+          break;
+        }
+        if (!v) await this.sweep(path);
+      }
+      if (skip === undefined) break;
+      after = skip;
+    }
+    await this.flushRemoves();
+  }
+
+  /** An entry whose file the walk did not find: an archived item's (sidecars looked for), or gone. */
+  private async sweep(path: string): Promise<void> {
+    const entry = await this.catalog.getPath(path);
+    if (!entry) return;
+    if (entry.archived) await this.archivedSidecars(path, entry);
+    else await this.gone(path, entry);
   }
 
   /** Waits for every probe and batch of the pass. */
@@ -449,6 +525,7 @@ class ScanPass {
     if (item?.location?.tape) {
       const { tape, stub } = item.location;
       await catalog.setLocation(item.id, { tape, ...(stub ? { stub } : {}) }, [catalog.pathOp(path, { ...entry, archived: true })]);
+      this.progress.written = (this.progress.written ?? 0) + 2;
       opts.log?.warn({ path, id: item.id, label: tape.label }, `disk copy ${path} is gone; the item stays, served from its tape copy on ${tape.label}`);
       progress.diskCopiesGone = (progress.diskCopiesGone ?? 0) + 1;
       return;
@@ -482,7 +559,7 @@ class ScanPass {
     const dels = this.dels;
     this.removes = [];
     this.dels = [];
-    await this.catalog.apply({ removes, extraOps: dels });
+    await this.apply({ removes, extraOps: dels });
   }
 
   /**
@@ -527,9 +604,9 @@ class ScanPass {
         if (skipped) opts.log?.warn(fields, msg);
         else opts.log?.debug?.(fields, msg);
       }
-      if (upserts.length >= this.batchSize) await catalog.apply({ upserts: upserts.splice(0), extraOps: ops.splice(0) });
+      if (upserts.length >= this.batchSize) await this.apply({ upserts: upserts.splice(0), extraOps: ops.splice(0) });
     }
-    if (upserts.length || ops.length) await catalog.apply({ upserts, extraOps: ops });
+    if (upserts.length || ops.length) await this.apply({ upserts, extraOps: ops });
   }
 
   /**
@@ -561,27 +638,22 @@ export async function scan(catalog: Catalog, opts: ScanOptions): Promise<ScanPro
   const started = Date.now();
   const roots = rootsOf(opts);
   const unreadable: string[] = [];
-  const gen = (Number(await catalog.getMeta('scanGen')) || 0) + 1;
+  // path entries written keep the generation of older catalogs' sweep (no longer bumped: a bump
+  // was a write per scan, and the sweep goes by the walk's listings)
+  const gen = Number(await catalog.getMeta('scanGen')) || 0;
   const pass = new ScanPass(catalog, opts, gen);
-  for (const root of roots) await pass.walk(root, unreadable);
+  // each directory read in full is swept as the walk goes (deleted files; an archived item's
+  // disk copy removed on purpose is not one); directories that could not be read are not
+  for (const root of roots) await pass.walk(root, unreadable, root, true);
   await pass.drain();
-
-  // Sweep: entries not seen in this generation are deleted files (unless the
-  // disk copy was removed on purpose because the item lives on tape).
-  const underUnreadable = (path: string) => unreadable.some((d) => isInside(d, path));
-  for await (const [path, entry] of catalog.paths()) {
-    if (entry.gen === gen) continue;
-    if (entry.archived) {
-      await pass.archivedSidecars(path, entry);
-      continue;
-    }
-    if (underUnreadable(path)) continue; // not seen because its directory could not be read: not deleted
-    await pass.gone(path, entry);
-  }
-  await pass.flushRemoves();
+  // what the catalog holds outside every media directory (one dropped from the configuration)
+  await pass.sweepRange('', (path) => {
+    const root = roots.find((r) => path.startsWith(below(r)));
+    if (root) return below(root) + '\uffff';
+    return unreadable.some((d) => isInside(d, path));
+  });
   await pass.playlists();
   await pass.collect(started);
-  await catalog.setMeta('scanGen', String(gen));
   return pass.finish();
 }
 
@@ -619,8 +691,7 @@ export async function scanDeferredArt(catalog: Catalog, opts: ScanOptions & { af
  * Incremental scan of some paths only (what the live watch saw change): each path is a file or a
  * directory under one of the media directories. A file is read when it is new or changed; a
  * directory is walked; a path that no longer exists removes what the catalog holds at and below
- * it (tape copies kept, as in the full scan). Entries keep the current scan generation, so the
- * next full scan treats them like any other. Must not run concurrently with scan().
+ * it (tape copies kept, as in the full scan). Must not run concurrently with scan().
  */
 export async function scanPaths(catalog: Catalog, opts: ScanOptions & { paths: string[] }): Promise<ScanProgress> {
   const roots = rootsOf(opts);
@@ -666,6 +737,11 @@ export async function scanPaths(catalog: Catalog, opts: ScanOptions & { paths: s
   await pass.moveBookmarks();
   await pass.playlists();
   return pass.finish();
+}
+
+/** `dir` with one trailing separator: the prefix of the paths below it. */
+function below(dir: string): string {
+  return dir.endsWith(sep) ? dir : dir + sep;
 }
 
 /** True when a path below `root` has a hidden component (the scanner skips those). */
