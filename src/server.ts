@@ -4,7 +4,7 @@
 
 import { releaseMemory } from './util/release-memory.js';
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { makeDataDir } from './util/data-dir.js';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { randomUUID } from 'node:crypto';
@@ -140,7 +140,7 @@ export class TapedeckServer {
     if (cfg.ssdp && this.interfaces.length === 0) {
       this.log.warn('no up, multicast-capable IPv4 interface found: SSDP is off, the server is reachable on loopback only');
     }
-    await mkdir(cfg.dataDir, { recursive: true });
+    await makeDataDir(cfg.dataDir);
     this.checkStopped();
     this.catalog = new Catalog(new LevelStore(join(cfg.dataDir, 'catalog'), { cacheBytes: cfg.catalogCache }), { listCacheBytes: cfg.listCache });
     await this.catalog.open();

@@ -40,6 +40,23 @@ test('bad flags and values: exit 2 with a message', (t) => {
   t.regex(iface.err, /nosuch0/);
 });
 
+test('a mistyped --data: the commands that only read refuse a missing directory (exit 2, nothing created); a file as data directory is exit 2 for every command', (t) => {
+  const missing = join(dir, 'no-such-data');
+  for (const args of [['ls'], ['ls', '--json'], ['policy', 'plan'], ['jobs']]) {
+    const r = tapedeck(...args, '--data', missing);
+    t.is(r.code, 2, `${args.join(' ')}: ${r.err}`);
+    t.regex(r.err, new RegExp(`^tapedeck: no data directory ${missing}: nothing is catalogued there \\(check --data`), args.join(' '));
+    t.false(existsSync(missing), `${args.join(' ')} created the directory`);
+  }
+  const file = join(dir, 'not-a-dir');
+  writeFileSync(file, 'x');
+  for (const args of [['ls'], ['scan'], ['archive', 'i123'], ['serve', '--no-ssdp', '--port', '0', '--no-scan-on-start']]) {
+    const r = tapedeck(...args, '--data', file);
+    t.is(r.code, 2, `${args.join(' ')}: ${r.err}`);
+    t.regex(r.err, new RegExp(`tapedeck: data directory ${file} is not a directory \\(check --data`), args.join(' '));
+  }
+});
+
 test('an unknown option: the error, the "did you mean" hint and one line pointing to --help, not the whole help', (t) => {
   const r = tapedeck('serve', '--medai');
   t.is(r.code, 2);

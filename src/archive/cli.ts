@@ -21,7 +21,7 @@
 import { Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { existingDataDir, makeDataDir } from '../util/data-dir.js';
 import { join, resolve } from 'node:path';
 import { addSettingFlags, config as loadCliConfig, TAPE_LIBRARY_KEYS } from '../commands/common.js';
 import type { Config, FlagValues } from '../config.js';
@@ -167,12 +167,19 @@ class ServerBackend implements Backend {
 }
 
 /**
- * Open the catalog and library here, or fall back to the running server's
- * control socket. With `libraryOptional` (job listings) a library that cannot
- * be opened only fails the commands that need it.
+ * `libraryOptional` (job listings): a library that cannot be opened only fails the commands
+ * that need it. `readOnly` (ls, policy plan, jobs): the data directory must exist (a mistyped
+ * --data is an error, not a new empty catalog).
  */
-export async function openBackend(cfg: Config, opts: { libraryOptional?: boolean } = {}): Promise<Backend> {
-  await mkdir(cfg.dataDir, { recursive: true });
+export interface BackendOptions {
+  libraryOptional?: boolean;
+  readOnly?: boolean;
+}
+
+/** Open the catalog and library here, or fall back to the running server's control socket. */
+export async function openBackend(cfg: Config, opts: BackendOptions = {}): Promise<Backend> {
+  if (opts.readOnly) await existingDataDir(cfg.dataDir);
+  else await makeDataDir(cfg.dataDir);
   const catalog = new Catalog(new LevelStore(join(cfg.dataDir, 'catalog'), { cacheBytes: cfg.catalogCache }));
   try {
     await catalog.open();
@@ -309,7 +316,7 @@ export function interruptNotice(mode: Backend['mode'], job?: Pick<JobRecord, 'id
   return `tapedeck: stopping ${which} at the next safe point; it resumes with the next archive, recall or tape import, with \`tapedeck jobs --resume\`, or when the server starts`;
 }
 
-export async function withBackend(flags: CommonFlags, fn: (b: Backend, cfg: Config) => Promise<number>, opts: { libraryOptional?: boolean } = {}): Promise<void> {
+export async function withBackend(flags: CommonFlags, fn: (b: Backend, cfg: Config) => Promise<number>, opts: BackendOptions = {}): Promise<void> {
   const cfg = loadCliConfig(flags);
   let backend: Backend;
   try {
@@ -480,6 +487,6 @@ export function registerTapeCommands(program: Command): void {
             out(`${j.id}  ${j.kind.padEnd(7)} ${j.state.padEnd(7)} ${`${j.progress.itemsDone}/${j.progress.itemsTotal}`.padStart(9)} items  ${j.created}${originText(j)}${j.reason ? `  ${j.reason}` : ''}`);
           }
         return 0;
-      }, { libraryOptional: !flags.resume }),
+      }, { libraryOptional: !flags.resume, readOnly: !flags.resume }),
     );
 }

@@ -3,7 +3,7 @@
 
 import type { Command } from 'commander';
 import { join } from 'node:path';
-import { mkdir } from 'node:fs/promises';
+import { makeDataDir } from '../util/data-dir.js';
 import { existsSync } from 'node:fs';
 import type { Config, FlagValues } from '../config.js';
 import type { ScanProgress } from '../scanner/scanner.js';
@@ -32,7 +32,7 @@ async function scanCommand(flags: FlagValues & { json?: boolean }): Promise<void
   const cfg = config(flags);
   // stdout is the result (and --json must be one JSON document): logs go to stderr
   const log = createLogger(cfg.logLevel === 'info' ? 'warn' : cfg.logLevel, 'tapedeck', { toStderr: true });
-  await mkdir(cfg.dataDir, { recursive: true });
+  await makeDataDir(cfg.dataDir);
   const catalog = new Catalog(new LevelStore(join(cfg.dataDir, 'catalog'), { cacheBytes: cfg.catalogCache }));
   try {
     await catalog.open();

@@ -129,7 +129,7 @@ export function registerPolicyCommands(program: Command): void {
           else out(renderItems(rows));
           return 0;
         },
-        { libraryOptional: true },
+        { libraryOptional: true, readOnly: true },
       ),
     );
 
@@ -144,7 +144,7 @@ export function registerPolicyCommands(program: Command): void {
         else out(renderPlan(plan));
         return 0;
       },
-      { libraryOptional: true },
+      { libraryOptional: true, readOnly: true },
     ),
   );
   command(policy, 'run', 'run one policy pass now (ignores policy_window): the plan, as durable archive/recall jobs', POLICY_SETTING_KEYS).action((flags: CommonFlags) =>
