@@ -15,7 +15,10 @@
 // staging cache. The bench plays the trace (bench/policy/trace.ts: albums and series seasons,
 // Zipf popularity) against both servers at once over HTTP (bench/policy/player.ts), one
 // loopback address per viewing session, and runs a policy pass in both every simulated day
-// at 03:00 (policy/real.ts). `--model` runs the old discrete-event model instead (seconds).
+// at 03:00 (policy/real.ts). Tapedeck has promote_plays 2 and promote_container_plays
+// --container-plays (default 2: the rest of a season or album being played from tape comes back
+// to disk right after the play that makes it hot); the baseline has neither. `--model` runs the
+// old discrete-event model instead (seconds).
 //
 // Time compression by C (--compress, default 4,000):
 //   - the virtual library runs with tape_time_scale = 1/C (a 80 s cold mount takes 20 ms);

@@ -452,10 +452,11 @@ export class TapedeckServer {
     this.tracker = tracker;
     const access = this.access;
     if (access) {
-      tracker.on('start', (s: StreamStart) => access.streamStarted(s));
+      // a counted play (not every Range request of one) may start a container promotion (promote_container_plays)
+      tracker.on('start', (s: StreamStart) => {
+        if (access.streamStarted(s)) void this.policy?.onPlay(s.id);
+      });
       tracker.on('end', (ev: StreamEvent) => ev.stream && access.streamEnded(ev.stream, ev.bytes));
-      // container promotion (promote_container_plays): after the play is counted
-      tracker.on('start', (s: StreamStart) => void this.policy?.onPlay(s.id));
     }
     const status = serverStatusProvider(this, { tracker, ...this.statusExtras(), ...(this.policy ? { policy: () => this.policy!.status() } : {}) });
     this.statusProvider = status;

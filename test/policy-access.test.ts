@@ -21,14 +21,17 @@ test('range requests of one playback count once; another client, or the same one
   const store = new MemoryStore();
   await store.open();
   const tr = new AccessTracker({ store, now: () => now });
+  const counted: boolean[] = [];
   for (let i = 0; i < 50; i++) {
     const s = fakeStream('iA', '10.0.0.2');
-    tr.streamStarted(s);
+    counted.push(tr.streamStarted(s));
     s.add(1000);
     tr.streamEnded(s);
     now += 20_000; // a seek every 20 s for ~17 minutes
   }
   t.is((await tr.read(['iA'])).get('iA')!.plays, 1);
+  // the server starts a container promotion check only for a counted play, not per Range request
+  t.deepEqual(counted, [true, ...Array(49).fill(false)]);
   tr.notePlay('iA', '10.0.0.3');
   t.is((await tr.read(['iA'])).get('iA')!.plays, 2, 'another client');
   now += PLAY_GAP_MS;

@@ -138,7 +138,7 @@ export async function runModel(mo: ModelOptions): Promise<Record<string, unknown
       trace,
       cat,
       { ...common, stubBytes: (it) => headBytes({ bitrate: it.rate }, it.size, { headSeconds: autoSeconds, headMin: 4 * MiB }), prestage: { items: 3, seconds: 300 } },
-      (m) => tapedeckPass(m, marks, { plays: 2, windowS: 7 * DAY }),
+      (m) => tapedeckPass(m, marks, { plays: 2, windowS: 7 * DAY, containerPlays: 2 }),
     );
     const b = summary(baseline, days);
     const o = summary(ours, days);

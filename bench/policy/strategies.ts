@@ -5,7 +5,9 @@
 // the low mark; fixed 4 MiB stubs; no promotion, no pre-staging.
 //
 // tapedeck: the real planner (src/policy/plan.ts) with the watermarks, promotion
-// (promote_plays within promote_window, never over the high mark), the default
+// (promote_plays within promote_window, never over the high mark), container promotion at the
+// daily pass (promote_container_plays; the real servers of bench/policy.ts also do it right
+// after the play that makes a container hot, which this model does not), the default
 // min_archive_size (16M) and collocation; stubs are head_stub_seconds = auto;
 // pre-staging is on (the real Prestager, see sim.ts).
 
@@ -34,6 +36,8 @@ export async function baselinePass(m: TierModel, marks: Marks): Promise<void> {
 export interface PromoteRule {
   plays: number;
   windowS: number;
+  /** promote_container_plays (0 = off). */
+  containerPlays?: number;
 }
 
 /**
@@ -81,6 +85,7 @@ export async function tapedeckPass(m: TierModel, marks: Marks, promote: PromoteR
     minArchiveSize: 16 * 1024 ** 2,
     keepOnDisk: [],
     promotePlays: promote.plays,
+    promoteContainerPlays: promote.containerPlays ?? 0,
     promoteWindow: promote.windowS,
   });
   const byId = new Map(m.ids.map((id, n) => [id, n]));

@@ -213,11 +213,12 @@ export class AccessTracker {
     if (n > 0) this.delta(parseRefId(objectId)?.itemId ?? objectId).bytes += n;
   }
 
-  /** A body started streaming: a play (see notePlay), and its bytes are counted as they go. */
-  streamStarted(s: ServedStream): void {
+  /** A body started streaming: a play (see notePlay), and its bytes are counted as they go. Returns whether a play was counted. */
+  streamStarted(s: ServedStream): boolean {
     const item = parseRefId(s.id)?.itemId ?? s.id;
-    this.notePlay(item, s.remote);
+    const counted = this.notePlay(item, s.remote);
     this.active.set(s, { item, client: s.remote, counted: 0 });
+    return counted;
   }
 
   /** A body ended: its remaining bytes are counted. */
