@@ -3,7 +3,8 @@ import http from 'node:http';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, writeFileSync, readdirSync, readlinkSync, truncateSync, rmSync, existsSync, symlinkSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, readdirSync, readlinkSync, truncateSync, rmSync, existsSync, symlinkSync, mkdirSync, openSync, closeSync, constants as fsConstants } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -402,6 +403,34 @@ test('If-Match that does not match: 412', async (t) => {
 });
 
 // ---- ids ---------------------------------------------------------------------------------
+
+test('a named pipe or a directory put over a catalogued file: 404 at once, and no thread of the pool waits for a writer', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'tapedeck-fifo-'));
+  const fifo = join(dir, 'film.mkv');
+  if (spawnSync('mkfifo', [fifo]).status !== 0) return t.pass('mkfifo is not available: skipped');
+  t.teardown(() => {
+    // without the fix an open(2) of the pipe waits for a writer: give it one, so the test ends
+    for (let i = 0; i < 8; i++) {
+      try {
+        closeSync(openSync(fifo, fsConstants.O_WRONLY | fsConstants.O_NONBLOCK));
+      } catch {
+        break; // ENXIO: nobody waits on the pipe any more
+      }
+    }
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const folder = join(dir, 'song.mp3');
+  mkdirSync(folder);
+  const within = <T>(p: Promise<T>) => Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('still waiting after 5 s')), 5000).unref())]);
+  for (const path of [fifo, folder]) {
+    const src = diskSource(path, 1000, MTIME, 'video/x-matroska', 'DLNA.ORG_OP=01');
+    for (const how of ['openFile', 'open'] as const) {
+      const err = await t.throwsAsync(() => within(Promise.resolve(how === 'open' ? src.open(0, 999, new AbortController().signal) : src.openFile!(new AbortController().signal))));
+      t.is((err as Error & { status?: number }).status, 404, `${path} ${how}: ${err?.message}`);
+      t.regex(err!.message, /not a regular file/);
+    }
+  }
+});
 
 test('unknown id: 404', async (t) => {
   const r = await request('/media/idoesnotexist');

@@ -14,7 +14,7 @@
 // file is closed (or the source stream destroyed) at once and the AbortSignal given to `open`
 // fires, so a tape source can cancel its stager request.
 
-import { constants as fsConstants, createReadStream } from 'node:fs';
+import { constants as fsConstants, createReadStream, fstatSync } from 'node:fs';
 import { open as openFile, type FileHandle } from 'node:fs/promises';
 import { Transform, pipeline, type TransformCallback } from 'node:stream';
 import type { Context } from 'koa';
@@ -126,12 +126,19 @@ export function diskSource(
     // Opening first (rather than letting a stream open lazily) surfaces ENOENT/EACCES
     // before any header is sent, so the client gets a proper status instead of a reset.
     // O_NOFOLLOW: the scanner catalogues no symbolic link, so a link found here was put over a
-    // catalogued file since (e.g. to /etc/passwd): it is not followed, the item is not there
-    const fh = await openFile(path, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW).catch((err: NodeJS.ErrnoException) => {
+    // catalogued file since (e.g. to /etc/passwd): it is not followed, the item is not there.
+    // O_NONBLOCK: a named pipe put there would hold a thread of libuv's pool in open(2) until a
+    // writer came (four such requests stall every file read of the server); no effect on files.
+    const fh = await openFile(path, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK).catch((err: NodeJS.ErrnoException) => {
       // deleted or moved since the last scan: the item is not there (the next scan drops it)
       if (err.code === 'ENOENT' || err.code === 'ENOTDIR' || err.code === 'ELOOP') throw Object.assign(new Error('Not Found: the file of this item is gone'), { status: 404, expose: true });
       throw err;
     });
+    // a directory or a pipe put over the file: not the item either (a read would fail mid-body)
+    if (!fstatSync(fh.fd).isFile()) {
+      await fh.close().catch(() => {});
+      throw Object.assign(new Error('Not Found: the file of this item is gone (not a regular file)'), { status: 404, expose: true });
+    }
     if (signal.aborted) {
       await fh.close().catch(() => {});
       throw signal.reason;
