@@ -57,6 +57,13 @@ test('a mistyped --data: the commands that only read refuse a missing directory 
   }
 });
 
+test('jobs --items without a job ID is bad usage (exit 2), not a plain job list', (t) => {
+  const r = tapedeck('jobs', '--items', '--data', join(dir, 'jobs-data'));
+  t.is(r.code, 2, r.err);
+  t.regex(r.err, /^tapedeck: --items lists the items of one job: give its ID/);
+  t.is(r.out, '');
+});
+
 test('an unknown option: the error, the "did you mean" hint and one line pointing to --help, not the whole help', (t) => {
   const r = tapedeck('serve', '--medai');
   t.is(r.code, 2);

@@ -455,8 +455,9 @@ export function registerTapeCommands(program: Command): void {
   command(program, 'jobs [id]', 'list archive/recall/import jobs, or show one')
     .option('--items', 'with one job: also list its items and their phases')
     .option('--resume', 'finish interrupted jobs and run queued ones now (when no server is running)')
-    .action((id: string | undefined, flags: CommonFlags & { items?: boolean; resume?: boolean }) =>
-      withBackend(flags, async (b) => {
+    .action((id: string | undefined, flags: CommonFlags & { items?: boolean; resume?: boolean }) => {
+      if (flags.items && !id) exitWith(new ArchiveError('INVALID', '--items lists the items of one job: give its ID (tapedeck jobs ID --items)'));
+      return withBackend(flags, async (b) => {
         if (flags.resume && b.mode === 'direct') {
           const bar = new JobProgress(!!flags.json);
           await b.resume((j) => bar.update(j));
@@ -487,6 +488,6 @@ export function registerTapeCommands(program: Command): void {
             out(`${j.id}  ${j.kind.padEnd(7)} ${j.state.padEnd(7)} ${`${j.progress.itemsDone}/${j.progress.itemsTotal}`.padStart(9)} items  ${j.created}${originText(j)}${j.reason ? `  ${j.reason}` : ''}`);
           }
         return 0;
-      }, { libraryOptional: !flags.resume, readOnly: !flags.resume }),
-    );
+      }, { libraryOptional: !flags.resume, readOnly: !flags.resume });
+    });
 }
