@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { VirtualTapeLibrary } from '../src/tape/virtual.js';
 import { DriveScheduler, type DriveLease } from '../src/staging/scheduler.js';
 import { StagerError, type Priority } from '../src/staging/protocol.js';
-import { tempDir, removeDir } from './fixtures/staging/harness.js';
+import { tempDir, removeDir, settle } from './fixtures/staging/harness.js';
 
 const LABELS = ['TD0001L9', 'TD0002L9', 'TD0003L9', 'TD0004L9', 'TD0005L9', 'TD0006L9'];
 const [A, B, C, D, E] = LABELS as [string, string, string, string, string];
@@ -198,16 +198,19 @@ test('offline cartridge: rejected at once and remembered as needed until it is b
 });
 
 test('idle drives are unloaded after the configured time, not while a request wants the cartridge', async (t) => {
-  const h = await setup(1, { idleUnloadMs: 60 });
+  // real timers: an idle time far above the checks' own waits, and a bounded poll for the unload,
+  // so a loaded machine (late timers) cannot turn either check around
+  const h = await setup(1, { idleUnloadMs: 1000 });
   try {
     const l = await h.s.acquire({ label: A, priority: 'interactive' });
-    await tick(120);
+    await tick(1200);
     t.is(h.s.labelIn(0), A, 'not unloaded while leased');
+    const released = Date.now();
     l.release();
     await tick(30);
-    t.is(h.s.labelIn(0), A, 'not before the idle time');
-    await tick(150);
-    t.is(h.s.labelIn(0), null);
+    if (Date.now() - released < 900) t.is(h.s.labelIn(0), A, 'not before the idle time');
+    t.true(await settle(() => h.s.labelIn(0) === null, 10_000, 20), 'unloaded after the idle time');
+    t.true(Date.now() - released >= 990, 'not before it');
     t.is(h.s.counters.idleUnloads, 1);
     t.is(h.lib.stats().unloads, 1);
     const inv = await h.lib.changer.inventory();
