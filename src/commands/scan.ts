@@ -6,14 +6,14 @@ import { join } from 'node:path';
 import { makeDataDir } from '../util/data-dir.js';
 import { existsSync } from 'node:fs';
 import type { Config, FlagValues } from '../config.js';
-import type { ScanProgress } from '../scanner/scanner.js';
+import type { ScanOptions, ScanProgress } from '../scanner/scanner.js';
 import { ControlClient } from '../control/client.js';
 import { SOCKET_NAME } from '../control/protocol.js';
 import { EXIT_CODES, exitCodeOf, messageOf } from '../archive/errors.js';
 import { createLogger } from '../log.js';
 import { Catalog } from '../catalog/catalog.js';
 import { LevelStore } from '../catalog/store.js';
-import { scan } from '../scanner/scanner.js';
+import { scan, scanDeferredArt } from '../scanner/scanner.js';
 import { ProbePool } from '../media/probe-pool.js';
 import { ArtMaker } from '../art/maker.js';
 import { subtitleStore } from '../media/subtitles.js';
@@ -48,25 +48,54 @@ async function scanCommand(flags: FlagValues & { json?: boolean }): Promise<void
     roots = [demo];
   }
   const pool = cfg.scanThreads > 0 ? new ProbePool(cfg.scanThreads) : undefined;
+  const common = { roots, ffprobe: cfg.ffprobe, art: cfg.art ? new ArtMaker({ dataDir: cfg.dataDir, log }) : undefined, subtitles: subtitleStore(cfg.dataDir), log };
   const result = await scan(catalog, {
-    roots,
+    ...common,
     pool,
     concurrency: cfg.scanConcurrency,
-    ffprobe: cfg.ffprobe,
-    art: cfg.art ? new ArtMaker({ dataDir: cfg.dataDir, log }) : undefined,
-    subtitles: subtitleStore(cfg.dataDir),
-    log,
+    // video frames (an ffmpeg each) after the walk, several at once: framePass
+    deferFrames: true,
     onProgress: (p) => progressLine(`scanning: ${p.seen} files, ${p.probed} read, ${p.unchanged} unchanged, ${p.rate} files/s`),
   });
   await pool?.close();
+  progressLine(scannedLine(result), true);
+  const frames = result.framesDeferred ? await framePass(catalog, common, result.framesDeferred, cfg.scanThreads + 1) : undefined;
   const totals = await catalog.totals();
   await catalog.close();
-  report(flags, result, totals);
+  report(flags, result, totals, frames);
 }
 
-function report(flags: { json?: boolean }, result: ScanProgress, totals: Record<string, number>): void {
-  progressLine(`scanned ${result.seen} files in ${(result.elapsedMs / 1000).toFixed(1)} s (${result.rate} files/s): ${result.probed} read, ${result.unchanged} unchanged, ${result.removed} removed, ${result.failed} unreadable`, true);
-  if (flags.json) process.stdout.write(JSON.stringify({ scan: result, library: totals }) + '\n');
+function scannedLine(result: ScanProgress): string {
+  return `scanned ${result.seen} files in ${(result.elapsedMs / 1000).toFixed(1)} s (${result.rate} files/s): ${result.probed} read, ${result.unchanged} unchanged, ${result.removed} removed, ${result.failed} unreadable`;
+}
+
+type FramePass = { videos: number; concurrency: number; elapsedMs: number };
+
+/**
+ * The video frames the scan left (art through ffmpeg, the slow source): made after the walk, so
+ * the tags of the whole library are read first, with `concurrency` ffmpeg runs at once (scan_threads
+ * + 1: the cores the scan may use), where the scan made them one by one in the walk. The catalog
+ * ends as before: every video with its frame art. Interrupted, the next scan makes what is left.
+ */
+async function framePass(catalog: Catalog, opts: ScanOptions, videos: number, concurrency: number): Promise<FramePass> {
+  const started = Date.now();
+  let last = 0;
+  const r = await scanDeferredArt(catalog, {
+    ...opts,
+    concurrency,
+    onVideo: (done) => {
+      if (Date.now() - last < 500) return;
+      last = Date.now();
+      progressLine(`video frames: ${done} of ${videos}, ${concurrency} at once`);
+    },
+  });
+  const pass = { videos: r.made, concurrency, elapsedMs: Date.now() - started };
+  progressLine(`video frames: ${pass.videos} videos in ${(pass.elapsedMs / 1000).toFixed(1)} s, ${concurrency} at once`, true);
+  return pass;
+}
+
+function report(flags: { json?: boolean }, result: ScanProgress, totals: Record<string, number>, frames?: FramePass): void {
+  if (flags.json) process.stdout.write(JSON.stringify({ scan: result, ...(frames ? { frames } : {}), library: totals }) + '\n');
   else process.stdout.write(`library: ${totals.items} items (${totals.audio} audio, ${totals.video} video, ${totals.image} images)\n`);
 }
 
@@ -98,6 +127,7 @@ async function scanInServer(cfg: Config, flags: FlagValues & { json?: boolean },
   for (const s of signals) process.on(s, onSignal);
   try {
     const r = await client.scan((p) => progressLine(`scanning (server): ${p.seen} files, ${p.probed} read, ${p.unchanged} unchanged, ${p.rate} files/s`), abort.signal);
+    progressLine(scannedLine(r.scan), true);
     report(flags, r.scan, r.library);
   } catch (err) {
     if (abort.signal.aborted) process.exit(130);

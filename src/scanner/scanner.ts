@@ -180,6 +180,11 @@ export function itemFromProbe(f: Found, pr: ProbeResult, previous?: CatalogObjec
   return item;
 }
 
+/** What the art maker needs of a catalogued video (its kind and duration), taken from its item. */
+function videoProbe(item: CatalogObject): ProbeResult {
+  return { kind: 'video', upnpClass: item.upnpClass, title: item.title, meta: item.meta ?? {}, res: item.res! };
+}
+
 /** relative(root, path) for a path the walk made below `root` (a slice: no two resolve() per file). */
 function relativeTo(root: string, path: string): string {
   return path.length > root.length + 1 && path.startsWith(root) && path[root.length] === sep && !root.endsWith(sep) ? path.slice(root.length + 1) : relative(root, path);
@@ -347,7 +352,9 @@ class ScanPass {
     let markArt = needArt;
     const item = await this.catalog.get(prev.id);
     if (item && !item.container) {
-      const pr = needArt ? await this.probe(f.path, f).catch(() => undefined) : undefined;
+      // a video's art needs only what its item holds (kind, duration): the file is not read again
+      // (an ffprobe each in the frame pass after a scan); a track's needs its embedded cover
+      const pr = !needArt ? undefined : item.kind === 'video' && item.res ? videoProbe(item) : await this.probe(f.path, f).catch(() => undefined);
       const itemArt = pr ? await this.artOf(f.path, pr) : undefined;
       if (itemArt === LATER) markArt = false; // still to be looked for
       const next = { ...item, ...(itemArt && itemArt !== LATER ? { art: itemArt } : {}) };
@@ -400,8 +407,11 @@ class ScanPass {
   }
 
   /** Looks for the art of an unchanged item whose art was never looked for (scanDeferredArt). */
-  async artOnly(f: Found, prev: PathEntry): Promise<void> {
-    const p = this.handleExtras(f, prev, true, undefined).finally(() => this.inflight.delete(p));
+  async artOnly(f: Found, prev: PathEntry, done?: () => void): Promise<void> {
+    const p = this.handleExtras(f, prev, true, undefined).finally(() => {
+      this.inflight.delete(p);
+      done?.();
+    });
     this.inflight.add(p);
     if (this.inflight.size >= this.concurrency) await Promise.race(this.inflight);
     if (this.upserts.length + this.extra.length >= this.batchSize) await this.flush();
@@ -661,10 +671,11 @@ export async function scan(catalog: Catalog, opts: ScanOptions): Promise<ScanPro
  * Makes the art a scan with `deferFrames` left out (video frames through ffmpeg): every catalogued
  * video whose art was not looked for yet, in path order, at most `limit` of them (then `after` says
  * where it stopped, to go on from there: a server runs it in slices between live updates).
- * `concurrency` ffmpeg runs at once (default 1: the other core stays with the clients). Must not
- * run concurrently with scan() or scanPaths().
+ * `concurrency` ffmpeg runs at once (default 1: the other core stays with the clients; `tapedeck
+ * scan` runs more); `onVideo` is told how many videos are done as each one is. Must not run
+ * concurrently with scan() or scanPaths().
  */
-export async function scanDeferredArt(catalog: Catalog, opts: ScanOptions & { after?: string; limit?: number }): Promise<{ made: number; after?: string }> {
+export async function scanDeferredArt(catalog: Catalog, opts: ScanOptions & { after?: string; limit?: number; onVideo?: (done: number) => void }): Promise<{ made: number; after?: string }> {
   if (!opts.art) return { made: 0 };
   const gen = Number(await catalog.getMeta('scanGen')) || 0;
   const pass = new ScanPass(catalog, { ...opts, deferFrames: false, concurrency: opts.concurrency ?? 1 }, gen);
@@ -672,6 +683,8 @@ export async function scanDeferredArt(catalog: Catalog, opts: ScanOptions & { af
   let made = 0;
   let last: string | undefined;
   let more = false;
+  let done = 0;
+  const onDone = opts.onVideo && (() => opts.onVideo!(++done));
   for await (const [path, entry] of catalog.paths('', opts.after)) {
     if (opts.signal?.aborted) break;
     if (!entry.id || entry.art || entry.archived || entry.denied || mediaTypeOf(path)?.kind !== 'video') continue;
@@ -681,7 +694,7 @@ export async function scanDeferredArt(catalog: Catalog, opts: ScanOptions & { af
     }
     made++;
     last = path;
-    await pass.artOnly({ path, root: '', size: entry.size, mtime: entry.mtime }, entry);
+    await pass.artOnly({ path, root: '', size: entry.size, mtime: entry.mtime }, entry, onDone);
   }
   await pass.drain();
   return { made, ...(more ? { after: last } : {}) };
