@@ -204,16 +204,34 @@ const CLK_TCK = 100;
  * CPU seconds a process has used: its own user + system time plus that of its waited-for
  * children (MiniDLNA's forked scanner, Tapedeck's ffprobe runs), from /proc/<pid>/stat.
  */
-export function cpuSecondsOf(pid: number): number | undefined {
+export function cpuSecondsOf(pid: number, children: 'with' | 'only' = 'with'): number | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // fields after the command name (which may contain spaces) in parentheses
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     // utime, stime, cutime, cstime are fields 14..17 (1-based), i.e. 11..14 here
-    return (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / CLK_TCK;
+    const reaped = Number(f[13]) + Number(f[14]);
+    return (children === 'only' ? reaped : Number(f[11]) + Number(f[12]) + reaped) / CLK_TCK;
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Waits (at most `limitMs`) until the process used less than 5% of a core in a second: LevelDB's
+ * compactions and the memory release after a background pass finish before a load is measured.
+ * Returns the seconds waited.
+ */
+export async function untilIdle(pid: number, limitMs = 120_000): Promise<number> {
+  const t = performance.now();
+  let last = cpuSecondsOf(pid) ?? 0;
+  while (performance.now() - t < limitMs) {
+    await sleep(1000);
+    const now = cpuSecondsOf(pid) ?? 0;
+    if (now - last < 0.05) break;
+    last = now;
+  }
+  return Math.round((performance.now() - t) / 100) / 10;
 }
 
 /** RSS of every descendant process (e.g. the staging worker), in MB, largest first. */
@@ -256,6 +274,8 @@ export interface RunningServer {
   memory(): Memory | undefined;
   /** CPU seconds used so far by the server process (and its reaped children). */
   cpu(): number;
+  /** The part of cpu() that its exited (reaped) children used, e.g. ffmpeg of a background pass. */
+  childCpu?(): number;
   /** Milliseconds from spawn until the ready probe first answered (when one was given). */
   readyMs?: number;
   stop(): Promise<void>;
@@ -371,6 +391,7 @@ export async function startTapedeck(host: Host, o: TapedeckOptions): Promise<Run
     scan: { ms: line.scan.elapsedMs, basis: 'scanner elapsedMs (walk + metadata + catalog writes; excludes Node start-up)', wallMs, files: line.scan.seen },
     memory: () => memoryOf(child.pid!),
     cpu: () => cpuSecondsOf(child.pid!) ?? NaN,
+    childCpu: () => cpuSecondsOf(child.pid!, 'only') ?? NaN,
     stop: () => stopPid(child, 15_000),
     logTail: tail,
     settled: async () => {
@@ -381,7 +402,10 @@ export async function startTapedeck(host: Host, o: TapedeckOptions): Promise<Run
       try {
         // the pass logs its end ('video frames: ...' with art.videos), or that it failed
         await proc.waitFor((l) => l.art?.videos !== undefined || (typeof l.msg === 'string' && l.msg.startsWith('making video frames failed')), limitMs, 'Tapedeck video-frame pass');
-        return `tapedeck: the loads started after its video-frame pass (${deferred} videos deferred by the scan, ${Math.round(performance.now() - t)} ms waited)`;
+        const waited = Math.round(performance.now() - t);
+        // what follows the pass (LevelDB compactions of its writes) is not request work either
+        const idle = await untilIdle(child.pid!);
+        return `tapedeck: the loads started after its video-frame pass (${deferred} videos deferred by the scan, ${waited} ms waited) and ${idle} s more until the server was idle`;
       } catch {
         return `tapedeck: its video-frame pass (${deferred} videos) did not end within ${Math.round(limitMs / 1000)} s; the loads ran beside it`;
       }

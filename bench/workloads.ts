@@ -20,6 +20,8 @@ export interface CpuLoad {
   reqPerSec: number;
   /** Server CPU milliseconds per request (user + system, from /proc/<pid>/stat). */
   cpuMsPerRequest: number;
+  /** The part of cpuMsPerRequest its exited children used (ffmpeg of a background pass running beside the load; 0 when none). */
+  childCpuMsPerRequest?: number;
   latency: LatencySummary;
 }
 
@@ -97,18 +99,20 @@ async function itemIds(ctx: WorkloadContext, s: RunningServer, folderId: string,
 }
 
 /** One load run with the server's CPU time around it. */
-async function measured(ctx: WorkloadContext, s: RunningServer, job: Record<string, unknown>, requests: number): Promise<{ run: SoapLoadResult; cpuS: number; requests: number }> {
+async function measured(ctx: WorkloadContext, s: RunningServer, job: Record<string, unknown>, requests: number): Promise<{ run: SoapLoadResult; cpuS: number; childS: number; requests: number }> {
   const c0 = s.cpu();
+  const k0 = s.childCpu?.() ?? 0;
   const run = await ctx.client.call<SoapLoadResult>('soap-load', { url: s.controlUrl, ...job, requests, timeoutMs: 30_000 }, Math.max(120_000, requests * 30_000));
-  return { run, cpuS: s.cpu() - c0, requests };
+  return { run, cpuS: s.cpu() - c0, childS: (s.childCpu?.() ?? 0) - k0, requests };
 }
 
-function summarizeRuns(runs: { run: SoapLoadResult; cpuS: number; requests: number }[]): CpuLoad {
+function summarizeRuns(runs: { run: SoapLoadResult; cpuS: number; childS: number; requests: number }[]): CpuLoad {
   const requests = runs.reduce((a, r) => a + r.requests, 0);
   const ok = runs.reduce((a, r) => a + r.run.ok, 0);
   const errors = runs.reduce((a, r) => a + r.run.errors, 0);
   const ms = runs.reduce((a, r) => a + r.run.elapsedMs, 0);
   const cpu = runs.reduce((a, r) => a + r.cpuS, 0);
+  const child = runs.reduce((a, r) => a + r.childS, 0);
   const samples = runs.flatMap((r) => r.run.errorSamples).slice(0, 5);
   return {
     requests,
@@ -116,6 +120,7 @@ function summarizeRuns(runs: { run: SoapLoadResult; cpuS: number; requests: numb
     ...(errors ? { errorSamples: samples } : {}),
     reqPerSec: round((ok * 1000) / ms, 1),
     cpuMsPerRequest: round((cpu * 1000) / requests, 3),
+    childCpuMsPerRequest: round((child * 1000) / requests, 3),
     latency: summarize(runs.flatMap((r) => r.run.latenciesMs).filter(Number.isFinite)),
   };
 }
@@ -124,7 +129,7 @@ function summarizeRuns(runs: { run: SoapLoadResult; cpuS: number; requests: numb
 async function compare(ctx: WorkloadContext, servers: RunningServer[], jobOf: (s: RunningServer, round: number) => Record<string, unknown>, requests: number, warmup: number): Promise<Map<ServerName, CpuLoad>> {
   for (const s of servers) await measured(ctx, s, jobOf(s, -1), warmup);
   const per = Math.max(1, Math.ceil(requests / ctx.rounds));
-  const runs = new Map<ServerName, { run: SoapLoadResult; cpuS: number; requests: number }[]>(servers.map((s) => [s.name, []]));
+  const runs = new Map<ServerName, { run: SoapLoadResult; cpuS: number; childS: number; requests: number }[]>(servers.map((s) => [s.name, []]));
   for (let r = 0; r < ctx.rounds; r++) {
     const order = r % 2 === 0 ? servers : [...servers].reverse();
     for (const s of order) runs.get(s.name)!.push(await measured(ctx, s, jobOf(s, r), per));
@@ -133,7 +138,7 @@ async function compare(ctx: WorkloadContext, servers: RunningServer[], jobOf: (s
   for (const s of servers) {
     const sum = summarizeRuns(runs.get(s.name)!);
     out.set(s.name, sum);
-    ctx.log(`  ${s.name}: ${sum.reqPerSec} req/s, ${sum.cpuMsPerRequest} CPU ms/request, p50 ${sum.latency.p50Ms} ms, ${sum.errors} errors`);
+    ctx.log(`  ${s.name}: ${sum.reqPerSec} req/s, ${sum.cpuMsPerRequest} CPU ms/request${sum.childCpuMsPerRequest ? ` (${sum.childCpuMsPerRequest} of it exited children's)` : ''}, p50 ${sum.latency.p50Ms} ms, ${sum.errors} errors`);
   }
   return out;
 }
