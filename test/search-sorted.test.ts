@@ -203,3 +203,18 @@ test('criteria the sorted path cannot answer exactly are left to the general pat
   t.not(await run('dc:title contains "river"'), undefined);
   await catalog.close();
 });
+
+test('an apply that fails half-way leaves the title counts as they were', async (t) => {
+  const catalog = new Catalog(new MemoryStore());
+  await catalog.open();
+  await catalog.apply({ upserts: [item(1, 'River Song', 0)] });
+  const before = catalog.titleCounts('river');
+  // the first upsert is counted, then the second (not a canonical item) makes apply() throw
+  await t.throwsAsync(catalog.apply({ upserts: [item(2, 'River Echo', 0), { ...item(3, 'River', 0), id: 'music/all' }] }));
+  t.deepEqual(catalog.titleCounts('river'), before);
+  await catalog.apply({ upserts: [item(4, 'Garden', 0)] });
+  t.deepEqual(catalog.titleCounts('river'), before, 'the next batch does not carry what the failed one counted');
+  const cds = new ContentDirectory(catalog, { searchCacheBytes: 0 });
+  t.is((await page(cds, 'dc:title contains "river"', 0, 10)).total, 1);
+  await catalog.close();
+});

@@ -532,6 +532,7 @@ export class Catalog extends EventEmitter {
   }
 
   private async applyNow({ upserts: given = [], removes = [], extraOps = [] }: ApplyInput): Promise<ChangeEvent | undefined> {
+    this.vocab.discardPending(); // what a failed apply counted before it threw
     // one upsert per ID (the last): each is diffed against the stored object, so a second copy
     // in the same batch would add its references and counts twice
     const upserts = given.length > 1 ? [...new Map(given.map((o) => [o.id, o])).values()] : given;

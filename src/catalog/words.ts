@@ -276,6 +276,11 @@ export class Vocabulary {
     m.set(ck, (m.get(ck) ?? 0) + d);
   }
 
+  /** Forgets the count changes of a batch that was never staged (its write failed half-way). */
+  discardPending(): void {
+    this.pending = new Map();
+  }
+
   /**
    * Adds the vocabulary entries of the counts changed since the last stage to `ops` (a later put
    * of a key wins in a batch) and returns what makes them current once the batch is stored; a
