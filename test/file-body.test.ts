@@ -144,21 +144,58 @@ test('a client slower than 256 MB/s (a TV at its bitrate) is served in buffers o
   t.true(res.maxPendingBytes <= FILE_BUFFERS * FILE_CHUNK_SLOW);
 });
 
-test('a client that drains faster than 256 MB/s gets FILE_CHUNK buffers after RAMP_AFTER bytes, and 1 MiB ones again once it slows down', async (t) => {
+/**
+ * A response on a virtual clock: each write is taken `delayMs()` after it was issued (in order)
+ * in virtual time, which is what `performance.now()` reads while the test that uses it runs
+ * (serially). A drain rate measured in real time depended on the machine's load: under a loaded
+ * CI a write taken on the next turn could still take more than 4 ms, so the fast client never
+ * looked fast.
+ */
+class VirtualPacedResponse extends SlowResponse {
+  now = 1000;
+  private due = 0;
+  constructor(readonly delayMs: () => number) {
+    super();
+  }
+  override write(chunk: Buffer, cb: (err?: Error | null) => void): boolean {
+    super.write(chunk, cb);
+    const done = this.pending.pop()!;
+    this.due = Math.max(this.due, this.now + this.delayMs());
+    const at = this.due;
+    setImmediate(() => {
+      this.now = Math.max(this.now, at);
+      done();
+    });
+    return false;
+  }
+  override end(cb: () => void): void {
+    super.end(cb);
+    setImmediate(() => this.flush());
+  }
+}
+
+test.serial('a client that drains faster than 256 MB/s gets FILE_CHUNK buffers after RAMP_AFTER bytes, and 1 MiB ones again once it slows down', async (t) => {
   const fh = await open(bigPath, 'r');
   let slowFrom = Infinity;
   let written = 0;
-  const res: PacedResponse = new PacedResponse(() => {
+  const res: VirtualPacedResponse = new VirtualPacedResponse(() => {
     written = res.sizes.reduce((a, b) => a + b, 0);
     if (slowFrom === Infinity && res.sizes.includes(FILE_CHUNK)) slowFrom = written + FILE_CHUNK;
     return written >= slowFrom ? 20 : 0; // fast (taken at once, as the kernel does for a local reader), then 20 ms a write
   });
-  const body = writeFileBody(asRes(res), fh, 0, BIG);
-  const r = await body.done;
+  const realNow = Object.getOwnPropertyDescriptor(performance, 'now');
+  performance.now = () => res.now;
+  let r: Awaited<ReturnType<typeof writeFileBody>['done']>;
+  try {
+    r = await writeFileBody(asRes(res), fh, 0, BIG).done;
+  } finally {
+    if (realNow) Object.defineProperty(performance, 'now', realNow);
+    else delete (performance as { now?: unknown }).now;
+  }
   t.true(r.complete);
   t.true(Buffer.concat(res.received).equals(bigData));
   const firstBig = res.sizes.indexOf(FILE_CHUNK);
-  t.true(firstBig > 0, 'reached FILE_CHUNK');
+  t.true(firstBig > 0, `reached FILE_CHUNK: ${res.sizes.join(',')}`);
   t.true(res.sizes.slice(0, firstBig).reduce((a, b) => a + b, 0) >= RAMP_AFTER, 'not before RAMP_AFTER bytes');
   const lastBig = res.sizes.lastIndexOf(FILE_CHUNK);
   t.true(res.sizes.slice(lastBig + 1).filter((n) => n === FILE_CHUNK_SLOW).length >= 2, `back to 1 MiB reads: ${res.sizes.join(',')}`);
