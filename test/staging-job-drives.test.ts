@@ -133,3 +133,31 @@ test('an idle unload while the job had let its drive go: its next read is refuse
     await h.done();
   }
 });
+
+test('a cartridge a job mounted through a drive it already held is seen there: playback waits for that drive instead of mounting it into another (which failed: "loaded in drive 0")', async (t) => {
+  const dir = await tempDir('tapedeck-jobdrives-');
+  const lib = await VirtualTapeLibrary.open(join(dir, 'vtl'), { drives: 2, slots: 4, cartridges: [A, B], blockSize: BS, capacityBytes: 4 << 20, timeScale: 0 });
+  const scheduler = await DriveScheduler.create(lib, { admissionTimeoutMs: 5000, idleUnloadMs: 0 });
+  const jobs = new JobDrives({ lib, scheduler, jobIdleReleaseMs: 60_000, jobAdmissionTimeoutMs: () => 5000 }, () => undefined, () => true);
+  let id = 0;
+  const call = async (op: LibOp, args: unknown[] = [], drive?: number) => jobs.call({ t: 'lib', id: ++id, op, args, ...(drive !== undefined ? { drive } : {}) } as Extract<ClientMessage, { t: 'lib' }>, undefined);
+  try {
+    await call('mount', [A, { drive: 0 }]); // the job's lease on drive 0, A mounted by the scheduler
+    await call('mount', [B, { drive: 0 }]); // B through the lease the job holds
+    t.is(scheduler.labelIn(0), B);
+    // playback for B: drive 1 is free and empty, but B is in drive 0 (the job's)
+    const play = scheduler.acquire({ label: B, priority: 'interactive' });
+    await new Promise((r) => setTimeout(r, 20));
+    t.is(scheduler.counters.mountErrors, 0);
+    await call('release');
+    const l = await play;
+    t.is(l.index, 0, 'served by the drive that holds B');
+    t.is(scheduler.counters.mountErrors, 0);
+    l.release();
+  } finally {
+    jobs.closed();
+    scheduler.close();
+    await lib.close();
+    await removeDir(dir);
+  }
+});

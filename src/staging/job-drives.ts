@@ -175,9 +175,13 @@ export class JobDrives {
         const lease = await this.jobLease(opts.drive === undefined ? undefined : num(opts.drive, 'drive'), label);
         if (this.host.scheduler.labelIn(lease.index) !== label) {
           // a lease on a named drive that holds something else: mount through the lease
-          await this.withDrive(lease.index, async () => {
-            await lib.mount(label, { drive: lease.index });
-          });
+          try {
+            await this.withDrive(lease.index, async () => {
+              await lib.mount(label, { drive: lease.index });
+            });
+          } finally {
+            await this.host.scheduler.refreshDrive(lease.index);
+          }
         }
         // mounted for this job now; a tape another user moved still needs positioning (relative
         // reads and writes wait for a locate, rewind or seek to the end of data)
@@ -202,12 +206,20 @@ export class JobDrives {
       case 'changer.load': {
         const d = num(a[1], 'drive');
         const src = typeof a[0] === 'number' ? a[0] : String(a[0]);
-        return { value: await this.withDrive(d, () => lib.changer.load(src, d)) };
+        try {
+          return { value: await this.withDrive(d, () => lib.changer.load(src, d)) };
+        } finally {
+          await this.host.scheduler.refreshDrive(d);
+        }
       }
       case 'changer.unload': {
         const d = num(a[0], 'drive');
         const slot = a[1] === undefined || a[1] === null ? undefined : num(a[1], 'slot');
-        return { value: await this.withDrive(d, () => lib.changer.unload(d, slot)) };
+        try {
+          return { value: await this.withDrive(d, () => lib.changer.unload(d, slot)) };
+        } finally {
+          await this.host.scheduler.refreshDrive(d);
+        }
       }
       case 'drive.status':
         return { value: await lib.drives[driveIdx()]!.status() };

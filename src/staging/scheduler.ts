@@ -121,8 +121,8 @@ interface DriveSlot {
   drive: TapeDrive;
   label: string | null;
   lease: Lease | null;
-  /** Mount/unload in progress outside a lease (idle unload). */
-  busyOp: 'unload' | null;
+  /** Unload outside a lease (idle unload), or learning what the drive holds after a job's lease. */
+  busyOp: 'unload' | 'refresh' | null;
   /** Cartridge being mounted into this drive (label is null until the mount completes). */
   mounting: string | null;
   idleTimer: NodeJS.Timeout | undefined;
@@ -414,12 +414,31 @@ export class DriveScheduler extends EventEmitter {
     if (slot.lease !== lease) return;
     slot.lease = null;
     slot.idleSince = this.now();
+    if (lease.priority !== 'job') {
+      this.armIdle(slot);
+      this.dispatch();
+      return;
+    }
     // a job may have loaded or unloaded cartridges through its lease: learn what the drive holds
-    const after = lease.priority === 'job' ? this.refreshSlot(slot) : Promise.resolve();
-    void after.then(() => {
+    // before anyone is given the drive or told where a cartridge is (busy meanwhile)
+    slot.busyOp = 'refresh';
+    void this.refreshSlot(slot).then(() => {
+      slot.busyOp = null;
       this.armIdle(slot);
       this.dispatch();
     });
+  }
+
+  /**
+   * Learns again what drive `i` holds: a job changed it through its lease (a mount, load or
+   * unload on a drive it already held), so requests for that cartridge wait for that drive
+   * instead of mounting it into another one.
+   */
+  async refreshDrive(i: number): Promise<void> {
+    const slot = this.slots[i];
+    if (!slot) return;
+    await this.refreshSlot(slot);
+    this.dispatch();
   }
 
   private async checkAvailable(label: string, owner?: string): Promise<void> {
@@ -586,6 +605,8 @@ export class DriveScheduler extends EventEmitter {
   private slotForMount(w: Waiter): DriveSlot | undefined {
     const { label, drive } = w.req;
     if (label === undefined || w.req.noMount) return undefined;
+    // what a drive a job just gave back holds is being learned: no mount until it is known
+    if (this.slots.some((s) => s.busyOp === 'refresh')) return undefined;
     // the cartridge is in a busy drive, or on its way into one: wait for that drive
     if (this.slots.some((s) => (s.label === label || s.mounting === label) && !this.isFree(s))) return undefined;
     const wanted = (l: string | null) => l !== null && this.waiters.some((o) => o !== w && o.req.label === l && o.rank <= w.rank);
@@ -652,7 +673,8 @@ export class DriveScheduler extends EventEmitter {
       } catch (err) {
         slot.mounting = null;
         this.counters.mountErrors++;
-        await this.refreshSlot(slot);
+        // what the scheduler believed may be stale (e.g. the cartridge is in another drive): learn it
+        for (const s of this.slots) if (s === slot || (s.lease === null && s.busyOp === null)) await this.refreshSlot(s);
         lease.release();
         if (isTapeError(err, 'OFFLINE')) {
           try {
