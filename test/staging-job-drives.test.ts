@@ -123,7 +123,8 @@ test('an idle unload while the job had let its drive go: its next read is refuse
     const drive = ((await h.call('mount', [A])).value as { drive: number }).drive;
     await h.call('drive.writeBlocks', [], drive, block(0x03, 2));
     await h.call('drive.writeFilemarks', [1], drive);
-    await lapse();
+    // the lease lapses, then the idle unload runs: waited for (not a fixed 120 ms, too short on a loaded CI)
+    for (const until = Date.now() + 10_000; h.scheduler.labelIn(drive) !== null && Date.now() < until; ) await lapse();
     t.is(h.scheduler.labelIn(drive), null, 'unloaded for idleness');
     await t.throwsAsync(h.call('drive.readBlocks', [1], drive), { message: /holds no cartridge/ });
     await h.call('mount', [A]);
