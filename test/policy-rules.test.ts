@@ -352,3 +352,16 @@ test('a hot container\'s items count as warm as its last play: the watermark pas
   // with it off, the never-played episode is the coldest (added 300 days ago)
   t.deepEqual(ids(planPass(state([e1, e2, film]), rules({ promoteContainerPlays: 0, ...wm }))), [e2.id]);
 });
+
+test('items an unfinished job recalls count against the high watermark: two containers promoted one after the other never push usage over it together', (t) => {
+  const a = season(2, { 1: [NOW - 1000, NOW - 2000] }, { parentId: 'a' });
+  const b = season(2, { 1: [NOW - 1000, NOW - 2000] }, { parentId: 'b' });
+  // 4 stubs = 4 MB; each recall adds 99 MB; room for one container (2 x 99) under 210 MB
+  const r = rules({ promoteContainerPlays: 2, ...marks(210 * MB) });
+  t.deepEqual(ids(planPass(state([...a, ...b]), r, { container: 'b' })), b.map((i) => i.id), 'alone, b fits');
+  // a's recall job is queued, not done: b must wait
+  const plan = planPass(state([...a, ...b], { pending: a.map((i) => i.id) }), r, { container: 'b' });
+  t.deepEqual(plan.actions, []);
+  t.is(plan.skipped.length, 2);
+  t.regex(plan.skipped[0].reason, /high watermark/);
+});

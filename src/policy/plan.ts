@@ -220,6 +220,13 @@ export function planPass(state: PolicyState, rules: PolicyRules, only?: PlanScop
   const stubHere = (i: PolicyItem) => high?.kind !== 'percent' || state.stubFs === undefined || state.stubFs === i.fs;
   const weight = (i: PolicyItem) => (i.tier === 'tape' && !stubHere(i) ? 0 : i.diskBytes);
   const kept = (i: PolicyItem) => (stubHere(i) ? i.stubBytes : 0);
+  // items an unfinished job recalls (or archives) weigh on their scope as they will once it ends:
+  // two containers promoted one after the other never together push usage over the high mark
+  for (const i of state.items) {
+    if (!pending.has(i.id)) continue;
+    const s = scopeOf(i);
+    if (s) s.used += i.tier === 'tape' ? i.size - weight(i) : kept(i) - weight(i);
+  }
   // container promotion: plays within the window of each container's items with a tape copy
   const containerRule = (rules.promoteContainerPlays ?? 0) > 0 && !!high;
   const containerPlays = new Map<string, { plays: number; last: number }>();
