@@ -155,6 +155,25 @@ test('right after the play, items with a tape copy (tier both) are archived firs
   t.true((await e.plan()).usage[0].before <= used + adds - 1, 'under the high mark');
 });
 
+test('the recall right after a play never mounts a cartridge: when the play\'s cartridge is no longer in a drive, its items are left to the next pass', async (t) => {
+  const { lab, e, access, ep } = await setup(t);
+  access.notePlay(ep[0], '10.0.0.5');
+  access.notePlay(ep[1], '10.0.0.5');
+  const [job] = await e.onPlay(ep[1]);
+  t.like(job.opts, { trigger: 'play', loadedOnly: true });
+  // the session ended and the idle unload took the cartridge before the job got to it
+  for (const d of (await lab.library.changer.inventory()).drives) if (d.full) await lab.library.changer.unload(d.drive);
+  const mounts = lab.library.stats().mounts;
+  const done = await lab.service.run(job.id);
+  t.is(done.state, 'done', done.reason);
+  t.like(done.result, { recalled: 0, skipped: 3 });
+  t.regex((await lab.service.items(job.id))[0].note ?? '', /no longer in a drive .*left to the next policy pass/);
+  t.is(lab.library.stats().mounts, mounts, 'nothing mounted');
+  t.deepEqual(await tiers(lab, ep), ['tape', 'tape', 'tape']);
+  // the next pass plans them (and may mount: it runs in policy_window)
+  t.deepEqual((await e.plan()).actions.map((a) => [a.id, a.reason]), ep.map((id) => [id, 'container-plays']));
+});
+
 test('kill -9 in the middle of a container promotion: every item still plays byte-exactly, the next pass finishes it', async (t) => {
   const lab = await makeLab({ files: FILES });
   t.teardown(() => lab.cleanup());

@@ -69,6 +69,12 @@ export interface JobOptions {
    * a pass does not wait for them (it leaves their items alone).
    */
   trigger?: 'play';
+  /**
+   * Recall: read only from cartridges that are in a drive when the job gets to them (the
+   * container promotion right after a play: it rides on the play's mount and never mounts one
+   * itself); the items of any other cartridge are skipped, left to the next policy pass.
+   */
+  loadedOnly?: true;
 }
 
 /** The parts of the stub options a job may set (see archive/stubs.ts). */

@@ -119,6 +119,14 @@ class RecallRun {
     const keys = [...groups.keys()].sort((a, b) => (a === '' ? -1 : b === '' ? 1 : Number(loaded.has(b)) - Number(loaded.has(a)) || a.localeCompare(b)));
     for (const key of keys) {
       const group = groups.get(key)!;
+      if (key && ctx.job.opts.loadedOnly && !(await inDrive(ctx, key))) {
+        for (const item of group) {
+          item.phase = 'skipped';
+          item.note = `cartridge ${key} is no longer in a drive (this recall mounts none); left to the next policy pass`;
+          await ctx.saveItem(item);
+        }
+        continue;
+      }
       const pos = (i: JobItem) => objs.get(i.id)?.location?.tape;
       group.sort((a, b) => (pos(a)?.block ?? 0) - (pos(b)?.block ?? 0) || (pos(a)?.offset ?? 0) - (pos(b)?.offset ?? 0));
       if (key) ctx.activity(`recalling ${group.length} item(s) from ${key}`);
@@ -414,6 +422,12 @@ class RecallRun {
     this.ctx.itemDone();
     await this.ctx.saveItem(item);
   }
+}
+
+/** Whether a cartridge is in a drive now (loadedOnly recalls read only from those). */
+async function inDrive(ctx: JobContext, label: string): Promise<boolean> {
+  const inv = await ctx.library.changer.inventory();
+  return inv.drives.some((d) => d.full && d.label === label);
 }
 
 /** Failure cleanup: commit what is already in place, delete temp files. */

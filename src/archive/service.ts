@@ -203,6 +203,7 @@ export class ArchiveService extends EventEmitter {
         ...(opts.window ? { window: true as const } : {}),
         ...(opts.rule === 'container-plays' ? { rule: 'container-plays' as const } : {}),
         ...(opts.trigger === 'play' ? { trigger: 'play' as const } : {}),
+        ...(opts.loadedOnly ? { loadedOnly: true as const } : {}),
       },
       created: now,
       updated: now,

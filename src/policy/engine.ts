@@ -181,7 +181,8 @@ export class PolicyEngine {
       const jobs: JobRecord[] = [];
       // the service runs jobs one at a time in queue order: the room is made before the recall
       if (room.length) jobs.push(await archive.submit('archive', room, { ...common, collocate: true }));
-      jobs.push(await archive.submit('recall', ids, { ...common, rule: 'container-plays' }));
+      // it reads only while the play's cartridge is still in a drive: it never mounts one itself
+      jobs.push(await archive.submit('recall', ids, { ...common, rule: 'container-plays', loadedOnly: true }));
       this.statusPlan = undefined;
       this.opts.log.info({ policy: { container, plays, recall: ids.length, makeRoom: room.length, jobs: jobs.map((j) => j.id), skipped: plan.skipped.length } }, `container promotion: ${ids.length} item(s) of ${item.parentId} to recall (played ${plays} times within the window)${room.length ? `, ${room.length} with a tape copy archived to make room` : ''}`);
       return jobs;
