@@ -38,7 +38,7 @@ function install(destdir: string, ...args: string[]): Run {
 }
 
 function run(cmd: string, args: string[]): Run {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 30_000 });
+  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 180_000 }); // generous: release.sh packs the tree, which took over 30 s on a loaded 2-core machine (status null: killed)
   return { status: r.status, out: `${r.stdout}${r.stderr}` };
 }
 
