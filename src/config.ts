@@ -47,6 +47,7 @@ export const SETTINGS: Setting[] = [
   { key: 'scan_threads', flag: 'scan-threads', type: 'int', arg: 'N', min: 0, max: 16, default: 'one less than the CPUs, at most 4', description: 'Worker threads that read tags and media headers during a scan, beside the main thread, which walks the directories and writes the catalog (0: everything in the main thread). They start with a scan and end a few seconds after it. `tapedeck scan` also makes the video frames after its walk with this many plus one ffmpeg at once.' },
   { key: 'catalog_cache', flag: 'catalog-cache', type: 'size', arg: 'BYTES', min: 0, max: 1073741824, default: '2M', description: 'Memory for the catalog database\'s cache of recently read blocks (the operating system\'s page cache holds the rest).' },
   { key: 'search_cache', flag: 'search-cache', type: 'size', arg: 'BYTES', min: 0, max: 1073741824, default: '2M', description: 'Memory for the result lists of recent searches, so paging through one search does not run it again (0: off, every Search runs on the word index).' },
+  { key: 'stream_buffers', flag: 'stream-buffers', type: 'size', arg: 'BYTES', min: 1048576, max: 4294967296, default: '64M', description: 'Memory for the read buffers of every media response together (up to two of 256 KiB-4 MiB each per response); past it, paused or stalled clients keep what they hold and new responses read in 64 KiB buffers, so many clients that do not read cannot take the server\'s memory.' },
   { key: 'didl_cache', flag: 'didl-cache', type: 'size', arg: 'BYTES', min: 0, max: 1073741824, default: '4M', description: 'Memory for the DIDL-Lite of recently browsed objects, kept ready per client type, address and Filter and dropped at every library change, so Browse pages and metadata are answered without reading and serialising each object (0: off).' },
   { key: 'list_cache', flag: 'list-cache', type: 'size', arg: 'BYTES', min: 0, max: 1073741824, default: '8M', description: 'Memory for the child lists of recently browsed containers (their order, so a page of a large container is a slice, not a read of the whole container) and for the orders of recent sorted Browse requests; a list larger than this is read again for every page (the list of a 100,000-item container takes about 2 MiB).' },
   { key: 'ffprobe', flag: 'ffprobe', type: 'string', arg: 'PATH', default: 'ffprobe from PATH when present', description: 'ffprobe for the videos the built-in readers (MP4/MOV, Matroska/WebM, AVI) cannot read, such as MPEG program and transport streams; a few run at once. "off" disables it.' },
@@ -120,6 +121,8 @@ export interface Config {
   searchCache: number;
   /** Bytes of pre-serialised DIDL-Lite kept for Browse (0: none). */
   didlCache: number;
+  /** stream_buffers: bytes of media read buffers of all responses together. */
+  streamBuffers: number;
   /** Bytes of child and sorted ID lists kept between Browse requests (catalog/id-lists.ts). */
   listCache: number;
   ffprobe: string | undefined; // undefined = auto, 'off' = never
@@ -422,6 +425,7 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     catalogCache: Number(one('catalog_cache') ?? 2 * 1024 ** 2),
     searchCache: Number(one('search_cache') ?? 2 * 1024 ** 2),
     didlCache: Number(one('didl_cache') ?? 4 * 1024 ** 2),
+    streamBuffers: Number(one('stream_buffers') ?? 64 * 1024 ** 2),
     listCache: Number(one('list_cache') ?? 8 * 1024 ** 2),
     ffprobe: ff,
     art: (one('art') ?? 'true') === 'true',

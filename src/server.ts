@@ -24,6 +24,7 @@ import { ownPaths } from './util/own-paths.js';
 import { createDemoLibrary } from './demo/library.js';
 import { httpErrorFields, httpErrorLevel } from './http/error-log.js';
 import { contentFeatures, transferModeFor } from './media/dlna.js';
+import { setFileBufferBudget } from './http/file-body.js';
 import { diskSource, mediaRoutes, type MediaSource, type StreamEvent, type StreamStart } from './http/delivery.js';
 import { allowSubnets, socketAcl } from './http/acl.js';
 import { fastControl } from './http/fast-control.js';
@@ -578,6 +579,7 @@ export class TapedeckServer {
       if (!p) mediaClients.set(headers, (p = clients.detect(headers, remote)));
       return p;
     };
+    setFileBufferBudget(this.config.streamBuffers); // one budget for the process's media responses
     mediaRoutes(router, this.resolveMedia, {
       ...tracker.hooks,
       lenientTransferMode: (headers, remote) => Boolean(mediaClient(headers, remote).quirks.lenientTransferMode),

@@ -8,7 +8,7 @@ import { open } from 'node:fs/promises';
 import type { ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FILE_BUFFERS, FILE_CHUNK, FILE_CHUNK_SLOW, FILE_FIRST_CHUNK, RAMP_AFTER, writeFileBody } from '../src/http/file-body.js';
+import { FILE_BUFFERS, FILE_CHUNK, FILE_CHUNK_SLOW, FILE_FIRST_CHUNK, FILE_MIN_CHUNK, RAMP_AFTER, fileBufferBytes, setFileBufferBudget, writeFileBody } from '../src/http/file-body.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tapedeck-file-body-'));
 test.after.always(() => rmSync(dir, { recursive: true, force: true }));
@@ -223,6 +223,37 @@ test('a client that does not read: no more than FILE_BUFFERS chunks are read ahe
   const r = await body.done;
   t.false(r.complete);
   t.is(fh.fd, -1, 'file closed when the client left');
+});
+
+test.serial('many clients that do not read: buffers stay within the process budget, and every response still streams exactly', async (t) => {
+  const budget = 3 * FILE_CHUNK_SLOW;
+  const was = setFileBufferBudget(budget);
+  const before = fileBufferBytes();
+  const N = 12; // unbounded, they would hold N × (256 KiB + 1 MiB) = 15 MiB
+  try {
+    const bodies: { res: SlowResponse; start: number; body: ReturnType<typeof writeFileBody> }[] = [];
+    for (let i = 0; i < N; i++) {
+      const res = new SlowResponse();
+      const start = i * 1000;
+      bodies.push({ res, start, body: writeFileBody(asRes(res), await open(path, 'r'), start, SIZE - start) });
+    }
+    const wrote = () => bodies.every((b) => b.res.pending.length > 0);
+    for (let n = 0; n < 500 && !wrote(); n++) await tick();
+    await new Promise((r) => setTimeout(r, 50));
+    t.true(wrote(), 'every response wrote something: none starved');
+    const held = fileBufferBytes() - before;
+    t.true(held <= budget + N * FILE_MIN_CHUNK, `held ${held} bytes for ${N} stalled clients, budget ${budget}`);
+    t.true(bodies.slice(-3).every((b) => b.res.pendingBytes <= FILE_MIN_CHUNK), 'a response that starts past the budget reads small');
+    // the clients read now: every one gets its whole range, byte-exact
+    for (const b of bodies) await drain(b.res, () => b.res.writableFinished);
+    for (const b of bodies) {
+      t.true((await b.body.done).complete);
+      t.true(Buffer.concat(b.res.received).equals(data.subarray(b.start)), `response from ${b.start} exact`);
+    }
+    t.is(fileBufferBytes(), before, 'buffers given back when the responses end');
+  } finally {
+    setFileBufferBudget(was);
+  }
 });
 
 test('a small range uses buffers no bigger than itself', async (t) => {

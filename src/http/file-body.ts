@@ -20,6 +20,12 @@
 // paused, holds at most FILE_BUFFERS × 1 MiB; a fast client that slows down goes back to 1 MiB
 // buffers as its big ones come back.
 //
+// Memory across clients: every response's buffers count against FILE_BUFFER_BUDGET for the
+// process. Past it (many stalled or paused clients: a flood of GETs that never read, or a house
+// full of paused players), a response gets no second buffer and no bigger one, and a new response
+// starts with one of at most FILE_MIN_CHUNK: it still streams, with smaller reads, and the
+// server's memory stays bounded by the budget plus FILE_MIN_CHUNK per connection.
+//
 // Ending:
 // - all bytes written: res.end(), then the file is closed;
 // - the client goes (res 'close' before 'finish'): no further read is issued, and the file is
@@ -46,6 +52,23 @@ export const FAST_BYTES_PER_MS = 256 * 1024;
 export const FILE_FIRST_CHUNK = 256 * 1024;
 /** Buffers per response: one can be filled from the file while the other drains to the socket. */
 export const FILE_BUFFERS = 2;
+/** Buffer bytes all responses of the process hold together before they stop growing (see above). */
+export const FILE_BUFFER_BUDGET = 64 * 1024 * 1024;
+/** The one buffer of a response that starts while the budget is spent. */
+export const FILE_MIN_CHUNK = 64 * 1024;
+
+let budget = FILE_BUFFER_BUDGET;
+let heldTotal = 0;
+/** Buffer bytes held by every response of the process now (tests, diagnostics). */
+export function fileBufferBytes(): number {
+  return heldTotal;
+}
+/** Sets the process's buffer budget (tests); returns the previous one. */
+export function setFileBufferBudget(bytes: number): number {
+  const was = budget;
+  budget = bytes;
+  return was;
+}
 
 export interface FileBody {
   /** Bytes handed to the response so far. */
@@ -67,19 +90,33 @@ export function writeFileBody(res: ServerResponse, fh: FileHandle, start: number
   let pos = start; // next byte to read
   const free: Buffer[] = [];
   let held = 0; // buffers allocated and not dropped
+  let mine = 0; // their bytes (counted in heldTotal)
   let grow = FILE_FIRST_CHUNK; // size of the next buffer
   let cap = FILE_CHUNK_SLOW; // FILE_CHUNK while the client drains fast
-  /** A buffer to read into: a free one, or a new one while fewer than FILE_BUFFERS are held. */
+  const fits = (more: number) => heldTotal + more <= budget;
+  const drop = (buf: Buffer) => {
+    held--;
+    mine -= buf.length;
+    heldTotal -= buf.length;
+  };
+  /**
+   * A buffer to read into: a free one, or a new one while fewer than FILE_BUFFERS are held and
+   * the process's budget allows it (a response always gets one, small when the budget is spent).
+   */
   const take = (): Buffer | undefined => {
     const want = Math.min(grow, cap, end - pos);
     let buf = free.pop();
-    if (buf && (buf.length < want || buf.length > cap)) {
-      held--; // outgrown, or too big for a client that slowed down: dropped
+    // too big for a client that slowed down, or outgrown (replaced only if the budget allows)
+    if (buf && (buf.length > cap || (buf.length < want && fits(want - buf.length)))) {
+      drop(buf);
       buf = undefined;
     }
-    if (!buf && held < FILE_BUFFERS) {
-      buf = Buffer.allocUnsafeSlow(want);
+    if (!buf && held < FILE_BUFFERS && (held === 0 || fits(want))) {
+      const size = fits(want) ? want : Math.min(want, FILE_MIN_CHUNK);
+      buf = Buffer.allocUnsafeSlow(size);
       held++;
+      mine += size;
+      heldTotal += size;
       grow = Math.min(grow * 4, FILE_CHUNK);
     }
     return buf;
@@ -97,6 +134,8 @@ export function writeFileBody(res: ServerResponse, fh: FileHandle, start: number
   const closeFile = () => {
     if (closed || reading) return;
     closed = true;
+    heldTotal -= mine; // no more reads: the buffers go with the response
+    mine = 0;
     fh.close().then(
       () => settle({ complete: res.writableFinished && !error, error }),
       (err: Error) => settle({ complete: false, error: error ?? err }),
