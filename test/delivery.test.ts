@@ -381,6 +381,34 @@ test('If-Modified-Since: 304 when not modified, 200 when older', async (t) => {
   t.is(bad.status, 200, 'an invalid date is ignored');
 });
 
+test('If-Modified-Since later than now, or not an HTTP-date: ignored (200 with the body, RFC 9110 13.1.3)', async (t) => {
+  const future = new Date(Date.now() + 365 * 86_400_000).toUTCString();
+  const r = await request('/media/isong', { headers: { 'If-Modified-Since': future } });
+  t.is(r.status, 200, 'a date after the server clock is invalid');
+  t.is(r.body.length, SIZE);
+  for (const notADate of ['2030', '2030-01-01T00:00:00Z', 'Tue, 31 Feb 2030 00:00:00 GMT', `${future} GMT`]) {
+    const h = await request('/media/isong', { method: 'HEAD', headers: { 'If-Modified-Since': notADate } });
+    t.is(h.status, 200, notADate);
+  }
+  // the obsolete forms a recipient must accept (RFC 9110 5.6.7) still count
+  const d = new Date(Math.floor(MTIME / 1000) * 1000 + 3_600_000);
+  const asctime = `${d.toUTCString().slice(0, 3)} ${d.toUTCString().slice(8, 11)} ${String(d.getUTCDate()).padStart(2, ' ')} ${d.toISOString().slice(11, 19)} ${d.getUTCFullYear()}`;
+  t.is((await request('/media/isong', { method: 'HEAD', headers: { 'If-Modified-Since': asctime } })).status, 304, asctime);
+});
+
+test('If-Unmodified-Since that is not an HTTP-date is ignored; a past one fails (412)', async (t) => {
+  t.is((await request('/media/isong', { method: 'HEAD', headers: { 'If-Unmodified-Since': '2000' } })).status, 200);
+  t.is((await request('/media/isong', { method: 'HEAD', headers: { 'If-Unmodified-Since': new Date(MTIME - 86_400_000).toUTCString() } })).status, 412);
+  t.is((await request('/media/isong', { method: 'HEAD', headers: { 'If-Unmodified-Since': lastModified } })).status, 200);
+});
+
+test('If-Range with something that is not an HTTP-date: the whole body (200)', async (t) => {
+  const iso = new Date(Math.floor(MTIME / 1000) * 1000).toISOString();
+  const r = await request('/media/isong', { headers: { Range: 'bytes=10-19', 'If-Range': iso } });
+  t.is(r.status, 200, iso);
+  t.is(r.body.length, SIZE);
+});
+
 test('If-Range: range served when the validator matches, full body otherwise', async (t) => {
   const etag = etagOf(SIZE, MTIME);
   const ok = await request('/media/isong', { headers: { Range: 'bytes=10-19', 'If-Range': etag } });

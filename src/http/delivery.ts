@@ -21,6 +21,9 @@ import type { Context } from 'koa';
 import type { Router } from '@koa/router';
 import { parseRange, contentRange, unsatisfiedRange } from './range.js';
 import { writeFileBody } from './file-body.js';
+import { etagOf, evaluatePreconditions, ifRangeHolds } from './conditional.js';
+
+export { etagOf };
 
 export type TransferMode = 'Streaming' | 'Interactive';
 
@@ -181,64 +184,6 @@ class LengthGuard extends Transform {
   }
 }
 
-// ---- validators -------------------------------------------------------------------------
-
-export function etagOf(size: number, mtime: number): string {
-  return `"${size.toString(16)}-${Math.floor(mtime).toString(16)}"`;
-}
-
-/** Entity tags of an If-Match / If-None-Match value; `*` is returned as ['*']. */
-function etagList(value: string): string[] {
-  if (value.trim() === '*') return ['*'];
-  return value.match(/(?:W\/)?"[^"]*"/g) ?? [];
-}
-
-const opaque = (tag: string) => (tag.startsWith('W/') ? tag.slice(2) : tag);
-
-function httpDateSeconds(value: string): number | undefined {
-  const ms = Date.parse(value);
-  return Number.isFinite(ms) ? Math.floor(ms / 1000) : undefined;
-}
-
-type Precondition = 'ok' | 'not-modified' | 'failed';
-
-/** RFC 9110 §13.2.2 evaluation order for GET/HEAD. */
-function evaluatePreconditions(ctx: Context, etag: string, lastModSec: number): Precondition {
-  const ifMatch = ctx.headers['if-match'];
-  if (typeof ifMatch === 'string') {
-    const tags = etagList(ifMatch);
-    if (!(tags[0] === '*' || tags.includes(etag))) return 'failed'; // strong comparison
-  } else {
-    const ius = ctx.headers['if-unmodified-since'];
-    if (typeof ius === 'string') {
-      const t = httpDateSeconds(ius);
-      if (t !== undefined && lastModSec > t) return 'failed';
-    }
-  }
-  const inm = ctx.headers['if-none-match'];
-  if (typeof inm === 'string') {
-    const tags = etagList(inm);
-    if (tags[0] === '*' || tags.some((t) => opaque(t) === etag)) return 'not-modified'; // weak comparison
-  } else {
-    const ims = ctx.headers['if-modified-since'];
-    if (typeof ims === 'string') {
-      const t = httpDateSeconds(ims);
-      if (t !== undefined && lastModSec <= t) return 'not-modified';
-    }
-  }
-  return 'ok';
-}
-
-/** If-Range: the range applies only when the validator still matches (strong comparison). */
-function ifRangeHolds(ctx: Context, etag: string, lastModSec: number): boolean {
-  const v = ctx.headers['if-range'];
-  if (typeof v !== 'string') return true;
-  const s = v.trim();
-  if (s.startsWith('"') || s.startsWith('W/')) return s === etag;
-  const t = httpDateSeconds(s);
-  return t !== undefined && t === lastModSec;
-}
-
 const TRANSFER_MODES: Record<string, string> = {
   streaming: 'Streaming',
   interactive: 'Interactive',
@@ -320,7 +265,7 @@ async function serve(ctx: Context, resolve: Resolver, opts: MediaRouteOptions): 
     if (url) ctx.set('CaptionInfo.sec', url);
   }
 
-  const pre = evaluatePreconditions(ctx, etag, lastModSec);
+  const pre = evaluatePreconditions(ctx.headers, etag, lastModSec);
   if (pre === 'not-modified') {
     ctx.status = 304;
     return;
@@ -332,7 +277,7 @@ async function serve(ctx: Context, resolve: Resolver, opts: MediaRouteOptions): 
   }
 
   let range = parseRange(ctx.headers.range, size);
-  if ((range.kind === 'range' || range.kind === 'unsatisfiable') && !ifRangeHolds(ctx, etag, lastModSec)) {
+  if ((range.kind === 'range' || range.kind === 'unsatisfiable') && !ifRangeHolds(ctx.headers, etag, lastModSec)) {
     range = { kind: 'none' };
   }
   if (range.kind === 'unsatisfiable') {
