@@ -27,6 +27,20 @@ export const CDS_TYPE = 'urn:schemas-upnp-org:service:ContentDirectory:1';
 
 type Out = [string, SoapValue][];
 
+/**
+ * Most objects in one Browse or Search answer. RequestedCount 0 ("all") and anything larger is
+ * answered with this many, NumberReturned and TotalMatches telling the client to page on (the
+ * CDS allows fewer than requested; TVs page anyway): one answer's memory stays bounded however
+ * big the container (20,000 children in one answer took +200 MB RSS).
+ */
+export const MAX_PAGE = 1000;
+
+/** RequestedCount, with 0 (all) and anything above MAX_PAGE answered with MAX_PAGE. */
+function pageCount(args: Record<string, string>): number {
+  const n = ui4(args, 'RequestedCount', 0);
+  return n === 0 || n > MAX_PAGE ? MAX_PAGE : n;
+}
+
 function ui4(args: Record<string, string>, name: string, dflt?: number): number {
   const raw = args[name];
   if (raw === undefined || raw.trim() === '') {
@@ -172,7 +186,7 @@ export class ContentDirectory {
     const flag = required(args, 'BrowseFlag');
     const filter = args.Filter ?? '*';
     const start = ui4(args, 'StartingIndex', 0);
-    const count = ui4(args, 'RequestedCount', 0);
+    const count = pageCount(args);
     const ignoreSort = Boolean(ctx.client?.quirks.ignoreSortCriteria);
     const sortCriteria = ignoreSort ? '' : (args.SortCriteria ?? '');
     const keys = sortOf(sortCriteria);
@@ -212,7 +226,7 @@ export class ContentDirectory {
       ids = sorted;
     }
     const total = ids.length;
-    const end = count > 0 ? Math.min(total, start + count) : total;
+    const end = Math.min(total, start + count);
     const pageIds = start < total ? ids.slice(start, end) : [];
     const loaded = all && new Map(all.slice(start, end).map((o) => [o.id, o]));
     const { result, page } = await this.renderIds(pageIds, filter, ctx, async (missing) => (loaded ? missing.map((id) => loaded.get(id)!) : this.catalog.getMany(missing)));
@@ -230,7 +244,7 @@ export class ContentDirectory {
     const criteria = required(args, 'SearchCriteria');
     const filter = args.Filter ?? '*';
     const start = ui4(args, 'StartingIndex', 0);
-    const count = ui4(args, 'RequestedCount', 0);
+    const count = pageCount(args);
     const sortText = ctx.client?.quirks.ignoreSortCriteria ? '' : (args.SortCriteria ?? '');
     const keys = sortOf(sortText);
     let match: (o: CatalogObject) => boolean;
@@ -269,7 +283,7 @@ export class ContentDirectory {
         : undefined;
     if (cached) {
       total = cached.length;
-      const end = count > 0 ? Math.min(total, start + count) : total;
+      const end = Math.min(total, start + count);
       pageIds = start < total ? cached.slice(start, end) : [];
     } else if (sorted) {
       total = sorted.total;
@@ -278,7 +292,7 @@ export class ContentDirectory {
     } else {
       const { hits, stubs } = await this.runSearch(containerId, expr, match, classPrefixes, keys);
       total = hits.length;
-      const end = count > 0 ? Math.min(total, start + count) : total;
+      const end = Math.min(total, start + count);
       const cmp = compileSort(keys);
       let page: CatalogObject[];
       if (this.searches) {

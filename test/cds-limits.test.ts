@@ -1,0 +1,68 @@
+// Bounds of one ContentDirectory answer and of its input, over real SOAP on loopback: a page
+// holds at most MAX_PAGE objects whatever RequestedCount says (0 = "all" included).
+import test from 'ava';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import Koa from 'koa';
+import { Router } from '@koa/router';
+import { Catalog } from '../src/catalog/catalog.js';
+import { MemoryStore } from '../src/catalog/store.js';
+import type { CatalogObject } from '../src/catalog/types.js';
+import { ContentDirectory, MAX_PAGE } from '../src/upnp/cds.js';
+import { soapRoutes } from '../src/upnp/soap.js';
+import { browse, CDS, parseDidl, soap } from './helpers/upnp-client.js';
+import { testItem } from './helpers/items.js';
+
+const TRACKS = MAX_PAGE + 234;
+let server: Server;
+let catalog: Catalog;
+let cds = '';
+
+test.before(async () => {
+  catalog = new Catalog(new MemoryStore());
+  await catalog.open();
+  const items: CatalogObject[] = [];
+  for (let i = 0; i < TRACKS; i++) items.push(testItem(`many/${i}.mp3`, 'audio', `Track ${i}`, { root: '/lib', meta: { artist: 'Many', album: 'Lots', trackNumber: i + 1 } }));
+  await catalog.apply({ upserts: items });
+  const app = new Koa();
+  const router = new Router();
+  soapRoutes(router, '/upnp/control/cds', new ContentDirectory(catalog).service(), { logger: { error: () => {} } });
+  app.use(router.routes());
+  server = createServer(app.callback());
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  cds = `http://127.0.0.1:${(server.address() as AddressInfo).port}/upnp/control/cds`;
+});
+test.after.always(async () => {
+  server?.close();
+  await catalog?.close();
+});
+
+test('Browse with RequestedCount 0 (or more than MAX_PAGE) answers MAX_PAGE objects; paging on gets the rest, each once', async (t) => {
+  const first = await browse(cds, 'music/all', 'BrowseDirectChildren', { RequestedCount: 0 });
+  t.is(first.status, 200);
+  t.is(first.total, TRACKS);
+  t.is(first.returned, MAX_PAGE);
+  t.is(first.entries.length, MAX_PAGE);
+  const huge = await browse(cds, 'music/all', 'BrowseDirectChildren', { RequestedCount: 4294967295 });
+  t.is(huge.returned, MAX_PAGE);
+  const rest = await browse(cds, 'music/all', 'BrowseDirectChildren', { StartingIndex: MAX_PAGE, RequestedCount: 0 });
+  t.is(rest.returned, TRACKS - MAX_PAGE);
+  const ids = [...first.entries, ...rest.entries].map((e) => e.id);
+  t.is(new Set(ids).size, TRACKS);
+  // a sorted Browse is capped the same way
+  const sorted = await browse(cds, 'music/all', 'BrowseDirectChildren', { RequestedCount: 0, SortCriteria: '-dc:title' });
+  t.is(sorted.returned, MAX_PAGE);
+  t.is(sorted.total, TRACKS);
+  // a small page is what it asks for
+  t.is((await browse(cds, 'music/all', 'BrowseDirectChildren', { RequestedCount: 7 })).returned, 7);
+});
+
+test('Search with RequestedCount 0 answers MAX_PAGE objects and the true TotalMatches', async (t) => {
+  for (const SearchCriteria of ['*', 'upnp:class derivedfrom "object.item.audioItem"', 'dc:title contains "track"']) {
+    const r = await soap(cds, CDS, 'Search', { ContainerID: '0', SearchCriteria, Filter: '*', StartingIndex: 0, RequestedCount: 0, SortCriteria: '' });
+    t.is(r.status, 200, SearchCriteria);
+    t.is(Number(r.out.NumberReturned), MAX_PAGE, SearchCriteria);
+    t.is((await parseDidl(r.out.Result)).length, MAX_PAGE, SearchCriteria);
+    t.true(Number(r.out.TotalMatches) >= TRACKS, SearchCriteria);
+  }
+});
