@@ -295,6 +295,16 @@ for (const range of [undefined, 'bytes=100-199', `bytes=${SIZE}-`]) {
   });
 }
 
+test('HEAD answers what GET would: 404 when the file is gone', async (t) => {
+  const get = await request('/media/igone');
+  const head = await request('/media/igone', { method: 'HEAD' });
+  t.is(get.status, 404);
+  t.is(head.status, 404);
+  t.is(head.body.length, 0);
+  const ok = await request('/media/isong', { method: 'HEAD', headers: { Range: 'bytes=5-9' } });
+  t.is(ok.status, 206);
+});
+
 test('HEAD of an unknown id is 404', async (t) => {
   const r = await request('/media/inope', { method: 'HEAD' });
   t.is(r.status, 404);

@@ -343,6 +343,48 @@ test('offline cartridge: 503 at once with the reason; the operator sees the cart
   }
 });
 
+test('HEAD answers what GET would: 503 + Retry-After for an offline cartridge (stub first or not), 206 inside the stub, no mount', async (t) => {
+  const r = await rig(
+    [
+      { id: 'gone', size: 1 * MB, label: 'TD0003L9', stub: [{ start: 0, end: 100_000 }] },
+      { id: 'nostub', size: 200_000, label: 'TD0003L9' },
+      { id: 'here', size: 100_000, label: 'TD0001L9' },
+      { id: 'lost', size: 1 * MB, label: 'TD0001L9', stub: [{ start: 0, end: 100_000 }] },
+    ],
+    { offline: ['TD0003L9'], flags: { admissionTimeout: '60' } },
+  );
+  try {
+    // HEAD first, before any GET taught the server the cartridge is offline
+    for (const [id, range] of [['gone', undefined], ['nostub', undefined], ['gone', 'bytes=200000-300000'], ['gone', 'bytes=0-']] as const) {
+      const head = await fetchMedia(r.port, id, { method: 'HEAD', ...(range ? { range } : {}) });
+      const get = await fetchMedia(r.port, id, range ? { range } : {});
+      t.is(get.status, 503, `GET ${id} ${range ?? ''}`);
+      t.is(head.status, get.status, `HEAD ${id} ${range ?? ''} answers as GET`);
+      t.is(head.headers['retry-after'], get.headers['retry-after'], `HEAD ${id}: same Retry-After`);
+      t.is(head.body.length, 0);
+    }
+    // a cartridge the library does not know (catalog and library disagree): 502 from both
+    const lost = r.items.get('lost')!.obj.location!.tape!;
+    lost.label = 'TD0099L9';
+    const lostHead = await fetchMedia(r.port, 'lost', { method: 'HEAD' });
+    const lostGet = await fetchMedia(r.port, 'lost');
+    t.is(lostGet.status, 502, 'GET: before any header, not a 200 cut where the stub ends');
+    t.regex(lostGet.body.toString(), /TD0099L9/);
+    t.is(lostHead.status, 502);
+    // wholly in the stub: served from disk by both
+    const inStub = await fetchMedia(r.port, 'gone', { method: 'HEAD', range: 'bytes=0-99999' });
+    t.is(inStub.status, 206);
+    t.is(inStub.headers['content-range'], `bytes 0-99999/${1 * MB}`);
+    // a cartridge in the library: 200, and HEAD mounts nothing
+    const head = await fetchMedia(r.port, 'here', { method: 'HEAD' });
+    t.is(head.status, 200);
+    t.is(head.headers['content-length'], '100000');
+    t.is((await r.counters()).libMounts, 0);
+  } finally {
+    await r.done();
+  }
+});
+
 test.serial('admission: 1 drive, 5 cartridges at once: one mount at a time, 503 with Retry-After past the limit', async (t) => {
   const specs: ItemSpec[] = [{ id: 'c0', size: 6 * MB, label: 'TD0001L9' }];
   for (let i = 1; i < 5; i++) specs.push({ id: `c${i}`, size: 200 * KB, label: `TD000${i + 1}L9` });

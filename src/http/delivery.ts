@@ -49,6 +49,12 @@ export interface MediaSource {
    * `open`). Rejects like `open` (e.g. a `status` 404 when the file is gone).
    */
   openFile?(signal: AbortSignal): Promise<FileHandle>;
+  /**
+   * HEAD of bytes [start, end]: resolves when a GET would start a body, or rejects with the error
+   * `open`/`openFile` would (a gone file, an offline cartridge), without reading any byte or
+   * mounting anything, so HEAD answers what GET would. Without it HEAD assumes GET succeeds.
+   */
+  check?(start: number, end: number, signal: AbortSignal): Promise<void>;
 }
 
 export type Resolver = (id: string) => Promise<MediaSource | undefined>;
@@ -156,6 +162,9 @@ export function diskSource(
     transferMode,
     tier: 'disk',
     openFile: openChecked,
+    async check(_start, _end, signal) {
+      await (await openChecked(signal)).close();
+    },
     async open(start, end, signal) {
       const fh = await openChecked(signal);
       const stream = createReadStream('', { fd: fh, start, end, highWaterMark: CHUNK_SIZE, autoClose: true });
@@ -301,8 +310,22 @@ async function serve(ctx: Context, resolve: Resolver, opts: MediaRouteOptions): 
   ctx.set('Content-Type', opts.mimeFor?.(src.mime, ctx) ?? src.mime);
   ctx.set('Content-Length', String(length));
 
-  // HEAD: same headers, no body and no open (Koa sends the explicit status and length).
-  if (ctx.method === 'HEAD') return;
+  // HEAD: same status and headers as GET, no body: the source says whether GET would get its
+  // bytes (a gone file, an offline cartridge) without reading them; its error is answered as
+  // GET's would be (Koa's onerror: err.status and err.headers, e.g. 503 with Retry-After).
+  if (ctx.method === 'HEAD') {
+    if (length > 0 && src.check) {
+      const gone = new AbortController();
+      const onClose = () => gone.abort(new Error('client disconnected'));
+      ctx.res.once('close', onClose);
+      try {
+        await src.check(start, end, gone.signal);
+      } finally {
+        ctx.res.off('close', onClose);
+      }
+    }
+    return;
+  }
   if (length === 0) {
     ctx.body = Buffer.alloc(0);
     return;

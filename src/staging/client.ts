@@ -117,7 +117,7 @@ export class StagerClient extends EventEmitter implements SourceHost {
   private workerCounters: Record<string, number> = {};
   private readonly offlineSeen = new Map<string, { err: StagerError; at: number }>();
   /** Where the changer said a cartridge is (offline or not), for cartridgeOffline(). */
-  private readonly whereSeen = new Map<string, { offline: boolean; at: number }>();
+  private readonly whereSeen = new Map<string, { where: 'library' | 'offline' | 'missing'; at: number }>();
   private readonly prefetched = new Map<string, number>();
   private remote: RemoteTapeLibrary | undefined;
   private lastSandbox: SandboxInfo | undefined;
@@ -334,17 +334,23 @@ export class StagerClient extends EventEmitter implements SourceHost {
   }
 
   async cartridgeOffline(label: string): Promise<boolean> {
+    return (await this.cartridgeWhere(label)) === 'offline';
+  }
+
+  async cartridgeWhere(label: string): Promise<'library' | 'offline' | 'missing' | undefined> {
     const seen = this.whereSeen.get(label);
-    if (seen && Date.now() - seen.at < WHERE_TTL_MS) return seen.offline;
-    if (!this.connected) return false; // unknown; the stub is served and the tape part answers for itself
-    let offline = false;
+    if (seen && Date.now() - seen.at < WHERE_TTL_MS) return seen.where;
+    if (!this.connected) return undefined; // unknown; the stub is served and the tape part answers for itself
+    let where: 'library' | 'offline' | 'missing';
     try {
-      offline = (await this.library().changer.find(label)).where === 'offline';
-    } catch {
-      return false; // e.g. not known to the library: the read path gives the precise error
+      where = (await this.library().changer.find(label)).where === 'offline' ? 'offline' : 'library';
+    } catch (err) {
+      // not known to the library: the read path would answer NOT_FOUND; anything else is unknown
+      if ((err as { code?: string }).code !== 'NOT_FOUND') return undefined;
+      where = 'missing';
     }
-    this.whereSeen.set(label, { offline, at: Date.now() });
-    return offline;
+    this.whereSeen.set(label, { where, at: Date.now() });
+    return where;
   }
 
   offline(label: string): StagerError | undefined {

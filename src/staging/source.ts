@@ -44,10 +44,11 @@ export interface SourceHost {
   /** Known offline cartridge (recently answered OFFLINE), with the error to repeat. */
   offline(label: string): StagerError | undefined;
   /**
-   * Whether the library says the cartridge is outside it (exported), from a short-lived cache;
-   * false when unknown (e.g. no worker connected), so the head stub is still served at once.
+   * Where the library says the cartridge is, from a short-lived cache: inside it, outside it
+   * (exported), or not known to it at all; undefined when that cannot be told now (e.g. no worker
+   * connected), so the head stub is still served at once.
    */
-  cartridgeOffline(label: string): Promise<boolean>;
+  cartridgeWhere(label: string): Promise<'library' | 'offline' | 'missing' | undefined>;
   noteError(err: StagerError, item: ItemRef): void;
   count(name: string, n?: number): void;
   /** Real ms per ms of playback (1 but in a time-compressed benchmark): scales a read's holdMs. */
@@ -154,6 +155,38 @@ export function tapeItemSource(host: SourceHost, item: CatalogObject): MediaSour
   const size = tape.size;
   const stub = item.location?.stub && validStub(item.location.stub, size) ? item.location.stub : undefined;
   const ref: ItemRef = { id: item.id, tape };
+  /**
+   * The stub and tape pieces of bytes [start, end] as open() serves them. Throws the HTTP error
+   * open() would answer before any byte when the tape part cannot be had: the cartridge recently
+   * answered OFFLINE, or the library says it is exported or does not know it (then the tape part
+   * is asked for first, so that a response starting in the stub is not cut where the stub ends).
+   */
+  const plan = async (start: number, endInclusive: number): Promise<Piece[]> => {
+    let pieces = splitRange(start, endInclusive + 1, stub?.ranges);
+    if (pieces[0]!.kind === 'stub') {
+      try {
+        await access(stub!.path, FS.R_OK);
+      } catch {
+        // the stub file is gone (recalled, cleaned up): everything comes from tape
+        host.count('stubMissing');
+        pieces = [{ kind: 'tape', start, end: endInclusive + 1 }];
+      }
+    }
+    if (!pieces.some((p) => p.kind === 'tape')) return pieces;
+    const off = host.offline(tape.label);
+    if (off) {
+      host.count('rejected503');
+      throw httpError(off);
+    }
+    // A response that starts in the stub would be cut off where the tape part begins: when the
+    // cartridge is exported (or unknown to the library), ask the worker for the tape part first,
+    // so the client gets its 503 (and the cartridge is noted as needed) before any header is sent.
+    if (pieces[0]!.kind === 'stub') {
+      const where = await host.cartridgeWhere(tape.label);
+      if (where === 'offline' || where === 'missing') pieces = [{ kind: 'tape', start, end: endInclusive + 1 }];
+    }
+    return pieces;
+  };
   return {
     size,
     mtime: item.mtime ?? item.location?.disk?.mtime ?? 0,
@@ -161,30 +194,26 @@ export function tapeItemSource(host: SourceHost, item: CatalogObject): MediaSour
     contentFeatures: contentFeatures(res),
     transferMode: transferModeFor(res),
     tier: 'tape',
+    async check(start, endInclusive, signal) {
+      // what open() would answer before its first byte, without reading tape (HEAD)
+      signal.throwIfAborted();
+      const pieces = await plan(start, endInclusive);
+      if (!pieces.some((p) => p.kind === 'tape')) return; // all in the stub: served from disk
+      // the worker would refuse the tape part at once (open() answers before any header then)
+      const where = await host.cartridgeWhere(tape.label);
+      if (where === 'offline') throw httpError(new StagerError({ code: 'OFFLINE', message: `cartridge ${tape.label} is offline (exported from the library); the operator has to import it`, label: tape.label }));
+      if (where === 'missing') throw httpError(new StagerError({ code: 'NOT_FOUND', message: `cartridge ${tape.label} is not known to the tape library`, label: tape.label }));
+      if (pieces[0]!.kind !== 'tape') return; // starts in the stub: open() answers at once
+      try {
+        await host.connection(host.connectWaitMs); // open() would wait as long for the worker, then 503
+      } catch (err) {
+        throw httpError(err);
+      }
+    },
     async open(start, endInclusive, signal) {
       signal.throwIfAborted();
-      let pieces = splitRange(start, endInclusive + 1, stub?.ranges);
-      if (pieces[0]!.kind === 'stub') {
-        try {
-          await access(stub!.path, FS.R_OK);
-        } catch {
-          // the stub file is gone (recalled, cleaned up): everything comes from tape
-          host.count('stubMissing');
-          pieces = [{ kind: 'tape', start, end: endInclusive + 1 }];
-        }
-      }
+      const pieces = await plan(start, endInclusive);
       const needsTape = pieces.some((p) => p.kind === 'tape');
-      if (needsTape) {
-        const off = host.offline(tape.label);
-        if (off) {
-          host.count('rejected503');
-          throw httpError(off);
-        }
-        // A response that starts in the stub would be cut off where the tape part begins: when
-        // the cartridge is exported, ask the worker for the tape part first, so the client gets
-        // its 503 (and the cartridge is noted as needed) before any header is sent.
-        if (pieces[0]!.kind === 'stub' && (await host.cartridgeOffline(tape.label))) pieces = [{ kind: 'tape', start, end: endInclusive + 1 }];
-      }
       // bytes per second of playback: how long the client plays what it asked for (holdMs)
       const rate = res.bitrate && res.bitrate > 0 ? res.bitrate : res.duration && res.duration > 0 ? size / res.duration : 0;
       const stream = new ItemStream(host, ref, tape, pieces, stub?.path, signal, rate);
