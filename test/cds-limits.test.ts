@@ -9,6 +9,7 @@ import { Catalog } from '../src/catalog/catalog.js';
 import { MemoryStore } from '../src/catalog/store.js';
 import type { CatalogObject } from '../src/catalog/types.js';
 import { ContentDirectory, MAX_PAGE } from '../src/upnp/cds.js';
+import { MAX_SEARCH_LENGTH, MAX_SEARCH_TERMS } from '../src/upnp/search.js';
 import { soapRoutes } from '../src/upnp/soap.js';
 import { browse, CDS, parseDidl, soap } from './helpers/upnp-client.js';
 import { testItem } from './helpers/items.js';
@@ -65,4 +66,27 @@ test('Search with RequestedCount 0 answers MAX_PAGE objects and the true TotalMa
     t.is((await parseDidl(r.out.Result)).length, MAX_PAGE, SearchCriteria);
     t.true(Number(r.out.TotalMatches) >= TRACKS, SearchCriteria);
   }
+});
+
+test('Search takes at most MAX_SEARCH_LENGTH characters and MAX_SEARCH_TERMS terms of criteria: more is a 708 fault naming the limit', async (t) => {
+  const search = (SearchCriteria: string) => soap(cds, CDS, 'Search', { ContainerID: '0', SearchCriteria, Filter: '*', StartingIndex: 0, RequestedCount: 5, SortCriteria: '' });
+  const terms = (n: number) => Array.from({ length: n }, (_, i) => `dc:title contains "track ${i}"`).join(' or ');
+  // at the limits: answered
+  const ok = await search(terms(MAX_SEARCH_TERMS));
+  t.is(ok.status, 200);
+  t.true(Number(ok.out.TotalMatches) > 0);
+  const long = `dc:title = "${'x'.repeat(MAX_SEARCH_LENGTH - 13)}"`;
+  t.is(long.length, MAX_SEARCH_LENGTH);
+  t.is((await search(long)).status, 200);
+  // past them: UPnP error 708 with a clear description
+  const many = await search(terms(MAX_SEARCH_TERMS + 1));
+  t.is(many.fault?.code, 708);
+  t.regex(many.fault!.description, /too many terms \(at most 64/);
+  const longer = await search(`dc:title = "${'x'.repeat(MAX_SEARCH_LENGTH - 12)}"`);
+  t.is(longer.fault?.code, 708);
+  t.regex(longer.fault!.description, /too long \(4097 characters, at most 4096/);
+  // criteria as QA sent them: over 40 KB of or-ed terms (~1.7 s of CPU on 20k tracks before)
+  const huge = await search(terms(1300));
+  t.true(terms(1300).length > 40_000);
+  t.is(huge.fault?.code, 708);
 });

@@ -5,7 +5,10 @@ import {
   compileSearch,
   compileSearchExpr,
   MAX_SEARCH_DEPTH,
+  MAX_SEARCH_LENGTH,
+  MAX_SEARCH_TERMS,
   parseSearch,
+  SEARCH_LIMITS,
   SearchError,
   searchHints,
   type SearchExpr,
@@ -431,7 +434,31 @@ test('criteria sent by real clients parse and match', (t) => {
     ['upnp:class derivedfrom "object.item.audioItem" and dc:date >= "2000-01-01" and dc:date <= "2001-12-31"', sorted('t1', 't2', 'genre/electronic$t1')],
     ['(dc:creator contains "herbert")', ['b1']],
   ];
-  for (const [c, want] of cases) t.deepEqual(ids(c), want, c);
+  for (const [c, want] of cases) {
+    t.deepEqual(ids(c), want, c);
+    t.deepEqual(parseSearch(c, SEARCH_LIMITS), parseSearch(c), `within SEARCH_LIMITS: ${c}`);
+  }
+});
+
+test('SEARCH_LIMITS: longer criteria or more terms are a SearchError naming the limit, checked before the work', (t) => {
+  const terms = (n: number) => Array.from({ length: n }, (_, i) => (i % 3 ? `dc:title contains "w${i}"` : `(@refID exists false and upnp:genre = "g${i}")`)).join(' or ');
+  const count = (e: SearchExpr): number => (e.type === 'and' || e.type === 'or' ? e.args.reduce((a, x) => a + count(x), 0) : 1);
+  let n = 1;
+  while (count(parseSearch(terms(n))) < MAX_SEARCH_TERMS) n++;
+  t.is(count(parseSearch(terms(n), SEARCH_LIMITS)), MAX_SEARCH_TERMS, 'exists tests count as terms');
+  const many = t.throws(() => parseSearch(terms(n + 1), SEARCH_LIMITS), { instanceOf: SearchError });
+  t.regex(many!.message, /too many terms \(at most 64 comparisons/);
+  const before = terms(n + 1).slice(0, many!.position);
+  t.is(count(parseSearch(before.replace(/ or \(?$/, ''))), MAX_SEARCH_TERMS, 'the position is the first term past the limit');
+  const long = 'dc:title = "' + 'x'.repeat(MAX_SEARCH_LENGTH - 13) + '"';
+  t.is(long.length, MAX_SEARCH_LENGTH);
+  t.deepEqual(parseSearch(long, SEARCH_LIMITS), parseSearch(long));
+  const err = t.throws(() => parseSearch(long + ' ', SEARCH_LIMITS), { instanceOf: SearchError });
+  t.regex(err!.message, /too long \(4097 characters, at most 4096/);
+  // garbage past the length is not even lexed: the error is the length, not the syntax
+  t.regex(t.throws(() => parseSearch('"'.repeat(100_000), SEARCH_LIMITS))!.message, /too long/);
+  // without limits (the parser alone) the same input parses
+  t.notThrows(() => parseSearch(terms(200)));
 });
 
 // ---------------------------------------------------------------------------------------

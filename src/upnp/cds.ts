@@ -14,7 +14,7 @@ import { assemble, DidlCache, headOf, type CachedHead } from './didl-cache.js';
 import { didlArt } from '../art/dlna.js';
 import { captionsOf } from '../media/subtitles.js';
 import { SEARCH_CAPABILITIES, SORT_CAPABILITIES } from './properties.js';
-import { compileSearchExpr, parseSearch, searchHints, SearchError, type SearchExpr } from './search.js';
+import { compileSearchExpr, parseSearch, SEARCH_LIMITS, searchHints, SearchError, type SearchExpr } from './search.js';
 import { readsOnlyRecord, recordObject, searchCandidates, sortsOnRecord } from './search-plan.js';
 import { sortedTitleSearch } from './search-sorted.js';
 import { compileSort, firstSorted, parseSort, SortError, type SortKey } from './sort.js';
@@ -251,7 +251,7 @@ export class ContentDirectory {
     let classPrefixes: string[] | undefined;
     let expr: SearchExpr;
     try {
-      expr = parseSearch(criteria);
+      expr = parseSearch(criteria, SEARCH_LIMITS);
       match = compileSearchExpr(expr);
       classPrefixes = searchHints(expr).classPrefixes;
     } catch (err) {

@@ -34,6 +34,11 @@
 // Nesting: parsing is iterative, so any number of redundant parentheses is fine; the
 // resulting logical tree may be at most MAX_SEARCH_DEPTH and/or levels deep (real criteria
 // use a handful), deeper trees are rejected rather than risking the stack.
+// Size: parsing takes time linear in the criteria, but a Search tests each term against every
+// candidate (the whole library when the index cannot narrow), so the ContentDirectory passes
+// SEARCH_LIMITS: at most MAX_SEARCH_LENGTH characters and MAX_SEARCH_TERMS terms (relExps),
+// beyond which the criteria are rejected (708) before any work. Real clients send a few hundred
+// characters and a dozen terms at most; 60 KB of or-ed terms took ~1.7 s of CPU on 20k tracks.
 
 import type { CatalogObject } from '../catalog/types.js';
 import { lookupProperty, type PropertyDef, type PropValue } from './properties.js';
@@ -64,6 +69,20 @@ export type SearchExpr =
 
 /** Maximum depth of nested and/or nodes (after flattening `a and b and c` into one node). */
 export const MAX_SEARCH_DEPTH = 256;
+
+/** Most characters of SearchCriteria a Search takes (SEARCH_LIMITS). */
+export const MAX_SEARCH_LENGTH = 4096;
+/** Most terms (comparisons and exists tests) of SearchCriteria a Search takes (SEARCH_LIMITS). */
+export const MAX_SEARCH_TERMS = 64;
+
+/** Bounds of one criteria (parseSearch); unset: unbounded (the parse is linear either way). */
+export interface SearchLimits {
+  maxLength?: number;
+  maxTerms?: number;
+}
+
+/** What the ContentDirectory's Search takes. */
+export const SEARCH_LIMITS: Readonly<SearchLimits> = { maxLength: MAX_SEARCH_LENGTH, maxTerms: MAX_SEARCH_TERMS };
 
 // ---------------------------------------------------------------------------------------
 // Lexer
@@ -201,9 +220,17 @@ function showTok(t: Tok): string {
   return `'${text}'`;
 }
 
-/** Parses SearchCriteria into an AST. Throws SearchError (code 708) on anything invalid. */
-export function parseSearch(criteria: string): SearchExpr {
+/**
+ * Parses SearchCriteria into an AST. Throws SearchError (code 708) on anything invalid, or
+ * past `limits` (longer than maxLength characters, more than maxTerms terms).
+ */
+export function parseSearch(criteria: string, limits: SearchLimits = {}): SearchExpr {
   if (typeof criteria !== 'string') throw new SearchError('Invalid SearchCriteria: not a string', 0);
+  if (limits.maxLength !== undefined && criteria.length > limits.maxLength) {
+    throw new SearchError(`Invalid SearchCriteria: too long (${criteria.length} characters, at most ${limits.maxLength} are taken)`, limits.maxLength);
+  }
+  const maxTerms = limits.maxTerms ?? Infinity;
+  let terms = 0;
   let a = 0;
   let b = criteria.length;
   while (a < b && isWs(criteria.charCodeAt(a))) a++;
@@ -245,6 +272,7 @@ export function parseSearch(criteria: string): SearchExpr {
       if (t.k === 'word') {
         if (logOpOf(t)) lex.fail(`missing operand before '${t.text}'`, t.pos);
         if (t.text === '*') lex.fail(`'*' is only allowed as the whole criteria`, t.pos);
+        if (++terms > maxTerms) lex.fail(`too many terms (at most ${maxTerms} comparisons are taken)`, t.pos);
         operands.push(parseRel(lex, t));
         depths.push(0);
         expectOperand = false;
