@@ -93,6 +93,27 @@ test('subtitles served by ID with their MIME type; a generic client gets text/sr
   const s3 = await fetch(`${base}/subtitles/${id}.3.ass`, { method: 'HEAD' });
   t.is(s3.headers.get('content-type'), 'text/x-ass');
   t.is((await fetch(`${base}/subtitles/${id}.9.srt`)).status, 404);
+
+  // a .vtt URL of a stored SRT delivers WebVTT (converted), never the SRT's bytes
+  const v0 = await fetch(`${base}/subtitles/${id}.0.vtt`);
+  t.is(v0.status, 200);
+  t.is(v0.headers.get('content-type'), 'text/vtt');
+  const vtt = await v0.text();
+  t.is(vtt, 'WEBVTT\n\n00:00:00.500 --> 00:00:02.000\nHello\n');
+  t.is(v0.headers.get('content-length'), String(Buffer.byteLength(vtt)));
+  const vHead = await fetch(`${base}/subtitles/${id}.0.vtt`, { method: 'HEAD' });
+  t.is(vHead.headers.get('content-length'), String(Buffer.byteLength(vtt)), 'HEAD: the same length as GET');
+  t.is(vHead.headers.get('etag'), v0.headers.get('etag'));
+  const vRange = await fetch(`${base}/subtitles/${id}.0.vtt`, { headers: { range: 'bytes=0-5' } });
+  t.is(vRange.status, 206);
+  t.is(await vRange.text(), 'WEBVTT');
+  // an extension the subtitle cannot be served as: 404 (no SRT bytes under .ass, no WebVTT under .srt)
+  t.is((await fetch(`${base}/subtitles/${id}.0.ass`)).status, 404);
+  t.is((await fetch(`${base}/subtitles/${id}.1.srt`)).status, 404);
+  t.is((await fetch(`${base}/subtitles/${id}.1.vtt`)).status, 200, 'a stored WebVTT under its own extension');
+  // conditional requests as for media: a future If-Modified-Since is ignored
+  const future = new Date(Date.now() + 86_400_000).toUTCString();
+  t.is((await fetch(`${base}/subtitles/${id}.0.srt`, { method: 'HEAD', headers: { 'if-modified-since': future } })).status, 200);
   t.is((await fetch(`${base}/subtitles/${bare}.0.srt`)).status, 404);
 
   // getCaptionInfo.sec on the video: Samsung gets the header on GET and HEAD, a generic client does not

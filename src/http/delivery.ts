@@ -108,6 +108,11 @@ export interface MediaRouteOptions {
   mimeFor?(mime: string, ctx: Context): string;
   /** Which IDs the route takes (default isValidMediaId; the art route also takes container IDs with `/`). */
   validId?(id: string): boolean;
+  /**
+   * The resolver gets the name with its extension only, never retried without it (subtitles: the
+   * extension chooses the format, and a name with an extension the item does not have is 404).
+   */
+  extensionMatters?: boolean;
 }
 
 /** Read chunk size of disk streams (also the high-water mark of the pipe to the socket). */
@@ -201,11 +206,12 @@ const TRANSFER_MODES: Record<string, string> = {
 
 // ---- the route --------------------------------------------------------------------------
 
-async function lookup(resolve: Resolver, name: string, valid: (id: string) => boolean): Promise<{ id: string; src: MediaSource } | undefined> {
+async function lookup(resolve: Resolver, name: string, valid: (id: string) => boolean, exact = false): Promise<{ id: string; src: MediaSource } | undefined> {
   if (valid(name)) {
     const src = await resolve(name);
     if (src) return { id: name, src };
   }
+  if (exact) return undefined;
   // `<id>.<ext>`: try again without the extension.
   const dot = name.lastIndexOf('.');
   if (dot > 0 && EXT_RE.test(name.slice(dot + 1))) {
@@ -233,7 +239,7 @@ export function unsupportedDlnaSeek(headers: Context['headers']): string | undef
 
 async function serve(ctx: Context, resolve: Resolver, opts: MediaRouteOptions): Promise<void> {
   const name = String((ctx as Context & { params?: Record<string, string> }).params?.name ?? '');
-  const found = await lookup(resolve, name, opts.validId ?? isValidMediaId);
+  const found = await lookup(resolve, name, opts.validId ?? isValidMediaId, opts.extensionMatters);
   if (!found) {
     ctx.status = 404;
     ctx.body = 'Not Found';

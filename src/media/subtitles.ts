@@ -131,8 +131,18 @@ export function preferredCaption(captions: Caption[]): Caption | undefined {
   return captions.find((c) => c.type === 'srt') ?? captions.find((c) => c.type === 'smi') ?? captions[0];
 }
 
-/** `<id>.<n>` of a subtitle URL → the video's ID and the subtitle's index. */
-export function parseSubtitleName(name: string): { id: string; n: number } | undefined {
-  const m = /^(.+)\.(\d{1,2})$/.exec(name);
-  return m ? { id: m[1], n: Number(m[2]) } : undefined;
+/** `<id>.<n>.<ext>` (or `<id>.<n>`) of a subtitle URL → the video's ID, the subtitle's index and the extension asked for (lower case). */
+export function parseSubtitleName(name: string): { id: string; n: number; ext?: string } | undefined {
+  const m = /^(.+)\.(\d{1,2})(?:\.([A-Za-z][A-Za-z0-9]{0,7}))?$/.exec(name);
+  return m ? { id: m[1], n: Number(m[2]), ...(m[3] ? { ext: m[3].toLowerCase() } : {}) } : undefined;
+}
+
+/**
+ * The formats a stored subtitle of format `ext` is served as: its own, and WebVTT for SubRip
+ * (converted on the fly, http/subtitles.ts). A URL with any other extension is 404.
+ */
+export function servedAs(ext: string, asked: string): 'as-is' | 'srt-to-vtt' | undefined {
+  if (asked === ext) return 'as-is';
+  if (ext === 'srt' && asked === 'vtt') return 'srt-to-vtt';
+  return undefined;
 }
