@@ -26,9 +26,9 @@
 //   p  upnp:artist, upnp:albumArtist, dc:creator (the people of an item)
 //   a  upnp:album
 //   g  upnp:genre
-// A word is a maximal run of letters, digits and combining marks of the text after
-// String#toLowerCase, the same lowering the search matchers use. So an object whose
-// property contains a constant has, for every word w of the lowered constant, a word
+// A word is a maximal run of letters, digits and combining marks of the text after foldText
+// (util/fold.ts: NFKC and full case folding), the same folding the search matchers use. So an
+// object whose property contains a constant has, for every word w of the folded constant, a word
 // of its own that contains w (w cannot cross a separator); and an object whose property
 // equals the constant has every such w as a whole word. The index therefore yields a
 // superset of the matches; the search predicate is still applied to every candidate.
@@ -57,6 +57,7 @@
 // its words with indexOf over a few hundred kilobytes instead of a range scan.
 
 import { naturalSortKey } from '../upnp/sort.js';
+import { foldText } from '../util/fold.js';
 import type { BatchOp } from './store.js';
 import type { CatalogObject } from './types.js';
 
@@ -67,8 +68,8 @@ const SEP = '\u0000';
 export type WordField = 't' | 'p' | 'a' | 'g';
 export const WORD_FIELDS: readonly WordField[] = ['t', 'p', 'a', 'g'];
 
-/** Index version: a catalog whose meta/wordIndex differs is re-indexed on open. */
-export const WORD_INDEX_VERSION = '4';
+/** Index version: a catalog whose meta/wordIndex differs is re-indexed on open (5: words and exact values are foldText'ed). */
+export const WORD_INDEX_VERSION = '5';
 
 const WORD_RE = /[\p{L}\p{N}\p{M}]+/gu;
 
@@ -78,10 +79,10 @@ export const MAX_VALUE = 200;
 /** The posting word of an object whose field is too long to index word by word. */
 export const OVERFLOW = '';
 
-/** Words of a text, lower-cased as the search matchers lower it (deduplicated, in order). */
+/** Words of a text, folded as the search matchers fold it (deduplicated, in order). */
 export function words(text: string | undefined): string[] {
   if (!text) return [];
-  const m = text.toLowerCase().match(WORD_RE);
+  const m = foldText(text).match(WORD_RE);
   return m ? [...new Set(m)] : [];
 }
 
@@ -104,7 +105,7 @@ export const OVERFLOW_VALUE = '=';
 
 /** The exact-posting word of a value (see the key spaces above). */
 export function exactWord(value: string): string {
-  const v = value.toLowerCase();
+  const v = foldText(value);
   return v.length > MAX_VALUE ? OVERFLOW_VALUE : '=' + v;
 }
 

@@ -23,6 +23,7 @@ import { classOfKey, LONG, OVERFLOW, words } from '../catalog/words.js';
 import { recordObject } from './search-plan.js';
 import type { SearchExpr } from './search.js';
 import { defaultCompare, firstSorted } from './sort.js';
+import { foldText } from '../util/fold.js';
 
 /** Pages ending further down the list than this take the general path. */
 export const MAX_SORTED_END = 5000;
@@ -55,7 +56,7 @@ export function singleTitleWord(e: SearchExpr): string | undefined {
   }
   if (value === undefined) return undefined;
   const ws = words(value);
-  return ws.length === 1 && ws[0] === value.toLowerCase() ? value : undefined;
+  return ws.length === 1 && ws[0] === foldText(value) ? value : undefined;
 }
 
 /**
@@ -76,7 +77,7 @@ export async function sortedTitleSearch(
   if (count <= 0 || end > MAX_SORTED_END) return undefined;
   const value = singleTitleWord(e);
   if (value === undefined) return undefined;
-  const ws = catalog.titleWordsContaining(value.toLowerCase());
+  const ws = catalog.titleWordsContaining(foldText(value));
   if (ws.length > 1) return undefined;
   const word = ws[0];
 

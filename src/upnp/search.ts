@@ -21,7 +21,9 @@
 // but upnp:class, non-numeric constants compared with numeric properties.
 //
 // Semantics (documented here and pinned by test/search.test.ts):
-// - text comparisons are case-insensitive (String#toLowerCase, locale-independent); object
+// - text comparisons are case- and normalisation-insensitive (util/fold.ts foldText: NFKC and
+//   full case folding, locale-independent, as the word index folds: "ÉTÉ" = "été", "ß" = "ss",
+//   "e" + combining acute = "é"); classes and booleans compare lower-cased; object
 //   IDs (@id, @parentID, @refID) compare exactly; numeric properties compare as numbers;
 //   dc:date compares as an ISO 8601 string ('2021' < '2021-05-01' < '2022');
 // - multi-valued properties (upnp:artist) match a positive operator (=, <, <=, >, >=,
@@ -41,6 +43,7 @@
 // characters and a dozen terms at most; 60 KB of or-ed terms took ~1.7 s of CPU on 20k tracks.
 
 import type { CatalogObject } from '../catalog/types.js';
+import { foldText } from '../util/fold.js';
 import { lookupProperty, type PropertyDef, type PropValue } from './properties.js';
 
 /** UPnP error 708: "Unsupported or invalid search criteria". */
@@ -409,7 +412,7 @@ type Pred = (obj: CatalogObject) => boolean;
 type Match = (v: PropValue) => boolean;
 
 function lower(v: PropValue): string {
-  return typeof v === 'string' ? v.toLowerCase() : String(v);
+  return typeof v === 'string' ? foldText(v) : String(v);
 }
 
 function textMatcher(op: BinOp, c: string): Match {
@@ -505,7 +508,7 @@ function compileRel(prop: string, op: BinOp, value: string): Pred {
       break;
     }
     default:
-      m = textMatcher(op, value.toLowerCase());
+      m = textMatcher(op, foldText(value));
   }
   const get = def.get;
   const any: Pred = (obj) => {
