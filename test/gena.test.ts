@@ -521,6 +521,30 @@ test('a callback that answers 412 is dropped at once', async (t) => {
   }
 });
 
+test('a CALLBACK with several URLs: each NOTIFY tries them in order until one takes it (UDA 1.0 §4.1.2)', async (t) => {
+  const dead = await callbackServer();
+  const deadUrl = dead.url;
+  await dead.close(); // the first URL: nothing listens there (e.g. the control point's other interface)
+  const good = await callbackServer();
+  const pub = await publisher({ maxFailures: 2, moderationMs: 20, notifyTimeoutMs: 1000 });
+  try {
+    const r = await call(pub.port, 'SUBSCRIBE', { CALLBACK: `<${deadUrl}><${good.url}>`, NT: 'upnp:event', TIMEOUT: 'Second-1800' });
+    t.is(r.status, 200);
+    t.true(await waitFor(() => good.got.length === 1), 'the initial event reaches the second URL');
+    t.is(good.got[0].headers['seq'], '0');
+    for (const v of ['8', '9', '10']) {
+      pub.vars.SystemUpdateID = v;
+      pub.svc.notify({ SystemUpdateID: v });
+      t.true(await waitFor(() => good.got.some((g) => g.body.includes(`<SystemUpdateID>${v}<`))), `event ${v} delivered`);
+    }
+    t.deepEqual(good.got.map((g) => g.headers['seq']), ['0', '1', '2', '3']);
+    t.is(pub.svc.size, 1, 'not dropped: every NOTIFY was delivered');
+  } finally {
+    await pub.close();
+    await good.close();
+  }
+});
+
 test('an unreachable callback is dropped after retries', async (t) => {
   const cb = await callbackServer();
   const deadUrl = cb.url;

@@ -9,7 +9,10 @@
 //   flight per subscription (so SEQ order is delivery order) and two NOTIFYs are at least
 //   `moderationMs` apart. Changes made meanwhile coalesce: the next NOTIFY carries the latest
 //   value of each changed variable (or a combined value, see `combine`).
-// - A NOTIFY that fails (network error, timeout, non-2xx) is retried with its variables
+// - A CALLBACK may list several URLs (a multi-homed control point names each of its
+//   addresses); each NOTIFY tries them in order, starting with the one that took the last
+//   NOTIFY, until one answers 2xx (UDA 1.0 §4.1.2). At most MAX_CALLBACKS are kept.
+// - A NOTIFY that fails at every URL (network error, timeout, non-2xx) is retried with its variables
 //   folded into the next one; after `maxFailures` consecutive failures, or a 412 from the
 //   subscriber (it no longer knows the SID), the subscription is dropped.
 // - Expired subscriptions are dropped by a periodic sweep and checked lazily everywhere.
@@ -73,6 +76,8 @@ export interface EventServiceOptions {
   combine?: Record<string, (pending: string, incoming: string) => string>;
 }
 
+/** Callback URLs of one subscription tried in turn (the rest of a longer CALLBACK is ignored). */
+export const MAX_CALLBACKS = 4;
 /** A failing callback origin is warned about again after this long (ms). */
 const WARN_AGAIN_MS = 10 * 60_000;
 /** Bound on the table of warned-about callback origins. */
@@ -156,7 +161,10 @@ export function propertySet(vars: Record<string, string>): string {
 
 interface Subscription {
   sid: string;
-  callback: URL;
+  /** The allowed CALLBACK URLs, in the subscriber's order (1..MAX_CALLBACKS). */
+  callbacks: URL[];
+  /** Index in `callbacks` of the URL the next NOTIFY tries first (the last one that took one). */
+  current: number;
   /** The subscriber's address, canonical (canonicalIp), for the per-subscriber bound. */
   remote: string;
   timeoutS: number;
@@ -289,8 +297,8 @@ export class EventService {
     const peer = ctx.req.socket.remoteAddress ?? '';
     const remote = canonicalIp(peer) ?? peer;
     const urls = cbHeader === undefined ? [] : parseCallbacks(cbHeader);
-    const callback = urls.find((u) => this.allowCallback(u.hostname, peer));
-    if (!callback) {
+    const callbacks = urls.filter((u) => this.allowCallback(u.hostname, peer)).slice(0, MAX_CALLBACKS);
+    if (callbacks.length === 0) {
       if (urls.length > 0) {
         this.log?.warn({ service: this.serviceId, remote, callback: cbHeader }, 'gena: CALLBACK host is not the subscriber, refused');
       }
@@ -303,7 +311,8 @@ export class EventService {
     const timeoutS = this.grant(asked);
     const sub: Subscription = {
       sid: `uuid:${randomUUID()}`,
-      callback,
+      callbacks,
+      current: 0,
       remote,
       timeoutS,
       expiresAt: Date.now() + timeoutS * 1000,
@@ -316,7 +325,7 @@ export class EventService {
       dropped: false,
     };
     this.subs.set(sub.sid, sub);
-    this.log?.debug({ service: this.serviceId, sid: sub.sid, callback: callback.href, timeout: timeoutS }, 'gena subscribe');
+    this.log?.debug({ service: this.serviceId, sid: sub.sid, callback: callbacks.map((u) => u.href), timeout: timeoutS }, 'gena subscribe');
 
     // The initial event goes out once the response has been written.
     const res = ctx.res;
@@ -427,10 +436,22 @@ export class EventService {
   private async deliver(sub: Subscription, seq: number, vars: Record<string, string>): Promise<void> {
     let status = 0;
     let error: string | undefined;
-    try {
-      status = await this.send(sub.callback, sub.sid, seq, propertySet(vars));
-    } catch (err) {
-      error = (err as Error).message;
+    const failed = sub.callbacks[sub.current];
+    const body = propertySet(vars);
+    // The URLs in order, from the one that took the last NOTIFY, until one answers 2xx or 412.
+    for (let k = 0; k < sub.callbacks.length && !sub.dropped && !this.closed; k++) {
+      const i = (sub.current + k) % sub.callbacks.length;
+      status = 0;
+      error = undefined;
+      try {
+        status = await this.send(sub.callbacks[i], sub.sid, seq, body);
+      } catch (err) {
+        error = (err as Error).message;
+      }
+      if ((status >= 200 && status < 300) || status === 412) {
+        sub.current = i;
+        break;
+      }
     }
     sub.sending = false;
     if (sub.dropped || this.closed) return;
@@ -444,8 +465,8 @@ export class EventService {
     sub.failures++;
     // One warning per failing callback (host and port, however many subscriptions point
     // there), then debug: 300 subscriptions to a closed port are one line, not 900.
-    const fields = { service: this.serviceId, sid: sub.sid, callback: sub.callback.href, seq, status: status || undefined, err: error, failures: sub.failures };
-    if (this.firstFailureOf(sub.callback)) this.log?.warn(fields, 'gena: NOTIFY failed (further failures of this callback are logged at debug; the subscription is dropped after repeated failures)');
+    const fields = { service: this.serviceId, sid: sub.sid, callback: failed.href, seq, status: status || undefined, err: error, failures: sub.failures };
+    if (this.firstFailureOf(failed)) this.log?.warn(fields, 'gena: NOTIFY failed (further failures of this callback are logged at debug; the subscription is dropped after repeated failures)');
     else this.log?.debug(fields, 'gena: NOTIFY failed');
     if (sub.failures >= this.maxFailures) return this.drop(sub, `${sub.failures} NOTIFYs failed`);
     // Fold the undelivered values back in, newer changes winning, and retry later.
