@@ -106,7 +106,7 @@ test('X_SetBookmark is kept across a restart and a rescan, and comes back as sec
   t.is(await fault({ ObjectID: id, PosSecond: -5 }), 402, 'negative');
   t.is(await fault({ ObjectID: id, PosSecond: '12.5' }), 402, 'not a ui4');
   t.is(await fault({ ObjectID: id, PosSecond: '99999999999' }), 402, 'beyond ui4');
-  t.is(await fault({ ObjectID: id, PosSecond: 5, CategoryType: 'x' }), 402, 'CategoryType not a ui4');
+  t.is(await fault({ ObjectID: id, PosSecond: 5, CategoryType: 'x'.repeat(300) }), 402, 'CategoryType absurdly long');
   t.is(await fault({ PosSecond: 5 }), 402, 'ObjectID missing');
   t.is(await fault({ ObjectID: 'inope', PosSecond: 5 }), 701, 'unknown object');
   t.is(await fault({ ObjectID: 'video', PosSecond: 5 }), 402, 'a container');

@@ -90,3 +90,29 @@ test('Search takes at most MAX_SEARCH_LENGTH characters and MAX_SEARCH_TERMS ter
   t.true(terms(1300).length > 40_000);
   t.is(huge.fault?.code, 708);
 });
+
+test('X_SetBookmark takes CategoryType and RID as Samsung sends them (numbers or text), refuses absurd ones with 402 naming the argument', async (t) => {
+  const item = (await browse(cds, 'music/all', 'BrowseDirectChildren', { RequestedCount: 1 })).entries[0];
+  const itemId = item.refID ?? item.id;
+  const set = (args: Record<string, string | number>) => soap(cds, CDS, 'X_SetBookmark', { ObjectID: item.id, PosSecond: 0, ...args });
+  let pos = 10;
+  for (const [CategoryType, RID] of [
+    [1, 0],
+    ['VIDEO', 'uuid:4d696e69-444c-164e-9d41-b827eb1eaf7a'],
+    ['', ''],
+    [' 2 ', '0$1$17'],
+    ['x', 'RID_1234'],
+  ]) {
+    pos += 10;
+    const r = await set({ CategoryType, RID, PosSecond: pos });
+    t.is(r.status, 200, `${CategoryType} / ${RID}: ${r.fault?.description}`);
+    t.is((await catalog.bookmarks.get(itemId))?.pos, pos);
+  }
+  const long = await set({ CategoryType: 'x'.repeat(257), PosSecond: 99 });
+  t.is(long.fault?.code, 402);
+  t.regex(long.fault!.description, /CategoryType must be printable text of at most 256 characters/);
+  t.is((await set({ RID: 'r'.repeat(300), PosSecond: 99 })).fault?.code, 402);
+  t.is((await catalog.bookmarks.get(itemId))?.pos, pos, 'refused calls change nothing');
+  // PosSecond stays a ui4
+  t.is((await set({ PosSecond: 'soon' })).fault?.code, 402);
+});

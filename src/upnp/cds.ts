@@ -35,6 +35,24 @@ type Out = [string, SoapValue][];
  */
 export const MAX_PAGE = 1000;
 
+/** Longest CategoryType or RID X_SetBookmark takes. */
+export const MAX_BOOKMARK_TAG = 256;
+
+/**
+ * X_SetBookmark's CategoryType and RID: Samsung's own bookkeeping, not used here. Servers type
+ * them differently (ui4 in MiniDLNA's and our SCPD, string in UMS's; Gerbera reads them as text
+ * and ignores them) and TVs send what their firmware does, so any short printable text is taken;
+ * longer than MAX_BOOKMARK_TAG or holding control characters is 402 naming the argument.
+ */
+function samsungTag(args: Record<string, string>, name: string): void {
+  const v = args[name];
+  if (v === undefined) return;
+  // eslint-disable-next-line no-control-regex
+  if (v.length > MAX_BOOKMARK_TAG || /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/.test(v)) {
+    throw new UpnpError(402, `${name} must be printable text of at most ${MAX_BOOKMARK_TAG} characters (got ${v.length} characters${v.length > MAX_BOOKMARK_TAG ? '' : ' with a control character'})`);
+  }
+}
+
 /** RequestedCount, with 0 (all) and anything above MAX_PAGE answered with MAX_PAGE. */
 function pageCount(args: Record<string, string>): number {
   const n = ui4(args, 'RequestedCount', 0);
@@ -171,9 +189,8 @@ export class ContentDirectory {
   private async setBookmark(args: Record<string, string>): Promise<Out> {
     const id = required(args, 'ObjectID');
     const pos = ui4(args, 'PosSecond');
-    // CategoryType and RID are Samsung's own bookkeeping: checked as the SCPD types them, not used
-    if (args.CategoryType !== undefined && args.CategoryType.trim() !== '') ui4(args, 'CategoryType');
-    if (args.RID !== undefined && args.RID.trim() !== '') ui4(args, 'RID');
+    samsungTag(args, 'CategoryType');
+    samsungTag(args, 'RID');
     const obj = await this.catalog.get(id);
     if (!obj) throw new UpnpError(701, `no such object: ${id}`);
     if (obj.container) throw new UpnpError(402, `ObjectID must name an item, ${id} is a container`);
