@@ -36,6 +36,8 @@ const sources = new Map<string, MediaSource>();
 sources.set('isong', diskSource(filePath, SIZE, MTIME, 'audio/mpeg', FEATURES));
 sources.set('ibig', diskSource(bigPath, BIG_SIZE, MTIME, 'video/x-matroska', 'DLNA.ORG_OP=01', 'Streaming'));
 sources.set('iempty', diskSource(emptyPath, 0, MTIME, 'audio/mpeg', FEATURES));
+const FUTURE = Date.now() + 10 * 365 * 86_400_000;
+sources.set('ifuture', diskSource(filePath, SIZE, FUTURE, 'audio/mpeg', FEATURES));
 sources.set('isub', diskSource(filePath, 100, MTIME, 'text/srt', '*'));
 sources.set('iphoto', diskSource(filePath, 100, MTIME, 'image/jpeg', '*', 'Interactive'));
 sources.set('igone', diskSource(join(dir, 'deleted-since-the-scan.mp3'), 1000, MTIME, 'audio/mpeg', FEATURES));
@@ -319,6 +321,27 @@ test('contentFeatures.dlna.org only when asked with getcontentFeatures.dlna.org:
   t.is(notAsked.headers['contentfeatures.dlna.org'], undefined);
   const zero = await request('/media/isong', { method: 'HEAD', headers: { 'getcontentFeatures.dlna.org': '0' } });
   t.is(zero.headers['contentfeatures.dlna.org'], undefined);
+});
+
+test('getcontentFeatures.dlna.org other than 1: 400 Bad Request (as MiniDLNA), for GET and HEAD', async (t) => {
+  for (const v of ['0', '2', 'yes', '']) {
+    const g = await request('/media/isong', { headers: { 'getcontentFeatures.dlna.org': v } });
+    t.is(g.status, 400, `GET ${JSON.stringify(v)}`);
+    t.regex(g.body.toString(), /getcontentFeatures\.dlna\.org must be 1/);
+    t.is((await request('/media/isong', { method: 'HEAD', headers: { 'getcontentFeatures.dlna.org': v } })).status, 400, `HEAD ${JSON.stringify(v)}`);
+  }
+  t.is((await request('/media/isong', { method: 'HEAD', headers: { 'getcontentFeatures.dlna.org': ' 1 ' } })).status, 200);
+});
+
+test('a file modified in the future: Last-Modified is now, never later (RFC 9110 8.8.2.1), and If-Range by date does not hold', async (t) => {
+  const r = await request('/media/ifuture', { method: 'HEAD' });
+  t.is(r.status, 200);
+  const lm = Date.parse(String(r.headers['last-modified']));
+  t.true(lm <= Date.now(), String(r.headers['last-modified']));
+  t.true(lm >= Date.now() - 60_000);
+  t.is(r.headers.etag, etagOf(SIZE, FUTURE), 'the ETag still follows the real mtime');
+  const ranged = await request('/media/ifuture', { method: 'HEAD', headers: { Range: 'bytes=0-9', 'If-Range': new Date(FUTURE).toUTCString() } });
+  t.is(ranged.status, 200);
 });
 
 test('transferMode.dlna.org is echoed when the item supports it, else the source default', async (t) => {

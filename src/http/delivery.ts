@@ -248,8 +248,18 @@ async function serve(ctx: Context, resolve: Resolver, opts: MediaRouteOptions): 
   const { id, src } = found;
   const { size } = src;
   ctx.state.tier = src.tier; // for request metrics by tier
-  const lastModSec = Math.floor(src.mtime / 1000);
+  const nowSec = Math.floor(Date.now() / 1000);
+  // RFC 9110 8.8.2.1: a Last-Modified is never later than now (a file stamped in the future,
+  // e.g. by a camera's wrong clock, is said to be modified now); the ETag keeps the real mtime
+  const lastModSec = Math.min(Math.floor(src.mtime / 1000), nowSec);
   const etag = etagOf(size, src.mtime);
+  const askFeatures = ctx.headers['getcontentfeatures.dlna.org'];
+  if (askFeatures !== undefined && String(askFeatures).trim() !== '1') {
+    // DLNA: the only valid value is 1; anything else is a bad request (as MiniDLNA answers)
+    ctx.status = 400;
+    ctx.body = 'Bad Request: getcontentFeatures.dlna.org must be 1';
+    return;
+  }
 
   ctx.set('Accept-Ranges', 'bytes');
   ctx.set('ETag', etag);
@@ -272,7 +282,7 @@ async function serve(ctx: Context, resolve: Resolver, opts: MediaRouteOptions): 
     ctx.body = `Not Acceptable: ${unsupported} is not supported for this item (seek with a byte Range)`;
     return;
   }
-  if (ctx.headers['getcontentfeatures.dlna.org']?.toString().trim() === '1') {
+  if (askFeatures !== undefined) {
     ctx.set('contentFeatures.dlna.org', src.contentFeatures);
   }
   if (opts.captionInfo && ctx.headers['getcaptioninfo.sec']?.toString().trim() === '1') {
@@ -280,7 +290,7 @@ async function serve(ctx: Context, resolve: Resolver, opts: MediaRouteOptions): 
     if (url) ctx.set('CaptionInfo.sec', url);
   }
 
-  const pre = evaluatePreconditions(ctx.headers, etag, lastModSec);
+  const pre = evaluatePreconditions(ctx.headers, etag, lastModSec, nowSec);
   if (pre === 'not-modified') {
     ctx.status = 304;
     return;
@@ -292,7 +302,7 @@ async function serve(ctx: Context, resolve: Resolver, opts: MediaRouteOptions): 
   }
 
   let range = parseRange(ctx.headers.range, size);
-  if ((range.kind === 'range' || range.kind === 'unsatisfiable') && !ifRangeHolds(ctx.headers, etag, lastModSec)) {
+  if ((range.kind === 'range' || range.kind === 'unsatisfiable') && !ifRangeHolds(ctx.headers, etag, lastModSec, nowSec)) {
     range = { kind: 'none' };
   }
   if (range.kind === 'unsatisfiable') {
