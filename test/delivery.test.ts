@@ -76,6 +76,24 @@ sources.set('ilong', {
   open: () => Readable.from([Buffer.alloc(5000)]), // claims 1000 bytes, delivers 5000
 });
 
+sources.set('iworkerdown', {
+  size: 100_000,
+  mtime: MTIME,
+  mime: 'video/mp4',
+  contentFeatures: '*',
+  transferMode: 'Streaming',
+  tier: 'tape',
+  // the staging worker dies after the first bytes went out (as a kill -9 of the stager does)
+  open: () =>
+    Readable.from(
+      (async function* () {
+        yield Buffer.alloc(1000);
+        await new Promise((r) => setTimeout(r, 20));
+        throw Object.assign(new Error('the staging worker connection is gone (test)'), { code: 'WORKER_DOWN' });
+      })(),
+    ),
+});
+
 const resolvedIds: string[] = [];
 const streamEvents: StreamEvent[] = [];
 const appErrors: Error[] = [];
@@ -678,6 +696,19 @@ test('a disk file shorter than catalogued is reported to the app once, not twice
   t.true(await waitFor(() => streamEvents.slice(before).some((e) => e.id === 'ishrunk1'), 2000));
   for (let k = 0; k < 20; k++) await new Promise((r) => setImmediate(r));
   t.is(appErrors.slice(errorsBefore).filter((e) => e.message.includes(`of ${SIZE + 77_777} bytes`)).length, 1);
+});
+
+test('a tape stream that fails mid-body is reported to the app once, not twice', async (t) => {
+  // Koa reports a failed body stream from its pipeline() callback and again from its
+  // on-finished hook (the response's socket is destroyed with the same error): two identical
+  // 'http error' warnings per cut stream (seen on the lab server when the stager was killed)
+  const errorsBefore = appErrors.length;
+  const before = streamEvents.length;
+  await t.throwsAsync(request('/media/iworkerdown'));
+  t.true(await waitFor(() => streamEvents.slice(before).some((e) => e.id === 'iworkerdown'), 2000));
+  for (let k = 0; k < 20; k++) await new Promise((r) => setImmediate(r));
+  await new Promise((r) => setTimeout(r, 50));
+  t.is(appErrors.slice(errorsBefore).filter((e) => e.message.includes('staging worker connection is gone (test)')).length, 1);
 });
 
 test('a tape source sees its AbortSignal fire when the client leaves', async (t) => {

@@ -391,6 +391,7 @@ async function serve(ctx: Context, resolve: Resolver, opts: MediaRouteOptions): 
   } else {
     const { source } = opened;
     const guard = new LengthGuard(length);
+    reportOnce(ctx);
     pipeline(source, guard, () => {
       /* errors end the response through the guard; nothing else to do */
     });
@@ -426,6 +427,23 @@ async function serve(ctx: Context, resolve: Resolver, opts: MediaRouteOptions): 
     // an observer must not break delivery
   }
   finished((aborted) => opts.onStream?.({ id, tier: src.tier, bytes: bytes(), aborted, stream: started }));
+}
+
+/**
+ * Koa reports a body stream that fails twice: from its pipeline(body, res) callback and from its
+ * on-finished hook, as the response's socket is destroyed with the same error. One report (one
+ * 'http error' line) per error object for this request.
+ */
+function reportOnce(ctx: Context): void {
+  const onerror = ctx.onerror.bind(ctx);
+  const seen = new WeakSet<object>();
+  ctx.onerror = (err) => {
+    if (err !== null && typeof err === 'object') {
+      if (seen.has(err)) return;
+      seen.add(err);
+    }
+    onerror(err);
+  };
 }
 
 function destroyQuietly(s: NodeJS.ReadableStream): void {
