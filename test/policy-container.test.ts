@@ -155,7 +155,7 @@ test('right after the play, items with a tape copy (tier both) are archived firs
   t.true((await e.plan()).usage[0].before <= used + adds - 1, 'under the high mark');
 });
 
-test('the recall right after a play never mounts a cartridge: when the play\'s cartridge is no longer in a drive, its items are left to the next pass', async (t) => {
+test('the recall right after a play never mounts a cartridge: when the play\'s cartridge is no longer in a drive, its items wait for a later play (a pass mounts none for them either)', async (t) => {
   const { lab, e, access, ep } = await setup(t);
   access.notePlay(ep[0], '10.0.0.5');
   access.notePlay(ep[1], '10.0.0.5');
@@ -167,11 +167,73 @@ test('the recall right after a play never mounts a cartridge: when the play\'s c
   const done = await lab.service.run(job.id);
   t.is(done.state, 'done', done.reason);
   t.like(done.result, { recalled: 0, skipped: 3 });
-  t.regex((await lab.service.items(job.id))[0].note ?? '', /no longer in a drive .*left to the next policy pass/);
+  t.regex((await lab.service.items(job.id))[0].note ?? '', /no longer in a drive .*left to a later play of its container/);
   t.is(lab.library.stats().mounts, mounts, 'nothing mounted');
   t.deepEqual(await tiers(lab, ep), ['tape', 'tape', 'tape']);
-  // the next pass plans them (and may mount: it runs in policy_window)
-  t.deepEqual((await e.plan()).actions.map((a) => [a.id, a.reason]), ep.map((id) => [id, 'container-plays']));
+  // the next pass leaves them to the next play of the season too (a pass mounts no cartridge only for them)
+  const next = await e.plan();
+  t.deepEqual(next.actions, []);
+  t.deepEqual(next.skipped.map((s) => s.id), ep);
+});
+
+test('a pass never mounts a cartridge only for container-plays recalls: they wait for a play to load it (listed as skipped, plan == run), and ride on a cartridge in a drive', async (t) => {
+  const { lab, e, access, ep, clock } = await setup(t);
+  // the season is hot, but its cartridge left the drive (no play, no immediate promotion here)
+  access.notePlay(ep[0], '10.0.0.5');
+  access.notePlay(ep[1], '10.0.0.5');
+  for (const d of (await lab.library.changer.inventory()).drives) if (d.full) await lab.library.changer.unload(d.drive);
+  clock.t += 60_000;
+  const plan = await e.plan();
+  t.deepEqual(plan.actions, [], 'nothing to do: the pass would mount TD0001L9 only for them');
+  t.deepEqual(plan.skipped.map((s) => [s.id, s.action]), ep.map((id) => [id, 'recall']));
+  t.regex(plan.skipped[0].reason, /its container was played 2 times within 7d, but its cartridge TD0001L9 is not in a drive and this pass mounts it for nothing else: waits for its cartridge to be loaded by a play/);
+  const mounts = lab.library.stats().mounts;
+  const { plan: ran, jobs } = await e.runPass('manual');
+  t.deepEqual(ran.actions, plan.actions, 'the run does what the plan printed');
+  t.deepEqual(ran.skipped, plan.skipped);
+  t.deepEqual(jobs, []);
+  t.is(lab.library.stats().mounts, mounts, 'nothing mounted');
+  t.deepEqual(await tiers(lab, ep), ['tape', 'tape', 'tape']);
+  // a play of the season loads the cartridge (its idle unload has not come yet): now the pass takes them, from that drive
+  await lab.library.mount('TD0001L9');
+  const loaded = await e.plan();
+  t.deepEqual(loaded.actions.map((a) => [a.id, a.action, a.reason, a.cartridge]), ep.map((id) => [id, 'recall', 'container-plays', 'TD0001L9']));
+  t.deepEqual(loaded.skipped, []);
+  t.deepEqual([loaded.cartridges, loaded.mounts], [['TD0001L9'], 0]);
+  const mounted = lab.library.stats().mounts;
+  const second = await e.runPass('manual');
+  t.deepEqual(second.plan.actions, loaded.actions, 'the run does what the plan printed');
+  t.is(second.jobs.length, 1);
+  t.like(second.jobs[0].opts, { origin: 'policy', rule: 'container-plays', loadedOnly: true });
+  t.deepEqual((await lab.service.items(second.jobs[0].id)).map((i) => i.id), ep);
+  const done = await lab.service.run(second.jobs[0].id);
+  t.is(done.state, 'done', done.reason);
+  t.like(done.result, { recalled: 3, skipped: 0 });
+  t.is(lab.library.stats().mounts, mounted, 'read from the drive it was in');
+  t.deepEqual(await tiers(lab, ep), ['both', 'both', 'both']);
+});
+
+test('container-plays recalls ride on a cartridge the pass mounts anyway (its archive writes): plan == run, one mount in all', async (t) => {
+  const { lab, e, access, ep, song, clock } = await setup(t);
+  access.notePlay(ep[0], '10.0.0.5');
+  access.notePlay(ep[1], '10.0.0.5');
+  for (const d of (await lab.library.changer.inventory()).drives) if (d.full) await lab.library.changer.unload(d.drive);
+  clock.t += 60_000;
+  t.deepEqual((await e.plan()).actions, [], 'alone, they wait for a play');
+  // archive_idle: the song (never played, added years before the clock) is written to TD0001L9, the season's cartridge
+  lab.config.policy = { ...lab.config.policy, archiveIdle: 30 * 86400 };
+  const plan = await e.plan();
+  t.deepEqual(plan.actions.map((a) => [a.id, a.action, a.reason, a.cartridge]), [[song, 'archive', 'idle', 'TD0001L9'], ...ep.map((id) => [id, 'recall', 'container-plays', 'TD0001L9'])]);
+  t.deepEqual(plan.skipped, []);
+  t.deepEqual([plan.cartridges, plan.mounts], [['TD0001L9'], 1]);
+  const mounts = lab.library.stats().mounts;
+  const { plan: ran, jobs } = await e.runPass('manual');
+  t.deepEqual(ran.actions, plan.actions, 'the run does what the plan printed');
+  t.deepEqual(jobs.map((j) => [j.kind, j.opts.rule, j.opts.loadedOnly]), [['archive', undefined, undefined], ['recall', 'container-plays', true]]);
+  for (const j of jobs) t.is((await lab.service.run(j.id)).state, 'done');
+  t.like((await lab.service.get(jobs[1].id))!.result, { recalled: 3, skipped: 0 });
+  t.is(lab.library.stats().mounts, mounts + 1, 'the archive write\'s mount only');
+  t.deepEqual(await tiers(lab, [song, ...ep]), ['tape', 'both', 'both', 'both']);
 });
 
 test('kill -9 in the middle of a container promotion: every item still plays byte-exactly, the next pass finishes it', async (t) => {

@@ -273,6 +273,8 @@ const season = (n: number, played: Record<number, number[]>, extra: Partial<Poli
     const recent = played[k + 1] ?? [];
     return item({ size: 100 * MB, parentId: 'season', relPath: `Show/S01E${k + 1}.mkv`, path: `/m/Show/S01E${k + 1}.mkv`, tier: 'tape', diskBytes: MB, cartridge: 'TD0003L9', block: 100 * (k + 1), recent, ...(recent.length ? { lastPlayed: Math.max(...recent) } : {}), ...extra });
   });
+/** The seasons' cartridge (TD0003L9) is in a drive. */
+const inDrive: Partial<PolicyState> = { loaded: ['TD0003L9'] };
 const marks = (high: number, low = high) => ({ highWatermark: { kind: 'bytes' as const, bytes: high }, lowWatermark: { kind: 'bytes' as const, bytes: low } });
 
 test('container promotion: N plays of a container\'s tape items within the window recall its remaining tape-only items, in play order; fewer, or older, do not', (t) => {
@@ -280,26 +282,27 @@ test('container promotion: N plays of a container\'s tape items within the windo
   // E4 is on disk and tape already: nothing to do for it
   eps[3] = { ...eps[3], tier: 'both', diskBytes: 100 * MB };
   const r = rules({ promoteContainerPlays: 2, ...marks(10_000 * MB) });
-  const plan = planPass(state(eps), r);
+  // the season's cartridge is in a drive (a pass mounts none only for this rule: see the tests below)
+  const plan = planPass(state(eps, inDrive), r);
   t.deepEqual(ids(plan), [eps[0].id, eps[1].id, eps[2].id], 'the rest of the season, E1 E2 E3 (play order)');
   t.true(plan.actions.every((a) => a.action === 'recall' && a.reason === 'container-plays' && a.containerPlays === 2 && a.group === 'season'));
   t.regex(plan.actions[0].detail, /its container was played 2 times within 7d \(promote_container_plays 2\)/);
   t.deepEqual(plan.cartridges, ['TD0003L9']);
-  t.is(plan.mounts, 1);
+  t.is(plan.mounts, 0, 'it is in a drive already');
   // below N: nothing
-  t.deepEqual(planPass(state(eps), { ...r, promoteContainerPlays: 3 }).actions, []);
+  t.deepEqual(planPass(state(eps, inDrive), { ...r, promoteContainerPlays: 3 }).actions, []);
   // a play outside the window does not count
   const old = season(3, { 1: [NOW - 8 * DAY], 2: [NOW - 1000] });
-  t.deepEqual(planPass(state(old), r).actions, []);
-  t.deepEqual(ids(planPass(state(old), { ...r, promoteWindow: 9 * 86400 })).length, 3, 'a longer window counts it');
+  t.deepEqual(planPass(state(old, inDrive), r).actions, []);
+  t.deepEqual(ids(planPass(state(old, inDrive), { ...r, promoteWindow: 9 * 86400 })).length, 3, 'a longer window counts it');
   // plays of another container do not count for this one
-  const other = item({ size: 100 * MB, parentId: 'other', tier: 'tape', diskBytes: MB, recent: [NOW - 1000, NOW - 2000], lastPlayed: NOW - 1000 });
-  t.deepEqual(ids(planPass(state([...season(3, { 1: [NOW - 1000] }), other]), r)), [other.id], 'only the other container (2 plays) is promoted');
+  const other = item({ size: 100 * MB, parentId: 'other', tier: 'tape', diskBytes: MB, cartridge: 'TD0003L9', recent: [NOW - 1000, NOW - 2000], lastPlayed: NOW - 1000 });
+  t.deepEqual(ids(planPass(state([...season(3, { 1: [NOW - 1000] }), other], inDrive), r)), [other.id], 'only the other container (2 plays) is promoted');
   // off (0), and inactive without a high watermark (nothing bounds what it may bring back)
-  t.deepEqual(planPass(state(eps), { ...r, promoteContainerPlays: 0 }).actions, []);
-  t.deepEqual(planPass(state(eps), rules({ promoteContainerPlays: 2 })).actions, []);
+  t.deepEqual(planPass(state(eps, inDrive), { ...r, promoteContainerPlays: 0 }).actions, []);
+  t.deepEqual(planPass(state(eps, inDrive), rules({ promoteContainerPlays: 2 })).actions, []);
   // items an unfinished job recalls already are not planned again
-  t.deepEqual(ids(planPass(state(eps, { pending: [eps[0].id] }), r)), [eps[1].id, eps[2].id]);
+  t.deepEqual(ids(planPass(state(eps, { pending: [eps[0].id], ...inDrive }), r)), [eps[1].id, eps[2].id]);
   // the plan text names the rule and the figures
   t.regex(renderPlan(plan), /recall +container-plays .*S01E1\.mkv\n +its container was played 2 times/);
 });
@@ -310,8 +313,9 @@ test('container promotion respects the high watermark: colder items make room at
   const warm = item({ size: 150 * MB, parentId: 'films', lastPlayed: NOW - 10 }); // played after the season: not colder
   // disk: 3 stubs + 300 = 303 MB. Each recall adds 99 MB.
   const r = rules({ promoteContainerPlays: 2, ...marks(500 * MB, 400 * MB) });
-  // 303 + 99 = 402 (E1), + 99 = 501 > 500: cold makes room (-149) for E2, then E3 fits (451)
-  const plan = planPass(state([...eps, cold, warm]), r);
+  // 303 + 99 = 402 (E1), + 99 = 501 > 500: cold makes room (-149) for E2, then E3 fits (451); the
+  // season's cartridge and the pool cartridge cold is written to are both in a drive
+  const plan = planPass(state([...eps, cold, warm], { loaded: ['TD0003L9', 'TD0001L9'] }), r);
   t.deepEqual(plan.actions.map((a) => [a.id, a.action, a.reason]), [
     [cold.id, 'archive', 'make-room'],
     [eps[0].id, 'recall', 'container-plays'],
@@ -320,7 +324,7 @@ test('container promotion respects the high watermark: colder items make room at
   ]);
   t.true(plan.usage[0].after <= 500 * MB, `usage after ${plan.usage[0].after}`);
   // without a colder item and a lower mark: only what fits, the rest is skipped (and listed)
-  const tight = planPass(state([...eps, warm]), rules({ promoteContainerPlays: 2, ...marks(360 * MB, 300 * MB) }));
+  const tight = planPass(state([...eps, warm], inDrive), rules({ promoteContainerPlays: 2, ...marks(360 * MB, 300 * MB) }));
   // 3 + 150 = 153; +99 = 252 (E1), +99 = 351 (E2), +99 = 450 > 360: E3 skipped (warm is not colder)
   t.deepEqual(ids(tight), [eps[0].id, eps[1].id]);
   t.is(tight.skipped.length, 1);
@@ -339,6 +343,50 @@ test('container promotion respects the high watermark: colder items make room at
   // and it plans nothing of other containers, nor any archive even above the high mark
   const over = planPass(state([...eps, cold, warm, item({ size: 400 * MB, parentId: 'x', added: NOW - 500 * DAY })]), r, { container: 'season' });
   t.deepEqual(over.actions, []);
+});
+
+test('a pass mounts no cartridge only for container-plays recalls: they read from a cartridge in a drive or one the pass mounts anyway (promotion recall, archive write), the rest is skipped and says why', (t) => {
+  const eps = season(3, { 1: [NOW - 2000], 2: [NOW - 1000] });
+  const r = rules({ promoteContainerPlays: 2, promotePlays: 2, ...marks(10_000 * MB) });
+  const why = /its container was played 2 times within 7d, but its cartridge TD0003L9 is not in a drive and this pass mounts it for nothing else: waits for its cartridge to be loaded by a play/;
+  // TD0003L9 is not in a drive and nothing else of the pass reads or writes it
+  const alone = planPass(state(eps), r);
+  t.deepEqual(alone.actions, []);
+  t.deepEqual(alone.skipped.map((s) => s.id), eps.map((e) => e.id));
+  t.regex(alone.skipped[0].reason, why);
+  t.deepEqual([alone.cartridges, alone.mounts], [[], 0]);
+  t.regex(renderPlan(alone), /skipped recall .*S01E2\.mkv: its container was played 2 times .*waits for its cartridge to be loaded by a play/);
+  // another cartridge in a drive does not help; the plan of one container right after a play is not held to it (its job reads only from a loaded cartridge)
+  t.deepEqual(planPass(state(eps, { loaded: ['TD0009L9'] }), r).actions, []);
+  t.deepEqual(ids(planPass(state(eps), r, { container: 'season' })), eps.map((e) => e.id));
+  // in a drive: taken, no mount
+  const loaded = planPass(state(eps, inDrive), r);
+  t.deepEqual(ids(loaded), eps.map((e) => e.id));
+  t.deepEqual([loaded.cartridges, loaded.mounts], [['TD0003L9'], 0]);
+  // a promotion (promote_plays) of another item on TD0003L9 mounts it anyway: they ride on it, one mount
+  const film = item({ size: 100 * MB, parentId: 'films', tier: 'tape', diskBytes: MB, cartridge: 'TD0003L9', block: 5, recent: [NOW - 5000, NOW - 6000], lastPlayed: NOW - 5000 });
+  const riding = planPass(state([...eps, film]), r);
+  t.deepEqual(riding.actions.map((a) => [a.id, a.reason]), [[film.id, 'promotion'], ...eps.map((e) => [e.id, 'container-plays'])]);
+  t.deepEqual([riding.cartridges, riding.mounts, riding.skipped], [['TD0003L9'], 1, []]);
+  // so does an archive write to it (archive_idle: an old film goes to the pool cartridge TD0003L9)
+  const old = item({ size: 100 * MB, parentId: 'old', added: NOW - 900 * DAY });
+  const written = planPass(state([...eps, old], { pool: [{ label: 'TD0003L9', freeBytes: 1e12 }] }), { ...r, archiveIdle: 365 * 86400 });
+  t.deepEqual(written.actions.map((a) => [a.id, a.action, a.cartridge]), [[old.id, 'archive', 'TD0003L9'], ...eps.map((e) => [e.id, 'recall', 'TD0003L9'])]);
+  t.is(written.mounts, 1);
+  // written to another cartridge (TD0001L9): no ride
+  const elsewhere = planPass(state([...eps, old]), { ...r, archiveIdle: 365 * 86400 });
+  t.deepEqual(ids(elsewhere), [old.id]);
+  t.is(elsewhere.skipped.length, 3);
+  // room made by writing an item without a tape copy counts as a mount of its own: refused unless that cartridge is mounted anyway
+  const cold = item({ size: 150 * MB, parentId: 'films', lastPlayed: NOW - 50 * DAY });
+  const tightMarks = rules({ promoteContainerPlays: 2, ...marks(350 * MB, 300 * MB) });
+  // disk: 3 stubs + 150 = 153; + 99 = 252 (E1), + 99 = 351 > 350: E2 needs cold to make room
+  const noWrite = planPass(state([...eps, cold], inDrive), tightMarks);
+  t.deepEqual(ids(noWrite), [eps[0].id]);
+  t.regex(noWrite.skipped[0].reason, /the colder items that would make room for it have no tape copy, and writing them would mount TD0001L9 for nothing else/);
+  const withWrite = planPass(state([...eps, cold], { loaded: ['TD0003L9', 'TD0001L9'] }), tightMarks);
+  t.deepEqual(withWrite.actions.map((a) => [a.id, a.reason]), [[cold.id, 'make-room'], ...eps.map((e) => [e.id, 'container-plays'])]);
+  t.is(withWrite.mounts, 0);
 });
 
 test('a hot container\'s items count as warm as its last play: the watermark pass archives other items first', (t) => {

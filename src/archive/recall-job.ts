@@ -18,7 +18,7 @@ import { basename, dirname, join, sep } from 'node:path';
 import type { BatchOp } from '../catalog/store.js';
 import type { CatalogObject, TapeLocation } from '../catalog/types.js';
 import { extentOf } from '../tape/format.js';
-import type { TapeDrive } from '../tape/types.js';
+import type { TapeDrive, TapeLibrary } from '../tape/types.js';
 import type { JobContext } from './context.js';
 import { ArchiveError } from './errors.js';
 import { faultPoint } from './faults.js';
@@ -122,7 +122,7 @@ class RecallRun {
       if (key && ctx.job.opts.loadedOnly && !(await inDrive(ctx, key))) {
         for (const item of group) {
           item.phase = 'skipped';
-          item.note = `cartridge ${key} is no longer in a drive (this recall mounts none); left to the next policy pass`;
+          item.note = `cartridge ${key} is no longer in a drive (this recall mounts none); left to a later play of its container (which loads it) or a pass that mounts it anyway`;
           await ctx.saveItem(item);
         }
         continue;
@@ -424,10 +424,17 @@ class RecallRun {
   }
 }
 
+/**
+ * Labels of the cartridges in a drive now, from the changer's inventory. loadedOnly recalls read
+ * only from those, and a policy plan counts the same ones as loaded (ArchiveService.loadedCartridges).
+ */
+export async function loadedLabels(library: Pick<TapeLibrary, 'changer'>): Promise<string[]> {
+  return (await library.changer.inventory()).drives.filter((d) => d.full && d.label).map((d) => d.label!);
+}
+
 /** Whether a cartridge is in a drive now (loadedOnly recalls read only from those). */
 async function inDrive(ctx: JobContext, label: string): Promise<boolean> {
-  const inv = await ctx.library.changer.inventory();
-  return inv.drives.some((d) => d.full && d.label === label);
+  return (await loadedLabels(ctx.library)).includes(label);
 }
 
 /** Failure cleanup: commit what is already in place, delete temp files. */

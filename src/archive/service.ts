@@ -24,7 +24,7 @@ import { runImport } from './import-job.js';
 import { isTerminal, JobStore, newJobId, type JobItem, type JobKind, type JobOptions, type JobRecord, type JobStubOptions } from './jobs.js';
 import { prefixRange } from '../catalog/store.js';
 import { LABEL_MEMBER, labelMember, PoolStore, type CartridgeRecord } from './pool.js';
-import { cleanupRecall, runRecall } from './recall-job.js';
+import { cleanupRecall, loadedLabels, runRecall } from './recall-job.js';
 import { stubPath, type StubOptions } from './stubs.js';
 import { headStubSeconds } from './stub-seconds.js';
 import { DriveManager } from './tapeio.js';
@@ -448,6 +448,14 @@ export class ArchiveService extends EventEmitter {
     this.neededWrites = this.neededWrites
       .then(() => this.catalog.store.batch([{ type: 'put', key: NEEDED + label, value: new Date().toISOString() }]))
       .catch((err: Error) => this.log.warn({ label, err: err.message }, 'could not record the needed cartridge'));
+  }
+
+  /**
+   * Labels of the cartridges in a drive now, from the changer's inventory: what a loadedOnly recall
+   * job checks before it reads (recall-job.ts), and what a policy plan counts as loaded.
+   */
+  async loadedCartridges(): Promise<string[]> {
+    return loadedLabels(this.library);
   }
 
   async tapeStatus(): Promise<TapeStatus> {

@@ -125,7 +125,9 @@ export class PolicyEngine {
     const { catalog, config, readAccess, fsProbe, mediaDirs } = this.opts;
     const archive = this.opts.archive;
     const offline = archive ? async () => (await archive.tapeStatus()).offline : undefined;
-    const state = await gatherState({ catalog, config, readAccess, now: this.now, fsProbe, mediaDirs, offline });
+    // the drives' contents, from the changer inventory the pass's loadedOnly recall job checks too
+    const loaded = archive ? async () => archive.loadedCartridges() : undefined;
+    const state = await gatherState({ catalog, config, readAccess, now: this.now, fsProbe, mediaDirs, offline, loaded });
     const pending = await this.playJobItems();
     if (pending.length) state.pending = pending;
     return planPass(state, this.rules, only);
@@ -216,11 +218,13 @@ export class PolicyEngine {
     const recalls = plan.actions.filter((a) => a.action === 'recall');
     const window = trigger === 'auto' ? { window: true as const } : {};
     if (archives.length) jobs.push(await archive.submit('archive', archives.map((a) => a.id), { collocate: true, origin: 'policy', ...window }));
-    // one recall job per rule (counted apart); the second finds the cartridges the first loaded
+    // one recall job per rule (counted apart); the second reads from the cartridges the jobs before
+    // it loaded (or that were in a drive when the plan was made): it never mounts one itself, so a
+    // cartridge that left its drive in between is not mounted for it (its items wait for a play)
     const promoted = recalls.filter((a) => a.reason !== 'container-plays');
     const containers = recalls.filter((a) => a.reason === 'container-plays');
     if (promoted.length) jobs.push(await archive.submit('recall', promoted.map((a) => a.id), { origin: 'policy', ...window }));
-    if (containers.length) jobs.push(await archive.submit('recall', containers.map((a) => a.id), { origin: 'policy', rule: 'container-plays', ...window } satisfies JobOptions));
+    if (containers.length) jobs.push(await archive.submit('recall', containers.map((a) => a.id), { origin: 'policy', rule: 'container-plays', loadedOnly: true, ...window } satisfies JobOptions));
     const rec: PassRecord = { at: plan.at, trigger, archive: archives.length, recall: recalls.length, archiveBytes: plan.archiveBytes, recallBytes: plan.recallBytes, jobs: jobs.map((j) => j.id) };
     this.lastPassAt = this.now();
     this.passes++;

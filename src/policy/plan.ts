@@ -17,8 +17,13 @@
 //               play order, under the same guard as a promotion. While a container is hot its
 //               items count as warm as its last play for the watermark and make-room (so a pass
 //               does not archive the unplayed episodes of the season being watched).
-//               A one-container plan (PlanScope: the engine's promotion right after a play)
-//               makes room only with items that have a tape copy (tier both: no tape write).
+//               It never costs a tape write or a mount of its own: room is made only with
+//               items that have a verified tape copy (tier both: archiving one cuts its stub),
+//               and a full pass recalls only from cartridges that are in a drive now or that
+//               the pass mounts anyway (its promotion recalls, its archive writes); the other
+//               items are listed as skipped and wait for the container's next play, which
+//               loads their cartridge (the engine's promotion right after a play, PlanScope,
+//               reads while it is loaded).
 // Eligible for archiving: a disk copy, size >= min_archive_size, no keep_on_disk glob matching.
 // Collocation: the archive actions are ordered by container, in play order (disc, track,
 // natural file name), so one job writes each container's items together on one cartridge.
@@ -81,6 +86,12 @@ export interface PolicyState {
   offline?: string[];
   /** Items an unfinished job already archives or recalls: no rule plans them again. */
   pending?: string[];
+  /**
+   * Cartridges in a drive now (the tape library's changer inventory, which the recall job checks
+   * too): a pass's container-plays recalls read only from these and from the cartridges the pass
+   * mounts for its other actions. Unknown = none.
+   */
+  loaded?: string[];
   /**
    * Key of the file system holding the head stubs (<data_dir>/stubs). Under a percent watermark a
    * stub weighs on that file system, not on its media directory's; unknown = the same.
@@ -147,12 +158,18 @@ export interface UsageReport {
 export interface PolicyPlan {
   at: string;
   actions: PlanAction[];
-  /** Promotions the high watermark did not allow. */
+  /**
+   * Recalls left out, and why: the high watermark or the free space did not allow them, their
+   * cartridge is offline, or (container-plays at a pass) their cartridge is neither in a drive nor
+   * mounted by the pass for anything else, so they wait for the container's next play.
+   */
   skipped: { id: string; path: string; action: 'recall'; reason: string }[];
   usage: UsageReport[];
   /** Eligible archive candidates not chosen (for the status page). */
   candidates: number;
+  /** Cartridges the pass reads (recalls) or writes (archives of items without a tape copy). */
   cartridges: string[];
+  /** Of those, the ones not in a drive now (+1 when an archive needs a cartridge labelled first). */
   mounts: number;
   archiveBytes: number;
   recallBytes: number;
@@ -247,6 +264,7 @@ export function planPass(state: PolicyState, rules: PolicyRules, only?: PlanScop
   const chosen = new Map<string, PlanAction>();
   const order: PlanAction[] = [];
   const byIdAll = new Map(state.items.map((i) => [i.id, i]));
+  const writes = cartridgeWriter(state, byIdAll);
   const fsName = (key: string | undefined) => state.filesystems.find((f) => f.key === key)?.dirs[0] ?? key ?? '?';
 
   const act = (i: PolicyItem, action: 'archive' | 'recall', reason: ActionReason, detail: string): PlanAction => {
@@ -322,7 +340,7 @@ export function planPass(state: PolicyState, rules: PolicyRules, only?: PlanScop
    * colder items `roomFrom` accepts make room first, colder meaning colder than `warmth`) or does not
    * fit in its file system's free space: then it is listed as skipped and nothing changes.
    */
-  const promote = (i: PolicyItem, reason: 'promotion' | 'container-plays', why: string, detail: string, warmth: number, roomFrom: (c: PolicyItem) => boolean): PlanAction | undefined => {
+  const promote = (i: PolicyItem, reason: 'promotion' | 'container-plays', why: string, detail: string, warmth: number, roomFrom: (c: PolicyItem) => boolean, refuse?: (made: PlanAction[]) => string | undefined): PlanAction | undefined => {
     if (i.cartridge && offline.has(i.cartridge)) {
       skipped.push({ id: i.id, path: i.path, action: 'recall', reason: `${why}, but its cartridge ${i.cartridge} is offline (import it with \`tapedeck tape import ${i.cartridge}\`)` });
       return undefined;
@@ -341,6 +359,12 @@ export function planPass(state: PolicyState, rules: PolicyRules, only?: PlanScop
         skipped.push({ id: i.id, path: i.path, action: 'recall', reason: `${why}, but recalling it would add ${need} bytes to disk (${i.size} minus the ${weight(i)} its head stub already holds) and push disk usage over the high watermark (${formatWatermark(high!)}) and no colder item ${only ? 'with a tape copy (archived now without a mount) ' : ''}can make room${only ? '; the next pass may' : ''}` });
         return undefined;
       }
+    }
+    const no = refuse?.(made);
+    if (no) {
+      for (const m of made.reverse()) undo(m, byIdAll.get(m.id)!);
+      skipped.push({ id: i.id, path: i.path, action: 'recall', reason: `${why}, but ${no}` });
+      return undefined;
     }
     const room = i.fs !== undefined ? freeAfterArchives().get(i.fs) : undefined;
     if (room !== undefined && i.size > room) {
@@ -364,55 +388,50 @@ export function planPass(state: PolicyState, rules: PolicyRules, only?: PlanScop
   const makeRoomNow = (c: PolicyItem) => !only || c.tier === 'both';
   // 4. container promotion: hottest container first (most plays, then most recent), items in play order
   if (containerRule) {
+    // A pass never mounts a cartridge only for these recalls (nor writes one only to make room for
+    // them): they read from cartridges in a drive now or mounted by the pass anyway (its archive
+    // writes, its promotion recalls); the others wait for the container's next play, which loads
+    // the cartridge and recalls them right away (the engine's one-container plan). That plan is
+    // not held to this: its job itself reads only from a cartridge still in a drive.
+    const anyway = new Set<string | null>(state.loaded ?? []);
+    if (!only) {
+      for (const a of order) if (a.action === 'recall' && a.cartridge) anyway.add(a.cartridge);
+      for (const l of writes(collocated(order, byIdAll)).values()) anyway.add(l);
+    }
+    const newMounts = (made: PlanAction[]): string | undefined => {
+      if (!made.some((m) => byIdAll.get(m.id)!.tier === 'disk')) return undefined;
+      const extra = [...new Set(writes(collocated(order, byIdAll)).values())].filter((l) => !anyway.has(l));
+      return extra.length ? `the colder items that would make room for it have no tape copy, and writing them would mount ${extra.map((l) => l ?? 'a cartridge still to be labelled').join(', ')} for nothing else (it waits for the container's next play or a pass that writes anyway)` : undefined;
+    };
     const groups = [...containerPlays].filter(([k]) => !only || k === only.container).sort((a, b) => b[1].plays - a[1].plays || b[1].last - a[1].last || a[0].localeCompare(b[0]));
     const rest = new Map<string, PolicyItem[]>();
     for (const i of state.items) if (i.tier === 'tape' && containerPlays.has(i.parentId) && !chosen.has(i.id) && !pending.has(i.id)) rest.set(i.parentId, [...(rest.get(i.parentId) ?? []), i]);
     for (const [container, c] of groups) {
       for (const i of (rest.get(container) ?? []).sort(playOrder)) {
         const why = `its container was played ${c.plays} times within ${fmtDuration(rules.promoteWindow)}`;
-        const a = promote(i, 'container-plays', why, `${why} (promote_container_plays ${rules.promoteContainerPlays})`, c.last, makeRoomNow);
+        if (!only && i.cartridge && !offline.has(i.cartridge) && !anyway.has(i.cartridge)) {
+          skipped.push({ id: i.id, path: i.path, action: 'recall', reason: `${why}, but its cartridge ${i.cartridge} is not in a drive and this pass mounts it for nothing else: waits for its cartridge to be loaded by a play of the container (which recalls it then)` });
+          continue;
+        }
+        const a = promote(i, 'container-plays', why, `${why} (promote_container_plays ${rules.promoteContainerPlays})`, c.last, makeRoomNow, only ? undefined : newMounts);
         if (a) a.containerPlays = c.plays;
       }
     }
   }
 
   // Collocation: archives grouped by container in play order (groups in the order first chosen), then recalls by cartridge and block.
-  const byId = new Map(state.items.map((i) => [i.id, i]));
-  const archives = order.filter((a) => a.action === 'archive');
-  const groupRank = new Map<string, number>();
-  archives.forEach((a) => groupRank.has(a.group) || groupRank.set(a.group, groupRank.size));
-  archives.sort((a, b) => groupRank.get(a.group)! - groupRank.get(b.group)! || playOrder(byId.get(a.id)!, byId.get(b.id)!));
+  const byId = byIdAll;
+  const archives = collocated(order, byId);
   const recalls = order.filter((a) => a.action === 'recall').sort((a, b) => (a.cartridge ?? '').localeCompare(b.cartridge ?? '') || (byId.get(a.id)!.block ?? 0) - (byId.get(b.id)!.block ?? 0));
   const archiveBytes = archives.reduce((n, a) => n + a.size, 0);
   const recallBytes = recalls.reduce((n, a) => n + a.size, 0);
-
-  // Cartridges an archive job would write (as archive-job.ts chooses them for a collocated job: a
-  // container goes whole to the cartridge already holding most of its items, else to the previous
-  // batch's, else to the one with most room), and those recalls read.
-  const room = new Map(state.pool.filter((c) => !(state.offline ?? []).includes(c.label)).map((c) => [c.label, c.freeBytes]));
-  const byRoom = () => [...room].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
-  const held = new Map<string, Map<string, number>>();
-  for (const i of state.items) {
-    if (!i.cartridge) continue;
-    const m = held.get(i.parentId) ?? new Map<string, number>();
-    m.set(i.cartridge, (m.get(i.cartridge) ?? 0) + 1);
-    held.set(i.parentId, m);
-  }
-  let prev: string | undefined;
-  for (let k = 0; k < archives.length; ) {
-    const group = archives.slice(k).filter((a) => a.group === archives[k].group);
-    const bytes = group.reduce((n, a) => n + a.size, 0);
-    const fits = byRoom().filter(([, free]) => free >= bytes);
-    const home = [...(held.get(archives[k].group) ?? [])].filter(([l]) => fits.some(([f]) => f === l)).sort((a, b) => b[1] - a[1])[0]?.[0];
-    const label = home ?? fits.find(([l]) => l === prev)?.[0] ?? fits[0]?.[0] ?? byRoom()[0]?.[0] ?? null;
-    for (const a of group) a.cartridge = label;
-    if (label) room.set(label, (room.get(label) ?? 0) - bytes);
-    prev = label ?? undefined;
-    k += group.length;
-  }
-  const cartridges = [...new Set([...archives, ...recalls].map((a) => a.cartridge).filter((l): l is string => !!l))];
+  const written = writes(archives);
+  // an item with a verified tape copy is not written again (the archive job reuses the copy): its own cartridge
+  for (const a of archives) a.cartridge = written.has(a.id) ? written.get(a.id)! : byId.get(a.id)!.cartridge ?? null;
+  const cartridges = [...new Set([...archives.filter((a) => written.has(a.id)), ...recalls].map((a) => a.cartridge).filter((l): l is string => !!l))];
+  const inDrive = new Set(state.loaded ?? []);
   // an archive without a pool cartridge that has room needs one labelled first (the job says NO_ROOM)
-  const mounts = cartridges.length + (archives.some((a) => !a.cartridge) ? 1 : 0);
+  const mounts = cartridges.filter((l) => !inDrive.has(l)).length + ([...written.values()].some((l) => !l) ? 1 : 0);
   const usage = [...sc.values()].map((s) => ({ scope: s.name, kind: s.mark, before: report(s, s.before), after: report(s, s.used), high: report(s, s.high), low: report(s, s.low), usedBytes: s.used, ...(s.mark === 'percent' ? { totalBytes: s.total } : {}) }));
   const chosenIds = new Set(chosen.keys());
   return {
@@ -427,6 +446,50 @@ export function planPass(state: PolicyState, rules: PolicyRules, only?: PlanScop
     recallBytes,
     // archive: write + read back to verify; recall: read
     estimateSeconds: Math.round(mounts * state.mountSeconds + (2 * archiveBytes + recallBytes) / state.rate),
+  };
+}
+
+/** Archive actions grouped by container (groups in the order first chosen), each in play order: one job writes a container together. */
+function collocated(actions: PlanAction[], byId: Map<string, PolicyItem>): PlanAction[] {
+  const archives = actions.filter((a) => a.action === 'archive');
+  const groupRank = new Map<string, number>();
+  archives.forEach((a) => groupRank.has(a.group) || groupRank.set(a.group, groupRank.size));
+  return archives.sort((a, b) => groupRank.get(a.group)! - groupRank.get(b.group)! || playOrder(byId.get(a.id)!, byId.get(b.id)!));
+}
+
+/**
+ * The cartridge each archive (in collocation order) would be written to, as archive-job.ts chooses
+ * them for a collocated job: a container goes whole to the cartridge already holding most of its
+ * items, else to the previous batch's, else to the one with most room (null: none has room, one
+ * must be labelled first). Items with a tape copy (tier both) are not in it: the job reuses their
+ * verified copy and writes nothing.
+ */
+function cartridgeWriter(state: PolicyState, byId: Map<string, PolicyItem>): (archives: PlanAction[]) => Map<string, string | null> {
+  const held = new Map<string, Map<string, number>>();
+  for (const i of state.items) {
+    if (!i.cartridge) continue;
+    const m = held.get(i.parentId) ?? new Map<string, number>();
+    m.set(i.cartridge, (m.get(i.cartridge) ?? 0) + 1);
+    held.set(i.parentId, m);
+  }
+  return (archives) => {
+    const toWrite = archives.filter((a) => byId.get(a.id)?.tier === 'disk');
+    const out = new Map<string, string | null>();
+    const room = new Map(state.pool.filter((c) => !(state.offline ?? []).includes(c.label)).map((c) => [c.label, c.freeBytes]));
+    const byRoom = () => [...room].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
+    let prev: string | undefined;
+    for (let k = 0; k < toWrite.length; ) {
+      const group = toWrite.slice(k).filter((a) => a.group === toWrite[k].group);
+      const bytes = group.reduce((n, a) => n + a.size, 0);
+      const fits = byRoom().filter(([, free]) => free >= bytes);
+      const home = [...(held.get(toWrite[k].group) ?? [])].filter(([l]) => fits.some(([f]) => f === l)).sort((a, b) => b[1] - a[1])[0]?.[0];
+      const label = home ?? fits.find(([l]) => l === prev)?.[0] ?? fits[0]?.[0] ?? byRoom()[0]?.[0] ?? null;
+      for (const a of group) out.set(a.id, label);
+      if (label) room.set(label, (room.get(label) ?? 0) - bytes);
+      prev = label ?? undefined;
+      k += group.length;
+    }
+    return out;
   };
 }
 

@@ -32,6 +32,8 @@ export interface StateSources {
   fsProbe?: FsProbe;
   /** Cartridges outside the library (the archive service's tape status), if known. */
   offline?: () => Promise<string[]>;
+  /** Cartridges in a drive now (the archive service's changer inventory), if known. */
+  loaded?: () => Promise<string[]>;
   /** Media directories (the server's, which may be the demo's). */
   mediaDirs?: string[];
 }
@@ -118,10 +120,12 @@ export async function gatherState(src: StateSources): Promise<PolicyState> {
   }
   const t = PRESETS[config.tape.generation];
   const offline = src.offline ? await src.offline().catch(() => [] as string[]) : [];
+  const loaded = src.loaded ? await src.loaded().catch(() => [] as string[]) : [];
   return {
     now,
     items: policyItems,
     ...(offline.length ? { offline } : {}),
+    ...(loaded.length ? { loaded } : {}),
     ...(stubFs !== undefined ? { stubFs } : {}),
     filesystems: [...filesystems.values()],
     pool,
