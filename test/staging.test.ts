@@ -43,10 +43,10 @@ interface Rig {
 
 async function rig(
   specs: ItemSpec[],
-  o: { flags?: Record<string, unknown>; tuning?: Partial<WorkerTuning>; timing?: Partial<TimingPreset>; offline?: string[]; drives?: number } = {},
+  o: { flags?: Record<string, unknown>; tuning?: Partial<WorkerTuning>; timing?: Partial<TimingPreset>; offline?: string[]; drives?: number; extraCartridges?: string[] } = {},
 ): Promise<Rig> {
   const dir = await tempDir();
-  const items = await buildLibrary(dir, specs, { ...(o.offline ? { offline: o.offline } : {}), drives: o.drives ?? 1 });
+  const items = await buildLibrary(dir, specs, { ...(o.offline ? { offline: o.offline } : {}), ...(o.extraCartridges ? { extraCartridges: o.extraCartridges } : {}), drives: o.drives ?? 1 });
   const cfg = testConfig(dir, o.flags ?? {});
   const client = new StagerClient({
     config: cfg,
@@ -380,6 +380,23 @@ test('HEAD answers what GET would: 503 + Retry-After for an offline cartridge (s
     t.is(head.status, 200);
     t.is(head.headers['content-length'], '100000');
     t.is((await r.counters()).libMounts, 0);
+  } finally {
+    await r.done();
+  }
+});
+
+test('a cartridge no drive of the library can read (LTO-7 media, LTO-9 drives): 503 + Retry-After with the reason, not 500; HEAD then says the same', async (t) => {
+  const r = await rig([{ id: 'old', size: 300_000, label: 'TD0001L9' }], { extraCartridges: ['TD0005L7'] });
+  try {
+    // the catalog says the item is on an LTO-7 cartridge that sits in the library
+    r.items.get('old')!.obj.location!.tape!.label = 'TD0005L7';
+    const get = await fetchMedia(r.port, 'old');
+    t.is(get.status, 503);
+    t.regex(get.body.toString(), /TD0005L7 \(LTO-7 media\) cannot be used/);
+    t.truthy(get.headers['retry-after']);
+    const head = await fetchMedia(r.port, 'old', { method: 'HEAD' });
+    t.is(head.status, 503, 'HEAD right after: the cartridge is known to be unusable');
+    t.is(head.headers['retry-after'], get.headers['retry-after']);
   } finally {
     await r.done();
   }

@@ -364,7 +364,7 @@ export class StagerClient extends EventEmitter implements SourceHost {
   }
 
   noteError(err: StagerError, item: ItemRef): void {
-    if (err.code === 'OFFLINE') this.offlineSeen.set(item.tape.label, { err, at: Date.now() });
+    if (err.code === 'OFFLINE' || err.code === 'INCOMPATIBLE') this.offlineSeen.set(item.tape.label, { err, at: Date.now() });
     if (err.code === 'STALLED') {
       this.local.stalledReads!++;
       this.log.warn({ item: item.id, label: item.tape.label, ...err.details }, err.message);

@@ -41,7 +41,7 @@ export interface SourceHost {
   readonly stallMs: number;
   /** Fire-and-forget prefetch of the segment holding `offset`. */
   prefetch(item: ItemRef, offset: number): void;
-  /** Known offline cartridge (recently answered OFFLINE), with the error to repeat. */
+  /** Known unusable cartridge (recently answered OFFLINE, or INCOMPATIBLE: no drive can read it), with the error to repeat. */
   offline(label: string): StagerError | undefined;
   /**
    * Where the library says the cartridge is, from a short-lived cache: inside it, outside it
@@ -127,6 +127,8 @@ export function httpError(err: unknown): Error & { status: number; expose: boole
       retry = e.retryAfter ?? 30;
       break;
     case 'OFFLINE':
+    case 'INCOMPATIBLE':
+      // the operator has to act (import the cartridge; put it where a drive of its generation is)
       status = 503;
       retry = e.retryAfter ?? 3600;
       break;
