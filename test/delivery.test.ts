@@ -408,6 +408,13 @@ test('TimeSeekRange.dlna.org or a trick-mode PlaySpeed without a byte Range: 406
   t.deepEqual(withRange.body, data.subarray(100, 200));
   const missing = await request('/media/nosuchitem', { headers: { 'TimeSeekRange.dlna.org': 'npt=10.0-' } });
   t.is(missing.status, 404, 'an unknown item is still 404');
+  // a Range that is not one byte range is no fall-back: the time seek is refused, not answered from byte 0
+  for (const range of ['items=0-1', 'bytes=abc', 'bytes=0-1,5-6']) {
+    const r = await request('/media/isong', { method: 'HEAD', headers: { 'TimeSeekRange.dlna.org': 'npt=10.0-', range } });
+    t.is(r.status, 406, range);
+  }
+  const past = await request('/media/isong', { method: 'HEAD', headers: { 'TimeSeekRange.dlna.org': 'npt=10.0-', range: `bytes=${SIZE}-` } });
+  t.is(past.status, 416, 'an unsatisfiable byte Range is answered as such');
 });
 
 // ---- conditional requests ----------------------------------------------------------------

@@ -19,7 +19,7 @@ import { open as openFile, type FileHandle } from 'node:fs/promises';
 import { Transform, pipeline, type TransformCallback } from 'node:stream';
 import type { Context } from 'koa';
 import type { Router } from '@koa/router';
-import { parseRange, contentRange, unsatisfiedRange } from './range.js';
+import { parseRange, contentRange, unsatisfiedRange, type RangeResult } from './range.js';
 import { writeFileBody } from './file-body.js';
 import { etagOf, evaluatePreconditions, ifRangeHolds } from './conditional.js';
 
@@ -227,10 +227,12 @@ async function lookup(resolve: Resolver, name: string, valid: (id: string) => bo
 /**
  * The DLNA request header this server cannot honour, or undefined: TimeSeekRange.dlna.org (it
  * offers byte seek only) or PlaySpeed.dlna.org other than speed=1, when the request has no
- * byte Range to fall back on (with one, the Range is served, as MiniDLNA does).
+ * byte Range to fall back on (with one, the Range is served, as MiniDLNA does). A Range header
+ * that is not one byte range (another unit, garbage, several ranges) is no fall-back: it would
+ * be ignored, and the time seek answered with the whole body from byte 0.
  */
-export function unsupportedDlnaSeek(headers: Context['headers']): string | undefined {
-  if (headers.range !== undefined) return undefined;
+export function unsupportedDlnaSeek(headers: Context['headers'], range: RangeResult = parseRange(headers.range, 0)): string | undefined {
+  if (range.kind === 'range' || range.kind === 'unsatisfiable') return undefined;
   if (headers['timeseekrange.dlna.org'] !== undefined) return 'TimeSeekRange.dlna.org';
   const speed = headers['playspeed.dlna.org'];
   if (speed !== undefined && !/^\s*speed\s*=\s*1(\.0*)?\s*$/i.test(String(speed))) return 'PlaySpeed.dlna.org';
@@ -274,7 +276,8 @@ async function serve(ctx: Context, resolve: Resolver, opts: MediaRouteOptions): 
     return;
   }
   ctx.set('transferMode.dlna.org', mode ?? src.transferMode);
-  const unsupported = unsupportedDlnaSeek(ctx.headers);
+  let range = parseRange(ctx.headers.range, size);
+  const unsupported = unsupportedDlnaSeek(ctx.headers, range);
   if (unsupported) {
     // DLNA 7.3.33.4: the contentFeatures say DLNA.ORG_OP=01 (byte seek only) and no
     // PS= (normal speed only); a time seek or trick-mode speed without a byte Range is refused
@@ -301,7 +304,6 @@ async function serve(ctx: Context, resolve: Resolver, opts: MediaRouteOptions): 
     return;
   }
 
-  let range = parseRange(ctx.headers.range, size);
   if ((range.kind === 'range' || range.kind === 'unsatisfiable') && !ifRangeHolds(ctx.headers, etag, lastModSec, nowSec)) {
     range = { kind: 'none' };
   }
