@@ -505,6 +505,7 @@ export class TapedeckServer {
       detectClient: (h: Record<string, string | string[] | undefined>, remote?: string) => clients.detect(h, remote),
       logger: this.log,
       onAction: metrics.soapAction,
+      ownAddresses: () => this.interfaces.map((i) => i.address),
     };
     const control = new Map<string, ControlHandler>([
       ['/upnp/control/cds', soapRoutes(router, '/upnp/control/cds', cds.service(), soapOpts)],

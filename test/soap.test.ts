@@ -389,6 +389,29 @@ test('route: a Host header never reaches baseUrl (DNS rebinding, spoofed names):
   );
 });
 
+test('route: a POST from a web page of another origin (DNS rebinding, cross-site) is 403 and reaches no action; own origins and no Origin pass', async (t) => {
+  const s = await startServer();
+  t.teardown(s.close);
+  // a DNS-rebinding page on attacker.example (resolving to the NAS) is same-origin to the
+  // browser: no preflight, Sec-Fetch-Site same-origin, and an Origin that agrees with Host
+  const foreign: Record<string, string>[] = [
+    { Host: `attacker.example:${s.port}`, Origin: `http://attacker.example:${s.port}`, 'Sec-Fetch-Site': 'same-origin' },
+    { Origin: 'http://attacker.example' },
+    { 'Sec-Fetch-Site': 'cross-site' },
+  ];
+  for (const h of foreign) {
+    const r = await request(s.port, 'POST', soapHeaders('Browse', h), browseBody());
+    t.is(r.status, 403, JSON.stringify(h));
+  }
+  t.is(s.seen.length, 0, 'no action ran');
+  const own: Record<string, string>[] = [{}, { Origin: `http://127.0.0.1:${s.port}` }, { Origin: `http://localhost:${s.port}`, 'Sec-Fetch-Site': 'same-origin' }];
+  for (const h of own) {
+    const r = await request(s.port, 'POST', soapHeaders('Browse', h), browseBody());
+    t.is(r.status, 200, JSON.stringify(h));
+  }
+  t.is(s.seen.length, 3);
+});
+
 test('route: faults — unknown action 401, UpnpError code kept, other errors 501 and logged', async (t) => {
   const s = await startServer();
   t.teardown(s.close);

@@ -46,3 +46,22 @@ export function isOwnOrigin(origin: string, req: IncomingMessage, own: readonly 
   const names = new Set([...LOCAL_NAMES, ...(name ? [name, `${name}.local`] : []), urlHost(req.socket.localAddress ?? ''), ...own.map(urlHost)]);
   return names.has(host);
 }
+
+/**
+ * Why a request comes from a web page of another site, or undefined: browsers send Origin with
+ * every POST (and Sec-Fetch-Site); it must name this server by one of its own addresses
+ * (isOwnOrigin), not merely agree with the Host header, which a DNS-rebinding page controls.
+ * Requests without either (TVs, control points, curl, scripts) pass.
+ */
+export function crossOriginOf(req: IncomingMessage, own: readonly string[] = []): string | undefined {
+  const header = (name: string): string => {
+    const v = req.headers[name];
+    return (Array.isArray(v) ? v[0] : v) ?? '';
+  };
+  const site = header('sec-fetch-site');
+  if (site && site !== 'same-origin' && site !== 'none') return `cross-site request (Sec-Fetch-Site: ${site})`;
+  const origin = header('origin');
+  if (!origin) return undefined;
+  if (!isOwnOrigin(origin, req, own)) return `cross-origin request from ${origin}`;
+  return undefined;
+}

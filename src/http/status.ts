@@ -18,7 +18,7 @@ import type { Router } from '@koa/router';
 import type { JobStatus, Maybe, StatusProvider, StatusSnapshot } from '../server-state.js';
 import { statusPageHtml } from './status/page.js';
 import { pathRoots, relativePaths, type PathRoot } from './status-paths.js';
-import { isOwnOrigin } from './own-host.js';
+import { crossOriginOf } from './own-host.js';
 
 // ---- snapshot ---------------------------------------------------------------------------
 
@@ -111,19 +111,11 @@ function jsonForScript(v: unknown): string {
 }
 
 /**
- * Why a request does not come from the status page itself, or undefined: browsers send
- * Origin with every POST (and Sec-Fetch-Site); it must name this server by one of its own
- * addresses (http/own-host.ts), not merely agree with the Host header, which a DNS-rebinding
- * page controls. Requests without either (curl, scripts) pass: the custom header already
- * keeps cross-site forms out.
+ * Why a request does not come from the status page itself, or undefined (http/own-host.ts
+ * crossOriginOf): the custom header already keeps cross-site forms out.
  */
 export function crossOrigin(ctx: Context, own: readonly string[] = []): string | undefined {
-  const site = ctx.get('sec-fetch-site');
-  if (site && site !== 'same-origin' && site !== 'none') return `cross-site request (Sec-Fetch-Site: ${site})`;
-  const origin = ctx.get('origin');
-  if (!origin) return undefined;
-  if (!isOwnOrigin(origin, ctx.req, own)) return `cross-origin request from ${origin}`;
-  return undefined;
+  return crossOriginOf(ctx.req, own);
 }
 
 function noStore(ctx: Context): void {

@@ -24,7 +24,7 @@ import { parseStringPromise } from 'xml2js';
 import { escAttr, escText, EscapedText, XML_DECL } from '../util/xml.js';
 import type { ClientProfile } from './clients.js';
 import { readSimpleXml, type XNode } from './soap-xml.js';
-import { socketBaseUrl } from '../http/own-host.js';
+import { crossOriginOf, socketBaseUrl } from '../http/own-host.js';
 
 export const SOAP_ENV_NS = 'http://schemas.xmlsoap.org/soap/envelope/';
 export const SOAP_ENCODING = 'http://schemas.xmlsoap.org/soap/encoding/';
@@ -361,6 +361,13 @@ export interface SoapRouteOptions {
    * code or undefined on success, and the time spent in ms. Errors thrown are ignored.
    */
   onAction?(service: string, action: string, faultCode: number | undefined, ms: number): void;
+  /**
+   * The addresses the server listens on. A POST from a web page of another origin (its Origin
+   * or Sec-Fetch-Site says so; a DNS-rebinding page's Origin names the attacker's host) gets
+   * 403: a page must not browse the library, set bookmarks or start tape pre-staging. TVs and
+   * control points send no Origin.
+   */
+  ownAddresses?: () => readonly string[];
 }
 
 const consoleLogger: SoapLogger = {
@@ -447,6 +454,8 @@ export function soapControl(service: SoapService, opts: SoapRouteOptions = {}): 
       }
     };
     if (http.method !== 'POST') return plain(405, 'Method Not Allowed: SOAP control URLs take POST', false, [['Allow', 'POST']]);
+    const foreign = crossOriginOf(http, opts.ownAddresses?.() ?? []);
+    if (foreign) return plain(403, `Forbidden: ${foreign}`, true);
 
     const ctype = http.headers['content-type'];
     let charset: string | undefined;
