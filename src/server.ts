@@ -169,6 +169,10 @@ export class TapedeckServer {
     const access = this.access;
     const policy = new PolicyEngine({ catalog: this.catalog, config: cfg, archive: this.tier?.archive, readAccess: (ids) => access.read(ids), log: this.log.child({ component: 'policy' }), mediaDirs: this.mediaDirs });
     this.policy = policy;
+    // a cartridge loaded for anything (a play, a pre-stage, a job) takes the container promotions waiting for it
+    this.tier?.stager.on('event', (m: { name: string; data: { label?: unknown } }) => {
+      if (m.name === 'mount' && typeof m.data.label === 'string') void policy.onLoaded(m.data.label);
+    });
     // The staging worker (a second Node.js process) takes about a second to boot: Browse and
     // disk items do not need it, so HTTP listens meanwhile; a tape read waits for it as it would
     // for a restarting worker (staging/client.ts connection()). The control socket (archive

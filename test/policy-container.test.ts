@@ -176,6 +176,46 @@ test('the recall right after a play never mounts a cartridge: when the play\'s c
   t.deepEqual(next.skipped.map((s) => s.id), ep);
 });
 
+test('a promotion whose recall found the cartridge out of the drives goes when the cartridge is loaded again (the play reading on from tape, or any other mount), never mounting one itself', async (t) => {
+  const { lab, e, access, ep } = await setup(t);
+  access.notePlay(ep[0], '10.0.0.5');
+  access.notePlay(ep[1], '10.0.0.5');
+  // the play starts from its stub (or pre-staged bytes) after the idle unload took the cartridge:
+  // the job queued at its start finds no cartridge in a drive
+  for (const d of (await lab.library.changer.inventory()).drives) if (d.full) await lab.library.changer.unload(d.drive);
+  const [first] = await e.onPlay(ep[1]);
+  t.like((await lab.service.run(first.id)).result, { recalled: 0, skipped: 3 });
+  t.deepEqual(await e.onLoaded('TD0009L9'), [], 'another cartridge: nothing waits for it');
+  // the play reads on past what it had and its cartridge is loaded for it
+  await lab.library.mount('TD0001L9');
+  const mounts = lab.library.stats().mounts;
+  const jobs = await e.onLoaded('TD0001L9');
+  t.is(jobs.length, 1);
+  t.like(jobs[0], { kind: 'recall', opts: { origin: 'policy', rule: 'container-plays', trigger: 'play', loadedOnly: true } });
+  t.deepEqual((await lab.service.items(jobs[0].id)).map((i) => i.id), ep);
+  t.like((await lab.service.run(jobs[0].id)).result, { recalled: 3, skipped: 0 });
+  t.is(lab.library.stats().mounts, mounts, 'read from the drive the play loaded');
+  t.deepEqual(await tiers(lab, ep), ['both', 'both', 'both']);
+  t.deepEqual(await e.onLoaded('TD0001L9'), [], 'nothing waits any more');
+});
+
+test('container recalls a pass left to a play go when their cartridge is loaded', async (t) => {
+  const { lab, e, access, ep } = await setup(t);
+  access.notePlay(ep[0], '10.0.0.5');
+  access.notePlay(ep[1], '10.0.0.5');
+  for (const d of (await lab.library.changer.inventory()).drives) if (d.full) await lab.library.changer.unload(d.drive);
+  const { plan, jobs } = await e.runPass('manual');
+  t.deepEqual([plan.actions, jobs], [[], []]);
+  t.deepEqual(plan.skipped.map((s) => s.waitsFor), ep.map(() => ({ cartridge: 'TD0001L9', container: plan.skipped[0].waitsFor!.container })));
+  await lab.library.mount('TD0001L9'); // e.g. a play of another container on it, or a job
+  const mounts = lab.library.stats().mounts;
+  const queued = await e.onLoaded('TD0001L9');
+  t.is(queued.length, 1);
+  t.like((await lab.service.run(queued[0].id)).result, { recalled: 3, skipped: 0 });
+  t.is(lab.library.stats().mounts, mounts);
+  t.deepEqual(await tiers(lab, ep), ['both', 'both', 'both']);
+});
+
 test('a pass never mounts a cartridge only for container-plays recalls: they wait for a play to load it (listed as skipped, plan == run), and ride on a cartridge in a drive', async (t) => {
   const { lab, e, access, ep, clock } = await setup(t);
   // the season is hot, but its cartridge left the drive (no play, no immediate promotion here)

@@ -72,7 +72,8 @@ export interface JobOptions {
   /**
    * Recall: read only from cartridges that are in a drive when the job gets to them (the
    * container promotion right after a play: it rides on the play's mount and never mounts one
-   * itself); the items of any other cartridge are skipped, left to the next policy pass.
+   * itself); the items of any other cartridge are skipped, left to a later load of it (the
+   * policy engine's onLoaded) or a pass that mounts it anyway.
    */
   loadedOnly?: true;
 }

@@ -5,7 +5,10 @@
 // manual pass (`tapedeck policy run`) ignores the window. The clock is injectable.
 // A play of an item with a tape copy may also start a container promotion right away
 // (onPlay: promote_container_plays), as a recall job at job priority that yields to playback
-// and finds the cartridge loaded for the play; what does not fit waits for the next pass.
+// and reads only from a cartridge in a drive; what does not fit waits for the next pass. A hot
+// container whose tape-only items sit on a cartridge that is not in a drive waits for it: when
+// any cartridge is loaded (onLoaded: the stager's mount event, for a play, a pre-stage or a job),
+// the promotion of the containers waiting for it is tried again while it is in the drive.
 
 import type { Catalog } from '../catalog/catalog.js';
 import type { Config } from '../config.js';
@@ -27,6 +30,8 @@ const CONTAINER_PROMOTIONS = 'policyContainerPromotions';
 /** Grace period after the server starts before the first automatic pass (the first scan runs). */
 export const FIRST_PASS_DELAY_MS = 60_000;
 const STATUS_PLAN_MS = 15_000;
+/** Hot containers remembered per cartridge for onLoaded (the oldest are forgotten past it; their next play tries again). */
+const MAX_WAITING = 256;
 
 export interface PassRecord {
   /** ISO time the pass started */
@@ -101,6 +106,8 @@ export class PolicyEngine {
   };
   /** Containers whose immediate promotion check (onPlay) is under way. */
   private readonly promoting = new Set<string>();
+  /** Hot containers with tape-only items, by the cartridges those are on (onLoaded); bounded. */
+  private readonly waiting = new Map<string, Set<string>>();
 
   constructor(private readonly opts: PolicyEngineOptions) {
     this.now = opts.now ?? Date.now;
@@ -161,20 +168,60 @@ export class PolicyEngine {
    * container is hot: the full plan runs only then. Answers the jobs queued (archive first).
    */
   async onPlay(objectId: string): Promise<JobRecord[]> {
-    const r = this.rules;
-    const archive = this.opts.archive;
-    if (!archive || !(r.promoteContainerPlays > 0) || !r.highWatermark || !this.windowOpen()) return [];
+    if (!this.promotes()) return [];
     const item = await this.opts.catalog.get(parseRefId(objectId)?.itemId ?? objectId).catch(() => undefined);
-    if (!item?.location?.tape || this.promoting.has(item.parentId)) return [];
-    const container = item.parentId;
+    if (!item?.location?.tape) return [];
+    return this.promoteContainer(item.parentId);
+  }
+
+  /**
+   * A cartridge was loaded into a drive (the stager's mount event: for a play, a pre-stage or a
+   * job). The containers waiting for it (hot, with tape-only items on it: their promotion right
+   * after a play, or a pass, found it out of the drives) get their promotion now, as onPlay does:
+   * a loadedOnly recall job that reads while it is in the drive. Answers the jobs queued.
+   */
+  async onLoaded(label: string): Promise<JobRecord[]> {
+    const containers = this.waiting.get(label);
+    if (!containers || !this.promotes()) return [];
+    this.waiting.delete(label);
+    const jobs: JobRecord[] = [];
+    for (const c of containers) jobs.push(...(await this.promoteContainer(c)));
+    return jobs;
+  }
+
+  private promotes(): boolean {
+    const r = this.rules;
+    return !!this.opts.archive && r.promoteContainerPlays > 0 && !!r.highWatermark && this.windowOpen();
+  }
+
+  /** Remembers that a hot container has tape-only items on these cartridges (onLoaded). */
+  private wait(container: string, labels: Iterable<string>): void {
+    for (const l of labels) {
+      const set = this.waiting.get(l) ?? new Set<string>();
+      set.delete(container); // newest last: the oldest is dropped first
+      set.add(container);
+      if (set.size > MAX_WAITING) set.delete(set.values().next().value!);
+      this.waiting.set(l, set);
+    }
+  }
+
+  private async promoteContainer(container: string): Promise<JobRecord[]> {
+    const r = this.rules;
+    const archive = this.opts.archive!;
+    if (this.promoting.has(container)) return [];
     this.promoting.add(container);
     try {
       const siblings = (await this.opts.catalog.allChildren(container)).filter((o) => o.location?.tape);
-      const pending = new Set(await this.playJobItems());
-      if (!siblings.some((o) => tierOf(o.location) === 'tape' && !pending.has(o.id))) return [];
+      const onTape = siblings.filter((o) => tierOf(o.location) === 'tape');
+      if (!onTape.length) return [];
       const access = await this.opts.readAccess(siblings.map((o) => o.id));
       const plays = siblings.reduce((n, o) => n + playsWithin(access.get(o.id), this.now(), r.promoteWindow * 1000), 0);
       if (plays < r.promoteContainerPlays) return [];
+      // hot: whatever this attempt leaves on tape (its job finds a cartridge out of the drives, no room
+      // yet, or items an unfinished job holds) is tried again when one of their cartridges is loaded
+      this.wait(container, new Set(onTape.map((o) => o.location!.tape!.label)));
+      const pending = new Set(await this.playJobItems());
+      if (!onTape.some((o) => !pending.has(o.id))) return [];
       const plan = await this.plan({ container });
       const ids = plan.actions.filter((a) => a.action === 'recall' && a.reason === 'container-plays').map((a) => a.id);
       if (!ids.length) return [];
@@ -186,7 +233,7 @@ export class PolicyEngine {
       // it reads only while the play's cartridge is still in a drive: it never mounts one itself
       jobs.push(await archive.submit('recall', ids, { ...common, rule: 'container-plays', loadedOnly: true }));
       this.statusPlan = undefined;
-      this.opts.log.info({ policy: { container, plays, recall: ids.length, makeRoom: room.length, jobs: jobs.map((j) => j.id), skipped: plan.skipped.length } }, `container promotion: ${ids.length} item(s) of ${item.parentId} to recall (played ${plays} times within the window)${room.length ? `, ${room.length} with a tape copy archived to make room` : ''}`);
+      this.opts.log.info({ policy: { container, plays, recall: ids.length, makeRoom: room.length, jobs: jobs.map((j) => j.id), skipped: plan.skipped.length } }, `container promotion: ${ids.length} item(s) of ${container} to recall (played ${plays} times within the window)${room.length ? `, ${room.length} with a tape copy archived to make room` : ''}`);
       return jobs;
     } catch (err) {
       this.opts.log.warn({ err: (err as Error).message, container }, 'container promotion not started');
@@ -225,6 +272,8 @@ export class PolicyEngine {
     const containers = recalls.filter((a) => a.reason === 'container-plays');
     if (promoted.length) jobs.push(await archive.submit('recall', promoted.map((a) => a.id), { origin: 'policy', ...window }));
     if (containers.length) jobs.push(await archive.submit('recall', containers.map((a) => a.id), { origin: 'policy', rule: 'container-plays', loadedOnly: true, ...window } satisfies JobOptions));
+    // container recalls left to a play of their container also go when anything loads their cartridge
+    for (const sk of plan.skipped) if (sk.waitsFor) this.wait(sk.waitsFor.container, [sk.waitsFor.cartridge]);
     const rec: PassRecord = { at: plan.at, trigger, archive: archives.length, recall: recalls.length, archiveBytes: plan.archiveBytes, recallBytes: plan.recallBytes, jobs: jobs.map((j) => j.id) };
     this.lastPassAt = this.now();
     this.passes++;

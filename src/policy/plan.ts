@@ -163,7 +163,14 @@ export interface PolicyPlan {
    * cartridge is offline, or (container-plays at a pass) their cartridge is neither in a drive nor
    * mounted by the pass for anything else, so they wait for the container's next play.
    */
-  skipped: { id: string; path: string; action: 'recall'; reason: string }[];
+  skipped: {
+    id: string;
+    path: string;
+    action: 'recall';
+    reason: string;
+    /** A container-plays recall left out because its cartridge is not loaded: the engine recalls it when that cartridge is loaded. */
+    waitsFor?: { cartridge: string; container: string };
+  }[];
   usage: UsageReport[];
   /** Eligible archive candidates not chosen (for the status page). */
   candidates: number;
@@ -410,7 +417,7 @@ export function planPass(state: PolicyState, rules: PolicyRules, only?: PlanScop
       for (const i of (rest.get(container) ?? []).sort(playOrder)) {
         const why = `its container was played ${c.plays} times within ${fmtDuration(rules.promoteWindow)}`;
         if (!only && i.cartridge && !offline.has(i.cartridge) && !anyway.has(i.cartridge)) {
-          skipped.push({ id: i.id, path: i.path, action: 'recall', reason: `${why}, but its cartridge ${i.cartridge} is not in a drive and this pass mounts it for nothing else: waits for its cartridge to be loaded by a play of the container (which recalls it then)` });
+          skipped.push({ id: i.id, path: i.path, action: 'recall', reason: `${why}, but its cartridge ${i.cartridge} is not in a drive and this pass mounts it for nothing else: waits for its cartridge to be loaded by a play (or anything else that loads it) and is recalled then`, waitsFor: { cartridge: i.cartridge, container } });
           continue;
         }
         const a = promote(i, 'container-plays', why, `${why} (promote_container_plays ${rules.promoteContainerPlays})`, c.last, makeRoomNow, only ? undefined : newMounts);
