@@ -38,6 +38,7 @@ sources.set('ibig', diskSource(bigPath, BIG_SIZE, MTIME, 'video/x-matroska', 'DL
 sources.set('iempty', diskSource(emptyPath, 0, MTIME, 'audio/mpeg', FEATURES));
 const FUTURE = Date.now() + 10 * 365 * 86_400_000;
 sources.set('ifuture', diskSource(filePath, SIZE, FUTURE, 'audio/mpeg', FEATURES));
+sources.set('igoneempty', diskSource(join(dir, 'empty-and-deleted-since-the-scan.mp3'), 0, MTIME, 'audio/mpeg', FEATURES));
 sources.set('isub', diskSource(filePath, 100, MTIME, 'text/srt', '*'));
 sources.set('iphoto', diskSource(filePath, 100, MTIME, 'image/jpeg', '*', 'Interactive'));
 sources.set('igone', diskSource(join(dir, 'deleted-since-the-scan.mp3'), 1000, MTIME, 'audio/mpeg', FEATURES));
@@ -323,6 +324,12 @@ test('HEAD answers what GET would: 404 when the file is gone', async (t) => {
   t.is(head.body.length, 0);
   const ok = await request('/media/isong', { method: 'HEAD', headers: { Range: 'bytes=5-9' } });
   t.is(ok.status, 206);
+  // an empty file has no bytes to read, but it must still be there
+  t.is((await request('/media/igoneempty')).status, 404);
+  t.is((await request('/media/igoneempty', { method: 'HEAD' })).status, 404);
+  const empty = await request('/media/iempty');
+  t.is(empty.status, 200);
+  t.is(empty.body.length, 0);
 });
 
 test('HEAD of an unknown id is 404', async (t) => {

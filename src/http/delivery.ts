@@ -50,7 +50,7 @@ export interface MediaSource {
    */
   openFile?(signal: AbortSignal): Promise<FileHandle>;
   /**
-   * HEAD of bytes [start, end]: resolves when a GET would start a body, or rejects with the error
+   * HEAD of bytes [start, end] (end < start: an empty body): resolves when a GET would start a body, or rejects with the error
    * `open`/`openFile` would (a gone file, an offline cartridge), without reading any byte or
    * mounting anything, so HEAD answers what GET would. Without it HEAD assumes GET succeeds.
    */
@@ -328,11 +328,12 @@ async function serve(ctx: Context, resolve: Resolver, opts: MediaRouteOptions): 
   ctx.set('Content-Type', opts.mimeFor?.(src.mime, ctx) ?? src.mime);
   ctx.set('Content-Length', String(length));
 
-  // HEAD: same status and headers as GET, no body: the source says whether GET would get its
-  // bytes (a gone file, an offline cartridge) without reading them; its error is answered as
-  // GET's would be (Koa's onerror: err.status and err.headers, e.g. 503 with Retry-After).
-  if (ctx.method === 'HEAD') {
-    if (length > 0 && src.check) {
+  // HEAD, and an empty body (nothing to read): the source says whether GET would get its bytes
+  // (a gone file, an offline cartridge) without reading them, so HEAD answers what GET would and
+  // an empty file deleted since the scan is 404 as any other; its error is answered as GET's
+  // would be (Koa's onerror: err.status and err.headers, e.g. 503 with Retry-After).
+  if (ctx.method === 'HEAD' || length === 0) {
+    if (src.check) {
       const gone = new AbortController();
       const onClose = () => gone.abort(new Error('client disconnected'));
       ctx.res.once('close', onClose);
@@ -342,10 +343,7 @@ async function serve(ctx: Context, resolve: Resolver, opts: MediaRouteOptions): 
         ctx.res.off('close', onClose);
       }
     }
-    return;
-  }
-  if (length === 0) {
-    ctx.body = Buffer.alloc(0);
+    if (ctx.method !== 'HEAD') ctx.body = Buffer.alloc(0);
     return;
   }
 

@@ -199,6 +199,7 @@ export function tapeItemSource(host: SourceHost, item: CatalogObject): MediaSour
     async check(start, endInclusive, signal) {
       // what open() would answer before its first byte, without reading tape (HEAD)
       signal.throwIfAborted();
+      if (endInclusive < start) return; // an empty body: nothing on tape to ask for
       const pieces = await plan(start, endInclusive);
       if (!pieces.some((p) => p.kind === 'tape')) return; // all in the stub: served from disk
       // the worker would refuse the tape part at once (open() answers before any header then)
