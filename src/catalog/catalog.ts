@@ -30,6 +30,7 @@ import type { ContainerDef, Placement } from './layout.js';
 import { FIXED, FIXED_BY_ID, parseRefId, placements, playlistRecordOf, REF_SEP } from './layout.js';
 import { Bookmarks, dropBookmarkOp } from './bookmarks.js';
 import { memberArt } from './container-art.js';
+import { ChangeLog } from './change-log.js';
 import { exactWord, isSortedPosting, OVERFLOW, OVERFLOW_VALUE, postingPrefix, vocabPrefix, Vocabulary, WORD_INDEX_VERSION, wordOps, X, type WordField } from './words.js';
 
 export const SCHEMA_VERSION = '1';
@@ -127,6 +128,8 @@ export class Catalog extends EventEmitter {
   private vocab = new Vocabulary();
   private parentCache: Map<string, string> | undefined;
   private gen = 0;
+  /** The IDs each generation changed (change-log.ts): what DIDL-Lite kept elsewhere must drop. */
+  private readonly changes = new ChangeLog();
 
   /** Clock of `added`/`changed` (ms); tests and the policy bench set a fake one. */
   now: () => number = Date.now;
@@ -426,6 +429,15 @@ export class Catalog extends EventEmitter {
     return this.gen;
   }
 
+  /**
+   * IDs of the objects changed after generation `gen` (items and playlist records by their own
+   * ID, not their references'; containers by theirs), or undefined when no longer known (then
+   * anything may have changed). See change-log.ts.
+   */
+  changedSince(gen: number): Set<string> | undefined {
+    return this.changes.since(gen, this.gen);
+  }
+
   async getPath(path: string): Promise<PathEntry | undefined> {
     const v = await this.store.get(P + path);
     return v === undefined ? undefined : (JSON.parse(v) as PathEntry);
@@ -480,6 +492,7 @@ export class Catalog extends EventEmitter {
       item.location = location;
       await this.store.batch([{ type: 'put', key: O + id, value: JSON.stringify(item) }, ...extraOps]);
       this.gen++;
+      this.changes.record(this.gen, [id]);
     });
   }
 
@@ -510,6 +523,7 @@ export class Catalog extends EventEmitter {
       await this.store.batch(ops);
       this.sysUpdateId = updateId;
       this.gen++;
+      this.changes.record(this.gen, containers.map(([cid]) => cid));
       for (const [cid] of containers) this.lists.delete(cid);
       const ev: ChangeEvent = { systemUpdateId: updateId, containers, resChanged: false };
       this.emit('change', ev);
@@ -544,6 +558,8 @@ export class Catalog extends EventEmitter {
     const bump = (cid: string, d: number) => delta.set(cid, (delta.get(cid) ?? 0) + d);
     const changed = new Set<string>();
     const added = new Set<string>();
+    /** Items and playlist records written or removed (containers: `loaded` below). */
+    const touched: string[] = [];
     // album/artist containers whose art may have come from a track that leaves it or changes its art
     const artGone = new Map<string, Set<string>>();
     const artMayGo = (old: CatalogObject, oldContainers: ContainerDef[], item?: CatalogObject, newIds?: Set<string>) => {
@@ -588,6 +604,7 @@ export class Catalog extends EventEmitter {
       if (json !== oldJson) {
         if (!resChanged && (!old || JSON.stringify(old.res) !== JSON.stringify(item.res))) resChanged = true;
         ops.push({ type: 'put', key: O + item.id, value: json });
+        touched.push(item.id);
         if (!item.playlist) wordOps(item.id, old, item, this.vocab, added, ops); // a playlist record is never a result
         // Metadata changes show in every container the item appears in.
         for (const p of np.placements) changed.add(p.containerId);
@@ -597,6 +614,7 @@ export class Catalog extends EventEmitter {
       const oldJson = olds[upserts.length + j];
       if (oldJson === undefined) return;
       const old = JSON.parse(oldJson) as CatalogObject;
+      touched.push(id);
       if (old.res) resChanged = true;
       const op = placements(old);
       diff(op.placements, []);
@@ -703,6 +721,8 @@ export class Catalog extends EventEmitter {
     for (const k of added) this.vocab.addKey(k);
     this.sysUpdateId = newUpdateId;
     this.gen++;
+    // every container written or removed was loaded (a few loaded and left as they were: harmless)
+    this.changes.record(this.gen, [...touched, ...loaded.keys()]);
     this.parentCache = undefined;
     const containers: [string, number][] = [];
     for (const cid of changed) {

@@ -47,7 +47,6 @@ export const MAX_BOOKMARK_TAG = 256;
 function samsungTag(args: Record<string, string>, name: string): void {
   const v = args[name];
   if (v === undefined) return;
-  // eslint-disable-next-line no-control-regex
   if (v.length > MAX_BOOKMARK_TAG || /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/.test(v)) {
     throw new UpnpError(402, `${name} must be printable text of at most ${MAX_BOOKMARK_TAG} characters (got ${v.length} characters${v.length > MAX_BOOKMARK_TAG ? '' : ' with a control character'})`);
   }
@@ -129,7 +128,7 @@ export class ContentDirectory {
     opts: ContentDirectoryOptions = {},
   ) {
     this.onBrowse = opts.onBrowse;
-    this.heads = new DidlCache(opts.didlCacheBytes ?? 4 * 1024 ** 2);
+    this.heads = new DidlCache(opts.didlCacheBytes ?? 4 * 1024 ** 2, (generation) => catalog.changedSince(generation));
     const maxSize = opts.searchCacheBytes ?? 2 * 1024 ** 2;
     if (maxSize > 0) {
       this.searches = new LRUCache<string, string[]>({ maxSize, sizeCalculation: (ids, key) => ids.reduce((a, id) => a + 2 * id.length + 32, 64 + 2 * key.length) });

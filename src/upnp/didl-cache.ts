@@ -8,13 +8,21 @@
 // are added per request, the document's start tag too. The output is byte for byte what
 // escText(didl(objects)) gives (test/didl-cache.test.ts).
 //
-// Invalidation: the whole cache is dropped when the catalog's generation changes (every change
-// of any object, container counts and update IDs included), so nothing stale is ever served;
-// heads made from objects read while a change landed are not kept. Bounded in bytes
-// (`didl_cache`, default 4 MiB; 0 = off).
+// Invalidation: when the catalog's generation has moved on, the heads of the objects it changed
+// are dropped (catalog.changedSince: items and playlist records by their ID, containers by
+// theirs, container counts, art and update IDs included), in every variant; a reference
+// (`music/all$i…`, a playlist entry, a Search result inside a container) shows its item's data,
+// so it is dropped with its item (entries are indexed by the ID of the object they render:
+// refId ?? id), and an entry of a playlist container also with the playlist's record (`l…`:
+// the title the playlist gives the entry). When the catalog no longer knows what changed (too much since), or without a
+// change source, the whole cache is dropped. Nothing stale is ever served: heads made from
+// objects read while a change landed are not kept when another request already moved the
+// cache on, and otherwise dropped with that change. Bounded in bytes (`didl_cache`, default
+// 4 MiB; 0 = off).
 
 import { LRUCache } from 'lru-cache';
 import type { CatalogObject } from '../catalog/types.js';
+import { parseRefId, playlistRecordOf } from '../catalog/layout.js';
 import { escText, EscapedText } from '../util/xml.js';
 import type { ClientProfile } from './clients.js';
 import { closeTag, DIDL_END, didlRoot, type DidlParts, type ObjectRef } from './didl.js';
@@ -29,8 +37,8 @@ export interface CachedHead extends ObjectRef {
 
 /** Filters longer than this are answered without the cache (clients send a few short ones). */
 const MAX_FILTER = 1024;
-/** Bytes of bookkeeping per entry besides the strings (LRU node, entry object, map slot). */
-const ENTRY_OVERHEAD = 160;
+/** Bytes of bookkeeping per entry besides the strings (LRU node, entry object, map slot, index slot). */
+const ENTRY_OVERHEAD = 200;
 const ESC_CLOSE_ITEM = escText(closeTag({ container: false }));
 const ESC_CLOSE_CONTAINER = escText(closeTag({ container: true }));
 const ESC_END = escText(DIDL_END);
@@ -40,17 +48,51 @@ const NO_CLIENT = {};
 
 const bytesOf = (s: string) => (/[^\u0000-\u00ff]/.test(s) ? 2 : 1) * s.length;
 
+/** IDs of the objects the catalog changed after a generation; undefined: not known (drop all). */
+export type ChangesSince = (generation: number) => ReadonlySet<string> | undefined;
+
 export class DidlCache {
   private readonly lru?: LRUCache<string, CachedHead>;
   private generation = -1;
+  /** The ID of the object an entry renders (refId ?? id) → the entries' keys, in every variant. */
+  private readonly bySource = new Map<string, Set<string>>();
   private readonly profiles = new WeakMap<ClientProfile, number>();
   private nextProfile = 1;
   private readonly roots = new WeakMap<object, [string, string]>();
 
-  constructor(maxBytes: number) {
+  constructor(
+    maxBytes: number,
+    private readonly changesSince?: ChangesSince,
+  ) {
     if (maxBytes > 0) {
-      this.lru = new LRUCache<string, CachedHead>({ maxSize: maxBytes, sizeCalculation: (h, key) => bytesOf(key) + bytesOf(h.xml) + ENTRY_OVERHEAD });
+      this.lru = new LRUCache<string, CachedHead>({
+        maxSize: maxBytes,
+        sizeCalculation: (h, key) => bytesOf(key) + bytesOf(h.xml) + ENTRY_OVERHEAD,
+        dispose: (h, key) => this.unindex(h, key),
+      });
     }
+  }
+
+  private unindex(h: CachedHead, key: string): void {
+    for (const src of sourcesOf(h)) {
+      const keys = this.bySource.get(src);
+      if (keys?.delete(key) && keys.size === 0) this.bySource.delete(src);
+    }
+  }
+
+  /** Moves on to the catalog's `generation`: drops what changed since ours, or everything. */
+  private catchUp(generation: number): void {
+    const changed = this.generation < 0 ? undefined : this.changesSince?.(this.generation);
+    if (!changed) {
+      this.lru!.clear();
+      this.bySource.clear();
+    } else {
+      for (const id of changed) {
+        const keys = this.bySource.get(id);
+        if (keys) for (const key of [...keys]) this.lru!.delete(key);
+      }
+    }
+    this.generation = generation;
   }
 
   /**
@@ -71,14 +113,12 @@ export class DidlCache {
 
   /**
    * The key prefix of one client profile, base URL and Filter, or undefined when this request
-   * is not cached (cache off, odd Filter). `generation` is the catalog's: a new one drops all.
+   * is not cached (cache off, odd Filter). `generation` is the catalog's: a new one drops what
+   * changed since the last (see the top).
    */
   variant(generation: number, client: ClientProfile | undefined, baseUrl: string, filter: string): string | undefined {
     if (!this.lru || filter.length > MAX_FILTER) return undefined;
-    if (generation !== this.generation) {
-      this.lru.clear();
-      this.generation = generation;
-    }
+    if (generation !== this.generation) this.catchUp(generation);
     let p = 0;
     if (client) {
       p = this.profiles.get(client) ?? 0;
@@ -94,8 +134,23 @@ export class DidlCache {
   /** Keeps a head made under `generation` (dropped when the catalog moved on meanwhile). */
   set(variant: string | undefined, generation: number, head: CachedHead): void {
     if (variant === undefined || generation !== this.generation) return;
-    this.lru!.set(variant + head.id, head);
+    const key = variant + head.id;
+    this.lru!.set(key, head);
+    if (!this.lru!.has(key)) return; // larger than the whole budget: not kept
+    for (const src of sourcesOf(head)) {
+      let keys = this.bySource.get(src);
+      if (!keys) this.bySource.set(src, (keys = new Set()));
+      keys.add(key);
+    }
   }
+}
+
+/** The catalog objects a head is made of: its object (a reference's item), and a playlist entry's record. */
+function sourcesOf(h: CachedHead): string[] {
+  if (h.refId === undefined) return [h.id];
+  const ref = parseRefId(h.id);
+  const record = ref && playlistRecordOf(ref.containerId);
+  return record ? [h.refId, record] : [h.refId];
 }
 
 /** The cacheable head of one object under `parts`. */

@@ -9,7 +9,6 @@
 // - NFKC again (a case mapping can leave a decomposed letter: "ǰ" upper-cases to "J" + U+030C).
 // ASCII text (most of it) takes the plain toLowerCase, which is the same thing.
 
-// eslint-disable-next-line no-control-regex
 const ASCII = /^[\u0000-\u007f]*$/;
 
 export function foldText(s: string): string {
