@@ -342,8 +342,12 @@ export class TapedeckServer {
       // touched): LevelDB keeps the old versions until its own compactions get to them, and every
       // table file it read stays mapped into this process (resident memory growing with the
       // library). Compacted now, in the scan queue, before the video frames. A rescan that found
-      // nothing new wrote nothing: nothing to compact.
-      if (result.written) void this.exclusive(() => this.compactCatalog());
+      // nothing new wrote nothing: nothing to compact. Either way the scan read every path entry
+      // (and the compaction every table): the catalog is opened again, which unmaps them.
+      void this.exclusive(async () => {
+        if (result.written) await this.compactCatalog();
+        await this.reopenCatalog('scan');
+      });
       if (result.framesDeferred) this.deferredArt();
       return result;
     } catch (err) {
@@ -365,6 +369,23 @@ export class TapedeckServer {
       this.log.info({ catalog: { compactMs: Date.now() - started } }, `catalog compacted in ${Date.now() - started} ms`);
     } catch (err) {
       if (!this.stopped) this.log.warn({ err: (err as Error).message }, 'catalog compaction failed; LevelDB compacts by itself later');
+    }
+  }
+
+  /**
+   * Closes and opens the catalog database once nothing reads or writes it (LevelStore.reopen):
+   * the table pages a whole-catalog pass mapped into the process leave it. A failure is logged.
+   */
+  private async reopenCatalog(after: string): Promise<void> {
+    const store = this.catalog.store;
+    if (this.stopped || !store.reopen) return;
+    const started = Date.now();
+    try {
+      const done = await store.reopen();
+      if (done) this.log.info({ catalog: { reopenMs: Date.now() - started, after } }, `catalog reopened after the ${after} in ${Date.now() - started} ms`);
+      else this.log.debug({ catalog: { after } }, 'catalog not reopened: never idle');
+    } catch (err) {
+      if (!this.stopped) this.log.error({ err: (err as Error).message }, 'catalog could not be opened again');
     }
   }
 
@@ -393,9 +414,10 @@ export class TapedeckServer {
         while (after !== undefined && !this.stopped) after = await slice(after);
         if (made && !this.stopped) {
           // the pass's garbage (ffmpeg output, pictures) would keep the heap grown as the scan's
-          // would, and the tables the catalog compaction replaced stay mapped while a slice read them
+          // would, and the tables its slices read (and those the catalog compaction replaced)
+          // stay mapped until the database is opened again
           releaseMemory();
-          await this.catalog.store.dropObsolete?.().catch(() => undefined);
+          await this.exclusive(() => this.reopenCatalog('video frames'));
         }
         if (made && !this.stopped) this.log.info({ art: { videos: made, elapsedMs: Date.now() - started } }, `video frames: art of ${made} videos made in ${Date.now() - started} ms`);
       } catch (err) {

@@ -82,6 +82,9 @@ test('the server compacts the catalog after a full scan, and not after a restart
   const compacted = await srv.waitFor((l) => l.catalog?.compactMs !== undefined, 60_000, 'the compaction after the scan');
   t.regex(compacted.msg, /^catalog compacted in \d+ ms$/);
   t.regex(readFileSync(join(data, 'catalog', 'LOG'), 'utf8'), /Manual compaction/, "LevelDB's own log shows it");
+  // and then opened again (its table pages leave the process)
+  const reopened = await srv.waitFor((l) => l.catalog?.reopenMs !== undefined, 60_000, 'the reopen after the compaction');
+  t.is(reopened.catalog.after, 'scan');
   srv.child.kill('SIGTERM');
   t.is(await srv.exited(15_000), 0);
 
@@ -94,6 +97,8 @@ test('the server compacts the catalog after a full scan, and not after a restart
   const answer = jsonLines<Record<string, any>>(asked);
   t.is(await answer.exited(60_000), 0, answer.stderr());
   t.is(answer.lines[0]?.scan?.unchanged, 3);
+  // a rescan that wrote nothing still read every path entry: reopened after each
+  t.true(again.lines.filter((l) => l.catalog?.reopenMs !== undefined).length >= 1);
   t.deepEqual(
     again.lines.filter((l) => l.catalog?.compactMs !== undefined),
     [],

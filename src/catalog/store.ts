@@ -32,6 +32,12 @@ export interface KVStore {
   compact?(): Promise<void>;
   /** Deletes the files a compaction left while an iterator still read them (LevelDB only; cheap). */
   dropObsolete?(): Promise<void>;
+  /**
+   * Closes and opens the database again once no read or write is in flight (LevelDB only), so
+   * the table pages it had mapped leave the process; what arrives meanwhile waits and then runs.
+   * False when it was never quiet within `waitMs` (nothing happened then).
+   */
+  reopen?(waitMs?: number): Promise<boolean>;
   get(key: string): Promise<string | undefined>;
   getMany(keys: string[]): Promise<(string | undefined)[]>;
   /** Applies every op or none. */
@@ -167,6 +173,12 @@ function levelRange(r: KeyRange): KeyRange {
 export class LevelStore implements KVStore {
   readonly kind = 'level';
   private db: Level<string, string>;
+  /** Reads and writes in flight, open iterators included (reopen waits for none). */
+  private busy = 0;
+  /** Set while the database is closed and opened again: every call waits for it. */
+  private paused?: Promise<void>;
+  /** Called when `busy` falls to 0 (a reopen waiting for quiet). */
+  private onQuiet?: () => void;
   /** cacheBytes: LevelDB's block cache (uncompressed blocks kept in memory; LevelDB's own default is 8 MiB). */
   constructor(
     readonly location: string,
@@ -184,7 +196,57 @@ export class LevelStore implements KVStore {
     }
   }
   async close(): Promise<void> {
+    await this.reopening?.catch(() => false);
     await this.db.close();
+  }
+  /** Runs `fn` as one call in flight (a reopen waits for it; it waits for a reopen). */
+  private async track<T>(fn: () => Promise<T>): Promise<T> {
+    while (this.paused) await this.paused;
+    this.busy++;
+    try {
+      return await fn();
+    } finally {
+      if (--this.busy === 0) this.onQuiet?.();
+    }
+  }
+  /**
+   * LevelDB 1.20 maps every table file it reads into the process (up to 1,000 files; classic-level
+   * cannot turn it off) and keeps each page it touched resident for as long as the file is open:
+   * after a scan, its compaction, or a pass over every item, tens of MB at 100,000 items that
+   * nothing reads again. Closing the database unmaps them all (what is read afterwards maps only
+   * what it touches) and opening it again deletes the files compactions left. Waits until no
+   * call is in flight (then calls wait for the reopen: ~10-50 ms); a database that does not
+   * open again throws, as open() does. Loses nothing: every write it waited for is in LevelDB's log.
+   */
+  reopen(waitMs = 10_000): Promise<boolean> {
+    // one at a time: a second caller shares the one under way
+    return (this.reopening ??= this.reopenNow(waitMs).finally(() => (this.reopening = undefined)));
+  }
+  private reopening?: Promise<boolean>;
+  private async reopenNow(waitMs: number): Promise<boolean> {
+    const deadline = Date.now() + waitMs;
+    while (this.busy > 0) {
+      const left = deadline - Date.now();
+      if (left <= 0) return false;
+      let timer: NodeJS.Timeout | undefined;
+      await new Promise<void>((resolve) => {
+        this.onQuiet = resolve;
+        timer = setTimeout(resolve, left);
+      });
+      clearTimeout(timer);
+      this.onQuiet = undefined;
+    }
+    // nothing in flight: from here every call waits (checked and set in one turn)
+    let done!: () => void;
+    this.paused = new Promise<void>((resolve) => (done = resolve));
+    try {
+      await this.db.close();
+      await this.open();
+      return true;
+    } finally {
+      this.paused = undefined;
+      done();
+    }
   }
   async compact(): Promise<void> {
     await this.compactRange('', LEVEL_TOP);
@@ -200,32 +262,46 @@ export class LevelStore implements KVStore {
   }
   private compactRange(start: string, end: string): Promise<void> {
     // \`level\` is classic-level under Node; its type declarations leave compactRange out
-    return (this.db as unknown as { compactRange(start: string, end: string): Promise<void> }).compactRange(start, end);
+    return this.track(() => (this.db as unknown as { compactRange(start: string, end: string): Promise<void> }).compactRange(start, end));
   }
   async get(key: string): Promise<string | undefined> {
     // LevelDB's synchronous get: ~3 µs of CPU for a small value in the block or page cache,
     // against ~17 µs for the asynchronous one (a round trip through the thread pool); Browse
-    // and BrowseMetadata do one or two per request.
+    // and BrowseMetadata do one or two per request. Synchronous: nothing to track.
+    while (this.paused) await this.paused;
     return this.db.getSync(key) ?? undefined;
   }
   async getMany(keys: string[]): Promise<(string | undefined)[]> {
     if (keys.length === 0) return [];
-    return (await this.db.getMany(keys)).map((v) => v ?? undefined);
+    return this.track(async () => (await this.db.getMany(keys)).map((v) => v ?? undefined));
   }
   async batch(ops: BatchOp[]): Promise<void> {
     if (ops.length === 0) return;
-    await this.db.batch(ops);
+    await this.track(() => this.db.batch(ops));
   }
   async *entries(r: KeyRange): AsyncIterable<[string, string]> {
-    yield* this.db.iterator(levelRange(r));
+    while (this.paused) await this.paused;
+    // an open iterator is a call in flight until it ends (or its reader stops: return())
+    this.busy++;
+    try {
+      yield* this.db.iterator(levelRange(r));
+    } finally {
+      if (--this.busy === 0) this.onQuiet?.();
+    }
   }
   async *keys(r: KeyRange): AsyncIterable<string> {
-    yield* this.db.keys(levelRange(r));
+    while (this.paused) await this.paused;
+    this.busy++;
+    try {
+      yield* this.db.keys(levelRange(r));
+    } finally {
+      if (--this.busy === 0) this.onQuiet?.();
+    }
   }
   async keyList(r: KeyRange): Promise<string[]> {
-    return this.db.keys(levelRange(r)).all();
+    return this.track(() => this.db.keys(levelRange(r)).all());
   }
   async entryList(r: KeyRange): Promise<[string, string][]> {
-    return this.db.iterator(levelRange(r)).all();
+    return this.track(() => this.db.iterator(levelRange(r)).all());
   }
 }

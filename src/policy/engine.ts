@@ -135,6 +135,9 @@ export class PolicyEngine {
     // the drives' contents, from the changer inventory the pass's loadedOnly recall job checks too
     const loaded = archive ? async () => archive.loadedCartridges() : undefined;
     const state = await gatherState({ catalog, config, readAccess, now: this.now, fsProbe, mediaDirs, offline, loaded });
+    // it read every item: the catalog's table pages it mapped leave the process once nothing
+    // reads (LevelStore.reopen; not awaited, the plan does not wait for quiet)
+    catalog.store.reopen?.().catch((err: Error) => this.opts.log.error({ err: err.message }, 'catalog could not be opened again'));
     const pending = await this.playJobItems();
     if (pending.length) state.pending = pending;
     return planPass(state, this.rules, only);
