@@ -142,6 +142,23 @@ test('a media directory dropped from the configuration leaves the catalog', asyn
   await c.close();
 });
 
+test('a file whose name is not valid UTF-8 (Latin-1) is named in a warning, not left out silently', async (t) => {
+  const root = lib({ 'a/ok.mp3': 'A|X|1' });
+  // "Caf\xe9.mp3": a Latin-1 name from an old share; no JavaScript string names this file
+  writeFileSync(Buffer.concat([Buffer.from(join(root, 'a') + '/Caf'), Buffer.from([0xe9]), Buffer.from('.mp3')]), 'A|X|2');
+  const c = new Catalog(new MemoryStore());
+  await c.open();
+  t.teardown(() => c.close());
+  const warnings: { obj: { dir?: string; files?: number; names?: string[] }; msg: string }[] = [];
+  const r = await scan(c, { roots: [root], probe: fakeProbe().probe, log: { warn: (obj, msg) => warnings.push({ obj, msg: msg ?? '' }) } });
+  t.is(r.seen, 1);
+  const w = warnings.find((x) => /not valid UTF-8/.test(x.msg));
+  t.truthy(w, JSON.stringify(warnings));
+  t.is(w!.obj.dir, join(root, 'a'));
+  t.is(w!.obj.files, 1);
+  t.deepEqual(w!.obj.names, ['Caf\uFFFD.mp3']);
+});
+
 test('a media directory that cannot be read (e.g. an unmounted disk) keeps what the catalog holds under it', async (t) => {
   const a = lib({ '1.mp3': 'A|X|1', 'sub/2.mp3': 'A|X|2' });
   const b = lib({ '3.mp3': 'B|Y|1' });

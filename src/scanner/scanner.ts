@@ -117,10 +117,15 @@ type Listing = { dir: string; files: Set<string>; subdirs: Set<string> };
  */
 async function* walk(root: string, unreadable: string[], log?: ScanOptions['log'], start = root, listed?: (l: Listing) => Promise<void>): AsyncGenerator<Found> {
   const stack = [start];
+  // A name that is not valid UTF-8 (e.g. Latin-1 from an old share) comes back from readdir
+  // with U+FFFD in place of its bytes: no path string names the file, its stat fails and it
+  // would be left out without a word. Such files are named in one warning per directory.
+  let undecodable: string[] = [];
   const statAll = async (paths: string[], present?: Set<string>): Promise<Found[]> => {
     const stats = await Promise.all(paths.map(statOrNone)); // undefined: vanished since readdir
     const out: Found[] = [];
     stats.forEach((st, i) => {
+      if (!st && paths[i].includes('\uFFFD')) undecodable.push(basename(paths[i]));
       if (!st) return;
       out.push({ path: paths[i], root, size: st.size, mtime: Math.trunc(st.mtimeMs) });
       present?.add(basename(paths[i]));
@@ -153,6 +158,14 @@ async function* walk(root: string, unreadable: string[], log?: ScanOptions['log'
       complete = false;
     }
     yield* await statAll(files, present);
+    if (undecodable.length) {
+      const names = undecodable;
+      undecodable = [];
+      log?.warn(
+        { dir, files: names.length, names: names.slice(0, 5) },
+        `${names.length} file(s) in ${dir} have names that are not valid UTF-8 and cannot be served (shown with \uFFFD); rename them to UTF-8 (e.g. convmv -f latin1 -t utf8)`,
+      );
+    }
     if (listed && present && complete) await listed({ dir, files: present, subdirs: new Set(subdirs.map((d) => basename(d))) });
     subdirs.sort().reverse();
     stack.push(...subdirs);
