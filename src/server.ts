@@ -21,7 +21,6 @@ import { LibraryWatcher } from './scanner/watcher.js';
 import { isPlaylistPath } from './scanner/playlist.js';
 import { mediaTypeOf } from './media/mediatypes.js';
 import { ownPaths } from './util/own-paths.js';
-import { createDemoLibrary } from './demo/library.js';
 import { httpErrorFields, httpErrorLevel } from './http/error-log.js';
 import { contentFeatures, transferModeFor } from './media/dlna.js';
 import { setFileBufferBudget } from './http/file-body.js';
@@ -157,7 +156,8 @@ export class TapedeckServer {
     if (cfg.demo) {
       const demoDir = join(cfg.dataDir, 'demo');
       // Once part of the demo lives on tape, regenerating it would put those files back on disk.
-      if (!(await this.catalog.getMeta('demoArchived')) || !existsSync(demoDir)) await createDemoLibrary(demoDir);
+      // (Imported here: its encoders are loaded only by a server that serves the demo.)
+      if (!(await this.catalog.getMeta('demoArchived')) || !existsSync(demoDir)) await (await import('./demo/library.js')).createDemoLibrary(demoDir);
       this.mediaDirs = [demoDir];
       this.log.info({ dir: demoDir }, 'no media directory configured: serving the demo library');
     }

@@ -11,7 +11,6 @@ import type { MediaSource } from './http/delivery.js';
 import type { CacheStatus, HistogramSnapshot, JobStatus, StagerStatus as PageStagerStatus, StatusExtras, TapeStatus as PageTapeStatus } from './server-state.js';
 import { ArchiveService } from './archive/service.js';
 import type { JobRecord } from './archive/jobs.js';
-import { archiveDemo } from './demo/tape.js';
 import { StagerClient, type StagerStatus } from './staging/client.js';
 import { Prestager } from './staging/prestage.js';
 import type { TimingPreset } from './tape/timing.js';
@@ -93,6 +92,7 @@ export class TapeTier {
   /** Puts part of the demo library on the virtual tape, once. */
   async archiveDemoOnce(): Promise<void> {
     if (await this.catalog.getMeta('demoArchived')) return;
+    const { archiveDemo } = await import('./demo/tape.js'); // loaded only for the demo
     const job = await archiveDemo(this.archive, this.catalog);
     if (job) {
       const done = await this.archive.run(job.id);

@@ -9,7 +9,7 @@
 
 import { lstat, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { imageSize } from 'image-size';
+import { lazyImport } from '../util/lazy.js';
 import type { ArtRef, ProbeResult } from '../catalog/types.js';
 import { type ContentStore, contentKey } from '../util/content-store.js';
 import { hashFile } from '../util/hash.js';
@@ -20,6 +20,9 @@ import { ART_SUFFIX, artStore } from './dlna.js';
 // scale and let go when idle: this process never loads sharp (libvips, its threads' malloc arenas).
 import { artScaler } from './scaler.js';
 import { type DirPictures, findFfmpeg, folderArtOf, listDirPictures, namedPicture, videoFrame } from './sources.js';
+
+/** Loaded on first use (util/lazy.ts): only a check of stored art reads dimensions. */
+const imageSizeLib = lazyImport(() => import('image-size'));
 
 /** Largest picture file or embedded picture used as a source (bytes). */
 export const MAX_PICTURE_BYTES = 16 * 1024 * 1024;
@@ -196,6 +199,7 @@ export class ArtMaker {
   private async stored(key: string): Promise<ArtRef | undefined> {
     if (!(await this.store.has(key, TN_SUFFIX))) return undefined;
     try {
+      const { imageSize } = await imageSizeLib();
       const tn = imageSize(await readFile(this.store.path(key, TN_SUFFIX)));
       const sm = imageSize(await readFile(this.store.path(key, SM_SUFFIX)));
       if (!tn.width || !tn.height || !sm.width || !sm.height) return undefined;

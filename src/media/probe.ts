@@ -19,10 +19,8 @@ import { closeSync, createReadStream, constants as fsConstants, openSync, readSy
 import { access, readFile, stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { basename, delimiter, extname, join } from 'node:path';
-import exifr from 'exifr';
-import { imageSize } from 'image-size';
-import { type IAudioMetadata, type IOptions, parseBuffer, parseFromTokenizer, parseStream } from 'music-metadata';
-import { fromFile } from 'strtok3';
+import type { IAudioMetadata, IOptions } from 'music-metadata';
+import { lazyImport } from '../util/lazy.js';
 import type { ItemMeta, MediaKind, ProbeResult, Resource } from '../catalog/types.js';
 import { readAvi } from './avi.js';
 import { dlnaProfile } from './dlna.js';
@@ -31,6 +29,13 @@ import { readFlacTags } from './flac.js';
 import { type ContainerInfo, RandomReader, withReader } from './filereader.js';
 import { readIsoBmff } from './isobmff.js';
 import { containerOf, extensionOf, formatCodec, h264LevelName, mediaTypeOf } from './mediatypes.js';
+
+// Loaded on first use (util/lazy.ts): a server whose scan finds no new or changed file, and the
+// FLAC files the built-in reader handles, never need them (~3 MB of V8 heap together).
+const musicMetadata = lazyImport(() => import('music-metadata'));
+const strtok3 = lazyImport(() => import('strtok3'));
+const imageSizeLib = lazyImport(() => import('image-size'));
+const exifrLib = lazyImport(async () => (await import('exifr')).default);
 
 export interface ProbeOptions {
   /** Path of the ffprobe binary; false disables it; default: look it up on PATH. */
@@ -243,7 +248,7 @@ const OGG_TAIL = 64 * 1024;
 async function parseOggHead(path: string, size: number, skipCovers = true): Promise<IAudioMetadata> {
   const stream = createReadStream(path, { start: 0, end: Math.min(size, OGG_HEAD) - 1 });
   try {
-    return await parseStream(stream, { mimeType: 'audio/ogg', size }, { duration: false, skipCovers });
+    return await (await musicMetadata()).parseStream(stream, { mimeType: 'audio/ogg', size }, { duration: false, skipCovers });
   } finally {
     stream.destroy();
   }
@@ -284,7 +289,8 @@ const MAX_TAG_READ = 16 * 1024 * 1024;
 
 /** music-metadata's parseFile, with reads bounded by the file's size and MAX_TAG_READ. */
 async function parseFileBounded(path: string, opts: IOptions): Promise<IAudioMetadata> {
-  const tokenizer = await fromFile(path, { maxBufferSize: MAX_TAG_READ });
+  const { parseFromTokenizer } = await musicMetadata();
+  const tokenizer = await (await strtok3()).fromFile(path, { maxBufferSize: MAX_TAG_READ });
   try {
     return await parseFromTokenizer(tokenizer, opts);
   } finally {
@@ -324,7 +330,7 @@ async function probeAudio(path: string, out: ProbeResult, pictures: boolean, blo
     // mkvUseIndex: Matroska audio (.mka/.weba) jumps through the SeekHead instead of walking every cluster.
     const opts = { duration: false, skipCovers, mkvUseIndex: true };
     if (ogg) return parseOggHead(path, out.res.size, skipCovers);
-    return small ? parseBuffer(small, { mimeType: out.res.mime, size: out.res.size, path }, opts) : parseFileBounded(path, opts);
+    return small ? musicMetadata().then((m) => m.parseBuffer(small, { mimeType: out.res.mime, size: out.res.size, path }, opts)) : parseFileBounded(path, opts);
   };
   let mm: IAudioMetadata;
   if (pictures) {
@@ -421,6 +427,7 @@ const IMAGE_HEAD = 512 * 1024;
 const IMAGE_HEAD_MAX = 4 * 1024 * 1024;
 
 async function imageDimensions(path: string): Promise<{ width: number; height: number } | undefined> {
+  const { imageSize } = await imageSizeLib();
   return withReader(path, async (r) => {
     for (const len of [IMAGE_HEAD, IMAGE_HEAD_MAX]) {
       const buf = await r.read(0, len);
@@ -452,7 +459,7 @@ async function probeImage(path: string, out: ProbeResult, mtime: number): Promis
   // that carries EXIF is that small)
   if (out.res.size >= 64 && ['jpg', 'jpeg', 'jpe', 'tif', 'tiff', 'png', 'heic', 'heif', 'avif', 'webp'].includes(extensionOf(path))) {
     try {
-      const tags = await exifr.parse(path, {
+      const tags = await (await exifrLib()).parse(path, {
         pick: ['DateTimeOriginal', 'CreateDate', 'ModifyDate', 'OffsetTimeOriginal', 'Artist', 'ImageDescription'],
         reviveValues: false,
         translateValues: false,

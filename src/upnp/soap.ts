@@ -20,7 +20,7 @@ import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { Context } from 'koa';
 import type { Router } from '@koa/router';
-import { parseStringPromise } from 'xml2js';
+import { lazyImport } from '../util/lazy.js';
 import { escAttr, escText, EscapedText, XML_DECL } from '../util/xml.js';
 import type { ClientProfile } from './clients.js';
 import { readSimpleXml, type XNode } from './soap-xml.js';
@@ -116,8 +116,12 @@ function onlyChild(node: XNode, local: string, what: string): XNode {
   return typeof n === 'object' && n !== null ? n : ({} as XNode);
 }
 
+/** xml2js (with sax and xmlbuilder, ~0.8 MB of V8 heap), loaded for the first request soap-xml.ts leaves to it. */
+const xml2js = lazyImport(() => import('xml2js'));
+
 /** The xml2js reading of a request (the reference; soap-xml.ts reads the plain ones the same way, faster). */
 export async function parseXml2js(text: string): Promise<unknown> {
+  const { parseStringPromise } = await xml2js();
   try {
     return await parseStringPromise(text, {
       strict: true,
