@@ -8,19 +8,31 @@ import { Router } from '@koa/router';
 import { Catalog } from '../src/catalog/catalog.js';
 import { MemoryStore } from '../src/catalog/store.js';
 import type { CatalogObject } from '../src/catalog/types.js';
-import { ContentDirectory, MAX_PAGE } from '../src/upnp/cds.js';
+import { ContentDirectory, MAX_PAGE, SORT_CHUNK } from '../src/upnp/cds.js';
+import { compileSort, parseSort } from '../src/upnp/sort.js';
 import { MAX_SEARCH_LENGTH, MAX_SEARCH_TERMS } from '../src/upnp/search.js';
 import { soapRoutes } from '../src/upnp/soap.js';
 import { browse, CDS, parseDidl, soap } from './helpers/upnp-client.js';
 import { testItem } from './helpers/items.js';
 
 const TRACKS = MAX_PAGE + 234;
+
+/** Records the most objects read in one getMany (how much of a container is in memory at once). */
+class BatchStore extends MemoryStore {
+  maxGetMany = 0;
+  override async getMany(ks: string[]) {
+    this.maxGetMany = Math.max(this.maxGetMany, ks.length);
+    return super.getMany(ks);
+  }
+}
+let store: BatchStore;
 let server: Server;
 let catalog: Catalog;
 let cds = '';
 
 test.before(async () => {
-  catalog = new Catalog(new MemoryStore());
+  store = new BatchStore();
+  catalog = new Catalog(store);
   await catalog.open();
   const items: CatalogObject[] = [];
   for (let i = 0; i < TRACKS; i++) items.push(testItem(`many/${i}.mp3`, 'audio', `Track ${i}`, { root: '/lib', meta: { artist: 'Many', album: 'Lots', trackNumber: i + 1 } }));
@@ -115,4 +127,18 @@ test('X_SetBookmark takes CategoryType and RID as Samsung sends them (numbers or
   t.is((await catalog.bookmarks.get(itemId))?.pos, pos, 'refused calls change nothing');
   // PosSecond stays a ui4
   t.is((await set({ PosSecond: 'soon' })).fault?.code, 402);
+});
+
+test.serial('a sorted Browse of a container larger than SORT_CHUNK reads its children SORT_CHUNK at a time, and every page is the slice of the whole sorted list', async (t) => {
+  t.true(TRACKS > SORT_CHUNK);
+  const expected = (await catalog.allChildren('music/all')).sort(compileSort(parseSort('-upnp:originalTrackNumber,+dc:title'))).map((o) => o.id);
+  store.maxGetMany = 0;
+  const got: string[] = [];
+  for (let start = 0; start < TRACKS; start += 500) {
+    const r = await browse(cds, 'music/all', 'BrowseDirectChildren', { StartingIndex: start, RequestedCount: 500, SortCriteria: '-upnp:originalTrackNumber,+dc:title' });
+    t.is(r.total, TRACKS);
+    got.push(...r.entries.map((e) => e.id));
+  }
+  t.deepEqual(got, expected);
+  t.true(store.maxGetMany <= SORT_CHUNK, `${store.maxGetMany} objects read at once`);
 });

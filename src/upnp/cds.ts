@@ -17,7 +17,7 @@ import { SEARCH_CAPABILITIES, SORT_CAPABILITIES } from './properties.js';
 import { compileSearchExpr, parseSearch, SEARCH_LIMITS, searchHints, SearchError, type SearchExpr } from './search.js';
 import { readsOnlyRecord, recordObject, searchCandidates, sortsOnRecord } from './search-plan.js';
 import { sortedTitleSearch } from './search-sorted.js';
-import { compileSort, firstSorted, parseSort, SortError, type SortKey } from './sort.js';
+import { compileSort, firstSorted, parseSort, sortKeyer, SortError, type SortEntry, type SortKey } from './sort.js';
 import type { SoapContext, SoapService } from './soap.js';
 import type { ViewKey } from './clients.js';
 import { resolveContainerAlias, samsungFeatureList } from './clients.js';
@@ -34,6 +34,9 @@ type Out = [string, SoapValue][];
  * big the container (20,000 children in one answer took +200 MB RSS).
  */
 export const MAX_PAGE = 1000;
+
+/** Children read at a time to sort a container (sortedChildren). */
+export const SORT_CHUNK = 1000;
 
 /** Longest CategoryType or RID X_SetBookmark takes. */
 export const MAX_BOOKMARK_TAG = 256;
@@ -225,7 +228,6 @@ export class ContentDirectory {
     if (!obj) throw new UpnpError(701, `no such object: ${objectId}`);
     if (!obj.container) throw new UpnpError(710, `not a container: ${objectId}`);
     let ids: IdList;
-    let all: CatalogObject[] | undefined;
     if (keys.length === 0) {
       ids = await this.catalog.childList(objectId);
     } else {
@@ -234,9 +236,7 @@ export class ContentDirectory {
       const updateId = obj.updateId ?? 0;
       let sorted = this.catalog.lists.get(cacheKey, updateId);
       if (!sorted) {
-        all = await this.catalog.allChildren(objectId);
-        all.sort(compileSort(keys));
-        sorted = IdList.from(all.map((o) => o.id), objectId + REF_SEP);
+        sorted = IdList.from(await this.sortedChildren(objectId, keys), objectId + REF_SEP);
         this.catalog.lists.set(cacheKey, updateId, sorted);
       }
       ids = sorted;
@@ -244,8 +244,7 @@ export class ContentDirectory {
     const total = ids.length;
     const end = Math.min(total, start + count);
     const pageIds = start < total ? ids.slice(start, end) : [];
-    const loaded = all && new Map(all.slice(start, end).map((o) => [o.id, o]));
-    const { result, page } = await this.renderIds(pageIds, filter, ctx, async (missing) => (loaded ? missing.map((id) => loaded.get(id)!) : this.catalog.getMany(missing)));
+    const { result, page } = await this.renderIds(pageIds, filter, ctx, (missing) => this.catalog.getMany(missing));
     this.onBrowse?.(objectId, page);
     return [
       ['Result', result],
@@ -253,6 +252,19 @@ export class ContentDirectory {
       ['TotalMatches', total],
       ['UpdateID', obj.updateId ?? this.catalog.systemUpdateId],
     ];
+  }
+
+  /**
+   * A container's child IDs in the order of `keys`: the children are read SORT_CHUNK at a time
+   * and only what the order reads of each is kept (sort.ts sortKeyer), so sorting All Tracks
+   * holds a few values per track, not 20,000 objects (+66 MB RSS on the lab server).
+   */
+  private async sortedChildren(containerId: string, keys: SortKey[]): Promise<string[]> {
+    const { entry, compare } = sortKeyer(keys);
+    const childIds = await this.catalog.childIds(containerId);
+    const entries: SortEntry[] = [];
+    for (let k = 0; k < childIds.length; k += SORT_CHUNK) for (const o of await this.catalog.getMany(childIds.slice(k, k + SORT_CHUNK))) entries.push(entry(o));
+    return entries.sort(compare).map((e) => e.id);
   }
 
   async search(args: Record<string, string>, ctx: SoapContext): Promise<Out> {

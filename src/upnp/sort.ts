@@ -199,7 +199,10 @@ export function naturalSortKey(s: string): string {
 
 type Prepared = string | number | undefined;
 
-interface Entry {
+/** What a sort reads of an object, prepared (sortKeyer): a few values instead of the object. */
+export interface SortEntry {
+  id: string;
+  container: boolean;
   vals: Prepared[];
   title: string;
 }
@@ -227,26 +230,31 @@ function ordinal(a: string, b: string): number {
  * cheap) rather than keeping it while objects get modified.
  */
 export function compileSort(keys: readonly SortKey[]): (a: CatalogObject, b: CatalogObject) => number {
+  const { entry: prepare, compare } = sortKeyer(keys);
+  // Values are prepared once per object and comparator (sorting calls compare n log n times).
+  const cache = new WeakMap<CatalogObject, SortEntry>();
+  const entry = (o: CatalogObject): SortEntry => {
+    let e = cache.get(o);
+    if (!e) cache.set(o, (e = prepare(o)));
+    return e;
+  };
+  return (a, b) => (a === b ? 0 : compare(entry(a), entry(b)));
+}
+
+/**
+ * compileSort in two steps: `entry` keeps what the order reads of an object (its ID, container
+ * flag, prepared sort values and title), `compare` orders entries as compileSort orders their
+ * objects. A large list is sorted from its entries without holding its objects (cds.ts).
+ */
+export function sortKeyer(keys: readonly SortKey[]): { entry: (o: CatalogObject) => SortEntry; compare: (a: SortEntry, b: SortEntry) => number } {
   const defs = keys.map((k) => {
     const def = lookupProperty(k.prop);
     if (!def) throw new SortError(`Invalid SortCriteria: unknown property '${k.prop}'`);
     if (!def.sortable) throw new SortError(`Invalid SortCriteria: property '${def.name}' is not sortable`);
     return { def, sign: k.desc ? -1 : 1 };
   });
-  // Values are prepared once per object and comparator (sorting calls compare n log n times).
-  const cache = new WeakMap<CatalogObject, Entry>();
-  const entry = (o: CatalogObject): Entry => {
-    let e = cache.get(o);
-    if (!e) {
-      e = { vals: defs.map(({ def }) => prepareValue(def, def.get(o))), title: prepareNatural(o.title ?? '') };
-      cache.set(o, e);
-    }
-    return e;
-  };
-  return (a, b) => {
-    if (a === b) return 0;
-    const ea = entry(a);
-    const eb = entry(b);
+  const entry = (o: CatalogObject): SortEntry => ({ id: o.id, container: o.container, vals: defs.map(({ def }) => prepareValue(def, def.get(o))), title: prepareNatural(o.title ?? '') });
+  const compare = (ea: SortEntry, eb: SortEntry): number => {
     for (let k = 0; k < defs.length; k++) {
       const x = ea.vals[k];
       const y = eb.vals[k];
@@ -257,11 +265,12 @@ export function compileSort(keys: readonly SortKey[]): (a: CatalogObject, b: Cat
       else r = naturalComparePrepared(x, y as string);
       if (r !== 0) return r * defs[k].sign;
     }
-    if (a.container !== b.container) return a.container ? -1 : 1;
+    if (ea.container !== eb.container) return ea.container ? -1 : 1;
     const t = naturalComparePrepared(ea.title, eb.title);
     if (t !== 0) return t;
-    return ordinal(a.id, b.id);
+    return ordinal(ea.id, eb.id);
   };
+  return { entry, compare };
 }
 
 /**
