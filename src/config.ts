@@ -46,6 +46,7 @@ export const SETTINGS: Setting[] = [
   { key: 'scan_concurrency', flag: 'scan-concurrency', type: 'int', arg: 'N', min: 1, max: 64, default: '8', description: 'Files whose metadata is read in parallel during a scan.' },
   { key: 'scan_threads', flag: 'scan-threads', type: 'int', arg: 'N', min: 0, max: 16, default: 'one less than the CPUs, at most 4', description: 'Worker threads that read tags and media headers during a scan, beside the main thread, which walks the directories and writes the catalog (0: everything in the main thread). They start with a scan and end a few seconds after it. `tapedeck scan` also makes the video frames after its walk with this many plus one ffmpeg at once.' },
   { key: 'catalog_cache', flag: 'catalog-cache', type: 'size', arg: 'BYTES', min: 0, max: 1073741824, default: '2M', description: 'Memory for the catalog database\'s cache of recently read blocks (the operating system\'s page cache holds the rest).' },
+  { key: 'catalog_mapped', flag: 'catalog-mapped', type: 'size', arg: 'BYTES', min: 0, max: 1073741824, default: '16M', description: 'Resident memory the catalog database\'s table files may take in the server: LevelDB maps the files it reads and each page a request touched stays in the server\'s memory; when they grew past this (checked every 5 s), the database is closed and opened again as soon as no request reads it (a pause of ~10-50 ms). 0: never (they stay until the next scan).' },
   { key: 'search_cache', flag: 'search-cache', type: 'size', arg: 'BYTES', min: 0, max: 1073741824, default: '2M', description: 'Memory for the result lists of recent searches, so paging through one search does not run it again (0: off, every Search runs on the word index).' },
   { key: 'stream_buffers', flag: 'stream-buffers', type: 'size', arg: 'BYTES', min: 1048576, max: 4294967296, default: '64M', description: 'Memory for the read buffers of every media response together (up to two of 256 KiB-4 MiB each per response); past it, paused or stalled clients keep what they hold and new responses read in 64 KiB buffers, so many clients that do not read cannot take the server\'s memory.' },
   { key: 'didl_cache', flag: 'didl-cache', type: 'size', arg: 'BYTES', min: 0, max: 1073741824, default: '4M', description: 'Memory for the DIDL-Lite of recently browsed objects, kept ready per client type, address and Filter and dropped for the objects a library change touches (an item with its references, the containers whose counts changed), so Browse pages and metadata are answered without reading and serialising each object (0: off).' },
@@ -117,6 +118,8 @@ export interface Config {
   scanThreads: number;
   /** Bytes of LevelDB block cache of the catalog. */
   catalogCache: number;
+  /** catalog_mapped: bytes of catalog table pages allowed to accumulate before the catalog is reopened (0: never). */
+  catalogMapped: number;
   /** Bytes of search result lists kept (0: no result cache). */
   searchCache: number;
   /** Bytes of pre-serialised DIDL-Lite kept for Browse (0: none). */
@@ -423,6 +426,7 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     scanConcurrency: Number(one('scan_concurrency') ?? 8),
     scanThreads: Number(one('scan_threads') ?? Math.min(4, availableParallelism() - 1)),
     catalogCache: Number(one('catalog_cache') ?? 2 * 1024 ** 2),
+    catalogMapped: Number(one('catalog_mapped') ?? 16 * 1024 ** 2),
     searchCache: Number(one('search_cache') ?? 2 * 1024 ** 2),
     didlCache: Number(one('didl_cache') ?? 4 * 1024 ** 2),
     streamBuffers: Number(one('stream_buffers') ?? 64 * 1024 ** 2),

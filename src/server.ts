@@ -13,6 +13,7 @@ import Koa from 'koa';
 import { Router } from '@koa/router';
 import { Catalog, type ChangeEvent } from './catalog/catalog.js';
 import { LevelStore } from './catalog/store.js';
+import { MappedTablesWatch } from './catalog/mapped-watch.js';
 import { ConfigError, type Config } from './config.js';
 import type { Logger } from './log.js';
 import { scan, scanDeferredArt, scanPaths, type ScanOptions, type ScanProgress } from './scanner/scanner.js';
@@ -238,6 +239,15 @@ export class TapedeckServer {
     this.checkStopped();
     if (this.tier) await policy.start();
     this.checkStopped();
+    if (cfg.catalogMapped > 0 && this.catalog.store.reopen) {
+      // the catalog's table pages that requests touched leave the process past catalog_mapped
+      this.mappedWatch = new MappedTablesWatch({
+        budgetBytes: cfg.catalogMapped,
+        reopen: () => this.reopenCatalog('catalog_mapped', 2000),
+        busy: () => this.status.scanning || this.makingFrames,
+      });
+      this.mappedWatch.start();
+    }
     if (cfg.rescanInterval > 0 && this.mediaDirs.length) {
       // incremental: unchanged files cost one stat each (20,000 files: under a second)
       this.rescanTimer = setInterval(() => void this.rescan(), cfg.rescanInterval * 1000);
@@ -376,18 +386,24 @@ export class TapedeckServer {
    * Closes and opens the catalog database once nothing reads or writes it (LevelStore.reopen):
    * the table pages a whole-catalog pass mapped into the process leave it. A failure is logged.
    */
-  private async reopenCatalog(after: string): Promise<void> {
+  private async reopenCatalog(after: string, waitMs?: number): Promise<void> {
     const store = this.catalog.store;
     if (this.stopped || !store.reopen) return;
     const started = Date.now();
     try {
-      const done = await store.reopen();
-      if (done) this.log.info({ catalog: { reopenMs: Date.now() - started, after } }, `catalog reopened after the ${after} in ${Date.now() - started} ms`);
+      const done = await store.reopen(waitMs);
+      // the watch's own reopens (every 16 MB of table pages a load touched) are not news
+      const level = after === 'catalog_mapped' ? 'debug' : 'info';
+      if (done) this.log[level]({ catalog: { reopenMs: Date.now() - started, after } }, `catalog reopened after the ${after} in ${Date.now() - started} ms`);
       else this.log.debug({ catalog: { after } }, 'catalog not reopened: never idle');
+      if (done) this.mappedWatch?.rebase();
     } catch (err) {
       if (!this.stopped) this.log.error({ err: (err as Error).message }, 'catalog could not be opened again');
     }
   }
+
+  /** Reopens the catalog when the table pages requests touched grew past catalog_mapped. */
+  private mappedWatch?: MappedTablesWatch;
 
   /** Whether the video frames a scan left are being made (one run at a time). */
   private makingFrames = false;
@@ -676,6 +692,7 @@ export class TapedeckServer {
     clearTimeout(timer);
     // 3. Stop the watch, a running scan and the tape tier (jobs stop at a safe point), then close the catalog.
     if (this.rescanTimer) clearInterval(this.rescanTimer);
+    await this.mappedWatch?.stop();
     const watchClosed = this.watcher?.close(); // stops at once; waits for a partial scan, aborted below
     await this.control?.close().catch(() => undefined);
     this.abort.abort();
