@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { buildCli, COMMAND_NAMES } from '../src/cli.js';
 import { lazyImport } from '../src/util/lazy.js';
+import ts from 'typescript';
 
 const dir = mkdtempSync(join(tmpdir(), 'tapedeck-lazy-'));
 test.after.always(() => rmSync(dir, { recursive: true, force: true }));
@@ -73,4 +74,13 @@ test('lazyImport imports once, and again after a failed import', async (t) => {
   t.is(a, b);
   t.is(calls, 2);
   t.deepEqual(await load(), { value: 2 });
+});
+
+test('the build (npm run build, the tree install.sh installs) leaves the comments out of the JavaScript', (t) => {
+  // the source of every imported module stays in the V8 heap: a third of ours was comments
+  const file = ts.readConfigFile('tsconfig.json', (p) => readFileSync(p, 'utf8'));
+  const { options } = ts.parseJsonConfigFileContent(file.config, ts.sys, '.');
+  const out = ts.transpileModule('// a line comment\n/** a doc comment */\nexport const x = 1; /* trailing */\n', { compilerOptions: { ...options, sourceMap: false } }).outputText;
+  t.regex(out, /x = 1;/);
+  t.notRegex(out, /comment|trailing/);
 });
