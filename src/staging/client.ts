@@ -116,7 +116,7 @@ export class StagerClient extends EventEmitter implements SourceHost {
   };
   private workerCounters: Record<string, number> = {};
   private readonly offlineSeen = new Map<string, { err: StagerError; at: number }>();
-  /** Where the changer said a cartridge is (offline or not), for cartridgeOffline(). */
+  /** Where the changer said a cartridge is (in the library, offline, unknown to it), for cartridgeWhere(). */
   private readonly whereSeen = new Map<string, { where: 'library' | 'offline' | 'missing'; at: number }>();
   private readonly prefetched = new Map<string, number>();
   private remote: RemoteTapeLibrary | undefined;
