@@ -409,7 +409,10 @@ test.serial('admission: 1 drive, 5 cartridges at once: one mount at a time, 503 
   const r = await rig(specs, { flags: { tapeTimeScale: '1', admissionTimeout: '1' }, timing: { ...QUICK, rate: 3e6 } });
   try {
     const first = fetchMedia(r.port, 'c0');
-    await new Promise((res) => setTimeout(res, 150));
+    // the others must queue behind c0: wait (bounded) until the worker has c0's read rather than
+    // a fixed 150 ms, which a loaded machine overran (one of the others got the drive: 200)
+    for (let i = 0; i < 400 && ((await r.counters()).requests ?? 0) < 1; i++) await new Promise((res) => setTimeout(res, 25));
+    await new Promise((res) => setTimeout(res, 50));
     const others = await Promise.all([1, 2, 3, 4].map((i) => fetchMedia(r.port, `c${i}`)));
     for (const o of others) {
       t.is(o.status, 503);
