@@ -42,11 +42,15 @@ test.before(async () => {
   soapRoutes(router, '/upnp/control/cds', new ContentDirectory(catalog).service(), { logger: { error: () => {} } });
   app.use(router.routes());
   server = createServer(app.callback());
+  // answers of 1,000 objects take a while to parse on a loaded machine: a pause longer than the
+  // default keep-alive (5 s) lets the server close the socket fetch is about to reuse
+  server.keepAliveTimeout = 120_000;
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   cds = `http://127.0.0.1:${(server.address() as AddressInfo).port}/upnp/control/cds`;
 });
 test.after.always(async () => {
   server?.close();
+  server?.closeAllConnections();
   await catalog?.close();
 });
 
