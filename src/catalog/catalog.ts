@@ -555,7 +555,12 @@ export class Catalog extends EventEmitter {
     const ops: BatchOp[] = [...extraOps];
     const delta = new Map<string, number>();
     const defs = new Map<string, ContainerDef>();
-    const bump = (cid: string, d: number) => delta.set(cid, (delta.get(cid) ?? 0) + d);
+    /** Containers whose child keys change: their child lists are read again. */
+    const relisted = new Set<string>();
+    const bump = (cid: string, d: number) => {
+      delta.set(cid, (delta.get(cid) ?? 0) + d);
+      relisted.add(cid);
+    };
     const changed = new Set<string>();
     const added = new Set<string>();
     /** Items and playlist records written or removed (containers: `loaded` below). */
@@ -632,10 +637,13 @@ export class Catalog extends EventEmitter {
     // and propagate creations/removals to parents until nothing changes.
     const newUpdateId = this.sysUpdateId + 1;
     const loaded = new Map<string, CatalogObject | null>();
+    /** Update IDs the loaded containers had (the tag of their child lists in `lists`). */
+    const listTags = new Map<string, number>();
     const load = async (cid: string): Promise<CatalogObject | null> => {
       if (loaded.has(cid)) return loaded.get(cid)!;
       const o = (await this.getRaw(cid)) ?? null;
       loaded.set(cid, o);
+      listTags.set(cid, o?.updateId ?? 0);
       return o;
     };
     for (const cid of delta.keys()) changed.add(cid);
@@ -726,7 +734,9 @@ export class Catalog extends EventEmitter {
     this.parentCache = undefined;
     const containers: [string, number][] = [];
     for (const cid of changed) {
-      this.lists.delete(cid);
+      // a child list whose keys did not change (metadata, art, locations of members) stays valid
+      if (relisted.has(cid) || !listTags.has(cid)) this.lists.delete(cid);
+      else this.lists.retag(cid, listTags.get(cid)!, newUpdateId);
       if (loaded.get(cid) !== null) containers.push([cid, newUpdateId]);
     }
     const ev: ChangeEvent = { systemUpdateId: newUpdateId, containers, resChanged };

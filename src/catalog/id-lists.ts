@@ -90,6 +90,12 @@ export class IdListCache {
     this.lru?.delete(key);
   }
 
+  /** The list kept under `key` for tag `from` is kept for tag `to` (its IDs did not change); another tag's is left as it is. */
+  retag(key: string, from: number, to: number): void {
+    const e = this.lru?.peek(key);
+    if (e && e.tag === from) e.tag = to;
+  }
+
   /** Bytes held now. */
   get bytes(): number {
     return this.lru?.calculatedSize ?? 0;
