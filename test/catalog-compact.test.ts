@@ -53,6 +53,16 @@ test('LevelStore.compact leaves the live data only and drops the replaced tables
   t.is((await store.keyList({ gte: 'k/', lt: 'k/\uffff' })).length, 20_000);
 });
 
+/**
+ * LevelDB's LOG and LOG.old: every open of the database renames LOG to LOG.old, and the server
+ * reopens the catalog right after the compaction (on a loaded machine before the test reads LOG).
+ * In the restarted server's run both are that run's (its first open and at least one reopen).
+ */
+function leveldbLogs(data: string): string {
+  const read = (name: string) => (existsSync(join(data, 'catalog', name)) ? readFileSync(join(data, 'catalog', name), 'utf8') : '');
+  return read('LOG.old') + read('LOG');
+}
+
 test('the server compacts the catalog after a full scan, and not after a restart whose rescan changed nothing (loopback, SSDP off)', async (t) => {
   t.timeout(180_000);
   const dir = await mkdtemp(join(tmpdir(), 'tapedeck-compact-srv-'));
@@ -81,7 +91,7 @@ test('the server compacts the catalog after a full scan, and not after a restart
   t.is(scanned.scan.seen, 3);
   const compacted = await srv.waitFor((l) => l.catalog?.compactMs !== undefined, 60_000, 'the compaction after the scan');
   t.regex(compacted.msg, /^catalog compacted in \d+ ms$/);
-  t.regex(readFileSync(join(data, 'catalog', 'LOG'), 'utf8'), /Manual compaction/, "LevelDB's own log shows it");
+  t.regex(leveldbLogs(data), /Manual compaction/, "LevelDB's own log shows it");
   // and then opened again (its table pages leave the process)
   const reopened = await srv.waitFor((l) => l.catalog?.reopenMs !== undefined, 60_000, 'the reopen after the compaction');
   t.is(reopened.catalog.after, 'scan');
@@ -104,7 +114,7 @@ test('the server compacts the catalog after a full scan, and not after a restart
     [],
     'no compaction after a rescan that changed nothing',
   );
-  t.false(/Manual compaction/.test(readFileSync(join(data, 'catalog', 'LOG'), 'utf8')), "LevelDB's log of this run has none");
+  t.false(/Manual compaction/.test(leveldbLogs(data)), "LevelDB's log of this run has none");
   again.child.kill('SIGTERM');
   t.is(await again.exited(15_000), 0);
 });
