@@ -368,6 +368,7 @@ export class PolicyEngine {
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
+    this.waiting.clear(); // a mount event during shutdown starts nothing
     this.opts.archive?.off('job', this.onJob);
     this.opts.archive?.setHold(() => undefined);
     await this.passing;

@@ -17,13 +17,14 @@
 //               play order, under the same guard as a promotion. While a container is hot its
 //               items count as warm as its last play for the watermark and make-room (so a pass
 //               does not archive the unplayed episodes of the season being watched).
-//               It never costs a tape write or a mount of its own: room is made only with
-//               items that have a verified tape copy (tier both: archiving one cuts its stub),
-//               and a full pass recalls only from cartridges that are in a drive now or that
-//               the pass mounts anyway (its promotion recalls, its archive writes); the other
-//               items are listed as skipped and wait for the container's next play, which
-//               loads their cartridge (the engine's promotion right after a play, PlanScope,
-//               reads while it is loaded).
+//               It never costs a mount of its own: a full pass recalls only from cartridges
+//               that are in a drive now or that the pass mounts anyway (its promotion recalls,
+//               its archive writes), and makes room by writing colder items only to such a
+//               cartridge (items with a verified tape copy, tier both, make room by a stub cut,
+//               no write); the other items are listed as skipped (waitsFor) and wait for their
+//               cartridge to be loaded, e.g. by the container's next play (the engine then runs
+//               this rule for the one container, PlanScope, which makes room only with tier
+//               both items and whose job reads only from a cartridge still in a drive).
 // Eligible for archiving: a disk copy, size >= min_archive_size, no keep_on_disk glob matching.
 // Collocation: the archive actions are ordered by container, in play order (disc, track,
 // natural file name), so one job writes each container's items together on one cartridge.
