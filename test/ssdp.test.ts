@@ -53,6 +53,9 @@ test('search matching: ssdp:all, each target, lower type versions, unknown targe
   t.deepEqual(matchSearch('urn:schemas-upnp-org:service:ContentDirectory:1', entries), [
     { st: 'urn:schemas-upnp-org:service:ContentDirectory:1', usn: `uuid:${UUID}::urn:schemas-upnp-org:service:ContentDirectory:1` },
   ]);
+  // a UUID in upper case names the same device (RFC 4122: case-insensitive on input)
+  t.deepEqual(matchSearch(`uuid:${UUID.toUpperCase()}`, entries), [{ st: `uuid:${UUID.toUpperCase()}`, usn: `uuid:${UUID}` }]);
+  t.deepEqual(matchSearch(`UUID:${UUID}`, entries), [{ st: `UUID:${UUID}`, usn: `uuid:${UUID}` }]);
   for (const st of ['urn:schemas-upnp-org:service:ContentDirectory:3', 'urn:schemas-upnp-org:device:MediaServer',
     'urn:schemas-upnp-org:device:Printer:1', 'uuid:other', 'ssdp:ALL', '', 'upnp:rootdevice ']) {
     t.deepEqual(matchSearch(st, entries), [], st);

@@ -108,7 +108,7 @@ const TYPE_URN = /^(urn:[^:]+:(?:device|service):[^:]+):(\d+)$/;
 
 /**
  * Entries that answer search target `st`, each with the ST to put in the reply:
- * ssdp:all answers all; an exact NT answers itself; a device/service type with a lower
+ * ssdp:all answers all; an exact NT answers itself (a uuid: one in any letter case); a device/service type with a lower
  * version than ours answers with the requested version (UDA: types are backward
  * compatible and the reply names the version searched for).
  */
@@ -116,6 +116,12 @@ export function matchSearch(st: string, entries: readonly SsdpEntry[]): { st: st
   if (st === 'ssdp:all') return entries.map((e) => ({ st: e.nt, usn: e.usn }));
   const exact = entries.find((e) => e.nt === st);
   if (exact) return [{ st, usn: exact.usn }];
+  // A UUID's hex digits are case-insensitive on input (RFC 4122 §3): uuid:4D69... names our device
+  // too; the reply names it as it was searched for, the USN as we advertise it.
+  if (/^uuid:/i.test(st)) {
+    const dev = entries.find((e) => e.nt.startsWith('uuid:') && e.nt.toLowerCase() === st.toLowerCase());
+    return dev ? [{ st, usn: dev.usn }] : [];
+  }
   const want = TYPE_URN.exec(st);
   if (!want) return [];
   for (const e of entries) {
