@@ -144,14 +144,38 @@ test('right after the play, items with a tape copy (tier both) are archived firs
   clock.t += 60_000;
   const written = lab.library.stats().bytesWritten;
   const jobs = await e.onPlay(ep[1]);
-  t.is(jobs.length, 2);
-  t.like(jobs[0], { kind: 'archive', opts: { origin: 'policy', trigger: 'play' } });
-  t.like(jobs[1], { kind: 'recall', opts: { origin: 'policy', trigger: 'play', rule: 'container-plays' } });
-  t.deepEqual((await lab.service.items(jobs[0].id)).map((i) => i.id), [song]);
-  t.deepEqual((await lab.service.items(jobs[1].id)).map((i) => i.id), ep);
+  // what fits as the disk is now (E1, E2) is recalled first; E3 only after the room is made
+  t.deepEqual(jobs.map((j) => [j.kind, j.opts.rule, j.opts.loadedOnly]), [['recall', 'container-plays', true], ['archive', undefined, undefined], ['recall', 'container-plays', true]]);
+  for (const j of jobs) t.like(j.opts, { origin: 'policy', trigger: 'play' });
+  t.deepEqual(await Promise.all(jobs.map(async (j) => (await lab.service.items(j.id)).map((i) => i.id))), [[ep[0], ep[1]], [song], [ep[2]]]);
+  t.deepEqual(plan.actions.filter((a) => a.action === 'recall').map((a) => a.afterRoom), [undefined, undefined, undefined], 'the whole-season plan before the mark moved needed no room');
   for (const j of jobs) t.is((await lab.service.run(j.id)).state, 'done');
   t.deepEqual(await tiers(lab, [song, ...ep]), ['tape', 'both', 'both', 'both']);
   t.is(lab.library.stats().bytesWritten, written, 'nothing written to tape');
+  t.true((await e.plan()).usage[0].before <= used + adds - 1, 'under the high mark');
+});
+
+test('the recall of what fits now does not wait behind the make-room archive: an idle unload during that archive\'s verify leaves only the rest on tape, and nothing is mounted', async (t) => {
+  const { lab, e, access, ep, song, clock } = await setup(t);
+  t.is((await lab.service.run((await lab.service.submit('archive', [song], { keepDisk: true })).id)).state, 'done');
+  access.notePlay(ep[0], '10.0.0.5');
+  access.notePlay(ep[1], '10.0.0.5');
+  const plan = await e.plan();
+  const used = plan.usage[0].before;
+  const adds = plan.actions.filter((a) => a.action === 'recall').reduce((n, a) => n - a.diskDelta, 0);
+  lab.config.policy = { ...lab.config.policy, highWatermark: { kind: 'bytes', bytes: used + adds - 1 }, lowWatermark: { kind: 'bytes', bytes: used + adds - 1 } };
+  clock.t += 60_000;
+  const scoped = await e.plan({ container: (await lab.catalog.get(ep[0]))!.parentId });
+  t.deepEqual(scoped.actions.map((a) => [a.id, a.action, a.afterRoom]), [[song, 'archive', undefined], [ep[0], 'recall', undefined], [ep[1], 'recall', undefined], [ep[2], 'recall', true]], 'E3 fits only once the song\'s stub is cut');
+  const mounts = lab.library.stats().mounts;
+  // the jobs run one at a time in queue order; the make-room archive is slow (it re-hashes the
+  // song against its tape copy) and the drive's idle unload takes the cartridge meanwhile
+  for (const j of await e.onPlay(ep[1])) {
+    t.is((await lab.service.run(j.id)).state, 'done');
+    if (j.kind === 'archive') for (const d of (await lab.library.changer.inventory()).drives) if (d.full) await lab.library.changer.unload(d.drive);
+  }
+  t.deepEqual(await tiers(lab, [song, ...ep]), ['tape', 'both', 'both', 'tape'], 'E1 and E2 were read while the play\'s cartridge was still in its drive');
+  t.is(lab.library.stats().mounts, mounts, 'nothing mounted');
   t.true((await e.plan()).usage[0].before <= used + adds - 1, 'under the high mark');
 });
 

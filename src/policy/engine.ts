@@ -226,15 +226,23 @@ export class PolicyEngine {
       const pending = new Set(await this.playJobItems());
       if (!onTape.some((o) => !pending.has(o.id))) return [];
       const plan = await this.plan({ container });
-      const ids = plan.actions.filter((a) => a.action === 'recall' && a.reason === 'container-plays').map((a) => a.id);
+      const recalls = plan.actions.filter((a) => a.action === 'recall' && a.reason === 'container-plays');
+      const ids = recalls.map((a) => a.id);
       if (!ids.length) return [];
       const room = plan.actions.filter((a) => a.action === 'archive').map((a) => a.id);
       const common: JobOptions = { origin: 'policy', trigger: 'play', ...(r.window ? { window: true as const } : {}) };
+      const recall = { ...common, rule: 'container-plays', loadedOnly: true } satisfies JobOptions;
       const jobs: JobRecord[] = [];
-      // the service runs jobs one at a time in queue order: the room is made before the recall
+      // the service runs jobs one at a time in queue order. The recalls read only while the play's
+      // cartridge is still in a drive (they never mount one), so what fits as the disk is now goes
+      // first: it does not wait behind the make-room archive (which verifies each item against its
+      // tape copy before it cuts the stub) while the drive's idle unload takes the cartridge. What
+      // fits only once the room is made goes after the archive.
+      const fits = recalls.filter((a) => !a.afterRoom).map((a) => a.id);
+      const later = recalls.filter((a) => a.afterRoom).map((a) => a.id);
+      if (fits.length) jobs.push(await archive.submit('recall', fits, recall));
       if (room.length) jobs.push(await archive.submit('archive', room, { ...common, collocate: true }));
-      // it reads only while the play's cartridge is still in a drive: it never mounts one itself
-      jobs.push(await archive.submit('recall', ids, { ...common, rule: 'container-plays', loadedOnly: true }));
+      if (later.length) jobs.push(await archive.submit('recall', later, recall));
       this.statusPlan = undefined;
       this.opts.log.info({ policy: { container, plays, recall: ids.length, makeRoom: room.length, jobs: jobs.map((j) => j.id), skipped: plan.skipped.length } }, `container promotion: ${ids.length} item(s) of ${container} to recall (played ${plays} times within the window)${room.length ? `, ${room.length} with a tape copy archived to make room` : ''}`);
       return jobs;

@@ -141,6 +141,12 @@ export interface PlanAction {
   group: string;
   /** container-plays: plays within promote_window of the container's items with a tape copy. */
   containerPlays?: number;
+  /**
+   * A recall that fits under the high mark and in the free space only once the archives planned
+   * before it (make-room) are done: its job runs after theirs. Without it the recall fits as the
+   * disk is now (with the recalls before it that fit too), so it need not wait for any archive.
+   */
+  afterRoom?: true;
 }
 
 export interface UsageReport {
@@ -380,7 +386,10 @@ export function planPass(state: PolicyState, rules: PolicyRules, only?: PlanScop
       skipped.push({ id: i.id, path: i.path, action: 'recall', reason: `${why}, but recalling it needs ${i.size} bytes of free space and its file system (${fsName(i.fs)}) has ${Math.max(0, room)}` });
       return undefined;
     }
-    return act(i, 'recall', reason, detail);
+    const roomBefore = made.length > 0 || order.some((a) => a.action === 'archive');
+    const a = act(i, 'recall', reason, detail);
+    if (roomBefore) a.afterRoom = true;
+    return a;
   };
   if (rules.promotePlays > 0 && !only) {
     const hot = state.items
