@@ -149,3 +149,25 @@ test('writing empty values does not grow the glibc heap (a child process writes 
   // leaking 32 bytes a value would be 12,500 kB
   t.true(grewKb < 6000, `the heap grew by ${grewKb} kB over 400,000 empty values`);
 });
+
+test('reopen also happens under requests that overlap all the time (new calls wait while those in flight end)', async (t) => {
+  const { store } = await filled(t);
+  let stop = false;
+  let calls = 0;
+  // two chains of reads, each starting the next at once: the store is never idle by itself
+  const chain = async (from: number) => {
+    for (let i = from; !stop; i = (i + 7) % 20_000) {
+      const [v] = await store.getMany([`k/${String(i).padStart(6, '0')}`]);
+      if (v?.length !== 200) throw new Error(`read ${i}: ${v}`);
+      calls++;
+    }
+  };
+  const chains = [chain(0), chain(3)];
+  await new Promise((r) => setTimeout(r, 20));
+  t.true(await store.reopen(1000));
+  const after = calls;
+  await new Promise((r) => setTimeout(r, 20));
+  stop = true;
+  await Promise.all(chains);
+  t.true(calls > after, 'the reads went on after the reopen');
+});

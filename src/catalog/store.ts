@@ -231,7 +231,9 @@ export class LevelStore implements KVStore {
    * after a scan, its compaction, or a pass over every item, tens of MB at 100,000 items that
    * nothing reads again. Closing the database unmaps them all (what is read afterwards maps only
    * what it touches) and opening it again deletes the files compactions left. Waits until no
-   * call is in flight (then calls wait for the reopen: ~10-50 ms); a database that does not
+   * call is in flight (then calls wait for the reopen: ~10-50 ms); when calls overlap for half of
+   * `waitMs`, new ones wait while those in flight end (a stall of at most the other half when
+   * one never does: an iterator held open; then nothing is closed). A database that does not
    * open again throws, as open() does. Loses nothing: every write it waited for is in LevelDB's log.
    */
   reopen(waitMs = 10_000): Promise<boolean> {
@@ -241,9 +243,28 @@ export class LevelStore implements KVStore {
   private reopening?: Promise<boolean>;
   private async reopenNow(waitMs: number): Promise<boolean> {
     const deadline = Date.now() + waitMs;
+    // a moment when nothing is in flight, for up to half the time ...
+    await this.quiet(Date.now() + waitMs / 2);
+    // ... else (requests overlapping all the time) new calls wait from now on while those in
+    // flight end; still not quiet (an iterator held open) by the deadline: they go on, no reopen
+    let done!: () => void;
+    this.paused = new Promise<void>((resolve) => (done = resolve));
+    try {
+      if (this.busy > 0) await this.quiet(deadline);
+      if (this.busy > 0) return false;
+      await this.db.close();
+      await this.open();
+      return true;
+    } finally {
+      this.paused = undefined;
+      done();
+    }
+  }
+  /** Resolves when no call is in flight, or at `deadline`. */
+  private async quiet(deadline: number): Promise<void> {
     while (this.busy > 0) {
       const left = deadline - Date.now();
-      if (left <= 0) return false;
+      if (left <= 0) return;
       let timer: NodeJS.Timeout | undefined;
       await new Promise<void>((resolve) => {
         this.onQuiet = resolve;
@@ -251,17 +272,6 @@ export class LevelStore implements KVStore {
       });
       clearTimeout(timer);
       this.onQuiet = undefined;
-    }
-    // nothing in flight: from here every call waits (checked and set in one turn)
-    let done!: () => void;
-    this.paused = new Promise<void>((resolve) => (done = resolve));
-    try {
-      await this.db.close();
-      await this.open();
-      return true;
-    } finally {
-      this.paused = undefined;
-      done();
     }
   }
   async compact(): Promise<void> {
