@@ -3,7 +3,7 @@
 // LevelDB 1.20 (classic-level's prebuilt) maps every table file it reads into the process (up to
 // 1,000 files; not configurable) and every page a read touched stays resident, counted in our
 // RSS, while the file is open: Browse and Search over a 100,000-item catalog left 40-50 MB of
-// it. Only closing the database unmaps them (LevelStore.reopen). This watch looks every few
+// it. Only closing the database unmaps them (LevelStore.reopen). This watch looks every 2
 // seconds at the process's file-backed resident memory (/proc/self/status RssFile: one small
 // read, where /proc/self/smaps, which tells the tables apart, costs ~30 ms) and reopens the
 // catalog when it grew by more than the budget since the last reopen. The node binary's own
@@ -43,7 +43,7 @@ export class MappedTablesWatch {
   constructor(private readonly opts: MappedWatchOptions) {}
 
   /** Checks every `intervalMs` (the timer does not keep the process alive). */
-  start(intervalMs = 5000): void {
+  start(intervalMs = 2000): void {
     if (this.timer || !(this.opts.budgetBytes > 0)) return;
     this.baseline = this.read();
     if (this.baseline === undefined) return; // no /proc: nothing to watch
