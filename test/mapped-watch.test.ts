@@ -63,8 +63,9 @@ test('a drop (someone else reopened) becomes the new baseline', async (t) => {
   t.true(await watch.check());
 });
 
-test('catalog_mapped: 16M by default, 0 turns the watch off, bad sizes are refused', (t) => {
-  t.is(loadConfig({ env: {}, flags: {} }).catalogMapped, 16 * MB);
+test('catalog_mapped: off (0) by default, a size turns the watch on, bad sizes are refused', (t) => {
+  t.is(loadConfig({ env: {}, flags: {} }).catalogMapped, 0);
+  t.is(loadConfig({ env: {}, flags: { catalogMapped: '16M' } }).catalogMapped, 16 * MB);
   t.is(loadConfig({ env: {}, flags: { catalogMapped: '0' } }).catalogMapped, 0);
   t.is(loadConfig({ env: { TAPEDECK_CATALOG_MAPPED: '32M' }, flags: {} }).catalogMapped, 32 * MB);
   t.throws(() => loadConfig({ env: {}, flags: { catalogMapped: 'lots' } }));
