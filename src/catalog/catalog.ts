@@ -11,7 +11,7 @@
 //   a/<itemId>                           plays, last played, bytes served (policy/access.ts),
 //                                        dropped with the item
 //   x/...                                word index for Search (see words.ts)
-//   meta/systemUpdateId, meta/uuid, meta/schemaVersion, meta/scanGen, meta/wordIndex, meta/sourceProtocolInfo (cms.ts: its answer and the SystemUpdateID it was made at)
+//   meta/systemUpdateId, meta/uuid, meta/schemaVersion, meta/scanGen, meta/wordIndex, meta/musicIds (music-ids.ts), meta/sourceProtocolInfo (cms.ts: its answer and the SystemUpdateID it was made at)
 //
 // Browse pages come from a per-container ordinal list of child IDs built once
 // from the c/ index (a key-only range scan) and cached until the container
@@ -27,7 +27,8 @@ import type { CatalogObject, Location } from './types.js';
 import { IdList, IdListCache } from './id-lists.js';
 import { ROOT_ID } from './types.js';
 import type { ContainerDef, Placement } from './layout.js';
-import { FIXED, FIXED_BY_ID, parseRefId, placements, playlistRecordOf, REF_SEP } from './layout.js';
+import { FIXED, FIXED_BY_ID, LEGACY_NAME_KEY, parseRefId, placements, playlistRecordOf, REF_SEP, type NameKey } from './layout.js';
+import { migrateMusicIds } from './music-ids.js';
 import { Bookmarks, dropBookmarkOp } from './bookmarks.js';
 import { memberArt } from './container-art.js';
 import { ChangeLog } from './change-log.js';
@@ -177,6 +178,8 @@ export class Catalog extends EventEmitter {
       counted();
       for (const k of added) this.vocab.addKey(k);
     }
+    // music container IDs of an older derivation (layout.ts MUSIC_ID_VERSION) move to the current one
+    await migrateMusicIds(this.store, schema === undefined, childKey, (items) => this.applyNow({ upserts: items }, LEGACY_NAME_KEY));
   }
 
   /**
@@ -545,7 +548,8 @@ export class Catalog extends EventEmitter {
     return this.serialize(() => this.applyNow(input));
   }
 
-  private async applyNow({ upserts: given = [], removes = [], extraOps = [] }: ApplyInput): Promise<ChangeEvent | undefined> {
+  /** `oldKey`: how the stored objects' music container IDs were derived (an older catalog being moved, music-ids.ts); `newKey`: only tests write an old catalog. */
+  private async applyNow({ upserts: given = [], removes = [], extraOps = [] }: ApplyInput, oldKey?: NameKey, newKey?: NameKey): Promise<ChangeEvent | undefined> {
     this.vocab.discardPending(); // what a failed apply counted before it threw
     // one upsert per ID (the last): each is diffed against the stored object, so a second copy
     // in the same batch would add its references and counts twice
@@ -598,11 +602,11 @@ export class Catalog extends EventEmitter {
       const oldJson = olds[i];
       const old = oldJson === undefined ? undefined : (JSON.parse(oldJson) as CatalogObject);
       stampTimes(item, old, this.now);
-      const np = placements(item);
+      const np = placements(item, newKey);
       for (const c of np.containers) if (!defs.get(c.id)?.art) defs.set(c.id, c);
       const canonical = np.placements[0]; // none for a playlist without catalogued entries
       item.parentId = canonical?.containerId ?? '';
-      const op = old ? placements(old) : undefined;
+      const op = old ? placements(old, oldKey) : undefined;
       diff(op?.placements ?? [], np.placements);
       if (old && op) artMayGo(old, op.containers, item, new Set(np.containers.map((c) => c.id)));
       const json = JSON.stringify(item);

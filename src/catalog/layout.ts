@@ -22,6 +22,7 @@ import { basename, dirname, relative, sep } from 'node:path';
 import type { ArtRef, CatalogObject } from './types.js';
 import { ROOT_ID } from './types.js';
 import { naturalSortKey } from '../upnp/sort.js';
+import { foldText } from '../util/fold.js';
 
 export const REF_SEP = '$';
 
@@ -174,6 +175,27 @@ function folderChain(root: string, dir: string, idPrefix: string, topParent: str
   return { leaf: parentId, chain };
 }
 
+/**
+ * Version of how artist, album and genre container IDs are derived from their names (stored as
+ * meta/musicIds; Catalog.open moves a catalog of an older version). 1: the name lower-cased, so
+ * "Beyoncé" typed precomposed (NFC) and decomposed (NFD) made two artists; 2: the name folded
+ * as Search folds it (util/fold.ts: NFKC and full case folding), one container whatever the
+ * normal form. ASCII names fold to their lower case: their IDs are the same in both versions.
+ */
+export const MUSIC_ID_VERSION = '2';
+
+/** Name → the identity its container ID hashes: the current fold, or version 1's lower case (only to move an old catalog). */
+export type NameKey = (name: string) => string;
+const foldName: NameKey = foldText;
+export const LEGACY_NAME_KEY: NameKey = (s) => s.toLowerCase();
+
+/** Whether an item's music container IDs are the same under version 1 and the current version (ASCII names always are). */
+export function musicIdsUnchanged(item: CatalogObject): boolean {
+  if (item.kind !== 'audio') return true;
+  const names = [artistOf(item), albumOf(item), item.meta?.genre ?? ''];
+  return names.every((n) => foldName(n) === LEGACY_NAME_KEY(n));
+}
+
 export function artistOf(item: CatalogObject): string {
   return item.meta?.albumArtist || item.meta?.artist || 'Unknown Artist';
 }
@@ -190,7 +212,7 @@ export function canonicalParent(item: CatalogObject): string {
  * Where an item appears: its canonical entry plus every reference, and the
  * containers those placements need (each with its own parent and sort key).
  */
-export function placements(item: CatalogObject): { placements: Placement[]; containers: ContainerDef[] } {
+export function placements(item: CatalogObject, musicKey: NameKey = foldName): { placements: Placement[]; containers: ContainerDef[] } {
   const out: Placement[] = [];
   const containers: ContainerDef[] = [];
   const folders = folderContainers(item, 'F', 'folders');
@@ -218,19 +240,21 @@ export function placements(item: CatalogObject): { placements: Placement[]; cont
     const m = item.meta ?? {};
     const trackKey = pad(m.discNumber, 3) + pad(m.trackNumber, 5) + nameKey;
     ref('music/all', nameKey);
-    const artistId = 'music/artists/' + shortHash('artist\u0000' + artist.toLowerCase(), 10);
-    const artistAlbumId = artistId + '/' + shortHash('album\u0000' + album.toLowerCase(), 10);
+    const artistKey = musicKey(artist);
+    const albumKey = musicKey(album);
+    const artistId = 'music/artists/' + shortHash('artist\u0000' + artistKey, 10);
+    const artistAlbumId = artistId + '/' + shortHash('album\u0000' + albumKey, 10);
     const art = item.art ? { art: item.art } : {};
     containers.push(
       { id: artistId, parentId: 'music/artists', title: artist, upnpClass: 'object.container.person.musicArtist', sortKey: containerKey(artist), ...art },
       { id: artistAlbumId, parentId: artistId, title: album, upnpClass: 'object.container.album.musicAlbum', sortKey: containerKey(album), ...art },
     );
     ref(artistAlbumId, trackKey);
-    const albumId = 'music/albums/' + shortHash('album\u0000' + artist.toLowerCase() + '\u0000' + album.toLowerCase(), 10);
+    const albumId = 'music/albums/' + shortHash('album\u0000' + artistKey + '\u0000' + albumKey, 10);
     containers.push({ id: albumId, parentId: 'music/albums', title: album, upnpClass: 'object.container.album.musicAlbum', sortKey: containerKey(album) + '\u0000' + naturalSortKey(artist), ...art });
     ref(albumId, trackKey);
     if (m.genre) {
-      const genreId = 'music/genres/' + shortHash('genre\u0000' + m.genre.toLowerCase(), 10);
+      const genreId = 'music/genres/' + shortHash('genre\u0000' + musicKey(m.genre), 10);
       containers.push({ id: genreId, parentId: 'music/genres', title: m.genre, upnpClass: 'object.container.genre.musicGenre', sortKey: containerKey(m.genre) });
       ref(genreId, naturalSortKey(artist) + '\u0000' + naturalSortKey(album) + '\u0000' + trackKey);
     }
