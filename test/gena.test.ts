@@ -298,6 +298,25 @@ test('renewal: SID alone gives 200 with a new TIMEOUT (capped); unknown SID is 4
   }
 });
 
+test('TIMEOUT: Second-0 gets the default (1800), a short request the 300 s minimum (UDA 1.1 §4.1.2: 1800 s or more), on SUBSCRIBE and renewal', async (t) => {
+  const cb = await callbackServer();
+  const pub = await publisher({});
+  try {
+    const zero = await subscribe(pub.port, cb.url, { TIMEOUT: 'Second-0' });
+    t.is(zero.status, 200);
+    t.is(zero.headers['timeout'], 'Second-1800');
+    const one = await subscribe(pub.port, cb.url, { TIMEOUT: 'Second-1' });
+    t.is(one.headers['timeout'], 'Second-300');
+    const renew = await call(pub.port, 'SUBSCRIBE', { SID: String(one.headers['sid']), TIMEOUT: 'Second-0' });
+    t.is(renew.headers['timeout'], 'Second-1800');
+    const short = await call(pub.port, 'SUBSCRIBE', { SID: String(one.headers['sid']), TIMEOUT: 'Second-299' });
+    t.is(short.headers['timeout'], 'Second-300');
+  } finally {
+    await pub.close();
+    await cb.close();
+  }
+});
+
 test('TIMEOUT: default when absent or malformed, infinite capped to maxTimeout', async (t) => {
   const cb = await callbackServer();
   const pub = await publisher({ maxTimeout: 900, defaultTimeout: 120 });

@@ -45,8 +45,13 @@ export interface EventServiceOptions {
   moderationMs?: number;
   /** Longest subscription granted (s); `Second-infinite` gets this. Default 1800. */
   maxTimeout?: number;
-  /** Granted when the subscriber names no (valid) TIMEOUT (s). Default 1800, capped to maxTimeout. */
+  /** Granted when the subscriber names no (valid) TIMEOUT, or `Second-0` (s). Default 1800, capped to maxTimeout. */
   defaultTimeout?: number;
+  /**
+   * Shortest subscription granted to a TIMEOUT that names one (s). Default MIN_TIMEOUT (300),
+   * capped to maxTimeout.
+   */
+  minTimeout?: number;
   /**
    * Decides whether a CALLBACK host may be used. `callbackHost` is the URL's hostname as
    * parsed (IPv6 in brackets), `remoteIp` the subscriber's TCP peer address. Default:
@@ -139,6 +144,15 @@ export function parseCallbacks(header: string): URL[] {
   return out;
 }
 
+/**
+ * Shortest subscription granted (s). UDA 1.1 §4.1.2 says a requested TIMEOUT should be 1800 s or
+ * more; the publisher picks the actual duration. A shorter request is granted as asked down to
+ * this floor, so a subscriber cannot make us keep, sweep and see renewed a subscription every
+ * second; `Second-0` asks for no duration at all and gets the default (miniupnpd and MiniDLNA read
+ * 0 as "no timeout" too), not a subscription that is gone before its first NOTIFY.
+ */
+export const MIN_TIMEOUT = 300;
+
 /** Seconds asked for by a TIMEOUT header: a number, 'infinite', or undefined when absent/invalid. */
 function parseTimeout(header: string | undefined): number | 'infinite' | undefined {
   if (header === undefined) return undefined;
@@ -189,6 +203,7 @@ export class EventService {
   private readonly moderationMs: number;
   private readonly maxTimeout: number;
   private readonly defaultTimeout: number;
+  private readonly minTimeout: number;
   private readonly allowCallback: (callbackHost: string, remoteIp: string) => boolean;
   private readonly log?: GenaLogger;
   private readonly fetchFn?: typeof fetch;
@@ -212,6 +227,7 @@ export class EventService {
     this.moderationMs = Math.max(0, opts.moderationMs ?? 200);
     this.maxTimeout = Math.max(1, Math.floor(opts.maxTimeout ?? 1800));
     this.defaultTimeout = Math.min(this.maxTimeout, Math.max(1, Math.floor(opts.defaultTimeout ?? 1800)));
+    this.minTimeout = Math.min(this.maxTimeout, Math.max(1, Math.floor(opts.minTimeout ?? MIN_TIMEOUT)));
     this.allowCallback = opts.allowCallback ?? defaultAllowCallback;
     this.log = opts.log;
     this.fetchFn = opts.fetch;
@@ -270,9 +286,9 @@ export class EventService {
   }
 
   private grant(asked: number | 'infinite' | undefined): number {
-    if (asked === undefined) return this.defaultTimeout;
+    if (asked === undefined || asked === 0) return this.defaultTimeout;
     if (asked === 'infinite') return this.maxTimeout;
-    return Math.min(this.maxTimeout, Math.max(1, asked));
+    return Math.min(this.maxTimeout, Math.max(this.minTimeout, asked));
   }
 
   private onSubscribe(ctx: Context): void {
