@@ -56,6 +56,18 @@ function abortableDelay(ms: number, signal: AbortSignal): Promise<void> {
     signal.addEventListener('abort', done, { once: true });
   });
 }
+/**
+ * How long the staging worker keeps a queued loadedOnly recall's cartridges loaded at most (the
+ * job ends the hold when it has run; src/staging/recall-holds.ts).
+ */
+export const RECALL_HOLD_MS = 30 * 60_000;
+
+/** A library that can keep cartridges loaded for a queued recall (the staging worker's remote library). */
+interface HoldingLibrary {
+  hold(labels: string[], ms: number): Promise<number>;
+  unhold(id: number): Promise<void>;
+}
+
 /** Finished jobs kept (the oldest beyond this are deleted when jobs are resumed). */
 export const KEEP_FINISHED_JOBS = 500;
 
@@ -138,6 +150,8 @@ export class ArchiveService extends EventEmitter {
   private stopped = true;
   private loop: Promise<void> | undefined;
   private wake: (() => void) | undefined;
+  /** Holds on the cartridges of queued loadedOnly recall jobs (job id → the worker's hold id). */
+  private readonly recallHolds = new Map<string, Promise<number | undefined>>();
   /** Why a job must not run now (undefined: it may); see setHold. */
   private hold: (job: JobRecord) => string | undefined = () => undefined;
 
@@ -178,6 +192,7 @@ export class ArchiveService extends EventEmitter {
   async submit(kind: JobKind, targets: string[], opts: JobOptions = {}): Promise<JobRecord> {
     if (!['archive', 'recall', 'import'].includes(kind)) throw new ArchiveError('INVALID', `unknown job kind ${String(kind)}`);
     const items: JobItem[] = [];
+    const labels = new Set<string>();
     if (kind === 'import') {
       if (!Array.isArray(targets) || targets.length === 0) throw new ArchiveError('INVALID', 'name the cartridge(s) to import');
       for (const label of targets) await this.drives.where(String(label));
@@ -186,6 +201,7 @@ export class ArchiveService extends EventEmitter {
       for (const id of ids) {
         const obj = await this.catalog.get(id);
         const size = kind === 'archive' ? obj?.location?.disk?.size ?? obj?.res?.size : obj?.location?.tape?.size ?? obj?.res?.size;
+        if (kind === 'recall' && obj?.location?.tape && !obj.location.disk) labels.add(obj.location.tape.label);
         items.push({ seq: items.length, id, phase: 'pending', ...(size !== undefined ? { size } : {}) });
       }
     }
@@ -211,16 +227,45 @@ export class ArchiveService extends EventEmitter {
       attempts: 0,
     };
     await this.jobs.write([this.jobs.jobOp(job), ...items.map((i) => this.jobs.itemOp(job.id, i))]);
+    if (job.opts.loadedOnly) this.holdCartridges(job.id, [...labels]);
     this.emit('job', clone(job));
     this.wake?.();
     return job;
+  }
+
+  /**
+   * A loadedOnly recall reads only from cartridges in a drive: the worker keeps its cartridges
+   * loaded until the job has run (no idle unload while it waits behind other jobs; playback of
+   * another cartridge may still take the drive). Best effort: a library that cannot hold, or a
+   * worker that is away, changes nothing but the chance that the job finds its cartridge.
+   */
+  private holdCartridges(jobId: string, labels: string[]): void {
+    const lib = this.library as TapeLibrary & Partial<HoldingLibrary>;
+    if (labels.length === 0 || typeof lib.hold !== 'function') return;
+    const held = lib.hold(labels, RECALL_HOLD_MS).catch((err: unknown) => {
+      this.log.debug({ job: jobId, labels, err: messageOf(err) }, 'cannot keep the recall\'s cartridges loaded');
+      return undefined;
+    });
+    this.recallHolds.set(jobId, held);
+  }
+
+  /** The job has run (done, failed, paused or interrupted): its cartridges may be unloaded again. */
+  private releaseCartridges(jobId: string): void {
+    const held = this.recallHolds.get(jobId);
+    if (!held) return;
+    this.recallHolds.delete(jobId);
+    const lib = this.library as TapeLibrary & Partial<HoldingLibrary>;
+    void held.then((id) => (id ? lib.unhold?.(id) : undefined)).catch(() => undefined); // the worker drops it anyway when the connection goes
   }
 
   /** Run a job to its end (or until the service stops). Concurrent calls share one run. */
   run(id: string): Promise<JobRecord> {
     const existing = this.running.get(id);
     if (existing) return existing;
-    const p = this.serial(() => this.execute(id)).finally(() => this.running.delete(id));
+    const p = this.serial(() => this.execute(id)).finally(() => {
+      this.running.delete(id);
+      this.releaseCartridges(id);
+    });
     this.running.set(id, p);
     return p;
   }
@@ -263,6 +308,7 @@ export class ArchiveService extends EventEmitter {
     this.wake?.();
     await this.loop;
     await Promise.allSettled([...this.running.values()]);
+    for (const id of [...this.recallHolds.keys()]) this.releaseCartridges(id);
     await this.neededWrites;
     this.loop = undefined;
   }

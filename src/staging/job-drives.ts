@@ -2,11 +2,14 @@
 // and import jobs use through the worker: the drive leases a connection's jobs
 // hold (at job priority, given back after an idle time, when the job asks, or
 // when the connection goes; playback may ask for them back: 'preempt' event) and
-// the dispatch of library operations onto the real library.
+// the dispatch of library operations onto the real library. Also the connection's recall holds
+// (recall-holds.ts): cartridges kept loaded for its queued loadedOnly recall jobs, ended by the job,
+// by their bounded time, or when the connection goes.
 
 import { TapeError, type TapeDrive, type TapeLibrary } from '../tape/types.js';
 import type { DriveLease, DriveScheduler } from './scheduler.js';
 import { StagerError, type ClientMessage, type WorkerMessage } from './protocol.js';
+import { MAX_HOLD_LABELS, type RecallHolds } from './recall-holds.js';
 
 /** What the job drives need from the worker. */
 export interface JobDrivesHost {
@@ -16,6 +19,8 @@ export interface JobDrivesHost {
   readonly jobIdleReleaseMs: number;
   /** Admission timeout of job drive requests (ms). */
   jobAdmissionTimeoutMs(): number;
+  /** Cartridges kept loaded for queued loadedOnly recalls (absent: 'hold' keeps nothing). */
+  readonly recallHolds?: RecallHolds;
 }
 
 interface JobLease {
@@ -55,6 +60,7 @@ export class JobDrives {
 
   /** Connection gone: stop waiting for drives, give back the ones held. */
   closed(): void {
+    this.host.recallHolds?.removeOwner(this);
     for (const ac of this.jobWaits) ac.abort();
     for (const [, jl] of this.jobLeases) {
       if (jl.timer) clearTimeout(jl.timer);
@@ -193,6 +199,17 @@ export class JobDrives {
       case 'release':
         this.releaseJob(m.drive);
         return {};
+      case 'hold': {
+        const labels = a[0];
+        if (!Array.isArray(labels) || labels.length > MAX_HOLD_LABELS || !labels.every((l) => typeof l === 'string' && l.length > 0 && l.length <= 32)) {
+          throw new TapeError('INVALID', `hold needs 0 to ${MAX_HOLD_LABELS} cartridge labels`);
+        }
+        const ms = num(a[1], 'hold time');
+        if (ms < 0) throw new TapeError('INVALID', 'hold time must not be negative');
+        return { value: this.host.recallHolds?.add(this, labels as string[], ms) ?? 0 };
+      }
+      case 'unhold':
+        return { value: this.host.recallHolds?.remove(this, num(a[0], 'hold id')) ?? false };
       case 'stats':
         return { value: lib.stats() };
       case 'changer.inventory':

@@ -89,6 +89,10 @@ export interface WireError {
 export type LibOp =
   | 'mount'
   | 'release'
+  /** Keep cartridges loaded for a queued loadedOnly recall job: args [labels, ms]; value: the hold's id (recall-holds.ts). */
+  | 'hold'
+  /** End a hold: args [id]. */
+  | 'unhold'
   | 'stats'
   | 'changer.inventory'
   | 'changer.find'
@@ -112,6 +116,8 @@ export type LibOp =
 export const LIB_OPS: ReadonlySet<string> = new Set<LibOp>([
   'mount',
   'release',
+  'hold',
+  'unhold',
   'stats',
   'changer.inventory',
   'changer.find',

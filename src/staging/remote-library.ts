@@ -192,6 +192,20 @@ export class RemoteTapeLibrary implements TapeLibrary {
     if (asked) this.preemptionsHonoured++;
   }
 
+  /**
+   * Keeps `labels` loaded (no idle unload; still swapped out for a read of another cartridge) for
+   * at most `ms`, for a queued loadedOnly recall job; the id to end it with unhold(). Ends by itself
+   * when this connection goes (recall-holds.ts).
+   */
+  async hold(labels: string[], ms: number): Promise<number> {
+    return (await this.invoke<number>('hold', undefined, [labels, Math.max(0, Math.round(ms))])).value;
+  }
+
+  /** Ends a hold of hold(). */
+  async unhold(id: number): Promise<void> {
+    await this.invoke('unhold', undefined, [id]);
+  }
+
   /** @internal the worker asks for drive `drive` back (playback pre-empts the job). */
   notePreempt(drive: number): void {
     this.preempted.add(drive);

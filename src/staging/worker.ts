@@ -24,6 +24,7 @@ import { DEFAULT_TUNING, newCounters, type FlaggedItem, type WorkerCounters, typ
 import { ReadService } from './reads.js';
 import { Session, type SessionHost } from './session.js';
 import { writeNeededCartridges } from './needed.js';
+import { RECALL_HOLD_LOSS, RecallHolds } from './recall-holds.js';
 
 export { DEFAULT_TUNING, type FlaggedItem, type WorkerTuning } from './read-state.js';
 export { NEEDED_FILE, readNeededCartridges } from './needed.js';
@@ -57,6 +58,8 @@ export class StagingWorker extends EventEmitter implements SessionHost {
   readonly flagged = new Map<string, FlaggedItem>();
   readonly sessions = new Set<Session>();
   readonly reads: ReadService;
+  /** Cartridges kept loaded for queued loadedOnly recall jobs (recall-holds.ts). */
+  readonly recallHolds: RecallHolds;
   private readonly started = Date.now();
   private closed = false;
   private servers: Server[] = [];
@@ -79,6 +82,7 @@ export class StagingWorker extends EventEmitter implements SessionHost {
     this.scheduler = scheduler;
     this.tuning = tuning;
     this.log = log;
+    this.recallHolds = new RecallHolds(opts.now ?? Date.now);
     this.reads = new ReadService({
       cache,
       scheduler,
@@ -133,8 +137,10 @@ export class StagingWorker extends EventEmitter implements SessionHost {
     const cache = await SegmentCache.open({ dir: opts.cacheDir, capacity: opts.cacheSize, segmentSize: tuning.segmentSize, log });
     let worker: StagingWorker | undefined;
     const scheduler = await DriveScheduler.create(opts.library, {
-      inUse: (label) => worker?.reads.streaming(label) ?? false,
-      swapLoss: (label) => worker?.reads.swapLoss(label) ?? 0,
+      // a cartridge clients play from, or one a queued loadedOnly recall will read from, is in use
+      // (no idle unload); a swap takes a recall's cartridge before any a client plays from
+      inUse: (label) => (worker?.reads.streaming(label) ?? false) || (worker?.recallHolds.held(label) ?? false),
+      swapLoss: (label) => Math.max(worker?.reads.swapLoss(label) ?? 0, worker?.recallHolds.held(label) ? RECALL_HOLD_LOSS : 0),
       admissionTimeoutMs: opts.admissionTimeoutMs,
       idleUnloadMs: opts.idleUnloadMs,
       retryAfter: Math.max(5, Math.min(120, Math.round(opts.admissionTimeoutMs / 2000))),
@@ -194,6 +200,7 @@ export class StagingWorker extends EventEmitter implements SessionHost {
     out.cacheSegments = use.segments;
     out.activeRequests = this.reads.activeRequests();
     out.queueLength = this.scheduler.queue().length;
+    out.recallHolds = this.recallHolds.labels().length;
     const t = this.lib.stats();
     for (const [k, v] of Object.entries(t)) if (typeof v === 'number') out['lib' + k[0]!.toUpperCase() + k.slice(1)] = v;
     return out;
@@ -215,6 +222,7 @@ export class StagingWorker extends EventEmitter implements SessionHost {
       queue: this.scheduler.queue(),
       cache: { ...this.cache.use(), dir: this.cache.dir, segmentSize: this.cache.segmentSize },
       needed: this.scheduler.neededCartridges(),
+      recallHolds: this.recallHolds.labels(),
       flagged: [...this.flagged.values()],
       counters: this.stats(),
       queueWait: { ...this.queueWait, counts: [...this.queueWait.counts] },

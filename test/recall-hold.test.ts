@@ -1,0 +1,156 @@
+// Recall holds (src/staging/recall-holds.ts): while a loadedOnly recall job (a container promotion
+// right after a play, or when its cartridge is loaded again) waits in the job queue, the staging
+// worker keeps its cartridge loaded: the drive's idle unload waits, so the job reads it with no
+// mount (bench:policy: 82 of 171 such jobs found the cartridge gone behind a make-room archive
+// job). The hold is the lowest there is: playback of another cartridge still takes the drive (the
+// recall then skips, mounting nothing); it ends when the job has run, after its bounded time (fake
+// clock), or when the job's connection goes.
+//
+// In-process worker on a socket, the server's StagerClient and ArchiveService over the worker's
+// remote library (as in serve), one drive, virtual library with instant timing.
+
+import test from 'ava';
+import { join } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { RECALL_HOLD_MS } from '../src/archive/service.js';
+import { MAX_HOLDS_PER_OWNER, RecallHolds } from '../src/staging/recall-holds.js';
+import { itemAt, sha256 } from './fixtures/archive/setup.js';
+import { fetchMedia, settle } from './fixtures/staging/harness.js';
+import { inprocRig, type Rig } from './fixtures/staging/inproc.js';
+
+const A = 'TD0001L9';
+const B = 'TD0002L9';
+const SEASON = ['Video/ShowA/E1.mkv', 'Video/ShowA/E2.mkv', 'Video/ShowA/E3.mkv'];
+const FILES: [string, number][] = [...SEASON.map((p, i) => [p, 200_000 + i * 1000] as [string, number]), ['Video/ShowB/E1.mkv', 150_000]];
+const NO_TAIL = { headSeconds: 0, headMin: 4096, tailBytes: 0, mergeGap: 0 };
+const IDLE_MS = 30;
+
+/** Resolves after `ms`: a timer set now fires after every timer that was due earlier (the idle unload's). */
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function rig(clock: { t: number }): Promise<Rig & { season: string[]; other: string }> {
+  const r = await inprocRig({ files: FILES, archived: 3, stub: NO_TAIL, idleUnloadMs: IDLE_MS, now: () => clock.t });
+  const season = await Promise.all(SEASON.map(async (p) => (await itemAt(r.catalog, join(r.lab.media, p))).id));
+  const other = (await itemAt(r.catalog, join(r.lab.media, 'Video/ShowB/E1.mkv'))).id;
+  return Object.assign(r, { season, other });
+}
+
+/**
+ * A play reading from cartridge `label` (mounted for it) makes its container hot: the promotion's
+ * loadedOnly recall is queued while the play reads; then the play's read ends and the drive's idle
+ * clock runs. Answers the queued job once the worker holds the cartridge for it.
+ */
+async function recallQueuedDuringPlay(t: import('ava').ExecutionContext, r: Rig, label: string, ids: string[]) {
+  const lease = await r.worker.scheduler.acquire({ label, priority: 'interactive', owner: 'test play' });
+  try {
+    const job = await r.service.submit('recall', ids, { loadedOnly: true });
+    t.true(await settle(() => r.worker.recallHolds.labels().includes(label)), "the worker holds the job's cartridge");
+    return job;
+  } finally {
+    lease.release();
+  }
+}
+
+const tierOf = async (r: Rig, id: string) => {
+  const l = (await r.catalog.get(id))!.location!;
+  return l.disk && l.tape ? 'both' : l.disk ? 'disk' : 'tape';
+};
+
+test('a queued loadedOnly recall keeps its cartridge loaded past the idle unload; the job reads it with no mount, then the hold ends and the idle unload goes on', async (t) => {
+  const clock = { t: 1_000_000 };
+  const r = await rig(clock);
+  try {
+    const job = await recallQueuedDuringPlay(t, r, A, r.season);
+    const mounts = r.worker.scheduler.counters.mounts;
+    t.is(r.worker.scheduler.opts.swapLoss!(A), 0.5, 'held for a recall only: swapped before any cartridge a client plays from');
+    // several idle periods pass (other jobs run before this one); this timer fires after the idle unload's
+    await sleep(IDLE_MS * 5);
+    t.is(r.worker.scheduler.counters.idleUnloads, 0, 'no idle unload while the recall waits');
+    t.is(r.worker.scheduler.labelIn(0), A);
+    const done = await r.service.run(job.id);
+    t.is(done.state, 'done', done.reason);
+    t.like(done.result, { recalled: 3, skipped: 0 });
+    t.is(r.worker.scheduler.counters.mounts, mounts, 'read from the drive it was in: no mount');
+    for (const id of r.season) {
+      t.is(await tierOf(r, id), 'both');
+      const now = (await r.catalog.get(id))!;
+      t.is(sha256(await readFile(now.location!.disk!.path)), now.location!.tape!.sha256);
+    }
+    // the job has run: the hold is gone and the drive's idle unload takes the cartridge
+    t.true(await settle(() => r.worker.recallHolds.labels().length === 0), 'hold released at the end of the job');
+    t.true(await settle(() => r.worker.scheduler.counters.idleUnloads === 1, 10_000), 'unloaded when idle again');
+    t.is(r.worker.scheduler.labelIn(0), null);
+  } finally {
+    await r.done();
+  }
+});
+
+test('a recall hold is bounded: past its time (fake clock) the idle unload takes the cartridge, and the job skips it without mounting', async (t) => {
+  const clock = { t: 1_000_000 };
+  const r = await rig(clock);
+  try {
+    const job = await recallQueuedDuringPlay(t, r, A, r.season);
+    const mounts = r.worker.scheduler.counters.mounts;
+    clock.t += RECALL_HOLD_MS + 1;
+    t.deepEqual(r.worker.recallHolds.labels(), [], 'ran out');
+    t.true(await settle(() => r.worker.scheduler.counters.idleUnloads === 1, 10_000), 'idle unload once the hold ran out');
+    const done = await r.service.run(job.id);
+    t.like(done.result, { recalled: 0, skipped: 3 });
+    t.is(r.worker.scheduler.counters.mounts, mounts, 'the recall mounts nothing');
+  } finally {
+    await r.done();
+  }
+});
+
+test('playback of another cartridge still gets the only drive a recall holds (at once, a swap); the recall then skips, mounting nothing', async (t) => {
+  const clock = { t: 1_000_000 };
+  const r = await rig(clock);
+  try {
+    // ShowB's episode on a second cartridge (a container not on A goes to the emptiest)
+    await r.service.label([B]);
+    const put = await r.service.run((await r.service.submit('archive', [r.other], { stub: NO_TAIL })).id);
+    t.is(put.state, 'done', put.reason);
+    t.is((await r.catalog.get(r.other))!.location!.tape!.label, B);
+    const job = await recallQueuedDuringPlay(t, r, A, r.season);
+    const c = r.worker.scheduler.counters;
+    const before = { swaps: c.swaps, mountsJob: c.mountsJob, timeouts: c.admissionTimeouts };
+    const f = await fetchMedia(r.port, r.other);
+    t.is(f.status, 200);
+    t.is(sha256(f.body), sha256(r.lab.files.get(join(r.lab.media, 'Video/ShowB/E1.mkv'))!), 'byte-exact');
+    t.is(c.swaps, before.swaps + 1, 'the held cartridge was swapped out for the play');
+    t.is(c.admissionTimeouts, before.timeouts);
+    t.is(r.worker.scheduler.labelIn(0), B);
+    const done = await r.service.run(job.id);
+    t.like(done.result, { recalled: 0, skipped: 3 });
+    t.is(c.mountsJob, before.mountsJob, 'the recall never mounts A back');
+    for (const id of r.season) t.is(await tierOf(r, id), 'tape');
+  } finally {
+    await r.done();
+  }
+});
+
+test('RecallHolds: per owner, ended by id, by the owner going, by time; bounded in number', (t) => {
+  let now = 0;
+  const h = new RecallHolds(() => now);
+  const conn1 = {};
+  const conn2 = {};
+  const a = h.add(conn1, [A, A], 1000);
+  h.add(conn2, [B], 5000);
+  t.deepEqual(h.labels(), [A, B]);
+  t.false(h.remove(conn2, a), 'another connection cannot end it');
+  t.true(h.held(A));
+  t.true(h.remove(conn1, a));
+  t.false(h.held(A));
+  h.add(conn1, [A], 1000);
+  h.removeOwner(conn1);
+  t.deepEqual(h.labels(), [B]);
+  now = 5000;
+  t.false(h.held(B), 'ran out');
+  for (let i = 0; i < MAX_HOLDS_PER_OWNER + 10; i++) h.add(conn1, [`L${i}`], 1000);
+  t.is(h.labels().length, MAX_HOLDS_PER_OWNER, 'the oldest go beyond the bound');
+  t.true(h.held(`L${MAX_HOLDS_PER_OWNER + 9}`));
+  t.false(h.held('L0'));
+  h.add(conn1, [A], 10 * RECALL_HOLD_MS);
+  now += 3600_000;
+  t.false(h.held(A), 'capped at an hour');
+});
