@@ -57,7 +57,10 @@ test('search matching: ssdp:all, each target, lower type versions, unknown targe
   t.deepEqual(matchSearch(`uuid:${UUID.toUpperCase()}`, entries), [{ st: `uuid:${UUID.toUpperCase()}`, usn: `uuid:${UUID}` }]);
   t.deepEqual(matchSearch(`UUID:${UUID}`, entries), [{ st: `UUID:${UUID}`, usn: `uuid:${UUID}` }]);
   for (const st of ['urn:schemas-upnp-org:service:ContentDirectory:3', 'urn:schemas-upnp-org:device:MediaServer',
-    'urn:schemas-upnp-org:device:Printer:1', 'uuid:other', 'ssdp:ALL', '', 'upnp:rootdevice ']) {
+    'urn:schemas-upnp-org:device:Printer:1', 'uuid:other', 'ssdp:ALL', '', 'upnp:rootdevice ',
+    // versions start at 1 (UDA): version 0, or a version with a leading zero, is no version
+    'urn:schemas-upnp-org:device:MediaServer:0', 'urn:schemas-upnp-org:service:ContentDirectory:0',
+    'urn:schemas-upnp-org:device:MediaServer:01', 'urn:schemas-upnp-org:device:MediaServer:-1']) {
     t.deepEqual(matchSearch(st, entries), [], st);
   }
 });

@@ -104,12 +104,17 @@ export function ssdpEntries(uuid: string, targets: readonly string[] = DEFAULT_T
   return [...new Set([...root, udn, ...types])].map((nt) => ({ nt, usn: nt === udn ? udn : `${udn}::${nt}` }));
 }
 
-const TYPE_URN = /^(urn:[^:]+:(?:device|service):[^:]+):(\d+)$/;
+/**
+ * A device or service type and its version. UDA (1.0 §1.1.2, 1.1 and 2.0 §1.3.2): the version is
+ * an integer and versions start at 1, so `:0` (and a version spelled with a leading zero, `:01`)
+ * names no type anyone implements: such a search is not answered.
+ */
+const TYPE_URN = /^(urn:[^:]+:(?:device|service):[^:]+):([1-9]\d{0,8})$/;
 
 /**
  * Entries that answer search target `st`, each with the ST to put in the reply:
  * ssdp:all answers all; an exact NT answers itself (a uuid: one in any letter case); a device/service type with a lower
- * version than ours answers with the requested version (UDA: types are backward
+ * version than ours, 1 or more, answers with the requested version (UDA: types are backward
  * compatible and the reply names the version searched for).
  */
 export function matchSearch(st: string, entries: readonly SsdpEntry[]): { st: string; usn: string }[] {
