@@ -434,6 +434,7 @@ export class ServerMetrics {
   readonly stagerUp: Gauge;
   readonly stagerRestarts: Counter;
   readonly stagerQueued: Gauge;
+  readonly stagerRecallHolds: Gauge;
   readonly prestages: Counter;
   readonly prestagedBytes: Counter;
   readonly preemptions: Counter;
@@ -496,6 +497,7 @@ export class ServerMetrics {
     this.stagerUp = r.gauge('tapedeck_stager_up', '1 while the stager worker answers.');
     this.stagerRestarts = r.counter('tapedeck_stager_restarts_total', 'Restarts of the stager worker process.');
     this.stagerQueued = r.gauge('tapedeck_stager_queued_requests', 'Tape reads waiting for admission.');
+    this.stagerRecallHolds = r.gauge('tapedeck_stager_recall_holds', 'Cartridges the staging worker keeps loaded for queued container-promotion recalls (no idle unload until the recall has run).');
     this.prestages = r.counter('tapedeck_prestages_total', 'Pre-stages run: the first minutes of the next items of a played or browsed container, staged at prefetch priority.');
     this.prestagedBytes = r.counter('tapedeck_prestaged_bytes_total', 'Bytes read from tape by pre-stages.');
     this.preemptions = r.counter('tapedeck_preemptions_total', 'Times playback asked an archive/recall/import job to give its drive back at its next safe point.');
@@ -593,6 +595,7 @@ export class ServerMetrics {
           this.stagerUp.set(s.state === 'running' || s.state === 'external' ? 1 : 0);
           this.stagerRestarts.set(undefined, s.restarts);
           if (s.queued !== undefined) this.stagerQueued.set(s.queued);
+          if (s.recallHolds !== undefined) this.stagerRecallHolds.set(s.recallHolds);
           if (s.queueWait) this.stagerQueueWait.setSnapshot(undefined, s.queueWait);
           if (s.prestages !== undefined) this.prestages.set(undefined, s.prestages);
           if (s.prestagedBytes !== undefined) this.prestagedBytes.set(undefined, s.prestagedBytes);

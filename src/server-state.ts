@@ -87,6 +87,8 @@ export interface StagerStatus {
   since?: number;
   /** Tape reads waiting for admission. */
   queued?: number;
+  /** Cartridges the worker keeps loaded for queued container-promotion recalls (recall holds). */
+  recallHolds?: number;
   lastError?: string;
   /** Queue wait as kept by the stager, mirrored into tapedeck_stager_queue_wait_seconds. */
   queueWait?: HistogramSnapshot;

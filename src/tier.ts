@@ -171,6 +171,7 @@ export function pageStagerStatus(s: StagerStatus): PageStagerStatus {
     pid: s.pid,
     restarts: s.restarts,
     queued: s.worker?.queue.length,
+    ...(Array.isArray(s.worker?.recallHolds) ? { recallHolds: s.worker.recallHolds.length } : {}),
     queueWait: validSnapshot(s.worker?.queueWait),
     lastError: s.error,
     ...counterFields(s.counters, ['prestages', 'prestagedBytes', 'preemptions', 'stalls', 'stalledReads', 'cacheWriteErrors', 'uncachedReads', 'uncachedBytes', 'mountsInteractive', 'mountsPrefetch', 'mountsJob', 'syncMs', 'roomWaitMs', 'commitDelayMs', 'driveWaitMsInteractive', 'driveWaitMsPrefetch']),

@@ -16,6 +16,9 @@ import { RECALL_HOLD_MS } from '../src/archive/service.js';
 import { MAX_HOLDS_PER_OWNER, RecallHolds } from '../src/staging/recall-holds.js';
 import { itemAt, sha256 } from './fixtures/archive/setup.js';
 import { fetchMedia, settle } from './fixtures/staging/harness.js';
+import { pageStagerStatus } from '../src/tier.js';
+import { ServerMetrics } from '../src/metrics.js';
+import { libraryStatus } from '../src/server-state.js';
 import { inprocRig, type Rig } from './fixtures/staging/inproc.js';
 
 const A = 'TD0001L9';
@@ -63,6 +66,11 @@ test('a queued loadedOnly recall keeps its cartridge loaded past the idle unload
     const job = await recallQueuedDuringPlay(t, r, A, r.season);
     const mounts = r.worker.scheduler.counters.mounts;
     t.is(r.worker.scheduler.opts.swapLoss!(A), 0.5, 'held for a recall only: swapped before any cartridge a client plays from');
+    // the operator sees it: status page (stager line) and /metrics
+    const stager = pageStagerStatus(await r.client.status());
+    t.is(stager.recallHolds, 1);
+    const text = await new ServerMetrics({ version: '0', status: { server: () => ({ name: 'nas', version: '0', scanning: false }), library: () => libraryStatus(r.catalog), stager: () => stager } }).scrape();
+    t.regex(text, /^tapedeck_stager_recall_holds 1$/m);
     // several idle periods pass (other jobs run before this one); this timer fires after the idle unload's
     await sleep(IDLE_MS * 5);
     t.is(r.worker.scheduler.counters.idleUnloads, 0, 'no idle unload while the recall waits');

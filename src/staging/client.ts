@@ -65,6 +65,8 @@ export interface StagerStatus {
     needed: { label: string; since: number; requests: number; lastItem?: string }[];
     flagged: { itemId: string; label: string; block?: number; message: string; at: number }[];
     counters: Record<string, number>;
+    /** Cartridges kept loaded for queued loadedOnly recall jobs (recall-holds.ts). */
+    recallHolds?: string[];
     [k: string]: unknown;
   };
   counters: Record<string, number>;

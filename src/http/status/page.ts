@@ -284,6 +284,7 @@ const JS = String.raw`
     if (s.pid) bits.push(' pid ' + s.pid);
     bits.push(' \u00b7 ' + num(s.restarts) + (s.restarts === 1 ? ' restart' : ' restarts'));
     if (s.queued !== undefined) bits.push(' \u00b7 ' + num(s.queued) + ' queued');
+    if (s.recallHolds) bits.push(' \u00b7 ' + num(s.recallHolds) + (s.recallHolds === 1 ? ' cartridge' : ' cartridges') + ' kept loaded for a recall');
     if (s.prestages !== undefined) bits.push(' \u00b7 ' + num(s.prestages) + (s.prestages === 1 ? ' pre-stage' : ' pre-stages') + (s.prestagedBytes ? ' (' + bytes(s.prestagedBytes) + ')' : ''));
     if (s.preemptions !== undefined) bits.push(' \u00b7 ' + num(s.preemptions) + (s.preemptions === 1 ? ' job pre-empted by playback' : ' jobs pre-empted by playback'));
     if (s.cacheWriteErrors) bits.push(h('span', 'err', ' \u00b7 ' + num(s.cacheWriteErrors) + (s.cacheWriteErrors === 1 ? ' cache write error' : ' cache write errors')));
