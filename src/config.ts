@@ -36,6 +36,7 @@ export const SETTINGS: Setting[] = [
   { key: 'friendly_name', flag: 'name', type: 'string', arg: 'NAME', default: 'Tapedeck on <hostname>', description: 'Name shown on TVs and control points.' },
   { key: 'interface', flag: 'interface', type: 'list', arg: 'NAME', default: 'every up, non-loopback IPv4 interface that can multicast', description: 'Network interface to serve on (SSDP and HTTP); repeat for several.' },
   { key: 'allow', flag: 'allow', type: 'list', arg: 'CIDR', default: 'loopback, private (10/8, 172.16/12, 192.168/16, fc00::/7) and link-local ranges', description: 'Client subnets allowed to use the server; others get 403 and their SSDP searches are ignored. Repeat for several.' },
+  { key: 'allowed_hosts', flag: 'allow-host', type: 'list', arg: 'NAME', default: '(none: IP addresses, localhost, the host name and <hostname>.local)', description: 'Extra host names clients may use in URLs of the server (the Host header), such as its DNS name or a reverse proxy\'s; a request naming any other host gets 403 (DNS-rebinding protection). IP addresses, localhost, this machine\'s host name and <hostname>.local always work; * accepts any name. Repeat for several.', validate: (v) => (/^(\*|[a-z0-9]([a-z0-9_-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9_-]*[a-z0-9])?)*\.?)$/i.test(v) && v.length <= 253 ? undefined : 'not a host name (letters, digits, hyphens, dots) or *') },
   { key: 'log_level', flag: 'log-level', type: 'enum', arg: 'LEVEL', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info', description: 'Log level; debug adds a request log.' },
   { key: 'scan_on_start', flag: 'scan-on-start', type: 'bool', default: 'true', description: 'Scan the media directories when the server starts (incremental).' },
   { key: 'rescan_interval', flag: 'rescan-interval', type: 'int', arg: 'S', min: 0, max: 604800, default: '900', description: 'Seconds between incremental rescans while the server runs, so new, changed and deleted files show up without a restart (0: only at start).' },
@@ -107,6 +108,8 @@ export interface Config {
   friendlyName: string;
   interfaces: string[]; // empty = default interfaces
   allow: string[]; // empty = default subnets
+  /** allowed_hosts: Host names accepted besides IP literals, localhost and the host name (http/host-check.ts). */
+  allowedHosts: string[];
   logLevel: string;
   scanOnStart: boolean;
   rescanInterval: number;
@@ -416,6 +419,7 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     friendlyName: one('friendly_name') ?? `Tapedeck on ${hostname()}`,
     interfaces: list('interface'),
     allow: list('allow'),
+    allowedHosts: list('allowed_hosts'),
     logLevel: one('log_level') ?? 'info',
     scanOnStart: (one('scan_on_start') ?? 'true') === 'true',
     rescanInterval: Number(one('rescan_interval') ?? 900),

@@ -47,6 +47,7 @@ import { AccessTracker } from './policy/access.js';
 import { PolicyEngine } from './policy/engine.js';
 import { listItems, type ListQuery } from './policy/listing.js';
 import { metricsRoute, ServerMetrics } from './metrics.js';
+import { hostChecker, hostGuard } from './http/host-check.js';
 import { ContentDirectory } from './upnp/cds.js';
 import { ConnectionManager, mediaReceiverRegistrar, MSR_TYPE } from './upnp/cms.js';
 import { requestBaseUrl, soapRoutes, type ControlHandler } from './upnp/soap.js';
@@ -508,6 +509,18 @@ export class TapedeckServer {
     app.use(metrics.http()); // before the ACL, so refusals are counted too
     const acl = socketAcl(cfg.allow.length ? cfg.allow : DEFAULT_ALLOWED_SUBNETS);
     app.use(allowSubnets(acl));
+    // DNS rebinding: every route, media and UPnP too (TVs use the IP address of LOCATION and of our URLs)
+    const hostAllowed = hostChecker({ extra: cfg.allowedHosts });
+    const refusedHosts = new Set<string>();
+    app.use(
+      hostGuard(hostAllowed, {
+        onDenied: (host, path) => {
+          const first = refusedHosts.size < 16 && !refusedHosts.has(host);
+          if (first) refusedHosts.add(host);
+          this.log[first ? 'warn' : 'debug']({ host: host.slice(0, 200), path }, 'refused a request for another host name (DNS-rebinding protection); allowed_hosts lists extra names');
+        },
+      }),
+    );
     app.use(async (ctx, next) => {
       ctx.set('Server', SERVER_HEADER);
       await next();
@@ -558,6 +571,7 @@ export class TapedeckServer {
     this.fastControl = fastControl({
       routes: control,
       allowed: acl,
+      hostAllowed,
       serverHeader: SERVER_HEADER,
       done: (req, route, status, ms) => {
         metrics.httpRequests.inc({ route, method: 'POST', status, tier: 'none' });

@@ -2,8 +2,8 @@
 // are mostly Browse requests; Koa's context, the middleware chain and the router's matching
 // of every route cost ~35 µs of CPU per request, as much as the whole BrowseMetadata answer
 // (bench/README.md). The same handler answers (upnp/soap.ts soapControl) with the same
-// headers; what the Koa middlewares do for these requests is done here: the ACL (a refused
-// peer is left to Koa, which answers 403 and counts it), the Server header, and `done` for
+// headers; what the Koa middlewares do for these requests is done here: the ACL and the Host
+// check (a refused peer or Host is left to Koa, which answers 403 and counts it), the Server header, and `done` for
 // the request metric and the debug log line. Anything else (other methods, other paths, a
 // query string) goes to Koa.
 
@@ -16,6 +16,8 @@ export interface FastControlOptions {
   routes: ReadonlyMap<string, ControlHandler>;
   /** The server's ACL (http/acl.ts socketAcl). */
   allowed(socket: Socket): boolean;
+  /** The server's Host check (http/host-check.ts hostChecker); none: every Host. */
+  hostAllowed?(host: string | undefined): boolean;
   serverHeader: string;
   /** After each answer (route = the path), for the request metric and the log. */
   done?(req: IncomingMessage, route: string, status: number, ms: number): void;
@@ -27,7 +29,7 @@ export function fastControl(o: FastControlOptions): (req: IncomingMessage, res: 
     if (req.method !== 'POST') return false;
     const route = req.url ?? '';
     const handle = o.routes.get(route);
-    if (!handle || !o.allowed(req.socket)) return false;
+    if (!handle || !o.allowed(req.socket) || (o.hostAllowed && !o.hostAllowed(req.headers.host))) return false;
     const t0 = Date.now();
     void handle(req)
       .then((r) => {
