@@ -19,6 +19,9 @@ import { fetchMedia, settle } from './fixtures/staging/harness.js';
 import { pageStagerStatus } from '../src/tier.js';
 import { ServerMetrics } from '../src/metrics.js';
 import { libraryStatus } from '../src/server-state.js';
+import { PolicyEngine } from '../src/policy/engine.js';
+import { AccessTracker } from '../src/policy/access.js';
+import { silentLogger } from '../src/log.js';
 import { inprocRig, type Rig } from './fixtures/staging/inproc.js';
 
 const A = 'TD0001L9';
@@ -132,6 +135,46 @@ test('playback of another cartridge still gets the only drive a recall holds (at
     t.like(done.result, { recalled: 0, skipped: 3 });
     t.is(c.mountsJob, before.mountsJob, 'the recall never mounts A back');
     for (const id of r.season) t.is(await tierOf(r, id), 'tape');
+  } finally {
+    await r.done();
+  }
+});
+
+test('a container promotion keeps the play\'s cartridge loaded while it plans (it reads the whole catalog, the play\'s read ends meanwhile): its recall reads the season with no mount', async (t) => {
+  const clock = { t: new Date(2030, 0, 10, 20, 0).getTime() };
+  const r = await rig(clock);
+  try {
+    const policy = { ...r.lab.config.policy, minArchiveSize: 10_000, promoteContainerPlays: 2, highWatermark: { kind: 'bytes' as const, bytes: 100_000_000 }, lowWatermark: { kind: 'bytes' as const, bytes: 100_000_000 } };
+    const access = new AccessTracker({ store: r.catalog.store, now: () => clock.t });
+    // the play reads from A (mounted for it)
+    const play = await r.worker.scheduler.acquire({ label: A, priority: 'interactive', owner: 'test play' });
+    let calls = 0;
+    let heldWhilePlanning = false;
+    const readAccess = async (ids: string[]) => {
+      if (++calls === 2) {
+        // the plan's read of every item: meanwhile the play's read ends and idle periods pass
+        heldWhilePlanning = await settle(() => r.worker.recallHolds.labels().includes(A));
+        play.release();
+        await sleep(IDLE_MS * 5); // fires after the idle unload's timer
+      }
+      return access.read(ids);
+    };
+    const e = new PolicyEngine({ catalog: r.catalog, config: { ...r.lab.config, policy }, archive: r.service, readAccess, log: silentLogger, now: () => clock.t, mediaDirs: [r.lab.media] });
+    t.teardown(() => e.stop());
+    access.notePlay(r.season[0], '10.0.0.5');
+    access.notePlay(r.season[1], '10.0.0.5');
+    const c = r.worker.scheduler.counters;
+    const mounts = c.mounts;
+    const jobs = await e.onPlay(r.season[1]);
+    t.true(heldWhilePlanning, 'held from the moment the container is found hot');
+    t.is(c.idleUnloads, 0, 'no idle unload while the promotion planned');
+    t.is(jobs.length, 1);
+    t.like(jobs[0], { kind: 'recall', opts: { loadedOnly: true, trigger: 'play' } });
+    const done = await r.service.run(jobs[0]!.id);
+    t.like(done.result, { recalled: 3, skipped: 0 });
+    t.is(c.mounts, mounts, 'read from the drive the play loaded');
+    for (const id of r.season) t.is(await tierOf(r, id), 'both');
+    t.true(await settle(() => r.worker.recallHolds.labels().length === 0), 'every hold ended');
   } finally {
     await r.done();
   }

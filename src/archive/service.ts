@@ -150,8 +150,8 @@ export class ArchiveService extends EventEmitter {
   private stopped = true;
   private loop: Promise<void> | undefined;
   private wake: (() => void) | undefined;
-  /** Holds on the cartridges of queued loadedOnly recall jobs (job id → the worker's hold id). */
-  private readonly recallHolds = new Map<string, Promise<number | undefined>>();
+  /** Holds on the cartridges of queued loadedOnly recall jobs (job id → what ends the hold). */
+  private readonly recallHolds = new Map<string, () => void>();
   /** Why a job must not run now (undefined: it may); see setHold. */
   private hold: (job: JobRecord) => string | undefined = () => undefined;
 
@@ -227,35 +227,41 @@ export class ArchiveService extends EventEmitter {
       attempts: 0,
     };
     await this.jobs.write([this.jobs.jobOp(job), ...items.map((i) => this.jobs.itemOp(job.id, i))]);
-    if (job.opts.loadedOnly) this.holdCartridges(job.id, [...labels]);
+    if (job.opts.loadedOnly) this.recallHolds.set(job.id, this.holdCartridges([...labels]));
     this.emit('job', clone(job));
     this.wake?.();
     return job;
   }
 
   /**
-   * A loadedOnly recall reads only from cartridges in a drive: the worker keeps its cartridges
-   * loaded until the job has run (no idle unload while it waits behind other jobs; playback of
-   * another cartridge may still take the drive). Best effort: a library that cannot hold, or a
-   * worker that is away, changes nothing but the chance that the job finds its cartridge.
+   * Keeps cartridges loaded for a loadedOnly recall, which reads only from cartridges in a drive:
+   * the worker does not unload them for idleness (playback of another cartridge may still take the
+   * drive) until the function returned is called, RECALL_HOLD_MS at most. submit() holds a queued
+   * loadedOnly recall's cartridges until the job has run; the policy engine holds a hot
+   * container's while it plans its promotion. Best effort: a library that cannot hold, or a worker
+   * that is away, changes nothing but the chance that the recall finds its cartridge.
    */
-  private holdCartridges(jobId: string, labels: string[]): void {
+  holdCartridges(labels: string[]): () => void {
     const lib = this.library as TapeLibrary & Partial<HoldingLibrary>;
-    if (labels.length === 0 || typeof lib.hold !== 'function') return;
+    if (labels.length === 0 || typeof lib.hold !== 'function' || typeof lib.unhold !== 'function') return () => undefined;
     const held = lib.hold(labels, RECALL_HOLD_MS).catch((err: unknown) => {
-      this.log.debug({ job: jobId, labels, err: messageOf(err) }, 'cannot keep the recall\'s cartridges loaded');
+      this.log.debug({ labels, err: messageOf(err) }, 'cannot keep cartridges loaded for a recall');
       return undefined;
     });
-    this.recallHolds.set(jobId, held);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      // after the hold's answer, so it goes after every hold asked before it (no gap between them)
+      void held.then((id) => (id ? lib.unhold!(id) : undefined)).catch(() => undefined); // the worker drops it anyway when the connection goes
+    };
   }
 
   /** The job has run (done, failed, paused or interrupted): its cartridges may be unloaded again. */
   private releaseCartridges(jobId: string): void {
-    const held = this.recallHolds.get(jobId);
-    if (!held) return;
+    const release = this.recallHolds.get(jobId);
     this.recallHolds.delete(jobId);
-    const lib = this.library as TapeLibrary & Partial<HoldingLibrary>;
-    void held.then((id) => (id ? lib.unhold?.(id) : undefined)).catch(() => undefined); // the worker drops it anyway when the connection goes
+    release?.();
   }
 
   /** Run a job to its end (or until the service stops). Concurrent calls share one run. */

@@ -213,6 +213,7 @@ export class PolicyEngine {
     const archive = this.opts.archive!;
     if (this.promoting.has(container)) return [];
     this.promoting.add(container);
+    let release = () => undefined as void;
     try {
       const siblings = (await this.opts.catalog.allChildren(container)).filter((o) => o.location?.tape);
       const onTape = siblings.filter((o) => tierOf(o.location) === 'tape');
@@ -220,6 +221,10 @@ export class PolicyEngine {
       const access = await this.opts.readAccess(siblings.map((o) => o.id));
       const plays = siblings.reduce((n, o) => n + playsWithin(access.get(o.id), this.now(), r.promoteWindow * 1000), 0);
       if (plays < r.promoteContainerPlays) return [];
+      // the plan below reads the whole catalog (a second or more on a busy NAS) while the play's
+      // read hold and drive_idle_unload run out: the cartridges stay loaded until the recall jobs,
+      // which hold them themselves until they have run, are queued
+      release = archive.holdCartridges([...new Set(onTape.map((o) => o.location!.tape!.label))]);
       // hot: whatever this attempt leaves on tape (its job finds a cartridge out of the drives, no room
       // yet, or items an unfinished job holds) is tried again when one of their cartridges is loaded
       this.wait(container, new Set(onTape.map((o) => o.location!.tape!.label)));
@@ -250,6 +255,7 @@ export class PolicyEngine {
       this.opts.log.warn({ err: (err as Error).message, container }, 'container promotion not started');
       return [];
     } finally {
+      release();
       this.promoting.delete(container);
     }
   }
