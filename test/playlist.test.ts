@@ -168,3 +168,26 @@ test('playlist records stay out of Search results and item counts', async (t) =>
   t.regex(didlText(out.Result), /object\.container\.playlistContainer/);
   await c.close();
 });
+
+test('a playlist record (l…) is no object for clients: BrowseMetadata, BrowseDirectChildren, Search and X_SetBookmark answer 701/710 as for an unknown ID', async (t) => {
+  const root = lib({ 'a/1.mp3': 'A', 'l.m3u8': 'a/1.mp3\n' });
+  const c = new Catalog(new MemoryStore());
+  await c.open();
+  await scan(c, { roots: [root], probe });
+  const record = 'l' + itemIdForPath(join(root, 'l.m3u8')).slice(1);
+  t.truthy(await c.get(record), 'the catalog keeps the record');
+  const cds = new ContentDirectory(c);
+  const ctx = { baseUrl: 'http://127.0.0.1:1' } as never;
+  const code = (p: Promise<unknown>) => p.then(() => 0, (e: { code?: number }) => e.code);
+  const browse = (flag: string) => cds.browse({ ObjectID: record, BrowseFlag: flag, Filter: '*', StartingIndex: '0', RequestedCount: '0', SortCriteria: '' }, ctx);
+  t.is(await code(browse('BrowseMetadata')), 701);
+  t.is(await code(browse('BrowseDirectChildren')), 701);
+  t.is(await code(cds.search({ ContainerID: record, SearchCriteria: '*', Filter: '*', StartingIndex: '0', RequestedCount: '0', SortCriteria: '' }, ctx)), 710);
+  const svc = cds.service();
+  t.is(await code(Promise.resolve().then(() => svc.actions.X_SetBookmark({ ObjectID: record, PosSecond: '5' }, ctx))), 701);
+  t.is(await c.bookmarks.get(record), undefined, 'no bookmark on the record');
+  // its containers are objects
+  const meta = Object.fromEntries(await cds.browse({ ObjectID: 'P' + record.slice(1), BrowseFlag: 'BrowseMetadata', Filter: '*', StartingIndex: '0', RequestedCount: '0', SortCriteria: '' }, ctx));
+  t.regex(didlText(meta.Result), /<container id="P/);
+  await c.close();
+});

@@ -187,13 +187,22 @@ export class ContentDirectory {
     return { result: assemble(page, root, partsOf().bookmark), page };
   }
 
+  /**
+   * An object a client may name: a playlist file's record (`l…`, layout.ts) is the catalog's own
+   * bookkeeping, never listed; its playlistContainers (`P…`, `playlists/…`) are what clients see.
+   */
+  private async object(id: string): Promise<CatalogObject | undefined> {
+    const o = await this.catalog.get(id);
+    return o && !(o.playlist && !o.container) ? o : undefined;
+  }
+
   /** Samsung X_SetBookmark: the resume position of an item, kept in the catalog (0 clears it). */
   private async setBookmark(args: Record<string, string>): Promise<Out> {
     const id = required(args, 'ObjectID');
     const pos = ui4(args, 'PosSecond');
     samsungTag(args, 'CategoryType');
     samsungTag(args, 'RID');
-    const obj = await this.catalog.get(id);
+    const obj = await this.object(id);
     if (!obj) throw new UpnpError(701, `no such object: ${id}`);
     if (obj.container) throw new UpnpError(402, `ObjectID must name an item, ${id} is a container`);
     await this.catalog.bookmarks.set(obj.refId ?? obj.id, pos);
@@ -212,7 +221,7 @@ export class ContentDirectory {
     if (flag !== 'BrowseMetadata' && flag !== 'BrowseDirectChildren') throw new UpnpError(402, `BrowseFlag must be BrowseMetadata or BrowseDirectChildren, got ${JSON.stringify(flag)}`);
     if (flag === 'BrowseMetadata') {
       const { result, page } = await this.renderIds([objectId], filter, ctx, async () => {
-        const o = await this.catalog.get(objectId);
+        const o = await this.object(objectId);
         return o ? [o] : [];
       });
       const obj = page[0];
@@ -224,7 +233,7 @@ export class ContentDirectory {
         ['UpdateID', obj.container ? (obj.updateId ?? this.catalog.systemUpdateId) : this.catalog.systemUpdateId],
       ];
     }
-    const obj = await this.catalog.get(objectId);
+    const obj = await this.object(objectId);
     if (!obj) throw new UpnpError(701, `no such object: ${objectId}`);
     if (!obj.container) throw new UpnpError(710, `not a container: ${objectId}`);
     let ids: IdList;
@@ -286,7 +295,7 @@ export class ContentDirectory {
       if (err instanceof SearchError) throw new UpnpError(708, err.message);
       throw err;
     }
-    const container = await this.catalog.get(containerId);
+    const container = await this.object(containerId);
     if (!container) throw new UpnpError(710, `no such container: ${containerId}`);
     if (!container.container) throw new UpnpError(710, `not a container: ${containerId}`);
 
