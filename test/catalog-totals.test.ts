@@ -44,3 +44,39 @@ test('totals are read once per catalog change, and are right after each change',
   await c.totals();
   t.is(store.itemReads, reads);
 });
+
+test('a whole pass over the items (art collection, an unindexed Search) leaves the counts: totals() reads nothing more', async (t) => {
+  const store = new CountingStore();
+  const c = new Catalog(store);
+  await c.open();
+  await c.apply({ upserts: [track(1), track(2), track(3)] });
+  await c.setLocation(track(3).id, { disk: track(3).location!.disk, tape: { label: 'T00001L9', tapeFile: 1, block: 0, offset: 0, size: 10, sha256: 'x', blockSize: 262144 } });
+  for await (const o of c.eachItem()) void o;
+  t.is(store.itemReads, 3);
+  t.deepEqual(await c.totals(), { items: 3, audio: 3, video: 0, image: 0, containers: (await c.totals()).containers, onTapeOnly: 0, onDiskAndTape: 1 });
+  t.true((await c.totals()).containers > 0);
+  t.is(store.itemReads, 3, 'the pass counted them');
+  // a pass left early counts nothing
+  await c.apply({ removes: [track(2).id] });
+  for await (const o of c.eachItem()) {
+    void o;
+    break;
+  }
+  t.is((await c.totals()).items, 2);
+  t.is(store.itemReads, 3 + 1 + 2);
+});
+
+test('a pass during which the catalog changed leaves no counts: totals() reads again', async (t) => {
+  const store = new CountingStore();
+  const c = new Catalog(store);
+  await c.open();
+  await c.apply({ upserts: [track(1), track(2)] });
+  let n = 0;
+  for await (const o of c.eachItem()) {
+    void o;
+    if (n++ === 0) await c.apply({ upserts: [track(3)] });
+  }
+  const reads = store.itemReads;
+  t.is((await c.totals()).items, 3);
+  t.is(store.itemReads, reads + 3);
+});

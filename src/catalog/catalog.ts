@@ -90,6 +90,19 @@ function pathRange(prefix: string, after?: string) {
   return range;
 }
 
+type ItemCounts = Omit<CatalogTotals, 'containers'>;
+
+function emptyItemCounts(): ItemCounts {
+  return { items: 0, audio: 0, video: 0, image: 0, onTapeOnly: 0, onDiskAndTape: 0 };
+}
+
+/** Adds one canonical item to the counts of totals(). */
+function countItem(t: ItemCounts, i: CatalogObject): void {
+  t.items++;
+  if (i.kind) t[i.kind]++;
+  if (i.location?.tape) i.location.disk ? t.onDiskAndTape++ : t.onTapeOnly++;
+}
+
 const childKey = (p: { containerId: string; sortKey: string; childId: string }) => C + p.containerId + SEP + p.sortKey + SEP + p.childId;
 
 function containerObject(def: ContainerDef, updateId: number): CatalogObject {
@@ -388,8 +401,20 @@ export class Catalog extends EventEmitter {
 
   /** Every canonical item, read from the store as it is iterated (nothing is kept in memory). */
   async *eachItem(): AsyncIterable<CatalogObject> {
-    for await (const [, v] of this.store.entries(prefixRange(O + 'i'))) yield JSON.parse(v) as CatalogObject;
+    const gen = this.gen;
+    const t = emptyItemCounts();
+    for await (const [, v] of this.store.entries(prefixRange(O + 'i'))) {
+      const o = JSON.parse(v) as CatalogObject;
+      countItem(t, o);
+      yield o;
+    }
+    // a whole pass over an unchanged catalog (the scan's art collection, a Search without index
+    // terms) leaves the item counts of totals(): no second read of every item for them
+    if (gen === this.gen) this.itemCounts = { gen, counts: t };
   }
+
+  /** Item counts of the last whole eachItem() pass and the generation it read. */
+  private itemCounts: { gen: number; counts: ItemCounts } | undefined;
 
   /** Every canonical item, as an array (read from the store on every call). */
   async items(): Promise<CatalogObject[]> {
@@ -476,15 +501,16 @@ export class Catalog extends EventEmitter {
   private totalsKept: { gen: number; totals: CatalogTotals } | undefined;
 
   private async countTotals(): Promise<CatalogTotals> {
-    const t = { items: 0, audio: 0, video: 0, image: 0, containers: 0, onTapeOnly: 0, onDiskAndTape: 0 };
-    for await (const k of this.store.keys({ gte: O, lt: O + 'i' })) if (k) t.containers++;
-    for await (const k of this.store.keys({ gt: O + 'i\uffff', lt: O + '\uffff' })) if (k) t.containers++;
-    for await (const i of this.eachItem()) {
-      t.items++;
-      if (i.kind) t[i.kind]++;
-      if (i.location?.tape) i.location.disk ? t.onDiskAndTape++ : t.onTapeOnly++;
+    let containers = 0;
+    for await (const k of this.store.keys({ gte: O, lt: O + 'i' })) if (k) containers++;
+    for await (const k of this.store.keys({ gt: O + 'i\uffff', lt: O + '\uffff' })) if (k) containers++;
+    let counts = this.itemCounts?.gen === this.gen ? this.itemCounts.counts : undefined;
+    if (!counts) {
+      counts = emptyItemCounts();
+      for await (const i of this.eachItem()) countItem(counts, i);
     }
-    return t;
+    const { items, audio, video, image, onTapeOnly, onDiskAndTape } = counts;
+    return { items, audio, video, image, containers, onTapeOnly, onDiskAndTape };
   }
 
   /** Changes an item's location, and nothing else, in one batch. */

@@ -196,6 +196,32 @@ export function musicIdsUnchanged(item: CatalogObject): boolean {
   return names.every((n) => foldName(n) === LEGACY_NAME_KEY(n));
 }
 
+/**
+ * Container IDs and sort keys made from names (artist, album, genre): a library repeats each name
+ * over many tracks, and a scan places every track, so each is hashed once per name, not per
+ * track. Bounded (cleared when full); the values are plain functions of the name.
+ */
+const byName = new Map<string, string>();
+const BY_NAME = 4096;
+
+function remembered(key: string, make: (key: string) => string): string {
+  let v = byName.get(key);
+  if (v === undefined) {
+    if (byName.size >= BY_NAME) byName.clear();
+    v = make(key);
+    byName.set(key, v);
+  }
+  return v;
+}
+
+/** shortHash(s, 10) of a name-derived identity (artist, album, genre containers). */
+const nameHash = (s: string) => remembered(s, hashOfName);
+const hashOfName = (s: string) => shortHash(s, 10);
+/** naturalSortKey of a name ('\u0001' keeps these keys apart from the hashes' inputs, which start with a word). */
+const nameSortKey = (s: string) => remembered('\u0001' + s, sortKeyOfName);
+const sortKeyOfName = (k: string) => naturalSortKey(k.slice(1));
+const nameContainerKey = (s: string) => '0' + nameSortKey(s);
+
 export function artistOf(item: CatalogObject): string {
   return item.meta?.albumArtist || item.meta?.artist || 'Unknown Artist';
 }
@@ -242,21 +268,21 @@ export function placements(item: CatalogObject, musicKey: NameKey = foldName): {
     ref('music/all', nameKey);
     const artistKey = musicKey(artist);
     const albumKey = musicKey(album);
-    const artistId = 'music/artists/' + shortHash('artist\u0000' + artistKey, 10);
-    const artistAlbumId = artistId + '/' + shortHash('album\u0000' + albumKey, 10);
+    const artistId = 'music/artists/' + nameHash('artist\u0000' + artistKey);
+    const artistAlbumId = artistId + '/' + nameHash('album\u0000' + albumKey);
     const art = item.art ? { art: item.art } : {};
     containers.push(
-      { id: artistId, parentId: 'music/artists', title: artist, upnpClass: 'object.container.person.musicArtist', sortKey: containerKey(artist), ...art },
-      { id: artistAlbumId, parentId: artistId, title: album, upnpClass: 'object.container.album.musicAlbum', sortKey: containerKey(album), ...art },
+      { id: artistId, parentId: 'music/artists', title: artist, upnpClass: 'object.container.person.musicArtist', sortKey: nameContainerKey(artist), ...art },
+      { id: artistAlbumId, parentId: artistId, title: album, upnpClass: 'object.container.album.musicAlbum', sortKey: nameContainerKey(album), ...art },
     );
     ref(artistAlbumId, trackKey);
-    const albumId = 'music/albums/' + shortHash('album\u0000' + artistKey + '\u0000' + albumKey, 10);
-    containers.push({ id: albumId, parentId: 'music/albums', title: album, upnpClass: 'object.container.album.musicAlbum', sortKey: containerKey(album) + '\u0000' + naturalSortKey(artist), ...art });
+    const albumId = 'music/albums/' + nameHash('album\u0000' + artistKey + '\u0000' + albumKey);
+    containers.push({ id: albumId, parentId: 'music/albums', title: album, upnpClass: 'object.container.album.musicAlbum', sortKey: nameContainerKey(album) + '\u0000' + nameSortKey(artist), ...art });
     ref(albumId, trackKey);
     if (m.genre) {
-      const genreId = 'music/genres/' + shortHash('genre\u0000' + musicKey(m.genre), 10);
-      containers.push({ id: genreId, parentId: 'music/genres', title: m.genre, upnpClass: 'object.container.genre.musicGenre', sortKey: containerKey(m.genre) });
-      ref(genreId, naturalSortKey(artist) + '\u0000' + naturalSortKey(album) + '\u0000' + trackKey);
+      const genreId = 'music/genres/' + nameHash('genre\u0000' + musicKey(m.genre));
+      containers.push({ id: genreId, parentId: 'music/genres', title: m.genre, upnpClass: 'object.container.genre.musicGenre', sortKey: nameContainerKey(m.genre) });
+      ref(genreId, nameSortKey(artist) + '\u0000' + nameSortKey(album) + '\u0000' + trackKey);
     }
   } else if (item.kind === 'video') {
     ref('video/all', nameKey);

@@ -243,6 +243,12 @@ class ScanPass {
    */
   private moved?: { gone: Map<string, number>; added: Map<string, string> };
 
+  /**
+   * The catalog held no path entry when the pass began (a first scan): no file has an entry to
+   * look up, and nothing can be gone, so there is nothing to sweep.
+   */
+  fresh = false;
+
   constructor(
     private readonly catalog: Catalog,
     private readonly opts: ScanOptions,
@@ -432,7 +438,7 @@ class ScanPass {
 
   /** Files are looked up in the scanner map in chunks (one getMany), not one await per file. */
   async files(chunk: Found[]): Promise<void> {
-    const prevs = await this.catalog.getPaths(chunk.map((f) => f.path));
+    const prevs = this.fresh ? [] : await this.catalog.getPaths(chunk.map((f) => f.path));
     for (let i = 0; i < chunk.length; i++) {
       const f = chunk[i];
       const prev = prevs[i];
@@ -665,16 +671,19 @@ export async function scan(catalog: Catalog, opts: ScanOptions): Promise<ScanPro
   // was a write per scan, and the sweep goes by the walk's listings)
   const gen = Number(await catalog.getMeta('scanGen')) || 0;
   const pass = new ScanPass(catalog, opts, gen);
+  pass.fresh = await noPathEntries(catalog);
   // each directory read in full is swept as the walk goes (deleted files; an archived item's
   // disk copy removed on purpose is not one); directories that could not be read are not
-  for (const root of roots) await pass.walk(root, unreadable, root, true);
+  for (const root of roots) await pass.walk(root, unreadable, root, !pass.fresh);
   await pass.drain();
   // what the catalog holds outside every media directory (one dropped from the configuration)
-  await pass.sweepRange('', (path) => {
-    const root = roots.find((r) => path.startsWith(below(r)));
-    if (root) return below(root) + '\uffff';
-    return unreadable.some((d) => isInside(d, path));
-  });
+  if (!pass.fresh) {
+    await pass.sweepRange('', (path) => {
+      const root = roots.find((r) => path.startsWith(below(r)));
+      if (root) return below(root) + '\uffff';
+      return unreadable.some((d) => isInside(d, path));
+    });
+  }
   await pass.playlists();
   await pass.collect(started);
   return pass.finish();
@@ -763,6 +772,12 @@ export async function scanPaths(catalog: Catalog, opts: ScanOptions & { paths: s
   await pass.moveBookmarks();
   await pass.playlists();
   return pass.finish();
+}
+
+/** Whether the scanner map is empty (a first scan: every file the walk finds is new). */
+async function noPathEntries(catalog: Catalog): Promise<boolean> {
+  for await (const path of catalog.pathNames()) if (path !== undefined) return false;
+  return true;
 }
 
 /** `dir` with one trailing separator: the prefix of the paths below it. */
