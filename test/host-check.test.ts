@@ -101,6 +101,10 @@ test('the server refuses a foreign Host on every route (status page, status.json
     t.is((await get(port, '/upnp/control/cds', host, 'POST', soapHeaders, soapBody)).status, 200, `control, Host ${host}`);
   }
   t.is((await get(port, '/media/inothere', `127.0.0.1:${port}`)).status, 404, 'media routes still answer an IP Host');
+  // an absolute-form target names the host; the Host header is then ignored (RFC 9112 §3.2.2)
+  t.is((await get(port, `http://attacker.example:${port}/status.json`, `127.0.0.1:${port}`)).status, 403, 'absolute-form target of another host');
+  t.is((await get(port, `http://attacker.example:${port}/upnp/control/cds`, `127.0.0.1:${port}`, 'POST', soapHeaders, soapBody)).status, 403, 'absolute-form control POST');
+  t.is((await get(port, `http://127.0.0.1:${port}/status.json`, 'attacker.example')).status, 200, 'absolute-form target naming an IP');
   t.true(srv.lines.some((l) => /DNS-rebinding/.test(String(l.msg)) && l.host === 'attacker.example'), 'the refusal is logged');
   child.kill('SIGTERM');
   t.is(await srv.exited(15_000), 0);

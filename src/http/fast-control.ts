@@ -10,6 +10,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { ControlHandler } from '../upnp/soap.js';
+import { requestHost } from './host-check.js';
 
 export interface FastControlOptions {
   /** Control URL path → its handler (soapRoutes returns it). */
@@ -29,7 +30,7 @@ export function fastControl(o: FastControlOptions): (req: IncomingMessage, res: 
     if (req.method !== 'POST') return false;
     const route = req.url ?? '';
     const handle = o.routes.get(route);
-    if (!handle || !o.allowed(req.socket) || (o.hostAllowed && !o.hostAllowed(req.headers.host))) return false;
+    if (!handle || !o.allowed(req.socket) || (o.hostAllowed && !o.hostAllowed(requestHost(req)))) return false;
     const t0 = Date.now();
     void handle(req)
       .then((r) => {

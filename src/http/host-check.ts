@@ -19,7 +19,21 @@
 
 import { isIPv4, isIPv6 } from 'node:net';
 import { hostname as osHostname } from 'node:os';
+import type { IncomingMessage } from 'node:http';
 import type { Middleware } from 'koa';
+
+/**
+ * The host a request names: the authority of an absolute-form target (`GET http://host/path`,
+ * RFC 9112 §3.2.2: the Host header is then ignored), else its Host header (undefined: none).
+ */
+export function requestHost(req: IncomingMessage): string | undefined {
+  const url = req.url ?? '';
+  if (url.charCodeAt(0) !== 47 /* '/' */) {
+    const m = /^[a-z][a-z0-9+.-]*:\/\/([^/?#]*)/i.exec(url);
+    if (m) return m[1];
+  }
+  return req.headers.host;
+}
 
 /** The name or address of a Host header value, lower case, without port and trailing dot; undefined when malformed. */
 export function hostOf(header: string): string | undefined {
@@ -59,7 +73,7 @@ export function hostChecker(opts: HostCheckOptions = {}): (header: string | unde
 /** Koa middleware answering 403 to a request whose Host names someone else (see hostChecker). */
 export function hostGuard(allowed: (header: string | undefined) => boolean, opts: { onDenied?(host: string, path: string): void } = {}): Middleware {
   return async (ctx, next) => {
-    const host = ctx.req.headers.host;
+    const host = requestHost(ctx.req);
     if (!allowed(host)) {
       opts.onDenied?.(host ?? '', ctx.path);
       ctx.status = 403;
