@@ -294,6 +294,23 @@ export class Catalog extends EventEmitter {
     return this.wordPostingsUnder(X + field + '/=', false);
   }
 
+  /**
+   * Every canonical item's dc:title posting record (ID → record, see words.ts): what a Search
+   * whose criteria read only a record (class terms, @id) tests instead of reading every item.
+   * One range read of the exact title postings, no object decoded. Only when it is known to be
+   * every item: the item count of the current generation is known (a whole eachItem() pass at
+   * it, e.g. the scan's art collection) and the items posted are that many; else undefined
+   * (the caller reads every item, which makes the count known for the next time).
+   */
+  async itemRecords(): Promise<Map<string, string> | undefined> {
+    const gen = this.gen;
+    const known = this.itemCounts?.gen === gen ? this.itemCounts.counts.items : undefined;
+    if (known === undefined) return undefined;
+    const out = new Map<string, string>();
+    for (const [id, rec] of await this.valuedCandidates('t')) if (id.charCodeAt(0) === 105 /* i */) out.set(id, rec);
+    return gen === this.gen && out.size === known ? out : undefined;
+  }
+
   /** Candidates for a text property of `field` equal (case-insensitively) to `value` (ID → posting record). */
   async valueCandidates(field: WordField, value: string): Promise<Map<string, string>> {
     const out = await this.wordPostings(field, exactWord(value));

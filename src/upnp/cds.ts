@@ -388,10 +388,13 @@ export class ContentDirectory {
 
     // The word index narrows most text criteria to a few candidates; otherwise every
     // object is read from the store (one pass, nothing kept).
-    const candidates = await searchCandidates(this.catalog, expr);
+    const onRecords = !inSubtree && readsOnlyRecord(expr) && sortsOnRecord(keys);
+    // criteria the index does not narrow but that read only a record (class terms: "every
+    // audio item"): every item's record answers when it is known to hold every item
+    const candidates = (await searchCandidates(this.catalog, expr)) ?? (onRecords && !wantContainers ? await this.catalog.itemRecords() : undefined);
     let stubs: Set<CatalogObject> | undefined;
     if (candidates) {
-      const fromRecords = !inSubtree && readsOnlyRecord(expr) && sortsOnRecord(keys);
+      const fromRecords = onRecords;
       if (fromRecords) stubs = new Set();
       const ids: string[] = [];
       for (const [id, rec] of candidates) {
