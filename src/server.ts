@@ -23,7 +23,7 @@ import { isPlaylistPath } from './scanner/playlist.js';
 import { mediaTypeOf } from './media/mediatypes.js';
 import { ownPaths } from './util/own-paths.js';
 import { httpErrorFields, httpErrorLevel } from './http/error-log.js';
-import { contentFeatures, transferModeFor } from './media/dlna.js';
+import { contentFeatures, secMediaInfo, transferModeFor } from './media/dlna.js';
 import { setFileBufferBudget } from './http/file-body.js';
 import { diskSource, mediaRoutes, type MediaSource, type StreamEvent, type StreamStart } from './http/delivery.js';
 import { allowSubnets, socketAcl } from './http/acl.js';
@@ -646,6 +646,8 @@ export class TapedeckServer {
         const obj = await this.catalog.get(id);
         return obj ? preferredCaption(captionsOf(requestBaseUrl(ctx), obj))?.url : undefined;
       },
+      // asked for by the header itself (Samsung TVs and players; no one else sends it)
+      mediaInfo: async (id) => secMediaInfo((await this.catalog.get(id))?.res?.duration),
     });
     artRoutes(router, this.catalog, artStore(cfg.dataDir));
     subtitleRoutes(router, this.catalog, this.subtitles());

@@ -104,6 +104,11 @@ export interface MediaRouteOptions {
    * `CaptionInfo.sec`, or undefined (no subtitle, or the client's profile does not ask for it).
    */
   captionInfo?(id: string, ctx: Context): Promise<string | undefined>;
+  /**
+   * Samsung's `getMediaInfo.sec: 1` on a GET or HEAD: the value of `MediaInfo.sec`
+   * (`SEC_Duration=<ms>;`, the duration its players show and seek by), or undefined (unknown).
+   */
+  mediaInfo?(id: string, ctx: Context): Promise<string | undefined>;
   /** Content-Type for this request (a client profile's MIME override), given the item's MIME type. */
   mimeFor?(mime: string, ctx: Context): string;
   /** Which IDs the route takes (default isValidMediaId; the art route also takes container IDs with `/`). */
@@ -291,6 +296,10 @@ async function serve(ctx: Context, resolve: Resolver, opts: MediaRouteOptions): 
   if (opts.captionInfo && ctx.headers['getcaptioninfo.sec']?.toString().trim() === '1') {
     const url = await opts.captionInfo(id, ctx);
     if (url) ctx.set('CaptionInfo.sec', url);
+  }
+  if (opts.mediaInfo && ctx.headers['getmediainfo.sec']?.toString().trim() === '1') {
+    const info = await opts.mediaInfo(id, ctx);
+    if (info) ctx.set('MediaInfo.sec', info);
   }
 
   const pre = evaluatePreconditions(ctx.headers, etag, lastModSec, nowSec);

@@ -237,3 +237,12 @@ function videoProfile(res: Resource): string | undefined {
   }
   return undefined;
 }
+
+/**
+ * Samsung's `MediaInfo.sec` answer to `getMediaInfo.sec: 1`: `SEC_Duration=<ms>;` (as MiniDLNA,
+ * Serviio and PS3 Media Server send it; its players show and seek by it), undefined when the
+ * duration is unknown.
+ */
+export function secMediaInfo(durationS: number | undefined): string | undefined {
+  return durationS !== undefined && Number.isFinite(durationS) && durationS > 0 ? `SEC_Duration=${Math.round(durationS * 1000)};` : undefined;
+}
