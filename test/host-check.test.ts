@@ -3,14 +3,13 @@
 // name, <hostname>.local, allowed_hosts and no Host at all pass. The server runs on loopback with
 // SSDP off.
 import test from 'ava';
-import { spawn } from 'node:child_process';
 import http from 'node:http';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hostChecker, hostOf } from '../src/http/host-check.js';
 import { loadConfig, ConfigError } from '../src/config.js';
-import { jsonLines, REPO_ROOT } from './helpers/lab.js';
+import { serveMedia } from './helpers/serve.js';
 
 test('hostOf: the name or address of a Host value, without port, brackets, zone or trailing dot', (t) => {
   t.is(hostOf('192.168.1.5:8210'), '192.168.1.5');
@@ -64,21 +63,10 @@ function get(port: number, path: string, host: string | undefined, method = 'GET
 
 test('the server refuses a foreign Host on every route (status page, status.json, metrics, description, media, control) and serves its own names', async (t) => {
   t.timeout(90_000);
-  const dir = await mkdtemp(join(tmpdir(), 'tapedeck-hostcheck-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  await writeFile(join(dir, 'empty.conf'), '');
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', 'src/cli.ts', 'serve', '--config', join(dir, 'empty.conf'), '--data', join(dir, 'data'), '--interface', 'lo', '--port', '0', '--no-ssdp', '--tape-backend', 'none', '--rescan-interval', '0', '--no-watch', '--allow-host', 'nas.example'],
-    { cwd: REPO_ROOT, stdio: 'pipe' },
-  );
-  const srv = jsonLines<Record<string, any>>(child);
-  t.teardown(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
-  const url = new URL((await srv.waitFor((l) => Array.isArray(l.urls), 60_000, 'serving line')).urls[0] as string);
-  const port = Number(url.port);
-  await srv.waitFor((l) => l.scan?.done === true, 60_000, 'first scan');
+  const m = await mkdtemp(join(tmpdir(), 'tapedeck-hostcheck-'));
+  t.teardown(() => rm(m, { recursive: true, force: true }));
+  const { base, srv } = await serveMedia(t, m, ['--allow-host', 'nas.example']);
+  const port = Number(new URL(base).port);
   const soapBody = '<?xml version="1.0"?><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><u:GetSystemUpdateID xmlns:u="urn:schemas-upnp-org:service:ContentDirectory:1"/></s:Body></s:Envelope>';
   const soapHeaders = { 'Content-Type': 'text/xml; charset="utf-8"', SOAPACTION: '"urn:schemas-upnp-org:service:ContentDirectory:1#GetSystemUpdateID"' };
   const routes: [string, string, Record<string, string>?, string?][] = [
@@ -106,6 +94,4 @@ test('the server refuses a foreign Host on every route (status page, status.json
   t.is((await get(port, `http://attacker.example:${port}/upnp/control/cds`, `127.0.0.1:${port}`, 'POST', soapHeaders, soapBody)).status, 403, 'absolute-form control POST');
   t.is((await get(port, `http://127.0.0.1:${port}/status.json`, 'attacker.example')).status, 200, 'absolute-form target naming an IP');
   t.true(srv.lines.some((l) => /DNS-rebinding/.test(String(l.msg)) && l.host === 'attacker.example'), 'the refusal is logged');
-  child.kill('SIGTERM');
-  t.is(await srv.exited(15_000), 0);
 });
