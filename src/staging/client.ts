@@ -501,8 +501,13 @@ export class StagerClient extends EventEmitter implements SourceHost {
           throw new Error(`the staging worker exited during startup (${e.signal ?? `code ${e.code}`})`);
         }),
       ]);
-      this.log.info({ workerPid: hello.pid, sandbox: { permission: cmd.sandbox.permission, netns: cmd.sandbox.netns } }, `staging worker ${hello.pid} ready`);
-      this.setConnection(conn);
+      // a stop() that began while the worker said hello has already sent it SIGTERM: the worker
+      // is not taken into use (nothing may start once the server is stopping)
+      if (this.stopped) conn.destroy();
+      else {
+        this.log.info({ workerPid: hello.pid, sandbox: { permission: cmd.sandbox.permission, netns: cmd.sandbox.netns } }, `staging worker ${hello.pid} ready`);
+        this.setConnection(conn);
+      }
     } catch (err) {
       this.log.error({ err: (err as Error).message }, 'staging worker handshake failed');
       conn.destroy();
@@ -548,6 +553,11 @@ export class StagerClient extends EventEmitter implements SourceHost {
         const conn = new Connection(sock);
         const closed = new Promise<string>((resolve) => conn.once('close', resolve));
         const hello = await conn.handshake(10_000);
+        if (this.stopped) {
+          // stop() came during the handshake: it found no connection to close and waits for this loop
+          conn.destroy();
+          break;
+        }
         if (hello.cacheDir !== this.cacheDir) {
           this.log.warn({ stager: hello.cacheDir, server: this.cacheDir }, 'the stager uses another cache directory than this server: tape items cannot be served');
         }
