@@ -186,3 +186,27 @@ test('a control request with a malformed percent-escape in its path is the calle
   t.is((await get('/v1/nope')).status, 404);
   t.deepEqual(logged.map((l) => l.level), ['info', 'info', 'info', 'info'], 'refused requests are not warnings');
 });
+
+test('a command goes to the server that answers at the control socket without opening the catalog, even when LevelDB lock is free (the server reopening it)', async (t) => {
+  // a server closes and opens its catalog after scans (LevelStore.reopen): a command that opened
+  // the catalog in that moment took it away from the server (and found the tape library busy: exit 3)
+  const data = await mkdtemp(join(tmpdir(), 'tapedeck-answering-'));
+  t.teardown(() => rm(data, { recursive: true, force: true }));
+  const { openBackend } = await import('../src/archive/cli.js');
+  const { answeringServer } = await import('../src/control/client.js');
+  const { loadConfig } = await import('../src/config.js');
+  const cfg = loadConfig({ env: {}, flags: { data, tapeTimeScale: '0' }, checkMediaDirs: false });
+  const socketPath = join(data, 'control.sock');
+  // a stale socket file (a killed server) answers nothing: the command opens the catalog itself
+  await writeFile(socketPath, '');
+  t.is(await answeringServer(socketPath), undefined);
+  const direct = await openBackend(cfg, { libraryOptional: true });
+  t.is(direct.mode, 'direct');
+  await direct.close();
+  await rm(socketPath);
+  const ctl = await startControlServer({ socketPath });
+  t.teardown(() => ctl.close());
+  const b = await openBackend(cfg, { libraryOptional: true });
+  t.teardown(() => b.close());
+  t.is(b.mode, 'server');
+});

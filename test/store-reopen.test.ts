@@ -171,3 +171,37 @@ test('reopen also happens under requests that overlap all the time (new calls wa
   await Promise.all(chains);
   t.true(calls > after, 'the reads went on after the reopen');
 });
+
+test('another opener that takes the lock while reopen has the database closed only delays it: the reopen waits for the lock, calls meanwhile wait, nothing fails', async (t) => {
+  // A CLI command opening the catalog at the moment the server's reopen had it closed got
+  // LevelDB's lock; the server's open then failed ("catalog could not be opened again") and the
+  // CLI, holding the catalog, found the tape library busy (exit 3; staging-faults under load).
+  const root = await mkdtemp(join(tmpdir(), 'tapedeck-reopen-lock-'));
+  t.teardown(() => rm(root, { recursive: true, force: true }));
+  const dir = join(root, 'db');
+  const store = new LevelStore(dir);
+  await store.open();
+  t.teardown(() => store.close());
+  await store.batch([{ type: 'put', key: 'a', value: '1' }]);
+  // the other opener (LevelDB locks per process and file: a second handle here is refused as
+  // another process is) opens in the gap between the reopen's close and its open, for 300 ms
+  const db = (store as unknown as { db: { close(): Promise<void> } }).db;
+  const close = db.close.bind(db);
+  let other: LevelStore | undefined;
+  let released!: Promise<void>;
+  db.close = async () => {
+    await close();
+    other = new LevelStore(dir);
+    await other.open();
+    released = new Promise((r) => setTimeout(r, 300)).then(() => other!.close());
+  };
+  const reopened = store.reopen();
+  await new Promise((r) => setTimeout(r, 50));
+  const during = store.get('a'); // waits for the reopen, then reads
+  t.true(await reopened);
+  await released;
+  t.truthy(other, 'the other opener had the lock');
+  t.is(await during, '1');
+  await store.batch([{ type: 'put', key: 'b', value: '2' }]);
+  t.is(await store.get('b'), '2');
+});

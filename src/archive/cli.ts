@@ -31,7 +31,7 @@ import { createLogger } from '../log.js';
 import { callerDir, RELATIVE_PATHS_HELP } from '../util/paths.js';
 import { formatBytes } from '../util/units.js';
 import type { TapeLibrary } from '../tape/types.js';
-import { ControlClient } from '../control/client.js';
+import { answeringServer, ControlClient } from '../control/client.js';
 import { SOCKET_NAME } from '../control/protocol.js';
 import { catalogHint } from '../control/registry.js';
 import { ArchiveError, EXIT_CODES, exitCodeOf, messageOf } from './errors.js';
@@ -180,6 +180,10 @@ export interface BackendOptions {
 export async function openBackend(cfg: Config, opts: BackendOptions = {}): Promise<Backend> {
   if (opts.readOnly) await existingDataDir(cfg.dataDir);
   else await makeDataDir(cfg.dataDir);
+  // a server that answers holds the catalog: to it first (opening the catalog while it reopens
+  // it would take the catalog away from it)
+  const server = await answeringServer(join(cfg.dataDir, SOCKET_NAME));
+  if (server) return new ServerBackend(server);
   const catalog = new Catalog(new LevelStore(join(cfg.dataDir, 'catalog'), { cacheBytes: cfg.catalogCache }));
   try {
     await catalog.open();

@@ -253,13 +253,32 @@ export class LevelStore implements KVStore {
       if (this.busy > 0) await this.quiet(deadline);
       if (this.busy > 0) return false;
       await this.db.close();
-      await this.open();
+      await this.openAgain();
       return true;
     } finally {
       this.paused = undefined;
       done();
     }
   }
+  /**
+   * Opens the database after reopen() closed it. LevelDB's lock is free while it is closed: another
+   * process that opened the catalog just then (a CLI command that found no server answering) holds
+   * it for a moment, so a lock error is tried again, every 50-500 ms for up to `LOCK_RETRY_MS`,
+   * before it is thrown (calls keep waiting meanwhile: none meets a closed database).
+   */
+  private async openAgain(): Promise<void> {
+    const deadline = Date.now() + LevelStore.LOCK_RETRY_MS;
+    for (let delay = 50; ; delay = Math.min(500, delay * 2)) {
+      try {
+        return await this.open();
+      } catch (err) {
+        if (!/lock/i.test((err as Error).message) || Date.now() + delay > deadline) throw err;
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
+    }
+  }
+  /** How long a reopen waits for another process to give LevelDB's lock back (openAgain). */
+  static LOCK_RETRY_MS = 30_000;
   /** Resolves when no call is in flight, or at `deadline`. */
   private async quiet(deadline: number): Promise<void> {
     while (this.busy > 0) {

@@ -7,7 +7,7 @@ import { makeDataDir } from '../util/data-dir.js';
 import { existsSync } from 'node:fs';
 import type { Config, FlagValues } from '../config.js';
 import type { ScanOptions, ScanProgress } from '../scanner/scanner.js';
-import { ControlClient } from '../control/client.js';
+import { answeringServer, ControlClient } from '../control/client.js';
 import { SOCKET_NAME } from '../control/protocol.js';
 import { EXIT_CODES, exitCodeOf, messageOf } from '../archive/errors.js';
 import { createLogger } from '../log.js';
@@ -33,6 +33,8 @@ async function scanCommand(flags: FlagValues & { json?: boolean }): Promise<void
   // stdout is the result (and --json must be one JSON document): logs go to stderr
   const log = createLogger(cfg.logLevel === 'info' ? 'warn' : cfg.logLevel, 'tapedeck', { toStderr: true });
   await makeDataDir(cfg.dataDir);
+  // a server that answers holds the catalog (opening it while the server reopens it would take it away): it scans
+  if (await answeringServer(join(cfg.dataDir, SOCKET_NAME))) return scanInServer(cfg, flags, 'a running server holds it');
   const catalog = new Catalog(new LevelStore(join(cfg.dataDir, 'catalog'), { cacheBytes: cfg.catalogCache }));
   try {
     await catalog.open();

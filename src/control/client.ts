@@ -1,5 +1,6 @@
 // Control socket client (used by the CLI when a server holds the catalog).
 
+import { existsSync } from 'node:fs';
 import { request } from 'node:http';
 import type { ArchiveErrorCode } from '../archive/errors.js';
 import { ArchiveError, EXIT_CODES } from '../archive/errors.js';
@@ -173,6 +174,23 @@ export class ControlClient {
       });
       req.end();
     });
+  }
+}
+
+/**
+ * The client of the server answering at `socketPath`, or undefined when none does (no socket,
+ * a stale one left by a killed server, or no answer). A CLI command asks this before it opens
+ * the catalog itself: a running server holds LevelDB's lock, except for the moment it closes and
+ * opens the catalog again (LevelStore.reopen), when a command that opened it would take it away.
+ */
+export async function answeringServer(socketPath: string): Promise<ControlClient | undefined> {
+  if (!existsSync(socketPath)) return undefined;
+  const client = new ControlClient(socketPath);
+  try {
+    await client.ping();
+    return client;
+  } catch {
+    return undefined;
   }
 }
 
