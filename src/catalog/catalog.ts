@@ -625,6 +625,18 @@ export class Catalog extends EventEmitter {
     };
 
     const diff = (oldP: Placement[], newP: Placement[]) => {
+      if (!oldP.length) {
+        // a new object (every object of a first scan): its placements' keys are all added
+        const seen = new Set<string>();
+        for (const p of newP) {
+          const k = childKey(p);
+          if (seen.has(k)) continue;
+          seen.add(k);
+          ops.push({ type: 'put', key: k, value: '' });
+          bump(p.containerId, +1);
+        }
+        return;
+      }
       const oldKeys = new Map(oldP.map((p) => [childKey(p), p]));
       const newKeys = new Map(newP.map((p) => [childKey(p), p]));
       for (const [k, p] of oldKeys) {

@@ -323,7 +323,8 @@ export class LevelStore implements KVStore {
   }
   async batch(ops: BatchOp[]): Promise<void> {
     if (ops.length === 0) return;
-    await this.track(() => this.db.batch(ops.map((op) => (op.type === 'put' ? { type: 'put', key: op.key, value: toLevel(op.value) } : op))));
+    // an op is copied only when its value changes (abstract-level copies every op anyway)
+    await this.track(() => this.db.batch(ops.map((op) => (op.type === 'put' && (op.value === '' || op.value.charCodeAt(0) === 0) ? { type: 'put', key: op.key, value: toLevel(op.value) } : op))));
   }
   async *entries(r: KeyRange): AsyncIterable<[string, string]> {
     while (this.paused) await this.paused;

@@ -114,12 +114,28 @@ export function objectWords(obj: CatalogObject | undefined): Map<WordField, Set<
   const out = new Map<WordField, Set<string>>();
   if (!obj) return out;
   for (const f of WORD_FIELDS) {
-    const s = new Set<string>();
-    const texts = fieldTexts(obj, f).filter((t): t is string => !!t);
-    for (const t of texts) for (const w of words(t)) s.add(w);
-    const posted = s.size > MAX_WORDS || [...s].some((w) => w.length > MAX_WORD) ? new Set([OVERFLOW]) : s;
-    for (const t of texts) posted.add(exactWord(t));
-    if (posted.size) out.set(f, posted);
+    // each text folded once, for its words and for its exact value (exactWord); the scan posts
+    // every new object: no intermediate sets or arrays per text
+    let s: Set<string> | undefined;
+    let long = false;
+    let exact: string[] | undefined;
+    for (const t of fieldTexts(obj, f)) {
+      if (!t) continue;
+      const v = foldText(t);
+      const m = v.match(WORD_RE);
+      if (m) {
+        s ??= new Set<string>();
+        for (const w of m) {
+          s.add(w);
+          if (w.length > MAX_WORD) long = true;
+        }
+      }
+      (exact ??= []).push(v.length > MAX_VALUE ? OVERFLOW_VALUE : '=' + v);
+    }
+    if (!exact) continue;
+    const posted = !s ? new Set<string>() : s.size > MAX_WORDS || long ? new Set([OVERFLOW]) : s;
+    for (const e of exact) posted.add(e);
+    out.set(f, posted);
   }
   return out;
 }
@@ -350,9 +366,9 @@ export function wordOps(id: string, old: CatalogObject | undefined, next: Catalo
         if (counted && (!kept || recount)) for (const ck of nCounts) vocab.countDelta(w, ck, +1);
         if (kept && (f !== 't' || (!rewrite && nk === postingKey(f, w, id, oSeg)))) continue;
         ops.push({ type: 'put', key: nk, value: f === 't' ? rec! : '' });
-        if (kept || w === OVERFLOW || w.charCodeAt(0) === 61 /* = */) continue;
+        if (kept || w === OVERFLOW || w.charCodeAt(0) === 61 /* = */ || vocab.has(f, w)) continue;
         const vk = vocabKey(f, w);
-        if (!vocab.has(f, w) && !added.has(vk)) {
+        if (!added.has(vk)) {
           added.add(vk);
           ops.push({ type: 'put', key: vk, value: '' });
         }
