@@ -277,10 +277,14 @@ interface ServerDetails extends WorkloadDetails {
   memoryAfterScan?: Memory;
   browse?: {
     random: LoadSummary & { startRange: [number, number] };
-    first1k: LoadSummary & { startRange: [number, number] };
-    last1k: LoadSummary & { startRange: [number, number] };
-    /** p50 of the last-1k bucket over p50 of the first-1k bucket. */
+    first1k: LoadSummary & { cpuMsPerRequest: number; startRange: [number, number] };
+    last1k: LoadSummary & { cpuMsPerRequest: number; startRange: [number, number] };
+    /** p50 of the last-1k bucket over p50 of the first-1k bucket (every slice of each pooled). */
     offsetSlowdownP50: number;
+    /** The server's CPU per request of the last-1k bucket over the first-1k bucket's. */
+    offsetSlowdownCpu: number;
+    /** The p50 ratio of each interleaved slice pair (its spread is the measurement's noise). */
+    offsetSlowdownP50Slices: number[];
   };
   search?: Record<string, LoadSummary & { criteria: string; expectedMatches: number }>;
   memory?: Memory;
@@ -424,6 +428,9 @@ async function verifyLibrary(ctx: Context, servers: RunningServer[], lib: Librar
   for (const s of servers) await browseUntil(ctx, s, 1, lib.count);
 }
 
+/** Interleaved slices of each StartingIndex bucket (first / last 1k) in the offset measurement. */
+const BUCKET_SLICES = 10;
+
 async function browsePhase(ctx: Context, servers: RunningServer[], lib: Library): Promise<void> {
   const { o, client } = ctx;
   const total = lib.count;
@@ -442,22 +449,46 @@ async function browsePhase(ctx: Context, servers: RunningServer[], lib: Library)
   }
   const first: [number, number] = [0, Math.min(999, maxStart)];
   const last: [number, number] = [Math.max(0, maxStart - 999), maxStart];
-  const buckets = new Map<ServerName, { first?: LoadRun; last?: LoadRun }>(servers.map((s) => [s.name, {}]));
-  for (const [i, [key, range]] of ([['first', first], ['last', last]] as const).entries()) {
-    log(`browse bucket ${key} 1k (StartingIndex ${range[0]}..${range[1]}): ${o.bucketRequests} requests each`);
-    const res = await alternate(servers, i, (s) => soapLoad(client!, s, browseJob(s, o, 2000 + i, range[0], range[1], total), o.bucketRequests));
-    for (const [n, run] of res) buckets.get(n)![key] = run;
+  // The two buckets are measured interleaved, in BUCKET_SLICES slices each that alternate which
+  // goes first, after a warm-up slice of each: one bucket run after the other (as before) let a
+  // drift of the machine's load, a background compaction or a cache filling up land on one
+  // bucket only (1.70 at 20k in a quiet full run where an A/B right after gave 1.07).
+  const slice = Math.max(1, Math.ceil(o.bucketRequests / BUCKET_SLICES));
+  const ranges = { first, last } as const;
+  const buckets = new Map<ServerName, Record<'first' | 'last', { runs: LoadRun[]; cpuS: number }>>(servers.map((s) => [s.name, { first: { runs: [], cpuS: 0 }, last: { runs: [], cpuS: 0 } }]));
+  log(`browse buckets first/last 1k (StartingIndex ${first[0]}..${first[1]} / ${last[0]}..${last[1]}): warm-up ${slice}, then ${BUCKET_SLICES} interleaved slices of ${slice} requests each`);
+  for (const s of servers) for (const key of ['first', 'last'] as const) await soapLoad(client!, s, browseJob(s, o, 1900 + (key === 'first' ? 0 : 1), ranges[key][0], ranges[key][1], total), slice);
+  for (let k = 0; k < BUCKET_SLICES; k++) {
+    const order = k % 2 === 0 ? (['first', 'last'] as const) : (['last', 'first'] as const);
+    await alternate(servers, k, async (s) => {
+      for (const key of order) {
+        const c0 = s.cpu();
+        const run = await soapLoad(client!, s, browseJob(s, o, 2000 + 2 * k + (key === 'first' ? 0 : 1), ranges[key][0], ranges[key][1], total), slice);
+        const b = buckets.get(s.name)![key];
+        b.runs.push(run);
+        b.cpuS += s.cpu() - c0;
+      }
+    });
   }
   for (const s of servers) {
     const b = buckets.get(s.name)!;
-    const f = { ...loadSummary(b.first!), startRange: first };
-    const l = { ...loadSummary(b.last!), startRange: last };
+    const sum = (key: 'first' | 'last') => {
+      const run = mergeRuns(b[key].runs);
+      return { ...loadSummary(run), cpuMsPerRequest: round((b[key].cpuS * 1000) / run.requests, 3), startRange: ranges[key] };
+    };
+    const f = sum('first');
+    const l = sum('last');
+    // the p50 of each slice pair: how much the ratio moves between slices (noise)
+    const pairs = b.first.runs.map((fr, k) => summarize(b.last.runs[k].latenciesMs.filter(Number.isFinite)).p50Ms / summarize(fr.latenciesMs.filter(Number.isFinite)).p50Ms);
     ctx.details[s.name].browse = {
       random: { ...loadSummary(mergeRuns(random.get(s.name)!)), startRange: [0, maxStart] },
       first1k: f,
       last1k: l,
       offsetSlowdownP50: round(l.latency.p50Ms / f.latency.p50Ms, 2),
+      offsetSlowdownCpu: round(l.cpuMsPerRequest / f.cpuMsPerRequest, 2),
+      offsetSlowdownP50Slices: pairs.map((x) => round(x, 2)),
     };
+    log(`  ${s.name}: offset slowdown p50 ${ctx.details[s.name].browse!.offsetSlowdownP50} (slices ${pairs.map((x) => round(x, 2)).join(' ')}), CPU ${f.cpuMsPerRequest} -> ${l.cpuMsPerRequest} ms/request`);
   }
 }
 
