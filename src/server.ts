@@ -3,6 +3,8 @@
 // stopped. Shutdown is ordered: byebye, then HTTP, then the catalog.
 
 import { releaseMemory } from './util/release-memory.js';
+import { IdleTrim } from './util/idle-trim.js';
+import { getHeapStatistics } from 'node:v8';
 import { existsSync } from 'node:fs';
 import { makeDataDir } from './util/data-dir.js';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -13,7 +15,7 @@ import Koa from 'koa';
 import { Router } from '@koa/router';
 import { Catalog, type ChangeEvent } from './catalog/catalog.js';
 import { LevelStore } from './catalog/store.js';
-import { MappedTablesWatch } from './catalog/mapped-watch.js';
+import { MappedTablesWatch, rssFileBytes } from './catalog/mapped-watch.js';
 import { ConfigError, type Config } from './config.js';
 import type { Logger } from './log.js';
 import { scan, scanDeferredArt, scanPaths, type ScanOptions, type ScanProgress } from './scanner/scanner.js';
@@ -37,6 +39,10 @@ import type { ContentStore } from './util/content-store.js';
 import { serverHeader } from './upnp/server-header.js';
 
 const SERVER_HEADER = serverHeader();
+/** Quiet time after the last request before memory is given back (src/util/idle-trim.ts). */
+const IDLE_TRIM_MS = 5000;
+/** Growth of the V8 heap or of the mapped catalog pages that makes a trim worth it. */
+const IDLE_TRIM_GROWTH = 4 * 1024 ** 2;
 import { artStore } from './art/dlna.js';
 import { TapeTier, type ServerHooks } from './tier.js';
 import { collectStatus, statusRoutes } from './http/status.js';
@@ -249,6 +255,19 @@ export class TapedeckServer {
       });
       this.mappedWatch.start();
     }
+    // memory back once a burst of requests is over (a full collection; the catalog reopened when
+    // requests mapped its tables): src/util/idle-trim.ts
+    this.idleTrim = new IdleTrim({
+      idleMs: IDLE_TRIM_MS,
+      growthBytes: IDLE_TRIM_GROWTH,
+      heapBytes: () => getHeapStatistics().total_heap_size,
+      fileBytes: rssFileBytes,
+      // the second collection compacts the old generation's pages the first left fragmented
+      collect: () => void (releaseMemory() && releaseMemory()),
+      reopen: () => this.reopenCatalog('idle', 2000),
+      busy: () => this.status.scanning || this.makingFrames,
+    });
+    this.idleTrim.start();
     if (cfg.rescanInterval > 0 && this.mediaDirs.length) {
       // incremental: unchanged files cost one stat each (20,000 files: under a second)
       this.rescanTimer = setInterval(() => void this.rescan(), cfg.rescanInterval * 1000);
@@ -394,10 +413,13 @@ export class TapedeckServer {
     try {
       const done = await store.reopen(waitMs);
       // the watch's own reopens (every 16 MB of table pages a load touched) are not news
-      const level = after === 'catalog_mapped' ? 'debug' : 'info';
+      const level = after === 'catalog_mapped' || after === 'idle' ? 'debug' : 'info';
       if (done) this.log[level]({ catalog: { reopenMs: Date.now() - started, after } }, `catalog reopened after the ${after} in ${Date.now() - started} ms`);
       else this.log.debug({ catalog: { after } }, 'catalog not reopened: never idle');
-      if (done) this.mappedWatch?.rebase();
+      if (done) {
+        this.mappedWatch?.rebase();
+        this.idleTrim?.rebase();
+      }
     } catch (err) {
       if (!this.stopped) this.log.error({ err: (err as Error).message }, 'catalog could not be opened again');
     }
@@ -405,6 +427,8 @@ export class TapedeckServer {
 
   /** Reopens the catalog when the table pages requests touched grew past catalog_mapped. */
   private mappedWatch?: MappedTablesWatch;
+  /** Collects garbage (and reopens the catalog) once requests stopped for a while. */
+  private idleTrim?: IdleTrim;
 
   /** Whether the video frames a scan left are being made (one run at a time). */
   private makingFrames = false;
@@ -668,6 +692,7 @@ export class TapedeckServer {
     const koa = app.callback();
     const fast = this.fastControl;
     const handler = (req: IncomingMessage, res: ServerResponse): void => {
+      this.idleTrim?.touch();
       if (!fast?.(req, res)) void koa(req, res);
     };
     const addrs = [...new Set(['127.0.0.1', ...this.interfaces.map((i) => i.address)])];
@@ -709,6 +734,7 @@ export class TapedeckServer {
     // 3. Stop the watch, a running scan and the tape tier (jobs stop at a safe point), then close the catalog.
     if (this.rescanTimer) clearInterval(this.rescanTimer);
     await this.mappedWatch?.stop();
+    await this.idleTrim?.stop();
     const watchClosed = this.watcher?.close(); // stops at once; waits for a partial scan, aborted below
     await this.control?.close().catch(() => undefined);
     this.abort.abort();

@@ -1,0 +1,88 @@
+// Memory given back once requests stopped (issue 11 item 2): a full collection when the V8 heap
+// grew, a catalog reopen when the file-backed pages (LevelDB's mapped tables) grew, only after
+// `idleMs` without a request, never during a scan, and not again until the process grew again.
+// The clock is injected: nothing here depends on timing.
+import test from 'ava';
+import { IdleTrim } from '../src/util/idle-trim.js';
+
+const MB = 1024 ** 2;
+
+function fake() {
+  const state = { now: 1_000_000, heap: 40 * MB, file: 50 * MB, busy: false, collections: 0, reopens: 0 };
+  const trim = new IdleTrim({
+    idleMs: 5000,
+    growthBytes: 4 * MB,
+    heapBytes: () => state.heap,
+    fileBytes: () => state.file,
+    collect: () => {
+      state.collections++;
+      state.heap = 25 * MB; // what a full collection leaves
+    },
+    reopen: async () => {
+      state.reopens++;
+      state.file = 42 * MB; // the tables' pages left with the reopen
+    },
+    busy: () => state.busy,
+    now: () => state.now,
+  });
+  return { trim, state };
+}
+
+test('collects once the requests stopped for idleMs, not before, and not again until the heap grew again', async (t) => {
+  const { trim, state } = fake();
+  trim.touch();
+  state.now += 4999;
+  t.false(await trim.check());
+  t.is(state.collections, 0);
+  state.now += 1;
+  t.true(await trim.check()); // the first quiet moment collects (start-up leaves the heap grown)
+  t.is(state.collections, 1);
+  t.is(state.reopens, 0); // the file-backed pages did not grow
+  // quiet on: nothing grew, nothing to do (a request now and then costs no collection)
+  state.now += 60_000;
+  t.false(await trim.check());
+  trim.touch();
+  state.heap += 3 * MB;
+  state.now += 6000;
+  t.false(await trim.check());
+  // a burst: the heap grew past the threshold; a request 1 s ago holds the trim back
+  state.heap += 2 * MB;
+  state.now += 1000;
+  trim.touch();
+  state.now += 1000;
+  t.false(await trim.check());
+  state.now += 4000;
+  t.true(await trim.check());
+  t.is(state.collections, 2);
+  t.deepEqual(trim.counts, { collections: 2, reopens: 0 });
+});
+
+test('reopens the catalog when requests mapped its tables; never while a scan runs', async (t) => {
+  const { trim, state } = fake();
+  state.now += 6000;
+  t.true(await trim.check());
+  t.is(state.reopens, 0);
+  trim.touch();
+  state.file += 8 * MB; // table pages a Browse load touched
+  state.busy = true;
+  state.now += 10_000;
+  t.false(await trim.check());
+  state.busy = false;
+  t.true(await trim.check());
+  t.is(state.reopens, 1);
+  t.is(state.collections, 1); // the heap did not grow: no second collection
+  t.is(state.file, 42 * MB);
+});
+
+test('a reopen made elsewhere (after a scan) is the new base', async (t) => {
+  const { trim, state } = fake();
+  state.now += 6000;
+  await trim.check(); // base taken while a scan's table pages were still mapped
+  state.file = 30 * MB; // the scan's reopen unmapped them
+  trim.rebase();
+  state.file += 8 * MB; // a load maps 8 MB again: grown against the new base
+  trim.touch();
+  state.now += 6000;
+  t.true(await trim.check());
+  t.is(state.reopens, 1);
+});
