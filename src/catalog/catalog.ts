@@ -29,6 +29,7 @@ import { ROOT_ID } from './types.js';
 import type { ContainerDef, Placement } from './layout.js';
 import { FIXED, FIXED_BY_ID, LEGACY_NAME_KEY, parseRefId, placements, playlistRecordOf, REF_SEP, type NameKey } from './layout.js';
 import { migrateMusicIds } from './music-ids.js';
+import { countItem, emptyItemCounts, stampTimes, type CatalogTotals, type ItemCounts } from './item-counts.js';
 import { Bookmarks, dropBookmarkOp } from './bookmarks.js';
 import { memberArt } from './container-art.js';
 import { ChangeLog } from './change-log.js';
@@ -60,7 +61,7 @@ export interface PathEntry {
   subs?: string;
 }
 
-export type CatalogTotals = { items: number; audio: number; video: number; image: number; containers: number; onTapeOnly: number; onDiskAndTape: number };
+export type { CatalogTotals } from './item-counts.js';
 
 export interface ChangeEvent {
   systemUpdateId: number;
@@ -88,19 +89,6 @@ function pathRange(prefix: string, after?: string) {
     range.gt = P + after;
   }
   return range;
-}
-
-type ItemCounts = Omit<CatalogTotals, 'containers'>;
-
-function emptyItemCounts(): ItemCounts {
-  return { items: 0, audio: 0, video: 0, image: 0, onTapeOnly: 0, onDiskAndTape: 0 };
-}
-
-/** Adds one canonical item to the counts of totals(). */
-function countItem(t: ItemCounts, i: CatalogObject): void {
-  t.items++;
-  if (i.kind) t[i.kind]++;
-  if (i.location?.tape) i.location.disk ? t.onDiskAndTape++ : t.onTapeOnly++;
 }
 
 const childKey = (p: { containerId: string; sortKey: string; childId: string }) => C + p.containerId + SEP + p.sortKey + SEP + p.childId;
@@ -802,22 +790,6 @@ export class Catalog extends EventEmitter {
     this.emit('change', ev);
     return ev;
   }
-}
-
-/**
- * `added` is set when an item first enters the catalog and carried over afterwards;
- * `changed` when its content (size or mtime) differs from the stored version. Items
- * stored before these were kept get none (so a rescan does not rewrite every item).
- */
-function stampTimes(item: CatalogObject, old: CatalogObject | undefined, now: () => number): void {
-  if (!old) {
-    item.added ??= now();
-    return;
-  }
-  if (item.added === undefined && old.added !== undefined) item.added = old.added;
-  const contentChanged = old.mtime !== item.mtime || old.res?.size !== item.res?.size;
-  if (contentChanged) item.changed = now();
-  else if (item.changed === undefined && old.changed !== undefined) item.changed = old.changed;
 }
 
 export { ROOT_ID };
