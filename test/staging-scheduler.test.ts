@@ -362,3 +362,44 @@ test('a swap takes the cartridge nobody plays from, even when the one in use is 
     await h.done();
   }
 });
+
+test('a request for the cartridge a swap is taking out of a drive waits until it is back in its slot, then mounts it (it failed: "loaded in drive 0" → BUSY → 503)', async (t) => {
+  const dir = await tempDir('tapedeck-sched-');
+  const lib = await VirtualTapeLibrary.open(join(dir, 'vtl'), { drives: 2, slots: 10, cartridges: LABELS, blockSize: 4096, capacityBytes: 4 << 20, timeScale: 0 });
+  // the swap's mount (unload A, load C) waits at a gate: A is still in drive 0 meanwhile
+  let open!: () => void;
+  const gate = new Promise<void>((r) => (open = r));
+  let gated = false;
+  const gatedLib = { kind: lib.kind, changer: lib.changer, drives: lib.drives, stats: () => lib.stats(), close: () => lib.close(), mount: async (label: string, opts?: { drive?: number }) => {
+    if (label === C && !gated) {
+      gated = true;
+      await gate;
+    }
+    return lib.mount(label, opts);
+  } };
+  const s = await DriveScheduler.create(gatedLib, { admissionTimeoutMs: 5000, idleUnloadMs: 0 });
+  try {
+    const a = await s.acquire({ label: A, priority: 'interactive' });
+    const b = await s.acquire({ label: B, priority: 'interactive' });
+    t.deepEqual([s.labelIn(0), s.labelIn(1)], [A, B]);
+    a.release();
+    const c = s.acquire({ label: C, priority: 'interactive' }); // swaps A out of drive 0 (drive 1 is busy)
+    t.true(await settle(() => gated), 'the swap is under way');
+    b.release(); // drive 1 is free now: a request for A must not mount it there while A is still in drive 0
+    const again = s.acquire({ label: A, priority: 'interactive' });
+    await tick(20);
+    open();
+    const lc = await c;
+    const la = await again;
+    t.is(lc.index, 0);
+    t.is(la.index, 1, 'A mounted into the other drive once it was back in its slot');
+    t.is(s.labelIn(1), A);
+    t.is(s.counters.mountErrors, 0);
+    lc.release();
+    la.release();
+  } finally {
+    s.close();
+    await lib.close();
+    await removeDir(dir);
+  }
+});

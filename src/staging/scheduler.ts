@@ -125,6 +125,8 @@ interface DriveSlot {
   busyOp: 'unload' | 'refresh' | null;
   /** Cartridge being mounted into this drive (label is null until the mount completes). */
   mounting: string | null;
+  /** Cartridge a swap into this drive takes out: still in the drive until the mount has unloaded it. */
+  swappingOut: string | null;
   idleTimer: NodeJS.Timeout | undefined;
   idleSince: number;
   /** Counts every lease granted on this drive and every unload outside a lease (see usesOf). */
@@ -242,7 +244,7 @@ export class DriveScheduler extends EventEmitter {
     super();
     this.log = opts.log;
     this.now = opts.now ?? Date.now;
-    this.slots = lib.drives.map((drive) => ({ index: drive.index, drive, label: null, lease: null, busyOp: null, mounting: null, idleTimer: undefined, idleSince: this.now(), uses: 0 }));
+    this.slots = lib.drives.map((drive) => ({ index: drive.index, drive, label: null, lease: null, busyOp: null, mounting: null, swappingOut: null, idleTimer: undefined, idleSince: this.now(), uses: 0 }));
   }
 
   /** A scheduler over `lib`'s drives, knowing what each holds. */
@@ -607,8 +609,9 @@ export class DriveScheduler extends EventEmitter {
     if (label === undefined || w.req.noMount) return undefined;
     // what a drive a job just gave back holds is being learned: no mount until it is known
     if (this.slots.some((s) => s.busyOp === 'refresh')) return undefined;
-    // the cartridge is in a busy drive, or on its way into one: wait for that drive
-    if (this.slots.some((s) => (s.label === label || s.mounting === label) && !this.isFree(s))) return undefined;
+    // the cartridge is in a busy drive, or on its way into one: wait for that drive; or on its way out
+    // of one (a swap): wait until it is back in its slot (a mount into another drive now fails: BUSY)
+    if (this.slots.some((s) => ((s.label === label || s.mounting === label) && !this.isFree(s)) || s.swappingOut === label)) return undefined;
     const wanted = (l: string | null) => l !== null && this.waiters.some((o) => o !== w && o.req.label === l && o.rank <= w.rank);
     const candidates = drive !== undefined ? [this.slots[drive]!] : this.slots;
     const free = candidates.filter((s) => this.isFree(s));
@@ -657,9 +660,15 @@ export class DriveScheduler extends EventEmitter {
         }
         slot.label = null;
         slot.mounting = label;
+        slot.swappingOut = previous;
         await this.lib.mount(label, { drive: slot.index });
         slot.mounting = null;
         slot.label = label;
+        if (slot.swappingOut !== null) {
+          // the cartridge swapped out is in its slot now: a request that waited for it may mount it
+          slot.swappingOut = null;
+          queueMicrotask(() => this.dispatch());
+        }
         this.counters.mounts++;
         this.counters[MOUNT_COUNTER[w.req.priority]]++;
         this.emit('mount', { drive: slot.index, label, ...(previous ? { swapped: previous } : {}) });
@@ -672,6 +681,7 @@ export class DriveScheduler extends EventEmitter {
         w.resolve(lease);
       } catch (err) {
         slot.mounting = null;
+        slot.swappingOut = null;
         this.counters.mountErrors++;
         // what the scheduler believed may be stale (e.g. the cartridge is in another drive): learn it
         for (const s of this.slots) if (s === slot || (s.lease === null && s.busyOp === null)) await this.refreshSlot(s);
