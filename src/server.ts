@@ -175,7 +175,7 @@ export class TapedeckServer {
       this.tier = new TapeTier(this.catalog, cfg, this.log, this.hooks);
     }
     const access = this.access;
-    const policy = new PolicyEngine({ catalog: this.catalog, config: cfg, archive: this.tier?.archive, readAccess: (ids) => access.read(ids), log: this.log.child({ component: 'policy' }), mediaDirs: this.mediaDirs });
+    const policy = new PolicyEngine({ catalog: this.catalog, config: cfg, archive: this.tier?.archive, readAccess: (ids) => access.read(ids), log: this.log.child({ component: 'policy' }), mediaDirs: this.mediaDirs, busy: () => this.status.scanning });
     this.policy = policy;
     // a cartridge loaded for anything (a play, a pre-stage, a job) takes the container promotions waiting for it
     this.tier?.stager.on('event', (m: { name: string; data: { label?: unknown } }) => {

@@ -305,3 +305,21 @@ test('status() never starts a second plan while one is being made (each reads th
   t.is(calls, 2, 'a settled plan older than its age is made again');
 });
 
+
+test('an automatic pass due while a scan runs waits for the scan to end (busy), then runs at the next tick', async (t) => {
+  const lab = await makeLab({ files: FILES });
+  t.teardown(() => lab.cleanup());
+  let clock = Date.now() + 40 * DAY;
+  let scanning = true;
+  lab.config.policy = { ...lab.config.policy, archiveIdle: 0, interval: 3600 };
+  const access = new AccessTracker({ store: lab.catalog.store, now: () => clock });
+  const e = new PolicyEngine({ catalog: lab.catalog, config: lab.config, archive: lab.service, readAccess: (ids) => access.read(ids), log: silentLogger, now: () => clock, mediaDirs: [lab.media], busy: () => scanning });
+  clock += 120_000; // past the first pass's grace after start
+  t.false(await e.tick(), 'due, but a scan runs');
+  t.is(await e.lastPass(), undefined);
+  scanning = false;
+  t.true(await e.tick(), 'the scan is over: the pass runs');
+  t.like(await e.lastPass(), { trigger: 'auto' });
+  await e.stop();
+  await access.stop();
+});

@@ -79,6 +79,12 @@ export interface PolicyEngineOptions {
   minuteOf?: (ms: number) => number;
   fsProbe?: FsProbe;
   mediaDirs?: string[];
+  /**
+   * True while a scan runs (server): an automatic pass due meanwhile waits for its end (a later
+   * tick): its plan would read every item of a catalog the scan is still writing (a first scan
+   * of a large library outlasts FIRST_PASS_DELAY_MS on a slow NAS).
+   */
+  busy?: () => boolean;
 }
 
 export class PolicyEngine {
@@ -364,7 +370,7 @@ export class PolicyEngine {
     // jobs of an earlier pass paused when the window closed go on when it is open again
     if (this.windowOpen()) this.opts.archive?.poke();
     const next = this.nextPass();
-    if (next === undefined || this.now() < next) return false;
+    if (next === undefined || this.now() < next || this.opts.busy?.()) return false;
     // the previous pass's jobs still run (or wait for the window): the pass starts once they end
     const archive = this.opts.archive;
     if (archive && (await this.passJobs()).length) return false;
