@@ -4,7 +4,7 @@
 
 import { releaseMemory } from './util/release-memory.js';
 import { IdleTrim } from './util/idle-trim.js';
-import { getHeapStatistics } from 'node:v8';
+import { getHeapSpaceStatistics, getHeapStatistics } from 'node:v8';
 import { existsSync } from 'node:fs';
 import { makeDataDir } from './util/data-dir.js';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -264,6 +264,8 @@ export class TapedeckServer {
       fileBytes: rssFileBytes,
       // the second collection compacts the old generation's pages the first left fragmented
       collect: () => void (releaseMemory() && releaseMemory()),
+      // 1 MiB semi-spaces are V8's minimum: more committed after a collection is the load's growth
+      youngGrown: () => (getHeapSpaceStatistics().find((x) => x.space_name === 'new_space')?.space_size ?? 0) > 2 * 1024 ** 2,
       reopen: () => this.reopenCatalog('idle', 2000),
       busy: () => this.status.scanning || this.makingFrames,
     });

@@ -86,3 +86,38 @@ test('a reopen made elsewhere (after a scan) is the new base', async (t) => {
   t.true(await trim.check());
   t.is(state.reopens, 1);
 });
+
+test('collects again on the next quiet looks while the young generation stays grown (V8 shrinks it only once its allocation rate fell)', async (t) => {
+  let young = 8 * MB;
+  let collections = 0;
+  let now = 1_000_000;
+  const trim = new IdleTrim({
+    idleMs: 5000,
+    growthBytes: 4 * MB,
+    heapBytes: () => 25 * MB + young,
+    fileBytes: () => 50 * MB,
+    collect: () => {
+      collections++;
+      if (collections === 3) young = 1 * MB; // the third collection saw a low allocation rate
+    },
+    reopen: async () => undefined,
+    youngGrown: () => young > 2 * MB,
+    now: () => now,
+  });
+  now += 6000;
+  t.true(await trim.check());
+  t.is(collections, 1);
+  trim.touch(); // a request holds the retries back too
+  now += 1000;
+  t.false(await trim.check());
+  now += 5000;
+  t.true(await trim.check());
+  t.true(await trim.check());
+  t.is(collections, 3);
+  t.is(young, 1 * MB);
+  // shrunk: no more collections
+  now += 60_000;
+  t.false(await trim.check());
+  t.false(await trim.check());
+  t.is(collections, 3);
+});

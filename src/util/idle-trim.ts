@@ -11,6 +11,9 @@
 // their end themselves), never in a request's path, and not again until the process grew
 // again: a client that sends a request now and then costs nothing.
 
+/** Quiet looks (idleMs / 4 apart) that collect again while the young generation stays grown. */
+const YOUNG_RETRIES = 4;
+
 export interface IdleTrimOptions {
   /** Quiet time after the last request before a trim (ms). */
   idleMs: number;
@@ -22,6 +25,12 @@ export interface IdleTrimOptions {
   fileBytes: () => number | undefined;
   /** A full garbage collection. */
   collect: () => void;
+  /**
+   * True while V8's young generation is still grown after a collection. V8 shrinks it only when
+   * its allocation rate over the last ~5 s was low, which a collection right after a burst may
+   * not yet see: then the next few quiet looks collect again until it did.
+   */
+  youngGrown?: () => boolean;
   /** Closes and opens the catalog (resolves when done or given up). */
   reopen: () => Promise<unknown>;
   /** True while a scan or the video-frame pass runs. */
@@ -35,6 +44,8 @@ export class IdleTrim {
   private fileBase: number | undefined;
   private running?: Promise<void>;
   private timer?: NodeJS.Timeout;
+  /** Quiet looks left that collect again while the young generation stays grown. */
+  private youngRetries = 0;
   private readonly now: () => number;
   /** Trims made: [collections, reopens]. */
   readonly counts = { collections: 0, reopens: 0 };
@@ -74,6 +85,16 @@ export class IdleTrim {
   async check(): Promise<boolean> {
     if (this.running || this.opts.busy?.()) return false;
     if (this.now() - this.lastRequest < this.opts.idleMs) return false;
+    if (this.youngRetries > 0) {
+      this.youngRetries--;
+      if (this.opts.youngGrown?.()) {
+        this.opts.collect();
+        this.counts.collections++;
+        this.heapBase = this.opts.heapBytes();
+        return true;
+      }
+      this.youngRetries = 0;
+    }
     const heap = this.opts.heapBytes();
     const file = this.opts.fileBytes();
     // what shrank by itself (V8's memory reducer, a reopen after a pass) is the new base
@@ -86,6 +107,7 @@ export class IdleTrim {
       if (heapGrew) {
         this.opts.collect();
         this.counts.collections++;
+        this.youngRetries = this.opts.youngGrown?.() ? YOUNG_RETRIES : 0;
       }
       if (fileGrew) {
         await this.opts.reopen().catch(() => undefined);
