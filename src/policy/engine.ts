@@ -11,6 +11,7 @@
 // the promotion of the containers waiting for it is tried again while it is in the drive.
 
 import type { Catalog } from '../catalog/catalog.js';
+import type { CatalogObject } from '../catalog/types.js';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
 import type { ArchiveService } from '../archive/service.js';
@@ -112,6 +113,8 @@ export class PolicyEngine {
   };
   /** Containers whose immediate promotion check (onPlay) is under way. */
   private readonly promoting = new Set<string>();
+  /** The last container promotion's plan and submit: the next one plans after it (see promoteContainer). */
+  private promotionTurn: Promise<void> = Promise.resolve();
   /** Hot containers with tape-only items, by the cartridges those are on (onLoaded); bounded. */
   private readonly waiting = new Map<string, Set<string>>();
 
@@ -234,29 +237,7 @@ export class PolicyEngine {
       // hot: whatever this attempt leaves on tape (its job finds a cartridge out of the drives, no room
       // yet, or items an unfinished job holds) is tried again when one of their cartridges is loaded
       this.wait(container, new Set(onTape.map((o) => o.location!.tape!.label)));
-      const pending = new Set(await this.playJobItems());
-      if (!onTape.some((o) => !pending.has(o.id))) return [];
-      const plan = await this.plan({ container });
-      const recalls = plan.actions.filter((a) => a.action === 'recall' && a.reason === 'container-plays');
-      const ids = recalls.map((a) => a.id);
-      if (!ids.length) return [];
-      const room = plan.actions.filter((a) => a.action === 'archive').map((a) => a.id);
-      const common: JobOptions = { origin: 'policy', trigger: 'play', ...(r.window ? { window: true as const } : {}) };
-      const recall = { ...common, rule: 'container-plays', loadedOnly: true } satisfies JobOptions;
-      const jobs: JobRecord[] = [];
-      // the service runs jobs one at a time in queue order. The recalls read only while the play's
-      // cartridge is still in a drive (they never mount one), so what fits as the disk is now goes
-      // first: it does not wait behind the make-room archive (which verifies each item against its
-      // tape copy before it cuts the stub) while the drive's idle unload takes the cartridge. What
-      // fits only once the room is made goes after the archive.
-      const fits = recalls.filter((a) => !a.afterRoom).map((a) => a.id);
-      const later = recalls.filter((a) => a.afterRoom).map((a) => a.id);
-      if (fits.length) jobs.push(await archive.submit('recall', fits, recall));
-      if (room.length) jobs.push(await archive.submit('archive', room, { ...common, collocate: true }));
-      if (later.length) jobs.push(await archive.submit('recall', later, recall));
-      this.statusPlan = undefined;
-      this.opts.log.info({ policy: { container, plays, recall: ids.length, makeRoom: room.length, jobs: jobs.map((j) => j.id), skipped: plan.skipped.length } }, `container promotion: ${ids.length} item(s) of ${container} to recall (played ${plays} times within the window)${room.length ? `, ${room.length} with a tape copy archived to make room` : ''}`);
-      return jobs;
+      return await this.inTurn(() => this.planPromotion(container, plays, onTape));
     } catch (err) {
       this.opts.log.warn({ err: (err as Error).message, container }, 'container promotion not started');
       return [];
@@ -264,6 +245,53 @@ export class PolicyEngine {
       release();
       this.promoting.delete(container);
     }
+  }
+
+  /**
+   * One container promotion plans and queues its jobs at a time: each plan counts what the jobs
+   * queued before it will add to disk (pending items), so two containers that get hot together
+   * (two plays, a play and a load) never push usage over the high mark together, as two plans
+   * made at once, both seeing the disk as it was, did.
+   */
+  private async inTurn<T>(fn: () => Promise<T>): Promise<T> {
+    const before = this.promotionTurn;
+    let done!: () => void;
+    this.promotionTurn = new Promise<void>((r) => (done = r));
+    try {
+      await before;
+      return await fn();
+    } finally {
+      done();
+    }
+  }
+
+  /** The plan of a hot container's promotion (one container) and its jobs, queued. */
+  private async planPromotion(container: string, plays: number, onTape: CatalogObject[]): Promise<JobRecord[]> {
+    const r = this.rules;
+    const archive = this.opts.archive!;
+    const pending = new Set(await this.playJobItems());
+    if (!onTape.some((o) => !pending.has(o.id))) return [];
+    const plan = await this.plan({ container });
+    const recalls = plan.actions.filter((a) => a.action === 'recall' && a.reason === 'container-plays');
+    const ids = recalls.map((a) => a.id);
+    if (!ids.length) return [];
+    const room = plan.actions.filter((a) => a.action === 'archive').map((a) => a.id);
+    const common: JobOptions = { origin: 'policy', trigger: 'play', ...(r.window ? { window: true as const } : {}) };
+    const recall = { ...common, rule: 'container-plays', loadedOnly: true } satisfies JobOptions;
+    const jobs: JobRecord[] = [];
+    // the service runs jobs one at a time in queue order. The recalls read only while the play's
+    // cartridge is still in a drive (they never mount one), so what fits as the disk is now goes
+    // first: it does not wait behind the make-room archive (which verifies each item against its
+    // tape copy before it cuts the stub) while the drive's idle unload takes the cartridge. What
+    // fits only once the room is made goes after the archive.
+    const fits = recalls.filter((a) => !a.afterRoom).map((a) => a.id);
+    const later = recalls.filter((a) => a.afterRoom).map((a) => a.id);
+    if (fits.length) jobs.push(await archive.submit('recall', fits, recall));
+    if (room.length) jobs.push(await archive.submit('archive', room, { ...common, collocate: true }));
+    if (later.length) jobs.push(await archive.submit('recall', later, recall));
+    this.statusPlan = undefined;
+    this.opts.log.info({ policy: { container, plays, recall: ids.length, makeRoom: room.length, jobs: jobs.map((j) => j.id), skipped: plan.skipped.length } }, `container promotion: ${ids.length} item(s) of ${container} to recall (played ${plays} times within the window)${room.length ? `, ${room.length} with a tape copy archived to make room` : ''}`);
+    return jobs;
   }
 
   /**
