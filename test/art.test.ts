@@ -155,6 +155,11 @@ test('art from every source is a JPEG within JPEG_TN and JPEG_SM, one file per s
   t.is(head.headers.get('content-type'), 'image/jpeg');
   t.is((await fetch(`${base}/art/tn/${bad.id}.jpg`)).status, 404, 'no art: 404');
   t.is((await fetch(`${base}/art/tn/inosuch.jpg`)).status, 404);
+  // Art is JPEG: another extension is 404, never JPEG bytes under a .png name; .jpeg and none still serve.
+  for (const ext of ['png', 'gif', 'mp4']) t.is((await fetch(`${base}/art/tn/${one.id}.${ext}`)).status, 404, `.${ext}: 404`);
+  t.is((await fetch(`${base}/art/sm/${encodeURIComponent(embeddedAlbum.id)}.png`)).status, 404);
+  t.is((await fetch(`${base}/art/tn/${one.id}.JPEG`)).status, 200);
+  t.is((await fetch(`${base}/art/tn/${one.id}`)).status, 200);
   t.is((await fetch(`${base}/art/tn/${encodeURIComponent('../../etc/passwd')}`)).status, 404);
   t.is((await fetch(`${base}/art/xl/${one.id}.jpg`)).status, 404);
 

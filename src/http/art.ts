@@ -1,6 +1,8 @@
 // `GET|HEAD /art/tn/<objectId>.jpg` and `/art/sm/<objectId>.jpg`: the album art / thumbnail of
 // an item or an album/artist container, from the data directory's art store. Items on tape are
 // served the same way: their art was made while they were on disk, and no cartridge is touched.
+// Art is always JPEG: `<id>.jpg` (the URL DIDL-Lite announces), `<id>.jpeg` or a bare `<id>`;
+// any other extension (`.png`, ...) is 404, so the URL never names a format the bytes are not.
 
 import type { Router } from '@koa/router';
 import type { Catalog } from '../catalog/catalog.js';
@@ -19,6 +21,6 @@ export function artResolver(catalog: Catalog, store: ContentStore, size: ArtSize
 
 export function artRoutes(router: Router, catalog: Catalog, store: ContentStore): void {
   for (const size of ['tn', 'sm'] as const) {
-    mediaRoutes(router, artResolver(catalog, store, size), { validId: isValidArtId }, `/art/${size}/:name`);
+    mediaRoutes(router, artResolver(catalog, store, size), { validId: isValidArtId, extensions: ['jpg', 'jpeg'] }, `/art/${size}/:name`);
   }
 }

@@ -118,6 +118,11 @@ export interface MediaRouteOptions {
    * extension chooses the format, and a name with an extension the item does not have is 404).
    */
   extensionMatters?: boolean;
+  /**
+   * Extensions (lower case) the route strips from `<id>.<ext>`; any other is 404 (art: always
+   * JPEG, so `.png` must not deliver JPEG bytes). Default: any extension.
+   */
+  extensions?: readonly string[];
 }
 
 /** Read chunk size of disk streams (also the high-water mark of the pipe to the socket). */
@@ -211,7 +216,7 @@ const TRANSFER_MODES: Record<string, string> = {
 
 // ---- the route --------------------------------------------------------------------------
 
-async function lookup(resolve: Resolver, name: string, valid: (id: string) => boolean, exact = false): Promise<{ id: string; src: MediaSource } | undefined> {
+async function lookup(resolve: Resolver, name: string, valid: (id: string) => boolean, exact = false, exts?: readonly string[]): Promise<{ id: string; src: MediaSource } | undefined> {
   if (valid(name)) {
     const src = await resolve(name);
     if (src) return { id: name, src };
@@ -219,7 +224,8 @@ async function lookup(resolve: Resolver, name: string, valid: (id: string) => bo
   if (exact) return undefined;
   // `<id>.<ext>`: try again without the extension.
   const dot = name.lastIndexOf('.');
-  if (dot > 0 && EXT_RE.test(name.slice(dot + 1))) {
+  const ext = name.slice(dot + 1);
+  if (dot > 0 && EXT_RE.test(ext) && (!exts || exts.includes(ext.toLowerCase()))) {
     const id = name.slice(0, dot);
     if (valid(id)) {
       const src = await resolve(id);
@@ -246,7 +252,7 @@ export function unsupportedDlnaSeek(headers: Context['headers'], range: RangeRes
 
 async function serve(ctx: Context, resolve: Resolver, opts: MediaRouteOptions): Promise<void> {
   const name = String((ctx as Context & { params?: Record<string, string> }).params?.name ?? '');
-  const found = await lookup(resolve, name, opts.validId ?? isValidMediaId, opts.extensionMatters);
+  const found = await lookup(resolve, name, opts.validId ?? isValidMediaId, opts.extensionMatters, opts.extensions);
   if (!found) {
     ctx.status = 404;
     ctx.body = 'Not Found';
