@@ -165,6 +165,24 @@ test('Filter: only listed properties, required ones always present', async (t) =
   t.false("duration" in withSize.entries[0].res[0].attrs);
 });
 
+test('XML white space around ObjectID, ContainerID, BrowseFlag and the numbers is not part of them (as MiniDLNA and Gerbera take it)', async (t) => {
+  const root = await browse(cds(), ' 0 ', 'BrowseDirectChildren', { BrowseFlag: '\n\tBrowseDirectChildren\r\n', StartingIndex: ' 1 ', RequestedCount: '\n2\n' });
+  t.falsy(root.fault, JSON.stringify(root.fault));
+  t.deepEqual(
+    root.entries.map((e) => e.title),
+    ['Video', 'Pictures'],
+  );
+  const meta = await browse(cds(), '\n music/all \t', 'BrowseMetadata', { BrowseFlag: ' BrowseMetadata ' });
+  t.is(meta.entries[0]?.id, 'music/all');
+  const search = (ContainerID: string) => soap(cds(), CDS, 'Search', { ContainerID, SearchCriteria: 'dc:title = "Help!"', Filter: '*', StartingIndex: 0, RequestedCount: 0, SortCriteria: '' });
+  const padded = await search(' 0\n');
+  t.falsy(padded.fault, JSON.stringify(padded.fault));
+  t.is(padded.out.TotalMatches, (await search('0')).out.TotalMatches);
+  // Only white space around the ID: inside it, or other characters, still name no object.
+  t.is((await browse(cds(), 'music /all', 'BrowseMetadata')).fault?.code, 701);
+  t.is((await browse(cds(), '\u00a00', 'BrowseMetadata')).fault?.code, 701);
+});
+
 test('Browse errors are UPnP faults with the right codes', async (t) => {
   const cases: [Record<string, string | number>, number][] = [
     [{ ObjectID: 'nope' }, 701],

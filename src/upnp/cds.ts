@@ -78,6 +78,19 @@ function required(args: Record<string, string>, name: string): string {
   return v;
 }
 
+/** XML white space (space, tab, CR, LF) around a value. */
+const XML_WS_EDGES = /^[ \t\r\n]+|[ \t\r\n]+$/g;
+
+/**
+ * A required ID or keyword argument (ObjectID, ContainerID, BrowseFlag) without the XML white
+ * space around it: `<ObjectID> 0 </ObjectID>` (a pretty-printed request) names object 0, as
+ * MiniDLNA and Gerbera take it; no ID or flag of ours starts or ends with white space.
+ * Numbers (ui4) are trimmed too; Filter, SortCriteria and SearchCriteria are read as sent.
+ */
+function requiredToken(args: Record<string, string>, name: string): string {
+  return required(args, name).replace(XML_WS_EDGES, '');
+}
+
 function sortOf(criteria: string) {
   try {
     return parseSort(criteria);
@@ -198,7 +211,7 @@ export class ContentDirectory {
 
   /** Samsung X_SetBookmark: the resume position of an item, kept in the catalog (0 clears it). */
   private async setBookmark(args: Record<string, string>): Promise<Out> {
-    const id = required(args, 'ObjectID');
+    const id = requiredToken(args, 'ObjectID');
     const pos = ui4(args, 'PosSecond');
     samsungTag(args, 'CategoryType');
     samsungTag(args, 'RID');
@@ -210,8 +223,8 @@ export class ContentDirectory {
   }
 
   async browse(args: Record<string, string>, ctx: SoapContext): Promise<Out> {
-    const objectId = this.mapId(required(args, 'ObjectID'), ctx);
-    const flag = required(args, 'BrowseFlag');
+    const objectId = this.mapId(requiredToken(args, 'ObjectID'), ctx);
+    const flag = requiredToken(args, 'BrowseFlag');
     const filter = args.Filter ?? '*';
     const start = ui4(args, 'StartingIndex', 0);
     const count = pageCount(args);
@@ -277,7 +290,7 @@ export class ContentDirectory {
   }
 
   async search(args: Record<string, string>, ctx: SoapContext): Promise<Out> {
-    const containerId = this.mapId(required(args, 'ContainerID'), ctx);
+    const containerId = this.mapId(requiredToken(args, 'ContainerID'), ctx);
     const criteria = required(args, 'SearchCriteria');
     const filter = args.Filter ?? '*';
     const start = ui4(args, 'StartingIndex', 0);
