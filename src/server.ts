@@ -27,6 +27,7 @@ import { ownPaths } from './util/own-paths.js';
 import { httpErrorFields, httpErrorLevel } from './http/error-log.js';
 import { contentFeatures, secMediaInfo, transferModeFor } from './media/dlna.js';
 import { setFileBufferBudget } from './http/file-body.js';
+import { allowedMethods } from './http/allowed-methods.js';
 import { diskSource, mediaRoutes, type MediaSource, type StreamEvent, type StreamStart } from './http/delivery.js';
 import { allowSubnets, socketAcl } from './http/acl.js';
 import { fastControl } from './http/fast-control.js';
@@ -686,7 +687,7 @@ export class TapedeckServer {
     metricsRoute(router, metrics.registry);
 
     app.use(router.routes());
-    app.use(router.allowedMethods());
+    app.use(allowedMethods());
     return app;
   }
 

@@ -67,6 +67,11 @@ test('scan through a running server, the rescan route, and relative paths on the
   t.is((await post({ 'x-tapedeck-action': 'rescan', origin: 'http://evil.example' })).status, 403, 'from another origin');
   t.is((await post({ 'x-tapedeck-action': 'rescan', 'sec-fetch-site': 'cross-site' })).status, 403, 'cross-site');
   t.is((await fetch(`${base}/status/rescan`, { headers: { 'x-tapedeck-action': 'rescan' } })).status, 405, 'GET');
+  // an unknown path is 404 whatever the method; a known path asked with another method is 405 with Allow
+  for (const method of ['GET', 'POST', 'SUBSCRIBE', 'UNSUBSCRIBE', 'NOTIFY']) t.is((await fetch(`${base}/upnp/event/xyz`, { method })).status, 404, `${method} on an unknown path`);
+  const wrong = await fetch(`${base}/upnp/cds.xml`, { method: 'SUBSCRIBE' });
+  t.is(wrong.status, 405, 'SUBSCRIBE on a description');
+  t.regex(wrong.headers.get('allow') ?? '', /\bGET\b/);
   await copyFile(tracks[2]!, join(media, 'three.flac'));
   const n = srv.lines.filter((l) => l.scan?.done).length;
   const ok = await post({ 'x-tapedeck-action': 'rescan', origin: base, 'sec-fetch-site': 'same-origin' });
