@@ -1,5 +1,8 @@
 // HTTP media delivery: `GET|HEAD /media/<id>` (optionally `/media/<id>.<ext>`, the extension
-// only helps clients that guess types from URLs). Koa has no Range support, so this module
+// only helps clients that guess types from URLs; for media any extension is taken, as MiniDLNA
+// takes `/MediaItems/<id>.<anything>`: the item's bytes are what they are, DIDL-Lite names the
+// item's own extension, and a saved URL keeps working if a rescan changes the extension's source.
+// Art (always JPEG) and subtitles (the extension picks the format) restrict it). Koa has no Range support, so this module
 // implements byte ranges, conditional requests and the DLNA transport headers itself.
 //
 // Safety: the ID taken from the URL is only ever used as a catalog key (through the
