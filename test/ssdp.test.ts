@@ -163,6 +163,8 @@ type Line = {
   headers?: Record<string, string>;
   usns?: string[];
   ms?: number;
+  /** a NOTIFY round the server sent (test/fixtures/ssdp-server.ts) */
+  nts?: string;
 };
 
 interface Procs {
@@ -254,7 +256,7 @@ function withLab(title: string, fn: (t: ExecutionContext, procs: Procs) => Promi
 
 withLab('lab: NOTIFY alive for every USN, in bursts, carrying the lab address', async (t, procs) => {
   const cli = await startClient(procs, [lab!.cliIp, link2.cliIp]);
-  await startServer(procs, [main()], { initialBursts: 3 });
+  const srv = await startServer(procs, [main()], { initialBursts: 3 });
   await cli.waitFor(() => USNS.every((u) => notifies(cli, 'ssdp:alive').filter((l) => l.headers?.USN === u).length >= 3), 5000, '3 alive rounds');
   await sleep(700); // nothing more should come: the periodic loop is 60 s away
   const alive = notifies(cli, 'ssdp:alive');
@@ -267,8 +269,11 @@ withLab('lab: NOTIFY alive for every USN, in bursts, carrying the lab address', 
     t.is(l.headers!.HOST, '239.255.255.250:1900');
     t.is(l.headers!.USN, USNS[NTS.indexOf(l.headers!.NT)], 'NT and USN belong together');
   }
-  const rootTimes = alive.filter((l) => l.headers!.NT === 'upnp:rootdevice').map((l) => l.t);
-  t.true(rootTimes[1] - rootTimes[0] >= 120 && rootTimes[2] - rootTimes[1] >= 120, `bursts spaced: ${rootTimes.join(', ')}`);
+  // spaced where they are sent (the client's receive times are not: a client process the machine
+  // held up reads two queued bursts at once; a full run at load 15-20 saw 0.2 ms between them)
+  const rounds = srv.lines.filter((l) => l.type === 'round' && l.nts === 'ssdp:alive').map((l) => l.t);
+  t.is(rounds.length, 3);
+  t.true(rounds[1]! - rounds[0]! >= 195 && rounds[2]! - rounds[1]! >= 195, `bursts sent at ${rounds.map((x) => x.toFixed(1)).join(', ')} ms`);
 });
 
 withLab('lab: M-SEARCH ssdp:all gets exactly one reply per USN, spread within MX', async (t, procs) => {

@@ -338,10 +338,13 @@ export class SsdpServer {
       { interfaces: this.links.map((l) => `${l.name}=${l.address}`), usns: this.usns },
       'SSDP advertising',
     );
-    void this.advertise('ssdp:alive');
-    for (let i = 1; i < this.bursts; i++) {
-      this.later(i * BURST_SPACING_MS, () => void this.advertise('ssdp:alive'));
-    }
+    // each burst BURST_SPACING_MS after the previous one was sent (not at fixed offsets from
+    // here: on a loaded machine timers due at 200 and 400 ms fired in one turn, back to back)
+    const burst = (left: number): void => {
+      if (left <= 0 || this.state !== 'running') return;
+      this.later(BURST_SPACING_MS, () => void this.advertise('ssdp:alive').then(() => burst(left - 1)));
+    };
+    void this.advertise('ssdp:alive').then(() => burst(this.bursts - 1));
     this.adLoop = setInterval(() => void this.advertise('ssdp:alive'), this.advertiseInterval);
     this.adLoop.unref();
   }
