@@ -40,8 +40,12 @@ async function rig(clock: { t: number }): Promise<Rig & { season: string[]; othe
   const other = (await itemAt(r.catalog, join(r.lab.media, 'Video/ShowB/E1.mkv'))).id;
   // the setup's archive job left A in the drive, and its idle unload may or may not have come yet
   // (a loaded machine): start from empty drives and count idle unloads from here
+  // (bounded generously: a miss here would count that idle unload in the test, so it fails loudly)
   await r.worker.scheduler.unloadIdle();
-  await settle(() => r.worker.scheduler.drives().every((d) => d.label === null && !d.busy), 10_000);
+  if (!(await settle(() => r.worker.scheduler.drives().every((d) => d.label === null && !d.busy), 60_000))) {
+    await r.done();
+    throw new Error('setup: the drives did not empty');
+  }
   const base = r.worker.scheduler.counters.idleUnloads;
   return Object.assign(r, { season, other, idleUnloads: () => r.worker.scheduler.counters.idleUnloads - base });
 }
@@ -55,7 +59,9 @@ async function recallQueuedDuringPlay(t: import('ava').ExecutionContext, r: Rig,
   const lease = await r.worker.scheduler.acquire({ label, priority: 'interactive', owner: 'test play' });
   try {
     const job = await r.service.submit('recall', ids, { loadedOnly: true });
-    t.true(await settle(() => r.worker.recallHolds.labels().includes(label)), "the worker holds the job's cartridge");
+    // the lease goes only once the hold is there (else the idle unload may come: a loaded machine
+    // can take seconds for the job's write and the hold's round trip)
+    t.true(await settle(() => r.worker.recallHolds.labels().includes(label), 60_000), "the worker holds the job's cartridge");
     return job;
   } finally {
     lease.release();
@@ -93,8 +99,8 @@ test('a queued loadedOnly recall keeps its cartridge loaded past the idle unload
       t.is(sha256(await readFile(now.location!.disk!.path)), now.location!.tape!.sha256);
     }
     // the job has run: the hold is gone and the drive's idle unload takes the cartridge
-    t.true(await settle(() => r.worker.recallHolds.labels().length === 0), 'hold released at the end of the job');
-    t.true(await settle(() => r.idleUnloads() === 1, 10_000), 'unloaded when idle again');
+    t.true(await settle(() => r.worker.recallHolds.labels().length === 0, 60_000), 'hold released at the end of the job');
+    t.true(await settle(() => r.idleUnloads() === 1, 60_000), 'unloaded when idle again');
     t.is(r.worker.scheduler.labelIn(0), null);
   } finally {
     await r.done();
@@ -109,7 +115,7 @@ test('a recall hold is bounded: past its time (fake clock) the idle unload takes
     const mounts = r.worker.scheduler.counters.mounts;
     clock.t += RECALL_HOLD_MS + 1;
     t.deepEqual(r.worker.recallHolds.labels(), [], 'ran out');
-    t.true(await settle(() => r.idleUnloads() === 1, 10_000), 'idle unload once the hold ran out');
+    t.true(await settle(() => r.idleUnloads() === 1, 60_000), 'idle unload once the hold ran out');
     const done = await r.service.run(job.id);
     t.like(done.result, { recalled: 0, skipped: 3 }, done.reason);
     t.is(r.worker.scheduler.counters.mounts, mounts, 'the recall mounts nothing');
@@ -158,7 +164,7 @@ test('a container promotion keeps the play\'s cartridge loaded while it plans (i
     const readAccess = async (ids: string[]) => {
       if (++calls === 2) {
         // the plan's read of every item: meanwhile the play's read ends and idle periods pass
-        heldWhilePlanning = await settle(() => r.worker.recallHolds.labels().includes(A));
+        heldWhilePlanning = await settle(() => r.worker.recallHolds.labels().includes(A), 60_000);
         play.release();
         await sleep(IDLE_MS * 5); // fires after the idle unload's timer
       }
@@ -179,7 +185,7 @@ test('a container promotion keeps the play\'s cartridge loaded while it plans (i
     t.like(done.result, { recalled: 3, skipped: 0 });
     t.is(c.mounts, mounts, 'read from the drive the play loaded');
     for (const id of r.season) t.is(await tierOf(r, id), 'both');
-    t.true(await settle(() => r.worker.recallHolds.labels().length === 0), 'every hold ended');
+    t.true(await settle(() => r.worker.recallHolds.labels().length === 0, 60_000), 'every hold ended');
   } finally {
     await r.done();
   }
