@@ -723,7 +723,7 @@ export class TapedeckServer {
     this.stopped = true;
     this.log.info('shutting down');
     // A stop during start: let start reach its next step (it starts nothing more), then stop what it started.
-    this.tier?.stager.abandonWaits(); // a start waiting for the staging worker's first connection goes on now
+    this.tier?.stager.beginStop(); // a start waiting for the staging worker's first connection goes on now; no worker is taken into use from here
     await this.starting?.catch(() => undefined);
     // 1. Say goodbye while the network is still up.
     await this.ssdp?.stop().catch((err: Error) => this.log.warn({ err: err.message }, 'ssdp stop failed'));

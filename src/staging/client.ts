@@ -172,6 +172,18 @@ export class StagerClient extends EventEmitter implements SourceHost {
     for (const fail of [...this.connFailers.values()]) fail(workerDown('the staging worker is stopping'));
   }
 
+  /** The server's stop has begun (stop() comes later): a connection up now stays, no new worker is taken into use. */
+  private closing = false;
+  /**
+   * The server is stopping: ends the waits for a connection (abandonWaits), and from now on a
+   * worker whose hello arrives is not taken into use and a worker that exits is not restarted
+   * (the server's stop reaches stop() only after SSDP, HTTP, the watch and the policy stopped).
+   */
+  beginStop(): void {
+    this.closing = true;
+    this.abandonWaits();
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
     this.abandonWaits();
@@ -440,7 +452,7 @@ export class StagerClient extends EventEmitter implements SourceHost {
       } catch (err) {
         this.log.error({ err: (err as Error).message }, `cannot start the staging worker: ${(err as Error).message}`);
       }
-      if (this.stopped) break;
+      if (this.stopped || this.closing) break;
       attempt = Date.now() - t0 > STABLE_MS ? 1 : attempt + 1;
       const delayMs = this.backoff(attempt);
       this.local.restarts!++;
@@ -465,7 +477,7 @@ export class StagerClient extends EventEmitter implements SourceHost {
     for (const note of cmd.sandbox.notes) this.log.warn({ sandbox: note }, `staging worker sandbox: ${note}`);
     env[OPTIONS_ENV] = JSON.stringify(o);
     // stop() while the command was being prepared found no child to end: do not spawn one it would wait for
-    if (this.stopped) return { code: null, signal: null };
+    if (this.stopped || this.closing) return { code: null, signal: null };
     const child = spawn(cmd.command, cmd.args, { stdio: ['ignore', 'pipe', 'pipe', 'pipe'], env, cwd: o.cacheDir });
     this.child = child;
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
@@ -503,7 +515,7 @@ export class StagerClient extends EventEmitter implements SourceHost {
       ]);
       // a stop() that began while the worker said hello has already sent it SIGTERM: the worker
       // is not taken into use (nothing may start once the server is stopping)
-      if (this.stopped) conn.destroy();
+      if (this.stopped || this.closing) conn.destroy();
       else {
         this.log.info({ workerPid: hello.pid, sandbox: { permission: cmd.sandbox.permission, netns: cmd.sandbox.netns } }, `staging worker ${hello.pid} ready`);
         this.setConnection(conn);
@@ -553,7 +565,7 @@ export class StagerClient extends EventEmitter implements SourceHost {
         const conn = new Connection(sock);
         const closed = new Promise<string>((resolve) => conn.once('close', resolve));
         const hello = await conn.handshake(10_000);
-        if (this.stopped) {
+        if (this.stopped || this.closing) {
           // stop() came during the handshake: it found no connection to close and waits for this loop
           conn.destroy();
           break;
