@@ -81,7 +81,7 @@ test('reopen waits until an open iterator ends, and gives up (false, nothing clo
   t.false(await store.reopen(100));
   t.is((await it.next()).value?.[0], 'k/000001');
   let state = 'waiting';
-  const reopened = store.reopen(10_000).then((ok) => (state = ok ? 'reopened' : 'gave up'));
+  const reopened = store.reopen(120_000).then((ok) => (state = ok ? 'reopened' : 'gave up'));
   // the iterator still reads while the reopen waits for it
   t.is((await it.next()).value?.[0], 'k/000002');
   await new Promise((r) => setTimeout(r, 50));
@@ -164,7 +164,7 @@ test('reopen also happens under requests that overlap all the time (new calls wa
   };
   const chains = [chain(0), chain(3)];
   await new Promise((r) => setTimeout(r, 20));
-  t.true(await store.reopen(1000));
+  t.true(await store.reopen(4000)); // 2 s for quiet, then up to 2 s for the reads in flight (a loaded machine)
   const after = calls;
   await new Promise((r) => setTimeout(r, 20));
   stop = true;
@@ -204,4 +204,27 @@ test('another opener that takes the lock while reopen has the database closed on
   t.is(await during, '1');
   await store.batch([{ type: 'put', key: 'b', value: '2' }]);
   t.is(await store.get('b'), '2');
+});
+
+test('a reopen asked after close() (a policy plan that ended after the server stopped) leaves the database closed: its lock is free', async (t) => {
+  const root = await mkdtemp(join(tmpdir(), 'tapedeck-reopen-closed-'));
+  t.teardown(() => rm(root, { recursive: true, force: true }));
+  const dir = join(root, 'db');
+  const store = new LevelStore(dir);
+  await store.open();
+  await store.batch([{ type: 'put', key: 'a', value: '1' }]);
+  // a reopen under way when close() comes: close waits for it, and it does not open again after
+  const it = store.entries({})[Symbol.asyncIterator]();
+  await it.next(); // in flight: the reopen waits for quiet
+  const during = store.reopen(60_000);
+  const closing = store.close(); // waits for the reopen, which waits for the iterator
+  await it.return?.();
+  await closing;
+  t.false(await during, 'no reopen once closed');
+  t.false(await store.reopen(), 'nor one asked afterwards');
+  // nothing holds LevelDB's lock: another opener gets the catalog
+  const other = new LevelStore(dir);
+  await other.open();
+  t.is(await other.get('a'), '1');
+  await other.close();
 });

@@ -212,9 +212,12 @@ export class LevelStore implements KVStore {
     }
   }
   async close(): Promise<void> {
+    this.closed = true;
     await this.reopening?.catch(() => false);
     await this.db.close();
   }
+  /** Set by close(): a reopen asked afterwards (a plan that ended after the server's stop) opens nothing. */
+  private closed = false;
   /** Runs `fn` as one call in flight (a reopen waits for it; it waits for a reopen). */
   private async track<T>(fn: () => Promise<T>): Promise<T> {
     while (this.paused) await this.paused;
@@ -242,6 +245,7 @@ export class LevelStore implements KVStore {
   }
   private reopening?: Promise<boolean>;
   private async reopenNow(waitMs: number): Promise<boolean> {
+    if (this.closed) return false;
     const deadline = Date.now() + waitMs;
     // a moment when nothing is in flight, for up to half the time ...
     await this.quiet(Date.now() + waitMs / 2);
@@ -251,7 +255,8 @@ export class LevelStore implements KVStore {
     this.paused = new Promise<void>((resolve) => (done = resolve));
     try {
       if (this.busy > 0) await this.quiet(deadline);
-      if (this.busy > 0) return false;
+      // closed meanwhile (close() waits for this reopen): the database stays closed
+      if (this.busy > 0 || this.closed) return false;
       await this.db.close();
       await this.openAgain();
       return true;
