@@ -3,7 +3,7 @@
 // stopped. Shutdown is ordered: byebye, then HTTP, then the catalog.
 
 import { releaseMemory } from './util/release-memory.js';
-import { IdleTrim } from './util/idle-trim.js';
+import { IdleTrim, rssFileBytes } from './util/idle-trim.js';
 import { getHeapSpaceStatistics, getHeapStatistics } from 'node:v8';
 import { existsSync } from 'node:fs';
 import { makeDataDir } from './util/data-dir.js';
@@ -15,7 +15,6 @@ import Koa from 'koa';
 import { Router } from '@koa/router';
 import { Catalog, type ChangeEvent } from './catalog/catalog.js';
 import { LevelStore } from './catalog/store.js';
-import { MappedTablesWatch, rssFileBytes } from './catalog/mapped-watch.js';
 import { ConfigError, type Config } from './config.js';
 import type { Logger } from './log.js';
 import { scan, scanDeferredArt, scanPaths, type ScanOptions, type ScanProgress } from './scanner/scanner.js';
@@ -247,17 +246,8 @@ export class TapedeckServer {
     this.checkStopped();
     if (this.tier) await policy.start();
     this.checkStopped();
-    if (cfg.catalogMapped > 0 && this.catalog.store.reopen) {
-      // the catalog's table pages that requests touched leave the process past catalog_mapped
-      this.mappedWatch = new MappedTablesWatch({
-        budgetBytes: cfg.catalogMapped,
-        reopen: () => this.reopenCatalog('catalog_mapped', 2000),
-        busy: () => this.status.scanning || this.makingFrames,
-      });
-      this.mappedWatch.start();
-    }
     // memory back once a burst of requests is over (a full collection; the catalog reopened when
-    // requests mapped its tables): src/util/idle-trim.ts
+    // requests mapped its tables), and under load past catalog_mapped: src/util/idle-trim.ts
     this.idleTrim = new IdleTrim({
       idleMs: IDLE_TRIM_MS,
       growthBytes: IDLE_TRIM_GROWTH,
@@ -267,7 +257,8 @@ export class TapedeckServer {
       collect: () => void (releaseMemory() && releaseMemory()),
       // 1 MiB semi-spaces are V8's minimum: more committed after a collection is the load's growth
       youngGrown: () => (getHeapSpaceStatistics().find((x) => x.space_name === 'new_space')?.space_size ?? 0) > 2 * 1024 ** 2,
-      reopen: () => this.reopenCatalog('idle', 2000),
+      mappedBudget: this.catalog.store.reopen ? cfg.catalogMapped : 0,
+      reopen: (why) => this.reopenCatalog(why, 2000),
       busy: () => this.status.scanning || this.makingFrames,
     });
     this.idleTrim.start();
@@ -419,18 +410,13 @@ export class TapedeckServer {
       const level = after === 'catalog_mapped' || after === 'idle' ? 'debug' : 'info';
       if (done) this.log[level]({ catalog: { reopenMs: Date.now() - started, after } }, `catalog reopened after the ${after} in ${Date.now() - started} ms`);
       else this.log.debug({ catalog: { after } }, 'catalog not reopened: never idle');
-      if (done) {
-        this.mappedWatch?.rebase();
-        this.idleTrim?.rebase();
-      }
+      if (done) this.idleTrim?.rebase();
     } catch (err) {
       if (!this.stopped) this.log.error({ err: (err as Error).message }, 'catalog could not be opened again');
     }
   }
 
-  /** Reopens the catalog when the table pages requests touched grew past catalog_mapped. */
-  private mappedWatch?: MappedTablesWatch;
-  /** Collects garbage (and reopens the catalog) once requests stopped for a while. */
+  /** Collects garbage (and reopens the catalog) once requests stopped for a while, or past catalog_mapped. */
   private idleTrim?: IdleTrim;
 
   /** Whether the video frames a scan left are being made (one run at a time). */
@@ -736,7 +722,6 @@ export class TapedeckServer {
     clearTimeout(timer);
     // 3. Stop the watch, a running scan and the tape tier (jobs stop at a safe point), then close the catalog.
     if (this.rescanTimer) clearInterval(this.rescanTimer);
-    await this.mappedWatch?.stop();
     await this.idleTrim?.stop();
     const watchClosed = this.watcher?.close(); // stops at once; waits for a partial scan, aborted below
     await this.control?.close().catch(() => undefined);

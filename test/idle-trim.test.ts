@@ -3,7 +3,8 @@
 // `idleMs` without a request, never during a scan, and not again until the process grew again.
 // The clock is injected: nothing here depends on timing.
 import test from 'ava';
-import { IdleTrim } from '../src/util/idle-trim.js';
+import { IdleTrim, rssFileBytes } from '../src/util/idle-trim.js';
+import { loadConfig } from '../src/config.js';
 
 const MB = 1024 ** 2;
 
@@ -54,7 +55,7 @@ test('collects once the requests stopped for idleMs, not before, and not again u
   state.now += 4000;
   t.true(await trim.check());
   t.is(state.collections, 2);
-  t.deepEqual(trim.counts, { collections: 2, reopens: 0 });
+  t.deepEqual(trim.counts, { collections: 2, reopens: 0, mapped: 0 });
 });
 
 test('reopens the catalog when requests mapped its tables; never while a scan runs', async (t) => {
@@ -120,4 +121,117 @@ test('collects again on the next quiet looks while the young generation stays gr
   t.false(await trim.check());
   t.false(await trim.check());
   t.is(collections, 3);
+});
+
+// catalog_mapped (issue 11): while requests keep coming, the catalog is reopened when the
+// process's file-backed resident memory (LevelDB's mapped table pages, mostly) grew past the
+// budget since the last reopen; the quiet-time trim above is untouched by it.
+function loaded(budgetMB: number) {
+  const state = { now: 1_000_000, rssFile: 50 * MB, busy: false, reopens: 0, why: [] as string[], release: undefined as undefined | (() => void), hold: false };
+  const trim = new IdleTrim({
+    idleMs: 5000,
+    growthBytes: 4 * MB,
+    mappedBudget: budgetMB * MB,
+    heapBytes: () => 30 * MB,
+    fileBytes: () => state.rssFile,
+    collect: () => undefined,
+    busy: () => state.busy,
+    reopen: async (why) => {
+      state.reopens++;
+      state.why.push(why);
+      if (state.hold) await new Promise<void>((r) => (state.release = r));
+      state.rssFile = 50 * MB; // the tables' pages left with the reopen
+    },
+    now: () => state.now,
+  });
+  // a request just came (and keeps coming): never quiet in these tests
+  const request = () => {
+    state.now += 100;
+    trim.touch();
+  };
+  return { trim, state, request };
+}
+
+test('catalog_mapped: under load, reopens once the file-backed pages grew past the budget since the last reopen, not before', async (t) => {
+  const { trim, state, request } = loaded(16);
+  trim.rebase();
+  request();
+  state.rssFile += 15 * MB;
+  t.false(await trim.check());
+  t.is(state.reopens, 0);
+  state.rssFile += 2 * MB; // 17 MB more than at the start
+  request();
+  t.true(await trim.check());
+  t.is(state.reopens, 1);
+  t.deepEqual(state.why, ['catalog_mapped']);
+  // the base is taken again after the reopen
+  state.rssFile += 10 * MB;
+  request();
+  t.false(await trim.check());
+  state.rssFile += 7 * MB;
+  request();
+  t.true(await trim.check());
+  t.deepEqual(trim.counts, { collections: 0, reopens: 2, mapped: 2 });
+});
+
+test('catalog_mapped: never while a scan or the frame pass runs, and one reopen at a time', async (t) => {
+  const { trim, state, request } = loaded(16);
+  trim.rebase();
+  state.rssFile += 40 * MB;
+  state.busy = true;
+  request();
+  t.false(await trim.check());
+  t.is(state.reopens, 0);
+  state.busy = false;
+  state.hold = true;
+  const first = trim.check();
+  t.false(await trim.check(), 'a second look while the first reopen runs does nothing');
+  state.release!();
+  t.true(await first);
+  t.is(state.reopens, 1);
+});
+
+test('catalog_mapped: a drop (someone else reopened) becomes the new base', async (t) => {
+  const { trim, state, request } = loaded(16);
+  trim.rebase();
+  state.rssFile = 40 * MB;
+  request();
+  t.false(await trim.check());
+  state.rssFile = 40 * MB + 17 * MB;
+  t.true(await trim.check());
+});
+
+test('catalog_mapped 0: no reopen under load however much was mapped; the quiet trim still reopens', async (t) => {
+  const { trim, state, request } = loaded(0);
+  trim.rebase();
+  state.rssFile += 500 * MB;
+  request();
+  t.false(await trim.check());
+  t.is(state.reopens, 0);
+  state.now += 6000; // quiet
+  t.true(await trim.check());
+  t.deepEqual(state.why, ['idle']);
+});
+
+test('catalog_mapped below the idle growth: the quiet trim reopens past the smaller of the two', async (t) => {
+  const { trim, state } = loaded(1);
+  trim.rebase();
+  state.rssFile += 2 * MB; // < growthBytes (4 MB), > catalog_mapped (1 MB)
+  state.now += 6000;
+  t.true(await trim.check());
+  t.is(state.reopens, 1);
+});
+
+test('catalog_mapped: off (0) by default, a size turns it on, bad sizes are refused', (t) => {
+  t.is(loadConfig({ env: {}, flags: {} }).catalogMapped, 0);
+  t.is(loadConfig({ env: {}, flags: { catalogMapped: '16M' } }).catalogMapped, 16 * MB);
+  t.is(loadConfig({ env: {}, flags: { catalogMapped: '0' } }).catalogMapped, 0);
+  t.is(loadConfig({ env: { TAPEDECK_CATALOG_MAPPED: '32M' }, flags: {} }).catalogMapped, 32 * MB);
+  t.throws(() => loadConfig({ env: {}, flags: { catalogMapped: 'lots' } }));
+});
+
+test('rssFileBytes reads this process (Linux)', (t) => {
+  const v = rssFileBytes();
+  if (v === undefined) return t.pass('no /proc/self/status here');
+  t.true(v > 1 * MB, `${v} bytes`);
 });

@@ -10,6 +10,18 @@
 // unmaps the table pages). Never while a scan or the video-frame pass runs (they release at
 // their end themselves), never in a request's path, and not again until the process grew
 // again: a client that sends a request now and then costs nothing.
+//
+// The same looks also bound the catalog's table pages while requests keep coming
+// (catalog_mapped, `mappedBudget`): LevelDB 1.20 (classic-level's prebuilt) maps every table file
+// it reads (up to 1,000 files; not configurable) and every page a read touched stays resident
+// while the file is open (Browse and Search over a 100,000-item catalog left 40-50 MB of it); only
+// closing the database unmaps them. When the file-backed pages grew by more than the budget since
+// the last reopen, the catalog is reopened even without a quiet moment. The file-backed figure is
+// /proc/self/status RssFile (one small read, where /proc/self/smaps, which tells the tables
+// apart, costs ~30 ms); the node binary's own pages are file-backed too, but they stop growing
+// once its code ran, and the base is taken again after every reopen.
+
+import { readFileSync } from 'node:fs';
 
 /** Quiet looks (idleMs / 4 apart) that collect again while the young generation stays grown. */
 const YOUNG_RETRIES = 4;
@@ -31,11 +43,26 @@ export interface IdleTrimOptions {
    * not yet see: then the next few quiet looks collect again until it did.
    */
   youngGrown?: () => boolean;
-  /** Closes and opens the catalog (resolves when done or given up). */
-  reopen: () => Promise<unknown>;
+  /**
+   * Growth of the file-backed pages since the last reopen that reopens the catalog even while
+   * requests come (catalog_mapped, bytes; 0 or absent: only once quiet).
+   */
+  mappedBudget?: number;
+  /** Closes and opens the catalog (resolves when done or given up); `why` says which budget it was. */
+  reopen: (why: 'idle' | 'catalog_mapped') => Promise<unknown>;
   /** True while a scan or the video-frame pass runs. */
   busy?: () => boolean;
   now?: () => number;
+}
+
+/** RssFile of this process (bytes) from /proc/self/status, undefined without it. */
+export function rssFileBytes(): number | undefined {
+  try {
+    const m = /^RssFile:\s+(\d+) kB/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    return m ? Number(m[1]) * 1024 : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 export class IdleTrim {
@@ -47,8 +74,8 @@ export class IdleTrim {
   /** Quiet looks left that collect again while the young generation stays grown. */
   private youngRetries = 0;
   private readonly now: () => number;
-  /** Trims made: [collections, reopens]. */
-  readonly counts = { collections: 0, reopens: 0 };
+  /** Trims made: collections, reopens (of them `mapped` under load past catalog_mapped). */
+  readonly counts = { collections: 0, reopens: 0, mapped: 0 };
 
   constructor(private readonly opts: IdleTrimOptions) {
     this.now = opts.now ?? Date.now;
@@ -81,10 +108,10 @@ export class IdleTrim {
     this.fileBase = this.opts.fileBytes();
   }
 
-  /** One look: trims when quiet and grown. True when it trimmed. */
+  /** One look: trims when quiet and grown, reopens under load past the mapped budget. True when it did something. */
   async check(): Promise<boolean> {
     if (this.running || this.opts.busy?.()) return false;
-    if (this.now() - this.lastRequest < this.opts.idleMs) return false;
+    if (this.now() - this.lastRequest < this.opts.idleMs) return this.checkMapped();
     if (this.youngRetries > 0) {
       this.youngRetries--;
       if (this.opts.youngGrown?.()) {
@@ -101,7 +128,8 @@ export class IdleTrim {
     if (heap < this.heapBase) this.heapBase = heap;
     if (file !== undefined && (this.fileBase === undefined || file < this.fileBase)) this.fileBase = file;
     const heapGrew = heap - this.heapBase > this.opts.growthBytes;
-    const fileGrew = file !== undefined && this.fileBase !== undefined && file - this.fileBase > this.opts.growthBytes;
+    const fileLimit = Math.min(this.opts.growthBytes, this.opts.mappedBudget || Infinity);
+    const fileGrew = file !== undefined && this.fileBase !== undefined && file - this.fileBase > fileLimit;
     if (!heapGrew && !fileGrew) return false;
     this.running = (async () => {
       if (heapGrew) {
@@ -110,13 +138,35 @@ export class IdleTrim {
         this.youngRetries = this.opts.youngGrown?.() ? YOUNG_RETRIES : 0;
       }
       if (fileGrew) {
-        await this.opts.reopen().catch(() => undefined);
+        await this.opts.reopen('idle').catch(() => undefined);
         this.counts.reopens++;
       }
     })();
     await this.running;
     this.running = undefined;
     this.heapBase = this.opts.heapBytes();
+    this.fileBase = this.opts.fileBytes();
+    return true;
+  }
+
+  /** Requests are coming: reopens only when the file-backed pages grew past mappedBudget since the last reopen. */
+  private async checkMapped(): Promise<boolean> {
+    if (!(this.opts.mappedBudget && this.opts.mappedBudget > 0)) return false;
+    const file = this.opts.fileBytes();
+    if (file === undefined) return false;
+    if (this.fileBase === undefined || file < this.fileBase) {
+      this.fileBase = file;
+      return false;
+    }
+    if (file - this.fileBase <= this.opts.mappedBudget) return false;
+    this.running = this.opts.reopen('catalog_mapped').then(
+      () => undefined,
+      () => undefined,
+    );
+    await this.running;
+    this.running = undefined;
+    this.counts.reopens++;
+    this.counts.mapped++;
     this.fileBase = this.opts.fileBytes();
     return true;
   }
