@@ -21,7 +21,7 @@ import { open, statfs, type FileHandle } from 'node:fs/promises';
 import { SegmentCache, segmentExtent, segmentFile } from './cache.js';
 import type { DriveScheduler } from './scheduler.js';
 import type { WorkerLog } from './log.js';
-import { StagerError, toWireError, type ClientMessage, type ItemRef, type WireError, type WorkerMessage } from './protocol.js';
+import { PRIORITY_RANK, StagerError, toWireError, type ClientMessage, type ItemRef, type WireError, type WorkerMessage } from './protocol.js';
 import { Fill, ReadReq, type FillState, type FlaggedItem, type ItemState, type Pass, type ReplySink, type WorkerCounters, type WorkerTuning } from './read-state.js';
 import { runPass, runUncached, type PassHost } from './tape-pass.js';
 
@@ -263,8 +263,13 @@ export class ReadService implements PassHost {
             if ((fill.state as FillState) === 'failed') throw new StagerError(fill.error!);
             continue;
           }
-          // a pass of another request that will write this segment (waiting for its drive or reading): follow it
-          const leader = [...item.passes].find((p) => p.owner !== req && !p.owner.ac.signal.aborted && p.from <= seg && p.owner.s1 >= seg);
+          // a pass of another request that will write this segment (waiting for its drive or reading):
+          // follow it, unless it asks at a lower priority (a pre-stage or prefetch: playback following
+          // it would wait behind every other play, or for a cartridge the pre-stage never mounts, with
+          // the drive idle; its own pass queues at playback priority, and a reading prefetch yields)
+          const leader = [...item.passes].find(
+            (p) => p.owner !== req && !p.owner.ac.signal.aborted && p.from <= seg && p.owner.s1 >= seg && PRIORITY_RANK[p.owner.priority] <= PRIORITY_RANK[req.priority],
+          );
           if (leader) {
             if (!req.missed.has(seg)) {
               req.missed.add(seg);

@@ -1,0 +1,84 @@
+// Waits on the tape read path that must stay bounded (QA of the recall holds, the swap slot wait
+// and noMount pre-stages): one drive, in-process worker, virtual library with instant timing; the
+// drive's reads of a cartridge wait while it is named in `gated`, so every order is deterministic.
+// The worker's admission timeout is 10 min: a request that waits for it instead of being served
+// by an idle drive shows as the server's no-progress 503 (or the client's bound), never by timing.
+
+import test from 'ava';
+import { join } from 'node:path';
+import { VirtualTapeLibrary } from '../src/tape/virtual.js';
+import { buildLibrary, fetchMedia, inProcessStager, removeDir, settle, sha256, tempDir, type ItemSpec } from './fixtures/staging/harness.js';
+
+const KB = 1024;
+const SEG = 64 * KB;
+const A = 'TD0001L9';
+const B = 'TD0002L9';
+
+async function rig(specs: ItemSpec[]) {
+  const dir = await tempDir();
+  const items = await buildLibrary(dir, specs, { drives: 1 });
+  const vlib = await VirtualTapeLibrary.open(join(dir, 'vtl'), { timeScale: 0 });
+  const gated = new Set<string>();
+  for (const d of vlib.drives) {
+    const read = d.readBlocks.bind(d);
+    (d as { readBlocks: typeof d.readBlocks }).readBlocks = async (n) => {
+      while (d.cartridgeLabel !== null && gated.has(d.cartridgeLabel)) await new Promise((r) => setTimeout(r, 5));
+      return read(n);
+    };
+  }
+  const s = await inProcessStager(dir, vlib, items, { cacheSize: 64 << 20, admissionTimeoutMs: 600_000, tuning: { segmentSize: SEG, readAhead: 4 * SEG, maxChunk: SEG } });
+  const play = async (id: string) => {
+    const f = await fetchMedia(s.port, id, { timeoutMs: 120_000 });
+    return { ok: f.status === 200 && f.complete && sha256(f.body) === items.get(id)!.sha256, what: `${id}: ${f.status}, ${f.body.length} bytes${f.timedOut ? ', no answer' : ''}${f.status >= 400 ? ` (${f.body.toString().slice(0, 160)})` : ''}` };
+  };
+  const idle = () => s.worker.reads.activeRequests() === 0 && s.worker.scheduler.queue().length === 0;
+  return {
+    ...s,
+    items,
+    gated,
+    play,
+    idle,
+    async done() {
+      gated.clear();
+      await s.stop();
+      await removeDir(dir);
+    },
+  };
+}
+
+test('a play never follows a pre-stage pass that waits for a cartridge it will not mount: the play of x2 mounts A itself while the drive is idle', async (t) => {
+  const r = await rig([
+    { id: 'x1', size: 4 * SEG, label: A },
+    { id: 'x2', size: 4 * SEG, label: A },
+    { id: 'y', size: 4 * SEG, label: B },
+  ]);
+  try {
+    // x1 plays from A (its reads held); the pre-stage of the next item x2 (noMount, as after a
+    // play) queues for A's drive; then a play of y on B queues too
+    r.gated.add(A);
+    const x1 = r.play('x1');
+    t.true(await settle(() => r.worker.scheduler.drives()[0]!.busy && r.worker.scheduler.drives()[0]!.label === A, 30_000, 10));
+    t.true(r.client.prestage({ id: 'x2', tape: r.items.get('x2')!.obj.location!.tape! }, 0, 4 * SEG, false));
+    t.true(await settle(() => r.worker.scheduler.queue().length === 1, 30_000, 10), 'the pre-stage waits for the drive');
+    const y = r.play('y');
+    t.true(await settle(() => r.worker.scheduler.queue().length === 2, 30_000, 10), 'y waits for the drive');
+    r.gated.delete(A);
+    t.true((await x1).ok);
+    // y (playback) goes before the pre-stage and swaps A out: the pre-stage now waits for A's next load
+    t.true((await y).ok);
+    t.deepEqual(
+      r.worker.scheduler.queue().map((q) => [q.priority, q.label]),
+      [['prefetch', A]],
+    );
+    t.is(r.worker.scheduler.drives()[0]!.label, B);
+    t.false(r.worker.scheduler.drives()[0]!.busy);
+    // the play of x2 used to follow that pass (which waits up to the admission timeout with the
+    // drive idle) and got the server's no-progress 503; it mounts A now, and the pre-stage rides on it
+    const x2 = await r.play('x2');
+    t.true(x2.ok, x2.what);
+    t.true(await settle(r.idle, 30_000, 10), 'no request or drive waiter left');
+    t.is(r.worker.scheduler.counters.admissionTimeouts, 0);
+  } finally {
+    await r.done();
+  }
+});
