@@ -514,7 +514,7 @@ test('a named pipe or a directory put over a catalogued file: 404 at once, and n
   });
   const folder = join(dir, 'song.mp3');
   mkdirSync(folder);
-  const within = <T>(p: Promise<T>) => Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('still waiting after 5 s')), 5000).unref())]);
+  const within = <T>(p: Promise<T>) => Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('still waiting after 30 s')), 30_000).unref())]);
   for (const path of [fifo, folder]) {
     const src = diskSource(path, 1000, MTIME, 'video/x-matroska', 'DLNA.ORG_OP=01');
     for (const how of ['openFile', 'open'] as const) {
@@ -661,9 +661,9 @@ test('a client leaving mid-body destroys the stream and releases the file handle
     req.end();
   });
   t.true(received > 0);
-  t.true(await waitFor(() => fdsFor(bigPath) === 0, 5000), 'file descriptor closed after the client left');
+  t.true(await waitFor(() => fdsFor(bigPath) === 0, 30_000), 'file descriptor closed after the client left');
   // (other tests of this file run meanwhile and add events of their own)
-  t.true(await waitFor(() => streamEvents.slice(before).some((e) => e.id === 'ibig'), 5000));
+  t.true(await waitFor(() => streamEvents.slice(before).some((e) => e.id === 'ibig'), 30_000));
   const ev = streamEvents.slice(before).find((e) => e.id === 'ibig');
   t.truthy(ev);
   t.true(ev!.aborted);
@@ -674,7 +674,7 @@ test('a client leaving mid-body destroys the stream and releases the file handle
 test('onStream reports completed bodies', async (t) => {
   const before = streamEvents.length;
   await request('/media/isong', { headers: { Range: 'bytes=0-4095' } });
-  t.true(await waitFor(() => streamEvents.slice(before).some((e) => e.id === 'isong' && e.bytes === 4096), 2000));
+  t.true(await waitFor(() => streamEvents.slice(before).some((e) => e.id === 'isong' && e.bytes === 4096), 30_000));
   const ev = streamEvents.slice(before).find((e) => e.id === 'isong' && e.bytes === 4096)!;
   t.false(ev.aborted);
 });
@@ -683,7 +683,7 @@ test('onStream counts every byte of a body of several read chunks', async (t) =>
   const before = streamEvents.length;
   const r = await request('/media/isong', { headers: { Range: 'bytes=3-' } });
   t.is(r.body.length, SIZE - 3);
-  t.true(await waitFor(() => streamEvents.slice(before).some((e) => e.id === 'isong' && e.bytes === SIZE - 3), 2000));
+  t.true(await waitFor(() => streamEvents.slice(before).some((e) => e.id === 'isong' && e.bytes === SIZE - 3), 30_000));
   t.false(streamEvents.slice(before).find((e) => e.id === 'isong' && e.bytes === SIZE - 3)!.aborted);
 });
 
@@ -692,11 +692,11 @@ test('a disk file shorter than catalogued: the connection is cut, never a short 
   const before = streamEvents.length;
   const err = await t.throwsAsync(request('/media/ishrunk'));
   t.truthy(err);
-  t.true(await waitFor(() => streamEvents.slice(before).some((e) => e.id === 'ishrunk'), 2000));
+  t.true(await waitFor(() => streamEvents.slice(before).some((e) => e.id === 'ishrunk'), 30_000));
   const ev = streamEvents.slice(before).find((e) => e.id === 'ishrunk')!;
   t.true(ev.aborted);
   t.is(ev.bytes, SIZE);
-  t.true(appErrors.slice(errorsBefore).some((e) => /ended after \d+ of \d+ bytes/.test(e.message)), 'the failure is reported to the app');
+  t.true(await waitFor(() => appErrors.slice(errorsBefore).some((e) => /ended after \d+ of \d+ bytes/.test(e.message)), 30_000), 'the failure is reported to the app');
   // nothing left at all: cut before any header (as when any body stream fails at once)
   t.truthy(await t.throwsAsync(request('/media/iemptied')));
 });
@@ -707,9 +707,11 @@ test('a disk file shorter than catalogued is reported to the app once, not twice
   const errorsBefore = appErrors.length;
   const before = streamEvents.length;
   await t.throwsAsync(request('/media/ishrunk1'));
-  t.true(await waitFor(() => streamEvents.slice(before).some((e) => e.id === 'ishrunk1'), 2000));
+  t.true(await waitFor(() => streamEvents.slice(before).some((e) => e.id === 'ishrunk1'), 30_000));
+  const reports = () => appErrors.slice(errorsBefore).filter((e) => e.message.includes(`of ${SIZE + 77_777} bytes`)).length;
+  t.true(await waitFor(() => reports() >= 1, 30_000), 'reported');
   for (let k = 0; k < 20; k++) await new Promise((r) => setImmediate(r));
-  t.is(appErrors.slice(errorsBefore).filter((e) => e.message.includes(`of ${SIZE + 77_777} bytes`)).length, 1);
+  t.is(reports(), 1);
 });
 
 test('a tape stream that fails mid-body is reported to the app once, not twice', async (t) => {
@@ -719,10 +721,13 @@ test('a tape stream that fails mid-body is reported to the app once, not twice',
   const errorsBefore = appErrors.length;
   const before = streamEvents.length;
   await t.throwsAsync(request('/media/iworkerdown'));
-  t.true(await waitFor(() => streamEvents.slice(before).some((e) => e.id === 'iworkerdown'), 2000));
+  t.true(await waitFor(() => streamEvents.slice(before).some((e) => e.id === 'iworkerdown'), 30_000));
+  const reports = () => appErrors.slice(errorsBefore).filter((e) => e.message.includes('staging worker connection is gone (test)')).length;
+  // the first report may come after the stream event on a loaded machine: wait for it, then for a second
+  t.true(await waitFor(() => reports() >= 1, 30_000), 'reported');
   for (let k = 0; k < 20; k++) await new Promise((r) => setImmediate(r));
   await new Promise((r) => setTimeout(r, 50));
-  t.is(appErrors.slice(errorsBefore).filter((e) => e.message.includes('staging worker connection is gone (test)')).length, 1);
+  t.is(reports(), 1);
 });
 
 test('a tape source sees its AbortSignal fire when the client leaves', async (t) => {
@@ -754,10 +759,10 @@ test('a tape source sees its AbortSignal fire when the client leaves', async (t)
     const req = http.request({ host: '127.0.0.1', port: p, path: '/media/islow', agent: false });
     req.on('error', () => {});
     req.end();
-    t.true(await waitFor(() => signal !== undefined, 5000));
+    t.true(await waitFor(() => signal !== undefined, 30_000));
     t.false(signal!.aborted);
     req.destroy();
-    t.true(await waitFor(() => signal!.aborted, 5000), 'signal aborted after disconnect');
+    t.true(await waitFor(() => signal!.aborted, 30_000), 'signal aborted after disconnect');
   } finally {
     srv.closeAllConnections();
     await new Promise((r) => srv.close(r));
