@@ -191,3 +191,34 @@ test('a playlist record (l…) is no object for clients: BrowseMetadata, BrowseD
   t.regex(didlText(meta.Result), /<container id="P/);
   await c.close();
 });
+
+test('Search inside a playlist container (or the Playlists view) finds its entries, as Browse lists them', async (t) => {
+  const root = lib({
+    'a/1.mp3': 'A',
+    'a/2.mp3': 'B',
+    'b/3.mp3': 'C',
+    'l.m3u8': '#EXTM3U\n#EXTINF:4,First Entry\na/1.mp3\nb/3.mp3\n',
+  });
+  const c = new Catalog(new MemoryStore());
+  await c.open();
+  await scan(c, { roots: [root], probe });
+  const cds = new ContentDirectory(c);
+  const ctx = { baseUrl: 'http://127.0.0.1:1' } as never;
+  const h = itemIdForPath(join(root, 'l.m3u8')).slice(1);
+  const args = (id: string, crit: string) => ({ ContainerID: id, SearchCriteria: crit, Filter: '*', StartingIndex: '0', RequestedCount: '0', SortCriteria: '' });
+  for (const cid of ['P' + h, 'playlists/' + h, 'playlists']) {
+    const out = Object.fromEntries(await cds.search(args(cid, 'upnp:class derivedfrom "object.item"'), ctx));
+    const didl = didlText(out.Result);
+    t.is(out.TotalMatches, 2, `${cid}: ${didl}`);
+    const browsed = cid === 'playlists' ? 'playlists/' + h : cid;
+    // each hit is the playlist's own child (same ID, parent and title as Browse gives)
+    const kids = (await c.children(browsed, 0, 0)).objects;
+    for (const k of kids) t.true(didl.includes(`id="${k.id}" parentID="${browsed}"`), `${cid}: ${k.id} in ${didl}`);
+    t.regex(didl, /<dc:title>First Entry<\/dc:title>/);
+    t.notRegex(didl, /<dc:title>2<\/dc:title>/, 'a/2.mp3 is not in the playlist');
+    // criteria still apply (matched on the item's own metadata)
+    const one = Object.fromEntries(await cds.search(args(cid, 'upnp:artist = "C"'), ctx));
+    t.is(one.TotalMatches, 1, `${cid}: ${didlText(one.Result)}`);
+  }
+  await c.close();
+});

@@ -6,7 +6,7 @@ import { LRUCache } from 'lru-cache';
 import type { Catalog } from '../catalog/catalog.js';
 import type { CatalogObject } from '../catalog/types.js';
 import { ROOT_ID } from '../catalog/types.js';
-import { placements, REF_SEP } from '../catalog/layout.js';
+import { placements, playlistRecordOf, REF_SEP, refId } from '../catalog/layout.js';
 import { IdList } from '../catalog/id-lists.js';
 import { protocolInfo } from '../media/dlna.js';
 import { didlParts, type DidlOptions, type DidlParts, type ObjectRef } from './didl.js';
@@ -380,6 +380,7 @@ export class ContentDirectory {
     const wantContainers = wants(classPrefixes, { container: true });
     const results: CatalogObject[] = [];
     const inSubtree = containerId === ROOT_ID ? undefined : await this.subtree(containerId);
+    const listed = inSubtree ? await this.playlistEntries(inSubtree) : undefined;
 
     const takeItem = (item: CatalogObject) => {
       if (!accepts(classPrefixes, item)) return;
@@ -388,10 +389,14 @@ export class ContentDirectory {
         results.push(item);
         return;
       }
-      // Inside a subtree an item is returned once, under the first of its placements there.
+      // Inside a subtree an item is returned once, under the first of its placements there;
+      // the entries of a playlist are placements of the playlist, not of the item.
       const p = placements(item).placements.find((pl) => inSubtree.has(pl.containerId));
-      if (!p) return;
-      results.push(p.childId === item.id ? item : { ...item, id: p.childId, parentId: p.containerId, refId: item.id });
+      if (p) results.push(p.childId === item.id ? item : { ...item, id: p.childId, parentId: p.containerId, refId: item.id });
+      else {
+        const e = listed?.get(item.id);
+        if (e) results.push({ ...item, id: refId(e.containerId, item.id), parentId: e.containerId, refId: item.id, ...(e.title ? { title: e.title } : {}) });
+      }
     };
     const takeContainer = (c: CatalogObject) => {
       if (c.id === containerId || c.id === ROOT_ID) return;
@@ -428,6 +433,20 @@ export class ContentDirectory {
       if (wantContainers) for await (const c of this.catalog.eachContainer()) takeContainer(c);
     }
     return { hits: results, stubs };
+  }
+
+  /**
+   * The items the playlist containers of a subtree list, each with the first of those
+   * containers and the title the playlist gives it there (as Browse shows the entry).
+   */
+  private async playlistEntries(subtree: Set<string>): Promise<Map<string, { containerId: string; title?: string }>> {
+    const out = new Map<string, { containerId: string; title?: string }>();
+    for (const cid of subtree) {
+      const rec = playlistRecordOf(cid);
+      if (!rec) continue;
+      for (const e of (await this.catalog.get(rec))?.playlist?.entries ?? []) if (!out.has(e.id)) out.set(e.id, { containerId: cid, title: e.title });
+    }
+    return out;
   }
 
   /** IDs of a container and every container below it. */
