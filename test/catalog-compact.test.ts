@@ -6,23 +6,17 @@
 import test from 'ava';
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { copyFile, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { LevelStore } from '../src/catalog/store.js';
 import { createDemoLibrary } from '../src/demo/library.js';
 import { jsonLines, REPO_ROOT } from './helpers/lab.js';
+import { tempDir, tempLevelStore } from './helpers/temp.js';
 
 const tables = (dir: string) => readdirSync(dir).filter((f) => f.endsWith('.ldb'));
 const bytes = (dir: string) => tables(dir).reduce((n, f) => n + statSync(join(dir, f)).size, 0);
 
 test('LevelStore.compact leaves the live data only and drops the replaced tables, also those an iterator was reading', async (t) => {
-  const root = await mkdtemp(join(tmpdir(), 'tapedeck-compact-'));
-  t.teardown(() => rm(root, { recursive: true, force: true }));
-  const dir = join(root, 'db');
-  const store = new LevelStore(dir);
-  await store.open();
-  t.teardown(() => store.close());
+  const { store, dir } = await tempLevelStore(t, 'tapedeck-compact-');
   // three versions of 20,000 entries: ~8 MB written, ~2.7 MB live (several table files)
   const pad = 'x'.repeat(120);
   for (let round = 0; round < 3; round++) {
@@ -65,8 +59,7 @@ function leveldbLogs(data: string): string {
 
 test('the server compacts the catalog after a full scan, and not after a restart whose rescan changed nothing (loopback, SSDP off)', async (t) => {
   t.timeout(180_000);
-  const dir = await mkdtemp(join(tmpdir(), 'tapedeck-compact-srv-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const dir = await tempDir(t, 'tapedeck-compact-srv-');
   const { files } = await createDemoLibrary(join(dir, 'demo'));
   const media = join(dir, 'media');
   await mkdir(media, { recursive: true });

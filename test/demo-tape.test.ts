@@ -4,12 +4,12 @@
 // with the reads visible in /metrics and the status page. Loopback only, SSDP off.
 import test from 'ava';
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createDemoLibrary } from '../src/demo/library.js';
 import { demoArchiveSet } from '../src/demo/tape.js';
 import { jsonLines, REPO_ROOT } from './helpers/lab.js';
+import { tempDir } from './helpers/temp.js';
 
 type Line = Record<string, any>;
 
@@ -41,8 +41,7 @@ const metric = (text: string, name: string, labels = '') => {
 
 test('the demo plays its archived items from the virtual tape library, byte for byte', async (t) => {
   t.timeout(120_000);
-  const dir = await mkdtemp(join(tmpdir(), 'tapedeck-demo-tape-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const dir = await tempDir(t, 'tapedeck-demo-tape-');
   // the generator is deterministic: a second copy is the reference
   const reference = join(dir, 'reference');
   await createDemoLibrary(reference);

@@ -1,14 +1,14 @@
 // Samsung TVs ask a media GET/HEAD for `getMediaInfo.sec: 1` and show and seek by the duration
 // in the `MediaInfo.sec: SEC_Duration=<ms>;` answer (MiniDLNA and others send it).
 import test from 'ava';
-import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { copyFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { itemIdForPath } from '../src/catalog/layout.js';
 import { secMediaInfo } from '../src/media/dlna.js';
 import { REPO_ROOT } from '../src/util/paths.js';
 import { browse } from './helpers/upnp-client.js';
 import { serveMedia } from './helpers/serve.js';
+import { tempDir } from './helpers/temp.js';
 
 test('secMediaInfo: milliseconds, nothing for an unknown duration', (t) => {
   t.is(secMediaInfo(2555.856), 'SEC_Duration=2555856;');
@@ -17,8 +17,7 @@ test('secMediaInfo: milliseconds, nothing for an unknown duration', (t) => {
 
 test('getMediaInfo.sec: 1 on GET and HEAD of a video gets MediaInfo.sec with its duration; not asked, none', async (t) => {
   t.timeout(90_000);
-  const dir = await mkdtemp(join(tmpdir(), 'tapedeck-mediainfo-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const dir = await tempDir(t, 'tapedeck-mediainfo-');
   const m = join(dir, 'media');
   await mkdir(m);
   await copyFile(join(REPO_ROOT, 'test/fixtures/media/clip.mkv'), join(m, 'Film.mkv'));

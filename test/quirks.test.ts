@@ -5,8 +5,6 @@
 // Also the SERVER header (UDA 1.0: `OS/version UPnP/1.0 product/version`).
 import test from 'ava';
 import { request } from 'node:http';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseStringPromise } from 'xml2js';
 import { createDemoLibrary } from '../src/demo/library.js';
@@ -14,6 +12,7 @@ import { itemIdForPath } from '../src/catalog/layout.js';
 import { serverHeader } from '../src/upnp/server-header.js';
 import { soapEnvelope, CDS } from './helpers/upnp-client.js';
 import { serveMedia } from './helpers/serve.js';
+import { tempDir } from './helpers/temp.js';
 
 const MSR = 'urn:microsoft.com:service:X_MS_MediaReceiverRegistrar:1';
 const UA = {
@@ -61,8 +60,7 @@ test('SERVER header: OS/version UPnP/1.0 product/version (UDA 1.0), tokens witho
 
 test('every quirk acts on each path it concerns, and only for the clients whose profile declares it', async (t) => {
   t.timeout(120_000);
-  const dir = await mkdtemp(join(tmpdir(), 'tapedeck-quirks-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const dir = await tempDir(t, 'tapedeck-quirks-');
   const media = join(dir, 'media');
   await createDemoLibrary(media);
   const { base } = await serveMedia(t, media);

@@ -73,123 +73,114 @@ const tierOf = async (r: Rig, id: string) => {
   return l.disk && l.tape ? 'both' : l.disk ? 'disk' : 'tape';
 };
 
-test('a queued loadedOnly recall keeps its cartridge loaded past the idle unload; the job reads it with no mount, then the hold ends and the idle unload goes on', async (t) => {
-  const clock = { t: 1_000_000 };
-  const r = await rig(clock);
-  try {
-    const job = await recallQueuedDuringPlay(t, r, A, r.season);
-    const mounts = r.worker.scheduler.counters.mounts;
-    t.is(r.worker.scheduler.opts.swapLoss!(A), 0.5, 'held for a recall only: swapped before any cartridge a client plays from');
-    // the operator sees it: status page (stager line) and /metrics
-    const stager = pageStagerStatus(await r.client.status());
-    t.is(stager.recallHolds, 1);
-    const text = await new ServerMetrics({ version: '0', status: { server: () => ({ name: 'nas', version: '0', scanning: false }), library: () => libraryStatus(r.catalog), stager: () => stager } }).scrape();
-    t.regex(text, /^tapedeck_stager_recall_holds 1$/m);
-    // several idle periods pass (other jobs run before this one); this timer fires after the idle unload's
-    await sleep(IDLE_MS * 5);
-    t.is(r.idleUnloads(), 0, 'no idle unload while the recall waits');
-    t.is(r.worker.scheduler.labelIn(0), A);
-    const done = await r.service.run(job.id);
-    t.is(done.state, 'done', done.reason);
-    t.like(done.result, { recalled: 3, skipped: 0 });
-    t.is(r.worker.scheduler.counters.mounts, mounts, 'read from the drive it was in: no mount');
-    for (const id of r.season) {
-      t.is(await tierOf(r, id), 'both');
-      const now = (await r.catalog.get(id))!;
-      t.is(sha256(await readFile(now.location!.disk!.path)), now.location!.tape!.sha256);
+type HoldRig = Awaited<ReturnType<typeof rig>>;
+
+/** A test on its own rig (fake clock starting at `start`), which it always shuts down. */
+function rigTest(title: string, fn: (t: import('ava').ExecutionContext, r: HoldRig, clock: { t: number }) => Promise<void>, start = 1_000_000): void {
+  test(title, async (t) => {
+    const clock = { t: start };
+    const r = await rig(clock);
+    try {
+      await fn(t, r, clock);
+    } finally {
+      await r.done();
     }
-    // the job has run: the hold is gone and the drive's idle unload takes the cartridge
-    t.true(await settle(() => r.worker.recallHolds.labels().length === 0, 60_000), 'hold released at the end of the job');
-    t.true(await settle(() => r.idleUnloads() === 1, 60_000), 'unloaded when idle again');
-    t.is(r.worker.scheduler.labelIn(0), null);
-  } finally {
-    await r.done();
+  });
+}
+
+rigTest('a queued loadedOnly recall keeps its cartridge loaded past the idle unload; the job reads it with no mount, then the hold ends and the idle unload goes on', async (t, r) => {
+  const job = await recallQueuedDuringPlay(t, r, A, r.season);
+  const mounts = r.worker.scheduler.counters.mounts;
+  t.is(r.worker.scheduler.opts.swapLoss!(A), 0.5, 'held for a recall only: swapped before any cartridge a client plays from');
+  // the operator sees it: status page (stager line) and /metrics
+  const stager = pageStagerStatus(await r.client.status());
+  t.is(stager.recallHolds, 1);
+  const text = await new ServerMetrics({ version: '0', status: { server: () => ({ name: 'nas', version: '0', scanning: false }), library: () => libraryStatus(r.catalog), stager: () => stager } }).scrape();
+  t.regex(text, /^tapedeck_stager_recall_holds 1$/m);
+  // several idle periods pass (other jobs run before this one); this timer fires after the idle unload's
+  await sleep(IDLE_MS * 5);
+  t.is(r.idleUnloads(), 0, 'no idle unload while the recall waits');
+  t.is(r.worker.scheduler.labelIn(0), A);
+  const done = await r.service.run(job.id);
+  t.is(done.state, 'done', done.reason);
+  t.like(done.result, { recalled: 3, skipped: 0 });
+  t.is(r.worker.scheduler.counters.mounts, mounts, 'read from the drive it was in: no mount');
+  for (const id of r.season) {
+    t.is(await tierOf(r, id), 'both');
+    const now = (await r.catalog.get(id))!;
+    t.is(sha256(await readFile(now.location!.disk!.path)), now.location!.tape!.sha256);
   }
+  // the job has run: the hold is gone and the drive's idle unload takes the cartridge
+  t.true(await settle(() => r.worker.recallHolds.labels().length === 0, 60_000), 'hold released at the end of the job');
+  t.true(await settle(() => r.idleUnloads() === 1, 60_000), 'unloaded when idle again');
+  t.is(r.worker.scheduler.labelIn(0), null);
 });
 
-test('a recall hold is bounded: past its time (fake clock) the idle unload takes the cartridge, and the job skips it without mounting', async (t) => {
-  const clock = { t: 1_000_000 };
-  const r = await rig(clock);
-  try {
-    const job = await recallQueuedDuringPlay(t, r, A, r.season);
-    const mounts = r.worker.scheduler.counters.mounts;
-    clock.t += RECALL_HOLD_MS + 1;
-    t.deepEqual(r.worker.recallHolds.labels(), [], 'ran out');
-    t.true(await settle(() => r.idleUnloads() === 1, 60_000), 'idle unload once the hold ran out');
-    const done = await r.service.run(job.id);
-    t.like(done.result, { recalled: 0, skipped: 3 }, done.reason);
-    t.is(r.worker.scheduler.counters.mounts, mounts, 'the recall mounts nothing');
-  } finally {
-    await r.done();
-  }
+rigTest('a recall hold is bounded: past its time (fake clock) the idle unload takes the cartridge, and the job skips it without mounting', async (t, r, clock) => {
+  const job = await recallQueuedDuringPlay(t, r, A, r.season);
+  const mounts = r.worker.scheduler.counters.mounts;
+  clock.t += RECALL_HOLD_MS + 1;
+  t.deepEqual(r.worker.recallHolds.labels(), [], 'ran out');
+  t.true(await settle(() => r.idleUnloads() === 1, 60_000), 'idle unload once the hold ran out');
+  const done = await r.service.run(job.id);
+  t.like(done.result, { recalled: 0, skipped: 3 }, done.reason);
+  t.is(r.worker.scheduler.counters.mounts, mounts, 'the recall mounts nothing');
 });
 
-test('playback of another cartridge still gets the only drive a recall holds (at once, a swap); the recall then skips, mounting nothing', async (t) => {
-  const clock = { t: 1_000_000 };
-  const r = await rig(clock);
-  try {
-    // ShowB's episode on a second cartridge (a container not on A goes to the emptiest)
-    await r.service.label([B]);
-    const put = await r.service.run((await r.service.submit('archive', [r.other], { stub: NO_TAIL })).id);
-    t.is(put.state, 'done', put.reason);
-    t.is((await r.catalog.get(r.other))!.location!.tape!.label, B);
-    const job = await recallQueuedDuringPlay(t, r, A, r.season);
-    const c = r.worker.scheduler.counters;
-    const before = { swaps: c.swaps, mountsJob: c.mountsJob, timeouts: c.admissionTimeouts };
-    const f = await fetchMedia(r.port, r.other);
-    t.is(f.status, 200);
-    t.is(sha256(f.body), sha256(r.lab.files.get(join(r.lab.media, 'Video/ShowB/E1.mkv'))!), 'byte-exact');
-    t.is(c.swaps, before.swaps + 1, 'the held cartridge was swapped out for the play');
-    t.is(c.admissionTimeouts, before.timeouts);
-    t.is(r.worker.scheduler.labelIn(0), B);
-    const done = await r.service.run(job.id);
-    t.like(done.result, { recalled: 0, skipped: 3 });
-    t.is(c.mountsJob, before.mountsJob, 'the recall never mounts A back');
-    for (const id of r.season) t.is(await tierOf(r, id), 'tape');
-  } finally {
-    await r.done();
-  }
+rigTest('playback of another cartridge still gets the only drive a recall holds (at once, a swap); the recall then skips, mounting nothing', async (t, r) => {
+  // ShowB's episode on a second cartridge (a container not on A goes to the emptiest)
+  await r.service.label([B]);
+  const put = await r.service.run((await r.service.submit('archive', [r.other], { stub: NO_TAIL })).id);
+  t.is(put.state, 'done', put.reason);
+  t.is((await r.catalog.get(r.other))!.location!.tape!.label, B);
+  const job = await recallQueuedDuringPlay(t, r, A, r.season);
+  const c = r.worker.scheduler.counters;
+  const before = { swaps: c.swaps, mountsJob: c.mountsJob, timeouts: c.admissionTimeouts };
+  const f = await fetchMedia(r.port, r.other);
+  t.is(f.status, 200);
+  t.is(sha256(f.body), sha256(r.lab.files.get(join(r.lab.media, 'Video/ShowB/E1.mkv'))!), 'byte-exact');
+  t.is(c.swaps, before.swaps + 1, 'the held cartridge was swapped out for the play');
+  t.is(c.admissionTimeouts, before.timeouts);
+  t.is(r.worker.scheduler.labelIn(0), B);
+  const done = await r.service.run(job.id);
+  t.like(done.result, { recalled: 0, skipped: 3 });
+  t.is(c.mountsJob, before.mountsJob, 'the recall never mounts A back');
+  for (const id of r.season) t.is(await tierOf(r, id), 'tape');
 });
 
-test('a container promotion keeps the play\'s cartridge loaded while it plans (it reads the whole catalog, the play\'s read ends meanwhile): its recall reads the season with no mount', async (t) => {
-  const clock = { t: new Date(2030, 0, 10, 20, 0).getTime() };
-  const r = await rig(clock);
-  try {
-    const policy = { ...r.lab.config.policy, minArchiveSize: 10_000, promoteContainerPlays: 2, highWatermark: { kind: 'bytes' as const, bytes: 100_000_000 }, lowWatermark: { kind: 'bytes' as const, bytes: 100_000_000 } };
-    const access = new AccessTracker({ store: r.catalog.store, now: () => clock.t });
-    // the play reads from A (mounted for it)
-    const play = await r.worker.scheduler.acquire({ label: A, priority: 'interactive', owner: 'test play' });
-    let calls = 0;
-    let heldWhilePlanning = false;
-    const readAccess = async (ids: string[]) => {
-      if (++calls === 2) {
-        // the plan's read of every item: meanwhile the play's read ends and idle periods pass
-        heldWhilePlanning = await settle(() => r.worker.recallHolds.labels().includes(A), 60_000);
-        play.release();
-        await sleep(IDLE_MS * 5); // fires after the idle unload's timer
-      }
-      return access.read(ids);
-    };
-    const e = new PolicyEngine({ catalog: r.catalog, config: { ...r.lab.config, policy }, archive: r.service, readAccess, log: silentLogger, now: () => clock.t, mediaDirs: [r.lab.media] });
-    t.teardown(() => e.stop());
-    access.notePlay(r.season[0], '10.0.0.5');
-    access.notePlay(r.season[1], '10.0.0.5');
-    const c = r.worker.scheduler.counters;
-    const mounts = c.mounts;
-    const jobs = await e.onPlay(r.season[1]);
-    t.true(heldWhilePlanning, 'held from the moment the container is found hot');
-    t.is(r.idleUnloads(), 0, 'no idle unload while the promotion planned');
-    t.is(jobs.length, 1);
-    t.like(jobs[0], { kind: 'recall', opts: { loadedOnly: true, trigger: 'play' } });
-    const done = await r.service.run(jobs[0]!.id);
-    t.like(done.result, { recalled: 3, skipped: 0 });
-    t.is(c.mounts, mounts, 'read from the drive the play loaded');
-    for (const id of r.season) t.is(await tierOf(r, id), 'both');
-    t.true(await settle(() => r.worker.recallHolds.labels().length === 0, 60_000), 'every hold ended');
-  } finally {
-    await r.done();
-  }
-});
+rigTest('a container promotion keeps the play\'s cartridge loaded while it plans (it reads the whole catalog, the play\'s read ends meanwhile): its recall reads the season with no mount', async (t, r, clock) => {
+  const policy = { ...r.lab.config.policy, minArchiveSize: 10_000, promoteContainerPlays: 2, highWatermark: { kind: 'bytes' as const, bytes: 100_000_000 }, lowWatermark: { kind: 'bytes' as const, bytes: 100_000_000 } };
+  const access = new AccessTracker({ store: r.catalog.store, now: () => clock.t });
+  // the play reads from A (mounted for it)
+  const play = await r.worker.scheduler.acquire({ label: A, priority: 'interactive', owner: 'test play' });
+  let calls = 0;
+  let heldWhilePlanning = false;
+  const readAccess = async (ids: string[]) => {
+    if (++calls === 2) {
+      // the plan's read of every item: meanwhile the play's read ends and idle periods pass
+      heldWhilePlanning = await settle(() => r.worker.recallHolds.labels().includes(A), 60_000);
+      play.release();
+      await sleep(IDLE_MS * 5); // fires after the idle unload's timer
+    }
+    return access.read(ids);
+  };
+  const e = new PolicyEngine({ catalog: r.catalog, config: { ...r.lab.config, policy }, archive: r.service, readAccess, log: silentLogger, now: () => clock.t, mediaDirs: [r.lab.media] });
+  t.teardown(() => e.stop());
+  access.notePlay(r.season[0], '10.0.0.5');
+  access.notePlay(r.season[1], '10.0.0.5');
+  const c = r.worker.scheduler.counters;
+  const mounts = c.mounts;
+  const jobs = await e.onPlay(r.season[1]);
+  t.true(heldWhilePlanning, 'held from the moment the container is found hot');
+  t.is(r.idleUnloads(), 0, 'no idle unload while the promotion planned');
+  t.is(jobs.length, 1);
+  t.like(jobs[0], { kind: 'recall', opts: { loadedOnly: true, trigger: 'play' } });
+  const done = await r.service.run(jobs[0]!.id);
+  t.like(done.result, { recalled: 3, skipped: 0 });
+  t.is(c.mounts, mounts, 'read from the drive the play loaded');
+  for (const id of r.season) t.is(await tierOf(r, id), 'both');
+  t.true(await settle(() => r.worker.recallHolds.labels().length === 0, 60_000), 'every hold ended');
+}, new Date(2030, 0, 10, 20, 0).getTime());
 
 test('RecallHolds: per owner, ended by id, by the owner going, by time; bounded in number', (t) => {
   let now = 0;

@@ -5,10 +5,9 @@
 // until nothing is in flight (an open iterator included).
 import test from 'ava';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LevelStore } from '../src/catalog/store.js';
+import { tempDir, tempLevelStore } from './helpers/temp.js';
 
 /** Resident kB of this process's mappings of the table files under `dir`. */
 function mappedKb(dir: string): number {
@@ -22,12 +21,7 @@ function mappedKb(dir: string): number {
 }
 
 async function filled(t: { teardown(fn: () => unknown): void }): Promise<{ store: LevelStore; dir: string }> {
-  const root = await mkdtemp(join(tmpdir(), 'tapedeck-reopen-'));
-  t.teardown(() => rm(root, { recursive: true, force: true }));
-  const dir = join(root, 'db');
-  const store = new LevelStore(dir);
-  await store.open();
-  t.teardown(() => store.close());
+  const { store, dir } = await tempLevelStore(t, 'tapedeck-reopen-');
   // ~4 MB of values with little to compress: several table files once compacted
   let seed = 1;
   const noise = () => Array.from({ length: 200 }, () => ((seed = (seed * 48271) % 2147483647) % 36).toString(36)).join('');
@@ -94,11 +88,7 @@ test('reopen waits until an open iterator ends, and gives up (false, nothing clo
 
 test('empty values are stored as one U+0000 (classic-level leaks the copy of an empty value) and read back as written', async (t) => {
   const { Level } = await import('level');
-  const root = await mkdtemp(join(tmpdir(), 'tapedeck-empty-'));
-  t.teardown(() => rm(root, { recursive: true, force: true }));
-  const dir = join(root, 'db');
-  const store = new LevelStore(dir);
-  await store.open();
+  const { store, dir } = await tempLevelStore(t, 'tapedeck-empty-');
   const values: [string, string][] = [
     ['a', ''],
     ['b', '\u0000'],
@@ -131,8 +121,7 @@ test('empty values are stored as one U+0000 (classic-level leaks the copy of an 
 test('writing empty values does not grow the glibc heap (a child process writes 400,000)', async (t) => {
   if (!existsSync('/proc/self/smaps')) return t.pass('no /proc/self/smaps here');
   const { execFileSync } = await import('node:child_process');
-  const root = await mkdtemp(join(tmpdir(), 'tapedeck-empty-heap-'));
-  t.teardown(() => rm(root, { recursive: true, force: true }));
+  const root = await tempDir(t, 'tapedeck-empty-heap-');
   const script = `
     import { LevelStore } from ${JSON.stringify(new URL('../src/catalog/store.ts', import.meta.url).href)};
     import { readFileSync } from 'node:fs';
@@ -176,12 +165,7 @@ test('another opener that takes the lock while reopen has the database closed on
   // A CLI command opening the catalog at the moment the server's reopen had it closed got
   // LevelDB's lock; the server's open then failed ("catalog could not be opened again") and the
   // CLI, holding the catalog, found the tape library busy (exit 3; staging-faults under load).
-  const root = await mkdtemp(join(tmpdir(), 'tapedeck-reopen-lock-'));
-  t.teardown(() => rm(root, { recursive: true, force: true }));
-  const dir = join(root, 'db');
-  const store = new LevelStore(dir);
-  await store.open();
-  t.teardown(() => store.close());
+  const { store, dir } = await tempLevelStore(t, 'tapedeck-reopen-lock-');
   await store.batch([{ type: 'put', key: 'a', value: '1' }]);
   // the other opener (LevelDB locks per process and file: a second handle here is refused as
   // another process is) opens in the gap between the reopen's close and its open, for 300 ms
@@ -207,11 +191,7 @@ test('another opener that takes the lock while reopen has the database closed on
 });
 
 test('a reopen asked after close() (a policy plan that ended after the server stopped) leaves the database closed: its lock is free', async (t) => {
-  const root = await mkdtemp(join(tmpdir(), 'tapedeck-reopen-closed-'));
-  t.teardown(() => rm(root, { recursive: true, force: true }));
-  const dir = join(root, 'db');
-  const store = new LevelStore(dir);
-  await store.open();
+  const { store, dir } = await tempLevelStore(t, 'tapedeck-reopen-closed-');
   await store.batch([{ type: 'put', key: 'a', value: '1' }]);
   // a reopen under way when close() comes: close waits for it, and it does not open again after
   const it = store.entries({})[Symbol.asyncIterator]();
