@@ -7,8 +7,8 @@
 // (/var/lib/tapedeck, another user's runtime directory) is checked by its socket's existence.
 
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { constants, existsSync } from 'node:fs';
+import { lstat, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { SOCKET_NAME } from './protocol.js';
@@ -29,14 +29,35 @@ export function registryDir(env: NodeJS.ProcessEnv = process.env): string {
 
 const entryName = (socket: string) => createHash('sha256').update(socket).digest('hex').slice(0, 16) + '.json';
 
+/**
+ * Whether the registry directory is this user's own: a real directory (not a link) owned by
+ * this user that no one else may write to. `$TMPDIR/tapedeck-<uid>` sits in a world-writable
+ * directory where another local user can create it first and plant a link named after a
+ * note (the names are predictable): a server writing there would write through the link
+ * (as root: any file), and a command would read that user's notes. Such a directory is not used.
+ */
+async function ownDir(dir: string): Promise<boolean> {
+  try {
+    const st = await lstat(dir);
+    const uid = process.getuid?.();
+    return st.isDirectory() && (uid === undefined || st.uid === uid) && (st.mode & 0o022) === 0;
+  } catch {
+    return false;
+  }
+}
+
+/** Opened for writing without following a link at the note's name (O_NOFOLLOW where the platform has it). */
+const WRITE_NOFOLLOW = constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | (constants.O_NOFOLLOW ?? 0);
+
 /** Note a control server; returns the function that removes the note. */
 export async function registerServer(socket: string, env: NodeJS.ProcessEnv = process.env): Promise<() => Promise<void>> {
   const dir = registryDir(env);
   const file = join(dir, entryName(socket));
   try {
     await mkdir(dir, { recursive: true, mode: 0o700 });
+    if (!(await ownDir(dir))) return async () => undefined;
     const entry: RunningServer = { pid: process.pid, dataDir: dirname(socket), socket };
-    await writeFile(file, JSON.stringify(entry) + '\n', { mode: 0o600 });
+    await writeFile(file, JSON.stringify(entry) + '\n', { mode: 0o600, flag: WRITE_NOFOLLOW });
   } catch {
     // only a hint for messages: a server that cannot write it runs all the same
   }
@@ -47,7 +68,8 @@ export async function registerServer(socket: string, env: NodeJS.ProcessEnv = pr
 export async function runningServers(env: NodeJS.ProcessEnv = process.env): Promise<RunningServer[]> {
   const dir = registryDir(env);
   const out = new Map<string, RunningServer>();
-  for (const name of await readdir(dir).catch(() => [] as string[])) {
+  const names = (await ownDir(dir)) ? await readdir(dir).catch(() => [] as string[]) : [];
+  for (const name of names) {
     if (!name.endsWith('.json')) continue;
     const file = join(dir, name);
     let e: RunningServer | undefined;
