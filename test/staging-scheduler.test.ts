@@ -377,7 +377,7 @@ test('a request for the cartridge a swap is taking out of a drive waits until it
     }
     return lib.mount(label, opts);
   } };
-  const s = await DriveScheduler.create(gatedLib, { admissionTimeoutMs: 5000, idleUnloadMs: 0 });
+  const s = await DriveScheduler.create(gatedLib, { admissionTimeoutMs: 120_000, idleUnloadMs: 0 }); // no admission timeout under load: the test holds the swap at a gate
   try {
     const a = await s.acquire({ label: A, priority: 'interactive' });
     const b = await s.acquire({ label: B, priority: 'interactive' });
