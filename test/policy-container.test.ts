@@ -362,3 +362,36 @@ test('two containers that get hot at the same moment are planned one after the o
   const seasons = [await tiers(lab, show), await tiers(lab, other)].map((x) => x.join());
   t.deepEqual(seasons.sort(), ['both,both,both', 'tape,tape,tape'], 'the promotion planned first took the room, the other found none');
 });
+
+test('a container promotion right after a play counts the recalls a pass (or an operator) queued and has not run yet: together they never push usage over the high mark', async (t) => {
+  const files: [string, number][] = [...FILES.slice(0, 3), ['Video/Other/S01/O1.mkv', 80_000], ['Video/Other/S01/O2.mkv', 90_000], ['Video/Other/S01/O3.mkv', 70_000]];
+  const lab = await makeLab({ files });
+  t.teardown(() => lab.cleanup());
+  const clock = { t: new Date(2030, 0, 10, 20, 0).getTime() };
+  const now = () => clock.t;
+  lab.config.headStubTail = 0;
+  const ids = async (dir: string, names: string[]) => Promise.all(names.map(async (n) => (await lab.catalog.getPath(join(lab.media, dir, n)))!.id));
+  const show = await ids('Video/Show/S01', ['S01E1.mkv', 'S01E2.mkv', 'S01E3.mkv']);
+  const other = await ids('Video/Other/S01', ['O1.mkv', 'O2.mkv', 'O3.mkv']);
+  t.is((await lab.service.run((await lab.service.submit('archive', [...show, ...other])).id)).state, 'done');
+  const access = new AccessTracker({ store: lab.catalog.store, now });
+  lab.config.policy = { ...lab.config.policy, minArchiveSize: 10_000, promotePlays: 1, promoteContainerPlays: 2, highWatermark: { kind: 'bytes', bytes: 10_000_000 }, lowWatermark: { kind: 'bytes', bytes: 10_000_000 } };
+  const e = new PolicyEngine({ catalog: lab.catalog, config: lab.config, archive: lab.service, readAccess: (i) => access.read(i), log: silentLogger, now, mediaDirs: [lab.media] });
+  t.teardown(() => e.stop());
+  // room under the high mark for one of the two seasons only
+  const used = (await e.plan()).usage[0]!.before;
+  const high = used + 240_000 - 3 * 4096 + 10_000;
+  lab.config.policy = { ...lab.config.policy, highWatermark: { kind: 'bytes', bytes: high }, lowWatermark: { kind: 'bytes', bytes: high } };
+  // a pass promotes the show (each episode played once, promote_plays 1); its recall job is queued, not run yet
+  for (const id of show) access.notePlay(id, '10.0.0.5');
+  const { jobs: passJobs } = await e.runPass('manual');
+  t.deepEqual((await Promise.all(passJobs.map((j) => lab.service.items(j.id)))).flat().map((i) => i.id).sort(), [...show].sort());
+  // meanwhile the other season gets hot: its promotion must see the show's recall as disk already taken
+  clock.t += 60_000;
+  for (const id of [other[0]!, other[1]!]) access.notePlay(id, '10.0.0.6');
+  const queued = await e.onPlay(other[1]!);
+  for (const j of [...passJobs, ...queued]) t.is((await lab.service.run(j.id)).state, 'done');
+  const after = (await e.plan()).usage[0]!.before;
+  t.true(after <= high, `usage ${after} after the pass's recall and the play's promotion, high mark ${high}`);
+  t.deepEqual(await tiers(lab, show), ['both', 'both', 'both']);
+});
