@@ -115,5 +115,14 @@ test('every quirk acts on each path it concerns, and only for the clients whose 
   // descriptionOverrides (Xbox): the description it reads names Windows Media Player Sharing
   t.regex((await as('xbox', `${base}/description.xml`)).body, /<modelName>Windows Media Player Sharing<\/modelName>/);
   t.notRegex(desc.body, /Windows Media Player Sharing/);
+  // descriptionOverrides.productCap (Samsung): the description lists getCaptionInfo.sec and getMediaInfo.sec
+  // in sec:ProductCap / sec:X_ProductCap, or the TV never asks for them; nobody else gets them
+  const samsungDesc = (await as('samsung', `${base}/description.xml`)).body;
+  for (const el of ['ProductCap', 'X_ProductCap']) {
+    t.regex(samsungDesc, new RegExp(`<sec:${el} xmlns:sec="http://www\\.sec\\.co\\.kr/dlna">smi,DCM10,getMediaInfo\\.sec,getCaptionInfo\\.sec</sec:${el}>`));
+  }
+  await t.notThrowsAsync(parseStringPromise(samsungDesc), 'well-formed with the sec elements');
+  t.notRegex(desc.body, /ProductCap/);
+  t.notRegex((await as('xbox', `${base}/description.xml`)).body, /ProductCap/);
   // captionInfoSec / captionRes: test/subtitles.test.ts; sendsBookmark: the bookmark tests
 });

@@ -52,6 +52,11 @@ export interface DescriptionOverrides {
   modelDescription?: string;
   /** `%s` is replaced by the configured friendly name, e.g. "%s: 1" for Xbox 360. */
   friendlyNameFormat?: string;
+  /**
+   * Samsung: the server capabilities in `<sec:ProductCap>` / `<sec:X_ProductCap>`; a Samsung TV
+   * asks for `getCaptionInfo.sec` / `getMediaInfo.sec` only from a server that lists them.
+   */
+  productCap?: string;
 }
 
 export interface ClientQuirks {
@@ -126,6 +131,7 @@ const DESCRIPTION_KEYS = new Set<string>([
   'modelURL',
   'modelDescription',
   'friendlyNameFormat',
+  'productCap',
 ]);
 const TOP_KEYS = new Set(['name', 'order', 'fallback', 'match', 'quirks', 'comment', 'examples']);
 const VIEW_KEY_SET = new Set<string>(VIEW_KEYS);

@@ -64,11 +64,13 @@ const DEVICE_PLACEHOLDERS: Record<string, boolean> = {
   uuid: true,
   presentationURL: false,
   URLBase: false,
+  productCap: false,
 };
 
 const UUID = /^(?:uuid:)?([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$/;
 const ANY_PLACEHOLDER = /\{\{([^{}]*)\}\}/g;
-const OPTIONAL_ELEMENT = /([ \t]*)<([A-Za-z_][\w.:-]*)>\{\{([A-Za-z_]\w*)\?\}\}<\/\2>(\r?\n)?/g;
+// an optional element may carry attributes (a namespace declaration: <sec:ProductCap xmlns:sec="...">)
+const OPTIONAL_ELEMENT = /([ \t]*)<([A-Za-z_][\w.:-]*)((?:\s+[A-Za-z_][\w.:-]*="[^"{}]*")*)>\{\{([A-Za-z_]\w*)\?\}\}<\/\2>(\r?\n)?/g;
 
 type Part = { kind: 'text'; text: string } | { kind: 'value'; name: string } | { kind: 'optional'; name: string; before: string; after: string };
 
@@ -92,10 +94,10 @@ function compile(file: string, src: string, known: Record<string, boolean>): Par
   };
   let last = 0;
   for (const m of src.matchAll(OPTIONAL_ELEMENT)) {
-    const [whole, indent, tag, name, nl] = m;
+    const [whole, indent, tag, attrs, name, nl] = m;
     if (!(name in known)) throw new DescriptionError(`${file}: unknown placeholder {{${name}?}}`);
     pushText(src.slice(last, m.index));
-    parts.push({ kind: 'optional', name, before: `${indent}<${tag}>`, after: `</${tag}>${nl ?? ''}` });
+    parts.push({ kind: 'optional', name, before: `${indent}<${tag}${attrs}>`, after: `</${tag}>${nl ?? ''}` });
     last = m.index! + whole.length;
   }
   pushText(src.slice(last));
@@ -170,6 +172,7 @@ export function loadDescriptions(devicesDir: string): Descriptions {
         uuid: m[1], // as given: SSDP announces the same string in USN
         presentationURL: vars.presentationURL ?? (base ? `${base}/` : '/'),
         URLBase: base ? `${base}/` : undefined,
+        productCap: o.productCap,
       };
       return render(deviceFile, deviceParts, values);
     },
