@@ -5,7 +5,7 @@
 //
 //   npm run -s bench:policy -- [--days 60] [--warmup 7] [--compress 4000] [--albums 400]
 //        [--seasons 70] [--sessions 40] [--zipf 1.0] [--seed 9] [--drives 2]
-//        [--cartridge-gib 200] [--cache-gib 2] [--segment-mib 128] [--container-plays 2]
+//        [--cartridge-gib 200] [--cache-gib 2] [--segment-mib 128] [--container-plays 2] [--visit-gap 14400]
 //        [--quick] [--model] [--keep-dir]
 //
 // What runs: per strategy, the real server (bench/policy/server.ts: TapedeckServer with its
@@ -29,7 +29,7 @@
 //     playback) is the modelled one;
 //   - byte settings are divided by C (cache 2 GiB, head_stub_min and head_stub_tail 4 MiB,
 //     min_archive_size 16M, cartridge 200 GiB, the watermarks), time settings too
-//     (drive_idle_unload 300 s, admission_timeout 180 s, promote_window 7 d); the block size
+//     (drive_idle_unload 300 s, admission_timeout 180 s, promote_window 7 d, promote_visit_gap 4 h); the block size
 //     is the smallest the library takes, 4 KiB (16 MiB modelled at C = 4,000);
 //   - a cache segment (and a drive read) is --segment-mib modelled MiB (default 128: 32 KiB
 //     real), not 4 MiB: every segment costs real, uncompressed work (file create, write,
@@ -102,6 +102,8 @@ const SEGMENT = 4096 * Math.max(1, Math.round((arg('segment-mib', 128) * MiB) / 
 const keepDir = process.argv.includes('--keep-dir');
 /** Tapedeck's promote_container_plays (0 = off; the baseline never has it). */
 const containerPlays = arg('container-plays', 2);
+/** Tapedeck's promote_visit_gap, modelled seconds (--visit-gap, default 4 h = the setting's default; 0 = every play is a visit). */
+const visitGap = arg('visit-gap', 4 * 3600);
 
 if (model) {
   const doc = await runModel({ trace: opts, days, warmup, drives, cartridgeBytes });
@@ -176,7 +178,7 @@ function spec(name: Name, dir: string, media: string, marks: Marks) {
     },
     // admission_timeout is not compressed below 1 s real: scheduling latency on a shared machine
     // reaches tens of ms, and a 45 ms timeout would fail requests a real drive serves in time
-    overrides: { cacheSize: Math.round(cacheBytes / C), driveIdleUnload: 300 / C, admissionTimeout: Math.max(1, 180 / C), promoteWindow: (7 * DAY) / C },
+    overrides: { cacheSize: Math.round(cacheBytes / C), driveIdleUnload: 300 / C, admissionTimeout: Math.max(1, 180 / C), promoteWindow: (7 * DAY) / C, promoteVisitGap: visitGap / C },
     tapeTiming: { rate: LTO9.rate / C },
     // the players play C times faster than the probed durations say: a read's hold (how long its
     // client plays the bytes, which keeps the cartridge loaded) is scaled the same way

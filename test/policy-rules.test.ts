@@ -3,7 +3,7 @@
 // watermark, collocation order, the schedule and policy_window wrapping midnight, and the
 // settings' syntax and errors.
 import test from 'ava';
-import { planPass, playOrder, type PolicyItem, type PolicyRules, type PolicyState } from '../src/policy/plan.js';
+import { containerVisits, planPass, playOrder, type PolicyItem, type PolicyRules, type PolicyState } from '../src/policy/plan.js';
 import { nextInWindow, nextPassTime } from '../src/policy/schedule.js';
 import { renderPlan } from '../src/policy/cli.js';
 import { globToRegExp, inWindow, parseDuration, parseWindow } from '../src/policy/units.js';
@@ -220,7 +220,7 @@ test('settings: durations, sizes, percentages, windows and globs; bad values nam
   t.is(parseDuration('90d'), 90 * 86400);
   t.is(parseDuration('600'), 600);
   t.is(parseDuration('1w'), undefined);
-  const cfg = loadConfig({ env: {}, flags: { diskHighWatermark: '80%', diskLowWatermark: '70%', archiveIdle: '90d', minArchiveSize: '500M', keepOnDisk: ['Music/**', '*.jpg'], promotePlays: '3', promoteContainerPlays: '4', promoteWindow: '12h', policyWindow: '22:00-06:00', policyInterval: '30m' } });
+  const cfg = loadConfig({ env: {}, flags: { diskHighWatermark: '80%', diskLowWatermark: '70%', archiveIdle: '90d', minArchiveSize: '500M', keepOnDisk: ['Music/**', '*.jpg'], promotePlays: '3', promoteContainerPlays: '4', promoteWindow: '12h', promoteVisitGap: '2h', policyWindow: '22:00-06:00', policyInterval: '30m' } });
   t.deepEqual(cfg.policy, {
     highWatermark: { kind: 'percent', percent: 80 },
     lowWatermark: { kind: 'percent', percent: 70 },
@@ -230,11 +230,12 @@ test('settings: durations, sizes, percentages, windows and globs; bad values nam
     promotePlays: 3,
     promoteContainerPlays: 4,
     promoteWindow: 43200,
+    promoteVisitGap: 7200,
     window: { start: 1320, end: 360 },
     interval: 1800,
   });
   const defaults = loadConfig({ env: {}, flags: {} }).policy;
-  t.deepEqual(defaults, { archiveIdle: 0, minArchiveSize: 16 * MB, keepOnDisk: [], promotePlays: 0, promoteContainerPlays: 2, promoteWindow: 7 * 86400, interval: 3600 });
+  t.deepEqual(defaults, { archiveIdle: 0, minArchiveSize: 16 * MB, keepOnDisk: [], promotePlays: 0, promoteContainerPlays: 2, promoteWindow: 7 * 86400, promoteVisitGap: 4 * 3600, interval: 3600 });
   t.deepEqual(loadConfig({ env: {}, flags: { diskHighWatermark: '2T' } }).policy.lowWatermark, { kind: 'bytes', bytes: 2 * 1024 ** 4 }, 'low defaults to high');
   const bad = (flags: Record<string, unknown>, re: RegExp, env: NodeJS.ProcessEnv = {}) => t.throws(() => loadConfig({ env, flags }), { instanceOf: ConfigError, message: re });
   bad({ archiveIdle: '3 weeks' }, /--archive-idle: bad value for archive_idle/);
@@ -362,7 +363,7 @@ test('container promotion: a container played more often within the window is no
       const plan = planPass(state([...eps, ...hot], inDrive), r, scope);
       t.deepEqual(plan.actions.map((a) => [a.id, a.action, a.reason]), [[eps[0].id, 'recall', 'container-plays']], `${plays} plays, ${scope ? 'after a play' : 'pass'}: nothing of the other container archived`);
       t.deepEqual(plan.skipped.map((k) => k.id), [eps[1].id, eps[2].id]);
-      for (const k of plan.skipped) t.regex(k.reason, /its container was played 2 times within 7d, but .* high watermark .*making room would archive items of a container played more often within 7d .*not promoted/);
+      for (const k of plan.skipped) t.regex(k.reason, /its container was played 2 times within 7d, but .* high watermark .*making room would archive items of a container visited more often within 28d \(its container: 1 visit\(s\)\), or as often and played more often within 7d .*not promoted/);
       t.true(plan.usage[0].after <= 500 * MB);
     }
   }
@@ -457,4 +458,48 @@ test('items an unfinished job recalls count against the high watermark: two cont
   t.deepEqual(plan.actions, []);
   t.is(plan.skipped.length, 2);
   t.regex(plan.skipped[0].reason, /high watermark/);
+});
+
+// issue 9 (bench:policy): one-off sessions evicted the seasons watched every few days: a session of
+// three episodes counted three plays, more than a season watched on two evenings that week
+const H = 3600_000;
+test('container visits: plays less than promote_visit_gap after the one before are one visit; counted over the history only', (t) => {
+  const c = (parentId: string, recent: number[]) => item({ size: MB, parentId, recent });
+  // back to back (45 min apart, chained past 4 h in all): one visit; 5 h later: another
+  const binge = c('a', [NOW - 10 * H, NOW - 9.25 * H, NOW - 8.5 * H, NOW - 7.75 * H, NOW - 7 * H]);
+  const other = c('a', [NOW - 2 * H]);
+  const days = c('b', [NOW - 3 * DAY, NOW - DAY, NOW - DAY + 1000, NOW - 40 * DAY, NOW + 1000]);
+  const v = containerVisits([binge, other, days], NOW, 28 * DAY, 4 * 3600_000);
+  t.deepEqual([...v].sort(), [['a', 2], ['b', 2]], 'plays older than the history and in the future do not count');
+  // gap 0: every play is a visit
+  t.deepEqual(containerVisits([binge], NOW, 28 * DAY, 0).get('a'), 5);
+});
+
+test('container promotion: a container visited on more days is not evicted for one played in a single session (more plays); one visited as often but played less is', (t) => {
+  const r = rules({ promoteContainerPlays: 2, ...marks(500 * MB, 400 * MB) });
+  // the season: 3 episodes just now, one session (1 visit, 3 plays). The other container (promoted
+  // before, tier both, colder by its last play): 2 plays on two evenings (2 visits, 2 plays).
+  // Disk: 3 stubs + 300 = 303 MB; each recall adds 99 MB: E1 fits (402), E2 would need room
+  const binge = () => season(3, { 1: [NOW - 3 * H], 2: [NOW - 2 * H], 3: [NOW - H] });
+  const evenings = (parentId: string, at: number[]) => [0, 1].map((k) => item({ size: 150 * MB, parentId, tier: 'both', cartridge: 'TD0001L9', relPath: `${parentId}/${k}.mkv`, path: `/m/${parentId}/${k}.mkv`, recent: k === 0 ? at : [], lastPlayed: Math.max(...at) }));
+  for (const scope of [undefined, { container: 'season' }]) {
+    const eps = binge();
+    const regular = evenings('regular', [NOW - 3 * DAY, NOW - 2 * DAY]);
+    const plan = planPass(state([...eps, ...regular], inDrive), r, scope);
+    t.deepEqual(plan.actions.map((a) => [a.id, a.action, a.reason]), [[eps[0].id, 'recall', 'container-plays']], `${scope ? 'after a play' : 'pass'}: the regular container is spared`);
+    t.deepEqual(plan.skipped.map((k) => k.id), [eps[1].id, eps[2].id]);
+    t.regex(plan.skipped[0].reason, /played 3 times within 7d, but .*visited more often within 28d \(its container: 1 visit\(s\)\).*not promoted rather than evicting a hotter container/);
+    // the same two plays in one evening (1 visit, fewer plays): evicted to make room, the season comes back whole
+    const once = evenings('once', [NOW - 2 * DAY - H, NOW - 2 * DAY]);
+    const plan2 = planPass(state([...binge(), ...once], inDrive), r, scope);
+    t.deepEqual(plan2.actions.filter((a) => a.action === 'archive').map((a) => [a.group, a.reason]), [['once', 'make-room']]);
+    t.is(plan2.actions.filter((a) => a.action === 'recall').length, 3);
+    // visits older than the history (4 promote_windows) do not count: the old regular is evicted
+    const old = evenings('old', [NOW - 30 * DAY, NOW - 29 * DAY]);
+    t.is(planPass(state([...binge(), ...old], inDrive), r, scope).actions.filter((a) => a.action === 'archive').length, 1);
+  }
+  // promote_visit_gap 0: every play is a visit, the season (3) outweighs the regular (2): as before
+  const eps = binge();
+  const plan = planPass(state([...eps, ...evenings('regular', [NOW - 3 * DAY, NOW - 2 * DAY])], inDrive), { ...r, promoteVisitGap: 0 });
+  t.is(plan.actions.filter((a) => a.action === 'recall').length, 3);
 });

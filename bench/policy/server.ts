@@ -20,7 +20,7 @@ import type { WorkerTuning } from '../../src/staging/worker.js';
 export interface ServerSpec {
   flags: FlagValues;
   /** Figures set on the loaded config (seconds and bytes, already compressed). */
-  overrides: { cacheSize?: number; driveIdleUnload?: number; admissionTimeout?: number; promoteWindow?: number };
+  overrides: { cacheSize?: number; driveIdleUnload?: number; admissionTimeout?: number; promoteWindow?: number; promoteVisitGap?: number };
   tapeTiming?: Partial<TimingPreset>;
   stagerTuning?: Partial<WorkerTuning>;
   playbackTimeScale?: number;
@@ -33,6 +33,7 @@ if (o.cacheSize !== undefined) cfg.cacheSize = o.cacheSize;
 if (o.driveIdleUnload !== undefined) cfg.driveIdleUnload = o.driveIdleUnload;
 if (o.admissionTimeout !== undefined) cfg.admissionTimeout = o.admissionTimeout;
 if (o.promoteWindow !== undefined) cfg.policy.promoteWindow = o.promoteWindow;
+if (o.promoteVisitGap !== undefined) cfg.policy.promoteVisitGap = o.promoteVisitGap;
 const server = new TapedeckServer(cfg, createLogger(cfg.logLevel), { ...(spec.tapeTiming ? { tapeTiming: spec.tapeTiming } : {}), ...(spec.stagerTuning ? { stagerTuning: spec.stagerTuning } : {}), ...(spec.playbackTimeScale ? { playbackTimeScale: spec.playbackTimeScale } : {}) });
 let stopping = false;
 process.on('SIGTERM', () => {

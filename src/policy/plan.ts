@@ -15,8 +15,10 @@
 //               folder) whose items with a tape copy were played that many times within
 //               promote_window gets its remaining tape-only items recalled ("container-plays"), in
 //               play order, under the same guard as a promotion, and never making room with
-//               items of a container played more often within the window (that recall is
-//               skipped instead: a hotter container is not evicted for a colder one). While a container is hot its
+//               items of a container visited more often (visits: plays less than promote_visit_gap
+//               apart are one, counted over VISIT_HISTORY_WINDOWS promote_windows), or as often and
+//               played more often within the window (that recall is skipped instead: a hotter
+//               container is not evicted for a colder one). While a container is hot its
 //               items count as warm as its last play for the watermark and make-room (so a pass
 //               does not archive the unplayed episodes of the season being watched).
 //               It never costs a mount of its own: a full pass recalls only from cartridges
@@ -105,7 +107,7 @@ export interface PolicyState {
   rate: number;
 }
 
-export type PolicyRules = Pick<PolicyConfig, 'highWatermark' | 'lowWatermark' | 'archiveIdle' | 'minArchiveSize' | 'keepOnDisk' | 'promotePlays' | 'promoteWindow'> & Partial<Pick<PolicyConfig, 'promoteContainerPlays'>>;
+export type PolicyRules = Pick<PolicyConfig, 'highWatermark' | 'lowWatermark' | 'archiveIdle' | 'minArchiveSize' | 'keepOnDisk' | 'promotePlays' | 'promoteWindow'> & Partial<Pick<PolicyConfig, 'promoteContainerPlays' | 'promoteVisitGap'>>;
 
 export type ActionReason = 'idle' | 'watermark' | 'make-room' | 'promotion' | 'container-plays';
 
@@ -194,6 +196,39 @@ export interface PolicyPlan {
 }
 
 const DAY = 86400_000;
+/** The history container visits are counted over, in promote_windows (promote_visit_gap). */
+export const VISIT_HISTORY_WINDOWS = 4;
+/** promote_visit_gap when the rules leave it out (seconds). */
+const DEFAULT_VISIT_GAP = 4 * 3600;
+
+/**
+ * Visits of each container within the `historyMs` before `now`: its plays (of `items`) in time
+ * order, a play less than `gapMs` after the one before it belonging to that one's visit (a viewing
+ * session: three episodes back to back are one visit, three evenings three).
+ */
+export function containerVisits(items: Iterable<PolicyItem>, now: number, historyMs: number, gapMs: number): Map<string, number> {
+  const times = new Map<string, number[]>();
+  for (const i of items) {
+    for (const t of i.recent) {
+      if (t <= now - historyMs || t > now) continue;
+      const ts = times.get(i.parentId);
+      if (ts) ts.push(t);
+      else times.set(i.parentId, [t]);
+    }
+  }
+  const out = new Map<string, number>();
+  for (const [c, ts] of times) {
+    ts.sort((a, b) => a - b);
+    let n = 0;
+    let prev = -Infinity;
+    for (const t of ts) {
+      if (t - prev >= gapMs || gapMs <= 0) n++;
+      prev = t;
+    }
+    out.set(c, n);
+  }
+  return out;
+}
 
 export const coldness = (i: PolicyItem) => i.lastPlayed ?? i.added ?? i.changed ?? 0;
 const lastActivity = (i: PolicyItem) => Math.max(i.lastPlayed ?? 0, i.changed ?? 0, i.added ?? 0);
@@ -275,6 +310,9 @@ export function planPass(state: PolicyState, rules: PolicyRules, only?: PlanScop
     }
     for (const [k, c] of containerPlays) if (c.plays < rules.promoteContainerPlays!) containerPlays.delete(k);
   }
+  // visits of the containers with a tape copy over VISIT_HISTORY_WINDOWS promote_windows (make-room spares the more visited)
+  const historyMs = VISIT_HISTORY_WINDOWS * rules.promoteWindow * 1000;
+  const visits = containerRule ? containerVisits(state.items.filter((i) => i.tier === 'tape' || i.tier === 'both'), now, historyMs, (rules.promoteVisitGap ?? DEFAULT_VISIT_GAP) * 1000) : new Map<string, number>();
   /** Coldness, with the items of a hot container as warm as its last play. */
   const heat = (i: PolicyItem) => Math.max(coldness(i), containerPlays.get(i.parentId)?.last ?? 0);
   const chosen = new Map<string, PlanAction>();
@@ -364,12 +402,21 @@ export function planPass(state: PolicyState, rules: PolicyRules, only?: PlanScop
     const s = scopeOf(i);
     const need = i.size - weight(i);
     const made: PlanAction[] = [];
-    // a container promotion never evicts a container played more often within the window (it
-    // would come back through a play mount and evict this one in turn). Ties evict: sparing them
-    // too (1ae4d66) kept more containers on tape in bench:policy (promotions 855 -> 711, sessions
-    // from tape 128 -> 141, mounts 0.509x -> 0.56x of the baseline)
+    // a container promotion never evicts a container visited more often over the visit history,
+    // nor one visited as often and played more often within the window (it would come back through
+    // a play mount and evict this one in turn). A container watched on several evenings is thus
+    // not evicted for one binged in a single session: plays alone (before the visits) counted a
+    // one-off session of three episodes as hot as a season watched every few days, and such
+    // promotions evicted each other (bench:policy: 137 promotions of 49 containers in 67 days).
+    // Ties evict: sparing them too (1ae4d66) kept more containers on tape in bench:policy
+    // (promotions 855 -> 711, sessions from tape 128 -> 141, mounts 0.509x -> 0.56x of the baseline)
     const mine = reason === 'container-plays' ? containerPlays.get(i.parentId)?.plays : undefined;
-    const asHot = (c: PolicyItem) => mine !== undefined && (containerPlays.get(c.parentId)?.plays ?? 0) > mine;
+    const myVisits = visits.get(i.parentId) ?? 0;
+    const asHot = (c: PolicyItem) => {
+      if (mine === undefined) return false;
+      const v = visits.get(c.parentId) ?? 0;
+      return v > myVisits || (v === myVisits && (containerPlays.get(c.parentId)?.plays ?? 0) > mine);
+    };
     let spared = 0;
     if (s && s.used + need > s.high) {
       for (const c of coldFirst) {
@@ -379,12 +426,12 @@ export function planPass(state: PolicyState, rules: PolicyRules, only?: PlanScop
           spared++;
           continue;
         }
-        made.push(act(c, 'archive', 'make-room', `colder than ${reason === 'container-plays' ? `the container of ${i.title}` : i.title}, archived to make room for its ${reason === 'container-plays' ? 'container promotion' : 'promotion'} under the high watermark`));
+        made.push(act(c, 'archive', 'make-room', `colder than ${reason === 'container-plays' ? `the container of ${i.title}` : i.title}, archived to make room for its ${reason === 'container-plays' ? `container promotion under the high watermark (visits within ${fmtDuration(historyMs / 1000)}: ${visits.get(c.parentId) ?? 0}, the promoted container's ${myVisits})` : 'promotion under the high watermark'}`));
       }
       if (s.used + need > s.high) {
         for (const m of made.reverse()) undo(m, byIdAll.get(m.id)!);
         const reasonText = spared
-          ? `${why}, but recalling it would add ${need} bytes to disk and push disk usage over the high watermark (${formatWatermark(high!)}), and making room would archive items of a container played more often within ${fmtDuration(rules.promoteWindow)} (${spared} item(s) spared): not promoted rather than evicting a hotter container`
+          ? `${why}, but recalling it would add ${need} bytes to disk and push disk usage over the high watermark (${formatWatermark(high!)}), and making room would archive items of a container visited more often within ${fmtDuration(historyMs / 1000)} (its container: ${myVisits} visit(s)), or as often and played more often within ${fmtDuration(rules.promoteWindow)} (${spared} item(s) spared): not promoted rather than evicting a hotter container`
           : `${why}, but recalling it would add ${need} bytes to disk (${i.size} minus the ${weight(i)} its head stub already holds) and push disk usage over the high watermark (${formatWatermark(high!)}) and no colder item ${only ? 'with a tape copy (archived now without a mount) ' : ''}can make room${only ? '; the next pass may' : ''}`;
         skipped.push({ id: i.id, path: i.path, action: 'recall', reason: reasonText });
         return undefined;
