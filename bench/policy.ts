@@ -106,7 +106,7 @@ const containerPlays = arg('container-plays', 2);
 const visitGap = arg('visit-gap', 4 * 3600);
 
 if (model) {
-  const doc = await runModel({ trace: opts, days, warmup, drives, cartridgeBytes });
+  const doc = await runModel({ trace: opts, days, warmup, drives, cartridgeBytes, containerPlays, visitGapS: visitGap });
   await report(doc as Parameters<typeof report>[0]);
   process.exit(0);
 }

@@ -19,7 +19,7 @@ import { autoHeadStubSeconds } from '../../src/archive/stub-seconds.js';
 import { LTO9 } from '../../src/tape/timing.js';
 import { makeLibrary, makeTrace, type Library, type ModelItem, type Play, type TraceOptions } from './trace.js';
 import { TierModel, type Figures, type SimOptions } from './sim.js';
-import { baselinePass, tapedeckPass, type Marks } from './strategies.js';
+import { baselinePass, tapedeckOnPlay, tapedeckPass, type Marks, type PromoteRule } from './strategies.js';
 
 const MiB = 1024 ** 2;
 const GiB = 1024 ** 3;
@@ -71,7 +71,7 @@ interface Run {
   wallMs: number;
 }
 
-async function run(name: string, lib: Library, trace: Play[], cat: { catalog: Catalog; ids: string[] }, sim: SimOptions, pass: (m: TierModel) => Promise<void>): Promise<Run> {
+async function run(name: string, lib: Library, trace: Play[], cat: { catalog: Catalog; ids: string[] }, sim: SimOptions, pass: (m: TierModel) => Promise<void>, afterPlay?: (m: TierModel, item: number) => Promise<void>): Promise<Run> {
   const t0 = performance.now();
   const m = new TierModel(lib, cat.ids, cat.catalog, sim);
   for (let n = 0; n < lib.items.length; n++) await cat.catalog.setLocation(cat.ids[n]!, { disk: { path: `/model/${n}`, size: lib.items[n]!.size, mtime: 0 } });
@@ -85,6 +85,7 @@ async function run(name: string, lib: Library, trace: Play[], cat: { catalog: Ca
       nextPass += DAY;
     }
     await m.play(p);
+    await afterPlay?.(m, p.item);
   }
   return { name, figures: m.figures, wallMs: Math.round(performance.now() - t0) };
 }
@@ -117,6 +118,9 @@ export interface ModelOptions {
   warmup: number;
   drives: number;
   cartridgeBytes: number;
+  /** promote_container_plays (0 = off) and promote_visit_gap (seconds) of Tapedeck. */
+  containerPlays?: number;
+  visitGapS?: number;
 }
 
 /** Runs both strategies through the model; answers the JSON document (figures as the real run's). */
@@ -131,6 +135,7 @@ export async function runModel(mo: ModelOptions): Promise<Record<string, unknown
     const marks: Marks = { high: Math.floor(lib.bytes * 0.25), low: Math.floor(lib.bytes * 0.2) };
     const common = { preset: LTO9, drives, cartridgeBytes, idleUnloadS: 300, cacheBytes: 2 * GiB, countFrom: warmup * DAY };
     const autoSeconds = autoHeadStubSeconds(LTO9);
+    const rule: PromoteRule = { plays: 2, windowS: 7 * DAY, containerPlays: mo.containerPlays ?? 2, ...(mo.visitGapS !== undefined ? { visitGapS: mo.visitGapS } : {}) };
     const baseline = await run('baseline', lib, trace, cat, { ...common, stubBytes: () => 4 * MiB }, (m) => baselinePass(m, marks));
     const ours = await run(
       'tapedeck',
@@ -138,7 +143,8 @@ export async function runModel(mo: ModelOptions): Promise<Record<string, unknown
       trace,
       cat,
       { ...common, stubBytes: (it) => headBytes({ bitrate: it.rate }, it.size, { headSeconds: autoSeconds, headMin: 4 * MiB }), prestage: { items: 3, seconds: 300 } },
-      (m) => tapedeckPass(m, marks, { plays: 2, windowS: 7 * DAY, containerPlays: 2 }),
+      (m) => tapedeckPass(m, marks, rule),
+      (m, item) => tapedeckOnPlay(m, marks, rule, item),
     );
     const b = summary(baseline, days);
     const o = summary(ours, days);

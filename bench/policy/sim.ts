@@ -208,6 +208,12 @@ export class TierModel {
     return ready;
   }
 
+  /** Cartridges in a drive now (after the idle unloads due). */
+  loadedCartridges(): number[] {
+    this.idleUnloads(this.now);
+    return this.drives.map((d) => d.cart).filter((c): c is number => c !== null);
+  }
+
   private idleUnloads(t: number): void {
     for (const d of this.drives) {
       if (d.cart !== null && Math.max(d.lastUsed, d.heldUntil, d.busyUntil) + this.o.idleUnloadS <= t) d.cart = null;

@@ -6,12 +6,13 @@
 //
 // tapedeck: the real planner (src/policy/plan.ts) with the watermarks, promotion
 // (promote_plays within promote_window, never over the high mark), container promotion at the
-// daily pass (promote_container_plays; the real servers of bench/policy.ts also do it right
-// after the play that makes a container hot, which this model does not), the default
+// daily pass and right after the play that makes a container hot (promote_container_plays,
+// tapedeckOnPlay: the engine's one-container plan, reading only from a cartridge in a drive; the
+// engine's retry when a waiting container's cartridge is loaded again is not modelled), the default
 // min_archive_size (16M) and collocation; stubs are head_stub_seconds = auto;
 // pre-staging is on (the real Prestager, see sim.ts).
 
-import { planPass, type PolicyItem, type PolicyState } from '../../src/policy/plan.js';
+import { planPass, type PlanScope, type PolicyItem, type PolicyState } from '../../src/policy/plan.js';
 import type { TierModel } from './sim.js';
 
 export interface Marks {
@@ -38,6 +39,8 @@ export interface PromoteRule {
   windowS: number;
   /** promote_container_plays (0 = off). */
   containerPlays?: number;
+  /** promote_visit_gap, seconds (undefined: the planner's default). */
+  visitGapS?: number;
 }
 
 /**
@@ -45,7 +48,7 @@ export interface PromoteRule {
  * `tapedeck policy plan/run`) over the model's state; its actions are applied in the
  * order it gives (collocated, play order).
  */
-export async function tapedeckPass(m: TierModel, marks: Marks, promote: PromoteRule): Promise<void> {
+export async function tapedeckPass(m: TierModel, marks: Marks, promote: PromoteRule, only?: PlanScope): Promise<void> {
   const lib = m.lib;
   const label = (c: number) => `TD${String(c + 1).padStart(4, '0')}L9`;
   const items: PolicyItem[] = lib.items.map((it) => {
@@ -74,6 +77,7 @@ export async function tapedeckPass(m: TierModel, marks: Marks, promote: PromoteR
     now: m.now * 1000,
     items,
     filesystems: [],
+    loaded: m.loadedCartridges().map(label),
     pool: [...m.carts.map((c, i) => ({ label: label(i), freeBytes: m.o.cartridgeBytes - c.used })), { label: label(m.carts.length), freeBytes: m.o.cartridgeBytes }],
     mountSeconds: p.robotMove + p.load + p.averageLocate,
     rate: p.rate,
@@ -87,7 +91,8 @@ export async function tapedeckPass(m: TierModel, marks: Marks, promote: PromoteR
     promotePlays: promote.plays,
     promoteContainerPlays: promote.containerPlays ?? 0,
     promoteWindow: promote.windowS,
-  });
+    ...(promote.visitGapS !== undefined ? { promoteVisitGap: promote.visitGapS } : {}),
+  }, only);
   const byId = new Map(m.ids.map((id, n) => [id, n]));
   let run: number[] = [];
   let kind: 'archive' | 'recall' | undefined;
@@ -96,7 +101,11 @@ export async function tapedeckPass(m: TierModel, marks: Marks, promote: PromoteR
     else if (kind === 'recall') await m.recall(run);
     run = [];
   };
+  // a play's immediate container promotion (the engine's onPlay): its recall job reads only from a
+  // cartridge still in a drive (loadedOnly), its make-room archives cut stubs of tier both items
+  const loaded = new Set(m.loadedCartridges().map(label));
   for (const a of plan.actions) {
+    if (only && a.action === 'recall' && !(a.cartridge && loaded.has(a.cartridge))) continue;
     if (a.action !== kind) {
       await flush();
       kind = a.action;
@@ -104,4 +113,27 @@ export async function tapedeckPass(m: TierModel, marks: Marks, promote: PromoteR
     run.push(byId.get(a.id)!);
   }
   await flush();
+}
+
+/**
+ * The engine's onPlay: a play of an item with a tape copy whose container's items with one were
+ * played promote_container_plays times within promote_window plans that container's promotion
+ * (PlanScope) and runs it at once, from the cartridge the play loaded. Containers waiting for
+ * their cartridge's next load (onLoaded) are not modelled: they wait for their next play.
+ */
+export async function tapedeckOnPlay(m: TierModel, marks: Marks, promote: PromoteRule, item: number): Promise<void> {
+  const rule = promote.containerPlays ?? 0;
+  if (!rule || !m.state[item]!.tape) return;
+  const c = m.lib.containers[m.lib.items[item]!.container]!;
+  const since = m.now - promote.windowS;
+  let plays = 0;
+  let onTape = false;
+  for (const n of c.items) {
+    const s = m.state[n]!;
+    if (!s.tape) continue;
+    if (!s.disk) onTape = true;
+    plays += s.plays.filter((t) => t > since && t <= m.now).length;
+  }
+  if (!onTape || plays < rule) return;
+  await tapedeckPass(m, marks, promote, { container: `c${c.n}` });
 }
