@@ -395,3 +395,49 @@ test('a container promotion right after a play counts the recalls a pass (or an 
   t.true(after <= high, `usage ${after} after the pass's recall and the play's promotion, high mark ${high}`);
   t.deepEqual(await tiers(lab, show), ['both', 'both', 'both']);
 });
+
+test('a recall job that commits its items while the next promotion reads the catalog is still counted: the two promotions never push usage over the high mark together', async (t) => {
+  const files: [string, number][] = [...FILES.slice(0, 3), ['Video/Other/S01/O1.mkv', 80_000], ['Video/Other/S01/O2.mkv', 90_000], ['Video/Other/S01/O3.mkv', 70_000]];
+  const lab = await makeLab({ files });
+  t.teardown(() => lab.cleanup());
+  const clock = { t: new Date(2030, 0, 10, 20, 0).getTime() };
+  const now = () => clock.t;
+  lab.config.headStubTail = 0;
+  const ids = async (dir: string, names: string[]) => Promise.all(names.map(async (n) => (await lab.catalog.getPath(join(lab.media, dir, n)))!.id));
+  const show = await ids('Video/Show/S01', ['S01E1.mkv', 'S01E2.mkv', 'S01E3.mkv']);
+  const other = await ids('Video/Other/S01', ['O1.mkv', 'O2.mkv', 'O3.mkv']);
+  t.is((await lab.service.run((await lab.service.submit('archive', [...show, ...other])).id)).state, 'done');
+  const access = new AccessTracker({ store: lab.catalog.store, now });
+  // the show's recall job runs (and commits) while the other season's plan reads the catalog:
+  // after the plan has read the items (as they were, on tape), before it asks for the unfinished jobs
+  let during: (() => Promise<void>) | undefined;
+  const readAccess = async (i: string[]) => {
+    if (during && i.length > 3) {
+      const f = during;
+      during = undefined;
+      await f();
+    }
+    return access.read(i);
+  };
+  lab.config.policy = { ...lab.config.policy, minArchiveSize: 10_000, promoteContainerPlays: 2, highWatermark: { kind: 'bytes', bytes: 10_000_000 }, lowWatermark: { kind: 'bytes', bytes: 10_000_000 } };
+  const e = new PolicyEngine({ catalog: lab.catalog, config: lab.config, archive: lab.service, readAccess, log: silentLogger, now, mediaDirs: [lab.media] });
+  t.teardown(() => e.stop());
+  // room under the high mark for one of the two seasons only
+  const used = (await e.plan()).usage[0]!.before;
+  const high = used + 240_000 - 3 * 4096 + 10_000;
+  lab.config.policy = { ...lab.config.policy, highWatermark: { kind: 'bytes', bytes: high }, lowWatermark: { kind: 'bytes', bytes: high } };
+  for (const id of [show[0]!, show[1]!]) access.notePlay(id, '10.0.0.5');
+  const first = await e.onPlay(show[1]!);
+  t.is(first.length, 1);
+  clock.t += 60_000;
+  for (const id of [other[0]!, other[1]!]) access.notePlay(id, '10.0.0.6');
+  during = async () => {
+    for (const j of first) t.is((await lab.service.run(j.id)).state, 'done');
+  };
+  const second = await e.onPlay(other[1]!);
+  t.true(during === undefined, 'the show\'s recall ran in the middle of the plan');
+  for (const j of second) t.is((await lab.service.run(j.id)).state, 'done');
+  const after = (await e.plan()).usage[0]!.before;
+  t.true(after <= high, `usage ${after} after both promotions, high mark ${high}`);
+  t.deepEqual(await tiers(lab, show), ['both', 'both', 'both']);
+});

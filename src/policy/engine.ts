@@ -145,12 +145,18 @@ export class PolicyEngine {
     const offline = archive ? async () => (await archive.tapeStatus()).offline : undefined;
     // the drives' contents, from the changer inventory the pass's loadedOnly recall job checks too
     const loaded = archive ? async () => archive.loadedCartridges() : undefined;
+    // the unfinished jobs' items before and after the catalog is read: an item a job commits while
+    // it is read is in the first (the catalog may show it either way), one a job queued meanwhile
+    // takes in the second
+    const before = await this.pendingJobItems();
     const state = await gatherState({ catalog, config, readAccess, now: this.now, fsProbe, mediaDirs, offline, loaded });
     // it read every item: the catalog's table pages it mapped leave the process once nothing
     // reads (LevelStore.reopen; not awaited, the plan does not wait for quiet)
     catalog.store.reopen?.().catch((err: Error) => this.opts.log.error({ err: err.message }, 'catalog could not be opened again'));
-    const pending = await this.pendingJobItems();
-    if (pending.length) state.pending = pending;
+    const pending = new Map([...before, ...(await this.pendingJobItems())]);
+    if (pending.size) state.pending = [...pending.keys()];
+    const recalling = [...pending].filter(([, kind]) => kind === 'recall').map(([id]) => id);
+    if (recalling.length) state.recalling = recalling;
     return planPass(state, this.rules, only);
   }
 
@@ -162,13 +168,13 @@ export class PolicyEngine {
    * mark (the bench's disk usage before the daily pass, 25.9 % against 25 %). Items a job has
    * committed (or skipped, or failed) are in the catalog as they are.
    */
-  private async pendingJobItems(): Promise<string[]> {
+  private async pendingJobItems(): Promise<[string, 'archive' | 'recall'][]> {
     const archive = this.opts.archive;
     if (!archive) return [];
-    const out: string[] = [];
+    const out: [string, 'archive' | 'recall'][] = [];
     for (const j of await archive.list()) {
       if ((j.kind !== 'archive' && j.kind !== 'recall') || isTerminal(j.state)) continue;
-      for (const i of await archive.items(j.id)) if (!SETTLED.has(i.phase)) out.push(i.id);
+      for (const i of await archive.items(j.id)) if (!SETTLED.has(i.phase)) out.push([i.id, j.kind]);
     }
     return out;
   }
@@ -279,7 +285,7 @@ export class PolicyEngine {
   private async planPromotion(container: string, plays: number, onTape: CatalogObject[]): Promise<JobRecord[]> {
     const r = this.rules;
     const archive = this.opts.archive!;
-    const pending = new Set(await this.pendingJobItems());
+    const pending = new Set((await this.pendingJobItems()).map(([id]) => id));
     if (!onTape.some((o) => !pending.has(o.id))) return [];
     const plan = await this.plan({ container });
     const recalls = plan.actions.filter((a) => a.action === 'recall' && a.reason === 'container-plays');

@@ -92,6 +92,12 @@ export interface PolicyState {
   /** Items an unfinished job already archives or recalls: no rule plans them again. */
   pending?: string[];
   /**
+   * Of `pending`, the items a recall job brings back: once it ends each weighs its whole size on
+   * disk. One the catalog already shows on disk (the job committed it while the state was read)
+   * weighs it already; without this it counted as an archive would.
+   */
+  recalling?: string[];
+  /**
    * Cartridges in a drive now (the tape library's changer inventory, which the recall job checks
    * too): a pass's container-plays recalls read only from these and from the cartridges the pass
    * mounts for its other actions. Unknown = none.
@@ -290,10 +296,11 @@ export function planPass(state: PolicyState, rules: PolicyRules, only?: PlanScop
   const kept = (i: PolicyItem) => (stubHere(i) ? i.stubBytes : 0);
   // items an unfinished job recalls (or archives) weigh on their scope as they will once it ends:
   // two containers promoted one after the other never together push usage over the high mark
+  const recalling = new Set(state.recalling ?? []);
   for (const i of state.items) {
     if (!pending.has(i.id)) continue;
     const s = scopeOf(i);
-    if (s) s.used += i.tier === 'tape' ? i.size - weight(i) : kept(i) - weight(i);
+    if (s) s.used += i.tier === 'tape' ? i.size - weight(i) : recalling.has(i.id) ? 0 : kept(i) - weight(i);
   }
   // container promotion: plays within the window of each container's items with a tape copy
   const containerRule = (rules.promoteContainerPlays ?? 0) > 0 && !!high;
