@@ -12,6 +12,7 @@ import type { Catalog } from '../catalog/catalog.js';
 import type { CatalogObject, PlaylistEntry } from '../catalog/types.js';
 import { playlistIdForPath } from '../catalog/layout.js';
 import { isInside } from '../util/inside.js';
+import { capText } from '../util/text-cap.js';
 
 export const PLAYLIST_EXTENSIONS = ['m3u', 'm3u8', 'pls'];
 export const MAX_PLAYLIST_BYTES = 1024 * 1024;
@@ -50,7 +51,7 @@ export function parseM3u(text: string, max = MAX_PLAYLIST_ENTRIES): RawEntry[] {
     if (!line) continue;
     if (line.startsWith('#')) {
       const m = /^#EXTINF:[^,]*,(.*)$/i.exec(line);
-      if (m) title = m[1].trim() || undefined;
+      if (m) title = capText(m[1].trim()) || undefined;
       continue;
     }
     out.push(title ? { target: line, title } : { target: line });
@@ -71,7 +72,7 @@ export function parsePls(text: string, max = MAX_PLAYLIST_ENTRIES): RawEntry[] {
     const v = m[3].trim();
     if (m[1].toLowerCase() === 'file') {
       if (files.size < max || files.has(n)) files.set(n, v);
-    } else if (v) titles.set(n, v);
+    } else if (v) titles.set(n, capText(v));
   }
   return [...files.entries()]
     .filter(([, v]) => v)

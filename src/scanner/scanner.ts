@@ -22,6 +22,7 @@ import { findSidecars, isSubtitlePath, sidecarSignature, storeSubtitles, videosO
 import { LRUCache } from 'lru-cache';
 import { mediaTypeOf } from '../media/mediatypes.js';
 import { probe as defaultProbe } from '../media/probe.js';
+import { capMeta, capText } from '../util/text-cap.js';
 import type { ProbePool } from '../media/probe-pool.js';
 import { hashFile } from '../util/hash.js';
 import { innermostRoot, isInside } from '../util/inside.js';
@@ -178,9 +179,9 @@ export function itemFromProbe(f: Found, pr: ProbeResult, previous?: CatalogObjec
     parentId: '',
     container: false,
     upnpClass: pr.upnpClass,
-    title: pr.title,
+    title: capText(pr.title),
     kind: pr.kind,
-    meta: pr.meta,
+    meta: capMeta(pr.meta),
     res: { ...pr.res, size: f.size },
     location: { disk: { path: f.path, size: f.size, mtime: f.mtime } },
     origPath: f.path,
