@@ -205,10 +205,18 @@ export async function startControlServer(opts: ControlServerOptions): Promise<Co
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(socketPath, () => {
-      server.off('error', reject);
-      resolve();
-    });
+    // The socket is made 0600 at bind(2) (listen binds synchronously): with a permissive umask
+    // (0002, 0000 on shared NAS setups) it was group/world-writable until the chmod below, and a
+    // local user connecting in between kept an operator connection (archive, recall, tape export).
+    const umask = process.umask(0o177);
+    try {
+      server.listen(socketPath, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    } finally {
+      process.umask(umask);
+    }
   });
   await chmod(socketPath, 0o600);
   const unregister = await registerServer(socketPath);
