@@ -22,7 +22,7 @@ import { tierOf } from '../catalog/tier.js';
 import { playsWithin, type AccessRecord } from './access.js';
 import { planPass, type PlanScope, type PolicyPlan, type UsageReport } from './plan.js';
 import { localMinute, nextPassTime } from './schedule.js';
-import { gatherState, type FsProbe } from './state.js';
+import { gatherState, realFsProbe, type FsProbe } from './state.js';
 import { formatWindow, inWindow } from './units.js';
 
 const LAST_PASS = 'policyLastPass';
@@ -31,6 +31,11 @@ const CONTAINER_PROMOTIONS = 'policyContainerPromotions';
 /** Grace period after the server starts before the first automatic pass (the first scan runs). */
 export const FIRST_PASS_DELAY_MS = 60_000;
 const STATUS_PLAN_MS = 15_000;
+/**
+ * Shortest time from one pass to an automatic pass the high watermark starts (the jobs of the one
+ * before take effect meanwhile), and between two looks at a SIZE mark (each reads the catalog).
+ */
+export const HIGH_MARK_GAP_MS = 5 * 60_000;
 /** Hot containers remembered per cartridge for onLoaded (the oldest are forgotten past it; their next play tries again). */
 const MAX_WAITING = 256;
 /** Phases of a job's item that the catalog already shows (nothing left to move). */
@@ -117,6 +122,10 @@ export class PolicyEngine {
   private readonly promoting = new Set<string>();
   /** The last container promotion's plan and submit: the next one plans after it (see promoteContainer). */
   private promotionTurn: Promise<void> = Promise.resolve();
+  /** The catalog generation and time of the last look at a SIZE high mark (overHighMark). */
+  private markLook: { gen: number; at: number } | undefined;
+  /** The last pass found usage over the high mark and nothing to archive: the mark starts no pass before the interval's. */
+  private markSpent = false;
   /** Hot containers with tape-only items, by the cartridges those are on (onLoaded); bounded. */
   private readonly waiting = new Map<string, Set<string>>();
 
@@ -341,6 +350,7 @@ export class PolicyEngine {
     if (containers.length) jobs.push(await archive.submit('recall', containers.map((a) => a.id), { origin: 'policy', rule: 'container-plays', loadedOnly: true, ...window } satisfies JobOptions));
     // container recalls left to a play of their container also go when anything loads their cartridge
     for (const sk of plan.skipped) if (sk.waitsFor) this.wait(sk.waitsFor.container, [sk.waitsFor.cartridge]);
+    this.markSpent = plan.usage.some((u) => u.before > u.high) && archives.length === 0;
     const rec: PassRecord = { at: plan.at, trigger, archive: archives.length, recall: recalls.length, archiveBytes: plan.archiveBytes, recallBytes: plan.recallBytes, jobs: jobs.map((j) => j.id) };
     this.lastPassAt = this.now();
     this.passes++;
@@ -414,7 +424,11 @@ export class PolicyEngine {
     // jobs of an earlier pass paused when the window closed go on when it is open again
     if (this.windowOpen()) this.opts.archive?.poke();
     const next = this.nextPass();
-    if (next === undefined || this.now() < next || this.opts.busy?.()) return false;
+    if (next === undefined || this.opts.busy?.()) return false;
+    if (this.now() < next) {
+      if (!(await this.overHighMark())) return false;
+      this.opts.log.info({ policy: { nextPass: new Date(next).toISOString() } }, 'disk usage is above the high watermark: a policy pass before the interval is due');
+    }
     // the previous pass's jobs still run (or wait for the window): the pass starts once they end
     const archive = this.opts.archive;
     if (archive && (await this.passJobs()).length) return false;
@@ -427,6 +441,35 @@ export class PolicyEngine {
       this.opts.log.warn({ err: (err as Error).message }, 'policy pass not started');
       return false;
     }
+  }
+
+  /**
+   * Whether disk usage is above the high watermark now, so an automatic pass starts before the
+   * interval is due (a hierarchical storage manager reacts to its high mark: new files from a scan,
+   * an operator's recall or other data on the file system can take usage over it between passes).
+   * Not within HIGH_MARK_GAP_MS of the last pass, not outside policy_window, and not again after a
+   * pass that found usage over the mark and nothing to archive (until the interval's pass). A
+   * percent mark is the file systems' statfs (cheap, each tick); a SIZE mark counts the catalog's
+   * bytes, i.e. a plan that reads every item: only when the catalog changed since the last look,
+   * at most every HIGH_MARK_GAP_MS.
+   */
+  private async overHighMark(): Promise<boolean> {
+    const high = this.rules.highWatermark;
+    const t = this.now();
+    if (!high || this.markSpent || !this.windowOpen() || (this.lastPassAt !== undefined && t - this.lastPassAt < HIGH_MARK_GAP_MS)) return false;
+    if (high.kind === 'percent') {
+      const probe = this.opts.fsProbe ?? realFsProbe;
+      for (const dir of this.opts.mediaDirs ?? this.opts.config.mediaDirs) {
+        const fs = await probe(dir).catch(() => undefined);
+        if (fs && fs.sizeBytes > 0 && (fs.usedBytes / fs.sizeBytes) * 100 > high.percent) return true;
+      }
+      return false;
+    }
+    const gen = this.opts.catalog.generation;
+    if (this.markLook && (this.markLook.gen === gen || t - this.markLook.at < HIGH_MARK_GAP_MS)) return false;
+    this.markLook = { gen, at: t };
+    const plan = await this.plan();
+    return plan.usage.some((u) => u.before > u.high);
   }
 
   async stop(): Promise<void> {

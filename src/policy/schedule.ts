@@ -37,5 +37,7 @@ export function nextPassTime(s: ScheduleInput, minuteOf: (ms: number) => number 
   if (s.interval <= 0) return undefined;
   let t = s.lastPass !== undefined ? s.lastPass + s.interval * 1000 : s.now;
   t = Math.max(t, s.notBefore ?? t);
-  return nextInWindow(t, s.window, minuteOf);
+  // overdue (the server was down, or busy with a scan, when it came due): due now, or when the
+  // window opens next if it has closed since (a pass never starts outside it)
+  return nextInWindow(Math.max(t, s.now), s.window, minuteOf);
 }
