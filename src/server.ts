@@ -3,6 +3,7 @@
 // stopped. Shutdown is ordered: byebye, then HTTP, then the catalog.
 
 import { releaseMemory } from './util/release-memory.js';
+import { mallocTrim } from './util/malloc-trim.js';
 import { IdleTrim, rssFileBytes } from './util/idle-trim.js';
 import { getHeapSpaceStatistics, getHeapStatistics } from 'node:v8';
 import { existsSync } from 'node:fs';
@@ -253,8 +254,12 @@ export class TapedeckServer {
       growthBytes: IDLE_TRIM_GROWTH,
       heapBytes: () => getHeapStatistics().total_heap_size,
       fileBytes: rssFileBytes,
-      // the second collection compacts the old generation's pages the first left fragmented
-      collect: () => void (releaseMemory() && releaseMemory()),
+      // the second collection compacts the old generation's pages the first left fragmented; what
+      // the collections freed in the C heap (and what the requests' buffers left there) goes back
+      collect: () => {
+        if (releaseMemory()) releaseMemory();
+        mallocTrim();
+      },
       // 1 MiB semi-spaces are V8's minimum: more committed after a collection is the load's growth
       youngGrown: () => (getHeapSpaceStatistics().find((x) => x.space_name === 'new_space')?.space_size ?? 0) > 2 * 1024 ** 2,
       mappedBudget: this.catalog.store.reopen ? cfg.catalogMapped : 0,
@@ -410,7 +415,11 @@ export class TapedeckServer {
       const level = after === 'catalog_mapped' || after === 'idle' ? 'debug' : 'info';
       if (done) this.log[level]({ catalog: { reopenMs: Date.now() - started, after } }, `catalog reopened after the ${after} in ${Date.now() - started} ms`);
       else this.log.debug({ catalog: { after } }, 'catalog not reopened: never idle');
-      if (done) this.idleTrim?.rebase();
+      if (done) {
+        // LevelDB freed its memtable, block cache and table handles: the C heap's free pages go back
+        mallocTrim();
+        this.idleTrim?.rebase();
+      }
     } catch (err) {
       if (!this.stopped) this.log.error({ err: (err as Error).message }, 'catalog could not be opened again');
     }
