@@ -503,3 +503,29 @@ test('container promotion: a container visited on more days is not evicted for o
   const plan = planPass(state([...eps, ...evenings('regular', [NOW - 3 * DAY, NOW - 2 * DAY])], inDrive), { ...r, promoteVisitGap: 0 });
   t.is(plan.actions.filter((a) => a.action === 'recall').length, 3);
 });
+
+test('the usage figures of a plan run in the order its jobs run: collocation reorders the archives chosen coldest first, each action starts where the one before ended', (t) => {
+  // chosen coldest first: E3 (oldest), E1, E2; written in play order E1, E2, E3
+  const ep = (n: number, age: number) => item({ size: 100 * MB, parentId: 'season', relPath: `Show/S01E${n}.mkv`, path: `/m/Show/S01E${n}.mkv`, added: NOW - age * DAY });
+  const items = [ep(1, 300), ep(2, 200), ep(3, 400), item({ size: 100 * MB, tier: 'tape', diskBytes: MB, parentId: 'hot', recent: [NOW - DAY, NOW - 2 * DAY], lastPlayed: NOW - DAY, cartridge: 'TD0001L9' })];
+  const plan = planPass(state(items, { loaded: ['TD0001L9'] }), rules({ highWatermark: { kind: 'bytes', bytes: 250 * MB }, lowWatermark: { kind: 'bytes', bytes: 150 * MB }, promotePlays: 2 }));
+  // 301 MB: E3 (the oldest) -> 202, E1 -> 103 <= the low mark; then the promotion -> 202 <= the high mark
+  t.deepEqual(plan.actions.map((a) => [a.path, a.action]), [['/m/Show/S01E1.mkv', 'archive'], ['/m/Show/S01E3.mkv', 'archive'], [items[3]!.path, 'recall']]);
+  const u = plan.usage[0]!;
+  t.is(plan.actions[0]!.usageBefore, u.before);
+  for (let k = 1; k < plan.actions.length; k++) t.is(plan.actions[k]!.usageBefore, plan.actions[k - 1]!.usageAfter, `action ${k} starts where ${k - 1} ended`);
+  t.is(plan.actions.at(-1)!.usageAfter, u.after);
+  t.deepEqual(plan.actions.map((a) => a.usageAfter), [202 * MB, 103 * MB, 202 * MB]);
+  t.regex(plan.actions[0]!.detail, /while disk usage is above the low watermark \(157286400 bytes\)/);
+});
+
+test('a plan that cannot bring usage under the high mark says so (why nothing else is archived)', (t) => {
+  const kept = item({ size: 300 * MB, relPath: 'Music/a.flac', path: '/m/Music/a.flac' });
+  const small = item({ size: 10 * MB });
+  const plan = planPass(state([kept, small]), rules({ highWatermark: { kind: 'bytes', bytes: 250 * MB }, lowWatermark: { kind: 'bytes', bytes: 150 * MB }, keepOnDisk: ['Music/**'] }));
+  t.deepEqual(plan.actions, []);
+  const text = renderPlan(plan);
+  t.regex(text, /Disk usage catalog: 310 MiB -> 310 MiB \(high 250 MiB, low 150 MiB\)\n +stays above the high watermark: nothing else there can be archived/);
+  t.regex(text, /Nothing to do\./);
+  t.notRegex(renderPlan(planPass(state([kept, small]), rules({ highWatermark: { kind: 'bytes', bytes: 350 * MB } }))), /stays above/);
+});

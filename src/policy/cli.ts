@@ -91,7 +91,11 @@ export function renderPlan(p: PolicyPlan): string {
   const na = p.actions.filter((a) => a.action === 'archive').length;
   const nr = p.actions.length - na;
   lines.push(`Policy plan at ${p.at}: ${na} to archive (${formatBytes(p.archiveBytes)}), ${nr} to recall (${formatBytes(p.recallBytes)})`);
-  for (const u of p.usage) lines.push(`Disk usage ${usageText(u)}`);
+  for (const u of p.usage) {
+    lines.push(`Disk usage ${usageText(u)}`);
+    // the watermark rule archived every item it could: say why usage stays over the mark
+    if (u.after > u.high) lines.push(`  stays above the high watermark: nothing else there can be archived (kept by keep_on_disk, smaller than min_archive_size, already on tape, or no larger than its head stub)${u.kind === 'percent' ? ', or the rest of the file system is not media of the catalog' : ''}`);
+  }
   for (const a of p.actions) lines.push(`  ${a.action.padEnd(7)} ${a.reason.padEnd(9)} ${a.id.padEnd(14)} ${formatBytes(a.size).padStart(9)}  ${a.path}\n      ${a.detail}${a.cartridge ? `; cartridge ${a.cartridge}` : ''}`);
   for (const s of p.skipped) lines.push(`  skipped ${s.action} ${s.id} ${s.path}: ${s.reason}`);
   if (p.actions.some((a) => a.action === 'archive' && !a.cartridge)) lines.push('No cartridge of the archive pool has room for the archives: label one first with `tapedeck tape label`.');

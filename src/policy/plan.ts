@@ -302,6 +302,8 @@ export function planPass(state: PolicyState, rules: PolicyRules, only?: PlanScop
     const s = scopeOf(i);
     if (s) s.used += i.tier === 'tape' ? i.size - weight(i) : recalling.has(i.id) ? 0 : kept(i) - weight(i);
   }
+  // where each scope starts once those jobs end: the actions' usage figures run on from it
+  const startUsed = new Map([...sc.values()].map((s) => [s, s.used]));
   // container promotion: plays within the window of each container's items with a tape copy
   const containerRule = (rules.promoteContainerPlays ?? 0) > 0 && !!high;
   const containerPlays = new Map<string, { plays: number; last: number }>();
@@ -377,7 +379,7 @@ export function planPass(state: PolicyState, rules: PolicyRules, only?: PlanScop
     for (const i of coldFirst) {
       if (s.used <= s.low) break;
       if (chosen.has(i.id) || scopeOf(i) !== s || weight(i) <= kept(i)) continue;
-      act(i, 'archive', 'watermark', `coldest eligible (last ${heat(i) > coldness(i) ? 'played in its container' : i.lastPlayed !== undefined ? 'played' : 'added'} ${new Date(heat(i)).toISOString().slice(0, 10)}) while disk usage ${report(s, s.used).toFixed(s.mark === 'percent' ? 1 : 0)}${s.mark === 'percent' ? '%' : ' bytes'} is above the low watermark`);
+      act(i, 'archive', 'watermark', `coldest eligible (last ${heat(i) > coldness(i) ? 'played in its container' : i.lastPlayed !== undefined ? 'played' : 'added'} ${new Date(heat(i)).toISOString().slice(0, 10)}) while disk usage is above the low watermark (${s.mark === 'percent' ? `${report(s, s.low)}%` : `${Math.round(s.low)} bytes`})`);
     }
   }
   // 3. promotion
@@ -510,6 +512,17 @@ export function planPass(state: PolicyState, rules: PolicyRules, only?: PlanScop
   const byId = byIdAll;
   const archives = collocated(order, byId);
   const recalls = order.filter((a) => a.action === 'recall').sort((a, b) => (a.cartridge ?? '').localeCompare(b.cartridge ?? '') || (byId.get(a.id)!.block ?? 0) - (byId.get(b.id)!.block ?? 0));
+  // each action's usage before/after in the order the jobs run (collocation reordered the archives
+  // chosen coldest first), so the figures a plan prints run down (archives) and up (recalls) in turn
+  const running = new Map(startUsed);
+  for (const a of [...archives, ...recalls]) {
+    const s = scopeOf(byId.get(a.id)!);
+    if (!s) continue;
+    const before = running.get(s)!;
+    running.set(s, before - a.diskDelta);
+    a.usageBefore = report(s, before);
+    a.usageAfter = report(s, before - a.diskDelta);
+  }
   const archiveBytes = archives.reduce((n, a) => n + a.size, 0);
   const recallBytes = recalls.reduce((n, a) => n + a.size, 0);
   const written = writes(archives);
