@@ -210,3 +210,22 @@ test('a command goes to the server that answers at the control socket without op
   t.teardown(() => b.close());
   t.is(b.mode, 'server');
 });
+
+test('a server that takes the control connection and never answers (stopped, stuck) is not waited for forever: the ping says BUSY', async (t) => {
+  const { createServer } = await import('node:net');
+  const dir = await mkdtemp(join(tmpdir(), 'tapedeck-mute-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const socketPath = join(dir, 'control.sock');
+  const held: import('node:net').Socket[] = [];
+  const mute = createServer((s) => held.push(s)); // accepts, reads nothing, answers nothing
+  await new Promise<void>((r) => mute.listen(socketPath, r));
+  t.teardown(() => {
+    for (const s of held) s.destroy();
+    mute.close();
+  });
+  // bounded here too: without the ping's timeout the ping never ends
+  const bound = new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the ping still waits after 60 s')), 60_000).unref());
+  const err = await t.throwsAsync(Promise.race([new ControlClient(socketPath).ping(200), bound]));
+  t.true(err instanceof ArchiveError && err.code === 'BUSY', String(err));
+  t.regex(err!.message, /no answer within 0\.2 s/);
+});

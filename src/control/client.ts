@@ -9,10 +9,18 @@ import type { LabelResult, TapeStatus } from '../archive/service.js';
 import type { ErrorBody } from './protocol.js';
 import type { ScanProgress } from '../scanner/scanner.js';
 
+/**
+ * How long a command waits for the server's answer to its ping: a server that accepts the
+ * connection and never answers (stopped with SIGSTOP, its event loop stuck) is not waited for
+ * forever; the command says so (BUSY) instead.
+ */
+const PING_TIMEOUT_MS = 15_000;
+
 export class ControlClient {
   constructor(readonly socketPath: string) {}
 
-  request<T>(method: string, path: string, body?: unknown): Promise<T> {
+  /** `timeoutMs`: the most the answer may keep the command waiting (none: as long as it takes, e.g. a job). */
+  request<T>(method: string, path: string, body?: unknown, timeoutMs?: number): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
       const req = request(
@@ -35,13 +43,14 @@ export class ControlClient {
           });
         },
       );
+      if (timeoutMs !== undefined) req.setTimeout(timeoutMs, () => req.destroy(new Error(`no answer within ${timeoutMs / 1000} s (is the server stopped or stuck?)`)));
       req.on('error', (err) => reject(new ArchiveError('BUSY', `cannot reach the server's control socket ${this.socketPath}: ${err.message}`, { cause: err })));
       req.end(data);
     });
   }
 
-  ping(): Promise<{ service: string; protocol: number; pid: number }> {
-    return this.request('GET', '/v1/ping');
+  ping(timeoutMs = PING_TIMEOUT_MS): Promise<{ service: string; protocol: number; pid: number }> {
+    return this.request('GET', '/v1/ping', undefined, timeoutMs);
   }
   submit(kind: JobKind, targets: string[], opts: JobOptions = {}): Promise<JobRecord> {
     return this.request('POST', '/v1/jobs', { kind, targets, opts });
