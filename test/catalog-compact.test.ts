@@ -8,6 +8,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { copyFile, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import sharp from 'sharp';
 import { createDemoLibrary } from '../src/demo/library.js';
 import { jsonLines, REPO_ROOT } from './helpers/lab.js';
 import { tempDir, tempLevelStore } from './helpers/temp.js';
@@ -110,4 +111,43 @@ test('the server compacts the catalog after a full scan, and not after a restart
   t.false(/Manual compaction/.test(leveldbLogs(data)), "LevelDB's log of this run has none");
   again.child.kill('SIGTERM');
   t.is(await again.exited(15_000), 0);
+});
+
+test('the server compacts the catalog after its video-frame pass, before the requests that follow read it (loopback, SSDP off)', async (t) => {
+  // The pass rewrites every video with its art. Without a compaction after it, the table those
+  // writes land in spans the whole key range and LevelDB merges it into the bottom level when
+  // reads have looked through it often enough: ~20 MB rewritten at 100,000 items on the time of
+  // the requests after the pass (issue 11 item 6: uncached Search CPU per request grew 1.6x).
+  t.timeout(180_000);
+  const dir = await tempDir(t, 'tapedeck-compact-frames-');
+  const media = join(dir, 'media');
+  await mkdir(media, { recursive: true });
+  await copyFile(join(REPO_ROOT, 'test', 'fixtures', 'media', 'clip.mkv'), join(media, 'clip.mkv'));
+  // a stand-in ffmpeg on PATH: the frame is a small JPEG whatever the video (no real decoder needed)
+  const bin = join(dir, 'bin');
+  await mkdir(bin);
+  const frame = join(dir, 'frame.jpg');
+  await writeFile(frame, await sharp({ create: { width: 64, height: 48, channels: 3, background: { r: 200, g: 200, b: 0 } } }).jpeg().toBuffer());
+  await writeFile(join(bin, 'ffmpeg'), `#!/bin/sh\ncat '${frame}'\n`, { mode: 0o755 });
+  const conf = join(dir, 'empty.conf');
+  await writeFile(conf, '');
+  const data = join(dir, 'data');
+  const env = { ...process.env, PATH: `${bin}:${process.env.PATH ?? ''}`, TAPEDECK_CONFIG: '', INIT_CWD: '', XDG_RUNTIME_DIR: dir };
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', 'src/cli.ts', 'serve', '--config', conf, '--data', data, '--media', media, '--interface', 'lo', '--port', '0', '--no-ssdp', '--tape-backend', 'none', '--rescan-interval', '0', '--no-watch', '--ffprobe', 'off'],
+    { cwd: REPO_ROOT, stdio: 'pipe', env },
+  );
+  t.teardown(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  const srv = jsonLines<Record<string, any>>(child);
+  const made = await srv.waitFor((l) => l.art?.videos !== undefined, 120_000, 'the video-frame pass');
+  t.is(made.art.videos, 1);
+  const compactions = srv.lines.filter((l) => l.catalog?.compactMs !== undefined).map((l) => l.catalog.after);
+  t.deepEqual(compactions, ['scan', 'video frames'], 'compacted after the scan and after the frame pass');
+  const reopens = srv.lines.filter((l) => l.catalog?.reopenMs !== undefined).map((l) => l.catalog.after);
+  t.is(reopens[reopens.length - 1], 'video frames', 'then opened again');
+  child.kill('SIGTERM');
+  t.is(await srv.exited(15_000), 0);
 });
