@@ -159,6 +159,10 @@ test('getProperty maps UPnP names onto catalog fields', (t) => {
   t.is(getProperty(track1, 'upnp:albumArtist'), 'Various Artists');
   t.is(getProperty(track1, 'upnp:artist@role'), 'AlbumArtist');
   t.is(getProperty(track2, 'upnp:artist@role'), undefined);
+  // DIDL-Lite writes no role="AlbumArtist" when the album artist is the performer: no role to match
+  const selfAlbumArtist = { ...track2, meta: { ...track2.meta, albumArtist: track2.meta!.artist } };
+  t.is(getProperty(selfAlbumArtist, 'upnp:artist@role'), undefined);
+  t.is(getProperty(selfAlbumArtist, 'upnp:artist'), 'Daft Punk');
   t.is(getProperty(track1, 'upnp:album'), 'Discovery');
   t.is(getProperty(track1, 'upnp:genre'), 'Electronic');
   t.is(getProperty(track1, 'upnp:originalTrackNumber'), 3);

@@ -79,12 +79,16 @@ const DEFS: PropertyDef[] = [
   { name: 'dc:description', type: 'string', sortable: false, get: (o) => str(o.meta?.description) },
   { name: 'upnp:class', type: 'class', sortable: true, get: (o) => str(o.upnpClass) },
   { name: 'upnp:artist', type: 'string', sortable: true, get: artists },
-  // The role attribute of upnp:artist: only the album artist carries one.
+  // The role attribute of upnp:artist: only the album artist carries one, and DIDL-Lite writes
+  // it only when the album artist differs from the performer (otherwise one plain upnp:artist).
   {
     name: 'upnp:artist@role',
     type: 'string',
     sortable: false,
-    get: (o) => (str(o.meta?.albumArtist) !== undefined ? 'AlbumArtist' : undefined),
+    get: (o) => {
+      const aa = str(o.meta?.albumArtist);
+      return aa !== undefined && aa !== str(o.meta?.artist) ? 'AlbumArtist' : undefined;
+    },
   },
   // Not a CDS:1 property name, but clients use it; same value as upnp:artist@role="AlbumArtist".
   { name: 'upnp:albumArtist', type: 'string', sortable: true, get: (o) => str(o.meta?.albumArtist) },
