@@ -14,6 +14,7 @@ import {
   type SearchExpr,
 } from '../src/upnp/search.js';
 import { prng as rng } from '../src/util/prng.js';
+import { protocolInfo } from '../src/media/dlna.js';
 
 // ---------------------------------------------------------------------------------------
 // Fixtures
@@ -172,8 +173,9 @@ test('getProperty maps UPnP names onto catalog fields', (t) => {
   t.is(getProperty(track1, 'res@size'), 5_000_000);
   t.is(getProperty(track1, 'res@duration'), 212.5);
   t.is(getProperty(track1, 'res@bitrate'), 40_000);
-  t.is(getProperty(track1, 'res@protocolInfo'), 'http-get:*:audio/mpeg:DLNA.ORG_PN=MP3');
-  t.is(getProperty(track2, 'res@protocolInfo'), 'http-get:*:audio/flac:*');
+  // the value DIDL-Lite writes (media/dlna.ts protocolInfo) and the short form
+  t.deepEqual(getProperty(track1, 'res@protocolInfo'), [protocolInfo(track1.res!), 'http-get:*:audio/mpeg:DLNA.ORG_PN=MP3']);
+  t.deepEqual(getProperty(track2, 'res@protocolInfo'), [protocolInfo(track2.res!), 'http-get:*:audio/flac:*']);
   t.is(getProperty(movie, 'res@resolution'), '1920x1080');
   t.is(getProperty(track1, 'res@resolution'), undefined);
   t.is(getProperty(track1, 'res@sampleFrequency'), 44_100);
@@ -240,6 +242,10 @@ test('contains and doesNotContain are case-insensitive substring tests', (t) => 
   t.true(noE.length > 0 && noE.length < ALL_IDS.length);
   t.deepEqual(ids('res@protocolInfo contains "audio/"'), sorted('t1', 't2', 't10', 'b1', 'genre/electronic$t1'));
   t.deepEqual(ids('res@protocolInfo contains "DLNA.ORG_PN=MP3"'), sorted('t1', 'genre/electronic$t1'));
+  // the exact protocolInfo a client was shown in DIDL-Lite finds the item (it carries OP/CI/FLAGS)
+  t.deepEqual(ids(`res@protocolInfo = "${protocolInfo(track2.res!)}"`), sorted('t2'));
+  t.true(ids('res@protocolInfo contains "DLNA.ORG_OP=01"').includes('t2'));
+  t.deepEqual(ids('res@protocolInfo = "http-get:*:audio/flac:*"'), sorted('t2'));
   t.deepEqual(ids('res@resolution contains "1080"'), ['m1']);
 });
 

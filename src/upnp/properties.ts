@@ -14,6 +14,7 @@
 // does not exist on that object (it would not be written to DIDL-Lite either).
 
 import type { CatalogObject } from '../catalog/types.js';
+import { protocolInfo } from '../media/dlna.js';
 
 export type PropValue = string | number;
 export type PropResult = PropValue | PropValue[] | undefined;
@@ -38,15 +39,15 @@ function num(v: number | undefined): number | undefined {
 }
 
 /**
- * protocolInfo of an item's resource: `http-get:*:<mime>:*`, or with the DLNA profile
- * in the 4th field when one is known. Good enough for matching (`contains "audio/"`);
- * the DIDL-Lite writer may add DLNA.ORG_OP/FLAGS, which nobody searches for.
+ * protocolInfo of an item's resource, two values: the one DIDL-Lite writes (DLNA.ORG_PN, OP,
+ * CI and FLAGS in the 4th field), so a client can search for the value it was shown, and the
+ * short `http-get:*:<mime>:*` (or `:DLNA.ORG_PN=<profile>` when one is known).
  */
-export function protocolInfoOf(obj: CatalogObject): string | undefined {
+export function protocolInfoOf(obj: CatalogObject): string[] | undefined {
   const res = obj.res;
   if (!res || !res.mime) return undefined;
   const fourth = res.dlnaProfile ? `DLNA.ORG_PN=${res.dlnaProfile}` : '*';
-  return `http-get:*:${res.mime}:${fourth}`;
+  return [protocolInfo(res), `http-get:*:${res.mime}:${fourth}`];
 }
 
 /** upnp:artist is multi-valued: the performer and the album artist (role="AlbumArtist"). */
