@@ -558,12 +558,14 @@ export class SsdpServer {
       this.log.warn({ from: who }, 'SSDP: too many pending replies, dropping M-SEARCH');
       return;
     }
-    this.log.debug({ from: who, st: search.st, iface: link.name, replies: matches.length }, 'SSDP M-SEARCH');
-    for (const m of matches) {
-      this.later(Math.random() * search.windowMs, () => {
+    // each reply at a random moment within the searcher's window (UDA: spread over MX seconds)
+    const delays = matches.map(() => Math.random() * search.windowMs);
+    this.log.debug({ from: who, st: search.st, iface: link.name, replies: matches.length, windowMs: search.windowMs, delaysMs: delays.map(Math.round) }, 'SSDP M-SEARCH');
+    matches.forEach((m, k) => {
+      this.later(delays[k]!, () => {
         if (this.state === 'running') void this.send(link, searchResponse(m, link.ctx), rinfo.address, rinfo.port);
       });
-    }
+    });
   }
 }
 
