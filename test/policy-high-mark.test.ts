@@ -110,3 +110,13 @@ test('an automatic pass due while policy_window is closed (the server was down o
   clock.t = new Date(2030, 0, 11, 10, 0).getTime();
   t.true(await e.tick());
 });
+
+test('the high mark starts no pass within the first minute after the server starts (the first scan runs)', async (t) => {
+  const probe: FsProbe = async () => ({ key: 'fs1', sizeBytes: 100, usedBytes: 90, freeBytes: 10 });
+  const { e, clock } = await setup(t, { highWatermark: { kind: 'percent', percent: 80 }, lowWatermark: { kind: 'percent', percent: 70 }, interval: 86400 }, probe);
+  await e.start(3600_000);
+  clock.t += 30_000;
+  t.false(await e.tick(), 'over the mark, 30 s after the start');
+  clock.t += 40_000;
+  t.true(await e.tick(), 'the first pass, a minute after the start');
+});

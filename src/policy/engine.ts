@@ -456,7 +456,8 @@ export class PolicyEngine {
   private async overHighMark(): Promise<boolean> {
     const high = this.rules.highWatermark;
     const t = this.now();
-    if (!high || this.markSpent || !this.windowOpen() || (this.lastPassAt !== undefined && t - this.lastPassAt < HIGH_MARK_GAP_MS)) return false;
+    // not before the first pass's grace period either (the first scan runs)
+    if (!high || this.markSpent || !this.windowOpen() || t < this.startedAt + FIRST_PASS_DELAY_MS || (this.lastPassAt !== undefined && t - this.lastPassAt < HIGH_MARK_GAP_MS)) return false;
     if (high.kind === 'percent') {
       const probe = this.opts.fsProbe ?? realFsProbe;
       for (const dir of this.opts.mediaDirs ?? this.opts.config.mediaDirs) {
