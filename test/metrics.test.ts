@@ -423,7 +423,7 @@ test('requests, bytes, streams and SOAP actions are counted and read back from /
     t.is(r.status, 200);
 
     const fullBytes = 100 + SIZE + (SIZE - 1000);
-    t.true(await waitFor(async () => value(await scrape(), 'tapedeck_http_response_bytes_total', { tier: 'disk' }) === fullBytes, 5000), 'disk bytes add up');
+    t.true(await waitFor(async () => value(await scrape(), 'tapedeck_http_response_bytes_total', { tier: 'disk' }) === fullBytes, 30_000), 'disk bytes add up');
 
     const res = await request(port, '/metrics');
     t.is(res.status, 200);
@@ -515,7 +515,7 @@ test('requests, bytes, streams and SOAP actions are counted and read back from /
     );
     t.is(tracker.list()[0]?.tier, 'tape');
     held.stream.end(Buffer.alloc(6000));
-    t.true(await waitFor(async () => ended, 5000));
+    t.true(await waitFor(async () => ended, 30_000));
     t.is(Buffer.concat(body).length, 10_000);
     t.true(
       await waitFor(async () => {
@@ -595,7 +595,7 @@ test('a client that leaves while its media source is still opening is counted as
     req.end();
     await opened;
     req.destroy();
-    t.true(await waitFor(async () => sm.httpRequests.value({ route: '/media/:name', method: 'GET', status: 499, tier: 'tape' }) === 1, 5000));
+    t.true(await waitFor(async () => sm.httpRequests.value({ route: '/media/:name', method: 'GET', status: 499, tier: 'tape' }) === 1, 30_000));
     t.is(sm.httpRequests.value({ route: '/media/:name', method: 'GET', status: 206, tier: 'tape' }), 0);
   } finally {
     server.closeAllConnections();

@@ -113,7 +113,7 @@ test('many requests waiting for cache room: no listener pile-up, each waiter goe
     const left = await Promise.all(waiting);
     t.true(left.every((f) => f.timedOut), 'the clients gave up first');
     // gone with their clients, long before the admission timeout
-    t.true(await settle(() => r.worker.cache.waitingForSpace === 0 && r.worker.reads.activeRequests() === 0, 3000), `waiting ${r.worker.cache.waitingForSpace}`);
+    t.true(await settle(() => r.worker.cache.waitingForSpace === 0 && r.worker.reads.activeRequests() === 0, 30_000), `waiting ${r.worker.cache.waitingForSpace}`);
     await new Promise((res) => setImmediate(res));
     t.deepEqual(
       warnings.filter((w) => /MaxListeners/.test(w)),
@@ -248,10 +248,10 @@ test('a read that waited for a drive and then finds its cache room taken waits f
     const sched = r.worker.scheduler;
     const job = await sched.acquire({ drive: 0, priority: 'job', owner: 'test job' });
     const f = fetchMedia(r.port, 'a', { timeoutMs: 20_000 });
-    t.true(await settle(() => sched.queue().some((q) => q.priority === 'interactive'), 5000, 10), 'the read waits for the drive');
+    t.true(await settle(() => sched.queue().some((q) => q.priority === 'interactive'), 30_000, 10), 'the read waits for the drive');
     t.true(r.worker.cache.reserve(4 * SEG), 'someone takes every byte of the cache');
     job.release();
-    t.true(await settle(() => r.worker.cache.waitingForSpace > 0, 5000, 10), 'the read waits for room again');
+    t.true(await settle(() => r.worker.cache.waitingForSpace > 0, 30_000, 10), 'the read waits for room again');
     r.worker.cache.unreserve(4 * SEG);
     const got = await f;
     t.is(got.status, 200);

@@ -99,16 +99,16 @@ test('a drive that reads for a play is never taken: B takes the held drive; with
     // A's play reads (its drive reads wait at the gate): its drive is leased
     r.gated.add(A);
     const a = r.play('a');
-    t.true(await settle(() => busyWith(A), 5000, 10), 'A is mounted and read');
+    t.true(await settle(() => busyWith(A), 30_000, 10), 'A is mounted and read');
     t.true(await r.play('b'), 'B takes the drive C was held in');
     t.deepEqual(r.loaded(), [A, B]);
     t.true(busyWith(A), "A's read kept its drive");
     // both drives read now (B's next item at the gate too): C's next item waits for one
     r.gated.add(B);
     const b2 = r.play('b2');
-    t.true(await settle(() => busyWith(B), 5000, 10));
+    t.true(await settle(() => busyWith(B), 30_000, 10));
     const c2 = r.play('c2');
-    t.true(await settle(() => r.worker.scheduler.playbackWaiting(), 5000, 10), 'C waits for a drive');
+    t.true(await settle(() => r.worker.scheduler.playbackWaiting(), 30_000, 10), 'C waits for a drive');
     t.true(busyWith(A) && busyWith(B), 'neither read lost its drive');
     t.deepEqual(r.loaded(), [A, B]);
     r.gated.delete(A);
@@ -139,7 +139,7 @@ test('swapLoss: 0 for a cartridge nobody plays from; a client that only plays wh
     // a client that reads slowly: its request has bytes that only the tape can give
     let stop = false;
     const big = fetchMedia(r.port, 'big', { onData: (n, req) => (stop || n >= 64 * 1024 * KB) && req.destroy(), bytesPerSec: 256 * KB, timeoutMs: 20_000 });
-    t.true(await settle(() => r.worker.reads.activeRequests() === 1 && r.worker.cache.use().segments > 0, 5000, 10));
+    t.true(await settle(() => r.worker.reads.activeRequests() === 1 && r.worker.cache.use().segments > 0, 30_000, 10));
     t.is(r.worker.reads.swapLoss(B), 3);
     stop = true;
     await big;

@@ -35,9 +35,9 @@ test('a pre-stage gives the drive to waiting playback after its first reads, the
       if (e.priority === 'interactive' && prestagedAtPlayback < 0) prestagedAtPlayback = worker.counters.prestagedBytes;
     });
     t.true(client.prestage({ id: 'p', tape: p.obj.location!.tape! }, 0, 16 * SEG, true));
-    t.true(await settle(() => worker.counters.passes >= 1, 5000, 10), 'the pre-stage holds the drive');
+    t.true(await settle(() => worker.counters.passes >= 1, 30_000, 10), 'the pre-stage holds the drive');
     const q = fetchMedia(rig.port, 'q', { timeoutMs: 20_000 });
-    t.true(await settle(() => worker.scheduler.playbackWaiting(), 5000, 10), 'playback waits for the only drive');
+    t.true(await settle(() => worker.scheduler.playbackWaiting(), 30_000, 10), 'playback waits for the only drive');
     open = true;
     const got = await q;
     t.true(got.complete);

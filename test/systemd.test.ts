@@ -333,7 +333,7 @@ setTimeout(() => process.exit(0), role === 'stager' ? 20000 : 4000);
     const stop = await inside(['systemctl', 'stop', 'tapedeck.service']);
     const stopMs = Date.now() - t0;
     t.is(stop.code, 0, stop.stderr);
-    await listener.waitFor((l) => typeof l.usn === 'string' && (l.usn as string).endsWith('::urn:schemas-upnp-org:device:MediaServer:1'), 5000, 'a byebye');
+    await listener.waitFor((l) => typeof l.usn === 'string' && (l.usn as string).endsWith('::urn:schemas-upnp-org:device:MediaServer:1'), 30_000, 'a byebye');
     t.log(`systemctl stop took ${stopMs} ms`);
     t.true(stopMs < 10_000, `stop took ${stopMs} ms`);
     const result = await inside(['systemctl', 'show', '-p', 'Result', '-p', 'ExecMainStatus', 'tapedeck.service']);
