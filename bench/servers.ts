@@ -15,6 +15,7 @@ import { readFileSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { compactionsIn, type Compactions } from './leveldb-log.js';
 import { createLab, jsonLines, labAvailable, REPO_ROOT, run, type ExecResult, type JsonLineProcess } from '../test/helpers/lab.js';
 
 export interface Host {
@@ -276,6 +277,8 @@ export interface RunningServer {
   cpu(): number;
   /** The part of cpu() that its exited (reaped) children used, e.g. ffmpeg of a background pass. */
   childCpu?(): number;
+  /** Compactions of its catalog database that ended between two Date.now() values (counted in cpu(): LevelDB's background thread). */
+  compactions?(fromMs: number, toMs: number): Compactions;
   /** Milliseconds from spawn until the ready probe first answered (when one was given). */
   readyMs?: number;
   stop(): Promise<void>;
@@ -392,6 +395,7 @@ export async function startTapedeck(host: Host, o: TapedeckOptions): Promise<Run
     memory: () => memoryOf(child.pid!),
     cpu: () => cpuSecondsOf(child.pid!) ?? NaN,
     childCpu: () => cpuSecondsOf(child.pid!, 'only') ?? NaN,
+    compactions: (fromMs, toMs) => compactionsIn(join(o.dataDir, 'catalog'), fromMs, toMs),
     stop: () => stopPid(child, 15_000),
     logTail: tail,
     settled: async () => {

@@ -11,6 +11,7 @@ import type { Client, RunningServer, ServerName } from './servers.js';
 import type { Track } from './library.js';
 import { folderName, FOLDER_SIZE } from './library.js';
 import type { SoapLoadResult } from './client.js';
+import type { Compactions } from './leveldb-log.js';
 import { atLeast, atMost, metric, prng, round, summarize, type LatencySummary, type Metric } from './stats.js';
 
 export interface CpuLoad {
@@ -22,6 +23,8 @@ export interface CpuLoad {
   cpuMsPerRequest: number;
   /** The part of cpuMsPerRequest its exited children used (ffmpeg of a background pass running beside the load; 0 when none). */
   childCpuMsPerRequest?: number;
+  /** Compactions of the catalog database while the measured requests ran (their CPU is in cpuMsPerRequest; Tapedeck only). */
+  compactions?: { count: number; mbWritten: number };
   latency: LatencySummary;
 }
 
@@ -99,14 +102,24 @@ async function itemIds(ctx: WorkloadContext, s: RunningServer, folderId: string,
 }
 
 /** One load run with the server's CPU time around it. */
-async function measured(ctx: WorkloadContext, s: RunningServer, job: Record<string, unknown>, requests: number): Promise<{ run: SoapLoadResult; cpuS: number; childS: number; requests: number }> {
-  const c0 = s.cpu();
-  const k0 = s.childCpu?.() ?? 0;
-  const run = await ctx.client.call<SoapLoadResult>('soap-load', { url: s.controlUrl, ...job, requests, timeoutMs: 30_000 }, Math.max(120_000, requests * 30_000));
-  return { run, cpuS: s.cpu() - c0, childS: (s.childCpu?.() ?? 0) - k0, requests };
+interface Measured {
+  run: SoapLoadResult;
+  cpuS: number;
+  childS: number;
+  requests: number;
+  compactions?: Compactions;
 }
 
-function summarizeRuns(runs: { run: SoapLoadResult; cpuS: number; childS: number; requests: number }[]): CpuLoad {
+async function measured(ctx: WorkloadContext, s: RunningServer, job: Record<string, unknown>, requests: number): Promise<Measured> {
+  const c0 = s.cpu();
+  const k0 = s.childCpu?.() ?? 0;
+  const t0 = Date.now();
+  const run = await ctx.client.call<SoapLoadResult>('soap-load', { url: s.controlUrl, ...job, requests, timeoutMs: 30_000 }, Math.max(120_000, requests * 30_000));
+  const cpuS = s.cpu() - c0;
+  return { run, cpuS, childS: (s.childCpu?.() ?? 0) - k0, requests, compactions: s.compactions?.(t0, Date.now()) };
+}
+
+function summarizeRuns(runs: Measured[]): CpuLoad {
   const requests = runs.reduce((a, r) => a + r.requests, 0);
   const ok = runs.reduce((a, r) => a + r.run.ok, 0);
   const errors = runs.reduce((a, r) => a + r.run.errors, 0);
@@ -114,6 +127,9 @@ function summarizeRuns(runs: { run: SoapLoadResult; cpuS: number; childS: number
   const cpu = runs.reduce((a, r) => a + r.cpuS, 0);
   const child = runs.reduce((a, r) => a + r.childS, 0);
   const samples = runs.flatMap((r) => r.run.errorSamples).slice(0, 5);
+  const compacted = runs.some((r) => r.compactions);
+  const compactions = runs.reduce((a, r) => a + (r.compactions?.count ?? 0), 0);
+  const compactedBytes = runs.reduce((a, r) => a + (r.compactions?.bytes ?? 0), 0);
   return {
     requests,
     errors,
@@ -121,6 +137,7 @@ function summarizeRuns(runs: { run: SoapLoadResult; cpuS: number; childS: number
     reqPerSec: round((ok * 1000) / ms, 1),
     cpuMsPerRequest: round((cpu * 1000) / requests, 3),
     childCpuMsPerRequest: round((child * 1000) / requests, 3),
+    ...(compacted ? { compactions: { count: compactions, mbWritten: round(compactedBytes / 1e6, 1) } } : {}),
     latency: summarize(runs.flatMap((r) => r.run.latenciesMs).filter(Number.isFinite)),
   };
 }
@@ -136,7 +153,7 @@ async function compare(
 ): Promise<Map<ServerName, CpuLoad>> {
   for (const s of servers) await measured(ctx, s, jobOf(s, -1), warmup);
   const per = (s: RunningServer) => Math.max(1, Math.ceil((typeof requests === 'number' ? requests : requests(s)) / ctx.rounds));
-  const runs = new Map<ServerName, { run: SoapLoadResult; cpuS: number; childS: number; requests: number }[]>(servers.map((s) => [s.name, []]));
+  const runs = new Map<ServerName, Measured[]>(servers.map((s) => [s.name, []]));
   for (let r = 0; r < ctx.rounds; r++) {
     const order = r % 2 === 0 ? servers : [...servers].reverse();
     for (const s of order) runs.get(s.name)!.push(await measured(ctx, s, jobOf(s, r), per(s)));
@@ -145,7 +162,8 @@ async function compare(
   for (const s of servers) {
     const sum = summarizeRuns(runs.get(s.name)!);
     out.set(s.name, sum);
-    ctx.log(`  ${s.name}: ${sum.reqPerSec} req/s, ${sum.cpuMsPerRequest} CPU ms/request${sum.childCpuMsPerRequest ? ` (${sum.childCpuMsPerRequest} of it exited children's)` : ''}, p50 ${sum.latency.p50Ms} ms, ${sum.errors} errors`);
+    const c = sum.compactions?.count ? ` (LevelDB compacted ${sum.compactions.count}x, ${sum.compactions.mbWritten} MB written, meanwhile: counted in the CPU)` : '';
+    ctx.log(`  ${s.name}: ${sum.reqPerSec} req/s, ${sum.cpuMsPerRequest} CPU ms/request${sum.childCpuMsPerRequest ? ` (${sum.childCpuMsPerRequest} of it exited children's)` : ''}${c}, p50 ${sum.latency.p50Ms} ms, ${sum.errors} errors`);
   }
   return out;
 }
