@@ -2,7 +2,7 @@
 // (HTTP delivery, SOAP control, GENA, SSDP) into one server and runs it until
 // stopped. Shutdown is ordered: byebye, then HTTP, then the catalog.
 
-import { releaseMemory } from './util/release-memory.js';
+import { compactHeap } from './util/release-memory.js';
 import { mallocTrim } from './util/malloc-trim.js';
 import { IdleTrim, rssFileBytes } from './util/idle-trim.js';
 import { getHeapSpaceStatistics, getHeapStatistics } from 'node:v8';
@@ -40,6 +40,16 @@ import type { ContentStore } from './util/content-store.js';
 import { serverHeader } from './upnp/server-header.js';
 
 const SERVER_HEADER = serverHeader();
+/**
+ * Memory back after a burst of work (a scan, the video-frame pass, requests): one full collection
+ * for the garbage, a second that compacts the old generation's pages (compactHeap), then glibc's
+ * free pages (mallocTrim). Tens of ms; never in a request's path.
+ */
+function releaseAll(): void {
+  compactHeap();
+  mallocTrim();
+}
+
 /** Quiet time after the last request before memory is given back (src/util/idle-trim.ts). */
 const IDLE_TRIM_MS = 5000;
 /** Growth of the V8 heap or of the mapped catalog pages that makes a trim worth it. */
@@ -254,12 +264,7 @@ export class TapedeckServer {
       growthBytes: IDLE_TRIM_GROWTH,
       heapBytes: () => getHeapStatistics().total_heap_size,
       fileBytes: rssFileBytes,
-      // the second collection compacts the old generation's pages the first left fragmented; what
-      // the collections freed in the C heap (and what the requests' buffers left there) goes back
-      collect: () => {
-        if (releaseMemory()) releaseMemory();
-        mallocTrim();
-      },
+      collect: releaseAll,
       // 1 MiB semi-spaces are V8's minimum: more committed after a collection is the load's growth
       youngGrown: () => (getHeapSpaceStatistics().find((x) => x.space_name === 'new_space')?.space_size ?? 0) > 2 * 1024 ** 2,
       mappedBudget: this.catalog.store.reopen ? cfg.catalogMapped : 0,
@@ -366,7 +371,7 @@ export class TapedeckServer {
       this.log.info({ scan: result }, `scan done: ${result.seen} files, ${result.probed} read, ${result.removed} removed in ${result.elapsedMs} ms`);
       await this.logLibrary();
       // the scan's garbage (parsed tags, batches) would keep the heap grown for minutes
-      if (result.probed || result.removed) releaseMemory();
+      if (result.probed || result.removed) releaseAll();
       // A scan that wrote (the first one: every item, and each batch rewrote the containers it
       // touched): LevelDB keeps the old versions until its own compactions get to them, and every
       // table file it read stays mapped into this process (resident memory growing with the
@@ -455,7 +460,7 @@ export class TapedeckServer {
           // the pass's garbage (ffmpeg output, pictures) would keep the heap grown as the scan's
           // would, and the tables its slices read (and those the catalog compaction replaced)
           // stay mapped until the database is opened again
-          releaseMemory();
+          releaseAll();
           // The pass rewrote every video with its art: left to LevelDB, the table those writes
           // landed in (spanning the whole key range) is merged into the bottom level by the
           // compactions the next requests' reads trigger (LevelDB compacts a table that reads
