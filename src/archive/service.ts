@@ -332,7 +332,9 @@ export class ArchiveService extends EventEmitter {
         continue;
       }
       await new Promise<void>((resolve) => {
-        this.wake = resolve;
+        // stop() may have come while the jobs were listed: its wake found nobody waiting
+        if (this.stopped) resolve();
+        else this.wake = resolve;
       });
       this.wake = undefined;
     }
