@@ -7,12 +7,18 @@
 import test from 'ava';
 import { join } from 'node:path';
 import { VirtualTapeLibrary } from '../src/tape/virtual.js';
+import type { CatalogObject } from '../src/catalog/types.js';
+import type { DriveLease } from '../src/staging/scheduler.js';
+import { itemAt } from './fixtures/archive/setup.js';
 import { buildLibrary, fetchMedia, inProcessStager, removeDir, settle, sha256, tempDir, type ItemSpec } from './fixtures/staging/harness.js';
+import { inprocRig } from './fixtures/staging/inproc.js';
 
 const KB = 1024;
 const SEG = 64 * KB;
 const A = 'TD0001L9';
 const B = 'TD0002L9';
+const NO_TAIL = { headSeconds: 0, headMin: 4096, tailBytes: 0, mergeGap: 0 };
+const tierOf = (o: CatalogObject | undefined) => (o?.location?.disk && o.location.tape ? 'both' : o?.location?.disk ? 'disk' : o?.location?.tape ? 'tape' : 'none');
 
 async function rig(specs: ItemSpec[]) {
   const dir = await tempDir();
@@ -47,6 +53,7 @@ async function rig(specs: ItemSpec[]) {
 }
 
 test('a play never follows a pre-stage pass that waits for a cartridge it will not mount: the play of x2 mounts A itself while the drive is idle', async (t) => {
+  t.timeout(120_000);
   const r = await rig([
     { id: 'x1', size: 4 * SEG, label: A },
     { id: 'x2', size: 4 * SEG, label: A },
@@ -79,6 +86,43 @@ test('a play never follows a pre-stage pass that waits for a cartridge it will n
     t.true(await settle(r.idle, 30_000, 10), 'no request or drive waiter left');
     t.is(r.worker.scheduler.counters.admissionTimeouts, 0);
   } finally {
+    await r.done();
+  }
+});
+
+test("the server's stop does not wait for a job that waits in the worker for a drive: the job stops as interrupted and runs to its end after the next start", async (t) => {
+  t.timeout(240_000);
+  const r = await inprocRig({ files: [['Video/a.mkv', 200_000], ['Video/b.mkv', 200_000]], archived: 1, stub: NO_TAIL });
+  let lease: DriveLease | undefined;
+  try {
+    // playback holds the only drive (jobs never pre-empt it); the archive job's mount queues behind it
+    lease = await r.worker.scheduler.acquire({ drive: 0, priority: 'interactive', owner: 'test play' });
+    const b = await itemAt(r.catalog, join(r.lab.media, 'Video/b.mkv'));
+    r.service.start();
+    const job = await r.service.submit('archive', [b.id], { stub: NO_TAIL });
+    t.true(await settle(() => r.worker.scheduler.queue().some((q) => q.priority === 'job'), 60_000, 10), 'the job waits for the drive');
+    let released = false;
+    let stopped: boolean | undefined;
+    const stop = r.service.stop().then(() => (stopped = released));
+    // bounded: without the fix the stop ends only once the drive is free (below), so this fails
+    await settle(() => stopped !== undefined, 60_000, 10);
+    released = true;
+    lease.release();
+    lease = undefined;
+    await stop;
+    t.false(stopped, 'the stop ended while the job still waited for the drive');
+    const rec = (await r.service.get(job.id))!;
+    t.is(rec.state, 'running', 'durable: it resumes on the next start');
+    t.regex(rec.activity ?? '', /interrupted/);
+    t.is(tierOf(await r.catalog.get(b.id)), 'disk');
+    // the next start: the job resumes and archives b
+    r.service.start();
+    const done = await r.service.run(job.id);
+    t.is(done.state, 'done', done.reason);
+    t.is(tierOf(await r.catalog.get(b.id)), 'tape');
+    await r.service.stop();
+  } finally {
+    lease?.release();
     await r.done();
   }
 });

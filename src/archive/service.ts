@@ -68,6 +68,12 @@ interface HoldingLibrary {
   unhold(id: number): Promise<void>;
 }
 
+/** A library whose calls can be abandoned at stop (the staging worker's remote library: a job may wait there for a drive). */
+interface AbandoningLibrary {
+  abandonCalls(): void;
+  resumeCalls(): void;
+}
+
 /** Finished jobs kept (the oldest beyond this are deleted when jobs are resumed). */
 export const KEEP_FINISHED_JOBS = 500;
 
@@ -305,12 +311,16 @@ export class ArchiveService extends EventEmitter {
     if (!this.stopped) return;
     this.stopped = false;
     if (this.abort.signal.aborted) this.abort = new AbortController();
+    (this.library as Partial<AbandoningLibrary>).resumeCalls?.();
     this.loop = this.runLoop();
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     this.abort.abort();
+    // a job waiting in the staging worker (for a drive playback holds, then a mount of its own)
+    // stops now as interrupted, not after that wait and mount (minutes of tape time)
+    (this.library as Partial<AbandoningLibrary>).abandonCalls?.();
     this.wake?.();
     await this.loop;
     await Promise.allSettled([...this.running.values()]);

@@ -51,6 +51,11 @@ function toTapeError(err: unknown): unknown {
   return new TapeError(mapped, err.message, info);
 }
 
+/** The error of a call abandoned at stop: the one a lost worker gives (jobs know it as transient). */
+function stopping(): StagerError {
+  return new StagerError({ code: 'WORKER_DOWN', message: 'the server is stopping: tape calls of its jobs are abandoned', retryAfter: 5 });
+}
+
 class RemoteDrive implements TapeDrive {
   constructor(
     private readonly lib: RemoteTapeLibrary,
@@ -145,11 +150,44 @@ export class RemoteTapeLibrary implements TapeLibrary {
     return this.driveObjs;
   }
 
+  /** Rejects the calls waiting for an answer when abandonCalls() runs. */
+  private readonly waiting = new Set<(err: Error) => void>();
+  private abandoned = false;
+
+  /**
+   * The jobs using this library are stopping (the server's stop): every call waiting for the worker
+   * (a mount queued behind playback for a drive, a drive operation whose lease lapsed) and every
+   * call made from now on until resumeCalls() fails at once as if the worker were gone, so a job
+   * stops as interrupted (and resumes on the next start) instead of holding the server's stop for
+   * as long as its drive wait and mount take. The worker still finishes what it began.
+   */
+  abandonCalls(): void {
+    this.abandoned = true;
+    const w = [...this.waiting];
+    this.waiting.clear();
+    for (const reject of w) reject(stopping());
+  }
+
+  /** The jobs run again (the service started again after abandonCalls()). */
+  resumeCalls(): void {
+    this.abandoned = false;
+  }
+
   /** @internal */
   async invoke<T>(op: LibOp, drive: number | undefined, args: unknown[], data?: Buffer): Promise<{ value: T; data?: Buffer }> {
     let r;
     try {
-      r = await this.transport.call(op, drive, args, data);
+      if (this.abandoned) throw stopping();
+      let reject!: (err: Error) => void;
+      const abandoned = new Promise<never>((_, rej) => (reject = rej));
+      this.waiting.add(reject);
+      try {
+        const call = this.transport.call(op, drive, args, data);
+        call.catch(() => undefined); // an abandoned call's own answer is not waited for
+        r = await Promise.race([call, abandoned]);
+      } finally {
+        this.waiting.delete(reject);
+      }
     } catch (err) {
       const v = (err as { value?: { stats?: TapeStats } }).value;
       if (v?.stats) this.lastStats = v.stats;
