@@ -69,6 +69,7 @@ test('a write after the job let its drive go and playback swapped the cartridge 
     const err = await t.throwsAsync(h.call('drive.writeBlocks', [], drive, block(0xaa)));
     t.true(isTapeError(err, 'BAD_POSITION'), String(err));
     t.regex(err!.message, /holds TD0002L9, the job had TD0001L9/);
+    t.is((err as { details?: { driveLost?: unknown } }).details?.driveLost, true, 'marked so the archive service resumes the job instead of failing it');
     await t.throwsAsync(h.call('drive.locate', [0], drive), { message: /used by someone else/ }, 'not even an absolute positioning on the wrong cartridge');
     t.deepEqual(await h.readB(), block(0xbb, 4), "B's blocks are intact");
     // the job mounts its cartridge again and positions: it goes on where it should

@@ -45,6 +45,17 @@ function isWorkerDown(err: unknown): boolean {
   return e?.code === 'WORKER_DOWN' || e?.details?.stagerCode === 'WORKER_DOWN';
 }
 
+/**
+ * The job's drive was used by someone else (playback) while the job had let it go between its
+ * calls (src/staging/job-drives.ts: BAD_POSITION with details.driveLost): its position is gone,
+ * nothing was written or read wrongly. Transient: the job resumes from its durable state, which
+ * mounts and positions again.
+ */
+export function isDriveLost(err: unknown): boolean {
+  const e = err as { details?: { driveLost?: unknown } } | null;
+  return e?.details?.driveLost === true;
+}
+
 function abortableDelay(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     const done = () => {
@@ -446,6 +457,12 @@ export class ArchiveService extends EventEmitter {
         job.activity = 'interrupted; resumes on the next start';
         await ctx.save();
         return clone(job);
+      }
+      if (isDriveLost(err) && job.attempts < MAX_ATTEMPTS && !this.abort.signal.aborted) {
+        this.log.warn({ job: job.id, kind: job.kind, attempt: job.attempts, err: messageOf(err) }, 'the job lost its drive to playback between two calls; it resumes from its durable state');
+        job.activity = 'drive taken by playback; resuming';
+        await ctx.save();
+        return 'again';
       }
       this.log.warn({ job: job.id, kind: job.kind, err: messageOf(err) }, 'job failed');
       try {

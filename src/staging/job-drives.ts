@@ -140,7 +140,7 @@ export class JobDrives {
         throw new TapeError(
           'BAD_POSITION',
           `drive ${lease.index} was used by someone else while this job had let it go (it holds ${now ?? 'no cartridge'}, the job had ${had ?? 'none'}): mount and position again`,
-          { drive: lease.index },
+          { drive: lease.index, details: { driveLost: true } },
         );
       }
       this.lost.delete(lease.index); // an absolute positioning on the job's own cartridge
