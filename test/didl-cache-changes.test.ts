@@ -90,6 +90,30 @@ test('ChangeLog: the union of what the generations after g changed, or undefined
   t.is(big.since(4000, 5000), undefined);
 });
 
+test('ChangeLog.forget: generations a consumer caught up with are dropped; it still answers from there, older ones are not known', (t) => {
+  const log = new ChangeLog(100);
+  for (let g = 1; g <= 10; g++) log.record(g, [`o${g}`, `c${g}`]);
+  log.forget(7);
+  t.deepEqual([...log.since(7, 10)!].sort(), ['c10', 'c8', 'c9', 'o10', 'o8', 'o9']);
+  t.is(log.since(6, 10), undefined);
+  log.forget(10);
+  t.deepEqual([...log.since(10, 10)!], []);
+  log.record(11, ['x']);
+  t.deepEqual([...log.since(10, 11)!], ['x']);
+  t.is((log as unknown as { held: number }).held, 1, 'the forgotten IDs are no longer held');
+});
+
+test('the catalog keeps no change history once the DIDL cache caught up (a scan left up to 50,000 IDs in it)', async (t) => {
+  const { catalog, items, cds } = await setup(40);
+  const ctx = ctxOf(undefined);
+  const before = catalog.generation;
+  await catalog.apply({ upserts: [{ ...structuredClone(items[3]), title: 'Renamed' }] });
+  t.truthy(catalog.changedSince(before), 'known before any request');
+  await browse(cds, 'music/all', 'BrowseDirectChildren', '*', ctx);
+  t.is(catalog.changedSince(before), undefined, 'forgotten once the cache caught up');
+  t.deepEqual([...catalog.changedSince(catalog.generation)!], []);
+});
+
 test('a changed title is served from no cached copy: the item, its references in every view, a Search inside a container; the other objects stay cached', async (t) => {
   const { store, catalog, items, cds } = await setup(40);
   const ctx = ctxOf(undefined);

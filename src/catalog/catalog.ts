@@ -471,6 +471,11 @@ export class Catalog extends EventEmitter {
     return this.changes.since(gen, this.gen);
   }
 
+  /** The (only) consumer of changedSince has caught up with `gen`: the change log forgets up to there. */
+  changesSeen(gen: number): void {
+    this.changes.forget(gen);
+  }
+
   async getPath(path: string): Promise<PathEntry | undefined> {
     const v = await this.store.get(P + path);
     return v === undefined ? undefined : (JSON.parse(v) as PathEntry);

@@ -35,6 +35,19 @@ export class ChangeLog {
     }
   }
 
+  /**
+   * Forgets the generations up to `gen`: the consumer has caught up with them (a consumer still
+   * behind them hears "not known" and drops everything). After a scan the log held the last
+   * 50,000 IDs it changed (~4 MB at 20,000 items) for as long as nothing else changed.
+   */
+  forget(gen: number): void {
+    while (this.head < this.entries.length && this.entries[this.head].gen <= gen) this.held -= this.entries[this.head++].ids?.length ?? 0;
+    if (this.head === this.entries.length) {
+      this.entries = [];
+      this.head = 0;
+    }
+  }
+
   /** IDs changed by the generations after `gen` up to `now` (the current one); undefined: not known. */
   since(gen: number, now: number): Set<string> | undefined {
     const out = new Set<string>();

@@ -144,7 +144,7 @@ export class ContentDirectory {
     opts: ContentDirectoryOptions = {},
   ) {
     this.onBrowse = opts.onBrowse;
-    this.heads = new DidlCache(opts.didlCacheBytes ?? 4 * 1024 ** 2, (generation) => catalog.changedSince(generation));
+    this.heads = new DidlCache(opts.didlCacheBytes ?? 4 * 1024 ** 2, (generation) => catalog.changedSince(generation), (generation) => catalog.changesSeen(generation));
     const maxSize = opts.searchCacheBytes ?? 2 * 1024 ** 2;
     if (maxSize > 0) {
       this.searches = new LRUCache<string, string[]>({ maxSize, sizeCalculation: (ids, key) => ids.reduce((a, id) => a + 2 * id.length + 32, 64 + 2 * key.length) });

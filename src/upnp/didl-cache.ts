@@ -63,6 +63,8 @@ export class DidlCache {
   constructor(
     maxBytes: number,
     private readonly changesSince?: ChangesSince,
+    /** Told the generation this cache caught up with (the catalog's change log forgets up to there). */
+    private readonly changesSeen?: (generation: number) => void,
   ) {
     if (maxBytes > 0) {
       this.lru = new LRUCache<string, CachedHead>({
@@ -93,6 +95,7 @@ export class DidlCache {
       }
     }
     this.generation = generation;
+    this.changesSeen?.(generation);
   }
 
   /**
