@@ -150,6 +150,10 @@ test('the client: a server that goes away after the connection was made, before 
   const err = await t.throwsAsync(new ControlClient(socketPath).watch('j1', () => undefined), { instanceOf: ArchiveError });
   t.is((err as ArchiveError).code, 'INTERRUPTED', err!.message);
   t.regex(err!.message, /the server went away while job j1 was unfinished: the control connection broke\. The job is durable/);
+  // the job as submit answered it: the message names its kind although no line of the watch came
+  const submitted = { id: 'j1', kind: 'recall', state: 'queued', progress: { itemsDone: 0, itemsTotal: 1 } } as unknown as JobRecord;
+  const named = await t.throwsAsync(new ControlClient(socketPath).watch('j1', () => undefined, undefined, submitted), { instanceOf: ArchiveError });
+  t.regex(named!.message, /the server went away while recall job j1 was unfinished \(queued, 0 of 1 item\(s\) done\): the control connection broke/);
   // nothing listening at all: that is "cannot reach" (BUSY), as before
   const none = await t.throwsAsync(new ControlClient(join(dir, 'nobody.sock')).watch('j1', () => undefined), { instanceOf: ArchiveError });
   t.is((none as ArchiveError).code, 'BUSY');

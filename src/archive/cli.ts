@@ -50,7 +50,8 @@ export interface Backend {
   readonly control?: ControlClient;
   submit(kind: JobKind, targets: string[], opts?: JobOptions): Promise<JobRecord>;
   /** Run (direct) or watch (server) a job to its end. */
-  follow(id: string, onJob: (j: JobRecord) => void): Promise<JobRecord>;
+  /** Follows a job (as submit or list returned it) until it ends. */
+  follow(job: JobRecord, onJob: (j: JobRecord) => void): Promise<JobRecord>;
   list(): Promise<JobRecord[]>;
   get(id: string): Promise<JobRecord | undefined>;
   items(id: string): Promise<JobItem[]>;
@@ -74,7 +75,8 @@ class DirectBackend implements Backend {
   submit(kind: JobKind, targets: string[], opts?: JobOptions) {
     return this.service.submit(kind, targets, opts);
   }
-  async follow(id: string, onJob: (j: JobRecord) => void) {
+  async follow(job: JobRecord, onJob: (j: JobRecord) => void) {
+    const id = job.id;
     const l = (j: JobRecord) => {
       if (j.id === id) onJob(j);
     };
@@ -131,8 +133,8 @@ class ServerBackend implements Backend {
   submit(kind: JobKind, targets: string[], opts?: JobOptions) {
     return this.client.submit(kind, targets, opts);
   }
-  follow(id: string, onJob: (j: JobRecord) => void) {
-    return this.client.watch(id, onJob, this.abort.signal);
+  follow(job: JobRecord, onJob: (j: JobRecord) => void) {
+    return this.client.watch(job.id, onJob, this.abort.signal, job);
   }
   list() {
     return this.client.list();
@@ -388,7 +390,7 @@ async function jobCommand(kind: JobKind, targets: string[], flags: CommonFlags &
       await b.resume((j) => process.stderr.isTTY && !flags.json && bar.update(j));
       const job = await withCatalogHint(b, cfg, () => b.submit(kind, kind === 'import' ? targets : normaliseTargets(targets), kind === 'archive' ? { keepDisk: !!flags.keep } : {}));
       watching.job = job;
-      const done = await b.follow(job.id, (j) => bar.update(j));
+      const done = await b.follow(job, (j) => bar.update(j));
       bar.stop();
       if (flags.json) json(done);
       else out(summary(done));
@@ -465,7 +467,7 @@ export function registerTapeCommands(program: Command): void {
         if (flags.resume && b.mode === 'direct') {
           const bar = new JobProgress(!!flags.json);
           await b.resume((j) => bar.update(j));
-          for (const j of await b.list()) if (j.state === 'queued') await b.follow(j.id, (x) => bar.update(x));
+          for (const j of await b.list()) if (j.state === 'queued') await b.follow(j, (x) => bar.update(x));
           bar.stop();
         }
         if (id) {

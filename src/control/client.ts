@@ -104,10 +104,12 @@ export class ControlClient {
 
   /**
    * Follow a job until it is done or failed; onJob hears every update. When the server goes away
-   * first (killed, crashed or stopped): INTERRUPTED (exit 130), saying the job resumes.
+   * first (killed, crashed or stopped): INTERRUPTED (exit 130), saying the job resumes. `known`:
+   * the job as its submit answered, so that message names its kind even when the server went away
+   * before the watch's first line.
    */
-  async watch(id: string, onJob: (j: JobRecord) => void, signal?: AbortSignal): Promise<JobRecord> {
-    let last: JobRecord | undefined;
+  async watch(id: string, onJob: (j: JobRecord) => void, signal?: AbortSignal, known?: JobRecord): Promise<JobRecord> {
+    let last: JobRecord | undefined = known?.id === id ? known : undefined;
     let lost: ArchiveError | undefined;
     try {
       await this.stream<JobRecord>('GET', `/v1/jobs/${encodeURIComponent(id)}/watch`, signal, (j) => {

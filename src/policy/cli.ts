@@ -109,7 +109,7 @@ async function followAll(b: Backend, jobs: JobRecord[], quiet: boolean): Promise
   const done: JobRecord[] = [];
   try {
     for (const j of jobs) {
-      done.push(await b.follow(j.id, (x) => bar.update(x)));
+      done.push(await b.follow(j, (x) => bar.update(x)));
       bar.stop();
     }
   } finally {
