@@ -441,3 +441,36 @@ test('a recall job that commits its items while the next promotion reads the cat
   t.true(after <= high, `usage ${after} after both promotions, high mark ${high}`);
   t.deepEqual(await tiers(lab, show), ['both', 'both', 'both']);
 });
+
+test('stop() waits for a container promotion under way and it queues nothing after: the catalog closes after it, the next play after the restart tries again', async (t) => {
+  const { lab, access, ep, clock } = await setup(t);
+  let open!: () => void;
+  const gate = new Promise<void>((r) => (open = r));
+  let reads = 0;
+  const e = new PolicyEngine({
+    catalog: lab.catalog,
+    config: lab.config,
+    archive: lab.service,
+    readAccess: async (ids) => {
+      reads++;
+      await gate; // the promotion's access read is under way when the server stops
+      return access.read(ids);
+    },
+    log: silentLogger,
+    now: () => clock.t,
+    mediaDirs: [lab.media],
+  });
+  access.notePlay(ep[0], '10.0.0.5');
+  access.notePlay(ep[1], '10.0.0.5');
+  const promotion = e.onPlay(ep[1]);
+  while (reads === 0) await new Promise((r) => setImmediate(r));
+  let stopped = false;
+  const stopping = e.stop().then(() => (stopped = true));
+  for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+  t.false(stopped, 'stop() does not end while the promotion still reads');
+  open();
+  await stopping;
+  t.deepEqual(await promotion, [], 'the promotion that went on after stop() began queued no job');
+  t.deepEqual((await lab.service.list()).filter((j) => j.kind === 'recall'), [], 'no recall job in the queue');
+  t.deepEqual(await e.onPlay(ep[1]), [], 'a play after stop() starts nothing');
+});

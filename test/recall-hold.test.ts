@@ -13,8 +13,9 @@ import test from 'ava';
 import { join } from 'node:path';
 import { readFile } from 'node:fs/promises';
 import { RECALL_HOLD_MS } from '../src/archive/service.js';
-import { MAX_HOLDS_PER_OWNER, RecallHolds } from '../src/staging/recall-holds.js';
-import { itemAt, sha256 } from './fixtures/archive/setup.js';
+import { MAX_HOLD_LABELS, MAX_HOLDS_PER_OWNER, RecallHolds } from '../src/staging/recall-holds.js';
+import { ArchiveService } from '../src/archive/service.js';
+import { itemAt, libraryWithDriveHook, makeLab, sha256 } from './fixtures/archive/setup.js';
 import { fetchMedia, settle } from './fixtures/staging/harness.js';
 import { pageStagerStatus } from '../src/tier.js';
 import { ServerMetrics } from '../src/metrics.js';
@@ -206,4 +207,29 @@ test('RecallHolds: per owner, ended by id, by the owner going, by time; bounded 
   h.add(conn1, [A], 10 * RECALL_HOLD_MS);
   now += 3600_000;
   t.false(h.held(A), 'capped at an hour');
+});
+
+test('a hold asked for more cartridges than the worker takes in one names the first MAX_HOLD_LABELS (the worker refused it whole)', async (t) => {
+  const lab = await makeLab({ memory: true, files: [['a.mkv', 50_000]] });
+  t.teardown(() => lab.cleanup());
+  const asked: string[][] = [];
+  const released: string[] = [];
+  const library = Object.assign(libraryWithDriveHook(lab.library, () => undefined), {
+    hold: async (labels: string[]) => {
+      asked.push(labels);
+      // as the worker does (src/staging/recall-holds.ts)
+      if (labels.length > MAX_HOLD_LABELS) throw new Error(`a hold names at most ${MAX_HOLD_LABELS} cartridges`);
+      return 'h1';
+    },
+    unhold: async (id: string) => {
+      released.push(id);
+    },
+  });
+  const service = new ArchiveService({ catalog: lab.catalog, library, config: lab.config, log: silentLogger });
+  const labels = Array.from({ length: 100 }, (_, i) => `TD${String(i).padStart(4, '0')}L9`);
+  const release = service.holdCartridges([...labels, labels[0]!]);
+  release();
+  for (let i = 0; i < 100 && released.length === 0; i++) await new Promise((r) => setImmediate(r));
+  t.deepEqual(asked, [labels.slice(0, MAX_HOLD_LABELS)]);
+  t.deepEqual(released, ['h1'], 'the hold was taken, and released');
 });

@@ -29,6 +29,7 @@ import { stubPath, type StubOptions } from './stubs.js';
 import { headStubSeconds } from './stub-seconds.js';
 import { DriveManager } from './tapeio.js';
 import { resolveTargets } from './targets.js';
+import { MAX_HOLD_LABELS } from '../staging/recall-holds.js';
 
 /** A job interrupted this many times (crash loop) is failed instead of resumed. */
 
@@ -261,7 +262,10 @@ export class ArchiveService extends EventEmitter {
   holdCartridges(labels: string[]): () => void {
     const lib = this.library as TapeLibrary & Partial<HoldingLibrary>;
     if (labels.length === 0 || typeof lib.hold !== 'function' || typeof lib.unhold !== 'function') return () => undefined;
-    const held = lib.hold(labels, RECALL_HOLD_MS).catch((err: unknown) => {
+    // the worker refuses a hold naming more than MAX_HOLD_LABELS cartridges (the whole hold, not
+    // the excess): a job recalling from more keeps the first ones (only those in a drive matter)
+    const want = [...new Set(labels)].slice(0, MAX_HOLD_LABELS);
+    const held = lib.hold(want, RECALL_HOLD_MS).catch((err: unknown) => {
       this.log.debug({ labels, err: messageOf(err) }, 'cannot keep cartridges loaded for a recall');
       return undefined;
     });

@@ -120,6 +120,10 @@ export class PolicyEngine {
   };
   /** Containers whose immediate promotion check (onPlay) is under way. */
   private readonly promoting = new Set<string>();
+  /** Those checks (onPlay, onLoaded) themselves: stop() waits for them. */
+  private readonly promotions = new Set<Promise<JobRecord[]>>();
+  /** stop() began: no promotion starts or queues a job any more. */
+  private stopping = false;
   /** The last container promotion's plan and submit: the next one plans after it (see promoteContainer). */
   private promotionTurn: Promise<void> = Promise.resolve();
   /** The catalog generation and time of the last look at a SIZE high mark (overHighMark). */
@@ -242,7 +246,15 @@ export class PolicyEngine {
     }
   }
 
-  private async promoteContainer(container: string): Promise<JobRecord[]> {
+  private promoteContainer(container: string): Promise<JobRecord[]> {
+    if (this.stopping) return Promise.resolve([]);
+    const p = this.promoteContainerNow(container); // never rejects: it logs and answers []
+    this.promotions.add(p);
+    void p.then(() => this.promotions.delete(p));
+    return p;
+  }
+
+  private async promoteContainerNow(container: string): Promise<JobRecord[]> {
     const r = this.rules;
     const archive = this.opts.archive!;
     if (this.promoting.has(container)) return [];
@@ -294,9 +306,11 @@ export class PolicyEngine {
   private async planPromotion(container: string, plays: number, onTape: CatalogObject[]): Promise<JobRecord[]> {
     const r = this.rules;
     const archive = this.opts.archive!;
+    if (this.stopping) return [];
     const pending = new Set((await this.pendingJobItems()).map(([id]) => id));
     if (!onTape.some((o) => !pending.has(o.id))) return [];
     const plan = await this.plan({ container });
+    if (this.stopping) return []; // the server stops: the next play after the restart tries again
     const recalls = plan.actions.filter((a) => a.action === 'recall' && a.reason === 'container-plays');
     const ids = recalls.map((a) => a.id);
     if (!ids.length) return [];
@@ -412,6 +426,7 @@ export class PolicyEngine {
 
   /** Automatic passes (server): checks every `tickMs` whether the next pass is due. */
   async start(tickMs = 30_000): Promise<void> {
+    this.stopping = false;
     const last = await this.opts.catalog.getMeta(LAST_PASS).catch(() => undefined);
     if (last) this.lastPassAt = Date.parse((JSON.parse(last) as PassRecord).at);
     if (this.rules.interval <= 0 || this.timer) return;
@@ -474,12 +489,15 @@ export class PolicyEngine {
   }
 
   async stop(): Promise<void> {
+    this.stopping = true;
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     this.waiting.clear(); // a mount event during shutdown starts nothing
     this.opts.archive?.off('job', this.onJob);
     this.opts.archive?.setHold(() => undefined);
     await this.passing;
+    // a promotion under way (its catalog read, its plan) ends before the catalog closes, queueing nothing
+    await Promise.all([...this.promotions]);
     await this.promotionWrites;
   }
 }
