@@ -12,7 +12,8 @@ import { itemAt, libraryWithDriveHook, makeLab, readThroughCatalog } from './fix
 // What the staging worker's remote tape library throws once its connection is gone.
 const workerDown = () => new TapeError('IO', 'the staging worker connection is gone (connection ended)', { details: { stagerCode: 'WORKER_DOWN' } });
 
-test('archive job: the staging worker killed mid-write, the job resumes and every item is archived and reads back', async (t) => {
+/** An archive job whose second tape write fails with `fail()` once: it resumes, and every item is archived and reads back. */
+async function resumesAfterOneFailedWrite(t: import('ava').ExecutionContext, fail: () => Error): Promise<void> {
   const lab = await makeLab({ memory: true, tuning: { workerRetryMs: 10 } });
   t.teardown(() => lab.cleanup());
   let writes = 0;
@@ -22,7 +23,7 @@ test('archive job: the staging worker killed mid-write, the job resumes and ever
       ? async (data: Buffer) => {
           if (++writes === 2) {
             failures++;
-            throw workerDown();
+            throw fail();
           }
           return d.writeBlocks(data);
         }
@@ -38,7 +39,9 @@ test('archive job: the staging worker killed mid-write, the job resumes and ever
     t.truthy(item.location?.tape, path);
     t.true((await readThroughCatalog(lab, item)).equals(content), path);
   }
-});
+}
+
+test('archive job: the staging worker killed mid-write, the job resumes and every item is archived and reads back', (t) => resumesAfterOneFailedWrite(t, workerDown));
 
 test('archive job: a staging worker that stays gone fails the job after MAX_ATTEMPTS, items stay on disk', async (t) => {
   const lab = await makeLab({ memory: true, files: [['a.mkv', 50_000]], tuning: { workerRetryMs: 10 } });
@@ -67,33 +70,7 @@ const driveLost = () =>
     details: { driveLost: true, stagerCode: 'BAD_POSITION' },
   });
 
-test('archive job: its drive taken by playback between two writes, the job resumes and every item is archived and reads back', async (t) => {
-  const lab = await makeLab({ memory: true, tuning: { workerRetryMs: 10 } });
-  t.teardown(() => lab.cleanup());
-  let writes = 0;
-  let lost = 0;
-  const library = libraryWithDriveHook(lab.library, (d, op) =>
-    op === 'writeBlocks'
-      ? async (data: Buffer) => {
-          if (++writes === 2) {
-            lost++;
-            throw driveLost();
-          }
-          return d.writeBlocks(data);
-        }
-      : undefined,
-  );
-  const service = new ArchiveService({ catalog: lab.catalog, library, config: lab.config, log: silentLogger, tuning: { workerRetryMs: 10 } });
-  const job = await service.run((await service.submit('archive', [lab.media])).id);
-  t.is(lost, 1);
-  t.is(job.state, 'done', job.reason);
-  t.is(job.attempts, 2);
-  for (const [path, content] of lab.files) {
-    const item = await itemAt(lab.catalog, path);
-    t.truthy(item.location?.tape, path);
-    t.true((await readThroughCatalog(lab, item)).equals(content), path);
-  }
-});
+test('archive job: its drive taken by playback between two writes, the job resumes and every item is archived and reads back', (t) => resumesAfterOneFailedWrite(t, driveLost));
 
 test('archive job: BAD_POSITION without driveLost is a real fault and still fails the job at once', async (t) => {
   const lab = await makeLab({ memory: true, files: [['a.mkv', 50_000]], tuning: { workerRetryMs: 10 } });
