@@ -335,7 +335,16 @@ test('kill -9 in the middle of a container promotion: every item still plays byt
   t.deepEqual(await tiers(lab, ep), ['both', 'both', 'both']);
 });
 
-test('two containers that get hot at the same moment are planned one after the other: together they never push usage over the high mark', async (t) => {
+/**
+ * Two archived seasons (Show and Other, three episodes each) and an engine whose high (= low) mark
+ * leaves room under it for one of them only. `rules`: more policy settings; `readAccess`: the
+ * engine's access read, made from the tracker (default: the tracker's own).
+ */
+async function twoSeasons(
+  t: import('ava').ExecutionContext,
+  rules: Partial<Lab['config']['policy']> = {},
+  readAccess: (access: AccessTracker) => (ids: string[]) => ReturnType<AccessTracker['read']> = (access) => (i) => access.read(i),
+) {
   const files: [string, number][] = [...FILES.slice(0, 3), ['Video/Other/S01/O1.mkv', 80_000], ['Video/Other/S01/O2.mkv', 90_000], ['Video/Other/S01/O3.mkv', 70_000]];
   const lab = await makeLab({ files });
   t.teardown(() => lab.cleanup());
@@ -346,14 +355,19 @@ test('two containers that get hot at the same moment are planned one after the o
   const show = await ids('Video/Show/S01', ['S01E1.mkv', 'S01E2.mkv', 'S01E3.mkv']);
   const other = await ids('Video/Other/S01', ['O1.mkv', 'O2.mkv', 'O3.mkv']);
   t.is((await lab.service.run((await lab.service.submit('archive', [...show, ...other])).id)).state, 'done');
-  lab.config.policy = { ...lab.config.policy, minArchiveSize: 10_000, promoteContainerPlays: 2, highWatermark: { kind: 'bytes', bytes: 10_000_000 }, lowWatermark: { kind: 'bytes', bytes: 10_000_000 } };
   const access = new AccessTracker({ store: lab.catalog.store, now });
-  const e = new PolicyEngine({ catalog: lab.catalog, config: lab.config, archive: lab.service, readAccess: (i) => access.read(i), log: silentLogger, now, mediaDirs: [lab.media] });
+  lab.config.policy = { ...lab.config.policy, minArchiveSize: 10_000, promoteContainerPlays: 2, highWatermark: { kind: 'bytes', bytes: 10_000_000 }, lowWatermark: { kind: 'bytes', bytes: 10_000_000 }, ...rules };
+  const e = new PolicyEngine({ catalog: lab.catalog, config: lab.config, archive: lab.service, readAccess: readAccess(access), log: silentLogger, now, mediaDirs: [lab.media] });
   t.teardown(() => e.stop());
   // room under the high mark for one of the two seasons only
   const used = (await e.plan()).usage[0]!.before;
   const high = used + 240_000 - 3 * 4096 + 10_000;
   lab.config.policy = { ...lab.config.policy, highWatermark: { kind: 'bytes', bytes: high }, lowWatermark: { kind: 'bytes', bytes: high } };
+  return { lab, e, access, show, other, high, clock };
+}
+
+test('two containers that get hot at the same moment are planned one after the other: together they never push usage over the high mark', async (t) => {
+  const { lab, e, access, show, other, high } = await twoSeasons(t);
   for (const id of [show[0]!, show[1]!, other[0]!, other[1]!]) access.notePlay(id, '10.0.0.5');
   const [a, b] = await Promise.all([e.onPlay(show[1]!), e.onPlay(other[1]!)]);
   for (const j of [...a!, ...b!]) t.is((await lab.service.run(j.id)).state, 'done');
@@ -364,24 +378,7 @@ test('two containers that get hot at the same moment are planned one after the o
 });
 
 test('a container promotion right after a play counts the recalls a pass (or an operator) queued and has not run yet: together they never push usage over the high mark', async (t) => {
-  const files: [string, number][] = [...FILES.slice(0, 3), ['Video/Other/S01/O1.mkv', 80_000], ['Video/Other/S01/O2.mkv', 90_000], ['Video/Other/S01/O3.mkv', 70_000]];
-  const lab = await makeLab({ files });
-  t.teardown(() => lab.cleanup());
-  const clock = { t: new Date(2030, 0, 10, 20, 0).getTime() };
-  const now = () => clock.t;
-  lab.config.headStubTail = 0;
-  const ids = async (dir: string, names: string[]) => Promise.all(names.map(async (n) => (await lab.catalog.getPath(join(lab.media, dir, n)))!.id));
-  const show = await ids('Video/Show/S01', ['S01E1.mkv', 'S01E2.mkv', 'S01E3.mkv']);
-  const other = await ids('Video/Other/S01', ['O1.mkv', 'O2.mkv', 'O3.mkv']);
-  t.is((await lab.service.run((await lab.service.submit('archive', [...show, ...other])).id)).state, 'done');
-  const access = new AccessTracker({ store: lab.catalog.store, now });
-  lab.config.policy = { ...lab.config.policy, minArchiveSize: 10_000, promotePlays: 1, promoteContainerPlays: 2, highWatermark: { kind: 'bytes', bytes: 10_000_000 }, lowWatermark: { kind: 'bytes', bytes: 10_000_000 } };
-  const e = new PolicyEngine({ catalog: lab.catalog, config: lab.config, archive: lab.service, readAccess: (i) => access.read(i), log: silentLogger, now, mediaDirs: [lab.media] });
-  t.teardown(() => e.stop());
-  // room under the high mark for one of the two seasons only
-  const used = (await e.plan()).usage[0]!.before;
-  const high = used + 240_000 - 3 * 4096 + 10_000;
-  lab.config.policy = { ...lab.config.policy, highWatermark: { kind: 'bytes', bytes: high }, lowWatermark: { kind: 'bytes', bytes: high } };
+  const { lab, e, access, show, other, high, clock } = await twoSeasons(t, { promotePlays: 1 });
   // a pass promotes the show (each episode played once, promote_plays 1); its recall job is queued, not run yet
   for (const id of show) access.notePlay(id, '10.0.0.5');
   const { jobs: passJobs } = await e.runPass('manual');
@@ -397,35 +394,17 @@ test('a container promotion right after a play counts the recalls a pass (or an 
 });
 
 test('a recall job that commits its items while the next promotion reads the catalog is still counted: the two promotions never push usage over the high mark together', async (t) => {
-  const files: [string, number][] = [...FILES.slice(0, 3), ['Video/Other/S01/O1.mkv', 80_000], ['Video/Other/S01/O2.mkv', 90_000], ['Video/Other/S01/O3.mkv', 70_000]];
-  const lab = await makeLab({ files });
-  t.teardown(() => lab.cleanup());
-  const clock = { t: new Date(2030, 0, 10, 20, 0).getTime() };
-  const now = () => clock.t;
-  lab.config.headStubTail = 0;
-  const ids = async (dir: string, names: string[]) => Promise.all(names.map(async (n) => (await lab.catalog.getPath(join(lab.media, dir, n)))!.id));
-  const show = await ids('Video/Show/S01', ['S01E1.mkv', 'S01E2.mkv', 'S01E3.mkv']);
-  const other = await ids('Video/Other/S01', ['O1.mkv', 'O2.mkv', 'O3.mkv']);
-  t.is((await lab.service.run((await lab.service.submit('archive', [...show, ...other])).id)).state, 'done');
-  const access = new AccessTracker({ store: lab.catalog.store, now });
   // the show's recall job runs (and commits) while the other season's plan reads the catalog:
   // after the plan has read the items (as they were, on tape), before it asks for the unfinished jobs
   let during: (() => Promise<void>) | undefined;
-  const readAccess = async (i: string[]) => {
+  const { lab, e, access, show, other, high, clock } = await twoSeasons(t, {}, (access) => async (i: string[]) => {
     if (during && i.length > 3) {
       const f = during;
       during = undefined;
       await f();
     }
     return access.read(i);
-  };
-  lab.config.policy = { ...lab.config.policy, minArchiveSize: 10_000, promoteContainerPlays: 2, highWatermark: { kind: 'bytes', bytes: 10_000_000 }, lowWatermark: { kind: 'bytes', bytes: 10_000_000 } };
-  const e = new PolicyEngine({ catalog: lab.catalog, config: lab.config, archive: lab.service, readAccess, log: silentLogger, now, mediaDirs: [lab.media] });
-  t.teardown(() => e.stop());
-  // room under the high mark for one of the two seasons only
-  const used = (await e.plan()).usage[0]!.before;
-  const high = used + 240_000 - 3 * 4096 + 10_000;
-  lab.config.policy = { ...lab.config.policy, highWatermark: { kind: 'bytes', bytes: high }, lowWatermark: { kind: 'bytes', bytes: high } };
+  });
   for (const id of [show[0]!, show[1]!]) access.notePlay(id, '10.0.0.5');
   const first = await e.onPlay(show[1]!);
   t.is(first.length, 1);
