@@ -118,10 +118,8 @@ export class PolicyEngine {
         })
         .catch(() => undefined);
   };
-  /** Containers whose immediate promotion check (onPlay) is under way. */
-  private readonly promoting = new Set<string>();
-  /** Those checks (onPlay, onLoaded) themselves: stop() waits for them. */
-  private readonly promotions = new Set<Promise<JobRecord[]>>();
+  /** Containers whose immediate promotion check (onPlay, onLoaded) is under way, and the check: stop() waits for them. */
+  private readonly promoting = new Map<string, Promise<JobRecord[]>>();
   /** stop() began: no promotion starts or queues a job any more. */
   private stopping = false;
   /** The last container promotion's plan and submit: the next one plans after it (see promoteContainer). */
@@ -247,18 +245,16 @@ export class PolicyEngine {
   }
 
   private promoteContainer(container: string): Promise<JobRecord[]> {
-    if (this.stopping) return Promise.resolve([]);
-    const p = this.promoteContainerNow(container); // never rejects: it logs and answers []
-    this.promotions.add(p);
-    void p.then(() => this.promotions.delete(p));
+    if (this.stopping || this.promoting.has(container)) return Promise.resolve([]);
+    // never rejects: it logs and answers []
+    const p = this.promoteContainerNow(container).finally(() => this.promoting.delete(container));
+    this.promoting.set(container, p);
     return p;
   }
 
   private async promoteContainerNow(container: string): Promise<JobRecord[]> {
     const r = this.rules;
     const archive = this.opts.archive!;
-    if (this.promoting.has(container)) return [];
-    this.promoting.add(container);
     let release = () => undefined as void;
     try {
       const siblings = (await this.opts.catalog.allChildren(container)).filter((o) => o.location?.tape);
@@ -270,17 +266,17 @@ export class PolicyEngine {
       // the plan below reads the whole catalog (a second or more on a busy NAS) while the play's
       // read hold and drive_idle_unload run out: the cartridges stay loaded until the recall jobs,
       // which hold them themselves until they have run, are queued
-      release = archive.holdCartridges([...new Set(onTape.map((o) => o.location!.tape!.label))]);
+      const labels = new Set(onTape.map((o) => o.location!.tape!.label));
+      release = archive.holdCartridges([...labels]);
       // hot: whatever this attempt leaves on tape (its job finds a cartridge out of the drives, no room
       // yet, or items an unfinished job holds) is tried again when one of their cartridges is loaded
-      this.wait(container, new Set(onTape.map((o) => o.location!.tape!.label)));
+      this.wait(container, labels);
       return await this.inTurn(() => this.planPromotion(container, plays, onTape));
     } catch (err) {
       this.opts.log.warn({ err: (err as Error).message, container }, 'container promotion not started');
       return [];
     } finally {
       release();
-      this.promoting.delete(container);
     }
   }
 
@@ -497,7 +493,7 @@ export class PolicyEngine {
     this.opts.archive?.setHold(() => undefined);
     await this.passing;
     // a promotion under way (its catalog read, its plan) ends before the catalog closes, queueing nothing
-    await Promise.all([...this.promotions]);
+    await Promise.all([...this.promoting.values()]);
     await this.promotionWrites;
   }
 }
