@@ -152,7 +152,8 @@ export class SegmentCache extends EventEmitter {
   static async open(opts: SegmentCacheOptions): Promise<SegmentCache> {
     const c = new SegmentCache(opts);
     try {
-      await mkdir(c.dir, { recursive: true });
+      // 0750 as the data directory (util/data-dir.ts): cached media is nobody else's to read
+      await mkdir(c.dir, { recursive: true, mode: 0o750 });
       await c.load();
     } catch (err) {
       c.stopTimer();
