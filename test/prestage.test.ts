@@ -8,8 +8,8 @@ import type { CatalogObject } from '../src/catalog/types.js';
 import { Prestager, type PrestageHost } from '../src/staging/prestage.js';
 import type { ItemRef } from '../src/staging/protocol.js';
 import { itemAt, makeLab, sha256, type Lab } from './fixtures/archive/setup.js';
-import { fetchMedia, mediaServer } from './fixtures/staging/harness.js';
-import { inprocRig } from './fixtures/staging/inproc.js';
+import { fetchMedia, mediaServer, settle } from './fixtures/staging/harness.js';
+import { Gate, inprocRig } from './fixtures/staging/inproc.js';
 
 const STUB = { headSeconds: 0, headMin: 4096, tailBytes: 0, mergeGap: 0 };
 const A1 = 'Music/Artist A/Album 1';
@@ -174,6 +174,28 @@ test('a playback request whose first bytes are cached starts its first tape pass
     t.is(w.scheduler.counters.mounts, mounts + 1);
     t.true(w.reads.streaming(tape.label), 'the open request keeps its cartridge from idle unload');
     c.cancel(id);
+  } finally {
+    await r.done();
+  }
+});
+
+test("a pre-stage ends in the worker when the server's connection goes (server stopped): no request left, the drive given back, no read past the one under way", async (t) => {
+  const files: [string, number][] = [['Video/Film/Film.mkv', 2_000_000]];
+  const gate = new Gate('readBlocks', 1);
+  const r = await inprocRig({ files, archived: 1, stub: STUB, gate });
+  try {
+    const obj = await itemAt(r.catalog, join(r.lab.media, files[0]![0]));
+    const tape = obj.location!.tape!;
+    const w = r.worker;
+    gate.armed = true;
+    t.true(r.client.prestage({ id: obj.id, tape }, 4096, tape.size));
+    await gate.hit; // the pre-stage's pass reads from the drive, held at the gate
+    t.is(w.reads.activeRequests(), 1);
+    await r.client.stop(); // the server stops: its connection to the worker closes
+    t.true(await settle(() => w.reads.activeRequests() === 0, 10_000), 'the pre-stage request ended with its connection');
+    gate.open();
+    t.true(await settle(() => w.scheduler.drives().every((d) => !d.busy) && w.scheduler.queue().length === 0, 10_000), 'its drive was given back');
+    t.true(w.counters.prestagedBytes < tape.size - 4096, `the pass stopped (${w.counters.prestagedBytes} bytes staged)`);
   } finally {
     await r.done();
   }

@@ -117,8 +117,10 @@ export class Session {
           this.send({ t: 'error', id: m.id, error: { code: 'PROTOCOL', message: `request id ${m.id} is in use` } });
           return;
         }
+        // every request is the connection's, background ones (prefetch, pre-stage) too: they end
+        // by themselves (finish() forgets them here), or with the connection (closed())
         const req = this.w.reads.startRead(this, m);
-        if (req?.notify && !req.finished) this.reqs.set(m.id, req);
+        if (req && !req.finished) this.reqs.set(m.id, req);
         return;
       }
       case 'ack': {
