@@ -209,6 +209,19 @@ test('RecallHolds: per owner, ended by id, by the owner going, by time; bounded 
   t.false(h.held(A), 'capped at an hour');
 });
 
+test('hold ids are unique across worker restarts: the id of a hold of the worker before a restart never ends a hold of the new one', (t) => {
+  const before = new RecallHolds();
+  const after = new RecallHolds(); // the restarted worker (a new process: a new generation)
+  const conn = {}; // the server's connection to the new worker, which a job of before the restart releases its old hold through
+  const old = before.add({}, [A], 1000);
+  const mine = after.add(conn, [B], 1000);
+  t.not(old, mine);
+  t.false(after.remove(conn, old), "the old worker's hold id names no hold of the new one");
+  t.true(after.held(B));
+  t.true(after.remove(conn, mine));
+  t.not(new RecallHolds().generation, new RecallHolds().generation);
+});
+
 test('a hold asked for more cartridges than the worker takes in one names the first MAX_HOLD_LABELS (the worker refused it whole)', async (t) => {
   const lab = await makeLab({ memory: true, files: [['a.mkv', 50_000]] });
   t.teardown(() => lab.cleanup());

@@ -76,8 +76,8 @@ export const RECALL_HOLD_MS = 30 * 60_000;
 
 /** A library that can keep cartridges loaded for a queued recall (the staging worker's remote library). */
 interface HoldingLibrary {
-  hold(labels: string[], ms: number): Promise<number>;
-  unhold(id: number): Promise<void>;
+  hold(labels: string[], ms: number): Promise<string>;
+  unhold(id: string): Promise<void>;
 }
 
 /** A library whose calls can be abandoned at stop (the staging worker's remote library: a job may wait there for a drive). */

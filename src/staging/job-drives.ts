@@ -9,7 +9,7 @@
 import { TapeError, type TapeDrive, type TapeLibrary } from '../tape/types.js';
 import type { DriveLease, DriveScheduler } from './scheduler.js';
 import { StagerError, type ClientMessage, type WorkerMessage } from './protocol.js';
-import { MAX_HOLD_LABELS, type RecallHolds } from './recall-holds.js';
+import { MAX_HOLD_ID_LENGTH, MAX_HOLD_LABELS, type RecallHolds } from './recall-holds.js';
 
 /** What the job drives need from the worker. */
 export interface JobDrivesHost {
@@ -206,10 +206,13 @@ export class JobDrives {
         }
         const ms = num(a[1], 'hold time');
         if (ms < 0) throw new TapeError('INVALID', 'hold time must not be negative');
-        return { value: this.host.recallHolds?.add(this, labels as string[], ms) ?? 0 };
+        return { value: this.host.recallHolds?.add(this, labels as string[], ms) ?? '' };
       }
-      case 'unhold':
-        return { value: this.host.recallHolds?.remove(this, num(a[0], 'hold id')) ?? false };
+      case 'unhold': {
+        const id = a[0];
+        if (typeof id !== 'string' || id.length === 0 || id.length > MAX_HOLD_ID_LENGTH) throw new TapeError('INVALID', 'unhold needs the id hold answered');
+        return { value: this.host.recallHolds?.remove(this, id) ?? false };
+      }
       case 'stats':
         return { value: lib.stats() };
       case 'changer.inventory':

@@ -89,7 +89,7 @@ export interface WireError {
 export type LibOp =
   | 'mount'
   | 'release'
-  /** Keep cartridges loaded for a queued loadedOnly recall job: args [labels, ms]; value: the hold's id (recall-holds.ts). */
+  /** Keep cartridges loaded for a queued loadedOnly recall job: args [labels, ms]; value: the hold's id, a string unique across worker restarts (recall-holds.ts). */
   | 'hold'
   /** End a hold: args [id]. */
   | 'unhold'

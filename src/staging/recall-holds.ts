@@ -11,6 +11,12 @@
 // connection releases a hold when the job ends (done, failed, paused or interrupted); it also ends
 // when that connection goes (a server crash or restart) and after its bounded time, whichever
 // comes first. Holds live only in the worker's memory: a restarted worker has none.
+//
+// Hold ids are `<generation>.<n>`: the generation is new for every worker process (its start time,
+// pid and random bits), so the id of a hold of a worker that has since restarted (a job that
+// releases its hold after the restart) never names a hold of the new worker.
+
+import { randomBytes } from 'node:crypto';
 
 /** The longest a recall hold may keep a cartridge loaded (1 h). */
 export const MAX_RECALL_HOLD_MS = 3600_000;
@@ -21,6 +27,14 @@ export const MAX_HOLD_LABELS = 64;
 /** Swap loss of a cartridge only held for a recall: more than one nobody wants, less than any playback hold (1 to 3). */
 export const RECALL_HOLD_LOSS = 0.5;
 
+/** Longest hold id the worker takes (its own are far shorter). */
+export const MAX_HOLD_ID_LENGTH = 64;
+
+/** A generation no other worker process has: start time, pid and random bits (base 36 / hex). */
+export function newHoldGeneration(): string {
+  return `${Date.now().toString(36)}${process.pid.toString(36)}${randomBytes(4).toString('hex')}`;
+}
+
 interface Hold {
   owner: object;
   labels: string[];
@@ -28,22 +42,26 @@ interface Hold {
 }
 
 export class RecallHolds {
-  private readonly holds = new Map<number, Hold>();
+  private readonly holds = new Map<string, Hold>();
   private seq = 0;
 
-  constructor(private readonly now: () => number = Date.now) {}
+  constructor(
+    private readonly now: () => number = Date.now,
+    /** Prefix of this worker's hold ids (unique per worker process). */
+    readonly generation: string = newHoldGeneration(),
+  ) {}
 
   /** Holds `labels` for at most `ms` (capped at MAX_RECALL_HOLD_MS) for `owner` (a connection); returns its id. */
-  add(owner: object, labels: readonly string[], ms: number): number {
+  add(owner: object, labels: readonly string[], ms: number): string {
     const mine = [...this.holds].filter(([, h]) => h.owner === owner);
     for (const [id] of mine.slice(0, Math.max(0, mine.length - MAX_HOLDS_PER_OWNER + 1))) this.holds.delete(id);
-    const id = ++this.seq;
+    const id = `${this.generation}.${++this.seq}`;
     this.holds.set(id, { owner, labels: [...new Set(labels)].slice(0, MAX_HOLD_LABELS), until: this.now() + Math.max(0, Math.min(ms, MAX_RECALL_HOLD_MS)) });
     return id;
   }
 
   /** Ends hold `id` of `owner` (another owner's, or an unknown one: nothing). */
-  remove(owner: object, id: number): boolean {
+  remove(owner: object, id: string): boolean {
     const h = this.holds.get(id);
     if (!h || h.owner !== owner) return false;
     return this.holds.delete(id);

@@ -235,12 +235,12 @@ export class RemoteTapeLibrary implements TapeLibrary {
    * at most `ms`, for a queued loadedOnly recall job; the id to end it with unhold(). Ends by itself
    * when this connection goes (recall-holds.ts).
    */
-  async hold(labels: string[], ms: number): Promise<number> {
-    return (await this.invoke<number>('hold', undefined, [labels, Math.max(0, Math.round(ms))])).value;
+  async hold(labels: string[], ms: number): Promise<string> {
+    return (await this.invoke<string>('hold', undefined, [labels, Math.max(0, Math.round(ms))])).value;
   }
 
   /** Ends a hold of hold(). */
-  async unhold(id: number): Promise<void> {
+  async unhold(id: string): Promise<void> {
     await this.invoke('unhold', undefined, [id]);
   }
 
