@@ -68,7 +68,8 @@ import { hostChecker, hostGuard } from './http/host-check.js';
 import { ContentDirectory } from './upnp/cds.js';
 import { ConnectionManager, mediaReceiverRegistrar, MSR_TYPE } from './upnp/cms.js';
 import { requestBaseUrl, soapRoutes, type ControlHandler } from './upnp/soap.js';
-import { combineContainerUpdateIds, EventService } from './upnp/gena.js';
+import { EventService } from './upnp/gena.js';
+import { contentDirectoryEvents } from './upnp/cds-events.js';
 import { loadDescriptions } from './upnp/description.js';
 import { defaultClientRegistry, type ClientProfile, type HeaderBag } from './upnp/clients.js';
 import { DEFAULT_TARGETS, SsdpServer } from './upnp/ssdp.js';
@@ -615,13 +616,8 @@ export class TapedeckServer {
       },
     });
 
-    const cdsEvents = new EventService({
-      serviceId: 'urn:upnp-org:serviceId:ContentDirectory',
-      source: { variables: () => ({ SystemUpdateID: String(this.catalog.systemUpdateId), ContainerUpdateIDs: '' }) },
-      // every container changed since the last event must be named, not just the latest batch's
-      combine: { ContainerUpdateIDs: combineContainerUpdateIds },
-      log: this.log,
-    });
+    // SystemUpdateID and ContainerUpdateIDs are moderated to 0.2 Hz (upnp/cds-events.ts)
+    const cdsEvents = contentDirectoryEvents({ systemUpdateId: () => this.catalog.systemUpdateId, log: this.log });
     let sourceInfo = '';
     const cmsEvents = new EventService({
       serviceId: 'urn:upnp-org:serviceId:ConnectionManager',

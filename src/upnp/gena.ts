@@ -38,11 +38,30 @@ export interface GenaLogger {
   warn(obj: object, msg?: string): void;
 }
 
+/** Time as the event service reads it and its NOTIFY timers (tests pass a fake one). */
+export interface GenaClock {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(timer: unknown): void;
+}
+
+const realClock: GenaClock = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (timer) => clearTimeout(timer as NodeJS.Timeout),
+};
+
 export interface EventServiceOptions {
   serviceId: string;
   source: EventSource;
-  /** Minimum interval between two NOTIFYs of one subscription (ms). Default 200. */
+  /**
+   * Minimum interval between two NOTIFYs of one subscription (ms); the initial event is never
+   * held back. Default 200. A moderated variable's service passes its spec's rate (the
+   * ContentDirectory: CDS_EVENT_MODERATION_MS).
+   */
   moderationMs?: number;
+  /** Clock for expiry and moderation (default: the real one). */
+  clock?: GenaClock;
   /** Longest subscription granted (s); `Second-infinite` gets this. Default 1800. */
   maxTimeout?: number;
   /** Granted when the subscriber names no (valid) TIMEOUT, or `Second-0` (s). Default 1800, capped to maxTimeout. */
@@ -187,7 +206,7 @@ interface Subscription {
   /** False until the initial event's snapshot is taken; changes before that are in it anyway. */
   ready: boolean;
   pending: Map<string, string>;
-  timer?: NodeJS.Timeout;
+  timer?: unknown;
   sending: boolean;
   lastSentAt: number;
   failures: number;
@@ -212,6 +231,7 @@ export class EventService {
   private readonly maxSubscriptions: number;
   private readonly maxPerSubscriber: number;
   private readonly combine: Record<string, (pending: string, incoming: string) => string>;
+  private readonly clock: GenaClock;
 
   private readonly subs = new Map<string, Subscription>();
   /** Callback origins (host:port) whose failure was logged at warn, and when. */
@@ -236,6 +256,7 @@ export class EventService {
     this.maxSubscriptions = opts.maxSubscriptions ?? 512;
     this.maxPerSubscriber = Math.max(1, opts.maxPerSubscriber ?? 32);
     this.combine = opts.combine ?? {};
+    this.clock = opts.clock ?? realClock;
     const every = Math.min(60_000, this.maxTimeout * 1000);
     this.sweepTimer = setInterval(() => this.sweep(), every);
     this.sweepTimer.unref();
@@ -304,7 +325,7 @@ export class EventService {
       const sub = this.live(sidHeader.trim());
       if (!sub) return this.reply(ctx, 412);
       sub.timeoutS = this.grant(asked);
-      sub.expiresAt = Date.now() + sub.timeoutS * 1000;
+      sub.expiresAt = this.clock.now() + sub.timeoutS * 1000;
       this.log?.debug({ service: this.serviceId, sid: sub.sid, timeout: sub.timeoutS }, 'gena renew');
       return this.reply(ctx, 200, { SID: sub.sid, TIMEOUT: `Second-${sub.timeoutS}` });
     }
@@ -331,7 +352,7 @@ export class EventService {
       current: 0,
       remote,
       timeoutS,
-      expiresAt: Date.now() + timeoutS * 1000,
+      expiresAt: this.clock.now() + timeoutS * 1000,
       seq: 0,
       ready: false,
       pending: new Map(),
@@ -371,7 +392,7 @@ export class EventService {
   private live(sid: string): Subscription | undefined {
     const sub = this.subs.get(sid);
     if (!sub) return undefined;
-    if (sub.expiresAt <= Date.now()) {
+    if (sub.expiresAt <= this.clock.now()) {
       this.drop(sub, 'expired');
       return undefined;
     }
@@ -389,14 +410,14 @@ export class EventService {
   }
 
   private sweep(): void {
-    const now = Date.now();
+    const now = this.clock.now();
     for (const sub of this.subs.values()) if (sub.expiresAt <= now) this.drop(sub, 'expired');
   }
 
   private drop(sub: Subscription, why: string): void {
     if (sub.dropped) return;
     sub.dropped = true;
-    if (sub.timer) clearTimeout(sub.timer);
+    if (sub.timer !== undefined) this.clock.clearTimeout(sub.timer);
     sub.timer = undefined;
     sub.pending.clear();
     this.subs.delete(sub.sid);
@@ -428,9 +449,9 @@ export class EventService {
 
   /** Schedules the next NOTIFY of `sub` if it has pending changes and none is in flight or queued. */
   private kick(sub: Subscription, minDelay = 0): void {
-    if (sub.dropped || this.closed || sub.sending || sub.timer || sub.pending.size === 0) return;
-    const delay = Math.max(minDelay, sub.lastSentAt + this.moderationMs - Date.now(), 0);
-    sub.timer = setTimeout(() => {
+    if (sub.dropped || this.closed || sub.sending || sub.timer !== undefined || sub.pending.size === 0) return;
+    const delay = Math.max(minDelay, sub.lastSentAt + this.moderationMs - this.clock.now(), 0);
+    sub.timer = this.clock.setTimeout(() => {
       sub.timer = undefined;
       this.flush(sub);
     }, delay);
@@ -438,13 +459,13 @@ export class EventService {
 
   private flush(sub: Subscription): void {
     if (sub.dropped || this.closed || sub.sending || sub.pending.size === 0) return;
-    if (sub.expiresAt <= Date.now()) return this.drop(sub, 'expired');
+    if (sub.expiresAt <= this.clock.now()) return this.drop(sub, 'expired');
     const vars = Object.fromEntries(sub.pending);
     sub.pending.clear();
     const seq = sub.seq;
     sub.seq = nextSeq(seq);
     sub.sending = true;
-    sub.lastSentAt = Date.now();
+    sub.lastSentAt = this.clock.now();
     const p = this.deliver(sub, seq, vars).finally(() => this.inflight.delete(p));
     this.inflight.add(p);
   }
@@ -493,7 +514,7 @@ export class EventService {
   /** True the first time a callback origin fails (again after WARN_AGAIN_MS); the table is bounded. */
   private firstFailureOf(url: URL): boolean {
     const key = url.host;
-    const now = Date.now();
+    const now = this.clock.now();
     const at = this.warned.get(key);
     if (at !== undefined && now - at < WARN_AGAIN_MS) return false;
     this.warned.delete(key);
