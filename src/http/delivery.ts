@@ -357,6 +357,11 @@ async function serve(ctx: Context, resolve: Resolver, opts: MediaRouteOptions): 
       ctx.res.once('close', onClose);
       try {
         await src.check(start, end, gone.signal);
+      } catch (err) {
+        if (!gone.signal.aborted) throw err;
+        ctx.respond = false; // the client left while the source found out (e.g. waited for the staging worker)
+        ctx.state.clientClosed = true;
+        return;
       } finally {
         ctx.res.off('close', onClose);
       }

@@ -204,24 +204,33 @@ export class StagerClient extends EventEmitter implements SourceHost {
     this.running = undefined;
   }
 
-  /** The current connection, waiting up to `ms` for one (rejects with WORKER_DOWN). */
-  connection(ms: number): Promise<Connection> {
+  /**
+   * The current connection, waiting up to `ms` for one (rejects with WORKER_DOWN). `signal`: the
+   * one who asked is gone (an HTTP client that disconnected): the wait ends at once, rejecting
+   * with the signal's reason, and leaves nothing behind.
+   */
+  connection(ms: number, signal?: AbortSignal): Promise<Connection> {
+    if (signal?.aborted) return Promise.reject(signal.reason);
     if (this.conn && !this.conn.closed) return Promise.resolve(this.conn);
     if (this.mode === 'none') return Promise.reject(new StagerError({ code: 'NOT_FOUND', message: 'no tape library is configured (tape_backend = none)' }));
     if (this.stopped || !this.running) return Promise.reject(workerDown('the staging worker is not started'));
     return new Promise((resolve, reject) => {
+      const onAbort = () => fail(signal!.reason);
       const done = (c: Connection) => {
         clearTimeout(t);
         this.connFailers.delete(done);
+        signal?.removeEventListener('abort', onAbort);
         resolve(c);
       };
       const fail = (err: Error) => {
         clearTimeout(t);
         this.connWaiters.delete(done);
         this.connFailers.delete(done);
+        signal?.removeEventListener('abort', onAbort);
         reject(err);
       };
       const t = setTimeout(() => fail(workerDown(`no staging worker connection within ${ms} ms`)), ms);
+      signal?.addEventListener('abort', onAbort, { once: true });
       this.connWaiters.add(done);
       this.connFailers.set(done, fail);
     });

@@ -28,8 +28,8 @@ const CHUNK = 512 * 1024;
 
 /** What source.ts needs from the client (kept narrow for testing). */
 export interface SourceHost {
-  /** The current connection, waiting up to `ms` for one. */
-  connection(ms: number): Promise<Connection>;
+  /** The current connection, waiting up to `ms` for one (or until `signal` fires: rejects with its reason). */
+  connection(ms: number, signal?: AbortSignal): Promise<Connection>;
   readonly cacheDir: string;
   /** Time to wait for a worker connection before answering 503. */
   readonly connectWaitMs: number;
@@ -208,8 +208,10 @@ export function tapeItemSource(host: SourceHost, item: CatalogObject): MediaSour
       if (where === 'missing') throw httpError(new StagerError({ code: 'NOT_FOUND', message: `cartridge ${tape.label} is not known to the tape library`, label: tape.label }));
       if (pieces[0]!.kind !== 'tape') return; // starts in the stub: open() answers at once
       try {
-        await host.connection(host.connectWaitMs); // open() would wait as long for the worker, then 503
+        // open() would wait as long for the worker, then 503; a client that leaves ends the wait
+        await host.connection(host.connectWaitMs, signal);
       } catch (err) {
+        if (signal.aborted) throw err;
         throw httpError(err);
       }
     },

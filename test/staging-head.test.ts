@@ -1,0 +1,47 @@
+// HEAD of an archived item answers what GET would, and leaves nothing behind when its client goes.
+
+import test from 'ava';
+import http from 'node:http';
+import { join } from 'node:path';
+import { silentLogger } from '../src/log.js';
+import { StagerClient } from '../src/staging/client.js';
+import type { CatalogObject } from '../src/catalog/types.js';
+import { mediaServer, removeDir, settle, tempDir, testConfig } from './fixtures/staging/harness.js';
+
+function archived(id: string, label: string): CatalogObject {
+  const size = 1 << 20;
+  return {
+    id,
+    parentId: '0',
+    title: id,
+    container: false,
+    res: { mime: 'video/x-matroska', size },
+    location: { tape: { label, tapeFile: 0, block: 0, offset: 512, size, sha256: '0'.repeat(64), blockSize: 16384 } },
+  } as CatalogObject;
+}
+
+test('a HEAD waiting for the staging worker stops waiting when its client disconnects: the wait is released, nothing is answered', async (t) => {
+  const dir = await tempDir();
+  // a stager socket nobody listens on: the client waits for a worker (up to connectWaitMs, long here)
+  const client = new StagerClient({ config: testConfig(dir, { stager: join(dir, 'nobody.sock') }), log: silentLogger, connectWaitMs: 600_000, backoffMs: [50, 200] });
+  await client.start(0);
+  const obj = archived('item', 'TD0001L9');
+  let finished = 0;
+  const srv = await mediaServer(async () => client.source(obj));
+  const waiters = () => (client as unknown as { connWaiters: Set<unknown> }).connWaiters.size;
+  try {
+    const req = http.request({ host: '127.0.0.1', port: srv.port, path: '/media/item', method: 'HEAD' });
+    req.on('error', () => undefined);
+    req.on('response', () => finished++);
+    req.end();
+    t.true(await settle(() => waiters() === 1, 10_000), 'the HEAD waits for the worker');
+    req.destroy();
+    t.true(await settle(() => waiters() === 0, 10_000), 'its wait ended with the client');
+    t.is(finished, 0);
+    t.deepEqual(srv.errors, [], 'no error answered to nobody');
+  } finally {
+    await srv.close();
+    await client.stop();
+    await removeDir(dir);
+  }
+});
