@@ -1,7 +1,7 @@
 // Control socket client (used by the CLI when a server holds the catalog).
 
 import { existsSync } from 'node:fs';
-import { request } from 'node:http';
+import { request, type ClientRequest } from 'node:http';
 import type { ArchiveErrorCode } from '../archive/errors.js';
 import { ArchiveError, EXIT_CODES } from '../archive/errors.js';
 import { isTerminal, type JobItem, type JobKind, type JobOptions, type JobRecord } from '../archive/jobs.js';
@@ -16,19 +16,98 @@ import type { ScanProgress } from '../scanner/scanner.js';
  */
 const PING_TIMEOUT_MS = 15_000;
 
-export class ControlClient {
-  constructor(readonly socketPath: string) {}
+/**
+ * After this long without a byte of an answer (a reply, or a line of a job's or scan's progress),
+ * the command pings the server on a second connection: a server that answers the ping is alive
+ * and busy (a label pass, a quiet job waiting for a drive), so the command waits on; one that does
+ * not answer within PING_TIMEOUT_MS is stopped or stuck, and the command ends (BUSY, exit 3)
+ * instead of hanging forever.
+ */
+const IDLE_MS = 15_000;
 
-  /** `timeoutMs`: the most the answer may keep the command waiting (none: as long as it takes, e.g. a job). */
+export interface ControlClientOptions {
+  /** Quiet time (no byte of the answer) after which the server is pinged (ms, default 15 s). */
+  idleMs?: number;
+  /** Time the server has to answer that ping, and the ping before a command (ms, default 15 s). */
+  pingTimeoutMs?: number;
+}
+
+export class ControlClient {
+  private readonly idleMs: number;
+  private readonly pingTimeoutMs: number;
+
+  constructor(
+    readonly socketPath: string,
+    opts: ControlClientOptions = {},
+  ) {
+    this.idleMs = opts.idleMs ?? IDLE_MS;
+    this.pingTimeoutMs = opts.pingTimeoutMs ?? PING_TIMEOUT_MS;
+  }
+
+  /**
+   * Watches a request's answer for silence (see IDLE_MS): `touch()` on every byte; `stuck` is the error
+   * once the server failed a ping, after which the request has been destroyed.
+   */
+  private watchdog(req: ClientRequest, what: string): { touch(): void; stop(): void; readonly stuck: ArchiveError | undefined } {
+    let last = Date.now();
+    let stuck: ArchiveError | undefined;
+    let pinging = false;
+    const timer = setInterval(
+      () => {
+        if (pinging || stuck || Date.now() - last < this.idleMs) return;
+        pinging = true;
+        this.ping(this.pingTimeoutMs).then(
+          () => {
+            pinging = false;
+            last = Date.now();
+          },
+          () => {
+            pinging = false;
+            const quiet = Math.round((Date.now() - last) / 1000);
+            stuck = new ArchiveError(
+              'BUSY',
+              `the server at ${this.socketPath} stopped answering: nothing of its answer to ${what} for ${quiet} s, and no answer to a ping within ${this.pingTimeoutMs / 1000} s (is it stopped or stuck? its log may say why)`,
+            );
+            req.destroy(stuck);
+          },
+        );
+      },
+      Math.max(10, Math.min(this.idleMs, 1000)),
+    );
+    timer.unref();
+    return {
+      touch: () => (last = Date.now()),
+      stop: () => clearInterval(timer),
+      get stuck() {
+        return stuck;
+      },
+    };
+  }
+
+  /**
+   * `timeoutMs`: the most the answer may keep the command waiting; without it, as long as the
+   * server answers pings while it works (see IDLE_MS).
+   */
   request<T>(method: string, path: string, body?: unknown, timeoutMs?: number): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+      let dog: ReturnType<ControlClient['watchdog']> | undefined;
+      const done = <A extends unknown[]>(fn: (...a: A) => void) => (...a: A) => {
+        dog?.stop();
+        fn(...a);
+      };
+      resolve = done(resolve);
+      reject = done(reject);
       const req = request(
         { socketPath: this.socketPath, method, path, headers: data ? { 'content-type': 'application/json', 'content-length': data.length } : {} },
         (res) => {
           const parts: Buffer[] = [];
-          res.on('data', (c: Buffer) => parts.push(c));
-          res.on('error', reject);
+          dog?.touch();
+          res.on('data', (c: Buffer) => {
+            dog?.touch();
+            parts.push(c);
+          });
+          res.on('error', (err) => reject(dog?.stuck ?? err));
           res.on('end', () => {
             const text = Buffer.concat(parts).toString('utf8');
             let json: unknown;
@@ -44,12 +123,13 @@ export class ControlClient {
         },
       );
       if (timeoutMs !== undefined) req.setTimeout(timeoutMs, () => req.destroy(new Error(`no answer within ${timeoutMs / 1000} s (is the server stopped or stuck?)`)));
-      req.on('error', (err) => reject(new ArchiveError('BUSY', `cannot reach the server's control socket ${this.socketPath}: ${err.message}`, { cause: err })));
+      else dog = this.watchdog(req, `${method} ${path}`);
+      req.on('error', (err) => reject(dog?.stuck ?? new ArchiveError('BUSY', `cannot reach the server's control socket ${this.socketPath}: ${err.message}`, { cause: err })));
       req.end(data);
     });
   }
 
-  ping(timeoutMs = PING_TIMEOUT_MS): Promise<{ service: string; protocol: number; pid: number }> {
+  ping(timeoutMs = this.pingTimeoutMs): Promise<{ service: string; protocol: number; pid: number }> {
     return this.request('GET', '/v1/ping', undefined, timeoutMs);
   }
   submit(kind: JobKind, targets: string[], opts: JobOptions = {}): Promise<JobRecord> {
@@ -117,6 +197,9 @@ export class ControlClient {
         onJob(j);
       });
     } catch (err) {
+      if (err instanceof ArchiveError && err.code === 'BUSY') {
+        throw new ArchiveError('BUSY', `${err.message}. Job ${id} is durable: \`tapedeck jobs ${id}\` shows it once the server answers again`, { cause: err });
+      }
       if (!(err instanceof ArchiveError && err.code === 'INTERRUPTED')) throw err;
       lost = err;
     }
@@ -133,7 +216,14 @@ export class ControlClient {
   /** An NDJSON answer: onLine hears each JSON line; resolves when the server ends it. */
   private stream<T>(method: string, path: string, signal: AbortSignal | undefined, onLine: (v: T) => void): Promise<void> {
     return new Promise<void>((resolve, reject) => {
+      const done = <A extends unknown[]>(fn: (...a: A) => void) => (...a: A) => {
+        dog.stop();
+        fn(...a);
+      };
+      resolve = done(resolve);
+      reject = done(reject);
       const req = request({ socketPath: this.socketPath, method, path, signal }, (res) => {
+        dog.touch();
         if ((res.statusCode ?? 500) >= 400) {
           const parts: Buffer[] = [];
           res.on('data', (c: Buffer) => parts.push(c));
@@ -150,10 +240,11 @@ export class ControlClient {
         }
         // the server killed or crashed mid-answer: the connection breaks before the end
         let ended = false;
-        const gone = (cause?: unknown) => (signal?.aborted ? Object.assign(new Error('aborted'), { cause }) : new ArchiveError('INTERRUPTED', `the server went away (control socket ${this.socketPath})`, cause !== undefined ? { cause } : {}));
+        const gone = (cause?: unknown) => dog.stuck ?? (signal?.aborted ? Object.assign(new Error('aborted'), { cause }) : new ArchiveError('INTERRUPTED', `the server went away (control socket ${this.socketPath})`, cause !== undefined ? { cause } : {}));
         let buf = '';
         res.setEncoding('utf8');
         res.on('data', (chunk: string) => {
+          dog.touch();
           buf += chunk;
           let nl;
           while ((nl = buf.indexOf('\n')) >= 0) {
@@ -176,8 +267,11 @@ export class ControlClient {
         res.on('error', (err) => reject(gone(err)));
         res.on('close', () => ended || reject(gone()));
       });
+      // progress lines keep it going however long the job or scan takes; silence is checked with a ping
+      const dog = this.watchdog(req, `${method} ${path}`);
       req.on('error', (err: NodeJS.ErrnoException) => {
-        if (signal?.aborted) reject(err);
+        if (dog.stuck) reject(dog.stuck);
+        else if (signal?.aborted) reject(err);
         // connected, then the connection broke before the answer began (the server was killed
         // or crashed in between): it went away, as when it breaks mid-answer
         else if (err.code === 'ECONNRESET' || err.code === 'EPIPE') reject(new ArchiveError('INTERRUPTED', `the server went away (control socket ${this.socketPath})`, { cause: err }));
