@@ -385,15 +385,18 @@ test('HEAD answers what GET would: 503 + Retry-After for an offline cartridge (s
   }
 });
 
-test('a cartridge no drive of the library can read (LTO-7 media, LTO-9 drives): 503 + Retry-After with the reason, not 500; HEAD then says the same', async (t) => {
+test('a cartridge no drive of the library can read (LTO-7 media, LTO-9 drives): 503 + Retry-After with the reason, not 500; HEAD says the same, before a GET too', async (t) => {
   const r = await rig([{ id: 'old', size: 300_000, label: 'TD0001L9' }], { extraCartridges: ['TD0005L7'] });
   try {
     // the catalog says the item is on an LTO-7 cartridge that sits in the library
     r.items.get('old')!.obj.location!.tape!.label = 'TD0005L7';
+    const first = await fetchMedia(r.port, 'old', { method: 'HEAD' });
+    t.is(first.status, 503, 'HEAD before any GET: the worker named its drives\' generation');
     const get = await fetchMedia(r.port, 'old');
     t.is(get.status, 503);
     t.regex(get.body.toString(), /TD0005L7 \(LTO-7 media\) cannot be used/);
     t.truthy(get.headers['retry-after']);
+    t.is(first.headers['retry-after'], get.headers['retry-after']);
     const head = await fetchMedia(r.port, 'old', { method: 'HEAD' });
     t.is(head.status, 503, 'HEAD right after: the cartridge is known to be unusable');
     t.is(head.headers['retry-after'], get.headers['retry-after']);

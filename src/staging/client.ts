@@ -17,6 +17,7 @@ import type { Logger } from '../log.js';
 import type { CatalogObject } from '../catalog/types.js';
 import type { MediaSource } from '../http/delivery.js';
 import type { TimingPreset } from '../tape/timing.js';
+import { incompatibleMedia } from '../tape/types.js';
 import { Connection, ProtocolVersionError, workerDown } from './connection.js';
 import { levelName } from './log.js';
 import { launchOptions, OPTIONS_ENV, writablePaths } from './options.js';
@@ -377,6 +378,10 @@ export class StagerClient extends EventEmitter implements SourceHost {
   }
 
   offline(label: string): StagerError | undefined {
+    // media no drive of the library reads (its hello names the drives' generation): known without
+    // asking the worker, so HEAD answers what GET would before any GET has found out
+    const incompatible = incompatibleMedia(label, this.conn?.hello?.library.generation);
+    if (incompatible) return new StagerError({ code: 'INCOMPATIBLE', message: incompatible, label });
     const o = this.offlineSeen.get(label);
     if (!o) return undefined;
     if (Date.now() - o.at > 10_000) {

@@ -193,7 +193,8 @@ export interface WorkerHello {
   pid: number;
   cacheDir: string;
   segmentSize: number;
-  library: { kind: 'virtual' | 'scsi'; drives: { name: string; index: number }[] };
+  /** generation: every drive's (e.g. 'LTO-9'), when the library knows it: the server refuses media no drive reads (HEAD too) without asking. */
+  library: { kind: 'virtual' | 'scsi'; drives: { name: string; index: number }[]; generation?: string };
   sandbox?: SandboxInfo;
 }
 

@@ -273,7 +273,7 @@ export class StagingWorker extends EventEmitter implements SessionHost {
       pid: process.pid,
       cacheDir: this.cache.dir,
       segmentSize: this.tuning.segmentSize,
-      library: { kind: this.lib.kind, drives: this.lib.drives.map((d) => ({ name: d.name, index: d.index })) },
+      library: { kind: this.lib.kind, drives: this.lib.drives.map((d) => ({ name: d.name, index: d.index })), ...(this.lib.generation ? { generation: this.lib.generation } : {}) },
     };
     if (this.opts.sandbox) m.sandbox = this.opts.sandbox;
     return m;

@@ -104,6 +104,19 @@ export function labelGeneration(label: string): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
+/**
+ * Why a drive of `driveGeneration` (e.g. 'LTO-9') cannot use cartridge `label` (LTO drives read
+ * their own and the previous generation's media), or undefined when it can or either generation
+ * is unknown.
+ */
+export function incompatibleMedia(label: string, driveGeneration: string | undefined): string | undefined {
+  const gen = labelGeneration(label);
+  const m = driveGeneration ? /^LTO-([0-9]+)$/.exec(driveGeneration) : null;
+  if (gen === undefined || !m) return undefined;
+  const driveGen = Number(m[1]);
+  return gen > driveGen || gen < driveGen - 1 ? `${label} (LTO-${gen} media) cannot be used in an ${driveGeneration} drive` : undefined;
+}
+
 export interface TapePosition {
   /** Logical address of the next object to be read or written (filemarks count as one object). */
   block: number;
@@ -279,6 +292,8 @@ export interface TapeStats extends TapeCounters {
 
 export interface TapeLibrary {
   readonly kind: 'virtual' | 'scsi';
+  /** Generation of every drive (e.g. 'LTO-9') when the library knows it without asking a drive; see incompatibleMedia(). */
+  readonly generation?: string;
   readonly changer: TapeChanger;
   readonly drives: readonly TapeDrive[];
   /**

@@ -4,7 +4,7 @@
 
 import type { Mutex } from './lock.js';
 import type { TimingPreset } from './timing.js';
-import { TapeError, labelGeneration, type CartridgeWhere, type Inventory, type LtoGeneration, type TapeChanger, type TapeCounters } from './types.js';
+import { TapeError, incompatibleMedia, type CartridgeWhere, type Inventory, type LtoGeneration, type TapeChanger, type TapeCounters } from './types.js';
 import type { VirtualDrive } from './virtual-drive.js';
 
 /** What the changer needs of its library (VirtualTapeLibrary). */
@@ -59,10 +59,9 @@ export class VirtualChanger implements TapeChanger {
       let slot = 0;
       await lib.robot.run(async () => {
         ({ label, slot } = this.resolveSource(source));
-        const gen = labelGeneration(label);
-        const driveGen = Number(lib.config.generation.slice(4));
-        if (gen !== undefined && (gen > driveGen || gen < driveGen - 1)) {
-          throw new TapeError('INCOMPATIBLE', `${label} (LTO-${gen} media) cannot be used in an ${lib.config.generation} drive`, {
+        const incompatible = incompatibleMedia(label, lib.config.generation);
+        if (incompatible) {
+          throw new TapeError('INCOMPATIBLE', incompatible, {
             label,
             drive: driveIndex,
           });

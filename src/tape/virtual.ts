@@ -74,6 +74,10 @@ const openDirs = new Set<string>();
 
 export class VirtualTapeLibrary implements TapeLibrary {
   readonly kind = 'virtual' as const;
+  /** Every drive's generation (from the library's configuration). */
+  get generation(): LtoGeneration {
+    return this.config.generation;
+  }
   readonly dir: string;
   readonly config: Readonly<LibraryConfig>;
   readonly timing: TimingPreset;
