@@ -292,6 +292,18 @@ export class TapedeckServer {
     return run;
   }
 
+  /** Files found shorter than catalogued whose partial scan is queued or running (one scan per file at a time). */
+  private readonly staleFiles = new Set<string>();
+  /** A media request found a file shorter than its catalog entry (truncated since the scan): catalogue it again. */
+  private rescanStale(path: string, catalogued: number, actual: number): void {
+    if (this.stopped || this.staleFiles.has(path)) return;
+    this.staleFiles.add(path);
+    this.log.warn({ path, catalogued, actual }, 'a media file is shorter than catalogued (changed since the scan): answered 503, cataloguing it again');
+    void this.exclusive(() => this.scanChanged([path]))
+      .catch((err: Error) => this.log.warn({ path, err: err.message }, 'rescan of a changed file failed'))
+      .finally(() => this.staleFiles.delete(path));
+  }
+
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.scanChain.then(fn, fn);
     this.scanChain = run.catch(() => undefined);
@@ -502,7 +514,7 @@ export class TapedeckServer {
     if (!obj || obj.container || !obj.res) return undefined;
     const res = obj.res;
     const disk = obj.location?.disk;
-    if (disk) return diskSource(disk.path, disk.size, disk.mtime, res.mime, contentFeatures(res), transferModeFor(res));
+    if (disk) return diskSource(disk.path, disk.size, disk.mtime, res.mime, contentFeatures(res), transferModeFor(res), (actual) => this.rescanStale(disk.path, disk.size, actual));
     if (obj.location?.tape) {
       if (!this.tier) throw Object.assign(new Error('this item is on tape and the tape tier is disabled'), { status: 503, expose: true });
       return this.tier.source(obj);

@@ -139,6 +139,9 @@ export function isValidMediaId(id: string): boolean {
   return ID_RE.test(id) && id !== '.' && id !== '..';
 }
 
+/** Seconds a client is told to wait after a file turned out shorter than catalogued (its rescan is quick). */
+export const STALE_RETRY_AFTER = 5;
+
 /** A source reading a file on disk. */
 export function diskSource(
   path: string,
@@ -147,6 +150,11 @@ export function diskSource(
   mime: string,
   contentFeatures: string,
   transferMode: TransferMode = 'Streaming',
+  /**
+   * The file is shorter than `size` (truncated since it was catalogued): called with its size now,
+   * before the request is answered 503 + Retry-After, so the catalog can learn it (a rescan of it).
+   */
+  onStale?: (actualSize: number) => void,
 ): MediaSource {
   async function openChecked(signal: AbortSignal): Promise<FileHandle> {
     signal.throwIfAborted();
@@ -162,9 +170,23 @@ export function diskSource(
       throw err;
     });
     // a directory or a pipe put over the file: not the item either (a read would fail mid-body)
-    if (!fstatSync(fh.fd).isFile()) {
+    const st = fstatSync(fh.fd);
+    if (!st.isFile()) {
       await fh.close().catch(() => {});
       throw Object.assign(new Error('Not Found: the file of this item is gone (not a regular file)'), { status: 404, expose: true });
+    }
+    // shorter than catalogued (truncated by another program since the scan): the Content-Length
+    // promised from the catalog could not be kept, so no header goes out; the catalog learns the
+    // new size (onStale) and the client's retry gets it. A file truncated after this point is cut
+    // mid-body (file-body.ts): the connection ends, never a short body.
+    if (st.size < size) {
+      await fh.close().catch(() => {});
+      onStale?.(st.size);
+      throw Object.assign(new Error(`Service Unavailable: the file of this item is shorter than catalogued (${st.size} of ${size} bytes; changed since the scan), it is being catalogued again`), {
+        status: 503,
+        expose: true,
+        headers: { 'Retry-After': String(STALE_RETRY_AFTER) },
+      });
     }
     if (signal.aborted) {
       await fh.close().catch(() => {});
