@@ -30,7 +30,7 @@ export interface Setting {
 }
 
 export const SETTINGS: Setting[] = [
-  { key: 'media_dir', flag: 'media', type: 'list', arg: 'DIR', default: '(none: a demo library under the data directory)', description: 'Media directory to serve; repeat for several.' },
+  { key: 'media_dir', flag: 'media', type: 'list', arg: 'DIR', default: '(none: `serve` makes a demo library under the data directory; `scan` exits 2)', description: 'Media directory to serve; repeat for several.' },
   { key: 'data_dir', flag: 'data', type: 'string', arg: 'DIR', default: '$STATE_DIRECTORY, else ~/.local/share/tapedeck', description: 'Where the catalog, the device UUID and the demo library live.' },
   { key: 'port', flag: 'port', type: 'int', arg: 'N', min: 0, max: 65535, default: '8210', description: 'HTTP port for descriptions, control, events and media (0 picks a free port).' },
   { key: 'friendly_name', flag: 'name', type: 'string', arg: 'NAME', default: 'Tapedeck on <hostname>', description: 'Name shown on TVs and control points.' },

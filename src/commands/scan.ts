@@ -1,11 +1,14 @@
 // `tapedeck scan`: scan the media directories into the catalog and exit; when a running
 // server holds the catalog, the server scans (over its control socket), with the same output.
+// Without a media directory (no --media, media_dir or TAPEDECK_MEDIA_DIR) and no server to ask,
+// there is nothing to scan: bad configuration, exit 2. (Only `serve` makes the demo library; a
+// scan command that built it into an operator's data directory surprised more than it helped.)
 
 import type { Command } from 'commander';
 import { join } from 'node:path';
 import { makeDataDir } from '../util/data-dir.js';
 import { existsSync } from 'node:fs';
-import type { Config, FlagValues } from '../config.js';
+import { ConfigError, type Config, type FlagValues } from '../config.js';
 import type { ScanOptions, ScanProgress } from '../scanner/scanner.js';
 import { answeringServer, ControlClient } from '../control/client.js';
 import { SOCKET_NAME } from '../control/protocol.js';
@@ -17,7 +20,6 @@ import { scan, scanDeferredArt } from '../scanner/scanner.js';
 import { ProbePool } from '../media/probe-pool.js';
 import { ArtMaker } from '../art/maker.js';
 import { subtitleStore } from '../media/subtitles.js';
-import { createDemoLibrary } from '../demo/library.js';
 import { RELATIVE_PATHS_HELP } from '../util/paths.js';
 import { addSettingFlags, config, fail, progressLine } from './common.js';
 
@@ -28,8 +30,14 @@ export function registerScanCommand(program: Command): void {
     .action((opts: FlagValues & { json?: boolean }) => scanCommand(opts));
 }
 
+/** Why `tapedeck scan` without media directories has nothing to do (exit 2). */
+export const NO_MEDIA_MESSAGE =
+  'no media directories configured: give --media DIR (repeatable), media_dir in the config file or TAPEDECK_MEDIA_DIR (`tapedeck scan` does not make the demo library: `tapedeck serve` without media directories serves one)';
+
 async function scanCommand(flags: FlagValues & { json?: boolean }): Promise<void> {
   const cfg = config(flags);
+  // nothing to scan here and no server in that data directory to ask: say so before making anything
+  if (cfg.demo && !existsSync(join(cfg.dataDir, SOCKET_NAME)) && !existsSync(join(cfg.dataDir, 'catalog'))) fail(new ConfigError(NO_MEDIA_MESSAGE));
   // stdout is the result (and --json must be one JSON document): logs go to stderr
   const log = createLogger(cfg.logLevel === 'info' ? 'warn' : cfg.logLevel, 'tapedeck', { toStderr: true });
   await makeDataDir(cfg.dataDir);
@@ -43,12 +51,12 @@ async function scanCommand(flags: FlagValues & { json?: boolean }): Promise<void
     if (/lock/i.test((err as Error).message)) return scanInServer(cfg, flags, (err as Error).message);
     fail(err);
   }
-  let roots = cfg.mediaDirs;
+  // no server holds this catalog (the lock is ours): its media directories are ours to name
   if (cfg.demo) {
-    const demo = join(cfg.dataDir, 'demo');
-    await createDemoLibrary(demo);
-    roots = [demo];
+    await catalog.close();
+    fail(new ConfigError(NO_MEDIA_MESSAGE));
   }
+  const roots = cfg.mediaDirs;
   const pool = cfg.scanThreads > 0 ? new ProbePool(cfg.scanThreads) : undefined;
   const common = { roots, ffprobe: cfg.ffprobe, art: cfg.art ? new ArtMaker({ dataDir: cfg.dataDir, log }) : undefined, subtitles: subtitleStore(cfg.dataDir), log };
   const result = await scan(catalog, {
