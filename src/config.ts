@@ -10,6 +10,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { availableParallelism, homedir, hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { callerDir } from './util/paths.js';
+import { parseCidr } from './util/net.js';
 import { checkWindow, globToRegExp, parseDuration, parseWatermark, parseWindow, type DailyWindow, type Watermark } from './policy/units.js';
 
 export type SettingType = 'string' | 'int' | 'number' | 'bool' | 'list' | 'enum' | 'size' | 'duration' | 'watermark' | 'window';
@@ -29,13 +30,23 @@ export interface Setting {
   validate?: (value: string) => string | undefined;
 }
 
+/** Why an `allow` entry is not a subnet (checked with the ACL's own parser), or undefined. */
+function cidrProblem(v: string): string | undefined {
+  try {
+    parseCidr(v);
+    return undefined;
+  } catch {
+    return 'expected an IPv4 or IPv6 address or subnet, e.g. 192.168.1.0/24, 10.0.0.5 or fd00::/8';
+  }
+}
+
 export const SETTINGS: Setting[] = [
   { key: 'media_dir', flag: 'media', type: 'list', arg: 'DIR', default: '(none: `serve` makes a demo library under the data directory; `scan` exits 2)', description: 'Media directory to serve; repeat for several.' },
   { key: 'data_dir', flag: 'data', type: 'string', arg: 'DIR', default: '$STATE_DIRECTORY, else ~/.local/share/tapedeck', description: 'Where the catalog, the device UUID and the demo library live.' },
   { key: 'port', flag: 'port', type: 'int', arg: 'N', min: 0, max: 65535, default: '8210', description: 'HTTP port for descriptions, control, events and media (0 picks a free port).' },
   { key: 'friendly_name', flag: 'name', type: 'string', arg: 'NAME', default: 'Tapedeck on <hostname>', description: 'Name shown on TVs and control points.' },
   { key: 'interface', flag: 'interface', type: 'list', arg: 'NAME', default: 'every up, non-loopback IPv4 interface that can multicast', description: 'Network interface to serve on (SSDP and HTTP); repeat for several.' },
-  { key: 'allow', flag: 'allow', type: 'list', arg: 'CIDR', default: 'loopback, private (10/8, 172.16/12, 192.168/16, fc00::/7) and link-local ranges', description: 'Client subnets allowed to use the server; others get 403 and their SSDP searches are ignored. Repeat for several.' },
+  { key: 'allow', flag: 'allow', type: 'list', arg: 'CIDR', default: 'loopback, private (10/8, 172.16/12, 192.168/16, fc00::/7) and link-local ranges', description: 'Client subnets allowed to use the server; others get 403 and their SSDP searches are ignored. Repeat for several.', validate: cidrProblem },
   { key: 'allowed_hosts', flag: 'allow-host', type: 'list', arg: 'NAME', default: '(none: IP addresses, localhost, the host name and <hostname>.local)', description: 'Extra host names clients may use in URLs of the server (the Host header), such as its DNS name or a reverse proxy\'s; a request naming any other host gets 403 (DNS-rebinding protection). IP addresses, localhost, this machine\'s host name and <hostname>.local always work; * accepts any name. Repeat for several.', validate: (v) => (/^(\*|[a-z0-9]([a-z0-9_-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9_-]*[a-z0-9])?)*\.?)$/i.test(v) && v.length <= 253 ? undefined : 'not a host name (letters, digits, hyphens, dots) or *') },
   { key: 'log_level', flag: 'log-level', type: 'enum', arg: 'LEVEL', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info', description: 'Log level; debug adds a request log.' },
   { key: 'scan_on_start', flag: 'scan-on-start', type: 'bool', default: 'true', description: 'Scan the media directories when the server starts (incremental).' },

@@ -129,3 +129,16 @@ test('the stager may load a configuration whose media directories it cannot see'
   const c = loadConfig({ flags: { media: ['/hidden/from/stager'] }, env: noEnv, checkMediaDirs: false });
   t.deepEqual(c.mediaDirs, ['/hidden/from/stager']);
 });
+
+test('allow: a subnet that is not a CIDR is a configuration error naming where it came from', (t) => {
+  // QA probe: `serve --allow 10.0.0.0/33` (or a typo like "10.0.0/8") passed the settings and
+  // only failed when the server built its ACL, as exit 1 ("runtime failure") without the flag,
+  // file or line; `tapedeck config` printed it as valid.
+  for (const v of ['10.0.0.0/33', 'abc', '10.0.0.0/', '300.1.1.1/8', 'fe80::/200']) {
+    t.throws(() => loadConfig({ flags: { allow: [v] }, env: noEnv }), { instanceOf: ConfigError, message: new RegExp(`^--allow: bad value for allow: "${v.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}" \\(`) }, v);
+  }
+  const f = file('allow.conf', 'allow = 192.168.1.0/24\nallow = 10.1.2.0/40\n');
+  t.throws(() => loadConfig({ flags: { config: f }, env: noEnv }), { instanceOf: ConfigError, message: new RegExp(`^${f}:2: bad value for allow: "10\\.1\\.2\\.0/40"`) });
+  t.throws(() => loadConfig({ env: { TAPEDECK_ALLOW: '10.0.0.0/8,nope' } as NodeJS.ProcessEnv }), { message: /^environment TAPEDECK_ALLOW: bad value for allow: "nope"/ });
+  for (const v of ['10.0.0.0/8', '192.168.1.5', 'fd00::/8', '::1', '0.0.0.0/0']) t.deepEqual(loadConfig({ flags: { allow: [v] }, env: noEnv }).allow, [v], v);
+});
