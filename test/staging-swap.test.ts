@@ -6,9 +6,7 @@
 // never be served).
 
 import test from 'ava';
-import { join } from 'node:path';
-import { VirtualTapeLibrary } from '../src/tape/virtual.js';
-import { buildLibrary, fetchMedia, inProcessStager, removeDir, settle, sha256, tempDir, type ItemSpec } from './fixtures/staging/harness.js';
+import { fetchMedia, gatedStager, settle, sha256, type ItemSpec } from './fixtures/staging/harness.js';
 
 const KB = 1024;
 const SEG = 64 * KB;
@@ -17,42 +15,14 @@ const B = 'TD0002L9';
 const C = 'TD0003L9';
 
 async function rig(specs: ItemSpec[]) {
-  const dir = await tempDir();
-  const items = await buildLibrary(dir, specs, { drives: 2 });
-  for (const it of items.values()) it.obj.res!.bitrate = 1024; // 1 KiB/s: a 256 KiB item plays 256 s
-  const vlib = await VirtualTapeLibrary.open(join(dir, 'vtl'), { timeScale: 0 });
-  // reads of a cartridge named in `gated` wait until it is taken out of the set
-  const gated = new Set<string>();
-  for (const d of vlib.drives) {
-    const read = d.readBlocks.bind(d);
-    (d as { readBlocks: typeof d.readBlocks }).readBlocks = async (n) => {
-      while (d.cartridgeLabel !== null && gated.has(d.cartridgeLabel)) await new Promise((r) => setTimeout(r, 5));
-      return read(n);
-    };
-  }
-  const s = await inProcessStager(dir, vlib, items, {
-    cacheSize: 64 << 20,
-    admissionTimeoutMs: 20_000,
-    tuning: { segmentSize: SEG, readAhead: 4 * SEG, maxChunk: SEG },
-    now: () => 1_000_000,
-  });
+  // 1 KiB/s: a 256 KiB item plays 256 s
+  const s = await gatedStager(specs, { drives: 2, admissionTimeoutMs: 20_000, segmentSize: SEG, now: () => 1_000_000, bitrate: 1024 });
   const play = async (id: string) => {
     const f = await fetchMedia(s.port, id, { timeoutMs: 20_000 });
-    return f.status === 200 && f.complete && sha256(f.body) === items.get(id)!.sha256;
+    return f.status === 200 && f.complete && sha256(f.body) === s.items.get(id)!.sha256;
   };
   const loaded = () => s.worker.scheduler.drives().map((d) => d.label).sort();
-  return {
-    ...s,
-    items,
-    gated,
-    play,
-    loaded,
-    async done() {
-      gated.clear();
-      await s.stop();
-      await removeDir(dir);
-    },
-  };
+  return { ...s, play, loaded };
 }
 
 test('a play of B while both drives are only held for A and C gets a drive at once, from the holder that loses least; the held session plays its next item after mounting again', async (t) => {

@@ -6,11 +6,10 @@
 
 import test from 'ava';
 import { join } from 'node:path';
-import { VirtualTapeLibrary } from '../src/tape/virtual.js';
 import type { CatalogObject } from '../src/catalog/types.js';
 import type { DriveLease } from '../src/staging/scheduler.js';
 import { itemAt } from './fixtures/archive/setup.js';
-import { buildLibrary, fetchMedia, inProcessStager, removeDir, settle, sha256, tempDir, type ItemSpec } from './fixtures/staging/harness.js';
+import { fetchMedia, gatedStager, settle, sha256, type ItemSpec } from './fixtures/staging/harness.js';
 import { inprocRig } from './fixtures/staging/inproc.js';
 
 const KB = 1024;
@@ -21,35 +20,13 @@ const NO_TAIL = { headSeconds: 0, headMin: 4096, tailBytes: 0, mergeGap: 0 };
 const tierOf = (o: CatalogObject | undefined) => (o?.location?.disk && o.location.tape ? 'both' : o?.location?.disk ? 'disk' : o?.location?.tape ? 'tape' : 'none');
 
 async function rig(specs: ItemSpec[]) {
-  const dir = await tempDir();
-  const items = await buildLibrary(dir, specs, { drives: 1 });
-  const vlib = await VirtualTapeLibrary.open(join(dir, 'vtl'), { timeScale: 0 });
-  const gated = new Set<string>();
-  for (const d of vlib.drives) {
-    const read = d.readBlocks.bind(d);
-    (d as { readBlocks: typeof d.readBlocks }).readBlocks = async (n) => {
-      while (d.cartridgeLabel !== null && gated.has(d.cartridgeLabel)) await new Promise((r) => setTimeout(r, 5));
-      return read(n);
-    };
-  }
-  const s = await inProcessStager(dir, vlib, items, { cacheSize: 64 << 20, admissionTimeoutMs: 600_000, tuning: { segmentSize: SEG, readAhead: 4 * SEG, maxChunk: SEG } });
+  const s = await gatedStager(specs, { drives: 1, admissionTimeoutMs: 600_000, segmentSize: SEG });
   const play = async (id: string) => {
     const f = await fetchMedia(s.port, id, { timeoutMs: 120_000 });
-    return { ok: f.status === 200 && f.complete && sha256(f.body) === items.get(id)!.sha256, what: `${id}: ${f.status}, ${f.body.length} bytes${f.timedOut ? ', no answer' : ''}${f.status >= 400 ? ` (${f.body.toString().slice(0, 160)})` : ''}` };
+    return { ok: f.status === 200 && f.complete && sha256(f.body) === s.items.get(id)!.sha256, what: `${id}: ${f.status}, ${f.body.length} bytes${f.timedOut ? ', no answer' : ''}${f.status >= 400 ? ` (${f.body.toString().slice(0, 160)})` : ''}` };
   };
   const idle = () => s.worker.reads.activeRequests() === 0 && s.worker.scheduler.queue().length === 0;
-  return {
-    ...s,
-    items,
-    gated,
-    play,
-    idle,
-    async done() {
-      gated.clear();
-      await s.stop();
-      await removeDir(dir);
-    },
-  };
+  return { ...s, play, idle };
 }
 
 test('a play never follows a pre-stage pass that waits for a cartridge it will not mount: the play of x2 mounts A itself while the drive is idle', async (t) => {
