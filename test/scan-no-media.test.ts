@@ -42,6 +42,11 @@ test('tapedeck scan without media directories and without a server: exit 2 "no m
   t.regex(fresh.err, /^tapedeck: no media directories configured: give --media DIR \(repeatable\), media_dir in the config file or TAPEDECK_MEDIA_DIR/);
   t.is(fresh.out, '');
   t.false(existsSync(data), 'no data directory made');
+  const empty = join(dir, 'empty');
+  await mkdir(empty);
+  const inEmpty = await tapedeckScan(['--data', empty]);
+  t.is(inEmpty.code, 2, inEmpty.err);
+  t.deepEqual(await readdir(empty), [], 'no catalog made in an existing, empty data directory');
 
   // a data directory with a catalog already (scanned with --media before), no server running: exit 2 too, no demo library
   const media = await oneTrack(join(dir, 'media'));

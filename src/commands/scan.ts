@@ -36,13 +36,14 @@ export const NO_MEDIA_MESSAGE =
 
 async function scanCommand(flags: FlagValues & { json?: boolean }): Promise<void> {
   const cfg = config(flags);
-  // nothing to scan here and no server in that data directory to ask: say so before making anything
-  if (cfg.demo && !existsSync(join(cfg.dataDir, SOCKET_NAME)) && !existsSync(join(cfg.dataDir, 'catalog'))) fail(new ConfigError(NO_MEDIA_MESSAGE));
+  // nothing to scan and no data directory, so no server there to ask: say so before making anything
+  if (cfg.demo && !existsSync(cfg.dataDir)) fail(new ConfigError(NO_MEDIA_MESSAGE));
   // stdout is the result (and --json must be one JSON document): logs go to stderr
   const log = createLogger(cfg.logLevel === 'info' ? 'warn' : cfg.logLevel, 'tapedeck', { toStderr: true });
   await makeDataDir(cfg.dataDir);
   // a server that answers holds the catalog (opening it while the server reopens it would take it away): it scans
   if (await answeringServer(join(cfg.dataDir, SOCKET_NAME))) return scanInServer(cfg, flags, 'a running server holds it');
+  if (cfg.demo && !existsSync(join(cfg.dataDir, 'catalog'))) fail(new ConfigError(NO_MEDIA_MESSAGE)); // no empty catalog made either
   const catalog = new Catalog(new LevelStore(join(cfg.dataDir, 'catalog'), { cacheBytes: cfg.catalogCache }));
   try {
     await catalog.open();
