@@ -512,3 +512,45 @@ test('remote library: a job archives and reads back through the worker, at job p
     await r.done();
   }
 });
+
+test('bytes in the staging cache are served while their cartridge is offline: HEAD and GET answer 200/206 from the cache, after the server learned the cartridge is offline too', async (t) => {
+  // QA probe (lab, demo library): after `tape export`, a HEAD of an archived item whose bytes
+  // were all in the staging cache answered 503 (Retry-After 3600) while its GET answered 200
+  // with every byte; and once any read had answered OFFLINE, GETs of cached bytes were 503 too.
+  const r = await rig(
+    [
+      { id: 'hot', size: 200_000, label: 'TD0002L9', stub: [{ start: 0, end: 50_000 }] },
+      { id: 'hotnostub', size: 150_000, label: 'TD0002L9' },
+      { id: 'cold', size: 300_000, label: 'TD0002L9', stub: [{ start: 0, end: 50_000 }] },
+    ],
+    { flags: { admissionTimeout: '60' } },
+  );
+  try {
+    for (const id of ['hot', 'hotnostub']) t.is(sha256((await fetchMedia(r.port, id)).body), r.items.get(id)!.sha256, `${id} read once (cached)`);
+    const lib = r.client.library();
+    await lib.changer.unload(0);
+    await lib.changer.exportCartridge('TD0002L9');
+    const check = async (when: string) => {
+      for (const [id, range] of [['hot', undefined], ['hot', 'bytes=60000-'], ['hot', 'bytes=0-'], ['hotnostub', undefined], ['hotnostub', 'bytes=100-200']] as const) {
+        const data = r.items.get(id)!.data;
+        const head = await fetchMedia(r.port, id, { method: 'HEAD', ...(range ? { range } : {}) });
+        const get = await fetchMedia(r.port, id, range ? { range } : {});
+        const want = range ? 206 : 200;
+        t.is(get.status, want, `${when}: GET ${id} ${range ?? ''}`);
+        t.is(head.status, want, `${when}: HEAD ${id} ${range ?? ''} answers as GET`);
+        const from = range ? Number(/=(\d+)/.exec(range)![1]) : 0;
+        const to = range && /-(\d+)$/.test(range) ? Number(/-(\d+)$/.exec(range)![1]) + 1 : data.length;
+        t.true(get.body.equals(data.subarray(from, to)), `${when}: GET ${id} ${range ?? ''} bytes`);
+      }
+    };
+    await check('before any read answered OFFLINE');
+    // bytes that are not cached: 503 as before, and the server now knows the cartridge is offline
+    const cold = await fetchMedia(r.port, 'cold', { range: 'bytes=100000-200000' });
+    t.is(cold.status, 503);
+    t.is((await fetchMedia(r.port, 'cold', { method: 'HEAD' })).status, 503);
+    await check('after a read answered OFFLINE');
+    t.is((await fetchMedia(r.port, 'cold', { method: 'HEAD', range: 'bytes=100000-200000' })).status, 503, 'uncached: still 503');
+  } finally {
+    await r.done();
+  }
+});

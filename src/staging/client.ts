@@ -10,7 +10,9 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
+import { lstat } from 'node:fs/promises';
 import { connect as netConnect, type Socket } from 'node:net';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
@@ -24,7 +26,7 @@ import { launchOptions, OPTIONS_ENV, writablePaths } from './options.js';
 import { PROTOCOL_VERSION, StagerError, type ItemRef, type LibOp, type SandboxInfo, type WorkerMessage } from './protocol.js';
 import { RemoteTapeLibrary } from './remote-library.js';
 import { workerCommand } from './sandbox.js';
-import { segmentExtent } from './cache.js';
+import { segmentExtent, segmentFile } from './cache.js';
 import { tapeItemSource, type SourceHost } from './source.js';
 import type { WorkerTuning } from './worker.js';
 
@@ -375,6 +377,21 @@ export class StagerClient extends EventEmitter implements SourceHost {
     }
     this.whereSeen.set(label, { where, at: Date.now() });
     return where;
+  }
+
+  async cached(item: ItemRef, start: number, end: number): Promise<boolean> {
+    const S = this.conn?.hello?.segmentSize;
+    if (!S || end <= start) return false;
+    const first = Math.floor(start / S);
+    const last = Math.floor((end - 1) / S);
+    // more segments than the cache holds cannot all be there (and bounds the look-ups)
+    if (last - first + 1 > Math.ceil(this.opts.config.cacheSize / S)) return false;
+    for (let seg = first; seg <= last; seg++) {
+      const { len } = segmentExtent(item.tape.size, S, seg);
+      const st = await lstat(join(this.cacheDir, segmentFile(item.id, seg))).catch(() => undefined);
+      if (!st?.isFile() || st.size !== len) return false;
+    }
+    return true;
   }
 
   offline(label: string): StagerError | undefined {

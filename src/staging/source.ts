@@ -41,6 +41,12 @@ export interface SourceHost {
   readonly stallMs: number;
   /** Fire-and-forget prefetch of the segment holding `offset`. */
   prefetch(item: ItemRef, offset: number): void;
+  /**
+   * Whether bytes [start, end) of the item are all in the staging cache now (complete segment
+   * files; the worker serves them without the cartridge). Asked only for a cartridge known to be
+   * offline, where no fill is under way; without it (tests' hosts) nothing counts as cached.
+   */
+  cached?(item: ItemRef, start: number, end: number): Promise<boolean>;
   /** Known unusable cartridge (recently answered OFFLINE, or INCOMPATIBLE: no drive can read it), with the error to repeat. */
   offline(label: string): StagerError | undefined;
   /**
@@ -163,6 +169,12 @@ export function tapeItemSource(host: SourceHost, item: CatalogObject): MediaSour
    * answered OFFLINE, or the library says it is exported or does not know it (then the tape part
    * is asked for first, so that a response starting in the stub is not cut where the stub ends).
    */
+  /** The tape pieces are all in the staging cache (the worker serves them with the cartridge offline). */
+  const tapeCached = async (pieces: Piece[]): Promise<boolean> => {
+    if (!host.cached) return false;
+    for (const p of pieces) if (p.kind === 'tape' && !(await host.cached(ref, p.start, p.end))) return false;
+    return true;
+  };
   const plan = async (start: number, endInclusive: number): Promise<Piece[]> => {
     let pieces = splitRange(start, endInclusive + 1, stub?.ranges);
     if (pieces[0]!.kind === 'stub') {
@@ -176,7 +188,7 @@ export function tapeItemSource(host: SourceHost, item: CatalogObject): MediaSour
     }
     if (!pieces.some((p) => p.kind === 'tape')) return pieces;
     const off = host.offline(tape.label);
-    if (off) {
+    if (off && !(off.code === 'OFFLINE' && (await tapeCached(pieces)))) {
       host.count('rejected503');
       throw httpError(off);
     }
@@ -185,7 +197,7 @@ export function tapeItemSource(host: SourceHost, item: CatalogObject): MediaSour
     // so the client gets its 503 (and the cartridge is noted as needed) before any header is sent.
     if (pieces[0]!.kind === 'stub') {
       const where = await host.cartridgeWhere(tape.label);
-      if (where === 'offline' || where === 'missing') pieces = [{ kind: 'tape', start, end: endInclusive + 1 }];
+      if ((where === 'offline' && !(await tapeCached(pieces))) || where === 'missing') pieces = [{ kind: 'tape', start, end: endInclusive + 1 }];
     }
     return pieces;
   };
@@ -204,7 +216,7 @@ export function tapeItemSource(host: SourceHost, item: CatalogObject): MediaSour
       if (!pieces.some((p) => p.kind === 'tape')) return; // all in the stub: served from disk
       // the worker would refuse the tape part at once (open() answers before any header then)
       const where = await host.cartridgeWhere(tape.label);
-      if (where === 'offline') throw httpError(new StagerError({ code: 'OFFLINE', message: `cartridge ${tape.label} is offline (exported from the library); the operator has to import it`, label: tape.label }));
+      if (where === 'offline' && !(await tapeCached(pieces))) throw httpError(new StagerError({ code: 'OFFLINE', message: `cartridge ${tape.label} is offline (exported from the library); the operator has to import it`, label: tape.label }));
       if (where === 'missing') throw httpError(new StagerError({ code: 'NOT_FOUND', message: `cartridge ${tape.label} is not known to the tape library`, label: tape.label }));
       if (pieces[0]!.kind !== 'tape') return; // starts in the stub: open() answers at once
       try {
