@@ -4,6 +4,7 @@
 // SSDP off.
 import test from 'ava';
 import http from 'node:http';
+import net from 'node:net';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -93,5 +94,27 @@ test('the server refuses a foreign Host on every route (status page, status.json
   t.is((await get(port, `http://attacker.example:${port}/status.json`, `127.0.0.1:${port}`)).status, 403, 'absolute-form target of another host');
   t.is((await get(port, `http://attacker.example:${port}/upnp/control/cds`, `127.0.0.1:${port}`, 'POST', soapHeaders, soapBody)).status, 403, 'absolute-form control POST');
   t.is((await get(port, `http://127.0.0.1:${port}/status.json`, 'attacker.example')).status, 200, 'absolute-form target naming an IP');
+  // two Host lines (RFC 9112 §3.2: a server MUST refuse them): Node keeps the first, so the
+  // check passed on the server's own address whatever the second named (QA probe)
+  for (const [method, path, extra, body] of [['GET', '/status.json', '', ''], ['POST', '/upnp/control/cds', `Content-Type: text/xml\r\nSOAPACTION: ${soapHeaders.SOAPACTION}\r\n`, soapBody]] as const) {
+    for (const hosts of [[`127.0.0.1:${port}`, 'attacker.example'], ['attacker.example', `127.0.0.1:${port}`], [`127.0.0.1:${port}`, `127.0.0.1:${port}`]]) {
+      const head = `${method} ${path} HTTP/1.1\r\n${hosts.map((h) => `Host: ${h}\r\n`).join('')}${extra}Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n`;
+      const status = await rawStatus(port, head + body);
+      t.is(status, 400, `${method} ${path} with Host lines ${hosts.join(' + ')}`);
+    }
+  }
   t.true(srv.lines.some((l) => /DNS-rebinding/.test(String(l.msg)) && l.host === 'attacker.example'), 'the refusal is logged');
 });
+
+/** The status code of a request written byte for byte (the client's own header lines). */
+function rawStatus(port: number, request: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(port, '127.0.0.1');
+    let got = '';
+    sock.setTimeout(20_000, () => sock.destroy(new Error('no answer within 20 s')));
+    sock.on('data', (d) => (got += d.toString('latin1')));
+    sock.on('error', reject);
+    sock.on('close', () => resolve(Number(/^HTTP\/1\.1 (\d{3})/.exec(got)?.[1] ?? 0)));
+    sock.end(request);
+  });
+}

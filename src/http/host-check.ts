@@ -14,7 +14,7 @@
 //   - a name listed in `allowed_hosts` (a DNS name of the NAS, a reverse proxy's name), or `*`
 //     there to accept any Host;
 // or no Host at all (HTTP/1.0 clients; a browser always sends one). Anything else is 403 with
-// a message naming the setting. (miniupnpd accepts only IP literals; Plex, Home Assistant and
+// a message naming the setting; several Host lines are 400 (RFC 9112 §3.2). (miniupnpd accepts only IP literals; Plex, Home Assistant and
 // Jupyter check Host against a list of names the same way.)
 
 import { isIPv4, isIPv6 } from 'node:net';
@@ -32,7 +32,24 @@ export function requestHost(req: IncomingMessage): string | undefined {
     const m = /^[a-z][a-z0-9+.-]*:\/\/([^/?#]*)/i.exec(url);
     if (m) return m[1];
   }
-  return req.headers.host;
+  // Node keeps the first of several Host lines: they are one malformed value here (RFC 9112
+  // §3.2 asks for 400), which no check accepts, so the first cannot vouch for the others
+  return hostLines(req) > 1 ? hostValues(req).join(', ') : req.headers.host;
+}
+
+/** How many Host header lines the request has. */
+function hostLines(req: IncomingMessage): number {
+  let n = 0;
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.length === 4 && raw[i]!.toLowerCase() === 'host') n++;
+  return n;
+}
+
+function hostValues(req: IncomingMessage): string[] {
+  const out: string[] = [];
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.length === 4 && raw[i]!.toLowerCase() === 'host') out.push(raw[i + 1]!);
+  return out;
 }
 
 /** The name or address of a Host header value, lower case, without port and trailing dot; undefined when malformed. */
@@ -74,6 +91,13 @@ export function hostChecker(opts: HostCheckOptions = {}): (header: string | unde
 export function hostGuard(allowed: (header: string | undefined) => boolean, opts: { onDenied?(host: string, path: string): void } = {}): Middleware {
   return async (ctx, next) => {
     const host = requestHost(ctx.req);
+    if (hostLines(ctx.req) > 1) {
+      opts.onDenied?.(host ?? '', ctx.path);
+      ctx.status = 400;
+      ctx.type = 'text/plain; charset=utf-8';
+      ctx.body = 'Bad Request: more than one Host header (RFC 9112 section 3.2)\n';
+      return;
+    }
     if (!allowed(host)) {
       opts.onDenied?.(host ?? '', ctx.path);
       ctx.status = 403;
