@@ -664,6 +664,25 @@ export class ServerMetrics {
           }
         });
       }
+      if (st.events) {
+        const events = st.events.bind(st);
+        const subs = r.gauge('tapedeck_gena_subscriptions', 'GENA event subscriptions held now, by UPnP service (ContentDirectory, ConnectionManager, X_MS_MediaReceiverRegistrar).', ['service']);
+        const sent = r.counter('tapedeck_gena_notify_sent_total', 'GENA NOTIFYs a subscriber took (2xx), initial events included, by service.', ['service']);
+        const failed = r.counter('tapedeck_gena_notify_failed_total', 'GENA NOTIFYs that failed at every callback URL of the subscription (network error, timeout, non-2xx), by service.', ['service']);
+        const removed = r.counter(
+          'tapedeck_gena_subscriptions_removed_total',
+          'GENA subscriptions ended, by service and reason: expired (not renewed), unsubscribed, failed (NOTIFYs failed repeatedly), gone (the subscriber answered 412), replaced (per-subscriber limit), left (before the SUBSCRIBE response).',
+          ['service', 'reason'],
+        );
+        r.collect(async () => {
+          for (const e of await events()) {
+            subs.set({ service: e.service }, e.subscriptions);
+            sent.set({ service: e.service }, e.sent);
+            failed.set({ service: e.service }, e.failed);
+            for (const [reason, n] of Object.entries(e.removed)) removed.set({ service: e.service, reason }, n);
+          }
+        });
+      }
       if (st.jobs) {
         const jobs = st.jobs.bind(st);
         r.collect(async () => {

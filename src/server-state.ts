@@ -9,8 +9,9 @@ import { itemSize, tierOf, type Tier } from './catalog/tier.js';
 import type { ScanProgress } from './scanner/scanner.js';
 import type { TapeCounters } from './tape/types.js';
 import type { PolicyStatus } from './policy/engine.js';
+import type { EventServiceStats } from './upnp/gena.js';
 
-export type { PolicyStatus };
+export type { PolicyStatus, EventServiceStats };
 import type { MediaRouteOptions, StreamEvent, StreamStart } from './http/delivery.js';
 import { VERSION } from './version.js';
 
@@ -208,6 +209,8 @@ export interface StatusProvider {
   cache?(): Maybe<CacheStatus | undefined>;
   /** Storage policy: next pass, window, usage against the marks, last pass, promotions. */
   policy?(): Maybe<PolicyStatus | undefined>;
+  /** GENA event subscriptions per UPnP service: held now, NOTIFYs sent and failed, subscriptions ended. */
+  events?(): Maybe<EventServiceStats[]>;
 }
 
 export interface StatusSnapshot {
@@ -221,6 +224,8 @@ export interface StatusSnapshot {
   streams: ActiveStream[];
   cache: CacheStatus | null;
   policy: PolicyStatus | null;
+  /** GENA subscriptions per service (null: no event services, e.g. a provider without them). */
+  events: EventServiceStats[] | null;
   /** Operator actions this page offers (empty: read-only). */
   actions: string[];
   /** Sections that failed or timed out, with the reason. */
@@ -343,7 +348,7 @@ export interface ServerLike {
 }
 
 /** Optional parts added to the server's own status (tape tier, streams...). */
-export type StatusExtras = Partial<Pick<StatusProvider, 'tape' | 'stager' | 'jobs' | 'cache' | 'streams' | 'policy'>> & {
+export type StatusExtras = Partial<Pick<StatusProvider, 'tape' | 'stager' | 'jobs' | 'cache' | 'streams' | 'policy' | 'events'>> & {
   /** Active streams from this tracker (titles are looked up in the catalog). */
   tracker?: StreamTracker;
   version?: string;

@@ -551,7 +551,13 @@ export class TapedeckServer {
       });
       tracker.on('end', (ev: StreamEvent) => ev.stream && access.streamEnded(ev.stream, ev.bytes));
     }
-    const status = serverStatusProvider(this, { tracker, ...this.statusExtras(), ...(this.policy ? { policy: () => this.policy!.status() } : {}) });
+    const status = serverStatusProvider(this, {
+      tracker,
+      ...this.statusExtras(),
+      ...(this.policy ? { policy: () => this.policy!.status() } : {}),
+      // the event services are made below; read when the page or /metrics asks
+      events: () => this.events.map((e) => e.stats()),
+    });
     this.statusProvider = status;
     const metrics = new ServerMetrics({ version: VERSION, status, streams: tracker });
     this.metrics = metrics;

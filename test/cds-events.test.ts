@@ -10,37 +10,7 @@ import type { AddressInfo } from 'node:net';
 import Koa from 'koa';
 import { Router } from '@koa/router';
 import { contentDirectoryEvents } from '../src/upnp/cds-events.js';
-import type { GenaClock } from '../src/upnp/gena.js';
-
-/** A clock that moves only when told; its timers fire in due order as it moves. */
-class FakeClock implements GenaClock {
-  private t = 1_700_000_000_000;
-  private timers: { at: number; fn: () => void; id: number }[] = [];
-  private ids = 0;
-  now(): number {
-    return this.t;
-  }
-  setTimeout(fn: () => void, ms: number): unknown {
-    const id = ++this.ids;
-    this.timers.push({ at: this.t + Math.max(0, ms), fn, id });
-    return id;
-  }
-  clearTimeout(id: unknown): void {
-    this.timers = this.timers.filter((x) => x.id !== id);
-  }
-  advance(ms: number): void {
-    const until = this.t + ms;
-    for (;;) {
-      this.timers.sort((a, b) => a.at - b.at);
-      const next = this.timers[0];
-      if (!next || next.at > until) break;
-      this.timers.shift();
-      this.t = next.at;
-      next.fn();
-    }
-    this.t = until;
-  }
-}
+import { FakeClock } from './helpers/fake-clock.js';
 
 const tick = () => new Promise((r) => setImmediate(r));
 

@@ -63,6 +63,12 @@ test('scan through a running server, the rescan route, and relative paths on the
   const post = (headers: Record<string, string>) => fetch(`${base}/status/rescan`, { method: 'POST', headers });
   const page = await (await fetch(`${base}/status.json`)).json();
   t.deepEqual(page.actions, ['rescan']);
+  // the server's event services, by name, with their subscriptions (none here) and counters
+  t.deepEqual(
+    page.events.map((e: { service: string; subscriptions: number; sent: number }) => [e.service, e.subscriptions, e.sent]),
+    [['ContentDirectory', 0, 0], ['ConnectionManager', 0, 0], ['X_MS_MediaReceiverRegistrar', 0, 0]],
+  );
+  t.regex(await (await fetch(`${base}/metrics`)).text(), /^tapedeck_gena_subscriptions\{service="ContentDirectory"\} 0$/m);
   t.is((await post({})).status, 403, 'without the action header');
   t.is((await post({ 'x-tapedeck-action': 'rescan', origin: 'http://evil.example' })).status, 403, 'from another origin');
   t.is((await post({ 'x-tapedeck-action': 'rescan', 'sec-fetch-site': 'cross-site' })).status, 403, 'cross-site');

@@ -216,7 +216,7 @@ test('GET /status.json answers the snapshot as JSON, never cached', async (t) =>
     t.is(res.headers['content-type'], 'application/json; charset=utf-8');
     t.is(res.headers['cache-control'], 'no-store');
     const snap = JSON.parse(res.body) as StatusSnapshot;
-    t.deepEqual(Object.keys(snap).sort(), ['actions', 'cache', 'errors', 'generatedAt', 'jobs', 'library', 'policy', 'server', 'stager', 'streams', 'tape'].sort());
+    t.deepEqual(Object.keys(snap).sort(), ['actions', 'cache', 'errors', 'events', 'generatedAt', 'jobs', 'library', 'policy', 'server', 'stager', 'streams', 'tape'].sort());
     t.is(typeof snap.generatedAt, 'number');
     t.deepEqual(snap.library!.byTier, { disk: 1, tape: 1 });
     t.is(snap.tape!.offlineNeeded![0].label, 'TD0009L9');

@@ -76,7 +76,7 @@ export async function collectStatus(provider: StatusProvider, opts: StatusOption
     }
   };
   const p = provider;
-  const [server, library, tape, stager, jobs, streams, cache, policy] = await Promise.all([
+  const [server, library, tape, stager, jobs, streams, cache, policy, events] = await Promise.all([
     read('server', () => p.server()),
     read('library', () => p.library()),
     read('tape', p.tape && (() => p.tape!())),
@@ -85,6 +85,7 @@ export async function collectStatus(provider: StatusProvider, opts: StatusOption
     read('streams', p.streams && (() => p.streams!())),
     read('cache', p.cache && (() => p.cache!())),
     read('policy', p.policy && (() => p.policy!())),
+    read('events', p.events && (() => p.events!())),
   ]);
   const snap: StatusSnapshot = {
     generatedAt: Date.now(),
@@ -96,6 +97,7 @@ export async function collectStatus(provider: StatusProvider, opts: StatusOption
     streams: (streams ?? []).slice(0, MAX_STREAMS),
     cache: cache ?? null,
     policy: policy ?? null,
+    events: events ?? null,
     actions: opts.actions?.rescan ? ['rescan'] : [],
     errors,
   };

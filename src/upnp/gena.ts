@@ -100,6 +100,28 @@ export interface EventServiceOptions {
   combine?: Record<string, (pending: string, incoming: string) => string>;
 }
 
+/**
+ * Why subscriptions ended: expired (not renewed in time), unsubscribed, failed (maxFailures NOTIFYs
+ * in a row failed), gone (the subscriber answered 412: it no longer knows the SID), replaced (by a
+ * newer one of the same subscriber, maxPerSubscriber), left (before the SUBSCRIBE response).
+ */
+export const REMOVAL_REASONS = ['expired', 'unsubscribed', 'failed', 'gone', 'replaced', 'left'] as const;
+export type RemovalReason = (typeof REMOVAL_REASONS)[number];
+
+/** One event service as the status page and /metrics show it (counters since the server started). */
+export interface EventServiceStats {
+  /** The service's short name: ContentDirectory, ConnectionManager, X_MS_MediaReceiverRegistrar. */
+  service: string;
+  /** Subscriptions held now. */
+  subscriptions: number;
+  /** NOTIFYs a subscriber took (2xx), initial events included. */
+  sent: number;
+  /** NOTIFYs that failed at every callback URL (network error, timeout, non-2xx other than 412). */
+  failed: number;
+  /** Subscriptions ended, by reason. */
+  removed: Record<RemovalReason, number>;
+}
+
 /** Callback URLs of one subscription tried in turn (the rest of a longer CALLBACK is ignored). */
 export const MAX_CALLBACKS = 4;
 /** A failing callback origin is warned about again after this long (ms). */
@@ -240,6 +262,9 @@ export class EventService {
   private readonly abort = new AbortController();
   private readonly sweepTimer: NodeJS.Timeout;
   private closed = false;
+  private sent = 0;
+  private failed = 0;
+  private readonly removed = Object.fromEntries(REMOVAL_REASONS.map((r) => [r, 0])) as Record<RemovalReason, number>;
 
   constructor(opts: EventServiceOptions) {
     this.serviceId = opts.serviceId;
@@ -268,6 +293,11 @@ export class EventService {
     return this.subs.size;
   }
 
+  /** Subscriptions held (expired ones swept first) and the delivery counters. */
+  stats(): EventServiceStats {
+    return { service: this.serviceId.slice(this.serviceId.lastIndexOf(':') + 1), subscriptions: this.size, sent: this.sent, failed: this.failed, removed: { ...this.removed } };
+  }
+
   /** Registers SUBSCRIBE and UNSUBSCRIBE on `path` (e.g. '/upnp/event/cds'). */
   routes(router: Router, path: string): void {
     router.register(path, ['SUBSCRIBE'], (ctx) => this.onSubscribe(ctx as unknown as Context));
@@ -292,7 +322,7 @@ export class EventService {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.sweepTimer);
-    for (const sub of this.subs.values()) this.drop(sub, 'service closed');
+    for (const sub of this.subs.values()) this.drop(sub, 'service closed', null);
     this.abort.abort(new Error('event service closed'));
     await Promise.allSettled([...this.inflight]);
   }
@@ -367,7 +397,7 @@ export class EventService {
     // The initial event goes out once the response has been written.
     const res = ctx.res;
     res.once('close', () => {
-      if (!res.writableFinished) this.drop(sub, 'subscriber left before the SUBSCRIBE response');
+      if (!res.writableFinished) this.drop(sub, 'subscriber left before the SUBSCRIBE response', 'left');
     });
     res.once('finish', () => {
       setImmediate(() => this.sendInitial(sub));
@@ -382,7 +412,7 @@ export class EventService {
     }
     const sub = sidHeader === undefined ? undefined : this.live(sidHeader.trim());
     if (!sub) return this.reply(ctx, 412);
-    this.drop(sub, 'unsubscribed');
+    this.drop(sub, 'unsubscribed', 'unsubscribed');
     this.reply(ctx, 200);
   }
 
@@ -393,7 +423,7 @@ export class EventService {
     const sub = this.subs.get(sid);
     if (!sub) return undefined;
     if (sub.expiresAt <= this.clock.now()) {
-      this.drop(sub, 'expired');
+      this.drop(sub, 'expired', 'expired');
       return undefined;
     }
     return sub;
@@ -406,17 +436,19 @@ export class EventService {
   private makeRoomFor(remote: string): void {
     const mine = [...this.subs.values()].filter((s) => s.remote === remote);
     mine.sort((a, b) => a.expiresAt - b.expiresAt);
-    for (let i = 0; i <= mine.length - this.maxPerSubscriber; i++) this.drop(mine[i], 'replaced by a newer subscription of the same subscriber');
+    for (let i = 0; i <= mine.length - this.maxPerSubscriber; i++) this.drop(mine[i], 'replaced by a newer subscription of the same subscriber', 'replaced');
   }
 
   private sweep(): void {
     const now = this.clock.now();
-    for (const sub of this.subs.values()) if (sub.expiresAt <= now) this.drop(sub, 'expired');
+    for (const sub of this.subs.values()) if (sub.expiresAt <= now) this.drop(sub, 'expired', 'expired');
   }
 
-  private drop(sub: Subscription, why: string): void {
+  /** `reason`: the counter it goes to (null: not counted, the service closing). */
+  private drop(sub: Subscription, why: string, reason: RemovalReason | null): void {
     if (sub.dropped) return;
     sub.dropped = true;
+    if (reason) this.removed[reason]++;
     if (sub.timer !== undefined) this.clock.clearTimeout(sub.timer);
     sub.timer = undefined;
     sub.pending.clear();
@@ -459,7 +491,7 @@ export class EventService {
 
   private flush(sub: Subscription): void {
     if (sub.dropped || this.closed || sub.sending || sub.pending.size === 0) return;
-    if (sub.expiresAt <= this.clock.now()) return this.drop(sub, 'expired');
+    if (sub.expiresAt <= this.clock.now()) return this.drop(sub, 'expired', 'expired');
     const vars = Object.fromEntries(sub.pending);
     sub.pending.clear();
     const seq = sub.seq;
@@ -491,6 +523,7 @@ export class EventService {
       }
     }
     sub.sending = false;
+    if (status >= 200 && status < 300) this.sent++; // taken, even if the subscription ended meanwhile
     if (sub.dropped || this.closed) return;
     if (status >= 200 && status < 300) {
       sub.failures = 0;
@@ -498,14 +531,15 @@ export class EventService {
       this.kick(sub);
       return;
     }
-    if (status === 412) return this.drop(sub, 'subscriber answered 412 (unknown SID)');
+    if (status === 412) return this.drop(sub, 'subscriber answered 412 (unknown SID)', 'gone');
+    this.failed++;
     sub.failures++;
     // One warning per failing callback (host and port, however many subscriptions point
     // there), then debug: 300 subscriptions to a closed port are one line, not 900.
     const fields = { service: this.serviceId, sid: sub.sid, callback: failed.href, seq, status: status || undefined, err: error, failures: sub.failures };
     if (this.firstFailureOf(failed)) this.log?.warn(fields, 'gena: NOTIFY failed (further failures of this callback are logged at debug; the subscription is dropped after repeated failures)');
     else this.log?.debug(fields, 'gena: NOTIFY failed');
-    if (sub.failures >= this.maxFailures) return this.drop(sub, `${sub.failures} NOTIFYs failed`);
+    if (sub.failures >= this.maxFailures) return this.drop(sub, `${sub.failures} NOTIFYs failed`, 'failed');
     // Fold the undelivered values back in, newer changes winning, and retry later.
     for (const [name, value] of Object.entries(vars)) if (!sub.pending.has(name)) sub.pending.set(name, value);
     this.kick(sub, Math.max(this.moderationMs, 500 * sub.failures));

@@ -367,6 +367,18 @@ const JS = String.raw`
     return out;
   }
 
+  var REMOVED = ['expired', 'unsubscribed', 'failed', 'gone', 'replaced', 'left'];
+  function renderEvents(list) {
+    if (!list) return snap.errors.events ? errLine('events') : h('p', 'empty', 'No event services.');
+    return [
+      table(['Service', ['r', 'Subscriptions'], ['r', 'NOTIFYs sent'], ['r', 'Failed'], 'Ended'], list.map(function (e) {
+        var ended = REMOVED.filter(function (r) { return e.removed && e.removed[r]; }).map(function (r) { return num(e.removed[r]) + ' ' + r; });
+        return row([h('b', '', e.service), ['r', num(e.subscriptions)], ['r', num(e.sent)], ['r', e.failed ? h('span', 'err', num(e.failed)) : '0'], ended.length ? ended.join(', ') : h('span', 'muted', '\u2013')]);
+      })),
+      errLine('events'),
+    ];
+  }
+
   // ---- update loop ------------------------------------------------------------------------
   function section(id, data, fn) {
     var key = JSON.stringify([data, snap.errors[id] || null, id === 'tape' ? snap.stager : null]);
@@ -392,6 +404,7 @@ const JS = String.raw`
     section('streams', s.streams, renderStreams);
     section('cache', s.cache, renderCache);
     section('policy', s.policy, renderPolicy);
+    section('events', s.events, renderEvents);
     var btn = document.getElementById('rescan');
     btn.hidden = s.actions.indexOf('rescan') < 0;
     var d = new Date(s.generatedAt);
@@ -467,6 +480,7 @@ ${sec('policy', 'Storage policy', true)}
 ${sec('tape', 'Tape library', true)}
 ${sec('jobs', 'Jobs', true)}
 ${sec('streams', 'Active streams', true)}
+${sec('events', 'Event subscriptions (GENA)', true)}
 </main>
 <script type="application/json" id="initial">${o.initialJson}</script>
 <script nonce="${n}">${JS}</script>
