@@ -54,6 +54,14 @@ function releaseAll(): void {
 const IDLE_TRIM_MS = 5000;
 /** Growth of the V8 heap or of the mapped catalog pages that makes a trim worth it. */
 const IDLE_TRIM_GROWTH = 4 * 1024 ** 2;
+/**
+ * Growth of the file-backed pages under load past which the catalog's mapped table pages are
+ * dropped (LevelStore.dropMapped: madvise, ~1 ms, no pause; looked at every 250 ms). What the
+ * requests keep reading faults straight back in (20,000 items, a Search load: ~6.5 MB), so a
+ * smaller budget only drops and refaults the same pages; what they stopped reading (a scan's, a
+ * pass over the library's, 100,000 items' worth of Browse paging) leaves.
+ */
+const MAPPED_DROP_GROWTH = 4 * 1024 ** 2;
 import { artStore } from './art/dlna.js';
 import { TapeTier, type ServerHooks } from './tier.js';
 import { collectStatus, statusRoutes } from './http/status.js';
@@ -269,6 +277,8 @@ export class TapedeckServer {
       // 1 MiB semi-spaces are V8's minimum: more committed after a collection is the load's growth
       youngGrown: () => (getHeapSpaceStatistics().find((x) => x.space_name === 'new_space')?.space_size ?? 0) > 2 * 1024 ** 2,
       mappedBudget: this.catalog.store.reopen ? cfg.catalogMapped : 0,
+      dropMapped: this.catalog.store.dropMapped ? () => this.catalog.store.dropMapped!() : undefined,
+      dropBudget: MAPPED_DROP_GROWTH,
       reopen: (why) => this.reopenCatalog(why, 2000),
       busy: () => this.status.scanning || this.makingFrames,
     });

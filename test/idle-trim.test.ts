@@ -55,7 +55,7 @@ test('collects once the requests stopped for idleMs, not before, and not again u
   state.now += 4000;
   t.true(await trim.check());
   t.is(state.collections, 2);
-  t.deepEqual(trim.counts, { collections: 2, reopens: 0, mapped: 0 });
+  t.deepEqual(trim.counts, { collections: 2, reopens: 0, mapped: 0, drops: 0 });
 });
 
 test('reopens the catalog when requests mapped its tables; never while a scan runs', async (t) => {
@@ -126,12 +126,23 @@ test('collects again on the next quiet looks while the young generation stays gr
 // catalog_mapped (issue 11): while requests keep coming, the catalog is reopened when the
 // process's file-backed resident memory (LevelDB's mapped table pages, mostly) grew past the
 // budget since the last reopen; the quiet-time trim above is untouched by it.
-function loaded(budgetMB: number) {
-  const state = { now: 1_000_000, rssFile: 50 * MB, busy: false, reopens: 0, why: [] as string[], release: undefined as undefined | (() => void), hold: false };
+function loaded(budgetMB: number, drop?: { budgetMB: number; works: boolean }) {
+  const state = { now: 1_000_000, rssFile: 50 * MB, busy: false, reopens: 0, drops: 0, why: [] as string[], release: undefined as undefined | (() => void), hold: false };
   const trim = new IdleTrim({
     idleMs: 5000,
     growthBytes: 4 * MB,
     mappedBudget: budgetMB * MB,
+    ...(drop
+      ? {
+          dropBudget: drop.budgetMB * MB,
+          dropMapped: () => {
+            state.drops++;
+            if (!drop.works) return false;
+            state.rssFile = 51 * MB; // the tables' pages left; the node binary's stay
+            return true;
+          },
+        }
+      : {}),
     heapBytes: () => 30 * MB,
     fileBytes: () => state.rssFile,
     collect: () => undefined,
@@ -171,7 +182,7 @@ test('catalog_mapped: under load, reopens once the file-backed pages grew past t
   state.rssFile += 7 * MB;
   request();
   t.true(await trim.check());
-  t.deepEqual(trim.counts, { collections: 0, reopens: 2, mapped: 2 });
+  t.deepEqual(trim.counts, { collections: 0, reopens: 2, mapped: 2, drops: 0 });
 });
 
 test('catalog_mapped: never while a scan or the frame pass runs, and one reopen at a time', async (t) => {
@@ -220,6 +231,56 @@ test('catalog_mapped below the idle growth: the quiet trim reopens past the smal
   state.now += 6000;
   t.true(await trim.check());
   t.is(state.reopens, 1);
+});
+
+test('under load, the mapped table pages are dropped (no reopen) once the file-backed pages grew past the drop budget since the last drop', async (t) => {
+  const { trim, state, request } = loaded(16, { budgetMB: 2, works: true });
+  trim.rebase();
+  request();
+  state.rssFile += 2 * MB; // not past 2 MB yet
+  t.false(await trim.check());
+  t.is(state.drops, 0);
+  state.rssFile += 1;
+  request();
+  t.true(await trim.check());
+  t.is(state.drops, 1);
+  t.is(state.rssFile, 51 * MB);
+  // the base is what the drop left (51 MB): 2 MB more is not yet past it
+  state.rssFile += 2 * MB;
+  request();
+  t.false(await trim.check());
+  state.rssFile += 20 * MB; // past catalog_mapped too: the drop comes first, no reopen
+  request();
+  t.true(await trim.check());
+  t.deepEqual(trim.counts, { collections: 0, reopens: 0, mapped: 0, drops: 2 });
+  t.is(state.reopens, 0);
+  // the faster look between the trims (checkDrop) keeps the same base
+  state.rssFile += 1 * MB;
+  t.false(trim.checkDrop());
+  state.rssFile += 2 * MB;
+  t.true(trim.checkDrop());
+  t.is(state.drops, 3);
+  t.is(state.rssFile, 51 * MB);
+});
+
+test('a drop that cannot be done (no madvise, database reopening) falls back to catalog_mapped\'s reopen', async (t) => {
+  const { trim, state, request } = loaded(16, { budgetMB: 2, works: false });
+  trim.rebase();
+  state.rssFile += 5 * MB;
+  request();
+  t.false(await trim.check());
+  t.is(state.drops, 1);
+  state.rssFile += 12 * MB;
+  request();
+  t.true(await trim.check());
+  t.deepEqual(state.why, ['catalog_mapped']);
+  // and without catalog_mapped, nothing
+  const off = loaded(0, { budgetMB: 2, works: false });
+  off.trim.rebase();
+  off.state.rssFile += 40 * MB;
+  off.request();
+  t.false(await off.trim.check());
+  t.is(off.state.reopens, 0);
 });
 
 test('catalog_mapped: off (0) by default, a size turns it on, bad sizes are refused', (t) => {

@@ -9,6 +9,7 @@
 // character), so a bound keeps its meaning in both orders.
 
 import { Level } from 'level';
+import { dropFilePages, type FileMapping } from '../util/drop-pages.js';
 
 export interface KeyRange {
   gt?: string;
@@ -38,6 +39,12 @@ export interface KVStore {
    * False when it was never quiet within `waitMs` (nothing happened then).
    */
   reopen?(waitMs?: number): Promise<boolean>;
+  /**
+   * Drops the resident pages of the table files LevelDB mapped (LevelDB only; synchronous, ~1 ms):
+   * what a load read leaves the process, the files stay open. False when it cannot be done now
+   * (closed, reopening) or here (no madvise).
+   */
+  dropMapped?(): boolean;
   get(key: string): Promise<string | undefined>;
   getMany(keys: string[]): Promise<(string | undefined)[]>;
   /** Applies every op or none. */
@@ -296,6 +303,28 @@ export class LevelStore implements KVStore {
       });
       clearTimeout(timer);
       this.onQuiet = undefined;
+    }
+  }
+  /**
+   * LevelDB keeps a table file mapped while it is open, and the pages reads touched stay resident
+   * (see reopen): this unmaps those pages from the process without closing anything
+   * (src/util/drop-pages.ts; they stay in the page cache). madvise must not meet a table LevelDB
+   * unmaps meanwhile (its address could be reused by memory DONTNEED would zero): an iterator
+   * opened first pins the current version's files (LevelDB 1.20 unmaps a table only when a
+   * compaction ends, under the mutex the iterator takes, and only files no version holds), files
+   * already deleted are left alone, and nothing runs while the database closes or opens. Past
+   * 900 mapped tables (LevelDB's table cache closes files past ~990) it does nothing.
+   */
+  dropMapped(): boolean {
+    if (this.closed || this.paused || this.reopening || this.db.status !== 'open') return false;
+    const dir = this.location.endsWith('/') ? this.location : this.location + '/';
+    const isTable = (m: FileMapping) => m.path.startsWith(dir) && m.path.endsWith('.ldb') && !m.path.slice(dir.length).includes('/');
+    let pin: { close(): Promise<void> } | undefined;
+    try {
+      pin = this.db.iterator({ limit: 1 });
+      return dropFilePages(isTable, 900) !== false;
+    } finally {
+      void pin?.close().catch(() => undefined);
     }
   }
   async compact(): Promise<void> {

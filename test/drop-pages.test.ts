@@ -1,0 +1,73 @@
+// Dropping the catalog's mapped table pages (issue 11 item 2): LevelDB maps its table files and
+// the pages a read touched stay in the server's resident memory; LevelStore.dropMapped unmaps
+// those pages from the process (madvise through koffi) and leaves the database open and whole.
+// Memory figures from /proc/self/smaps, no timing.
+import test from 'ava';
+import { existsSync, readFileSync } from 'node:fs';
+import { readOnlyFileMappings, dropFilePages } from '../src/util/drop-pages.js';
+import { tempLevelStore } from './helpers/temp.js';
+
+/** Resident kB of this process's mappings of the table files under `dir`. */
+function mappedKb(dir: string): number {
+  let kb = 0;
+  let on = false;
+  for (const line of readFileSync('/proc/self/smaps', 'utf8').split('\n')) {
+    if (/^[0-9a-f]+-[0-9a-f]+ /.test(line)) on = line.includes(dir) && /\.ldb$/.test(line);
+    else if (on && line.startsWith('Rss:')) kb += Number(/(\d+)/.exec(line)?.[1] ?? 0);
+  }
+  return kb;
+}
+
+test('readOnlyFileMappings keeps the read-only shared file mappings, without deleted files', (t) => {
+  const maps = [
+    '7f1c2a000000-7f1c2a200000 r--s 00000000 08:01 1234                       /data/catalog/000005.ldb',
+    '7f1c2a200000-7f1c2a300000 r--s 00000000 08:01 1235                       /data/catalog/000004.ldb (deleted)',
+    '7f1c2a300000-7f1c2a400000 r--p 00000000 08:01 99                         /usr/bin/node',
+    '7f1c2a400000-7f1c2a500000 rw-p 00000000 00:00 0 ',
+    '7f1c2a500000-7f1c2a600000 rw-s 00000000 08:01 77                         /data/x.ldb',
+    '7f1c2a600000-7f1c2a700000 r--s 00001000 08:01 1236                       /data/with space/000006.ldb',
+    '',
+  ].join('\n');
+  t.deepEqual(readOnlyFileMappings(maps), [
+    { start: 0x7f1c2a000000, end: 0x7f1c2a200000, path: '/data/catalog/000005.ldb' },
+    { start: 0x7f1c2a600000, end: 0x7f1c2a700000, path: '/data/with space/000006.ldb' },
+  ]);
+});
+
+test('dropMapped unmaps the table pages a full read left resident; the database stays open and whole', async (t) => {
+  const { store, dir } = await tempLevelStore(t, 'tapedeck-drop-');
+  let seed = 1;
+  const noise = () => Array.from({ length: 200 }, () => ((seed = (seed * 48271) % 2147483647) % 36).toString(36)).join('');
+  for (let i = 0; i < 20_000; i += 1000) {
+    await store.batch(Array.from({ length: 1000 }, (_, j) => ({ type: 'put' as const, key: `k/${String(i + j).padStart(6, '0')}`, value: noise() })));
+  }
+  await store.compact();
+  const readAll = async () => {
+    let n = 0;
+    for await (const [, v] of store.entries({ gte: 'k/', lt: 'k/\uffff' })) n += v.length === 200 ? 1 : 0;
+    return n;
+  };
+  t.is(await readAll(), 20_000);
+  if (!existsSync('/proc/self/smaps')) return t.pass('no /proc/self/smaps here: nothing to measure');
+  const before = mappedKb(dir);
+  t.true(before > 1024, `table pages resident after the read: ${before} kB`);
+  if (dropFilePages(() => false) === false) return t.pass('no koffi or no madvise here: dropMapped cannot work');
+  t.true(store.dropMapped());
+  t.true(mappedKb(dir) < 64, `after the drop: ${mappedKb(dir)} kB (before ${before} kB)`);
+  // nothing closed: reads go on (and fault the pages back in), writes too
+  t.is(await readAll(), 20_000);
+  t.true(mappedKb(dir) > 1024);
+  await store.batch([{ type: 'put', key: 'k/new', value: 'v' }]);
+  t.is(await store.get('k/new'), 'v');
+  t.is((await store.get('k/019999'))?.length, 200);
+});
+
+test('dropMapped does nothing while the database reopens or after it closed', async (t) => {
+  const { store } = await tempLevelStore(t, 'tapedeck-drop-');
+  await store.batch([{ type: 'put', key: 'a', value: 'b' }]);
+  const reopening = store.reopen();
+  t.false(store.dropMapped());
+  t.true(await reopening);
+  await store.close();
+  t.false(store.dropMapped());
+});
