@@ -6,7 +6,7 @@
 // Precedence: built-in defaults < config file < environment < flags.
 // Config file: `key = value` lines, `#` comments, list settings may repeat.
 
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { availableParallelism, homedir, hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { callerDir } from './util/paths.js';
@@ -29,6 +29,9 @@ export interface Setting {
   /** Extra check of each value (list settings too): the reason it is bad, or undefined. */
   validate?: (value: string) => string | undefined;
 }
+
+/** Largest config file read (a few hundred lines is a big one). */
+const MAX_CONFIG_BYTES = 1024 * 1024;
 
 /** Why an `allow` entry is not a subnet (checked with the ACL's own parser), or undefined. */
 function cidrProblem(v: string): string | undefined {
@@ -396,8 +399,13 @@ export function loadConfig(opts: LoadOptions = {}): Config {
   if (file) {
     let text: string;
     try {
+      // looked at before it is opened: a named pipe would block open(2), a device read forever
+      const st = statSync(file);
+      if (!st.isFile()) throw new ConfigError(`config file ${file} is not a regular file`);
+      if (st.size > MAX_CONFIG_BYTES) throw new ConfigError(`config file ${file} is larger than 1 MiB (${st.size} bytes): not a Tapedeck configuration`);
       text = readFileSync(file, 'utf8');
     } catch (err) {
+      if (err instanceof ConfigError) throw err;
       throw new ConfigError(`cannot read config file ${file}: ${(err as Error).message}`);
     }
     fileRaw = parseConfigText(text, file);

@@ -1,5 +1,6 @@
 import test from 'ava';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, loadConfig, parseConfigText, SETTINGS, envVarOf } from '../src/config.js';
@@ -141,4 +142,17 @@ test('allow: a subnet that is not a CIDR is a configuration error naming where i
   t.throws(() => loadConfig({ flags: { config: f }, env: noEnv }), { instanceOf: ConfigError, message: new RegExp(`^${f}:2: bad value for allow: "10\\.1\\.2\\.0/40"`) });
   t.throws(() => loadConfig({ env: { TAPEDECK_ALLOW: '10.0.0.0/8,nope' } as NodeJS.ProcessEnv }), { message: /^environment TAPEDECK_ALLOW: bad value for allow: "nope"/ });
   for (const v of ['10.0.0.0/8', '192.168.1.5', 'fd00::/8', '::1', '0.0.0.0/0']) t.deepEqual(loadConfig({ flags: { allow: [v] }, env: noEnv }).allow, [v], v);
+});
+
+test('a config file that is not a regular file, or is huge, is a clear error, without reading it', (t) => {
+  // QA probe: --config /dev/zero read until memory ran out; a named pipe with no writer hung the
+  // command (and the server's start) forever
+  const fifo = join(dir, 'fifo.conf');
+  if (spawnSync('mkfifo', [fifo]).status === 0) {
+    t.throws(() => loadConfig({ flags: { config: fifo }, env: noEnv }), { instanceOf: ConfigError, message: `config file ${fifo} is not a regular file` });
+  }
+  if (existsSync('/dev/zero')) t.throws(() => loadConfig({ flags: { config: '/dev/zero' }, env: noEnv }), { instanceOf: ConfigError, message: 'config file /dev/zero is not a regular file' });
+  const big = file('big.conf', '# padding\n'.repeat(200_000));
+  t.throws(() => loadConfig({ flags: { config: big }, env: noEnv }), { instanceOf: ConfigError, message: /^config file .*big\.conf is larger than 1 MiB \(2000000 bytes\)/ });
+  t.is(loadConfig({ flags: { config: file('ok.conf', '# comments\n'.repeat(1000) + 'port = 8300\n') }, env: noEnv }).port, 8300);
 });
