@@ -5,12 +5,9 @@
 // and the initial event of a subscription is not held back.
 
 import test from 'ava';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import Koa from 'koa';
-import { Router } from '@koa/router';
 import { contentDirectoryEvents } from '../src/upnp/cds-events.js';
 import { FakeClock } from './helpers/fake-clock.js';
+import { serveEvents } from './helpers/gena-app.js';
 
 const tick = () => new Promise((r) => setImmediate(r));
 
@@ -23,20 +20,9 @@ test('ContentDirectory events: at most one NOTIFY per 5 s per subscription (0.2 
     return new Response('', { status: 200 });
   }) as unknown as typeof fetch;
   const svc = contentDirectoryEvents({ systemUpdateId: () => systemUpdateId, clock, fetch: fakeFetch });
-  const app = new Koa();
-  app.silent = true;
-  const router = new Router();
-  svc.routes(router, '/evt');
-  app.use(router.routes());
-  const srv = http.createServer(app.callback());
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  t.teardown(async () => {
-    await svc.close();
-    srv.closeAllConnections();
-    await new Promise((r) => srv.close(r));
-  });
-  const port = (srv.address() as AddressInfo).port;
-  const res = await fetch(`http://127.0.0.1:${port}/evt`, { method: 'SUBSCRIBE', headers: { callback: `<http://127.0.0.1:9/cb>`, nt: 'upnp:event', timeout: 'Second-1800' } });
+  const srv = await serveEvents(svc);
+  t.teardown(() => srv.close());
+  const res = await fetch(srv.url, { method: 'SUBSCRIBE', headers: { callback: `<http://127.0.0.1:9/cb>`, nt: 'upnp:event', timeout: 'Second-1800' } });
   t.is(res.status, 200);
   for (let i = 0; i < 200 && sent.length === 0; i++) await tick();
   t.is(sent.length, 1, 'the initial event went out without advancing the clock');

@@ -12,6 +12,7 @@ import { collectStatus, statusRoutes } from '../src/http/status.js';
 import { ServerMetrics } from '../src/metrics.js';
 import type { StatusProvider } from '../src/server-state.js';
 import { FakeClock } from './helpers/fake-clock.js';
+import { serveEvents } from './helpers/gena-app.js';
 
 const tick = () => new Promise((r) => setImmediate(r));
 async function until(cond: () => boolean): Promise<void> {
@@ -26,19 +27,9 @@ test('an event service counts subscriptions, NOTIFYs sent and failed, and subscr
     return new Response('', { status: url.port === '2' ? 412 : 200 });
   }) as unknown as typeof fetch;
   const svc = new EventService({ serviceId: 'urn:upnp-org:serviceId:ContentDirectory', source: { variables: () => ({ SystemUpdateID: '1' }) }, clock, fetch: fakeFetch, maxFailures: 2, moderationMs: 100, maxTimeout: 1800 });
-  const app = new Koa();
-  app.silent = true;
-  const router = new Router();
-  svc.routes(router, '/evt');
-  app.use(router.routes());
-  const srv = http.createServer(app.callback());
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  t.teardown(async () => {
-    await svc.close();
-    srv.closeAllConnections();
-    await new Promise((r) => srv.close(r));
-  });
-  const base = `http://127.0.0.1:${(srv.address() as AddressInfo).port}/evt`;
+  const srv = await serveEvents(svc);
+  t.teardown(() => srv.close());
+  const base = srv.url;
   const subscribe = async (port: number, timeout = 'Second-1800') => {
     const res = await fetch(base, { method: 'SUBSCRIBE', headers: { callback: `<http://127.0.0.1:${port}/cb>`, nt: 'upnp:event', timeout } });
     t.is(res.status, 200);

@@ -1,9 +1,8 @@
 import test from 'ava';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import Koa from 'koa';
-import { Router } from '@koa/router';
 import { parseStringPromise } from 'xml2js';
+import { serveEvents } from './helpers/gena-app.js';
 import {
   EventService,
   nextSeq,
@@ -66,23 +65,8 @@ async function publisher(opts: Partial<EventServiceOptions> = {}): Promise<Publi
     moderationMs: 100,
     ...opts,
   });
-  const app = new Koa();
-  app.silent = true;
-  const router = new Router();
-  svc.routes(router, '/evt');
-  app.use(router.routes());
-  const srv = http.createServer(app.callback());
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  return {
-    svc,
-    vars,
-    port: (srv.address() as AddressInfo).port,
-    close: async () => {
-      await svc.close();
-      srv.closeAllConnections();
-      await new Promise((r) => srv.close(r));
-    },
-  };
+  const srv = await serveEvents(svc);
+  return { svc, vars, port: srv.port, close: srv.close };
 }
 
 interface Reply {
