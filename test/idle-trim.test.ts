@@ -263,6 +263,22 @@ test('under load, the mapped table pages are dropped (no reopen) once the file-b
   t.is(state.rssFile, 51 * MB);
 });
 
+test('after drops under load, the quiet trim still reopens the catalog once (then not again until requests mapped more)', async (t) => {
+  const { trim, state, request } = loaded(0, { budgetMB: 2, works: true });
+  trim.rebase();
+  state.rssFile += 5 * MB;
+  request();
+  t.true(await trim.check());
+  t.is(state.drops, 1);
+  t.is(state.rssFile, 51 * MB); // what the drop left is the base: no growth to see
+  state.now += 6000; // quiet
+  t.true(await trim.check());
+  t.deepEqual(state.why, ['idle']);
+  state.now += 6000;
+  t.false(await trim.check());
+  t.is(state.reopens, 1);
+});
+
 test('a drop that cannot be done (no madvise, database reopening) falls back to catalog_mapped\'s reopen', async (t) => {
   const { trim, state, request } = loaded(16, { budgetMB: 2, works: false });
   trim.rebase();

@@ -87,6 +87,8 @@ export class IdleTrim {
   private dropTimer?: NodeJS.Timeout;
   /** Quiet looks left that collect again while the young generation stays grown. */
   private youngRetries = 0;
+  /** A drop under load happened since the last quiet trim's reopen. */
+  private droppedSinceTrim = false;
   private readonly now: () => number;
   /** Trims made: collections, reopens (of them `mapped` under load past catalog_mapped). */
   readonly counts = { collections: 0, reopens: 0, mapped: 0, drops: 0 };
@@ -152,7 +154,9 @@ export class IdleTrim {
     if (file !== undefined && (this.fileBase === undefined || file < this.fileBase)) this.fileBase = file;
     const heapGrew = heap - this.heapBase > this.opts.growthBytes;
     const fileLimit = Math.min(this.opts.growthBytes, this.opts.mappedBudget || Infinity);
-    const fileGrew = file !== undefined && this.fileBase !== undefined && file - this.fileBase > fileLimit;
+    // pages dropped under load were mapped all the same: the quiet trim still reopens (LevelDB's
+    // table handles, block cache and memtable leave with it)
+    const fileGrew = this.droppedSinceTrim || (file !== undefined && this.fileBase !== undefined && file - this.fileBase > fileLimit);
     if (!heapGrew && !fileGrew) return false;
     this.running = (async () => {
       if (heapGrew) {
@@ -161,6 +165,7 @@ export class IdleTrim {
         this.youngRetries = this.opts.youngGrown?.() ? YOUNG_RETRIES : 0;
       }
       if (fileGrew) {
+        this.droppedSinceTrim = false;
         await this.opts.reopen('idle').catch(() => undefined);
         this.counts.reopens++;
       }
@@ -187,6 +192,7 @@ export class IdleTrim {
     if (!this.opts.dropMapped || this.opts.dropBudget === undefined) return false;
     if (file - this.fileBase! <= this.opts.dropBudget || !this.opts.dropMapped()) return false;
     this.counts.drops++;
+    this.droppedSinceTrim = true;
     this.fileBase = this.opts.fileBytes();
     return true;
   }
