@@ -7,6 +7,7 @@ import { chmod, mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makeDataDir } from '../src/util/data-dir.js';
 import { SegmentCache } from '../src/staging/cache.js';
+import { VirtualTapeLibrary } from '../src/tape/virtual.js';
 import { tempDir } from './helpers/temp.js';
 
 const modeOf = async (p: string) => (await stat(p)).mode & 0o777;
@@ -46,4 +47,18 @@ test('the staging cache directory it makes is 0750', async (t) => {
   }
   t.teardown(() => c.close());
   t.is(await modeOf(dir), 0o750);
+});
+
+test('a virtual tape library directory it makes (tape_dir, outside the data directory too) is 0750', async (t) => {
+  const dir = join(await tempDir(t, 'tapedeck-datamode-'), 'vtl');
+  const old = process.umask(0o022);
+  let lib: VirtualTapeLibrary;
+  try {
+    lib = await VirtualTapeLibrary.open(dir);
+  } finally {
+    process.umask(old);
+  }
+  t.teardown(() => lib.close());
+  t.is(await modeOf(dir), 0o750);
+  t.is(await modeOf(join(dir, 'cartridges')), 0o750);
 });

@@ -111,7 +111,8 @@ export class VirtualTapeLibrary implements TapeLibrary {
 
   /** Open (creating when missing) the virtual library in `dir`. */
   static async open(dir: string, opts: VirtualLibraryOptions = {}): Promise<VirtualTapeLibrary> {
-    await mkdir(join(dir, 'cartridges'), { recursive: true });
+    // 0750 as the data directory (util/data-dir.ts): the cartridges hold copies of private media
+    await mkdir(join(dir, 'cartridges'), { recursive: true, mode: 0o750 });
     const real = await realpath(dir);
     if (openDirs.has(real)) throw new TapeError('BUSY', `virtual library ${dir} is already open in this process`);
     openDirs.add(real);
