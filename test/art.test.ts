@@ -27,6 +27,7 @@ import { itemIdForPath } from '../src/catalog/layout.js';
 import { REPO_ROOT } from '../src/util/paths.js';
 import { didlText } from './helpers/didl-result.js';
 import { fakeProbe, makeLab } from './fixtures/archive/setup.js';
+import { withLinkSwappedAfterLstat } from './helpers/swap-link.js';
 
 const FIXTURES = join(REPO_ROOT, 'test', 'fixtures', 'media');
 
@@ -370,14 +371,7 @@ test('art of an archived item is made before its disk copy goes, and is served w
 });
 
 test('a folder-art or named picture that is a symbolic link is not used (it could point anywhere the server may read)', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'tapedeck-art-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const media = join(dir, 'media');
-  const outside = join(dir, 'private');
-  await mkdir(join(media, 'Album'), { recursive: true });
-  await mkdir(outside);
-  await writeFile(join(outside, 'secret.jpg'), await picture(64, 48, [200, 0, 0]));
-  await writeFile(join(media, 'Album', '01 One.flac'), flac('One', 'Linked'));
+  const { dir, media, outside } = await linkedCoverLayout(t, 'Linked');
   await symlink(join(outside, 'secret.jpg'), join(media, 'Album', 'cover.jpg'));
   await copyFile(join(FIXTURES, 'clip.mkv'), join(media, 'b.mkv'));
   await symlink(join(outside, 'secret.jpg'), join(media, 'b.jpg'));
@@ -394,3 +388,31 @@ test('a folder-art or named picture that is a symbolic link is not used (it coul
   await scan(fresh, { roots: [media], art: new ArtMaker({ dataDir: join(dir, 'data2'), ffmpeg: false }) });
   t.deepEqual((await fresh.get(itemIdForPath(join(media, 'b.mkv'))))!.art?.tn, [64, 48]);
 });
+
+test.serial('a folder picture swapped for a symbolic link between its check and its read is not used (the read does not follow links)', async (t) => {
+  // QA review: fromPictureFile lstat'ed cover.jpg, then readFile'd its path, which follows a link
+  // put there in between (see the sidecar subtitle test in subtitles.test.ts)
+  const { media, outside } = await linkedCoverLayout(t, 'Swapped');
+  const cover = join(media, 'Album', 'cover.jpg');
+  await writeFile(cover, await picture(40, 40, [0, 0, 200]));
+  const catalog = new Catalog(new MemoryStore());
+  await catalog.open();
+  const swapped = await withLinkSwappedAfterLstat(cover, join(outside, 'secret.jpg'), () =>
+    scan(catalog, { roots: [media], art: new ArtMaker({ dataDir: join(media, '..', 'data'), ffmpeg: false }) }),
+  );
+  t.true(swapped, 'the cover was swapped after its check');
+  t.not((await catalog.get(itemIdForPath(join(media, 'Album', '01 One.flac'))))!.art?.tn?.[0], 64, 'the linked 64x48 picture is not the art');
+});
+
+/** media/Album/01 One.flac (album `album`) and private/secret.jpg (64x48) outside the media directory. */
+async function linkedCoverLayout(t: import('ava').ExecutionContext, album: string) {
+  const dir = await mkdtemp(join(tmpdir(), 'tapedeck-art-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const media = join(dir, 'media');
+  const outside = join(dir, 'private');
+  await mkdir(join(media, 'Album'), { recursive: true });
+  await mkdir(outside);
+  await writeFile(join(outside, 'secret.jpg'), await picture(64, 48, [200, 0, 0]));
+  await writeFile(join(media, 'Album', '01 One.flac'), flac('One', album));
+  return { dir, media, outside };
+}

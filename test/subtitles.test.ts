@@ -2,10 +2,10 @@
 // by the video's ID with their MIME type, announced per client profile: an extra res
 // (generic, LG, Kodi, BubbleUPnP), sec:CaptionInfoEx and the CaptionInfo.sec header (Samsung).
 import test from 'ava';
-import { copyFile, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { findSidecars, isSubtitlePath, subtitleStore } from '../src/media/subtitles.js';
+import { findSidecars, isSubtitlePath, storeSubtitles, subtitleStore } from '../src/media/subtitles.js';
 import { subtitleResolver } from '../src/http/subtitles.js';
 import { scan, scanPaths } from '../src/scanner/scanner.js';
 import { Catalog } from '../src/catalog/catalog.js';
@@ -15,6 +15,7 @@ import { itemIdForPath } from '../src/catalog/layout.js';
 import { REPO_ROOT } from '../src/util/paths.js';
 import { browse, CDS, soap } from './helpers/upnp-client.js';
 import { serveMedia } from './helpers/serve.js';
+import { withLinkSwappedAfterLstat } from './helpers/swap-link.js';
 
 const SRT = '1\n00:00:00,500 --> 00:00:02,000\nHello\n';
 const SAMSUNG = 'DLNADOC/1.50 SEC_HHP_[TV]UE40D7000/1.0';
@@ -272,4 +273,24 @@ test('the server keeps one subtitle store for every scan (full and partial) and 
   t.truthy(first);
   t.is(opts().subtitles, first, 'a second (partial) scan gets the same store');
   t.is((srv as unknown as { subtitles?(): unknown }).subtitles?.(), first, '/subtitles reads the same store');
+});
+
+test.serial('a sidecar swapped for a symbolic link between its check and its read is not copied (the read does not follow links)', async (t) => {
+  // QA review: storeSubtitles lstat'ed a sidecar, then readFile'd its path, which follows a link:
+  // whoever may write to a share could put a link there in between (the live watch scans again on
+  // every change, so the race can be tried at will) and have any file the server may read copied
+  // into the data directory and served byte for byte at /subtitles/ to every client.
+  const m = await media(t);
+  const secret = join(m, '..', 'secret.txt');
+  await writeFile(secret, 'root:x:0:0:root:/root:/bin/bash\n');
+  const sidecar = join(m, 'Film.srt');
+  const store = subtitleStore(join(m, '..', 'data'));
+  let refs: Awaited<ReturnType<typeof storeSubtitles>>;
+  const swapped = await withLinkSwappedAfterLstat(sidecar, secret, async () => (refs = await storeSubtitles(store, join(m, 'Film.mkv'))));
+  t.true(swapped, 'the sidecar was swapped after its check');
+  for (const r of refs ?? []) {
+    const f = await store.file(r.key, r.ext);
+    t.false((await readFile(f!.path, 'utf8')).includes('root:x:0:0'), `stored ${r.ext} ${r.lang ?? ''} is not the linked file`);
+  }
+  t.true((refs ?? []).length >= 1, 'the other sidecars are still copied');
 });

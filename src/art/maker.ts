@@ -13,6 +13,7 @@ import { lazyImport } from '../util/lazy.js';
 import type { ArtRef, ProbeResult } from '../catalog/types.js';
 import { type ContentStore, contentKey } from '../util/content-store.js';
 import { hashFile } from '../util/hash.js';
+import { readRegularFile } from '../util/read-regular.js';
 import { LRUCache } from 'lru-cache';
 import { probe } from '../media/probe.js';
 import { ART_SUFFIX, artStore } from './dlna.js';
@@ -142,8 +143,9 @@ export class ArtMaker {
     const id = `${file}\0${st.size}\0${st.mtimeMs}`;
     let p = this.files.get(id);
     if (!p) {
-      p = readFile(file).then(
-        (b) => this.fromBytes(b, file),
+      // not readFile(file): a link put there since the lstat would be followed
+      p = readRegularFile(file, MAX_PICTURE_BYTES).then(
+        (b) => (b ? this.fromBytes(b, file) : undefined),
         () => undefined,
       );
       this.files.set(id, p);

@@ -5,10 +5,11 @@
 // Like media files, a sidecar that is a symbolic link is not used: it could point anywhere the
 // server may read (a link named Film.srt to /etc/passwd would be served to every client).
 
-import { lstat, readdir, readFile } from 'node:fs/promises';
+import { lstat, readdir } from 'node:fs/promises';
 import { basename, dirname, extname, join } from 'node:path';
 import type { CatalogObject, SubtitleRef } from '../catalog/types.js';
 import { ContentStore, contentKey } from '../util/content-store.js';
+import { readRegularFile } from '../util/read-regular.js';
 
 /** MIME type of each subtitle format (the type in protocolInfo and Content-Type). */
 export const SUBTITLE_MIME: Record<string, string> = {
@@ -97,7 +98,8 @@ export async function storeSubtitles(store: ContentStore, video: string, log?: {
       log?.warn({ path: s.path, size: st.size }, `subtitle file ${s.path} is larger than ${MAX_SUBTITLE_BYTES} bytes; not used`);
       continue;
     }
-    const data = await readFile(s.path).catch(() => undefined);
+    // not readFile(path): a link put there since the lstat would be followed
+    const data = await readRegularFile(s.path, MAX_SUBTITLE_BYTES);
     if (!data) continue;
     const key = contentKey(data);
     if (!(await store.has(key, s.ext))) await store.put(key, s.ext, data);
