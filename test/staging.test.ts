@@ -405,6 +405,23 @@ test('a cartridge no drive of the library can read (LTO-7 media, LTO-9 drives): 
   }
 });
 
+test('bytes the staging cache holds are served for an item whose catalog names a cartridge of a generation no drive reads (GET and HEAD: 200), as for an offline one', async (t) => {
+  const r = await rig([{ id: 'old', size: 300_000, label: 'TD0001L9' }], { extraCartridges: ['TD0005L7'] });
+  try {
+    const first = await fetchMedia(r.port, 'old');
+    t.is(first.status, 200); // every byte now in the cache
+    // re-catalogued as on an LTO-7 cartridge (no drive of this library reads it): no tape read needed
+    r.items.get('old')!.obj.location!.tape!.label = 'TD0005L7';
+    const head = await fetchMedia(r.port, 'old', { method: 'HEAD' });
+    t.is(head.status, 200, head.body.toString());
+    const get = await fetchMedia(r.port, 'old');
+    t.is(get.status, 200, get.body.toString());
+    t.is(sha256(get.body), r.items.get('old')!.sha256);
+  } finally {
+    await r.done();
+  }
+});
+
 test.serial('admission: 1 drive, 5 cartridges at once: one mount at a time, 503 with Retry-After past the limit', async (t) => {
   const specs: ItemSpec[] = [{ id: 'c0', size: 6 * MB, label: 'TD0001L9' }];
   for (let i = 1; i < 5; i++) specs.push({ id: `c${i}`, size: 200 * KB, label: `TD000${i + 1}L9` });

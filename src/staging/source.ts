@@ -188,7 +188,8 @@ export function tapeItemSource(host: SourceHost, item: CatalogObject): MediaSour
     }
     if (!pieces.some((p) => p.kind === 'tape')) return pieces;
     const off = host.offline(tape.label);
-    if (off && !(off.code === 'OFFLINE' && (await tapeCached(pieces)))) {
+    // (bytes the cache holds need no drive: served with the cartridge offline or of a generation no drive reads)
+    if (off && !((off.code === 'OFFLINE' || off.code === 'INCOMPATIBLE') && (await tapeCached(pieces)))) {
       host.count('rejected503');
       throw httpError(off);
     }
