@@ -1,7 +1,8 @@
 // Playlists: .m3u/.m3u8/.pls files become playlistContainers (under Playlists in the root and in
 // their folder) whose children are references to the catalogued items they list.
 import test from 'ava';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { Catalog } from '../src/catalog/catalog.js';
@@ -9,7 +10,7 @@ import { MemoryStore } from '../src/catalog/store.js';
 import { itemIdForPath } from '../src/catalog/layout.js';
 import type { CatalogObject, ProbeResult } from '../src/catalog/types.js';
 import { scan, scanPaths } from '../src/scanner/scanner.js';
-import { decodePlaylist, entryPath, parseM3u, parsePls } from '../src/scanner/playlist.js';
+import { decodePlaylist, entryPath, parseM3u, parsePls, resolvePlaylist } from '../src/scanner/playlist.js';
 import { ContentDirectory } from '../src/upnp/cds.js';
 import { didlText } from './helpers/didl-result.js';
 
@@ -220,5 +221,25 @@ test('Search inside a playlist container (or the Playlists view) finds its entri
     const one = Object.fromEntries(await cds.search(args(cid, 'upnp:artist = "C"'), ctx));
     t.is(one.TotalMatches, 1, `${cid}: ${didlText(one.Result)}`);
   }
+  await c.close();
+});
+
+test('a playlist path that is no longer a regular file when it is read (a named pipe, a link to a device put there since the walk) is refused at once, not read', async (t) => {
+  // QA review: resolvePlaylist stat()ed and readFile()d the path, both following links: a named
+  // pipe put at a playlist's name after the walk held the scan forever in open(2), and a link to
+  // /dev/zero (stat size 0) was read until memory ran out
+  t.timeout(20_000);
+  const root = lib({ 'a/1.mp3': 'A' });
+  const c = new Catalog(new MemoryStore());
+  await c.open();
+  const fifo = join(root, 'pipe.m3u');
+  if (spawnSync('mkfifo', [fifo]).status !== 0) return t.pass('mkfifo not available');
+  await t.throwsAsync(resolvePlaylist(c, fifo, root, [root]), { message: /not a regular file/ });
+  if (existsSync('/dev/zero')) {
+    symlinkSync('/dev/zero', join(root, 'zero.m3u'));
+    await t.throwsAsync(resolvePlaylist(c, join(root, 'zero.m3u'), root, [root]), { message: /not a regular file/ });
+  }
+  writeFileSync(join(root, 'ok.m3u'), 'a/1.mp3\n');
+  t.truthy(await resolvePlaylist(c, join(root, 'ok.m3u'), root, [root]), 'a regular playlist is read');
   await c.close();
 });

@@ -145,7 +145,7 @@ export class ArtMaker {
     if (!p) {
       // not readFile(file): a link put there since the lstat would be followed
       p = readRegularFile(file, MAX_PICTURE_BYTES).then(
-        (b) => (b ? this.fromBytes(b, file) : undefined),
+        (b) => (b ? this.fromBytes(b.data, file) : undefined),
         () => undefined,
       );
       this.files.set(id, p);

@@ -99,7 +99,7 @@ export async function storeSubtitles(store: ContentStore, video: string, log?: {
       continue;
     }
     // not readFile(path): a link put there since the lstat would be followed
-    const data = await readRegularFile(s.path, MAX_SUBTITLE_BYTES);
+    const data = (await readRegularFile(s.path, MAX_SUBTITLE_BYTES))?.data;
     if (!data) continue;
     const key = contentKey(data);
     if (!(await store.has(key, s.ext))) await store.put(key, s.ext, data);

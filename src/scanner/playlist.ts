@@ -5,13 +5,14 @@
 // or file:// URLs; other URLs (http:// streams) are outside the library. #EXTINF (m3u) and TitleN
 // (pls) titles are kept: the playlist shows its entries under the names its author gave them.
 
-import { readFile, stat } from 'node:fs/promises';
+import { lstat } from 'node:fs/promises';
 import { basename, dirname, extname, isAbsolute, normalize, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Catalog } from '../catalog/catalog.js';
 import type { CatalogObject, PlaylistEntry } from '../catalog/types.js';
 import { playlistIdForPath } from '../catalog/layout.js';
 import { isInside } from '../util/inside.js';
+import { readRegularFile } from '../util/read-regular.js';
 import { capText } from '../util/text-cap.js';
 
 export const PLAYLIST_EXTENSIONS = ['m3u', 'm3u8', 'pls'];
@@ -108,9 +109,15 @@ export interface ResolvedPlaylist {
  * catalog does not hold are skipped and counted. Undefined when the file is too big.
  */
 export async function resolvePlaylist(catalog: Catalog, path: string, root: string, roots: string[]): Promise<ResolvedPlaylist | undefined> {
-  const st = await stat(path);
-  if (st.size > MAX_PLAYLIST_BYTES) return undefined;
-  const text = decodePlaylist(await readFile(path), path);
+  // one open(2) that follows no link and waits for no pipe (util/read-regular.ts): a pipe or a
+  // link to a device put at the name since the walk would hold the scan or fill the memory
+  const file = await readRegularFile(path, MAX_PLAYLIST_BYTES);
+  if (!file) {
+    const st = await lstat(path); // ENOENT: gone since the walk
+    if (st.isFile() && st.size > MAX_PLAYLIST_BYTES) return undefined;
+    throw new Error(`${path} is not a regular file (put there since the scan found it)`);
+  }
+  const text = decodePlaylist(file.data, path);
   const raw = extname(path).toLowerCase() === '.pls' ? parsePls(text) : parseM3u(text);
   let outside = 0;
   let missing = 0;
@@ -141,7 +148,7 @@ export async function resolvePlaylist(catalog: Catalog, path: string, root: stri
     origPath: path,
     mediaRoot: root,
     relPath: relative(root, path),
-    mtime: Math.trunc(st.mtimeMs),
+    mtime: Math.trunc(file.mtimeMs),
     playlist: { entries },
   };
   return { record, listed: raw.length, outside, missing, duplicates };

@@ -8,8 +8,8 @@
 import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 
-/** The bytes of the regular file at `path` (at most `maxBytes`), or undefined: a link, not a regular file, larger, unreadable. */
-export async function readRegularFile(path: string, maxBytes: number): Promise<Buffer | undefined> {
+/** The bytes (at most `maxBytes`) and mtime of the regular file at `path`, or undefined: a link, not a regular file, larger, unreadable. */
+export async function readRegularFile(path: string, maxBytes: number): Promise<{ data: Buffer; mtimeMs: number } | undefined> {
   let fh: FileHandle;
   try {
     fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
@@ -26,7 +26,7 @@ export async function readRegularFile(path: string, maxBytes: number): Promise<B
       if (bytesRead === 0) break; // shortened since the fstat: what is there
       got += bytesRead;
     }
-    return buf.subarray(0, got);
+    return { data: buf.subarray(0, got), mtimeMs: st.mtimeMs };
   } catch {
     return undefined;
   } finally {
