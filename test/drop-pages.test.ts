@@ -6,6 +6,7 @@ import test from 'ava';
 import { existsSync, readFileSync } from 'node:fs';
 import { readOnlyFileMappings, dropFilePages } from '../src/util/drop-pages.js';
 import { tempLevelStore } from './helpers/temp.js';
+import { liveTables } from '../src/catalog/store.js';
 
 /** Resident kB of this process's mappings of the table files under `dir`. */
 function mappedKb(dir: string): number {
@@ -32,6 +33,12 @@ test('readOnlyFileMappings keeps the read-only shared file mappings, without del
     { start: 0x7f1c2a000000, end: 0x7f1c2a200000, path: '/data/catalog/000005.ldb' },
     { start: 0x7f1c2a600000, end: 0x7f1c2a700000, path: '/data/with space/000006.ldb' },
   ]);
+});
+
+test('liveTables reads the file names of leveldb.sstables', (t) => {
+  const prop = "--- level 0 ---\n 7:1200['a' @ 9 : 1 .. 'b' @ 8 : 1]\n--- level 1 ---\n--- level 2 ---\n 5:109728['k0' @ 1 : 1 .. 'k999' @ 1000 : 1]\n 1234567:5['x' @ 2 : 1 .. 'y' @ 3 : 1]\n--- level 3 ---\n";
+  t.deepEqual([...liveTables(prop)], ['000007.ldb', '000005.ldb', '1234567.ldb']);
+  t.is(liveTables('--- level 0 ---\n').size, 0);
 });
 
 test('dropMapped unmaps the table pages a full read left resident; the database stays open and whole', async (t) => {
