@@ -7,7 +7,9 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { Catalog } from '../src/catalog/catalog.js';
 import { MemoryStore } from '../src/catalog/store.js';
-import { itemIdForPath } from '../src/catalog/layout.js';
+import { itemIdForPath, playlistIdForPath } from '../src/catalog/layout.js';
+import { resolveTargets } from '../src/archive/targets.js';
+import { listItems } from '../src/policy/listing.js';
 import type { CatalogObject, ProbeResult } from '../src/catalog/types.js';
 import { scan, scanPaths } from '../src/scanner/scanner.js';
 import { decodePlaylist, entryPath, parseM3u, parsePls, resolvePlaylist } from '../src/scanner/playlist.js';
@@ -241,5 +243,23 @@ test('a playlist path that is no longer a regular file when it is read (a named 
   }
   writeFileSync(join(root, 'ok.m3u'), 'a/1.mp3\n');
   t.truthy(await resolvePlaylist(c, join(root, 'ok.m3u'), root, [root]), 'a regular playlist is read');
+  await c.close();
+});
+
+test('operator targets (ls, archive, recall): a folder with a playlist file gives its items, not the playlist record; a playlist file or its record ID gives its entries', async (t) => {
+  // QA probe (lab, demo library): `tapedeck ls <media dir>` listed the playlist records (l…) as
+  // rows of tier "none", 0 B, and `tapedeck archive <dir with an .m3u>` failed for each of them
+  // ("no copy on disk"), as did recall ("no tape copy"), while `tapedeck ls` with no target had none
+  const root = lib({ 'a/1.mp3': 'A', 'a/2.mp3': 'B', 'b/3.mp3': 'C', 'a/list.m3u': '../b/3.mp3\n1.mp3\n' });
+  const c = new Catalog(new MemoryStore());
+  await c.open();
+  await scan(c, { roots: [root], probe });
+  const id = (rel: string) => itemIdForPath(join(root, rel));
+  t.deepEqual((await resolveTargets(c, [join(root, 'a')])).sort(), [id('a/1.mp3'), id('a/2.mp3')].sort(), 'the folder: its items only');
+  t.deepEqual((await resolveTargets(c, [root])).sort(), [id('a/1.mp3'), id('a/2.mp3'), id('b/3.mp3')].sort(), 'the root');
+  t.deepEqual((await resolveTargets(c, [join(root, 'a', 'list.m3u')])).sort(), [id('a/1.mp3'), id('b/3.mp3')].sort(), 'the playlist file: its entries');
+  t.deepEqual((await resolveTargets(c, [playlistIdForPath(join(root, 'a', 'list.m3u'))])).sort(), [id('a/1.mp3'), id('b/3.mp3')].sort(), 'its record ID: the same');
+  const rows = await listItems(c, async () => new Map(), { targets: [join(root, 'a')] });
+  t.deepEqual(rows.map((r) => r.tier), ['disk', 'disk']);
   await c.close();
 });

@@ -2,10 +2,12 @@
 // canonical catalog item IDs: an item ID (canonical or a reference such as
 // `music/all$i…`), a container ID (every item below it), or an absolute path
 // (a file, or a directory: every item under it; `tape://LABEL/...` for items
-// imported from tape).
+// imported from tape). A playlist file (or its record ID) names the items it lists; a
+// directory's playlist files add nothing (their entries may lie elsewhere).
 
 import { resolve as resolvePath, sep } from 'node:path';
 import type { Catalog } from '../catalog/catalog.js';
+import type { CatalogObject } from '../catalog/types.js';
 import { prefixRange } from '../catalog/store.js';
 import { parseRefId } from '../catalog/layout.js';
 import { ArchiveError } from './errors.js';
@@ -22,7 +24,10 @@ export async function resolveTargets(catalog: Catalog, targets: string[]): Promi
     if (isPathLike(raw)) found = await byPath(catalog, raw, out);
     else {
       const obj = await catalog.get(raw);
-      if (obj && !obj.container) {
+      if (obj?.playlist) {
+        addEntries(obj, out);
+        found = true;
+      } else if (obj && !obj.container) {
         out.add(obj.refId ?? obj.id);
         found = true;
       } else if (obj?.container) {
@@ -39,7 +44,9 @@ async function byPath(catalog: Catalog, raw: string, out: Set<string>): Promise<
   const path = raw.startsWith('/') ? resolvePath(raw) : raw.replace(/\/+$/, '');
   const exact = await catalog.getPath(path);
   if (exact?.id) {
-    out.add(exact.id);
+    const obj = exact.id.startsWith('l') ? await catalog.get(exact.id) : undefined;
+    if (obj?.playlist) addEntries(obj, out); // a playlist file: the items it lists
+    else out.add(exact.id);
     return true;
   }
   let found = false;
@@ -47,19 +54,25 @@ async function byPath(catalog: Catalog, raw: string, out: Set<string>): Promise<
   const dir = path.endsWith(sep) || path.endsWith('/') ? path : path + (path.startsWith('tape://') ? '/' : sep);
   for await (const [, v] of catalog.store.entries(prefixRange('p/' + dir))) {
     const e = JSON.parse(v) as { id: string };
-    if (e.id && (await catalog.get(e.id))) {
+    // a playlist file in the folder is a record (l…), not an item: the items it lists may lie elsewhere
+    if (e.id && !e.id.startsWith('l') && (await catalog.get(e.id))) {
       out.add(e.id);
       found = true;
     }
   }
   // Items without a scanner entry (imported from tape).
   for (const item of await catalog.items()) {
-    if (item.origPath && (item.origPath === path || item.origPath.startsWith(dir))) {
+    if (item.origPath && !item.playlist && (item.origPath === path || item.origPath.startsWith(dir))) {
       out.add(item.id);
       found = true;
     }
   }
   return found;
+}
+
+/** The canonical items a playlist record lists. */
+function addEntries(playlist: CatalogObject, out: Set<string>): void {
+  for (const e of playlist.playlist?.entries ?? []) out.add(parseRefId(e.id)?.itemId ?? e.id);
 }
 
 async function below(catalog: Catalog, containerId: string, out: Set<string>): Promise<void> {
