@@ -128,6 +128,10 @@ const provider: StatusProvider = {
     containerPromotions: 5,
     passes: 3,
   }),
+  events: () => [
+    { service: 'ContentDirectory', subscriptions: 3, sent: 1234, failed: 2, removed: { expired: 5, unsubscribed: 4, failed: 1, gone: 0, replaced: 0, left: 0 } },
+    { service: 'ConnectionManager', subscriptions: 1, sent: 1, failed: 0, removed: { expired: 0, unsubscribed: 0, failed: 0, gone: 0, replaced: 0, left: 0 } },
+  ],
 };
 
 // ---- server -----------------------------------------------------------------------------
@@ -249,8 +253,13 @@ function luminance(buf: Buffer): { width: number; height: number; mean: number; 
     t.regex(policy, /\/srv\/media: disk 83\.5% \(high 80%, low 70%\), 69\.9% after the planned pass/);
     t.regex(policy, /Last pass .* ago \(auto\):\s+done 12 archived, 1 recalled/);
 
+    const events = await page.locator('#events').innerText();
+    t.regex(events, /Event subscriptions \(GENA\)/i); // h2 text is upper-cased by the CSS
+    t.regex(events, /ContentDirectory\s+3\s+1,234\s+2\s+5 expired, 4 unsubscribed, 1 failed/);
+    t.regex(events, /ConnectionManager\s+1\s+1\s+0\s+\u2013/);
+
     // The section boxes are laid out and visible.
-    for (const id of ['#library', '#tape', '#jobs', '#streams', '#cache']) {
+    for (const id of ['#library', '#tape', '#jobs', '#streams', '#cache', '#events']) {
       const box = await page.locator(id).boundingBox();
       t.truthy(box, `${id} has a box`);
       t.true(box!.width > 300 && box!.height > 60, `${id} is ${box?.width}x${box?.height}`);
