@@ -279,6 +279,29 @@ test('after drops under load, the quiet trim still reopens the catalog once (the
   t.is(state.reopens, 1);
 });
 
+test('a drop that throws is a drop not done (it runs from a timer: the server must not go down)', async (t) => {
+  const state = { now: 1_000_000, rssFile: 50 * MB };
+  const trim = new IdleTrim({
+    idleMs: 5000,
+    growthBytes: 4 * MB,
+    heapBytes: () => 30 * MB,
+    fileBytes: () => state.rssFile,
+    collect: () => undefined,
+    reopen: async () => undefined,
+    dropBudget: 2 * MB,
+    dropMapped: () => {
+      throw new Error('too many iterators');
+    },
+    now: () => state.now,
+  });
+  trim.rebase();
+  state.rssFile += 10 * MB;
+  trim.touch();
+  t.false(trim.checkDrop());
+  t.false(await trim.check());
+  t.is(trim.counts.drops, 0);
+});
+
 test('a drop that cannot be done (no madvise, database reopening) falls back to catalog_mapped\'s reopen', async (t) => {
   const { trim, state, request } = loaded(16, { budgetMB: 2, works: false });
   trim.rebase();

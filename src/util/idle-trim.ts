@@ -199,7 +199,14 @@ export class IdleTrim {
 
   private dropIfGrown(file: number): boolean {
     if (!this.opts.dropMapped || this.opts.dropBudget === undefined) return false;
-    if (file - this.fileBase! <= this.opts.dropBudget || !this.opts.dropMapped()) return false;
+    if (file - this.fileBase! <= this.opts.dropBudget) return false;
+    let dropped = false;
+    try {
+      dropped = this.opts.dropMapped();
+    } catch {
+      // from a timer: a failure must not take the server down; the next look tries again
+    }
+    if (!dropped) return false;
     this.counts.drops++;
     this.droppedSinceTrim = true;
     this.fileBase = this.opts.fileBytes();
