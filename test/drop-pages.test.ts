@@ -3,21 +3,11 @@
 // those pages from the process (madvise through koffi) and leaves the database open and whole.
 // Memory figures from /proc/self/smaps, no timing.
 import test from 'ava';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { readOnlyFileMappings, dropFilePages } from '../src/util/drop-pages.js';
 import { tempLevelStore } from './helpers/temp.js';
+import { filledLevelStore, mappedKb } from './helpers/level-tables.js';
 import { liveTables } from '../src/catalog/store.js';
-
-/** Resident kB of this process's mappings of the table files under `dir`. */
-function mappedKb(dir: string): number {
-  let kb = 0;
-  let on = false;
-  for (const line of readFileSync('/proc/self/smaps', 'utf8').split('\n')) {
-    if (/^[0-9a-f]+-[0-9a-f]+ /.test(line)) on = line.includes(dir) && /\.ldb$/.test(line);
-    else if (on && line.startsWith('Rss:')) kb += Number(/(\d+)/.exec(line)?.[1] ?? 0);
-  }
-  return kb;
-}
 
 test('readOnlyFileMappings keeps the read-only shared file mappings, without deleted files', (t) => {
   const maps = [
@@ -42,13 +32,7 @@ test('liveTables reads the file names of leveldb.sstables', (t) => {
 });
 
 test('dropMapped unmaps the table pages a full read left resident; the database stays open and whole', async (t) => {
-  const { store, dir } = await tempLevelStore(t, 'tapedeck-drop-');
-  let seed = 1;
-  const noise = () => Array.from({ length: 200 }, () => ((seed = (seed * 48271) % 2147483647) % 36).toString(36)).join('');
-  for (let i = 0; i < 20_000; i += 1000) {
-    await store.batch(Array.from({ length: 1000 }, (_, j) => ({ type: 'put' as const, key: `k/${String(i + j).padStart(6, '0')}`, value: noise() })));
-  }
-  await store.compact();
+  const { store, dir } = await filledLevelStore(t, 'tapedeck-drop-');
   const readAll = async () => {
     let n = 0;
     for await (const [, v] of store.entries({ gte: 'k/', lt: 'k/\uffff' })) n += v.length === 200 ? 1 : 0;

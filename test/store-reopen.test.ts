@@ -4,33 +4,13 @@
 // database again unmaps them; calls that arrive meanwhile wait and then run, and a reopen waits
 // until nothing is in flight (an open iterator included).
 import test from 'ava';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { LevelStore } from '../src/catalog/store.js';
 import { tempDir, tempLevelStore } from './helpers/temp.js';
+import { filledLevelStore, mappedKb } from './helpers/level-tables.js';
 
-/** Resident kB of this process's mappings of the table files under `dir`. */
-function mappedKb(dir: string): number {
-  let kb = 0;
-  let on = false;
-  for (const line of readFileSync('/proc/self/smaps', 'utf8').split('\n')) {
-    if (/^[0-9a-f]+-[0-9a-f]+ /.test(line)) on = line.includes(dir) && /\.ldb( \(deleted\))?$/.test(line);
-    else if (on && line.startsWith('Rss:')) kb += Number(/(\d+)/.exec(line)?.[1] ?? 0);
-  }
-  return kb;
-}
-
-async function filled(t: { teardown(fn: () => unknown): void }): Promise<{ store: LevelStore; dir: string }> {
-  const { store, dir } = await tempLevelStore(t, 'tapedeck-reopen-');
-  // ~4 MB of values with little to compress: several table files once compacted
-  let seed = 1;
-  const noise = () => Array.from({ length: 200 }, () => ((seed = (seed * 48271) % 2147483647) % 36).toString(36)).join('');
-  for (let i = 0; i < 20_000; i += 1000) {
-    await store.batch(Array.from({ length: 1000 }, (_, j) => ({ type: 'put' as const, key: `k/${String(i + j).padStart(6, '0')}`, value: noise() })));
-  }
-  await store.compact();
-  return { store, dir };
-}
+const filled = (t: { teardown(fn: () => unknown): void }) => filledLevelStore(t, 'tapedeck-reopen-');
 
 test('reopen unmaps the table pages a full read left resident and keeps every entry', async (t) => {
   const { store, dir } = await filled(t);
