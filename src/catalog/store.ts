@@ -319,8 +319,9 @@ export class LevelStore implements KVStore {
    * unmaps meanwhile (its address could be reused by memory DONTNEED would zero). LevelDB 1.20
    * unmaps a table when a compaction ends (under the mutex NewIterator takes) and only a file no
    * live version holds, or when the database closes: an iterator opened first pins the current
-   * version, and only the files of the version current just after (LevelDB's leveldb.sstables,
-   * read synchronously) are advised, so a table no version holds any more (mapped until the next
+   * version, and only the files of that version (LevelDB's leveldb.sstables, read synchronously
+   * just before and just after the pin, and only when both agree: no other version came in
+   * between) are advised, so a table no version holds any more (mapped until the next
    * compaction evicts it) is left alone; nothing runs while the database closes or opens, nor past
    * 900 mapped tables (LevelDB's table cache closes files past ~990). Synchronous, ~1 ms.
    */
@@ -329,9 +330,16 @@ export class LevelStore implements KVStore {
     const dir = this.location.endsWith('/') ? this.location : this.location + '/';
     let pin: { close(): Promise<void> } | undefined;
     try {
-      pin = this.db.iterator({ limit: 1 });
       // `level` is classic-level under Node; its type declarations leave getProperty out
-      const live = liveTables((this.db as unknown as { getProperty(p: string): string }).getProperty('leveldb.sstables'));
+      const tables = () => (this.db as unknown as { getProperty(p: string): string }).getProperty('leveldb.sstables');
+      // the files current before and after the pin are the same only if no compaction installed a
+      // version in between: then the pinned version holds exactly them (file numbers never come back);
+      // otherwise a file of a newer version could be unmapped by a second compaction mid-madvise
+      const before = tables();
+      pin = this.db.iterator({ limit: 1 });
+      const after = tables();
+      if (after !== before) return false;
+      const live = liveTables(after);
       const isTable = (m: FileMapping) => m.path.startsWith(dir) && live.has(m.path.slice(dir.length));
       return dropFilePages(isTable, 900) !== false;
     } finally {
