@@ -267,6 +267,8 @@ class TapeRead {
   private id = 0;
   private conn: Connection | undefined;
   private closed = false;
+  /** Aborted by close(): a wait for a worker connection ends with it. */
+  private readonly ac = new AbortController();
   /** The first segment's file, opened as soon as the worker created it (off the first byte's path). */
   private pre: { seg: number; p: Promise<FileHandle | undefined> } | undefined;
   acked = 0;
@@ -293,8 +295,10 @@ class TapeRead {
   async begin(): Promise<void> {
     let conn: Connection;
     try {
-      conn = await this.host.connection(this.host.connectWaitMs);
+      // close() (the response ended, e.g. its client left) ends the wait for a worker at once
+      conn = await this.host.connection(this.host.connectWaitMs, this.ac.signal);
     } catch (err) {
+      if (this.closed) return;
       this.fail(err as StagerError);
       return;
     }
@@ -401,6 +405,7 @@ class TapeRead {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.ac.abort();
     if (this.conn) this.conn.cancel(this.id);
     const left = this.takePreopened(this.pre?.seg ?? -1);
     void left?.then((fh) => fh?.close().catch(() => undefined));
