@@ -117,6 +117,19 @@ rigTest('a queued loadedOnly recall keeps its cartridge loaded past the idle unl
   t.is(r.worker.scheduler.labelIn(0), null);
 });
 
+rigTest('a worker restart while a loadedOnly recall is queued: the server holds its cartridge again on the new worker, and the job ends that hold when it has run', async (t, r) => {
+  const job = await recallQueuedDuringPlay(t, r, A, r.season);
+  const before = r.worker.recallHolds.generation;
+  await r.restartWorker();
+  t.not(r.worker.recallHolds.generation, before, 'a new worker process');
+  t.true(await settle(() => r.client.connected && r.worker.recallHolds.labels().includes(A), 60_000), "the new worker holds the queued job's cartridge");
+  t.is(pageStagerStatus(await r.client.status()).recallHolds, 1, 'one hold, as before the restart');
+  const done = await r.service.run(job.id);
+  t.is(done.state, 'done', done.reason);
+  // the job's handle names the new worker's hold: its release ends it (not only the hold's time)
+  t.true(await settle(() => r.worker.recallHolds.labels().length === 0, 60_000), 'hold released at the end of the job');
+});
+
 rigTest('a recall hold is bounded: past its time (fake clock) the idle unload takes the cartridge, and the job skips it without mounting', async (t, r, clock) => {
   const job = await recallQueuedDuringPlay(t, r, A, r.season);
   const mounts = r.worker.scheduler.counters.mounts;

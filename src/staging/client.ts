@@ -426,6 +426,7 @@ export class StagerClient extends EventEmitter implements SourceHost {
   private setConnection(c: Connection): void {
     this.conn = c;
     c.on('event', (m: Extract<WorkerMessage, { t: 'event' }>) => this.onWorkerEvent(m));
+    this.remote?.reconnected(); // the recall holds of the previous connection are asked for again
     const ws = [...this.connWaiters];
     this.connWaiters.clear();
     for (const w of ws) w(c);

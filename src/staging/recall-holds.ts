@@ -10,7 +10,10 @@
 // swap it out (the recall then waits for the cartridge's next load, as before). The job's
 // connection releases a hold when the job ends (done, failed, paused or interrupted); it also ends
 // when that connection goes (a server crash or restart) and after its bounded time, whichever
-// comes first. Holds live only in the worker's memory: a restarted worker has none.
+// comes first. Holds live only in the worker's memory: a restarted worker has none, so the
+// server's remote library (remote-library.ts reconnected()) asks the new connection for every hold
+// of its jobs not ended yet, for the rest of its time, and ends the new id when the job releases
+// the id it was first given (a refused re-hold is gone, as a refused hold: best effort).
 //
 // Hold ids are `<generation>.<n>`: the generation is new for every worker process (its start time,
 // pid and random bits), so the id of a hold of a worker that has since restarted (a job that

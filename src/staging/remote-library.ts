@@ -125,6 +125,15 @@ class RemoteChanger implements TapeChanger {
   }
 }
 
+/** A recall hold as this server asked for it (hold()): its worker id on connection `epoch` (undefined: none now). */
+interface HeldCartridges {
+  labels: string[];
+  /** When it ends by itself (ms since the epoch). */
+  until: number;
+  id: string | undefined;
+  epoch: number;
+}
+
 export class RemoteTapeLibrary implements TapeLibrary {
   readonly changer: TapeChanger;
   private driveObjs: RemoteDrive[] = [];
@@ -236,13 +245,56 @@ export class RemoteTapeLibrary implements TapeLibrary {
    * when this connection goes (recall-holds.ts).
    */
   async hold(labels: string[], ms: number): Promise<string> {
-    return (await this.invoke<string>('hold', undefined, [labels, Math.max(0, Math.round(ms))])).value;
+    const until = Date.now() + Math.max(0, ms);
+    const id = (await this.invoke<string>('hold', undefined, [labels, Math.max(0, Math.round(ms))])).value;
+    const now = Date.now();
+    for (const [k, h] of this.holds) if (h.until <= now) this.holds.delete(k);
+    this.holds.set(id, { labels: [...labels], until, id, epoch: this.epoch });
+    return id;
   }
 
-  /** Ends a hold of hold(). */
-  async unhold(id: string): Promise<void> {
-    await this.invoke('unhold', undefined, [id]);
+  /** Ends a hold of hold() (`handle`: the id hold() answered; the worker's id now may be another, see reconnected()). */
+  async unhold(handle: string): Promise<void> {
+    const h = this.holds.get(handle);
+    this.holds.delete(handle);
+    const id = h ? h.id : handle;
+    // undefined: no hold on the current worker (a re-hold in flight unholds its own answer)
+    if (id !== undefined) await this.invoke('unhold', undefined, [id]);
   }
+
+  /**
+   * @internal A new worker connection is up (the worker restarted, or the server reconnected to
+   * the stager): the holds of the previous one ended with it, so every hold not ended yet is asked
+   * for again, for the rest of its time; its handle then names the new worker's id. A hold the new
+   * worker refuses (or that cannot be asked for) is gone, as a refused hold is: best effort.
+   */
+  reconnected(): void {
+    this.epoch++;
+    for (const [handle, h] of this.holds) if (h.epoch < this.epoch) void this.rehold(handle, h);
+  }
+
+  private async rehold(handle: string, h: HeldCartridges): Promise<void> {
+    const epoch = (h.epoch = this.epoch);
+    h.id = undefined;
+    const ms = h.until - Date.now();
+    if (ms <= 0) {
+      this.holds.delete(handle);
+      return;
+    }
+    let id: string;
+    try {
+      id = (await this.invoke<string>('hold', undefined, [h.labels, Math.round(ms)])).value;
+    } catch {
+      return; // as refused; a later connection asks again
+    }
+    if (this.holds.get(handle) === h && h.epoch === epoch) h.id = id;
+    else void this.invoke('unhold', undefined, [id]).catch(() => undefined); // released (or re-held again) meanwhile
+  }
+
+  /** The holds of hold() not ended by unhold() yet (handle → what the current worker holds). */
+  private readonly holds = new Map<string, HeldCartridges>();
+  /** Counts the worker connections (reconnected()): a hold of an older one is gone. */
+  private epoch = 0;
 
   /** @internal the worker asks for drive `drive` back (playback pre-empts the job). */
   notePreempt(drive: number): void {
