@@ -1,7 +1,8 @@
 // Bounded random-access reads for the container parsers: they read headers at
 // known offsets and never load a whole media file.
 
-import { open, type FileHandle } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
+import { openRegular } from '../util/read-regular.js';
 
 export class RandomReader {
   private constructor(
@@ -9,15 +10,10 @@ export class RandomReader {
     readonly size: number,
   ) {}
 
+  /** The regular file at `path` (util/read-regular.ts: a link, pipe or device put there is refused, not waited on). */
   static async open(path: string): Promise<RandomReader> {
-    const fh = await open(path, 'r');
-    try {
-      const st = await fh.stat();
-      return new RandomReader(fh, st.size);
-    } catch (err) {
-      await fh.close();
-      throw err;
-    }
+    const { fh, size } = await openRegular(path);
+    return new RandomReader(fh, size);
   }
 
   /** Up to `len` bytes at `pos` (fewer at end of file, empty beyond it). */

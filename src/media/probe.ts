@@ -15,12 +15,13 @@
 //   video codec: MPEG-PS/TS, FLV, WMV, an unknown codec), its answer winning.
 
 import { execFile } from 'node:child_process';
-import { closeSync, createReadStream, constants as fsConstants, openSync, readSync } from 'node:fs';
-import { access, readFile, stat } from 'node:fs/promises';
+import { closeSync, constants as fsConstants, readSync } from 'node:fs';
+import { access, type FileHandle, stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { basename, delimiter, extname, join } from 'node:path';
 import type { IAudioMetadata, IOptions } from 'music-metadata';
 import { lazyImport } from '../util/lazy.js';
+import { openRegular, openRegularSync } from '../util/read-regular.js';
 import type { ItemMeta, MediaKind, ProbeResult, Resource } from '../catalog/types.js';
 import { readAvi } from './avi.js';
 import { dlnaProfile } from './dlna.js';
@@ -167,7 +168,8 @@ export function dropImplausible(r: ProbeResult): void {
  */
 function goneOrDenied(err: unknown): boolean {
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
-  return code === 'EACCES' || code === 'EPERM' || code === 'ENOENT';
+  // ELOOP / ENOTREG: a link, named pipe or device put at the name since the walk (util/read-regular.ts)
+  return code === 'EACCES' || code === 'EPERM' || code === 'ENOENT' || code === 'ELOOP' || code === 'ENOTREG';
 }
 
 /** True when 0x47 sync bytes repeat at a 188- or 192-byte (timestamped) packet pitch near the file start. */
@@ -246,7 +248,8 @@ const OGG_TAIL = 64 * 1024;
  * comes from the granule position of the last page (see oggDuration).
  */
 async function parseOggHead(path: string, size: number, skipCovers = true): Promise<IAudioMetadata> {
-  const stream = createReadStream(path, { start: 0, end: Math.min(size, OGG_HEAD) - 1 });
+  const { fh } = await openRegular(path); // closed with the stream
+  const stream = fh.createReadStream({ start: 0, end: Math.min(size, OGG_HEAD) - 1 });
   try {
     return await (await musicMetadata()).parseStream(stream, { mimeType: 'audio/ogg', size }, { duration: false, skipCovers });
   } finally {
@@ -290,7 +293,12 @@ const MAX_TAG_READ = 16 * 1024 * 1024;
 /** music-metadata's parseFile, with reads bounded by the file's size and MAX_TAG_READ. */
 async function parseFileBounded(path: string, opts: IOptions): Promise<IAudioMetadata> {
   const { parseFromTokenizer } = await musicMetadata();
-  const tokenizer = await (await strtok3()).fromFile(path, { maxBufferSize: MAX_TAG_READ });
+  const { FileTokenizer } = await strtok3();
+  // Not fromFile(path): its open follows a link and waits for a pipe's writer (util/read-regular.ts).
+  const { fh, size } = await openRegular(path);
+  // FileTokenizer's constructor (what fromFile calls after its own open and fstat) takes the handle.
+  const Tokenizer = FileTokenizer as unknown as new (fh: FileHandle, o: { maxBufferSize: number; fileInfo: { path: string; size: number } }) => Awaited<ReturnType<typeof FileTokenizer.fromFile>>;
+  const tokenizer = new Tokenizer(fh, { maxBufferSize: MAX_TAG_READ, fileInfo: { path, size } });
   try {
     return await parseFromTokenizer(tokenizer, opts);
   } finally {
@@ -303,7 +311,7 @@ const SMALL_AUDIO = 512 * 1024;
 
 /** The first `size` bytes of a file (fewer if it shrank) with blocking calls: see ProbeOptions.blockingReads. */
 function readHeadSync(path: string, size: number): Buffer {
-  const fd = openSync(path, 'r');
+  const { fd } = openRegularSync(path); // a link, pipe or device put there since the walk: refused
   try {
     const buf = Buffer.allocUnsafeSlow(size);
     let got = 0;
@@ -318,12 +326,29 @@ function readHeadSync(path: string, size: number): Buffer {
   }
 }
 
+/** The first `size` bytes of the regular file at `path` (fewer if it shrank): one open, fstat, read(s), close. */
+async function readRegularHead(path: string, size: number): Promise<Buffer> {
+  const { fh } = await openRegular(path);
+  try {
+    const buf = Buffer.allocUnsafeSlow(size);
+    let got = 0;
+    while (got < size) {
+      const { bytesRead } = await fh.read(buf, got, size - got, got);
+      if (bytesRead === 0) break;
+      got += bytesRead;
+    }
+    return got === size ? buf : buf.subarray(0, got);
+  } finally {
+    await fh.close();
+  }
+}
+
 async function probeAudio(path: string, out: ProbeResult, pictures: boolean, blocking = false): Promise<void> {
   // duration: false → header-derived duration (Xing/VBRI/STREAMINFO/mvhd, or CBR size estimate), no full scan.
   const ogg = out.res.container === 'ogg';
   // A small file is read in one go: music-metadata's file tokenizer issues one read per
   // field (about ten for a small FLAC), which dominates scanning libraries of short files.
-  const small = out.res.size > SMALL_AUDIO ? undefined : blocking ? readHeadSync(path, out.res.size) : await readFile(path);
+  const small = out.res.size > SMALL_AUDIO ? undefined : blocking ? readHeadSync(path, out.res.size) : await readRegularHead(path, out.res.size);
   const parse = (skipCovers: boolean): Promise<IAudioMetadata> => {
     const fast = small && out.res.container === 'flac' ? readFlacTags(small, out.res.size, !skipCovers) : undefined;
     if (fast) return Promise.resolve(fast as unknown as IAudioMetadata);
