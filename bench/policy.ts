@@ -5,7 +5,7 @@
 //
 //   npm run -s bench:policy -- [--days 60] [--warmup 7] [--compress 4000] [--albums 400]
 //        [--seasons 70] [--sessions 40] [--zipf 1.0] [--seed 9] [--drives 2]
-//        [--cartridge-gib 200] [--cache-gib 2] [--segment-mib 128] [--container-plays 2] [--visit-gap 14400]
+//        [--cartridge-gib 200] [--cache-gib 2] [--segment-mib 128] [--container-plays 2] [--visit-gap 14400] [--premigrate 1]
 //        [--quick] [--model] [--keep-dir]
 //
 // What runs: per strategy, the real server (bench/policy/server.ts: TapedeckServer with its
@@ -104,9 +104,11 @@ const keepDir = process.argv.includes('--keep-dir');
 const containerPlays = arg('container-plays', 2);
 /** Tapedeck's promote_visit_gap, modelled seconds (--visit-gap, default 4 h = the setting's default; 0 = every play is a visit). */
 const visitGap = arg('visit-gap', 4 * 3600);
+/** Tapedeck's premigrate (--premigrate 0 = off; default on, the setting's default). */
+const premigrate = arg('premigrate', 1) > 0;
 
 if (model) {
-  const doc = await runModel({ trace: opts, days, warmup, drives, cartridgeBytes, containerPlays, visitGapS: visitGap });
+  const doc = await runModel({ trace: opts, days, warmup, drives, cartridgeBytes, containerPlays, visitGapS: visitGap, premigrate });
   await report(doc as Parameters<typeof report>[0]);
   process.exit(0);
 }
@@ -172,6 +174,7 @@ function spec(name: Name, dir: string, media: string, marks: Marks) {
       minArchiveSize: ours ? b(16 * MiB) : '0',
       promotePlays: ours ? '2' : '0',
       promoteContainerPlays: ours ? String(containerPlays) : '0',
+      premigrate: ours && premigrate,
       prestageItems: ours ? '3' : '0',
       prestageSeconds: '300',
       prestageOnBrowse: false,
@@ -205,6 +208,8 @@ class Strategy {
   records: PlayRecord[] = [];
   archived = 0;
   recalled = 0;
+  /** Items a pass copied to tape keeping their disk copies (premigration: keepDisk archive jobs). */
+  premigrated = 0;
   passErrors: string[] = [];
   metrics0: Record<string, number> = {};
   metrics1: Record<string, number> = {};
@@ -234,7 +239,7 @@ class Strategy {
         this.passErrors.push((err as Error).message);
         return;
       }
-      for (const j of jobs) if (counting) (j.kind === 'archive' ? (this.archived += j.targets.length) : (this.recalled += j.targets.length));
+      for (const j of jobs) if (counting) (j.kind === 'archive' ? (j.opts.keepDisk ? (this.premigrated += j.targets.length) : (this.archived += j.targets.length)) : (this.recalled += j.targets.length));
       this.passErrors.push(...(await this.server.waitJobs(jobs)));
       this.tiers = await this.server.tiers();
     });
@@ -318,6 +323,7 @@ class Strategy {
       prestagedBytes: d('tapedeck_prestaged_bytes_total') * C,
       archived: this.archived,
       recalled: this.recalled,
+      premigrated: this.premigrated,
       failedPlays: rs.filter((r) => r.out.failed).length,
       busyAnswers: rs.reduce((n, r) => n + r.out.busy, 0),
       diskFirstByteMs: { p50: q(0.5), p99: q(0.99) },

@@ -98,6 +98,7 @@ export const SETTINGS: Setting[] = [
   { key: 'promote_plays', flag: 'promote-plays', type: 'int', arg: 'N', min: 0, max: 256, default: '0', description: 'Recall an item on tape to disk (it stays on tape too) once it was played this many times within promote_window, without pushing disk usage over the high watermark; 0 = off.' },
   { key: 'promote_container_plays', flag: 'promote-container-plays', type: 'int', arg: 'N', min: 0, max: 256, default: '2', description: 'Container promotion: once the items of a container (album, season folder) that have a tape copy were played this many times within promote_window, its remaining tape-only items are recalled to disk (tier both), under the same guard as promote_plays (never over the high watermark; colder items are archived first to make room). Recalled right away, at job priority while the cartridge is loaded for the play (or the next time it is loaded, for anything), when that fits under the high mark (and policy_window is open). A pass never mounts a cartridge (nor writes one to make room) only for these recalls: it takes them from cartridges in a drive or mounted for its other work, and the rest waits for the container\'s next play. Needs disk_high_watermark (without one it does nothing); 0 = off.' },
   { key: 'promote_window', flag: 'promote-window', type: 'duration', arg: 'DURATION', default: '7d', description: 'The window in which promote_plays plays must fall.' },
+  { key: 'premigrate', flag: 'premigrate', type: 'bool', default: 'true', description: 'Premigration, with container promotion and a high watermark: when the bytes a head-stub cut could free without a mount (items with a verified tape copy, tier both) fall under the width of the watermark band (high minus low), a policy pass copies the coldest eligible disk-only items to tape, keeping their disk copies (tier both), until twice that width could be freed. A container promotion right after a play then makes room by cutting stubs instead of staying on tape (it never mounts a cartridge to write). Costs a write mount now and then and the tape bytes; false = off.' },
   { key: 'promote_visit_gap', flag: 'promote-visit-gap', type: 'duration', arg: 'DURATION', default: '4h', description: 'Container promotion: plays of one container less than this apart (one after the other) count as one visit, a viewing or listening session. A container promotion never makes room by archiving items of a container with more visits within four promote_windows (a container watched on several days is not evicted for one played in a single session); 0 = every play is a visit.' },
   { key: 'policy_window', flag: 'policy-window', type: 'window', arg: 'HH:MM-HH:MM', default: 'any time', description: 'Local time of day when automatic policy passes may start and mount tapes (may wrap midnight, e.g. 22:00-06:00; 00:00-24:00 = all day; a window that starts where it ends, e.g. 10:00-10:00, is an error). A pass still running when the window closes stops at its next safe point (end of a tar member, between items) and goes on when it opens again. Playback and `tapedeck policy run` are never restricted.' },
   { key: 'policy_interval', flag: 'policy-interval', type: 'duration', arg: 'DURATION', default: '1h', description: 'Time between automatic policy passes; 0 = never automatically, only `tapedeck policy run`.' },
@@ -194,6 +195,8 @@ export interface PolicyConfig {
   promoteWindow: number;
   /** Plays of a container less than this apart (seconds) are one visit (promote_visit_gap). */
   promoteVisitGap: number;
+  /** Premigration (premigrate): keep the watermark band's width releasable by stub cuts. */
+  premigrate: boolean;
   window?: DailyWindow;
   interval: number;
 }
@@ -513,6 +516,7 @@ function policyConfig(one: (k: string) => string | undefined, list: (k: string) 
     promoteContainerPlays: Number(one('promote_container_plays') ?? 2),
     promoteWindow: Number(one('promote_window') ?? 7 * 86400),
     promoteVisitGap: Number(one('promote_visit_gap') ?? 4 * 3600),
+    premigrate: (one('premigrate') ?? 'true') === 'true',
     ...(win ? { window: parseWindow(win) } : {}),
     interval: Number(one('policy_interval') ?? 3600),
   };

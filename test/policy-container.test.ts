@@ -453,3 +453,26 @@ test('stop() waits for a container promotion under way and it queues nothing aft
   t.deepEqual((await lab.service.list()).filter((j) => j.kind === 'recall'), [], 'no recall job in the queue');
   t.deepEqual(await e.onPlay(ep[1]), [], 'a play after stop() starts nothing');
 });
+
+test('premigration: a pass whose stub cuts could free less than the watermark band copies the coldest disk-only item to tape keeping its disk copy (keepDisk archive job, plan == run); while the job is queued it weighs as it will', async (t) => {
+  // marks 10,000,000 / 9,950,000 bytes: a band of 50,000; the season is on tape, the song (50,000 bytes) only on disk
+  const { lab, e, song } = await setup(t, { lowWatermark: { kind: 'bytes', bytes: 9_950_000 } });
+  const plan = await e.plan();
+  t.deepEqual(plan.actions.map((a) => [a.id, a.action, a.reason, a.keepDisk, a.diskDelta]), [[song, 'archive', 'premigrate', true, 0]]);
+  t.is(plan.usage[0].after, plan.usage[0].before, 'usage unchanged');
+  const { plan: ran, jobs } = await e.runPass('manual');
+  t.deepEqual(ran.actions, plan.actions, 'the run does what the plan printed');
+  t.deepEqual(jobs.map((j) => [j.kind, j.opts.keepDisk, j.opts.collocate]), [['archive', true, true]]);
+  // queued: not planned again, and it stays on disk in the figures (not counted as a stub)
+  const queued = await e.plan();
+  t.deepEqual(queued.actions, []);
+  t.is(queued.usage[0].after, plan.usage[0].after, 'the queued copy keeps its disk bytes in the figures');
+  t.is((await lab.service.run(jobs[0].id)).state, 'done');
+  t.deepEqual(await tiers(lab, [song]), ['both']);
+  t.deepEqual((await e.plan()).actions, [], 'nothing disk-only left to copy');
+});
+
+test('premigrate false: the same pass copies nothing', async (t) => {
+  const { e } = await setup(t, { lowWatermark: { kind: 'bytes', bytes: 9_950_000 }, premigrate: false });
+  t.deepEqual((await e.plan()).actions, []);
+});

@@ -220,7 +220,7 @@ test('settings: durations, sizes, percentages, windows and globs; bad values nam
   t.is(parseDuration('90d'), 90 * 86400);
   t.is(parseDuration('600'), 600);
   t.is(parseDuration('1w'), undefined);
-  const cfg = loadConfig({ env: {}, flags: { diskHighWatermark: '80%', diskLowWatermark: '70%', archiveIdle: '90d', minArchiveSize: '500M', keepOnDisk: ['Music/**', '*.jpg'], promotePlays: '3', promoteContainerPlays: '4', promoteWindow: '12h', promoteVisitGap: '2h', policyWindow: '22:00-06:00', policyInterval: '30m' } });
+  const cfg = loadConfig({ env: {}, flags: { diskHighWatermark: '80%', diskLowWatermark: '70%', archiveIdle: '90d', minArchiveSize: '500M', keepOnDisk: ['Music/**', '*.jpg'], promotePlays: '3', promoteContainerPlays: '4', promoteWindow: '12h', promoteVisitGap: '2h', premigrate: false, policyWindow: '22:00-06:00', policyInterval: '30m' } });
   t.deepEqual(cfg.policy, {
     highWatermark: { kind: 'percent', percent: 80 },
     lowWatermark: { kind: 'percent', percent: 70 },
@@ -231,11 +231,12 @@ test('settings: durations, sizes, percentages, windows and globs; bad values nam
     promoteContainerPlays: 4,
     promoteWindow: 43200,
     promoteVisitGap: 7200,
+    premigrate: false,
     window: { start: 1320, end: 360 },
     interval: 1800,
   });
   const defaults = loadConfig({ env: {}, flags: {} }).policy;
-  t.deepEqual(defaults, { archiveIdle: 0, minArchiveSize: 16 * MB, keepOnDisk: [], promotePlays: 0, promoteContainerPlays: 2, promoteWindow: 7 * 86400, promoteVisitGap: 4 * 3600, interval: 3600 });
+  t.deepEqual(defaults, { archiveIdle: 0, minArchiveSize: 16 * MB, keepOnDisk: [], promotePlays: 0, promoteContainerPlays: 2, promoteWindow: 7 * 86400, promoteVisitGap: 4 * 3600, premigrate: true, interval: 3600 });
   t.deepEqual(loadConfig({ env: {}, flags: { diskHighWatermark: '2T' } }).policy.lowWatermark, { kind: 'bytes', bytes: 2 * 1024 ** 4 }, 'low defaults to high');
   const bad = (flags: Record<string, unknown>, re: RegExp, env: NodeJS.ProcessEnv = {}) => t.throws(() => loadConfig({ env, flags }), { instanceOf: ConfigError, message: re });
   bad({ archiveIdle: '3 weeks' }, /--archive-idle: bad value for archive_idle/);
@@ -252,6 +253,8 @@ test('settings: durations, sizes, percentages, windows and globs; bad values nam
   bad({}, /environment TAPEDECK_PROMOTE_WINDOW/, { TAPEDECK_PROMOTE_WINDOW: 'soon' });
   bad({ promoteContainerPlays: '-1' }, /--promote-container-plays/);
   t.is(loadConfig({ env: { TAPEDECK_PROMOTE_CONTAINER_PLAYS: '0' }, flags: {} }).policy.promoteContainerPlays, 0, 'off through the environment');
+  t.false(loadConfig({ env: { TAPEDECK_PREMIGRATE: 'off' }, flags: {} }).policy.premigrate, 'premigrate off through the environment');
+  bad({}, /TAPEDECK_PREMIGRATE/, { TAPEDECK_PREMIGRATE: 'sometimes' });
 });
 
 test("the README's example NAS configuration is valid and means what it says", (t) => {
@@ -528,4 +531,41 @@ test('a plan that cannot bring usage under the high mark says so (why nothing el
   t.regex(text, /Disk usage catalog: 310 MiB -> 310 MiB \(high 250 MiB, low 150 MiB\)\n +stays above the high watermark: nothing else there can be archived/);
   t.regex(text, /Nothing to do\./);
   t.notRegex(renderPlan(planPass(state([kept, small]), rules({ highWatermark: { kind: 'bytes', bytes: 350 * MB } }))), /stays above/);
+});
+
+test('premigration: when stub cuts could free less than the watermark band, a pass copies the coldest disk-only items to tape keeping their disk copies; a promotion right after a play then makes room with them', (t) => {
+  // season E1-E3 on tape (100 MB each, 1 MB stubs), played twice just now: hot
+  const eps = season(3, { 1: [NOW - 2000], 2: [NOW - 1000] });
+  const a = item({ size: 300 * MB, parentId: 'old1', added: NOW - 300 * DAY }); // never played: coldest
+  const b = item({ size: 300 * MB, parentId: 'old2', lastPlayed: NOW - 30 * DAY, recent: [NOW - 30 * DAY] });
+  const c = item({ size: 300 * MB, parentId: 'new', lastPlayed: NOW - DAY, recent: [NOW - DAY] });
+  // 903 MB on disk; marks 1000/800 MB: under the high mark, band 200 MB
+  const r = rules({ promoteContainerPlays: 2, premigrate: true, ...marks(1000 * MB, 800 * MB) });
+  const after = [...eps, a, b, c];
+  // right after the play (one-container plan): room only from tier both items, and there are none
+  const before = planPass(state(after, inDrive), r, { container: 'season' });
+  t.deepEqual(before.actions, []);
+  t.regex(before.skipped[0].reason, /no colder item with a tape copy/);
+  // the pass: no watermark work (903 <= 1000), the season's cartridge is not loaded; nothing a stub
+  // cut could free: the coldest disk-only items are copied until 2 x 200 MB could be (a 299, b 598)
+  const pass = planPass(state(after), r);
+  t.deepEqual(ids(pass), [a.id, b.id]);
+  t.true(pass.actions.every((x) => x.action === 'archive' && x.reason === 'premigrate' && x.keepDisk === true && x.diskDelta === 0));
+  t.regex(pass.actions[0].detail, /copied to tape, its disk copy kept/);
+  t.like(pass.usage[0], { before: 903 * MB, after: 903 * MB });
+  t.is(pass.mounts, 1, 'one write mount');
+  t.deepEqual(pass.cartridges, ['TD0001L9']);
+  // off: the setting, or no container promotion
+  t.deepEqual(planPass(state(after), { ...r, premigrate: false }).actions, []);
+  t.deepEqual(planPass(state(after), { ...r, promoteContainerPlays: 0 }).actions, []);
+  // enough releasable already (a tier both item freeing 299 MB >= 200): nothing
+  const copied = (i: PolicyItem): PolicyItem => ({ ...i, tier: 'both', cartridge: 'TD0001L9', block: 5 });
+  t.deepEqual(planPass(state([...eps, copied(a), b, c]), r).actions, []);
+  // once the pass's job ran (a and b tier both), the play's one-container plan recalls the season,
+  // cutting a's stub to make room (no mount: the season's cartridge is in the drive the play loaded)
+  const now = planPass(state([...eps, copied(a), copied(b), c], inDrive), r, { container: 'season' });
+  t.deepEqual(ids(now, 'archive'), [a.id]);
+  t.is(now.actions.find((x) => x.action === 'archive')!.reason, 'make-room');
+  t.deepEqual(ids(now, 'recall'), eps.map((e) => e.id));
+  t.is(now.mounts, 0);
 });

@@ -108,6 +108,7 @@ function summary(r: Run, days: number) {
     prestagedBytes: f.prestagedBytes,
     archived: f.archived,
     recalled: f.recalled,
+    premigrated: f.premigrated,
     wallMs: r.wallMs,
   };
 }
@@ -121,6 +122,8 @@ export interface ModelOptions {
   /** promote_container_plays (0 = off) and promote_visit_gap (seconds) of Tapedeck. */
   containerPlays?: number;
   visitGapS?: number;
+  /** premigrate of Tapedeck (default on, the setting's default). */
+  premigrate?: boolean;
 }
 
 /** Runs both strategies through the model; answers the JSON document (figures as the real run's). */
@@ -135,7 +138,7 @@ export async function runModel(mo: ModelOptions): Promise<Record<string, unknown
     const marks: Marks = { high: Math.floor(lib.bytes * 0.25), low: Math.floor(lib.bytes * 0.2) };
     const common = { preset: LTO9, drives, cartridgeBytes, idleUnloadS: 300, cacheBytes: 2 * GiB, countFrom: warmup * DAY };
     const autoSeconds = autoHeadStubSeconds(LTO9);
-    const rule: PromoteRule = { plays: 2, windowS: 7 * DAY, containerPlays: mo.containerPlays ?? 2, ...(mo.visitGapS !== undefined ? { visitGapS: mo.visitGapS } : {}) };
+    const rule: PromoteRule = { plays: 2, windowS: 7 * DAY, containerPlays: mo.containerPlays ?? 2, premigrate: mo.premigrate ?? true, ...(mo.visitGapS !== undefined ? { visitGapS: mo.visitGapS } : {}) };
     const baseline = await run('baseline', lib, trace, cat, { ...common, stubBytes: () => 4 * MiB }, (m) => baselinePass(m, marks));
     const ours = await run(
       'tapedeck',

@@ -18,6 +18,8 @@ export interface StrategyFigures {
   prestages: number;
   archived: number;
   recalled: number;
+  /** Items copied to tape keeping their disk copies (premigration). */
+  premigrated?: number;
 }
 
 export function goalsOf(o: StrategyFigures, b: StrategyFigures) {
@@ -48,6 +50,7 @@ export async function report(doc: { tapedeck: StrategyFigures; baseline: Strateg
     ['bytes moved per day', (o.bytesMovedPerDay / GiB).toFixed(1) + ' GiB', (b.bytesMovedPerDay / GiB).toFixed(1) + ' GiB'],
     ['pre-stages', String(o.prestages), String(b.prestages)],
     ['archived / recalled items', `${o.archived} / ${o.recalled}`, `${b.archived} / ${b.recalled}`],
+    ['premigrated items (disk copy kept)', String(o.premigrated ?? 0), String(b.premigrated ?? 0)],
     ...extraRows,
   ];
   const w = Math.max(...rows.map((r) => r[0].length));

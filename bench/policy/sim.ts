@@ -72,6 +72,7 @@ export interface Figures {
   prestagedBytes: number;
   archived: number;
   recalled: number;
+  premigrated: number;
 }
 
 const zero = (): Figures => ({
@@ -88,6 +89,7 @@ const zero = (): Figures => ({
   prestagedBytes: 0,
   archived: 0,
   recalled: 0,
+  premigrated: 0,
 });
 
 export class TierModel {
@@ -276,8 +278,8 @@ export class TierModel {
 
   // ---- policy moves --------------------------------------------------------------------------
 
-  /** Archives items in the given order (appended to cartridges in that order); their disk copies go. */
-  async archive(items: number[]): Promise<void> {
+  /** Archives items in the given order (appended to cartridges in that order); their disk copies go, except those of `keepDisk` (premigration: tier both). */
+  async archive(items: number[], keepDisk: ReadonlySet<number> = new Set()): Promise<void> {
     const touched = new Set<number>();
     for (const n of items) {
       const s = this.state[n]!;
@@ -294,6 +296,11 @@ export class TierModel {
         touched.add(c);
         this.add('bytesWritten', it.size);
         this.add('bytesRead', it.size); // verify before switch: read back
+      }
+      if (keepDisk.has(n)) {
+        this.add('premigrated', 1);
+        await this.sync(n);
+        continue;
       }
       s.disk = false;
       s.stub = Math.min(it.size, this.o.stubBytes(it));

@@ -41,6 +41,8 @@ export interface PromoteRule {
   containerPlays?: number;
   /** promote_visit_gap, seconds (undefined: the planner's default). */
   visitGapS?: number;
+  /** premigrate (keepDisk archives keeping stub-cut room). */
+  premigrate?: boolean;
 }
 
 /**
@@ -92,12 +94,15 @@ export async function tapedeckPass(m: TierModel, marks: Marks, promote: PromoteR
     promoteContainerPlays: promote.containerPlays ?? 0,
     promoteWindow: promote.windowS,
     ...(promote.visitGapS !== undefined ? { promoteVisitGap: promote.visitGapS } : {}),
+    premigrate: promote.premigrate ?? false,
   }, only);
   const byId = new Map(m.ids.map((id, n) => [id, n]));
   let run: number[] = [];
   let kind: 'archive' | 'recall' | undefined;
+  // premigration: archives that keep the disk copy
+  const keep = new Set(plan.actions.filter((a) => a.keepDisk).map((a) => byId.get(a.id)!));
   const flush = async () => {
-    if (kind === 'archive') await m.archive(run);
+    if (kind === 'archive') await m.archive(run, keep);
     else if (kind === 'recall') await m.recall(run);
     run = [];
   };

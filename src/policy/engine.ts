@@ -185,7 +185,9 @@ export class PolicyEngine {
     const out: [string, 'archive' | 'recall'][] = [];
     for (const j of await archive.list()) {
       if ((j.kind !== 'archive' && j.kind !== 'recall') || isTerminal(j.state)) continue;
-      for (const i of await archive.items(j.id)) if (!SETTLED.has(i.phase)) out.push([i.id, j.kind]);
+      // a keepDisk archive (premigration) leaves its items on disk: they weigh as a recall's do once it ends
+      const kind = j.opts.keepDisk ? 'recall' : j.kind;
+      for (const i of await archive.items(j.id)) if (!SETTLED.has(i.phase)) out.push([i.id, kind]);
     }
     return out;
   }
@@ -350,7 +352,11 @@ export class PolicyEngine {
     const archives = plan.actions.filter((a) => a.action === 'archive');
     const recalls = plan.actions.filter((a) => a.action === 'recall');
     const window = trigger === 'auto' ? { window: true as const } : {};
-    if (archives.length) jobs.push(await archive.submit('archive', archives.map((a) => a.id), { collocate: true, origin: 'policy', ...window }));
+    // premigration (keepDisk) goes in a job of its own after the archives: its items keep their disk copies
+    const moved = archives.filter((a) => !a.keepDisk);
+    const premigrated = archives.filter((a) => a.keepDisk);
+    if (moved.length) jobs.push(await archive.submit('archive', moved.map((a) => a.id), { collocate: true, origin: 'policy', ...window }));
+    if (premigrated.length) jobs.push(await archive.submit('archive', premigrated.map((a) => a.id), { collocate: true, keepDisk: true, origin: 'policy', ...window }));
     // one recall job per rule (counted apart); the second reads from the cartridges the jobs before
     // it loaded (or that were in a drive when the plan was made): it never mounts one itself, so a
     // cartridge that left its drive in between is not mounted for it (its items wait for a play)

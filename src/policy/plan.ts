@@ -29,6 +29,11 @@
 //               cartridge to be loaded, e.g. by the container's next play (the engine then runs
 //               this rule for the one container, PlanScope, which makes room only with tier
 //               both items and whose job reads only from a cartridge still in a drive).
+//   premigrate  with the container rule and premigrate on: when a scope's bytes freeable by stub
+//               cuts (eligible tier both items) fall under the watermark band (high - low), the
+//               coldest eligible disk-only items are archived keeping their disk copies
+//               (keepDisk, usage unchanged) until twice the band is freeable: what the make-room
+//               of a promotion right after a play may take, without a mount.
 // Eligible for archiving: a disk copy, size >= min_archive_size, no keep_on_disk glob matching.
 // Collocation: the archive actions are ordered by container, in play order (disc, track,
 // natural file name), so one job writes each container's items together on one cartridge.
@@ -113,9 +118,9 @@ export interface PolicyState {
   rate: number;
 }
 
-export type PolicyRules = Pick<PolicyConfig, 'highWatermark' | 'lowWatermark' | 'archiveIdle' | 'minArchiveSize' | 'keepOnDisk' | 'promotePlays' | 'promoteWindow'> & Partial<Pick<PolicyConfig, 'promoteContainerPlays' | 'promoteVisitGap'>>;
+export type PolicyRules = Pick<PolicyConfig, 'highWatermark' | 'lowWatermark' | 'archiveIdle' | 'minArchiveSize' | 'keepOnDisk' | 'promotePlays' | 'promoteWindow'> & Partial<Pick<PolicyConfig, 'promoteContainerPlays' | 'promoteVisitGap' | 'premigrate'>>;
 
-export type ActionReason = 'idle' | 'watermark' | 'make-room' | 'promotion' | 'container-plays';
+export type ActionReason = 'idle' | 'watermark' | 'make-room' | 'promotion' | 'container-plays' | 'premigrate';
 
 /**
  * A narrower pass (the engine's immediate container promotion after a play): only the
@@ -157,6 +162,11 @@ export interface PlanAction {
    * disk is now (with the recalls before it that fit too), so it need not wait for any archive.
    */
   afterRoom?: true;
+  /**
+   * premigrate: an archive that keeps the disk copy (the item becomes tier both and weighs what
+   * it did): a later make-room frees its bytes by a stub cut, with no mount.
+   */
+  keepDisk?: true;
 }
 
 export interface UsageReport {
@@ -332,7 +342,7 @@ export function planPass(state: PolicyState, rules: PolicyRules, only?: PlanScop
 
   const act = (i: PolicyItem, action: 'archive' | 'recall', reason: ActionReason, detail: string): PlanAction => {
     const s = scopeOf(i);
-    const delta = action === 'archive' ? weight(i) - kept(i) : -(i.size - weight(i));
+    const delta = reason === 'premigrate' ? 0 : action === 'archive' ? weight(i) - kept(i) : -(i.size - weight(i));
     const before = s ? s.used : null;
     if (s) s.used -= delta;
     const a: PlanAction = {
@@ -353,6 +363,7 @@ export function planPass(state: PolicyState, rules: PolicyRules, only?: PlanScop
       cartridge: action === 'recall' ? i.cartridge ?? null : null,
       group: i.parentId,
     };
+    if (reason === 'premigrate') a.keepDisk = true;
     chosen.set(i.id, a);
     order.push(a);
     return a;
@@ -504,6 +515,32 @@ export function planPass(state: PolicyState, rules: PolicyRules, only?: PlanScop
         }
         const a = promote(i, 'container-plays', why, `${why} (promote_container_plays ${rules.promoteContainerPlays})`, c.last, makeRoomNow, only ? undefined : newMounts);
         if (a) a.containerPlays = c.plays;
+      }
+    }
+  }
+
+  // 5. premigration (with container promotion on): the make-room of a container promotion right
+  // after a play (PlanScope) can only cut stubs of items with a verified tape copy (tier both), and
+  // a full pass writes disk-only items only to a cartridge it mounts anyway; with none left, a hot
+  // container stays on tape while cold disk-only items (e.g. the episodes of seasons nobody watches
+  // that the first pass left on disk) hold the disk. So when the bytes a stub cut could free in a
+  // scope (eligible tier both items, colder than nothing: all of them) fall under the width of the
+  // watermark band (high - low), the pass copies the coldest eligible disk-only items to tape,
+  // keeping their disk copies (an archive job with keepDisk), until twice that width is releasable:
+  // one write mount now and then instead of a hot container left on tape (bench:policy --model).
+  if (containerRule && rules.premigrate && !only) {
+    for (const s of sc.values()) {
+      const band = s.high - s.low;
+      if (band <= 0) continue;
+      const free = (i: PolicyItem) => (weight(i) > kept(i) ? weight(i) - kept(i) : 0);
+      let releasable = 0;
+      for (const i of coldFirst) if (i.tier === 'both' && !chosen.has(i.id) && scopeOf(i) === s) releasable += free(i);
+      if (releasable >= band) continue;
+      for (const i of coldFirst) {
+        if (releasable >= 2 * band) break;
+        if (i.tier !== 'disk' || chosen.has(i.id) || scopeOf(i) !== s || free(i) <= 0) continue;
+        act(i, 'archive', 'premigrate', `coldest disk-only item (last ${heat(i) > coldness(i) ? 'played in its container' : i.lastPlayed !== undefined ? 'played' : 'added'} ${new Date(heat(i)).toISOString().slice(0, 10)}) copied to tape, its disk copy kept, while the bytes a stub cut could free without a mount are under the watermark band (${s.mark === 'percent' ? `${report(s, band)}%` : `${Math.round(band)} bytes`})`);
+        releasable += free(i);
       }
     }
   }
