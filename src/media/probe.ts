@@ -21,7 +21,7 @@ import { availableParallelism } from 'node:os';
 import { basename, delimiter, extname, join } from 'node:path';
 import type { IAudioMetadata, IOptions } from 'music-metadata';
 import { lazyImport } from '../util/lazy.js';
-import { openRegular, openRegularSync } from '../util/read-regular.js';
+import { openRegular, openRegularSync, readHead } from '../util/read-regular.js';
 import type { ItemMeta, MediaKind, ProbeResult, Resource } from '../catalog/types.js';
 import { readAvi } from './avi.js';
 import { dlnaProfile } from './dlna.js';
@@ -330,14 +330,7 @@ function readHeadSync(path: string, size: number): Buffer {
 async function readRegularHead(path: string, size: number): Promise<Buffer> {
   const { fh } = await openRegular(path);
   try {
-    const buf = Buffer.allocUnsafeSlow(size);
-    let got = 0;
-    while (got < size) {
-      const { bytesRead } = await fh.read(buf, got, size - got, got);
-      if (bytesRead === 0) break;
-      got += bytesRead;
-    }
-    return got === size ? buf : buf.subarray(0, got);
+    return await readHead(fh, size);
   } finally {
     await fh.close();
   }

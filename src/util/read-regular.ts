@@ -10,32 +10,6 @@
 import { closeSync, constants, fstatSync, openSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 
-/** The bytes (at most `maxBytes`) and mtime of the regular file at `path`, or undefined: a link, not a regular file, larger, unreadable. */
-export async function readRegularFile(path: string, maxBytes: number): Promise<{ data: Buffer; mtimeMs: number } | undefined> {
-  let fh: FileHandle;
-  try {
-    fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-  } catch {
-    return undefined;
-  }
-  try {
-    const st = await fh.stat();
-    if (!st.isFile() || st.size > maxBytes) return undefined;
-    const buf = Buffer.alloc(st.size);
-    let got = 0;
-    while (got < buf.length) {
-      const { bytesRead } = await fh.read(buf, got, buf.length - got, got);
-      if (bytesRead === 0) break; // shortened since the fstat: what is there
-      got += bytesRead;
-    }
-    return { data: buf.subarray(0, got), mtimeMs: st.mtimeMs };
-  } catch {
-    return undefined;
-  } finally {
-    await fh.close().catch(() => undefined);
-  }
-}
-
 /** Flags of the one open(2) used here: no link at the last component, no wait for a pipe's writer. */
 export const REGULAR_OPEN_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
 
@@ -70,5 +44,35 @@ export function openRegularSync(path: string): { fd: number; size: number } {
   } catch (err) {
     closeSync(fd);
     throw err;
+  }
+}
+
+/** The first `size` bytes of an open file (fewer where it ends sooner: shortened since its fstat). */
+export async function readHead(fh: FileHandle, size: number): Promise<Buffer> {
+  const buf = Buffer.allocUnsafeSlow(size);
+  let got = 0;
+  while (got < size) {
+    const { bytesRead } = await fh.read(buf, got, size - got, got);
+    if (bytesRead === 0) break;
+    got += bytesRead;
+  }
+  return got === size ? buf : buf.subarray(0, got);
+}
+
+/** The bytes (at most `maxBytes`) and mtime of the regular file at `path`, or undefined: a link, not a regular file, larger, unreadable. */
+export async function readRegularFile(path: string, maxBytes: number): Promise<{ data: Buffer; mtimeMs: number } | undefined> {
+  let file: Awaited<ReturnType<typeof openRegular>>;
+  try {
+    file = await openRegular(path);
+  } catch {
+    return undefined;
+  }
+  try {
+    if (file.size > maxBytes) return undefined;
+    return { data: await readHead(file.fh, file.size), mtimeMs: file.mtimeMs };
+  } catch {
+    return undefined;
+  } finally {
+    await file.fh.close().catch(() => undefined);
   }
 }
