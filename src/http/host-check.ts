@@ -25,8 +25,9 @@ import type { Middleware } from 'koa';
 /**
  * The host a request names: the authority of an absolute-form target (`GET http://host/path`,
  * RFC 9112 §3.2.2: the Host header is then ignored), else its Host header (undefined: none).
+ * `hosts`: its Host lines (hostValues), when the caller has them already.
  */
-export function requestHost(req: IncomingMessage): string | undefined {
+export function requestHost(req: IncomingMessage, hosts: string[] = hostValues(req)): string | undefined {
   const url = req.url ?? '';
   if (url.charCodeAt(0) !== 47 /* '/' */) {
     const m = /^[a-z][a-z0-9+.-]*:\/\/([^/?#]*)/i.exec(url);
@@ -34,17 +35,10 @@ export function requestHost(req: IncomingMessage): string | undefined {
   }
   // Node keeps the first of several Host lines: they are one malformed value here (RFC 9112
   // §3.2 asks for 400), which no check accepts, so the first cannot vouch for the others
-  return hostLines(req) > 1 ? hostValues(req).join(', ') : req.headers.host;
+  return hosts.length > 1 ? hosts.join(', ') : req.headers.host;
 }
 
-/** How many Host header lines the request has. */
-function hostLines(req: IncomingMessage): number {
-  let n = 0;
-  const raw = req.rawHeaders;
-  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.length === 4 && raw[i]!.toLowerCase() === 'host') n++;
-  return n;
-}
-
+/** The values of the request's Host header lines, in order (Node's req.headers keeps only the first). */
 function hostValues(req: IncomingMessage): string[] {
   const out: string[] = [];
   const raw = req.rawHeaders;
@@ -90,8 +84,9 @@ export function hostChecker(opts: HostCheckOptions = {}): (header: string | unde
 /** Koa middleware answering 403 to a request whose Host names someone else (see hostChecker). */
 export function hostGuard(allowed: (header: string | undefined) => boolean, opts: { onDenied?(host: string, path: string): void } = {}): Middleware {
   return async (ctx, next) => {
-    const host = requestHost(ctx.req);
-    if (hostLines(ctx.req) > 1) {
+    const hosts = hostValues(ctx.req);
+    const host = requestHost(ctx.req, hosts);
+    if (hosts.length > 1) {
       opts.onDenied?.(host ?? '', ctx.path);
       ctx.status = 400;
       ctx.type = 'text/plain; charset=utf-8';
