@@ -163,18 +163,18 @@ export function tapeItemSource(host: SourceHost, item: CatalogObject): MediaSour
   const size = tape.size;
   const stub = item.location?.stub && validStub(item.location.stub, size) ? item.location.stub : undefined;
   const ref: ItemRef = { id: item.id, tape };
-  /**
-   * The stub and tape pieces of bytes [start, end] as open() serves them. Throws the HTTP error
-   * open() would answer before any byte when the tape part cannot be had: the cartridge recently
-   * answered OFFLINE, or the library says it is exported or does not know it (then the tape part
-   * is asked for first, so that a response starting in the stub is not cut where the stub ends).
-   */
   /** The tape pieces are all in the staging cache (the worker serves them with the cartridge offline). */
   const tapeCached = async (pieces: Piece[]): Promise<boolean> => {
     if (!host.cached) return false;
     for (const p of pieces) if (p.kind === 'tape' && !(await host.cached(ref, p.start, p.end))) return false;
     return true;
   };
+  /**
+   * The stub and tape pieces of bytes [start, end] as open() serves them. Throws the HTTP error
+   * open() would answer before any byte when the tape part cannot be had: the cartridge recently
+   * answered OFFLINE, or the library says it is exported or does not know it (then the tape part
+   * is asked for first, so that a response starting in the stub is not cut where the stub ends).
+   */
   const plan = async (start: number, endInclusive: number): Promise<Piece[]> => {
     let pieces = splitRange(start, endInclusive + 1, stub?.ranges);
     if (pieces[0]!.kind === 'stub') {
@@ -187,9 +187,12 @@ export function tapeItemSource(host: SourceHost, item: CatalogObject): MediaSour
       }
     }
     if (!pieces.some((p) => p.kind === 'tape')) return pieces;
+    // looked up once for both checks below (a stat per cached segment)
+    let cached: Promise<boolean> | undefined;
+    const allCached = (): Promise<boolean> => (cached ??= tapeCached(pieces));
     const off = host.offline(tape.label);
     // (bytes the cache holds need no drive: served with the cartridge offline or of a generation no drive reads)
-    if (off && !((off.code === 'OFFLINE' || off.code === 'INCOMPATIBLE') && (await tapeCached(pieces)))) {
+    if (off && !((off.code === 'OFFLINE' || off.code === 'INCOMPATIBLE') && (await allCached()))) {
       host.count('rejected503');
       throw httpError(off);
     }
@@ -198,7 +201,7 @@ export function tapeItemSource(host: SourceHost, item: CatalogObject): MediaSour
     // so the client gets its 503 (and the cartridge is noted as needed) before any header is sent.
     if (pieces[0]!.kind === 'stub') {
       const where = await host.cartridgeWhere(tape.label);
-      if ((where === 'offline' && !(await tapeCached(pieces))) || where === 'missing') pieces = [{ kind: 'tape', start, end: endInclusive + 1 }];
+      if ((where === 'offline' && !(await allCached())) || where === 'missing') pieces = [{ kind: 'tape', start, end: endInclusive + 1 }];
     }
     return pieces;
   };
