@@ -20,7 +20,6 @@
 // /proc/self/status RssFile (one small read, where /proc/self/smaps, which tells the tables
 // apart, costs ~30 ms); the node binary's own pages are file-backed too, but they stop growing
 // once its code ran, and the base is taken again after every reopen.
-
 //
 // Cheaper still where madvise can be called (`dropMapped`, LevelStore.dropMapped): while requests
 // come, every 250 ms, when the file-backed pages grew by more than `dropBudget` since the last
@@ -188,13 +187,23 @@ export class IdleTrim {
 
   /** Under load: drops the mapped table pages when the file-backed pages grew past dropBudget. True when it did. */
   checkDrop(): boolean {
+    if (this.running) return false;
+    const file = this.fileSinceBase();
+    return file !== undefined && this.dropIfGrown(file);
+  }
+
+  /**
+   * The file-backed pages now, when they can be set against the base; undefined when unknown, or
+   * when there was no base or they shrank below it (then they are the new base).
+   */
+  private fileSinceBase(): number | undefined {
     const file = this.opts.fileBytes();
-    if (file === undefined || this.running) return false;
+    if (file === undefined) return undefined;
     if (this.fileBase === undefined || file < this.fileBase) {
       this.fileBase = file;
-      return false;
+      return undefined;
     }
-    return this.dropIfGrown(file);
+    return file;
   }
 
   private dropIfGrown(file: number): boolean {
@@ -217,15 +226,11 @@ export class IdleTrim {
   private async checkMapped(): Promise<boolean> {
     const drop = this.opts.dropMapped && this.opts.dropBudget !== undefined;
     if (!drop && !(this.opts.mappedBudget && this.opts.mappedBudget > 0)) return false;
-    const file = this.opts.fileBytes();
+    const file = this.fileSinceBase();
     if (file === undefined) return false;
-    if (this.fileBase === undefined || file < this.fileBase) {
-      this.fileBase = file;
-      return false;
-    }
     if (drop && this.dropIfGrown(file)) return true;
     if (!(this.opts.mappedBudget && this.opts.mappedBudget > 0)) return false;
-    if (file - this.fileBase <= this.opts.mappedBudget) return false;
+    if (file - this.fileBase! <= this.opts.mappedBudget) return false;
     this.running = this.opts.reopen('catalog_mapped').then(
       () => undefined,
       () => undefined,
