@@ -25,6 +25,14 @@ const PING_TIMEOUT_MS = 15_000;
  */
 const IDLE_MS = 15_000;
 
+/** `fn` that first stops the request's watchdog (once the answer settles there is nothing to watch). */
+function stopFirst<A extends unknown[]>(stop: () => void, fn: (...a: A) => void): (...a: A) => void {
+  return (...a: A) => {
+    stop();
+    fn(...a);
+  };
+}
+
 export interface ControlClientOptions {
   /** Quiet time (no byte of the answer) after which the server is pinged (ms, default 15 s). */
   idleMs?: number;
@@ -92,12 +100,8 @@ export class ControlClient {
     return new Promise<T>((resolve, reject) => {
       const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
       let dog: ReturnType<ControlClient['watchdog']> | undefined;
-      const done = <A extends unknown[]>(fn: (...a: A) => void) => (...a: A) => {
-        dog?.stop();
-        fn(...a);
-      };
-      resolve = done(resolve);
-      reject = done(reject);
+      resolve = stopFirst(() => dog?.stop(), resolve);
+      reject = stopFirst(() => dog?.stop(), reject);
       const req = request(
         { socketPath: this.socketPath, method, path, headers: data ? { 'content-type': 'application/json', 'content-length': data.length } : {} },
         (res) => {
@@ -216,12 +220,8 @@ export class ControlClient {
   /** An NDJSON answer: onLine hears each JSON line; resolves when the server ends it. */
   private stream<T>(method: string, path: string, signal: AbortSignal | undefined, onLine: (v: T) => void): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      const done = <A extends unknown[]>(fn: (...a: A) => void) => (...a: A) => {
-        dog.stop();
-        fn(...a);
-      };
-      resolve = done(resolve);
-      reject = done(reject);
+      resolve = stopFirst(() => dog.stop(), resolve);
+      reject = stopFirst(() => dog.stop(), reject);
       const req = request({ socketPath: this.socketPath, method, path, signal }, (res) => {
         dog.touch();
         if ((res.statusCode ?? 500) >= 400) {
