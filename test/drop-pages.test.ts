@@ -1,13 +1,16 @@
 // Dropping the catalog's mapped table pages (issue 11 item 2): LevelDB maps its table files and
 // the pages a read touched stay in the server's resident memory; LevelStore.dropMapped unmaps
 // those pages from the process (madvise through koffi) and leaves the database open and whole.
-// Memory figures from /proc/self/smaps, no timing.
+// Memory figures from /proc/self/smaps, no timing. The fallback for where LevelDB cannot be told
+// not to map its tables (src/catalog/table-mmap.ts): this process lets it map them.
 import test from 'ava';
 import { existsSync } from 'node:fs';
 import { readOnlyFileMappings, dropFilePages } from '../src/util/drop-pages.js';
 import { tempLevelStore } from './helpers/temp.js';
 import { filledLevelStore, mappedKb } from './helpers/level-tables.js';
 import { liveTables } from '../src/catalog/store.js';
+
+process.env.TAPEDECK_LEVELDB_MMAP = '1'; // read by the first LevelStore (before LevelDB's Env exists)
 
 test('readOnlyFileMappings keeps the read-only shared file mappings, without deleted files', (t) => {
   const maps = [

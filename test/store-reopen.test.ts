@@ -10,6 +10,10 @@ import { LevelStore } from '../src/catalog/store.js';
 import { tempDir, tempLevelStore } from './helpers/temp.js';
 import { filledLevelStore, mappedKb } from './helpers/level-tables.js';
 
+// the unmapping these tests check happens where LevelDB maps its tables (the fallback of
+// src/catalog/table-mmap.ts): this process lets it (read by the first LevelStore)
+process.env.TAPEDECK_LEVELDB_MMAP = '1';
+
 const filled = (t: { teardown(fn: () => unknown): void }) => filledLevelStore(t, 'tapedeck-reopen-');
 
 test('reopen unmaps the table pages a full read left resident and keeps every entry', async (t) => {

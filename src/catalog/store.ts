@@ -10,6 +10,7 @@
 
 import { Level } from 'level';
 import { dropFilePages, type FileMapping } from '../util/drop-pages.js';
+import { readTablesWithoutMmap } from './table-mmap.js';
 
 export interface KeyRange {
   gt?: string;
@@ -214,6 +215,7 @@ export class LevelStore implements KVStore {
     readonly location: string,
     opts: { cacheBytes?: number } = {},
   ) {
+    readTablesWithoutMmap(); // before LevelDB's Env exists: see table-mmap.ts
     this.db = new Level<string, string>(location, { keyEncoding: 'utf8', valueEncoding: 'utf8', ...(opts.cacheBytes !== undefined ? { cacheSize: opts.cacheBytes } : {}) });
   }
   async open(): Promise<void> {

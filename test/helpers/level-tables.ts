@@ -26,3 +26,17 @@ export async function filledLevelStore(t: { teardown(fn: () => unknown): void },
   await store.compact();
   return { store, dir };
 }
+
+/**
+ * Fills a LevelStore (filledLevelStore), reads all of it and 2,000 random keys, writes one: how
+ * many entries read whole, the kB of its tables resident after, and whether the write and gets read back.
+ */
+export async function readTables(t: { teardown(fn: () => unknown): void }): Promise<{ n: number; kb: number; whole: boolean }> {
+  const { store, dir } = await filledLevelStore(t, 'tapedeck-tables-');
+  let n = 0;
+  for await (const [, v] of store.entries({ gte: 'k/', lt: 'k/\uffff' })) n += v.length === 200 ? 1 : 0;
+  let got = 0;
+  for (let i = 0; i < 2000; i++) got += (await store.get(`k/${String((i * 7919) % 20_000).padStart(6, '0')}`))?.length === 200 ? 1 : 0;
+  await store.batch([{ type: 'put', key: 'k/new', value: 'v' }]);
+  return { n, kb: mappedKb(dir), whole: got === 2000 && (await store.get('k/new')) === 'v' };
+}
