@@ -274,6 +274,7 @@ export class TapedeckServer {
       heapBytes: () => getHeapStatistics().total_heap_size,
       fileBytes: rssFileBytes,
       collect: releaseAll,
+      release: () => this.releaseCaches?.(),
       // 1 MiB semi-spaces are V8's minimum: more committed after a collection is the load's growth
       youngGrown: () => (getHeapSpaceStatistics().find((x) => x.space_name === 'new_space')?.space_size ?? 0) > 2 * 1024 ** 2,
       mappedBudget: this.catalog.store.reopen ? cfg.catalogMapped : 0,
@@ -455,6 +456,8 @@ export class TapedeckServer {
 
   /** Collects garbage (and reopens the catalog) once requests stopped for a while, or past catalog_mapped. */
   private idleTrim?: IdleTrim;
+  /** Empties the CDS's DIDL-Lite and Search caches (set by buildApp; the idle trim calls it). */
+  private releaseCaches?: () => void;
 
   /** Whether the video frames a scan left are being made (one run at a time). */
   private makingFrames = false;
@@ -620,6 +623,7 @@ export class TapedeckServer {
     }
 
     const cds = new ContentDirectory(this.catalog, { searchCacheBytes: this.config.searchCache, didlCacheBytes: this.config.didlCache, onBrowse: (id, page) => void this.tier?.prestager.onBrowse(id, page) });
+    this.releaseCaches = () => cds.releaseCaches();
     const cms = new ConnectionManager(this.catalog);
     const soapOpts = {
       detectClient: (h: Record<string, string | string[] | undefined>, remote?: string) => clients.detect(h, remote),

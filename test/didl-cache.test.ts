@@ -126,6 +126,22 @@ test('bookmarks are read per request, not kept in the cache', async (t) => {
   t.true(r.result.includes('xmlns:sec='));
 });
 
+test('releaseCaches (the idle trim) empties the cache; answers stay byte for byte the same and a later change is still seen', async (t) => {
+  const { catalog, cds } = await setup();
+  const ctx = ctxOf(profile('samsung'));
+  const heads = () => (cds as unknown as { heads: DidlCache }).heads.stats.entries;
+  const first = await browse(cds, 'music/all', 'BrowseDirectChildren', '*', ctx);
+  t.true(heads() > 0);
+  cds.releaseCaches();
+  t.is(heads(), 0);
+  const again = await browse(cds, 'music/all', 'BrowseDirectChildren', '*', ctx);
+  t.is(again.result, first.result);
+  t.true(heads() > 0, 'filled again');
+  // the entries made after the release are dropped by a change like any other
+  await catalog.apply({ upserts: [{ ...structuredClone(ITEMS[0]), title: 'Renamed' }] });
+  t.true((await browse(cds, 'music/all', 'BrowseDirectChildren', '*', ctx)).result.includes('Renamed'));
+});
+
 test('each base URL gets its own URLs', async (t) => {
   const { cds } = await setup();
   const id = ITEMS[0].id;

@@ -59,6 +59,36 @@ test('collects once the requests stopped for idleMs, not before, and not again u
   t.deepEqual(trim.counts, { collections: 2, reopens: 2, mapped: 0, drops: 0 });
 });
 
+test('empties the caches first in every quiet trim (the collection after it gives their memory back), never under load', async (t) => {
+  const calls: string[] = [];
+  let now = 1_000_000;
+  let heap = 40 * MB;
+  const trim = new IdleTrim({
+    idleMs: 5000,
+    growthBytes: 4 * MB,
+    heapBytes: () => heap,
+    fileBytes: () => 50 * MB,
+    release: () => calls.push('release'),
+    collect: () => {
+      calls.push('collect');
+      heap = 25 * MB;
+    },
+    reopen: async () => void calls.push('reopen'),
+    now: () => now,
+  });
+  trim.touch();
+  heap += 10 * MB;
+  now += 1000;
+  t.false(await trim.check()); // requests still coming
+  t.deepEqual(calls, []);
+  now += 5000;
+  t.true(await trim.check());
+  t.deepEqual(calls, ['release', 'collect', 'reopen']);
+  now += 60_000;
+  t.false(await trim.check()); // nothing grew since: the caches are left alone
+  t.is(calls.length, 3);
+});
+
 test('reopens the catalog when requests mapped its tables; never while a scan runs', async (t) => {
   const { trim, state } = fake();
   state.now += 6000;

@@ -151,6 +151,12 @@ export class ContentDirectory {
     }
   }
 
+  /** Empties the DIDL-Lite and Search result caches (the server's idle trim: src/util/idle-trim.ts). */
+  releaseCaches(): void {
+    this.heads.clear();
+    this.searches?.clear();
+  }
+
   private mapId(id: string, ctx: SoapContext): string {
     return resolveContainerAlias(ctx.client, id, VIEWS);
   }

@@ -109,6 +109,16 @@ export class DidlCache {
     return r[usesSec ? 1 : 0];
   }
 
+  /**
+   * Empties the cache (the server's idle trim: what a burst of requests filled goes back to the
+   * system once they stopped; the next request renders its objects again).
+   */
+  clear(): void {
+    if (!this.lru) return;
+    this.lru.clear();
+    this.bySource.clear();
+  }
+
   /** Entries held and their bytes as counted against the bound (for tests and status). */
   get stats(): { entries: number; bytes: number } {
     return { entries: this.lru?.size ?? 0, bytes: this.lru?.calculatedSize ?? 0 };

@@ -1,15 +1,18 @@
 // Gives memory back once a burst of requests is over (issue 11 item 2). Under load V8 lets its
 // heap grow to 1.5x what survived its last full collection and keeps both semi-spaces of the
-// young generation committed (8 MB with the launcher's 4 MiB), and every catalog table page a
-// request read stays mapped (LevelDB 1.20): on a 20,000-item server after a Browse and Search
-// load, ~40 MB of V8 pages holding ~20 MB of live objects and ~8 MB of table pages, which V8's
+// young generation committed (8 MB with the launcher's 4 MiB), the DIDL-Lite cache fills to its
+// bound (4 MB by default, all of it in the V8 heap), and what requests read stays in LevelDB's
+// caches in the C heap (and, where it maps its tables, as mapped pages): on a 20,000-item server
+// after a Browse and Search load, ~40 MB of V8 pages holding ~20 MB of live objects, which V8's
 // own memory reducer gets to only some time later, or not at all. When no request came for
 // `idleMs` and the heap or the file-backed pages grew by more than `growthBytes` since the last
-// trim, this runs a full collection (after a few idle seconds V8 also shrinks the young
-// generation to its minimum) when the heap grew, and reopens the catalog (which unmaps the table
-// pages and frees what LevelDB's reads left in the C heap). Never while a scan or the video-frame pass runs (they release at
-// their end themselves), never in a request's path, and not again until the process grew
-// again: a client that sends a request now and then costs nothing.
+// trim, this empties the DIDL-Lite and Search caches (`release`: a TV browsing again after a
+// quiet moment gets its objects rendered again, ~0.1 ms each), runs a full collection when the
+// heap grew (after a few idle seconds V8 also shrinks the young generation to its minimum) and
+// reopens the catalog (which frees LevelDB's caches and unmaps any table pages). Never while a
+// scan or the video-frame pass runs (they release at their end themselves), never in a
+// request's path, and not again until the process grew again: a client that sends a request now
+// and then costs nothing.
 //
 // The same looks also bound the catalog's table pages while requests keep coming
 // (catalog_mapped, `mappedBudget`): LevelDB 1.20 (classic-level's prebuilt) maps every table file
@@ -43,6 +46,11 @@ export interface IdleTrimOptions {
   fileBytes: () => number | undefined;
   /** A full garbage collection. */
   collect: () => void;
+  /**
+   * Empties what the caches filled for a burst of requests (DIDL-Lite, Search results), so the
+   * collection right after gives it back: called first in every quiet trim.
+   */
+  release?: () => void;
   /**
    * True while V8's young generation is still grown after a collection. V8 shrinks it only when
    * its allocation rate over the last ~5 s was low, which a collection right after a burst may
@@ -167,6 +175,7 @@ export class IdleTrim {
     const fileGrew = this.droppedSinceTrim || (file !== undefined && this.fileBase !== undefined && file - this.fileBase > fileLimit);
     if (!heapGrew && !fileGrew) return false;
     this.running = (async () => {
+      this.opts.release?.();
       if (heapGrew) {
         this.opts.collect();
         this.counts.collections++;
