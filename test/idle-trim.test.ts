@@ -89,6 +89,37 @@ test('empties the caches first in every quiet trim (the collection after it give
   t.is(calls.length, 3);
 });
 
+test('requests between a trim and its young-generation retries get a whole trim once quiet again, not a lone collection', async (t) => {
+  const calls: string[] = [];
+  let now = 1_000_000;
+  let heap = 40 * MB;
+  let young = 8 * MB;
+  const trim = new IdleTrim({
+    idleMs: 5000,
+    growthBytes: 4 * MB,
+    heapBytes: () => heap + young,
+    fileBytes: () => 50 * MB,
+    release: () => calls.push('release'),
+    collect: () => {
+      calls.push('collect');
+      heap = 25 * MB; // the young generation stays grown (V8 saw a high allocation rate)
+    },
+    youngGrown: () => young > 2 * MB,
+    reopen: async () => void calls.push('reopen'),
+    now: () => now,
+  });
+  now += 6000;
+  t.true(await trim.check());
+  t.deepEqual(calls, ['release', 'collect', 'reopen']); // retries pending: the young generation is grown
+  // a burst of requests (a policy pass, then a TV) before the next quiet look
+  trim.touch();
+  heap += 15 * MB;
+  now += 6000;
+  t.true(await trim.check());
+  t.deepEqual(calls, ['release', 'collect', 'reopen', 'release', 'collect', 'reopen'], 'the caches the burst filled emptied, the catalog reopened');
+  young = 1 * MB;
+});
+
 test('reopens the catalog when requests mapped its tables; never while a scan runs', async (t) => {
   const { trim, state } = fake();
   state.now += 6000;

@@ -153,16 +153,6 @@ export class IdleTrim {
   async check(): Promise<boolean> {
     if (this.running || this.opts.busy?.()) return false;
     if (this.now() - this.lastRequest < this.opts.idleMs) return this.checkMapped();
-    if (this.youngRetries > 0) {
-      this.youngRetries--;
-      if (this.opts.youngGrown?.()) {
-        this.opts.collect();
-        this.counts.collections++;
-        this.heapBase = this.opts.heapBytes();
-        return true;
-      }
-      this.youngRetries = 0;
-    }
     const heap = this.opts.heapBytes();
     const file = this.opts.fileBytes();
     // what shrank by itself (V8's memory reducer, a reopen after a pass) is the new base
@@ -173,7 +163,8 @@ export class IdleTrim {
     // pages dropped under load were mapped all the same: the quiet trim still reopens (LevelDB's
     // table handles, block cache and memtable leave with it)
     const fileGrew = this.droppedSinceTrim || (file !== undefined && this.fileBase !== undefined && file - this.fileBase > fileLimit);
-    if (!heapGrew && !fileGrew) return false;
+    // grown since (requests between a trim and its retries): a whole trim, the retries start over
+    if (!heapGrew && !fileGrew) return this.retryYoung();
     this.running = (async () => {
       this.opts.release?.();
       if (heapGrew) {
@@ -193,6 +184,20 @@ export class IdleTrim {
     this.running = undefined;
     this.heapBase = this.opts.heapBytes();
     this.fileBase = this.opts.fileBytes();
+    return true;
+  }
+
+  /** A quiet look after a trim while V8's young generation stays grown: one more collection. */
+  private retryYoung(): boolean {
+    if (this.youngRetries <= 0) return false;
+    this.youngRetries--;
+    if (!this.opts.youngGrown?.()) {
+      this.youngRetries = 0;
+      return false;
+    }
+    this.opts.collect();
+    this.counts.collections++;
+    this.heapBase = this.opts.heapBytes();
     return true;
   }
 
