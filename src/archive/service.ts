@@ -543,19 +543,50 @@ export class ArchiveService extends EventEmitter {
     return loadedLabels(this.library);
   }
 
+  /**
+   * Labels of the cartridges outside the library, from the changer's inventory: what a policy
+   * plan needs, without the pass over the catalog that tapeStatus makes for its item counts.
+   */
+  async offlineCartridges(): Promise<string[]> {
+    return [...new Set((await this.library.changer.inventory()).offline ?? [])].sort();
+  }
+
+  /** The last cartridgeUsage() read and the catalog generation it was read at. */
+  private usageRead?: { gen: number; usage: Promise<Map<string, { items: number; bytes: number }>> };
+
+  /**
+   * Items and bytes per cartridge: one pass over the catalog's items as they are read (never all
+   * of them in memory: at 100,000 items an array of them took ~110 MB of the server's heap, on
+   * every status page refresh and every policy plan), made again only once the catalog changed.
+   */
+  private cartridgeUsage(): Promise<Map<string, { items: number; bytes: number }>> {
+    const gen = this.catalog.generation;
+    if (this.usageRead?.gen === gen) return this.usageRead.usage;
+    const usage = (async () => {
+      const out = new Map<string, { items: number; bytes: number }>();
+      for await (const item of this.catalog.eachItem()) {
+        const t = item.location?.tape;
+        if (!t) continue;
+        const u = out.get(t.label) ?? { items: 0, bytes: 0 };
+        u.items++;
+        u.bytes += t.size;
+        out.set(t.label, u);
+      }
+      return out;
+    })();
+    this.usageRead = { gen, usage };
+    // a failed read is not kept; one made while the catalog changed is kept under the old generation
+    usage.catch(() => {
+      if (this.usageRead?.usage === usage) this.usageRead = undefined;
+    });
+    return usage;
+  }
+
   async tapeStatus(): Promise<TapeStatus> {
     const inv = await this.library.changer.inventory();
     const recs = new Map((await this.pool.list()).map((r) => [r.label, r]));
     const driveStatus = await Promise.all(this.library.drives.map((d) => d.status()));
-    const usage = new Map<string, { items: number; bytes: number }>();
-    for (const item of await this.catalog.items()) {
-      const t = item.location?.tape;
-      if (!t) continue;
-      const u = usage.get(t.label) ?? { items: 0, bytes: 0 };
-      u.items++;
-      u.bytes += t.size;
-      usage.set(t.label, u);
-    }
+    const usage = await this.cartridgeUsage();
     const offline = new Set(inv.offline ?? []);
     await this.neededWrites;
     for await (const k of this.catalog.store.keys(prefixRange(NEEDED))) this.needed.add(k.slice(NEEDED.length));

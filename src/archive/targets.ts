@@ -61,7 +61,7 @@ async function byPath(catalog: Catalog, raw: string, out: Set<string>): Promise<
     }
   }
   // Items without a scanner entry (imported from tape).
-  for (const item of await catalog.items()) {
+  for await (const item of catalog.eachItem()) {
     if (item.origPath && !item.playlist && (item.origPath === path || item.origPath.startsWith(dir))) {
       out.add(item.id);
       found = true;

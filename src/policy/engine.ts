@@ -153,7 +153,7 @@ export class PolicyEngine {
   async plan(only?: PlanScope): Promise<PolicyPlan> {
     const { catalog, config, readAccess, fsProbe, mediaDirs } = this.opts;
     const archive = this.opts.archive;
-    const offline = archive ? async () => (await archive.tapeStatus()).offline : undefined;
+    const offline = archive ? async () => archive.offlineCartridges() : undefined;
     // the drives' contents, from the changer inventory the pass's loadedOnly recall job checks too
     const loaded = archive ? async () => archive.loadedCartridges() : undefined;
     // the unfinished jobs' items before and after the catalog is read: an item a job commits while
