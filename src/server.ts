@@ -266,8 +266,9 @@ export class TapedeckServer {
     this.checkStopped();
     if (this.tier) await policy.start();
     this.checkStopped();
-    // memory back once a burst of requests is over (a full collection; the catalog reopened when
-    // requests mapped its tables), and under load past catalog_mapped: src/util/idle-trim.ts
+    // memory back once a burst of requests is over (caches emptied, a full collection, the catalog
+    // reopened); where LevelDB maps its tables, also their pages under load: src/util/idle-trim.ts
+    const mapped = this.catalog.store.mapsTables === true;
     this.idleTrim = new IdleTrim({
       idleMs: IDLE_TRIM_MS,
       growthBytes: IDLE_TRIM_GROWTH,
@@ -277,8 +278,9 @@ export class TapedeckServer {
       release: () => this.releaseCaches?.(),
       // 1 MiB semi-spaces are V8's minimum: more committed after a collection is the load's growth
       youngGrown: () => (getHeapSpaceStatistics().find((x) => x.space_name === 'new_space')?.space_size ?? 0) > 2 * 1024 ** 2,
-      mappedBudget: this.catalog.store.reopen ? cfg.catalogMapped : 0,
-      dropMapped: this.catalog.store.dropMapped ? () => this.catalog.store.dropMapped!() : undefined,
+      mappedBudget: mapped && this.catalog.store.reopen ? cfg.catalogMapped : 0,
+      // no table is mapped where LevelDB reads them with pread: no look every 250 ms under load
+      dropMapped: mapped && this.catalog.store.dropMapped ? () => this.catalog.store.dropMapped!() : undefined,
       dropBudget: MAPPED_DROP_GROWTH,
       reopen: (why) => this.reopenCatalog(why, 2000),
       busy: () => this.status.scanning || this.makingFrames,

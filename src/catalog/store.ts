@@ -46,6 +46,8 @@ export interface KVStore {
    * (closed, reopening) or here (no madvise).
    */
   dropMapped?(): boolean;
+  /** LevelDB only: whether it maps its table files into the process (table-mmap.ts: not where it reads them with pread). */
+  readonly mapsTables?: boolean;
   get(key: string): Promise<string | undefined>;
   getMany(keys: string[]): Promise<(string | undefined)[]>;
   /** Applies every op or none. */
@@ -203,6 +205,7 @@ export function liveTables(sstables: string): Set<string> {
 
 export class LevelStore implements KVStore {
   readonly kind = 'level';
+  readonly mapsTables: boolean;
   private db: Level<string, string>;
   /** Reads and writes in flight, open iterators included (reopen waits for none). */
   private busy = 0;
@@ -215,7 +218,7 @@ export class LevelStore implements KVStore {
     readonly location: string,
     opts: { cacheBytes?: number } = {},
   ) {
-    readTablesWithoutMmap(); // before LevelDB's Env exists: see table-mmap.ts
+    this.mapsTables = !readTablesWithoutMmap(); // before LevelDB's Env exists: see table-mmap.ts
     this.db = new Level<string, string>(location, { keyEncoding: 'utf8', valueEncoding: 'utf8', ...(opts.cacheBytes !== undefined ? { cacheSize: opts.cacheBytes } : {}) });
   }
   async open(): Promise<void> {
