@@ -304,6 +304,8 @@ export function planPass(state: PolicyState, rules: PolicyRules, only?: PlanScop
   const stubHere = (i: PolicyItem) => high?.kind !== 'percent' || state.stubFs === undefined || state.stubFs === i.fs;
   const weight = (i: PolicyItem) => (i.tier === 'tape' && !stubHere(i) ? 0 : i.diskBytes);
   const kept = (i: PolicyItem) => (stubHere(i) ? i.stubBytes : 0);
+  /** Disk bytes a stub cut of `i` would free (none when its stub would weigh as much). */
+  const freed = (i: PolicyItem) => (weight(i) > kept(i) ? weight(i) - kept(i) : 0);
   // items an unfinished job recalls (or archives) weigh on their scope as they will once it ends:
   // two containers promoted one after the other never together push usage over the high mark
   const recalling = new Set(state.recalling ?? []);
@@ -532,15 +534,14 @@ export function planPass(state: PolicyState, rules: PolicyRules, only?: PlanScop
     for (const s of sc.values()) {
       const band = s.high - s.low;
       if (band <= 0) continue;
-      const free = (i: PolicyItem) => (weight(i) > kept(i) ? weight(i) - kept(i) : 0);
       let releasable = 0;
-      for (const i of coldFirst) if (i.tier === 'both' && !chosen.has(i.id) && scopeOf(i) === s) releasable += free(i);
+      for (const i of coldFirst) if (i.tier === 'both' && !chosen.has(i.id) && scopeOf(i) === s) releasable += freed(i);
       if (releasable >= band) continue;
       for (const i of coldFirst) {
         if (releasable >= 2 * band) break;
-        if (i.tier !== 'disk' || chosen.has(i.id) || scopeOf(i) !== s || free(i) <= 0) continue;
+        if (i.tier !== 'disk' || chosen.has(i.id) || scopeOf(i) !== s || freed(i) <= 0) continue;
         act(i, 'archive', 'premigrate', `coldest disk-only item (last ${heat(i) > coldness(i) ? 'played in its container' : i.lastPlayed !== undefined ? 'played' : 'added'} ${new Date(heat(i)).toISOString().slice(0, 10)}) copied to tape, its disk copy kept, while the bytes a stub cut could free without a mount are under the watermark band (${s.mark === 'percent' ? `${report(s, band)}%` : `${Math.round(band)} bytes`})`);
-        releasable += free(i);
+        releasable += freed(i);
       }
     }
   }
